@@ -1,0 +1,3 @@
+"""smartcity: privacy-first video analytics server for cities."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,268 @@
+"""Configuration: one YAML file plus `SMARTCITY_*` environment overrides.
+
+Every section is a pydantic model that forbids unknown keys; every field has a
+description and bounds. `load_settings` returns valid settings or raises ConfigError
+listing every problem as `path: message` (for example `cameras[2].url: ...`).
+Validators never do I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from smartcity.core.errors import ConfigError
+
+ENV_PREFIX = "SMARTCITY_"
+DEMO_URL = "demo://vtest"
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Section):
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.", min_length=1)
+    port: int = Field(8000, description="TCP port of the HTTP server.", ge=0, le=65535)
+    introspection: bool = Field(True, description="Allow GraphQL introspection (turn off in production).")
+    shutdown_timeout_s: float = Field(8.0, description="Seconds allowed for a clean stop.", gt=0, le=60)
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+
+
+class DatabaseConfig(Section):
+    url: str = Field(
+        "sqlite+aiosqlite:///data/smartcity.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db.",
+    )
+    pool_size: int = Field(5, description="Connection pool size (PostgreSQL).", ge=1, le=100)
+    echo: bool = Field(False, description="Log every SQL statement.")
+    migrate_on_start: bool = Field(
+        True, description="Apply pending migrations at start (else refuse to start when behind)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, v: str) -> str:
+        scheme = v.split("://", 1)[0]
+        if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+            raise ValueError(
+                f"unsupported database driver {scheme!r}; use sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return v
+
+
+class RayConfig(Section):
+    address: str | None = Field(
+        None, description="Ray cluster address (ray://host:10001 or auto); empty starts a local Ray."
+    )
+    namespace: str = Field("smartcity", description="Ray namespace of the actors.", pattern=_ID)
+    num_cpus: int = Field(2, description="CPUs a local Ray may use.", ge=1, le=1024)
+    num_gpus: int = Field(0, description="GPUs a local Ray may use.", ge=0, le=64)
+    object_store_mb: int = Field(256, description="Object store size of a local Ray, MiB.", ge=78, le=1_000_000)
+    actor_cpus: float = Field(0.25, description="CPUs reserved per camera-group actor.", ge=0, le=64)
+
+
+class ActorsConfig(Section):
+    health_interval_s: float = Field(
+        5.0, description="Seconds between camera health events.", ge=0.05, le=3600
+    )
+    pull_interval_s: float = Field(0.2, description="Seconds between event pulls from actors.", ge=0.01, le=10)
+    pull_batch: int = Field(2000, description="Maximum events taken per pull.", ge=1, le=100_000)
+    reconcile_interval_s: float = Field(
+        1.0, description="Seconds between reconciliations of desired and running actors.", ge=0.05, le=600
+    )
+    spool_max_events: int = Field(
+        1_000_000, description="Events an actor keeps on disk while the server does not take them.", ge=100
+    )
+
+
+class StorageConfig(Section):
+    data_dir: Path = Field(Path("data"), description="Directory for the database, spools and evidence.")
+    retention_days: int = Field(30, description="Days events and evidence are kept.", ge=1, le=3650)
+    writer_batch: int = Field(5000, description="Maximum events per write transaction.", ge=1, le=100_000)
+    writer_max_wait_ms: float = Field(
+        20.0, description="How long the writer waits to fill a batch, ms.", ge=0, le=10_000
+    )
+
+
+class CameraGroupConfig(Section):
+    name: str = Field(description="Group name (a Ray actor owns each group).", pattern=_ID)
+    description: str = Field("", description="Free text.", max_length=500)
+
+
+class CameraConfig(Section):
+    id: str = Field(description="Stable camera id.", pattern=_ID)
+    name: str = Field("", description="Human name shown to operators.", max_length=200)
+    url: str = Field(description="rtsp://, rtsps://, http(s)://, file:// or demo:// source.", min_length=1)
+    group: str = Field("default", description="Camera group that owns this camera.", pattern=_ID)
+    enabled: bool = Field(True, description="Whether the camera is analysed.")
+    analysis_fps: float = Field(5.0, description="Frames analysed per second.", gt=0, le=60)
+    site: str = Field("", description="Site name used to correlate cameras.", max_length=200)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        p = urlparse(v)
+        if p.scheme not in ("rtsp", "rtsps", "http", "https", "file", "demo"):
+            raise ValueError(f"unsupported scheme {p.scheme or '(none)'!r}: use rtsp, http(s), file or demo")
+        if p.scheme in ("rtsp", "rtsps", "http", "https") and not p.hostname:
+            raise ValueError("missing host")
+        if p.scheme == "file" and not p.path:
+            raise ValueError("missing file path")
+        return v
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Environment variables override the YAML file:
+    `SMARTCITY_DATABASE__URL=...`, `SMARTCITY_RAY__ADDRESS=...`."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__", frozen=True
+    )
+
+    server: ServerConfig = Field(default_factory=ServerConfig, description="HTTP server.")
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="Database.")
+    ray: RayConfig = Field(default_factory=RayConfig, description="Ray runtime.")
+    actors: ActorsConfig = Field(default_factory=ActorsConfig, description="Camera actors.")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage.")
+    camera_groups: list[CameraGroupConfig] = Field(
+        default_factory=list, description="Camera groups.", max_length=10_000
+    )
+    cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras.", max_length=100_000)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment beats the file (init kwargs carry the YAML content)
+        return (env_settings, init_settings)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(root)"
+
+
+def format_validation_error(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif err["type"] == "missing":
+            msg = "field required"
+        lines.append(f"{_path(tuple(err['loc']))}: {msg}")
+    return lines
+
+
+def semantic_errors(s: Settings) -> list[str]:
+    """Cross-field checks that a single field validator cannot see."""
+    errors: list[str] = []
+    seen_groups: set[str] = set()
+    for i, g in enumerate(s.camera_groups):
+        if g.name in seen_groups:
+            errors.append(f"camera_groups[{i}].name: duplicate group {g.name!r}")
+        seen_groups.add(g.name)
+    seen: set[str] = set()
+    for i, c in enumerate(s.cameras):
+        if c.id in seen:
+            errors.append(f"cameras[{i}].id: duplicate camera id {c.id!r}")
+        seen.add(c.id)
+        if s.camera_groups and c.group not in seen_groups:
+            errors.append(f"cameras[{i}].group: unknown group {c.group!r} (not in camera_groups)")
+    return errors
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError([f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"(root): expected a mapping of sections, got {type(data).__name__}"])
+    return data
+
+
+def load_settings(
+    path: Path | str | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read the YAML file (optional), apply env and `overrides`, validate everything at once."""
+    data: dict[str, Any] = read_yaml(Path(path)) if path is not None else {}
+    if overrides:
+        data = _deep_merge(data, dict(overrides))
+    saved = None
+    if environ is not None:
+        saved = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+        for k in saved:
+            del os.environ[k]
+        os.environ.update({k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)})
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    finally:
+        if saved is not None:
+            for k in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
+                del os.environ[k]
+            os.environ.update(saved)
+    errors = semantic_errors(settings)
+    if errors:
+        raise ConfigError(errors)
+    return settings
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def demo_settings(base: Settings | None = None) -> Settings:
+    """The embedded defaults plus the bundled demo camera (used by `smartcity demo`)."""
+    s = base or load_settings()
+    cameras = list(s.cameras)
+    if not any(c.url.startswith("demo://") for c in cameras):
+        cameras.append(CameraConfig(id="demo", name="Demo camera", url=DEMO_URL, group="default"))
+    groups = list(s.camera_groups)
+    if groups and not any(g.name == "default" for g in groups):
+        groups.append(CameraGroupConfig(name="default"))
+    return s.model_copy(update={"cameras": cameras, "camera_groups": groups})
+
+
+def redact_url(url: str) -> str:
+    """Hide a password in a URL before it is logged or shown."""
+    return re.sub(r"(://[^:/@]+:)[^@/]+@", r"\1***@", url)

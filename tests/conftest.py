@@ -1,0 +1,135 @@
+"""Shared fixtures: a fresh PostgreSQL database per run, and leak checks after every test.
+
+A test that leaves an asyncio task, a thread, a child process or a Ray actor running fails.
+PostgreSQL tests skip on a laptop without PostgreSQL but fail when CI=true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import psutil
+import pytest
+
+PG_ADMIN_DSN = os.environ.get("SMARTCITY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Threads that libraries start once per process and keep (not owned by a test).
+_PERSISTENT_THREAD_PREFIXES = ("ray_", "ThreadPoolExecutor", "asyncio_", "pymp", "grpc", "Thread-")
+
+
+def _thread_names() -> set[str]:
+    return {
+        f"{t.name}#{t.ident}"
+        for t in threading.enumerate()
+        if t.is_alive() and t is not threading.main_thread()
+    }
+
+
+def _is_library_thread(name: str) -> bool:
+    return name.startswith(_PERSISTENT_THREAD_PREFIXES) or "ray" in name.lower()
+
+
+def _children() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=False) if p.status() != psutil.STATUS_ZOMBIE}
+
+
+def _ray_actors() -> set[str]:
+    try:
+        import ray
+    except ImportError:
+        return set()
+    if not ray.is_initialized():
+        return set()
+    return {f"{a['namespace']}/{a['name']}" for a in ray.util.list_named_actors(all_namespaces=True)}
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test if it leaves threads, child processes or Ray actors behind."""
+    threads_before = _thread_names()
+    children_before = _children()
+    actors_before = _ray_actors()
+    yield
+    deadline = time.monotonic() + 5.0
+    while True:
+        new_threads = {t for t in _thread_names() - threads_before if not _is_library_thread(t)}
+        new_children = _children() - children_before
+        # Ray's own daemons started by a session fixture are not the test's.
+        if "ray_session" in request.fixturenames:
+            new_children = set()
+        new_actors = _ray_actors() - actors_before
+        if not (new_threads or new_children or new_actors) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    problems = []
+    if new_threads:
+        problems.append(f"threads left running: {sorted(new_threads)}")
+    if new_children:
+        procs = []
+        for pid in new_children:
+            try:
+                procs.append(f"{pid}:{psutil.Process(pid).name()}")
+            except psutil.NoSuchProcess:
+                continue
+        if procs:
+            problems.append(f"child processes left running: {procs}")
+    if new_actors:
+        problems.append(f"Ray actors left running: {sorted(new_actors)}")
+    if problems:
+        pytest.fail("; ".join(problems))
+
+
+@pytest.fixture(autouse=True)
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail an async test that leaves asyncio tasks pending on its loop."""
+    yield
+    current = asyncio.current_task()
+    for _ in range(20):
+        pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+        if not pending:
+            return
+        await asyncio.sleep(0.05)
+    names = sorted(t.get_name() for t in pending)
+    for t in pending:
+        t.cancel()
+    pytest.fail(f"asyncio tasks left running: {names}")
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    name = f"smartcity_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required when CI=true but unavailable at {PG_ADMIN_DSN}: {exc}")
+        pytest.skip(f"PostgreSQL unavailable at {PG_ADMIN_DSN}: {exc}")
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> str:
+    """Run a storage test on both SQLite (file in tmp) and PostgreSQL (fresh database)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/test.db"
+    url: str = request.getfixturevalue("pg_url")
+    return url

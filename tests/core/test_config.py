@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smartcity.core.config import load_settings
+from smartcity.core.errors import ConfigError
+
+
+def test_defaults_are_embedded() -> None:
+    s = load_settings(environ={})
+    assert s.database.url.startswith("sqlite+aiosqlite:///")
+    assert s.ray.address is None
+    assert s.server.host == "127.0.0.1"
+
+
+def test_every_error_listed_with_its_path(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text(
+        "server: {port: 99999, colour: blue}\n"
+        "cameras:\n"
+        "  - {id: a, url: 'rtsp://cam/1'}\n"
+        "  - {id: b, url: 'rtsp:///nohost'}\n"
+        "  - {id: c, url: 'ftp://x', analysis_fps: 0}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(f, environ={})
+    errs = info.value.errors
+    assert "server.port: Input should be less than or equal to 65535" in errs
+    assert "server.colour: unknown field" in errs
+    assert any(e.startswith("cameras[1].url:") and "missing host" in e for e in errs)
+    assert any(e.startswith("cameras[2].url:") and "ftp" in e for e in errs)
+    assert any(e.startswith("cameras[2].analysis_fps:") for e in errs)
+    assert len(errs) == 5
+
+
+def test_cross_field_errors(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(
+        "camera_groups: [{name: police}]\n"
+        "cameras:\n"
+        "  - {id: a, url: 'rtsp://cam/1', group: police}\n"
+        "  - {id: a, url: 'rtsp://cam/2', group: nope}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(f, environ={})
+    assert info.value.errors == [
+        "cameras[1].id: duplicate camera id 'a'",
+        "cameras[1].group: unknown group 'nope' (not in camera_groups)",
+    ]
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    f = tmp_path / "ok.yaml"
+    f.write_text("server: {port: 8100}\ndatabase: {url: 'sqlite+aiosqlite:///x.db'}\n")
+    s = load_settings(f, environ={"SMARTCITY_SERVER__PORT": "8200"})
+    assert s.server.port == 8200
+    assert s.database.url == "sqlite+aiosqlite:///x.db"
+
+
+def test_invalid_yaml_names_line(tmp_path: Path) -> None:
+    f = tmp_path / "y.yaml"
+    f.write_text("server:\n  port: [1,\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(f, environ={})
+    assert "not valid YAML" in info.value.errors[0]
+    assert "line" in info.value.errors[0]
