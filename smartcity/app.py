@@ -1,0 +1,256 @@
+"""Composition root: the only module that wires config, storage, bus, Ray and the API.
+
+`create_app(settings)` returns a Starlette ASGI app whose lifespan starts, in order:
+database (migrations), bus + writer, status board, Ray + reconciler; and stops them in
+reverse order, draining actor outboxes into the database before Ray goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from smartcity.actors.camera_group import CameraSpec
+from smartcity.actors.runtime import GroupSpec, Reconciler, start_ray, stop_ray
+from smartcity.core.bus import EventBus, Overflow
+from smartcity.core.config import Settings
+from smartcity.core.events import CameraHealth, CountBucket, DetectionSummary, Event, Incident, RuleEvent
+from smartcity.core.status import StatusBoard
+from smartcity.core.supervisor import TaskSupervisor
+from smartcity.graphql.context import ApiServices
+from smartcity.graphql.schema import make_schema
+from smartcity.storage.db import Database, check_migrations, current_revision, migrate
+from smartcity.storage.repo import CameraRepo, EventRepo
+from smartcity.storage.writer import EventWriter
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).parent / "web"
+PERSISTED = (CameraHealth, DetectionSummary, RuleEvent, CountBucket, Incident)
+
+
+class WriterSink:
+    """Publishes a batch on the bus and returns once the writer has committed all of it."""
+
+    def __init__(self, bus: EventBus, writer: EventWriter) -> None:
+        self.bus = bus
+        self.writer = writer
+
+    async def deliver(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        committed = self.writer.expect(e.event_id for e in events)
+        await self.bus.publish_many(events)
+        await committed
+
+
+@dataclass
+class Server:
+    """Everything the running server owns; built by the lifespan, torn down in reverse."""
+
+    settings: Settings
+    start_ray: bool = True
+    bus: EventBus = field(default_factory=EventBus)
+    supervisor: TaskSupervisor = field(default_factory=TaskSupervisor)
+    status: StatusBoard = field(default_factory=StatusBoard)
+    db: Database | None = None
+    writer: EventWriter | None = None
+    reconciler: Reconciler | None = None
+    ray_address: str | None = None
+    started_at: float = field(default_factory=time.time)
+    _writer_sub: Any = None
+
+    async def start(self) -> None:
+        s = self.settings
+        s.storage.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(s.database.url, echo=s.database.echo, pool_size=s.database.pool_size)
+        if s.database.migrate_on_start:
+            await migrate(s.database.url)
+        await check_migrations(self.db)
+        cams = CameraRepo(self.db)
+        await cams.sync_from_config(s.camera_groups, s.cameras)
+
+        self.writer = EventWriter(self.db, batch_size=s.storage.writer_batch, max_wait_ms=s.storage.writer_max_wait_ms)
+        self._writer_sub = self.bus.subscribe("writer", PERSISTED, maxsize=50_000, overflow=Overflow.BLOCK)
+        writer, sub = self.writer, self._writer_sub
+        self.supervisor.start("writer", lambda: writer.run(sub))
+
+        async def on_status(h: CameraHealth) -> None:
+            self.status.update(h)
+
+        self.bus.listen(
+            "status-board", [CameraHealth], on_status, start=self.supervisor.start, overflow=Overflow.DROP_OLDEST
+        )
+
+        if self.start_ray:
+            info = start_ray(s.ray)
+            self.ray_address = info["address"]
+            self.reconciler = Reconciler(
+                self.desired_groups,
+                WriterSink(self.bus, self.writer),
+                actors=s.actors,
+                ray_cfg=s.ray,
+                spool_dir=s.storage.data_dir / "spool",
+            )
+            self.supervisor.start("reconciler", self.reconciler.run)
+
+    async def desired_groups(self) -> list[GroupSpec]:
+        assert self.db is not None
+        rows = await CameraRepo(self.db).list_cameras()
+        groups: dict[str, list[CameraSpec]] = {}
+        for r in rows:
+            groups.setdefault(r.group, []).append(
+                CameraSpec(id=r.id, url=r.url, analysis_fps=r.analysis_fps, enabled=r.enabled, name=r.name, site=r.site)
+            )
+        return [GroupSpec(name, tuple(cams)) for name, cams in sorted(groups.items())]
+
+    async def stop(self) -> None:
+        timeout = self.settings.server.shutdown_timeout_s
+        # 1. actors first: the reconciler drains their outboxes into the writer
+        # 2. the writer finishes its queue; 3. everything else; 4. Ray; 5. database
+        await self.supervisor.stop(timeout_s=timeout)
+        if self._writer_sub is not None and self.writer is not None:
+            self._writer_sub.close("server stopping")
+            rest = self._writer_sub.get_nowait_batch(1_000_000)
+            if rest:
+                await self.writer.write(rest)
+        self.bus.close_all("server stopping")
+        if self.start_ray:
+            await asyncio.to_thread(stop_ray)
+        if self.db is not None:
+            await self.db.dispose()
+
+    async def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"uptime_s": round(time.time() - self.started_at, 1)}
+        ok = True
+        try:
+            assert self.db is not None
+            rev = await asyncio.wait_for(current_revision(self.db), 3)
+            out["database"] = {"ok": True, "revision": rev, "dialect": self.db.dialect}
+        except Exception as exc:
+            ok = False
+            out["database"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        if self.start_ray:
+            import ray
+
+            ray_ok = ray.is_initialized()
+            out["ray"] = {"ok": ray_ok, "address": self.ray_address}
+            actors = self.reconciler.status() if self.reconciler else {}
+            out["actors"] = actors
+            ok = ok and ray_ok and all(a["alive"] for a in actors.values())
+        failed = self.supervisor.failures()
+        if failed:
+            out["task_failures"] = failed
+        w = self.writer
+        if w is not None:
+            out["writer"] = {"committed": w.committed, "duplicates": w.duplicates, "failures": w.failures}
+        out["cameras"] = {cid: h.state.value for cid, h in sorted(self.status.all().items())}
+        out["status"] = "healthy" if ok else "unhealthy"
+        return out
+
+
+class _ServerCollector(Collector):
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def collect(self) -> Any:
+        s = self.server
+        yield CounterMetricFamily("smartcity_bus_published", "Events published on the bus", value=s.bus.published_total)
+        yield CounterMetricFamily("smartcity_bus_dropped", "Events dropped by lossy subscribers", value=s.bus.dropped_total)
+        yield CounterMetricFamily(
+            "smartcity_bus_subscribers_closed_slow", "Subscribers closed for being too slow", value=s.bus.closed_by_overflow
+        )
+        yield GaugeMetricFamily("smartcity_bus_subscribers", "Live bus subscriptions", value=len(s.bus.subscriptions))
+        if s.writer is not None:
+            yield CounterMetricFamily("smartcity_writer_committed", "Events committed", value=s.writer.committed)
+            yield CounterMetricFamily("smartcity_writer_duplicates", "Duplicate events ignored", value=s.writer.duplicates)
+            yield CounterMetricFamily("smartcity_writer_failures", "Failed write attempts", value=s.writer.failures)
+        if s.reconciler is not None:
+            yield CounterMetricFamily("smartcity_actor_restarts", "Camera group actors restarted", value=s.reconciler.restarts)
+            alive = GaugeMetricFamily("smartcity_actor_alive", "Camera group actor alive", labels=["group"])
+            for name, st in s.reconciler.status().items():
+                alive.add_metric([name], 1.0 if st["alive"] else 0.0)
+            yield alive
+        states = GaugeMetricFamily("smartcity_camera_online", "Camera online (1) or not (0)", labels=["camera"])
+        fps = GaugeMetricFamily("smartcity_camera_analysed_fps", "Analysed frames per second", labels=["camera"])
+        for cid, h in s.status.all().items():
+            states.add_metric([cid], 1.0 if h.state.value == "online" else 0.0)
+            fps.add_metric([cid], h.analysed_fps)
+        yield states
+        yield fps
+
+
+class _GraphQLApp(GraphQL[dict[str, Any], None]):
+    def __init__(self, server: Server, **kw: Any) -> None:
+        super().__init__(make_schema(introspection=server.settings.server.introspection), **kw)
+        self.server = server
+
+    async def get_context(self, request: Any, response: Any = None) -> dict[str, Any]:
+        s = self.server
+        assert s.db is not None
+        services = ApiServices(
+            bus=s.bus,
+            cameras=CameraRepo(s.db),
+            events=EventRepo(s.db),
+            status=s.status,
+            reconcile_now=(s.reconciler.poke if s.reconciler else (lambda: None)),
+            health=s.health,
+        )
+        return {"services": services, "request": request, "response": response}
+
+
+def create_app(settings: Settings, *, with_ray: bool = True) -> Starlette:
+    server = Server(settings, start_ray=with_ray)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await server.start()
+        log.info("smartcity ready on http://%s:%d", settings.server.host, settings.server.port)
+        try:
+            yield
+        finally:
+            await server.stop()
+            log.info("smartcity stopped")
+
+    async def healthz(request: Request) -> Response:
+        body = await server.health()
+        return JSONResponse(body, status_code=200 if body["status"] == "healthy" else 503)
+
+    registry = CollectorRegistry()
+    registry.register(_ServerCollector(server))
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+
+    graphql_app = _GraphQLApp(
+        server,
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL],
+        graphql_ide="graphiql" if settings.server.introspection else None,
+    )
+    routes = [
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_app),
+        Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.server = server
+    return app

@@ -1,0 +1,163 @@
+"""The `smartcity` command: serve | demo | migrate | check-config | users | models | replay."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from smartcity.core.config import Settings, demo_settings, load_settings
+from smartcity.core.errors import ConfigError
+
+log = logging.getLogger("smartcity")
+
+
+def _settings(path: str | None) -> Settings:
+    p = path or os.environ.get("SMARTCITY_CONFIG")
+    return load_settings(Path(p) if p else None)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from smartcity.app import create_app
+
+    _setup_logging(settings.server.log_level)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.server.log_level,
+        timeout_graceful_shutdown=int(settings.server.shutdown_timeout_s),
+        lifespan="on",
+        ws="websockets-sansio",
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    settings = _with_server_overrides(settings, args)
+    return _serve(settings)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = demo_settings(_settings(args.config))
+    settings = _with_server_overrides(settings, args)
+    return _serve(settings)
+
+
+def _with_server_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
+    upd = {}
+    if args.host:
+        upd["host"] = args.host
+    if args.port is not None:
+        upd["port"] = args.port
+    if not upd:
+        return settings
+    return settings.model_copy(update={"server": settings.server.model_copy(update=upd)})
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        s = load_settings(Path(args.file))
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        print(f"{args.file}: {len(exc.errors)} error(s)", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK ({len(s.cameras)} cameras, {len(s.camera_groups)} groups, database {s.database.url.split(':')[0]})")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from smartcity.storage.db import migrate
+
+    settings = _settings(args.config)
+    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
+    rev = asyncio.run(migrate(settings.database.url))
+    print(f"database at revision {rev}")
+    return 0
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    from smartcity.storage.users import create_user_cli
+
+    settings = _settings(args.config)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ")
+        if password != getpass.getpass("again: "):
+            print("passwords differ", file=sys.stderr)
+            return 1
+    return asyncio.run(create_user_cli(settings, args.username, password, args.role, args.group or []))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="smartcity", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", "-c", help="YAML configuration file (or $SMARTCITY_CONFIG)")
+
+    for name, fn, help_ in (
+        ("serve", cmd_serve, "run the server"),
+        ("demo", cmd_demo, "run the server with the bundled demo camera"),
+    ):
+        sp = sub.add_parser(name, help=help_)
+        with_config(sp)
+        sp.add_argument("--host", help="bind address (default from config: 127.0.0.1)")
+        sp.add_argument("--port", type=int, help="port (default from config: 8000)")
+        sp.set_defaults(fn=fn)
+
+    sp = sub.add_parser("check-config", help="validate a configuration file and list every error")
+    sp.add_argument("file")
+    sp.set_defaults(fn=cmd_check_config)
+
+    sp = sub.add_parser("migrate", help="apply database migrations")
+    with_config(sp)
+    sp.set_defaults(fn=cmd_migrate)
+
+    users = sub.add_parser("users", help="manage users").add_subparsers(dest="users_cmd", required=True)
+    sp = users.add_parser("create", help="create a user (the first admin, typically)")
+    with_config(sp)
+    sp.add_argument("username")
+    sp.add_argument("--role", choices=["viewer", "operator", "admin"], default="admin")
+    sp.add_argument("--group", action="append", help="camera group the user may see (repeatable; none = all)")
+    sp.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    sp.set_defaults(fn=cmd_users_create)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        rc: int = args.fn(args)
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(line, file=sys.stderr)
+        print("refusing to start: invalid configuration", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,1 +1,0 @@
-"""smartcity.web."""
