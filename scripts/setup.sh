@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything smartcity needs on Debian/Ubuntu, idempotently:
+# system packages, a virtual environment in .venv, the project, the default detector
+# weights and the demo clip.  `scripts/setup.sh --test` also installs test dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WITH_TEST=0
+[ "${1:-}" = "--test" ] && WITH_TEST=1
+
+# ffmpeg: RTSP test server and tools; opencv-doc is only downloaded (for vtest.avi), not installed.
+APT_PKGS=(ffmpeg)
+missing=()
+for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 required"'
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# CPU build of torch first (a plain `torch` requirement would pull CUDA wheels).
+.venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
+  || .venv/bin/pip install -q torch==2.13.0
+if [ $WITH_TEST -eq 1 ]; then
+  .venv/bin/pip install -q -e ".[test,onnx]"
+else
+  .venv/bin/pip install -q -e ".[onnx]"
+fi
+.venv/bin/smartcity models install
+bash scripts/fetch_demo_video.sh || echo "demo clip unavailable: the demo camera will use a generated video"
