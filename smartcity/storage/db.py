@@ -1,0 +1,190 @@
+"""Database connection (async engine, sessions) and schema migrations (Alembic, packaged inside smartcity).
+
+`Database` wraps one SQLAlchemy AsyncEngine for either SQLite (aiosqlite: embedded default) or
+PostgreSQL (asyncpg: production). The Alembic configuration is built in code from the packaged
+`migrations/` directory, so no alembic.ini is needed at run time; migrations run on a connection
+of the caller's event loop through `AsyncConnection.run_sync` (never a nested `asyncio.run`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from smartcity.core.errors import SmartcityError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Serialises concurrent `migrate()` calls of several server processes on one PostgreSQL database.
+_PG_MIGRATION_LOCK = 0x5C17_0001
+
+Dialect = Literal["sqlite", "postgresql"]
+
+
+class SchemaError(SmartcityError):
+    """The database schema does not match what this version of smartcity expects."""
+
+
+class MigrationsPending(SchemaError):
+    """The database is behind the code's head revision; run `smartcity migrate`."""
+
+    def __init__(self, current: str | None, head: str) -> None:
+        where = current if current is not None else "none (empty database)"
+        super().__init__(
+            f"database schema is at revision {where} but this version needs {head}: "
+            "run `smartcity migrate` (or set database.migrate_on_start)"
+        )
+        self.current = current
+        self.head = head
+
+
+class Database:
+    """One async engine and its session factory.
+
+    `session` is an `async_sessionmaker`: `async with db.session() as s: ...`.
+    On SQLite each new connection gets WAL journaling, synchronous=NORMAL, enforced foreign
+    keys and a busy timeout, and transactions are begun explicitly (so DDL is transactional).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 5,
+        sqlite_busy_timeout_ms: int = 5000,
+    ) -> None:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise SchemaError(f"unsupported database {backend!r}: use sqlite+aiosqlite or postgresql+asyncpg")
+        self.url = url
+        self.dialect: Dialect = "sqlite" if backend == "sqlite" else "postgresql"
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                kwargs.update(pool_size=pool_size, max_overflow=pool_size)
+            else:
+                # An in-memory database lives in one connection: share it.
+                kwargs.update(poolclass=StaticPool)
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        if self.dialect == "sqlite":
+            _configure_sqlite(self.engine, sqlite_busy_timeout_ms)
+        self.session: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            self.engine, expire_on_commit=False
+        )
+
+    def __repr__(self) -> str:
+        return f"<Database {self.engine.url!r}>"
+
+    async def dispose(self) -> None:
+        """Close every pooled connection (the engine stays usable and reconnects on demand)."""
+        await self.engine.dispose()
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take over transaction control from the sqlite3 module (which would not begin a
+        # transaction before DDL), and emit BEGIN ourselves in the "begin" hook below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """The Alembic configuration of the packaged migrations, built without an ini file."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    if url is not None:
+        # ConfigParser interpolation: a literal % in a password must be doubled.
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration revision shipped with this version."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise SchemaError(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+async def migrate(url: str) -> str:
+    """Upgrade the database at `url` to the head revision; returns that revision."""
+    db = Database(url)
+    try:
+        async with db.engine.begin() as conn:
+            if db.dialect == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            await conn.run_sync(_upgrade_to_head, url)
+    finally:
+        await db.dispose()
+    head = head_revision()
+    log.info("database migrated to revision %s", head)
+    return head
+
+
+def _upgrade_to_head(connection: Connection, url: str) -> None:
+    cfg = alembic_config(url)
+    # env.py runs the migrations on this connection, inside the caller's transaction.
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current_revision(db: Database) -> str | None:
+    """The revision the database is at, or None for a database never migrated."""
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(_current)
+
+
+async def check_migrations(db: Database) -> None:
+    """Raise MigrationsPending when the database is behind the code (SchemaError when ahead/unknown)."""
+    current = await current_revision(db)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise MigrationsPending(None, head)
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        known = script.get_revision(current) is not None
+    except CommandError:
+        known = False
+    if not known:
+        raise SchemaError(
+            f"database schema is at revision {current}, unknown to this version (head {head}): "
+            "was it migrated by a newer smartcity?"
+        )
+    raise MigrationsPending(current, head)

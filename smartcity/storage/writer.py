@@ -1,0 +1,463 @@
+"""The batched, idempotent event writer: bus subscription -> one transaction per batch -> waiters.
+
+Events are de-duplicated by `event_id` (INSERT .. ON CONFLICT DO NOTHING), so a redelivery
+after an actor restart or a bridge retry is harmless. A batch that fails is retried with
+backoff until it commits: nothing is dropped, and while the writer retries the bus blocks the
+producers (its subscription uses the BLOCK overflow policy). Callers that must know an event
+is durable (the Ray bridge acknowledges actors only then) register `expect(ids)` first.
+
+Where each event goes:
+- CameraHealth, DetectionSummary, RuleEvent (and any other Event) -> `events`
+- CountBucket -> `counts` upsert: `n` is the bucket's running total, replaced by newer buckets
+- Incident -> `incidents` upsert by incident_id (an incident's state never moves backwards)
+
+On PostgreSQL rows go through asyncpg as column arrays (`INSERT .. SELECT FROM unnest(...)`):
+one statement, one round trip per table and batch. On SQLite, executemany.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from smartcity.core.bus import Subscription
+from smartcity.core.errors import SubscriptionClosed
+from smartcity.core.events import CameraHealth, CountBucket, Event, Incident, RuleEvent
+from smartcity.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = (
+    "event_id",
+    "type",
+    "camera_id",
+    "t",
+    "rule_id",
+    "rule_type",
+    "kind",
+    "object_class",
+    "track_id",
+    "severity",
+    "payload",
+    "evidence_path",
+)  # + created_at, the same for the whole batch
+_EVENT_PG_TYPES = ("text", "text", "text", "float8", "text", "text", "text", "text", "int8", "text", "jsonb", "text")
+
+COUNT_KEY = ("camera_id", "rule_id", "object_class", "direction", "bucket_start", "bucket_s")
+COUNT_COLUMNS = (*COUNT_KEY, "n", "updated_t")
+_COUNT_PG_TYPES = ("text", "text", "text", "text", "float8", "int4", "int8", "float8")
+
+INCIDENT_COLUMNS = (
+    "incident_id",
+    "rule_id",
+    "kind",
+    "severity",
+    "state",
+    "camera_ids",
+    "first_seen",
+    "last_seen",
+    "count",
+    "event_ids",
+    "updated_t",
+    "created_at",
+    "updated_at",
+)
+_INCIDENT_PG_CASTS = ("", "", "", "", "", "::jsonb", "", "", "", "::jsonb", "", "", "")
+_STATE_RANK = "CASE {} WHEN 'open' THEN 0 WHEN 'acknowledged' THEN 1 ELSE 2 END"
+
+EventRow = tuple[Any, ...]
+_EMPTY_JSON = "{}"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def event_row(ev: Event) -> EventRow:
+    """The `events` row of one event, in EVENT_COLUMNS order (payload as JSON text)."""
+    if isinstance(ev, RuleEvent):
+        return (
+            ev.event_id,
+            ev.type,
+            ev.camera_id,
+            ev.t,
+            ev.rule_id,
+            ev.rule_type,
+            ev.kind,
+            ev.object_class,
+            ev.track_id,
+            ev.severity.value,
+            _dumps(ev.payload) if ev.payload else _EMPTY_JSON,
+            ev.evidence_path,
+        )
+    kind = ev.state.value if isinstance(ev, CameraHealth) else None
+    payload = _dumps(ev.to_dict())
+    return (ev.event_id, ev.type, ev.camera_id, ev.t, None, None, kind, None, None, None, payload, None)
+
+
+def count_row(ev: CountBucket) -> EventRow:
+    return (ev.camera_id, ev.rule_id, ev.object_class, ev.direction, ev.bucket_start, ev.bucket_s, ev.n, ev.t)
+
+
+def incident_row(ev: Incident, now: float) -> EventRow:
+    return (
+        ev.incident_id,
+        ev.rule_id,
+        ev.kind,
+        ev.severity.value,
+        ev.state.value,
+        _dumps(list(ev.camera_ids)),
+        ev.first_seen,
+        ev.last_seen,
+        ev.count,
+        _dumps(list(ev.event_ids)),
+        ev.t,
+        now,
+        now,
+    )
+
+
+@dataclass(slots=True)
+class SortedBatch:
+    """One batch split by destination table, duplicates removed (pure: no I/O)."""
+
+    ids: list[str] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    counts: dict[tuple[Any, ...], CountBucket] = field(default_factory=dict)
+    incidents: dict[str, Incident] = field(default_factory=dict)
+    repeated: int = 0
+
+    @classmethod
+    def of(cls, batch: Iterable[Event]) -> SortedBatch:
+        out = cls()
+        seen: set[str] = set()
+        for ev in batch:
+            eid = ev.event_id
+            if eid in seen:
+                out.repeated += 1
+                continue
+            seen.add(eid)
+            out.ids.append(eid)
+            if isinstance(ev, CountBucket):
+                key = (ev.camera_id, ev.rule_id, ev.object_class, ev.direction, ev.bucket_start, ev.bucket_s)
+                prev = out.counts.get(key)
+                if prev is None or prev.t <= ev.t:
+                    out.counts[key] = ev
+            elif isinstance(ev, Incident):
+                prev_i = out.incidents.get(ev.incident_id)
+                if prev_i is None or prev_i.t <= ev.t:
+                    out.incidents[ev.incident_id] = ev
+            else:
+                out.events.append(event_row(ev))
+        return out
+
+
+def _events_insert(source: str) -> str:
+    return (
+        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}, created_at) {source} "
+        "ON CONFLICT (event_id) DO NOTHING"
+    )
+
+
+def _pg_unnest(types: Sequence[str]) -> str:
+    """`unnest($1::text[], $2::float8[], ...)`: one array parameter per column."""
+    return "unnest(" + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types)) + ")"
+
+
+def _qmarks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _upsert_counts_tail() -> str:
+    return (
+        f" ON CONFLICT ({', '.join(COUNT_KEY)}) DO UPDATE SET n = excluded.n, updated_t = excluded.updated_t"
+        " WHERE counts.updated_t <= excluded.updated_t"
+    )
+
+
+def _upsert_incidents_tail() -> str:
+    updated = [c for c in INCIDENT_COLUMNS if c not in ("incident_id", "created_at", "state")]
+    sets = ", ".join(f"{c} = excluded.{c}" for c in updated)
+    state = (
+        f"state = CASE WHEN {_STATE_RANK.format('excluded.state')} >= {_STATE_RANK.format('incidents.state')}"
+        " THEN excluded.state ELSE incidents.state END"
+    )
+    return (
+        f" ON CONFLICT (incident_id) DO UPDATE SET {sets}, {state}"
+        " WHERE incidents.updated_t <= excluded.updated_t"
+    )
+
+
+class _SqliteBackend:
+    events_sql = _events_insert(f"VALUES ({_qmarks(len(EVENT_COLUMNS) + 1)})")
+    counts_sql = (
+        f"INSERT INTO counts ({', '.join(COUNT_COLUMNS)}) VALUES ({_qmarks(len(COUNT_COLUMNS))})"
+        + _upsert_counts_tail()
+    )
+    incidents_sql = (
+        f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) VALUES ({_qmarks(len(INCIDENT_COLUMNS))})"
+        + _upsert_incidents_tail()
+    )
+
+    def __init__(self, writer: EventWriter) -> None:
+        self.db = writer.db
+
+    async def write(self, batch: SortedBatch, now: float) -> int:
+        inserted = 0
+        async with self.db.engine.begin() as conn:
+            if batch.events:
+                rows = [(*r, now) for r in batch.events]
+                result = await conn.exec_driver_sql(self.events_sql, rows)
+                inserted += max(result.rowcount, 0)
+            if batch.counts:
+                await conn.exec_driver_sql(self.counts_sql, [count_row(c) for c in batch.counts.values()])
+            if batch.incidents:
+                await conn.exec_driver_sql(
+                    self.incidents_sql, [incident_row(i, now) for i in batch.incidents.values()]
+                )
+        return inserted
+
+
+class _PostgresBackend:
+    # created_at is one scalar parameter after the column arrays.
+    events_sql = _events_insert(
+        f"SELECT *, ${len(_EVENT_PG_TYPES) + 1}::float8 FROM {_pg_unnest(_EVENT_PG_TYPES)}"
+    )
+    counts_sql = (
+        f"INSERT INTO counts ({', '.join(COUNT_COLUMNS)}) SELECT * FROM {_pg_unnest(_COUNT_PG_TYPES)}"
+        + _upsert_counts_tail()
+    )
+    incidents_sql = (
+        f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) VALUES ("
+        + ", ".join(f"${i + 1}{cast}" for i, cast in enumerate(_INCIDENT_PG_CASTS))
+        + ")"
+        + _upsert_incidents_tail()
+    )
+
+    def __init__(self, writer: EventWriter) -> None:
+        self.db = writer.db
+
+    async def write(self, batch: SortedBatch, now: float) -> int:
+        import asyncpg  # type: ignore[import-untyped]  # no stubs; pyproject lists no override
+
+        inserted = 0
+        async with self.db.engine.connect() as conn:
+            raw = await _asyncpg_connection(conn)
+            try:
+                async with raw.transaction():
+                    if batch.events:
+                        status = await raw.execute(self.events_sql, *zip(*batch.events), now)
+                        inserted += int(status.rsplit(" ", 1)[1])
+                    if batch.counts:
+                        rows = [count_row(c) for c in batch.counts.values()]
+                        await raw.execute(self.counts_sql, *zip(*rows))
+                    if batch.incidents:
+                        await raw.executemany(
+                            self.incidents_sql, [incident_row(i, now) for i in batch.incidents.values()]
+                        )
+            except BaseException as exc:
+                # A server-side error leaves a healthy connection (its transaction rolled back);
+                # anything else (lost connection, cancellation mid-statement) must not be reused.
+                if not isinstance(exc, asyncpg.PostgresError):
+                    await conn.invalidate()
+                raise
+        return inserted
+
+
+async def _asyncpg_connection(conn: AsyncConnection) -> Any:
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+class _Waiter:
+    __slots__ = ("future", "pending")
+
+    def __init__(self, future: asyncio.Future[None], pending: set[str]) -> None:
+        self.future = future
+        self.pending = pending
+
+
+class EventWriter:
+    """Writes events in batches, one transaction each; idempotent by event id.
+
+    Stats: `committed` (rows newly inserted into `events` plus count and incident upserts),
+    `duplicates` (events already stored, or repeated within a batch), `batches` (committed
+    transactions), `failures` (failed attempts), `last_error` (text of the latest failure).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        batch_size: int = 5000,
+        max_wait_ms: float = 20.0,
+        remember_ids: int = 100_000,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if max_wait_ms < 0:
+            raise ValueError("max_wait_ms must be >= 0")
+        self.db = db
+        self.batch_size = batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.max_backoff_s = max_backoff_s
+        self.committed = 0
+        self.duplicates = 0
+        self.batches = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self.failing = False
+        self._backend = _PostgresBackend(self) if db.dialect == "postgresql" else _SqliteBackend(self)
+        self._waiters: dict[str, list[_Waiter]] = {}
+        # Ids committed lately, so that an `expect()` that comes just after the commit resolves.
+        self._remember = remember_ids
+        self._recent: set[str] = set()
+        self._recent_order: deque[str] = deque()
+
+    def __repr__(self) -> str:
+        return (
+            f"<EventWriter committed={self.committed} duplicates={self.duplicates} "
+            f"batches={self.batches} failures={self.failures}>"
+        )
+
+    # ---------------------------------------------------------------- waiting for durability
+
+    def expect(self, event_ids: Iterable[str]) -> asyncio.Future[None]:
+        """A future resolved once every id is committed (or known as a duplicate) by this writer.
+
+        Register before publishing. Ids committed before the call count only while they are
+        among the last `remember_ids` committed. Cancelling the future drops the registration.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending = {eid for eid in event_ids if eid not in self._recent}
+        if not pending:
+            future.set_result(None)
+            return future
+        waiter = _Waiter(future, pending)
+        for eid in pending:
+            self._waiters.setdefault(eid, []).append(waiter)
+        future.add_done_callback(lambda _f: self._forget(waiter))
+        return future
+
+    def _forget(self, waiter: _Waiter) -> None:
+        for eid in waiter.pending:
+            waiters = self._waiters.get(eid)
+            if waiters is not None:
+                try:
+                    waiters.remove(waiter)
+                except ValueError:
+                    pass
+                if not waiters:
+                    del self._waiters[eid]
+        waiter.pending = set()
+
+    def _committed_ids(self, ids: list[str]) -> None:
+        if self._remember:
+            self._recent.update(ids)
+            self._recent_order.extend(ids)
+            overflow = len(self._recent_order) - self._remember
+            if overflow > 0:
+                popleft, discard = self._recent_order.popleft, self._recent.discard
+                for _ in range(overflow):
+                    discard(popleft())
+        if not self._waiters:
+            return
+        for eid in ids:
+            waiters = self._waiters.pop(eid, None)
+            if waiters is None:
+                continue
+            for waiter in waiters:
+                waiter.pending.discard(eid)
+                if not waiter.pending and not waiter.future.done():
+                    waiter.future.set_result(None)
+
+    # ---------------------------------------------------------------- writing
+
+    async def write(self, events: Sequence[Event]) -> int:
+        """Write `events` in one transaction; returns how many `events` rows were new.
+
+        Raises the database error (no retry here); resolves `expect()` waiters on success.
+        """
+        batch = SortedBatch.of(events)
+        try:
+            inserted = await self._backend.write(batch, time.time())
+        except Exception as exc:
+            self.failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
+        self._account(batch, inserted)
+        return inserted
+
+    def _account(self, batch: SortedBatch, inserted: int) -> None:
+        self.batches += 1
+        self.committed += inserted + len(batch.counts) + len(batch.incidents)
+        self.duplicates += batch.repeated + (len(batch.events) - inserted)
+        self._committed_ids(batch.ids)
+
+    async def _write_until_committed(self, events: list[Event]) -> None:
+        batch = SortedBatch.of(events)
+        delay = 0.05
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                inserted = await self._backend.write(batch, time.time())
+            except Exception as exc:
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if not self.failing:
+                    self.failing = True
+                    log.error(
+                        "event writer: database write failed, retrying with backoff "
+                        "(%d events held, producers blocked): %s",
+                        len(events),
+                        self.last_error,
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_s)
+                continue
+            if self.failing:
+                self.failing = False
+                log.warning(
+                    "event writer: database writes recovered after %d failed attempt(s)", attempts - 1
+                )
+            self._account(batch, inserted)
+            return
+
+    async def _next_batch(self, sub: Subscription[Event]) -> list[Event]:
+        """At least one event, then whatever arrives within max_wait, up to batch_size."""
+        batch = await sub.get_batch(self.batch_size)
+        if len(batch) >= self.batch_size or self.max_wait_s <= 0:
+            return batch
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait_s
+        while len(batch) < self.batch_size:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                async with asyncio.timeout(remaining):
+                    first = await sub.get()
+            except (TimeoutError, SubscriptionClosed):
+                break
+            batch.append(first)
+            batch.extend(sub.get_nowait_batch(self.batch_size - len(batch)))
+        return batch
+
+    async def run(self, sub: Subscription[Any]) -> None:
+        """Write everything `sub` delivers; returns once it is closed and drained."""
+        while True:
+            try:
+                batch = await self._next_batch(sub)
+            except SubscriptionClosed:
+                return
+            await self._write_until_committed(batch)
