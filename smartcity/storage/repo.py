@@ -74,7 +74,9 @@ class CameraRepo:
                 described,
             )
         if bare:
-            await conn.execute(self._insert(camera_groups).on_conflict_do_nothing(index_elements=["name"]), bare)
+            await conn.execute(
+                self._insert(camera_groups).on_conflict_do_nothing(index_elements=["name"]), bare
+            )
 
     async def _upsert_cameras(self, conn: AsyncConnection, configs: Sequence[CameraConfig]) -> None:
         now = time.time()
@@ -204,8 +206,10 @@ class EventRepo:
         until: float | None = None,
     ) -> int:
         """How many events match every given filter (same filters as list_events)."""
-        stmt = select(func.count()).select_from(events).where(
-            *self._filters(camera_id, type, rule_id, since, until)
+        stmt = (
+            select(func.count())
+            .select_from(events)
+            .where(*self._filters(camera_id, type, rule_id, since, until))
         )
         async with self.db.engine.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())

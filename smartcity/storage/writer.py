@@ -35,21 +35,24 @@ from smartcity.storage.db import Database
 
 log = logging.getLogger(__name__)
 
-EVENT_COLUMNS = (
-    "event_id",
-    "type",
-    "camera_id",
-    "t",
-    "rule_id",
-    "rule_type",
-    "kind",
-    "object_class",
-    "track_id",
-    "severity",
-    "payload",
-    "evidence_path",
-)  # + created_at, the same for the whole batch
-_EVENT_PG_TYPES = ("text", "text", "text", "float8", "text", "text", "text", "text", "int8", "text", "jsonb", "text")
+# (column, PostgreSQL array element type) of the `events` rows the writer builds;
+# created_at is added per batch.
+_EVENT_COLUMN_TYPES = (
+    ("event_id", "text"),
+    ("type", "text"),
+    ("camera_id", "text"),
+    ("t", "float8"),
+    ("rule_id", "text"),
+    ("rule_type", "text"),
+    ("kind", "text"),
+    ("object_class", "text"),
+    ("track_id", "int8"),
+    ("severity", "text"),
+    ("payload", "jsonb"),
+    ("evidence_path", "text"),
+)
+EVENT_COLUMNS = tuple(c for c, _ in _EVENT_COLUMN_TYPES)
+_EVENT_PG_TYPES = tuple(t for _, t in _EVENT_COLUMN_TYPES)
 
 COUNT_KEY = ("camera_id", "rule_id", "object_class", "direction", "bucket_start", "bucket_s")
 COUNT_COLUMNS = (*COUNT_KEY, "n", "updated_t")

@@ -108,11 +108,15 @@ async def test_sqlite_connection_settings_and_parent_directory(tmp_path: Path) -
 async def test_sqlite_ddl_is_transactional(tmp_path: Path) -> None:
     """A failed transaction rolls back its DDL too (a failed migration leaves no half schema)."""
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db")
+
+    async def failing_migration() -> None:
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql("CREATE TABLE half (x INTEGER)")
+            raise RuntimeError("migration step failed")
+
     try:
         with pytest.raises(RuntimeError):
-            async with db.engine.begin() as conn:
-                await conn.exec_driver_sql("CREATE TABLE half (x INTEGER)")
-                raise RuntimeError("migration step failed")
+            await failing_migration()
         async with db.engine.connect() as conn:
             names = await conn.run_sync(lambda c: inspect(c).get_table_names())
         assert names == []
