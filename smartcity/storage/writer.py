@@ -332,6 +332,11 @@ class EventWriter:
             f"batches={self.batches} failures={self.failures}>"
         )
 
+    @property
+    def waiting(self) -> int:
+        """How many event ids some `expect()` future is still waiting for."""
+        return len(self._waiters)
+
     # ---------------------------------------------------------------- waiting for durability
 
     def expect(self, event_ids: Iterable[str]) -> asyncio.Future[None]:
