@@ -78,8 +78,8 @@ EventRow = tuple[Any, ...]
 _EMPTY_JSON = "{}"
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+# One encoder for every call: json.dumps() with any option builds a new encoder each time.
+_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def event_row(ev: Event) -> EventRow:

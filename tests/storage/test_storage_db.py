@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, func, inspect, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from smartcity.storage.db import (
     Database,
@@ -18,7 +19,7 @@ from smartcity.storage.db import (
     head_revision,
     migrate,
 )
-from smartcity.storage.tables import metadata
+from smartcity.storage.tables import cameras, metadata
 
 EXPECTED_TABLES = {
     "alembic_version",
@@ -141,3 +142,10 @@ def test_postgres_dialect_is_detected_without_connecting() -> None:
     assert db.dialect == "postgresql"
     with pytest.raises(SchemaError, match="unsupported database"):
         Database("mysql+aiomysql://x@localhost/db")
+
+
+async def test_session_factory_gives_async_sessions(db: Database) -> None:
+    async with db.session() as session:
+        assert isinstance(session, AsyncSession)
+        got = (await session.execute(select(func.count()).select_from(cameras))).scalar_one()
+    assert got == 0
