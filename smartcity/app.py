@@ -125,7 +125,9 @@ class Server:
         timeout = self.settings.server.shutdown_timeout_s
         # 1. actors first: the reconciler drains their outboxes into the writer
         # 2. the writer finishes its queue; 3. everything else; 4. Ray; 5. database
+        t0 = time.monotonic()
         await self.supervisor.stop(timeout_s=timeout)
+        log.info("tasks and actors stopped in %.1fs", time.monotonic() - t0)
         if self._writer_sub is not None and self.writer is not None:
             self._writer_sub.close("server stopping")
             rest = self._writer_sub.get_nowait_batch(1_000_000)
@@ -133,7 +135,9 @@ class Server:
                 await self.writer.write(rest)
         self.bus.close_all("server stopping")
         if self.start_ray:
+            t0 = time.monotonic()
             await asyncio.to_thread(stop_ray)
+            log.info("ray stopped in %.1fs", time.monotonic() - t0)
         if self.db is not None:
             await self.db.dispose()
 

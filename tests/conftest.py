@@ -133,3 +133,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> str:
         return f"sqlite+aiosqlite:///{tmp_path}/test.db"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One local Ray for the whole run (starting Ray costs seconds); shut down at the end."""
+    import ray
+
+    from smartcity.actors.runtime import start_ray, stop_ray
+    from smartcity.core.config import RayConfig
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    started = not ray.is_initialized()
+    start_ray(RayConfig(num_cpus=2, object_store_mb=128, namespace="smartcity-test"))
+    yield
+    if started:
+        stop_ray()

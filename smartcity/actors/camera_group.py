@@ -73,7 +73,7 @@ class GroupOptions:
 
 class Source(Protocol):
     def start(self) -> None: ...
-    def stop(self, timeout: float = ...) -> None: ...
+    def stop(self, timeout: float | None = ...) -> object: ...
     def health(self) -> Any: ...
 
 
@@ -117,9 +117,9 @@ class CameraGroup:
             self._loop_task = None
         for cam_id in list(self.sources):
             self._close(cam_id)
-        # last word: every camera of a stopped group is offline
-        self._record([self._health_event(cid, None) for cid in self.specs])
-        self.spool.close()
+        # last word: every camera of a stopped group is offline. The spool stays open so
+        # that the server can drain it; the process ends with the actor.
+        self._record([self._health_event(cid, None, message="camera group stopped") for cid in self.specs])
 
     async def ping(self) -> dict[str, Any]:
         return {

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +35,30 @@ def start_ray(cfg: RayConfig) -> dict[str, Any]:
 
     if ray.is_initialized():
         return {"address": ray.get_runtime_context().gcs_address, "started": False}
+    # Ray installs abseil's failure handler on SIGTERM, which aborts the process 3 s later
+    # instead of letting the server shut down gracefully: keep the handlers we had.
+    saved = _signal_handlers()
+    try:
+        return _init_ray(cfg)
+    finally:
+        _restore_signal_handlers(saved)
+
+
+def _signal_handlers() -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_signal_handlers(saved: dict[int, Any]) -> None:
+    for sig, handler in saved.items():
+        if handler is not None:
+            signal.signal(sig, handler)
+
+
+def _init_ray(cfg: RayConfig) -> dict[str, Any]:
+    import ray
+
     if cfg.address:
         ctx = ray.init(address=cfg.address, namespace=cfg.namespace, log_to_driver=False)
     else:

@@ -1,0 +1,84 @@
+"""User accounts: creation with a hashed password, roles and camera-group scopes, audited."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from smartcity.core.config import Settings
+from smartcity.core.errors import ValidationFailed
+from smartcity.core.passwords import WeakPassword, check_strength, hash_password
+from smartcity.storage.db import Database, check_migrations
+from smartcity.storage.tables import audit_log, camera_groups, user_groups, users
+
+ROLES = ("viewer", "operator", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    username: str
+    role: str
+    groups: tuple[str, ...]
+    disabled: bool
+
+
+async def create_user(
+    db: Database, username: str, password: str, role: str, groups: Sequence[str] = (), *, actor: str
+) -> UserRow:
+    """Create a user; raises ValidationFailed naming the field on bad input."""
+    if role not in ROLES:
+        raise ValidationFailed(f"role: must be one of {', '.join(ROLES)}")
+    if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ValidationFailed("username: 1-64 letters, digits, '.', '-' or '_'")
+    try:
+        check_strength(password)
+    except WeakPassword as exc:
+        raise ValidationFailed(str(exc)) from None
+    now = time.time()
+    async with db.engine.begin() as conn:
+        if await conn.scalar(sa.select(users.c.id).where(users.c.username == username)) is not None:
+            raise ValidationFailed(f"username: {username!r} already exists")
+        known = set((await conn.execute(sa.select(camera_groups.c.name))).scalars())
+        unknown = [g for g in groups if g not in known]
+        if unknown:
+            raise ValidationFailed(f"groups: unknown camera group(s) {unknown}")
+        uid = (
+            await conn.execute(
+                sa.insert(users)
+                .values(username=username, password_hash=hash_password(password), role=role, created_at=now)
+                .returning(users.c.id)
+            )
+        ).scalar_one()
+        if groups:
+            await conn.execute(sa.insert(user_groups), [{"user_id": uid, "group_name": g} for g in groups])
+        await conn.execute(
+            sa.insert(audit_log).values(
+                at=now,
+                actor=actor,
+                action="user.create",
+                target=f"user:{username}",
+                before=None,
+                after={"username": username, "role": role, "groups": list(groups)},
+            )
+        )
+    return UserRow(int(uid), username, role, tuple(groups), False)
+
+
+async def create_user_cli(settings: Settings, username: str, password: str, role: str, groups: Sequence[str]) -> int:
+    db = Database(settings.database.url)
+    try:
+        await check_migrations(db)
+        user = await create_user(db, username, password, role, groups, actor="cli")
+    except ValidationFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    finally:
+        await db.dispose()
+    scope = ", ".join(user.groups) if user.groups else "all camera groups"
+    print(f"created {user.role} {user.username!r} (id {user.id}) with access to {scope}")
+    return 0
