@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 import weakref
 from collections import deque
@@ -79,7 +80,25 @@ _EMPTY_JSON = "{}"
 
 
 # One encoder for every call: json.dumps() with any option builds a new encoder each time.
-_dumps = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_strict_dumps = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False).encode
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON; NaN and infinities (which PostgreSQL's jsonb rejects) become null."""
+    try:
+        return _strict_dumps(value)
+    except ValueError:
+        return _strict_dumps(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def event_row(ev: Event) -> EventRow:
@@ -388,8 +407,10 @@ class EventWriter:
 
     def _committed_ids(self, ids: list[str]) -> None:
         if self._remember:
-            self._recent.update(ids)
-            self._recent_order.extend(ids)
+            recent = self._recent
+            fresh = [eid for eid in ids if eid not in recent]  # a redelivered id is kept once
+            recent.update(fresh)
+            self._recent_order.extend(fresh)
             overflow = len(self._recent_order) - self._remember
             if overflow > 0:
                 popleft, discard = self._recent_order.popleft, self._recent.discard

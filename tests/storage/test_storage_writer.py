@@ -357,3 +357,32 @@ async def test_mixed_batch_resolves_waiters_of_every_kind(db: Database) -> None:
     await writer.write(batch)
     assert done.done()
     assert writer.committed == 2
+
+
+async def test_non_finite_numbers_in_payloads_are_stored_as_null(db: Database) -> None:
+    ev = RuleEvent(
+        event_id="nan",
+        camera_id="c1",
+        t=1.0,
+        rule_id="r",
+        rule_type="speed",
+        kind="x",
+        payload={"speed": float("nan"), "trail": [1.0, float("inf")], "ok": 2},
+    )
+    summary = DetectionSummary(event_id="s", camera_id="c1", t=2.0, frames=1, window_s=float("inf"))
+    assert await EventWriter(db).write([ev, summary]) == 2
+    rows = {r["event_id"]: r["payload"] for r in await EventRepo(db).list_events()}
+    assert rows["nan"] == {"speed": None, "trail": [1.0, None], "ok": 2}
+    assert rows["s"]["window_s"] is None
+
+
+async def test_recent_ids_are_bounded_and_redeliveries_do_not_evict_early(db: Database) -> None:
+    writer = EventWriter(db, remember_ids=5)
+    await writer.write([rule_event(i) for i in range(5)])
+    await writer.write([rule_event(0), rule_event(1)])  # redelivered: already remembered
+    await writer.write([rule_event(5)])  # evicts the oldest, ev-c1-0
+    assert writer.expect(["ev-c1-1", "ev-c1-5"]).done()
+    forgotten = writer.expect(["ev-c1-0"])
+    assert not forgotten.done()  # committed too long ago to be remembered: resolves on redelivery
+    await writer.write([rule_event(0)])
+    assert forgotten.done()
