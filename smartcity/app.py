@@ -24,8 +24,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from strawberry.asgi import GraphQL
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from smartcity.actors.camera_group import CameraSpec
 from smartcity.actors.runtime import GroupSpec, Reconciler, start_ray, stop_ray
@@ -34,8 +32,8 @@ from smartcity.core.config import Settings
 from smartcity.core.events import CameraHealth, CountBucket, DetectionSummary, Event, Incident, RuleEvent
 from smartcity.core.status import StatusBoard
 from smartcity.core.supervisor import TaskSupervisor
+from smartcity.graphql.app import GraphQLApp
 from smartcity.graphql.context import ApiServices
-from smartcity.graphql.schema import make_schema
 from smartcity.storage.db import Database, check_migrations, current_revision, migrate
 from smartcity.storage.repo import CameraRepo, EventRepo
 from smartcity.storage.writer import EventWriter
@@ -141,6 +139,18 @@ class Server:
         if self.db is not None:
             await self.db.dispose()
 
+    def api_services(self) -> ApiServices:
+        """What the GraphQL layer may use (built per request; cheap)."""
+        assert self.db is not None
+        return ApiServices(
+            bus=self.bus,
+            cameras=CameraRepo(self.db),
+            events=EventRepo(self.db),
+            status=self.status,
+            reconcile_now=(self.reconciler.poke if self.reconciler else (lambda: None)),
+            health=self.health,
+        )
+
     async def health(self) -> dict[str, Any]:
         out: dict[str, Any] = {"uptime_s": round(time.time() - self.started_at, 1)}
         ok = True
@@ -201,25 +211,6 @@ class _ServerCollector(Collector):
         yield fps
 
 
-class _GraphQLApp(GraphQL[dict[str, Any], None]):
-    def __init__(self, server: Server, **kw: Any) -> None:
-        super().__init__(make_schema(introspection=server.settings.server.introspection), **kw)
-        self.server = server
-
-    async def get_context(self, request: Any, response: Any = None) -> dict[str, Any]:
-        s = self.server
-        assert s.db is not None
-        services = ApiServices(
-            bus=s.bus,
-            cameras=CameraRepo(s.db),
-            events=EventRepo(s.db),
-            status=s.status,
-            reconcile_now=(s.reconciler.poke if s.reconciler else (lambda: None)),
-            health=s.health,
-        )
-        return {"services": services, "request": request, "response": response}
-
-
 def create_app(settings: Settings, *, with_ray: bool = True) -> Starlette:
     server = Server(settings, start_ray=with_ray)
 
@@ -243,11 +234,7 @@ def create_app(settings: Settings, *, with_ray: bool = True) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
-    graphql_app = _GraphQLApp(
-        server,
-        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL],
-        graphql_ide="graphiql" if settings.server.introspection else None,
-    )
+    graphql_app = GraphQLApp(server.api_services, introspection=settings.server.introspection)
     routes = [
         Route("/healthz", healthz),
         Route("/metrics", metrics),
