@@ -1,0 +1,215 @@
+"""The Detector protocol and the pipeline every tensor backend shares: letterbox, forward, decode, NMS.
+
+A backend subclasses `TensorDetector` and implements `forward` (a `[B, 3, H, W]` batch in
+[0, 1] to the model's raw output); the base class turns raw outputs of either layout into
+`Detection`s in the pixels of the frames it was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from smartcity.core.errors import SmartcityError
+from smartcity.core.vision import Detection
+from smartcity.models.config import DarknetDetectorConfig, OnnxDetectorConfig, TorchScriptDetectorConfig
+from smartcity.models.ops import letterbox, postprocess
+
+AnyDetectorConfig = DarknetDetectorConfig | OnnxDetectorConfig | TorchScriptDetectorConfig
+
+
+class DetectorError(SmartcityError):
+    """A detector that cannot be created (missing file, unknown class, device...) or run."""
+
+
+class MissingDependency(DetectorError, ImportError):
+    """An optional package that a detector type needs is not installed; `package` names it."""
+
+    def __init__(self, package: str, needed_by: str) -> None:
+        super().__init__(f"{needed_by} needs the Python package {package!r}: pip install {package}")
+        self.package = package
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds objects in RGB frames; boxes come back in each frame's own pixels."""
+
+    @property
+    def names(self) -> list[str]:
+        """Class names by class index."""
+        ...
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Network input (height, width)."""
+        ...
+
+    @property
+    def device(self) -> str:
+        """Where the network runs: `cpu`, `cuda`, `cuda:1`..."""
+        ...
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """One list of detections per HxWx3 uint8 RGB frame (frames may differ in size)."""
+        ...
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise DetectorError(f"device {spec!r} requested but CUDA is not available to torch {torch.__version__}")
+    return torch.device(spec)
+
+
+def read_names(path: Path) -> list[str]:
+    """One class name per line; blank lines and surrounding spaces ignored."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DetectorError(f"cannot read class names {path}: {exc}") from exc
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise DetectorError(f"class names file {path} is empty")
+    return names
+
+
+def config_names(config: AnyDetectorConfig, embedded: list[str] | None, model: object) -> list[str]:
+    """The class map: `names`, else `names_file`, else the names the model file carries."""
+    if config.names is not None:
+        return list(config.names)
+    if config.names_file is not None:
+        return read_names(config.names_file)
+    if embedded:
+        return embedded
+    raise DetectorError(f"{model}: no class names in the model file; give names or names_file")
+
+
+def split_raw(raw: torch.Tensor, layout: str, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw model output to `[B, N, 4]` cxcywh boxes and `[B, N, C]` class confidences."""
+    if layout == "darknet":
+        return raw[..., :4], raw[..., 4:5] * raw[..., 5:]
+    rows = raw.transpose(1, 2)
+    return rows[..., :4], rows[..., 4:]
+
+
+def detect_layout(shape: Sequence[int], num_classes: int, model: object) -> str:
+    if len(shape) == 3:
+        darknet = shape[2] == 5 + num_classes
+        yolov8 = shape[1] == 4 + num_classes
+        if darknet != yolov8:
+            return "darknet" if darknet else "yolov8"
+        if darknet:
+            raise DetectorError(f"{model}: output {list(shape)} fits both layouts; set layout")
+    raise DetectorError(
+        f"{model}: output shape {list(shape)} matches neither [B, N, 5 + {num_classes}] (darknet) nor "
+        f"[B, 4 + {num_classes}, N] (yolov8) for {num_classes} class names"
+    )
+
+
+class TensorDetector:
+    """Shared detect() pipeline; subclasses provide `forward` and call `_finish_init` last."""
+
+    def __init__(
+        self,
+        config: AnyDetectorConfig,
+        *,
+        names: list[str],
+        input_size: tuple[int, int],
+        device: torch.device,
+        input_dtype: torch.dtype,
+        layout: str,
+        source: object,
+    ) -> None:
+        self.config = config
+        self._names = [config.rename.get(n, n) for n in names]
+        self._input_size = input_size
+        self._device = device
+        self._input_dtype = input_dtype
+        self.layout = layout
+        self.source = source
+        self.class_ids = self._class_ids(config.classes)
+
+    @property
+    def names(self) -> list[str]:
+        return self._names
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self._input_size
+
+    @property
+    def device(self) -> str:
+        return str(self._device)
+
+    def _class_ids(self, classes: list[str] | None) -> torch.Tensor | None:
+        if classes is None:
+            return None
+        unknown = sorted(set(classes) - set(self._names))
+        if unknown:
+            raise DetectorError(
+                f"{self.source}: classes {unknown} are not in the model's class map "
+                f"({len(self._names)} names: {', '.join(self._names[:12])}{'...' if len(self._names) > 12 else ''})"
+            )
+        wanted = set(classes)
+        ids = [i for i, n in enumerate(self._names) if n in wanted]
+        return torch.tensor(ids, dtype=torch.long, device=self._device)
+
+    def _finish_init(self) -> None:
+        """Run one blank batch: checks the output shape, settles `layout` and warms the runtime up."""
+        blank = torch.zeros((1, 3, *self._input_size), dtype=self._input_dtype, device=self._device)
+        with torch.inference_mode():
+            raw = self.forward(blank)
+        if self.layout == "auto":
+            self.layout = detect_layout(tuple(raw.shape), len(self._names), self.source)
+        expected = 5 + len(self._names) if self.layout == "darknet" else 4 + len(self._names)
+        got = raw.shape[2] if self.layout == "darknet" else raw.shape[1]
+        if raw.ndim != 3 or got != expected:
+            raise DetectorError(
+                f"{self.source}: output shape {list(raw.shape)} does not fit layout {self.layout!r} "
+                f"with {len(self._names)} class names"
+            )
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """`[B, 3, H, W]` input in [0, 1] to the raw output of the model's layout."""
+        raise NotImplementedError
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
+        if len(frames) == 0:
+            return []
+        cfg = self.config
+        with torch.inference_mode():
+            batch, boxes = letterbox(
+                frames, self._input_size, device=self._device, dtype=self._input_dtype, fill=cfg.pad_value
+            )
+            raw = self.forward(batch)
+            xywh, scores = split_raw(raw, self.layout, len(self._names))
+            return postprocess(
+                xywh,
+                scores,
+                boxes,
+                self._names,
+                conf_threshold=cfg.conf_threshold,
+                nms_iou=cfg.nms_iou,
+                max_detections=cfg.max_detections,
+                class_ids=self.class_ids.to(xywh.device) if self.class_ids is not None else None,
+            )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.source}, device={self.device}, input={self._input_size})"
+
+
+def setup_threads(device: torch.device, num_threads: int) -> None:
+    """CPU inference uses the configured thread count (process-wide in torch)."""
+    if device.type == "cpu" and torch.get_num_threads() != num_threads:
+        torch.set_num_threads(num_threads)
+
+
+def half_precision(config: AnyDetectorConfig, device: torch.device) -> bool:
+    if config.fp16 and device.type != "cuda":
+        raise DetectorError(f"fp16 needs a CUDA device, the detector runs on {device}")
+    return config.fp16 if config.fp16 is not None else device.type == "cuda"

@@ -1,0 +1,185 @@
+"""Detector configuration: one pydantic model per detector `type`, joined in a discriminated union.
+
+Importing this module is cheap (no torch): the application's settings can embed a
+`DetectorConfig`. Validators check values only; files are opened when the detector is created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from smartcity.core.errors import ConfigError
+
+URBAN_CLASSES: tuple[str, ...] = (
+    "person",
+    "bicycle",
+    "car",
+    "motorcycle",
+    "bus",
+    "truck",
+    "backpack",
+    "handbag",
+    "suitcase",
+)
+"""COCO classes that matter in a street scene; the default `classes` filter."""
+
+COCO_ALIASES: dict[str, str] = {
+    "motorbike": "motorcycle",
+    "aeroplane": "airplane",
+    "sofa": "couch",
+    "pottedplant": "potted plant",
+    "diningtable": "dining table",
+    "tvmonitor": "tv",
+}
+"""Darknet's coco.names spells six classes the VOC way; detectors report the COCO spelling
+(as YOLOv8/YOLO11 exports do), so rules name a class the same whatever the model."""
+
+Layout = Literal["auto", "darknet", "yolov8"]
+"""Raw output layouts: `darknet` is `[B, N, 4 + 1 + C]` (objectness, then class probabilities),
+`yolov8` is `[B, 4 + C, N]` (YOLOv8/YOLO11 exports: class scores, no objectness). Boxes are
+centre x, centre y, width, height in input pixels. `auto` tells them apart by shape."""
+
+
+class _DetectorBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    names: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        None,
+        description="Class names by class index (the model's class map). Default: names_file, "
+        "else the names embedded in the model file.",
+        min_length=1,
+        max_length=10_000,
+    )
+    names_file: Path | None = Field(None, description="Text file with one class name per line.")
+    rename: dict[str, Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=lambda: dict(COCO_ALIASES),
+        description="Renames applied to the model's class names before `classes` is matched "
+        "(default: Darknet's VOC spellings to COCO ones, e.g. motorbike -> motorcycle).",
+        max_length=10_000,
+    )
+    classes: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        list(URBAN_CLASSES),
+        description="Only report these classes (names from the class map); null reports every class.",
+        min_length=1,
+        max_length=10_000,
+    )
+    conf_threshold: float = Field(0.25, description="Minimum class confidence kept.", gt=0, lt=1)
+    nms_iou: float = Field(0.45, description="IoU above which NMS drops the weaker box.", gt=0, le=1)
+    max_detections: int = Field(300, description="Most detections reported per frame.", ge=1, le=10_000)
+    input_size: int | None = Field(
+        None,
+        description="Square network input side in pixels (multiple of 32). Default: the model's own.",
+        ge=32,
+        le=4096,
+        multiple_of=32,
+    )
+    device: str = Field(
+        "auto",
+        description="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.",
+        pattern=r"^(auto|cpu|cuda(:[0-9]{1,2})?)$",
+    )
+    fp16: bool | None = Field(None, description="Half precision; default on for CUDA, off on CPU (CUDA only).")
+    num_threads: int = Field(1, description="CPU threads of the inference runtime.", ge=1, le=256)
+    pad_value: int = Field(114, description="Grey level of the letterbox borders.", ge=0, le=255)
+
+    @field_validator("classes")
+    @classmethod
+    def _unique_classes(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and len(set(v)) != len(v):
+            dup = sorted({c for c in v if v.count(c) > 1})
+            raise ValueError(f"duplicate classes {dup}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_class_map(self) -> _DetectorBase:
+        if self.names is not None and self.names_file is not None:
+            raise ValueError("give either names or names_file, not both")
+        if self.fp16 and self.device == "cpu":
+            raise ValueError("fp16 needs a CUDA device")
+        return self
+
+
+class DarknetDetectorConfig(_DetectorBase):
+    """A Darknet cfg + weights run by this project's torch code (default: YOLOv3-tiny, COCO)."""
+
+    type: Literal["darknet"] = Field("darknet", description="Detector type.")
+    cfg: Path | None = Field(None, description="Darknet .cfg file. Default: the installed YOLOv3-tiny.")
+    weights: Path | None = Field(None, description="Darknet .weights file. Default: the installed YOLOv3-tiny.")
+    runtime: Literal["auto", "torch", "onnxruntime"] = Field(
+        "auto",
+        description="Engine that runs the network: torch, or onnxruntime on an in-memory ONNX export. "
+        "auto picks the faster one measured by bench/infer.py (torch on CUDA).",
+    )
+    pad_value: int = Field(127, description="Grey level of the letterbox borders (Darknet uses 0.5).", ge=0, le=255)
+
+    @model_validator(mode="after")
+    def _both_files(self) -> DarknetDetectorConfig:
+        if (self.cfg is None) != (self.weights is None):
+            raise ValueError("give both cfg and weights, or neither for the default model")
+        return self
+
+
+class OnnxDetectorConfig(_DetectorBase):
+    """An ONNX detector run by onnxruntime: YOLOv8/YOLO11 exports or `smartcity models export`."""
+
+    type: Literal["onnx"] = Field("onnx", description="Detector type.")
+    model: Path = Field(description="The .onnx file.")
+    layout: Layout = Field("auto", description="Raw output layout (auto: from the output shape).")
+
+
+class TorchScriptDetectorConfig(_DetectorBase):
+    """A TorchScript detector (`torch.jit.save` / YOLOv8 `format=torchscript`)."""
+
+    type: Literal["torchscript"] = Field("torchscript", description="Detector type.")
+    model: Path = Field(description="The TorchScript file.")
+    layout: Layout = Field("auto", description="Raw output layout (auto: from the output shape).")
+
+
+DetectorConfig = Annotated[
+    DarknetDetectorConfig | OnnxDetectorConfig | TorchScriptDetectorConfig, Field(discriminator="type")
+]
+_ADAPTER: TypeAdapter[DetectorConfig] = TypeAdapter(DetectorConfig)
+
+
+def parse_detector_config(data: Mapping[str, Any], *, path: str = "detector") -> DetectorConfig:
+    """Validate a mapping (from YAML) into the config of its `type`; ConfigError lists `path.field: msg`."""
+    try:
+        return _ADAPTER.validate_python(dict(data))
+    except ValidationError as exc:
+        raise ConfigError([_error_line(path, err) for err in exc.errors()]) from None
+
+
+def _error_line(path: str, err: Any) -> str:
+    loc = list(err["loc"])
+    if loc and loc[0] in _TYPES:  # pydantic prefixes the tag of the union member
+        loc = loc[1:]
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc, msg = ["type"], f"expected one of {sorted(_TYPES)}, got {_tag(err)}"
+    elif err["type"] == "extra_forbidden":
+        msg = "unknown field"
+    elif err["type"] == "missing":
+        msg = "field required"
+    else:
+        msg = str(err["msg"]).removeprefix("Value error, ")
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    return f"{path}{where}: {msg}"
+
+
+def _tag(err: Any) -> str:
+    ctx = err.get("ctx") or {}
+    return repr(ctx["tag"]) if "tag" in ctx else "no type"
+
+
+_TYPES = ("darknet", "onnx", "torchscript")

@@ -1,0 +1,151 @@
+"""The `darknet` detector (default: the installed YOLOv3-tiny) and its ONNX / TorchScript exports.
+
+The network is this project's torch implementation of the Darknet cfg. On CPU it can run
+through onnxruntime on an ONNX export made in memory at start-up; `runtime: auto` takes the
+engine that bench/infer.py measured faster (`CPU_RUNTIME`), torch on CUDA.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from smartcity.models.base import (
+    DetectorError,
+    TensorDetector,
+    half_precision,
+    read_names,
+    resolve_device,
+    setup_threads,
+)
+from smartcity.models.config import DarknetDetectorConfig
+from smartcity.models.darknet import DarknetModel, build_darknet
+from smartcity.models.install import DEFAULT_CFG, DEFAULT_NAMES, DEFAULT_WEIGHTS, default_model_dir
+from smartcity.models.onnx_backend import OrtRunner, export_module_onnx, write_atomic
+from smartcity.models.torchscript_backend import EXTRA_FILE
+
+CPU_RUNTIME = "onnxruntime"
+"""The faster CPU engine for YOLOv3-tiny according to bench/infer.py (see its JSON output)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DarknetFiles:
+    cfg: Path
+    weights: Path
+    names: list[str]
+
+
+def resolve_files(config: DarknetDetectorConfig, model_dir: Path | None = None) -> DarknetFiles:
+    """The cfg, weights and class names a config points at (the installed default when unset)."""
+    if config.cfg is None or config.weights is None:
+        base = Path(model_dir) if model_dir is not None else default_model_dir()
+        cfg, weights = base / DEFAULT_CFG, base / DEFAULT_WEIGHTS
+        names_file: Path | None = config.names_file or base / DEFAULT_NAMES
+        missing = [p.name for p in (cfg, weights, names_file) if p is not None and not p.is_file()]
+        if missing:
+            raise DetectorError(
+                f"the default model is not installed in {base} (missing {', '.join(missing)}): "
+                "run `smartcity models install`"
+            )
+    else:
+        cfg, weights = config.cfg, config.weights
+        names_file = config.names_file
+        for p in (cfg, weights):
+            if not p.is_file():
+                raise DetectorError(f"darknet model file {p} does not exist")
+    if config.names is not None:
+        names = list(config.names)
+    elif names_file is not None:
+        names = read_names(names_file)
+    else:
+        raise DetectorError(f"{cfg}: a Darknet model carries no class names; give names or names_file")
+    return DarknetFiles(cfg, weights, names)
+
+
+def load_model(files: DarknetFiles) -> DarknetModel:
+    model = build_darknet(files.cfg, files.weights)
+    if model.num_classes != len(files.names):
+        raise DetectorError(
+            f"{files.cfg}: the network has {model.num_classes} classes but the class map has {len(files.names)}"
+        )
+    return model
+
+
+def _input_size(config: DarknetDetectorConfig, model: DarknetModel) -> tuple[int, int]:
+    return (config.input_size,) * 2 if config.input_size is not None else model.input_size
+
+
+class DarknetDetector(TensorDetector):
+    def __init__(self, config: DarknetDetectorConfig, *, model_dir: Path | None = None) -> None:
+        device = resolve_device(config.device)
+        setup_threads(device, config.num_threads)
+        half = half_precision(config, device)
+        files = resolve_files(config, model_dir)
+        model = load_model(files)
+        size = _input_size(config, model)
+        runtime: str = config.runtime
+        if runtime == "auto":
+            runtime = "torch" if device.type == "cuda" else CPU_RUNTIME
+        self.runtime = runtime
+        self.runner: OrtRunner | None = None
+        self.model: DarknetModel | None = None
+        if runtime == "onnxruntime":
+            if half:
+                raise DetectorError("fp16 is only available with runtime torch")
+            onnx_bytes = export_module_onnx(model, size, names=files.names, layout="darknet")
+            self.runner = OrtRunner(onnx_bytes, device=device, num_threads=config.num_threads, label=str(files.cfg))
+        else:
+            self.model = model.to(device, torch.float16 if half else torch.float32)
+        super().__init__(
+            config,
+            names=files.names,
+            input_size=size,
+            device=device,
+            input_dtype=torch.float16 if half else torch.float32,
+            layout="darknet",
+            source=files.cfg,
+        )
+        self._finish_init()
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.runner is not None:
+            return self.runner.run(batch)
+        assert self.model is not None
+        return self.model(batch)
+
+    def __repr__(self) -> str:
+        return f"DarknetDetector({self.source}, runtime={self.runtime}, device={self.device}, input={self.input_size})"
+
+
+def export_onnx(
+    config: DarknetDetectorConfig, out_path: Path, *, model_dir: Path | None = None, dynamic_batch: bool = True
+) -> Path:
+    """Write the Darknet network of `config` as ONNX (`[B, N, 5 + C]`, class names in metadata).
+
+    The file loads with `OnnxDetectorConfig(model=out_path)` and no further settings.
+    """
+    files = resolve_files(config, model_dir)
+    model = load_model(files)
+    data = export_module_onnx(
+        model, _input_size(config, model), names=files.names, layout="darknet", dynamic_batch=dynamic_batch
+    )
+    return write_atomic(out_path, data)
+
+
+def export_torchscript(config: DarknetDetectorConfig, out_path: Path, *, model_dir: Path | None = None) -> Path:
+    """Write the Darknet network of `config` as traced TorchScript with its class names and input size."""
+    files = resolve_files(config, model_dir)
+    model = load_model(files)
+    size = _input_size(config, model)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the input size is fixed on purpose
+        traced = torch.jit.trace(model, torch.zeros((1, 3, *size)), check_trace=False)
+    extra = {EXTRA_FILE: json.dumps({"names": files.names, "imgsz": list(size), "layout": "darknet"})}
+    buf = io.BytesIO()
+    torch.jit.save(traced, buf, _extra_files=extra)
+    return write_atomic(out_path, buf.getvalue())
