@@ -40,9 +40,10 @@ from smartcity.core.events import (  # noqa: E402
     RuleEvent,
     Severity,
 )
+from smartcity.storage.bulk import event_row  # noqa: E402
 from smartcity.storage.db import Database, migrate  # noqa: E402
 from smartcity.storage.tables import events as events_table  # noqa: E402
-from smartcity.storage.writer import EventWriter, event_row  # noqa: E402
+from smartcity.storage.writer import EventWriter  # noqa: E402
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 

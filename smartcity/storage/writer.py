@@ -1,320 +1,29 @@
 """The batched, idempotent event writer: bus subscription -> one transaction per batch -> waiters.
 
-Events are de-duplicated by `event_id` (INSERT .. ON CONFLICT DO NOTHING), so a redelivery
-after an actor restart or a bridge retry is harmless. A batch that fails is retried with
-backoff until it commits: nothing is dropped, and while the writer retries the bus blocks the
-producers (its subscription uses the BLOCK overflow policy). Callers that must know an event
-is durable (the Ray bridge acknowledges actors only then) register `expect(ids)` first.
-
-Where each event goes:
-- CameraHealth, DetectionSummary, RuleEvent (and any other Event) -> `events`
-- CountBucket -> `counts` upsert: `n` is the bucket's running total, replaced by newer buckets
-- Incident -> `incidents` upsert by incident_id (an incident's state never moves backwards)
-
-On PostgreSQL events go through asyncpg's binary COPY into a staging table and one
-`INSERT .. SELECT .. ON CONFLICT DO NOTHING`; on SQLite, executemany.
+Events are de-duplicated by `event_id`, so a redelivery after an actor restart or a bridge
+retry is harmless (what goes to which table: smartcity.storage.bulk). A batch that fails is
+retried with backoff until it commits: nothing is dropped, and while the writer retries the
+bus blocks the producers (its subscription uses the BLOCK overflow policy). Callers that must
+know an event is durable (the Ray bridge acknowledges actors only then) register
+`expect(ids)` before publishing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import time
-import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smartcity.core.bus import Subscription
 from smartcity.core.errors import SubscriptionClosed
-from smartcity.core.events import CameraHealth, CountBucket, Event, Incident, RuleEvent
+from smartcity.core.events import Event
+from smartcity.storage.bulk import SortedBatch, bulk_writer_for
 from smartcity.storage.db import Database
 
 log = logging.getLogger(__name__)
-
-# Columns of the `events` rows the writer builds (created_at is added per batch).
-EVENT_COLUMNS = (
-    "event_id",
-    "type",
-    "camera_id",
-    "t",
-    "rule_id",
-    "rule_type",
-    "kind",
-    "object_class",
-    "track_id",
-    "severity",
-    "payload",
-    "evidence_path",
-)
-
-COUNT_KEY = ("camera_id", "rule_id", "object_class", "direction", "bucket_start", "bucket_s")
-COUNT_COLUMNS = (*COUNT_KEY, "n", "updated_t")
-_COUNT_PG_TYPES = ("text", "text", "text", "text", "float8", "int4", "int8", "float8")
-
-INCIDENT_COLUMNS = (
-    "incident_id",
-    "rule_id",
-    "kind",
-    "severity",
-    "state",
-    "camera_ids",
-    "first_seen",
-    "last_seen",
-    "count",
-    "event_ids",
-    "updated_t",
-    "created_at",
-    "updated_at",
-)
-_INCIDENT_PG_CASTS = ("", "", "", "", "", "::jsonb", "", "", "", "::jsonb", "", "", "")
-_STATE_RANK = "CASE {} WHEN 'open' THEN 0 WHEN 'acknowledged' THEN 1 ELSE 2 END"
-
-EventRow = tuple[Any, ...]
-_EMPTY_JSON = "{}"
-
-
-# One encoder for every call: json.dumps() with any option builds a new encoder each time.
-_strict_dumps = json.JSONEncoder(separators=(",", ":"), default=str, allow_nan=False).encode
-
-
-def _dumps(value: Any) -> str:
-    """Compact JSON; NaN and infinities (which PostgreSQL's jsonb rejects) become null."""
-    try:
-        return _strict_dumps(value)
-    except ValueError:
-        return _strict_dumps(_finite(value))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def event_row(ev: Event) -> EventRow:
-    """The `events` row of one event, in EVENT_COLUMNS order (payload as JSON text)."""
-    if isinstance(ev, RuleEvent):
-        return (
-            ev.event_id,
-            ev.type,
-            ev.camera_id,
-            ev.t,
-            ev.rule_id,
-            ev.rule_type,
-            ev.kind,
-            ev.object_class,
-            ev.track_id,
-            ev.severity.value,
-            _dumps(ev.payload) if ev.payload else _EMPTY_JSON,
-            ev.evidence_path,
-        )
-    kind = ev.state.value if isinstance(ev, CameraHealth) else None
-    payload = _dumps(ev.to_dict())
-    return (ev.event_id, ev.type, ev.camera_id, ev.t, None, None, kind, None, None, None, payload, None)
-
-
-def count_row(ev: CountBucket) -> EventRow:
-    return (ev.camera_id, ev.rule_id, ev.object_class, ev.direction, ev.bucket_start, ev.bucket_s, ev.n, ev.t)
-
-
-def incident_row(ev: Incident, now: float) -> EventRow:
-    return (
-        ev.incident_id,
-        ev.rule_id,
-        ev.kind,
-        ev.severity.value,
-        ev.state.value,
-        _dumps(list(ev.camera_ids)),
-        ev.first_seen,
-        ev.last_seen,
-        ev.count,
-        _dumps(list(ev.event_ids)),
-        ev.t,
-        now,
-        now,
-    )
-
-
-@dataclass(slots=True)
-class SortedBatch:
-    """One batch split by destination table, duplicates removed (pure: no I/O)."""
-
-    ids: list[str] = field(default_factory=list)
-    events: list[EventRow] = field(default_factory=list)
-    counts: dict[tuple[Any, ...], CountBucket] = field(default_factory=dict)
-    incidents: dict[str, Incident] = field(default_factory=dict)
-    repeated: int = 0
-
-    @classmethod
-    def of(cls, batch: Iterable[Event]) -> SortedBatch:
-        out = cls()
-        seen: set[str] = set()
-        for ev in batch:
-            eid = ev.event_id
-            if eid in seen:
-                out.repeated += 1
-                continue
-            seen.add(eid)
-            out.ids.append(eid)
-            if isinstance(ev, CountBucket):
-                key = (ev.camera_id, ev.rule_id, ev.object_class, ev.direction, ev.bucket_start, ev.bucket_s)
-                prev = out.counts.get(key)
-                if prev is None or prev.t <= ev.t:
-                    out.counts[key] = ev
-            elif isinstance(ev, Incident):
-                prev_i = out.incidents.get(ev.incident_id)
-                if prev_i is None or prev_i.t <= ev.t:
-                    out.incidents[ev.incident_id] = ev
-            else:
-                out.events.append(event_row(ev))
-        return out
-
-
-def _events_insert(source: str) -> str:
-    return (
-        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}, created_at) {source} "
-        "ON CONFLICT (event_id) DO NOTHING"
-    )
-
-
-def _pg_unnest(types: Sequence[str]) -> str:
-    """`unnest($1::text[], $2::float8[], ...)`: one array parameter per column."""
-    return "unnest(" + ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types)) + ")"
-
-
-def _qmarks(n: int) -> str:
-    return ", ".join("?" * n)
-
-
-def _upsert_counts_tail() -> str:
-    return (
-        f" ON CONFLICT ({', '.join(COUNT_KEY)}) DO UPDATE SET n = excluded.n, updated_t = excluded.updated_t"
-        " WHERE counts.updated_t <= excluded.updated_t"
-    )
-
-
-def _upsert_incidents_tail() -> str:
-    updated = [c for c in INCIDENT_COLUMNS if c not in ("incident_id", "created_at", "state")]
-    sets = ", ".join(f"{c} = excluded.{c}" for c in updated)
-    state = (
-        f"state = CASE WHEN {_STATE_RANK.format('excluded.state')} >= {_STATE_RANK.format('incidents.state')}"
-        " THEN excluded.state ELSE incidents.state END"
-    )
-    return (
-        f" ON CONFLICT (incident_id) DO UPDATE SET {sets}, {state}"
-        " WHERE incidents.updated_t <= excluded.updated_t"
-    )
-
-
-class _SqliteBackend:
-    events_sql = _events_insert(f"VALUES ({_qmarks(len(EVENT_COLUMNS) + 1)})")
-    counts_sql = (
-        f"INSERT INTO counts ({', '.join(COUNT_COLUMNS)}) VALUES ({_qmarks(len(COUNT_COLUMNS))})"
-        + _upsert_counts_tail()
-    )
-    incidents_sql = (
-        f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) VALUES ({_qmarks(len(INCIDENT_COLUMNS))})"
-        + _upsert_incidents_tail()
-    )
-
-    def __init__(self, writer: EventWriter) -> None:
-        self.db = writer.db
-
-    async def write(self, batch: SortedBatch, now: float) -> int:
-        inserted = 0
-        async with self.db.engine.begin() as conn:
-            if batch.events:
-                rows = [(*r, now) for r in batch.events]
-                result = await conn.exec_driver_sql(self.events_sql, rows)
-                inserted += max(result.rowcount, 0)
-            if batch.counts:
-                await conn.exec_driver_sql(self.counts_sql, [count_row(c) for c in batch.counts.values()])
-            if batch.incidents:
-                await conn.exec_driver_sql(
-                    self.incidents_sql, [incident_row(i, now) for i in batch.incidents.values()]
-                )
-        return inserted
-
-
-class _PostgresBackend:
-    """COPY the batch into a session-local staging table, then one INSERT .. SELECT .. ON CONFLICT.
-
-    Measured on the project machine (100k events, batches of 5000): binary COPY + INSERT
-    ~65-70k events/s, a single `INSERT .. SELECT FROM unnest(arrays)` ~54k/s, asyncpg
-    executemany ~56k/s. Counts and incidents are few: unnest and executemany there.
-    """
-
-    staging = "smartcity_events_in"
-    # No constraints and no indexes: it only carries one batch into the INSERT below, and its
-    # rows vanish at commit. created_at is one scalar parameter instead of a column.
-    create_staging = (
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
-        f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WITH NO DATA"
-    )
-    events_sql = _events_insert(f"SELECT {', '.join(EVENT_COLUMNS)}, $1::float8 FROM {staging}")
-    counts_sql = (
-        f"INSERT INTO counts ({', '.join(COUNT_COLUMNS)}) SELECT * FROM {_pg_unnest(_COUNT_PG_TYPES)}"
-        + _upsert_counts_tail()
-    )
-    incidents_sql = (
-        f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) VALUES ("
-        + ", ".join(f"${i + 1}{cast}" for i, cast in enumerate(_INCIDENT_PG_CASTS))
-        + ")"
-        + _upsert_incidents_tail()
-    )
-
-    def __init__(self, writer: EventWriter) -> None:
-        self.db = writer.db
-        # Driver connections known to hold the staging table (it lives as long as the session).
-        self._staged: weakref.WeakSet[Any] = weakref.WeakSet()
-
-    async def write(self, batch: SortedBatch, now: float) -> int:
-        import asyncpg  # type: ignore[import-untyped]  # no stubs; pyproject lists no override
-
-        inserted = 0
-        async with self.db.engine.connect() as conn:
-            raw = await _asyncpg_connection(conn)
-            try:
-                async with raw.transaction():
-                    if batch.events:
-                        if raw not in self._staged:
-                            await raw.execute(self.create_staging)
-                            self._staged.add(raw)
-                        await raw.copy_records_to_table(
-                            self.staging, records=batch.events, columns=EVENT_COLUMNS
-                        )
-                        status = await raw.execute(self.events_sql, now)
-                        inserted += int(status.rsplit(" ", 1)[1])
-                    if batch.counts:
-                        rows = [count_row(c) for c in batch.counts.values()]
-                        await raw.execute(self.counts_sql, *zip(*rows))
-                    if batch.incidents:
-                        await raw.executemany(
-                            self.incidents_sql, [incident_row(i, now) for i in batch.incidents.values()]
-                        )
-            except BaseException as exc:
-                self._staged.discard(raw)
-                # A server-side error leaves a healthy connection (its transaction rolled back);
-                # anything else (lost connection, cancellation mid-statement) must not be reused.
-                if not isinstance(exc, asyncpg.PostgresError):
-                    await conn.invalidate()
-                raise
-        return inserted
-
-
-async def _asyncpg_connection(conn: AsyncConnection) -> Any:
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection
 
 
 class _Waiter:
@@ -356,7 +65,8 @@ class EventWriter:
         self.failures = 0
         self.last_error: str | None = None
         self.failing = False
-        self._backend = _PostgresBackend(self) if db.dialect == "postgresql" else _SqliteBackend(self)
+        self._outage = (0.0, 0)  # (monotonic start, failures before it) of the current outage
+        self._backend = bulk_writer_for(db)
         self._waiters: dict[str, list[_Waiter]] = {}
         # Ids committed lately, so that an `expect()` that comes just after the commit resolves.
         self._remember = remember_ids
@@ -451,11 +161,10 @@ class EventWriter:
         self._committed_ids(batch.ids)
 
     async def _write_until_committed(self, events: list[Event]) -> None:
+        """Retry the batch with exponential backoff until it commits (logged once each way)."""
         batch = SortedBatch.of(events)
         delay = 0.05
-        attempts = 0
         while True:
-            attempts += 1
             try:
                 inserted = await self._backend.write(batch, time.time())
             except Exception as exc:
@@ -463,6 +172,7 @@ class EventWriter:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 if not self.failing:
                     self.failing = True
+                    self._outage = (time.monotonic(), self.failures - 1)
                     log.error(
                         "event writer: database write failed, retrying with backoff "
                         "(%d events held, producers blocked): %s",
@@ -474,8 +184,11 @@ class EventWriter:
                 continue
             if self.failing:
                 self.failing = False
+                since, failures_before = self._outage
                 log.warning(
-                    "event writer: database writes recovered after %d failed attempt(s)", attempts - 1
+                    "event writer: database writes recovered after %.1f s and %d failed attempt(s)",
+                    time.monotonic() - since,
+                    self.failures - failures_before,
                 )
             self._account(batch, inserted)
             return

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smartcity.core.events import CameraHealth, CameraState, CountBucket, Event, RuleEvent
-from smartcity.storage.writer import EVENT_COLUMNS, SortedBatch, event_row
+from smartcity.storage.bulk import EVENT_COLUMNS, SortedBatch, event_row
 
 
 def _event(kind: int, eid: str, t: float) -> Event:
