@@ -362,7 +362,7 @@ class CameraSource:
             opts["allowed_media_types"] = "video"
         if not target.is_file:
             # Probing a live stream for long would eat the open timeout.
-            probe_us = int(min(2.0, self.options.open_timeout_s / 2) * 1_000_000)
+            probe_us = int(min(1.0, self.options.open_timeout_s / 2) * 1_000_000)
             opts["analyzeduration"] = str(probe_us)
         return opts
 
@@ -433,15 +433,15 @@ class CameraSource:
                     self._publish(picture)
                     frames += 1
                 if ffmpeg_logs:
-                    error = error or ffmpeg_logs[-1][2].strip()
+                    error = error or _media_error(ffmpeg_logs)
                     ffmpeg_logs.clear()
                 if corrupt and not error:
                     error = "corrupt frame"
                 if error:
                     self._record_decode_error(error)
-            if ffmpeg_logs:
-                self._record_decode_error(ffmpeg_logs[-1][2].strip())
-                ffmpeg_logs.clear()
+            if _media_error(ffmpeg_logs):
+                self._record_decode_error(_media_error(ffmpeg_logs))
+            ffmpeg_logs.clear()
             if target.is_file and declared is not None and last_time is not None and first_time is not None:
                 played = last_time - first_time + 1.0 / (nominal or _FALLBACK_FPS)
                 slack = max(1.0, 2.0 / nominal) if nominal else 1.0
@@ -463,6 +463,10 @@ class CameraSource:
             if target.is_file:
                 self._record_decode_error(msg)
                 return _SessionEnd(frames=frames, ok=frames > 0, message=f"stream error: {msg}")
+            if "ends prematurely" in msg or isinstance(exc, av.error.EOFError):
+                return _SessionEnd(
+                    frames=frames, ok=False, message="stream ended: connection closed by the camera"
+                )
             return _SessionEnd(frames=frames, ok=False, message=f"stream lost: {msg}")
         finally:
             try:
@@ -560,6 +564,21 @@ def _declared_duration(container: Any, stream: Any) -> float | None:
     if container.duration is not None and len(container.streams) == 1:
         return float(container.duration) / 1_000_000
     return None
+
+
+# FFmpeg components whose errors are about the connection, not the pictures: a lost connection
+# shows up as the end of the stream, and is reported as such rather than as a decode error.
+_NETWORK_LOG_SOURCES = frozenset(
+    {"tcp", "udp", "http", "https", "tls", "rtsp", "rtp", "rtmp", "srt", "hls", "AVIOContext", "crypto"}
+)
+
+
+def _media_error(logs: list[tuple[int, str, str]]) -> str:
+    """The last error FFmpeg logged about the media itself (decoder or demuxer), or ""."""
+    for _level, name, message in reversed(logs):
+        if name not in _NETWORK_LOG_SOURCES and message.strip():
+            return message.strip()
+    return ""
 
 
 def _ffmpeg_message(exc: BaseException) -> str:
