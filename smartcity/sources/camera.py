@@ -210,7 +210,9 @@ class CameraSource:
             decoded = self._pending
             self._pending = None
             if decoded is not None:
-                self._taken.append(self._clock())
+                now = self._clock()
+                self._taken.append(now)
+                _prune(self._taken, now - self.options.health_window_s)
         return decoded.frame() if decoded is not None else None
 
     def set_analysis_fps(self, analysis_fps: float) -> None:
@@ -226,8 +228,7 @@ class CameraSource:
         window = opts.health_window_s
         with self._lock:
             for q in (self._arrivals, self._taken, self._error_times):
-                while q and q[0] < now - window:
-                    q.popleft()
+                _prune(q, now - window)
             span = min(window, now - self._connected_since) if self._connected else window
             input_fps = len(self._arrivals) / max(span, 1.0)
             analysed_span = min(window, now - self._started_at) if self._started_at else window
@@ -268,13 +269,13 @@ class CameraSource:
                 CameraState.DEGRADED,
                 f"{n} decode error{'s' if n > 1 else ''} in the last {opts.health_window_s:g}s: {self._last_error}",
             )
-        since = self._last_frame_mono if self._last_frame_mono is not None else self._connected_since
+        last = self._last_frame_mono
+        if last is None or last < self._connected_since:
+            return CameraState.STARTING, "connected, waiting for the first frame"
         interval = 1.0 / self._nominal_fps if self._nominal_fps else 1.0 / _FALLBACK_FPS
         stall = max(1.0, 3.0 * interval)
-        if now - since > stall:
-            if self._last_frame_mono is None:
-                return CameraState.STARTING, "connected, waiting for the first frame"
-            return CameraState.DEGRADED, f"no frame for {now - since:.1f}s"
+        if now - last > stall:
+            return CameraState.DEGRADED, f"no frame for {now - last:.1f}s"
         if (
             self._nominal_fps
             and now - self._connected_since >= opts.health_window_s
@@ -518,6 +519,7 @@ class CameraSource:
             decoded = _Decoded(self.camera_id, self._index, wall, picture)
             self._index += 1
             self._arrivals.append(mono)
+            _prune(self._arrivals, mono - self.options.health_window_s)
             if self._size is not None and size != self._size:
                 self._resolution_changes += 1
                 notice = f"resolution changed {self._size[0]}x{self._size[1]} -> {size[0]}x{size[1]}"
@@ -540,12 +542,19 @@ class CameraSource:
     def _record_decode_error(self, message: str) -> None:
         now = self._clock()
         with self._lock:
-            first_in_window = not any(t >= now - self.options.health_window_s for t in self._error_times)
+            errors = self._error_times
+            first_in_window = not errors or errors[-1] < now - self.options.health_window_s
             self._decode_errors += 1
             self._error_times.append(now)
+            _prune(self._error_times, now - self.options.health_window_s)
             self._last_error = message
         if first_in_window:
             log.warning("camera %s: decode error: %s", self.camera_id, message)
+
+
+def _prune(times: deque[float], before: float) -> None:
+    while times and times[0] < before:
+        times.popleft()
 
 
 def _nominal_fps(stream: Any) -> float | None:

@@ -60,6 +60,11 @@ def describe_open_error(exc: BaseException, target: Target, options: SourceOptio
         return f"timed out after {options.open_timeout_s:g}s opening {target.display}"
     if isinstance(exc, av.error.ConnectionRefusedError):
         return "connection refused"
+    if "Failed to resolve hostname" in detail:
+        host = urlparse(target.url).hostname or "?"
+        return f"unknown host: {host}"
+    if "No route to host" in detail or isinstance(exc, av.error.OSError) and exc.errno == 113:
+        return f"no route to host: {urlparse(target.url).hostname or '?'}"
     if isinstance(exc, av.error.HTTPNotFoundError):
         return f"not found (404): {target.display}"
     if isinstance(exc, av.error.HTTPUnauthorizedError):

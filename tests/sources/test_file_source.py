@@ -28,10 +28,12 @@ def test_file_source_decodes_paces_and_loops(clip: Clip, sources: list[CameraSou
     sources.append(src)
     assert src.health().state == CameraState.STARTING
     assert src.latest() is None
+    t0 = time.monotonic()
     src.start()
     assert "camera-pace" in _camera_threads()
-    time.sleep(1.6)
-    h = src.health()
+    # Past the clip's 20 frames: it looped.
+    h = wait_health(src, lambda h: h.frames_decoded >= 26, 15)
+    elapsed = time.monotonic() - t0
     frame = src.latest()
     assert src.stop() is True
     assert "camera-pace" not in _camera_threads()
@@ -41,11 +43,8 @@ def test_file_source_decodes_paces_and_loops(clip: Clip, sources: list[CameraSou
     assert h.nominal_fps == pytest.approx(20)
     assert h.decode_errors == 0
     assert h.reconnects == 0  # looping a file is not a reconnect
-    # Paced at 20 fps for ~1.6 s: about 32 frames, nowhere near decode speed (thousands).
-    assert 5 <= h.frames_decoded <= 60, h
-    assert (
-        h.frames_decoded > 20 or h.input_fps < 25
-    )  # it looped past the 20-frame clip unless the box is slow
+    # Paced at 20 fps, not decoded as fast as possible (which would be thousands per second).
+    assert h.frames_decoded <= 20 * elapsed + 5, (h.frames_decoded, elapsed)
     assert frame is not None
     assert frame.image.shape == (120, 160, 3) and frame.image.dtype == np.uint8
     assert frame.image.flags.writeable is False
@@ -79,7 +78,7 @@ def test_analysis_rate_is_honoured_approximately(clip: Clip, sources: list[Camer
     assert all(c % 4 == 0 for c in counters), counters
     indices = [f.index for f in taken]
     assert indices == sorted(indices) and len(set(indices)) == len(indices)
-    assert 1.0 <= h.analysed_fps <= 7.0, h
+    assert 0.5 <= h.analysed_fps <= 7.0, h
 
 
 def test_slot_keeps_only_the_latest_frame_and_counts_drops(clip: Clip, sources: list[CameraSource]) -> None:
@@ -115,7 +114,7 @@ def test_take_returns_fresh_frames_while_the_stream_runs(clip: Clip, sources: li
     h = src.health()
     assert h.frames_dropped >= 3, h
     latest = src.latest()
-    assert latest is not None and latest.index - first.index <= 2  # the slot held the newest, not the oldest
+    assert latest is not None and latest.index - first.index <= 5  # the slot held the newest, not the oldest
     assert wait_until(lambda: (f := src.take_for_analysis()) is not None and f.index > first.index, 5)
     src.stop()
 

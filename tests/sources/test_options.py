@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 
+import av
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from smartcity.sources import Backoff, SourceOptions, resolve_target
+from smartcity.sources import Backoff, SourceOptions, describe_open_error, resolve_target
 
 
 def test_options_reject_unknown_keys_and_bad_bounds() -> None:
@@ -92,3 +93,60 @@ def test_resolve_target_kinds() -> None:
         resolve_target("ftp://example.org/a.mp4")
     with pytest.raises(ValueError, match="empty"):
         resolve_target("  ")
+
+
+@pytest.mark.parametrize(
+    ("exc", "url", "expected"),
+    [
+        (
+            av.error.ConnectionRefusedError(111, "Connection refused"),
+            "rtsp://cam:554/s",
+            "connection refused",
+        ),
+        (
+            av.error.OSError(
+                5, "Input/output error", "u", (16, "tcp", "Failed to resolve hostname cam7: unknown\n")
+            ),
+            "rtsp://u:pw@cam7:554/s",
+            "unknown host: cam7",
+        ),
+        (
+            av.error.HTTPNotFoundError(-1, "Server returned 404 Not Found"),
+            "http://cam/x",
+            "not found (404): http://cam/x",
+        ),
+        (
+            av.error.HTTPUnauthorizedError(-1, "Server returned 401 Unauthorized"),
+            "rtsp://u:pw@cam/x",
+            "unauthorized (401): check the camera's user and password",
+        ),
+        (
+            av.error.FileNotFoundError(2, "No such file or directory"),
+            "/srv/a.mp4",
+            "file not found: /srv/a.mp4",
+        ),
+        (
+            av.error.InvalidDataError(-1, "Invalid data found", "f", (16, "mov", "moov atom not found\n")),
+            "/srv/clips/a.mp4",
+            "not a video: a.mp4 (moov atom not found)",
+        ),
+        (
+            av.error.ExitError(-1, "Immediate exit requested"),
+            "rtsp://u:pw@cam/x",
+            "timed out after 5s opening rtsp://u:***@cam/x",
+        ),
+    ],
+)
+def test_open_errors_read_as_plain_words(exc: Exception, url: str, expected: str) -> None:
+    assert (
+        describe_open_error(exc, resolve_target(url), SourceOptions(open_timeout_s=5), elapsed_s=0.1)
+        == expected
+    )
+
+
+def test_slow_failure_of_a_network_open_is_a_timeout() -> None:
+    exc = av.error.InvalidDataError(-1, "Invalid data found when processing input")
+    message = describe_open_error(
+        exc, resolve_target("rtsp://cam/x"), SourceOptions(open_timeout_s=2), elapsed_s=2.0
+    )
+    assert message == "timed out after 2s opening rtsp://cam/x"
