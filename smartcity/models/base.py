@@ -22,6 +22,10 @@ from smartcity.models.ops import letterbox, postprocess
 AnyDetectorConfig = DarknetDetectorConfig | OnnxDetectorConfig | TorchScriptDetectorConfig
 
 
+PAD_VALUES = {"darknet": 127, "yolov8": 114}
+"""Letterbox border grey each family was trained with (Darknet: 0.5, Ultralytics: 114)."""
+
+
 class DetectorError(SmartcityError):
     """A detector that cannot be created (missing file, unknown class, device...) or run."""
 
@@ -132,6 +136,7 @@ class TensorDetector:
         self._input_dtype = input_dtype
         self.layout = layout
         self.source = source
+        self.pad_value = 0  # settled with the layout in _finish_init
         self.class_ids = self._class_ids(config.classes)
 
     @property
@@ -166,6 +171,10 @@ class TensorDetector:
             raw = self.forward(blank)
         if self.layout == "auto":
             self.layout = detect_layout(tuple(raw.shape), len(self._names), self.source)
+        if self.config.pad_value is not None:
+            self.pad_value = self.config.pad_value
+        else:
+            self.pad_value = PAD_VALUES[self.layout]
         expected = 5 + len(self._names) if self.layout == "darknet" else 4 + len(self._names)
         got = raw.shape[2] if self.layout == "darknet" else raw.shape[1]
         if raw.ndim != 3 or got != expected:
@@ -184,7 +193,7 @@ class TensorDetector:
         cfg = self.config
         with torch.inference_mode():
             batch, boxes = letterbox(
-                frames, self._input_size, device=self._device, dtype=self._input_dtype, fill=cfg.pad_value
+                frames, self._input_size, device=self._device, dtype=self._input_dtype, fill=self.pad_value
             )
             raw = self.forward(batch)
             xywh, scores = split_raw(raw, self.layout, len(self._names))

@@ -92,7 +92,13 @@ class _DetectorBase(BaseModel):
     )
     fp16: bool | None = Field(None, description="Half precision; default on for CUDA, off on CPU (CUDA only).")
     num_threads: int = Field(1, description="CPU threads of the inference runtime.", ge=1, le=256)
-    pad_value: int = Field(114, description="Grey level of the letterbox borders.", ge=0, le=255)
+    pad_value: int | None = Field(
+        None,
+        description="Grey level of the letterbox borders. Default: what the model was trained with, "
+        "127 for the darknet layout (Darknet fills with 0.5), 114 for the yolov8 layout (Ultralytics).",
+        ge=0,
+        le=255,
+    )
 
     @field_validator("classes")
     @classmethod
@@ -122,7 +128,6 @@ class DarknetDetectorConfig(_DetectorBase):
         description="Engine that runs the network: torch, or onnxruntime on an in-memory ONNX export. "
         "auto picks the faster one measured by bench/infer.py (torch on CUDA).",
     )
-    pad_value: int = Field(127, description="Grey level of the letterbox borders (Darknet uses 0.5).", ge=0, le=255)
 
     @model_validator(mode="after")
     def _both_files(self) -> DarknetDetectorConfig:

@@ -100,7 +100,9 @@ class DarknetDetector(TensorDetector):
             onnx_bytes = export_module_onnx(model, size, names=files.names, layout="darknet")
             self.runner = OrtRunner(onnx_bytes, device=device, num_threads=config.num_threads, label=str(files.cfg))
         else:
-            self.model = model.to(device, torch.float16 if half else torch.float32)
+            # channels-last convolutions run ~1.7x faster on CPU (oneDNN) and suit tensor cores.
+            dtype = torch.float16 if half else torch.float32
+            self.model = model.to(device, dtype).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         super().__init__(
             config,
             names=files.names,
@@ -116,7 +118,7 @@ class DarknetDetector(TensorDetector):
         if self.runner is not None:
             return self.runner.run(batch)
         assert self.model is not None
-        return self.model(batch)
+        return self.model(batch.contiguous(memory_format=torch.channels_last))
 
     def __repr__(self) -> str:
         return f"DarknetDetector({self.source}, runtime={self.runtime}, device={self.device}, input={self.input_size})"
