@@ -1,0 +1,157 @@
+"""Box overlap and bipartite assignment used by the tracker: vectorised IoU, an exact
+min-cost assignment (Hungarian / shortest augmenting path, with a cost limit) and a greedy one.
+
+scipy is not a dependency, so the solver lives here. Tracking cost matrices are sparse
+(most track/detection pairs do not overlap at all), so `linear_assignment` first takes the
+pairs that are each other's only candidate, which every optimal solution contains, and runs
+the cubic solver only on what is left.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+# Stands for "not allowed" in the padded cost matrix. Finite so that potentials stay
+# finite; large enough that the solver never picks it while a cheaper perfect matching
+# (every row and column left unmatched at cost_limit / 2) always exists.
+_FORBIDDEN = 1e6
+
+
+def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
+    """IoU of every box of `a` (N, 4) with every box of `b` (M, 4), boxes as x1, y1, x2, y2."""
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return np.zeros((a.shape[0], b.shape[0]), dtype=np.float64)
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0.0, None) * np.clip(iy2 - iy1, 0.0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    out: FloatArray = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return out
+
+
+def _solve_square(cost: FloatArray) -> IntArray:
+    """Minimum-cost perfect matching of a square matrix; returns the column of each row.
+
+    Shortest augmenting path with row/column potentials (Kuhn-Munkres in its O(n^3)
+    Jonker-Volgenant form), rows added one by one; the scan over columns is vectorised.
+    Index 0 of `v`, `match` and `way` is a virtual column that holds the row being added.
+    """
+    n = cost.shape[0]
+    u = np.zeros(n + 1)
+    v = np.zeros(n + 1)
+    match = np.zeros(n + 1, dtype=np.intp)  # match[j] = row (1-based) on column j, 0 = free
+    way = np.zeros(n + 1, dtype=np.intp)
+    for i in range(1, n + 1):
+        match[0] = i
+        j0 = 0
+        minv = np.full(n + 1, np.inf)
+        used = np.zeros(n + 1, dtype=bool)
+        while True:
+            used[j0] = True
+            i0 = match[j0]
+            free = ~used[1:]
+            reduced = cost[i0 - 1] - u[i0] - v[1:]
+            better = free & (reduced < minv[1:])
+            minv[1:][better] = reduced[better]
+            way[1:][better] = j0
+            candidates = np.where(free, minv[1:], np.inf)
+            j1 = int(np.argmin(candidates)) + 1
+            delta = candidates[j1 - 1]
+            u[match[used]] += delta
+            v[used] -= delta
+            minv[1:][free] -= delta
+            j0 = j1
+            if match[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            match[j0] = match[j1]
+            j0 = j1
+    col_of_row = np.empty(n, dtype=np.intp)
+    col_of_row[match[1:] - 1] = np.arange(n)
+    return col_of_row
+
+
+def _solve_with_limit(cost: FloatArray, cost_limit: float) -> list[tuple[int, int]]:
+    """Exact assignment where a pair costs `cost[i, j]` (allowed only below `cost_limit`)
+    and leaving a row or a column unmatched costs `cost_limit / 2`.
+
+    This is the objective ByteTrack uses (lapjv with `extend_cost` and `cost_limit`):
+    a strong pair is never given up to match two weak ones. Solved as a square problem of
+    size rows + columns with one dummy partner per row and per column.
+    """
+    n, m = cost.shape
+    size = n + m
+    big = np.full((size, size), _FORBIDDEN)
+    big[:n, :m] = np.where(cost < cost_limit, cost, _FORBIDDEN)
+    half = cost_limit / 2.0
+    big[np.arange(n), m + np.arange(n)] = half  # row i unmatched
+    big[n + np.arange(m), np.arange(m)] = half  # column j unmatched
+    big[n:, m:] = 0.0
+    col_of_row = _solve_square(big)
+    return [(i, int(col_of_row[i])) for i in range(n) if col_of_row[i] < m and cost[i, col_of_row[i]] < cost_limit]
+
+
+def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
+    """Optimal matching of rows to columns of `cost` where only pairs below `cost_limit` may
+    match and each unmatched row or column costs `cost_limit / 2`.
+
+    Returns `(rows, cols)`: matched index pairs, sorted by row.
+    """
+    n, m = cost.shape
+    if n == 0 or m == 0:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+    allowed = cost < cost_limit
+    per_row = allowed.sum(axis=1)
+    per_col = allowed.sum(axis=0)
+    rr, cc = np.nonzero(allowed)
+    # A pair that is each other's only candidate is in every optimal solution: matching it
+    # costs less than cost_limit, leaving both out costs exactly cost_limit.
+    alone = (per_row[rr] == 1) & (per_col[cc] == 1)
+    rows = list(rr[alone].tolist())
+    cols = list(cc[alone].tolist())
+    rest = ~alone
+    if rest.any():
+        sub_rows = np.unique(rr[rest])
+        sub_cols = np.unique(cc[rest])
+        for i, j in _solve_with_limit(cost[np.ix_(sub_rows, sub_cols)], cost_limit):
+            rows.append(int(sub_rows[i]))
+            cols.append(int(sub_cols[j]))
+    r = np.asarray(rows, dtype=np.intp)
+    c = np.asarray(cols, dtype=np.intp)
+    order = np.argsort(r, kind="stable")
+    return r[order], c[order]
+
+
+def greedy_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
+    """Cheapest-pair-first matching below `cost_limit` (the baseline the benchmark compares with).
+
+    Not optimal: it can take one good pair that blocks two slightly worse ones.
+    """
+    n, m = cost.shape
+    if n == 0 or m == 0:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+    rr, cc = np.nonzero(cost < cost_limit)
+    order = np.argsort(cost[rr, cc], kind="stable")
+    row_used = np.zeros(n, dtype=bool)
+    col_used = np.zeros(m, dtype=bool)
+    rows: list[int] = []
+    cols: list[int] = []
+    for k in order.tolist():
+        i, j = int(rr[k]), int(cc[k])
+        if not row_used[i] and not col_used[j]:
+            row_used[i] = col_used[j] = True
+            rows.append(i)
+            cols.append(j)
+    r = np.asarray(rows, dtype=np.intp)
+    c = np.asarray(cols, dtype=np.intp)
+    order2 = np.argsort(r, kind="stable")
+    return r[order2], c[order2]

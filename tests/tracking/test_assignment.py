@@ -1,0 +1,107 @@
+"""IoU and the assignment solver, checked against hand-computed values and brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smartcity.tracking.assignment import greedy_assignment, iou_matrix, linear_assignment
+
+
+def _objective(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray, limit: float) -> float:
+    n, m = cost.shape
+    return float(cost[rows, cols].sum() + (n - len(rows) + m - len(rows)) * limit / 2)
+
+
+def _brute_force(cost: np.ndarray, limit: float) -> float:
+    """Best objective over every partial matching (rows choose a distinct column or none)."""
+    n, m = cost.shape
+    best = float("inf")
+    options = [[None, *[j for j in range(m) if cost[i, j] < limit]] for i in range(n)]
+    for choice in itertools.product(*options):
+        taken = [j for j in choice if j is not None]
+        if len(taken) != len(set(taken)):
+            continue
+        total = sum(cost[i, j] for i, j in enumerate(choice) if j is not None)
+        total += (n - len(taken) + m - len(taken)) * limit / 2
+        best = min(best, total)
+    return best
+
+
+def test_iou_matrix_known_values() -> None:
+    a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [5, 5, 5, 5]], dtype=float)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], dtype=float)
+    iou = iou_matrix(a, b)
+    assert iou.shape == (3, 3)
+    assert iou[0, 0] == pytest.approx(1.0)
+    assert iou[0, 1] == pytest.approx(50 / 150)
+    assert iou[0, 2] == 0.0
+    # a zero-area box overlaps nothing and never yields NaN
+    assert np.all(iou[2] == 0.0)
+    assert iou_matrix(a[:0], b).shape == (0, 3)
+    assert iou_matrix(a, b[:0]).shape == (3, 0)
+
+
+def test_optimal_beats_greedy_when_greedy_blocks_two_pairs() -> None:
+    cost = np.array([[0.1, 0.2], [0.2, 0.65]])
+    rows, cols = linear_assignment(cost, 0.7)
+    assert list(zip(rows.tolist(), cols.tolist())) == [(0, 1), (1, 0)]
+    g_rows, g_cols = greedy_assignment(cost, 0.7)
+    assert list(zip(g_rows.tolist(), g_cols.tolist())) == [(0, 0), (1, 1)]
+    assert _objective(cost, rows, cols, 0.7) < _objective(cost, g_rows, g_cols, 0.7)
+
+
+def test_strong_pair_is_not_traded_for_two_weak_ones() -> None:
+    # Matching 0-1 and 1-0 has more pairs but costs 1.3; keeping 0-0 costs 0.1 + 2 * 0.35.
+    cost = np.array([[0.1, 0.65], [0.65, 5.0]])
+    rows, cols = linear_assignment(cost, 0.7)
+    assert list(zip(rows.tolist(), cols.tolist())) == [(0, 0)]
+
+
+def test_pairs_at_or_above_the_limit_never_match() -> None:
+    cost = np.array([[0.7, 0.9], [0.95, 0.7]])
+    rows, cols = linear_assignment(cost, 0.7)
+    assert rows.size == 0 and cols.size == 0
+
+
+def test_isolated_pairs_and_a_conflict_together() -> None:
+    cost = np.full((4, 5), 1.0)
+    cost[0, 3] = 0.2  # alone
+    cost[1, 0] = 0.1  # rows 1 and 2 compete for columns 0 and 1
+    cost[1, 1] = 0.3
+    cost[2, 0] = 0.15
+    cost[3, 4] = 0.5  # alone
+    rows, cols = linear_assignment(cost, 0.7)
+    assert list(zip(rows.tolist(), cols.tolist())) == [(0, 3), (1, 1), (2, 0), (3, 4)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(0, 5),
+    m=st.integers(0, 5),
+    seed=st.integers(0, 2**31),
+    sparsity=st.floats(0.0, 0.9),
+)
+def test_linear_assignment_matches_brute_force(n: int, m: int, seed: int, sparsity: float) -> None:
+    rng = np.random.default_rng(seed)
+    limit = 0.7
+    cost = rng.random((n, m))
+    cost[rng.random((n, m)) < sparsity] = 1.0  # not allowed
+    rows, cols = linear_assignment(cost, limit)
+    assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
+    assert np.all(cost[rows, cols] < limit)
+    assert _objective(cost, rows, cols, limit) == pytest.approx(_brute_force(cost, limit), abs=1e-9)
+
+
+def test_large_dense_problem_is_a_valid_optimum_against_brute_force_on_permutations() -> None:
+    # 7x7 fully allowed: the optimum is a full permutation; check against all 5040.
+    rng = np.random.default_rng(7)
+    cost = rng.random((7, 7)) * 0.5
+    rows, cols = linear_assignment(cost, 0.7)
+    best = min(sum(cost[i, p[i]] for i in range(7)) for p in itertools.permutations(range(7)))
+    assert len(rows) == 7
+    assert cost[rows, cols].sum() == pytest.approx(best)
