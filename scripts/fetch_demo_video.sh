@@ -19,7 +19,13 @@ trap 'rm -rf "$tmp"' EXIT
 # apt-get download drops privileges to _apt, which must be able to write here.
 chmod 0777 "$tmp"
 
-(cd "$tmp" && apt-get download -q opencv-doc)
+download() { (cd "$tmp" && apt-get download -q opencv-doc); }
+if ! download; then
+    # A fresh machine may have no package lists yet.
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    download
+fi
 deb="$(ls "$tmp"/opencv-doc_*.deb)"
 
 mkdir -p "$(dirname "$dest")"

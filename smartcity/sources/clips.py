@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -163,17 +164,24 @@ def _demo_candidates() -> list[Path]:
     if env:
         found.append(Path(env))
     found.append(Path("data") / DEMO_VIDEO_NAME)
+    # The checkout's data/ when running from elsewhere with an editable install.
+    found.append(Path(__file__).resolve().parents[2] / "data" / DEMO_VIDEO_NAME)
     found.append(DEBIAN_DEMO_VIDEO)
     return found
 
 
-def demo_video_path(data_dir: str | os.PathLike[str] = "data") -> Path:
+def demo_video_path(
+    data_dir: str | os.PathLike[str] = "data", *, search: Sequence[str | os.PathLike[str]] | None = None
+) -> Path:
     """The demo camera's clip: vtest.avi if it can be found, else a generated fallback clip.
 
-    Looks at $SMARTCITY_DEMO_VIDEO, then ./data/vtest.avi, then Debian's opencv-doc path; when none
+    Looks at $SMARTCITY_DEMO_VIDEO, then ./data/vtest.avi, then data/vtest.avi in the source checkout,
+    then Debian's opencv-doc path; when none
     exists, generates (once) a 640x480, 10 s moving-boxes clip into `data_dir` and returns it.
+    `search` replaces the places looked at.
     """
-    for candidate in _demo_candidates():
+    candidates = [Path(p) for p in search] if search is not None else _demo_candidates()
+    for candidate in candidates:
         if candidate.is_file() and candidate.stat().st_size > 0:
             return candidate
     fallback = Path(data_dir) / FALLBACK_DEMO_NAME
