@@ -8,6 +8,7 @@ import os
 import subprocess
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -87,9 +88,8 @@ def rtsp_server(rtsp_available: None, clip: Callable[..., Path]) -> Iterator[Rts
 
 
 class _ClipHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the clip directory; under /live/NAME streams NAME at its own bit rate, like a camera."""
-
-    live_seconds = 2.0  # the duration of the clips served live
+    """Serves the clip directory; /live/NAME?seconds=S streams NAME spread over S seconds (default 2),
+    like a camera: a 2 s clip at seconds=4 arrives at half its frame rate."""
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -98,7 +98,10 @@ class _ClipHandler(http.server.SimpleHTTPRequestHandler):
         if not self.path.startswith("/live/"):
             super().do_GET()
             return
-        path = Path(self.directory) / self.path.removeprefix("/live/")
+        name, _, query = self.path.removeprefix("/live/").partition("?")
+        params = urllib.parse.parse_qs(query)
+        seconds = float(params.get("seconds", ["2"])[0])
+        path = Path(self.directory) / name
         if not path.is_file():
             self.send_error(404)
             return
@@ -107,7 +110,7 @@ class _ClipHandler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Content-Type", "video/mp2t")
         self.end_headers()
         chunk = 188 * 20
-        per_chunk_s = self.live_seconds * chunk / len(data)
+        per_chunk_s = seconds * chunk / len(data)
         start = time.monotonic()
         try:
             for i, at in enumerate(range(0, len(data), chunk)):

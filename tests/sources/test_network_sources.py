@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -118,6 +119,22 @@ def test_live_http_stream_is_decoded_and_reopened_when_it_ends(
     h = wait_health(src, lambda h: h.reconnects >= 1, 15)
     assert h.frames_decoded >= 15  # (nearly) the whole first stream arrived
     h = wait_health(src, lambda h: h.frames_decoded >= 25 and h.state == CameraState.ONLINE, 15)
+    src.stop()
+
+
+def test_a_camera_delivering_half_its_frame_rate_is_degraded(
+    http_server: str, clip: Clip, sources: list[CameraSource]
+) -> None:
+    path = clip("slow_10fps.ts", width=160, height=120, fps=10, seconds=4)
+    url = f"{http_server}/live/{path.name}?seconds=8"  # 10 fps nominal, 5 fps delivered
+    opts = SourceOptions(health_window_s=1.0, **FAST_RETRY)  # type: ignore[arg-type]
+    src = CameraSource("slow", url, options=opts)
+    sources.append(src)
+    src.start()
+    h = wait_health(src, lambda h: h.state == CameraState.DEGRADED, 15)
+    assert re.fullmatch(r"input \d\.\d fps, expected 10 fps", h.message), h
+    assert 2.0 <= h.input_fps <= 7.5, h
+    assert h.decode_errors == 0
     src.stop()
 
 
