@@ -97,7 +97,9 @@ def _solve_with_limit(cost: FloatArray, cost_limit: float) -> list[tuple[int, in
     big[n + np.arange(m), np.arange(m)] = half  # column j unmatched
     big[n:, m:] = 0.0
     col_of_row = _solve_square(big)
-    return [(i, int(col_of_row[i])) for i in range(n) if col_of_row[i] < m and cost[i, col_of_row[i]] < cost_limit]
+    return [
+        (i, int(col_of_row[i])) for i in range(n) if col_of_row[i] < m and cost[i, col_of_row[i]] < cost_limit
+    ]
 
 
 def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:

@@ -43,11 +43,21 @@ INTERVAL_WINDOW = 31
 MAX_STEP = 10.0
 
 
-
 class _TrackState:
     """Bookkeeping of one live track; its Kalman state lives in the tracker's arrays."""
 
-    __slots__ = ("age", "cls", "confirmed", "counts", "hits", "score", "streak", "time_since_update", "track_id", "votes")
+    __slots__ = (
+        "age",
+        "cls",
+        "confirmed",
+        "counts",
+        "hits",
+        "score",
+        "streak",
+        "time_since_update",
+        "track_id",
+        "votes",
+    )
 
     def __init__(self, track_id: int, cls: str, score: float, confirmed: bool) -> None:
         self.track_id = track_id

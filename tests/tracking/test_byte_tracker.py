@@ -1,0 +1,376 @@
+"""ByteTracker behaviour on synthetic scenes: identities through crossings, occlusions,
+dropped and weak detections, class flicker, confirmation, id uniqueness, timing."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from smartcity.core.vision import Detection, Track
+from smartcity.tracking import ByteTracker, TrackerConfig
+
+FPS = 5.0
+
+
+@dataclass(frozen=True)
+class Mover:
+    """A box moving in a straight line between frames `start` and `end` (inclusive)."""
+
+    x: float
+    y: float
+    vx: float
+    vy: float
+    w: float = 60.0
+    h: float = 40.0
+    start: int = 0
+    end: int = 10**9
+
+    def box(self, frame: int) -> tuple[float, float, float, float]:
+        k = frame - self.start
+        cx, cy = self.x + self.vx * k, self.y + self.vy * k
+        return (cx - self.w / 2, cy - self.h / 2, cx + self.w / 2, cy + self.h / 2)
+
+    def alive(self, frame: int) -> bool:
+        return self.start <= frame <= self.end
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _owners(
+    tracks: list[Track], shown: list[tuple[int, tuple[float, ...]]], min_iou: float = 0.5
+) -> dict[int, Track]:
+    """One-to-one: each shown object gets the updated track overlapping it most (best pairs first)."""
+    pairs = sorted(
+        (
+            (_iou(tr.box, box), k, n)
+            for k, box in shown
+            for n, tr in enumerate(tracks)
+            if tr.time_since_update == 0
+        ),
+        reverse=True,
+    )
+    out: dict[int, Track] = {}
+    used: set[int] = set()
+    for v, k, n in pairs:
+        if v >= min_iou and k not in out and n not in used:
+            out[k] = tracks[n]
+            used.add(n)
+    return out
+
+
+def _run(
+    movers: list[Mover],
+    frames: int,
+    *,
+    tracker: ByteTracker | None = None,
+    drop: float = 0.0,
+    jitter: float = 0.0,
+    hidden: dict[int, set[int]] | None = None,
+    score: float = 0.9,
+    seed: int = 0,
+) -> tuple[ByteTracker, dict[int, dict[int, Track]], list[list[Track]]]:
+    """Feed the scene to a tracker; returns per object the track that owned it at each frame
+    where it was detected, and the raw output of every frame."""
+    rng = np.random.default_rng(seed)
+    tracker = tracker or ByteTracker()
+    owners: dict[int, dict[int, Track]] = defaultdict(dict)
+    outputs: list[list[Track]] = []
+    for f in range(frames):
+        dets: list[Detection] = []
+        shown: list[tuple[int, tuple[float, ...]]] = []
+        for k, m in enumerate(movers):
+            if not m.alive(f) or (hidden and f in hidden.get(k, set())) or rng.random() < drop:
+                continue
+            box = tuple(float(v) for v in np.asarray(m.box(f)) + rng.normal(0.0, jitter, 4) * (jitter > 0))
+            dets.append(Detection(box=(box[0], box[1], box[2], box[3]), cls="car", score=score))
+            shown.append((k, box))
+        order = rng.permutation(len(dets))  # detectors give no stable order
+        tracks = tracker.update([dets[i] for i in order], f / FPS)
+        outputs.append(tracks)
+        for k, owner in _owners(tracks, shown).items():
+            owners[k][f] = owner
+    return tracker, owners, outputs
+
+
+def test_two_objects_crossing_paths_keep_their_ids() -> None:
+    # An X: one goes down-right, the other up-right; their boxes overlap for several frames
+    # (at the closest frame they are 5 px apart: IoU 0.78).
+    a = Mover(x=100, y=100, vx=12, vy=6)
+    b = Mover(x=100, y=345, vx=12, vy=-6)
+    _, owners, _ = _run([a, b], 41)
+    ids_a = {tr.track_id for tr in owners[0].values()}
+    ids_b = {tr.track_id for tr in owners[1].values()}
+    assert len(owners[0]) == 41 and len(owners[1]) == 41
+    assert len(ids_a) == 1 and len(ids_b) == 1 and ids_a != ids_b
+
+
+def test_head_on_crossing_on_the_same_lane_keeps_ids() -> None:
+    a = Mover(x=100, y=200, vx=15, vy=0)
+    b = Mover(x=700, y=210, vx=-15, vy=0)
+    _, owners, _ = _run([a, b], 40, jitter=1.0)
+    assert {tr.track_id for tr in owners[0].values()} != {tr.track_id for tr in owners[1].values()}
+    for k in (0, 1):
+        ids = Counter(tr.track_id for tr in owners[k].values())
+        assert len(ids) == 1, ids
+
+
+def test_occlusion_shorter_than_max_age_keeps_the_id_and_predicts_the_box() -> None:
+    m = Mover(x=100, y=200, vx=10, vy=2)
+    hidden = set(range(20, 32))  # 12 frames behind a bus
+    _, owners, outputs = _run([m], 50, hidden={0: hidden})
+    assert {tr.track_id for tr in owners[0].values()} == {1}
+    assert min(owners[0]) == 0 and max(owners[0]) == 49 and len(owners[0]) == 50 - len(hidden)
+    for f in sorted(hidden):
+        (tr,) = outputs[f]
+        assert tr.track_id == 1 and tr.confirmed
+        assert tr.time_since_update == f - 19
+        # the box keeps moving with the learnt velocity
+        cx = (tr.box[0] + tr.box[2]) / 2
+        assert abs(cx - (100 + 10 * f)) < 15, (f, cx)
+    assert outputs[32][0].time_since_update == 0
+
+
+def test_track_older_than_max_age_is_dropped_and_a_returning_object_gets_a_new_id() -> None:
+    cfg = TrackerConfig(max_age=5)
+    m = Mover(x=100, y=200, vx=0, vy=0)
+    tracker = ByteTracker(cfg)
+    _, owners, outputs = _run([m], 20, tracker=tracker, hidden={0: set(range(5, 11))})
+    # missed frames 5..10: alive with time_since_update 1..5, gone at the 6th miss
+    assert [outputs[f][0].time_since_update for f in range(5, 10)] == [1, 2, 3, 4, 5]
+    assert outputs[10] == []
+    assert owners[0][4].track_id == 1
+    assert {owners[0][f].track_id for f in range(11, 20)} == {2}
+
+
+def test_ten_percent_dropped_detections_do_not_fragment_tracks() -> None:
+    movers = [Mover(x=80 + 150 * k, y=100 + 90 * (k % 3), vx=4 + k, vy=1.5 * (k % 2)) for k in range(6)]
+    _, owners, outputs = _run(movers, 150, drop=0.1, jitter=1.0, seed=3)
+    confirmed_ids: list[int] = []
+    for k in range(6):
+        confirmed = {f: tr.track_id for f, tr in owners[k].items() if tr.confirmed}
+        ids = set(confirmed.values())
+        assert len(ids) == 1, (k, Counter(confirmed.values()))
+        # once confirmed, the object stays with that track at every frame it is detected
+        first = min(confirmed)
+        assert all(f in confirmed for f in owners[k] if f >= first)
+        assert first < 15
+        confirmed_ids.extend(ids)
+    assert len(set(confirmed_ids)) == 6
+    # and no confirmed track is a ghost: all confirmed live tracks belong to an object
+    assert {tr.track_id for tr in outputs[-1] if tr.confirmed} == set(confirmed_ids)
+
+
+def test_low_score_detections_never_start_tracks() -> None:
+    m = Mover(x=100, y=200, vx=5, vy=0)
+    _, _, outputs = _run([m], 30, score=0.3)
+    assert all(out == [] for out in outputs)
+    # a score between high_score and new_track_score matches tracks but starts none either
+    _, _, outputs = _run([m], 30, score=0.55)
+    assert all(out == [] for out in outputs)
+
+
+def test_low_score_detections_extend_a_track_seen_on_the_previous_frame() -> None:
+    tracker = ByteTracker()
+    m = Mover(x=100, y=200, vx=8, vy=0)
+    for f in range(5):
+        tracker.update([Detection(m.box(f), "car", 0.9)], f / FPS)
+    for f in range(5, 20):  # partly occluded: the detector is unsure
+        (tr,) = tracker.update([Detection(m.box(f), "car", 0.2)], f / FPS)
+        assert tr.track_id == 1 and tr.time_since_update == 0 and tr.score == pytest.approx(0.2)
+        assert abs(tr.box[0] - m.box(f)[0]) < 6
+    assert tr.hits == 20
+
+
+def test_low_score_detection_does_not_revive_a_lost_track() -> None:
+    tracker = ByteTracker()
+    m = Mover(x=100, y=200, vx=0, vy=0)
+    for f in range(5):
+        tracker.update([Detection(m.box(f), "car", 0.9)], f / FPS)
+    tracker.update([], 5 / FPS)
+    (tr,) = tracker.update([Detection(m.box(6), "car", 0.3)], 6 / FPS)
+    assert tr.time_since_update == 2
+    (tr,) = tracker.update([Detection(m.box(7), "car", 0.9)], 7 / FPS)
+    assert tr.track_id == 1 and tr.time_since_update == 0
+
+
+def test_unconfirmed_tracks_are_flagged_until_min_hits_consecutive_matches() -> None:
+    tracker = ByteTracker(TrackerConfig(min_hits=3))
+    box = (10.0, 10.0, 50.0, 40.0)
+    flags = [tracker.update([Detection(box, "person", 0.9)], f / FPS)[0].confirmed for f in range(4)]
+    assert flags == [False, False, True, True]
+    # a tentative track that misses a frame ends (and its id is not reused)
+    other = (300.0, 300.0, 340.0, 380.0)
+    out = tracker.update([Detection(box, "person", 0.9), Detection(other, "person", 0.9)], 4 / FPS)
+    assert [(t.track_id, t.confirmed) for t in out] == [(1, True), (2, False)]
+    out = tracker.update([Detection(box, "person", 0.9)], 5 / FPS)
+    assert [t.track_id for t in out] == [1]
+    out = tracker.update([Detection(box, "person", 0.9), Detection(other, "person", 0.9)], 6 / FPS)
+    assert [t.track_id for t in out] == [1, 3]
+
+
+def test_min_hits_one_confirms_at_once() -> None:
+    tracker = ByteTracker(TrackerConfig(min_hits=1))
+    (tr,) = tracker.update([Detection((0.0, 0.0, 10.0, 10.0), "car", 0.9)], 0.0)
+    assert tr.confirmed and tr.hits == 1 and tr.age == 1
+
+
+def test_ids_are_never_reused_even_after_reset() -> None:
+    rng = np.random.default_rng(5)
+    tracker = ByteTracker(TrackerConfig(max_age=3, min_hits=2))
+    seen_dead: set[int] = set()
+    live_before: set[int] = set()
+    max_id = 0
+    for f in range(300):
+        if f == 150:
+            tracker.reset()
+            assert tracker.live_count == 0
+            seen_dead |= live_before
+            live_before = set()
+        dets = [
+            Detection((x, y, x + 40, y + 40), "car", 0.9)
+            for x, y in rng.uniform(0, 1000, size=(int(rng.integers(0, 6)), 2)).tolist()
+        ]
+        out = tracker.update(dets, f / FPS)
+        ids = [t.track_id for t in out]
+        assert ids == sorted(ids) and len(ids) == len(set(ids))
+        live = set(ids)
+        assert not (live & seen_dead), live & seen_dead
+        new = live - live_before
+        assert all(i > max_id for i in new)
+        max_id = max([max_id, *live])
+        seen_dead |= live_before - live
+        live_before = live
+    assert max_id > 100  # the scene really churned
+
+
+def test_flickering_class_does_not_flip_the_track() -> None:
+    tracker = ByteTracker()
+    box = (100.0, 100.0, 180.0, 160.0)
+    classes = ["car", "car", "truck", "car", "car", "truck", "car", "truck", "car", "car"] * 3
+    for f, cls in enumerate(classes):
+        (tr,) = tracker.update([Detection(box, cls, 0.9)], f / FPS)
+        assert tr.cls == "car", (f, cls)
+    # a lasting change of opinion does win, once it holds the majority of recent detections
+    flips = []
+    for f in range(30, 60):
+        (tr,) = tracker.update([Detection(box, "truck", 0.9)], f / FPS)
+        flips.append(tr.cls)
+    assert flips[-1] == "truck" and flips[0] == "car"
+    assert flips.index("truck") <= 12
+
+
+def test_velocity_is_in_pixels_per_second_and_a_skipped_frame_is_predicted_further() -> None:
+    tracker = ByteTracker()
+    m = Mover(x=100, y=100, vx=10, vy=-4)
+    for f in range(30):
+        (tr,) = tracker.update([Detection(m.box(f), "bus", 0.9)], f / FPS)
+    assert tr.velocity == pytest.approx((10 * FPS, -4 * FPS), rel=0.05)
+    # the source skips three frames (motion gate): the box jumped 40 px, still the same track
+    (tr,) = tracker.update([Detection(m.box(34), "bus", 0.9)], 34 / FPS)
+    assert tr.track_id == 1 and tr.time_since_update == 0
+    assert tr.box[0] == pytest.approx(m.box(34)[0], abs=3)
+
+
+def test_repeated_or_backwards_timestamps_are_tolerated_and_nan_rejected() -> None:
+    tracker = ByteTracker()
+    box = (0.0, 0.0, 20.0, 20.0)
+    for t in (1.0, 1.2, 1.2, 0.5, 0.7):
+        (tr,) = tracker.update([Detection(box, "car", 0.9)], t)
+    assert tr.track_id == 1 and tr.hits == 5
+    with pytest.raises(ValueError, match="finite"):
+        tracker.update([], float("nan"))
+
+
+def test_non_finite_detections_are_ignored() -> None:
+    tracker = ByteTracker()
+    out = tracker.update(
+        [
+            Detection((float("nan"), 0.0, 10.0, 10.0), "car", 0.9),
+            Detection((0.0, 0.0, 10.0, 10.0), "car", float("nan")),
+        ],
+        0.0,
+    )
+    assert out == []
+
+
+def test_config_rejects_unknown_fields_bad_bounds_and_disordered_scores() -> None:
+    with pytest.raises(ValidationError, match="extra"):
+        TrackerConfig(iou=0.3)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="match_iou"):
+        TrackerConfig(match_iou=0.0)
+    with pytest.raises(ValidationError, match="low_score"):
+        TrackerConfig(low_score=0.6, high_score=0.5)
+    with pytest.raises(ValidationError, match="new_track_score"):
+        TrackerConfig(new_track_score=0.4)
+    cfg = TrackerConfig()
+    assert (cfg.high_score, cfg.low_score, cfg.new_track_score, cfg.match_iou, cfg.min_hits, cfg.max_age) == (
+        0.5,
+        0.1,
+        0.6,
+        0.3,
+        3,
+        30,
+    )
+    assert all(f.description for f in TrackerConfig.model_fields.values())
+
+
+@st.composite
+def _scenes(draw: st.DrawFn) -> tuple[list[Mover], int, int]:
+    frames = draw(st.integers(30, 70))
+    movers = []
+    for _ in range(draw(st.integers(1, 5))):
+        start = draw(st.integers(0, frames - 20))
+        movers.append(
+            Mover(
+                x=draw(st.floats(100, 1180)),
+                y=draw(st.floats(80, 640)),
+                vx=draw(st.floats(-10, 10)),
+                vy=draw(st.floats(-6, 6)),
+                w=draw(st.floats(40, 120)),
+                h=draw(st.floats(40, 120)),
+                start=start,
+                end=draw(st.integers(start + 15, frames - 1)),
+            )
+        )
+    return movers, frames, draw(st.integers(0, 2**31))
+
+
+def _max_overlap(movers: list[Mover], frames: int) -> float:
+    worst = 0.0
+    for f in range(frames):
+        boxes = [m.box(f) for m in movers if m.alive(f)]
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                worst = max(worst, _iou(boxes[i], boxes[j]))
+    return worst
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow]
+)
+@given(scene=_scenes())
+def test_property_straight_trajectories_keep_one_id_for_most_of_their_life(
+    scene: tuple[list[Mover], int, int],
+) -> None:
+    movers, frames, seed = scene
+    # Two objects merged into one box are ambiguous for any tracker; crossings are allowed.
+    assume(_max_overlap(movers, frames) < 0.5)
+    _, owners, _ = _run(movers, frames, jitter=1.5, seed=seed)
+    for k, m in enumerate(movers):
+        life = m.end - m.start + 1
+        ids = Counter(tr.track_id for tr in owners[k].values())
+        assert ids, k
+        main_id, n = ids.most_common(1)[0]
+        assert n >= 0.9 * life, (k, ids, life)
