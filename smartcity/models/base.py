@@ -16,11 +16,8 @@ import torch
 
 from smartcity.core.errors import SmartcityError
 from smartcity.core.vision import Detection
-from smartcity.models.config import DarknetDetectorConfig, OnnxDetectorConfig, TorchScriptDetectorConfig
+from smartcity.models.config import DetectorConfigBase
 from smartcity.models.ops import letterbox, postprocess
-
-AnyDetectorConfig = DarknetDetectorConfig | OnnxDetectorConfig | TorchScriptDetectorConfig
-
 
 PAD_VALUES = {"darknet": 127, "yolov8": 114}
 """Letterbox border grey each family was trained with (Darknet: 0.5, Ultralytics: 114)."""
@@ -82,7 +79,7 @@ def read_names(path: Path) -> list[str]:
     return names
 
 
-def config_names(config: AnyDetectorConfig, embedded: list[str] | None, model: object) -> list[str]:
+def config_names(config: DetectorConfigBase, embedded: list[str] | None, model: object) -> list[str]:
     """The class map: `names`, else `names_file`, else the names the model file carries."""
     if config.names is not None:
         return list(config.names)
@@ -120,7 +117,7 @@ class TensorDetector:
 
     def __init__(
         self,
-        config: AnyDetectorConfig,
+        config: DetectorConfigBase,
         *,
         names: list[str],
         input_size: tuple[int, int],
@@ -218,7 +215,7 @@ def setup_threads(device: torch.device, num_threads: int) -> None:
         torch.set_num_threads(num_threads)
 
 
-def half_precision(config: AnyDetectorConfig, device: torch.device) -> bool:
+def half_precision(config: DetectorConfigBase, device: torch.device) -> bool:
     if config.fp16 and device.type != "cuda":
         raise DetectorError(f"fp16 needs a CUDA device, the detector runs on {device}")
     return config.fp16 if config.fp16 is not None else device.type == "cuda"

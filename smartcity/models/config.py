@@ -52,7 +52,9 @@ Layout = Literal["auto", "darknet", "yolov8"]
 centre x, centre y, width, height in input pixels. `auto` tells them apart by shape."""
 
 
-class _DetectorBase(BaseModel):
+class DetectorConfigBase(BaseModel):
+    """Fields every detector type shares."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     names: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
@@ -109,7 +111,7 @@ class _DetectorBase(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _one_class_map(self) -> _DetectorBase:
+    def _one_class_map(self) -> DetectorConfigBase:
         if self.names is not None and self.names_file is not None:
             raise ValueError("give either names or names_file, not both")
         if self.fp16 and self.device == "cpu":
@@ -117,7 +119,7 @@ class _DetectorBase(BaseModel):
         return self
 
 
-class DarknetDetectorConfig(_DetectorBase):
+class DarknetDetectorConfig(DetectorConfigBase):
     """A Darknet cfg + weights run by this project's torch code (default: YOLOv3-tiny, COCO)."""
 
     type: Literal["darknet"] = Field("darknet", description="Detector type.")
@@ -136,7 +138,7 @@ class DarknetDetectorConfig(_DetectorBase):
         return self
 
 
-class OnnxDetectorConfig(_DetectorBase):
+class OnnxDetectorConfig(DetectorConfigBase):
     """An ONNX detector run by onnxruntime: YOLOv8/YOLO11 exports or `smartcity models export`."""
 
     type: Literal["onnx"] = Field("onnx", description="Detector type.")
@@ -144,7 +146,7 @@ class OnnxDetectorConfig(_DetectorBase):
     layout: Layout = Field("auto", description="Raw output layout (auto: from the output shape).")
 
 
-class TorchScriptDetectorConfig(_DetectorBase):
+class TorchScriptDetectorConfig(DetectorConfigBase):
     """A TorchScript detector (`torch.jit.save` / YOLOv8 `format=torchscript`)."""
 
     type: Literal["torchscript"] = Field("torchscript", description="Detector type.")

@@ -53,6 +53,11 @@ def parse_names(raw: str | None) -> list[str] | None:
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             return None
+    return names_from_value(value)
+
+
+def names_from_value(value: object) -> list[str] | None:
+    """A list of names, or a mapping of index (int or digit string) to name covering 0..n-1."""
     if isinstance(value, dict):
         try:
             items = sorted((int(k), str(v)) for k, v in value.items())

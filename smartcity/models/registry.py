@@ -10,13 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from smartcity.models.base import Detector, DetectorError
-from smartcity.models.config import (
-    DarknetDetectorConfig,
-    DetectorConfig,
-    OnnxDetectorConfig,
-    TorchScriptDetectorConfig,
-    parse_detector_config,
-)
+from smartcity.models.config import DetectorConfig, DetectorConfigBase, parse_detector_config
 from smartcity.models.darknet_detector import DarknetDetector
 from smartcity.models.onnx_backend import OnnxDetector
 from smartcity.models.torchscript_backend import TorchScriptDetector
@@ -46,10 +40,10 @@ register_detector("torchscript")(TorchScriptDetector)
 
 def create_detector(config: DetectorConfig | Mapping[str, Any]) -> Detector:
     """Build the detector a config (or a raw mapping, validated here) describes."""
-    if not isinstance(config, (DarknetDetectorConfig, OnnxDetectorConfig, TorchScriptDetectorConfig)):
-        if not isinstance(config, Mapping):
-            raise DetectorError(f"expected a detector config, got {type(config).__name__}")
+    if isinstance(config, Mapping):
         config = parse_detector_config(config)
+    elif not isinstance(config, DetectorConfigBase):
+        raise DetectorError(f"expected a detector config, got {type(config).__name__}")
     factory = DETECTORS.get(config.type)
     if factory is None:
         raise DetectorError(f"no detector registered for type {config.type!r} (known: {sorted(DETECTORS)})")

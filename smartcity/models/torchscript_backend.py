@@ -20,7 +20,7 @@ from smartcity.models.base import (
     setup_threads,
 )
 from smartcity.models.config import TorchScriptDetectorConfig
-from smartcity.models.onnx_backend import DEFAULT_INPUT, parse_names
+from smartcity.models.onnx_backend import DEFAULT_INPUT, names_from_value
 
 EXTRA_FILE = "config.txt"
 
@@ -40,7 +40,7 @@ class TorchScriptDetector(TensorDetector):
         meta = _metadata(extra[EXTRA_FILE])
         module.eval()
         self.module = module.half() if half else module.float()
-        embedded = parse_names(json.dumps(meta["names"])) if "names" in meta else None
+        embedded = names_from_value(meta.get("names"))
         size = _imgsz(meta.get("imgsz"))
         if config.input_size is not None:
             size = (config.input_size, config.input_size)

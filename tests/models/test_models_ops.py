@@ -165,3 +165,20 @@ def test_postprocess_filters_classes_and_maps_back() -> None:
     assert [(d.cls, d.box) for d in out[1]] == [("car", pytest.approx((75.0, 75.0, 125.0, 125.0)))]
     limited = postprocess(boxes, scores, lbs, names, conf_threshold=0.25, nms_iou=0.45, max_detections=1)
     assert [d.cls for d in limited[0]] == ["dog"]
+
+
+def test_postprocess_over_the_nms_block_matches_one_image_at_a_time() -> None:
+    # 2 x 2500 candidates exceed NMS_BLOCK (4096): the batch is then suppressed image by image.
+    rng = np.random.default_rng(3)
+    n = 2500
+    xy = rng.uniform(0, 400, size=(2, n, 2))
+    wh = rng.uniform(5, 40, size=(2, n, 2))
+    boxes = torch.tensor(np.concatenate([xy, wh], -1), dtype=torch.float32)
+    scores = torch.tensor(rng.uniform(0.3, 1.0, size=(2, n, 2)), dtype=torch.float32)
+    lbs = [letterbox_params(416, 416, (416, 416))] * 2
+    kwargs = {"conf_threshold": 0.25, "nms_iou": 0.5, "max_detections": 10_000}
+    together = postprocess(boxes, scores, lbs, ["a", "b"], **kwargs)  # type: ignore[arg-type]
+    for b in range(2):
+        alone = postprocess(boxes[b : b + 1], scores[b : b + 1], lbs[:1], ["a", "b"], **kwargs)  # type: ignore[arg-type]
+        assert together[b] == alone[0]
+        assert 300 < len(alone[0]) < n
