@@ -76,6 +76,16 @@ def load_model(files: DarknetFiles) -> DarknetModel:
     return model
 
 
+def _onnx_available() -> bool:
+    """Both halves of the onnxruntime path (export needs `onnx`) import; else auto falls back to torch."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _input_size(config: DarknetDetectorConfig, model: DarknetModel) -> tuple[int, int]:
     return (config.input_size,) * 2 if config.input_size is not None else model.input_size
 
@@ -90,7 +100,7 @@ class DarknetDetector(TensorDetector):
         size = _input_size(config, model)
         runtime: str = config.runtime
         if runtime == "auto":
-            runtime = "torch" if device.type == "cuda" else CPU_RUNTIME
+            runtime = "torch" if device.type == "cuda" or not _onnx_available() else CPU_RUNTIME
         self.runtime = runtime
         self.runner: OrtRunner | None = None
         self.model: DarknetModel | None = None

@@ -163,7 +163,10 @@ def export_module_onnx(
     opset: int = OPSET,
 ) -> bytes:
     """Export a float32 CPU module taking `[B, 3, H, W]` to ONNX bytes, with names/layout metadata."""
-    import onnx
+    try:
+        import onnx
+    except ImportError as exc:
+        raise MissingDependency("onnx", "ONNX export") from exc
 
     example = torch.zeros((1, 3, *input_size), dtype=torch.float32)
     buf = io.BytesIO()
