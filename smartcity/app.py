@@ -106,6 +106,7 @@ class Server:
                 actors=s.actors,
                 ray_cfg=s.ray,
                 spool_dir=s.storage.data_dir / "spool",
+                analysis=s.analysis,
             )
             self.supervisor.start("reconciler", self.reconciler.run)
 
@@ -168,7 +169,9 @@ class Server:
             out["ray"] = {"ok": ray_ok, "address": self.ray_address}
             actors = self.reconciler.status() if self.reconciler else {}
             out["actors"] = actors
-            ok = ok and ray_ok and all(a["alive"] for a in actors.values())
+            inference = self.reconciler.inference_status() if self.reconciler else {}
+            out["inference"] = inference
+            ok = ok and ray_ok and all(a["alive"] for a in actors.values()) and all(inference.values())
         failed = self.supervisor.failures()
         if failed:
             out["task_failures"] = failed

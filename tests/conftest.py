@@ -16,6 +16,10 @@ from collections.abc import AsyncIterator, Iterator
 import psutil
 import pytest
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+# the default detector installed by scripts/setup.sh (`smartcity models install`)
+os.environ.setdefault("SMARTCITY_MODEL_DIR", str(ROOT / "models"))
+
 PG_ADMIN_DSN = os.environ.get("SMARTCITY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -52,7 +52,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 server: {{port: {port}}}
 database: {{url: "sqlite+aiosqlite:///{tmp_path}/db.sqlite"}}
 storage: {{data_dir: "{tmp_path}/data"}}
-ray: {{num_cpus: 1, object_store_mb: 100}}
+ray: {{num_cpus: 2, object_store_mb: 100}}
+analysis: {{inference_cpus: 0.5}}
 actors: {{health_interval_s: 0.2}}
 camera_groups: [{{name: police}}]
 cameras:

@@ -10,13 +10,16 @@ is its Ray remote form.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
+from smartcity.actors.motion import MotionConfig
+from smartcity.actors.pipeline import CameraPipeline
 from smartcity.actors.spool import EventSpool, SpoolFull
 from smartcity.core.events import CameraHealth, CameraState, Event
 
@@ -61,14 +64,22 @@ class GroupOptions:
     spool_path: str
     health_interval_s: float = 5.0
     spool_max_events: int = 1_000_000
+    inference_actor: str | None = None  # Ray actor name; None = health only (no analysis)
+    max_inflight: int = 3  # frames per camera awaiting inference (pipelining)
+    motion: dict[str, Any] = field(default_factory=dict)
+    tracker: dict[str, Any] = field(default_factory=dict)
+    summary_interval_s: float = 10.0
+    counts_flush_s: float = 10.0
+    record_dir: str | None = None  # opt-in detections log (anonymous boxes only)
+    realtime: bool = True  # False: files decode as fast as possible (benchmarks)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GroupOptions:
-        return cls(
-            spool_path=str(d["spool_path"]),
-            health_interval_s=float(d.get("health_interval_s", 5.0)),
-            spool_max_events=int(d.get("spool_max_events", 1_000_000)),
-        )
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown camera group options {sorted(unknown)}")
+        return cls(**d)
 
 
 class Source(Protocol):
@@ -77,10 +88,10 @@ class Source(Protocol):
     def health(self) -> Any: ...
 
 
-def open_source(spec: CameraSpec) -> Source:
-    from smartcity.sources import CameraSource
+def open_source(spec: CameraSpec, *, realtime: bool = True) -> Source:
+    from smartcity.sources import CameraSource, SourceOptions
 
-    return CameraSource(spec.id, spec.url, analysis_fps=spec.analysis_fps)
+    return CameraSource(spec.id, spec.url, analysis_fps=spec.analysis_fps, options=SourceOptions(realtime=realtime))
 
 
 class CameraGroup:
@@ -92,9 +103,16 @@ class CameraGroup:
         self.specs = {c.id: c for c in (CameraSpec.from_dict(d) for d in cameras)}
         self.spool = EventSpool(Path(self.options.spool_path), max_events=self.options.spool_max_events)
         self.sources: dict[str, Source] = {}
+        self.pipelines: dict[str, CameraPipeline] = {}
+        self._pipeline_tasks: dict[str, asyncio.Task[None]] = {}
+        self.rules: dict[str, list[Any]] = {}
+        self._inference: Any = None
+        self._recorder: Any = None
         self.health_dropped = 0
         self._last_state: dict[str, CameraState] = {}
         self._last_emit: dict[str, float] = {}
+        self._seen_infer_errors: dict[str, int] = {}
+        self._analysis_errors: dict[str, str] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._started_at = time.time()
 
@@ -116,7 +134,10 @@ class CameraGroup:
                 pass
             self._loop_task = None
         for cam_id in list(self.sources):
-            self._close(cam_id)
+            await self._close(cam_id)
+        if self._recorder is not None:
+            self._recorder.close()
+            self._recorder = None
         # last word: every camera of a stopped group is offline. The spool stays open so
         # that the server can drain it; the process ends with the actor.
         self._record([self._health_event(cid, None, message="camera group stopped") for cid in self.specs])
@@ -130,7 +151,53 @@ class CameraGroup:
             "last_seq": self.spool.last_seq,
             "health_dropped": self.health_dropped,
             "started_at": self._started_at,
+            "pipelines": {cid: dataclasses.asdict(p.stats) for cid, p in self.pipelines.items()},
+            "rules": {cid: [r.id for r in rules] for cid, rules in self.rules.items()},
         }
+
+    # ---- rules ------------------------------------------------------------------------------
+    async def update_rules(self, rules: list[dict[str, Any]]) -> dict[str, list[str]]:
+        """Replace the group's rules (all cameras) live: streams are never restarted.
+
+        Rules that fail validation are reported back by id and not applied.
+        """
+        from smartcity.analytics import validate_rule
+        from smartcity.core.errors import ValidationFailed
+
+        by_camera: dict[str, list[Any]] = {cid: [] for cid in self.specs}
+        rejected: list[str] = []
+        for data in rules:
+            try:
+                spec = validate_rule(data)
+            except ValidationFailed as exc:
+                rejected.append(f"{data.get('id')}: {exc}")
+                continue
+            if spec.camera_id in by_camera:
+                by_camera[spec.camera_id].append(spec)
+        self.rules = by_camera
+        for cid, pipe in self.pipelines.items():
+            pipe.set_rules(by_camera.get(cid, []))
+        return {"applied": sorted(r.id for rs in by_camera.values() for r in rs), "rejected": rejected}
+
+    async def set_signal_state(self, camera_id: str, rule_id: str, state: str, t: float) -> bool:
+        pipe = self.pipelines.get(camera_id)
+        if pipe is None:
+            return False
+        pipe.set_signal_state(rule_id, state, t)
+        return True
+
+    async def tracks(self, camera_id: str) -> list[dict[str, Any]]:
+        """Current tracks of a camera (anonymous boxes; ids local to this camera)."""
+        pipe = self.pipelines.get(camera_id)
+        if pipe is None:
+            return []
+        return [dataclasses.asdict(t) for t in pipe.latest_tracks]
+
+    async def latest_frame(self, camera_id: str) -> Any:
+        """The latest decoded frame of a camera (for live views and snapshots), or None."""
+        src = self.sources.get(camera_id)
+        latest = getattr(src, "latest", None)
+        return latest() if latest is not None else None
 
     async def update_cameras(self, cameras: list[dict[str, Any]]) -> dict[str, list[str]]:
         """Apply a new camera list: open new ones, close removed ones, reopen changed ones.
@@ -141,7 +208,7 @@ class CameraGroup:
         changes: dict[str, list[str]] = {"added": [], "removed": [], "changed": []}
         for cam_id in list(self.specs):
             if cam_id not in wanted:
-                self._close(cam_id)
+                await self._close(cam_id)
                 del self.specs[cam_id]
                 changes["removed"].append(cam_id)
         for cam_id, spec in wanted.items():
@@ -149,7 +216,7 @@ class CameraGroup:
             if old == spec:
                 continue
             if old is not None:
-                self._close(cam_id)
+                await self._close(cam_id)
                 changes["changed"].append(cam_id)
             else:
                 changes["added"].append(cam_id)
@@ -171,15 +238,73 @@ class CameraGroup:
         if not spec.enabled:
             return
         try:
-            src = open_source(spec)
+            src = open_source(spec, realtime=self.options.realtime)
             src.start()
         except Exception as exc:  # a bad camera never takes the group down
             log.exception("camera %s failed to open", spec.id)
             self._record([self._health_event(spec.id, None, message=f"cannot open source: {exc}")])
             return
         self.sources[spec.id] = src
+        if self.options.inference_actor:
+            try:
+                self._start_pipeline(spec, src)
+            except Exception as exc:  # analysis broken: keep the stream and report why
+                log.exception("camera %s: analysis pipeline failed to start", spec.id)
+                self._analysis_errors[spec.id] = f"analysis unavailable: {type(exc).__name__}: {exc}"[:300]
 
-    def _close(self, cam_id: str) -> None:
+    def _start_pipeline(self, spec: CameraSpec, src: Source) -> None:
+        pipe = CameraPipeline(
+            spec.id,
+            src,  # type: ignore[arg-type]
+            self._infer,
+            self._record_forced,
+            rules=self.rules.get(spec.id, []),
+            motion=MotionConfig.model_validate(self.options.motion),
+            tracker=self.options.tracker,
+            max_inflight=self.options.max_inflight,
+            summary_interval_s=self.options.summary_interval_s,
+            counts_flush_s=self.options.counts_flush_s,
+            recorder=self._detections_recorder(),
+        )
+        self.pipelines[spec.id] = pipe
+        self._pipeline_tasks[spec.id] = asyncio.get_running_loop().create_task(pipe.run())
+
+    def _detections_recorder(self) -> Any:
+        if not self.options.record_dir:
+            return None
+        if self._recorder is None:
+            from smartcity.replay import DetectionLogWriter
+
+            path = Path(self.options.record_dir) / f"{self.group}-{int(time.time())}.jsonl"
+            self._recorder = DetectionLogWriter(path)
+        return self._recorder
+
+    async def _infer(self, image: Any) -> Any:
+        import ray
+
+        if self._inference is None:
+            assert self.options.inference_actor is not None
+            self._inference = ray.get_actor(self.options.inference_actor)
+        try:
+            return await self._inference.detect.remote(ray.put(image))
+        except Exception:
+            self._inference = None  # re-resolve: the inference actor may have been restarted
+            raise
+
+    async def _close(self, cam_id: str) -> None:
+        self._analysis_errors.pop(cam_id, None)
+        task = self._pipeline_tasks.pop(cam_id, None)
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("pipeline of camera %s failed", cam_id)
+        pipe = self.pipelines.pop(cam_id, None)
+        if pipe is not None:
+            pipe.flush_counts()
         src = self.sources.pop(cam_id, None)
         if src is not None:
             try:
@@ -194,11 +319,22 @@ class CameraGroup:
             reason = message or ("camera disabled" if spec is not None and not spec.enabled else "not running")
             return CameraHealth(camera_id=cam_id, t=now, group=self.group, state=CameraState.OFFLINE, message=reason)
         h = src.health()
+        state = CameraState(h.state)
+        msg = str(h.message)
+        if cam_id in self._analysis_errors:
+            state = CameraState.DEGRADED if state is CameraState.ONLINE else state
+            msg = (msg + "; " if msg else "") + self._analysis_errors[cam_id]
+        pipe = self.pipelines.get(cam_id)
+        if pipe is not None and pipe.stats.infer_errors > self._seen_infer_errors.get(cam_id, 0):
+            self._seen_infer_errors[cam_id] = pipe.stats.infer_errors
+            if state is CameraState.ONLINE:
+                state = CameraState.DEGRADED
+            msg = (msg + "; " if msg else "") + pipe.stats.last_error
         return CameraHealth(
             camera_id=cam_id,
             t=now,
             group=self.group,
-            state=CameraState(h.state),
+            state=state,
             input_fps=round(float(h.input_fps), 3),
             analysed_fps=round(float(h.analysed_fps), 3),
             last_frame_t=h.last_frame_t,
@@ -207,8 +343,13 @@ class CameraGroup:
             frames_dropped=int(h.frames_dropped),
             width=h.width,
             height=h.height,
-            message=str(h.message),
+            message=msg,
         )
+
+    def _record_forced(self, events: list[Event]) -> None:
+        """Rule events and counts are never dropped: the spool may exceed its bound for them."""
+        if events:
+            self.spool.append([e.to_dict() for e in events], force=True)
 
     def _record(self, events: list[Event]) -> None:
         if not events:

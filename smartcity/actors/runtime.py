@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -19,14 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from smartcity.actors.camera_group import CameraSpec, remote_class
-from smartcity.core.config import ActorsConfig, RayConfig
+from smartcity.actors.camera_group import CameraSpec
+from smartcity.actors.camera_group import remote_class as camera_group_class
+from smartcity.actors.inference import remote_class as inference_class
+from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
 from smartcity.core.errors import ValidationFailed
 from smartcity.core.events import EVENT_TYPES, Event, event_from_dict
 
 log = logging.getLogger(__name__)
 
 ACTOR_PREFIX = "camera-group:"
+INFERENCE_PREFIX = "inference:"
 
 
 def start_ray(cfg: RayConfig) -> dict[str, Any]:
@@ -59,6 +64,11 @@ def _restore_signal_handlers(saved: dict[int, Any]) -> None:
 def _init_ray(cfg: RayConfig) -> dict[str, Any]:
     import ray
 
+    from smartcity.models.install import MODEL_DIR_ENV, default_model_dir
+
+    # workers inherit the environment: give them an absolute model directory
+    os.environ[MODEL_DIR_ENV] = str(default_model_dir().resolve())
+
     if cfg.address:
         ctx = ray.init(address=cfg.address, namespace=cfg.namespace, log_to_driver=False)
     else:
@@ -86,6 +96,15 @@ def stop_ray() -> None:
 class GroupSpec:
     name: str
     cameras: tuple[CameraSpec, ...]
+    rules: tuple[str, ...] = ()  # canonical JSON of each rule spec of the group's cameras
+
+    def rule_dicts(self) -> list[dict[str, Any]]:
+        return [json.loads(r) for r in self.rules]
+
+
+def rule_json(rule: dict[str, Any]) -> str:
+    """Canonical JSON of a rule spec, so that unchanged rules compare equal."""
+    return json.dumps(rule, sort_keys=True, separators=(",", ":"), default=str)
 
 
 class ActorUnreachable(Exception):
@@ -109,6 +128,8 @@ class _GroupState:
     pulled: int = 0
     bridge: asyncio.Task[None] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    failed_starts: int = 0
+    next_attempt: float = 0.0
 
 
 def body_to_event(body: dict[str, Any]) -> Event:
@@ -131,6 +152,8 @@ class Reconciler:
         actors: ActorsConfig,
         ray_cfg: RayConfig,
         spool_dir: Path,
+        analysis: AnalysisConfig | None = None,
+        realtime: bool = True,
         call_timeout_s: float = 10.0,
     ) -> None:
         self._desired = desired
@@ -139,8 +162,13 @@ class Reconciler:
         self._ray_cfg = ray_cfg
         self._spool_dir = spool_dir.resolve()
         self._timeout = call_timeout_s
+        self._analysis = analysis
+        self._realtime = realtime
         self._groups: dict[str, _GroupState] = {}
-        self._remote = remote_class()
+        self._remote = camera_group_class()
+        self._inference_remote = inference_class() if analysis and analysis.enabled else None
+        self._inference: dict[str, Any] = {}
+        self.inference_restarts = 0
         self.restarts = 0
         self.bad_events = 0
         self._wake = asyncio.Event()
@@ -158,6 +186,16 @@ class Reconciler:
             }
             for name, st in self._groups.items()
         }
+
+    def inference_status(self) -> dict[str, bool]:
+        a = self._analysis
+        if a is None or not a.enabled:
+            return {}
+        names = [f"{INFERENCE_PREFIX}{i}" for i in range(a.inference_actors)]
+        return {n: n in self._inference for n in names}
+
+    def inference_handle(self, index: int = 0) -> Any:
+        return self._inference.get(f"{INFERENCE_PREFIX}{index}")
 
     def handle(self, group: str) -> Any:
         st = self._groups.get(group)
@@ -183,6 +221,7 @@ class Reconciler:
             await self.shutdown()
 
     async def reconcile_once(self) -> None:
+        await self._reconcile_inference()
         desired = {g.name: g for g in await self._desired()}
         for name in list(self._groups):
             if name not in desired:
@@ -194,17 +233,70 @@ class Reconciler:
                 await self._start(st)
                 st.bridge = asyncio.get_running_loop().create_task(self._bridge(st), name=f"bridge:{name}")
                 continue
+            if st.handle is None and time.monotonic() < st.next_attempt:
+                continue
             if not await self._alive(st):
                 log.warning("camera group %s actor is dead (%s); restarting", name, st.last_error)
                 self.restarts += 1
                 await self._start(st)
             if st.alive and spec != st.spec:
-                await self._actor_call(st, "update_cameras", [c.to_dict() for c in spec.cameras])
+                if spec.cameras != st.spec.cameras:
+                    await self._actor_call(st, "update_cameras", [c.to_dict() for c in spec.cameras])
+                if spec.rules != st.spec.rules:
+                    await self._push_rules(st, spec)
                 st.spec = spec
 
+    async def _push_rules(self, st: _GroupState, spec: GroupSpec) -> None:
+        result = await self._actor_call(st, "update_rules", spec.rule_dicts())
+        for line in result.get("rejected", []):
+            log.error("group %s rejected rule %s", spec.name, line)
+
+    async def _reconcile_inference(self) -> None:
+        import ray
+
+        a = self._analysis
+        if a is None or not a.enabled or self._inference_remote is None:
+            return
+        for i in range(a.inference_actors):
+            name = f"{INFERENCE_PREFIX}{i}"
+            handle = self._inference.get(name)
+            if handle is not None:
+                try:
+                    await asyncio.wait_for(handle.info.remote(), self._timeout)
+                    continue
+                except Exception as exc:
+                    log.warning("inference actor %s is dead (%s); restarting", name, exc)
+                    self.inference_restarts += 1
+            try:
+                old = ray.get_actor(name)
+                ray.kill(old, no_restart=True)
+            except ValueError:
+                pass
+            config = {
+                "max_batch": a.max_batch,
+                "max_wait_ms": a.max_wait_ms,
+                "num_cpus": a.inference_cpus,
+                "num_gpus": a.inference_gpus,
+                "detector": a.detector,
+            }
+            handle = self._inference_remote.options(
+                name=name, num_cpus=a.inference_cpus, num_gpus=a.inference_gpus, max_concurrency=1000
+            ).remote(config)
+            try:
+                await asyncio.wait_for(handle.info.remote(), 120)
+                self._inference[name] = handle
+            except Exception as exc:
+                self._inference.pop(name, None)
+                log.error("inference actor %s failed to start: %s", name, exc)
+
     async def shutdown(self) -> None:
+        import ray
+
         for name in list(self._groups):
             await self._remove(name)
+        for name, handle in list(self._inference.items()):
+            ray.kill(handle, no_restart=True)
+            del self._inference[name]
 
     # ---- internals -------------------------------------------------------------------------
     def _actor_name(self, group: str) -> str:
@@ -214,11 +306,25 @@ class Reconciler:
         import ray
 
         name = self._actor_name(st.spec.name)
-        options = {
+        options: dict[str, Any] = {
             "spool_path": str(self._spool_dir / f"{st.spec.name}.sqlite"),
             "health_interval_s": self._cfg.health_interval_s,
             "spool_max_events": self._cfg.spool_max_events,
+            "realtime": self._realtime,
         }
+        a = self._analysis
+        if a is not None and a.enabled:
+            # groups spread over the inference actors
+            index = sum(map(ord, st.spec.name)) % a.inference_actors
+            options.update(
+                inference_actor=f"{INFERENCE_PREFIX}{index}",
+                max_inflight=a.max_inflight,
+                motion=a.motion,
+                tracker=a.tracker,
+                summary_interval_s=a.summary_interval_s,
+                counts_flush_s=a.counts_flush_s,
+                record_dir=str(a.record_detections_dir.resolve()) if a.record_detections_dir else None,
+            )
         try:
             old = ray.get_actor(name)
             ray.kill(old, no_restart=True)
@@ -230,13 +336,25 @@ class Reconciler:
         st.starts += 1
         st.last_start = time.monotonic()
         try:
+            if st.spec.rules:
+                await asyncio.wait_for(st.handle.update_rules.remote(st.spec.rule_dicts()), 60)
             st.info = await asyncio.wait_for(st.handle.start.remote(), 60)
             st.alive = True
             st.last_error = ""
         except Exception as exc:
             st.alive = False
-            st.last_error = f"start failed: {exc}"
-            log.error("camera group %s failed to start: %s", st.spec.name, exc)
+            if isinstance(exc, TimeoutError):
+                st.last_error = "start timed out after 60s: not enough Ray resources (CPU) for the actor?"
+            else:
+                st.last_error = f"start failed: {type(exc).__name__}: {exc}"[:2000]
+            log.error("camera group %s failed to start: %s", st.spec.name, st.last_error)
+            # kill it so that the next reconciliation starts a fresh one, after a backoff
+            ray.kill(st.handle, no_restart=True)
+            st.handle = None
+            st.failed_starts += 1
+            st.next_attempt = time.monotonic() + min(30.0, 0.5 * 2**st.failed_starts)
+            return
+        st.failed_starts = 0
 
     async def _alive(self, st: _GroupState) -> bool:
         if st.handle is None:

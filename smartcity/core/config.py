@@ -85,6 +85,29 @@ class ActorsConfig(Section):
     )
 
 
+class AnalysisConfig(Section):
+    """The video analysis pipeline: detector, batching, motion gate, tracker."""
+
+    enabled: bool = Field(True, description="Run detection, tracking and rules (else health only).")
+    detector: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "darknet"},
+        description="Detector: {type: darknet | onnx | torchscript, ...} (see `smartcity models`).",
+    )
+    max_batch: int = Field(8, description="Largest inference batch across cameras.", ge=1, le=256)
+    max_wait_ms: float = Field(10.0, description="How long a frame waits for a batch to fill, ms.", ge=0, le=1000)
+    inference_actors: int = Field(1, description="Inference actors (one per GPU or CPU slot).", ge=1, le=64)
+    inference_cpus: float = Field(1.0, description="CPUs reserved per inference actor.", ge=0, le=256)
+    inference_gpus: float = Field(0.0, description="GPUs reserved per inference actor.", ge=0, le=16)
+    max_inflight: int = Field(3, description="Frames per camera awaiting inference at once.", ge=1, le=64)
+    motion: dict[str, Any] = Field(default_factory=dict, description="Motion gate settings.")
+    tracker: dict[str, Any] = Field(default_factory=dict, description="Tracker settings.")
+    summary_interval_s: float = Field(10.0, description="Seconds between detection summaries.", gt=0, le=3600)
+    counts_flush_s: float = Field(10.0, description="Seconds between count bucket updates.", gt=0, le=3600)
+    record_detections_dir: Path | None = Field(
+        None, description="Opt-in: record anonymous detections logs (for `smartcity replay`) here."
+    )
+
+
 class StorageConfig(Section):
     data_dir: Path = Field(Path("data"), description="Directory for the database, spools and evidence.")
     retention_days: int = Field(30, description="Days events and evidence are kept.", ge=1, le=3650)
@@ -134,6 +157,7 @@ class Settings(BaseSettings):
     ray: RayConfig = Field(default_factory=RayConfig, description="Ray runtime.")
     actors: ActorsConfig = Field(default_factory=ActorsConfig, description="Camera actors.")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage.")
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Video analysis.")
     camera_groups: list[CameraGroupConfig] = Field(
         default_factory=list, description="Camera groups.", max_length=10_000
     )

@@ -1,0 +1,199 @@
+"""Per-camera analysis pipeline run inside a camera-group actor:
+
+    frame due for analysis -> motion gate -> detector (batched, remote) -> tracker -> rules
+
+Up to `max_inflight` frames of one camera wait for the detector at once, so decoding,
+inference and tracking overlap; results are consumed strictly in frame order, which the
+tracker needs. A frame the motion gate skips reuses the previous detections (the scene did
+not change). The detector is injected (`infer`), so the pipeline runs with or without Ray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from smartcity.actors.motion import MotionConfig, MotionGate
+from smartcity.core.events import DetectionSummary, Event
+from smartcity.core.vision import Detection, FrameTracks, Track
+
+log = logging.getLogger(__name__)
+
+Infer = Callable[[np.ndarray], Awaitable[list[Detection]]]
+
+
+class AnalysedFrame(Protocol):
+    camera_id: str
+    index: int
+    t: float
+    image: np.ndarray
+    width: int
+    height: int
+
+
+class FrameSource(Protocol):
+    def take_for_analysis(self) -> Any: ...
+
+
+class DetectionRecorder(Protocol):
+    def write(self, camera: str, t: float, width: int, height: int, detections: Sequence[Detection]) -> None: ...
+
+
+@dataclass
+class PipelineStats:
+    analysed: int = 0
+    inferred: int = 0
+    skipped: int = 0
+    infer_errors: int = 0
+    last_error: str = ""
+    last_tracks: int = 0
+
+
+class CameraPipeline:
+    def __init__(
+        self,
+        camera_id: str,
+        source: FrameSource,
+        infer: Infer,
+        emit: Callable[[list[Event]], None],
+        *,
+        rules: Sequence[Any] = (),
+        motion: MotionConfig | None = None,
+        tracker: dict[str, Any] | None = None,
+        max_inflight: int = 3,
+        summary_interval_s: float = 10.0,
+        counts_flush_s: float = 10.0,
+        recorder: DetectionRecorder | None = None,
+        idle_sleep_s: float = 0.01,
+    ) -> None:
+        from smartcity.analytics import RuleEngine
+        from smartcity.tracking import ByteTracker, TrackerConfig
+
+        self.camera_id = camera_id
+        self.source = source
+        self.infer = infer
+        self.emit = emit
+        self.gate = MotionGate(motion)
+        self.tracker = ByteTracker(TrackerConfig.model_validate(tracker or {}))
+        self.engine = RuleEngine(list(rules), camera_id)
+        self.max_inflight = max_inflight
+        self.summary_interval_s = summary_interval_s
+        self.counts_flush_s = counts_flush_s
+        self.recorder = recorder
+        self.idle_sleep_s = idle_sleep_s
+        self.stats = PipelineStats()
+        self.latest_tracks: tuple[Track, ...] = ()
+        self._last_dets: list[Detection] = []
+        self._window: deque[tuple[AnalysedFrame, asyncio.Future[list[Detection]] | None]] = deque()
+        self._summary_started = time.monotonic()
+        self._summary_frames = 0
+        self._summary_classes: dict[str, int] = {}
+        self._last_counts_flush = time.monotonic()
+
+    # ---- control ------------------------------------------------------------------------
+    def set_rules(self, rules: Sequence[Any]) -> None:
+        """Live rule change: unchanged rules keep their state, the stream is untouched."""
+        self.engine.set_rules(list(rules))
+
+    def set_signal_state(self, rule_id: str, state: str, t: float) -> None:
+        self.engine.set_signal_state(rule_id, state, t)
+
+    def flush_counts(self) -> None:
+        buckets = self.engine.count_buckets()
+        if buckets:
+            self.emit(list(buckets))
+        self._last_counts_flush = time.monotonic()
+
+    # ---- loop ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            while True:
+                frame = self.source.take_for_analysis()
+                if frame is None:
+                    if self._window:
+                        await self._consume_head()
+                    else:
+                        await asyncio.sleep(self.idle_sleep_s)
+                    self._periodic()
+                    continue
+                fut: asyncio.Future[list[Detection]] | None = None
+                if self.gate.should_infer(frame.image):
+                    fut = asyncio.ensure_future(self.infer(frame.image))
+                else:
+                    self.stats.skipped += 1
+                self._window.append((frame, fut))
+                while len(self._window) > self.max_inflight or (self._window and self._head_ready()):
+                    await self._consume_head()
+                self._periodic()
+        finally:
+            for _, fut in self._window:
+                if fut is not None:
+                    fut.cancel()
+            self._window.clear()
+
+    def _head_ready(self) -> bool:
+        fut = self._window[0][1]
+        return fut is None or fut.done()
+
+    async def _consume_head(self) -> None:
+        frame, fut = self._window.popleft()
+        if fut is not None:
+            try:
+                dets = await fut
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # inference unavailable (actor restarting): skip the frame rather than feed
+                # the tracker an empty scene, which would end every track
+                self.stats.infer_errors += 1
+                self.stats.last_error = f"inference failed: {type(exc).__name__}: {exc}"[:300]
+                return
+            self.stats.inferred += 1
+            self._last_dets = dets
+        else:
+            dets = self._last_dets
+        self._analyse(frame, dets)
+
+    def _analyse(self, frame: AnalysedFrame, dets: list[Detection]) -> None:
+        self.stats.analysed += 1
+        tracks = tuple(self.tracker.update(dets, frame.t))
+        self.latest_tracks = tracks
+        self.stats.last_tracks = len(tracks)
+        ft = FrameTracks(camera_id=self.camera_id, t=frame.t, width=frame.width, height=frame.height, tracks=tracks)
+        events = self.engine.update(ft, image=frame.image)
+        if events:
+            self.emit(list(events))
+        if self.recorder is not None:
+            self.recorder.write(self.camera_id, frame.t, frame.width, frame.height, dets)
+        self._summary_frames += 1
+        for d in dets:
+            self._summary_classes[d.cls] = self._summary_classes.get(d.cls, 0) + 1
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now - self._last_counts_flush >= self.counts_flush_s:
+            self.flush_counts()
+        window = now - self._summary_started
+        if window >= self.summary_interval_s and self._summary_frames:
+            self.emit(
+                [
+                    DetectionSummary(
+                        camera_id=self.camera_id,
+                        t=time.time(),
+                        frames=self._summary_frames,
+                        window_s=round(window, 3),
+                        detections_by_class=dict(self._summary_classes),
+                        active_tracks=sum(1 for t in self.latest_tracks if t.confirmed),
+                    )
+                ]
+            )
+            self._summary_started = now
+            self._summary_frames = 0
+            self._summary_classes = {}
