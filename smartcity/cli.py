@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from smartcity.core.config import Settings, demo_settings, load_settings
-from smartcity.core.errors import ConfigError
+from smartcity.core.errors import ConfigError, SmartcityError
 
 log = logging.getLogger("smartcity")
 
@@ -109,6 +109,27 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     return asyncio.run(create_user_cli(settings, args.username, password, args.role, args.group or []))
 
 
+def cmd_models_install(args: argparse.Namespace) -> int:
+    from smartcity.models.install import default_model_dir, install_default_model
+
+    target = Path(args.dir) if args.dir else default_model_dir()
+    path = install_default_model(target)
+    print(f"default detector (YOLOv3-tiny, COCO) installed and verified in {path}")
+    return 0
+
+
+def cmd_models_export(args: argparse.Namespace) -> int:
+    from smartcity.models.config import DarknetDetectorConfig
+    from smartcity.models.darknet_detector import export_onnx, export_torchscript
+
+    config = DarknetDetectorConfig(input_size=args.input_size)
+    out = Path(args.output)
+    path = export_onnx(config, out) if args.format == "onnx" else export_torchscript(config, out)
+    kind = "onnx" if args.format == "onnx" else "torchscript"
+    print(f"wrote {path}; use it with detector: {{type: {kind}, model: {path}}}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smartcity", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -142,10 +163,28 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--group", action="append", help="camera group the user may see (repeatable; none = all)")
     sp.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     sp.set_defaults(fn=cmd_users_create)
+
+    models = sub.add_parser("models", help="detector models").add_subparsers(dest="models_cmd", required=True)
+    sp = models.add_parser("install", help="fetch, verify and store the default detector (YOLOv3-tiny)")
+    sp.add_argument("--dir", help="model directory (default $SMARTCITY_MODEL_DIR or ./models)")
+    sp.set_defaults(fn=cmd_models_install)
+    sp = models.add_parser("export", help="export the default detector to ONNX or TorchScript")
+    sp.add_argument("output", help="output file (.onnx or .pt)")
+    sp.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    sp.add_argument("--input-size", type=int, default=None, help="square input side (multiple of 32)")
+    sp.set_defaults(fn=cmd_models_export)
+
+    # dispatched in main() before parsing, listed here for --help
+    sub.add_parser("replay", help="run tracking and rules over a recorded detections log (see replay --help)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["replay"]:  # replay owns its whole argument list (options included)
+        from smartcity.replay import main_replay
+
+        return main_replay(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         rc: int = args.fn(args)
@@ -156,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except SmartcityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return rc
 
 

@@ -273,7 +273,7 @@ class PostgresBulkWriter:
 
     async def write(self, batch: SortedBatch, now: float) -> int:
         """Write the batch in one transaction; returns the number of new `events` rows."""
-        import asyncpg  # type: ignore[import-untyped]  # no stubs; pyproject lists no override
+        import asyncpg
 
         inserted = 0
         async with self.db.engine.connect() as conn:
