@@ -73,7 +73,6 @@ class CameraPipeline:
         recorder: DetectionRecorder | None = None,
         idle_sleep_s: float = 0.01,
     ) -> None:
-        from smartcity.analytics import RuleEngine
         from smartcity.tracking import ByteTracker, TrackerConfig
 
         self.camera_id = camera_id
@@ -82,7 +81,9 @@ class CameraPipeline:
         self.emit = emit
         self.gate = MotionGate(motion)
         self.tracker = ByteTracker(TrackerConfig.model_validate(tracker or {}))
-        self.engine = RuleEngine(list(rules), camera_id)
+        self.engine: Any = None  # created with the first rule (a camera without rules only tracks)
+        if rules:
+            self.set_rules(rules)
         self.max_inflight = max_inflight
         self.summary_interval_s = summary_interval_s
         self.counts_flush_s = counts_flush_s
@@ -100,12 +101,22 @@ class CameraPipeline:
     # ---- control ------------------------------------------------------------------------
     def set_rules(self, rules: Sequence[Any]) -> None:
         """Live rule change: unchanged rules keep their state, the stream is untouched."""
-        self.engine.set_rules(list(rules))
+        if self.engine is None:
+            if not rules:
+                return
+            from smartcity.analytics import RuleEngine
+
+            self.engine = RuleEngine(list(rules), self.camera_id)
+        else:
+            self.engine.set_rules(list(rules))
 
     def set_signal_state(self, rule_id: str, state: str, t: float) -> None:
-        self.engine.set_signal_state(rule_id, state, t)
+        if self.engine is not None:
+            self.engine.set_signal_state(rule_id, state, t)
 
     def flush_counts(self) -> None:
+        if self.engine is None:
+            return
         buckets = self.engine.count_buckets()
         if buckets:
             self.emit(list(buckets))
@@ -167,9 +178,10 @@ class CameraPipeline:
         self.latest_tracks = tracks
         self.stats.last_tracks = len(tracks)
         ft = FrameTracks(camera_id=self.camera_id, t=frame.t, width=frame.width, height=frame.height, tracks=tracks)
-        events = self.engine.update(ft, image=frame.image)
-        if events:
-            self.emit(list(events))
+        if self.engine is not None:
+            events = self.engine.update(ft, image=frame.image)
+            if events:
+                self.emit(list(events))
         if self.recorder is not None:
             self.recorder.write(self.camera_id, frame.t, frame.width, frame.height, dets)
         self._summary_frames += 1
