@@ -3,8 +3,9 @@ min-cost assignment (Hungarian / shortest augmenting path, with a cost limit) an
 
 scipy is not a dependency, so the solver lives here. Tracking cost matrices are sparse
 (most track/detection pairs do not overlap at all), so `linear_assignment` first takes the
-pairs that are each other's only candidate, which every optimal solution contains, and runs
-the cubic solver only on what is left.
+pairs that are each other's only candidate, which every optimal solution contains, splits
+the rest into independent groups of overlapping boxes, and runs the cubic solver only on
+groups where several tracks compete for several detections.
 """
 
 from __future__ import annotations
@@ -122,15 +123,48 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
     cols = list(cc[alone].tolist())
     rest = ~alone
     if rest.any():
-        sub_rows = np.unique(rr[rest])
-        sub_cols = np.unique(cc[rest])
-        for i, j in _solve_with_limit(cost[np.ix_(sub_rows, sub_cols)], cost_limit):
-            rows.append(int(sub_rows[i]))
-            cols.append(int(sub_cols[j]))
+        for sub_rows, sub_cols in _components(rr[rest].tolist(), cc[rest].tolist(), n):
+            sub = cost[np.ix_(sub_rows, sub_cols)]
+            if len(sub_rows) == 1 or len(sub_cols) == 1:
+                # One side has a single member: its cheapest allowed partner is optimal,
+                # since every partner is allowed and the others stay unmatched either way.
+                k = int(np.argmin(sub))
+                pairs = [divmod(k, len(sub_cols))]
+            else:
+                pairs = _solve_with_limit(sub, cost_limit)
+            for i, j in pairs:
+                rows.append(sub_rows[i])
+                cols.append(sub_cols[j])
     r = np.asarray(rows, dtype=np.intp)
     c = np.asarray(cols, dtype=np.intp)
     order = np.argsort(r, kind="stable")
     return r[order], c[order]
+
+
+def _components(pair_rows: list[int], pair_cols: list[int], n_rows: int) -> list[tuple[list[int], list[int]]]:
+    """Connected groups of the bipartite graph of allowed pairs (union-find; nodes are rows
+    0..n_rows-1 and columns n_rows..). Each group is an independent assignment problem."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, j in zip(pair_rows, pair_cols):
+        a, b = find(i), find(n_rows + j)
+        if a != b:
+            parent[a] = b
+    groups: dict[int, tuple[list[int], list[int]]] = {}
+    for node in sorted(parent):
+        rows, cols = groups.setdefault(find(node), ([], []))
+        if node < n_rows:
+            rows.append(node)
+        else:
+            cols.append(node - n_rows)
+    return list(groups.values())
 
 
 def greedy_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
