@@ -1,0 +1,172 @@
+"""SMS through the real Twilio SDK (asyncio HTTP client) and its delivery-status callbacks.
+
+`TwilioSms` sends with `client.messages.create_async`; the API base URL is configurable (a
+loopback server in tests). Each request carries the delivery's idempotency key in the
+`I-Twilio-Idempotency-Token` header. 5xx, 429 and network errors are transient (retried by
+the dispatcher), other 4xx permanent. `twilio_status_route` is the Starlette route of the
+status callbacks: it validates X-Twilio-Signature with the SDK's RequestValidator (a forged
+one is rejected with 403 and logged) and records delivered/failed; a failed message escalates
+the incident to its next recipient at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response as TwilioResponse
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from smartcity.core.clock import Clock
+from smartcity.integrations.config import TwilioConfig
+from smartcity.integrations.dispatcher import PermanentDeliveryError, TransientDeliveryError
+from smartcity.integrations.messages import sms_text
+from smartcity.storage.outbox import DELIVERED, FAILED, PENDING, SENT, DeliveryRow, IncidentRecord, Outbox
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+STATUS_PATH = "/integrations/twilio/status"
+_idempotency_key: contextvars.ContextVar[str | None] = contextvars.ContextVar("twilio_idempotency_key", default=None)
+
+
+class _KeyedHttpClient(AsyncTwilioHttpClient):
+    """The SDK's asyncio client, adding the current delivery's idempotency key as a header."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the SDK's signature; the dispatcher times sends out
+        allow_redirects: bool = False,
+    ) -> TwilioResponse:
+        headers = dict(headers or {})
+        key = _idempotency_key.get()
+        if key is not None:
+            headers[IDEMPOTENCY_HEADER] = key
+        if auth is not None:  # aiohttp deprecates its `auth` parameter: send the header instead
+            headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
+        return await super().request(method, url, params, data, headers, None, None, allow_redirects)
+
+
+class TwilioSms:
+    """The `sms` channel. Create inside the running loop (the SDK opens an aiohttp session)."""
+
+    channel = "sms"
+
+    def __init__(self, cfg: TwilioConfig) -> None:
+        self.cfg = cfg
+        self.http = _KeyedHttpClient()
+        self.client = Client(cfg.account_sid, cfg.auth_token.get_secret_value(), http_client=self.http)
+        self.client.api.base_url = cfg.api_base_url
+        self.sent_sids: list[str] = []
+
+    async def send(self, delivery: DeliveryRow, incident: IncidentRecord) -> str:
+        callback = f"{self.cfg.status_callback_url}?delivery={delivery.id}" if self.cfg.status_callback_url else None
+        token = _idempotency_key.set(delivery.idempotency_key)
+        try:
+            msg = await self.client.messages.create_async(
+                to=delivery.target, from_=self.cfg.from_number, body=sms_text(incident), status_callback=callback
+            )
+        except TwilioRestException as exc:
+            if exc.status >= 500 or exc.status == 429:
+                raise TransientDeliveryError(f"Twilio HTTP {exc.status}: {exc.msg}") from exc
+            raise PermanentDeliveryError(f"Twilio HTTP {exc.status} (code {exc.code}): {exc.msg}") from exc
+        except (aiohttp.ClientError, OSError, TwilioException) as exc:
+            raise TransientDeliveryError(f"Twilio unreachable: {type(exc).__name__}: {exc}") from exc
+        finally:
+            _idempotency_key.reset(token)
+        if msg.sid:
+            self.sent_sids.append(msg.sid)
+            del self.sent_sids[:-1000]
+        log.info("SMS for incident %s to %s accepted by Twilio as %s", delivery.incident_id, delivery.target, msg.sid)
+        return SENT
+
+    async def close(self) -> None:
+        await self.http.close()
+        await asyncio.sleep(0)  # let aiohttp close its connector
+
+
+_DELIVERED = {"delivered", "read"}
+_FAILED = {"failed", "undelivered", "canceled"}
+
+
+class TwilioStatusHandler:
+    """Validates and applies Twilio status callbacks for one outbox."""
+
+    def __init__(self, cfg: TwilioConfig, outbox: Outbox, clock: Clock, on_escalated: Callable[[], None] | None = None) -> None:
+        if not cfg.status_callback_url:
+            raise ValueError("twilio.status_callback_url is needed to receive status callbacks")
+        self.cfg = cfg
+        self.outbox = outbox
+        self.clock = clock
+        self.validator = RequestValidator(cfg.auth_token.get_secret_value())
+        self.on_escalated = on_escalated
+        self.rejected = 0
+        self.applied = 0
+
+    async def __call__(self, request: Request) -> Response:
+        form = await request.form()
+        params: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+        # The URL Twilio signed is the public one it was given, not what a proxy forwards to us.
+        url = str(self.cfg.status_callback_url)
+        if request.url.query:
+            url = f"{url}?{request.url.query}"
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature or not self.validator.validate(url, params, signature):
+            self.rejected += 1
+            log.warning(
+                "rejected a Twilio status callback with an invalid signature from %s (message %s)",
+                request.client.host if request.client else "?",
+                params.get("MessageSid", "?"),
+            )
+            return PlainTextResponse("invalid signature", status_code=403)
+        try:
+            delivery_id = int(request.query_params.get("delivery", ""))
+        except ValueError:
+            return PlainTextResponse("missing delivery", status_code=400)
+        status = str(params.get("MessageStatus", "")).lower()
+        now = self.clock.time()
+        if status in _DELIVERED:
+            await self.outbox.finish(delivery_id, DELIVERED, now, from_states=(PENDING, SENT))
+        elif status in _FAILED:
+            error = f"Twilio status {status} (error {params.get('ErrorCode', '?')})"
+            if await self.outbox.finish(delivery_id, FAILED, now, error, from_states=(PENDING, SENT)):
+                rows = await self.outbox.list_deliveries_by_id([delivery_id])
+                if rows:
+                    nxt = await self.outbox.escalate_now(rows[0].incident_id, now)
+                    log.error("SMS delivery %d failed (%s); escalated: %s", delivery_id, error, nxt is not None)
+                    if nxt is not None and self.on_escalated is not None:
+                        self.on_escalated()
+        self.applied += 1
+        return PlainTextResponse("", status_code=204)
+
+
+def twilio_status_route(
+    get_handler: Callable[[], TwilioStatusHandler | None], path: str = STATUS_PATH
+) -> Route:
+    """The POST route of Twilio status callbacks; `get_handler` returns the live handler
+    (None while alerting is not running: answered 503 so Twilio retries)."""
+
+    async def endpoint(request: Request) -> Response:
+        handler = get_handler()
+        if handler is None:
+            return PlainTextResponse("alerting not running", status_code=503)
+        return await handler(request)
+
+    return Route(path, endpoint, methods=["POST"], name="twilio-status")
+
