@@ -1,0 +1,408 @@
+"""The Rule base class, the per-frame arrays rules share (FrameView) and object slots.
+
+The engine turns a FrameTracks into one FrameView per frame: ground points normalised to
+[0, 1], class codes, confidences, as numpy arrays, plus a *slot* per track. A slot is the
+engine's short-term identity of an object: a track that the tracker loses and re-finds
+under a new id a moment later, close to where the old one was heading, keeps its slot, so
+rules keep their per-object state (a side of a line, a dwell timer) across the id switch.
+Rules keep their per-object state in arrays indexed by slot, which keeps a frame with many
+tracks and many rules to a few vectorised operations per rule.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel
+
+from smartcity.analytics.geometry import BoolArray, FloatArray
+from smartcity.core.events import RuleEvent, Severity
+from smartcity.core.vision import FrameTracks, Track
+
+from .spec import RuleSpec
+
+IntArray = npt.NDArray[np.intp]
+
+EVENT_NAMESPACE = uuid.UUID("5a3c4e0e-8f0b-4f4e-9d3c-2b1f6d7a9e10")
+
+
+def event_id(camera_id: str, rule_id: str, track_id: int | None, kind: str, t: float) -> str:
+    """Deterministic id of one rule occurrence: a replay or a redelivery makes the same id."""
+    return uuid.uuid5(EVENT_NAMESPACE, f"{camera_id}/{rule_id}/{track_id}/{kind}/{round(t * 1000)}").hex
+
+
+class ClassVocab:
+    """Class name <-> small integer code, shared by the engine and its rules."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def code(self, name: str) -> int:
+        c = self.codes.get(name)
+        if c is None:
+            c = self.codes[name] = len(self.names)
+            self.names.append(name)
+        return c
+
+    def table(self, names: tuple[str, ...] | frozenset[str]) -> BoolArray:
+        for n in names:
+            self.code(n)
+        out = np.zeros(len(self.names), dtype=bool)
+        for n in names:
+            out[self.codes[n]] = True
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RelinkConfig:
+    """How the engine bridges a tracker id switch (a lost track re-found under a new id)."""
+
+    max_gap_s: float = 2.5  # a slot whose track is unseen this long is released
+    radius: float = 0.06  # normalised distance between predicted and re-found position
+    enabled: bool = True
+
+
+@dataclass(slots=True)
+class FrameView:
+    """Everything rules need from one frame, computed once per frame for all rules."""
+
+    camera_id: str
+    t: float
+    width: int
+    height: int
+    tracks: tuple[Track, ...]
+    slots: IntArray
+    codes: IntArray
+    conf: FloatArray
+    gx: FloatArray
+    gy: FloatArray
+    fresh: BoolArray  # detected in this frame (not a tracker prediction)
+    hits: IntArray
+    confirmed: BoolArray
+    vocab: ClassVocab
+    capacity: int
+    first_seen: FloatArray  # per slot (index with `slots`)
+    new_slots: list[int] = field(default_factory=list)
+    freed_slots: list[int] = field(default_factory=list)
+    image: npt.NDArray[np.uint8] | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.tracks)
+
+
+class SlotTable:
+    """Maps tracker ids to slots, re-linking a re-found object to the slot of its lost track."""
+
+    def __init__(self, vocab: ClassVocab, relink: RelinkConfig | None = None) -> None:
+        self.vocab = vocab
+        self.relink = relink or RelinkConfig()
+        self.capacity = 64
+        self.last_t = np.full(self.capacity, -math.inf)
+        self.x = np.zeros(self.capacity)
+        self.y = np.zeros(self.capacity)
+        self.vx = np.zeros(self.capacity)
+        self.vy = np.zeros(self.capacity)
+        self.first_seen = np.zeros(self.capacity)
+        self.code = np.full(self.capacity, -1, dtype=np.intp)
+        self.seen = np.zeros(self.capacity, dtype=np.intp)
+        self.track_of_slot: dict[int, int] = {}
+        self.slot_of_track: dict[int, int] = {}
+        self.free: list[int] = list(range(self.capacity - 1, -1, -1))
+        self.retired: set[int] = set()
+        self.relinks = 0
+
+    def _grow(self) -> None:
+        old = self.capacity
+        self.capacity *= 2
+        for name, fill in (
+            ("last_t", -math.inf), ("x", 0.0), ("y", 0.0), ("vx", 0.0), ("vy", 0.0), ("first_seen", 0.0),
+        ):
+            arr = np.full(self.capacity, fill)
+            arr[:old] = getattr(self, name)
+            setattr(self, name, arr)
+        for name, ifill in (("code", -1), ("seen", 0)):
+            iarr = np.full(self.capacity, ifill, dtype=np.intp)
+            iarr[:old] = getattr(self, name)
+            setattr(self, name, iarr)
+        self.free.extend(range(self.capacity - 1, old - 1, -1))
+
+    def _allocate(self) -> int:
+        if not self.free:
+            self._grow()
+        return self.free.pop()
+
+    def view(self, frame: FrameTracks, image: npt.NDArray[np.uint8] | None = None) -> FrameView:
+        t = frame.t
+        w, h = float(frame.width or 1), float(frame.height or 1)
+        sot = self.slot_of_track
+        retired = self.retired
+        kept: list[Track] = []
+        slots_l: list[int] = []
+        unknown: list[int] = []
+        for tr in frame.tracks:
+            tid = tr.track_id
+            if retired and tid in retired:
+                if tr.time_since_update > 0:
+                    continue  # a lost track whose object was re-found under another id
+                retired.discard(tid)
+            s = sot.get(tid, -1)
+            if s < 0:
+                unknown.append(len(kept))
+            kept.append(tr)
+            slots_l.append(s)
+        new_slots: list[int] = []
+        if unknown:
+            drop = self._assign(kept, slots_l, unknown, new_slots, t, w, h)
+            if drop:
+                keep = [i for i in range(len(kept)) if i not in drop]
+                kept = [kept[i] for i in keep]
+                slots_l = [slots_l[i] for i in keep]
+        tracks = tuple(kept)
+        n = len(tracks)
+        slots = np.array(slots_l, dtype=np.intp)
+        if n:
+            boxes = np.array([tr.box for tr in tracks], dtype=np.float64)
+            gx = (boxes[:, 0] + boxes[:, 2]) * (0.5 / w)
+            gy = boxes[:, 3] * (1.0 / h)
+            conf = np.array([tr.score for tr in tracks], dtype=np.float64)
+            fresh = np.array([tr.time_since_update == 0 for tr in tracks], dtype=bool)
+            confirmed = np.array([tr.confirmed for tr in tracks], dtype=bool)
+            hits_a = np.array([tr.hits for tr in tracks], dtype=np.intp)
+            code_of = self.vocab.codes
+            codes = np.array(
+                [code_of[tr.cls] if tr.cls in code_of else self.vocab.code(tr.cls) for tr in tracks],
+                dtype=np.intp,
+            )
+            f = slots[fresh]
+            if len(f):
+                dt = t - self.last_t[f]
+                ok = np.isfinite(dt) & (dt > 1e-6)
+                safe_dt = np.where(ok, dt, 1.0)
+                ivx = (gx[fresh] - self.x[f]) / safe_dt
+                ivy = (gy[fresh] - self.y[f]) / safe_dt
+                a = np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0)
+                self.vx[f] += a * (ivx - self.vx[f])
+                self.vy[f] += a * (ivy - self.vy[f])
+                self.x[f] = gx[fresh]
+                self.y[f] = gy[fresh]
+                self.last_t[f] = t
+                self.seen[f] += 1
+            self.code[slots] = codes
+            seen = self.seen[slots]
+            hits = np.maximum(hits_a, seen)
+            confirmed |= seen >= 3  # a re-linked track is as old as its slot
+        else:
+            gx = gy = conf = np.zeros(0)
+            fresh = confirmed = np.zeros(0, dtype=bool)
+            codes = hits = np.zeros(0, dtype=np.intp)
+        freed: list[int] = []
+        if len(self.track_of_slot) > n:
+            present = set(slots_l)
+            limit = t - self.relink.max_gap_s
+            for s in [s for s in self.track_of_slot if s not in present and self.last_t[s] < limit]:
+                tid = self.track_of_slot.pop(s)
+                if sot.get(tid) == s:
+                    del sot[tid]
+                freed.append(s)
+                self.free.append(s)
+        if len(retired) > 1000:  # ids of long-gone tracks: the tracker never reuses ids
+            retired.clear()
+        return FrameView(
+            camera_id=frame.camera_id, t=t, width=frame.width, height=frame.height, tracks=tracks,
+            slots=slots, codes=codes, conf=conf, gx=gx, gy=gy, fresh=fresh, hits=hits,
+            confirmed=confirmed, vocab=self.vocab, capacity=self.capacity, first_seen=self.first_seen,
+            new_slots=new_slots, freed_slots=freed, image=image,
+        )
+
+    def _assign(
+        self, kept: list[Track], slots_l: list[int], unknown: list[int], new_slots: list[int],
+        t: float, w: float, h: float,
+    ) -> set[int]:
+        """Give a slot to each new track id: a lost object's slot when it is re-found, else a fresh one.
+
+        Returns the indices of tracks to drop from this frame: lost tracks whose object was re-found.
+        """
+        sot = self.slot_of_track
+        taken = {s for i, s in enumerate(slots_l) if s >= 0 and kept[i].time_since_update == 0}
+        index_of_slot = {s: i for i, s in enumerate(slots_l) if s >= 0}
+        drop: set[int] = set()
+        for i in unknown:
+            tr = kept[i]
+            s: int | None = None
+            if tr.time_since_update == 0 and self.relink.enabled:
+                x1, _, x2, y2 = tr.box
+                cands = [c for c in self.track_of_slot if c not in taken]
+                if cands:
+                    s = self._relink(cands, self.vocab.code(tr.cls), (x1 + x2) * 0.5 / w, y2 / h, t)
+            if s is None:
+                s = self._allocate()
+                new_slots.append(s)
+                self.first_seen[s] = t
+                self.seen[s] = 0
+                self.vx[s] = self.vy[s] = 0.0
+                self.x[s] = self.y[s] = 0.0
+                self.last_t[s] = -math.inf
+            else:
+                old = self.track_of_slot[s]
+                sot.pop(old, None)
+                self.retired.add(old)
+                if s in index_of_slot:
+                    drop.add(index_of_slot[s])
+                self.relinks += 1
+            taken.add(s)
+            sot[tr.track_id] = s
+            self.track_of_slot[s] = tr.track_id
+            slots_l[i] = s
+        return drop
+
+    def _relink(self, orphans: list[int], code: int, x: float, y: float, t: float) -> int | None:
+        if not self.relink.enabled:
+            return None
+        best, best_d = None, self.relink.radius
+        for s in orphans:
+            if self.code[s] != code or not math.isfinite(self.last_t[s]):
+                continue
+            gap = t - self.last_t[s]
+            if gap <= 0 or gap > self.relink.max_gap_s:
+                continue
+            px = self.x[s] + self.vx[s] * gap
+            py = self.y[s] + self.vy[s] * gap
+            d = math.hypot(px - x, py - y)
+            if d <= best_d:
+                best, best_d = s, d
+        return best
+
+
+class SlotArrays:
+    """Per-slot state of one rule: named numpy arrays that grow with the slot table."""
+
+    def __init__(self, **fills: tuple[float | int | bool, Any]) -> None:
+        self._fills = fills
+        self.capacity = 0
+        self.arrays: dict[str, npt.NDArray[Any]] = {}
+        self.ensure(64)
+
+    def ensure(self, capacity: int) -> None:
+        if capacity <= self.capacity:
+            return
+        for name, (fill, dtype) in self._fills.items():
+            arr = np.full(capacity, fill, dtype=dtype)
+            if name in self.arrays:
+                arr[: self.capacity] = self.arrays[name]
+            self.arrays[name] = arr
+            setattr(self, name, arr)
+        self.capacity = capacity
+
+    def reset(self, slots: list[int]) -> None:
+        if not slots:
+            return
+        for name, (fill, _) in self._fills.items():
+            self.arrays[name][slots] = fill
+
+    def __getattr__(self, name: str) -> Any:  # only reached for arrays (set with setattr above)
+        raise AttributeError(name)
+
+
+class Rule:
+    """Base of every rule type: subclasses set `Params`, `default_classes`, `severity` and `step`."""
+
+    type_name: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]]
+    default_classes: ClassVar[tuple[str, ...]] = ()
+    severity: ClassVar[Severity] = Severity.INFO
+    # kinds that are alerts: subject to the rule's cooldown
+    alert_kinds: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, spec: RuleSpec, vocab: ClassVocab | None = None) -> None:
+        self.spec = spec
+        self.params: Any = spec.parsed_params()
+        self.vocab = vocab or ClassVocab()
+        self.classes = frozenset(spec.effective_classes())
+        self._table: BoolArray = self.vocab.table(self.classes)
+        self._last_alert: dict[str, float] = {}
+        self._tables: dict[frozenset[str], BoolArray] = {}
+        self._standalone: SlotTable | None = None
+
+    # ------------------------------------------------------------------ public protocol
+    def update(self, frame: FrameTracks, t: float) -> list[RuleEvent]:
+        """Run the rule alone on one frame (the engine shares one FrameView among rules instead)."""
+        if self._standalone is None:
+            self._standalone = SlotTable(self.vocab)
+        if frame.t != t:
+            frame = FrameTracks(frame.camera_id, t, frame.width, frame.height, frame.tracks)
+        return self.step(self._standalone.view(frame))
+
+    def step(self, view: FrameView) -> list[RuleEvent]:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forget all per-object state (the rule was inactive for a while)."""
+
+    # ------------------------------------------------------------------ helpers
+    def selected(self, view: FrameView) -> BoolArray:
+        """Tracks of the rule's classes, above its confidence, detected in this frame."""
+        table = self._table
+        if len(table) < len(self.vocab.names):
+            table = self._table = self.vocab.table(self.classes)
+        return table[view.codes] & (view.conf >= self.spec.min_confidence) & view.fresh
+
+    def class_table(self, names: frozenset[str]) -> BoolArray:
+        """Boolean lookup by class code for another set of classes (cached per vocabulary size)."""
+        table = self._tables.get(names)
+        if table is None or len(table) < len(self.vocab.names):
+            table = self._tables[names] = self.vocab.table(names)
+        return table
+
+    def emit(
+        self,
+        out: list[RuleEvent],
+        view: FrameView | None,
+        t: float,
+        kind: str,
+        *,
+        track_id: int | None = None,
+        object_class: str | None = None,
+        payload: dict[str, Any] | None = None,
+        severity: Severity | None = None,
+        camera_id: str | None = None,
+    ) -> bool:
+        """Append an event unless the rule's cooldown holds it back; returns whether it was emitted."""
+        if kind in self.alert_kinds and self.spec.cooldown_s > 0:
+            last = self._last_alert.get(kind)
+            if last is not None and t - last < self.spec.cooldown_s:
+                return False
+            self._last_alert[kind] = t
+        cam = camera_id or (view.camera_id if view is not None else self.spec.camera_id)
+        out.append(
+            RuleEvent(
+                event_id=event_id(cam, self.spec.id, track_id, kind, t),
+                camera_id=cam,
+                t=t,
+                rule_id=self.spec.id,
+                rule_type=self.type_name,
+                kind=kind,
+                object_class=object_class,
+                track_id=track_id,
+                severity=severity or self.severity,
+                payload=payload or {},
+            )
+        )
+        return True
+
+
+def track_payload(view: FrameView, i: int, **extra: Any) -> dict[str, Any]:
+    """Where the object was (normalised ground point) plus rule-specific fields."""
+    d: dict[str, Any] = {"x": round(float(view.gx[i]), 4), "y": round(float(view.gy[i]), 4)}
+    d.update(extra)
+    return d
+
+
+RuleFactory = Callable[[RuleSpec, ClassVocab], Rule]

@@ -1,0 +1,30 @@
+"""The registry of rule types by name (`RULE_TYPES`), filled by the rule modules on import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from smartcity.analytics.base import Rule
+
+R = TypeVar("R", bound="type[Rule]")
+
+RULE_TYPES: dict[str, type[Rule]] = {}
+
+
+def register(name: str) -> Callable[[R], R]:
+    """Class decorator: make a Rule subclass available under `name` (its `type` in a RuleSpec)."""
+
+    def deco(cls: R) -> R:
+        if name in RULE_TYPES and RULE_TYPES[name] is not cls:
+            raise ValueError(f"rule type {name!r} is already registered")
+        cls.type_name = name
+        RULE_TYPES[name] = cls
+        return cls
+
+    return deco
+
+
+# The built-in rule types register themselves on import.
+from smartcity.analytics import rules_motion, rules_static  # noqa: E402,F401
