@@ -91,7 +91,9 @@ class Source(Protocol):
 def open_source(spec: CameraSpec, *, realtime: bool = True) -> Source:
     from smartcity.sources import CameraSource, SourceOptions
 
-    return CameraSource(spec.id, spec.url, analysis_fps=spec.analysis_fps, options=SourceOptions(realtime=realtime))
+    # not realtime = a recording analysed as fast as possible: every due frame, none dropped
+    options = SourceOptions(realtime=realtime, lossless=not realtime)
+    return CameraSource(spec.id, spec.url, analysis_fps=spec.analysis_fps, options=options)
 
 
 class CameraGroup:

@@ -122,6 +122,8 @@ class CameraSource:
 
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._slot_free = threading.Event()
+        self._lossless = False
         self._thread: threading.Thread | None = None
 
         # Everything below is guarded by _lock.
@@ -209,6 +211,7 @@ class CameraSource:
         with self._lock:
             decoded = self._pending
             self._pending = None
+            self._slot_free.set()
             if decoded is not None:
                 now = self._clock()
                 self._taken.append(now)
@@ -406,6 +409,8 @@ class CameraSource:
             # RTSP servers announce a range even for live cameras: RTSP is always live.
             live = target.scheme in ("rtsp", "rtsps") or (not target.is_file and declared is None)
             paced = opts.realtime and not live
+            # a file analysed as fast as possible: wait for the analysis instead of dropping
+            self._lossless = opts.lossless and not live
             ffmpeg_logs.clear()
             self._set_connected(nominal)
             prev_pts: int | None = None
@@ -511,6 +516,13 @@ class CameraSource:
             self._pace_anchor = now - self._media_t
 
     def _publish(self, picture: av.VideoFrame) -> None:
+        if self._lossless and self._media_t + _EPS >= self._next_analysis:
+            while self._pending is not None:  # backpressure from the analysis (benchmarks, batch jobs)
+                self._slot_free.clear()
+                if self._pending is None:
+                    break
+                if self._stop.wait(0) or not self._slot_free.wait(0.05) and self._stop.is_set():
+                    raise _Stopped
         mono = self._clock()
         wall = self._wall()
         size = (int(picture.width), int(picture.height))

@@ -45,6 +45,11 @@ class SourceOptions(BaseModel):
         True,
         description="Pace files at their native frame rate like a live camera (false: decode as fast as possible).",
     )
+    lossless: bool = Field(
+        False,
+        description="Files only: wait for the analysis to take each due frame instead of dropping it "
+        "(batch analysis of recordings, benchmarks). Live streams always keep the latest frame.",
+    )
     loop: bool = Field(
         True,
         description="Start a file again from the beginning when it ends (false: play it once, then stay offline).",
