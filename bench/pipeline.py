@@ -34,7 +34,6 @@ import torch  # noqa: E402
 from smartcity.actors.camera_group import CameraSpec  # noqa: E402
 from smartcity.actors.runtime import GroupSpec, Reconciler, start_ray, stop_ray  # noqa: E402
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig  # noqa: E402
-from smartcity.core.events import Event  # noqa: E402
 from smartcity.models.benchmark import measure_infer_fps  # noqa: E402
 from smartcity.models.config import DarknetDetectorConfig  # noqa: E402
 from smartcity.models.install import default_model_dir, install_default_model  # noqa: E402
