@@ -147,34 +147,38 @@ def identity_quality(
 
 
 def run(
-    tracker_cls: type[ByteTracker], dets: list[list[Detection]], repeats: int
-) -> tuple[float, list[list[Track]]]:
-    best = float("inf")
-    outputs: list[list[Track]] = []
+    variants: list[type[ByteTracker]], dets: list[list[Detection]], repeats: int
+) -> list[tuple[float, list[list[Track]]]]:
+    """Best rate (updates/s) and outputs of each tracker class. Repeats are interleaved so that
+    load from other processes on a shared machine hits every variant alike."""
+    best = [float("inf")] * len(variants)
+    outputs: list[list[list[Track]]] = [[] for _ in variants]
     for _ in range(repeats):
-        tracker = tracker_cls()
-        outputs = []
-        start = time.perf_counter()
-        for f, frame in enumerate(dets):
-            outputs.append(tracker.update(frame, f / FPS))
-        best = min(best, time.perf_counter() - start)
-    return len(dets) / best, outputs
+        for v, tracker_cls in enumerate(variants):
+            tracker = tracker_cls()
+            out: list[list[Track]] = []
+            start = time.perf_counter()
+            for f, frame in enumerate(dets):
+                out.append(tracker.update(frame, f / FPS))
+            best[v] = min(best[v], time.perf_counter() - start)
+            outputs[v] = out
+    return [(len(dets) / b, o) for b, o in zip(best, outputs)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer frames (a few seconds in all)")
     args = parser.parse_args()
-    frames, repeats = (300, 3) if args.quick else (2000, 5)
+    frames, repeats = (300, 5) if args.quick else (2000, 7)
     result: dict[str, object] = {"bench": "tracker", "quick": args.quick, "frames": frames}
     ups: dict[str, float] = {}
     baselines: dict[str, dict[str, float]] = {"naive_iou": {}, "greedy": {}}
     quality: dict[str, dict[str, object]] = {}
     for n in (20, 50):
         dets, truth = make_scene(n, frames, seed=n)
-        rate, outputs = run(ByteTracker, dets, repeats)
-        naive_rate, _ = run(NaiveIouTracker, dets, repeats)
-        greedy_rate, greedy_outputs = run(GreedyTracker, dets, repeats)
+        (rate, outputs), (naive_rate, _), (greedy_rate, greedy_outputs) = run(
+            [ByteTracker, NaiveIouTracker, GreedyTracker], dets, repeats
+        )
         ups[str(n)] = round(rate, 1)
         baselines["naive_iou"][str(n)] = round(naive_rate, 1)
         baselines["greedy"][str(n)] = round(greedy_rate, 1)
