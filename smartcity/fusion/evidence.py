@@ -75,7 +75,7 @@ def render_evidence(
     if pixelate:
         for box in person_boxes:
             _pixelate(img, box)
-    thickness = max(2, min(h, w) // 240)
+    thickness = max(3, min(h, w) // 120)
     for shape in geometry:
         pts = [(float(x) * (w - 1), float(y) * (h - 1)) for x, y in shape]
         if len(pts) < 2:
