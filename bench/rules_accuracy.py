@@ -73,9 +73,9 @@ def match(pred: list[RuleEvent], gt: list[GtEvent], kind: str) -> tuple[int, int
             if j in used:
                 continue
             dt = e.t - ge.t
-            if lo <= dt <= hi and math.hypot(e.payload["x"] - ge.x, e.payload["y"] - ge.y) <= MATCH_RADIUS:
-                if abs(dt) < abs(best_dt):
-                    best, best_dt = j, dt
+            near = math.hypot(e.payload["x"] - ge.x, e.payload["y"] - ge.y) <= MATCH_RADIUS
+            if lo <= dt <= hi and near and abs(dt) < abs(best_dt):
+                best, best_dt = j, dt
         if best is not None:
             used.add(best)
             errors.append(best_dt)
@@ -198,13 +198,13 @@ class NaiveEngine:
     """Baseline: the same rules' geometry done per track and per rule with scalar Python."""
 
     def __init__(self, rules: list[RuleSpec]) -> None:
-        self.rules = []
+        self.rules: list[tuple[str, set[str], float, str, Any]] = []
         for spec in rules:
             p = spec.params
             classes = set(spec.effective_classes())
             if spec.type in ("line_count", "red_light"):
                 key = "line" if spec.type == "line_count" else "stop_line"
-                pos = p.get("in_direction", p.get("direction"))
+                pos = p["in_direction"] if "in_direction" in p else p["direction"]
                 line = Line.of(p[key], pos)
                 self.rules.append((spec.id, classes, spec.min_confidence, "line", line))
             else:

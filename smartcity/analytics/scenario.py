@@ -209,7 +209,7 @@ def generate(seed: int, duration_s: float = 600.0, fps: float = 10.0, *, miss_ra
             b.drive(t, [(SIDE_X, 0.12), (SIDE_X, Y_WEST), (-0.06, Y_WEST)], v, "car")
         t += float(rng.uniform(14.0, 26.0))
     # parking: cars leave the westbound lane, park in a free spot, leave again
-    busy = {x: 0.0 for x in PARK_SPOTS}
+    busy = dict.fromkeys(PARK_SPOTS, 0.0)
     t = 5.0
     while t < duration_s:
         free = [x for x, until in busy.items() if until < t - 5]
@@ -341,7 +341,7 @@ def _render(objects: list[SimObject], rng: np.random.Generator, duration: float,
                                   float(rng.uniform(0.3, 0.75))))
             fp[3] = int(fp[3]) - 1
         fps_live = [fp for fp in fps_live if int(fp[3]) > 0]
-        rng.shuffle(dets)  # type: ignore[arg-type]
+        rng.shuffle(dets)  # type: ignore[arg-type,unused-ignore]
         frames.append((t, tuple(dets)))
     return frames
 
@@ -364,7 +364,7 @@ def ground_truth(objects: list[SimObject], duration: float, fps: float,
         x, y = xy[:, 0], xy[:, 1]
         if o.cls in ("car", "truck", "bus", "person", "bicycle", "motorcycle"):
             d = count_line.distance(x, y)
-            for i in np.flatnonzero(np.sign(d[1:]) * np.sign(d[:-1]) < 0):
+            for i in np.flatnonzero(np.sign(d[1:]) * np.sign(d[:-1]) < 0).tolist():
                 f = d[i] / (d[i] - d[i + 1])
                 u = count_line.along(x[i] + f * (x[i + 1] - x[i]), y[i] + f * (y[i + 1] - y[i]))
                 if 0.0 <= float(u) <= 1.0:
@@ -372,7 +372,7 @@ def ground_truth(objects: list[SimObject], duration: float, fps: float,
                     counts[key] = counts.get(key, 0) + 1
         if o.cls in ("car", "truck", "bus"):
             d = stop_line.distance(x, y)
-            for i in np.flatnonzero((d[:-1] < 0) & (d[1:] >= 0)):
+            for i in np.flatnonzero((d[:-1] < 0) & (d[1:] >= 0)).tolist():
                 f = d[i] / (d[i] - d[i + 1])
                 tc = float(ts[i] + f * dt)
                 u = float(stop_line.along(x[i], y[i]))
