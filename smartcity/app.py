@@ -106,6 +106,7 @@ class Server:
                 actors=s.actors,
                 ray_cfg=s.ray,
                 spool_dir=s.storage.data_dir / "spool",
+                evidence_dir=s.storage.data_dir / "evidence",
                 analysis=s.analysis,
             )
             self.supervisor.start("reconciler", self.reconciler.run)

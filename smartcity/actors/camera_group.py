@@ -10,6 +10,7 @@ is its Ray remote form.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import logging
 import os
@@ -24,6 +25,8 @@ from smartcity.actors.spool import EventSpool, SpoolFull
 from smartcity.core.events import CameraHealth, CameraState, Event
 
 log = logging.getLogger(__name__)
+
+EVIDENCE_KEY = "evidence_jpeg_b64"
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,10 +351,21 @@ class CameraGroup:
             message=msg,
         )
 
-    def _record_forced(self, events: list[Event]) -> None:
-        """Rule events and counts are never dropped: the spool may exceed its bound for them."""
-        if events:
-            self.spool.append([e.to_dict() for e in events], force=True)
+    def _record_forced(self, events: list[Event], evidence: dict[str, bytes] | None = None) -> None:
+        """Rule events and counts are never dropped: the spool may exceed its bound for them.
+
+        An evidence JPEG travels in its event's body (base64) to the server, which stores it.
+        """
+        if not events:
+            return
+        bodies = []
+        for e in events:
+            body = e.to_dict()
+            jpeg = evidence.get(e.event_id) if evidence else None
+            if jpeg is not None:
+                body[EVIDENCE_KEY] = base64.b64encode(jpeg).decode("ascii")
+            bodies.append(body)
+        self.spool.append(bodies, force=True)
 
     def _record(self, events: list[Event]) -> None:
         if not events:

@@ -20,13 +20,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from smartcity.actors.evidence import EvidenceBudget, private_boxes, rule_shapes, wants_evidence
 from smartcity.actors.motion import MotionConfig, MotionGate
-from smartcity.core.events import DetectionSummary, Event
+from smartcity.core.events import DetectionSummary, Event, RuleEvent
 from smartcity.core.vision import Detection, FrameTracks, Track
 
 log = logging.getLogger(__name__)
 
 Infer = Callable[[np.ndarray], Awaitable[list[Detection]]]
+Emit = Callable[[list[Event], dict[str, bytes]], None]
 
 
 class AnalysedFrame(Protocol):
@@ -62,7 +64,7 @@ class CameraPipeline:
         camera_id: str,
         source: FrameSource,
         infer: Infer,
-        emit: Callable[[list[Event]], None],
+        emit: Emit,
         *,
         rules: Sequence[Any] = (),
         motion: MotionConfig | None = None,
@@ -72,6 +74,7 @@ class CameraPipeline:
         counts_flush_s: float = 10.0,
         recorder: DetectionRecorder | None = None,
         idle_sleep_s: float = 0.01,
+        evidence_per_s: float = 2.0,
     ) -> None:
         from smartcity.tracking import ByteTracker, TrackerConfig
 
@@ -90,6 +93,7 @@ class CameraPipeline:
         self.recorder = recorder
         self.idle_sleep_s = idle_sleep_s
         self.stats = PipelineStats()
+        self.evidence_budget = EvidenceBudget(evidence_per_s)
         self.latest_tracks: tuple[Track, ...] = ()
         self._last_dets: list[Detection] = []
         self._window: deque[tuple[AnalysedFrame, asyncio.Future[list[Detection]] | None]] = deque()
@@ -119,7 +123,7 @@ class CameraPipeline:
             return
         buckets = self.engine.count_buckets()
         if buckets:
-            self.emit(list(buckets))
+            self.emit(list(buckets), {})
         self._last_counts_flush = time.monotonic()
 
     # ---- loop ----------------------------------------------------------------------------
@@ -181,12 +185,34 @@ class CameraPipeline:
         if self.engine is not None:
             events = self.engine.update(ft, image=frame.image)
             if events:
-                self.emit(list(events))
+                self.emit(list(events), self._evidence(events, frame, tracks))
         if self.recorder is not None:
             self.recorder.write(self.camera_id, frame.t, frame.width, frame.height, dets)
         self._summary_frames += 1
         for d in dets:
             self._summary_classes[d.cls] = self._summary_classes.get(d.cls, 0) + 1
+
+    def _evidence(self, events: Sequence[RuleEvent], frame: AnalysedFrame, tracks: Sequence[Track]) -> dict[str, bytes]:
+        """JPEG snapshots (geometry drawn, people pixelated) for register-worthy events."""
+        from smartcity.fusion.evidence import render_evidence
+
+        out: dict[str, bytes] = {}
+        for ev in events:
+            try:
+                rule = self.engine.rule(ev.rule_id)
+            except KeyError:
+                continue
+            if not wants_evidence(ev, rule.alert_kinds) or not self.evidence_budget.take():
+                continue
+            try:
+                out[ev.event_id] = render_evidence(
+                    frame.image,
+                    rule_shapes(rule.spec.params),
+                    private_boxes(tracks, frame.width, frame.height),
+                )
+            except Exception:
+                log.exception("evidence snapshot failed for %s", ev.event_id)
+        return out
 
     def _periodic(self) -> None:
         now = time.monotonic()
@@ -204,7 +230,8 @@ class CameraPipeline:
                         detections_by_class=dict(self._summary_classes),
                         active_tracks=sum(1 for t in self.latest_tracks if t.confirmed),
                     )
-                ]
+                ],
+                {},
             )
             self._summary_started = now
             self._summary_frames = 0

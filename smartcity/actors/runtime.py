@@ -9,6 +9,7 @@ imports storage or the API.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import logging
@@ -21,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from smartcity.actors.camera_group import CameraSpec
+from smartcity.actors.camera_group import EVIDENCE_KEY, CameraSpec
 from smartcity.actors.camera_group import remote_class as camera_group_class
 from smartcity.actors.inference import remote_class as inference_class
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
 from smartcity.core.errors import ValidationFailed
-from smartcity.core.events import EVENT_TYPES, Event, event_from_dict
+from smartcity.core.events import EVENT_TYPES, Event, RuleEvent, event_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,10 @@ class GroupSpec:
         return [json.loads(r) for r in self.rules]
 
 
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:128] or "_"
+
+
 def rule_json(rule: dict[str, Any]) -> str:
     """Canonical JSON of a rule spec, so that unchanged rules compare equal."""
     return json.dumps(rule, sort_keys=True, separators=(",", ":"), default=str)
@@ -135,6 +140,7 @@ class _GroupState:
 def body_to_event(body: dict[str, Any]) -> Event:
     """Rebuild an event pulled from an actor spool (the spool adds its `seq`)."""
     body = dict(body)
+    body.pop(EVIDENCE_KEY, None)
     cls = EVENT_TYPES.get(str(body.get("type")))
     if cls is not None and "seq" not in {f.name for f in dataclasses.fields(cls)}:
         body.pop("seq", None)
@@ -154,6 +160,7 @@ class Reconciler:
         spool_dir: Path,
         analysis: AnalysisConfig | None = None,
         realtime: bool = True,
+        evidence_dir: Path | None = None,
         call_timeout_s: float = 10.0,
     ) -> None:
         self._desired = desired
@@ -161,6 +168,7 @@ class Reconciler:
         self._cfg = actors
         self._ray_cfg = ray_cfg
         self._spool_dir = spool_dir.resolve()
+        self._evidence_dir = (evidence_dir or spool_dir.parent / "evidence").resolve()
         self._timeout = call_timeout_s
         self._analysis = analysis
         self._realtime = realtime
@@ -409,7 +417,10 @@ class Reconciler:
         events: list[Event] = []
         for body in bodies:
             try:
-                events.append(body_to_event(body))
+                event = body_to_event(body)
+                if EVIDENCE_KEY in body and isinstance(event, RuleEvent):
+                    event = await self._store_evidence(event, body[EVIDENCE_KEY])
+                events.append(event)
             except ValidationFailed as exc:
                 self.bad_events += 1
                 log.error("group %s sent an unreadable event (seq %s): %s", st.spec.name, body.get("seq"), exc)
@@ -419,6 +430,24 @@ class Reconciler:
         st.cursor = last
         st.pulled += len(events)
         return len(bodies)
+
+    async def _store_evidence(self, event: RuleEvent, jpeg_b64: str) -> RuleEvent:
+        """Write an event's snapshot under evidence/<camera>/<day>/<event id>.jpg (idempotent)."""
+        day = time.strftime("%Y-%m-%d", time.gmtime(event.t))
+        path = self._evidence_dir / _safe(event.camera_id) / day / f"{_safe(event.event_id)}.jpg"
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(base64.b64decode(jpeg_b64))
+            tmp.replace(path)
+
+        try:
+            await asyncio.to_thread(write)
+        except (OSError, ValueError) as exc:
+            log.error("evidence of %s not stored: %s", event.event_id, exc)
+            return event
+        return dataclasses.replace(event, evidence_path=str(path))
 
     async def _bridge(self, st: _GroupState) -> None:
         failing = False

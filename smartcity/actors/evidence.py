@@ -1,0 +1,84 @@
+"""Evidence snapshots taken next to the pixels: which events get one, what is drawn on it.
+
+The JPEG (rule geometry drawn, people pixelated) travels with its event through the actor's
+outbox and is written to the evidence directory by the server, so that it works whatever
+node the camera actor runs on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from smartcity.core.events import RuleEvent, Severity
+from smartcity.core.vision import Box, Track
+
+# classes pixelated in anything an operator sees
+PRIVATE_CLASSES = frozenset({"person"})
+# events of these rule types are statistics, not register entries: no snapshot per crossing
+NO_EVIDENCE_TYPES = frozenset({"line_count", "occupancy"})
+
+
+def wants_evidence(event: RuleEvent, alert_kinds: frozenset[str]) -> bool:
+    if event.rule_type in NO_EVIDENCE_TYPES and event.severity is Severity.INFO:
+        return False
+    return event.kind in alert_kinds
+
+
+def rule_shapes(params: dict[str, Any]) -> list[list[tuple[float, float]]]:
+    """Every polyline/polygon in a rule's parameters (normalised points), for drawing."""
+    shapes: list[list[tuple[float, float]]] = []
+
+    def visit(v: Any) -> None:
+        if isinstance(v, list | tuple) and len(v) >= 2 and all(_is_point(p) for p in v):
+            shapes.append([(float(p[0]), float(p[1])) for p in v])
+        elif isinstance(v, dict):
+            for x in v.values():
+                visit(x)
+        elif isinstance(v, list | tuple):
+            for x in v:
+                visit(x)
+
+    visit(params)
+    return shapes
+
+
+def _is_point(p: Any) -> bool:
+    return (
+        isinstance(p, list | tuple)
+        and len(p) == 2
+        and all(isinstance(c, int | float) and not isinstance(c, bool) for c in p)
+    )
+
+
+def private_boxes(tracks: Sequence[Track], width: int, height: int, margin: float = 0.15) -> list[Box]:
+    """Boxes to pixelate, grown by `margin` so that a person who moved since detection stays hidden."""
+    out: list[Box] = []
+    for t in tracks:
+        if t.cls not in PRIVATE_CLASSES:
+            continue
+        x1, y1, x2, y2 = t.box
+        mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+        out.append((max(0.0, x1 - mx), max(0.0, y1 - my), min(float(width), x2 + mx), min(float(height), y2 + my)))
+    return out
+
+
+class EvidenceBudget:
+    """At most `per_s` snapshots per second per camera: evidence never slows the analysis."""
+
+    def __init__(self, per_s: float = 2.0) -> None:
+        self.per_s = per_s
+        self._tokens = per_s
+        self._at = time.monotonic()
+        self.skipped = 0
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.per_s, self._tokens + (now - self._at) * self.per_s)
+        self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        self.skipped += 1
+        return False
