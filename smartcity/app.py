@@ -153,6 +153,19 @@ class Server:
             health=self.health,
         )
 
+    async def snapshot(self, camera_id: str, *, pixelate: bool = True) -> bytes | None:
+        """Latest frame of a camera as JPEG (people pixelated unless an admin asked otherwise)."""
+        if self.db is None or self.reconciler is None:
+            return None
+        row = await CameraRepo(self.db).get_camera(camera_id)
+        if row is None:
+            return None
+        handle = self.reconciler.handle(row.group)
+        if handle is None:
+            return None
+        jpeg: bytes | None = await asyncio.wait_for(handle.snapshot.remote(camera_id, pixelate=pixelate), 10)
+        return jpeg
+
     async def health(self) -> dict[str, Any]:
         out: dict[str, Any] = {"uptime_s": round(time.time() - self.started_at, 1)}
         ok = True
@@ -239,8 +252,19 @@ def create_app(settings: Settings, *, with_ray: bool = True) -> Starlette:
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
     graphql_app = GraphQLApp(server.api_services, introspection=settings.server.introspection)
+    async def snapshot(request: Request) -> Response:
+        camera_id = request.path_params["camera_id"]
+        try:
+            jpeg = await server.snapshot(camera_id)
+        except Exception as exc:
+            return JSONResponse({"error": f"snapshot unavailable: {type(exc).__name__}"}, status_code=503)
+        if jpeg is None:
+            return JSONResponse({"error": f"no frame for camera {camera_id!r}"}, status_code=404)
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
     routes = [
         Route("/healthz", healthz),
+        Route("/cameras/{camera_id}/snapshot.jpg", snapshot),
         Route("/metrics", metrics),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),

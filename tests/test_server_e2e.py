@@ -4,6 +4,7 @@ over graphql-transport-ws, then SIGTERM: a clean exit that leaves no process beh
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import httpx
 import psutil
 import pytest
@@ -141,6 +143,13 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
     seqs = [m["seq"] for m in received]
     assert seqs == sorted(seqs)
     assert len(set(seqs)) == 3
+
+    snap = httpx.get(f"{base}/cameras/cam-1/snapshot.jpg", timeout=15)
+    assert snap.status_code == 200, snap.text
+    assert snap.headers["content-type"] == "image/jpeg"
+    with av.open(io.BytesIO(snap.content)) as c:
+        assert next(c.decode(video=0)).width == 160
+    assert httpx.get(f"{base}/cameras/nope/snapshot.jpg", timeout=15).status_code == 404
 
     metrics = httpx.get(f"{base}/metrics", timeout=5).text
     assert 'smartcity_actor_alive{group="police"} 1.0' in metrics

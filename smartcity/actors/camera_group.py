@@ -198,6 +198,24 @@ class CameraGroup:
             return []
         return [dataclasses.asdict(t) for t in pipe.latest_tracks]
 
+    async def snapshot(self, camera_id: str, *, pixelate: bool = True, with_rules: bool = True) -> bytes | None:
+        """JPEG of the latest frame: rule geometry drawn, people pixelated unless `pixelate` is False."""
+        from smartcity.actors.evidence import private_boxes, rule_shapes
+        from smartcity.fusion.evidence import render_evidence
+
+        src = self.sources.get(camera_id)
+        frame = src.latest() if src is not None and hasattr(src, "latest") else None
+        if frame is None:
+            return None
+        pipe = self.pipelines.get(camera_id)
+        tracks = pipe.latest_tracks if pipe is not None else ()
+        shapes = [s for r in self.rules.get(camera_id, []) for s in rule_shapes(r.params)] if with_rules else []
+        boxes = private_boxes(tracks, frame.width, frame.height)
+        if pixelate and pipe is None:
+            # without analysis nobody can be located: hide the whole picture rather than show people
+            boxes = [(0.0, 0.0, float(frame.width), float(frame.height))]
+        return await asyncio.to_thread(render_evidence, frame.image, shapes, boxes, pixelate=pixelate)
+
     async def latest_frame(self, camera_id: str) -> Any:
         """The latest decoded frame of a camera (for live views and snapshots), or None."""
         src = self.sources.get(camera_id)
