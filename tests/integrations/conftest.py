@@ -1,24 +1,17 @@
-"""Integration fixtures: a migrated PostgreSQL database per test, the loopback Twilio server,
-an ASGI server for the status-callback route."""
+"""Integration fixtures: a migrated PostgreSQL database per test and the loopback Twilio server."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-import uvicorn
+from alert_helpers import ACCOUNT_SID, AUTH_TOKEN
 from sqlalchemy.engine import make_url
-from starlette.applications import Starlette
 from twilio_loopback import LoopbackTwilio
 
 from smartcity.storage.db import Database, migrate
-
-ACCOUNT_SID = "AC" + "0" * 32
-AUTH_TOKEN = "loopback-auth-token-0123456789"
 
 
 def _plain(url: str) -> str:
@@ -64,33 +57,3 @@ async def twilio_server() -> AsyncIterator[LoopbackTwilio]:
         yield server
     finally:
         await server.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class AsgiServer:
-    """Uvicorn serving an app on a free loopback port inside the test's event loop."""
-
-    def __init__(self, app: Starlette) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"))
-        self.task: asyncio.Task[None] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> AsgiServer:
-        self.task = asyncio.get_running_loop().create_task(self.server.serve())
-        while not self.server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-            await asyncio.sleep(0.01)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        assert self.task is not None
-        await self.task

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ACCOUNT_SID, AUTH_TOKEN
+from alert_helpers import ACCOUNT_SID, AUTH_TOKEN
 from twilio_loopback import LoopbackTwilio
 
 from smartcity.core.events import new_event_id

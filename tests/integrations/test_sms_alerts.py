@@ -9,102 +9,26 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import ACCOUNT_SID, AUTH_TOKEN, AsgiServer, free_port
+from alert_helpers import (
+    ACCOUNT_SID,
+    BACKUP,
+    ONCALL,
+    AsgiServer,
+    Harness,
+    alerts_config,
+    free_port,
+    rule_event,
+)
 from starlette.applications import Starlette
 from twilio_loopback import LoopbackTwilio
 
-from smartcity.core.bus import EventBus
-from smartcity.core.clock import Clock, ManualClock, SystemClock
-from smartcity.core.events import IncidentState, RuleEvent, Severity
-from smartcity.core.supervisor import TaskSupervisor
-from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
-from smartcity.integrations.config import AlertsConfig
+from smartcity.core.clock import ManualClock, SystemClock
+from smartcity.core.events import IncidentState
 from smartcity.integrations.twilio_sms import STATUS_PATH, twilio_status_route
 from smartcity.storage.db import Database
-from smartcity.storage.outbox import CANCELLED, DELIVERED, SCHEDULED, SENT, DeliveryRow
+from smartcity.storage.outbox import CANCELLED, DELIVERED, SCHEDULED, SENT
 
 pytestmark = pytest.mark.postgres
-
-ONCALL = "+15550000001"
-BACKUP = "+15550000002"
-
-
-def alerts_config(api: str, callback: str | None, **over: Any) -> AlertsConfig:
-    cfg: dict[str, Any] = {
-        "twilio": {
-            "account_sid": ACCOUNT_SID,
-            "auth_token": AUTH_TOKEN,
-            "from_number": "+15559999999",
-            "api_base_url": api,
-            "status_callback_url": callback,
-        },
-        "policies": [
-            {
-                "name": "intrusion",
-                "min_severity": "high",
-                "notify": [{"channel": "sms", "target": ONCALL}],
-                "escalation": [{"channel": "sms", "target": BACKUP}],
-                "escalate_after_min": 5,
-            }
-        ],
-        "dispatcher": {"poll_s": 0.05, "backoff_initial_s": 0.05, "backoff_max_s": 0.2, "lease_s": 5},
-    }
-    cfg.update(over)
-    return AlertsConfig.model_validate(cfg)
-
-
-def rule_event(camera: str = "cam-1", track: int = 7, t: float | None = None) -> RuleEvent:
-    return RuleEvent(
-        camera_id=camera,
-        t=t if t is not None else time.time(),
-        rule_id="zone-1",
-        rule_type="intrusion",
-        kind="intrusion",
-        object_class="person",
-        track_id=track,
-        severity=Severity.HIGH,
-    )
-
-
-class Harness:
-    def __init__(self, db: Database, cfg: AlertsConfig, clock: Clock) -> None:
-        self.db, self.cfg, self.clock = db, cfg, clock
-        self.bus = EventBus()
-        self.supervisor = TaskSupervisor()
-        self.alerting: Alerting | None = None
-
-    async def __aenter__(self) -> Harness:
-        self.alerting = await start_alerting(AlertingContext(self.bus, self.db, self.supervisor, self.clock, self.cfg))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.alerting is not None
-        await self.alerting.stop()
-        await self.supervisor.stop()
-
-    @property
-    def a(self) -> Alerting:
-        assert self.alerting is not None
-        return self.alerting
-
-    async def publish(self, ev: RuleEvent) -> None:
-        done = self.a.fusion.expect([ev.event_id])
-        await self.bus.publish(ev)
-        await asyncio.wait_for(done, 10)
-
-    async def deliveries(self) -> list[DeliveryRow]:
-        return await self.a.outbox.list_deliveries()
-
-    async def wait_state(self, delivery_id: int, state: str, timeout_s: float = 10.0) -> DeliveryRow:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            rows = await self.a.outbox.list_deliveries_by_id([delivery_id])
-            if rows and rows[0].state == state:
-                return rows[0]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"delivery {delivery_id}: {rows[0] if rows else None}, wanted {state}")
-            await asyncio.sleep(0.02)
-
 
 @pytest.fixture
 async def callback_server() -> AsyncIterator[tuple[AsgiServer, dict[str, Any]]]:

@@ -14,7 +14,7 @@ from typing import Any
 import aiomqtt
 import pytest
 from aiohttp import web
-from test_sms_alerts import Harness, rule_event
+from alert_helpers import Harness, rule_event
 
 from smartcity.core.clock import SystemClock
 from smartcity.core.events import CameraHealth, CameraState, CountBucket
