@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from smartcity.analytics.geometry import BoolArray, FloatArray
+from smartcity.analytics.geometry import BoolArray, FloatArray, Polygon
 from smartcity.core.events import RuleEvent, Severity
 from smartcity.core.vision import FrameTracks, Track
 
@@ -30,6 +30,11 @@ from .spec import RuleSpec
 IntArray = npt.NDArray[np.intp]
 
 EVENT_NAMESPACE = uuid.UUID("5a3c4e0e-8f0b-4f4e-9d3c-2b1f6d7a9e10")
+
+
+def nonzero_index(mask: BoolArray) -> IntArray:
+    """Indices where a 1-d mask is true (np.flatnonzero without its ravel)."""
+    return mask.nonzero()[0]
 
 
 def event_id(camera_id: str, rule_id: str, track_id: int | None, kind: str, t: float) -> str:
@@ -92,6 +97,18 @@ class FrameView:
     new_slots: list[int] = field(default_factory=list)
     freed_slots: list[int] = field(default_factory=list)
     image: npt.NDArray[np.uint8] | None = None
+    masks: dict[tuple[frozenset[str], float], BoolArray] = field(default_factory=dict)
+    zones: dict[int, BoolArray] = field(default_factory=dict)
+    xy: FloatArray | None = None  # (2, n) ground points, built on first use
+
+    def inside(self, zone: Polygon) -> BoolArray:
+        """Which tracks have their ground point in `zone` (computed once per zone and frame)."""
+        m = self.zones.get(id(zone))
+        if m is None:
+            if self.xy is None:
+                self.xy = np.vstack((self.gx, self.gy))
+            m = self.zones[id(zone)] = zone.contains_xy(self.xy)
+        return m
 
     @property
     def n(self) -> int:
@@ -169,13 +186,16 @@ class SlotTable:
         n = len(tracks)
         slots = np.array(slots_l, dtype=np.intp)
         if n:
-            boxes = np.array([tr.box for tr in tracks], dtype=np.float64)
-            gx = (boxes[:, 0] + boxes[:, 2]) * (0.5 / w)
-            gy = boxes[:, 3] * (1.0 / h)
-            conf = np.array([tr.score for tr in tracks], dtype=np.float64)
-            fresh = np.array([tr.time_since_update == 0 for tr in tracks], dtype=bool)
-            confirmed = np.array([tr.confirmed for tr in tracks], dtype=bool)
-            hits_a = np.array([tr.hits for tr in tracks], dtype=np.intp)
+            rows = np.array(
+                [(*tr.box, tr.score, tr.time_since_update, tr.confirmed, tr.hits) for tr in tracks],
+                dtype=np.float64,
+            )
+            gx = (rows[:, 0] + rows[:, 2]) * (0.5 / w)
+            gy = rows[:, 3] * (1.0 / h)
+            conf = rows[:, 4]
+            fresh = rows[:, 5] == 0
+            confirmed = rows[:, 6] != 0
+            hits_a = rows[:, 7].astype(np.intp)
             code_of = self.vocab.codes
             codes = np.array(
                 [code_of[tr.cls] if tr.cls in code_of else self.vocab.code(tr.cls) for tr in tracks],
@@ -349,10 +369,14 @@ class Rule:
     # ------------------------------------------------------------------ helpers
     def selected(self, view: FrameView) -> BoolArray:
         """Tracks of the rule's classes, above its confidence, detected in this frame."""
-        table = self._table
-        if len(table) < len(self.vocab.names):
-            table = self._table = self.vocab.table(self.classes)
-        return table[view.codes] & (view.conf >= self.spec.min_confidence) & view.fresh
+        key = (self.classes, self.spec.min_confidence)
+        mask = view.masks.get(key)
+        if mask is None:  # rules with the same classes and confidence share it within a frame
+            table = self._table
+            if len(table) < len(self.vocab.names):
+                table = self._table = self.vocab.table(self.classes)
+            mask = view.masks[key] = table[view.codes] & (view.conf >= self.spec.min_confidence) & view.fresh
+        return mask
 
     def class_table(self, names: frozenset[str]) -> BoolArray:
         """Boolean lookup by class code for another set of classes (cached per vocabulary size)."""

@@ -216,6 +216,9 @@ class Polygon:
     y2: FloatArray
     slope: FloatArray
     bbox: tuple[float, float, float, float]
+    # convex polygons: inside = every half-plane test holds (fewer array operations per call)
+    halfplanes: tuple[FloatArray, FloatArray, FloatArray] | None = None
+    normals: FloatArray | None = None  # (k, 2) the same half-plane normals, for contains_xy
 
     @classmethod
     def of(cls, points: Sequence[Sequence[float]]) -> Polygon:
@@ -226,6 +229,15 @@ class Polygon:
         with np.errstate(divide="ignore", invalid="ignore"):
             slope = np.where(dy != 0, (b[:, 0] - a[:, 0]) / np.where(dy != 0, dy, 1.0), 0.0)
         xs, ys = a[:, 0], a[:, 1]
+        edge = b - a
+        cross = edge[:, 0] * np.roll(edge[:, 1], -1) - edge[:, 1] * np.roll(edge[:, 0], -1)
+        halfplanes = None
+        if (cross > 0).all() or (cross < 0).all():
+            sign = 1.0 if (cross > 0).all() else -1.0
+            # inside (for clockwise-on-screen order, cross > 0): edge x (p - a) >= 0 for every edge
+            nx, ny = -edge[:, 1] * sign, edge[:, 0] * sign
+            c = nx * a[:, 0] + ny * a[:, 1]
+            halfplanes = (nx[:, None].copy(), ny[:, None].copy(), c[:, None].copy())
         return cls(
             points=pts,
             x1=a[:, 0, None].copy(),
@@ -233,15 +245,27 @@ class Polygon:
             y2=b[:, 1, None].copy(),
             slope=slope[:, None].copy(),
             bbox=(float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())),
+            halfplanes=halfplanes,
+            normals=None if halfplanes is None else np.hstack((halfplanes[0], halfplanes[1])),
         )
 
     def contains(self, x: FloatArray, y: FloatArray) -> BoolArray:
-        """Even-odd test of many points at once (same answers as `point_in_polygon`)."""
-        c1 = self.y1 > y
-        cond = c1 != (self.y2 > y)
-        xint = self.x1 + (y - self.y1) * self.slope
-        hits = cond & (x < xint)
-        return (np.count_nonzero(hits, axis=0) & 1).astype(bool)
+        """Test many points at once (same answers as `point_in_polygon` off the boundary)."""
+        if self.halfplanes is not None:
+            nx, ny, c = self.halfplanes
+            out: BoolArray = np.logical_and.reduce(nx * x + ny * y >= c, axis=0)
+            return out
+        cond = (self.y1 > y) != (self.y2 > y)
+        hits = cond & (x < self.x1 + (y - self.y1) * self.slope)
+        odd: BoolArray = np.logical_xor.reduce(hits, axis=0)
+        return odd
+
+    def contains_xy(self, xy: FloatArray) -> BoolArray:
+        """Same as `contains` for points stacked as a (2, n) array (one matrix product if convex)."""
+        if self.halfplanes is not None and self.normals is not None:
+            out: BoolArray = np.logical_and.reduce(self.normals @ xy >= self.halfplanes[2], axis=0)
+            return out
+        return self.contains(xy[0], xy[1])
 
     def contains_point(self, p: Point) -> bool:
         return point_in_polygon(p, self.points)

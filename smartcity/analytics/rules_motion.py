@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
 from smartcity.analytics.base import ClassVocab, FrameView, Rule, SlotArrays, track_payload
+from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.counts import CountAggregator
 from smartcity.analytics.geometry import GeometryError, Line, Polygon, signed_distance
 from smartcity.analytics.params import BoxParam, DirectionParam, LineParam, Params, PolygonParam
@@ -55,37 +56,38 @@ class _Crossings:
         st = self.st
         st.ensure(view.capacity)
         st.reset(view.new_slots)
-        idx = np.flatnonzero(sel)
+        idx = _nz(sel)
         if not len(idx):
             return []
         s = view.slots[idx]
         x, y = view.gx[idx], view.gy[idx]
         d = self.line.distance(x, y)
-        new = np.where(d > self.h, 1, np.where(d < -self.h, -1, 0)).astype(np.int8)
+        new = (d > self.h).view(np.int8) - (d < -self.h).view(np.int8)
         prev = st.side[s]
-        mature = (view.hits[idx] >= self.min_age) & view.confirmed[idx]
-        flip = (new != 0) & (prev != 0) & (new != prev)
+        pend = st.pend[s]
+        flip = (new * prev) < 0
         out: list[tuple[int, int, float, float]] = []
-        if flip.any() or (st.pend[s] != 0).any():
-            for k in np.flatnonzero(flip | (st.pend[s] != 0)):
+        busy = flip | (pend != 0)
+        if busy.any():
+            for k in _nz(busy):
                 i, slot = int(idx[k]), int(s[k])
+                nk = int(new[k])
                 if flip[k]:
                     u = self._along(st.px[slot], st.py[slot], float(x[k]), float(y[k]))
                     if -self.margin <= u <= 1.0 + self.margin:
-                        if st.pend[slot] == -new[k]:  # went back before maturing: a flicker
+                        if st.pend[slot] == -nk:  # went back before maturing: a flicker
                             st.pend[slot] = 0
                         else:
-                            st.pend[slot] = new[k]
+                            st.pend[slot] = nk
                             st.pend_t[slot] = view.t
                             st.pend_x[slot] = u
-                if st.pend[slot] != 0 and mature[k] and new[k] in (0, st.pend[slot]):
+                mature = view.hits[i] >= self.min_age and view.confirmed[i]
+                if st.pend[slot] != 0 and mature and nk in (0, st.pend[slot]):
                     out.append((i, int(st.pend[slot]), float(st.pend_t[slot]), float(st.pend_x[slot])))
                     st.pend[slot] = 0
-        known = new != 0
-        ks = s[known]
-        st.side[ks] = new[known]
-        st.px[ks] = x[known]
-        st.py[ks] = y[known]
+        st.side[s] = np.where(new != 0, new, prev)
+        st.px[s] = x
+        st.py[s] = y
         return out
 
     def _along(self, x0: float, y0: float, x1: float, y1: float) -> float:
@@ -185,11 +187,11 @@ class WrongWayRule(Rule):
         st = self.st
         st.ensure(view.capacity)
         st.reset(view.new_slots)
-        idx = np.flatnonzero(self.selected(view))
+        idx = _nz(self.selected(view))
         if not len(idx):
             return []
         x, y, s = view.gx[idx], view.gy[idx], view.slots[idx]
-        inside = self.zone.contains(x, y)
+        inside = view.inside(self.zone)[idx]
         st.ax[s[~inside]] = np.nan  # leaving the zone forgets the progress
         if not inside.any():
             return []
@@ -207,7 +209,7 @@ class WrongWayRule(Rule):
             view.hits[idx] >= p.min_track_age
         )
         out: list[RuleEvent] = []
-        for k in np.flatnonzero(hit):
+        for k in _nz(hit):
             i = int(idx[k])
             st.fired[s[k]] = True
             tr = view.tracks[i]
@@ -362,18 +364,18 @@ class ZonePassageRule(Rule):
         for slot in view.freed_slots:
             self._close(out, view, slot)
         st.reset(view.new_slots)
-        idx = np.flatnonzero(self.selected(view))
+        idx = _nz(self.selected(view))
         if not len(idx):
             return out
         s = view.slots[idx]
-        inside = self.zone.contains(view.gx[idx], view.gy[idx])
+        inside = view.inside(self.zone)[idx]
         si = s[inside]
         if len(si):
             start = np.isnan(st.since[si])
             st.since[si[start]] = view.t
             st.last[si] = view.t
             st.mature[si] |= view.hits[idx[inside]] >= p.min_track_age
-            for k in np.flatnonzero(inside):
+            for k in _nz(inside):
                 i = int(idx[k])
                 self.who[int(s[k])] = (view.tracks[i].track_id, view.tracks[i].cls, float(view.gx[i]),
                                        float(view.gy[i]))

@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from smartcity.analytics.base import ClassVocab, FrameView, Rule, SlotArrays, track_payload
+from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import Params, PolygonParam
 from smartcity.analytics.registry import register
@@ -61,11 +62,11 @@ class DwellRule(Rule):
         for slot in view.freed_slots:
             self._end(out, view, slot)
         st.reset(view.new_slots)
-        idx = np.flatnonzero(self.selected(view))
+        idx = _nz(self.selected(view))
         if not len(idx):
             return out
         s = view.slots[idx]
-        inside = self.zone.contains(view.gx[idx], view.gy[idx])
+        inside = view.inside(self.zone)[idx]
         so = s[~inside]
         for slot in so[~np.isnan(st.since[so]) & (view.t - st.last[so] >= p.exit_grace_s)]:
             self._end(out, view, int(slot))
@@ -76,7 +77,7 @@ class DwellRule(Rule):
         st.since[s[start]] = view.t
         st.last[s] = view.t
         due = ~st.fired[s] & (view.t - st.since[s] >= p.threshold_s) & (view.hits[idx] >= p.min_track_age)
-        for k in np.flatnonzero(due | start):
+        for k in _nz(due | start):
             i, slot = int(idx[k]), int(s[k])
             tr = view.tracks[i]
             self.who[slot] = (tr.track_id, tr.cls, float(view.gx[i]), float(view.gy[i]))
@@ -159,11 +160,11 @@ class AbandonedObjectRule(Rule):
         self.still.st.ensure(view.capacity)
         st.reset(view.new_slots)
         self.still.st.reset(view.new_slots)
-        idx = np.flatnonzero(self.selected(view))
+        idx = _nz(self.selected(view))
         if not len(idx):
             return []
         if self.zone is not None:
-            idx = idx[self.zone.contains(view.gx[idx], view.gy[idx])]
+            idx = idx[view.inside(self.zone)[idx]]
             if not len(idx):
                 return []
         s = view.slots[idx]
@@ -182,7 +183,7 @@ class AbandonedObjectRule(Rule):
         st.alone[s[start]] = view.t
         due = ~st.fired[s] & (view.t - st.alone[s] >= p.unattended_s) & (view.hits[idx] >= p.min_track_age)
         out: list[RuleEvent] = []
-        for k in np.flatnonzero(due):
+        for k in _nz(due):
             i = int(idx[k])
             st.fired[s[k]] = True
             tr = view.tracks[i]
@@ -262,19 +263,19 @@ class DumpingRule(Rule):
         out: list[RuleEvent] = []
         a = _aspect(view)
         # vehicles
-        vi = np.flatnonzero(self.selected(view))
+        vi = _nz(self.selected(view))
         if len(vi):
-            vi = vi[self.zone.contains(view.gx[vi], view.gy[vi])]
+            vi = vi[view.inside(self.zone)[vi]]
         if len(vi):
             still = self.vstill.update(view, vi)
-            for k in np.flatnonzero(still >= p.stop_s):
+            for k in _nz(still >= p.stop_s):
                 slot = int(view.slots[vi[k]])
                 if slot not in self.stops:
                     tr = view.tracks[int(vi[k])]
                     self.stops[slot] = _Stop(slot, tr.track_id, tr.cls, float(view.gx[vi[k]]),
                                              float(view.gy[vi[k]]), t - float(still[k]))
         for slot, stop in list(self.stops.items()):
-            hit = np.flatnonzero(view.slots == slot)
+            hit = _nz(view.slots == slot)
             if not len(hit):
                 continue  # unseen this frame: the slot table frees the slot if the vehicle is gone
             i = int(hit[0])
@@ -283,12 +284,12 @@ class DumpingRule(Rule):
                 self.done.append(self.stops.pop(slot))
         # objects
         om = self.class_table(self.objects)[view.codes] & view.fresh & (view.conf >= self.spec.min_confidence)
-        oi = np.flatnonzero(om)
+        oi = _nz(om)
         if len(oi):
-            oi = oi[self.zone.contains(view.gx[oi], view.gy[oi])]
+            oi = oi[view.inside(self.zone)[oi]]
         if len(oi):
             still = self.ostill.update(view, oi)
-            for k in np.flatnonzero(still >= p.object_static_s):
+            for k in _nz(still >= p.object_static_s):
                 i = int(oi[k])
                 slot = int(view.slots[i])
                 if slot in self.judged:
@@ -396,8 +397,8 @@ class OccupancyRule(Rule):
         p: OccupancyParams = self.params
         table = self.class_table(self.classes)
         m = table[view.codes] & (view.conf >= self.spec.min_confidence) & view.confirmed
-        idx = np.flatnonzero(m)
-        n = int(np.count_nonzero(self.zone.contains(view.gx[idx], view.gy[idx]))) if len(idx) else 0
+        idx = _nz(m)
+        n = int(np.count_nonzero(view.inside(self.zone)[idx])) if len(idx) else 0
         self.count = n
         t = view.t
         out: list[RuleEvent] = []
