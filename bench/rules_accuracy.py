@@ -60,8 +60,13 @@ def run_scenario(sc: Scenario) -> tuple[list[RuleEvent], dict[tuple[str, str], i
     return events, counts, info
 
 
-def match(pred: list[RuleEvent], gt: list[GtEvent], kind: str) -> tuple[int, int, int, list[float]]:
-    """Greedy one-to-one matching by time and place: (true positives, predicted, expected, time errors)."""
+def match(pred: list[RuleEvent], gt: list[GtEvent], kind: str, sc: Scenario) -> tuple[int, int, int, list[float]]:
+    """Greedy one-to-one matching by time and place: (true positives, predicted, expected, time errors).
+
+    An event matches a true one of the same kind if its time is within the kind's tolerance and
+    the place it reports is within MATCH_RADIUS of where that true object was at the event's time.
+    """
+    objects = {o.oid: o for o in sc.objects}
     p = sorted((e for e in pred if e.kind == kind), key=lambda e: e.t)
     g = sorted((e for e in gt if e.kind == kind), key=lambda e: e.t)
     lo, hi = TOLERANCE_S[kind]
@@ -73,7 +78,8 @@ def match(pred: list[RuleEvent], gt: list[GtEvent], kind: str) -> tuple[int, int
             if j in used:
                 continue
             dt = e.t - ge.t
-            near = math.hypot(e.payload["x"] - ge.x, e.payload["y"] - ge.y) <= MATCH_RADIUS
+            ox, oy = objects[ge.oid].at(e.t)
+            near = math.hypot(e.payload["x"] - ox, e.payload["y"] - oy) <= MATCH_RADIUS
             if lo <= dt <= hi and near and abs(dt) < abs(best_dt):
                 best, best_dt = j, dt
         if best is not None:
@@ -97,7 +103,7 @@ def accuracy(seeds: list[int], duration: float) -> dict[str, Any]:
         counts.update(c)
         gt_counts.update(sc.gt_counts)
         for kind in TOLERANCE_S:
-            a, b, d, errs = match(events, sc.gt_events, kind)
+            a, b, d, errs = match(events, sc.gt_events, kind, sc)
             tp[kind] += a
             npred[kind] += b
             ngt[kind] += d

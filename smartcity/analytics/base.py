@@ -69,8 +69,9 @@ class ClassVocab:
 class RelinkConfig:
     """How the engine bridges a tracker id switch (a lost track re-found under a new id)."""
 
-    max_gap_s: float = 2.5  # a slot whose track is unseen this long is released
-    radius: float = 0.06  # normalised distance between predicted and re-found position
+    max_gap_s: float = 6.0  # a slot whose object is unseen this long is released
+    radius: float = 0.05  # normalised distance between predicted and re-found position...
+    radius_per_travel: float = 0.25  # ...plus this fraction of the distance predicted since last seen
     enabled: bool = True
 
 
@@ -286,7 +287,7 @@ class SlotTable:
     def _relink(self, orphans: list[int], code: int, x: float, y: float, t: float) -> int | None:
         if not self.relink.enabled:
             return None
-        best, best_d = None, self.relink.radius
+        best, best_d = None, math.inf
         for s in orphans:
             if self.code[s] != code or not math.isfinite(self.last_t[s]):
                 continue
@@ -296,7 +297,8 @@ class SlotTable:
             px = self.x[s] + self.vx[s] * gap
             py = self.y[s] + self.vy[s] * gap
             d = math.hypot(px - x, py - y)
-            if d <= best_d:
+            limit = self.relink.radius + self.relink.radius_per_travel * math.hypot(px - self.x[s], py - self.y[s])
+            if d <= limit and d < best_d:
                 best, best_d = s, d
         return best
 

@@ -169,7 +169,8 @@ class AbandonedObjectRule(Rule):
                 return []
         s = view.slots[idx]
         still_for = self.still.update(view, idx)
-        pm = self.class_table(self.persons)[view.codes]
+        # confirmed people only: a false detection flashing by must not reset the timer
+        pm = self.class_table(self.persons)[view.codes] & view.confirmed
         a = _aspect(view)
         if pm.any():
             px, py = view.gx[pm], view.gy[pm]

@@ -40,6 +40,7 @@ Y_PLAZA = 0.27
 SIGNAL_ROI = [0.90, 0.04, 0.96, 0.28]
 GREEN_S, AMBER_S, RED_S = 15.0, 3.0, 12.0
 CYCLE_S = GREEN_S + AMBER_S + RED_S
+V_LANE = 0.11  # one speed per traffic lane: vehicles in a lane never drive through each other
 DWELL_S, ABANDON_S, PERSON_RADIUS, WRONG_WAY_MIN = 30.0, 20.0, 0.08, 0.08
 SIZES = {"car": (0.07, 0.08), "truck": (0.10, 0.12), "bus": (0.14, 0.13), "person": (0.02, 0.10),
          "suitcase": (0.018, 0.035), "backpack": (0.015, 0.025), "handbag": (0.014, 0.02), "box": (0.03, 0.03)}
@@ -162,15 +163,15 @@ def _eastbound(b: _Builder, rng: np.random.Generator, duration: float) -> None:
     stop_pos = STOP_X - 0.045
     for c0 in np.arange(0.0, duration, CYCLE_S):
         amber, red, green_next = c0 + GREEN_S, c0 + GREEN_S + AMBER_S, c0 + CYCLE_S
-        v = float(rng.uniform(0.09, 0.13))
-        # cars crossing on green, at least 3 s apart
-        arrivals = sorted(rng.uniform(c0 + 1.0, amber - 1.5, size=int(rng.integers(1, 4))))
+        v = V_LANE
+        # cars crossing on green, at least 3 s apart, after the queue of the last red has gone
+        arrivals = sorted(rng.uniform(c0 + 6.0, amber - 1.5, size=int(rng.integers(1, 4))))
         last = -math.inf
         for ta in arrivals:
             if ta - last < 3.0:
                 continue
             last = ta
-            vv = float(rng.uniform(0.09, 0.13))
+            vv = V_LANE
             t_start = ta - (STOP_X + 0.06) / vv
             b.drive(t_start, [(-0.06, Y_EAST), (1.06, Y_EAST)], vv, str(rng.choice(["car", "car", "truck"])))
         # a red-light runner reaches the line early in the red
@@ -197,7 +198,7 @@ def generate(seed: int, duration_s: float = 600.0, fps: float = 10.0, *, miss_ra
     _eastbound(b, rng, duration_s)
     t = 0.0
     while t < duration_s:  # westbound traffic
-        v = float(rng.uniform(0.09, 0.13))
+        v = V_LANE
         b.drive(t, [(1.06, Y_WEST), (-0.06, Y_WEST)], v, str(rng.choice(["car", "car", "car", "bus", "truck"])))
         t += float(rng.uniform(4.0, 10.0))
     t = 3.0
@@ -215,7 +216,7 @@ def generate(seed: int, duration_s: float = 600.0, fps: float = 10.0, *, miss_ra
         free = [x for x, until in busy.items() if until < t - 5]
         if free:
             x = float(rng.choice(free))
-            v = 0.10
+            v = V_LANE
             stay = float(rng.uniform(40, 80)) if rng.random() < 0.75 else float(rng.uniform(8, 20))
             o = b.drive(t, [(1.06, Y_WEST), (x + 0.08, Y_WEST), (x, 0.45)], v, "car", role="parking")
             ta = o.t1
@@ -226,7 +227,7 @@ def generate(seed: int, duration_s: float = 600.0, fps: float = 10.0, *, miss_ra
     # kerbside spot: trucks stop; some leave a box behind; a box already lies there some of the time
     t = 20.0
     while t < duration_s - 60:
-        v = 0.10
+        v = V_LANE
         stop = float(rng.uniform(12, 25))
         spot = float(rng.uniform(0.60, 0.70))
         o = b.drive(t, [(1.06, Y_WEST), (spot + 0.1, Y_WEST), (spot, 0.46)], v, "truck", role="dump_truck")
