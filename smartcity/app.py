@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -28,14 +28,30 @@ from starlette.staticfiles import StaticFiles
 from smartcity.actors.camera_group import CameraSpec
 from smartcity.actors.runtime import GroupSpec, Reconciler, start_ray, stop_ray
 from smartcity.core.bus import EventBus, Overflow
+from smartcity.core.clock import SystemClock
 from smartcity.core.config import Settings
-from smartcity.core.events import CameraHealth, CountBucket, DetectionSummary, Event, Incident, RuleEvent
+from smartcity.core.events import (
+    CameraHealth,
+    ConsoleAlert,
+    CountBucket,
+    DetectionSummary,
+    Event,
+    Incident,
+    RuleEvent,
+    Severity,
+)
 from smartcity.core.status import StatusBoard
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.graphql.app import GraphQLApp
 from smartcity.graphql.context import ApiServices
+from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
+from smartcity.integrations.config import AlertsConfig
+from smartcity.integrations.console import ConsoleAlert as ConsoleAlertMessage
+from smartcity.integrations.twilio_sms import twilio_status_route
 from smartcity.storage.db import Database, check_migrations, current_revision, migrate
+from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
 from smartcity.storage.repo import CameraRepo, EventRepo
+from smartcity.storage.retention import run_retention
 from smartcity.storage.writer import EventWriter
 
 log = logging.getLogger(__name__)
@@ -44,19 +60,30 @@ WEB_DIR = Path(__file__).parent / "web"
 PERSISTED = (CameraHealth, DetectionSummary, RuleEvent, CountBucket, Incident)
 
 
-class WriterSink:
-    """Publishes a batch on the bus and returns once the writer has committed all of it."""
+class Durable(Protocol):
+    def expect(self, event_ids: Iterable[str]) -> asyncio.Future[None]: ...
 
-    def __init__(self, bus: EventBus, writer: EventWriter) -> None:
+
+class WriterSink:
+    """Publishes a batch on the bus and returns once it is durable: committed by the writer
+    (or in its disk spool while the database is away) and, for rule events, turned into
+    committed incidents by fusion. Only then is the batch acknowledged to its actor."""
+
+    def __init__(self, bus: EventBus, writer: Durable, fusion: Durable | None = None) -> None:
         self.bus = bus
         self.writer = writer
+        self.fusion = fusion
 
     async def deliver(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        committed = self.writer.expect(e.event_id for e in events)
+        waits = [self.writer.expect(e.event_id for e in events)]
+        if self.fusion is not None:
+            rule_ids = [e.event_id for e in events if isinstance(e, RuleEvent)]
+            if rule_ids:
+                waits.append(self.fusion.expect(rule_ids))
         await self.bus.publish_many(events)
-        await committed
+        await asyncio.gather(*waits)
 
 
 @dataclass
@@ -70,6 +97,8 @@ class Server:
     status: StatusBoard = field(default_factory=StatusBoard)
     db: Database | None = None
     writer: EventWriter | None = None
+    spool: DurableSpool | None = None
+    alerting: Alerting | None = None
     reconciler: Reconciler | None = None
     ray_address: str | None = None
     started_at: float = field(default_factory=time.time)
@@ -86,9 +115,40 @@ class Server:
         await cams.sync_from_config(s.camera_groups, s.cameras)
 
         self.writer = EventWriter(self.db, batch_size=s.storage.writer_batch, max_wait_ms=s.storage.writer_max_wait_ms)
+        # while the database is away, events go on into a bounded spool on local disk
+        self.spool = DurableSpool(self.writer, SpoolConfig(directory=s.storage.data_dir / "db-spool"))
         self._writer_sub = self.bus.subscribe("writer", PERSISTED, maxsize=50_000, overflow=Overflow.BLOCK)
-        writer, sub = self.writer, self._writer_sub
-        self.supervisor.start("writer", lambda: writer.run(sub))
+        spool, sub = self.spool, self._writer_sub
+        self.supervisor.start("writer", lambda: spool.run(sub))
+
+        alerts = AlertsConfig.model_validate(s.alerts)
+        if alerts.enabled:
+            sites = {c.id: c.site for c in await cams.list_cameras() if c.site}
+
+            async def console(alert: ConsoleAlertMessage) -> None:
+                await self.bus.publish(
+                    ConsoleAlert(
+                        camera_id=alert.camera_ids[0] if alert.camera_ids else "",
+                        t=time.time(),
+                        incident_id=alert.incident_id,
+                        kind=alert.kind,
+                        severity=Severity(alert.severity),
+                        camera_ids=tuple(alert.camera_ids),
+                        sound=alert.sound,
+                        console=alert.console,
+                    )
+                )
+
+            self.alerting = await start_alerting(
+                AlertingContext(self.bus, self.db, self.supervisor, SystemClock(), alerts, sites, console_sink=console)
+            )
+        db = self.db
+        self.supervisor.start(
+            "retention",
+            lambda: run_retention(
+                db, SystemClock(), retention_days=s.storage.retention_days, evidence_dir=s.storage.data_dir / "evidence"
+            ),
+        )
 
         async def on_status(h: CameraHealth) -> None:
             self.status.update(h)
@@ -102,7 +162,7 @@ class Server:
             self.ray_address = info["address"]
             self.reconciler = Reconciler(
                 self.desired_groups,
-                WriterSink(self.bus, self.writer),
+                WriterSink(self.bus, self.spool, self.alerting.fusion if self.alerting else None),
                 actors=s.actors,
                 ray_cfg=s.ray,
                 spool_dir=s.storage.data_dir / "spool",
@@ -126,13 +186,21 @@ class Server:
         # 1. actors first: the reconciler drains their outboxes into the writer
         # 2. the writer finishes its queue; 3. everything else; 4. Ray; 5. database
         t0 = time.monotonic()
+        if self.reconciler is not None:
+            # actors first: their outboxes drain through fusion and the writer, still running
+            await self.reconciler.shutdown()
+        if self.alerting is not None:
+            await self.alerting.stop(timeout_s=timeout)  # fusion commits what it holds
         await self.supervisor.stop(timeout_s=timeout)
         log.info("tasks and actors stopped in %.1fs", time.monotonic() - t0)
         if self._writer_sub is not None and self.writer is not None:
             self._writer_sub.close("server stopping")
             rest = self._writer_sub.get_nowait_batch(1_000_000)
             if rest:
-                await self.writer.write(rest)
+                try:
+                    await self.writer.write(rest)
+                except Exception as exc:  # still in the actors' outboxes: redelivered at next start
+                    log.error("%d queued events not written at stop: %s", len(rest), exc)
         self.bus.close_all("server stopping")
         if self.start_ray:
             t0 = time.monotonic()
@@ -263,6 +331,7 @@ def create_app(settings: Settings, *, with_ray: bool = True) -> Starlette:
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     routes = [
+        twilio_status_route(lambda: server.alerting.twilio_status if server.alerting else None),
         Route("/healthz", healthz),
         Route("/cameras/{camera_id}/snapshot.jpg", snapshot),
         Route("/metrics", metrics),

@@ -18,8 +18,10 @@ log = logging.getLogger("smartcity")
 
 
 def _settings(path: str | None) -> Settings:
+    from smartcity.settings_check import check_settings
+
     p = path or os.environ.get("SMARTCITY_CONFIG")
-    return load_settings(Path(p) if p else None)
+    return check_settings(load_settings(Path(p) if p else None))
 
 
 def _setup_logging(level: str) -> None:
@@ -74,8 +76,10 @@ def _with_server_overrides(settings: Settings, args: argparse.Namespace) -> Sett
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from smartcity.settings_check import check_settings
+
     try:
-        s = load_settings(Path(args.file))
+        s = check_settings(load_settings(Path(args.file)))
     except ConfigError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)

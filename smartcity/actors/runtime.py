@@ -180,6 +180,7 @@ class Reconciler:
         self.restarts = 0
         self.bad_events = 0
         self._wake = asyncio.Event()
+        self._stopping = False
 
     # ---- public -----------------------------------------------------------------------
     def status(self) -> dict[str, dict[str, Any]]:
@@ -229,6 +230,8 @@ class Reconciler:
             await self.shutdown()
 
     async def reconcile_once(self) -> None:
+        if self._stopping:
+            return
         await self._reconcile_inference()
         desired = {g.name: g for g in await self._desired()}
         for name in list(self._groups):
@@ -298,8 +301,10 @@ class Reconciler:
                 log.error("inference actor %s failed to start: %s", name, exc)
 
     async def shutdown(self) -> None:
+        """Drain and stop every actor; the reconciler starts nothing afterwards."""
         import ray
 
+        self._stopping = True
         for name in list(self._groups):
             await self._remove(name)
         for name, handle in list(self._inference.items()):
@@ -388,12 +393,15 @@ class Reconciler:
             except asyncio.CancelledError:
                 pass
         if st.handle is not None:
-            try:
-                await self._drain(st)
-                await self._actor_call(st, "stop")
-                await self._drain(st)
-            except Exception as exc:
-                log.warning("camera group %s did not stop cleanly: %s", name, exc)
+            # a live actor drains its outbox and records its cameras offline; a dead one is
+            # only killed (its outbox stays on disk for the next start)
+            if st.alive and await self._alive(st):
+                try:
+                    await self._drain(st)
+                    await self._actor_call(st, "stop")
+                    await self._drain(st)
+                except Exception as exc:
+                    log.warning("camera group %s did not stop cleanly: %s", name, exc)
             ray.kill(st.handle, no_restart=True)
             st.handle = None
 

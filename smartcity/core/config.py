@@ -158,6 +158,11 @@ class Settings(BaseSettings):
     actors: ActorsConfig = Field(default_factory=ActorsConfig, description="Camera actors.")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage.")
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Video analysis.")
+    alerts: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Incidents and alerts (fusion, policies, twilio, webhooks, mqtt); validated by "
+        "smartcity.integrations.config.AlertsConfig when the server starts or check-config runs.",
+    )
     camera_groups: list[CameraGroupConfig] = Field(
         default_factory=list, description="Camera groups.", max_length=10_000
     )

@@ -141,10 +141,26 @@ class Incident(Event):
     event_ids: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsoleAlert(Event):
+    """An alert for the operators' console (sound + banner); live only, never stored.
+
+    `camera_id` is the first camera of the incident (for scoping); all are in `camera_ids`.
+    """
+
+    type: ClassVar[str] = "console_alert"
+    incident_id: str
+    kind: str
+    severity: Severity
+    camera_ids: tuple[str, ...] = ()
+    sound: str = "alert"
+    console: str = "operators"
+
+
 E = TypeVar("E", bound=Event)
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (CameraHealth, DetectionSummary, RuleEvent, CountBucket, Incident)
+    cls.type: cls for cls in (CameraHealth, DetectionSummary, RuleEvent, CountBucket, Incident, ConsoleAlert)
 }
 
 _ENUM_FIELDS: dict[str, type[StrEnum]] = {

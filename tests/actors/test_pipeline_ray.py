@@ -161,9 +161,16 @@ async def test_killed_inference_actor_recovers_and_health_shows_the_gap(pipeline
 async def test_killed_camera_group_resumes_analysis(pipeline: Pipeline) -> None:
     p = pipeline
     await wait_for(lambda: analysed_at_least(p, 5), 90, "first analysed frames")
-    ray.kill(p.rec.handle("vt"), no_restart=True)
+    old = p.rec.handle("vt")
+    old_pid = (await old.ping.remote())["pid"]
+    ray.kill(old, no_restart=True)
     t0 = time.monotonic()
+
+    async def restarted() -> bool:
+        return bool(p.rec.status()["vt"]["starts"] == 2 and p.rec.handle("vt") is not old)
+
+    await wait_for(restarted, 30, "the reconciler to restart the actor")
     await wait_for(lambda: analysed_at_least(p, 5), 30, "analysis in the restarted actor")
     took = time.monotonic() - t0
     assert took < 10, f"camera resumed after {took:.1f}s"
-    assert p.rec.status()["vt"]["starts"] == 2
+    assert (await p.rec.handle("vt").ping.remote())["pid"] != old_pid

@@ -1,0 +1,48 @@
+"""Validation of the configuration sections owned by plugins (detector, motion gate, tracker,
+alerts): the core config keeps them as mappings, this checks them with their own models and
+reports errors with full paths, like the core sections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from smartcity.core.config import Settings, format_validation_error
+from smartcity.core.errors import ConfigError
+
+
+def _prefixed(prefix: str, exc: ValidationError) -> list[str]:
+    return [f"{prefix}.{line}" if not line.startswith("(root)") else f"{prefix}{line[6:]}" for line in format_validation_error(exc)]
+
+
+def _check(model: type[BaseModel], data: dict[str, Any], prefix: str, errors: list[str]) -> None:
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        errors.extend(_prefixed(prefix, exc))
+
+
+def plugin_errors(settings: Settings) -> list[str]:
+    from smartcity.actors.motion import MotionConfig
+    from smartcity.integrations.config import AlertsConfig
+    from smartcity.models.config import parse_detector_config
+    from smartcity.tracking import TrackerConfig
+
+    errors: list[str] = []
+    try:
+        parse_detector_config(settings.analysis.detector, path="analysis.detector")
+    except ConfigError as exc:
+        errors.extend(exc.errors)
+    _check(MotionConfig, settings.analysis.motion, "analysis.motion", errors)
+    _check(TrackerConfig, settings.analysis.tracker, "analysis.tracker", errors)
+    _check(AlertsConfig, settings.alerts, "alerts", errors)
+    return errors
+
+
+def check_settings(settings: Settings) -> Settings:
+    """Raise ConfigError listing every plugin-section problem (the core sections are already valid)."""
+    errors = plugin_errors(settings)
+    if errors:
+        raise ConfigError(errors)
+    return settings
