@@ -4,6 +4,7 @@ returns every event is stored exactly once (a throwaway cluster, never the share
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,8 @@ def throwaway_pg(tmp_path: Path) -> Iterator[ThrowawayPostgres]:
         pg.start()
     except (FileNotFoundError, OSError) as exc:
         pg.destroy()
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"cannot run a throwaway PostgreSQL (required when CI=true): {exc}")
         pytest.skip(f"cannot run a throwaway PostgreSQL: {exc}")
     try:
         yield pg
