@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from analytics_helpers import CAM, frame, spec, track
 from hypothesis import given, settings
@@ -9,12 +11,14 @@ from hypothesis import strategies as st
 
 from smartcity.analytics import RuleEngine
 from smartcity.core.events import RuleEvent, Severity
+from smartcity.core.vision import FrameTracks, Track
 
 LINE = {"line": [[0.5, 0.1], [0.5, 0.9]], "in_direction": [1, 0], "hysteresis": 0.01, "min_track_age": 3}
 ZONE = [[0.2, 0.2], [0.8, 0.2], [0.8, 0.8], [0.2, 0.8]]
 
 
-def run(engine: RuleEngine, frames: list, image_of=None) -> list[RuleEvent]:  # type: ignore[no-untyped-def]
+def run(engine: RuleEngine, frames: list[FrameTracks],
+        image_of: Callable[[float], np.ndarray] | None = None) -> list[RuleEvent]:
     out: list[RuleEvent] = []
     for f in frames:
         out.extend(engine.update(f, None if image_of is None else image_of(f.t)))
@@ -29,12 +33,12 @@ def totals(engine: RuleEngine) -> dict[tuple[str, str], int]:
 
 
 def walk(tid: int, x0: float, x1: float, n: int, t0: float = 0.0, y: float = 0.5, cls: str = "car",
-         dt: float = 0.1, **kw: object) -> list:  # type: ignore[type-arg]
-    return [track(tid, x0 + (x1 - x0) * k / (n - 1), y, cls, t=t0 + k * dt, **kw) for k in range(n)]  # type: ignore[arg-type]
+         dt: float = 0.1) -> list[Track]:
+    return [track(tid, x0 + (x1 - x0) * k / (n - 1), y, cls, t=t0 + k * dt) for k in range(n)]
 
 
-def frames_of(*tracks_lists: list, dt: float = 0.1) -> list:  # type: ignore[type-arg]
-    by_t: dict[float, list] = {}  # type: ignore[type-arg]
+def frames_of(*tracks_lists: list[Track]) -> list[FrameTracks]:
+    by_t: dict[float, list[Track]] = {}
     for tl in tracks_lists:
         for tr in tl:
             by_t.setdefault(round(tr.t, 6), []).append(tr)
