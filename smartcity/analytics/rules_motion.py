@@ -38,6 +38,13 @@ def _check_across(v: Any, info: ValidationInfo, line_field: str) -> Any:
     return v
 
 
+def _on_line(line: Line, u: float, **extra: Any) -> dict[str, Any]:
+    """Payload of a crossing: where on the line it happened (normalised), plus rule fields."""
+    x = line.a[0] + u * (line.b[0] - line.a[0])
+    y = line.a[1] + u * (line.b[1] - line.a[1])
+    return {"x": round(x, 4), "y": round(y, 4), **extra}
+
+
 class _Crossings:
     """Side-of-line state per slot with hysteresis; yields confirmed crossings."""
 
@@ -47,7 +54,7 @@ class _Crossings:
         self.margin = margin
         self.min_age = min_age
         self.st = SlotArrays(
-            side=(0, np.int8), px=(np.nan, np.float64), py=(np.nan, np.float64),
+            side=(0, np.int8), px=(np.nan, np.float64), py=(np.nan, np.float64), pt=(np.nan, np.float64),
             pend=(0, np.int8), pend_t=(np.nan, np.float64), pend_x=(np.nan, np.float64),
         )
 
@@ -73,13 +80,16 @@ class _Crossings:
                 i, slot = int(idx[k]), int(s[k])
                 nk = int(new[k])
                 if flip[k]:
-                    u = self._along(st.px[slot], st.py[slot], float(x[k]), float(y[k]))
+                    u, f = self._along(st.px[slot], st.py[slot], float(x[k]), float(y[k]))
                     if -self.margin <= u <= 1.0 + self.margin:
                         if st.pend[slot] == -nk:  # went back before maturing: a flicker
                             st.pend[slot] = 0
                         else:
+                            # when it crossed: interpolated between the last sighting and now
+                            t0 = float(st.pt[slot])
                             st.pend[slot] = nk
-                            st.pend_t[slot] = view.t
+                            st.pend_t[slot] = view.t if math.isnan(t0) else t0 + min(1.0, max(0.0, f)) * (
+                                view.t - t0)
                             st.pend_x[slot] = u
                 mature = view.hits[i] >= self.min_age and view.confirmed[i]
                 if st.pend[slot] != 0 and mature and nk in (0, st.pend[slot]):
@@ -88,15 +98,17 @@ class _Crossings:
         st.side[s] = np.where(new != 0, new, prev)
         st.px[s] = x
         st.py[s] = y
+        st.pt[s] = view.t
         return out
 
-    def _along(self, x0: float, y0: float, x1: float, y1: float) -> float:
+    def _along(self, x0: float, y0: float, x1: float, y1: float) -> tuple[float, float]:
+        """Where the move (x0, y0) -> (x1, y1) meets the line: (fraction along the line, fraction of the move)."""
         if math.isnan(x0):
-            return float(self.line.along(x1, y1))
+            return float(self.line.along(x1, y1)), 1.0
         d0 = signed_distance((x0, y0), self.line.a, self.line.normal)
         d1 = signed_distance((x1, y1), self.line.a, self.line.normal)
         f = d0 / (d0 - d1) if d0 != d1 else 0.5
-        return float(self.line.along(x0 + f * (x1 - x0), y0 + f * (y1 - y0)))
+        return float(self.line.along(x0 + f * (x1 - x0), y0 + f * (y1 - y0))), f
 
     def reset(self) -> None:
         self.st.reset(list(range(self.st.capacity)))
@@ -148,7 +160,7 @@ class LineCountRule(Rule):
             self.counts.add(self.spec.id, tr.cls, name, t_cross)
             if p.emit_events:
                 self.emit(out, view, t_cross, "crossing", track_id=tr.track_id, object_class=tr.cls,
-                          payload=track_payload(view, i, direction=name, along=round(u, 3)))
+                          payload=_on_line(self.line, u, direction=name, along=round(u, 3)))
         return out
 
     def reset(self) -> None:
@@ -327,7 +339,7 @@ class RedLightRule(Rule):
             if state == "red" or (state == "amber" and p.include_amber):
                 tr = view.tracks[i]
                 self.emit(out, view, t_cross, "red_light", track_id=tr.track_id, object_class=tr.cls,
-                          payload=track_payload(view, i, signal=state, along=round(u, 3)))
+                          payload=_on_line(self.line, u, signal=state, along=round(u, 3)))
         return out
 
     def reset(self) -> None:

@@ -169,9 +169,9 @@ def test_crossing_means_sides_differ_and_point_on_line(
     d1 = signed_distance(p1, line.a, line.normal)
     u = crossing_param(p0, p1, a, b)
     if u is None:
-        assert d0 * d1 >= -1e-12
+        assert not ((d0 > 1e-12 and d1 < -1e-12) or (d0 < -1e-12 and d1 > 1e-12))
     else:
-        assert d0 * d1 < 0
+        assert (d0 > 0 > d1) or (d0 < 0 < d1)  # signs, not the product: it may underflow to -0.0
         cx, cy = a[0] + u * (b[0] - a[0]), a[1] + u * (b[1] - a[1])
         # the crossing point lies on the movement segment
         seg = math.dist(p0, p1)
