@@ -222,6 +222,8 @@ class DumpingParams(Params):
                                  le=0.2)
     window_s: float = Field(180.0, description="Seconds after the vehicle leaves in which the object must be "
                             "found static.", gt=0, le=3600)
+    appear_s: float = Field(20.0, description="The object must first be seen within this many seconds after "
+                            "the vehicle left (or while it stood there).", gt=0, le=3600)
     memory_s: float = Field(1800.0, description="How long objects seen static before are remembered as already "
                             "there.", gt=0, le=86400)
 
@@ -330,11 +332,15 @@ class DumpingRule(Rule):
                 continue
             if first_seen < stop.arrived_at - 1.0:
                 continue  # the object was there before the vehicle arrived
+            if first_seen > stop.left_at + p.appear_s:
+                continue  # it turned up well after the vehicle had gone: not left by it
             if math.hypot(stop.x - x, (stop.y - y) * a) > p.radius:
                 continue
+            # an object already lying here when the vehicle came (seen static before, still seen then)
             known = any(
-                ms < stop.arrived_at and math.hypot(mx - x, (my - y) * a) <= p.static_radius * 2 + 0.01
-                for mx, my, ms, _ in self.seen_static
+                ms < stop.arrived_at and last >= stop.arrived_at - 10.0
+                and math.hypot(mx - x, (my - y) * a) <= p.static_radius * 2 + 0.01
+                for mx, my, ms, last in self.seen_static
             )
             if known:
                 return False
