@@ -252,3 +252,25 @@ def test_zone_passage_and_occupancy() -> None:
     assert occ == [("occupancy_above", 4), ("occupancy_below", 1)]
     samples = [e for e in ev if e.kind == "occupancy_sample"]
     assert samples and samples[0].payload["max"] == 4 and samples[0].payload["min"] == 1
+
+
+def test_dumping_ignores_a_box_gone_before_the_vehicle_came_and_a_late_one() -> None:
+    zone = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
+    eng = RuleEngine([spec("dumping", {"zone": zone, "stop_s": 5, "object_static_s": 3, "appear_s": 20})], CAM)
+    frames = []
+    for k in range(2000):
+        t = 0.1 * k
+        trs = []
+        if t < 30:  # a box lay here, and was collected before the truck came
+            trs.append(track(20, 0.52, 0.53, "box", size=0.02, t=t))
+        if 40 <= t < 70:
+            trs.append(track(1, 0.5, 0.5, "truck", t=t))
+        elif 70 <= t < 80:
+            trs.append(track(1, 0.5 + 0.05 * (t - 70), 0.5, "truck", t=t))
+        if t >= 71:  # left by the truck, close to where the old one was
+            trs.append(track(7, 0.53, 0.53, "box", size=0.02, t=t))
+        if t >= 150:  # turns up 80 s after the truck left: not the truck's
+            trs.append(track(8, 0.45, 0.52, "box", size=0.02, t=t))
+        frames.append(frame(t, *trs))
+    ev = run(eng, frames)
+    assert [(e.kind, e.track_id) for e in ev] == [("dumping", 7)]
