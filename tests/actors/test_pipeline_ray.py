@@ -21,7 +21,7 @@ from smartcity.core.bus import EventBus, Overflow
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
 from smartcity.core.events import CameraHealth, DetectionSummary
 from smartcity.core.supervisor import TaskSupervisor
-from smartcity.replay import read_detection_log
+from smartcity.replay import main_replay, read_detection_log
 from smartcity.sources import demo_video_path
 from smartcity.storage.db import Database, migrate
 from smartcity.storage.tables import events as events_table
@@ -139,6 +139,22 @@ async def test_persons_detected_and_tracked_on_vtest(pipeline: Pipeline) -> None
         summaries = [x if isinstance(x, dict) else json.loads(x) for x in payloads]
     assert summaries, "detection summaries reach the database"
     assert sum(s["detections_by_class"].get("person", 0) for s in summaries) > 0
+
+    # the recorded log replays through tracking and rules (`smartcity replay`)
+    rules = p.record_dir / "rules.yaml"
+    rules.write_text(
+        "- {id: square, camera_id: vtest, type: occupancy,"
+        " params: {zone: [[0, 0], [1, 0], [1, 1], [0, 1]], thresholds: [1], hold_s: 0, sample_interval_s: 0}}\n"
+        "- {id: walkway, camera_id: vtest, type: line_count, classes: [person],"
+        " params: {line: [[0.5, 0], [0.5, 1]], in_direction: left}}\n"
+    )
+    log_file = sorted(p.record_dir.glob("*.jsonl"))[0]
+    out_events, out_counts = p.record_dir / "ev.jsonl", p.record_dir / "counts.jsonl"
+    rc = main_replay(["--rules", str(rules), str(log_file), "--events-out", str(out_events), "--counts-out", str(out_counts)])
+    assert rc == 0
+    replayed = [json.loads(line) for line in out_events.read_text().splitlines()]
+    assert any(e["rule_id"] == "square" and e["kind"] == "occupancy_above" for e in replayed)
+    assert all(e["camera_id"] == "vtest" for e in replayed)
 
 
 async def test_killed_inference_actor_recovers_and_health_shows_the_gap(pipeline: Pipeline) -> None:
