@@ -203,16 +203,19 @@ class CameraGroup:
         from smartcity.actors.evidence import private_boxes, rule_shapes
         from smartcity.fusion.evidence import render_evidence
 
-        src = self.sources.get(camera_id)
-        frame = src.latest() if src is not None and hasattr(src, "latest") else None
-        if frame is None:
-            return None
         pipe = self.pipelines.get(camera_id)
-        tracks = pipe.latest_tracks if pipe is not None else ()
         shapes = [s for r in self.rules.get(camera_id, []) for s in rule_shapes(r.params)] if with_rules else []
-        boxes = private_boxes(tracks, frame.width, frame.height)
-        if pixelate and pipe is None:
-            # without analysis nobody can be located: hide the whole picture rather than show people
+        frame: Any
+        if pipe is not None and pipe.latest_view is not None:
+            # the last analysed frame, pixelated with its own detections
+            frame, dets = pipe.latest_view
+            boxes = private_boxes(dets, frame.width, frame.height)
+        else:
+            src = self.sources.get(camera_id)
+            frame = src.latest() if src is not None and hasattr(src, "latest") else None
+            if frame is None:
+                return None
+            # nobody can be located without analysis: hide the whole picture rather than show people
             boxes = [(0.0, 0.0, float(frame.width), float(frame.height))]
         return await asyncio.to_thread(render_evidence, frame.image, shapes, boxes, pixelate=pixelate)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from smartcity.core.events import RuleEvent, Severity
-from smartcity.core.vision import Box, Track
+from smartcity.core.vision import Box, Detection, Track
 
 # classes pixelated in anything an operator sees
 PRIVATE_CLASSES = frozenset({"person"})
@@ -52,8 +52,10 @@ def _is_point(p: Any) -> bool:
     )
 
 
-def private_boxes(tracks: Sequence[Track], width: int, height: int, margin: float = 0.15) -> list[Box]:
-    """Boxes to pixelate, grown by `margin` so that a person who moved since detection stays hidden."""
+def private_boxes(tracks: Sequence[Track | Detection], width: int, height: int, margin: float = 0.5) -> list[Box]:
+    """Boxes to pixelate, grown by `margin` of their size on every side: small detectors draw
+    boxes tight (YOLOv3-tiny often misses the head and feet) and a person keeps walking
+    between the analysed frame and the one shown, so privacy errs on the large side."""
     out: list[Box] = []
     for t in tracks:
         if t.cls not in PRIVATE_CLASSES:

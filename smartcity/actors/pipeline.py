@@ -95,6 +95,9 @@ class CameraPipeline:
         self.stats = PipelineStats()
         self.evidence_budget = EvidenceBudget(evidence_per_s)
         self.latest_tracks: tuple[Track, ...] = ()
+        # the last analysed frame with its own detections: what snapshots show, so that the
+        # people pixelated are those of the picture shown, not of a later frame
+        self.latest_view: tuple[AnalysedFrame, list[Detection]] | None = None
         self._last_dets: list[Detection] = []
         self._window: deque[tuple[AnalysedFrame, asyncio.Future[list[Detection]] | None]] = deque()
         self._summary_started = time.monotonic()
@@ -180,19 +183,22 @@ class CameraPipeline:
         self.stats.analysed += 1
         tracks = tuple(self.tracker.update(dets, frame.t))
         self.latest_tracks = tracks
+        self.latest_view = (frame, dets)
         self.stats.last_tracks = len(tracks)
         ft = FrameTracks(camera_id=self.camera_id, t=frame.t, width=frame.width, height=frame.height, tracks=tracks)
         if self.engine is not None:
             events = self.engine.update(ft, image=frame.image)
             if events:
-                self.emit(list(events), self._evidence(events, frame, tracks))
+                self.emit(list(events), self._evidence(events, frame, tracks, dets))
         if self.recorder is not None:
             self.recorder.write(self.camera_id, frame.t, frame.width, frame.height, dets)
         self._summary_frames += 1
         for d in dets:
             self._summary_classes[d.cls] = self._summary_classes.get(d.cls, 0) + 1
 
-    def _evidence(self, events: Sequence[RuleEvent], frame: AnalysedFrame, tracks: Sequence[Track]) -> dict[str, bytes]:
+    def _evidence(
+        self, events: Sequence[RuleEvent], frame: AnalysedFrame, tracks: Sequence[Track], dets: Sequence[Detection]
+    ) -> dict[str, bytes]:
         """JPEG snapshots (geometry drawn, people pixelated) for register-worthy events."""
         from smartcity.fusion.evidence import render_evidence
 
@@ -208,7 +214,7 @@ class CameraPipeline:
                 out[ev.event_id] = render_evidence(
                     frame.image,
                     rule_shapes(rule.spec.params),
-                    private_boxes(tracks, frame.width, frame.height),
+                    private_boxes(tracks, frame.width, frame.height) + private_boxes(dets, frame.width, frame.height),
                 )
             except Exception:
                 log.exception("evidence snapshot failed for %s", ev.event_id)
