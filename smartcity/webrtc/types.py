@@ -1,0 +1,113 @@
+"""Values of the live-view boundary: the frame a provider hands over, overlay shapes, stats, errors.
+
+The live view never reaches into the video side: the app injects a `FrameProvider` (over the Ray
+camera actors in production, generated frames in tests) and callers pass what to draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from smartcity.core.errors import SmartcityError, ValidationFailed
+
+Point = tuple[float, float]
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the frame
+RGB = tuple[int, int, int]
+
+GEOMETRY_RGB: RGB = (255, 200, 0)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LiveFrame:
+    """The latest picture of one camera, as the live view reads it.
+
+    `image`: RGB, H x W x 3 uint8, treated as read-only (it may be shared with the analysis).
+    `t`: capture wall time (unix seconds). `index`: frame counter of the source (a new index is a
+    new picture). `person_boxes`: pixel boxes of people to pixelate; None means that no analysis
+    can locate people in this frame, so privacy mode hides the whole picture.
+    """
+
+    image: np.ndarray
+    t: float
+    index: int
+    person_boxes: tuple[Box, ...] | None = ()
+
+
+class FrameProvider(Protocol):
+    """Where live views take pictures from; `latest` returns None while a camera has no frame."""
+
+    async def latest(self, camera_id: str) -> LiveFrame | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayShape:
+    """A rule's geometry in normalised image coordinates (0..1): a polyline, or a polygon if `closed`."""
+
+    points: tuple[Point, ...]
+    closed: bool = False
+    rgb: RGB = GEOMETRY_RGB
+
+    @classmethod
+    def coerce(cls, shape: OverlayShape | Sequence[Sequence[float]]) -> OverlayShape:
+        """A shape from a plain point list: two points make a line, three or more a closed zone."""
+        if isinstance(shape, OverlayShape):
+            return shape
+        pts = tuple((float(p[0]), float(p[1])) for p in shape)
+        return cls(pts, closed=len(pts) >= 3)
+
+
+@dataclass(frozen=True, slots=True)
+class CameraLiveStats:
+    """Counters of one camera's live view since the hub started (kept across encoder restarts)."""
+
+    viewers: int = 0
+    encoders: int = 0
+    frames_in: int = 0
+    encodes: int = 0
+    bytes_encoded: int = 0
+    packets_sent: int = 0
+    keyframes: int = 0
+    keyframes_forced: int = 0
+    frames_dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LiveViewStats:
+    """A snapshot of a hub: per-camera counters plus totals."""
+
+    cameras: Mapping[str, CameraLiveStats] = field(default_factory=dict)
+
+    @property
+    def viewers(self) -> int:
+        return sum(c.viewers for c in self.cameras.values())
+
+    @property
+    def encodes(self) -> int:
+        return sum(c.encodes for c in self.cameras.values())
+
+    @property
+    def packets_sent(self) -> int:
+        return sum(c.packets_sent for c in self.cameras.values())
+
+    @property
+    def keyframes_forced(self) -> int:
+        return sum(c.keyframes_forced for c in self.cameras.values())
+
+    def camera(self, camera_id: str) -> CameraLiveStats:
+        return self.cameras.get(camera_id, CameraLiveStats())
+
+
+class LiveViewError(SmartcityError):
+    """A live view that cannot be set up (hub closed, too many viewers...)."""
+
+
+class InvalidOffer(LiveViewError, ValidationFailed):
+    """An SDP offer the server cannot answer: unparsable, no video, or no codec in common."""
+
+
+class TooManyViewers(LiveViewError):
+    """The camera already has the configured maximum number of live viewers."""
