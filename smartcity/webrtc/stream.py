@@ -123,6 +123,7 @@ class CameraStream:
         self._last_key: float | None = None
         self._t0: float | None = None
         self._failing = False
+        self._bad_frames = 0
 
     @property
     def subscribers(self) -> int:
@@ -160,7 +161,19 @@ class CameraStream:
                 key, forced = self._want_keyframe(now)
                 if key:
                     self._key_requested = False
-                encoded = await asyncio.to_thread(self._render_encode, frame, key)
+                try:
+                    encoded = await asyncio.to_thread(self._render_encode, frame, key)
+                except Exception:
+                    # one bad picture must not end the view: log when it starts and when it stops
+                    if not self._bad_frames:
+                        log.exception("camera %s: cannot encode live frame %d", self.camera_id, frame.index)
+                    self._bad_frames += 1
+                    self._key_requested = self._key_requested or key
+                    encoded = []
+                else:
+                    if self._bad_frames:
+                        log.info("camera %s: live frames encode again after %d failures", self.camera_id, self._bad_frames)
+                    self._bad_frames = 0
                 for ef in encoded:
                     self.counters.encodes += 1
                     self.counters.bytes_encoded += ef.size

@@ -234,3 +234,27 @@ async def test_close_ends_every_view_and_refuses_new_ones() -> None:
     finally:
         for v in viewers:
             await v.close()
+
+
+async def test_a_bad_picture_is_skipped_and_the_view_goes_on() -> None:
+    cam = CounterCamera()
+
+    class SometimesGrey:
+        async def latest(self, camera_id: str):  # type: ignore[no-untyped-def]
+            frame = await cam.latest(camera_id)
+            assert frame is not None
+            if frame.index % 3 == 0:  # not H x W x 3: the renderer refuses it
+                return type(frame)(frame.image[..., 0], frame.t, frame.index, frame.person_boxes)
+            return frame
+
+    hub = LiveViewHub(SometimesGrey(), LiveViewConfig(fps=10))
+    v = await connect(hub)
+    try:
+        await v.read(6)
+        assert all(i % 3 != 0 for i in v.indices)
+        assert all(b > a for a, b in zip(v.indices, v.indices[1:]))
+        s = hub.stats().camera("cam1")
+        assert s.encoders == 1 and s.frames_in > s.encodes
+    finally:
+        await v.close()
+        await hub.close()
