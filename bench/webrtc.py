@@ -36,6 +36,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import aioice.ice  # noqa: E402
+
 from smartcity.sources import generate_test_clip, read_frame_counter  # noqa: E402
 from smartcity.webrtc import LiveFrame, LiveViewConfig, LiveViewHub  # noqa: E402
 from smartcity.webrtc.hub import settle_then_close  # noqa: E402
@@ -248,6 +250,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         proc.stdin.close()
         await proc.wait()
     return out
+
+
+def _loopback_only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    return ["127.0.0.1"] if use_ipv4 else []
+
+
+# Both ends (this process and the --client one) offer only 127.0.0.1 host candidates: aioice
+# skips loopback by default, and the benchmark must not address any other interface.
+aioice.ice.get_host_addresses = _loopback_only  # type: ignore[assignment]
 
 
 if __name__ == "__main__":
