@@ -53,11 +53,39 @@ from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
 from smartcity.storage.repo import CameraRepo, EventRepo
 from smartcity.storage.retention import run_retention
 from smartcity.storage.writer import EventWriter
+from smartcity.webrtc import LiveFrame, LiveViewConfig, LiveViewHub
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).parent / "web"
 PERSISTED = (CameraHealth, DetectionSummary, RuleEvent, CountBucket, Incident)
+
+
+class ActorFrames:
+    """FrameProvider of the live views, over the camera-group actors (frames via Ray)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    async def latest(self, camera_id: str) -> LiveFrame | None:
+        rec = self.server.reconciler
+        group = self.server.camera_groups.get(camera_id)
+        handle = rec.handle(group) if rec is not None and group is not None else None
+        if handle is None:
+            return None
+        try:
+            got = await asyncio.wait_for(handle.live_frame.remote(camera_id), 5)
+        except Exception:
+            return None  # actor restarting: the view shows its last picture meanwhile
+        if got is None:
+            return None
+        boxes = got["person_boxes"]
+        return LiveFrame(
+            image=got["image"],
+            t=float(got["t"]),
+            index=int(got["index"]),
+            person_boxes=None if boxes is None else tuple(tuple(b) for b in boxes),
+        )
 
 
 class Durable(Protocol):
@@ -100,6 +128,8 @@ class Server:
     spool: DurableSpool | None = None
     alerting: Alerting | None = None
     reconciler: Reconciler | None = None
+    live_views: LiveViewHub | None = None
+    camera_groups: dict[str, str] = field(default_factory=dict)  # camera id -> group (live views)
     ray_address: str | None = None
     started_at: float = field(default_factory=time.time)
     _writer_sub: Any = None
@@ -170,10 +200,12 @@ class Server:
                 analysis=s.analysis,
             )
             self.supervisor.start("reconciler", self.reconciler.run)
+            self.live_views = LiveViewHub(ActorFrames(self), LiveViewConfig.model_validate(s.live_view))
 
     async def desired_groups(self) -> list[GroupSpec]:
         assert self.db is not None
         rows = await CameraRepo(self.db).list_cameras()
+        self.camera_groups = {r.id: r.group for r in rows}
         groups: dict[str, list[CameraSpec]] = {}
         for r in rows:
             groups.setdefault(r.group, []).append(
@@ -186,6 +218,8 @@ class Server:
         # 1. actors first: the reconciler drains their outboxes into the writer
         # 2. the writer finishes its queue; 3. everything else; 4. Ray; 5. database
         t0 = time.monotonic()
+        if self.live_views is not None:
+            await self.live_views.close()  # viewers read frames from the actors
         if self.reconciler is not None:
             # actors first: their outboxes drain through fusion and the writer, still running
             await self.reconciler.shutdown()

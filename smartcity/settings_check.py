@@ -28,6 +28,7 @@ def plugin_errors(settings: Settings) -> list[str]:
     from smartcity.integrations.config import AlertsConfig
     from smartcity.models.config import parse_detector_config
     from smartcity.tracking import TrackerConfig
+    from smartcity.webrtc import LiveViewConfig
 
     errors: list[str] = []
     try:
@@ -37,6 +38,7 @@ def plugin_errors(settings: Settings) -> list[str]:
     _check(MotionConfig, settings.analysis.motion, "analysis.motion", errors)
     _check(TrackerConfig, settings.analysis.tracker, "analysis.tracker", errors)
     _check(AlertsConfig, settings.alerts, "alerts", errors)
+    _check(LiveViewConfig, settings.live_view, "live_view", errors)
     return errors
 
 

@@ -219,6 +219,25 @@ class CameraGroup:
             boxes = [(0.0, 0.0, float(frame.width), float(frame.height))]
         return await asyncio.to_thread(render_evidence, frame.image, shapes, boxes, pixelate=pixelate)
 
+    async def live_frame(self, camera_id: str) -> dict[str, Any] | None:
+        """The picture for live views: the last analysed frame with its own person boxes (so
+        privacy mode hides exactly the people shown), or, for a camera without analysis, the
+        latest decoded frame with `person_boxes` None (nobody can be located: hide it all)."""
+        from smartcity.actors.evidence import private_boxes
+
+        pipe = self.pipelines.get(camera_id)
+        frame: Any
+        if pipe is not None and pipe.latest_view is not None:
+            frame, dets = pipe.latest_view
+            boxes: list[Any] | None = private_boxes(dets, frame.width, frame.height)
+        else:
+            src = self.sources.get(camera_id)
+            frame = src.latest() if src is not None and hasattr(src, "latest") else None
+            if frame is None:
+                return None
+            boxes = None
+        return {"image": frame.image, "t": frame.t, "index": frame.index, "person_boxes": boxes}
+
     async def latest_frame(self, camera_id: str) -> Any:
         """The latest decoded frame of a camera (for live views and snapshots), or None."""
         src = self.sources.get(camera_id)

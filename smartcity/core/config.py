@@ -158,6 +158,11 @@ class Settings(BaseSettings):
     actors: ActorsConfig = Field(default_factory=ActorsConfig, description="Camera actors.")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage.")
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Video analysis.")
+    live_view: dict[str, Any] = Field(
+        default_factory=dict,
+        description="WebRTC live views (fps, bitrate, ice_servers...); validated by "
+        "smartcity.webrtc.LiveViewConfig when the server starts or check-config runs.",
+    )
     alerts: dict[str, Any] = Field(
         default_factory=dict,
         description="Incidents and alerts (fusion, policies, twilio, webhooks, mqtt); validated by "

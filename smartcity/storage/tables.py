@@ -93,6 +93,7 @@ rules = Table(
     Column("created_at", Time, nullable=False),
     Column("updated_at", Time, nullable=False),
     Column("version", Integer, nullable=False, server_default="1"),
+    Column("min_confidence", Double, nullable=False, server_default="0.3"),
     Index(None, "camera_id"),
 )
 
