@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from smartcity.actors.camera_group import CameraSpec
-from smartcity.actors.runtime import GroupSpec, Reconciler, start_ray, stop_ray
+from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json, start_ray, stop_ray
 from smartcity.core.bus import EventBus, Overflow
 from smartcity.core.clock import SystemClock
 from smartcity.core.config import Settings
@@ -52,6 +52,7 @@ from smartcity.storage.db import Database, check_migrations, current_revision, m
 from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
 from smartcity.storage.repo import CameraRepo, EventRepo
 from smartcity.storage.retention import run_retention
+from smartcity.storage.rules_repo import RuleRepo
 from smartcity.storage.writer import EventWriter
 from smartcity.webrtc import LiveFrame, LiveViewConfig, LiveViewHub
 
@@ -203,15 +204,22 @@ class Server:
             self.live_views = LiveViewHub(ActorFrames(self), LiveViewConfig.model_validate(s.live_view))
 
     async def desired_groups(self) -> list[GroupSpec]:
+        """Cameras and rules from the database, by group: what the actors must run."""
         assert self.db is not None
         rows = await CameraRepo(self.db).list_cameras()
+        rule_rows = await RuleRepo(self.db).list_rules()
         self.camera_groups = {r.id: r.group for r in rows}
         groups: dict[str, list[CameraSpec]] = {}
+        group_rules: dict[str, list[str]] = {}
         for r in rows:
             groups.setdefault(r.group, []).append(
                 CameraSpec(id=r.id, url=r.url, analysis_fps=r.analysis_fps, enabled=r.enabled, name=r.name, site=r.site)
             )
-        return [GroupSpec(name, tuple(cams)) for name, cams in sorted(groups.items())]
+        for rule in rule_rows:
+            group = self.camera_groups.get(rule.camera_id)
+            if group is not None:
+                group_rules.setdefault(group, []).append(rule_json(rule.spec()))
+        return [GroupSpec(name, tuple(cams), tuple(group_rules.get(name, ()))) for name, cams in sorted(groups.items())]
 
     async def stop(self) -> None:
         timeout = self.settings.server.shutdown_timeout_s
