@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -43,6 +44,7 @@ from smartcity.core.events import (
 from smartcity.core.status import StatusBoard
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.graphql.app import GraphQLApp
+from smartcity.graphql.auth import AuthError, LoginLimiter, Principal, TokenSigner, bearer, load_secret
 from smartcity.graphql.context import ApiServices
 from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
 from smartcity.integrations.config import AlertsConfig
@@ -53,6 +55,7 @@ from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
 from smartcity.storage.repo import CameraRepo, EventRepo
 from smartcity.storage.retention import run_retention
 from smartcity.storage.rules_repo import RuleRepo
+from smartcity.storage.tables import events as events_table
 from smartcity.storage.writer import EventWriter
 from smartcity.webrtc import LiveFrame, LiveViewConfig, LiveViewHub
 
@@ -131,9 +134,13 @@ class Server:
     reconciler: Reconciler | None = None
     live_views: LiveViewHub | None = None
     camera_groups: dict[str, str] = field(default_factory=dict)  # camera id -> group (live views)
+    signer: TokenSigner | None = None
+    login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    subscription_queue: int = 256
     ray_address: str | None = None
     started_at: float = field(default_factory=time.time)
     _writer_sub: Any = None
+    _ray_started: bool = False
 
     async def start(self) -> None:
         s = self.settings
@@ -144,6 +151,8 @@ class Server:
         await check_migrations(self.db)
         cams = CameraRepo(self.db)
         await cams.sync_from_config(s.camera_groups, s.cameras)
+        self.camera_groups = {c.id: c.group for c in await cams.list_cameras()}
+        self.signer = TokenSigner(load_secret(s.storage.data_dir))
 
         self.writer = EventWriter(self.db, batch_size=s.storage.writer_batch, max_wait_ms=s.storage.writer_max_wait_ms)
         # while the database is away, events go on into a bounded spool on local disk
@@ -191,6 +200,7 @@ class Server:
         if self.start_ray:
             info = start_ray(s.ray)
             self.ray_address = info["address"]
+            self._ray_started = bool(info["started"])
             self.reconciler = Reconciler(
                 self.desired_groups,
                 WriterSink(self.bus, self.spool, self.alerting.fusion if self.alerting else None),
@@ -244,7 +254,7 @@ class Server:
                 except Exception as exc:  # still in the actors' outboxes: redelivered at next start
                     log.error("%d queued events not written at stop: %s", len(rest), exc)
         self.bus.close_all("server stopping")
-        if self.start_ray:
+        if self.start_ray and self._ray_started:  # a Ray we joined is not ours to stop
             t0 = time.monotonic()
             await asyncio.to_thread(stop_ray)
             log.info("ray stopped in %.1fs", time.monotonic() - t0)
@@ -253,15 +263,60 @@ class Server:
 
     def api_services(self) -> ApiServices:
         """What the GraphQL layer may use (built per request; cheap)."""
-        assert self.db is not None
+        assert self.db is not None and self.signer is not None
         return ApiServices(
             bus=self.bus,
+            db=self.db,
             cameras=CameraRepo(self.db),
             events=EventRepo(self.db),
+            rules=RuleRepo(self.db),
             status=self.status,
-            reconcile_now=(self.reconciler.poke if self.reconciler else (lambda: None)),
+            signer=self.signer,
+            login_limiter=self.login_limiter,
+            rules_changed=(self.reconciler.poke if self.reconciler else (lambda: None)),
             health=self.health,
+            push_signal=self.push_signal,
+            incidents=self.alerting.actions if self.alerting else None,
+            outbox=self.alerting.outbox if self.alerting else None,
+            live_views=self.live_views,
+            subscription_queue=self.subscription_queue,
         )
+
+    async def evidence_of(self, event_id: str) -> tuple[str, Path] | None:
+        """(camera id, file) of an event's evidence snapshot, if it exists on disk."""
+        assert self.db is not None
+        async with self.db.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(events_table.c.camera_id, events_table.c.evidence_path).where(
+                        events_table.c.event_id == event_id
+                    )
+                )
+            ).first()
+        if row is None or not row.evidence_path:
+            return None
+        path = Path(row.evidence_path)
+        root = self.settings.storage.data_dir / "evidence"
+
+        def inside_and_present() -> bool:
+            return path.resolve().is_relative_to(root.resolve()) and path.exists()
+
+        if not await asyncio.to_thread(inside_and_present):
+            return None
+        return row.camera_id, path
+
+    async def push_signal(self, camera_id: str, rule_id: str, state: str, t: float) -> bool:
+        """An external traffic-signal state for a red_light rule, straight to its camera's actor."""
+        group = self.camera_groups.get(camera_id)
+        handle = self.reconciler.handle(group) if self.reconciler and group else None
+        if handle is None:
+            return False
+        try:
+            applied: bool = await asyncio.wait_for(handle.set_signal_state.remote(camera_id, rule_id, state, t), 5)
+        except Exception as exc:
+            log.warning("signal state for %s not applied: %s", rule_id, exc)
+            return False
+        return applied
 
     async def snapshot(self, camera_id: str, *, pixelate: bool = True) -> bytes | None:
         """Latest frame of a camera as JPEG (people pixelated unless an admin asked otherwise)."""
@@ -339,7 +394,7 @@ class _ServerCollector(Collector):
 
 
 def create_app(settings: Settings, *, with_ray: bool = True) -> Starlette:
-    server = Server(settings, start_ray=with_ray)
+    server = Server(settings, start_ray=with_ray, subscription_queue=settings.server.subscription_queue)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -362,8 +417,24 @@ def create_app(settings: Settings, *, with_ray: bool = True) -> Starlette:
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
     graphql_app = GraphQLApp(server.api_services, introspection=settings.server.introspection)
+    def caller(request: Request) -> Principal | None:
+        """The bearer token of a request (header, or `?token=` for <img> tags)."""
+        token = bearer(request.headers.get("authorization")) or request.query_params.get("token")
+        if not token or server.signer is None:
+            return None
+        try:
+            return server.signer.verify(token)
+        except AuthError:
+            return None
+
     async def snapshot(request: Request) -> Response:
         camera_id = request.path_params["camera_id"]
+        p = caller(request)
+        if p is None:
+            return JSONResponse({"error": "not authenticated: send a bearer token"}, status_code=401)
+        group = server.camera_groups.get(camera_id)
+        if group is None or not p.sees_group(group):
+            return JSONResponse({"error": f"no camera {camera_id!r}"}, status_code=404)
         try:
             jpeg = await server.snapshot(camera_id)
         except Exception as exc:
@@ -372,10 +443,20 @@ def create_app(settings: Settings, *, with_ray: bool = True) -> Starlette:
             return JSONResponse({"error": f"no frame for camera {camera_id!r}"}, status_code=404)
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
+    async def evidence(request: Request) -> Response:
+        p = caller(request)
+        if p is None:
+            return JSONResponse({"error": "not authenticated: send a bearer token"}, status_code=401)
+        row = await server.evidence_of(request.path_params["event_id"])
+        if row is None or not p.sees_group(server.camera_groups.get(row[0], "")):
+            return JSONResponse({"error": "no such evidence"}, status_code=404)
+        return FileResponse(row[1], media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
     routes = [
         twilio_status_route(lambda: server.alerting.twilio_status if server.alerting else None),
         Route("/healthz", healthz),
         Route("/cameras/{camera_id}/snapshot.jpg", snapshot),
+        Route("/evidence/{event_id}.jpg", evidence),
         Route("/metrics", metrics),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),

@@ -13,8 +13,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 import psutil
 import pytest
+from sqlalchemy.engine import make_url
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 # the default detector installed by scripts/setup.sh (`smartcity models install`)
@@ -161,3 +163,30 @@ def ray_session() -> Iterator[None]:
     yield
     if started:
         stop_ray()
+
+
+def _plain_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture
+async def storage_url(db_url: str) -> AsyncIterator[str]:
+    """A URL to an empty database that belongs to this test alone."""
+    if db_url.startswith("sqlite"):
+        yield db_url
+        return
+    session_db = make_url(db_url)
+    name = f"{session_db.database}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(_plain_dsn(db_url), timeout=5)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield session_db.set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin = await asyncpg.connect(_plain_dsn(db_url), timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

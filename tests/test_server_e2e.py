@@ -64,6 +64,12 @@ cameras:
     )
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("SMARTCITY_CONFIG", None)
+    for args, stdin in (
+        (["migrate", "--config", str(cfg)], ""),
+        (["users", "create", "chief", "--role", "admin", "--password-stdin", "--config", str(cfg)], "chief's password\n"),
+    ):
+        done = subprocess.run([sys.executable, "-m", "smartcity.cli", *args], cwd=tmp_path, env=env, input=stdin.encode(), capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "smartcity.cli", "serve", "--config", str(cfg)],
@@ -112,7 +118,14 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
     assert isinstance(actors, dict)
     assert actors["police"]["alive"] is True
 
-    r = httpx.post(f"{base}/graphql", json={"query": "{ cameras { id name group url } }"}, timeout=5)
+    login = httpx.post(
+        f"{base}/graphql",
+        json={"query": 'mutation { login(username: "chief", password: "chief\'s password") { ... on LoginSuccess { token } } }'},
+        timeout=10,
+    )
+    token = login.json()["data"]["login"]["token"]
+    auth = {"authorization": f"Bearer {token}"}
+    r = httpx.post(f"{base}/graphql", json={"query": "{ cameras { id name group url } }"}, headers=auth, timeout=5)
     assert r.json() == {
         "data": {"cameras": [{"id": "cam-1", "name": "Gare", "group": "police", "url": r.json()["data"]["cameras"][0]["url"]}]}
     }
@@ -120,7 +133,7 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
 
     received = []
     with connect(base.replace("http", "ws") + "/graphql", subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
-        ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
         assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
         ws.send(
             json.dumps(
@@ -144,12 +157,13 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
     assert seqs == sorted(seqs)
     assert len(set(seqs)) == 3
 
-    snap = httpx.get(f"{base}/cameras/cam-1/snapshot.jpg", timeout=15)
+    assert httpx.get(f"{base}/cameras/cam-1/snapshot.jpg", timeout=15).status_code == 401
+    snap = httpx.get(f"{base}/cameras/cam-1/snapshot.jpg", headers=auth, timeout=15)
     assert snap.status_code == 200, snap.text
     assert snap.headers["content-type"] == "image/jpeg"
     with av.open(io.BytesIO(snap.content)) as c:
         assert next(c.decode(video=0)).width == 160
-    assert httpx.get(f"{base}/cameras/nope/snapshot.jpg", timeout=15).status_code == 404
+    assert httpx.get(f"{base}/cameras/nope/snapshot.jpg", headers=auth, timeout=15).status_code == 404
 
     metrics = httpx.get(f"{base}/metrics", timeout=5).text
     assert 'smartcity_actor_alive{group="police"} 1.0' in metrics

@@ -1,4 +1,6 @@
-"""The ASGI GraphQL endpoint (HTTP + graphql-transport-ws) with per-request services."""
+"""The ASGI GraphQL endpoint (HTTP + graphql-transport-ws) with per-request services and the
+caller's identity: `Authorization: Bearer <token>` over HTTP, `{"authorization": "Bearer
+<token>"}` in the WebSocket `connection_init` payload."""
 
 from __future__ import annotations
 
@@ -6,8 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
+from smartcity.graphql.auth import AuthError, bearer
 from smartcity.graphql.context import ApiServices
 from smartcity.graphql.schema import make_schema
 
@@ -24,4 +28,26 @@ class GraphQLApp(GraphQL[dict[str, Any], None]):
         self._services = services
 
     async def get_context(self, request: Any, response: Any = None) -> dict[str, Any]:
-        return {"services": self._services(), "request": request, "response": response}
+        services = self._services()
+        ctx: dict[str, Any] = {"services": services, "request": request, "response": response, "principal": None}
+        headers = getattr(request, "headers", None)
+        token = bearer(headers.get("authorization") if headers is not None else None)
+        if token:
+            try:
+                ctx["principal"] = services.signer.verify(token)
+            except AuthError as exc:
+                ctx["auth_error"] = f"not authenticated: {exc}"
+        return ctx
+
+    async def on_ws_connect(self, context: dict[str, Any]) -> Any:
+        params = context.get("connection_params") or {}
+        raw = params.get("authorization") or params.get("Authorization") or params.get("token")
+        token = bearer(raw if isinstance(raw, str) else None)
+        if token:
+            try:
+                context["principal"] = context["services"].signer.verify(token)
+            except AuthError:
+                raise ConnectionRejectionError({"reason": "invalid or expired token"}) from None
+        elif context.get("principal") is None:
+            raise ConnectionRejectionError({"reason": "send authorization in connection_init"})
+        return None

@@ -8,15 +8,28 @@ from typing import Any
 
 from smartcity.core.bus import EventBus
 from smartcity.core.status import StatusBoard
+from smartcity.graphql.auth import LoginLimiter, TokenSigner
+from smartcity.storage.db import Database
 from smartcity.storage.repo import CameraRepo, EventRepo
+from smartcity.storage.rules_repo import RuleRepo
 
 
 @dataclass
 class ApiServices:
     bus: EventBus
+    db: Database
     cameras: CameraRepo
     events: EventRepo
+    rules: RuleRepo
     status: StatusBoard
-    reconcile_now: Callable[[], None]
+    signer: TokenSigner
+    login_limiter: LoginLimiter
+    rules_changed: Callable[[], None]
     health: Callable[[], Awaitable[dict[str, Any]]]
+    # camera id, rule id, state, t -> whether a running camera took it
+    push_signal: Callable[[str, str, str, float], Awaitable[bool]]
+    incidents: Any = None  # smartcity.integrations.alerting.IncidentActions when alerting runs
+    outbox: Any = None  # smartcity.storage.outbox.Outbox when alerting runs
+    live_views: Any = None  # smartcity.webrtc.LiveViewHub when Ray runs
     subscription_queue: int = 256
+    max_page: int = 500

@@ -82,3 +82,34 @@ async def create_user_cli(settings: Settings, username: str, password: str, role
     scope = ", ".join(user.groups) if user.groups else "all camera groups"
     print(f"created {user.role} {user.username!r} (id {user.id}) with access to {scope}")
     return 0
+
+
+async def authenticate(db: Database, username: str, password: str) -> UserRow | None:
+    """The user when the password matches and the account is enabled; None otherwise."""
+    from smartcity.core.passwords import verify_password
+
+    async with db.engine.connect() as conn:
+        row = (await conn.execute(sa.select(users).where(users.c.username == username))).first()
+        if row is None:
+            verify_password(password, _DUMMY_HASH)  # same cost whether or not the user exists
+            return None
+        groups = (await conn.execute(sa.select(user_groups.c.group_name).where(user_groups.c.user_id == row.id))).scalars()
+        group_list = tuple(sorted(groups))
+    if row.disabled or not verify_password(password, row.password_hash):
+        return None
+    return UserRow(int(row.id), row.username, row.role, group_list, bool(row.disabled))
+
+
+async def list_users(db: Database) -> list[UserRow]:
+    async with db.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(users).order_by(users.c.username))).all()
+        links = (await conn.execute(sa.select(user_groups))).all()
+    by_user: dict[int, list[str]] = {}
+    for link in links:
+        by_user.setdefault(int(link.user_id), []).append(link.group_name)
+    return [
+        UserRow(int(r.id), r.username, r.role, tuple(sorted(by_user.get(int(r.id), []))), bool(r.disabled)) for r in rows
+    ]
+
+
+_DUMMY_HASH = hash_password("timing-equaliser-not-a-password")

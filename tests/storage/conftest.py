@@ -6,41 +6,11 @@ On PostgreSQL each test gets a fresh database created next to the run's session 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from smartcity.storage.db import Database, migrate
-
-
-def _plain_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest.fixture
-async def storage_url(db_url: str) -> AsyncIterator[str]:
-    """A URL to an empty database that belongs to this test alone."""
-    if db_url.startswith("sqlite"):
-        yield db_url
-        return
-    session_db = make_url(db_url)
-    name = f"{session_db.database}_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(_plain_dsn(db_url), timeout=5)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield session_db.set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(_plain_dsn(db_url), timeout=5)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture

@@ -1,0 +1,413 @@
+"""GraphQL output and input types."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from smartcity.core.config import redact_url
+from smartcity.core.events import CameraHealth, ConsoleAlert, CountBucket, RuleEvent
+from smartcity.storage.repo import CameraRow
+from smartcity.storage.rules_repo import RuleRow
+
+
+def ts(t: float | None) -> dt.datetime | None:
+    return None if t is None else dt.datetime.fromtimestamp(t, tz=dt.UTC)
+
+
+def ts_(t: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(t, tz=dt.UTC)
+
+
+@strawberry.type(description="Health of one camera as last reported by the actor that owns it.")
+class CameraStatus:
+    camera_id: strawberry.ID
+    group: str
+    state: str = strawberry.field(description="online, degraded, offline or starting")
+    at: dt.datetime
+    input_fps: float
+    analysed_fps: float
+    last_frame_at: dt.datetime | None
+    decode_errors: int
+    reconnects: int
+    frames_dropped: int
+    width: int | None
+    height: int | None
+    message: str
+    seq: int = strawberry.field(description="Sequence number of the report in its actor's outbox.")
+
+    @classmethod
+    def from_event(cls, h: CameraHealth) -> CameraStatus:
+        return cls(
+            camera_id=strawberry.ID(h.camera_id),
+            group=h.group,
+            state=h.state.value,
+            at=ts_(h.t),
+            input_fps=h.input_fps,
+            analysed_fps=h.analysed_fps,
+            last_frame_at=ts(h.last_frame_t),
+            decode_errors=h.decode_errors,
+            reconnects=h.reconnects,
+            frames_dropped=h.frames_dropped,
+            width=h.width,
+            height=h.height,
+            message=h.message,
+            seq=h.seq,
+        )
+
+
+@strawberry.type(description="A camera the server analyses.")
+class Camera:
+    id: strawberry.ID
+    name: str
+    url: str = strawberry.field(description="Source URL with any password hidden.")
+    group: str
+    enabled: bool
+    analysis_fps: float
+    site: str
+    snapshot_url: str = strawberry.field(description="Latest picture, people pixelated (needs the token).")
+    status: CameraStatus | None = strawberry.field(description="Latest health report, null before the first one.")
+
+    @classmethod
+    def from_row(cls, r: CameraRow, status: CameraHealth | None) -> Camera:
+        return cls(
+            id=strawberry.ID(r.id),
+            name=r.name,
+            url=redact_url(r.url),
+            group=r.group,
+            enabled=r.enabled,
+            analysis_fps=r.analysis_fps,
+            site=r.site,
+            snapshot_url=f"/cameras/{r.id}/snapshot.jpg",
+            status=CameraStatus.from_event(status) if status else None,
+        )
+
+
+@strawberry.type(description="An operator rule on one camera.")
+class Rule:
+    id: strawberry.ID
+    camera_id: strawberry.ID
+    type: str
+    name: str
+    enabled: bool
+    classes: list[str]
+    min_confidence: float
+    cooldown_s: float
+    schedule: JSON
+    params: JSON = strawberry.field(description="Parameters of the rule type, geometry included (normalised).")
+    version: int
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, r: RuleRow) -> Rule:
+        return cls(
+            id=strawberry.ID(r.id),
+            camera_id=strawberry.ID(r.camera_id),
+            type=r.type,
+            name=r.name,
+            enabled=r.enabled,
+            classes=list(r.classes),
+            min_confidence=r.min_confidence,
+            cooldown_s=r.cooldown_s,
+            schedule=JSON(r.schedule),
+            params=JSON(r.params),
+            version=r.version,
+            updated_at=ts_(r.updated_at),
+        )
+
+
+@strawberry.type(description="A registered rule type and the JSON schema of its parameters.")
+class RuleType:
+    name: str
+    default_classes: list[str]
+    severity: str
+    params_schema: JSON
+
+
+@strawberry.type(description="Something a rule observed (the register).")
+class RuleEventType:
+    id: strawberry.ID
+    camera_id: strawberry.ID
+    rule_id: str | None
+    rule_type: str | None
+    kind: str | None
+    object_class: str | None
+    severity: str | None
+    at: dt.datetime
+    payload: JSON
+    evidence_url: str | None
+
+    @classmethod
+    def from_event(cls, e: RuleEvent) -> RuleEventType:
+        return cls(
+            id=strawberry.ID(e.event_id),
+            camera_id=strawberry.ID(e.camera_id),
+            rule_id=e.rule_id,
+            rule_type=e.rule_type,
+            kind=e.kind,
+            object_class=e.object_class,
+            severity=e.severity.value,
+            at=ts_(e.t),
+            payload=JSON(e.payload),
+            evidence_url=f"/evidence/{e.event_id}.jpg" if e.evidence_path else None,
+        )
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> RuleEventType:
+        payload = r.get("payload")
+        return cls(
+            id=strawberry.ID(r["event_id"]),
+            camera_id=strawberry.ID(r["camera_id"]),
+            rule_id=r.get("rule_id"),
+            rule_type=r.get("rule_type"),
+            kind=r.get("kind"),
+            object_class=r.get("object_class"),
+            severity=r.get("severity"),
+            at=ts_(float(r["t"])),
+            payload=JSON(payload if isinstance(payload, dict) else {}),
+            evidence_url=f"/evidence/{r['event_id']}.jpg" if r.get("evidence_path") else None,
+        )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class RuleEventEdge:
+    cursor: str
+    node: RuleEventType
+
+
+@strawberry.type
+class RuleEventConnection:
+    edges: list[RuleEventEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(description="Fused rule events that an operator acknowledges, resolves or dismisses.")
+class IncidentType:
+    id: strawberry.ID
+    rule_id: str | None
+    kind: str
+    severity: str
+    state: str
+    camera_ids: list[str]
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+    count: int
+    event_ids: list[str]
+    acknowledged_by: str | None = None
+    acknowledged_at: dt.datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: dt.datetime | None = None
+    comment: str | None = None
+
+    @classmethod
+    def from_record(cls, rec: Any) -> IncidentType:
+        inc = rec.incident if hasattr(rec, "incident") else rec
+        return cls(
+            id=strawberry.ID(inc.incident_id),
+            rule_id=inc.rule_id,
+            kind=inc.kind,
+            severity=inc.severity.value,
+            state=inc.state.value,
+            camera_ids=list(inc.camera_ids),
+            first_seen=ts_(inc.first_seen),
+            last_seen=ts_(inc.last_seen),
+            count=inc.count,
+            event_ids=list(inc.event_ids),
+            acknowledged_by=getattr(rec, "acknowledged_by", None),
+            acknowledged_at=ts(getattr(rec, "acknowledged_at", None)),
+            resolved_by=getattr(rec, "resolved_by", None),
+            resolved_at=ts(getattr(rec, "resolved_at", None)),
+            comment=getattr(rec, "comment", None),
+        )
+
+
+@strawberry.type
+class IncidentEdge:
+    cursor: str
+    node: IncidentType
+
+
+@strawberry.type
+class IncidentConnection:
+    edges: list[IncidentEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(description="Crossings of one class in one direction over one bucket.")
+class CountPoint:
+    bucket_start: dt.datetime
+    rule_id: str
+    object_class: str
+    direction: str
+    n: int
+
+
+@strawberry.type(description="A live count bucket (1 minute, running total).")
+class CountBucketType:
+    camera_id: strawberry.ID
+    rule_id: str
+    object_class: str
+    direction: str
+    bucket_start: dt.datetime
+    bucket_s: int
+    n: int
+
+    @classmethod
+    def from_event(cls, c: CountBucket) -> CountBucketType:
+        return cls(
+            camera_id=strawberry.ID(c.camera_id),
+            rule_id=c.rule_id,
+            object_class=c.object_class,
+            direction=c.direction,
+            bucket_start=ts_(c.bucket_start),
+            bucket_s=c.bucket_s,
+            n=c.n,
+        )
+
+
+@strawberry.type(description="An alert for the console: play its sound, show the incident.")
+class ConsoleAlertType:
+    incident_id: strawberry.ID
+    kind: str
+    severity: str
+    camera_ids: list[str]
+    sound: str
+    at: dt.datetime
+
+    @classmethod
+    def from_event(cls, a: ConsoleAlert) -> ConsoleAlertType:
+        return cls(
+            incident_id=strawberry.ID(a.incident_id),
+            kind=a.kind,
+            severity=a.severity.value,
+            camera_ids=list(a.camera_ids),
+            sound=a.sound,
+            at=ts_(a.t),
+        )
+
+
+@strawberry.type
+class AlertDelivery:
+    id: int
+    incident_id: str
+    channel: str
+    target: str
+    state: str
+    attempts: int
+    last_error: str | None
+    updated_at: dt.datetime
+
+
+@strawberry.type
+class User:
+    id: int
+    username: str
+    role: str
+    groups: list[str]
+    disabled: bool
+
+
+@strawberry.type
+class AuditEntry:
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    target: str
+    before: JSON | None
+    after: JSON | None
+
+
+# ---- typed errors (mutations never answer a bad input with a 500) ---------------------------
+@strawberry.type(description="One invalid field: `field` is its path, e.g. params.zone.")
+class FieldError:
+    field: str
+    message: str
+
+
+@strawberry.type(description="The input was refused; every problem is listed.")
+class ValidationError:
+    message: str
+    errors: list[FieldError]
+
+
+@strawberry.type(description="The caller may not do this (role or camera-group scope).")
+class NotAuthorized:
+    message: str
+
+
+@strawberry.type
+class NotFoundError:
+    message: str
+
+
+@strawberry.type
+class LoginSuccess:
+    token: str
+    user: User
+
+
+@strawberry.type
+class LoginFailed:
+    message: str
+    retry_after_s: float
+
+
+@strawberry.type
+class Deleted:
+    id: strawberry.ID
+
+
+@strawberry.type
+class SignalAccepted:
+    rule_id: strawberry.ID
+    state: str
+    applied: bool = strawberry.field(description="False when the camera is not running right now.")
+
+
+@strawberry.type
+class LiveViewAnswer:
+    sdp: str
+    ice_servers: JSON
+    pixelated: bool
+
+
+@strawberry.input(description="A rule as operators describe it; params are validated by the rule type.")
+class RuleInput:
+    camera_id: strawberry.ID
+    type: str
+    name: str = ""
+    enabled: bool = True
+    classes: list[str] | None = None
+    min_confidence: float = 0.3
+    cooldown_s: float = 0.0
+    schedule: JSON | None = None
+    params: JSON = strawberry.field(default_factory=dict)
+
+
+@strawberry.input
+class CameraInput:
+    id: strawberry.ID
+    url: str
+    name: str = ""
+    group: str = "default"
+    enabled: bool = True
+    analysis_fps: float = 5.0
+    site: str = ""
+
+
+@strawberry.input
+class UserInput:
+    username: str
+    password: str
+    role: str = "viewer"
+    groups: list[str] = strawberry.field(default_factory=list)
