@@ -39,3 +39,17 @@ def test_readme_has_exactly_two_setup_commands() -> None:
     commands = re.findall(r"```sh\n(.*?)```", setup, re.S)
     assert [c.strip() for c in commands] == ["scripts/setup.sh && .venv/bin/smartcity demo", "scripts/test.sh"]
     assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_graphql_examples_validate_against_the_schema() -> None:
+    from graphql import parse, validate
+
+    from smartcity.graphql.schema import make_schema
+
+    api = README.split("## API", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```graphql\n(.*?)```", api, re.S)
+    assert len(blocks) >= 6
+    schema = make_schema()._schema
+    for block in blocks:
+        errors = validate(schema, parse(block))
+        assert not errors, (block, errors)
