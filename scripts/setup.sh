@@ -11,8 +11,9 @@ WITH_TEST=0
 # ffmpeg: RTSP test server and tools; opencv-doc is only downloaded (for vtest.avi), not installed.
 APT_PKGS=(ffmpeg)
 # tests: a real RTSP server on loopback (GStreamer's RTSP server driven from the system Python)
+# and Debian's Chromium for the console's browser test (driven by Playwright, never downloaded)
 [ $WITH_TEST -eq 1 ] && APT_PKGS+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
-  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
+  gstreamer1.0-plugins-good gstreamer1.0-plugins-bad chromium)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
