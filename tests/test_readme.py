@@ -53,3 +53,13 @@ def test_readme_graphql_examples_validate_against_the_schema() -> None:
     for block in blocks:
         errors = validate(schema, parse(block))
         assert not errors, (block, errors)
+
+
+def test_readme_alerts_example_is_a_valid_config(tmp_path: Path) -> None:
+    from smartcity.core.config import load_settings
+    from smartcity.settings_check import check_settings
+
+    f = tmp_path / "alerts.yaml"
+    f.write_text(block_after("### Incidents and alerts", "yaml"))
+    s = check_settings(load_settings(f, environ={}))
+    assert [p["name"] for p in s.alerts["policies"]] == ["falls-and-fires", "parking"]
