@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -67,7 +68,7 @@ class GroupOptions:
     spool_path: str
     health_interval_s: float = 5.0
     spool_max_events: int = 1_000_000
-    inference_actor: str | None = None  # Ray actor name; None = health only (no analysis)
+    inference_actors: tuple[str, ...] = ()  # Ray actor names; none = health only (no analysis)
     max_inflight: int = 3  # frames per camera awaiting inference (pipelining)
     motion: dict[str, Any] = field(default_factory=dict)
     tracker: dict[str, Any] = field(default_factory=dict)
@@ -82,6 +83,8 @@ class GroupOptions:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown camera group options {sorted(unknown)}")
+        d = dict(d)
+        d["inference_actors"] = tuple(d.get("inference_actors", ()))
         return cls(**d)
 
 
@@ -111,7 +114,8 @@ class CameraGroup:
         self.pipelines: dict[str, CameraPipeline] = {}
         self._pipeline_tasks: dict[str, asyncio.Task[None]] = {}
         self.rules: dict[str, list[Any]] = {}
-        self._inference: Any = None
+        self._inference: dict[str, Any] = {}
+        self._dealt = 0
         self._recorder: Any = None
         self.health_dropped = 0
         self._last_state: dict[str, CameraState] = {}
@@ -290,7 +294,7 @@ class CameraGroup:
             self._record([self._health_event(spec.id, None, message=f"cannot open source: {exc}")])
             return
         self.sources[spec.id] = src
-        if self.options.inference_actor:
+        if self.options.inference_actors:
             try:
                 self._start_pipeline(spec, src)
             except Exception as exc:  # analysis broken: keep the stream and report why
@@ -298,10 +302,14 @@ class CameraGroup:
                 self._analysis_errors[spec.id] = f"analysis unavailable: {type(exc).__name__}: {exc}"[:300]
 
     def _start_pipeline(self, spec: CameraSpec, src: Source) -> None:
+        # cameras are dealt round-robin to the inference actors (one per GPU or CPU slot)
+        pool = self.options.inference_actors
+        actor = pool[self._dealt % len(pool)]
+        self._dealt += 1
         pipe = CameraPipeline(
             spec.id,
             src,  # type: ignore[arg-type]
-            self._infer,
+            functools.partial(self._infer, actor),
             self._record_forced,
             rules=self.rules.get(spec.id, []),
             motion=MotionConfig.model_validate(self.options.motion),
@@ -324,16 +332,16 @@ class CameraGroup:
             self._recorder = DetectionLogWriter(path)
         return self._recorder
 
-    async def _infer(self, image: Any) -> Any:
+    async def _infer(self, actor: str, image: Any) -> Any:
         import ray
 
-        if self._inference is None:
-            assert self.options.inference_actor is not None
-            self._inference = ray.get_actor(self.options.inference_actor)
+        handle = self._inference.get(actor)
+        if handle is None:
+            handle = self._inference[actor] = ray.get_actor(actor)
         try:
-            return await self._inference.detect.remote(ray.put(image))
+            return await handle.detect.remote(ray.put(image))
         except Exception:
-            self._inference = None  # re-resolve: the inference actor may have been restarted
+            self._inference.pop(actor, None)  # re-resolve: the inference actor may have been restarted
             raise
 
     async def _close(self, cam_id: str) -> None:

@@ -327,10 +327,8 @@ class Reconciler:
         }
         a = self._analysis
         if a is not None and a.enabled:
-            # groups spread over the inference actors
-            index = sum(map(ord, st.spec.name)) % a.inference_actors
             options.update(
-                inference_actor=f"{INFERENCE_PREFIX}{index}",
+                inference_actors=[f"{INFERENCE_PREFIX}{i}" for i in range(a.inference_actors)],
                 max_inflight=a.max_inflight,
                 motion=a.motion,
                 tracker=a.tracker,
