@@ -247,7 +247,6 @@ async def _main(args: argparse.Namespace) -> None:
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio", backlog=4096
         )
         uv = uvicorn.Server(config)
-        uv.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         serve = asyncio.create_task(uv.serve())
         try:
             while not uv.started:
