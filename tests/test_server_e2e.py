@@ -113,7 +113,7 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
     base, proc = server
     health = wait_healthy(base, proc)
     assert health["status"] == "healthy"
-    assert health["database"] == {"ok": True, "revision": "0002", "dialect": "sqlite"}
+    assert health["database"] == {"ok": True, "revision": "0003", "dialect": "sqlite"}
     actors = health["actors"]
     assert isinstance(actors, dict)
     assert actors["police"]["alive"] is True

@@ -5,14 +5,30 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import sqlalchemy as sa
 from strawberry.types import Info
 
-from smartcity.graphql.auth import Principal
+from smartcity.graphql.auth import AuthError, Principal
 from smartcity.graphql.context import ApiServices
+from smartcity.storage.db import Database
+from smartcity.storage.tables import user_groups, users
 
 
 class NotAuthenticated(PermissionError):
     """No valid token: raised as a GraphQL error on queries and subscriptions."""
+
+
+async def current_principal(db: Database, token: Principal) -> Principal:
+    """The token's user as the database knows it now: a role or scope change, or a disabled
+    account, takes effect on the next request instead of when the token expires."""
+    async with db.engine.connect() as conn:
+        row = (await conn.execute(sa.select(users.c.username, users.c.role, users.c.disabled).where(users.c.id == token.user_id))).first()
+        if row is None or row.username != token.username:
+            raise AuthError("unknown user")
+        if row.disabled:
+            raise AuthError("account disabled")
+        groups = frozenset((await conn.execute(sa.select(user_groups.c.group_name).where(user_groups.c.user_id == token.user_id))).scalars())
+    return Principal(token.user_id, row.username, row.role, groups or None)
 
 
 def services(info: Info[Any, Any]) -> ApiServices:

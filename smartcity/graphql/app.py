@@ -1,5 +1,6 @@
 """The ASGI GraphQL endpoint (HTTP + graphql-transport-ws) with per-request services and the
-caller's identity: `Authorization: Bearer <token>` over HTTP, `{"authorization": "Bearer
+caller's identity (token checked, then the user's current role and scope read from the
+database): `Authorization: Bearer <token>` over HTTP, `{"authorization": "Bearer
 <token>"}` in the WebSocket `connection_init` payload."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
+from smartcity.graphql.access import current_principal
 from smartcity.graphql.auth import AuthError, bearer
 from smartcity.graphql.context import ApiServices
 from smartcity.graphql.schema import make_schema
@@ -34,7 +36,7 @@ class GraphQLApp(GraphQL[dict[str, Any], None]):
         token = bearer(headers.get("authorization") if headers is not None else None)
         if token:
             try:
-                ctx["principal"] = services.signer.verify(token)
+                ctx["principal"] = await current_principal(services.db, services.signer.verify(token))
             except AuthError as exc:
                 ctx["auth_error"] = f"not authenticated: {exc}"
         return ctx
@@ -44,10 +46,11 @@ class GraphQLApp(GraphQL[dict[str, Any], None]):
         raw = params.get("authorization") or params.get("Authorization") or params.get("token")
         token = bearer(raw if isinstance(raw, str) else None)
         if token:
+            services: ApiServices = context["services"]
             try:
-                context["principal"] = context["services"].signer.verify(token)
-            except AuthError:
-                raise ConnectionRejectionError({"reason": "invalid or expired token"}) from None
+                context["principal"] = await current_principal(services.db, services.signer.verify(token))
+            except AuthError as exc:
+                raise ConnectionRejectionError({"reason": f"not authenticated: {exc}"}) from None
         elif context.get("principal") is None:
             raise ConnectionRejectionError({"reason": "send authorization in connection_init"})
         return None

@@ -61,6 +61,12 @@ class TokenSigner:
             raise ValueError("the token secret must be at least 32 bytes")
         self._secret = secret
         self.ttl_s = ttl_s
+        # user id -> time before which that user's tokens are void (role change, disabling)
+        self._revoked_before: dict[int, float] = {}
+
+    def revoke(self, user_id: int, *, now: float | None = None) -> None:
+        """Void every token of a user issued until now (the user logs in again)."""
+        self._revoked_before[user_id] = time.time() if now is None else now
 
     def issue(self, p: Principal, *, now: float | None = None) -> str:
         now = time.time() if now is None else now
@@ -69,6 +75,7 @@ class TokenSigner:
             "sub": p.username,
             "role": p.role,
             "groups": sorted(p.groups) if p.groups is not None else None,
+            "iat": now,
             "exp": now + self.ttl_s,
         }
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
@@ -91,6 +98,8 @@ class TokenSigner:
             raise AuthError("malformed token") from None
         if float(payload.get("exp", 0)) < (time.time() if now is None else now):
             raise AuthError("token expired")
+        if float(payload.get("iat", 0)) <= self._revoked_before.get(int(payload.get("uid", -1)), float("-inf")):
+            raise AuthError("token revoked: log in again")
         groups = payload.get("groups")
         return Principal(
             user_id=int(payload["uid"]),

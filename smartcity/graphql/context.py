@@ -24,7 +24,8 @@ class ApiServices:
     status: StatusBoard
     signer: TokenSigner
     login_limiter: LoginLimiter
-    rules_changed: Callable[[], None]
+    # a camera's rules (or the camera) changed: push them to its running actor (within a second)
+    rules_changed: Callable[[str], None]
     health: Callable[[], Awaitable[dict[str, Any]]]
     # camera id, rule id, state, t -> whether a running camera took it
     push_signal: Callable[[str, str, str, float], Awaitable[bool]]

@@ -36,6 +36,7 @@ from smartcity.graphql.types import (
     AlertDelivery,
     AuditEntry,
     Camera,
+    CameraGroup,
     CameraInput,
     CameraStatus,
     ConsoleAlertType,
@@ -61,6 +62,7 @@ from smartcity.graphql.types import (
     SignalAccepted,
     User,
     UserInput,
+    UserUpdateInput,
     ValidationError,
     ts,
     ts_,
@@ -293,6 +295,15 @@ class Query:
             for d in rows
         ]
 
+    @strawberry.field(description="Camera groups in the caller's scope.")
+    async def camera_groups(self, info: Info[Any, Any]) -> list[CameraGroup]:
+        p = principal(info)
+        return [
+            CameraGroup(name=g.name, description=g.description)
+            for g in await services(info).cameras.list_groups()
+            if p.sees_group(g.name)
+        ]
+
     @strawberry.field(description="Users (admins only).")
     async def users(self, info: Info[Any, Any]) -> list[User]:
         from smartcity.storage.users import list_users
@@ -330,6 +341,7 @@ IncidentResult = Annotated[
 SignalResult = Annotated[SignalAccepted | ValidationError | NotAuthorized | NotFoundError, strawberry.union("SignalResult")]
 CameraResult = Annotated[Camera | ValidationError | NotAuthorized, strawberry.union("CameraResult")]
 UserResult = Annotated[User | ValidationError | NotAuthorized, strawberry.union("UserResult")]
+GroupResult = Annotated[CameraGroup | ValidationError | NotAuthorized, strawberry.union("GroupResult")]
 LiveViewResult = Annotated[
     LiveViewAnswer | ValidationError | NotAuthorized | NotFoundError, strawberry.union("LiveViewResult")
 ]
@@ -544,6 +556,44 @@ class Mutation:
         except ValidationFailed as exc:
             return _validation(exc)
         return _user(u)
+
+    @strawberry.mutation(description="Change a user's role, camera groups, state or password (admins); their tokens are revoked.")
+    async def update_user(self, info: Info[Any, Any], username: str, input: UserUpdateInput) -> UserResult:
+        from smartcity.storage.users import update_user
+
+        p = maybe_principal(info)
+        if (denied := _denied(p, "admin")) is not None:
+            return denied
+        assert p is not None
+        s = services(info)
+        try:
+            u = await update_user(
+                s.db, username, actor=p.username, role=input.role, groups=input.groups,
+                disabled=input.disabled, password=input.password,
+            )
+        except ValidationFailed as exc:
+            return _validation(exc)
+        s.signer.revoke(u.id)
+        return _user(u)
+
+    @strawberry.mutation(description="Create a camera group or change its description (admins).")
+    async def upsert_camera_group(self, info: Info[Any, Any], name: str, description: str = "") -> GroupResult:
+        import re
+
+        from smartcity.storage.repo import upsert_group
+
+        p = maybe_principal(info)
+        if (denied := _denied(p, "admin")) is not None:
+            return denied
+        assert p is not None
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+            return ValidationError(message="invalid input", errors=[FieldError(field="name", message="1-64 letters, digits, . _ -")])
+        if len(description) > 500:
+            return ValidationError(message="invalid input", errors=[FieldError(field="description", message="at most 500 characters")])
+        s = services(info)
+        g = await upsert_group(s.db, name, description)
+        await audit(s.db, at=time.time(), actor=p.username, action="group.upsert", target=f"group:{name}", before=None, after={"description": description})
+        return CameraGroup(name=g.name, description=g.description)
 
     @strawberry.mutation(description="WebRTC live view: send the browser's offer SDP, get the answer SDP.")
     async def start_live_view(

@@ -405,6 +405,20 @@ class CameraInput:
     site: str = ""
 
 
+@strawberry.type
+class CameraGroup:
+    name: str
+    description: str
+
+
+@strawberry.input
+class UserUpdateInput:
+    role: str | None = None
+    groups: list[str] | None = None
+    disabled: bool | None = None
+    password: str | None = None
+
+
 @strawberry.input
 class UserInput:
     username: str

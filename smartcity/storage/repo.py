@@ -213,3 +213,10 @@ class EventRepo:
         )
         async with self.db.engine.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())
+
+
+async def upsert_group(db: Database, name: str, description: str) -> CameraGroupRow:
+    """Create a camera group or change its description."""
+    async with db.engine.begin() as conn:
+        await CameraRepo(db)._ensure_groups(conn, {name: description})
+    return CameraGroupRow(name, description)

@@ -27,6 +27,7 @@ class RuleRow:
     version: int
     created_at: float
     updated_at: float
+    geometry: tuple[Any, ...] = ()  # the drawable shapes of the params (zones, lines), normalised
 
     def spec(self) -> dict[str, Any]:
         """The rule as `smartcity.analytics.validate_rule` takes it (and the actors run it)."""
@@ -59,6 +60,7 @@ def _row(r: Any) -> RuleRow:
         version=int(r.version),
         created_at=float(r.created_at),
         updated_at=float(r.updated_at),
+        geometry=tuple(r.geometry or ()),
     )
 
 

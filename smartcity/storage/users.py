@@ -113,3 +113,60 @@ async def list_users(db: Database) -> list[UserRow]:
 
 
 _DUMMY_HASH = hash_password("timing-equaliser-not-a-password")
+
+
+async def update_user(
+    db: Database,
+    username: str,
+    *,
+    actor: str,
+    role: str | None = None,
+    groups: Sequence[str] | None = None,
+    disabled: bool | None = None,
+    password: str | None = None,
+) -> UserRow:
+    """Change a user's role, scope, state or password; audited (never the password itself)."""
+    if role is not None and role not in ROLES:
+        raise ValidationFailed(f"role: must be one of {', '.join(ROLES)}")
+    if password is not None:
+        try:
+            check_strength(password)
+        except WeakPassword as exc:
+            raise ValidationFailed(str(exc)) from None
+    async with db.engine.begin() as conn:
+        row = (await conn.execute(sa.select(users).where(users.c.username == username))).first()
+        if row is None:
+            raise ValidationFailed(f"username: {username!r} does not exist")
+        old_groups = sorted((await conn.execute(sa.select(user_groups.c.group_name).where(user_groups.c.user_id == row.id))).scalars())
+        values: dict[str, object] = {}
+        if role is not None:
+            values["role"] = role
+        if disabled is not None:
+            values["disabled"] = disabled
+        if password is not None:
+            values["password_hash"] = hash_password(password)
+        if values:
+            await conn.execute(sa.update(users).where(users.c.id == row.id).values(**values))
+        new_groups = old_groups
+        if groups is not None:
+            known = set((await conn.execute(sa.select(camera_groups.c.name))).scalars())
+            unknown = [g for g in groups if g not in known]
+            if unknown:
+                raise ValidationFailed(f"groups: unknown camera group(s) {unknown}")
+            await conn.execute(sa.delete(user_groups).where(user_groups.c.user_id == row.id))
+            if groups:
+                await conn.execute(sa.insert(user_groups), [{"user_id": row.id, "group_name": g} for g in groups])
+            new_groups = sorted(groups)
+        before = {"role": row.role, "groups": old_groups, "disabled": bool(row.disabled)}
+        after = {
+            "role": role or row.role,
+            "groups": new_groups,
+            "disabled": bool(row.disabled if disabled is None else disabled),
+            **({"password": "changed"} if password is not None else {}),
+        }
+        await conn.execute(
+            sa.insert(audit_log).values(
+                at=time.time(), actor=actor, action="user.update", target=f"user:{username}", before=before, after=after
+            )
+        )
+    return UserRow(int(row.id), username, str(after["role"]), tuple(new_groups), bool(after["disabled"]))

@@ -266,3 +266,57 @@ async def test_incident_mutations_without_alerting_say_so(tmp_path: Path, storag
         assert body["data"]["acknowledgeIncident"]["__typename"] == "NotFoundError"
         assert "not enabled" in body["data"]["acknowledgeIncident"]["message"]
         await c.close()
+
+
+async def test_incident_matrix_and_scoped_incident_stream(api: tuple[str, Server, dict[str, Client]]) -> None:
+    base, server, clients = api
+    police_ws = await connect_ws(base, clients["police-viewer"].token)
+    tech_ws = await connect_ws(base, clients["tech-op"].token)
+    q = "subscription { incidents { id kind state cameraIds } }"
+    await subscribe(police_ws, "i", q)
+    await subscribe(tech_ws, "i", q)
+    await asyncio.sleep(0.3)
+    for cam in ("cam-t", "cam-p"):
+        await server.bus.publish(
+            RuleEvent(camera_id=cam, t=time.time(), rule_id=f"park-{cam}", rule_type="dwell", kind="dwell", object_class="car", track_id=7)
+        )
+    got = (await next_message(police_ws, 15))["payload"]["data"]["incidents"]
+    assert got["cameraIds"] == ["cam-p"]
+    assert got["state"] == "open"
+    got_tech = (await next_message(tech_ws, 15))["payload"]["data"]["incidents"]
+    assert got_tech["cameraIds"] == ["cam-t"]
+    incident = got["id"]
+    await police_ws.close()
+    await tech_ws.close()
+
+    deadline = time.monotonic() + 10
+    while True:  # committed by fusion
+        listed = (await clients["police-op"].gql("{ incidents { edges { node { id state } } } }"))["data"]["incidents"]["edges"]
+        if listed or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert [e["node"]["id"] for e in listed] == [incident]
+    ack = 'mutation($id: ID!) { acknowledgeIncident(id: $id, comment: "patrol sent") { __typename ... on IncidentType { state acknowledgedBy comment } } }'
+    for user, expected in (("police-viewer", "NotAuthorized"), ("tech-op", "NotFoundError"), ("anonymous", "NotAuthorized")):
+        assert (await clients[user].gql(ack, id=incident))["data"]["acknowledgeIncident"]["__typename"] == expected, user
+    res = (await clients["police-op"].gql(ack, id=incident))["data"]["acknowledgeIncident"]
+    assert res == {"__typename": "IncidentType", "state": "acknowledged", "acknowledgedBy": "police-op", "comment": "patrol sent"}
+    again = (await clients["police-op"].gql(ack, id=incident))["data"]["acknowledgeIncident"]
+    assert again["__typename"] == "ValidationError"  # acknowledged -> acknowledged is not a move
+
+
+async def test_user_changes_revoke_tokens_and_groups_are_admin_only(api: tuple[str, Server, dict[str, Client]]) -> None:
+    _, _, clients = api
+    upd = 'mutation { updateUser(username: "police-viewer", input: {role: "operator", groups: ["technical"]}) { __typename ... on User { role groups } } }'
+    assert (await clients["police-op"].gql(upd))["data"]["updateUser"]["__typename"] == "NotAuthorized"
+    res = (await clients["admin"].gql(upd))["data"]["updateUser"]
+    assert res == {"__typename": "User", "role": "operator", "groups": ["technical"]}
+    body = await clients["police-viewer"].gql("{ cameras { id } }")
+    assert "token revoked" in body["errors"][0]["message"]
+    await clients["police-viewer"].login("police-viewer")
+    assert [c["id"] for c in (await clients["police-viewer"].gql("{ cameras { id } }"))["data"]["cameras"]] == ["cam-t"]
+    grp = 'mutation { upsertCameraGroup(name: "parks", description: "Parks and gardens") { __typename } }'
+    assert (await clients["tech-op"].gql(grp))["data"]["upsertCameraGroup"]["__typename"] == "NotAuthorized"
+    assert (await clients["admin"].gql(grp))["data"]["upsertCameraGroup"]["__typename"] == "CameraGroup"
+    names = [g["name"] for g in (await clients["admin"].gql("{ cameraGroups { name } }"))["data"]["cameraGroups"]]
+    assert names == ["parks", "police", "technical"]

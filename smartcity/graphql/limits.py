@@ -1,0 +1,108 @@
+"""Query cost limit of the API: a document whose estimated cost exceeds the limit is refused
+before it runs.
+
+Cost model: every selected field costs 1; the selections under a field with a `first`
+argument (a page of a list) cost `first` times over, taking the variable's value or the
+argument's default. Fragments count where they are spread. Depth, tokens and aliases have
+their own limiters (strawberry's); this one bounds the rows a single request can ask for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    VariableNode,
+    get_named_type,
+)
+from strawberry.extensions import SchemaExtension
+
+PAGE_ARGUMENT = "first"
+
+
+class _Cost:
+    def __init__(self, ctx: ValidationContext, variables: Mapping[str, Any]) -> None:
+        self.ctx = ctx
+        self.variables = variables
+
+    def _first(self, field: FieldNode, parent: Any) -> int:
+        arg = next((a for a in field.arguments or () if a.name.value == PAGE_ARGUMENT), None)
+        value: Any = None
+        if arg is None:
+            definition = parent.fields.get(field.name.value) if hasattr(parent, "fields") else None
+            if definition is not None and PAGE_ARGUMENT in definition.args:
+                value = definition.args[PAGE_ARGUMENT].default_value
+        elif isinstance(arg.value, IntValueNode):
+            value = int(arg.value.value)
+        elif isinstance(arg.value, VariableNode):
+            value = self.variables.get(arg.value.name.value)
+        try:
+            return max(1, int(value)) if value is not None else 1
+        except (TypeError, ValueError):
+            return 1
+
+    def selection(self, node: SelectionSetNode | None, parent: Any, seen: frozenset[str]) -> int:
+        if node is None:
+            return 0
+        total = 0
+        schema = self.ctx.schema
+        for sel in node.selections:
+            if isinstance(sel, FieldNode):
+                child_type = None
+                if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+                    definition = parent.fields.get(sel.name.value)
+                    child_type = get_named_type(definition.type) if definition is not None else None
+                total += 1 + self._first(sel, parent) * self.selection(sel.selection_set, child_type, seen)
+            elif isinstance(sel, InlineFragmentNode):
+                cond = schema.get_type(sel.type_condition.name.value) if sel.type_condition else parent
+                total += self.selection(sel.selection_set, cond, seen)
+            elif isinstance(sel, FragmentSpreadNode):
+                name = sel.name.value
+                fragment = self.ctx.get_fragment(name)
+                if fragment is None or name in seen:  # unknown or cyclic: other rules report it
+                    continue
+                cond = schema.get_type(fragment.type_condition.name.value)
+                total += self.selection(fragment.selection_set, cond, seen | {name})
+        return total
+
+
+def cost_rule(max_cost: int, variables: Mapping[str, Any]) -> type[ValidationRule]:
+    class CostLimit(ValidationRule):
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+            root = self.context.schema.get_root_type(node.operation)
+            cost = _Cost(self.context, variables).selection(node.selection_set, root, frozenset())
+            if cost > max_cost:
+                name = node.name.value if node.name else "anonymous"
+                self.report_error(
+                    GraphQLError(
+                        f"'{name}' is too complex: estimated cost {cost} exceeds {max_cost} "
+                        "(ask for smaller pages or fewer fields)",
+                        node,
+                    )
+                )
+
+    return CostLimit
+
+
+class CostLimiter(SchemaExtension):
+    """Refuses documents whose estimated cost exceeds `max_cost` (variables taken into account)."""
+
+    def __init__(self, *, max_cost: int) -> None:
+        self.max_cost = max_cost
+
+    def on_operation(self) -> Iterator[None]:
+        ec = self.execution_context
+        ec.validation_rules = (*ec.validation_rules, cost_rule(self.max_cost, ec.variables or {}))
+        yield

@@ -1,0 +1,108 @@
+"""Reading incidents for the API: filters, camera scope and keyset pages, in SQL on both dialects.
+
+Pages are ordered by (last_seen, incident_id) descending; a cursor is the pair of the last row
+of the previous page, so equal `last_seen` values are neither skipped nor repeated. Scope
+(the cameras a user may see) is applied in the query: an incident is visible when any of its
+cameras is. Reads the `incidents` table directly, so it works whether or not alerting runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB, array
+
+from smartcity.core.events import Incident, IncidentState, Severity, new_event_id
+from smartcity.storage.db import Database
+from smartcity.storage.outbox import IncidentRecord
+from smartcity.storage.tables import incidents
+
+MAX_PAGE = 10_000
+
+
+def _record(r: Any) -> IncidentRecord:
+    cams = list(r.camera_ids or [])
+    inc = Incident(
+        event_id=new_event_id(),
+        camera_id=cams[0] if cams else "",
+        t=float(r.updated_t),
+        incident_id=r.incident_id,
+        rule_id=r.rule_id,
+        kind=r.kind,
+        severity=Severity(r.severity),
+        state=IncidentState(r.state),
+        camera_ids=tuple(cams),
+        first_seen=float(r.first_seen),
+        last_seen=float(r.last_seen),
+        count=int(r.count),
+        event_ids=tuple(r.event_ids or ()),
+    )
+    return IncidentRecord(inc, r.acknowledged_by, r.acknowledged_at, r.resolved_by, r.resolved_at, r.comment)
+
+
+class IncidentRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _touches(self, cameras: Sequence[str]) -> sa.ColumnElement[bool]:
+        """The incident involves at least one of `cameras`."""
+        if self.db.dialect == "postgresql":
+            return sa.type_coerce(incidents.c.camera_ids, JSONB).has_any(array(list(cameras)))
+        each = sa.func.json_each(incidents.c.camera_ids).table_valued("value")
+        return sa.select(sa.literal(1)).select_from(each).where(each.c.value.in_(list(cameras))).exists()
+
+    async def page(
+        self,
+        *,
+        visible_cameras: Sequence[str] | None,
+        camera_id: str | None = None,
+        state: str | None = None,
+        rule_id: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 50,
+    ) -> list[IncidentRecord]:
+        """Most recently seen first. `visible_cameras` None: no scope; `since` inclusive,
+        `until` exclusive (on last_seen); `after`: (last_seen, incident_id) of the previous page."""
+        if visible_cameras is not None and not visible_cameras:
+            return []
+        q = sa.select(incidents)
+        if visible_cameras is not None:
+            q = q.where(self._touches(visible_cameras))
+        if camera_id is not None:
+            q = q.where(self._touches([camera_id]))
+        if state is not None:
+            q = q.where(incidents.c.state == state)
+        if rule_id is not None:
+            q = q.where(incidents.c.rule_id == rule_id)
+        if kind is not None:
+            q = q.where(incidents.c.kind == kind)
+        if since is not None:
+            q = q.where(incidents.c.last_seen >= since)
+        if until is not None:
+            q = q.where(incidents.c.last_seen < until)
+        if after is not None:
+            t, iid = after
+            q = q.where(
+                sa.or_(incidents.c.last_seen < t, sa.and_(incidents.c.last_seen == t, incidents.c.incident_id < iid))
+            )
+        q = q.order_by(incidents.c.last_seen.desc(), incidents.c.incident_id.desc()).limit(max(0, min(limit, MAX_PAGE)))
+        async with self.db.engine.connect() as conn:
+            return [_record(r) for r in await conn.execute(q)]
+
+    async def get(self, incident_id: str) -> IncidentRecord | None:
+        async with self.db.engine.connect() as conn:
+            r = (await conn.execute(sa.select(incidents).where(incidents.c.incident_id == incident_id))).first()
+        return _record(r) if r is not None else None
+
+    async def cameras_of(self, incident_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """Incident id -> its cameras (for scoping rows that only name an incident)."""
+        if not incident_ids:
+            return {}
+        q = sa.select(incidents.c.incident_id, incidents.c.camera_ids).where(incidents.c.incident_id.in_(list(set(incident_ids))))
+        async with self.db.engine.connect() as conn:
+            return {r.incident_id: tuple(r.camera_ids or ()) for r in await conn.execute(q)}
