@@ -264,6 +264,13 @@ class Server:
     def api_services(self) -> ApiServices:
         """What the GraphQL layer may use (built per request; cheap)."""
         assert self.db is not None and self.signer is not None
+        reconciler = self.reconciler
+
+        def rules_changed(camera_id: str) -> None:
+            # reconcile now: the camera's group actor gets its rules without a stream restart
+            if reconciler is not None:
+                reconciler.poke()
+
         return ApiServices(
             bus=self.bus,
             db=self.db,
@@ -273,7 +280,7 @@ class Server:
             status=self.status,
             signer=self.signer,
             login_limiter=self.login_limiter,
-            rules_changed=(self.reconciler.poke if self.reconciler else (lambda: None)),
+            rules_changed=rules_changed,
             health=self.health,
             push_signal=self.push_signal,
             incidents=self.alerting.actions if self.alerting else None,

@@ -3,7 +3,7 @@ before it runs.
 
 Cost model: every selected field costs 1; the selections under a field with a `first`
 argument (a page of a list) cost `first` times over, taking the variable's value or the
-argument's default. Fragments count where they are spread. Depth, tokens and aliases have
+argument's default (at most the largest page). Fragments count where they are spread. Depth, tokens and aliases have
 their own limiters (strawberry's); this one bounds the rows a single request can ask for.
 """
 
@@ -33,9 +33,10 @@ PAGE_ARGUMENT = "first"
 
 
 class _Cost:
-    def __init__(self, ctx: ValidationContext, variables: Mapping[str, Any]) -> None:
+    def __init__(self, ctx: ValidationContext, variables: Mapping[str, Any], max_page: int) -> None:
         self.ctx = ctx
         self.variables = variables
+        self.max_page = max_page
 
     def _first(self, field: FieldNode, parent: Any) -> int:
         arg = next((a for a in field.arguments or () if a.name.value == PAGE_ARGUMENT), None)
@@ -49,7 +50,8 @@ class _Cost:
         elif isinstance(arg.value, VariableNode):
             value = self.variables.get(arg.value.name.value)
         try:
-            return max(1, int(value)) if value is not None else 1
+            # a page over the maximum is refused by its resolver, with a clearer message
+            return min(self.max_page, max(1, int(value))) if value is not None else 1
         except (TypeError, ValueError):
             return 1
 
@@ -78,11 +80,11 @@ class _Cost:
         return total
 
 
-def cost_rule(max_cost: int, variables: Mapping[str, Any]) -> type[ValidationRule]:
+def cost_rule(max_cost: int, variables: Mapping[str, Any], max_page: int) -> type[ValidationRule]:
     class CostLimit(ValidationRule):
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
             root = self.context.schema.get_root_type(node.operation)
-            cost = _Cost(self.context, variables).selection(node.selection_set, root, frozenset())
+            cost = _Cost(self.context, variables, max_page).selection(node.selection_set, root, frozenset())
             if cost > max_cost:
                 name = node.name.value if node.name else "anonymous"
                 self.report_error(
@@ -99,10 +101,11 @@ def cost_rule(max_cost: int, variables: Mapping[str, Any]) -> type[ValidationRul
 class CostLimiter(SchemaExtension):
     """Refuses documents whose estimated cost exceeds `max_cost` (variables taken into account)."""
 
-    def __init__(self, *, max_cost: int) -> None:
+    def __init__(self, *, max_cost: int, max_page: int = 500) -> None:
         self.max_cost = max_cost
+        self.max_page = max_page
 
     def on_operation(self) -> Iterator[None]:
         ec = self.execution_context
-        ec.validation_rules = (*ec.validation_rules, cost_rule(self.max_cost, ec.variables or {}))
+        ec.validation_rules = (*ec.validation_rules, cost_rule(self.max_cost, ec.variables or {}, self.max_page))
         yield

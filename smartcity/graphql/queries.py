@@ -13,7 +13,14 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from smartcity.graphql.access import decode_cursor, encode_cursor, principal, sees_camera, services, visible_cameras
+from smartcity.graphql.access import (
+    decode_cursor,
+    encode_cursor,
+    principal,
+    sees_camera,
+    services,
+    visible_cameras,
+)
 from smartcity.graphql.results import page_size, user_out
 from smartcity.graphql.types import (
     AlertDelivery,

@@ -86,6 +86,13 @@ class Camera:
         )
 
 
+@strawberry.type(description="A camera group: the unit of user scopes (and of a camera actor).")
+class CameraGroup:
+    name: str
+    description: str
+    cameras: list[Camera]
+
+
 @strawberry.type(description="An operator rule on one camera.")
 class Rule:
     id: strawberry.ID
@@ -98,6 +105,9 @@ class Rule:
     cooldown_s: float
     schedule: JSON
     params: JSON = strawberry.field(description="Parameters of the rule type, geometry included (normalised).")
+    geometry: JSON = strawberry.field(
+        description="Every zone and line of the params as a list of [x, y] points (normalised 0..1), for drawing."
+    )
     version: int
     updated_at: dt.datetime
 
@@ -114,6 +124,7 @@ class Rule:
             cooldown_s=r.cooldown_s,
             schedule=JSON(r.schedule),
             params=JSON(r.params),
+            geometry=JSON(list(r.geometry)),
             version=r.version,
             updated_at=ts_(r.updated_at),
         )
@@ -405,16 +416,10 @@ class CameraInput:
     site: str = ""
 
 
-@strawberry.type
-class CameraGroup:
-    name: str
-    description: str
-
-
-@strawberry.input
+@strawberry.input(description="Fields left null are kept.")
 class UserUpdateInput:
     role: str | None = None
-    groups: list[str] | None = None
+    groups: list[str] | None = strawberry.field(default=None, description="Camera groups; [] = every group.")
     disabled: bool | None = None
     password: str | None = None
 

@@ -1,0 +1,369 @@
+"""Mutations of the operator API. Each answers with a union of its result and typed errors
+(ValidationError naming the field, NotAuthorized, NotFoundError), never a 500; each is
+audited (who, when, what, before and after), in the same transaction as the change where
+the repository allows it.
+
+Roles: viewer (nothing but login and live views), operator (rules, incidents, signals),
+admin (cameras, groups, users). Outside the caller's camera-group scope, a camera, its rules
+and its incidents do not exist (NotFoundError, the same answer as for an unknown id).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from smartcity.core.config import CameraConfig, CameraGroupConfig
+from smartcity.core.errors import NotFound, ValidationFailed
+from smartcity.graphql.access import maybe_principal, sees_camera, services, visible_cameras
+from smartcity.graphql.auth import Principal
+from smartcity.graphql.results import ValidationLines, denied, invalid, user_out, validation
+from smartcity.graphql.types import (
+    Camera,
+    CameraGroup,
+    CameraInput,
+    Deleted,
+    IncidentType,
+    LiveViewAnswer,
+    LoginFailed,
+    LoginSuccess,
+    NotAuthorized,
+    NotFoundError,
+    Rule,
+    RuleInput,
+    SignalAccepted,
+    User,
+    UserInput,
+    UserUpdateInput,
+    ValidationError,
+)
+from smartcity.storage.audit_repo import AuditRepo
+
+RuleResult = Annotated[Rule | ValidationError | NotAuthorized | NotFoundError, strawberry.union("RuleResult")]
+DeleteResult = Annotated[Deleted | NotAuthorized | NotFoundError, strawberry.union("DeleteResult")]
+LoginResult = Annotated[LoginSuccess | LoginFailed, strawberry.union("LoginResult")]
+IncidentResult = Annotated[
+    IncidentType | ValidationError | NotAuthorized | NotFoundError, strawberry.union("IncidentResult")
+]
+SignalResult = Annotated[SignalAccepted | ValidationError | NotAuthorized | NotFoundError, strawberry.union("SignalResult")]
+CameraResult = Annotated[Camera | ValidationError | NotAuthorized, strawberry.union("CameraResult")]
+GroupResult = Annotated[CameraGroup | ValidationError | NotAuthorized, strawberry.union("GroupResult")]
+UserResult = Annotated[User | ValidationError | NotAuthorized, strawberry.union("UserResult")]
+LiveViewResult = Annotated[
+    LiveViewAnswer | ValidationError | NotAuthorized | NotFoundError, strawberry.union("LiveViewResult")
+]
+SIGNAL_STATES = ("red", "amber", "green")
+MAX_COMMENT = 2000
+
+
+def _audit(info: Info[Any, Any]) -> AuditRepo:
+    return AuditRepo(services(info).db)
+
+
+async def _save_rule(info: Info[Any, Any], rule_id: str, data: RuleInput, *, creating: bool) -> Any:
+    from smartcity.actors.evidence import rule_shapes  # pure helper (see the report: belongs in analytics)
+    from smartcity.analytics import validate_rule
+
+    p = maybe_principal(info)
+    if (no := denied(p, "operator")) is not None:
+        return no
+    assert p is not None
+    s = services(info)
+    existing = await s.rules.get(rule_id)
+    if not creating and (existing is None or not await sees_camera(info, existing.camera_id)):
+        return NotFoundError(message=f"rule {rule_id} does not exist")
+    if not await sees_camera(info, str(data.camera_id)):
+        return NotFoundError(message=f"camera {data.camera_id} does not exist")
+    if creating and existing is not None:
+        return invalid("id", "already exists")
+    schedule: Any = data.schedule if data.schedule is not None else {"kind": "permanent"}
+    if isinstance(schedule, dict):
+        schedule = dict(schedule)
+        if schedule.get("kind") == "for_duration" and schedule.get("starts_at") is None:
+            schedule["starts_at"] = time.time()
+    spec = {
+        "id": rule_id,
+        "camera_id": str(data.camera_id),
+        "type": data.type,
+        "name": data.name,
+        "enabled": data.enabled,
+        "classes": list(data.classes or []),
+        "min_confidence": data.min_confidence,
+        "cooldown_s": data.cooldown_s,
+        "schedule": schedule,
+        "params": dict(data.params) if isinstance(data.params, dict) else data.params,
+    }
+    try:
+        validated = validate_rule(spec)
+    except ValidationFailed as exc:
+        return validation(exc)
+    clean = validated.model_dump(mode="json")
+    _, after = await s.rules.save(clean, actor=p.username, shapes=rule_shapes(clean["params"]))
+    s.rules_changed(after.camera_id)
+    if existing is not None and existing.camera_id != after.camera_id:
+        s.rules_changed(existing.camera_id)
+    return Rule.from_row(after)
+
+
+async def _move_incident(info: Info[Any, Any], incident_id: str, action: str, comment: str | None) -> Any:
+    p = maybe_principal(info)
+    if (no := denied(p, "operator")) is not None:
+        return no
+    assert p is not None
+    s = services(info)
+    if s.incidents is None or s.outbox is None:
+        return NotFoundError(message="incidents are not enabled on this server (alerts.enabled is false)")
+    try:
+        rec = await s.outbox.get_incident(incident_id)
+    except NotFound:
+        return NotFoundError(message=f"incident {incident_id} does not exist")
+    cams = await visible_cameras(info)
+    if not any(c in cams for c in rec.incident.camera_ids):
+        return NotFoundError(message=f"incident {incident_id} does not exist")
+    if comment is not None and len(comment) > MAX_COMMENT:
+        return invalid("comment", f"at most {MAX_COMMENT} characters")
+    try:  # audited by the outbox, in the transaction that moves the incident
+        moved = await getattr(s.incidents, action)(incident_id, by=p.username, comment=comment)
+    except ValidationFailed as exc:
+        return validation(exc)
+    return IncidentType.from_record(moved)
+
+
+def _self_lockout(p: Principal, username: str, data: UserUpdateInput) -> ValidationError | None:
+    if username != p.username:
+        return None
+    if data.role is not None and data.role != "admin":
+        return invalid("role", "an admin may not remove their own admin role")
+    if data.disabled:
+        return invalid("disabled", "an admin may not disable their own account")
+    return None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Exchange a user name and password for a bearer token (rate limited).")
+    async def login(self, info: Info[Any, Any], username: str, password: str) -> LoginResult:
+        from smartcity.storage.users import authenticate
+
+        s = services(info)
+        request = info.context.get("request")
+        client = getattr(getattr(request, "client", None), "host", None) or "unknown"
+        wait = s.login_limiter.retry_after(username, client)
+        if wait > 0:
+            return LoginFailed(message="too many failed logins: wait before trying again", retry_after_s=round(wait, 1))
+        user = await authenticate(s.db, username, password)
+        if user is None:
+            s.login_limiter.failed(username, client)
+            await _audit(info).record(at=time.time(), actor=username, action="login.failed", target=f"client:{client}")
+            return LoginFailed(message="wrong user name or password", retry_after_s=0.0)
+        s.login_limiter.succeeded(username)
+        p = Principal(user.id, user.username, user.role, frozenset(user.groups) if user.groups else None)
+        await _audit(info).record(at=time.time(), actor=user.username, action="login", target=f"client:{client}")
+        return LoginSuccess(token=s.signer.issue(p), user=user_out(user))
+
+    @strawberry.mutation(description="Create a rule of any registered type; it runs on its camera within a second.")
+    async def create_rule(self, info: Info[Any, Any], input: RuleInput, id: strawberry.ID | None = None) -> RuleResult:
+        rule_id = str(id) if id else f"rule-{uuid.uuid4().hex[:12]}"
+        return await _save_rule(info, rule_id, input, creating=True)
+
+    @strawberry.mutation(description="Replace a rule's definition (its camera keeps streaming).")
+    async def update_rule(self, info: Info[Any, Any], id: strawberry.ID, input: RuleInput) -> RuleResult:
+        return await _save_rule(info, str(id), input, creating=False)
+
+    @strawberry.mutation(description="Pause (enabled: false) or resume a rule.")
+    async def set_rule_enabled(self, info: Info[Any, Any], id: strawberry.ID, enabled: bool) -> RuleResult:
+        p = maybe_principal(info)
+        if (no := denied(p, "operator")) is not None:
+            return no
+        row = await services(info).rules.get(str(id))
+        if row is None or not await sees_camera(info, row.camera_id):
+            return NotFoundError(message=f"rule {id} does not exist")
+        spec = row.spec()
+        data = RuleInput(
+            camera_id=strawberry.ID(row.camera_id),
+            type=row.type,
+            name=row.name,
+            enabled=enabled,
+            classes=list(row.classes),
+            min_confidence=row.min_confidence,
+            cooldown_s=row.cooldown_s,
+            schedule=JSON(spec["schedule"]),
+            params=JSON(spec["params"]),
+        )
+        return await _save_rule(info, row.id, data, creating=False)
+
+    @strawberry.mutation(description="Delete a rule.")
+    async def delete_rule(self, info: Info[Any, Any], id: strawberry.ID) -> DeleteResult:
+        p = maybe_principal(info)
+        if (no := denied(p, "operator")) is not None:
+            return no
+        assert p is not None
+        s = services(info)
+        row = await s.rules.get(str(id))
+        if row is None or not await sees_camera(info, row.camera_id):
+            return NotFoundError(message=f"rule {id} does not exist")
+        await s.rules.delete(row.id, actor=p.username)  # audited in the same transaction
+        s.rules_changed(row.camera_id)
+        return Deleted(id=id)
+
+    @strawberry.mutation(description="Push the state (red, amber, green) of an external traffic signal to a red_light rule.")
+    async def push_signal_state(self, info: Info[Any, Any], rule_id: strawberry.ID, state: str) -> SignalResult:
+        p = maybe_principal(info)
+        if (no := denied(p, "operator")) is not None:
+            return no
+        assert p is not None
+        s = services(info)
+        row = await s.rules.get(str(rule_id))
+        if row is None or not await sees_camera(info, row.camera_id):
+            return NotFoundError(message=f"rule {rule_id} does not exist")
+        if state not in SIGNAL_STATES:
+            return invalid("state", "red, amber or green")
+        if row.type != "red_light" or row.params.get("signal", {}).get("source") != "external":
+            return invalid("ruleId", "not a red_light rule with an external signal")
+        now = time.time()
+        applied = await s.push_signal(row.camera_id, row.id, state, now)
+        await _audit(info).record(
+            at=now, actor=p.username, action="signal.push", target=f"rule:{row.id}", after={"state": state, "applied": applied}
+        )
+        return SignalAccepted(rule_id=rule_id, state=state, applied=applied)
+
+    @strawberry.mutation(description="Acknowledge an incident (stops its escalation at once).")
+    async def acknowledge_incident(self, info: Info[Any, Any], id: strawberry.ID, comment: str | None = None) -> IncidentResult:
+        return await _move_incident(info, str(id), "acknowledge", comment)
+
+    @strawberry.mutation(description="Resolve an incident.")
+    async def resolve_incident(self, info: Info[Any, Any], id: strawberry.ID, comment: str | None = None) -> IncidentResult:
+        return await _move_incident(info, str(id), "resolve", comment)
+
+    @strawberry.mutation(description="Dismiss an incident (a false alarm).")
+    async def dismiss_incident(self, info: Info[Any, Any], id: strawberry.ID, comment: str | None = None) -> IncidentResult:
+        return await _move_incident(info, str(id), "dismiss", comment)
+
+    @strawberry.mutation(description="Create or update a camera (admins); its group's actor picks it up live.")
+    async def upsert_camera(self, info: Info[Any, Any], input: CameraInput) -> CameraResult:
+        from pydantic import ValidationError as PydanticError
+
+        from smartcity.core.config import format_validation_error
+
+        p = maybe_principal(info)
+        if (no := denied(p, "admin")) is not None:
+            return no
+        assert p is not None
+        s = services(info)
+        try:
+            cfg = CameraConfig(
+                id=str(input.id), url=input.url, name=input.name, group=input.group,
+                enabled=input.enabled, analysis_fps=input.analysis_fps, site=input.site,
+            )
+        except PydanticError as exc:
+            return validation(ValidationLines(format_validation_error(exc)))
+        before = await s.cameras.get_camera(cfg.id)
+        row = await s.cameras.upsert_camera(cfg)
+
+        def shown(r: Any) -> dict[str, Any]:
+            return {"url": Camera.from_row(r, None).url, "group": r.group, "enabled": r.enabled, "name": r.name,
+                    "analysis_fps": r.analysis_fps, "site": r.site}
+
+        await _audit(info).record(
+            at=time.time(), actor=p.username, action="camera.upsert",
+            target=f"camera:{cfg.id}", before=None if before is None else shown(before), after=shown(row),
+        )
+        s.rules_changed(row.id)
+        return Camera.from_row(row, s.status.get(row.id))
+
+    @strawberry.mutation(description="Create a camera group or change its description (admins).")
+    async def upsert_camera_group(self, info: Info[Any, Any], name: str, description: str = "") -> GroupResult:
+        from pydantic import ValidationError as PydanticError
+
+        from smartcity.core.config import format_validation_error
+        from smartcity.storage.repo import upsert_group
+
+        p = maybe_principal(info)
+        if (no := denied(p, "admin")) is not None:
+            return no
+        assert p is not None
+        s = services(info)
+        try:
+            cfg = CameraGroupConfig(name=name, description=description)
+        except PydanticError as exc:
+            return validation(ValidationLines(format_validation_error(exc)))
+        before = next((g for g in await s.cameras.list_groups() if g.name == cfg.name), None)
+        await upsert_group(s.db, cfg.name, cfg.description)
+        await _audit(info).record(
+            at=time.time(), actor=p.username, action="group.upsert",
+            target=f"group:{cfg.name}", before=None if before is None else {"description": before.description},
+            after={"description": cfg.description},
+        )
+        cams = [Camera.from_row(c, s.status.get(c.id)) for c in await s.cameras.list_cameras() if c.group == cfg.name]
+        return CameraGroup(name=cfg.name, description=cfg.description, cameras=cams)
+
+    @strawberry.mutation(description="Create a user with a role and camera-group scope (admins).")
+    async def create_user(self, info: Info[Any, Any], input: UserInput) -> UserResult:
+        from smartcity.storage.users import create_user
+
+        p = maybe_principal(info)
+        if (no := denied(p, "admin")) is not None:
+            return no
+        assert p is not None
+        try:  # audited in the same transaction
+            u = await create_user(services(info).db, input.username, input.password, input.role, input.groups, actor=p.username)
+        except ValidationFailed as exc:
+            return validation(exc)
+        return user_out(u)
+
+    @strawberry.mutation(
+        description="Change a user's role, camera groups, password or disable the account (admins); the user's tokens are revoked."
+    )
+    async def update_user(self, info: Info[Any, Any], username: str, input: UserUpdateInput) -> UserResult:
+        from smartcity.storage.users import update_user
+
+        p = maybe_principal(info)
+        if (no := denied(p, "admin")) is not None:
+            return no
+        assert p is not None
+        if (refused := _self_lockout(p, username, input)) is not None:
+            return refused
+        s = services(info)
+        try:  # audited in the same transaction (never the password)
+            u = await update_user(
+                s.db, username, actor=p.username, role=input.role,
+                groups=input.groups, disabled=input.disabled, password=input.password,
+            )
+        except ValidationFailed as exc:
+            return validation(exc)
+        s.signer.revoke(u.id)  # role and scope are re-read per request anyway; a new password voids old tokens
+        return user_out(u)
+
+    @strawberry.mutation(description="WebRTC live view: send the browser's offer SDP, get the answer SDP.")
+    async def start_live_view(
+        self, info: Info[Any, Any], camera_id: strawberry.ID, offer_sdp: str, unpixelated: bool = False
+    ) -> LiveViewResult:
+        from smartcity.actors.evidence import rule_shapes
+        from smartcity.webrtc import InvalidOffer, TooManyViewers
+
+        p = maybe_principal(info)
+        if (no := denied(p, "viewer")) is not None:
+            return no
+        assert p is not None
+        s = services(info)
+        if s.live_views is None:
+            return NotFoundError(message="live views are not available on this server")
+        if not await sees_camera(info, str(camera_id)):
+            return NotFoundError(message=f"camera {camera_id} does not exist")
+        if unpixelated and not p.is_admin:
+            return NotAuthorized(message="only an admin may turn privacy mode off")
+        shapes = [sh for r in await s.rules.list_rules(camera_ids=[str(camera_id)]) if r.enabled for sh in rule_shapes(r.params)]
+        try:
+            sdp = await s.live_views.answer(str(camera_id), offer_sdp, pixelate=not unpixelated, overlay=shapes, viewer=p.username)
+        except (InvalidOffer, TooManyViewers, ValueError) as exc:
+            return invalid("offerSdp", str(exc))
+        await _audit(info).record(
+            at=time.time(), actor=p.username, action="liveview.unpixelated" if unpixelated else "liveview.start",
+            target=f"camera:{camera_id}",
+        )
+        return LiveViewAnswer(sdp=sdp, ice_servers=JSON(s.live_views.browser_ice_servers()), pixelated=not unpixelated)
