@@ -4,10 +4,10 @@ HTTP (httpx) and WebSocket (graphql-transport-ws with the `websockets` library).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ USERS = {
 PASSWORD = "correct horse battery"
 
 
-@asynccontextmanager
+@contextlib.asynccontextmanager
 async def running_server(
     tmp: Path, db_url: str, *, with_ray: bool = False, extra: dict[str, Any] | None = None
 ) -> AsyncIterator[tuple[str, Server]]:
@@ -59,7 +59,7 @@ async def running_server(
     server: Server = app.state.server
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio")
     uv = uvicorn.Server(config)
-    uv.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    uv.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # pytest keeps its handlers
     task = asyncio.create_task(uv.serve())
     while not uv.started:
         if task.done():
