@@ -1,0 +1,216 @@
+// The console's entry point: session (login/logout), the hash router, the top bar, and the
+// always-on incident feed (alerts play their sound whatever view is open).
+
+import { Api, loadSession, saveSession } from "./api.js";
+import { announce, clear, h, toast } from "./dom.js";
+import { AlertSound } from "./sound.js";
+import { IncidentFeed, IncidentsView } from "./incidents.js";
+import { WallView } from "./wall.js";
+import { CameraView } from "./camera.js";
+import { DashboardView } from "./dashboard.js";
+
+const api = new Api("");
+const sound = new AlertSound();
+const $ = (id) => document.getElementById(id);
+
+const ctx = {
+  api,
+  sound,
+  user: null,
+  feed: null,
+  _ruleTypes: null,
+  async ruleTypes() {
+    if (!this._ruleTypes) {
+      const d = await api.gql("{ ruleTypes { name defaultClasses severity paramsSchema } }");
+      this._ruleTypes = d.ruleTypes;
+    }
+    return this._ruleTypes;
+  },
+  async cameras() {
+    const d = await api.gql(`{ cameras { id name group site enabled analysisFps snapshotUrl
+      status { state at inputFps analysedFps lastFrameAt width height message decodeErrors reconnects } } }`);
+    return d.cameras;
+  },
+  get isAdmin() { return this.user?.role === "admin"; },
+  get canOperate() { return ["admin", "operator"].includes(this.user?.role); },
+};
+
+// for operators' tooling and the browser test: counters only, never the token
+window.smartcityConsole = { sound: sound.stats, alerts: [] };
+
+const ROUTES = {
+  wall: WallView,
+  camera: CameraView,
+  incidents: IncidentsView,
+  counts: DashboardView,
+};
+
+let current = null;
+
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, "");
+  const [path, query = ""] = raw.split("?");
+  const [name, ...rest] = path.split("/").filter(Boolean);
+  return { name: name || "wall", args: rest.map(decodeURIComponent), query: new URLSearchParams(query) };
+}
+
+function route() {
+  if (!ctx.user) return;
+  const { name, args, query } = parseHash();
+  const View = ROUTES[name] || WallView;
+  if (current) current.unmount();
+  const main = clear($("main"));
+  for (const a of document.querySelectorAll("[data-route]")) {
+    const on = a.dataset.route === name || (name === "camera" && a.dataset.route === "wall");
+    if (on) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  current = new View(ctx);
+  current.mount(main, { args, query }).catch((err) => {
+    main.append(h("p.form-error", { role: "alert" }, `Could not load this view: ${err.message}`));
+  });
+}
+
+function showConnection(state) {
+  const el = $("conn");
+  el.dataset.state = state;
+  el.textContent = { live: "● live", connecting: "connecting…", reconnecting: "reconnecting…", unauthorized: "signed out" }[state] || state;
+}
+
+function speakerIcon(muted) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", "icon");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", muted
+    ? "M4 9h4l5-4v14l-5-4H4z M16 9l5 6 M21 9l-5 6"
+    : "M4 9h4l5-4v14l-5-4H4z M16 8.5a5 5 0 0 1 0 7 M18.5 6a8.5 8.5 0 0 1 0 12");
+  svg.append(path);
+  return svg;
+}
+
+function updateMute() {
+  const b = $("mute");
+  b.setAttribute("aria-pressed", String(sound.muted));
+  b.replaceChildren(speakerIcon(sound.muted), sound.muted ? "Sound off" : "Sound on");
+  b.title = sound.muted ? "Turn alert sounds on" : "Mute alert sounds";
+}
+
+function updateBadge() {
+  const n = ctx.feed ? ctx.feed.openCount() : 0;
+  const b = $("open-badge");
+  b.hidden = n === 0;
+  b.textContent = String(n);
+  b.setAttribute("aria-label", `${n} open incident${n === 1 ? "" : "s"}`);
+}
+
+function showAlert(alert, incident) {
+  const banner = $("alert-banner");
+  clear(banner);
+  banner.dataset.severity = alert.severity;
+  const where = alert.cameraIds.join(", ");
+  banner.append(
+    h("span.alert-icon", { "aria-hidden": "true" }, "⚠"),
+    h("strong", {}, `${alert.severity.toUpperCase()} — ${alert.kind.replaceAll("_", " ")}`),
+    h("span", {}, ` on ${where}`),
+    h("a.btn", { href: `#/incidents/${encodeURIComponent(alert.incidentId)}` }, "Open incident"),
+    h("button.icon-btn", { type: "button", "aria-label": "Dismiss alert banner", onclick: () => { banner.hidden = true; } }, "✕"),
+  );
+  banner.hidden = false;
+  clearTimeout(showAlert.timer);
+  showAlert.timer = setTimeout(() => { banner.hidden = true; }, 30000);
+  void incident;
+}
+
+async function startSession(session) {
+  ctx.user = session.user;
+  api.setToken(session.token);
+  $("whoami").textContent = `${session.user.username} · ${session.user.role}`;
+  $("login").hidden = true;
+  $("shell").hidden = false;
+  ctx.feed = new IncidentFeed(api);
+  ctx.feed.addEventListener("change", updateBadge);
+  ctx.feed.addEventListener("alert", (ev) => {
+    const { alert } = ev.detail;
+    window.smartcityConsole.alerts.push(alert);
+    sound.play(alert.sound, alert.severity);
+    showAlert(alert);
+    announce(`New ${alert.severity} incident: ${alert.kind} on ${alert.cameraIds.join(", ")}`);
+  });
+  try {
+    await ctx.feed.start();
+  } catch (err) {
+    toast(`Incident feed unavailable: ${err.message}`, "error");
+  }
+  updateBadge();
+  route();
+  $("main").focus();
+}
+
+function endSession(message) {
+  saveSession(null);
+  if (ctx.feed) ctx.feed.stop();
+  ctx.feed = null;
+  ctx.user = null;
+  ctx._ruleTypes = null;
+  if (current) current.unmount();
+  current = null;
+  api.setToken(null);
+  clear($("main"));
+  $("shell").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+  $("login-password").value = "";
+  $("login-user").focus();
+}
+
+function init() {
+  api.addEventListener("connection", (ev) => showConnection(ev.detail));
+  api.addEventListener("unauthorized", () => {
+    if (ctx.user) endSession("Your session has ended: please sign in again.");
+  });
+  updateMute();
+  $("mute").addEventListener("click", () => { sound.setMuted(!sound.muted); updateMute(); });
+  $("logout").addEventListener("click", () => endSession(""));
+  window.addEventListener("hashchange", route);
+
+  $("login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    sound.unlock(); // a user gesture: later alerts may play
+    const btn = $("login-submit");
+    const err = $("login-error");
+    err.textContent = "";
+    btn.disabled = true;
+    try {
+      const res = await api.login($("login-user").value.trim(), $("login-password").value);
+      if (res.__typename === "LoginSuccess") {
+        const session = { token: res.token, user: res.user };
+        saveSession(session);
+        await startSession(session);
+      } else {
+        err.textContent = res.retryAfterS > 0
+          ? `${res.message} — try again in ${Math.ceil(res.retryAfterS)} s.`
+          : res.message;
+        $("login-password").select();
+      }
+    } catch (e) {
+      err.textContent = e.message;
+    } finally {
+      btn.disabled = false;
+    }
+  });
+
+  const session = loadSession();
+  if (session && session.token) {
+    api.token = session.token;
+    api.gql("{ me { id username role groups } }")
+      .then((d) => startSession({ token: session.token, user: d.me }))
+      .catch(() => endSession(""));
+  } else {
+    endSession("");
+  }
+}
+
+init();

@@ -1,0 +1,290 @@
+// Incidents: the live feed (store + subscriptions `incidents` and `alerts`) and the incidents
+// view (list by state, detail with evidence snapshot, acknowledge / resolve / dismiss).
+
+import { ago, askComment, clear, fmtDateTime, h, parseTime, toast } from "./dom.js";
+
+export const INCIDENT_FIELDS = `id ruleId kind severity state cameraIds firstSeen lastSeen count eventIds
+  acknowledgedBy acknowledgedAt resolvedBy resolvedAt comment`;
+
+const ACTIONS = {
+  acknowledge: { mutation: "acknowledgeIncident", label: "Acknowledge", done: "acknowledged", from: ["open"] },
+  resolve: { mutation: "resolveIncident", label: "Resolve", done: "resolved", from: ["open", "acknowledged"] },
+  dismiss: { mutation: "dismissIncident", label: "Dismiss", done: "dismissed", from: ["open", "acknowledged"] },
+};
+
+const STATES = ["open", "acknowledged", "resolved", "dismissed", "all"];
+
+/** Incidents known to this console, kept current by the `incidents` subscription. */
+export class IncidentFeed extends EventTarget {
+  constructor(api) {
+    super();
+    this.api = api;
+    this.byId = new Map();
+    this.unsubs = [];
+  }
+
+  async start() {
+    this.unsubs.push(
+      this.api.subscribe(`subscription { incidents { ${INCIDENT_FIELDS} } }`, {}, (d) => this.upsert(d.incidents)),
+      this.api.subscribe(
+        "subscription { alerts { incidentId kind severity cameraIds sound at } }",
+        {},
+        (d) => this.dispatchEvent(new CustomEvent("alert", { detail: { alert: d.alerts } })),
+      ),
+    );
+    const d = await this.api.gql(`{ incidents(state: "open", first: 200) { edges { node { ${INCIDENT_FIELDS} } } } }`);
+    for (const e of d.incidents.edges) this.byId.set(e.node.id, e.node);
+    this.dispatchEvent(new CustomEvent("change", { detail: null }));
+  }
+
+  stop() {
+    for (const u of this.unsubs) u();
+    this.unsubs = [];
+  }
+
+  upsert(inc) {
+    this.byId.set(inc.id, inc);
+    this.dispatchEvent(new CustomEvent("change", { detail: inc }));
+  }
+
+  openCount() {
+    let n = 0;
+    for (const i of this.byId.values()) if (i.state === "open") n += 1;
+    return n;
+  }
+
+  /** Run an operator action; resolves to the updated incident or throws with the API's message. */
+  async act(id, action, comment) {
+    const a = ACTIONS[action];
+    const d = await this.api.gql(
+      `mutation($id: ID!, $c: String) { r: ${a.mutation}(id: $id, comment: $c) {
+         __typename
+         ... on IncidentType { ${INCIDENT_FIELDS} }
+         ... on ValidationError { message errors { field message } }
+         ... on NotAuthorized { message }
+         ... on NotFoundError { message } } }`,
+      { id, c: comment || null },
+    );
+    if (d.r.__typename !== "IncidentType") throw new Error(d.r.message);
+    const { __typename, ...inc } = d.r;
+    void __typename;
+    this.upsert(inc);
+    return inc;
+  }
+}
+
+function title(inc) {
+  return inc.kind.replaceAll("_", " ");
+}
+
+export class IncidentsView {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.state = "open";
+    this.items = new Map();
+    this.selected = null;
+    this.onChange = (ev) => this.liveUpdate(ev.detail);
+  }
+
+  async mount(root, { args, query }) {
+    this.root = root;
+    this.state = STATES.includes(query.get("state")) ? query.get("state") : "open";
+    this.selected = args[0] || null;
+    this.filterBar = h("div.segmented", { role: "radiogroup", "aria-label": "Incident state" });
+    this.list = h("ul.incident-list", { "aria-label": "Incidents", "aria-live": "polite" });
+    this.detail = h("section.incident-detail", { "aria-label": "Incident detail", tabindex: "-1" });
+    root.append(
+      h("div.view-head", {}, h("h1", {}, "Incidents"), this.filterBar),
+      h("div.incidents-layout", {}, h("div.panel.list-panel", {}, this.list), h("div.panel", {}, this.detail)),
+    );
+    this.renderFilter();
+    this.ctx.feed.addEventListener("change", this.onChange);
+    await this.load();
+    if (this.selected && !this.items.has(this.selected)) {
+      const inc = this.ctx.feed.byId.get(this.selected);
+      if (inc) this.items.set(inc.id, inc);
+    }
+    this.renderList();
+    this.renderDetail();
+  }
+
+  unmount() {
+    this.ctx.feed.removeEventListener("change", this.onChange);
+  }
+
+  renderFilter() {
+    clear(this.filterBar);
+    for (const s of STATES) {
+      const b = h("button", {
+        type: "button", role: "radio", "aria-checked": String(s === this.state),
+        tabindex: s === this.state ? "0" : "-1",
+        onclick: () => this.setState(s),
+        onkeydown: (ev) => {
+          const i = STATES.indexOf(s);
+          const next = ev.key === "ArrowRight" ? STATES[(i + 1) % STATES.length]
+            : ev.key === "ArrowLeft" ? STATES[(i + STATES.length - 1) % STATES.length] : null;
+          if (next) { ev.preventDefault(); this.setState(next).then(() => this.filterBar.querySelector("[aria-checked=true]").focus()); }
+        },
+      }, s[0].toUpperCase() + s.slice(1));
+      this.filterBar.append(b);
+    }
+  }
+
+  async setState(s) {
+    this.state = s;
+    this.renderFilter();
+    await this.load();
+    this.renderList();
+  }
+
+  async load() {
+    const st = this.state === "all" ? null : this.state;
+    const d = await this.ctx.api.gql(
+      `query($s: String) { incidents(state: $s, first: 100) { edges { node { ${INCIDENT_FIELDS} } } } }`,
+      { s: st },
+    );
+    this.items = new Map(d.incidents.edges.map((e) => [e.node.id, e.node]));
+  }
+
+  matches(inc) {
+    return this.state === "all" || inc.state === this.state;
+  }
+
+  liveUpdate(inc) {
+    if (!inc) return;
+    const known = this.items.has(inc.id);
+    if (this.matches(inc) || known || inc.id === this.selected) this.items.set(inc.id, inc);
+    this.renderList();
+    if (inc.id === this.selected) this.renderDetail(false);
+  }
+
+  sorted() {
+    return [...this.items.values()]
+      .filter((i) => this.matches(i) || i.id === this.selected)
+      .sort((a, b) => parseTime(b.lastSeen) - parseTime(a.lastSeen));
+  }
+
+  renderList() {
+    clear(this.list);
+    const items = this.sorted();
+    if (!items.length) {
+      this.list.append(h("li.empty", {}, this.state === "open" ? "No open incident. All quiet." : "Nothing here."));
+      return;
+    }
+    for (const inc of items) {
+      const b = h("button.incident-item", {
+        type: "button",
+        "aria-current": inc.id === this.selected ? "true" : null,
+        dataset: { severity: inc.severity, state: inc.state, id: inc.id },
+        onclick: () => this.select(inc.id),
+      },
+      h("span.sev", { "aria-label": `severity ${inc.severity}` }, inc.severity),
+      h("span.incident-title", {}, title(inc)),
+      h("span.incident-meta", {}, `${inc.cameraIds.join(", ")} · ${inc.count} event${inc.count === 1 ? "" : "s"} · ${ago(inc.lastSeen)}`),
+      h("span.state-pill", { dataset: { state: inc.state } }, inc.state));
+      this.list.append(h("li", {}, b));
+    }
+  }
+
+  select(id) {
+    this.selected = id;
+    history.replaceState(null, "", `#/incidents/${encodeURIComponent(id)}?state=${this.state}`);
+    this.renderList();
+    this.renderDetail();
+    this.detail.focus();
+  }
+
+  renderDetail(withEvidence = true) {
+    const inc = this.selected ? this.items.get(this.selected) || this.ctx.feed.byId.get(this.selected) : null;
+    const keepImg = withEvidence ? null : this.detail.querySelector(".evidence");
+    clear(this.detail);
+    if (!inc) {
+      this.detail.append(h("p.muted", {}, "Select an incident to see its evidence and act on it."));
+      return;
+    }
+    const actions = h("div.actions");
+    for (const [key, a] of Object.entries(ACTIONS)) {
+      if (!a.from.includes(inc.state)) continue;
+      actions.append(h(`button.${key === "acknowledge" ? "primary" : key === "dismiss" ? "ghost" : ""}`, {
+        type: "button",
+        disabled: !this.ctx.canOperate,
+        dataset: { action: key },
+        onclick: () => this.run(inc, key),
+      }, a.label));
+    }
+    if (!this.ctx.canOperate) actions.append(h("p.muted.small", {}, "Viewers cannot act on incidents."));
+    const rows = [
+      ["State", h("span.state-pill", { dataset: { state: inc.state }, id: "incident-state" }, inc.state)],
+      ["Severity", inc.severity],
+      ["Cameras", inc.cameraIds.join(", ")],
+      ["Rule", inc.ruleId || "—"],
+      ["First seen", fmtDateTime(inc.firstSeen)],
+      ["Last seen", `${fmtDateTime(inc.lastSeen)} (${ago(inc.lastSeen)})`],
+      ["Events", String(inc.count)],
+    ];
+    if (inc.acknowledgedBy) rows.push(["Acknowledged", `${inc.acknowledgedBy}, ${fmtDateTime(inc.acknowledgedAt)}`]);
+    if (inc.resolvedBy) rows.push([inc.state === "dismissed" ? "Dismissed" : "Resolved", `${inc.resolvedBy}, ${fmtDateTime(inc.resolvedAt)}`]);
+    if (inc.comment) rows.push(["Comment", inc.comment]);
+    const evidence = keepImg || h("figure.evidence", {}, h("div.evidence-empty.muted", {}, "Loading evidence…"));
+    this.detail.append(
+      h("h2", { dataset: { severity: inc.severity } }, title(inc)),
+      evidence,
+      h("dl.facts", {}, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      actions,
+    );
+    if (withEvidence) this.loadEvidence(inc, evidence);
+  }
+
+  async loadEvidence(inc, fig) {
+    const first = parseTime(inc.firstSeen).getTime() / 1000;
+    const last = parseTime(inc.lastSeen).getTime() / 1000;
+    let url = null;
+    try {
+      const d = await this.ctx.api.gql(
+        `query($cam: ID, $rule: String, $since: Float, $until: Float) {
+           events(cameraId: $cam, ruleId: $rule, since: $since, until: $until, first: 100) {
+             edges { node { id evidenceUrl at } } } }`,
+        { cam: inc.cameraIds[0] || null, rule: inc.ruleId, since: first - 5, until: last + 5 },
+      );
+      const ids = new Set(inc.eventIds);
+      const nodes = d.events.edges.map((e) => e.node).filter((n) => n.evidenceUrl);
+      const hit = nodes.find((n) => ids.has(n.id)) || nodes[nodes.length - 1];
+      url = hit ? hit.evidenceUrl : null;
+    } catch (err) {
+      url = null;
+      void err;
+    }
+    clear(fig);
+    if (!url) {
+      fig.append(h("div.evidence-empty.muted", {}, "No evidence snapshot for this incident."));
+      return;
+    }
+    fig.append(
+      h("img", { src: this.ctx.api.withToken(url), alt: `Evidence snapshot of ${title(inc)} (people pixelated)` }),
+      h("figcaption.muted.small", {}, "Evidence snapshot — people pixelated"),
+    );
+  }
+
+  async run(inc, key) {
+    const a = ACTIONS[key];
+    const comment = await askComment({
+      title: `${a.label} “${title(inc)}”`,
+      confirm: a.label,
+      danger: key === "dismiss",
+      label: key === "dismiss" ? "Why is this a false alarm? (optional)" : "Comment (optional)",
+    });
+    if (comment === null) return;
+    try {
+      const updated = await this.ctx.feed.act(inc.id, key, comment);
+      this.items.set(updated.id, updated);
+      this.renderList();
+      this.renderDetail(false);
+      toast(`Incident ${a.done}.`);
+      const next = this.detail.querySelector(".actions button:not([disabled])");
+      if (next) next.focus();
+      else this.detail.focus();
+    } catch (err) {
+      toast(`${a.label} refused: ${err.message}`, "error");
+    }
+  }
+}
