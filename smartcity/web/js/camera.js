@@ -52,7 +52,8 @@ export class CameraView {
     this.canvas = h("canvas.stage-canvas", { id: "rule-canvas", tabindex: "0", role: "img",
       "aria-label": "Rule shapes over the picture. When drawing: click to add points, Enter closes a zone, Backspace removes the last point, Escape stops drawing." });
     this.badge = h("div.stage-badge", { role: "status" }, "connecting…");
-    this.stage = h("div.stage", {}, this.snapshot, this.video, this.canvas, this.badge);
+    this.errors = h("div.rule-errors", { id: "rule-errors", role: "alert", hidden: true });
+    this.stage = h("div.stage", {}, this.snapshot, this.video, this.canvas, this.badge, this.errors);
     if (st && st.width && st.height) this.setAspect(st.width, st.height);
     this.snapshot.addEventListener("load", () => {
       if (!st || !st.width) this.setAspect(this.snapshot.naturalWidth, this.snapshot.naturalHeight);
@@ -66,7 +67,6 @@ export class CameraView {
       onchange: () => this.startLive() });
     this.rulesToggle = h("input", { type: "checkbox", id: "show-rules", checked: true, onchange: () => { this.showRules = this.rulesToggle.checked; this.draw(); } });
     this.stats = h("span.muted.small", { id: "live-stats" });
-    this.errors = h("div.rule-errors", { id: "rule-errors", role: "alert", hidden: true });
     this.side = h("div.side");
     root.append(
       h("div.view-head", {},
@@ -77,7 +77,6 @@ export class CameraView {
       h("div.camera-layout", {},
         h("div.stage-col", {},
           this.stage,
-          this.errors,
           h("div.stage-controls", {},
             this.playBtn,
             h("label.check", { title: this.ctx.isAdmin ? "Pixelate people in the live view" : "Only an administrator can turn privacy mode off" },

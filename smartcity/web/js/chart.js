@@ -25,7 +25,7 @@ function niceStep(max, ticks = 4) {
   const raw = max / ticks;
   const p = 10 ** Math.floor(Math.log10(raw));
   const m = raw / p;
-  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+  return Math.max(1, (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p); // counts are whole numbers
 }
 
 /**

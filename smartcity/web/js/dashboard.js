@@ -65,13 +65,14 @@ export class DashboardView {
           h("div.field", {}, h("label", { for: "dash-range" }, "Period"), this.rangeSel),
           h("button", { type: "button", id: "dash-csv", onclick: () => this.exportCsv() }, "⬇ Export CSV"))),
       h("div.dash-grid", {},
-        h("section.panel.kpi", { "aria-labelledby": "kpi-title" },
-          h("h2", { id: "kpi-title" }, "Crossings in the period"), this.total, this.live,
-          this.totalsTable),
+        h("div.dash-col", {},
+          h("section.panel.kpi", { "aria-labelledby": "kpi-title" },
+            h("h2", { id: "kpi-title" }, "Crossings in the period"), this.total, this.live,
+            this.totalsTable),
+          h("section.panel", { "aria-labelledby": "lines-title" }, h("h2", { id: "lines-title" }, "Per counting line"), this.perRule)),
         h("section.panel.chart-panel", { "aria-labelledby": "chart-title" },
           h("h2", { id: "chart-title" }, "Crossings over time"), this.legend, this.chartHost,
-          h("p.muted.small", {}, "Bars above the axis: first direction; below: the other. Hover a bar for its figures; the table gives the same totals.")),
-        h("section.panel", { "aria-labelledby": "lines-title" }, h("h2", { id: "lines-title" }, "Per counting line"), this.perRule)),
+          h("p.muted.small", {}, "Bars above the axis: first direction; below: the other. Hover a bar for its figures; the table gives the same totals."))),
     );
     this.fillRules(query.get("rule"));
     this.resizeObs = new ResizeObserver(() => this.renderChart());
@@ -114,7 +115,7 @@ export class DashboardView {
   }
 
   onLive(b) {
-    this.live.textContent = `live: ${b.objectClass} ${b.direction} +${b.n} this minute (${new Date().toLocaleTimeString()})`;
+    this.live.textContent = `live ${new Date().toLocaleTimeString()}: ${b.n} ${b.objectClass} ${b.direction} this minute`;
     this.live.classList.remove("pulse");
     void this.live.offsetWidth;
     this.live.classList.add("pulse");
@@ -142,12 +143,12 @@ export class DashboardView {
 
   dimensions() {
     const classes = [...new Set(this.points.map((p) => p.objectClass))].sort();
-    const dirs = [...new Set(this.points.map((p) => p.direction))];
-    // the rule's own direction names, "in" first
-    const rule = this.allRules.find((r) => r.id === this.ruleSel.value);
-    const inName = (rule && rule.params.in_name) || "in";
-    dirs.sort((a, b) => (a === inName ? -1 : b === inName ? 1 : a.localeCompare(b)));
-    if (!dirs.length) dirs.push(inName, (rule && rule.params.out_name) || "out");
+    // the lines' own direction names, "in" first, even before anything crossed that way
+    const rules = this.allRules.filter((r) => r.cameraId === this.camSel.value && (!this.ruleSel.value || r.id === this.ruleSel.value));
+    const ins = new Set(rules.map((r) => r.params.in_name || "in"));
+    const dirs = [...new Set([...ins, ...rules.map((r) => r.params.out_name || "out"), ...this.points.map((p) => p.direction)])];
+    if (!dirs.length) dirs.push("in", "out");
+    dirs.sort((a, b) => (ins.has(a) === ins.has(b) ? a.localeCompare(b) : ins.has(a) ? -1 : 1));
     return { classes, dirs };
   }
 

@@ -76,11 +76,14 @@ export class RuleEditor {
       h("label.check", {}, h("input", { type: "checkbox", name: "rule-class", value, checked: classes.has(value) }), text));
     this.paramInputs = new Map();
     const params = h("div.param-grid");
+    const more = h("div.param-grid");
     const props = t.paramsSchema.properties || {};
+    const required = new Set(t.paramsSchema.required || []);
     const geoNames = new Set([this.geo.polygon, this.geo.line, this.geo.direction].filter(Boolean));
     for (const [name, schema] of Object.entries(props)) {
       if (geoNames.has(name)) continue;
-      params.append(this.paramField(name, schema, rule ? rule.params[name] : undefined));
+      const field = this.paramField(name, schema, rule ? rule.params[name] : undefined);
+      (required.has(name) || !("default" in schema) ? params : more).append(field);
     }
     this.minConf = h("input", { id: "rule-minconf", type: "number", min: 0, max: 1, step: 0.05, value: rule ? rule.minConfidence : 0.3 });
     this.cooldown = h("input", { id: "rule-cooldown", type: "number", min: 0, max: 86400, step: 1, value: rule ? rule.cooldownS : 0 });
@@ -109,7 +112,8 @@ export class RuleEditor {
       h("p.muted.small", { id: "rule-geometry-help" }, drawHelp), tools,
       h("label", { for: "rule-geometry" }, "Coordinates (normalised 0–1, editable)"), this.geoText),
     h("fieldset.classes", { dataset: { field: "classes" } }, h("legend", {}, "Object classes"), h("div.checks", {}, this.classBoxes)),
-    params.childElementCount ? h("fieldset", {}, h("legend", {}, "Parameters"), params) : null,
+    params.childElementCount || more.childElementCount ? h("fieldset", {}, h("legend", {}, "Parameters"), params,
+      more.childElementCount ? h("details.more", { id: "rule-more" }, h("summary", {}, "More parameters (defaults are fine)"), more) : null) : null,
     this.schedule.el,
     h("fieldset", {}, h("legend", {}, "Alerting"),
       h("div.field-row", {},
@@ -230,7 +234,16 @@ export class RuleEditor {
   }
 
   /** API errors: all listed next to the drawing, each also marked on its own form field. */
-  showErrors(errors) {
+  showErrors(raw) {
+    // pydantic names the branches of a union in the path (function-after[...], literal[...]):
+    // keep the parameter's own path, and one message per path
+    const seen = new Set();
+    const errors = [];
+    for (const e of raw) {
+      const field = (e.field || "").split(".").filter((seg) => !/[[(]/.test(seg)).join(".");
+      const key = `${field}|${e.message}`;
+      if (!seen.has(key)) { seen.add(key); errors.push({ field, message: e.message }); }
+    }
     const box = this.host.errorsEl;
     clear(box);
     this.errorFields = new Set(errors.map((e) => e.field));
@@ -291,7 +304,7 @@ export class RuleEditor {
 
   startDrawing(focus = true) {
     const g = this.geo;
-    if (g.line) { this.mode = "line"; this.draft.line = []; }
+    if (g.line) { this.mode = "line"; this.draft.line = []; this.draft.direction = null; }
     else if (g.polygon) { this.mode = "polygon"; this.draft.polygon = []; }
     this.canvas.dataset.mode = this.mode || "";
     this.syncGeoText();
@@ -320,9 +333,13 @@ export class RuleEditor {
   /** A shape was completed or changed: give it a default direction, then redraw. */
   afterShape() {
     const g = this.geo;
-    if (g.direction && this.draft.direction === null) {
-      if (g.line && this.draft.line.length === 2) {
-        const n = sideNormal(this.draft.line[0], this.draft.line[1], "left");
+    const d = this.draft.direction;
+    const unset = d === null || (Array.isArray(d) && !(Math.hypot(d[0], d[1]) > 0));
+    if (g.direction && unset) {
+      this.draft.direction = null;
+      const [a, b] = this.draft.line;
+      if (g.line && a && b && (a[0] !== b[0] || a[1] !== b[1])) {
+        const n = sideNormal(a, b, "left");
         this.draft.direction = [round4(n[0]), round4(n[1])];
       } else if (g.polygon && this.draft.polygon.length >= 3) {
         this.draft.direction = [1, 0];

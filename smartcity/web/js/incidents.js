@@ -14,6 +14,19 @@ const ACTIONS = {
 
 const STATES = ["open", "acknowledged", "resolved", "dismissed", "all"];
 
+const OPERATOR_FIELDS = ["acknowledgedBy", "acknowledgedAt", "resolvedBy", "resolvedAt", "comment"];
+
+/**
+ * A live update over what is known: the subscription's payloads come from fusion and carry no
+ * operator fields (who acknowledged, the comment), so those are kept from the known record.
+ */
+export function mergeIncident(known, update) {
+  if (!known || update.state === "open") return update;
+  const out = { ...update };
+  for (const f of OPERATOR_FIELDS) if (out[f] == null && known[f] != null) out[f] = known[f];
+  return out;
+}
+
 /** Incidents known to this console, kept current by the `incidents` subscription. */
 export class IncidentFeed extends EventTarget {
   constructor(api) {
@@ -42,7 +55,8 @@ export class IncidentFeed extends EventTarget {
     this.unsubs = [];
   }
 
-  upsert(inc) {
+  upsert(update) {
+    const inc = mergeIncident(this.byId.get(update.id), update);
     this.byId.set(inc.id, inc);
     this.dispatchEvent(new CustomEvent("change", { detail: inc }));
   }
@@ -150,8 +164,9 @@ export class IncidentsView {
     return this.state === "all" || inc.state === this.state;
   }
 
-  liveUpdate(inc) {
-    if (!inc) return;
+  liveUpdate(update) {
+    if (!update) return;
+    const inc = mergeIncident(this.items.get(update.id), update);
     const known = this.items.has(inc.id);
     if (this.matches(inc) || known || inc.id === this.selected) this.items.set(inc.id, inc);
     this.renderList();
@@ -191,7 +206,7 @@ export class IncidentsView {
     history.replaceState(null, "", `#/incidents/${encodeURIComponent(id)}?state=${this.state}`);
     this.renderList();
     this.renderDetail();
-    this.detail.focus();
+    this.detail.focus({ preventScroll: true });
   }
 
   renderDetail(withEvidence = true) {
@@ -282,7 +297,7 @@ export class IncidentsView {
       toast(`Incident ${a.done}.`);
       const next = this.detail.querySelector(".actions button:not([disabled])");
       if (next) next.focus();
-      else this.detail.focus();
+      else this.detail.focus({ preventScroll: true });
     } catch (err) {
       toast(`${a.label} refused: ${err.message}`, "error");
     }

@@ -1,6 +1,11 @@
 // Alert sounds generated with WebAudio (no audio files): a pattern of tones per alert kind.
 
 const PATTERNS = {
+  // by the server's sound name
+  alarm: [[880, 0.16, 0.08], [660, 0.16, 0.08], [880, 0.16, 0.08], [660, 0.24, 0]],
+  chime: [[880, 0.22, 0.04], [660, 0.4, 0]],
+  alert: [[740, 0.16, 0.1], [740, 0.2, 0]],
+  // by severity, for sounds this console does not know
   // [frequency Hz, duration s, gap s] ...
   critical: [[988, 0.18, 0.06], [740, 0.18, 0.06], [988, 0.18, 0.06], [740, 0.18, 0.06], [988, 0.3, 0]],
   high: [[880, 0.16, 0.08], [660, 0.16, 0.08], [880, 0.24, 0]],
@@ -36,12 +41,12 @@ export class AlertSound {
     if (this.muted) return false;
     this.unlock();
     if (!this.ctx) return false;
-    const pattern = PATTERNS[sound] || PATTERNS[severity] || PATTERNS.high;
+    const pattern = severity === "critical" ? PATTERNS.critical : PATTERNS[sound] || PATTERNS[severity] || PATTERNS.high;
     let t = this.ctx.currentTime + 0.02;
     for (const [freq, dur, gap] of pattern) {
       const osc = this.ctx.createOscillator();
       const gain = this.ctx.createGain();
-      osc.type = "triangle";
+      osc.type = sound === "chime" ? "sine" : "triangle";
       osc.frequency.setValueAtTime(freq, t);
       gain.gain.setValueAtTime(0.0001, t);
       gain.gain.exponentialRampToValueAtTime(0.35, t + 0.02);

@@ -1,0 +1,125 @@
+"""The real server for the console's browser test: `smartcity serve` in its own session on the
+demo camera, with a console alert policy; stopped and its process group reaped afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+
+ADMIN = ("chief", "chief's password")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def session_processes(sid: int) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return out
+
+
+def write_config(tmp: Path, port: int) -> Path:
+    cfg = tmp / "smartcity.yaml"
+    cfg.write_text(
+        f"""
+server: {{port: {port}}}
+database: {{url: "sqlite+aiosqlite:///{tmp}/db.sqlite"}}
+storage: {{data_dir: "{tmp}/data"}}
+ray: {{num_cpus: 2, object_store_mb: 100}}
+analysis: {{inference_cpus: 1, max_batch: 2, counts_flush_s: 1}}
+actors: {{health_interval_s: 0.5, pull_interval_s: 0.05, reconcile_interval_s: 0.5}}
+camera_groups: [{{name: police}}]
+cameras:
+  - {{id: demo, name: "Hall (demo)", url: "demo://vtest", group: police, analysis_fps: 5, site: centre}}
+alerts:
+  dispatcher: {{poll_s: 0.2}}
+  policies:
+    - name: occupancy-to-console
+      rule_types: [occupancy]
+      notify: [{{channel: console, target: operators}}]
+"""
+    )
+    return cfg
+
+
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "server exited during start-up"
+        try:
+            r = httpx.get(f"{base}/healthz", timeout=2)
+            last = r.text
+            if r.status_code == 200:
+                return
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.3)
+    raise AssertionError(f"server not healthy in {timeout}s: {last}")
+
+
+@contextmanager
+def running_server(tmp: Path) -> Iterator[str]:
+    """Migrate, create an admin, serve; yield the base URL; kill the whole session."""
+    port = free_port()
+    cfg = write_config(tmp, port)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("SMARTCITY_CONFIG", None)
+    cli = [sys.executable, "-m", "smartcity.cli"]
+    for args, stdin in (
+        (["migrate", "--config", str(cfg)], ""),
+        (
+            ["users", "create", ADMIN[0], "--role", "admin", "--password-stdin", "--config", str(cfg)],
+            ADMIN[1] + "\n",
+        ),
+    ):
+        done = subprocess.run(
+            [*cli, *args], cwd=tmp, env=env, input=stdin.encode(), capture_output=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr.decode()
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [*cli, "serve", "--config", str(cfg)],
+        cwd=tmp,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, proc)
+        yield base
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        deadline = time.monotonic() + 5
+        while session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for p in session_processes(proc.pid):
+            p.kill()
+        log.close()

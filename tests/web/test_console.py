@@ -1,0 +1,264 @@
+"""The operator console in real headless Chromium against the real server on the demo camera:
+log in, camera wall, WebRTC live view (frames advance), a counting line drawn on the picture
+(invalid geometry refused with the API's error next to the drawing), its counts rising on the
+dashboard (CSV export), a live incident with its sound cue, acknowledged from the console;
+keyboard use and layouts from 1280x720 to a 4K wall.
+
+Needs Debian's `chromium` (/usr/bin/chromium) and the `playwright` package (its driver only:
+no browser is downloaded). SMARTCITY_SCREENSHOTS=DIR also saves the README's screenshots there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from console_server import ADMIN, running_server
+
+pytestmark = [pytest.mark.slow]
+
+CHROMIUM = os.environ.get("SMARTCITY_CHROMIUM", "/usr/bin/chromium")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--autoplay-policy=no-user-gesture-required",
+    # host candidates as IP addresses (not mDNS names) so that aiortc can reach the browser
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+try:
+    from playwright.sync_api import Page, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    if IN_CI:
+        raise
+    pytest.skip("playwright is not installed (scripts/setup.sh --test)", allow_module_level=True)
+
+if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
+    if IN_CI:
+        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh --test)")
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    with running_server(tmp_path) as base:
+        yield base
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    page.screenshot(path=str(path))
+    target = os.environ.get("SMARTCITY_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(target) / name)
+
+
+def no_horizontal_scroll(page: Page) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"))
+
+
+def gql(base: str, token: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    r = httpx.post(
+        f"{base}/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers={"authorization": f"Bearer {token}"} if token else {},
+        timeout=10,
+    )
+    body: dict[str, Any] = r.json()
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+def test_console_end_to_end(server: str, tmp_path: Path) -> None:
+    base = server
+    page_errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
+            page = context.new_page()
+            page.on("pageerror", lambda e: page_errors.append(str(e)))
+
+            # ---- log in (a wrong password first) ------------------------------------------
+            page.goto(base)
+            page.fill("#login-user", ADMIN[0])
+            page.fill("#login-password", "not the password")
+            page.click("#login-submit")
+            page.wait_for_function("document.querySelector('#login-error').textContent.length > 0")
+            assert page.is_visible("#login")
+            page.fill("#login-password", ADMIN[1])
+            page.press("#login-password", "Enter")
+
+            # ---- camera wall: state colour and the latest (pixelated) snapshot ----------------
+            page.wait_for_selector(".tile[data-camera=demo][data-state=online]", timeout=60_000)
+            page.wait_for_selector(".tile[data-camera=demo].has-picture", timeout=30_000)
+            assert page.eval_on_selector(".tile[data-camera=demo] img", "i => i.naturalWidth") == 768
+            assert "Hall (demo)" in page.inner_text(".tile[data-camera=demo]")
+            assert page.get_attribute("#conn", "data-state") == "live"
+            assert no_horizontal_scroll(page)
+            shot(page, tmp_path, "wall.png")
+
+            # keyboard: the tile is reached with Tab and opened with Enter
+            page.focus("a[data-route=wall]")
+            for _ in range(10):
+                page.keyboard.press("Tab")
+                if page.evaluate("document.activeElement.dataset.camera") == "demo":
+                    break
+            assert page.evaluate("document.activeElement.dataset.camera") == "demo"
+            page.keyboard.press("Enter")
+
+            # ---- live view over WebRTC: frames advance in the page ----------------------------
+            page.wait_for_function(
+                "Number(document.querySelector('#live-video')?.dataset.frames || 0) >= 5", timeout=30_000
+            )
+            t0, f0 = page.eval_on_selector("#live-video", "v => [v.currentTime, Number(v.dataset.frames)]")
+            page.wait_for_timeout(2000)
+            t1, f1 = page.eval_on_selector("#live-video", "v => [v.currentTime, Number(v.dataset.frames)]")
+            assert t1 - t0 > 1.0, (t0, t1)
+            assert f1 - f0 >= 4, (f0, f1)
+            assert page.eval_on_selector("#live-video", "v => v.videoWidth") == 768
+            assert "people pixelated" in page.inner_text(".stage-badge")
+            page.wait_for_function("document.querySelector('#live-stats').textContent.length > 0")
+            assert page.inner_text("#live-stats").split(" · ")[0] in ("H264", "VP8")
+
+            # ---- rule editor: a zero-length line is refused, the API's error shown on the drawing
+            page.click("#new-rule")
+            assert page.input_value("#rule-type") == "line_count"
+            page.fill("#rule-name", "Hall crossing")
+            for box in page.locator("input[name=rule-class]").all():
+                box.set_checked(box.get_attribute("value") == "person")
+            canvas = page.locator("#rule-canvas").bounding_box()
+            assert canvas is not None
+
+            def at(fx: float, fy: float) -> tuple[float, float]:
+                return canvas["x"] + fx * canvas["width"], canvas["y"] + fy * canvas["height"]
+
+            page.mouse.click(*at(0.5, 0.3))
+            page.mouse.click(*at(0.5, 0.3))
+            page.click("#rule-save")
+            page.wait_for_selector("#rule-errors:not([hidden])")
+            errors = page.inner_text("#rule-errors")
+            assert "params.line" in errors and "zero length" in errors, errors
+            assert page.get_attribute("#rule-geometry", "aria-invalid") == "true"
+            assert page.locator(".rule-item").count() == 0
+
+            # a vertical line across the middle of the hall, people counted both ways
+            page.click("#rule-draw")
+            page.mouse.click(*at(0.52, 0.12))
+            page.mouse.click(*at(0.48, 0.95))
+            geometry = page.input_value("#rule-geometry")
+            assert '"line":[[0.52,0.12],[0.48,0.95]]' in geometry, geometry
+            assert '"in_direction":[0.9988,0.0481]' in geometry, geometry  # left of a->b: rightwards
+            page.click("#rule-save")
+            page.wait_for_selector(".rule-item")
+            assert page.is_hidden("#rule-errors")
+            line_rule = page.get_attribute(".rule-item", "data-rule")
+            assert line_rule
+            assert "line count · person" in page.inner_text(".rule-item")
+
+            # ---- an occupancy rule on the whole image: its incident alerts the console --------
+            page.click("#new-rule")
+            page.select_option("#rule-type", "occupancy")
+            page.fill("#rule-name", "Anyone in the hall")
+            page.click("#rule-whole")
+            page.fill("#param-thresholds", "1")
+            page.click("#rule-more summary")
+            page.fill("#param-hold_s", "0")
+            page.fill("#param-sample_interval_s", "0")
+            page.click("#rule-save")
+            page.wait_for_selector(".rule-item >> nth=1")
+            page.wait_for_timeout(1500)  # the server draws the new rules into the video too
+            shot(page, tmp_path, "live-view-rules.png")
+
+            page.wait_for_function("window.smartcityConsole.sound.played >= 1", timeout=60_000)
+            sound = page.evaluate("window.smartcityConsole.sound")
+            assert sound["oscillators"] >= 2 and sound["lastState"] == "running", sound
+            alert = page.evaluate("window.smartcityConsole.alerts[0]")
+            assert alert["kind"] == "occupancy_above" and alert["cameraIds"] == ["demo"], alert
+            assert page.is_visible("#alert-banner")
+            assert "occupancy above" in page.inner_text("#alert-banner")
+
+            # ---- incidents: open it, Escape cancels, then acknowledge with a comment ----------
+            page.click("#alert-banner a")
+            item = f".incident-item[data-id='{alert['incidentId']}']"
+            page.wait_for_selector(item)
+            page.wait_for_selector("#incident-state")
+            assert page.inner_text("#incident-state") == "open"
+            page.wait_for_selector(".evidence img, .evidence-empty:not(:has-text('Loading'))", timeout=15_000)
+            page.click("button[data-action=acknowledge]")
+            page.wait_for_selector("dialog[open]")
+            page.keyboard.press("Escape")
+            page.wait_for_selector("dialog", state="detached")
+            assert page.inner_text("#incident-state") == "open"
+            page.click("button[data-action=acknowledge]")
+            page.fill("#dlg-comment", "seen on the wall, patrol informed")
+            page.click("dialog button[type=submit]")
+            page.wait_for_function(
+                "document.querySelector('#incident-state')?.textContent === 'acknowledged'"
+            )
+            assert "chief" in page.inner_text(".facts")
+            token = gql(
+                base,
+                "",
+                'mutation { login(username: "chief", password: "chief\'s password") { ... on LoginSuccess { token } } }',
+            )["login"]["token"]
+            acked = gql(
+                base,
+                token,
+                '{ incidents(state: "acknowledged") { edges { node { id acknowledgedBy comment } } } }',
+            )
+            assert {
+                "id": alert["incidentId"],
+                "acknowledgedBy": "chief",
+                "comment": "seen on the wall, patrol informed",
+            } in [e["node"] for e in acked["incidents"]["edges"]]
+
+            # ---- counts dashboard: the line's count rises, CSV export ------------------------
+            page.goto(f"{base}/#/counts?camera=demo&rule={line_rule}&range=1h")
+            page.wait_for_function(
+                "Number(document.querySelector('#count-total')?.dataset.value || 0) > 0", timeout=60_000
+            )
+            first = int(page.get_attribute("#count-total", "data-value") or 0)
+            page.wait_for_function(
+                f"Number(document.querySelector('#count-total').dataset.value) > {first}", timeout=60_000
+            )
+            shown = int(page.get_attribute("#count-total", "data-value") or 0)
+            assert shown > first >= 1
+            assert page.locator("#dash-chart svg rect").count() >= 1
+            header = page.locator(".kpi table.data thead th").all_inner_texts()
+            assert header == ["Class", "in", "out", "Total"], header
+            with page.expect_download() as dl:
+                page.click("#dash-csv")
+            rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+            assert rows and {r["rule_id"] for r in rows} == {line_rule}
+            assert {r["class"] for r in rows} == {"person"}
+            assert sum(int(r["n"]) for r in rows) >= shown
+            assert no_horizontal_scroll(page)
+            shot(page, tmp_path, "dashboard.png")
+
+            # ---- a 4K wall screen: same views, larger type, no horizontal scroll --------------
+            page.set_viewport_size({"width": 3840, "height": 2160})
+            page.goto(f"{base}/#/wall")
+            page.wait_for_selector(".tile[data-camera=demo].has-picture")
+            font = page.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")
+            assert font >= 24, font
+            assert page.eval_on_selector(".tile", "t => t.getBoundingClientRect().width") > 600
+            assert no_horizontal_scroll(page)
+        finally:
+            browser.close()
+    assert page_errors == []
