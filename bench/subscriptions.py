@@ -2,20 +2,29 @@
 
 One server process (the real app without Ray: uvicorn + strawberry + graphql-transport-ws,
 SQLite, the writer persisting every event) and client processes using the `websockets`
-library. Each subscriber authenticates in `connection_init` with a bearer token and subscribes
-to the rule events of one camera; every camera gets events at `--rate` per second (2 by
-default), spread evenly over time, so every subscriber receives `--rate` events per second.
-Each event carries the wall-clock time of its publication on the bus; a client takes the
-difference when it has parsed the message (same machine, same clock).
+library. Each subscriber authenticates in `connection_init` with a bearer token (10 operator
+users, logged in once over HTTP) and subscribes to the rule events of one camera
+(`events(cameraId:)`, 10 subscribers per camera); every camera gets events at `--rate` per
+second (2 by default), spread evenly over time, so every subscriber receives `--rate` events
+per second. Each event carries the wall-clock time of its publication on the bus; a client
+takes the difference as soon as it has the message (same machine, same clock).
 
-Measured in the same run: a baseline of 10 subscribers, then the target (1,000 by default).
-"dropped" counts the events that a subscriber should have received in the measured window
-but did not (closed as too slow, or lost), plus subscriptions the bus closed.
+Phases, in one run: a baseline of 10 subscribers, the target (1,000 by default) with the
+server as shipped, then (unless `--no-gc-experiment`) the target again with the server's
+garbage collector thresholds raised to `--gc-threshold`, a change proposed for the server,
+not something it does today. "dropped" counts the events a subscriber should have received
+in the measured window but did not; "closed_subscribers" counts subscriptions ended by the
+server (too slow) or with an error.
 
-    python bench/subscriptions.py --quick          # 10 then 1,000 subscribers, 8 s each
+Also measured inside the server process: the time until the server handed each event's
+message to the socket (`server_send_*`, without the client's share), garbage-collection
+pauses and event-loop lag; the client processes report their own loop lag and CPU.
+
+    python bench/subscriptions.py --quick          # 10, then 1,000 subscribers twice, 8 s each
     python bench/subscriptions.py --subscribers 2000 --seconds 30
 
-The last line printed is a JSON object (the target run, with the baseline inside).
+The last line printed is a JSON object (the shipped target, with the baseline and the GC
+experiment inside).
 """
 
 from __future__ import annotations
@@ -23,8 +32,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
+import re
 import socket
 import statistics
 import sys
@@ -39,6 +50,29 @@ SUBSCRIPTION = "subscription($cam: ID!) { events(cameraId: $cam) { id kind camer
 SUBSCRIBERS_PER_CAMERA = 10
 USERS = 10
 PASSWORD = "bench password 123"
+# Proposed for the server (experiment phase): a young generation of 50,000 objects instead of
+# 700 makes the collections that walk every live connection's objects rare.
+PROPOSED_GC = (50_000, 20, 100)
+
+
+def _pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+async def _lag_monitor(out: list[float], window: list[float], period: float = 0.005) -> None:
+    """Records, inside `window`, how late the event loop wakes a 5 ms sleep (loop busy or blocked)."""
+    while True:
+        before = time.perf_counter()
+        await asyncio.sleep(period)
+        if window[0] <= time.time() < window[1]:
+            out.append(time.perf_counter() - before - period)
 
 
 # ---- client process ----------------------------------------------------------------------------
@@ -49,6 +83,7 @@ async def _client_main(url: str, tokens: list[str], cameras: list[str], first: i
     latencies: list[float] = []
     received: dict[int, int] = {}
     closed: list[str] = []
+    lags: list[float] = []
     window = [float("inf"), float("-inf")]
     loop = asyncio.get_running_loop()
 
@@ -86,12 +121,15 @@ async def _client_main(url: str, tokens: list[str], cameras: list[str], first: i
     for i in range(first, first + n):
         ready = asyncio.Event()
         tasks.append(asyncio.create_task(one(i, ready)))
-        await asyncio.wait([asyncio.ensure_future(ready.wait()), tasks[-1]], return_when=asyncio.FIRST_COMPLETED)
+        waiter = asyncio.ensure_future(ready.wait())
+        await asyncio.wait([waiter, tasks[-1]], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
         if tasks[-1].done():
             tasks[-1].result()
     print("ready", flush=True)
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    tasks.append(asyncio.create_task(_lag_monitor(lags, window)))
     while True:
         line = (await reader.readline()).decode().split()
         if not line or line[0] == "stop":
@@ -101,10 +139,87 @@ async def _client_main(url: str, tokens: list[str], cameras: list[str], first: i
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    print(json.dumps({"latencies": latencies, "received": received, "closed": closed}), flush=True)
+    print(json.dumps({"latencies": latencies, "received": received, "closed": closed, "lags": lags}), flush=True)
 
 
 # ---- server side -------------------------------------------------------------------------------
+_PUB = re.compile(r'"pub":\s*([0-9.eE+-]+)')
+
+
+class ServerProbe:
+    """Instruments inside the server process, for one measured window at a time.
+
+    - an ASGI wrapper that times each WebSocket message carrying an event once the server has
+      handed it to the transport (bus -> socket write, without the client's share);
+    - a `gc.callbacks` hook timing each garbage collection (a collection stops the event loop);
+    - an event-loop lag monitor.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.window = [float("inf"), float("-inf")]
+        self.send_latencies: list[float] = []
+        self.gc_pauses: list[tuple[int, float, float]] = []  # generation, wall s, thread CPU s
+        self.loop_lags: list[float] = []
+        self.tracked_objects = 0
+        self._gc_started = (0.0, 0.0)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        async def timed_send(message: Any) -> None:
+            await send(message)
+            text = message.get("text") if message["type"] == "websocket.send" else None
+            if text:
+                m = _PUB.search(text)
+                if m:
+                    now, pub = time.time(), float(m.group(1))
+                    if self.window[0] <= pub < self.window[1]:
+                        self.send_latencies.append(now - pub)
+
+        await self.app(scope, receive, timed_send)
+
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = (time.perf_counter(), time.thread_time())
+        elif self.window[0] <= time.time() < self.window[1]:
+            wall, cpu = self._gc_started
+            self.gc_pauses.append((int(info["generation"]), time.perf_counter() - wall, time.thread_time() - cpu))
+
+    async def watch_loop(self) -> None:
+        await _lag_monitor(self.loop_lags, self.window)
+
+    def start(self, t0: float, t1: float) -> None:
+        self.tracked_objects = len(gc.get_objects())
+        self.window[0], self.window[1] = t0, t1
+        self.send_latencies.clear()
+        self.gc_pauses.clear()
+        self.loop_lags.clear()
+
+    def report(self) -> dict[str, Any]:
+        full = [d for g, d, _ in self.gc_pauses if g == 2]
+        return {
+            "server_send_p50_ms": _ms(_pct(self.send_latencies, 0.50)),
+            "server_send_p95_ms": _ms(_pct(self.send_latencies, 0.95)),
+            "server_send_p99_ms": _ms(_pct(self.send_latencies, 0.99)),
+            "server_gc_tracked_objects": self.tracked_objects,
+            "server_gc_collections": len(self.gc_pauses),
+            "server_gc_total_ms": _ms(sum(d for _, d, _ in self.gc_pauses)),
+            "server_gc_total_cpu_ms": _ms(sum(c for _, _, c in self.gc_pauses)),
+            "server_gc_full_collections": len(full),
+            "server_gc_full_max_ms": _ms(max(full, default=0.0)),
+            "server_gc_max_ms": _ms(max((d for _, d, _ in self.gc_pauses), default=0.0)),
+            "server_gc_by_generation": {
+                g: [sum(1 for x in self.gc_pauses if x[0] == g), _ms(max((x[1] for x in self.gc_pauses if x[0] == g), default=0.0))]
+                for g in (0, 1, 2)
+            },
+            "server_loop_lag_p99_ms": _ms(_pct(self.loop_lags, 0.99)),
+            "server_loop_lag_max_ms": _ms(max(self.loop_lags, default=0.0)),
+        }
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -112,18 +227,21 @@ def _free_port() -> int:
         return port
 
 
-def _pct(xs: list[float], q: float) -> float:
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))]
-
-
 async def _phase(
-    server: Any, base: str, tokens: list[str], subscribers: int, rate: float, seconds: float, procs: int
+    server: Any,
+    probe: ServerProbe,
+    base: str,
+    tokens: list[str],
+    subscribers: int,
+    args: argparse.Namespace,
+    procs: int,
+    gc_threshold: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
+    import psutil
+
     from smartcity.core.events import RuleEvent
 
+    rate, seconds = args.rate, args.seconds
     cameras = [f"cam-{k:03d}" for k in range(max(1, subscribers // SUBSCRIBERS_PER_CAMERA))]
     url = base.replace("http", "ws") + "/graphql"
     procs = max(1, min(procs, subscribers))
@@ -131,6 +249,10 @@ async def _phase(
     children: list[asyncio.subprocess.Process] = []
     first = 0
     closed_before = server.bus.closed_by_overflow
+    shipped_gc = gc.get_threshold()
+    if gc_threshold is not None:
+        gc.set_threshold(*gc_threshold)
+    ramp = time.monotonic()
     try:
         for share in shares:
             children.append(
@@ -150,6 +272,8 @@ async def _phase(
             if time.monotonic() > deadline:
                 raise RuntimeError("subscriptions did not all reach the bus")
             await asyncio.sleep(0.05)
+        ramp_s = time.monotonic() - ramp
+        print(f"# {subscribers} subscribers connected in {ramp_s:.1f} s; publishing", file=sys.stderr, flush=True)
 
         warmup = 2.0
         interval = 1.0 / (rate * len(cameras))
@@ -160,6 +284,9 @@ async def _phase(
             assert child.stdin is not None
             child.stdin.write(f"start {t0} {t1}\n".encode())
             await child.stdin.drain()
+        probe.start(t0, t1)
+        client_ps = [psutil.Process(c.pid) for c in children]
+        client_cpu0 = sum(sum(c.cpu_times()[:2]) for c in client_ps)
         cpu0 = time.process_time()
         i = 0
         mono0 = time.monotonic()
@@ -172,13 +299,15 @@ async def _phase(
             if now >= t1:
                 break
             cam = cameras[i % len(cameras)]
+            # the same timestamp decides "in the window" here and in the clients
             await server.bus.publish(
-                RuleEvent(camera_id=cam, t=now, rule_id="bench", rule_type="line_crossing", kind="crossing", payload={"pub": time.time()})
+                RuleEvent(camera_id=cam, t=now, rule_id="bench", rule_type="line_crossing", kind="crossing", payload={"pub": now})
             )
             if t0 <= now:
                 published[cam] += 1
             i += 1
         cpu = time.process_time() - cpu0
+        client_cpu = sum(sum(c.cpu_times()[:2]) for c in client_ps) - client_cpu0
         await asyncio.sleep(1.5)  # let the last events arrive
         results = []
         for child in children:
@@ -187,12 +316,19 @@ async def _phase(
             await child.stdin.drain()
             results.append(json.loads((await asyncio.wait_for(child.stdout.readline(), 60)).decode()))
             await child.wait()
+        # the subscribers are gone: what a full collection cannot free is still referenced
+        # (compare across phases to see memory kept per connection or per event)
+        await asyncio.sleep(0.5)
+        gc.collect()
+        objects_after = len(gc.get_objects())
     finally:
+        gc.set_threshold(*shipped_gc)
         for child in children:
             if child.returncode is None:
                 child.kill()
                 await child.wait()
     latencies = [x for r in results for x in r["latencies"]]
+    client_lags = [x for r in results for x in r["lags"]]
     expected = sum(published[cameras[i % len(cameras)]] for i in range(subscribers))
     got = sum(int(v) for r in results for v in r["received"].values())
     closed = [c for r in results for c in r["closed"]]
@@ -201,22 +337,32 @@ async def _phase(
         "cameras": len(cameras),
         "events_per_s_per_subscriber": rate,
         "seconds": seconds,
+        "server_gc_threshold": list(gc_threshold or shipped_gc),
+        "ramp_up_s": round(ramp_s, 1),
         "published": sum(published.values()),
+        "published_per_s": round(sum(published.values()) / seconds, 1),
         "expected": expected,
         "delivered": got,
         "delivered_per_s": round(got / seconds, 1),
-        "p50_ms": round(_pct(latencies, 0.50) * 1000, 2),
-        "p95_ms": round(_pct(latencies, 0.95) * 1000, 2),
-        "p99_ms": round(_pct(latencies, 0.99) * 1000, 2),
-        "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
+        "p50_ms": _ms(_pct(latencies, 0.50)),
+        "p95_ms": _ms(_pct(latencies, 0.95)),
+        "p99_ms": _ms(_pct(latencies, 0.99)),
+        "max_ms": _ms(max(latencies, default=float("nan"))),
+        "mean_ms": _ms(statistics.fmean(latencies)) if latencies else None,
         "dropped": max(0, expected - got),
         "closed_subscribers": len(closed) + (server.bus.closed_by_overflow - closed_before),
         "server_cpu_s_per_s": round(cpu / (seconds + warmup), 3),
+        "client_cpu_s_per_s": round(client_cpu / (seconds + warmup), 3),
         "client_processes": len(children),
+        "client_loop_lag_p99_ms": _ms(_pct(client_lags, 0.99)),
+        "client_loop_lag_max_ms": _ms(max(client_lags, default=0.0)),
+        **probe.report(),
+        "server_objects_after_phase_collected": objects_after,
     }
 
 
 async def _main(args: argparse.Namespace) -> None:
+    import httpx
     import uvicorn
 
     from smartcity.app import create_app
@@ -225,6 +371,7 @@ async def _main(args: argparse.Namespace) -> None:
 
     target = args.subscribers
     cameras = max(1, target // SUBSCRIBERS_PER_CAMERA)
+    experiment: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="smartcity-bench-subs-") as tmp:
         port = _free_port()
         settings = load_settings(
@@ -243,8 +390,11 @@ async def _main(args: argparse.Namespace) -> None:
         )
         app = create_app(settings, with_ray=False)
         server = app.state.server
+        probe = ServerProbe(app)
+        gc.callbacks.append(probe.on_gc)
+        watch = asyncio.create_task(probe.watch_loop())
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio", backlog=4096
+            probe, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio", backlog=4096
         )
         uv = uvicorn.Server(config)
         serve = asyncio.create_task(uv.serve())
@@ -253,8 +403,6 @@ async def _main(args: argparse.Namespace) -> None:
                 if serve.done():
                     serve.result()
                 await asyncio.sleep(0.05)
-            import httpx
-
             tokens = []
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
                 for u in range(USERS):
@@ -265,30 +413,49 @@ async def _main(args: argparse.Namespace) -> None:
                     )
                     tokens.append(r.json()["data"]["login"]["token"])
             base = f"http://127.0.0.1:{port}"
-            baseline = await _phase(server, base, tokens, 10, args.rate, args.seconds, 1)
+            baseline = await _phase(server, probe, base, tokens, 10, args, 1)
             print(json.dumps({"phase": "baseline", **baseline}), flush=True)
             await asyncio.sleep(1.0)
-            result = await _phase(server, base, tokens, target, args.rate, args.seconds, args.client_procs)
-            print(json.dumps({"phase": "target", **result}), flush=True)
+            result = await _phase(server, probe, base, tokens, target, args, args.client_procs)
+            print(json.dumps({"phase": "target, server as shipped", **result}), flush=True)
+            if not args.no_gc_experiment:
+                await asyncio.sleep(1.0)
+                experiment = await _phase(server, probe, base, tokens, target, args, args.client_procs, args.gc_threshold)
+                print(json.dumps({"phase": "target, experiment: server GC thresholds raised", **experiment}), flush=True)
         finally:
             uv.should_exit = True
             await serve
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+            gc.callbacks.remove(probe.on_gc)
     goal = result["p95_ms"] <= 100 and result["dropped"] == 0 and result["closed_subscribers"] == 0
+    keys = ("subscribers", "delivered_per_s", "p50_ms", "p95_ms", "p99_ms", "dropped", "closed_subscribers")
+    detail = ("server_send_p95_ms", "server_gc_full_collections", "server_gc_max_ms", "server_loop_lag_max_ms", "server_cpu_s_per_s")
     print(
         json.dumps(
             {
-                **{k: result[k] for k in ("subscribers", "delivered_per_s", "p50_ms", "p95_ms", "p99_ms", "dropped")},
-                "closed_subscribers": result["closed_subscribers"],
+                **{k: result[k] for k in keys},
                 "events_per_s_per_subscriber": args.rate,
                 "seconds": args.seconds,
-                "server_cpu_s_per_s": result["server_cpu_s_per_s"],
+                **{k: result[k] for k in detail},
+                "client_cpu_s_per_s": result["client_cpu_s_per_s"],
                 "cpus": os.cpu_count(),
                 "goal_p95_le_100ms_nothing_dropped": goal,
-                "baseline": {k: baseline[k] for k in ("subscribers", "delivered_per_s", "p50_ms", "p95_ms", "dropped")},
+                "baseline": {k: baseline[k] for k in keys},
                 "p95_ratio_vs_baseline": round(result["p95_ms"] / baseline["p95_ms"], 2) if baseline["p95_ms"] else None,
+                "experiment_gc_threshold": None
+                if experiment is None
+                else {"server_gc_threshold": experiment["server_gc_threshold"], **{k: experiment[k] for k in keys + detail}},
             }
         )
     )
+
+
+def _gc_threshold(value: str) -> tuple[int, ...]:
+    parts = tuple(int(x) for x in value.split(","))
+    if len(parts) != 3 or parts[0] < 1:
+        raise argparse.ArgumentTypeError("three integers, e.g. 50000,20,100")
+    return parts
 
 
 def main() -> None:
@@ -302,7 +469,12 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=2.0, help="events per second per subscriber")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per phase")
-    parser.add_argument("--client-procs", type=int, default=2, help="client processes for the target phase")
+    parser.add_argument("--client-procs", type=int, default=2, help="client processes for the target phases")
+    parser.add_argument(
+        "--gc-threshold", type=_gc_threshold, default=PROPOSED_GC,
+        help="server gc.set_threshold for the experiment phase (default: %(default)s)",
+    )
+    parser.add_argument("--no-gc-experiment", action="store_true", help="skip the phase with raised GC thresholds")
     args = parser.parse_args()
     if args.quick:
         args.seconds = 8.0
@@ -312,10 +484,10 @@ def main() -> None:
 def _run(coro: Any) -> None:
     try:
         import uvloop
-
-        uvloop.run(coro)
     except ImportError:
         asyncio.run(coro)
+        return
+    uvloop.run(coro)  # as `smartcity serve` gets it through uvicorn's loop="auto"
 
 
 if __name__ == "__main__":
