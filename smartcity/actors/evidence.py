@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
+from smartcity.analytics.shapes import rule_shapes
 from smartcity.core.events import RuleEvent, Severity
 from smartcity.core.vision import Box, Detection, Track
 
@@ -24,32 +24,6 @@ def wants_evidence(event: RuleEvent, alert_kinds: frozenset[str]) -> bool:
     if event.rule_type in NO_EVIDENCE_TYPES and event.severity is Severity.INFO:
         return False
     return event.kind in alert_kinds
-
-
-def rule_shapes(params: dict[str, Any]) -> list[list[tuple[float, float]]]:
-    """Every polyline/polygon in a rule's parameters (normalised points), for drawing."""
-    shapes: list[list[tuple[float, float]]] = []
-
-    def visit(v: Any) -> None:
-        if isinstance(v, list | tuple) and len(v) >= 2 and all(_is_point(p) for p in v):
-            shapes.append([(float(p[0]), float(p[1])) for p in v])
-        elif isinstance(v, dict):
-            for x in v.values():
-                visit(x)
-        elif isinstance(v, list | tuple):
-            for x in v:
-                visit(x)
-
-    visit(params)
-    return shapes
-
-
-def _is_point(p: Any) -> bool:
-    return (
-        isinstance(p, list | tuple)
-        and len(p) == 2
-        and all(isinstance(c, int | float) and not isinstance(c, bool) for c in p)
-    )
 
 
 def private_boxes(tracks: Sequence[Track | Detection], width: int, height: int, margin: float = 0.5) -> list[Box]:
@@ -84,3 +58,6 @@ class EvidenceBudget:
             return True
         self.skipped += 1
         return False
+
+
+__all__ = ["EvidenceBudget", "private_boxes", "rule_shapes", "wants_evidence"]

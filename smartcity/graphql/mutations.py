@@ -66,8 +66,8 @@ def _audit(info: Info[Any, Any]) -> AuditRepo:
 
 
 async def _save_rule(info: Info[Any, Any], rule_id: str, data: RuleInput, *, creating: bool) -> Any:
-    from smartcity.actors.evidence import rule_shapes  # pure helper (see the report: belongs in analytics)
     from smartcity.analytics import validate_rule
+    from smartcity.analytics.shapes import rule_shapes
 
     p = maybe_principal(info)
     if (no := denied(p, "operator")) is not None:
@@ -343,7 +343,7 @@ class Mutation:
     async def start_live_view(
         self, info: Info[Any, Any], camera_id: strawberry.ID, offer_sdp: str, unpixelated: bool = False
     ) -> LiveViewResult:
-        from smartcity.actors.evidence import rule_shapes
+        from smartcity.analytics.shapes import rule_shapes
         from smartcity.webrtc import InvalidOffer, TooManyViewers
 
         p = maybe_principal(info)
