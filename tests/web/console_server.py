@@ -47,9 +47,11 @@ storage: {{data_dir: "{tmp}/data"}}
 ray: {{num_cpus: 2, object_store_mb: 100}}
 analysis: {{inference_cpus: 1, max_batch: 2, counts_flush_s: 1}}
 actors: {{health_interval_s: 0.5, pull_interval_s: 0.05, reconcile_interval_s: 0.5}}
-camera_groups: [{{name: police}}]
+camera_groups: [{{name: police}}, {{name: technical}}]
 cameras:
   - {{id: demo, name: "Hall (demo)", url: "demo://vtest", group: police, analysis_fps: 5, site: centre}}
+  - {{id: demo-2, name: "Forecourt (demo)", url: "demo://vtest", group: police, analysis_fps: 1, site: centre}}
+  - {{id: north-gate, name: "North gate", url: "rtsp://127.0.0.1:9/stream", group: technical, analysis_fps: 1}}
 alerts:
   dispatcher: {{poll_s: 0.2}}
   policies:

@@ -58,13 +58,21 @@ def server(tmp_path: Path) -> Iterator[str]:
         yield base
 
 
-def shot(page: Page, tmp_path: Path, name: str) -> None:
+def shot(page: Page, tmp_path: Path, name: str, *, publish: bool = True) -> None:
     path = tmp_path / name
     page.screenshot(path=str(path))
     target = os.environ.get("SMARTCITY_SCREENSHOTS")
-    if target:
+    if target and publish:
         Path(target).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(target) / name)
+
+
+def tidy(page: Page) -> None:
+    """Screenshots without passing toasts and alert cards, from the top of the page."""
+    page.evaluate(
+        "document.getElementById('toasts').replaceChildren();"
+        "document.getElementById('alert-banner').hidden = true; window.scrollTo(0, 0)"
+    )
 
 
 def no_horizontal_scroll(page: Page) -> bool:
@@ -110,7 +118,11 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             assert page.eval_on_selector(".tile[data-camera=demo] img", "i => i.naturalWidth") == 768
             assert "Hall (demo)" in page.inner_text(".tile[data-camera=demo]")
             assert page.get_attribute("#conn", "data-state") == "live"
+            page.wait_for_selector(".tile[data-camera=north-gate][data-state=offline]", timeout=30_000)
+            page.wait_for_selector(".tile[data-camera=demo-2].has-picture", timeout=30_000)
+            assert "1 offline" in page.inner_text(".wall-summary")
             assert no_horizontal_scroll(page)
+            tidy(page)
             shot(page, tmp_path, "wall.png")
 
             # keyboard: the tile is reached with Tab and opened with Enter
@@ -182,9 +194,6 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             page.fill("#param-sample_interval_s", "0")
             page.click("#rule-save")
             page.wait_for_selector(".rule-item >> nth=1")
-            page.wait_for_timeout(1500)  # the server draws the new rules into the video too
-            shot(page, tmp_path, "live-view-rules.png")
-
             page.wait_for_function("window.smartcityConsole.sound.played >= 1", timeout=60_000)
             sound = page.evaluate("window.smartcityConsole.sound")
             assert sound["oscillators"] >= 2 and sound["lastState"] == "running", sound
@@ -192,11 +201,16 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             assert alert["kind"] == "occupancy_above" and alert["cameraIds"] == ["demo"], alert
             assert page.is_visible("#alert-banner")
             assert "occupancy above" in page.inner_text("#alert-banner")
+            page.click("#alert-banner button")  # the alert card closes
+            assert page.is_hidden("#alert-banner")
+            page.wait_for_timeout(1000)  # the server draws the new rules into the video too
+            tidy(page)
+            shot(page, tmp_path, "live-view-rules.png")
 
             # ---- incidents: open it, Escape cancels, then acknowledge with a comment ----------
-            page.click("#alert-banner a")
+            page.click("a[data-route=incidents]")
             item = f".incident-item[data-id='{alert['incidentId']}']"
-            page.wait_for_selector(item)
+            page.click(item)
             page.wait_for_selector("#incident-state")
             assert page.inner_text("#incident-state") == "open"
             page.wait_for_selector(".evidence img, .evidence-empty:not(:has-text('Loading'))", timeout=15_000)
@@ -212,6 +226,7 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
                 "document.querySelector('#incident-state')?.textContent === 'acknowledged'"
             )
             assert "chief" in page.inner_text(".facts")
+            shot(page, tmp_path, "incidents.png")
             token = gql(
                 base,
                 "",
@@ -249,6 +264,7 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             assert {r["class"] for r in rows} == {"person"}
             assert sum(int(r["n"]) for r in rows) >= shown
             assert no_horizontal_scroll(page)
+            tidy(page)
             shot(page, tmp_path, "dashboard.png")
 
             # ---- a 4K wall screen: same views, larger type, no horizontal scroll --------------
@@ -259,6 +275,34 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             assert font >= 24, font
             assert page.eval_on_selector(".tile", "t => t.getBoundingClientRect().width") > 600
             assert no_horizontal_scroll(page)
+            shot(page, tmp_path, "wall-4k.png", publish=False)
+            context.close()
+
+            # ---- an operator scoped to the police group: privacy mode cannot be turned off ----
+            created = gql(
+                base,
+                token,
+                'mutation { createUser(input: {username: "agent-12", password: "agent-12 password!", role: "operator",'
+                ' groups: ["police"]}) { __typename } }',
+            )
+            assert created["createUser"]["__typename"] == "User"
+            operator = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+            operator.on("pageerror", lambda e: page_errors.append(str(e)))
+            operator.goto(base)
+            operator.fill("#login-user", "agent-12")
+            operator.fill("#login-password", "agent-12 password!")
+            operator.click("#login-submit")
+            operator.wait_for_selector(".tile[data-camera=demo]")
+            assert sorted(operator.eval_on_selector_all(".tile", "ts => ts.map(t => t.dataset.camera)")) == [
+                "demo",
+                "demo-2",
+            ]
+            operator.click(".tile[data-camera=demo]")
+            operator.wait_for_function(
+                "document.querySelector('.stage-badge')?.dataset.state === 'playing'", timeout=30_000
+            )
+            assert operator.is_disabled("#privacy") and operator.is_checked("#privacy")
+            assert "people pixelated" in operator.inner_text(".stage-badge")
         finally:
             browser.close()
     assert page_errors == []

@@ -115,7 +115,7 @@ function showAlert(alert, incident) {
     h("span.alert-icon", { "aria-hidden": "true" }, "⚠"),
     h("strong", {}, `${alert.severity.toUpperCase()} — ${alert.kind.replaceAll("_", " ")}`),
     h("span", {}, ` on ${where}`),
-    h("a.btn", { href: `#/incidents/${encodeURIComponent(alert.incidentId)}` }, "Open incident"),
+    h("a.btn", { href: `#/incidents/${encodeURIComponent(alert.incidentId)}`, onclick: () => { banner.hidden = true; } }, "Open incident"),
     h("button.icon-btn", { type: "button", "aria-label": "Dismiss alert banner", onclick: () => { banner.hidden = true; } }, "✕"),
   );
   banner.hidden = false;
@@ -175,6 +175,14 @@ function init() {
   $("mute").addEventListener("click", () => { sound.setMuted(!sound.muted); updateMute(); });
   $("logout").addEventListener("click", () => endSession(""));
   window.addEventListener("hashchange", route);
+  // links styled as buttons answer Space like buttons do
+  document.addEventListener("keydown", (ev) => {
+    const a = ev.target;
+    if (ev.key === " " && a instanceof HTMLAnchorElement && a.classList.contains("btn")) {
+      ev.preventDefault();
+      a.click();
+    }
+  });
 
   $("login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();

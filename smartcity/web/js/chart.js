@@ -36,7 +36,7 @@ export function mirroredBars(svgHost, series, { height = 320, fontPx = 12 } = {}
   const width = Math.max(320, svgHost.clientWidth || 640);
   const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "chart", role: "img" });
   const padL = fontPx * 4;
-  const padR = fontPx;
+  const padR = fontPx * 2.5;
   const padT = fontPx * 1.5;
   const padB = fontPx * 2.5;
   const [up, down] = series.directions;
