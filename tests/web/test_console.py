@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -176,12 +177,36 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             geometry = page.input_value("#rule-geometry")
             assert '"line":[[0.52,0.12],[0.48,0.95]]' in geometry, geometry
             assert '"in_direction":[0.9988,0.0481]' in geometry, geometry  # left of a->b: rightwards
+            # drag the arrow's round handle (drawn 14% of the picture's height from the line's
+            # middle) to the left of the line: "in" becomes leftwards; Flip turns it back
+            mid = at(0.5, 0.535)
+            length = max(40.0, min(canvas["width"], canvas["height"]) * 0.14)
+            page.mouse.move(mid[0] + length, mid[1] + 0.0481 * canvas["height"] / canvas["width"] * length)
+            page.mouse.down()
+            page.mouse.move(mid[0] - 60, mid[1], steps=4)
+            page.mouse.up()
+            dragged = json.loads(page.input_value("#rule-geometry"))["in_direction"]
+            assert dragged[0] < 0 and abs(dragged[1]) < 0.02, dragged
+            page.click("#rule-flip")
+            flipped = json.loads(page.input_value("#rule-geometry"))["in_direction"]
+            assert flipped[0] == -dragged[0] and flipped[0] > 0, flipped
+            page.check("input[name=rule-schedule][value='1h']")
             page.click("#rule-save")
             page.wait_for_selector(".rule-item")
             assert page.is_hidden("#rule-errors")
             line_rule = page.get_attribute(".rule-item", "data-rule")
             assert line_rule
             assert "line count · person" in page.inner_text(".rule-item")
+            assert "for 1 h (60 min left)" in page.inner_text(".rule-item")
+
+            # editing keeps the camera streaming and bumps the rule's version
+            page.click(f".rule-item[data-rule='{line_rule}'] button:has-text('Edit')")
+            assert page.is_disabled("#rule-type")
+            page.fill("#rule-name", "Hall crossing (east-west)")
+            page.click("#rule-save")
+            page.wait_for_selector(f".rule-item[data-rule='{line_rule}']:has-text('v2')")
+            assert "Hall crossing (east-west)" in page.inner_text(f".rule-item[data-rule='{line_rule}']")
+            assert int(page.get_attribute("#live-video", "data-frames") or 0) > f1
 
             # ---- an occupancy rule on the whole image: its incident alerts the console --------
             page.click("#new-rule")
