@@ -37,6 +37,17 @@ export class IncidentFeed extends EventTarget {
   }
 
   async start() {
+    // after a reconnection, re-read what may have changed while the socket was down
+    let down = false;
+    const onConn = (ev) => {
+      if (ev.detail === "reconnecting") down = true;
+      else if (ev.detail === "live" && down) {
+        down = false;
+        this.load().catch(() => {});
+      }
+    };
+    this.api.addEventListener("connection", onConn);
+    this.unsubs.push(() => this.api.removeEventListener("connection", onConn));
     this.unsubs.push(
       this.api.subscribe(`subscription { incidents { ${INCIDENT_FIELDS} } }`, {}, (d) => this.upsert(d.incidents)),
       this.api.subscribe(
@@ -45,8 +56,12 @@ export class IncidentFeed extends EventTarget {
         (d) => this.dispatchEvent(new CustomEvent("alert", { detail: { alert: d.alerts } })),
       ),
     );
+    await this.load();
+  }
+
+  async load() {
     const d = await this.api.gql(`{ incidents(state: "open", first: 200) { edges { node { ${INCIDENT_FIELDS} } } } }`);
-    for (const e of d.incidents.edges) this.byId.set(e.node.id, e.node);
+    for (const e of d.incidents.edges) this.byId.set(e.node.id, mergeIncident(this.byId.get(e.node.id), e.node));
     this.dispatchEvent(new CustomEvent("change", { detail: null }));
   }
 

@@ -31,7 +31,21 @@ export class WallView {
     this.cameras = await this.ctx.cameras();
     const groups = [...new Set(this.cameras.map((c) => c.group))].sort();
     this.groupSel.append(h("option", { value: "" }, "All groups"), ...groups.map((g) => h("option", { value: g }, g)));
-    for (const cam of this.cameras) this.grid.append(this.tile(cam));
+    // only tiles on screen fetch pictures: a wall of hundreds of cameras stays light
+    this.visible = new Set();
+    this.io = new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        const id = e.target.dataset.camera;
+        if (e.isIntersecting) {
+          if (!this.visible.has(id)) { this.visible.add(id); this.setSnapshot(id); }
+        } else this.visible.delete(id);
+      }
+    });
+    for (const cam of this.cameras) {
+      const el = this.tile(cam);
+      this.grid.append(el);
+      this.io.observe(el);
+    }
     if (!this.cameras.length) this.grid.append(h("p.muted", {}, "No camera in your scope."));
     this.updateSummary();
     this.updateIncidentMarks();
@@ -46,6 +60,7 @@ export class WallView {
 
   unmount() {
     if (this.unsub) this.unsub();
+    if (this.io) this.io.disconnect();
     clearInterval(this.timer);
     this.ctx.feed.removeEventListener("change", this.onFeed);
   }
@@ -67,7 +82,6 @@ export class WallView {
       h("span.tile-sub.muted", {}, [cam.id, cam.group, cam.site].filter(Boolean).join(" · ")),
       h("span.tile-health")));
     this.tiles.set(cam.id, { el, img, cam });
-    this.setSnapshot(cam.id);
     this.render(cam.id, cam.status);
     return el;
   }
@@ -85,7 +99,7 @@ export class WallView {
 
   refreshSnapshots() {
     if (document.hidden) return;
-    for (const id of this.tiles.keys()) this.setSnapshot(id);
+    for (const id of this.visible) this.setSnapshot(id);
     for (const [id, t] of this.tiles) this.render(id, t.cam.status);
   }
 
