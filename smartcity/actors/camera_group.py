@@ -213,7 +213,8 @@ class CameraGroup:
         if pipe is not None and pipe.latest_view is not None:
             # the last analysed frame, pixelated with its own detections
             frame, dets = pipe.latest_view
-            boxes = private_boxes(dets, frame.width, frame.height)
+            # this frame's detections, and the tracks the detector missed in it (predicted boxes)
+            boxes = private_boxes([*dets, *pipe.latest_tracks], frame.width, frame.height)
         else:
             src = self.sources.get(camera_id)
             frame = src.latest() if src is not None and hasattr(src, "latest") else None
@@ -233,7 +234,8 @@ class CameraGroup:
         frame: Any
         if pipe is not None and pipe.latest_view is not None:
             frame, dets = pipe.latest_view
-            boxes: list[Any] | None = private_boxes(dets, frame.width, frame.height)
+            # this frame's detections, and the tracks the detector missed in it (predicted boxes)
+            boxes: list[Any] | None = private_boxes([*dets, *pipe.latest_tracks], frame.width, frame.height)
         else:
             src = self.sources.get(camera_id)
             frame = src.latest() if src is not None and hasattr(src, "latest") else None
