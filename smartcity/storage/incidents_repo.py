@@ -9,37 +9,19 @@ cameras is. Reads the `incidents` table directly, so it works whether or not ale
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, array
 
-from smartcity.core.events import Incident, IncidentState, Severity, new_event_id
 from smartcity.storage.db import Database
-from smartcity.storage.outbox import IncidentRecord
+from smartcity.storage.outbox import IncidentRecord, incident_record
 from smartcity.storage.tables import incidents
 
 MAX_PAGE = 10_000
 
 
-def _record(r: Any) -> IncidentRecord:
-    cams = list(r.camera_ids or [])
-    inc = Incident(
-        event_id=new_event_id(),
-        camera_id=cams[0] if cams else "",
-        t=float(r.updated_t),
-        incident_id=r.incident_id,
-        rule_id=r.rule_id,
-        kind=r.kind,
-        severity=Severity(r.severity),
-        state=IncidentState(r.state),
-        camera_ids=tuple(cams),
-        first_seen=float(r.first_seen),
-        last_seen=float(r.last_seen),
-        count=int(r.count),
-        event_ids=tuple(r.event_ids or ()),
-    )
-    return IncidentRecord(inc, r.acknowledged_by, r.acknowledged_at, r.resolved_by, r.resolved_at, r.comment)
+# one row -> record mapping for the whole package (the outbox owns it)
+_record = incident_record
 
 
 class IncidentRepo:

@@ -118,7 +118,8 @@ def _delivery(r: Any) -> DeliveryRow:
     )
 
 
-def _incident(r: Any) -> IncidentRecord:
+def incident_record(r: Any) -> IncidentRecord:
+    """An `incidents` row as an IncidentRecord."""
     cams = r.camera_ids or []
     inc = Incident(
         event_id=new_event_id(),
@@ -266,7 +267,7 @@ class Outbox:
                 return []
             ids = {r.incident_id for r in rows}
             found = (await conn.execute(select(incidents).where(incidents.c.incident_id.in_(ids)))).all()
-        by_id = {r.incident_id: _incident(r) for r in found}
+        by_id = {r.incident_id: incident_record(r) for r in found}
         rows.sort(key=lambda r: r.id)
         return [Claimed(r, by_id.get(r.incident_id)) for r in rows]
 
@@ -400,7 +401,7 @@ class Outbox:
             if cur is None:
                 raise NotFound(f"incident {incident_id} does not exist")
             raise ValidationFailed(f"state: cannot move an incident from {cur} to {to.value}")
-        return _incident(row), int(cancelled or 0)
+        return incident_record(row), int(cancelled or 0)
 
     # ---------------------------------------------------------------- queries
 
@@ -409,7 +410,7 @@ class Outbox:
             row = (await conn.execute(select(incidents).where(incidents.c.incident_id == incident_id))).one_or_none()
         if row is None:
             raise NotFound(f"incident {incident_id} does not exist")
-        return _incident(row)
+        return incident_record(row)
 
     async def list_incidents(
         self,
@@ -449,7 +450,7 @@ class Outbox:
         )
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [_incident(r) for r in rows]
+        return [incident_record(r) for r in rows]
 
     async def list_deliveries_by_id(self, ids: Collection[int]) -> list[DeliveryRow]:
         async with self.db.engine.connect() as conn:
