@@ -20,10 +20,6 @@ from smartcity.storage.tables import incidents
 MAX_PAGE = 10_000
 
 
-# one row -> record mapping for the whole package (the outbox owns it)
-_record = incident_record
-
-
 class IncidentRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -74,12 +70,12 @@ class IncidentRepo:
             )
         q = q.order_by(incidents.c.last_seen.desc(), incidents.c.incident_id.desc()).limit(max(0, min(limit, MAX_PAGE)))
         async with self.db.engine.connect() as conn:
-            return [_record(r) for r in await conn.execute(q)]
+            return [incident_record(r) for r in await conn.execute(q)]
 
     async def get(self, incident_id: str) -> IncidentRecord | None:
         async with self.db.engine.connect() as conn:
             r = (await conn.execute(sa.select(incidents).where(incidents.c.incident_id == incident_id))).first()
-        return _record(r) if r is not None else None
+        return incident_record(r) if r is not None else None
 
     async def cameras_of(self, incident_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
         """Incident id -> its cameras (for scoping rows that only name an incident)."""
