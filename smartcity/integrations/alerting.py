@@ -22,6 +22,7 @@ from smartcity.core.clock import Clock
 from smartcity.core.errors import SubscriptionClosed
 from smartcity.core.events import Incident, IncidentState, RuleEvent
 from smartcity.core.supervisor import TaskSupervisor
+from smartcity.core.waiters import IdWaiters
 from smartcity.fusion.engine import _ALLOWED, FusionEngine
 from smartcity.fusion.policy import RateLimiter, plan_deliveries
 from smartcity.integrations.config import AlertsConfig
@@ -42,36 +43,6 @@ from smartcity.storage.outbox import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class _Waiters:
-    """Futures resolved once every one of their ids has been handled."""
-
-    def __init__(self) -> None:
-        self._by_id: dict[str, list[tuple[asyncio.Future[None], set[str]]]] = {}
-
-    def expect(self, ids: Iterable[str]) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        pending = set(ids)
-        if not pending:
-            fut.set_result(None)
-            return fut
-        entry = (fut, pending)
-        for i in pending:
-            self._by_id.setdefault(i, []).append(entry)
-        return fut
-
-    def done(self, ids: Iterable[str]) -> None:
-        if not self._by_id:
-            return
-        for i in ids:
-            for fut, pending in self._by_id.pop(i, ()):
-                pending.discard(i)
-                if not pending and not fut.done():
-                    fut.set_result(None)
-
-    def __len__(self) -> int:
-        return len(self._by_id)
 
 
 class FusionService:
@@ -101,7 +72,7 @@ class FusionService:
         self._snapshots: dict[str, Incident] = {}
         self._deliveries: list[NewDelivery] = []
         self._event_ids: list[str] = []
-        self._waiters = _Waiters()
+        self._waiters = IdWaiters()
         self.committed_incidents = 0
         self.committed_events = 0
         self.failures = 0

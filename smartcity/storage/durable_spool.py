@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from smartcity.core.bus import Subscription
 from smartcity.core.errors import SubscriptionClosed
 from smartcity.core.events import Event, event_from_dict
+from smartcity.core.waiters import IdWaiters
 from smartcity.storage.writer import EventWriter
 
 log = logging.getLogger(__name__)
@@ -47,30 +48,6 @@ class SpoolConfig(BaseModel):
     )
     retry_initial_s: float = Field(0.2, description="First delay before retrying the database, seconds.", gt=0, le=60)
     retry_max_s: float = Field(5.0, description="Longest delay between database retries, seconds.", gt=0, le=600)
-
-
-class _Waiters:
-    def __init__(self) -> None:
-        self._by_id: dict[str, list[tuple[asyncio.Future[None], set[str]]]] = {}
-
-    def expect(self, ids: Iterable[str]) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        pending = set(ids)
-        if not pending:
-            fut.set_result(None)
-            return fut
-        for i in pending:
-            self._by_id.setdefault(i, []).append((fut, pending))
-        return fut
-
-    def done(self, ids: Iterable[str]) -> None:
-        if not self._by_id:
-            return
-        for i in ids:
-            for fut, pending in self._by_id.pop(i, ()):
-                pending.discard(i)
-                if not pending and not fut.done():
-                    fut.set_result(None)
 
 
 def _write_segment(path: Path, lines: list[str]) -> int:
@@ -118,7 +95,7 @@ class DurableSpool:
         )
         self._seq = int(self._segments[-1][0].stem) + 1 if self._segments else 0
         self.bytes = sum(n for _, n in self._segments)
-        self._waiters = _Waiters()
+        self._waiters = IdWaiters()
         self._retry_at = 0.0
         self._delay = self.cfg.retry_initial_s
         self.spooled = 0
