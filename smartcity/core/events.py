@@ -139,6 +139,12 @@ class Incident(Event):
     last_seen: float = 0.0
     count: int = 1
     event_ids: tuple[str, ...] = ()
+    # who moved it through its lifecycle (set on the updates that follow an operator action)
+    acknowledged_by: str | None = None
+    acknowledged_at: float | None = None
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+    comment: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

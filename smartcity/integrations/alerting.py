@@ -11,6 +11,7 @@ stops reading and the bus pushes back).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -167,7 +168,17 @@ class IncidentActions:
         if cancelled:
             log.info("incident %s %s by %s: %d escalation(s) cancelled", incident_id, to.value, by, cancelled)
         self.engine.apply_state(incident_id, to, now)
-        await self.bus.publish(record.incident)
+        # live subscribers see who acted and why, not only the new state
+        await self.bus.publish(
+            dataclasses.replace(
+                record.incident,
+                acknowledged_by=record.acknowledged_by,
+                acknowledged_at=record.acknowledged_at,
+                resolved_by=record.resolved_by,
+                resolved_at=record.resolved_at,
+                comment=record.comment,
+            )
+        )
         return record
 
     async def acknowledge(self, incident_id: str, *, by: str, comment: str | None = None) -> IncidentRecord:

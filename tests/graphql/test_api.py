@@ -299,8 +299,14 @@ async def test_incident_matrix_and_scoped_incident_stream(api: tuple[str, Server
     ack = 'mutation($id: ID!) { acknowledgeIncident(id: $id, comment: "patrol sent") { __typename ... on IncidentType { state acknowledgedBy comment } } }'
     for user, expected in (("police-viewer", "NotAuthorized"), ("tech-op", "NotFoundError"), ("anonymous", "NotAuthorized")):
         assert (await clients[user].gql(ack, id=incident))["data"]["acknowledgeIncident"]["__typename"] == expected, user
+    watcher = await connect_ws(base, clients["police-viewer"].token)
+    await subscribe(watcher, "w", "subscription { incidents { id state acknowledgedBy comment } }")
+    await asyncio.sleep(0.3)
     res = (await clients["police-op"].gql(ack, id=incident))["data"]["acknowledgeIncident"]
     assert res == {"__typename": "IncidentType", "state": "acknowledged", "acknowledgedBy": "police-op", "comment": "patrol sent"}
+    live = (await next_message(watcher, 15))["payload"]["data"]["incidents"]
+    assert live == {"id": incident, "state": "acknowledged", "acknowledgedBy": "police-op", "comment": "patrol sent"}
+    await watcher.close()
     again = (await clients["police-op"].gql(ack, id=incident))["data"]["acknowledgeIncident"]
     assert again["__typename"] == "ValidationError"  # acknowledged -> acknowledged is not a move
 
