@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -142,6 +143,7 @@ class Server:
     signer: TokenSigner | None = None
     login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
     subscription_queue: int = 256
+    bootstrap_admin: bool = False
     ray_address: str | None = None
     started_at: float = field(default_factory=time.time)
     _writer_sub: Any = None
@@ -159,6 +161,8 @@ class Server:
         await cams.sync_from_config(s.camera_groups, s.cameras)
         self.camera_groups = {c.id: c.group for c in await cams.list_cameras()}
         self.signer = TokenSigner(load_secret(s.storage.data_dir))
+        if self.bootstrap_admin:
+            await self._bootstrap_admin()
 
         self.writer = EventWriter(self.db, batch_size=s.storage.writer_batch, max_wait_ms=s.storage.writer_max_wait_ms)
         # while the database is away, events go on into a bounded spool on local disk
@@ -223,6 +227,18 @@ class Server:
             gc.collect()
             gc.freeze()  # objects of the start-up are never scanned again
             gc.set_threshold(*GC_THRESHOLDS)
+
+    async def _bootstrap_admin(self) -> None:
+        from smartcity.storage.users import create_user, list_users
+
+        assert self.db is not None
+        if await list_users(self.db):
+            return
+        password = secrets.token_urlsafe(12)
+        await create_user(self.db, "admin", password, "admin", (), actor="demo")
+        banner = f"demo: created user 'admin' with password {password!r} (shown once; change it)"
+        log.warning(banner)
+        print(f"\n  {banner}\n  console: http://{self.settings.server.host}:{self.settings.server.port}/\n", flush=True)
 
     async def desired_groups(self) -> list[GroupSpec]:
         """Cameras and rules from the database, by group: what the actors must run."""
@@ -415,8 +431,15 @@ class _ServerCollector(Collector):
         yield fps
 
 
-def create_app(settings: Settings, *, with_ray: bool = True) -> Starlette:
-    server = Server(settings, start_ray=with_ray, subscription_queue=settings.server.subscription_queue)
+def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bool = False) -> Starlette:
+    """The ASGI app. `bootstrap_admin` (the demo): with no user in the database, create an admin
+    with a random password and print it once, so that the console can be opened at once."""
+    server = Server(
+        settings,
+        start_ray=with_ray,
+        subscription_queue=settings.server.subscription_queue,
+        bootstrap_admin=bootstrap_admin,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

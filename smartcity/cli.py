@@ -31,13 +31,13 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _serve(settings: Settings) -> int:
+def _serve(settings: Settings, *, demo: bool = False) -> int:
     import uvicorn
 
     from smartcity.app import create_app
 
     _setup_logging(settings.server.log_level)
-    app = create_app(settings)
+    app = create_app(settings, bootstrap_admin=demo)
     config = uvicorn.Config(
         app,
         host=settings.server.host,
@@ -61,7 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     settings = demo_settings(_settings(args.config))
     settings = _with_server_overrides(settings, args)
-    return _serve(settings)
+    return _serve(settings, demo=True)
 
 
 def _with_server_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
