@@ -98,7 +98,10 @@ class AnalysisConfig(Section):
 
     enabled: bool = Field(True, description="Run detection, tracking and rules (else health only).")
     detector: dict[str, Any] = Field(
-        default_factory=lambda: {"type": "darknet"},
+        # 0.1: the tracker's second stage uses low-score boxes to keep tracks through partial
+        # occlusion (new tracks need 0.6, rules 0.3 by default), and privacy pixelates every
+        # person box, so dim, far or half-hidden people are hidden too
+        default_factory=lambda: {"type": "darknet", "conf_threshold": 0.1},
         description="Detector: {type: darknet | onnx | torchscript, ...} (see `smartcity models`).",
     )
     max_batch: int = Field(8, description="Largest inference batch across cameras.", ge=1, le=256)
