@@ -54,7 +54,7 @@ from smartcity.integrations.console import ConsoleAlert as ConsoleAlertMessage
 from smartcity.integrations.twilio_sms import twilio_status_route
 from smartcity.storage.db import Database, check_migrations, current_revision, migrate
 from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
-from smartcity.storage.repo import CameraRepo, EventRepo
+from smartcity.storage.repo import CameraRepo
 from smartcity.storage.retention import run_retention
 from smartcity.storage.rules_repo import RuleRepo
 from smartcity.storage.tables import events as events_table
@@ -306,7 +306,6 @@ class Server:
             bus=self.bus,
             db=self.db,
             cameras=CameraRepo(self.db),
-            events=EventRepo(self.db),
             rules=RuleRepo(self.db),
             status=self.status,
             signer=self.signer,

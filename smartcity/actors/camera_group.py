@@ -202,53 +202,41 @@ class CameraGroup:
             return []
         return [dataclasses.asdict(t) for t in pipe.latest_tracks]
 
-    async def snapshot(self, camera_id: str, *, pixelate: bool = True, with_rules: bool = True) -> bytes | None:
-        """JPEG of the latest frame: rule geometry drawn, people pixelated unless `pixelate` is False."""
-        from smartcity.actors.evidence import private_boxes, rule_shapes
-        from smartcity.fusion.evidence import render_evidence
-
-        pipe = self.pipelines.get(camera_id)
-        shapes = [s for r in self.rules.get(camera_id, []) for s in rule_shapes(r.params)] if with_rules else []
-        frame: Any
-        if pipe is not None and pipe.latest_view is not None:
-            # the last analysed frame, pixelated with its own detections
-            frame, dets = pipe.latest_view
-            # this frame's detections, and the tracks the detector missed in it (predicted boxes)
-            boxes = private_boxes([*dets, *pipe.latest_tracks], frame.width, frame.height)
-        else:
-            src = self.sources.get(camera_id)
-            frame = src.latest() if src is not None and hasattr(src, "latest") else None
-            if frame is None:
-                return None
-            # nobody can be located without analysis: hide the whole picture rather than show people
-            boxes = [(0.0, 0.0, float(frame.width), float(frame.height))]
-        return await asyncio.to_thread(render_evidence, frame.image, shapes, boxes, pixelate=pixelate)
-
-    async def live_frame(self, camera_id: str) -> dict[str, Any] | None:
-        """The picture for live views: the last analysed frame with its own person boxes (so
-        privacy mode hides exactly the people shown), or, for a camera without analysis, the
-        latest decoded frame with `person_boxes` None (nobody can be located: hide it all)."""
+    def _private_view(self, camera_id: str) -> tuple[Any, list[Any] | None] | None:
+        """The picture operators may see and the boxes to hide in it: the last analysed frame
+        with its own detections and the tracks the detector missed in it, or, for a camera
+        without analysis, the latest decoded frame and None (nobody can be located)."""
         from smartcity.actors.evidence import private_boxes
 
         pipe = self.pipelines.get(camera_id)
-        frame: Any
         if pipe is not None and pipe.latest_view is not None:
             frame, dets = pipe.latest_view
-            # this frame's detections, and the tracks the detector missed in it (predicted boxes)
-            boxes: list[Any] | None = private_boxes([*dets, *pipe.latest_tracks], frame.width, frame.height)
-        else:
-            src = self.sources.get(camera_id)
-            frame = src.latest() if src is not None and hasattr(src, "latest") else None
-            if frame is None:
-                return None
-            boxes = None
-        return {"image": frame.image, "t": frame.t, "index": frame.index, "person_boxes": boxes}
-
-    async def latest_frame(self, camera_id: str) -> Any:
-        """The latest decoded frame of a camera (for live views and snapshots), or None."""
+            return frame, private_boxes([*dets, *pipe.latest_tracks], frame.width, frame.height)
         src = self.sources.get(camera_id)
-        latest = getattr(src, "latest", None)
-        return latest() if latest is not None else None
+        latest = src.latest() if src is not None and hasattr(src, "latest") else None
+        return None if latest is None else (latest, None)
+
+    async def snapshot(self, camera_id: str, *, pixelate: bool = True, with_rules: bool = True) -> bytes | None:
+        """JPEG of the latest picture: rule geometry drawn, people pixelated unless `pixelate` is False."""
+        from smartcity.actors.evidence import rule_shapes
+        from smartcity.fusion.evidence import render_evidence
+
+        view = self._private_view(camera_id)
+        if view is None:
+            return None
+        frame, boxes = view
+        if boxes is None:  # without analysis: hide the whole picture rather than show people
+            boxes = [(0.0, 0.0, float(frame.width), float(frame.height))]
+        shapes = [s for r in self.rules.get(camera_id, []) for s in rule_shapes(r.params)] if with_rules else []
+        return await asyncio.to_thread(render_evidence, frame.image, shapes, boxes, pixelate=pixelate)
+
+    async def live_frame(self, camera_id: str) -> dict[str, Any] | None:
+        """The picture for live views (see `_private_view`); `person_boxes` None hides it all."""
+        view = self._private_view(camera_id)
+        if view is None:
+            return None
+        frame, boxes = view
+        return {"image": frame.image, "t": frame.t, "index": frame.index, "person_boxes": boxes}
 
     async def update_cameras(self, cameras: list[dict[str, Any]]) -> dict[str, list[str]]:
         """Apply a new camera list: open new ones, close removed ones, reopen changed ones.

@@ -10,7 +10,7 @@ from smartcity.core.bus import EventBus
 from smartcity.core.status import StatusBoard
 from smartcity.graphql.auth import LoginLimiter, TokenSigner
 from smartcity.storage.db import Database
-from smartcity.storage.repo import CameraRepo, EventRepo
+from smartcity.storage.repo import CameraRepo
 from smartcity.storage.rules_repo import RuleRepo
 
 
@@ -19,7 +19,6 @@ class ApiServices:
     bus: EventBus
     db: Database
     cameras: CameraRepo
-    events: EventRepo
     rules: RuleRepo
     status: StatusBoard
     signer: TokenSigner
