@@ -210,6 +210,8 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
 
             # ---- an occupancy rule on the whole image: its incident alerts the console --------
             page.click("#new-rule")
+            # the editor is rebuilt after the previous save: wait for the new, empty one
+            page.wait_for_selector("#rule-type:not([disabled])")
             page.select_option("#rule-type", "occupancy")
             page.fill("#rule-name", "Anyone in the hall")
             page.click("#rule-whole")
@@ -218,7 +220,11 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             page.fill("#param-hold_s", "0")
             page.fill("#param-sample_interval_s", "0")
             page.click("#rule-save")
-            page.wait_for_selector(".rule-item >> nth=1")
+            try:
+                page.wait_for_selector(".rule-item >> nth=1")
+            except Exception as exc:  # say what the editor showed instead of only timing out
+                shown = page.inner_text("#rule-errors") if page.is_visible("#rule-errors") else "(no error shown)"
+                raise AssertionError(f"occupancy rule not listed; editor says: {shown}") from exc
             page.wait_for_function("window.smartcityConsole.sound.played >= 1", timeout=60_000)
             sound = page.evaluate("window.smartcityConsole.sound")
             assert sound["oscillators"] >= 2 and sound["lastState"] == "running", sound
