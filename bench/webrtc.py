@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aioice.ice  # noqa: E402
 
+from smartcity.core.aio import wait_for
 from smartcity.sources import generate_test_clip, read_frame_counter  # noqa: E402
 from smartcity.webrtc import LiveFrame, LiveViewConfig, LiveViewHub  # noqa: E402
 from smartcity.webrtc.hub import settle_then_close  # noqa: E402
@@ -140,7 +141,7 @@ async def client_round(n: int) -> None:
     answer = await ask_stdin()
     for pc, sdp in zip(pcs, answer["answers"]):
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-    live = [await asyncio.wait_for(t, 10) for t in tracks]
+    live = [await wait_for(t, 10) for t in tracks]
     window: dict[str, float] = {}
     samples: list[list[Any]] = [[] for _ in range(n)]
     watchers = [asyncio.ensure_future(watch_viewer(live[k], arrivals[k], window, samples[k])) for k in range(n)]

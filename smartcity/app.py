@@ -30,6 +30,7 @@ from starlette.staticfiles import StaticFiles
 
 from smartcity.actors.camera_group import CameraSpec
 from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json, start_ray, stop_ray
+from smartcity.core.aio import wait_for
 from smartcity.core.bus import EventBus, Overflow
 from smartcity.core.clock import SystemClock
 from smartcity.core.config import Settings
@@ -84,7 +85,7 @@ class ActorFrames:
         if handle is None:
             return None
         try:
-            got = await asyncio.wait_for(handle.live_frame.remote(camera_id), 5)
+            got = await wait_for(handle.live_frame.remote(camera_id), 5)
         except Exception:
             return None  # actor restarting: the view shows its last picture meanwhile
         if got is None:
@@ -349,7 +350,7 @@ class Server:
         if handle is None:
             return False
         try:
-            applied: bool = await asyncio.wait_for(handle.set_signal_state.remote(camera_id, rule_id, state, t), 5)
+            applied: bool = await wait_for(handle.set_signal_state.remote(camera_id, rule_id, state, t), 5)
         except Exception as exc:
             log.warning("signal state for %s not applied: %s", rule_id, exc)
             return False
@@ -365,7 +366,7 @@ class Server:
         handle = self.reconciler.handle(row.group)
         if handle is None:
             return None
-        jpeg: bytes | None = await asyncio.wait_for(handle.snapshot.remote(camera_id, pixelate=pixelate), 10)
+        jpeg: bytes | None = await wait_for(handle.snapshot.remote(camera_id, pixelate=pixelate), 10)
         return jpeg
 
     async def health(self) -> dict[str, Any]:
@@ -373,7 +374,7 @@ class Server:
         ok = True
         try:
             assert self.db is not None
-            rev = await asyncio.wait_for(current_revision(self.db), 3)
+            rev = await wait_for(current_revision(self.db), 3)
             out["database"] = {"ok": True, "revision": rev, "dialect": self.db.dialect}
         except Exception as exc:
             ok = False

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from smartcity.core.aio import wait_for
 from smartcity.core.vision import Detection
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class Inference:
                     break
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), remaining)
+                    await wait_for(self._wake.wait(), remaining)
                 except TimeoutError:
                     break
             batch, self._queue = self._queue[: self.config.max_batch], self._queue[self.config.max_batch :]

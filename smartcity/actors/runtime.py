@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from smartcity.actors.camera_group import EVIDENCE_KEY, CameraSpec
 from smartcity.actors.camera_group import remote_class as camera_group_class
 from smartcity.actors.inference import remote_class as inference_class
+from smartcity.core.aio import raise_if_cancelling, wait_for
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
 from smartcity.core.errors import ValidationFailed
 from smartcity.core.events import EVENT_TYPES, Event, RuleEvent, event_from_dict
@@ -217,13 +218,14 @@ class Reconciler:
     async def run(self) -> None:
         try:
             while True:
+                raise_if_cancelling()
                 try:
                     await self.reconcile_once()
                 except Exception:
                     log.exception("reconciliation failed")
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self._cfg.reconcile_interval_s)
+                    await wait_for(self._wake.wait(), self._cfg.reconcile_interval_s)
                 except TimeoutError:
                     pass
         finally:
@@ -273,7 +275,7 @@ class Reconciler:
             handle = self._inference.get(name)
             if handle is not None:
                 try:
-                    await asyncio.wait_for(handle.info.remote(), self._timeout)
+                    await wait_for(handle.info.remote(), self._timeout)
                     continue
                 except Exception as exc:
                     log.warning("inference actor %s is dead (%s); restarting", name, exc)
@@ -294,7 +296,7 @@ class Reconciler:
                 name=name, num_cpus=a.inference_cpus, num_gpus=a.inference_gpus, max_concurrency=1000
             ).remote(config)
             try:
-                await asyncio.wait_for(handle.info.remote(), 120)
+                await wait_for(handle.info.remote(), 120)
                 self._inference[name] = handle
             except Exception as exc:
                 self._inference.pop(name, None)
@@ -348,8 +350,8 @@ class Reconciler:
         st.last_start = time.monotonic()
         try:
             if st.spec.rules:
-                await asyncio.wait_for(st.handle.update_rules.remote(st.spec.rule_dicts()), 60)
-            st.info = await asyncio.wait_for(st.handle.start.remote(), 60)
+                await wait_for(st.handle.update_rules.remote(st.spec.rule_dicts()), 60)
+            st.info = await wait_for(st.handle.start.remote(), 60)
             st.alive = True
             st.last_error = ""
         except Exception as exc:
@@ -371,7 +373,7 @@ class Reconciler:
         if st.handle is None:
             return False
         try:
-            st.info = await asyncio.wait_for(st.handle.ping.remote(), self._timeout)
+            st.info = await wait_for(st.handle.ping.remote(), self._timeout)
             st.alive = True
         except Exception as exc:
             st.alive = False
@@ -409,7 +411,7 @@ class Reconciler:
 
     async def _actor_call(self, st: _GroupState, method: str, *args: Any) -> Any:
         try:
-            return await asyncio.wait_for(getattr(st.handle, method).remote(*args), self._timeout)
+            return await wait_for(getattr(st.handle, method).remote(*args), self._timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -458,6 +460,7 @@ class Reconciler:
     async def _bridge(self, st: _GroupState) -> None:
         failing = False
         while True:
+            raise_if_cancelling()
             if not st.alive or st.handle is None:
                 await asyncio.sleep(self._cfg.pull_interval_s)
                 continue

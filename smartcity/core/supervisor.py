@@ -75,7 +75,12 @@ class TaskSupervisor:
         return {e.name: e.last_error for e in self._entries if e.last_error is not None}
 
     async def stop(self, timeout_s: float = 5.0) -> None:
-        """Cancel tasks in reverse start order, waiting for each before the next."""
+        """Cancel tasks in reverse start order, waiting for each before the next.
+
+        A task that is still running a second after its cancellation is cancelled again
+        (once a second, until `timeout_s`): a cancellation lost inside a library call must not
+        leave a loop running for ever.
+        """
         self._stopped = True
         for entry in reversed(self._entries):
             entry.stopping = True
@@ -83,11 +88,17 @@ class TaskSupervisor:
             if task is None or task.done():
                 continue
             task.cancel()
-            try:
-                await asyncio.wait_for(asyncio.shield(task), timeout_s)
-            except (asyncio.CancelledError, TimeoutError):
-                if not task.done():
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            while not task.done():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
                     log.error("task %s did not stop within %.1fs", entry.name, timeout_s)
-            except Exception:
-                log.exception("task %s raised while stopping", entry.name)
+                    break
+                await asyncio.wait({task}, timeout=min(1.0, remaining))
+                if not task.done() and task.cancelling() == 0:
+                    log.warning("task %s swallowed its cancellation; cancelling it again", entry.name)
+                    task.cancel()
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("task %s raised while stopping: %r", entry.name, task.exception())
         self._entries = [e for e in self._entries if e.task is not None and not e.task.done()]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from smartcity.core.aio import wait_for
 from smartcity.core.bus import EventBus, Overflow, Subscription
 from smartcity.core.clock import Clock
 from smartcity.core.errors import SubscriptionClosed
@@ -230,7 +231,7 @@ class Alerting:
         """Let fusion commit what it holds, then stop sending, then close the channels."""
         self.fusion.sub.close("alerting stopping")
         try:
-            await asyncio.wait_for(asyncio.shield(self.fusion_task), timeout_s)
+            await wait_for(asyncio.shield(self.fusion_task), timeout_s)
         except TimeoutError:
             log.error("fusion did not commit its backlog within %.1f s", timeout_s)
         except Exception:

@@ -19,6 +19,7 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.sdp import SessionDescription
 
+from smartcity.core.aio import wait_for
 from smartcity.webrtc.config import Codec, LiveViewConfig
 from smartcity.webrtc.stream import CameraStream, Counters, ViewerTrack
 from smartcity.webrtc.types import (
@@ -85,7 +86,7 @@ async def settle_then_close(pc: RTCPeerConnection, max_wait_s: float = 2.0) -> N
 
         pc.on("iceconnectionstatechange", on_change)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(settled.wait(), max_wait_s)
+            await wait_for(settled.wait(), max_wait_s)
         pc.remove_listener("iceconnectionstatechange", on_change)
     await pc.close()
 
@@ -266,7 +267,7 @@ class LiveViewHub:
 
     async def _watch(self, v: _Viewer) -> None:
         try:
-            await asyncio.wait_for(v.connected.wait(), self.config.connect_timeout_s)
+            await wait_for(v.connected.wait(), self.config.connect_timeout_s)
         except TimeoutError:
             log.info("live view %s of camera %s did not connect in %.0fs", v.id, v.camera_id, self.config.connect_timeout_s)
             self._close_later(v)

@@ -1,0 +1,77 @@
+"""Cancellation is never lost: the helper that replaces 3.11's asyncio.wait_for, and a
+supervised loop whose awaited call completes in the same loop turn as its cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from smartcity.core.aio import raise_if_cancelling, wait_for
+from smartcity.core.supervisor import TaskSupervisor
+
+
+async def _cancel_as_result_arrives(use_helper: bool) -> bool:
+    """True when the task saw its cancellation."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[int] = loop.create_future()
+
+    async def worker() -> int:
+        if use_helper:
+            return await wait_for(fut, 10)
+        return await asyncio.wait_for(fut, 10)
+
+    task = asyncio.create_task(worker())
+    await asyncio.sleep(0)
+    fut.set_result(1)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        return True
+    return False
+
+
+async def test_helper_keeps_a_cancellation_that_stdlib_wait_for_loses() -> None:
+    assert await _cancel_as_result_arrives(use_helper=True)
+    import sys
+
+    if sys.version_info < (3, 12):  # the bug the helper exists for
+        assert not await _cancel_as_result_arrives(use_helper=False)
+
+
+async def test_helper_times_out_and_returns_results() -> None:
+    assert await wait_for(asyncio.sleep(0, result=7), 1) == 7
+    with pytest.raises(TimeoutError):
+        await wait_for(asyncio.Event().wait(), 0.01)
+    assert await wait_for(asyncio.sleep(0, result=3), None) == 3
+
+
+async def test_loop_that_lost_its_cancellation_stops_at_the_next_turn() -> None:
+    """A loop around a call that swallows cancellation (like stdlib wait_for on 3.11) stops
+    through raise_if_cancelling, so the supervisor's stop returns."""
+    loop = asyncio.get_running_loop()
+    turns = 0
+
+    async def swallowing_call() -> None:
+        fut: asyncio.Future[None] = loop.create_future()
+        loop.call_soon(fut.set_result, None)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            pass  # the library loses it
+
+    async def forever() -> None:
+        nonlocal turns
+        while True:
+            raise_if_cancelling()
+            turns += 1
+            await swallowing_call()
+
+    sup = TaskSupervisor()
+    task = sup.start("loop", forever)
+    while turns < 3:
+        await asyncio.sleep(0)
+    await sup.stop(timeout_s=5)
+    assert task.done()
+    assert sup.running == []
