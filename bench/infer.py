@@ -1,10 +1,12 @@
-"""Detector throughput: YOLOv3-tiny through torch and onnxruntime on CPU (and CUDA fp16 when present).
+"""Detector throughput: YOLOv3-tiny through torch (float32 and bfloat16) and onnxruntime on CPU
+(and CUDA fp16 when present).
 
 Usage: python bench/infer.py [--quick] [--seconds S] [--model-dir DIR]
 The last line printed is JSON:
-{"infer_fps": {"torch": {"1": ..., "8": ...}, "onnxruntime": {"1": ..., "8": ...}},
- "device": ..., "faster_cpu_backend": ..., "cuda_fp16_b32_fps": ... (CUDA only)}
-Inputs are 416x416 frames (the network size), CPU runs use one thread.
+{"infer_fps": {"torch": {"1": ..., "8": ...}, "torch_bf16": {...}, "onnxruntime": {"1": ..., "8": ...}},
+ "device": ..., "amx_bf16": ..., "faster_cpu_backend": ..., "cuda_fp16_b32_fps": ... (CUDA only)}
+Inputs are 416x416 frames (the network size), CPU runs use one thread. `runtime: auto` follows
+this table: torch_bf16 where the CPU has AMX, else onnxruntime.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from smartcity.models.benchmark import measure_infer_fps  # noqa: E402
+from smartcity.models.base import cpu_has_amx_bf16  # noqa: E402
+from smartcity.models.benchmark import cpu_detectors, measure_infer_fps  # noqa: E402
 from smartcity.models.config import DarknetDetectorConfig  # noqa: E402
 from smartcity.models.darknet_detector import DarknetDetector  # noqa: E402
 from smartcity.models.install import default_model_dir, install_default_model  # noqa: E402
@@ -36,14 +39,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     torch.set_num_threads(1)
 
     fps: dict[str, dict[str, float]] = {}
-    for runtime in ("torch", "onnxruntime"):
-        config = DarknetDetectorConfig(device="cpu", runtime=runtime, num_threads=1, classes=None)
-        detector = DarknetDetector(config, model_dir=model_dir)
-        fps[runtime] = {str(b): round(measure_infer_fps(detector, b, seconds), 2) for b in (1, 8)}
-        print(f"{runtime:12s} cpu 1 thread: {fps[runtime]} frames/s", flush=True)
+    for name, detector in cpu_detectors(model_dir).items():
+        fps[name] = {str(b): round(measure_infer_fps(detector, b, seconds), 2) for b in (1, 8)}
+        print(f"{name:12s} cpu 1 thread: {fps[name]} frames/s", flush=True)
     result: dict[str, object] = {
         "infer_fps": fps,
         "device": f"cpu ({platform.processor() or platform.machine()}), torch {torch.__version__}",
+        "amx_bf16": cpu_has_amx_bf16(),
         "faster_cpu_backend": max(fps, key=lambda r: fps[r]["8"]),
     }
     if torch.cuda.is_available():

@@ -4,8 +4,11 @@
 
 Up to `max_inflight` frames of one camera wait for the detector at once, so decoding,
 inference and tracking overlap; results are consumed strictly in frame order, which the
-tracker needs. A frame the motion gate skips reuses the previous detections (the scene did
-not change). The detector is injected (`infer`), so the pipeline runs with or without Ray.
+tracker needs. The motion gate (`smartcity.actors.motion`) spares the detector two kinds of
+frame: one where nothing moved reuses the previous detections, one where only already
+tracked objects moved is analysed on the tracker's predictions (`ByteTracker.coast`); on
+those frames the people pixelated in snapshots and live views are the predicted boxes. The
+detector is injected (`infer`), so the pipeline runs with or without Ray.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from smartcity.actors.evidence import EvidenceBudget, private_boxes, rule_shapes, wants_evidence
-from smartcity.actors.motion import MotionConfig, MotionGate
+from smartcity.actors.motion import GateDecision, MotionConfig, MotionGate
 from smartcity.core.events import DetectionSummary, Event, RuleEvent
 from smartcity.core.vision import Detection, FrameTracks, Track
 
@@ -52,7 +55,8 @@ class DetectionRecorder(Protocol):
 class PipelineStats:
     analysed: int = 0
     inferred: int = 0
-    skipped: int = 0
+    skipped: int = 0  # nothing moved: previous detections reused
+    tracked: int = 0  # only tracked objects moved: analysed on the tracker's predictions
     infer_errors: int = 0
     last_error: str = ""
     last_tracks: int = 0
@@ -99,7 +103,7 @@ class CameraPipeline:
         # people pixelated are those of the picture shown, not of a later frame
         self.latest_view: tuple[AnalysedFrame, list[Detection]] | None = None
         self._last_dets: list[Detection] = []
-        self._window: deque[tuple[AnalysedFrame, asyncio.Future[list[Detection]] | None]] = deque()
+        self._window: deque[tuple[AnalysedFrame, GateDecision, asyncio.Future[list[Detection]] | None]] = deque()
         self._summary_started = time.monotonic()
         self._summary_frames = 0
         self._summary_classes: dict[str, int] = {}
@@ -142,26 +146,35 @@ class CameraPipeline:
                     self._periodic()
                     continue
                 fut: asyncio.Future[list[Detection]] | None = None
-                if self.gate.should_infer(frame.image):
+                decision = self.gate.decide(frame.image, self._gate_boxes(frame.t))
+                if decision is GateDecision.INFER:
                     fut = asyncio.ensure_future(self.infer(frame.image))
-                else:
-                    self.stats.skipped += 1
-                self._window.append((frame, fut))
+                self._window.append((frame, decision, fut))
                 while len(self._window) > self.max_inflight or (self._window and self._head_ready()):
                     await self._consume_head()
                 self._periodic()
         finally:
-            for _, fut in self._window:
+            for _, _, fut in self._window:
                 if fut is not None:
                     fut.cancel()
             self._window.clear()
 
     def _head_ready(self) -> bool:
-        fut = self._window[0][1]
+        fut = self._window[0][2]
         return fut is None or fut.done()
 
+    def _gate_boxes(self, t: float) -> np.ndarray | None:
+        """Where the established tracks will be at `t`: motion there needs no detector."""
+        if self.gate.config.track_max == 0:
+            return None
+        return self.tracker.predicted_boxes(t)
+
     async def _consume_head(self) -> None:
-        frame, fut = self._window.popleft()
+        frame, decision, fut = self._window.popleft()
+        if decision is GateDecision.TRACK:
+            self.stats.tracked += 1
+            self._analyse(frame, None)
+            return
         if fut is not None:
             try:
                 dets = await fut
@@ -176,12 +189,21 @@ class CameraPipeline:
             self.stats.inferred += 1
             self._last_dets = dets
         else:
+            self.stats.skipped += 1
             dets = self._last_dets
         self._analyse(frame, dets)
 
-    def _analyse(self, frame: AnalysedFrame, dets: list[Detection]) -> None:
+    def _analyse(self, frame: AnalysedFrame, detected: list[Detection] | None) -> None:
+        """Track and apply the rules to one frame; `detected` None: the detector did not see
+        it and the tracks are predicted."""
         self.stats.analysed += 1
-        tracks = tuple(self.tracker.update(dets, frame.t))
+        if detected is None:
+            tracks = tuple(self.tracker.coast(frame.t))
+            # what the frame shows, for pixelation and evidence: the predicted boxes
+            dets = [Detection(box=t.box, cls=t.cls, score=t.score) for t in tracks]
+        else:
+            tracks = tuple(self.tracker.update(detected, frame.t))
+            dets = detected
         self.latest_tracks = tracks
         self.latest_view = (frame, dets)
         self.stats.last_tracks = len(tracks)
@@ -190,11 +212,12 @@ class CameraPipeline:
             events = self.engine.update(ft, image=frame.image)
             if events:
                 self.emit(list(events), self._evidence(events, frame, tracks, dets))
-        if self.recorder is not None:
-            self.recorder.write(self.camera_id, frame.t, frame.width, frame.height, dets)
         self._summary_frames += 1
-        for d in dets:
-            self._summary_classes[d.cls] = self._summary_classes.get(d.cls, 0) + 1
+        if detected is not None:  # the register of detections holds what the detector saw
+            if self.recorder is not None:
+                self.recorder.write(self.camera_id, frame.t, frame.width, frame.height, detected)
+            for d in detected:
+                self._summary_classes[d.cls] = self._summary_classes.get(d.cls, 0) + 1
 
     def _evidence(
         self, events: Sequence[RuleEvent], frame: AnalysedFrame, tracks: Sequence[Track], dets: Sequence[Detection]

@@ -7,6 +7,7 @@ A backend subclasses `TensorDetector` and implements `forward` (a `[B, 3, H, W]`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -193,6 +194,8 @@ class TensorDetector:
                 frames, self._input_size, device=self._device, dtype=self._input_dtype, fill=self.pad_value
             )
             raw = self.forward(batch)
+            if raw.dtype == torch.bfloat16:  # boxes decoded in float32: bf16 has 2 px steps at 300 px
+                raw = raw.float()
             xywh, scores = split_raw(raw, self.layout, len(self._names))
             return postprocess(
                 xywh,
@@ -213,6 +216,28 @@ def setup_threads(device: torch.device, num_threads: int) -> None:
     """CPU inference uses the configured thread count (process-wide in torch)."""
     if device.type == "cpu" and torch.get_num_threads() != num_threads:
         torch.set_num_threads(num_threads)
+
+
+@functools.cache
+def cpu_has_amx_bf16() -> bool:
+    """True when this CPU multiplies bfloat16 in hardware tiles (AMX): bf16 inference pays there."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def bf16_precision(config: DetectorConfigBase, device: torch.device) -> bool:
+    """Whether a torch detector runs in bfloat16: as configured, else on CPUs with AMX."""
+    if config.bf16 and device.type != "cpu":
+        raise DetectorError(f"bf16 is for CPU inference, the detector runs on {device}: use fp16")
+    if config.bf16 is not None:
+        return config.bf16
+    return device.type == "cpu" and not config.fp16 and cpu_has_amx_bf16()
 
 
 def half_precision(config: DetectorConfigBase, device: torch.device) -> bool:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from smartcity.models.base import Detector
+
+if TYPE_CHECKING:
+    from smartcity.models.darknet_detector import DarknetDetector
 
 
 def synthetic_frames(batch: int, height: int, width: int, seed: int = 0) -> list[np.ndarray]:
@@ -46,3 +51,17 @@ def measure_infer_fps(
         elapsed = time.perf_counter() - start
         if runs >= 2 and elapsed >= seconds:
             return runs * batch / elapsed
+
+
+def cpu_detectors(model_dir: Path | None = None) -> dict[str, DarknetDetector]:
+    """The default model on each CPU engine `runtime: auto` chooses between, one thread each:
+    torch float32, torch bfloat16 and onnxruntime float32."""
+    from smartcity.models.config import DarknetDetectorConfig
+    from smartcity.models.darknet_detector import DarknetDetector
+
+    configs = {
+        "torch": DarknetDetectorConfig(device="cpu", runtime="torch", bf16=False, num_threads=1, classes=None),
+        "torch_bf16": DarknetDetectorConfig(device="cpu", runtime="torch", bf16=True, num_threads=1, classes=None),
+        "onnxruntime": DarknetDetectorConfig(device="cpu", runtime="onnxruntime", num_threads=1, classes=None),
+    }
+    return {name: DarknetDetector(c, model_dir=model_dir) for name, c in configs.items()}

@@ -2,7 +2,8 @@
 
 The network is this project's torch implementation of the Darknet cfg. On CPU it can run
 through onnxruntime on an ONNX export made in memory at start-up; `runtime: auto` takes the
-engine that bench/infer.py measured faster (`CPU_RUNTIME`), torch on CUDA.
+engine that bench/infer.py measured faster: torch in bfloat16 on CPUs with AMX, else
+`CPU_RUNTIME` (float32), torch on CUDA.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from smartcity.models.base import (
     DetectorError,
     TensorDetector,
+    bf16_precision,
     half_precision,
     read_names,
     resolve_device,
@@ -95,30 +97,33 @@ class DarknetDetector(TensorDetector):
         device = resolve_device(config.device)
         setup_threads(device, config.num_threads)
         half = half_precision(config, device)
+        bf16 = bf16_precision(config, device)
         files = resolve_files(config, model_dir)
         model = load_model(files)
         size = _input_size(config, model)
         runtime: str = config.runtime
         if runtime == "auto":
-            runtime = "torch" if device.type == "cuda" or not _onnx_available() else CPU_RUNTIME
+            runtime = "torch" if device.type == "cuda" or bf16 or not _onnx_available() else CPU_RUNTIME
         self.runtime = runtime
         self.runner: OrtRunner | None = None
         self.model: DarknetModel | None = None
         if runtime == "onnxruntime":
-            if half:
-                raise DetectorError("fp16 is only available with runtime torch")
+            if half or bf16:
+                if config.bf16 or config.fp16:
+                    raise DetectorError(f"{'fp16' if half else 'bf16'} is only available with runtime torch")
+                bf16 = False  # the AMX default does not apply to onnxruntime
             onnx_bytes = export_module_onnx(model, size, names=files.names, layout="darknet")
             self.runner = OrtRunner(onnx_bytes, device=device, num_threads=config.num_threads, label=str(files.cfg))
         else:
             # channels-last convolutions run ~1.7x faster on CPU (oneDNN) and suit tensor cores.
-            dtype = torch.float16 if half else torch.float32
+            dtype = torch.float16 if half else torch.bfloat16 if bf16 else torch.float32
             self.model = model.to(device, dtype).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         super().__init__(
             config,
             names=files.names,
             input_size=size,
             device=device,
-            input_dtype=torch.float16 if half else torch.float32,
+            input_dtype=torch.float16 if half else torch.bfloat16 if bf16 else torch.float32,
             layout="darknet",
             source=files.cfg,
         )
@@ -131,7 +136,10 @@ class DarknetDetector(TensorDetector):
         return self.model(batch.contiguous(memory_format=torch.channels_last))
 
     def __repr__(self) -> str:
-        return f"DarknetDetector({self.source}, runtime={self.runtime}, device={self.device}, input={self.input_size})"
+        return (
+            f"DarknetDetector({self.source}, runtime={self.runtime}, device={self.device}, "
+            f"dtype={str(self._input_dtype).removeprefix('torch.')}, input={self.input_size})"
+        )
 
 
 def export_onnx(

@@ -127,6 +127,8 @@ class OnnxDetector(TensorDetector):
         device = resolve_device(config.device)
         setup_threads(device, config.num_threads)
         half_precision(config, device)  # rejects fp16 on CPU; precision is the model file's own
+        if config.bf16:
+            raise DetectorError(f"{config.model}: bf16 needs a torch runtime (darknet or torchscript)")
         if not config.model.is_file():
             raise DetectorError(f"ONNX model {config.model} does not exist")
         self.runner = OrtRunner(config.model, device=device, num_threads=config.num_threads, label=str(config.model))

@@ -14,6 +14,7 @@ import torch
 from smartcity.models.base import (
     DetectorError,
     TensorDetector,
+    bf16_precision,
     config_names,
     half_precision,
     resolve_device,
@@ -30,6 +31,8 @@ class TorchScriptDetector(TensorDetector):
         device = resolve_device(config.device)
         setup_threads(device, config.num_threads)
         half = half_precision(config, device)
+        # a user's own network gets bfloat16 only when asked: its numerics are unknown here
+        bf16 = bool(config.bf16) and bf16_precision(config, device)
         if not config.model.is_file():
             raise DetectorError(f"TorchScript model {config.model} does not exist")
         extra = {EXTRA_FILE: ""}
@@ -39,7 +42,7 @@ class TorchScriptDetector(TensorDetector):
             raise DetectorError(f"{config.model}: not a TorchScript file: {exc}") from exc
         meta = _metadata(extra[EXTRA_FILE])
         module.eval()
-        self.module = module.half() if half else module.float()
+        self.module = module.half() if half else module.bfloat16() if bf16 else module.float()
         embedded = names_from_value(meta.get("names"))
         size = _imgsz(meta.get("imgsz"))
         if config.input_size is not None:
@@ -52,7 +55,7 @@ class TorchScriptDetector(TensorDetector):
             names=config_names(config, embedded, config.model),
             input_size=size or (DEFAULT_INPUT, DEFAULT_INPUT),
             device=device,
-            input_dtype=torch.float16 if half else torch.float32,
+            input_dtype=torch.float16 if half else torch.bfloat16 if bf16 else torch.float32,
             layout=layout,
             source=config.model,
         )

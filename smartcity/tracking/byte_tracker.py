@@ -207,6 +207,42 @@ class ByteTracker:
         self._cov = cov
         return self._snapshot(t)
 
+    def predicted_boxes(self, t: float, *, established_only: bool = True) -> FloatArray:
+        """(N, 4) area each live track sweeps from its last box to the one predicted at `t`
+        (their bounding box), without changing the tracker.
+
+        With `established_only`, only confirmed tracks detected on their last frame: the ones
+        whose motion the motion gate may leave to the Kalman filter.
+        """
+        if not self._states or not math.isfinite(t):
+            return np.zeros((0, 4))
+        if established_only:
+            keep = np.fromiter((s.confirmed and s.time_since_update == 0 for s in self._states), dtype=bool)
+            if not keep.any():
+                return np.zeros((0, 4))
+            mean, cov = self._mean[keep], self._cov[keep]
+        else:
+            mean, cov = self._mean, self._cov
+        step = 1.0
+        if self._last_t is not None and self._nominal_dt:
+            step = min(max(t - self._last_t, 0.0) / self._nominal_dt, MAX_STEP)
+        now = kalman.states_to_boxes(mean)
+        then = kalman.states_to_boxes(kalman.predict(mean, cov, step)[0])
+        return np.concatenate([np.minimum(now[:, :2], then[:, :2]), np.maximum(now[:, 2:], then[:, 2:])], axis=1)
+
+    def coast(self, t: float) -> list[Track]:
+        """Advance every track to `t` by prediction alone, on a frame the detector did not see.
+
+        Not a missed frame: no track ages out, loses its streak or is confirmed; the next
+        `update` corrects the predictions. Returns the live tracks as `update` does.
+        """
+        step = self._steps_since_last(t)
+        if self._states:
+            lost = np.fromiter((s.time_since_update > 0 for s in self._states), dtype=bool, count=len(self._states))
+            self._mean[lost, 6:8] = 0.0
+            self._mean, self._cov = kalman.predict(self._mean, self._cov, step)
+        return self._snapshot(t)
+
     def _snapshot(self, t: float) -> list[Track]:
         if not self._states:
             return []

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from smartcity.actors.motion import MotionConfig, MotionGate
+from smartcity.actors.motion import GateDecision, MotionConfig, MotionGate
 
 
 def scene(box_x: int | None) -> np.ndarray:
@@ -46,3 +46,37 @@ def test_resolution_change_resets_background() -> None:
 def test_disabled_gate_infers_everything() -> None:
     gate = MotionGate(MotionConfig(enabled=False))
     assert all(gate.should_infer(scene(None)) for _ in range(5))
+
+
+def test_motion_inside_tracked_boxes_is_tracked_then_detected_again() -> None:
+    gate = MotionGate(MotionConfig(every_k=100, track_max=2))
+    gate.decide(scene(10))
+    decisions = []
+    for i in range(1, 7):
+        x = 10 + 6 * i
+        # the area the tracked object swept since the previous frame (pixels of the 320x240 frame)
+        decisions.append(gate.decide(scene(x), np.array([[x - 8.0, 98.0, x + 42.0, 162.0]])))
+        if decisions[-1] is GateDecision.TRACK:
+            assert gate.last_unexplained < 0.002 < gate.last_area
+    assert decisions == [GateDecision.TRACK, GateDecision.TRACK, GateDecision.INFER] * 2
+    assert gate.tracked == 4
+
+
+def test_motion_outside_every_tracked_box_runs_the_detector() -> None:
+    gate = MotionGate(MotionConfig(every_k=100, track_max=5))
+    gate.decide(scene(10))
+    # the tracked object is predicted far from where the motion is: a newcomer
+    assert gate.decide(scene(40), np.array([[250.0, 10.0, 290.0, 60.0]])) is GateDecision.INFER
+    assert gate.last_unexplained > 0.002
+    # without tracks, motion always runs the detector
+    assert gate.decide(scene(70), np.zeros((0, 4))) is GateDecision.INFER
+    # nothing moving reuses the detections, tracks or not
+    still = MotionGate(MotionConfig(every_k=100, track_max=5))
+    still.decide(scene(70))
+    assert still.decide(scene(70), np.array([[60.0, 98.0, 114.0, 162.0]])) is GateDecision.REUSE
+
+
+def test_tracking_by_prediction_is_off_by_default() -> None:
+    gate = MotionGate()
+    gate.decide(scene(10))
+    assert gate.decide(scene(22), np.array([[20.0, 98.0, 64.0, 162.0]])) is GateDecision.INFER

@@ -374,3 +374,27 @@ def test_property_straight_trajectories_keep_one_id_for_most_of_their_life(
         assert ids, k
         main_id, n = ids.most_common(1)[0]
         assert n >= 0.9 * life, (k, ids, life)
+
+
+def test_coast_predicts_without_ageing_and_the_next_update_matches() -> None:
+    """On a frame the detector did not see, tracks move on at their velocity; no track is
+    missed or confirmed by it, and the next detection is matched to the same id."""
+    mover = Mover(x=100.0, y=100.0, vx=10.0, vy=0.0)
+    tracker = ByteTracker()
+    for f in range(5):
+        tracker.update([Detection(box=mover.box(f), cls="car", score=0.9)], f / FPS)
+    before = tracker.update([Detection(box=mover.box(5), cls="car", score=0.9)], 5 / FPS)[0]
+    swept = tracker.predicted_boxes(7 / FPS)
+    assert swept.shape == (1, 4) and swept[0, 0] <= before.box[0] and swept[0, 2] >= mover.box(7)[2] - 6.0
+    for f in (6, 7, 8):
+        (coasted,) = tracker.coast(f / FPS)
+        assert coasted.track_id == before.track_id and coasted.time_since_update == 0
+        assert coasted.hits == before.hits and coasted.confirmed
+        assert _iou(coasted.box, mover.box(f)) > 0.8, (f, coasted.box, mover.box(f))
+    (after,) = tracker.update([Detection(box=mover.box(9), cls="car", score=0.9)], 9 / FPS)
+    assert after.track_id == before.track_id and after.hits == before.hits + 1
+    # a tentative track is not ended by frames the detector did not see
+    fresh = ByteTracker()
+    fresh.update([Detection(box=(0.0, 0.0, 10.0, 10.0), cls="car", score=0.9)], 0.0)
+    assert len(fresh.coast(0.2)) == 1 and fresh.predicted_boxes(0.4).shape == (0, 4)
+    assert fresh.predicted_boxes(0.4, established_only=False).shape == (1, 4)
