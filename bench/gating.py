@@ -32,7 +32,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +49,7 @@ from smartcity.core.vision import Detection  # noqa: E402
 from smartcity.models.install import default_model_dir, install_default_model  # noqa: E402
 from smartcity.models.registry import create_detector  # noqa: E402
 from smartcity.sources import demo_video_path  # noqa: E402
+from smartcity.sources.types import Frame  # noqa: E402
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "every_frame": {"enabled": False},
@@ -67,16 +67,6 @@ LINES = {
 
 def log(msg: str) -> None:
     print(msg, flush=True)
-
-
-@dataclass
-class Frame:
-    camera_id: str
-    index: int
-    t: float
-    image: np.ndarray
-    width: int
-    height: int
 
 
 class ListSource:

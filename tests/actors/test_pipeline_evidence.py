@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from dataclasses import dataclass
 
 import av
 import numpy as np
@@ -14,20 +13,11 @@ from smartcity.actors.pipeline import CameraPipeline
 from smartcity.analytics import validate_rule
 from smartcity.core.events import Event, RuleEvent
 from smartcity.core.vision import Detection
+from smartcity.sources.types import Frame
 
 W, H = 320, 240
 CAR = (40.0, 120.0, 120.0, 180.0)
 PERSON = (200.0, 60.0, 240.0, 200.0)
-
-
-@dataclass(frozen=True)
-class Frame:
-    camera_id: str
-    index: int
-    t: float
-    image: np.ndarray
-    width: int
-    height: int
 
 
 class Source:

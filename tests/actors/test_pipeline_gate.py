@@ -5,7 +5,6 @@ schedule, and what operators see pixelated follows the predicted boxes."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,6 +12,7 @@ from smartcity.actors.motion import MotionConfig
 from smartcity.actors.pipeline import CameraPipeline
 from smartcity.core.events import Event
 from smartcity.core.vision import Detection
+from smartcity.sources.types import Frame
 
 W, H = 320, 240
 STEP = 6.0  # pixels per analysed frame
@@ -21,16 +21,6 @@ STEP = 6.0  # pixels per analysed frame
 def person_box(i: int) -> tuple[float, float, float, float]:
     x = 20.0 + STEP * i
     return (x, 80.0, x + 30.0, 170.0)
-
-
-@dataclass(frozen=True)
-class Frame:
-    camera_id: str
-    index: int
-    t: float
-    image: np.ndarray
-    width: int
-    height: int
 
 
 class Walker:
