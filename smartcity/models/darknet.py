@@ -147,9 +147,21 @@ class ConvBlock(nn.Module):
         self.out_channels = filters
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.linear(x))
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolution and batch norm, without the activation."""
         x = self.conv(x)
         if self.bn is not None:
             x = self.bn(x)
+        return x
+
+    @property
+    def monotonic(self) -> bool:
+        """The activation never decreases: it commutes with max pooling."""
+        return self.activation in ("leaky", "relu", "linear")
+
+    def activate(self, x: torch.Tensor) -> torch.Tensor:
         if self.activation == "leaky":
             return F.leaky_relu(x, 0.1)
         if self.activation == "relu":
@@ -197,6 +209,14 @@ class MaxPool(nn.Module):
         hi_w = (out_w - 1) * self.stride + self.size - w - lo
         if lo or hi_h > 0 or hi_w > 0:
             x = F.pad(x, (lo, max(hi_w, 0), lo, max(hi_h, 0)), value=float("-inf"))
+        elif self.size == 2 and self.stride == 2 and h % 2 == 0 and w % 2 == 0 and not torch.onnx.is_in_onnx_export():
+            # the common 2x2/2 pooling as three element-wise maxima of strided views: a third
+            # faster than max_pool2d on channels-last tensors in torch on CPU, exactly the same
+            # values (an ONNX export keeps MaxPool, which onnxruntime runs faster)
+            return torch.maximum(
+                torch.maximum(x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2]),
+                torch.maximum(x[:, :, 1::2, 0::2], x[:, :, 1::2, 1::2]),
+            )
         return F.max_pool2d(x, self.size, self.stride)
 
 
@@ -318,6 +338,17 @@ class DarknetModel(nn.Module):
         self.num_classes = classes.pop()
         # Outputs that later layers read again; everything else is dropped as soon as it is used.
         self._keep = {s for srcs in self.sources for s in srcs}
+        # conv -> leaky -> maxpool runs as conv -> maxpool -> leaky: a non-decreasing activation
+        # commutes with max, so the result is the same bit for bit and the activation touches a
+        # quarter of the values (it was a sixth of the CPU time in bfloat16, py-spy)
+        self._pool_first: dict[int, ConvBlock] = {
+            i: layer
+            for i, layer in enumerate(self.layers[:-1])
+            if isinstance(layer, ConvBlock)
+            and layer.monotonic
+            and isinstance(self.layers[i + 1], MaxPool)
+            and i not in self._keep
+        }
 
     @staticmethod
     def _absolute(sec: CfgSection, key: str, index: int, ref: int) -> int:
@@ -330,6 +361,8 @@ class DarknetModel(nn.Module):
         input_hw = (int(x.shape[2]), int(x.shape[3]))
         saved: dict[int, torch.Tensor] = {}
         heads: list[torch.Tensor] = []
+        # onnxruntime fuses Conv + LeakyRelu itself: an export keeps the cfg's order
+        pool_first = {} if torch.onnx.is_in_onnx_export() else self._pool_first
         for i, (kind, layer) in enumerate(zip(self.kinds, self.layers)):
             if kind == "route":
                 parts = [saved[s] for s in self.sources[i]]
@@ -341,6 +374,10 @@ class DarknetModel(nn.Module):
                 x = saved[self.sources[i][0]] + saved[self.sources[i][1]]
             elif kind == "yolo":
                 heads.append(layer(x, input_hw))
+            elif i in pool_first:
+                x = pool_first[i].linear(x)
+            elif i - 1 in pool_first:
+                x = pool_first[i - 1].activate(layer(x))
             else:
                 x = layer(x)
             if i in self._keep:
