@@ -75,3 +75,19 @@ async def test_loop_that_lost_its_cancellation_stops_at_the_next_turn() -> None:
     await sup.stop(timeout_s=5)
     assert task.done()
     assert sup.running == []
+
+
+def test_package_code_does_not_use_stdlib_wait_for() -> None:
+    """The reconciler hung in CI on 3.11's wait_for; package code uses core.aio.wait_for."""
+    from pathlib import Path
+
+    import smartcity
+
+    root = Path(smartcity.__file__).parent
+    offenders = [
+        f"{p.relative_to(root)}:{n}"
+        for p in root.rglob("*.py")
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if "asyncio.wait_for(" in line and p.name != "aio.py"
+    ]
+    assert offenders == []
