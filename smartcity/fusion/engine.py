@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from smartcity.core.errors import ValidationFailed
@@ -55,8 +55,12 @@ CorrelationKey = tuple[str, str]
 
 
 def dedupe_key(ev: RuleEvent) -> DedupeKey:
-    obj = f"track:{ev.track_id}" if ev.track_id is not None else f"class:{ev.object_class or ''}"
-    return (ev.rule_id, ev.camera_id, obj)
+    return key_of(ev.rule_id, ev.camera_id, ev.track_id, ev.object_class)
+
+
+def key_of(rule_id: str, camera_id: str, track_id: int | None, object_class: str | None) -> DedupeKey:
+    obj = f"track:{track_id}" if track_id is not None else f"class:{object_class or ''}"
+    return (rule_id, camera_id, obj)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +192,29 @@ class FusionEngine:
             self._by_site[(ev.kind, a.site)] = inc.incident_id
         self._active.move_to_end(inc.incident_id)
         return FusionResult(inc, False, a.site)
+
+    @property
+    def memory_s(self) -> float:
+        """How long after its last event an incident can still be extended (then forgotten)."""
+        return 2 * self._horizon
+
+    def restore(self, incident: Incident, keys: Sequence[DedupeKey]) -> None:
+        """Take back an incident still active in the database after a restart, with the dedupe
+        keys of its events, so that the same thing seen again extends it instead of opening
+        (and alerting) a second incident. Call in order of `last_seen`, before any `ingest`."""
+        if incident.state not in ACTIVE or incident.incident_id in self._active:
+            return
+        a = _Active(incident, "", set(), set())
+        for key in keys:
+            a.keys.add(key)
+            self._by_key[key] = incident.incident_id
+        sites = {self.site_of(c) for c in incident.camera_ids} - {""}
+        if len(sites) == 1:
+            a.site = sites.pop()
+            a.site_keys.add((incident.kind, a.site))
+            self._by_site[(incident.kind, a.site)] = incident.incident_id
+        self._active[incident.incident_id] = a
+        self._bound()
 
     # ------------------------------------------------------------------ lifecycle
 

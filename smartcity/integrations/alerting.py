@@ -25,7 +25,7 @@ from smartcity.core.errors import SubscriptionClosed
 from smartcity.core.events import Incident, IncidentState, RuleEvent
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.core.waiters import IdWaiters
-from smartcity.fusion.engine import _ALLOWED, FusionEngine
+from smartcity.fusion.engine import _ALLOWED, FusionEngine, key_of
 from smartcity.fusion.policy import RateLimiter, plan_deliveries
 from smartcity.integrations.config import AlertsConfig
 from smartcity.integrations.console import ConsoleSender, ConsoleSink
@@ -252,6 +252,15 @@ class Alerting:
             await s.close()
 
 
+async def restore_fusion(engine: FusionEngine, outbox: Outbox, now: float) -> int:
+    """Give a fresh fusion engine the incidents it would still extend (after a restart): the
+    same person still in the zone then extends the incident instead of alerting again."""
+    found = await outbox.active_incidents_with_sources(now - engine.memory_s)
+    for inc, sources in found:
+        engine.restore(inc, [key_of(*src) for src in sources])
+    return len(found)
+
+
 async def start_alerting(ctx: AlertingContext) -> Alerting:
     """Start fusion, the dispatcher, the senders and the MQTT link/bridge under ctx.supervisor."""
     cfg = ctx.config
@@ -269,6 +278,9 @@ async def start_alerting(ctx: AlertingContext) -> Alerting:
         link = MqttLink(cfg.mqtt)
         senders["mqtt"] = MqttSender(link, ctx.clock)
         bridge = MqttBridge(link, ctx.bus)
+    restored = await restore_fusion(engine, outbox, ctx.clock.time())
+    if restored:
+        log.info("fusion resumed %d active incidents from the register", restored)
     dispatcher = Dispatcher(outbox, senders, cfg.dispatcher, ctx.clock, RateLimiter(cfg.rate_limit))
     fusion = FusionService(engine, outbox, ctx.bus, cfg, ctx.clock, on_commit=dispatcher.notify)
     status = (

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from smartcity.core.errors import NotFound, ValidationFailed
 from smartcity.core.events import Incident, IncidentState, Severity, new_event_id
 from smartcity.storage.db import Database
-from smartcity.storage.tables import alert_deliveries, audit_log, incidents
+from smartcity.storage.tables import alert_deliveries, audit_log, events, incidents
 
 SCHEDULED = "scheduled"
 PENDING = "pending"
@@ -451,6 +451,34 @@ class Outbox:
         async with self.db.engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [incident_record(r) for r in rows]
+
+    async def active_incidents_with_sources(
+        self, since: float
+    ) -> list[tuple[Incident, list[tuple[str, str, int | None, str | None]]]]:
+        """Open and acknowledged incidents last seen at or after `since`, oldest first, each with
+        (rule_id, camera_id, track_id, object_class) of its events found in the register: what
+        fusion needs to go on de-duplicating them after a restart."""
+        active = incidents.c.state.in_([IncidentState.OPEN.value, IncidentState.ACKNOWLEDGED.value])
+        stmt = (
+            select(incidents)
+            .where(active, incidents.c.last_seen >= since)
+            .order_by(incidents.c.last_seen, incidents.c.incident_id)
+            .limit(MAX_PAGE)
+        )
+        async with self.db.engine.connect() as conn:
+            found = [incident_record(r).incident for r in (await conn.execute(stmt)).all()]
+            wanted = sorted({e for inc in found for e in inc.event_ids})
+            sources: dict[str, tuple[str, str, int | None, str | None]] = {}
+            for start in range(0, len(wanted), 500):
+                rows = await conn.execute(
+                    select(
+                        events.c.event_id, events.c.rule_id, events.c.camera_id, events.c.track_id, events.c.object_class
+                    ).where(events.c.event_id.in_(wanted[start : start + 500]))
+                )
+                for r in rows:
+                    track = int(r.track_id) if r.track_id is not None else None
+                    sources[r.event_id] = (r.rule_id or "", r.camera_id, track, r.object_class)
+        return [(inc, [sources[e] for e in inc.event_ids if e in sources]) for inc in found]
 
     async def list_deliveries_by_id(self, ids: Collection[int]) -> list[DeliveryRow]:
         async with self.db.engine.connect() as conn:

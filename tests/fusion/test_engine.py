@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smartcity.core.events import IncidentState, RuleEvent, Severity
 from smartcity.fusion.config import FusionConfig
-from smartcity.fusion.engine import FusionEngine, InvalidTransition, check_transition, incident_id_for
+from smartcity.fusion.engine import (
+    FusionEngine,
+    InvalidTransition,
+    check_transition,
+    dedupe_key,
+    incident_id_for,
+)
 
 T0 = 1_700_000_000.0
 
@@ -141,3 +149,21 @@ def test_every_event_is_counted_in_exactly_one_incident(spec: list[tuple[int, in
         res = f.ingest(ev(t, camera=f"cam-{cam}", track=track), now=T0 + t)
         latest[res.incident.incident_id] = res.incident.count
     assert sum(latest.values()) == len(spec)
+
+
+def test_a_restored_incident_dedupes_and_correlates_like_before_the_restart() -> None:
+    before = engine()
+    opened = before.ingest(ev(0, camera="cam-1", track=4), now=T0).incident
+    after = engine()  # a new process
+    after.restore(opened, [dedupe_key(ev(0, camera="cam-1", track=4))])
+    same = after.ingest(ev(20, camera="cam-1", track=4), now=T0 + 20)
+    assert not same.opened and same.incident.incident_id == opened.incident_id and same.incident.count == 2
+    near = after.ingest(ev(25, camera="cam-2", track=8, rule="zone-7"), now=T0 + 25)  # same site, in window
+    assert not near.opened and near.incident.incident_id == opened.incident_id
+    other = after.ingest(ev(26, camera="cam-1", track=5, kind="fall"), now=T0 + 26)
+    assert other.opened
+    # a closed incident is not taken back: the same thing makes a new one
+    fresh = engine()
+    fresh.restore(replace(opened, state=IncidentState.RESOLVED), [dedupe_key(ev(0, track=4))])
+    assert fresh.ingest(ev(30, track=4), now=T0 + 30).opened
+    assert after.memory_s == 120
