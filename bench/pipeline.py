@@ -6,7 +6,8 @@ Prints progress lines, then as its LAST line a JSON object:
   pipeline_fps     analysed frames/s through Ray (decode actor -> batched InferenceActor -> tracker),
                    4 cameras playing vtest.avi as fast as possible, with batching and motion gating
   naive_fps        the same kind of frames in one process: decode -> infer -> track, one at a time,
-                   with the float32 detector
+                   with the float32 detector; run before and after the pipeline, the faster run
+                   counts (naive_runs lists both)
   naive_same_detector_fps  the same loop with the pipeline's detector (bfloat16 on CPUs with AMX)
   speedup          pipeline_fps / naive_fps (both measured in this run)
   speedup_same_detector  pipeline_fps / naive_same_detector_fps: what the architecture alone gives
@@ -158,9 +159,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # straightforward program would; the same loop with the pipeline's own detector (bf16 on
     # CPUs with AMX) is reported too, so that the gain of each part can be told apart
     n = 40 if quick else 150
-    result["naive_fps"] = round(naive_fps(video, n, {"bf16": False}), 2)
-    result["naive_same_detector_fps"] = round(naive_fps(video, n, {}), 2)
-    log(f"naive: {result['naive_fps']} fps float32, {result['naive_same_detector_fps']} fps with the default detector")
+    naive: dict[str, list[float]] = {"float32": [], "default": []}
+
+    def measure_naive() -> None:
+        naive["float32"].append(round(naive_fps(video, n, {"bf16": False}), 2))
+        naive["default"].append(round(naive_fps(video, n, {}), 2))
+        log(f"naive: {naive['float32'][-1]} fps float32, {naive['default'][-1]} fps with the default detector")
+
+    measure_naive()
 
     start_ray(RayConfig(num_cpus=os.cpu_count() or 2, object_store_mb=256, namespace="bench"))
     try:
@@ -188,6 +194,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["pipeline_fps"] = round(sum(per_cam.values()), 2)
         result["pipeline_per_camera_fps"] = {k: round(v, 2) for k, v in per_cam.items()}
         log(f"pipeline: {result['pipeline_fps']} fps {result['pipeline_per_camera_fps']}")
+        # this VM's speed drifts by minutes: the naive loop runs again right after the pipeline and
+        # the faster of its two runs is the baseline (the conservative ratio)
+        measure_naive()
+        result["naive_fps"] = max(naive["float32"])
+        result["naive_same_detector_fps"] = max(naive["default"])
+        result["naive_runs"] = naive
         result["speedup"] = round(result["pipeline_fps"] / result["naive_fps"], 2)
         result["speedup_same_detector"] = round(result["pipeline_fps"] / result["naive_same_detector_fps"], 2)
 

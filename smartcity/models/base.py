@@ -18,7 +18,7 @@ import torch
 from smartcity.core.errors import SmartcityError
 from smartcity.core.vision import Detection
 from smartcity.models.config import DetectorConfigBase
-from smartcity.models.ops import letterbox, postprocess
+from smartcity.models.ops import letterbox, postprocess, rect_input_size
 
 PAD_VALUES = {"darknet": 127, "yolov8": 114}
 """Letterbox border grey each family was trained with (Darknet: 0.5, Ultralytics: 114)."""
@@ -135,6 +135,7 @@ class TensorDetector:
         self.layout = layout
         self.source = source
         self.pad_value = 0  # settled with the layout in _finish_init
+        self.rect = bool(config.rect)  # a subclass whose network takes any size may default it on
         self.class_ids = self._class_ids(config.classes)
 
     @property
@@ -189,10 +190,9 @@ class TensorDetector:
         if len(frames) == 0:
             return []
         cfg = self.config
+        size = rect_input_size(frames, self._input_size) if self.rect else self._input_size
         with torch.inference_mode():
-            batch, boxes = letterbox(
-                frames, self._input_size, device=self._device, dtype=self._input_dtype, fill=self.pad_value
-            )
+            batch, boxes = letterbox(frames, size, device=self._device, dtype=self._input_dtype, fill=self.pad_value)
             raw = self.forward(batch)
             if raw.dtype == torch.bfloat16:  # boxes decoded in float32: bf16 has 2 px steps at 300 px
                 raw = raw.float()

@@ -127,6 +127,10 @@ class DarknetDetector(TensorDetector):
             layout="darknet",
             source=files.cfg,
         )
+        # our torch network takes any multiple of 32; the in-memory ONNX export is fixed-size
+        self.rect = config.rect if config.rect is not None else self.model is not None
+        if self.rect and self.model is None:
+            raise DetectorError("rect needs runtime torch (the onnxruntime export has a fixed input size)")
         self._finish_init()
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
@@ -138,7 +142,7 @@ class DarknetDetector(TensorDetector):
     def __repr__(self) -> str:
         return (
             f"DarknetDetector({self.source}, runtime={self.runtime}, device={self.device}, "
-            f"dtype={str(self._input_dtype).removeprefix('torch.')}, input={self.input_size})"
+            f"dtype={str(self._input_dtype).removeprefix('torch.')}, input={self.input_size}, rect={self.rect})"
         )
 
 

@@ -133,6 +133,8 @@ class OnnxDetector(TensorDetector):
             raise DetectorError(f"ONNX model {config.model} does not exist")
         self.runner = OrtRunner(config.model, device=device, num_threads=config.num_threads, label=str(config.model))
         static = self.runner.static_hw
+        if config.rect and static is not None:
+            raise DetectorError(f"{config.model}: rect needs a model with a dynamic input size, this one is fixed at {static}")
         if config.input_size is not None and static is not None and static != (config.input_size,) * 2:
             raise DetectorError(f"{config.model}: fixed input {static}, config asks for {config.input_size}")
         size = static or (config.input_size or DEFAULT_INPUT,) * 2
