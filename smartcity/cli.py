@@ -10,9 +10,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from smartcity.core.config import Settings, demo_settings, load_settings
 from smartcity.core.errors import ConfigError, SmartcityError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("smartcity")
 
@@ -47,9 +51,40 @@ def _serve(settings: Settings, *, demo: bool = False) -> int:
         lifespan="on",
         ws="websockets-sansio",
     )
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     server.run()
     return 0 if server.started else 1
+
+
+def _server_class() -> type[uvicorn.Server]:
+    import signal
+    import threading
+    from types import FrameType
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, except that a second Ctrl-C or SIGTERM while stopping quits at once.
+
+        uvicorn's own answer to a second signal skips the application's shutdown and leaves
+        asyncio cancelling tasks that still wait on Ray; the process could then hang. Here the
+        local Ray (its daemons would outlive us) is shut down within 5 s and the process exits.
+        Events not yet acknowledged stay in the actors' outboxes, so nothing recorded is lost.
+        """
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.should_exit and sig in (signal.SIGINT, signal.SIGTERM):
+                log.warning("second %s while stopping: stopping Ray and exiting now", signal.Signals(sig).name)
+                from smartcity.actors.runtime import stop_ray
+
+                worker = threading.Thread(target=stop_ray, name="forced-ray-shutdown", daemon=True)
+                worker.start()
+                worker.join(5.0)
+                logging.shutdown()
+                os._exit(128 + sig)
+            super().handle_exit(sig, frame)
+
+    return Server
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -182,3 +182,24 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
     while session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert [p.name() for p in session_processes(proc.pid)] == []
+
+
+def test_a_second_ctrl_c_while_stopping_exits_at_once_and_leaves_nothing(
+    server: tuple[str, subprocess.Popen[bytes]],
+) -> None:
+    """uvicorn alone answers a second Ctrl-C by skipping the application's shutdown, after which
+    the process could hang on tasks waiting for Ray; ours stops Ray and exits."""
+    base, proc = server
+    wait_healthy(base, proc)
+    assert [p for p in session_processes(proc.pid) if p.pid != proc.pid], "expected Ray daemons"
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=15)
+    log = (Path(proc.args[5]).parent / "server.log").read_text()  # type: ignore[index]
+    assert rc == 128 + signal.SIGINT, log[-2000:]
+    assert "second SIGINT while stopping: stopping Ray and exiting now" in log
+    deadline = time.monotonic() + 10
+    while session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [p.name() for p in session_processes(proc.pid)] == []
