@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from smartcity.core.config import redact_url
@@ -219,6 +220,17 @@ class IncidentType:
     resolved_at: dt.datetime | None = None
     comment: str | None = None
 
+    @strawberry.field(
+        description="URL of the evidence snapshot (JPEG, people pixelated) of the incident's first event "
+        "that has one, or null; fetched with the same token."
+    )
+    async def evidence_url(self, info: strawberry.Info) -> str | None:
+        loader = info.context.get("evidence_loader")
+        if loader is None:
+            loader = info.context["evidence_loader"] = evidence_loader(info.context["services"].db)
+        event_id: str | None = await loader.load(tuple(self.event_ids))
+        return f"/evidence/{event_id}.jpg" if event_id else None
+
     @classmethod
     def from_record(cls, rec: Any) -> IncidentType:
         inc = rec.incident if hasattr(rec, "incident") else rec
@@ -239,6 +251,17 @@ class IncidentType:
             resolved_at=ts(getattr(rec, "resolved_at", None)),
             comment=getattr(rec, "comment", None),
         )
+
+
+def evidence_loader(db: Any) -> DataLoader[tuple[str, ...], str | None]:
+    """Batches the evidence lookups of every incident in one response into one query. Keyed by
+    the incident's event ids, so an incident that gained events is looked up again."""
+    from smartcity.storage.incidents_repo import IncidentRepo
+
+    async def load(keys: list[tuple[str, ...]]) -> list[str | None]:
+        return await IncidentRepo(db).first_evidence(keys)
+
+    return DataLoader(load_fn=load, max_batch_size=500)
 
 
 @strawberry.type

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB, array
 
 from smartcity.storage.db import Database
 from smartcity.storage.outbox import IncidentRecord, incident_record
-from smartcity.storage.tables import incidents
+from smartcity.storage.tables import events, incidents
 
 MAX_PAGE = 10_000
 
@@ -76,6 +76,19 @@ class IncidentRepo:
         async with self.db.engine.connect() as conn:
             r = (await conn.execute(sa.select(incidents).where(incidents.c.incident_id == incident_id))).first()
         return incident_record(r) if r is not None else None
+
+    async def first_evidence(self, event_id_lists: Sequence[Sequence[str]]) -> list[str | None]:
+        """For each list of an incident's event ids: the first one with an evidence snapshot in
+        the register (None when none has one, or it was removed by retention). One query."""
+        wanted = sorted({e for ids in event_id_lists for e in ids})
+        with_evidence: set[str] = set()
+        async with self.db.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                q = sa.select(events.c.event_id).where(
+                    events.c.event_id.in_(wanted[start : start + 500]), events.c.evidence_path.is_not(None)
+                )
+                with_evidence.update(r.event_id for r in await conn.execute(q))
+        return [next((e for e in ids if e in with_evidence), None) for ids in event_id_lists]
 
     async def cameras_of(self, incident_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
         """Incident id -> its cameras (for scoping rows that only name an incident)."""

@@ -353,3 +353,24 @@ async def test_audit_entries_carry_before_and_after(api: Api) -> None:
     assert rule["geometry"] == [ZONE]
     assert rule["schedule"]["kind"] == "permanent"
     assert rule["version"] == 2
+
+
+async def test_incidents_link_their_first_evidence_snapshot(api: Api, tmp_path: Path) -> None:
+    _, server, clients = api
+    assert server.writer is not None
+    t = time.time()
+    snap = tmp_path / "snap.jpg"
+    snap.write_bytes(b"\xff\xd8\xff\xd9")
+    plain = RuleEvent(camera_id="cam-p", t=t - 5, rule_id="r", rule_type="dwell", kind="dwell_exceeded")
+    shot = RuleEvent(camera_id="cam-p", t=t - 4, rule_id="r", rule_type="dwell", kind="dwell_exceeded", evidence_path=str(snap))
+    common = {"t": t, "rule_id": "r", "kind": "dwell_exceeded", "severity": Severity.LOW, "state": IncidentState.OPEN,
+              "camera_ids": ("cam-p",), "first_seen": t - 5}
+    await server.writer.write([
+        plain,
+        shot,
+        Incident(camera_id="cam-p", incident_id="inc-ev", last_seen=t - 1, event_ids=(plain.event_id, shot.event_id), **common),
+        Incident(camera_id="cam-p", incident_id="inc-no", last_seen=t - 2, event_ids=(plain.event_id,), **common),
+    ])
+    body = await clients["police-viewer"].gql('{ incidents(kind: "dwell_exceeded") { edges { node { id evidenceUrl } } } }')
+    urls = {e["node"]["id"]: e["node"]["evidenceUrl"] for e in body["data"]["incidents"]["edges"]}
+    assert urls == {"inc-ev": f"/evidence/{shot.event_id}.jpg", "inc-no": None}

@@ -244,7 +244,9 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             page.click(item)
             page.wait_for_selector("#incident-state")
             assert page.inner_text("#incident-state") == "open"
-            page.wait_for_selector(".evidence img, .evidence-empty:not(:has-text('Loading'))", timeout=15_000)
+            # the incident's own evidence snapshot (people pixelated), loaded with the token
+            page.wait_for_selector(".evidence img", timeout=15_000)
+            page.wait_for_function("document.querySelector('.evidence img').naturalWidth > 0", timeout=10_000)
             page.click("button[data-action=acknowledge]")
             page.wait_for_selector("dialog[open]")
             page.keyboard.press("Escape")

@@ -266,19 +266,18 @@ export class IncidentsView {
   }
 
   async loadEvidence(inc, fig) {
+    // the incident's own snapshot (the first of its events that has one), read fresh: the
+    // copy shown may predate the snapshot's arrival in the register
     const first = parseTime(inc.firstSeen).getTime() / 1000;
-    const last = parseTime(inc.lastSeen).getTime() / 1000;
     let url = null;
     try {
       const d = await this.ctx.api.gql(
-        `query($cam: ID, $rule: String, $since: Float, $until: Float) {
-           events(cameraId: $cam, ruleId: $rule, since: $since, until: $until, first: 100) {
-             edges { node { id evidenceUrl at } } } }`,
-        { cam: inc.cameraIds[0] || null, rule: inc.ruleId, since: first - 5, until: last + 5 },
+        `query($cam: ID, $rule: String, $kind: String, $since: Float) {
+           incidents(cameraId: $cam, ruleId: $rule, kind: $kind, since: $since, first: 100) {
+             edges { node { id evidenceUrl } } } }`,
+        { cam: inc.cameraIds[0] || null, rule: inc.ruleId, kind: inc.kind, since: first - 1 },
       );
-      const ids = new Set(inc.eventIds);
-      const nodes = d.events.edges.map((e) => e.node).filter((n) => n.evidenceUrl);
-      const hit = nodes.find((n) => ids.has(n.id)) || nodes[nodes.length - 1];
+      const hit = d.incidents.edges.map((e) => e.node).find((n) => n.id === inc.id);
       url = hit ? hit.evidenceUrl : null;
     } catch (err) {
       url = null;
