@@ -22,6 +22,7 @@ import pytest
 from websockets.sync.client import connect
 
 from smartcity.sources import generate_test_clip
+from smartcity.storage.db import head_revision
 
 pytestmark = [pytest.mark.slow]
 
@@ -113,7 +114,7 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
     base, proc = server
     health = wait_healthy(base, proc)
     assert health["status"] == "healthy"
-    assert health["database"] == {"ok": True, "revision": "0003", "dialect": "sqlite"}
+    assert health["database"] == {"ok": True, "revision": head_revision(), "dialect": "sqlite"}
     actors = health["actors"]
     assert isinstance(actors, dict)
     assert actors["police"]["alive"] is True

@@ -22,13 +22,21 @@ async def current_principal(db: Database, token: Principal) -> Principal:
     """The token's user as the database knows it now: a role or scope change, or a disabled
     account, takes effect on the next request instead of when the token expires."""
     async with db.engine.connect() as conn:
-        row = (await conn.execute(sa.select(users.c.username, users.c.role, users.c.disabled).where(users.c.id == token.user_id))).first()
+        row = (
+            await conn.execute(
+                sa.select(users.c.username, users.c.role, users.c.disabled, users.c.tokens_valid_after).where(
+                    users.c.id == token.user_id
+                )
+            )
+        ).first()
         if row is None or row.username != token.username:
             raise AuthError("unknown user")
         if row.disabled:
             raise AuthError("account disabled")
+        if row.tokens_valid_after is not None and token.issued_at <= row.tokens_valid_after:
+            raise AuthError("token revoked: log in again")
         groups = frozenset((await conn.execute(sa.select(user_groups.c.group_name).where(user_groups.c.user_id == token.user_id))).scalars())
-    return Principal(token.user_id, row.username, row.role, groups or None)
+    return Principal(token.user_id, row.username, row.role, groups or None, token.issued_at)
 
 
 def services(info: Info[Any, Any]) -> ApiServices:

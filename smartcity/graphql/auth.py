@@ -34,6 +34,7 @@ class Principal:
     username: str
     role: str
     groups: frozenset[str] | None  # None: every camera group
+    issued_at: float = 0.0  # of the token it came from (revocation is checked against the database)
 
     @property
     def is_admin(self) -> bool:
@@ -62,11 +63,6 @@ class TokenSigner:
         self._secret = secret
         self.ttl_s = ttl_s
         # user id -> time before which that user's tokens are void (role change, disabling)
-        self._revoked_before: dict[int, float] = {}
-
-    def revoke(self, user_id: int, *, now: float | None = None) -> None:
-        """Void every token of a user issued until now (the user logs in again)."""
-        self._revoked_before[user_id] = time.time() if now is None else now
 
     def issue(self, p: Principal, *, now: float | None = None) -> str:
         now = time.time() if now is None else now
@@ -98,14 +94,13 @@ class TokenSigner:
             raise AuthError("malformed token") from None
         if float(payload.get("exp", 0)) < (time.time() if now is None else now):
             raise AuthError("token expired")
-        if float(payload.get("iat", 0)) <= self._revoked_before.get(int(payload.get("uid", -1)), float("-inf")):
-            raise AuthError("token revoked: log in again")
         groups = payload.get("groups")
         return Principal(
             user_id=int(payload["uid"]),
             username=str(payload["sub"]),
             role=str(payload["role"]),
             groups=frozenset(groups) if groups is not None else None,
+            issued_at=float(payload.get("iat", 0)),
         )
 
 

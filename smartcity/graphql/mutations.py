@@ -336,7 +336,6 @@ class Mutation:
             )
         except ValidationFailed as exc:
             return validation(exc)
-        s.signer.revoke(u.id)  # role and scope are re-read per request anyway; a new password voids old tokens
         return user_out(u)
 
     @strawberry.mutation(description="WebRTC live view: send the browser's offer SDP, get the answer SDP.")

@@ -192,6 +192,8 @@ users = Table(
     Column("role", String(32), nullable=False),
     Column("created_at", Time, nullable=False),
     Column("disabled", Boolean, nullable=False, server_default=false()),
+    # tokens issued at or before this time are void (a role, scope or password change)
+    Column("tokens_valid_after", Time, nullable=True),
 )
 
 # Camera-group scopes of a user (an operator sees only the cameras of its groups).

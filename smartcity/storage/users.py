@@ -138,15 +138,16 @@ async def update_user(
         if row is None:
             raise ValidationFailed(f"username: {username!r} does not exist")
         old_groups = sorted((await conn.execute(sa.select(user_groups.c.group_name).where(user_groups.c.user_id == row.id))).scalars())
-        values: dict[str, object] = {}
+        # every change voids the user's tokens (checked per request against this column, so it
+        # holds across restarts and server processes); the user logs in again
+        values: dict[str, object] = {"tokens_valid_after": time.time()}
         if role is not None:
             values["role"] = role
         if disabled is not None:
             values["disabled"] = disabled
         if password is not None:
             values["password_hash"] = hash_password(password)
-        if values:
-            await conn.execute(sa.update(users).where(users.c.id == row.id).values(**values))
+        await conn.execute(sa.update(users).where(users.c.id == row.id).values(**values))
         new_groups = old_groups
         if groups is not None:
             known = set((await conn.execute(sa.select(camera_groups.c.name))).scalars())

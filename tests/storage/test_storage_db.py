@@ -52,7 +52,7 @@ async def test_unmigrated_database_is_reported_pending(storage_url: str) -> None
 
 async def test_migrate_creates_every_table_and_is_idempotent(storage_url: str) -> None:
     head = head_revision()
-    assert head == "0003"
+    assert head == "0004"
     assert await migrate(storage_url) == head
     assert await migrate(storage_url) == head  # a second run has nothing to do
     db = Database(storage_url)
