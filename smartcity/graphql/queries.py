@@ -195,6 +195,17 @@ class Query:
             edges=edges, page_info=PageInfo(has_next_page=len(rows) > n, end_cursor=edges[-1].cursor if edges else None)
         )
 
+    @strawberry.field(
+        description="One incident by id (as sent in SMS, webhook and MQTT alerts), or null when it does not "
+        "exist or involves none of the caller's cameras."
+    )
+    async def incident(self, info: Info[Any, Any], id: strawberry.ID) -> IncidentType | None:
+        cams = await visible_cameras(info)
+        rec = await IncidentRepo(services(info).db).get(str(id))
+        if rec is None or not any(c in cams for c in rec.incident.camera_ids):
+            return None
+        return IncidentType.from_record(rec)
+
     @strawberry.field(description="Count time series of a camera, rolled up to `bucketS` seconds (60, 900, 3600 or 86400).")
     async def counts(
         self,

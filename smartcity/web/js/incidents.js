@@ -268,17 +268,10 @@ export class IncidentsView {
   async loadEvidence(inc, fig) {
     // the incident's own snapshot (the first of its events that has one), read fresh: the
     // copy shown may predate the snapshot's arrival in the register
-    const first = parseTime(inc.firstSeen).getTime() / 1000;
     let url = null;
     try {
-      const d = await this.ctx.api.gql(
-        `query($cam: ID, $rule: String, $kind: String, $since: Float) {
-           incidents(cameraId: $cam, ruleId: $rule, kind: $kind, since: $since, first: 100) {
-             edges { node { id evidenceUrl } } } }`,
-        { cam: inc.cameraIds[0] || null, rule: inc.ruleId, kind: inc.kind, since: first - 1 },
-      );
-      const hit = d.incidents.edges.map((e) => e.node).find((n) => n.id === inc.id);
-      url = hit ? hit.evidenceUrl : null;
+      const d = await this.ctx.api.gql(`query($id: ID!) { incident(id: $id) { id evidenceUrl } }`, { id: inc.id });
+      url = d.incident ? d.incident.evidenceUrl : null;
     } catch (err) {
       url = null;
       void err;
