@@ -240,6 +240,11 @@ def bf16_precision(config: DetectorConfigBase, device: torch.device) -> bool:
     return device.type == "cpu" and not config.fp16 and cpu_has_amx_bf16()
 
 
+def compute_dtype(*, half: bool, bf16: bool) -> torch.dtype:
+    """The weights' and input's dtype for the precision chosen."""
+    return torch.float16 if half else torch.bfloat16 if bf16 else torch.float32
+
+
 def half_precision(config: DetectorConfigBase, device: torch.device) -> bool:
     if config.fp16 and device.type != "cuda":
         raise DetectorError(f"fp16 needs a CUDA device, the detector runs on {device}")

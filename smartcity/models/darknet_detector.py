@@ -20,6 +20,7 @@ from smartcity.models.base import (
     DetectorError,
     TensorDetector,
     bf16_precision,
+    compute_dtype,
     half_precision,
     read_names,
     resolve_device,
@@ -111,19 +112,19 @@ class DarknetDetector(TensorDetector):
             if half or bf16:
                 if config.bf16 or config.fp16:
                     raise DetectorError(f"{'fp16' if half else 'bf16'} is only available with runtime torch")
-                bf16 = False  # the AMX default does not apply to onnxruntime
+                half = bf16 = False  # the CUDA and AMX defaults do not apply to onnxruntime
             onnx_bytes = export_module_onnx(model, size, names=files.names, layout="darknet")
             self.runner = OrtRunner(onnx_bytes, device=device, num_threads=config.num_threads, label=str(files.cfg))
-        else:
+        dtype = compute_dtype(half=half, bf16=bf16)
+        if self.runner is None:
             # channels-last convolutions run ~1.7x faster on CPU (oneDNN) and suit tensor cores.
-            dtype = torch.float16 if half else torch.bfloat16 if bf16 else torch.float32
             self.model = model.to(device, dtype).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         super().__init__(
             config,
             names=files.names,
             input_size=size,
             device=device,
-            input_dtype=torch.float16 if half else torch.bfloat16 if bf16 else torch.float32,
+            input_dtype=dtype,
             layout="darknet",
             source=files.cfg,
         )

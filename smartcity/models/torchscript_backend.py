@@ -15,6 +15,7 @@ from smartcity.models.base import (
     DetectorError,
     TensorDetector,
     bf16_precision,
+    compute_dtype,
     config_names,
     half_precision,
     resolve_device,
@@ -42,7 +43,8 @@ class TorchScriptDetector(TensorDetector):
             raise DetectorError(f"{config.model}: not a TorchScript file: {exc}") from exc
         meta = _metadata(extra[EXTRA_FILE])
         module.eval()
-        self.module = module.half() if half else module.bfloat16() if bf16 else module.float()
+        dtype = compute_dtype(half=half, bf16=bf16)
+        self.module = module.to(dtype)
         embedded = names_from_value(meta.get("names"))
         size = _imgsz(meta.get("imgsz"))
         if config.input_size is not None:
@@ -55,7 +57,7 @@ class TorchScriptDetector(TensorDetector):
             names=config_names(config, embedded, config.model),
             input_size=size or (DEFAULT_INPUT, DEFAULT_INPUT),
             device=device,
-            input_dtype=torch.float16 if half else torch.bfloat16 if bf16 else torch.float32,
+            input_dtype=dtype,
             layout=layout,
             source=config.model,
         )
