@@ -17,9 +17,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, event, text
+from sqlalchemy import ColumnElement, Connection, Row, Select, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import StaticPool
 
 from smartcity.core.errors import SmartcityError
@@ -188,3 +194,15 @@ async def check_migrations(db: Database) -> None:
             "was it migrated by a newer smartcity?"
         )
     raise MigrationsPending(current, head)
+
+
+IN_CHUNK = 500
+"""Values per `IN (...)` list: bounded statements whatever the number of ids."""
+
+
+async def rows_in(conn: AsyncConnection, stmt: Select[Any], column: ColumnElement[Any], values: list[Any]) -> list[Row[Any]]:
+    """Rows of `stmt` whose `column` is one of `values`, fetched IN_CHUNK values at a time."""
+    out: list[Row[Any]] = []
+    for start in range(0, len(values), IN_CHUNK):
+        out.extend((await conn.execute(stmt.where(column.in_(values[start : start + IN_CHUNK])))).all())
+    return out

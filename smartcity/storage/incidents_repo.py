@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, array
 
-from smartcity.storage.db import Database
+from smartcity.storage.db import Database, rows_in
 from smartcity.storage.outbox import IncidentRecord, incident_record
 from smartcity.storage.tables import events, incidents
 
@@ -81,13 +81,9 @@ class IncidentRepo:
         """For each list of an incident's event ids: the first one with an evidence snapshot in
         the register (None when none has one, or it was removed by retention). One query."""
         wanted = sorted({e for ids in event_id_lists for e in ids})
-        with_evidence: set[str] = set()
+        q = sa.select(events.c.event_id).where(events.c.evidence_path.is_not(None))
         async with self.db.engine.connect() as conn:
-            for start in range(0, len(wanted), 500):
-                q = sa.select(events.c.event_id).where(
-                    events.c.event_id.in_(wanted[start : start + 500]), events.c.evidence_path.is_not(None)
-                )
-                with_evidence.update(r.event_id for r in await conn.execute(q))
+            with_evidence = {r.event_id for r in await rows_in(conn, q, events.c.event_id, wanted)}
         return [next((e for e in ids if e in with_evidence), None) for ids in event_id_lists]
 
     async def cameras_of(self, incident_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smartcity.core.errors import NotFound, ValidationFailed
 from smartcity.core.events import Incident, IncidentState, Severity, new_event_id
-from smartcity.storage.db import Database
+from smartcity.storage.db import Database, rows_in
 from smartcity.storage.tables import alert_deliveries, audit_log, events, incidents
 
 SCHEDULED = "scheduled"
@@ -468,16 +468,11 @@ class Outbox:
         async with self.db.engine.connect() as conn:
             found = [incident_record(r).incident for r in (await conn.execute(stmt)).all()]
             wanted = sorted({e for inc in found for e in inc.event_ids})
-            sources: dict[str, tuple[str, str, int | None, str | None]] = {}
-            for start in range(0, len(wanted), 500):
-                rows = await conn.execute(
-                    select(
-                        events.c.event_id, events.c.rule_id, events.c.camera_id, events.c.track_id, events.c.object_class
-                    ).where(events.c.event_id.in_(wanted[start : start + 500]))
-                )
-                for r in rows:
-                    track = int(r.track_id) if r.track_id is not None else None
-                    sources[r.event_id] = (r.rule_id or "", r.camera_id, track, r.object_class)
+            cols = select(events.c.event_id, events.c.rule_id, events.c.camera_id, events.c.track_id, events.c.object_class)
+            sources = {
+                r.event_id: (r.rule_id or "", r.camera_id, int(r.track_id) if r.track_id is not None else None, r.object_class)
+                for r in await rows_in(conn, cols, events.c.event_id, wanted)
+            }
         return [(inc, [sources[e] for e in inc.event_ids if e in sources]) for inc in found]
 
     async def list_deliveries_by_id(self, ids: Collection[int]) -> list[DeliveryRow]:
