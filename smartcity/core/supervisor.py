@@ -77,9 +77,9 @@ class TaskSupervisor:
     async def stop(self, timeout_s: float = 5.0) -> None:
         """Cancel tasks in reverse start order, waiting for each before the next.
 
-        A task that is still running a second after its cancellation is cancelled again
-        (once a second, until `timeout_s`): a cancellation lost inside a library call must not
-        leave a loop running for ever.
+        The wait is checked once a second until `timeout_s`; a task found running with no
+        cancellation pending any more (something uncancelled it) is cancelled again, so that a
+        cancellation lost inside a library call does not leave a loop running for ever.
         """
         self._stopped = True
         for entry in reversed(self._entries):

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from smartcity.core.vision import Detection, Track
 from smartcity.tracking import kalman
@@ -131,11 +132,7 @@ class ByteTracker:
         states = self._states
         n_tracks = len(states)
 
-        seen_last_frame = np.fromiter((s.time_since_update == 0 for s in states), dtype=bool, count=n_tracks)
-        if n_tracks:
-            # A lost track keeps moving but stops growing or shrinking.
-            self._mean[~seen_last_frame, 6:8] = 0.0
-        mean, cov = kalman.predict(self._mean, self._cov, step)
+        seen_last_frame, mean, cov = self._predict(step)
 
         if detections:
             boxes = np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
@@ -236,12 +233,18 @@ class ByteTracker:
         Not a missed frame: no track ages out, loses its streak or is confirmed; the next
         `update` corrects the predictions. Returns the live tracks as `update` does.
         """
-        step = self._steps_since_last(t)
-        if self._states:
-            lost = np.fromiter((s.time_since_update > 0 for s in self._states), dtype=bool, count=len(self._states))
-            self._mean[lost, 6:8] = 0.0
-            self._mean, self._cov = kalman.predict(self._mean, self._cov, step)
+        _, self._mean, self._cov = self._predict(self._steps_since_last(t))
         return self._snapshot(t)
+
+    def _predict(self, step: float) -> tuple[npt.NDArray[np.bool_], FloatArray, FloatArray]:
+        """Every track moved `step` frames forward: (seen on the last frame, means, covariances)."""
+        n = len(self._states)
+        seen_last_frame = np.fromiter((s.time_since_update == 0 for s in self._states), dtype=bool, count=n)
+        if n:
+            # A lost track keeps moving but stops growing or shrinking.
+            self._mean[~seen_last_frame, 6:8] = 0.0
+        mean, cov = kalman.predict(self._mean, self._cov, step)
+        return seen_last_frame, mean, cov
 
     def _snapshot(self, t: float) -> list[Track]:
         if not self._states:
