@@ -14,18 +14,11 @@ from typing import Any
 import httpx
 import uvicorn
 import websockets
+from testkit import free_port
 
 from smartcity.app import Server, create_app
 from smartcity.core.config import load_settings
 from smartcity.storage.users import create_user
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
 
 USERS = {
     # name: (role, groups)
@@ -140,3 +133,7 @@ async def next_message(ws: Any, limit_s: float = 10) -> dict[str, Any]:
             await ws.send(json.dumps({"type": "pong"}))
             continue
         return msg
+
+
+Api = tuple[str, Server, dict[str, Client]]
+"""What the `api` fixture (conftest.py) yields: base URL, the server, a client per user."""

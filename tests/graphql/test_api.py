@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -28,22 +27,6 @@ mutation($id: ID, $cam: ID!, $params: JSON!) {
     ... on NotFoundError { message }
   }
 }"""
-
-
-@pytest.fixture
-async def api(tmp_path: Path, storage_url: str) -> AsyncIterator[tuple[str, Server, dict[str, Client]]]:
-    async with running_server(tmp_path, storage_url) as (base, server):
-        clients: dict[str, Client] = {}
-        for name in USERS:
-            c = Client(base)
-            await c.login(name)
-            clients[name] = c
-        clients["anonymous"] = Client(base)
-        try:
-            yield base, server, clients
-        finally:
-            for c in clients.values():
-                await c.close()
 
 
 async def test_login_rate_limited_and_audited(api: tuple[str, Server, dict[str, Client]]) -> None:

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
-from api_helpers import USERS, Client, connect_ws, next_message, running_server, subscribe
+from api_helpers import USERS, Api, connect_ws, next_message, subscribe
 
-from smartcity.app import Server
 from smartcity.core.events import (
     CameraHealth,
     CameraState,
@@ -30,25 +28,6 @@ from smartcity.core.events import (
 ZONE = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
 RED_LIGHT = {"stop_line": [[0.1, 0.5], [0.9, 0.5]], "direction": [0, 1], "signal": {"source": "external"}}
 NAMES = [*USERS, "anonymous"]
-Api = tuple[str, Server, dict[str, Client]]
-
-
-@pytest.fixture
-async def api(tmp_path: Path, storage_url: str) -> AsyncIterator[Api]:
-    async with running_server(tmp_path, storage_url) as (base, server):
-        clients: dict[str, Client] = {}
-        for name in USERS:
-            c = Client(base)
-            await c.login(name)
-            clients[name] = c
-        clients["anonymous"] = Client(base)
-        try:
-            yield base, server, clients
-        finally:
-            for c in clients.values():
-                await c.close()
-
-
 def _typename(body: dict[str, Any], field: str) -> str:
     assert body.get("data"), body
     name: str = body["data"][field]["__typename"]

@@ -4,12 +4,12 @@ an in-loop ASGI server, a configured alerting harness."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from testkit import free_port
 
 from smartcity.core.bus import EventBus
 from smartcity.core.clock import Clock
@@ -105,11 +105,6 @@ class Harness:
             await asyncio.sleep(0.02)
 
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class AsgiServer:

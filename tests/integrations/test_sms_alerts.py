@@ -16,10 +16,10 @@ from alert_helpers import (
     AsgiServer,
     Harness,
     alerts_config,
-    free_port,
     rule_event,
 )
 from starlette.applications import Starlette
+from testkit import free_port
 from twilio_loopback import LoopbackTwilio
 
 from smartcity.core.clock import ManualClock, SystemClock

@@ -7,9 +7,10 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
+
+from testkit import free_port
 
 
 def _bin(name: str) -> str:
@@ -19,17 +20,12 @@ def _bin(name: str) -> str:
     return found[-1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 class ThrowawayPostgres:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.data = root / "pgdata"
-        self.port = _free_port()
+        self.port = free_port()
         self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     @property

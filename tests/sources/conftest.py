@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from source_helpers import SYSTEM_PYTHON, RtspServer, free_port
+from source_helpers import SYSTEM_PYTHON, RtspServer
+from testkit import free_port
 
 from smartcity.sources import CameraSource, generate_test_clip
 

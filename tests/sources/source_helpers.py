@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import select
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -42,13 +41,6 @@ def wait_health(
     if not wait_until(check, timeout):
         pytest.fail(f"health condition not met within {timeout}s; last health: {last[0]}")
     return last[0]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class RtspServer:

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from source_helpers import RtspServer, free_port, wait_health
+from source_helpers import RtspServer, wait_health
+from testkit import free_port
 
 from smartcity.core.events import CameraState
 from smartcity.sources import CameraSource, SourceOptions, read_frame_counter

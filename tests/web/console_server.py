@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,27 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import psutil
+from testkit import free_port, session_processes
 
 ADMIN = ("chief", "chief's password")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def session_processes(sid: int) -> list[psutil.Process]:
-    out = []
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return out
 
 
 def write_config(tmp: Path, port: int) -> Path:
