@@ -30,7 +30,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 .venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
   || .venv/bin/pip install -q torch==2.13.0
 if [ $WITH_TEST -eq 1 ]; then
-  .venv/bin/pip install -q -e ".[test,onnx]"
+  .venv/bin/pip install -q -e ".[test,onnx,bench]"
 else
   .venv/bin/pip install -q -e ".[onnx]"
 fi
