@@ -72,11 +72,21 @@ def _check_unit(points: Sequence[Point]) -> None:
             )
 
 
+MAX_POLYGON_POINTS = 256
+"""Most points in one polygon: validation compares every pair of edges (vectorised), so the bound
+keeps it to about a millisecond; a zone drawn by hand needs far fewer."""
+
+
 def validate_polygon(points: Sequence[Sequence[float]]) -> tuple[Point, ...]:
     """Return the polygon as a tuple of points, or raise GeometryError saying why it is invalid."""
+    # the bound comes first: nothing proportional to an oversized input runs (+1: a closed ring)
+    if len(points) > MAX_POLYGON_POINTS + 1:
+        raise GeometryError(f"a polygon has at most {MAX_POLYGON_POINTS} points, got {len(points)}")
     poly = tuple(_as_point(p, i) for i, p in enumerate(points))
     if len(poly) >= 2 and poly[0] == poly[-1]:
         poly = poly[:-1]  # an explicitly closed ring
+    if len(poly) > MAX_POLYGON_POINTS:
+        raise GeometryError(f"a polygon has at most {MAX_POLYGON_POINTS} points, got {len(poly)}")
     if len(poly) < 3:
         raise GeometryError(f"a polygon needs at least 3 points, got {len(poly)}")
     _check_unit(poly)
@@ -84,28 +94,77 @@ def validate_polygon(points: Sequence[Sequence[float]]) -> tuple[Point, ...]:
     for i in range(n):
         if poly[i] == poly[(i + 1) % n]:
             raise GeometryError(f"points {i} and {(i + 1) % n} are the same")
-    for i in range(n):
-        a, b = poly[i], poly[(i + 1) % n]
-        for j in range(i + 1, n):
-            c, d = poly[j], poly[(j + 1) % n]
-            adjacent = j == i + 1 or (i == 0 and j == n - 1)
-            if adjacent:
-                # neighbours share a vertex; they only self-intersect if they fold back on each other
-                shared = b if j == i + 1 else a
-                other_i = a if j == i + 1 else b
-                other_j = d if j == i + 1 else c
-                if abs(_cross(shared, other_i, other_j)) <= _EPS and (
-                    (other_i[0] - shared[0]) * (other_j[0] - shared[0])
-                    + (other_i[1] - shared[1]) * (other_j[1] - shared[1])
-                    > 0
-                ):
-                    raise GeometryError(f"polygon self-intersects at edges {i} and {j} (folds back)")
-                continue
-            if segments_intersect(a, b, c, d):
-                raise GeometryError(f"polygon self-intersects at edges {i} and {j}")
+    found = _first_self_intersection(poly)
+    if found is not None:
+        i, j, folds = found
+        raise GeometryError(f"polygon self-intersects at edges {i} and {j}" + (" (folds back)" if folds else ""))
     if abs(polygon_area(poly)) < 1e-9:
         raise GeometryError("polygon has no area")
     return poly
+
+
+def _cross_v(o: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
+    # the same operations in the same order as `_cross`, so both give bit-identical results
+    out: FloatArray = (a[..., 0] - o[..., 0]) * (b[..., 1] - o[..., 1]) - (a[..., 1] - o[..., 1]) * (
+        b[..., 0] - o[..., 0]
+    )
+    return out
+
+
+def _on_segment_v(p: FloatArray, a: FloatArray, b: FloatArray) -> BoolArray:
+    out: BoolArray = (
+        (np.minimum(a[..., 0], b[..., 0]) - 1e-12 <= p[..., 0])
+        & (p[..., 0] <= np.maximum(a[..., 0], b[..., 0]) + 1e-12)
+        & (np.minimum(a[..., 1], b[..., 1]) - 1e-12 <= p[..., 1])
+        & (p[..., 1] <= np.maximum(a[..., 1], b[..., 1]) + 1e-12)
+    )
+    return out
+
+
+def _first_self_intersection(poly: Sequence[Point]) -> tuple[int, int, bool] | None:
+    """The first pair of edges (i < j, in row order) that meet, and whether they are neighbours that
+    fold back on each other; None for a simple polygon.
+
+    `segments_intersect` for every pair of non-neighbour edges at once (n <= MAX_POLYGON_POINTS,
+    so the n x n arrays stay small); neighbours share a vertex and only count when collinear and
+    pointing the same way from it.
+    """
+    n = len(poly)
+    a = np.asarray(poly, dtype=np.float64)
+    b = np.roll(a, -1, axis=0)
+    ai, bi = a[:, None, :], b[:, None, :]  # edge i along rows
+    cj, dj = a[None, :, :], b[None, :, :]  # edge j along columns
+    d1, d2 = _cross_v(cj, dj, ai), _cross_v(cj, dj, bi)
+    d3, d4 = _cross_v(ai, bi, cj), _cross_v(ai, bi, dj)
+    proper = (((d1 > _EPS) & (d2 < -_EPS)) | ((d1 < -_EPS) & (d2 > _EPS))) & (
+        ((d3 > _EPS) & (d4 < -_EPS)) | ((d3 < -_EPS) & (d4 > _EPS))
+    )
+    touch = (
+        ((np.abs(d1) <= _EPS) & _on_segment_v(ai, cj, dj))
+        | ((np.abs(d2) <= _EPS) & _on_segment_v(bi, cj, dj))
+        | ((np.abs(d3) <= _EPS) & _on_segment_v(cj, ai, bi))
+        | ((np.abs(d4) <= _EPS) & _on_segment_v(dj, ai, bi))
+    )
+    idx = np.arange(n)
+    neighbours = (idx[None, :] == idx[:, None] + 1) | ((idx[:, None] == 0) & (idx[None, :] == n - 1))
+    hits = (proper | touch) & np.triu(np.ones((n, n), dtype=bool), 1) & ~neighbours
+    # neighbours: edge k ends where edge k+1 starts; edge n-1 ends where edge 0 starts
+    shared = np.vstack((b[:-1], a[:1]))
+    before = np.vstack((a[:-1], b[:1]))
+    after = np.vstack((b[1:], a[-1:]))
+    fold = (np.abs(_cross_v(shared, before, after)) <= _EPS) & (
+        (before[:, 0] - shared[:, 0]) * (after[:, 0] - shared[:, 0])
+        + (before[:, 1] - shared[:, 1]) * (after[:, 1] - shared[:, 1])
+        > 0
+    )
+    rows = np.concatenate((idx[:-1], [0]))
+    cols = np.concatenate((idx[1:], [n - 1]))
+    hits[rows[fold], cols[fold]] = True
+    first = np.argwhere(hits)
+    if not len(first):
+        return None
+    i, j = int(first[0][0]), int(first[0][1])
+    return i, j, bool(neighbours[i, j])
 
 
 def validate_line(points: Sequence[Sequence[float]]) -> tuple[Point, Point]:

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from smartcity.analytics.base import ClassVocab, FrameView, Rule, SlotArrays, track_payload
 from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.geometry import Polygon
-from smartcity.analytics.params import Params, PolygonParam
+from smartcity.analytics.params import ClassNames, Params, PolygonParam
 from smartcity.analytics.registry import register
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.events import RuleEvent, Severity
@@ -131,7 +131,7 @@ class AbandonedParams(Params):
     person_radius: float = Field(0.08, description="No person within this distance (frame widths).", gt=0, le=1)
     static_radius: float = Field(0.015, description="Movement tolerated while static (frame widths).", gt=0,
                                  le=0.2)
-    person_classes: list[str] = Field(default_factory=lambda: ["person"], description="Who attends an object.",
+    person_classes: ClassNames = Field(default_factory=lambda: ["person"], description="Who attends an object.",
                                       min_length=1)
     min_track_age: int = Field(3, description="Frames a track must be detected before it can alert.", ge=1, le=100)
 
@@ -212,7 +212,7 @@ class _Stop:
 
 class DumpingParams(Params):
     zone: PolygonParam = Field(description="Zone watched (normalised polygon).")
-    object_classes: list[str] = Field(default_factory=lambda: list(DUMPED),
+    object_classes: ClassNames = Field(default_factory=lambda: list(DUMPED),
                                       description="Classes of objects that may be dumped.", min_length=1)
     stop_s: float = Field(5.0, description="Seconds a vehicle must stand still to count as a stop.", gt=0, le=3600)
     object_static_s: float = Field(5.0, description="Seconds the new object must stay still.", gt=0, le=3600)

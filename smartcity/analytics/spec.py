@@ -40,7 +40,7 @@ class RuleValidationFailed(ValidationFailed):
 class WeeklyWindow(BaseModel):
     """A window of activity repeated every week, in the schedule's time zone."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     days: list[int] = Field(
         description="Days of the week the window starts on, 0 = Monday .. 6 = Sunday.", min_length=1, max_length=7
@@ -72,7 +72,7 @@ class WeeklyWindow(BaseModel):
 class Schedule(BaseModel):
     """When a rule is active: permanently, for a duration, until a date, or in weekly windows."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: Literal["permanent", "for_duration", "until", "weekly"] = Field(
         "permanent", description="permanent | for_duration (duration_s from starts_at) | until | weekly."
@@ -146,7 +146,7 @@ class Schedule(BaseModel):
 class RuleSpec(BaseModel):
     """One operator rule on one camera, as stored and as sent by the API."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str = Field(description="Stable rule id.", pattern=_ID)
     camera_id: str = Field(description="Camera the rule watches.", min_length=1, max_length=128)
