@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from smartcity.analytics import RuleEngine, load_rules_file
+from smartcity.analytics.counts import merge_parts
 from smartcity.core.errors import ValidationFailed
 from smartcity.core.events import CountBucket
 from smartcity.core.vision import Detection, FrameTracks
@@ -320,7 +321,7 @@ def replay(
     trackers: dict[str, ByteTracker] = {}
     engines: dict[str, RuleEngine] = {}
     confirmed: dict[str, set[int]] = {}
-    buckets: dict[str, CountBucket] = {}
+    parts: dict[tuple[str, str, str, str, float, int, str], CountBucket] = {}  # latest emission of each
     frames = detections = 0
     events_file = _AtomicLines(Path(events_out))
     counts_file = _AtomicLines(Path(counts_out))
@@ -341,19 +342,15 @@ def replay(
             )
             for event in engine.update(frame):
                 events_file.write(event.to_dict())
-            # The engine hands out buckets that changed, with their totals so far, and forgets
-            # those that ended before `flush_before`; the latest version of each is the total.
-            for bucket in engine.count_buckets(flush_before=record.t):
-                buckets[bucket.event_id] = bucket
+            # The engine hands out the parts of buckets that changed, with their running totals,
+            # and forgets those that ended before `flush_before`: a crossing confirmed later
+            # opens a new part of its bucket. merge_parts sums the latest total of each part.
+            parts.update((b.part_key(), b) for b in engine.count_buckets(flush_before=record.t))
             frames += 1
             detections += len(record.detections)
         for camera in sorted(engines):
-            for bucket in engines[camera].count_buckets(flush_before=None):
-                buckets[bucket.event_id] = bucket
-        for bucket in sorted(
-            buckets.values(),
-            key=lambda b: (b.bucket_start, b.camera_id, b.rule_id, b.object_class, b.direction, b.bucket_s),
-        ):
+            parts.update((b.part_key(), b) for b in engines[camera].count_buckets(flush_before=None))
+        for bucket in merge_parts(parts.values()):
             counts_file.write(bucket.to_dict())
     except BaseException:
         events_file.discard()

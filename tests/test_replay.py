@@ -346,3 +346,37 @@ def test_main_replay_prints_stats_and_reports_bad_inputs(
     with pytest.raises(SystemExit) as exit_info:
         main_replay([str(log_path)])  # --rules is required
     assert exit_info.value.code == 2
+
+
+def test_replay_keeps_a_crossing_confirmed_after_its_minute_was_flushed(tmp_path: Path) -> None:
+    """A car that crosses in the last fraction of a minute is mature (min_track_age frames) only
+    after replay has flushed that minute: its crossing, interpolated back into the minute, must
+    add to that minute's total, not replace it."""
+    from smartcity.replay import replay
+
+    boundary = 1_700_000_040.0  # a minute boundary
+    assert boundary % 60 == 0
+    step = 1.0 / FPS
+    frames: dict[float, list[tuple[float, float]]] = {}
+    # car A crosses the vertical line x = 640 mid-minute, long before the boundary
+    for f in range(30):
+        frames.setdefault(round(boundary - 30.0 + f * step, 6), []).append((400.0 + 20.0 * f, 150.0))
+    # car B (another lane) is first seen one frame before the boundary, well left of the line, and well right
+    # of it on the boundary frame (crossed half way between: boundary - 0.1 s); its third
+    # sighting, after the boundary, is the first at which it is old enough to count
+    for f in range(12):
+        frames.setdefault(round(boundary - step + f * step, 6), []).append((580.0 + 120.0 * f, 500.0))
+    log_path = tmp_path / "late.jsonl"
+    with DetectionLogWriter(log_path, append=False) as writer:
+        for t in sorted(frames):
+            dets = [Detection((x - 200.0, y - 60.0, x + 200.0, y + 60.0), "car", 0.9) for x, y in frames[t]]
+            writer.write("north", t, W, H, dets)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "- id: gate\n  camera_id: north\n  type: line_count\n  classes: [car]\n"
+        "  params: {line: [[0.5, 0.0], [0.5, 1.0]], in_direction: [1, 0], min_track_age: 3}\n"
+    )
+    counts_out = tmp_path / "counts.jsonl"
+    replay(rules, log_path, tmp_path / "events.jsonl", counts_out)
+    buckets = [json.loads(line) for line in counts_out.read_text().splitlines()]
+    assert [(b["bucket_start"], b["direction"], b["n"]) for b in buckets] == [(boundary - 60.0, "in", 2)]

@@ -113,7 +113,12 @@ class RuleEvent(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CountBucket(Event):
-    """Anonymous count of line crossings for one class and direction in one time bucket."""
+    """Anonymous count of line crossings for one class and direction in one time bucket.
+
+    `n` is the running total of one *part* of the bucket: crossings confirmed after the bucket was
+    handed out for good open a new part (see smartcity.analytics.counts); the bucket's count is
+    the sum of the latest `n` of each of its parts. "" is the part of a bucket given whole.
+    """
 
     type: ClassVar[str] = "count_bucket"
     rule_id: str
@@ -122,6 +127,12 @@ class CountBucket(Event):
     bucket_start: float
     bucket_s: int
     n: int
+    part: str = ""
+
+    def part_key(self) -> tuple[str, str, str, str, float, int, str]:
+        """What identifies the part this is an emission of (storage keeps one row per part)."""
+        return (self.camera_id, self.rule_id, self.object_class, self.direction, self.bucket_start, self.bucket_s,
+                self.part)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

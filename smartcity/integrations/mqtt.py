@@ -5,7 +5,9 @@ Topic tree (prefix `smartcity` by default; ids are sanitised: `/`, `+`, `#` beco
     {prefix}/alerts/{target}                 alert documents of policies (outbox: at-least-once), QoS 1
     {prefix}/incidents/{incident_id}         every incident change (open, count, acknowledged...), QoS 1
     {prefix}/events/{camera_id}/{rule_type}  rule events, QoS 1
-    {prefix}/counts/{camera_id}/{rule_id}    count buckets, QoS 1
+    {prefix}/counts/{camera_id}/{rule_id}    count buckets, QoS 1: `n` is the running total of
+                                             one `part` of the bucket; a bucket's count is the
+                                             sum over its parts of each part's largest `n`
     {prefix}/cameras/{camera_id}/status      camera health, QoS 1, retained
 
 Payloads are JSON (`Event.to_dict()`, or the alert document). Alerts go through the outbox and

@@ -4,8 +4,9 @@
 A bulk writer then stores it in one transaction:
 - CameraHealth, DetectionSummary, RuleEvent (and any other Event) -> `events`,
   INSERT .. ON CONFLICT (event_id) DO NOTHING
-- CountBucket -> `counts` upsert: `n` is the bucket's running total; a row only takes a
-  total from a newer bucket event (by `t`), so redeliveries and stale totals change nothing
+- CountBucket -> `counts` upsert, one row per part of a bucket: `n` is the part's running
+  total, which only grows, so a row only takes a larger total; redeliveries and stale totals
+  change nothing (readers sum the parts of a bucket: smartcity.analytics.counts)
 - Incident -> `incidents` upsert by incident_id, newer `t` wins, and the state never moves
   backwards (open -> acknowledged -> resolved/dismissed)
 
@@ -43,9 +44,9 @@ EVENT_COLUMNS = (
     "evidence_path",
 )
 
-COUNT_KEY = ("camera_id", "rule_id", "object_class", "direction", "bucket_start", "bucket_s")
+COUNT_KEY = ("camera_id", "rule_id", "object_class", "direction", "bucket_start", "bucket_s", "part")
 COUNT_COLUMNS = (*COUNT_KEY, "n", "updated_t")
-_COUNT_PG_TYPES = ("text", "text", "text", "text", "float8", "int4", "int8", "float8")
+_COUNT_PG_TYPES = ("text", "text", "text", "text", "float8", "int4", "text", "int8", "float8")
 
 INCIDENT_COLUMNS = (
     "incident_id",
@@ -114,7 +115,7 @@ def event_row(ev: Event) -> EventRow:
 
 
 def count_row(ev: CountBucket) -> EventRow:
-    return (ev.camera_id, ev.rule_id, ev.object_class, ev.direction, ev.bucket_start, ev.bucket_s, ev.n, ev.t)
+    return (*ev.part_key(), ev.n, ev.t)
 
 
 def incident_row(ev: Incident, now: float) -> EventRow:
@@ -141,7 +142,7 @@ class SortedBatch:
 
     ids: list[str] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
-    counts: dict[tuple[Any, ...], CountBucket] = field(default_factory=dict)
+    counts: dict[tuple[Any, ...], CountBucket] = field(default_factory=dict)  # by part: the largest total
     incidents: dict[str, Incident] = field(default_factory=dict)
     repeated: int = 0
 
@@ -157,9 +158,9 @@ class SortedBatch:
             seen.add(eid)
             out.ids.append(eid)
             if isinstance(ev, CountBucket):
-                key = (ev.camera_id, ev.rule_id, ev.object_class, ev.direction, ev.bucket_start, ev.bucket_s)
+                key = ev.part_key()
                 prev = out.counts.get(key)
-                if prev is None or prev.t <= ev.t:
+                if prev is None or prev.n <= ev.n:
                     out.counts[key] = ev
             elif isinstance(ev, Incident):
                 prev_i = out.incidents.get(ev.incident_id)
@@ -187,9 +188,11 @@ def _qmarks(n: int) -> str:
 
 
 def _upsert_counts_tail() -> str:
+    # By `n`, not by `t`: every emission of a bucket carries the bucket start as its `t`, so a
+    # comparison of times let any redelivered, smaller total overwrite a larger one.
     return (
         f" ON CONFLICT ({', '.join(COUNT_KEY)}) DO UPDATE SET n = excluded.n, updated_t = excluded.updated_t"
-        " WHERE counts.updated_t <= excluded.updated_t"
+        " WHERE counts.n < excluded.n"
     )
 
 

@@ -148,8 +148,11 @@ incidents = Table(
     Index(None, "state", "last_seen"),
 )
 
-# Anonymous counts, kept beyond event retention. `n` is the bucket's total so far; `updated_t`
-# is the `t` of the CountBucket that set it, so a stale redelivery never lowers a newer total.
+# Anonymous counts, kept beyond event retention. One row per *part* of a bucket (crossings
+# confirmed after a bucket was handed out open a new part: smartcity.analytics.counts); a
+# bucket's count is the sum of its rows. `n` is the part's running total, which only grows, so
+# an upsert keeps the larger and a stale redelivery never lowers it; `updated_t` is the `t` of
+# the CountBucket that set it. `part` '' is a bucket stored whole (rows from before parts).
 counts = Table(
     "counts",
     metadata,
@@ -161,7 +164,8 @@ counts = Table(
     Column("bucket_s", Integer, nullable=False),
     Column("n", BigInteger, nullable=False),
     Column("updated_t", Time, nullable=False),
-    PrimaryKeyConstraint("camera_id", "rule_id", "object_class", "direction", "bucket_start", "bucket_s"),
+    Column("part", String(), nullable=False, server_default=""),
+    PrimaryKeyConstraint("camera_id", "rule_id", "object_class", "direction", "bucket_start", "bucket_s", "part"),
     Index(None, "rule_id", "bucket_start"),
 )
 

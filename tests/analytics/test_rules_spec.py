@@ -120,7 +120,8 @@ def test_count_buckets_and_rollup() -> None:
     agg.add("r", "car", "in", 10.0)
     again = agg.buckets(flush_before=120.0)
     assert [(b.bucket_start, b.n) for b in again] == [(0.0, 3)]
-    assert again[0].event_id == first[0].event_id  # same bucket, same id: the storage upserts
+    assert again[0].part == first[0].part  # same part of the bucket: the storage upserts its row
+    assert again[0].event_id != first[0].event_id  # another emission (a larger total)
     q = rollup(first, 900)
     assert [(b.bucket_start, b.object_class, b.n, b.bucket_s) for b in q] == [
         (0.0, "car", 4, 900), (0.0, "person", 1, 900), (900.0, "car", 1, 900), (2700.0, "car", 1, 900),

@@ -39,9 +39,9 @@ def test_each_id_once_in_first_seen_order_and_repeats_counted(spec: list[tuple[i
     assert row_ids == [i for i in first_seen if not isinstance(firsts[i], CountBucket)]
     buckets = [e for e in firsts.values() if isinstance(e, CountBucket)]
     if buckets:
-        # all buckets share one key: the one with the latest t is kept
+        # all buckets are totals of one part: the largest (the latest running total) is kept
         (kept,) = sorted_.counts.values()
-        assert kept.t == max(b.t for b in buckets)
+        assert kept.n == max(b.n for b in buckets)
     else:
         assert sorted_.counts == {}
 

@@ -52,7 +52,8 @@ async def test_unmigrated_database_is_reported_pending(storage_url: str) -> None
 
 async def test_migrate_creates_every_table_and_is_idempotent(storage_url: str) -> None:
     head = head_revision()
-    assert head == "0004"
+    versions_dir = Path(__file__).parents[2] / "smartcity" / "storage" / "migrations" / "versions"
+    assert head == max(p.name.split("_", 1)[0] for p in versions_dir.glob("[0-9]*_*.py"))  # the newest file
     assert await migrate(storage_url) == head
     assert await migrate(storage_url) == head  # a second run has nothing to do
     db = Database(storage_url)
