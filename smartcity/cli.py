@@ -111,14 +111,12 @@ def _with_server_overrides(settings: Settings, args: argparse.Namespace) -> Sett
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from smartcity.settings_check import check_settings
+    from smartcity.settings_check import check_settings, config_error_lines
 
     try:
         s = check_settings(load_settings(Path(args.file)))
     except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        print(f"{args.file}: {len(exc.errors)} error(s)", file=sys.stderr)
+        print("\n".join(config_error_lines(args.file, exc)), file=sys.stderr)
         return 1
     print(f"{args.file}: OK ({len(s.cameras)} cameras, {len(s.camera_groups)} groups, database {s.database.url.split(':')[0]})")
     return 0

@@ -41,7 +41,7 @@ from typing import IO, Any
 
 from smartcity.analytics import RuleEngine, load_rules_file
 from smartcity.analytics.counts import merge_parts
-from smartcity.core.errors import ValidationFailed
+from smartcity.core.errors import ConfigError, ValidationFailed
 from smartcity.core.events import CountBucket
 from smartcity.core.vision import Detection, FrameTracks
 from smartcity.tracking import ByteTracker, TrackerConfig
@@ -375,12 +375,23 @@ def _default_output(detections: Path, kind: str) -> Path:
     return detections.with_name(f"{stem}.{kind}.jsonl")
 
 
+def tracker_config_of(config_path: Path) -> TrackerConfig:
+    """The tracker settings (`analysis.tracker`) of a server configuration file, read and checked
+    as `smartcity serve` reads it (environment overrides included); raises ConfigError."""
+    from smartcity.core.config import load_settings
+    from smartcity.settings_check import check_settings
+
+    settings = check_settings(load_settings(config_path))
+    return TrackerConfig.model_validate(settings.analysis.tracker)
+
+
 def main_replay(argv: Sequence[str]) -> int:
-    """`smartcity replay --rules RULES.yaml DETECTIONS.jsonl [--events-out F] [--counts-out F]`.
+    """`smartcity replay --rules RULES.yaml DETECTIONS.jsonl [--config SERVER.yaml] [--events-out F]
+    [--counts-out F]`.
 
     Prints the stats as one JSON line and returns 0; prints the problem on stderr and
-    returns 1 when the rules, the log or a file is bad. Bad arguments exit with status 2
-    (argparse).
+    returns 1 when the rules, the log, the configuration or a file is bad. Bad arguments
+    exit with status 2 (argparse).
     """
     parser = argparse.ArgumentParser(
         prog="smartcity replay",
@@ -388,6 +399,14 @@ def main_replay(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--rules", required=True, type=Path, help="rules file (YAML or JSON list of rules)")
     parser.add_argument("detections", type=Path, help="detections log (JSON lines)")
+    parser.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        default=None,
+        help="server configuration file: replay tracks with its analysis.tracker settings, as the "
+        "server would (default: the tracker's defaults)",
+    )
     parser.add_argument(
         "--events-out", type=Path, default=None, help="rule events output (default: DETECTIONS.events.jsonl)"
     )
@@ -400,8 +419,17 @@ def main_replay(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     events_out = args.events_out or _default_output(args.detections, "events")
     counts_out = args.counts_out or _default_output(args.detections, "counts")
+    tracker_config = None
+    if args.config is not None:
+        from smartcity.settings_check import config_error_lines
+
+        try:
+            tracker_config = tracker_config_of(args.config)
+        except ConfigError as exc:
+            print("\n".join(config_error_lines(args.config, exc)), file=sys.stderr)
+            return 1
     try:
-        stats = replay(args.rules, args.detections, events_out, counts_out)
+        stats = replay(args.rules, args.detections, events_out, counts_out, tracker_config=tracker_config)
     except DetectionLogError as exc:
         print(f"error: {args.detections}: {exc}", file=sys.stderr)
         return 1

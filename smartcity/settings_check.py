@@ -48,3 +48,9 @@ def check_settings(settings: Settings) -> Settings:
     if errors:
         raise ConfigError(errors)
     return settings
+
+
+def config_error_lines(source: object, exc: ConfigError) -> list[str]:
+    """How `check-config` (and every command given a configuration file) reports it: one line
+    per error, then `FILE: N error(s)`."""
+    return [*exc.errors, f"{source}: {len(exc.errors)} error(s)"]

@@ -380,3 +380,38 @@ def test_replay_keeps_a_crossing_confirmed_after_its_minute_was_flushed(tmp_path
     replay(rules, log_path, tmp_path / "events.jsonl", counts_out)
     buckets = [json.loads(line) for line in counts_out.read_text().splitlines()]
     assert [(b["bucket_start"], b["direction"], b["n"]) for b in buckets] == [(boundary - 60.0, "in", 2)]
+
+
+def test_main_replay_tracks_with_the_server_configs_tracker_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from smartcity.replay import main_replay
+
+    log_path = tmp_path / "det.jsonl"
+    _write_scene_log(log_path, drop=0.0)
+    rules = _rules_file(tmp_path, events=False)
+
+    def run(*extra: str) -> dict[str, int]:
+        assert main_replay(["--rules", str(rules), str(log_path), *extra]) == 0
+        out: dict[str, int] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        return out
+
+    plain = run()
+    assert plain["confirmed_tracks"] > 0
+    # the server would confirm no track that is not seen on 500 consecutive frames
+    config = tmp_path / "server.yaml"
+    config.write_text("analysis:\n  tracker:\n    min_hits: 500\n")
+    assert run("--config", str(config))["confirmed_tracks"] == 0
+    # and start none from a detection under 0.99: nothing is tracked, nothing is counted
+    config.write_text("analysis:\n  tracker:\n    new_track_score: 0.99\n")
+    assert run("-c", str(config))["confirmed_tracks"] == 0
+    assert (tmp_path / "det.counts.jsonl").read_text() == ""
+
+    # a bad configuration is reported as check-config reports it, and nothing is replayed
+    config.write_text("analysis:\n  tracker:\n    min_hits: 0\n    bogus: 1\n")
+    assert main_replay(["--rules", str(rules), str(log_path), "--config", str(config)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"{config}: 2 error(s)"
+    assert any(line.startswith("analysis.tracker.min_hits:") for line in err)
+    assert any(line.startswith("analysis.tracker.bogus:") for line in err)
+    assert (tmp_path / "det.counts.jsonl").read_text() == ""
