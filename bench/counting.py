@@ -7,10 +7,12 @@ clean, realistic and hard noise, and at 10 fps with realistic noise.
 
 Ours: ByteTracker (TrackerConfig defaults) + RuleEngine over the frames, driven as
 smartcity/replay.py drives them; line_count rules run with `emit_events` so every crossing
-they decide is seen. The count buckets go, every `counts_flush_s` of frame time with
-`flush_before` = the frame's time, through the server's writer (EventWriter -> bulk upsert)
-into a temporary SQLite database and are read back with the `counts` query's count_series:
-`crossings_lost` = crossings emitted - crossings stored.
+they decide is seen. The count buckets are taken after every analysed frame with
+`flush_before` = the frame's time (as replay does; the most demanding cadence for a crossing
+confirmed after its minute was handed out; `--flush-s 10` takes them at the camera actors'
+cadence instead), go through the server's writer (EventWriter -> bulk upsert) into a
+temporary SQLite database, one transaction per flush, and are read back with the `counts`
+query's count_series: `crossings_lost` = crossings emitted - crossings stored.
 
 Peer: supervision ByteTrack (frame_rate = the run's fps) + one LineZone per counting line,
 bottom-centre anchor, on the same detections (bench/counting_peer.py).
@@ -440,6 +442,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--duration", type=float, default=None, help="seconds per scene (default 300 quick, 900)")
     ap.add_argument("--fake", action="store_true", help="use the scenario stand-in instead of roadsim")
     ap.add_argument("--no-peer", action="store_true", help="skip supervision's ByteTrack + LineZone")
+    ap.add_argument("--flush-s", type=float, default=0.0,
+                    help="seconds of frame time between count flushes (default 0: after every frame, as replay "
+                         f"does; the camera actors flush every {GroupOptions(spool_path='').counts_flush_s:g} s)")
     ap.add_argument("--dump", type=Path, default=None, help="write each run's detections log, rules, truth")
     args = ap.parse_args(argv)
     # the peer's library warns about its own deprecations on every frame; the pin is in pyproject
@@ -449,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     seeds = list(range(1, (args.seeds or (1 if args.quick else 3)) + 1))
     duration = args.duration or (300.0 if args.quick else 900.0)
     source, build = _sources(args.fake)
-    flush_s = GroupOptions(spool_path="").counts_flush_s  # the camera actors' default
+    flush_s = args.flush_s
     scores: list[RunScore] = []
     with tempfile.TemporaryDirectory(prefix="counting-bench-") as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/counts.db"
