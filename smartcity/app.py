@@ -162,8 +162,11 @@ class Server:
         await cams.sync_from_config(s.camera_groups, s.cameras)
         self.camera_groups = {c.id: c.group for c in await cams.list_cameras()}
         self.signer = TokenSigner(load_secret(s.storage.data_dir))
-        if self.bootstrap_admin:
+        if self.bootstrap_admin:  # the demo: an admin, and rules on the demo camera
+            from smartcity.demo import bootstrap_demo_rules
+
             await self._bootstrap_admin()
+            await bootstrap_demo_rules(self.db, [(c.id, c.url) for c in s.cameras])
 
         self.writer = EventWriter(self.db, batch_size=s.storage.writer_batch, max_wait_ms=s.storage.writer_max_wait_ms)
         # while the database is away, events go on into a bounded spool on local disk

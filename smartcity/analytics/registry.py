@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from smartcity.analytics.base import Rule
@@ -24,6 +24,17 @@ def register(name: str) -> Callable[[R], R]:
         return cls
 
     return deco
+
+
+def params_schema(cls: type[Rule]) -> dict[str, Any]:
+    """The JSON schema of a rule type's parameters, which also says what the rule watches when its
+    `classes` is empty: `x-default-classes` (for programs) and a sentence of its description."""
+    schema = cls.Params.model_json_schema()
+    defaults = list(cls.default_classes)
+    note = f"Default classes (when the rule's `classes` is empty): {', '.join(defaults)}."
+    schema["x-default-classes"] = defaults
+    schema["description"] = f"{schema['description'].rstrip()} {note}" if schema.get("description") else note
+    return schema
 
 
 # The built-in rule types register themselves on import.

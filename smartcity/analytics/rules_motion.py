@@ -16,6 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from smartcity.analytics.base import ClassVocab, FrameView, Rule, SlotArrays, track_payload
 from smartcity.analytics.base import nonzero_index as _nz
+from smartcity.analytics.classes import ROAD_USERS, VEHICLES
 from smartcity.analytics.counts import CountAggregator
 from smartcity.analytics.geometry import GeometryError, Line, Polygon, signed_distance
 from smartcity.analytics.params import BoxParam, DirectionParam, LineParam, Params, PolygonParam
@@ -23,9 +24,6 @@ from smartcity.analytics.registry import register
 from smartcity.analytics.signal import SignalColour, classify_signal
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.events import RuleEvent, Severity
-
-VEHICLES = ("car", "truck", "bus", "motorcycle", "bicycle")
-ROAD_USERS = ("person", "bicycle", "car", "motorcycle", "bus", "truck")
 
 
 def _check_across(v: Any, info: ValidationInfo, line_field: str) -> Any:
@@ -268,7 +266,7 @@ class RedLightRule(Rule):
     """Alerts when a selected vehicle crosses the stop line (forwards) while the signal is red."""
 
     Params = RedLightParams
-    default_classes = ("car", "truck", "bus", "motorcycle")
+    default_classes = VEHICLES
     severity = Severity.HIGH
     alert_kinds = frozenset({"red_light"})
 

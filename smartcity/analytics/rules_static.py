@@ -16,14 +16,13 @@ from pydantic import Field, field_validator
 
 from smartcity.analytics.base import ClassVocab, FrameView, Rule, SlotArrays, track_payload
 from smartcity.analytics.base import nonzero_index as _nz
+from smartcity.analytics.classes import BAGS, PEOPLE, VEHICLES
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import ClassNames, Params, PolygonParam
 from smartcity.analytics.registry import register
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.events import RuleEvent, Severity
 
-VEHICLES = ("car", "truck", "bus", "motorcycle")
-BAGS = ("backpack", "handbag", "suitcase")
 DUMPED = ("box", "bag", "suitcase", "backpack", "handbag", "bin_bag", "furniture")
 
 
@@ -385,7 +384,7 @@ class OccupancyRule(Rule):
     """Crowd gauge: how many selected objects are in a zone, with events on thresholds."""
 
     Params = OccupancyParams
-    default_classes = ("person",)
+    default_classes = PEOPLE
     severity = Severity.MEDIUM
     alert_kinds = frozenset({"occupancy_above"})
     needs_fresh: ClassVar[bool] = False

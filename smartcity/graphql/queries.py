@@ -107,6 +107,7 @@ class Query:
     @strawberry.field(description="Every registered rule type with the JSON schema of its parameters.")
     def rule_types(self, info: Info[Any, Any]) -> list[RuleType]:
         from smartcity.analytics import RULE_TYPES
+        from smartcity.analytics.registry import params_schema
 
         principal(info)
         return [
@@ -114,7 +115,7 @@ class Query:
                 name=name,
                 default_classes=list(cls.default_classes),
                 severity=cls.severity.value,
-                params_schema=JSON(cls.Params.model_json_schema()),
+                params_schema=JSON(params_schema(cls)),
             )
             for name, cls in sorted(RULE_TYPES.items())
         ]

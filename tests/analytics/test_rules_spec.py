@@ -33,6 +33,24 @@ def test_every_rule_type_is_registered_with_a_params_model() -> None:
         assert cls.default_classes
 
 
+def test_default_classes_are_shared_where_the_reason_is_the_same_and_in_the_schema() -> None:
+    from smartcity.analytics.classes import VEHICLES
+    from smartcity.analytics.registry import params_schema
+
+    defaults = {name: cls.default_classes for name, cls in RULE_TYPES.items()}
+    # the vehicle rules watch the same vehicles, bicycles included
+    assert {defaults[n] for n in ("dwell", "dumping", "wrong_way", "red_light")} == {VEHICLES}
+    assert "bicycle" in VEHICLES
+    # traffic measures count every road user, walkers included, per class
+    assert defaults["line_count"] == defaults["zone_passage"] == ("person", *VEHICLES)
+    assert defaults["occupancy"] == ("person",)
+    for name, cls in RULE_TYPES.items():
+        schema = params_schema(cls)
+        assert schema["x-default-classes"] == list(defaults[name])
+        assert schema["description"].endswith(f"is empty): {', '.join(defaults[name])}.")
+        assert schema["properties"] == cls.Params.model_json_schema()["properties"]
+
+
 def test_errors_name_field_paths() -> None:
     errs = rule_errors({"id": "r1", "camera_id": CAM, "type": "dwell",
                         "params": {"zone": [[0.1, 0.1], [0.5, 0.5], [0.5, 0.1], [0.1, 0.5]], "threshold_s": -1},
