@@ -35,7 +35,7 @@ class CameraSpec:
     """What the server wants one camera to be (sent to the actor as a plain dict)."""
 
     id: str
-    url: str
+    url: str = field(repr=False)  # may hold a password: never in a log line or an error
     analysis_fps: float = 5.0
     enabled: bool = True
     name: str = ""

@@ -9,7 +9,6 @@ Validators never do I/O.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -306,8 +305,3 @@ def demo_settings(base: Settings | None = None) -> Settings:
     if groups and not any(g.name == "default" for g in groups):
         groups.append(CameraGroupConfig(name="default"))
     return s.model_copy(update={"cameras": cameras, "camera_groups": groups})
-
-
-def redact_url(url: str) -> str:
-    """Hide a password in a URL before it is logged or shown."""
-    return re.sub(r"(://[^:/@]+:)[^@/]+@", r"\1***@", url)

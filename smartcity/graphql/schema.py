@@ -18,10 +18,11 @@ import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
+from smartcity.graphql.errors import MaskingSchema
 from smartcity.graphql.limits import CostLimiter
 from smartcity.graphql.mutations import Mutation
 from smartcity.graphql.queries import Query
-from smartcity.graphql.subscriptions import Subscription
+from smartcity.graphql.subscriptions import Subscription, SubscriptionEnded
 from smartcity.graphql.types import ts
 
 MAX_DEPTH = 10
@@ -40,7 +41,13 @@ def make_schema(*, introspection: bool = True) -> strawberry.Schema:
     ]
     if not introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions)
+    return MaskingSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        expected=(SubscriptionEnded,),  # anything unexpected reaches the client as an error id
+    )
 
 
 schema = make_schema()

@@ -9,8 +9,8 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
-from smartcity.core.config import redact_url
 from smartcity.core.events import CameraHealth, ConsoleAlert, CountBucket, RuleEvent
+from smartcity.core.logsafe import redact_url
 from smartcity.storage.repo import CameraRow
 from smartcity.storage.rules_repo import RuleRow
 

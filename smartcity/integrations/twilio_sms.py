@@ -28,6 +28,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from smartcity.core.clock import Clock
+from smartcity.core.logsafe import safe
 from smartcity.integrations.config import TwilioConfig
 from smartcity.integrations.dispatcher import PermanentDeliveryError, TransientDeliveryError
 from smartcity.integrations.messages import sms_text
@@ -132,7 +133,7 @@ class TwilioStatusHandler:
             log.warning(
                 "rejected a Twilio status callback with an invalid signature from %s (message %s)",
                 request.client.host if request.client else "?",
-                params.get("MessageSid", "?"),
+                safe(params.get("MessageSid", "?"), 64),  # sent by anyone: escaped, one line
             )
             return PlainTextResponse("invalid signature", status_code=403)
         try:
@@ -144,7 +145,7 @@ class TwilioStatusHandler:
         if status in _DELIVERED:
             await self.outbox.finish(delivery_id, DELIVERED, now, from_states=(PENDING, SENT))
         elif status in _FAILED:
-            error = f"Twilio status {status} (error {params.get('ErrorCode', '?')})"
+            error = f"Twilio status {safe(status, 32)} (error {safe(params.get('ErrorCode', '?'), 32)})"
             if await self.outbox.finish(delivery_id, FAILED, now, error, from_states=(PENDING, SENT)):
                 rows = await self.outbox.list_deliveries_by_id([delivery_id])
                 if rows:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import av
 
-from smartcity.core.config import redact_url
+from smartcity.core.logsafe import redact_url, redact_urls_in
 from smartcity.sources.clips import demo_video_path
 from smartcity.sources.options import SourceOptions
 
@@ -19,9 +19,9 @@ _NETWORK_SCHEMES = ("rtsp", "rtsps", "http", "https", "rtmp", "srt", "udp", "tcp
 class Target:
     """A resolved camera URL: `scheme` is file, demo or a network scheme; `display` hides passwords."""
 
-    url: str
+    url: str = field(repr=False)  # may hold a password: `display` is what may be shown
     scheme: str
-    path: str
+    path: str = field(repr=False)
     display: str
 
     @property
@@ -53,7 +53,12 @@ def resolve_target(url: str) -> Target:
 
 
 def describe_open_error(exc: BaseException, target: Target, options: SourceOptions, elapsed_s: float) -> str:
-    """One line for an operator: why `target` could not be opened."""
+    """One line for an operator: why `target` could not be opened (viewers see it, the actor
+    logs it: no password or secret parameter of a URL in it, from wherever it came)."""
+    return redact_urls_in(_describe_open_error(exc, target, options, elapsed_s))
+
+
+def _describe_open_error(exc: BaseException, target: Target, options: SourceOptions, elapsed_s: float) -> str:
     detail = _ffmpeg_log_detail(exc)
     timed_out = elapsed_s >= options.open_timeout_s * 0.9
     if isinstance(exc, av.error.ExitError) or (timed_out and not target.is_file):
@@ -107,5 +112,5 @@ def _ffmpeg_log_detail(exc: BaseException) -> str:
     if isinstance(log_line, tuple) and len(log_line) == 3:
         text = str(log_line[2]).strip()
         if text:
-            return f" ({redact_url(text)})"
+            return f" ({text})"
     return ""

@@ -8,7 +8,9 @@ of the caller's event loop through `AsyncConnection.run_sync` (never a nested `a
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,7 +63,8 @@ class Database:
 
     `session` is an `async_sessionmaker`: `async with db.session() as s: ...`.
     On SQLite each new connection gets WAL journaling, synchronous=NORMAL, enforced foreign
-    keys and a busy timeout, and transactions are begun explicitly (so DDL is transactional).
+    keys and a busy timeout, and transactions are begun explicitly (so DDL is transactional):
+    `engine.begin()` (writes) with BEGIN IMMEDIATE, `engine.connect()` (reads) deferred.
     """
 
     def __init__(
@@ -78,7 +81,8 @@ class Database:
             raise SchemaError(f"unsupported database {backend!r}: use sqlite+aiosqlite or postgresql+asyncpg")
         self.url = url
         self.dialect: Dialect = "sqlite" if backend == "sqlite" else "postgresql"
-        kwargs: dict[str, Any] = {"echo": echo}
+        # parameters (a password hash, a user's input) never reach an exception's text or the log
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.dialect == "sqlite":
             database = parsed.database
             if database and database != ":memory:" and not database.startswith("file:"):
@@ -91,6 +95,7 @@ class Database:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
+            self.engine = _SqliteEngine(self.engine.sync_engine)
             _configure_sqlite(self.engine, sqlite_busy_timeout_ms)
         self.session: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
@@ -102,6 +107,24 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection (the engine stays usable and reconnects on demand)."""
         await self.engine.dispose()
+
+
+_IMMEDIATE = "smartcity_sqlite_immediate"
+
+
+class _SqliteEngine(AsyncEngine):
+    """`engine.begin()` is how this code opens a write transaction (reads use
+    `engine.connect()`): on SQLite it begins with BEGIN IMMEDIATE, which waits (busy timeout)
+    for the write lock at once. A deferred BEGIN reads under a shared lock, and its later write
+    fails at once with "database is locked" when another writer committed meanwhile: SQLite
+    cannot upgrade a stale snapshot, and the busy timeout does not apply to that case."""
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self.connect() as conn:
+            await conn.execution_options(**{_IMMEDIATE: True})
+            async with conn.begin():
+                yield conn
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -121,7 +144,7 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, func, select
@@ -27,7 +27,7 @@ MAX_EVENTS_PAGE = 10_000
 class CameraRow:
     id: str
     name: str
-    url: str
+    url: str = field(repr=False)  # may hold a password: never in a log line or an error
     group: str
     enabled: bool
     analysis_fps: float

@@ -107,12 +107,18 @@ async def test_a_forged_status_callback_is_rejected_and_changes_nothing(
         tampered = twilio_server.signed(cb, {**params, "MessageStatus": "delivered"})
         assert await twilio_server.post_callback(cb, params, tampered) == 403
         assert (await h.wait_state(row.id, SENT)).state == SENT
-        assert h.a.twilio_status is not None and h.a.twilio_status.rejected == 3
+        # a forged MessageSid cannot forge log lines: control characters are escaped
+        lure = {**params, "MessageSid": "SM1\nCRITICAL smartcity.auth: admin password changed\r\x1b[2J"}
+        assert await twilio_server.post_callback(cb, lure, "") == 403
+        assert h.a.twilio_status is not None and h.a.twilio_status.rejected == 4
         # the genuine one is applied: failed -> the backup is escalated to at once
         assert await twilio_server.post_callback(cb, params, twilio_server.signed(cb, params)) == 204
         await twilio_server.wait_messages(2)
     assert twilio_server.messages[1].to == BACKUP
     assert "invalid signature" in caplog.text
+    rejected = [r.getMessage() for r in caplog.records if "invalid signature" in r.getMessage()]
+    assert any("SM1\\nCRITICAL" in m and "\\x1b[2J" in m for m in rejected), rejected
+    assert not any(c in m for m in rejected for c in "\n\r\x1b"), rejected
 
 
 async def test_acknowledging_stops_the_escalation(pg_db: Database, twilio_server: LoopbackTwilio) -> None:

@@ -135,6 +135,24 @@ def test_resolve_target_kinds() -> None:
             "rtsp://u:pw@cam/x",
             "timed out after 5s opening rtsp://u:***@cam/x",
         ),
+        # credentials never show, whether in the URL, FFmpeg's line or the exception's text
+        (
+            av.error.HTTPNotFoundError(-1, "Server returned 404 Not Found"),
+            "http://cam/x?pwd=s3cret&ch=1",
+            "not found (404): http://cam/x?pwd=***&ch=1",
+        ),
+        (
+            av.error.InvalidDataError(
+                -1, "Invalid data", "f", (16, "rtsp", "method DESCRIBE failed for rtsp://u:p@ss/w@cam/x?token=t0k\n")
+            ),
+            "rtsp://u:p@ss/w@cam/x?token=t0k",
+            "invalid stream from rtsp://u:***@cam/x?token=*** (method DESCRIBE failed for rtsp://u:***@cam/x?token=***)",
+        ),
+        (
+            RuntimeError("could not open 'rtsp://u:p%40ss@[fd00::7]:554/x' twice"),
+            "rtsp://u:p%40ss@[fd00::7]:554/x",
+            "cannot open rtsp://u:***@[fd00::7]:554/x: could not open 'rtsp://u:***@[fd00::7]:554/x' twice",
+        ),
     ],
 )
 def test_open_errors_read_as_plain_words(exc: Exception, url: str, expected: str) -> None:
