@@ -29,6 +29,9 @@ from .spec import RuleSpec
 
 IntArray = npt.NDArray[np.intp]
 
+# A re-found object's box may differ this much (ratio of widths or heights) from the lost one's.
+MAX_RELINK_SIZE_RATIO = 1.6
+
 EVENT_NAMESPACE = uuid.UUID("5a3c4e0e-8f0b-4f4e-9d3c-2b1f6d7a9e10")
 
 
@@ -89,6 +92,8 @@ class FrameView:
     conf: FloatArray
     gx: FloatArray
     gy: FloatArray
+    bw: FloatArray  # box width and height, normalised by the frame's
+    bh: FloatArray
     fresh: BoolArray  # detected in this frame (not a tracker prediction)
     hits: IntArray
     confirmed: BoolArray
@@ -97,6 +102,7 @@ class FrameView:
     first_seen: FloatArray  # per slot (index with `slots`)
     new_slots: list[int] = field(default_factory=list)
     freed_slots: list[int] = field(default_factory=list)
+    relinked_slots: list[int] = field(default_factory=list)  # slots handed to a new track id this frame
     image: npt.NDArray[np.uint8] | None = None
     masks: dict[tuple[frozenset[str], float], BoolArray] = field(default_factory=dict)
     zones: dict[int, BoolArray] = field(default_factory=dict)
@@ -129,6 +135,8 @@ class SlotTable:
         self.vx = np.zeros(self.capacity)
         self.vy = np.zeros(self.capacity)
         self.first_seen = np.zeros(self.capacity)
+        self.bw = np.zeros(self.capacity)
+        self.bh = np.zeros(self.capacity)
         self.code = np.full(self.capacity, -1, dtype=np.intp)
         self.seen = np.zeros(self.capacity, dtype=np.intp)
         self.track_of_slot: dict[int, int] = {}
@@ -142,6 +150,7 @@ class SlotTable:
         self.capacity *= 2
         for name, fill in (
             ("last_t", -math.inf), ("x", 0.0), ("y", 0.0), ("vx", 0.0), ("vy", 0.0), ("first_seen", 0.0),
+            ("bw", 0.0), ("bh", 0.0),
         ):
             arr = np.full(self.capacity, fill)
             arr[:old] = getattr(self, name)
@@ -177,8 +186,9 @@ class SlotTable:
             kept.append(tr)
             slots_l.append(s)
         new_slots: list[int] = []
+        relinked: list[int] = []
         if unknown:
-            drop = self._assign(kept, slots_l, unknown, new_slots, t, w, h)
+            drop = self._assign(kept, slots_l, unknown, new_slots, relinked, t, w, h)
             if drop:
                 keep = [i for i in range(len(kept)) if i not in drop]
                 kept = [kept[i] for i in keep]
@@ -193,6 +203,8 @@ class SlotTable:
             )
             gx = (rows[:, 0] + rows[:, 2]) * (0.5 / w)
             gy = rows[:, 3] * (1.0 / h)
+            bw = (rows[:, 2] - rows[:, 0]) * (1.0 / w)
+            bh = (rows[:, 3] - rows[:, 1]) * (1.0 / h)
             conf = rows[:, 4]
             fresh = rows[:, 5] == 0
             confirmed = rows[:, 6] != 0
@@ -214,6 +226,8 @@ class SlotTable:
                 self.vy[f] += a * (ivy - self.vy[f])
                 self.x[f] = gx[fresh]
                 self.y[f] = gy[fresh]
+                self.bw[f] = bw[fresh]
+                self.bh[f] = bh[fresh]
                 self.last_t[f] = t
                 self.seen[f] += 1
             self.code[slots] = codes
@@ -221,7 +235,7 @@ class SlotTable:
             hits = np.maximum(hits_a, seen)
             confirmed |= seen >= 3  # a re-linked track is as old as its slot
         else:
-            gx = gy = conf = np.zeros(0)
+            gx = gy = bw = bh = conf = np.zeros(0)
             fresh = confirmed = np.zeros(0, dtype=bool)
             codes = hits = np.zeros(0, dtype=np.intp)
         freed: list[int] = []
@@ -238,14 +252,14 @@ class SlotTable:
             retired.clear()
         return FrameView(
             camera_id=frame.camera_id, t=t, width=frame.width, height=frame.height, tracks=tracks,
-            slots=slots, codes=codes, conf=conf, gx=gx, gy=gy, fresh=fresh, hits=hits,
+            slots=slots, codes=codes, conf=conf, gx=gx, gy=gy, bw=bw, bh=bh, fresh=fresh, hits=hits,
             confirmed=confirmed, vocab=self.vocab, capacity=self.capacity, first_seen=self.first_seen,
-            new_slots=new_slots, freed_slots=freed, image=image,
+            new_slots=new_slots, freed_slots=freed, relinked_slots=relinked, image=image,
         )
 
     def _assign(
         self, kept: list[Track], slots_l: list[int], unknown: list[int], new_slots: list[int],
-        t: float, w: float, h: float,
+        relinked: list[int], t: float, w: float, h: float,
     ) -> set[int]:
         """Give a slot to each new track id: a lost object's slot when it is re-found, else a fresh one.
 
@@ -259,17 +273,19 @@ class SlotTable:
             tr = kept[i]
             s: int | None = None
             if tr.time_since_update == 0 and self.relink.enabled:
-                x1, _, x2, y2 = tr.box
+                x1, y1, x2, y2 = tr.box
                 cands = [c for c in self.track_of_slot if c not in taken]
                 if cands:
-                    s = self._relink(cands, self.vocab.code(tr.cls), (x1 + x2) * 0.5 / w, y2 / h, t)
+                    s = self._relink(
+                        cands, self.vocab.code(tr.cls), (x1 + x2) * 0.5 / w, y2 / h, (x2 - x1) / w, (y2 - y1) / h, t
+                    )
             if s is None:
                 s = self._allocate()
                 new_slots.append(s)
                 self.first_seen[s] = t
                 self.seen[s] = 0
                 self.vx[s] = self.vy[s] = 0.0
-                self.x[s] = self.y[s] = 0.0
+                self.x[s] = self.y[s] = self.bw[s] = self.bh[s] = 0.0
                 self.last_t[s] = -math.inf
             else:
                 old = self.track_of_slot[s]
@@ -278,26 +294,43 @@ class SlotTable:
                 if s in index_of_slot:
                     drop.add(index_of_slot[s])
                 self.relinks += 1
+                relinked.append(s)
             taken.add(s)
             sot[tr.track_id] = s
             self.track_of_slot[s] = tr.track_id
             slots_l[i] = s
         return drop
 
-    def _relink(self, orphans: list[int], code: int, x: float, y: float, t: float) -> int | None:
+    def _relink(
+        self, orphans: list[int], code: int, x: float, y: float, bw: float, bh: float, t: float
+    ) -> int | None:
+        """The lost slot a new track continues, if one is kinematically plausible.
+
+        Only an object seen at least twice (a one-frame fragment has no trustworthy velocity), of
+        the same class and a similar size, whose predicted position is near enough (a radius that
+        scales with its size, plus a share of the distance predicted) and that is found ahead of
+        where it was lost, not behind: gluing fragments of two vehicles makes one that moves
+        backwards, a false wrong-way alert.
+        """
         if not self.relink.enabled:
             return None
         best, best_d = None, math.inf
         for s in orphans:
-            if self.code[s] != code or not math.isfinite(self.last_t[s]):
+            if self.code[s] != code or not math.isfinite(self.last_t[s]) or self.seen[s] < 2:
                 continue
             gap = t - self.last_t[s]
             if gap <= 0 or gap > self.relink.max_gap_s:
                 continue
-            px = self.x[s] + self.vx[s] * gap
-            py = self.y[s] + self.vy[s] * gap
-            d = math.hypot(px - x, py - y)
-            limit = self.relink.radius + self.relink.radius_per_travel * math.hypot(px - self.x[s], py - self.y[s])
+            ow, oh = self.bw[s], self.bh[s]
+            if min(ow, oh, bw, bh) > 0 and max(bw / ow, ow / bw, bh / oh, oh / bh) > MAX_RELINK_SIZE_RATIO:
+                continue
+            tx, ty = self.vx[s] * gap, self.vy[s] * gap
+            travel = math.hypot(tx, ty)
+            size = max(ow, oh)
+            if travel > 0.5 * size and (x - self.x[s]) * tx + (y - self.y[s]) * ty < 0:
+                continue  # found behind where it was heading
+            d = math.hypot(self.x[s] + tx - x, self.y[s] + ty - y)
+            limit = min(self.relink.radius, 0.75 * size) + self.relink.radius_per_travel * travel
             if d <= limit and d < best_d:
                 best, best_d = s, d
         return best

@@ -44,11 +44,19 @@ def _on_line(line: Line, u: float, **extra: Any) -> dict[str, Any]:
 
 
 class _Crossings:
-    """Side-of-line state per slot with hysteresis; yields confirmed crossings."""
+    """Side-of-line state per slot with hysteresis; yields confirmed crossings.
 
-    def __init__(self, line: Line, hysteresis: float, margin: float, min_age: int) -> None:
+    The band around the line is at least `hysteresis`, and at least `box_share` of the box's extent
+    across the line: a detector's box edges jitter by a few percent of the box, so a vehicle waiting
+    on the line would otherwise be counted in, out, in, out. A track first seen inside the band
+    takes the side its ground point is on (it may have been born on the line).
+    """
+
+    def __init__(self, line: Line, hysteresis: float, margin: float, min_age: int, box_share: float = 0.0) -> None:
         self.line = line
         self.h = hysteresis
+        self.box_share = box_share
+        self.nx, self.ny = abs(line.normal[0]), abs(line.normal[1])
         self.margin = margin
         self.min_age = min_age
         self.st = SlotArrays(
@@ -67,8 +75,14 @@ class _Crossings:
         s = view.slots[idx]
         x, y = view.gx[idx], view.gy[idx]
         d = self.line.distance(x, y)
-        new = (d > self.h).view(np.int8) - (d < -self.h).view(np.int8)
+        band = self.h
+        if self.box_share > 0:
+            band = np.maximum(self.h, self.box_share * (self.nx * view.bw[idx] + self.ny * view.bh[idx]))
+        new = (d > band).view(np.int8) - (d < -band).view(np.int8)
         prev = st.side[s]
+        unset = prev == 0
+        if unset.any():
+            prev = np.where(unset, np.sign(d).astype(np.int8), prev)
         pend = st.pend[s]
         flip = (new * prev) < 0
         out: list[tuple[int, int, float, float]] = []
@@ -89,7 +103,7 @@ class _Crossings:
                             st.pend_t[slot] = view.t if math.isnan(t0) else t0 + min(1.0, max(0.0, f)) * (
                                 view.t - t0)
                             st.pend_x[slot] = u
-                mature = view.hits[i] >= self.min_age and view.confirmed[i]
+                mature = view.hits[i] >= self.min_age
                 if st.pend[slot] != 0 and mature and nk in (0, st.pend[slot]):
                     out.append((i, int(st.pend[slot]), float(st.pend_t[slot]), float(st.pend_x[slot])))
                     st.pend[slot] = 0
@@ -117,9 +131,16 @@ class LineCountParams(Params):
     in_direction: DirectionParam | Literal["left", "right"] = Field(
         description="Direction counted as 'in': a vector [dx, dy] across the line, or 'left'/'right' of a->b."
     )
-    min_track_age: int = Field(3, description="Frames a track must be detected before it counts.", ge=1, le=100)
+    min_track_age: int = Field(2, description="Frames a track must be detected before it counts.", ge=1, le=100)
     hysteresis: float = Field(
         0.01, description="Distance past the line (normalised) before a side change is believed.", ge=0, le=0.2
+    )
+    hysteresis_box: float = Field(
+        0.1,
+        description="The band also spans this share of the box's extent across the line (box edges jitter "
+        "by a few percent of the box: a vehicle waiting on the line must not count in and out).",
+        ge=0,
+        le=1,
     )
     margin: float = Field(0.02, description="Extension of the line beyond its ends (fraction of its length).",
                           ge=0, le=0.5)
@@ -146,7 +167,7 @@ class LineCountRule(Rule):
         super().__init__(spec, vocab)
         p: LineCountParams = self.params
         self.line = Line.of(p.line, p.in_direction)
-        self.crossings = _Crossings(self.line, p.hysteresis, p.margin, p.min_track_age)
+        self.crossings = _Crossings(self.line, p.hysteresis, p.margin, p.min_track_age, p.hysteresis_box)
         self.counts = counts or CountAggregator(spec.camera_id)
 
     def step(self, view: FrameView) -> list[RuleEvent]:

@@ -42,6 +42,13 @@ INTERVAL_WINDOW = 31
 # A pause longer than this many nominal frames is predicted as if it lasted this long:
 # constant velocity is not trustworthy over a stall of the source.
 MAX_STEP = 10.0
+# Association costs lie in [0, 1); a pair at or above this is never matched.
+COST_LIMIT = 1.0
+# Classes a detector may give to the part of a large vehicle it also boxes whole.
+RIGID_VEHICLES = frozenset({"car", "truck", "bus"})
+# A nested box is a duplicate only if its bottom edge and one of its sides are this close to the outer
+# box's (share of the outer box's height or width).
+DUPLICATE_EDGE = 0.12
 
 
 class _TrackState:
@@ -54,7 +61,6 @@ class _TrackState:
         "counts",
         "hits",
         "score",
-        "streak",
         "time_since_update",
         "track_id",
         "votes",
@@ -65,7 +71,6 @@ class _TrackState:
         self.cls = cls
         self.score = score
         self.hits = 1
-        self.streak = 1
         self.age = 1
         self.time_since_update = 0
         self.confirmed = confirmed
@@ -99,12 +104,17 @@ class ByteTracker:
         self._last_t: float | None = None
         self._intervals: deque[float] = deque(maxlen=INTERVAL_WINDOW)
         self._nominal_dt: float | None = None
+        # Last observed box (cx, cy, w, h) of each track and the frames elapsed since.
+        self._obs: FloatArray = np.zeros((0, 4))
+        self._since_obs: FloatArray = np.zeros(0)
 
     def reset(self) -> None:
         """Forget every track and the frame timing; ids keep counting up."""
         self._states = []
         self._mean = np.zeros((0, 8))
         self._cov = np.zeros((0, 8, 8))
+        self._obs = np.zeros((0, 4))
+        self._since_obs = np.zeros(0)
         self._last_t = None
         self._intervals.clear()
         self._nominal_dt = None
@@ -133,6 +143,7 @@ class ByteTracker:
         n_tracks = len(states)
 
         seen_last_frame, mean, cov = self._predict(step)
+        self._since_obs += step
 
         if detections:
             boxes = np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
@@ -145,27 +156,48 @@ class ByteTracker:
         high_idx = np.flatnonzero(usable & (scores >= cfg.high_score))
         low_idx = np.flatnonzero(usable & (scores >= cfg.low_score) & (scores < cfg.high_score))
 
-        # Cost is 1 - IoU; "IoU >= match_iou" is "cost <= 1 - match_iou" (epsilon for the boundary).
-        cost_limit = 1.0 - cfg.match_iou + 1e-9
         det_of_track = np.full(n_tracks, -1, dtype=np.intp)
         unmatched_high = high_idx
         if n_tracks:
             predicted = kalman.states_to_boxes(mean)
+            gate = self._gates()
             if high_idx.size:
-                rows, cols = self._assign(1.0 - self._iou(predicted, boxes[high_idx]), cost_limit)
+                rows, cols = self._assign(self._cost(predicted, boxes[high_idx], gate), COST_LIMIT)
                 det_of_track[rows] = high_idx[cols]
-                taken = np.zeros(high_idx.size, dtype=bool)
-                taken[cols] = True
-                unmatched_high = high_idx[~taken]
+            # ByteTrack's second stage: weak boxes only extend tracks seen on the previous frame.
             candidates = np.flatnonzero((det_of_track < 0) & seen_last_frame)
             if candidates.size and low_idx.size:
-                rows, cols = self._assign(1.0 - self._iou(predicted[candidates], boxes[low_idx]), cost_limit)
+                cost = self._cost(predicted[candidates], boxes[low_idx], gate[candidates])
+                rows, cols = self._assign(cost, COST_LIMIT)
                 det_of_track[candidates[rows]] = low_idx[cols]
+            unmatched_high = np.setdiff1d(high_idx, det_of_track[det_of_track >= 0], assume_unique=True)
+            # OC-SORT's recovery stage: a track whose prediction drifted (it stopped, or turned while
+            # unseen) may still overlap a detection with its last observed box.
+            lost = np.flatnonzero((det_of_track < 0) & ~seen_last_frame)
+            if lost.size and unmatched_high.size:
+                last_boxes = kalman.states_to_boxes(self._obs[lost])
+                iou = self._iou(last_boxes, boxes[unmatched_high])
+                rows, cols = self._assign(1.0 - iou, 1.0 - cfg.match_iou + 1e-9)
+                det_of_track[lost[rows]] = unmatched_high[cols]
+                unmatched_high = np.delete(unmatched_high, cols)
 
             matched = np.flatnonzero(det_of_track >= 0)
             if matched.size:
                 measured = kalman.boxes_to_measurements(boxes[det_of_track[matched]])
                 mean[matched], cov[matched] = kalman.update(mean[matched], cov[matched], measured)
+                # Observation-centric velocity: a track seen once, or re-found after a gap, takes the
+                # velocity its two last observations imply (the filter alone needs several frames to
+                # learn it, during which a fast object outruns its prediction).
+                since = self._since_obs[matched]
+                hits = np.fromiter((states[k].hits for k in matched.tolist()), dtype=np.intp, count=matched.size)
+                reset = (hits == 1) | (since > 1.5)
+                if reset.any():
+                    k = matched[reset]
+                    mean[k, 4:6] = (measured[reset, :2] - self._obs[k, :2]) / since[reset, None]
+                    if (hits[reset] == 1).any():
+                        mean[k[hits[reset] == 1], 6:8] = 0.0
+                self._obs[matched] = measured
+                self._since_obs[matched] = 0.0
 
         keep = np.ones(n_tracks, dtype=bool)
         for k, (state, det) in enumerate(zip(states, det_of_track.tolist())):
@@ -173,27 +205,33 @@ class ByteTracker:
             if det >= 0:
                 d = detections[det]
                 state.hits += 1
-                state.streak += 1
                 state.time_since_update = 0
                 state.score = float(d.score)
                 state.vote(d.cls)
-                if state.streak >= cfg.min_hits:
+                if state.hits >= cfg.min_hits:
                     state.confirmed = True
             else:
-                state.streak = 0
                 state.time_since_update += 1
-                if not state.confirmed or state.time_since_update > cfg.max_age:
+                limit = cfg.max_age if state.confirmed else cfg.tentative_max_age
+                if state.time_since_update > limit:
                     keep[k] = False
         if not keep.all():
             states = [s for s, k in zip(states, keep.tolist()) if k]
             mean = mean[keep]
             cov = cov[keep]
+            self._obs = self._obs[keep]
+            self._since_obs = self._since_obs[keep]
 
         starters = unmatched_high[scores[unmatched_high] >= cfg.new_track_score]
         if starters.size:
-            new_mean, new_cov = kalman.initiate(kalman.boxes_to_measurements(boxes[starters]))
+            starters = self._without_duplicates(starters, det_of_track[det_of_track >= 0], boxes, scores, detections)
+        if starters.size:
+            measured = kalman.boxes_to_measurements(boxes[starters])
+            new_mean, new_cov = kalman.initiate(measured)
             mean = np.concatenate([mean, new_mean])
             cov = np.concatenate([cov, new_cov])
+            self._obs = np.concatenate([self._obs, measured])
+            self._since_obs = np.concatenate([self._since_obs, np.zeros(starters.size)])
             for idx in starters.tolist():
                 d = detections[idx]
                 states.append(_TrackState(self._next_id, d.cls, float(d.score), cfg.min_hits <= 1))
@@ -203,6 +241,80 @@ class ByteTracker:
         self._mean = mean
         self._cov = cov
         return self._snapshot(t)
+
+    def _gates(self) -> FloatArray:
+        """Per track, how far (in box sizes) a detection may be from its prediction and still match."""
+        cfg = self.config
+        since = np.maximum(self._since_obs, 1.0)
+        once = np.fromiter((s.hits == 1 for s in self._states), dtype=bool, count=len(self._states))
+        # A moving track's prediction gets less certain the longer it goes unseen; a track seen once
+        # may have moved anywhere within its reach since.
+        moving = cfg.match_distance * np.sqrt(since)
+        unknown = cfg.new_track_distance * since
+        return np.minimum(np.where(once, unknown, moving), 3.0 * cfg.new_track_distance)
+
+    def _cost(self, predicted: FloatArray, boxes: FloatArray, gate: FloatArray) -> FloatArray:
+        """Association cost in [0, 1) of every (track, detection) pair, COST_LIMIT + 1 where forbidden.
+
+        A pair may match when the boxes overlap (IoU >= match_iou) or when the detection's centre lies
+        within the track's gate, measured in box sizes, with a similar size. IoU alone loses objects
+        that move more than about half their size between analysed frames (fast vehicles near the
+        camera at 5 fps); distance alone confuses neighbours in a crowd, so both count in the cost.
+        """
+        cfg = self.config
+        iou = self._iou(predicted, boxes)
+        if iou.size == 0:
+            return iou
+        pw = np.maximum(predicted[:, 2] - predicted[:, 0], 1.0)[:, None]
+        ph = np.maximum(predicted[:, 3] - predicted[:, 1], 1.0)[:, None]
+        dw = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)[None, :]
+        dh = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)[None, :]
+        dx = (boxes[None, :, 0] + boxes[None, :, 2] - predicted[:, None, 0] - predicted[:, None, 2]) / (pw + dw)
+        dy = (boxes[None, :, 1] + boxes[None, :, 3] - predicted[:, None, 1] - predicted[:, None, 3]) / (ph + dh)
+        distance = np.hypot(dx, dy) / gate[:, None]
+        ratio = np.maximum(np.maximum(pw / dw, dw / pw), np.maximum(ph / dh, dh / ph))
+        allowed = (iou >= cfg.match_iou) | ((distance <= 1.0) & (ratio <= cfg.max_size_ratio))
+        cost: FloatArray = 0.5 * (1.0 - iou) + 0.5 * np.minimum(distance, 1.0)
+        cost[~allowed] = COST_LIMIT + 1.0
+        return cost
+
+    def _without_duplicates(
+        self, starters: IntArray, matched: IntArray, boxes: FloatArray, scores: FloatArray,
+        detections: Sequence[Detection],
+    ) -> IntArray:
+        """Starters minus vehicle boxes nested in the box of a large vehicle (`duplicate_classes`,
+        matched this frame or a stronger starter): the rear of a bus boxed besides the whole bus is
+        not a second vehicle."""
+        cfg = self.config
+        outer = frozenset(cfg.duplicate_classes)
+        if not outer:
+            return starters
+        in_group = [i for i in starters.tolist() if detections[i].cls in RIGID_VEHICLES]
+        if not in_group:
+            return starters
+        others = [i for i in matched.tolist() if detections[i].cls in outer]
+        dropped: set[int] = set()
+        for i in sorted(in_group, key=lambda i: -scores[i]):
+            if others:
+                b = boxes[i]
+                o = boxes[others]
+                iw = np.clip(np.minimum(o[:, 2], b[2]) - np.maximum(o[:, 0], b[0]), 0.0, None)
+                ih = np.clip(np.minimum(o[:, 3], b[3]) - np.maximum(o[:, 1], b[1]), 0.0, None)
+                area = max((b[2] - b[0]) * (b[3] - b[1]), 1e-9)
+                # The part of a vehicle (its rear, its front) stands on the same ground as the whole
+                # and ends where it ends; a vehicle behind another one, whose box may also lie
+                # inside, stands higher in the picture.
+                ow, oh = o[:, 2] - o[:, 0], o[:, 3] - o[:, 1]
+                same_ground = np.abs(o[:, 3] - b[3]) <= DUPLICATE_EDGE * oh
+                same_end = (np.abs(o[:, 0] - b[0]) <= DUPLICATE_EDGE * ow) | (np.abs(o[:, 2] - b[2]) <= DUPLICATE_EDGE * ow)
+                if (((iw * ih) / area >= cfg.duplicate_overlap) & same_ground & same_end).any():
+                    dropped.add(i)
+                    continue
+            if detections[i].cls in outer:
+                others.append(i)
+        if not dropped:
+            return starters
+        return np.array([i for i in starters.tolist() if i not in dropped], dtype=np.intp)
 
     def predicted_boxes(self, t: float, *, established_only: bool = True) -> FloatArray:
         """(N, 4) area each live track sweeps from its last box to the one predicted at `t`
@@ -233,7 +345,9 @@ class ByteTracker:
         Not a missed frame: no track ages out, loses its streak or is confirmed; the next
         `update` corrects the predictions. Returns the live tracks as `update` does.
         """
-        _, self._mean, self._cov = self._predict(self._steps_since_last(t))
+        step = self._steps_since_last(t)
+        _, self._mean, self._cov = self._predict(step)
+        self._since_obs += step
         return self._snapshot(t)
 
     def _predict(self, step: float) -> tuple[npt.NDArray[np.bool_], FloatArray, FloatArray]:

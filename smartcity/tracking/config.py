@@ -39,9 +39,61 @@ class TrackerConfig(BaseModel):
     )
     min_hits: int = Field(
         3,
-        description="Consecutive matched frames before a new track is confirmed (a miss before that ends it).",
+        description=(
+            "Matched frames before a new track is confirmed; a tentative track that misses more than "
+            "`tentative_max_age` frames in a row ends."
+        ),
         ge=1,
         le=1000,
+    )
+    tentative_max_age: int = Field(
+        1,
+        description=(
+            "Frames in a row a tentative (not yet confirmed) track may miss before it ends: a detector "
+            "missing one frame in ten must not split every young track."
+        ),
+        ge=0,
+        le=100,
+    )
+    match_distance: float = Field(
+        0.6,
+        description=(
+            "Gate for pairs that overlap too little: largest distance between a moving track's predicted "
+            "centre and a detection's centre, in box sizes (scaled by the frames since its last match)."
+        ),
+        gt=0.0,
+        le=5.0,
+    )
+    new_track_distance: float = Field(
+        1.2,
+        description=(
+            "The same gate for a track seen once, whose velocity is not known yet: how far an object may "
+            "move per frame, in box sizes (a car at 50 km/h filmed at 5 fps moves about 0.6 of its length)."
+        ),
+        gt=0.0,
+        le=5.0,
+    )
+    max_size_ratio: float = Field(
+        1.8,
+        description="Largest ratio between a track's predicted width (or height) and a detection's for a "
+        "distance-gated match.",
+        gt=1.0,
+        le=10.0,
+    )
+    duplicate_overlap: float = Field(
+        0.8,
+        description=(
+            "A car, truck or bus box lying at least this much (share of its area) inside the box of a "
+            "`duplicate_classes` vehicle matched or started in the same frame, standing on the same ground "
+            "and ending on the same side, starts no track: detectors box a bus twice (whole and rear)."
+        ),
+        gt=0.0,
+        le=1.0,
+    )
+    duplicate_classes: tuple[str, ...] = Field(
+        ("truck", "bus"),
+        description="Large vehicles whose parts a detector also boxes (see duplicate_overlap); empty: off.",
+        max_length=64,
     )
     max_age: int = Field(
         30,

@@ -205,8 +205,8 @@ def test_low_score_detection_does_not_revive_a_lost_track() -> None:
     assert tr.track_id == 1 and tr.time_since_update == 0
 
 
-def test_unconfirmed_tracks_are_flagged_until_min_hits_consecutive_matches() -> None:
-    tracker = ByteTracker(TrackerConfig(min_hits=3))
+def test_unconfirmed_tracks_are_flagged_until_min_hits_matches() -> None:
+    tracker = ByteTracker(TrackerConfig(min_hits=3, tentative_max_age=0))
     box = (10.0, 10.0, 50.0, 40.0)
     flags = [tracker.update([Detection(box, "person", 0.9)], f / FPS)[0].confirmed for f in range(4)]
     assert flags == [False, False, True, True]
@@ -218,6 +218,68 @@ def test_unconfirmed_tracks_are_flagged_until_min_hits_consecutive_matches() -> 
     assert [t.track_id for t in out] == [1]
     out = tracker.update([Detection(box, "person", 0.9), Detection(other, "person", 0.9)], 6 / FPS)
     assert [t.track_id for t in out] == [1, 3]
+
+
+def test_a_tentative_track_survives_tentative_max_age_missed_frames() -> None:
+    """One missed detection (one frame in ten for a real detector) does not split a young track;
+    two in a row end it. Hits need not be consecutive to confirm."""
+    tracker = ByteTracker(TrackerConfig(min_hits=3, tentative_max_age=1))
+    m = Mover(x=100, y=200, vx=20, vy=0)
+    assert [t.track_id for t in tracker.update([Detection(m.box(0), "car", 0.9)], 0.0)] == [1]
+    (tr,) = tracker.update([], 1 / FPS)
+    assert tr.track_id == 1 and tr.time_since_update == 1 and not tr.confirmed
+    (tr,) = tracker.update([Detection(m.box(2), "car", 0.9)], 2 / FPS)
+    assert tr.track_id == 1 and tr.hits == 2 and not tr.confirmed
+    (tr,) = tracker.update([Detection(m.box(3), "car", 0.9)], 3 / FPS)
+    assert tr.track_id == 1 and tr.confirmed
+    # a new tentative track missing two frames in a row ends
+    other = Mover(x=600, y=500, vx=0, vy=0)
+    out = tracker.update([Detection(m.box(4), "car", 0.9), Detection(other.box(4), "car", 0.9)], 4 / FPS)
+    assert [t.track_id for t in out] == [1, 2]
+    tracker.update([Detection(m.box(5), "car", 0.9)], 5 / FPS)
+    out = tracker.update([Detection(m.box(6), "car", 0.9)], 6 / FPS)
+    assert [t.track_id for t in out] == [1]
+
+
+def test_fast_vehicle_keeps_one_track_at_5_fps() -> None:
+    """A car near the camera that moves 0.8 of its length per analysed frame never overlaps its
+    previous box by IoU 0.3: distance gating with a velocity learnt from the first two sightings
+    keeps one track (IoU-only association started a new track on every frame)."""
+    tracker = ByteTracker()
+    car = Mover(x=100, y=500, vx=160, vy=4, w=200, h=110)
+    ids = set()
+    for f in range(7):
+        out = tracker.update([Detection(car.box(f), "car", 0.8)], f / FPS)
+        ids |= {t.track_id for t in out if t.time_since_update == 0}
+    assert ids == {1}
+    (tr,) = out
+    assert tr.confirmed and tr.velocity[0] == pytest.approx(160 * FPS, rel=0.1)
+
+
+def test_fast_neighbours_in_opposite_lanes_do_not_swap() -> None:
+    tracker = ByteTracker()
+    east = Mover(x=100, y=400, vx=120, vy=0, w=180, h=100)
+    west = Mover(x=1100, y=520, vx=-120, vy=0, w=180, h=100)
+    owner: dict[int, set[int]] = {0: set(), 1: set()}
+    for f in range(9):
+        out = tracker.update([Detection(east.box(f), "car", 0.8), Detection(west.box(f), "car", 0.8)], f / FPS)
+        for k, m in enumerate((east, west)):
+            owner[k] |= {t.track_id for t in out if t.time_since_update == 0 and _iou(t.box, m.box(f)) > 0.5}
+    assert owner == {0: {1}, 1: {2}}
+
+
+def test_nested_box_of_a_bus_starts_no_second_track() -> None:
+    tracker = ByteTracker()
+    bus = Mover(x=400, y=300, vx=30, vy=0, w=400, h=160)
+    for f in range(6):
+        whole = bus.box(f)
+        rear = (whole[0], whole[1] + 10, whole[0] + 150, whole[3])
+        out = tracker.update([Detection(whole, "bus", 0.9), Detection(rear, "truck", 0.7)], f / FPS)
+    assert [t.track_id for t in out] == [1]
+    # a person in front of the bus is no duplicate
+    person = (bus.box(6)[0] + 50, 250.0, bus.box(6)[0] + 90, 380.0)
+    out = tracker.update([Detection(bus.box(6), "bus", 0.9), Detection(person, "person", 0.9)], 6 / FPS)
+    assert [t.track_id for t in out] == [1, 2]
 
 
 def test_min_hits_one_confirms_at_once() -> None:
