@@ -5,6 +5,7 @@ database): `Authorization: Bearer <token>` over HTTP, `{"authorization": "Bearer
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from smartcity.graphql.access import current_principal
 from smartcity.graphql.auth import AuthError, bearer
 from smartcity.graphql.context import ApiServices
+from smartcity.graphql.limits import decode_request_json, finite_json
 from smartcity.graphql.schema import make_schema
 
 
@@ -28,6 +30,19 @@ class GraphQLApp(GraphQL[dict[str, Any], None]):
             graphql_ide="graphiql" if introspection else None,
         )
         self._services = services
+
+    # request bodies: a document nested too deep for the parser is a 400 like any malformed body
+    # (the size is bounded in front of the app, smartcity.http_limits); responses: NaN or
+    # Infinity, which no JSON parser reads, become null instead of breaking the whole response
+
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_request_json(data)  # a JSONDecodeError: strawberry answers 400
+
+    def encode_json(self, data: object) -> str:
+        try:
+            return json.dumps(data, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            return json.dumps(finite_json(data), separators=(",", ":"), allow_nan=False)
 
     async def get_context(self, request: Any, response: Any = None) -> dict[str, Any]:
         services = self._services()

@@ -1,5 +1,6 @@
-"""Query cost limit of the API: a document whose estimated cost exceeds the limit is refused
-before it runs.
+"""Limits of the API's inputs: query cost, and the depth and finiteness of JSON values.
+
+A document whose estimated cost exceeds the limit is refused before it runs.
 
 Cost model: every selected field costs 1; the selections under a field with a `first`
 argument (a page of a list) cost `first` times over, taking the variable's value or the
@@ -9,6 +10,9 @@ their own limiters (strawberry's); this one bounds the rows a single request can
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -28,6 +32,9 @@ from graphql import (
     get_named_type,
 )
 from strawberry.extensions import SchemaExtension
+from strawberry.scalars import JSON
+from strawberry.schema.types.scalar import DEFAULT_SCALAR_REGISTRY
+from strawberry.types.scalar import ScalarDefinition
 
 PAGE_ARGUMENT = "first"
 
@@ -109,3 +116,71 @@ class CostLimiter(SchemaExtension):
         ec = self.execution_context
         ec.validation_rules = (*ec.validation_rules, cost_rule(self.max_cost, ec.variables or {}, self.max_page))
         yield
+
+
+# ---------------------------------------------------------------- JSON values
+
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of a JSON value in a request (rule params need 4 levels)."""
+
+
+class JSONTooDeep(json.JSONDecodeError):
+    """A request body nested deeper than the JSON parser can follow: a 400, like any malformed body."""
+
+    def __init__(self, doc: str) -> None:
+        super().__init__("JSON nested too deeply", doc, 0)
+
+
+def decode_request_json(data: str | bytes) -> Any:
+    """`json.loads` that answers a too-deep document with JSONTooDeep instead of a RecursionError."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise JSONTooDeep(data[:64].decode(errors="replace") if isinstance(data, bytes) else data[:64]) from None
+
+
+Trail = tuple[Any, "Trail"] | None  # (key, parent): a path built only when an error names it
+
+
+def _path(trail: Trail) -> str:
+    parts: list[str] = []
+    while trail is not None:
+        key, trail = trail
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return "".join(reversed(parts)).lstrip(".") or "(root)"
+
+
+def checked_json(value: Any) -> Any:
+    """A JSON input as given, or ValueError naming where it nests too deep or holds NaN/Infinity."""
+    stack: list[tuple[Any, int, Trail]] = [(value, 0, None)]
+    while stack:  # iterative, so that no input can exhaust the stack
+        v, depth, trail = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels at {_path(trail)}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{_path(trail)}: {v} is not a finite number (NaN and Infinity are not JSON)")
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1, (k, trail)) for k, x in v.items())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1, (i, trail)) for i, x in enumerate(v))
+    return value
+
+
+def finite_json(value: Any) -> Any:
+    """`value` with every NaN or Infinity replaced by null: output stays valid JSON whatever was stored."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
+# the JSON scalar, same name and description (the SDL does not change), with checked inputs
+# and outputs that are always valid JSON
+JSON_SCALAR: ScalarDefinition = dataclasses.replace(
+    DEFAULT_SCALAR_REGISTRY[JSON],
+    parse_value=checked_json,
+    serialize=finite_json,
+)
