@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -49,6 +50,7 @@ from smartcity.core.supervisor import TaskSupervisor
 from smartcity.graphql.app import GraphQLApp
 from smartcity.graphql.auth import AuthError, LoginLimiter, Principal, TokenSigner, bearer, load_secret
 from smartcity.graphql.context import ApiServices
+from smartcity.http_limits import BodySizeLimit
 from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
 from smartcity.integrations.config import AlertsConfig
 from smartcity.integrations.console import ConsoleAlert as ConsoleAlertMessage
@@ -510,6 +512,8 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
         WebSocketRoute("/graphql", graphql_app),
         Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # in front of every route: a body over the limit is refused before anything reads it
+    body_limit = Middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[body_limit])
     app.state.server = server
     return app

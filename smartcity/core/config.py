@@ -26,7 +26,7 @@ _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ServerConfig(Section):
@@ -43,6 +43,13 @@ class ServerConfig(Section):
         256, description="Events queued per live subscriber before it is closed as too slow.", ge=1, le=100_000
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    max_body_bytes: int = Field(
+        1 << 20,
+        description="Largest HTTP request body accepted, bytes (the GraphQL documents and variables); a larger "
+        "one is answered 413 before it is read, chunked or not. WebSocket messages get the same bound.",
+        ge=1024,
+        le=64 << 20,
+    )
 
 
 class DatabaseConfig(Section):

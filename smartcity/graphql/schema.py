@@ -17,9 +17,10 @@ from typing import Any
 import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.scalars import JSON
 
 from smartcity.graphql.errors import MaskingSchema
-from smartcity.graphql.limits import CostLimiter
+from smartcity.graphql.limits import JSON_SCALAR, CostLimiter
 from smartcity.graphql.mutations import Mutation
 from smartcity.graphql.queries import Query
 from smartcity.graphql.subscriptions import Subscription, SubscriptionEnded
@@ -47,6 +48,7 @@ def make_schema(*, introspection: bool = True) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions,
         expected=(SubscriptionEnded,),  # anything unexpected reaches the client as an error id
+        scalar_overrides={JSON: JSON_SCALAR},  # inputs: finite and at most MAX_JSON_DEPTH deep
     )
 
 
