@@ -1,8 +1,8 @@
 """Road counting accuracy of our pipeline on simulated traffic, against supervision's ByteTrack + LineZone.
 
 Data: bench/roadsim's SceneRuns (SUMO traffic filmed by a virtual camera, noisy detections,
-truth from the true trajectories), or with `--fake` (or while roadsim has no `build_runs`)
-the synthetic street of smartcity.analytics.scenario. Conditions: every scene at 5 fps with
+truth from the true trajectories), or with `--fake` the synthetic street of
+smartcity.analytics.scenario (no SUMO needed). Conditions: every scene at 5 fps with
 clean, realistic and hard noise, and at 10 fps with realistic noise.
 
 Ours: ByteTracker (TrackerConfig defaults) + RuleEngine over the frames, driven as
@@ -255,6 +255,7 @@ class RunScore:
     fps: float
     noise: str
     frames: int
+    duration_s: float
     truth: Counter[CountKey]
     ours: Counter[CountKey]
     stored: Counter[CountKey]
@@ -287,7 +288,8 @@ def score_run(run: SceneRun, db: Database, loop: asyncio.AbstractEventLoop, flus
         peer = peer_counts(specs, run.frames, run.width, run.height, run.fps)
         peer_s = time.perf_counter() - t0
     return RunScore(
-        scene=run.scene, seed=run.seed, fps=run.fps, noise=run.noise, frames=len(run.frames), truth=truth,
+        scene=run.scene, seed=run.seed, fps=run.fps, noise=run.noise, frames=len(run.frames),
+        duration_s=run.duration_s, truth=truth,
         ours=ours.crossings(specs), stored=stored, peer=peer,
         wrong_way=match_episodes(alert_events(ours.events, specs, "wrong_way"), run.truth.wrong_way),
         dwell=match_episodes(alert_events(ours.events, specs, "dwell"), run.truth.dwell),
@@ -363,11 +365,11 @@ def print_tables(scores: Sequence[RunScore]) -> None:
             continue
         print(f"\n{s.label}  {s.fps:g} fps {s.noise}  ({s.frames} frames, ours {s.ours_s:.1f} s, "
               f"peer {s.peer_s:.1f} s)")
-        print(f"  {'rule':<16}{'dir':<10}{'class':<12}{'true':>6}{'ours':>6}{'stored':>8}{'peer':>6}")
+        print(f"  {'rule':<18}{'dir':<14}{'class':<12}{'true':>6}{'ours':>6}{'stored':>8}{'peer':>6}")
         keys = sorted(set(s.truth) | set(s.ours) | set(s.stored) | set(s.peer or {}))
         for k in keys:
             peer = (s.peer or {}).get(k, 0) if s.peer is not None else "-"
-            print(f"  {k[0]:<16}{k[1]:<10}{k[2]:<12}{s.truth.get(k, 0):>6}{s.ours.get(k, 0):>6}"
+            print(f"  {k[0]:<18}{k[1]:<14}{k[2]:<12}{s.truth.get(k, 0):>6}{s.ours.get(k, 0):>6}"
                   f"{s.stored.get(k, 0):>8}{peer:>6}")
         print(f"  wrong_way {s.wrong_way}  dwell {s.dwell}")
 
@@ -416,19 +418,17 @@ def tracker_speed(n_frames: int, repeats: int = 3) -> dict[str, Any]:
 
 def _sources(fake: bool) -> tuple[str, Callable[..., Iterable[SceneRun]]]:
     if not fake:
-        try:
-            from roadsim import build_runs
-        except ImportError as exc:
-            print(f"roadsim.build_runs unavailable ({exc}); using the scenario stand-in (--fake)", file=sys.stderr)
-        else:
-            return "roadsim", build_runs
+        # a generator: a run is scored and dropped before the next is built
+        from roadsim import iter_runs
+
+        return "roadsim", iter_runs
     from counting_fake import build_runs as fake_runs
 
     return "fake-scenario", fake_runs
 
 
 def all_runs(build: Callable[..., Iterable[SceneRun]], quick: bool, seeds: list[int],
-             duration: float) -> Iterator[SceneRun]:
+             duration: float | None) -> Iterator[SceneRun]:
     """5 fps with every noise level, then 10 fps with realistic noise."""
     yield from build(quick=quick, seeds=seeds, fps_list=[5.0], noise_levels=["clean", "realistic", "hard"],
                      duration_s=duration)
@@ -439,8 +439,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short scenes, one seed (under 5 minutes)")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per scene (default 1 quick, 3 full)")
-    ap.add_argument("--duration", type=float, default=None, help="seconds per scene (default 300 quick, 900)")
-    ap.add_argument("--fake", action="store_true", help="use the scenario stand-in instead of roadsim")
+    ap.add_argument("--duration", type=float, default=None,
+                    help="seconds analysed per scene (default: roadsim's, 180 quick and 900 full; --fake 300)")
+    ap.add_argument("--fake", action="store_true",
+                    help="use the stand-in built from smartcity.analytics.scenario instead of roadsim (no SUMO)")
     ap.add_argument("--no-peer", action="store_true", help="skip supervision's ByteTrack + LineZone")
     ap.add_argument("--flush-s", type=float, default=0.0,
                     help="seconds of frame time between count flushes (default 0: after every frame, as replay "
@@ -452,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message="Arrays of 2-dimensional vectors are deprecated")
     started = time.perf_counter()
     seeds = list(range(1, (args.seeds or (1 if args.quick else 3)) + 1))
-    duration = args.duration or (300.0 if args.quick else 900.0)
+    duration = args.duration if args.duration is not None or not args.fake else 300.0
     source, build = _sources(args.fake)
     flush_s = args.flush_s
     scores: list[RunScore] = []
@@ -481,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     emitted = sum(sum(s.ours.values()) for s in scores)
     stored = sum(sum(s.stored.values()) for s in scores)
     result: dict[str, Any] = {"bench": "counting", "source": source, "quick": args.quick, "seeds": seeds,
-                              "duration_s": duration}
+                              "duration_s": sorted({s.duration_s for s in scores})}
     result.update(count_columns(scores, lambda s: s.ours))
     result["count_error_stored"] = _r(count_error(_keyed(main_runs, lambda s: s.stored),
                                                   _keyed(main_runs, lambda s: s.truth)))
@@ -499,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         result["peer"] = {"name": "supervision ByteTrack + LineZone (bottom centre)",
                           **{k: v for k, v in peer.items() if k != "per_scene"}}
         result["per_scene"] = {k: {"ours": v, "peer": peer["per_scene"].get(k)} for k, v in result["per_scene"].items()}
-    result.update(tracker_speed(1000 if args.quick else 3000))
+    result.update(tracker_speed(500, repeats=2) if args.quick else tracker_speed(3000))
     result["goals"] = goals(result)
     result["runs"] = {"scenes": sorted({s.scene for s in scores}), "seeds": seeds,
                       "conditions": sorted({f"{s.fps:g}fps/{s.noise}" for s in scores}), "total": len(scores),
