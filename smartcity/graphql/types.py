@@ -285,7 +285,11 @@ class CountPoint:
     n: int
 
 
-@strawberry.type(description="A live count bucket (1 minute, running total).")
+@strawberry.type(
+    description="A live count bucket (1 minute): the running total `n` of one part of it. A crossing confirmed "
+    "after the bucket was handed out opens a new part; the bucket's count is the sum over its parts of each "
+    "part's latest `n` (as the `counts` query gives it)."
+)
 class CountBucketType:
     camera_id: strawberry.ID
     rule_id: str
@@ -294,6 +298,7 @@ class CountBucketType:
     bucket_start: dt.datetime
     bucket_s: int
     n: int
+    part: str = strawberry.field(description="Which part of the bucket `n` counts ('': the bucket given whole).")
 
     @classmethod
     def from_event(cls, c: CountBucket) -> CountBucketType:
@@ -305,6 +310,7 @@ class CountBucketType:
             bucket_start=ts_(c.bucket_start),
             bucket_s=c.bucket_s,
             n=c.n,
+            part=c.part,
         )
 
 

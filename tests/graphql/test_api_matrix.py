@@ -165,7 +165,7 @@ def _scoped_events(n: int) -> list[Event]:
 SUBSCRIPTIONS = {
     "events": "subscription { events { cameraId kind } }",
     "cameraStatus": "subscription { cameraStatus { cameraId seq } }",
-    "countBuckets": "subscription { countBuckets { cameraId n } }",
+    "countBuckets": "subscription { countBuckets { cameraId n part } }",
     "incidents": "subscription { incidents { cameraIds id } }",
     "alerts": "subscription { alerts { cameraIds incidentId } }",
 }

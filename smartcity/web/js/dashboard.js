@@ -4,6 +4,11 @@
 import { clear, downloadText, h } from "./dom.js";
 import { classColour, mirroredBars } from "./chart.js";
 
+// A DateTime of the API as epoch milliseconds (one without a zone is UTC).
+function utcMs(text) {
+  return Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(text) ? text : `${text}Z`);
+}
+
 const RANGES = {
   "1h": { label: "Last hour, by minute", bucketS: 60, spanS: 3600 },
   "24h": { label: "Last 24 hours, by hour", bucketS: 3600, spanS: 86400 },
@@ -115,7 +120,10 @@ export class DashboardView {
   }
 
   onLive(b) {
-    this.live.textContent = `live ${new Date().toLocaleTimeString()}: ${b.n} ${b.objectClass} ${b.direction} this minute`;
+    // b.n is the running total of one part of a bucket (a late crossing opens a new part): the
+    // totals come from the counts query, which sums the parts
+    const minute = new Date(utcMs(b.bucketStart)).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    this.live.textContent = `live ${new Date().toLocaleTimeString()}: ${b.objectClass} ${b.direction} counted (minute ${minute})`;
     this.live.classList.remove("pulse");
     void this.live.offsetWidth;
     this.live.classList.add("pulse");
@@ -137,7 +145,7 @@ export class DashboardView {
          counts(cameraId: $cam, since: $since, until: $until, bucketS: $b, ruleId: $rule) { bucketStart ruleId objectClass direction n } }`,
       { cam, since, until, b: bucketS, rule: this.ruleSel.value || null },
     );
-    this.points = d.counts.map((p) => ({ ...p, t: Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(p.bucketStart) ? p.bucketStart : `${p.bucketStart}Z`) / 1000 }));
+    this.points = d.counts.map((p) => ({ ...p, t: utcMs(p.bucketStart) / 1000 }));
     this.render();
   }
 
