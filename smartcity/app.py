@@ -45,6 +45,7 @@ from smartcity.core.events import (
     RuleEvent,
     Severity,
 )
+from smartcity.core.files import private_dir
 from smartcity.core.status import StatusBoard
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.graphql.app import GraphQLApp
@@ -155,7 +156,7 @@ class Server:
 
     async def start(self) -> None:
         s = self.settings
-        s.storage.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(s.storage.data_dir)  # database, evidence, spools: for the server's user only
         self.db = Database(s.database.url, echo=s.database.echo, pool_size=s.database.pool_size)
         if s.database.migrate_on_start:
             await migrate(s.database.url)

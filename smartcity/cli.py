@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from smartcity.core.config import Settings, demo_settings, load_settings
 from smartcity.core.errors import ConfigError, SmartcityError
+from smartcity.core.files import private_dir
 
 if TYPE_CHECKING:
     import uvicorn
@@ -41,6 +42,9 @@ def _serve(settings: Settings, *, demo: bool = False) -> int:
     from smartcity.app import create_app
 
     _setup_logging(settings.server.log_level)
+    # every file the server and its local Ray create (Ray's logs hold camera errors) is for
+    # its own user only; the database, evidence and spools are made 0600/0700 explicitly too
+    os.umask(0o077)
     app = create_app(settings, bootstrap_admin=demo)
     config = uvicorn.Config(
         app,
@@ -126,7 +130,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from smartcity.storage.db import migrate
 
     settings = _settings(args.config)
-    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.storage.data_dir)
     rev = asyncio.run(migrate(settings.database.url))
     print(f"database at revision {rev}")
     return 0

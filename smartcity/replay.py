@@ -43,6 +43,7 @@ from smartcity.analytics import RuleEngine, load_rules_file
 from smartcity.analytics.counts import merge_parts
 from smartcity.core.errors import ConfigError, ValidationFailed
 from smartcity.core.events import CountBucket
+from smartcity.core.files import open_private, private_dir
 from smartcity.core.vision import Detection, FrameTracks
 from smartcity.tracking import ByteTracker, TrackerConfig
 
@@ -193,14 +194,13 @@ class DetectionLogWriter:
 
     def __init__(self, path: str | Path, *, append: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)  # where and when people and vehicles were: ours only
         self._lock = threading.Lock()
         self.frames_written = 0
         if append:
             _cut_partial_last_line(self.path)
-        self._file: IO[str] | None = open(  # noqa: SIM115 - closed by close()
-            self.path, "a" if append else "w", encoding="utf-8", newline="\n"
-        )
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        self._file: IO[str] | None = os.fdopen(open_private(self.path, flags), "w", encoding="utf-8", newline="\n")
 
     def write(self, camera: str, t: float, width: int, height: int, detections: Sequence[Detection]) -> None:
         """Record one analysed frame; raises ValidationFailed (nothing written) on bad values."""

@@ -29,6 +29,7 @@ from smartcity.core.aio import raise_if_cancelling, wait_for
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
 from smartcity.core.errors import ValidationFailed
 from smartcity.core.events import EVENT_TYPES, Event, RuleEvent, event_from_dict
+from smartcity.core.files import PRIVATE_DIR, private_dir, write_private
 
 log = logging.getLogger(__name__)
 
@@ -486,9 +487,10 @@ class Reconciler:
         path = self._evidence_dir / _safe(event.camera_id) / day / f"{_safe(event.event_id)}.jpg"
 
         def write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self._evidence_dir)  # pictures of people: for the server's user only
+            path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
             tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(base64.b64decode(jpeg_b64))
+            write_private(tmp, base64.b64decode(jpeg_b64))
             tmp.replace(path)
 
         try:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from smartcity.core.files import private_dir, touch_private
+
 
 @dataclass(frozen=True, slots=True)
 class SpooledEvent:
@@ -29,7 +31,8 @@ class SpoolFull(Exception):
 
 class EventSpool:
     def __init__(self, path: Path, *, max_events: int = 1_000_000) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)  # events of the cameras: for the server's user only
+        touch_private(path)  # SQLite gives -wal and -shm the database file's mode
         self.path = path
         self.max_events = max_events
         self._lock = threading.Lock()

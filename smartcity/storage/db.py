@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import StaticPool
 
 from smartcity.core.errors import SmartcityError
+from smartcity.core.files import PRIVATE_DIR, tighten, touch_private
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Database:
         if self.dialect == "sqlite":
             database = parsed.database
             if database and database != ":memory:" and not database.startswith("file:"):
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite_file(Path(database).expanduser())
                 kwargs.update(pool_size=pool_size, max_overflow=pool_size)
             else:
                 # An in-memory database lives in one connection: share it.
@@ -107,6 +108,16 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection (the engine stays usable and reconnects on demand)."""
         await self.engine.dispose()
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """The database file 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
+    database file's mode. A missing folder is created 0700; an existing one is left as it is
+    (it may be shared), but database files left readable by an earlier version are tightened."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    touch_private(path)
+    for extra in ("-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + extra))
 
 
 _IMMEDIATE = "smartcity_sqlite_immediate"

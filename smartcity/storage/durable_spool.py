@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from smartcity.core.bus import Subscription
 from smartcity.core.errors import SubscriptionClosed
 from smartcity.core.events import Event, event_from_dict
+from smartcity.core.files import open_private, private_dir
 from smartcity.core.waiters import IdWaiters
 from smartcity.storage.writer import EventWriter
 
@@ -53,7 +54,7 @@ class SpoolConfig(BaseModel):
 def _write_segment(path: Path, lines: list[str]) -> int:
     tmp = path.with_suffix(".tmp")
     data = ("\n".join(lines) + "\n").encode()
-    with open(tmp, "wb") as f:
+    with os.fdopen(open_private(tmp), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -87,7 +88,7 @@ class DurableSpool:
         self.writer = writer
         self.cfg = cfg or SpoolConfig()
         self.dir = self.cfg.directory
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         for stale in self.dir.glob("*.tmp"):  # a segment never renamed into place was never acknowledged
             stale.unlink()
         self._segments: deque[tuple[Path, int]] = deque(
