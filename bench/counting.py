@@ -272,7 +272,8 @@ class RunScore:
 
 
 def score_run(run: SceneRun, db: Database, loop: asyncio.AbstractEventLoop, flush_s: float,
-              with_peer: bool, dump: Path | None) -> RunScore:
+              peer_threshold: int | None, dump: Path | None) -> RunScore:
+    """Ours (events, stored counts) and, unless `peer_threshold` is None, the peer's counts."""
     specs = prepare_rules(run.rules)
     if dump is not None:
         dump_run(run, specs, dump)
@@ -281,11 +282,11 @@ def score_run(run: SceneRun, db: Database, loop: asyncio.AbstractEventLoop, flus
     truth, excluded = true_counts(run, specs)
     peer: Counter[CountKey] | None = None
     peer_s = 0.0
-    if with_peer:
+    if peer_threshold is not None:
         from counting_peer import peer_counts
 
         t0 = time.perf_counter()
-        peer = peer_counts(specs, run.frames, run.width, run.height, run.fps)
+        peer = peer_counts(specs, run.frames, run.width, run.height, run.fps, peer_threshold)
         peer_s = time.perf_counter() - t0
     return RunScore(
         scene=run.scene, seed=run.seed, fps=run.fps, noise=run.noise, frames=len(run.frames),
@@ -416,6 +417,12 @@ def tracker_speed(n_frames: int, repeats: int = 3) -> dict[str, Any]:
 # ------------------------------------------------------------------ main
 
 
+def sv_version() -> str:
+    from importlib.metadata import version
+
+    return version("supervision")
+
+
 def _sources(fake: bool) -> tuple[str, Callable[..., Iterable[SceneRun]]]:
     if not fake:
         # a generator: a run is scored and dropped before the next is built
@@ -444,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--fake", action="store_true",
                     help="use the stand-in built from smartcity.analytics.scenario instead of roadsim (no SUMO)")
     ap.add_argument("--no-peer", action="store_true", help="skip supervision's ByteTrack + LineZone")
+    ap.add_argument("--peer-crossing-threshold", type=int, default=1,
+                    help="the peer LineZone's minimum_crossing_threshold (library default 1)")
     ap.add_argument("--flush-s", type=float, default=0.0,
                     help="seconds of frame time between count flushes (default 0: after every frame, as replay "
                          f"does; the camera actors flush every {GroupOptions(spool_path='').counts_flush_s:g} s)")
@@ -466,7 +475,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             db = Database(url)
             try:
                 for run in all_runs(build, args.quick, seeds, duration):
-                    scores.append(score_run(run, db, loop, flush_s, not args.no_peer, args.dump))
+                    scores.append(score_run(run, db, loop, flush_s, None if args.no_peer else args.peer_crossing_threshold,
+                                            args.dump))
                     s = scores[-1]
                     print(f"{s.label} {s.fps:g} fps {s.noise}: {s.frames} frames, true {sum(s.truth.values())}, "
                           f"ours {sum(s.ours.values())}, stored {sum(s.stored.values())}, "
@@ -498,7 +508,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     })
     if not args.no_peer:
         peer = count_columns(scores, lambda s: s.peer)
-        result["peer"] = {"name": "supervision ByteTrack + LineZone (bottom centre)",
+        result["peer"] = {"name": f"supervision {sv_version()} ByteTrack (frame_rate = fps, other defaults) + "
+                                  f"LineZone (bottom centre, minimum_crossing_threshold "
+                                  f"{args.peer_crossing_threshold})",
                           **{k: v for k, v in peer.items() if k != "per_scene"}}
         result["per_scene"] = {k: {"ours": v, "peer": peer["per_scene"].get(k)} for k, v in result["per_scene"].items()}
     result.update(tracker_speed(500, repeats=2) if args.quick else tracker_speed(3000))

@@ -38,12 +38,13 @@ def _pixels(p: Sequence[float], width: int, height: int) -> sv.Point:
     return sv.Point(float(p[0]) * width, float(p[1]) * height)
 
 
-def _zone(spec: RuleSpec, width: int, height: int) -> sv.LineZone:
+def _zone(spec: RuleSpec, width: int, height: int, crossing_threshold: int = 1) -> sv.LineZone:
     a, b = spec.params["line"]
     return sv.LineZone(
         start=_pixels(a, width, height),
         end=_pixels(b, width, height),
         triggering_anchors=[sv.Position.BOTTOM_CENTER],
+        minimum_crossing_threshold=crossing_threshold,
     )
 
 
@@ -77,9 +78,15 @@ def direction_map(spec: RuleSpec, width: int, height: int) -> tuple[str, str]:
 
 
 class PeerCounter:
-    """supervision ByteTrack + one LineZone per line_count rule of one camera."""
+    """supervision ByteTrack + one LineZone per line_count rule of one camera.
 
-    def __init__(self, specs: Sequence[RuleSpec], width: int, height: int, fps: float) -> None:
+    `crossing_threshold`: LineZone's minimum_crossing_threshold, frames an object must stay on
+    the new side before a crossing counts (the library's default, 1, has no hysteresis: an
+    object standing on the line with jittery boxes counts at every flip).
+    """
+
+    def __init__(self, specs: Sequence[RuleSpec], width: int, height: int, fps: float,
+                 crossing_threshold: int = 1) -> None:
         self.tracker = sv.ByteTrack(frame_rate=fps)
         self.lines: list[PeerLine] = []
         for spec in specs:
@@ -87,7 +94,8 @@ class PeerCounter:
                 continue
             sv_in, sv_out = direction_map(spec, width, height)
             self.lines.append(
-                PeerLine(spec.id, _zone(spec, width, height), frozenset(spec.effective_classes()), sv_in, sv_out)
+                PeerLine(spec.id, _zone(spec, width, height, crossing_threshold), frozenset(spec.effective_classes()),
+                         sv_in, sv_out)
             )
         self.vocab = ClassVocab()  # class name <-> supervision's integer class_id
         self.counts: Counter[CountKey] = Counter()
@@ -115,9 +123,9 @@ class PeerCounter:
 
 
 def peer_counts(specs: Sequence[RuleSpec], frames: Sequence[FrameRecord], width: int, height: int,
-                fps: float) -> Counter[CountKey]:
+                fps: float, crossing_threshold: int = 1) -> Counter[CountKey]:
     """Crossings counted by the peer over a run: (rule, direction, class) -> n."""
-    peer = PeerCounter(specs, width, height, fps)
+    peer = PeerCounter(specs, width, height, fps, crossing_threshold)
     for record in frames:
         peer.update(record)
     return peer.counts
