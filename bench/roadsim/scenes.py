@@ -108,7 +108,8 @@ class _Routes:
         self.n = 0
 
     def arrivals(self, per_hour: float, end_s: float) -> list[float]:
-        out, t = [], 0.0
+        out: list[float] = []
+        t = 0.0
         while True:
             t += float(self.rng.exponential(3600.0 / per_hour))
             if t >= end_s:
@@ -179,14 +180,14 @@ def junction() -> Scene:
         ("S", "C"), ("C", "S"), ("N", "C"), ("C", "N"), ("E", "C"), ("C", "E"), ("W", "C"), ("C", "W"))))
     return Scene(
         name="junction",
-        camera=Camera.looking_at(-13.0, -26.0, (3.0, 0.0)),
+        camera=Camera.looking_at(-12.0, -27.0, (1.0, 1.0)),
         network=Network(_nodes(nodes, tls=("C",)), edges, options=("--tls.default-type", "static")),
         routes=_junction_routes,
         lines=(
             WLine("south-near", (-8.6, -15.0), (8.6, -15.0), (0.0, 1.0), "northbound", "southbound"),
             WLine("east", (14.0, -8.6), (14.0, 8.6), (-1.0, 0.0), "westbound", "eastbound"),
             WLine("north", (-8.6, 21.0), (8.6, 21.0), (0.0, -1.0), "southbound", "northbound"),
-            WLine("west", (-14.0, -8.6), (-14.0, 8.6), (1.0, 0.0), "eastbound", "westbound"),
+            WLine("west", (-13.0, -8.6), (-13.0, 8.6), (1.0, 0.0), "eastbound", "westbound"),
         ),
         notes="signalised 4-way junction (SUMO static programme), bicycle lanes, turning traffic",
     )
@@ -232,7 +233,7 @@ def two_way_parking() -> Scene:
         network=Network(_nodes(nodes), edges, options=("--opposites.guess", "true")),
         routes=_parking_routes,
         lines=(
-            WLine("west-near", (-14.0, -6.0), (-14.0, 3.6), (1.0, 0.0), "eastbound", "westbound"),
+            WLine("west-near", (-8.0, -6.0), (-8.0, 3.6), (1.0, 0.0), "eastbound", "westbound"),
             WLine("east", (30.0, -6.0), (30.0, 3.6), (1.0, 0.0), "eastbound", "westbound"),
         ),
         zones=(
@@ -315,7 +316,7 @@ def ped_crossing() -> Scene:
         network=Network(_nodes(nodes), edges, crossing),
         routes=_crossing_routes,
         lines=(
-            WLine("west-near", (-11.0, -3.6), (-11.0, 3.6), (1.0, 0.0), "eastbound", "westbound",
+            WLine("west-near", (-7.0, -3.6), (-7.0, 3.6), (1.0, 0.0), "eastbound", "westbound",
                   classes=("car", "truck", "bus", "motorcycle", "bicycle")),
             WLine("east", (26.0, -3.6), (26.0, 3.6), (1.0, 0.0), "eastbound", "westbound",
                   classes=("car", "truck", "bus", "motorcycle", "bicycle")),

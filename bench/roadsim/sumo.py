@@ -9,6 +9,7 @@ level of a scene reuses it.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import re
 import shutil
@@ -31,8 +32,7 @@ class SumoUnavailable(RuntimeError):
 def sumo_binary(name: str) -> str:
     """Path of a SUMO tool (`sumo`, `netconvert`) from the eclipse-sumo wheel, else from PATH."""
     try:
-        import sumo  # type: ignore[import-not-found]
-
+        sumo = importlib.import_module("sumo")  # the eclipse-sumo wheel (untyped)
         path = os.path.join(sumo.SUMO_HOME, "bin", name)
         if os.access(path, os.X_OK):
             return path
@@ -82,7 +82,7 @@ class Trajectories:
 
     @property
     def t(self) -> npt.NDArray[np.float64]:
-        return self.step * STEP_S
+        return np.asarray(self.step * STEP_S, dtype=np.float64)
 
 
 _ROW = re.compile(
@@ -163,7 +163,10 @@ def simulate(
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
-    env = {**os.environ, "SUMO_HOME": os.path.dirname(os.path.dirname(cmd[0]))}
+    env = dict(os.environ)
+    home = os.path.dirname(os.path.dirname(cmd[0]))
+    if os.path.isdir(os.path.join(home, "data")):  # the wheel's (or a SUMO install's) data: XML schemas
+        env["SUMO_HOME"] = home
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=600, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{os.path.basename(cmd[0])} failed ({proc.returncode}): {proc.stderr[-2000:]}")

@@ -25,6 +25,10 @@ from .types import TrueCrossing, TrueEpisode
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 STOPPED_MS = 0.2  # below this speed (m/s) a vehicle is stopped
+# A crossing is true only if the object is in the picture this long before and after it (one
+# analysed frame on each side at 5 fps): one
+# that crosses a line at the picture's edge as it leaves (or enters) cannot be seen to cross.
+VISIBLE_AROUND_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,12 @@ def crossings(fo: Footage, spec: RuleSpec, t_from: float, t_to: float, t0: float
     pair &= wanted[1:]
     d0, d1 = d[:-1], d[1:]
     flip = pair & (((d0 < 0) & (d1 >= 0)) | ((d0 > 0) & (d1 <= 0)))
+    # in the picture on every step from VISIBLE_AROUND_S before to VISIBLE_AROUND_S after the crossing
+    w = round(VISIBLE_AROUND_S / STEP_S)
+    around = np.zeros(len(flip), dtype=bool)
+    for s, e in _runs(fo.boxes.visible, obj, step):
+        around[s + w - 1:e - w] = True  # pair (k, k + 1) with k - s + 1 >= w and e - 1 - k >= w
+    flip &= around
     out: list[TrueCrossing] = []
     for k in np.nonzero(flip)[0]:
         f = float(d0[k] / (d0[k] - d1[k]))
@@ -114,6 +124,8 @@ def crossings(fo: Footage, spec: RuleSpec, t_from: float, t_to: float, t0: float
         out.append(TrueCrossing(
             rule_id=spec.id, object_id=fo.traj.ids[o], object_class=fo.classes[o],
             direction=p.in_name if d1[k] > d0[k] else p.out_name, t=t0 + (t - t_from),
+            speed_kmh=round(float(fo.speed[k]) * 3.6, 1),
+            box_height_px=round(float(fo.boxes.box[k, 3] - fo.boxes.box[k, 1]), 1),
         ))
     return out
 

@@ -26,6 +26,9 @@ class TrueCrossing:
     object_class: str  # true class: car, truck, bus, motorcycle, bicycle, person
     direction: str  # the rule's in_name or out_name
     t: float  # time of the crossing (s, same clock as FrameRecord.t)
+    # added by roadsim, for breaking errors down (defaults keep older constructors valid):
+    speed_kmh: float = 0.0  # true speed at the crossing
+    box_height_px: float = 0.0  # height of the true 2D box at the crossing (size in the picture)
 
 
 @dataclass(frozen=True, slots=True)
