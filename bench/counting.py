@@ -12,7 +12,8 @@ they decide is seen. The count buckets are taken after every analysed frame with
 confirmed after its minute was handed out; `--flush-s 10` takes them at the camera actors'
 cadence instead), go through the server's writer (EventWriter -> bulk upsert) into a
 temporary SQLite database, one transaction per flush, and are read back with the `counts`
-query's count_series: `crossings_lost` = crossings emitted - crossings stored.
+query's count_series: `crossings_lost` = crossings emitted and not stored (per run, rule,
+direction and class).
 
 Peer: supervision ByteTrack (frame_rate = the run's fps) + one LineZone per counting line,
 bottom-centre anchor, on the same detections (bench/counting_peer.py).
@@ -345,6 +346,28 @@ def count_columns(scores: Sequence[RunScore], pick: Callable[[RunScore], Counter
     return out
 
 
+def storage_gap(scores: Iterable[RunScore]) -> tuple[int, int]:
+    """(crossings emitted but not stored, crossings stored but never emitted), per run and
+    (rule, direction, class), so that a surplus in one place cannot hide a loss in another."""
+    lost = extra = 0
+    for s in scores:
+        for k in set(s.ours) | set(s.stored):
+            d = s.ours.get(k, 0) - s.stored.get(k, 0)
+            lost, extra = lost + max(d, 0), extra + max(-d, 0)
+    return lost, extra
+
+
+def episodes_by_condition(scores: Sequence[RunScore]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for fps, noise in CONDITIONS.values():
+        runs = [s for s in scores if s.fps == fps and s.noise == noise]
+        if runs:
+            ww = sum((s.wrong_way for s in runs), EpisodeScore())
+            dw = sum((s.dwell for s in runs), EpisodeScore())
+            out[f"{fps:g}fps/{noise}"] = {"wrong_way": asdict(ww), "dwell": asdict(dw)}
+    return out
+
+
 def goals(result: Mapping[str, Any]) -> dict[str, Any]:
     ops: dict[str, Callable[[float, float], bool]] = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b,
                                                       "==": lambda a, b: a == b}
@@ -490,8 +513,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     main_runs = [s for s in scores if (s.fps, s.noise) == CONDITIONS[""]]
     ww = sum((s.wrong_way for s in main_runs), EpisodeScore())
     dw = sum((s.dwell for s in main_runs), EpisodeScore())
-    emitted = sum(sum(s.ours.values()) for s in scores)
-    stored = sum(sum(s.stored.values()) for s in scores)
+    lost, extra = storage_gap(scores)
     result: dict[str, Any] = {"bench": "counting", "source": source, "quick": args.quick, "seeds": seeds,
                               "duration_s": sorted({s.duration_s for s in scores})}
     result.update(count_columns(scores, lambda s: s.ours))
@@ -500,8 +522,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result.update({
         "wrong_way_precision": ww.precision, "wrong_way_recall": ww.recall,
         "dwell_precision": dw.precision, "dwell_recall": dw.recall,
-        "episodes": {"wrong_way": asdict(ww), "dwell": asdict(dw)},
-        "crossings_lost": emitted - stored, "crossings_emitted": emitted,
+        "episodes": episodes_by_condition(scores),
+        "crossings_lost": lost, "crossings_stored_twice": extra,
+        "crossings_emitted": sum(sum(s.ours.values()) for s in scores),
         "counts_flush": {"every_s": flush_s, "flush_before": "frame time", "store": "EventWriter -> SQLite",
                          "read": "storage.register.count_series"},
         "truth_crossings_of_uncounted_classes": sum(s.truth_excluded for s in scores),

@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 from counting import (
     EpisodeScore,
+    RunScore,
     count_error,
     match_episodes,
     merge_classes,
     per_class,
     prepare_rules,
     run_pipeline,
+    storage_gap,
     stored_counts,
     true_counts,
 )
@@ -139,3 +141,15 @@ async def test_stored_counts_reads_back_running_totals_per_rule_class_direction(
     assert await stored_counts(sqlite_db, "cam", [[_bucket("line", "car", "in", 60.0, 1)]]) == Counter(
         {("line", "in", "car"): 1}
     )
+
+
+def _score(ours: dict[tuple[str, str, str], int], stored: dict[tuple[str, str, str], int]) -> RunScore:
+    return RunScore(scene="s", seed=1, fps=5.0, noise="realistic", frames=0, duration_s=0.0, truth=Counter(),
+                    ours=Counter(ours), stored=Counter(stored), peer=None, wrong_way=EpisodeScore(),
+                    dwell=EpisodeScore(), truth_excluded=0, ours_s=0.0, peer_s=0.0)
+
+
+def test_storage_gap_counts_losses_per_key_so_a_surplus_does_not_hide_them() -> None:
+    car_in, car_out = ("l", "in", "car"), ("l", "out", "car")
+    scores = [_score({car_in: 5, car_out: 3}, {car_in: 2, car_out: 4}), _score({car_in: 1}, {car_in: 1})]
+    assert storage_gap(scores) == (3, 1)  # 3 car/in lost, 1 car/out stored without being emitted
