@@ -30,6 +30,10 @@ from smartcity.core.vision import Detection, FrameTracks, Track
 
 log = logging.getLogger(__name__)
 
+# Count buckets are kept (and updated in place) until they ended this long before the latest
+# frame: crossings are confirmed a few frames late, so a later one for a forgotten bucket is rare.
+COUNTS_KEPT_S = 60.0
+
 Infer = Callable[[np.ndarray], Awaitable[list[Detection]]]
 Emit = Callable[[list[Event], dict[str, bytes]], None]
 
@@ -108,6 +112,7 @@ class CameraPipeline:
         self._summary_frames = 0
         self._summary_classes: dict[str, int] = {}
         self._last_counts_flush = time.monotonic()
+        self._last_frame_t: float | None = None  # time of the latest analysed frame
 
     # ---- control ------------------------------------------------------------------------
     def set_rules(self, rules: Sequence[Any]) -> None:
@@ -126,9 +131,13 @@ class CameraPipeline:
             self.engine.set_signal_state(rule_id, state, t)
 
     def flush_counts(self) -> None:
+        """Emit the count buckets that changed; forget those that ended a minute before the latest
+        frame (a crossing confirmed later still counts: it opens a new part of its bucket), so a
+        camera that runs for months holds a few minutes of buckets, not all of them."""
         if self.engine is None:
             return
-        buckets = self.engine.count_buckets()
+        flush_before = None if self._last_frame_t is None else self._last_frame_t - COUNTS_KEPT_S
+        buckets = self.engine.count_buckets(flush_before)
         if buckets:
             self.emit(list(buckets), {})
         self._last_counts_flush = time.monotonic()
@@ -197,6 +206,7 @@ class CameraPipeline:
         """Track and apply the rules to one frame; `detected` None: the detector did not see
         it and the tracks are predicted."""
         self.stats.analysed += 1
+        self._last_frame_t = frame.t
         if detected is None:
             tracks = tuple(self.tracker.coast(frame.t))
             # what the frame shows, for pixelation and evidence: the predicted boxes
