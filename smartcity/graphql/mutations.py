@@ -10,6 +10,7 @@ and its incidents do not exist (NotFoundError, the same answer as for an unknown
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Annotated, Any
@@ -99,7 +100,8 @@ async def _save_rule(info: Info[Any, Any], rule_id: str, data: RuleInput, *, cre
         "params": dict(data.params) if isinstance(data.params, dict) else data.params,
     }
     try:
-        validated = validate_rule(spec)
+        # validation is bounded (256-point polygons, vectorised) but CPU work: off the event loop
+        validated = await asyncio.to_thread(validate_rule, spec)
     except ValidationFailed as exc:
         return validation(exc)
     clean = validated.model_dump(mode="json")
@@ -343,7 +345,7 @@ class Mutation:
         self, info: Info[Any, Any], camera_id: strawberry.ID, offer_sdp: str, unpixelated: bool = False
     ) -> LiveViewResult:
         from smartcity.analytics.shapes import rule_shapes
-        from smartcity.webrtc import InvalidOffer, TooManyViewers
+        from smartcity.webrtc import LiveViewError
 
         p = maybe_principal(info)
         if (no := denied(p, "viewer")) is not None:
@@ -359,7 +361,7 @@ class Mutation:
         shapes = [sh for r in await s.rules.list_rules(camera_ids=[str(camera_id)]) if r.enabled for sh in rule_shapes(r.params)]
         try:
             sdp = await s.live_views.answer(str(camera_id), offer_sdp, pixelate=not unpixelated, overlay=shapes, viewer=p.username)
-        except (InvalidOffer, TooManyViewers, ValueError) as exc:
+        except (LiveViewError, ValueError) as exc:  # refused offer, no slot left, nothing to advertise
             return invalid("offerSdp", str(exc))
         await _audit(info).record(
             at=time.time(), actor=p.username, action="liveview.unpixelated" if unpixelated else "liveview.start",

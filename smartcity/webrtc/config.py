@@ -1,7 +1,9 @@
-"""Configuration of the live views: frame rate, size and bitrate limits, codecs, ICE servers."""
+"""Configuration of the live views: frame rate, size and bitrate limits, codecs, ICE servers,
+what viewers may ask for (offer size, slots) and where ICE may send packets."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -18,7 +20,7 @@ def _default_codecs() -> list[Codec]:
 class IceServerConfig(BaseModel):
     """One STUN or TURN server handed to aiortc (and to be handed to browsers by the console)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     urls: list[str] = Field(
         description="stun:, turn: or turns: URLs of one server, e.g. turn:turn.example.org:3478?transport=udp.",
@@ -46,7 +48,7 @@ class IceServerConfig(BaseModel):
 class LiveViewConfig(BaseModel):
     """Live views over WebRTC: one shared encoder per camera, relayed to every viewer."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     fps: float = Field(10.0, description="Frames per second sent to viewers (at most).", gt=0, le=30)
     max_width: int = Field(1280, description="Frames wider than this are scaled down, pixels.", ge=64, le=3840)
@@ -74,8 +76,39 @@ class LiveViewConfig(BaseModel):
         max_length=16,
     )
     max_viewers_per_camera: int = Field(16, description="Live viewers allowed per camera.", ge=1, le=256)
+    max_views_per_user: int = Field(
+        2,
+        description="Live views one user may hold at once, over all cameras, connected or still connecting "
+        "(a reloaded page briefly holds two): one user cannot take a camera's every slot.",
+        ge=1,
+        le=256,
+    )
     connect_timeout_s: float = Field(
-        20.0, description="Seconds a viewer has to connect after its answer before it is dropped.", gt=0, le=300
+        10.0,
+        description="Seconds a viewer has to connect after its answer before it is dropped and its slot freed.",
+        gt=0,
+        le=300,
+    )
+    max_offer_bytes: int = Field(
+        64 * 1024, description="Largest SDP offer accepted, bytes (a browser's is 3 to 10 KiB).", ge=1024, le=1 << 20
+    )
+    max_offer_candidates: int = Field(
+        32, description="Most ICE candidates in one offer (a browser sends a handful).", ge=1, le=256
+    )
+    allowed_candidate_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        description="Networks (CIDR) a viewer's ICE candidates may be on; the others are dropped before the "
+        "server sends them anything, and host names (mDNS) are never resolved. Add the networks your "
+        "viewers (and TURN servers) are on; the default, loopback only, serves only this machine.",
+        min_length=1,
+        max_length=64,
+    )
+    advertise_addresses: list[str] = Field(
+        default_factory=list,
+        description="Server addresses its answers name as host candidates; the others are left out so that "
+        "internal addresses are not revealed. Empty: those of its addresses that lie in "
+        "allowed_candidate_networks.",
+        max_length=16,
     )
     viewer_queue_frames: int = Field(
         30,
@@ -84,6 +117,28 @@ class LiveViewConfig(BaseModel):
         ge=2,
         le=1000,
     )
+
+    @field_validator("allowed_candidate_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        out = []
+        for item in v:
+            try:
+                out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{item!r} is not a CIDR network (e.g. 10.20.0.0/16 or 127.0.0.1/32)") from None
+        return out
+
+    @field_validator("advertise_addresses")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        out = []
+        for item in v:
+            try:
+                out.append(str(ipaddress.ip_address(item.strip())))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address (e.g. 10.20.0.5)") from None
+        return out
 
     @field_validator("codecs")
     @classmethod

@@ -1,9 +1,11 @@
 """The live-view hub: answers viewers' WebRTC offers and shares one encoder per camera among them.
 
 One hub per server. `answer()` is what the GraphQL signalling mutation calls (offer SDP in, answer
-SDP out, non-trickle ICE: both descriptions carry their candidates). A viewer is dropped when its
-connection closes or fails, or when it does not connect within `connect_timeout_s`; a camera's
-encoder stops with its last viewer. `close()` ends every connection, encoder and task.
+SDP out, non-trickle ICE: both descriptions carry their candidates). An offer is bounded in size and
+candidates before it is parsed, and parsed off the event loop; its candidates outside the allowed
+networks are dropped, and the answer names only the advertised addresses (`offers`). A viewer is
+dropped when its connection closes or fails, or when it does not connect within `connect_timeout_s`;
+a camera's encoder stops with its last viewer. `close()` ends every connection, encoder and task.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from aiortc.sdp import SessionDescription
 
 from smartcity.core.aio import wait_for
 from smartcity.webrtc.config import Codec, LiveViewConfig
+from smartcity.webrtc.offers import CandidatePolicy, check_offer_size, restrict_answer, restrict_offer
 from smartcity.webrtc.stream import CameraStream, Counters, ViewerTrack
 from smartcity.webrtc.types import (
     CameraLiveStats,
@@ -108,6 +111,7 @@ class LiveViewHub:
         self._closers: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._closed = False
+        self._policy = CandidatePolicy.of(self.config.allowed_candidate_networks, self.config.advertise_addresses)
 
     # -- public API -------------------------------------------------------------------------------
 
@@ -137,14 +141,20 @@ class LiveViewHub:
 
         `pixelate`: privacy mode (people pixelated); the caller turns it off only for an admin.
         `overlay`: the camera's rule geometry (normalised points); it replaces the geometry drawn
-        for every viewer of the camera, None keeps the current one. `viewer`: a label for logs.
-        Raises InvalidOffer (bad SDP, no common codec), TooManyViewers, LiveViewError (closed).
+        for every viewer of the camera, None keeps the current one. `viewer`: who asks (the user
+        name, also in logs): one holds at most `max_views_per_user` views.
+        Raises InvalidOffer (too big, bad SDP, no common codec, no candidate on an allowed network),
+        TooManyViewers, LiveViewError (closed, no address to advertise).
         """
         if self._closed:
             raise LiveViewError("live views are shut down")
-        codec = choose_codec(offer_sdp, self.config.codecs)
-        if sum(1 for v in self._viewers.values() if v.camera_id == camera_id) >= self.config.max_viewers_per_camera:
-            raise TooManyViewers(f"camera {camera_id} already has {self.config.max_viewers_per_camera} live viewers")
+        check_offer_size(offer_sdp, self.config.max_offer_bytes, self.config.max_offer_candidates)
+        self._check_slots(camera_id, viewer)
+        # parsing is linear once bounded, but still milliseconds of CPU: not on the event loop
+        codec, offer_sdp = await asyncio.to_thread(self._read_offer, offer_sdp)
+        if self._closed:
+            raise LiveViewError("live views are shut down")
+        self._check_slots(camera_id, viewer)  # again: other offers may have taken slots meanwhile
         if overlay is not None:
             self.set_overlay(camera_id, overlay)
 
@@ -165,6 +175,7 @@ class LiveViewHub:
             await pc.setLocalDescription(await pc.createAnswer())
             if self._closed:
                 raise LiveViewError("live views are shut down")
+            answer = restrict_answer(str(pc.localDescription.sdp), self._policy)
         except Exception as exc:
             await self._retire(v)
             if isinstance(exc, LiveViewError):
@@ -172,7 +183,7 @@ class LiveViewHub:
             raise InvalidOffer(f"cannot answer the offer: {exc!r}") from exc
         self._watchers[v.id] = self._spawn(self._watch(v), f"live-view-watch-{v.id}")
         log.info("live view %s (%s) of camera %s: %s, pixelate=%s", v.id, viewer, camera_id, codec, pixelate)
-        return str(pc.localDescription.sdp)
+        return answer
 
     def set_overlay(self, camera_id: str, overlay: OverlayInput) -> None:
         """Replace the geometry drawn on every live view of a camera (e.g. after a rule change)."""
@@ -214,6 +225,20 @@ class LiveViewHub:
         await asyncio.gather(*watchers, *self._closers, return_exceptions=True)
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _check_slots(self, camera_id: str, viewer: str) -> None:
+        views = list(self._viewers.values())
+        if sum(1 for v in views if v.camera_id == camera_id) >= self.config.max_viewers_per_camera:
+            raise TooManyViewers(f"camera {camera_id} already has {self.config.max_viewers_per_camera} live viewers")
+        limit = self.config.max_views_per_user
+        if viewer and sum(1 for v in views if v.label == viewer) >= limit:
+            raise TooManyViewers(
+                f"{viewer} already holds {limit} live views (live_view.max_views_per_user): close one first"
+            )
+
+    def _read_offer(self, offer_sdp: str) -> tuple[Codec, str]:
+        """The codec to send and the offer restricted to allowed candidates (runs in a thread)."""
+        return choose_codec(offer_sdp, self.config.codecs), restrict_offer(offer_sdp, self._policy)
 
     def _stream(self, key: StreamKey) -> CameraStream:
         stream = self._streams.get(key)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import aioice.ice
 import httpx
 from testkit import free_port, session_processes
 
@@ -21,6 +22,9 @@ ADMIN = ("chief", "chief's password")
 
 
 def write_config(tmp: Path, port: int) -> Path:
+    # Chromium offers no loopback candidate: its ICE runs over this machine's own interface
+    # addresses, which the live view must then accept and advertise (its default is loopback only)
+    own = [f"{a}/32" for a in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)] or ["127.0.0.0/8"]
     cfg = tmp / "smartcity.yaml"
     cfg.write_text(
         f"""
@@ -30,6 +34,7 @@ storage: {{data_dir: "{tmp}/data"}}
 ray: {{num_cpus: 2, object_store_mb: 100}}
 analysis: {{inference_cpus: 1, max_batch: 2, counts_flush_s: 1}}
 actors: {{health_interval_s: 0.5, pull_interval_s: 0.05, reconcile_interval_s: 0.5}}
+live_view: {{allowed_candidate_networks: [{", ".join(own)}]}}
 camera_groups: [{{name: police}}, {{name: technical}}]
 cameras:
   - {{id: demo, name: "Hall (demo)", url: "demo://vtest", group: police, analysis_fps: 5, site: centre}}
