@@ -158,9 +158,9 @@ def _nodes(nodes: dict[str, tuple[float, float]], tls: tuple[str, ...] = ()) -> 
 
 
 def _junction_edge(eid: str, a: str, b: str) -> str:
-    # lane 0: bicycle lane; lanes 1-2: general traffic
-    return (f'<edge id="{eid}" from="{a}" to="{b}" numLanes="3" speed="13.89">'
-            f'<lane index="0" allow="bicycle" width="1.6"/></edge>')
+    # lane 0: pavement; lane 1: bicycle lane; lanes 2-3: general traffic
+    return (f'<edge id="{eid}" from="{a}" to="{b}" numLanes="4" speed="13.89">'
+            f'<lane index="0" allow="pedestrian" width="2.5"/><lane index="1" allow="bicycle" width="1.6"/></edge>')
 
 
 def _junction_routes(rng: np.random.Generator, end_s: float) -> str:
@@ -171,6 +171,12 @@ def _junction_routes(rng: np.random.Generator, end_s: float) -> str:
     rates = {"SC": 650.0, "NC": 600.0, "EC": 420.0, "WC": 450.0}
     for app, (straight, right, left) in turns.items():
         r.stream(rates[app], end_s, MIX, {f"{app} {straight}": 0.6, f"{app} {right}": 0.22, f"{app} {left}": 0.18})
+    arms = ("SC", "CS", "NC", "CN", "EC", "CE", "WC", "CW")
+    for t in r.arrivals(400.0, end_s):  # pedestrians crossing the arms on the signalled crossings
+        a, b = (arms[int(k)] for k in rng.choice(len(arms), 2, replace=False))
+        pa = float(rng.uniform(150.0, 200.0)) if a.endswith("C") else float(rng.uniform(5.0, 50.0))
+        pb = float(rng.uniform(5.0, 50.0)) if b.startswith("C") else float(rng.uniform(150.0, 200.0))
+        r.person(t, f'<walk from="{a}" to="{b}" departPos="{pa:.1f}" arrivalPos="{pb:.1f}"/>')
     return r.xml()
 
 
@@ -181,15 +187,16 @@ def junction() -> Scene:
     return Scene(
         name="junction",
         camera=Camera.looking_at(-12.0, -27.0, (1.0, 1.0)),
-        network=Network(_nodes(nodes, tls=("C",)), edges, options=("--tls.default-type", "static")),
+        network=Network(_nodes(nodes, tls=("C",)), edges, options=("--tls.default-type", "static",
+                                                                    "--crossings.guess", "true")),
         routes=_junction_routes,
         lines=(
-            WLine("south-near", (-8.6, -15.0), (8.6, -15.0), (0.0, 1.0), "northbound", "southbound"),
-            WLine("east", (14.0, -8.6), (14.0, 8.6), (-1.0, 0.0), "westbound", "eastbound"),
-            WLine("north", (-8.6, 21.0), (8.6, 21.0), (0.0, -1.0), "southbound", "northbound"),
-            WLine("west", (-13.0, -8.6), (-13.0, 8.6), (1.0, 0.0), "eastbound", "westbound"),
+            WLine("south-near", (-8.6, -16.0), (8.6, -16.0), (0.0, 1.0), "northbound", "southbound"),
+            WLine("east", (15.0, -8.6), (15.0, 8.6), (-1.0, 0.0), "westbound", "eastbound"),
+            WLine("north", (-8.6, 22.0), (8.6, 22.0), (0.0, -1.0), "southbound", "northbound"),
+            WLine("west", (-14.0, -8.6), (-14.0, 8.6), (1.0, 0.0), "eastbound", "westbound"),
         ),
-        notes="signalised 4-way junction (SUMO static programme), bicycle lanes, turning traffic",
+        notes="signalised 4-way junction (SUMO static programme), bicycle lanes, turning traffic, pedestrians",
     )
 
 

@@ -106,7 +106,7 @@ def crossings(fo: Footage, spec: RuleSpec, t_from: float, t_to: float, t0: float
     d0, d1 = d[:-1], d[1:]
     flip = pair & (((d0 < 0) & (d1 >= 0)) | ((d0 > 0) & (d1 <= 0)))
     # in the picture on every step from VISIBLE_AROUND_S before to VISIBLE_AROUND_S after the crossing
-    w = round(VISIBLE_AROUND_S / STEP_S)
+    w = max(1, round(VISIBLE_AROUND_S / STEP_S))
     around = np.zeros(len(flip), dtype=bool)
     for s, e in _runs(fo.boxes.visible, obj, step):
         around[s + w - 1:e - w] = True  # pair (k, k + 1) with k - s + 1 >= w and e - 1 - k >= w

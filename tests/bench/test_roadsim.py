@@ -53,11 +53,12 @@ def test_boxes_behind_the_camera_or_mostly_outside_the_picture_are_dropped() -> 
     assert 0 <= x1 < 640 < x2 <= 1280 and 0 <= y1 < y2 <= 720
 
 
-def _straight(ids: list[str], xs: list[float], y0: list[float], speed: list[float], steps: int) -> Trajectories:
+def _straight(ids: list[str], xs: list[float], y0: list[float], speed: list[float],
+              steps: list[int]) -> Trajectories:
     """Cars driving along y (negative speed: southwards), one row per 0.1 s step."""
     rows = []
     for k, (x, y, v) in enumerate(zip(xs, y0, speed)):
-        for s in range(steps):
+        for s in range(steps[k]):
             rows.append((s, k, x, y + v * s * 0.1, 0.0 if v > 0 else 180.0, abs(v)))
     a = np.array(rows)
     return Trajectories(step=a[:, 0].astype(np.int64), obj=a[:, 1].astype(np.int64), x=a[:, 2], y=a[:, 3],
@@ -72,8 +73,10 @@ def test_truth_counts_a_hand_made_trajectory() -> None:
     spec = validate_rule({"id": "l", "camera_id": "c", "type": "line_count",
                           "params": {"line": [list(a), list(b)], "in_direction": [m1[0] - m0[0], m1[1] - m0[1]],
                                      "in_name": "north", "out_name": "south"}})
-    # a: north at 10 m/s through the line; b: south; c: north but 20 m to the side (outside the line)
-    traj = _straight(["a", "b", "c"], [0.0, -2.0, 20.0], [20.0, 70.0, 20.0], [10.0, -10.0, 10.0], 60)
+    # a: north at 10 m/s through the line; b: south; c: north but 20 m to the side (outside the line);
+    # d: like a, but it leaves the simulation 0.1 s after its crossing (never seen on the other side)
+    traj = _straight(["a", "b", "c", "d"], [0.0, -2.0, 20.0, 3.0], [20.0, 70.0, 20.0, 20.0],
+                     [10.0, -10.0, 10.0, 10.0], [60, 60, 60, 26])
     got = crossings(film(cam, traj), spec, t_from=0.0, t_to=100.0, t0=1000.0)
     assert sorted((c.object_id, c.direction) for c in got) == [("a", "north"), ("b", "south")]
     # the point the rules follow is the bottom of the box: for a car seen from straight behind,
