@@ -63,3 +63,15 @@ def test_readme_alerts_example_is_a_valid_config(tmp_path: Path) -> None:
     f.write_text(block_after("### Incidents and alerts", "yaml"))
     s = check_settings(load_settings(f, environ={}))
     assert [p["name"] for p in s.alerts["policies"]] == ["falls-and-fires", "parking"]
+
+
+def test_readme_live_view_and_limits_example_is_a_valid_config(tmp_path: Path) -> None:
+    from smartcity.core.config import load_settings
+    from smartcity.settings_check import check_settings
+    from smartcity.webrtc import LiveViewConfig
+
+    f = tmp_path / "limits.yaml"
+    f.write_text(block_after("### Live views and request limits", "yaml"))
+    s = check_settings(load_settings(f, environ={}))
+    assert s.server.max_body_bytes == 1 << 20
+    assert LiveViewConfig.model_validate(s.live_view).advertise_addresses == ["10.20.0.5"]
