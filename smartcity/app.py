@@ -31,6 +31,7 @@ from starlette.staticfiles import StaticFiles
 
 from smartcity.actors.camera_group import CameraSpec
 from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json, start_ray, stop_ray
+from smartcity.core import netpolicy
 from smartcity.core.aio import wait_for
 from smartcity.core.bus import EventBus, Overflow
 from smartcity.core.clock import SystemClock
@@ -153,6 +154,7 @@ class Server:
     _writer_sub: Any = None
     _ray_started: bool = False
     _gc_saved: tuple[int, ...] | None = None
+    _refused_cameras: set[tuple[str, str]] = field(default_factory=set)
 
     async def start(self) -> None:
         s = self.settings
@@ -256,14 +258,30 @@ class Server:
         groups: dict[str, list[CameraSpec]] = {}
         group_rules: dict[str, list[str]] = {}
         for r in rows:
+            enabled = r.enabled and self._camera_allowed(r.id, r.url)
             groups.setdefault(r.group, []).append(
-                CameraSpec(id=r.id, url=r.url, analysis_fps=r.analysis_fps, enabled=r.enabled, name=r.name, site=r.site)
+                CameraSpec(id=r.id, url=r.url, analysis_fps=r.analysis_fps, enabled=enabled, name=r.name, site=r.site)
             )
         for rule in rule_rows:
             group = self.camera_groups.get(rule.camera_id)
             if group is not None:
                 group_rules.setdefault(group, []).append(rule_json(rule.spec()))
         return [GroupSpec(name, tuple(cams), tuple(group_rules.get(name, ()))) for name, cams in sorted(groups.items())]
+
+    def _camera_allowed(self, camera_id: str, url: str) -> bool:
+        """A stored camera that the cameras policy refuses (stored before it, or the policy was
+        narrowed since) is not opened; said once in the log."""
+        s = self.settings
+        refused = netpolicy.check_camera_url(url, s.cameras_policy, s.storage.data_dir)
+        if refused is not None and (camera_id, url) not in self._refused_cameras:
+            self._refused_cameras.add((camera_id, url))
+            log.error("camera %s not opened: %s", camera_id, refused)
+        return refused is None
+
+    async def vet_camera_url(self, url: str) -> str | None:
+        """Why the cameras policy refuses a camera URL given to the API; None when allowed."""
+        s = self.settings
+        return await netpolicy.vet_camera_url(url, s.cameras_policy, s.storage.data_dir)
 
     async def stop(self) -> None:
         timeout = self.settings.server.shutdown_timeout_s
@@ -324,6 +342,7 @@ class Server:
             outbox=self.alerting.outbox if self.alerting else None,
             live_views=self.live_views,
             subscription_queue=self.subscription_queue,
+            vet_camera_url=self.vet_camera_url,
         )
 
     async def evidence_of(self, event_id: str) -> tuple[str, Path] | None:

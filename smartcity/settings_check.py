@@ -25,7 +25,7 @@ def _check(model: type[BaseModel], data: dict[str, Any], prefix: str, errors: li
 
 def plugin_errors(settings: Settings) -> list[str]:
     from smartcity.actors.motion import MotionConfig
-    from smartcity.integrations.config import AlertsConfig
+    from smartcity.integrations.config import AlertsConfig, outbound_errors
     from smartcity.models.config import parse_detector_config
     from smartcity.tracking import TrackerConfig
     from smartcity.webrtc import LiveViewConfig
@@ -38,6 +38,9 @@ def plugin_errors(settings: Settings) -> list[str]:
     _check(MotionConfig, settings.analysis.motion, "analysis.motion", errors)
     _check(TrackerConfig, settings.analysis.tracker, "analysis.tracker", errors)
     _check(AlertsConfig, settings.alerts, "alerts", errors)
+    if not any(e.startswith("alerts") for e in errors):  # the section is valid: check where it sends
+        alerts = AlertsConfig.model_validate(settings.alerts)
+        errors.extend(f"alerts.{e}" for e in outbound_errors(alerts, settings.outbound_policy.networks))
     _check(LiveViewConfig, settings.live_view, "live_view", errors)
     return errors
 

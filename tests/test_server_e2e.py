@@ -42,6 +42,7 @@ ray: {{num_cpus: 2, object_store_mb: 100}}
 analysis: {{inference_cpus: 0.5}}
 actors: {{health_interval_s: 0.2}}
 camera_groups: [{{name: police}}]
+cameras_policy: {{file_roots: ["{tmp_path}"]}}
 cameras:
   - {{id: cam-1, name: "Gare", url: "file://{clip}", group: police, analysis_fps: 2}}
 """

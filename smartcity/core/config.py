@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from smartcity.core.errors import ConfigError
+from smartcity.core.netpolicy import CamerasPolicy, OutboundPolicy, check_camera_url
 
 ENV_PREFIX = "SMARTCITY_"
 DEMO_URL = "demo://vtest"
@@ -189,6 +190,12 @@ class Settings(BaseSettings):
         default_factory=list, description="Camera groups.", max_length=10_000
     )
     cameras: list[CameraConfig] = Field(default_factory=list, description="Cameras.", max_length=100_000)
+    cameras_policy: CamerasPolicy = Field(
+        default_factory=CamerasPolicy, description="What a camera URL may name: schemes, file folders, networks."
+    )
+    outbound_policy: OutboundPolicy = Field(
+        default_factory=OutboundPolicy, description="Networks that alert integrations (webhooks, MQTT) may reach."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -240,6 +247,8 @@ def semantic_errors(s: Settings) -> list[str]:
         seen.add(c.id)
         if s.camera_groups and c.group not in seen_groups:
             errors.append(f"cameras[{i}].group: unknown group {c.group!r} (not in camera_groups)")
+        if (refused := check_camera_url(c.url, s.cameras_policy, s.storage.data_dir)) is not None:
+            errors.append(f"cameras[{i}].url: {refused}")
     return errors
 
 

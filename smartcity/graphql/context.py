@@ -33,3 +33,5 @@ class ApiServices:
     live_views: Any = None  # smartcity.webrtc.LiveViewHub when Ray runs
     subscription_queue: int = 256
     max_page: int = 500
+    # why the cameras policy refuses a camera URL (host names resolved, links followed); None: allowed
+    vet_camera_url: Callable[[str], Awaitable[str | None]] | None = None

@@ -264,6 +264,8 @@ class Mutation:
             )
         except PydanticError as exc:
             return validation(ValidationLines(format_validation_error(exc)))
+        if s.vet_camera_url is not None and (refused := await s.vet_camera_url(cfg.url)) is not None:
+            return invalid("url", refused)  # no file:///etc/passwd, no metadata service
         before = await s.cameras.get_camera(cfg.id)
         row = await s.cameras.upsert_camera(cfg)
 

@@ -7,9 +7,11 @@ and bounds its fields; secrets are SecretStr so they never appear in logs or rep
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from smartcity.core.netpolicy import NetworkPolicy, check_host
 from smartcity.fusion.config import FusionConfig
 from smartcity.fusion.policy import AlertPolicy, RateLimit
 
@@ -131,3 +133,15 @@ class AlertsConfig(_Section):
                 if r.channel == "mqtt" and self.mqtt is None:
                     raise ValueError(f"policies[{p.name}]: MQTT recipient but no mqtt section")
         return self
+
+
+def outbound_errors(alerts: AlertsConfig, networks: NetworkPolicy) -> list[str]:
+    """`path: message` for each integration address outside `outbound_policy.networks` (IP
+    literals: a host name is resolved only when the integration connects)."""
+    where = "outbound_policy.networks"
+    targets = [(f"webhooks[{i}].url", urlsplit(w.url).hostname or "") for i, w in enumerate(alerts.webhooks)]
+    if alerts.mqtt is not None:
+        targets.append(("mqtt.host", alerts.mqtt.host))
+    if alerts.twilio is not None:
+        targets.append(("twilio.api_base_url", urlsplit(alerts.twilio.api_base_url).hostname or ""))
+    return [f"{path}: {why}" for path, host in targets if (why := check_host(host, networks, where)) is not None]
