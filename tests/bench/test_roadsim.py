@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -162,3 +163,22 @@ def test_sumo_runs_are_deterministic_per_seed_and_noise_levels_behave(tmp_path) 
     assert 0.08 <= realistic.meta["noise"]["miss_rate"] <= 0.22
     assert all(f.camera == clean.camera_id and f.width == 1280 and f.height == 720 for f in clean.frames)
     assert [f.t for f in clean.frames] == sorted(f.t for f in clean.frames)
+
+
+def test_cli_writes_a_log_rules_and_truth_that_smartcity_replay_reads(tmp_path, monkeypatch) -> None:
+    _require_sumo()
+    from roadsim.__main__ import main
+
+    from smartcity.replay import read_detection_log, replay
+
+    monkeypatch.setenv("ROADSIM_CACHE", str(tmp_path / "cache"))
+    out, rules, truth = tmp_path / "dets.jsonl", tmp_path / "rules.yaml", tmp_path / "truth.json"
+    assert main(["--scene", "one_way_contraflow", "--fps", "5", "--noise", "realistic", "--seed", "2",
+                 "--duration", "40", "--out", str(out), "--rules-out", str(rules), "--truth-out", str(truth)]) == 0
+    frames = list(read_detection_log(out))
+    assert len(frames) == 200 and frames[0].camera == "roadsim-one_way_contraflow"
+    stats = replay(rules, out, tmp_path / "events.jsonl", tmp_path / "counts.jsonl")
+    assert stats.frames == 200 and stats.confirmed_tracks > 0
+    true = json.loads(truth.read_text())["truth"]
+    counted = sum(json.loads(line)["n"] for line in (tmp_path / "counts.jsonl").read_text().splitlines())
+    assert len(true["crossings"]) > 0 and counted > 0
