@@ -18,7 +18,8 @@ direction and class).
 Peer: supervision ByteTrack (frame_rate = the run's fps) + one LineZone per counting line,
 bottom-centre anchor, on the same detections (bench/counting_peer.py).
 
-Usage: python bench/counting.py [--quick] [--seeds N] [--duration S] [--fake] [--dump DIR]
+Usage: python bench/counting.py [--quick] [--seeds N] [--duration S] [--fake] [--dump DIR] [--no-peer]
+       [--peer-crossing-threshold N] [--flush-s S]
 The last line printed is a JSON object with the figures.
 """
 
@@ -46,7 +47,6 @@ for _p in (str(BENCH_DIR.parent), str(BENCH_DIR)):
 import sqlalchemy as sa  # noqa: E402
 from roadsim.types import NoiseLevel, SceneRun, TrueEpisode  # noqa: E402
 
-from smartcity.actors.camera_group import GroupOptions  # noqa: E402
 from smartcity.analytics import RuleEngine, RuleSpec, validate_rule  # noqa: E402
 from smartcity.core.events import CountBucket, RuleEvent  # noqa: E402
 from smartcity.core.vision import FrameTracks  # noqa: E402
@@ -466,6 +466,8 @@ def all_runs(build: Callable[..., Iterable[SceneRun]], quick: bool, seeds: list[
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    from smartcity.actors.camera_group import GroupOptions  # only for its default, in the help
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short scenes, one seed (under 5 minutes)")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per scene (default 1 quick, 3 full)")
