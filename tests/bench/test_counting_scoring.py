@@ -30,6 +30,11 @@ from smartcity.replay import FrameRecord
 from smartcity.storage.db import Database, migrate
 
 W, H, FPS = 640, 480, 5.0
+# supervision 0.29 warns about its own deprecations (sv.ByteTrack, numpy 2-D cross) on every frame
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The `ByteTrack` was deprecated:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:Arrays of 2-dimensional vectors are deprecated:DeprecationWarning"),
+]
 
 
 def test_count_error_sums_absolute_differences_over_true_total() -> None:
