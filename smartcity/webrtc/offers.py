@@ -39,9 +39,12 @@ def _fields(line: str) -> tuple[str, str] | None:
 
 def _ip(address: str) -> IPAddress | None:
     try:
-        return ipaddress.ip_address(address)
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return None  # a host name (an mDNS .local name, ...): never resolved on a viewer's behalf
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1, judged by the IPv4 networks
+    return ip
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from webrtc_helpers import CounterCamera, Viewer, connect
 
 from smartcity.webrtc import InvalidOffer, LiveViewConfig, LiveViewError, LiveViewHub, TooManyViewers
 from smartcity.webrtc.hub import settle_then_close
+from smartcity.webrtc.offers import CandidatePolicy
 
 
 async def wait_for(cond, timeout_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -175,3 +176,12 @@ def test_live_view_limits_config() -> None:
         LiveViewConfig(advertise_addresses=["10.0.0.0/8"])
     with pytest.raises(ValidationError, match="finite"):
         LiveViewConfig(connect_timeout_s=float("nan"))
+
+
+def test_candidate_policy_reads_addresses_strictly() -> None:
+    policy = CandidatePolicy.of(["127.0.0.0/8", "::1/128"])
+    allowed = ["127.0.0.3", "::1", "::ffff:127.0.0.1"]  # an IPv4-mapped address is judged as IPv4
+    refused = ["10.0.0.1", "::ffff:10.0.0.1", "fe80::1", "3f2a.local", "localhost", ""]
+    assert [policy.allows(a) for a in allowed] == [True] * 3
+    assert [policy.allows(a) for a in refused] == [False] * 6
+    assert CandidatePolicy.of(["127.0.0.0/8"], ["127.0.0.1"]).advertises("127.0.0.2") is False
