@@ -75,7 +75,7 @@ class _Crossings:
         s = view.slots[idx]
         x, y = view.gx[idx], view.gy[idx]
         d = self.line.distance(x, y)
-        band = self.h
+        band: float | np.ndarray = self.h
         if self.box_share > 0:
             band = np.maximum(self.h, self.box_share * (self.nx * view.bw[idx] + self.ny * view.bh[idx]))
         new = (d > band).view(np.int8) - (d < -band).view(np.int8)

@@ -1,17 +1,17 @@
 """Box overlap and bipartite assignment used by the tracker: vectorised IoU, an exact
-min-cost assignment (Hungarian / shortest augmenting path, with a cost limit) and a greedy one.
+min-cost assignment with a cost limit (scipy's shortest augmenting path solver) and a greedy one.
 
-scipy is not a dependency, so the solver lives here. Tracking cost matrices are sparse
-(most track/detection pairs do not overlap at all), so `linear_assignment` first takes the
-pairs that are each other's only candidate, which every optimal solution contains, splits
-the rest into independent groups of overlapping boxes, and runs the cubic solver only on
-groups where several tracks compete for several detections.
+Tracking cost matrices are sparse (most track/detection pairs are far apart), so
+`linear_assignment` first takes the pairs that are each other's only candidate, which every
+optimal solution contains, splits the rest into independent groups of competing pairs, and runs
+the cubic solver only on groups where several tracks compete for several detections.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -38,49 +38,6 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
     return out
 
 
-def _solve_square(cost: FloatArray) -> IntArray:
-    """Minimum-cost perfect matching of a square matrix; returns the column of each row.
-
-    Shortest augmenting path with row/column potentials (Kuhn-Munkres in its O(n^3)
-    Jonker-Volgenant form), rows added one by one; the scan over columns is vectorised.
-    Index 0 of `v`, `match` and `way` is a virtual column that holds the row being added.
-    """
-    n = cost.shape[0]
-    u = np.zeros(n + 1)
-    v = np.zeros(n + 1)
-    match = np.zeros(n + 1, dtype=np.intp)  # match[j] = row (1-based) on column j, 0 = free
-    way = np.zeros(n + 1, dtype=np.intp)
-    for i in range(1, n + 1):
-        match[0] = i
-        j0 = 0
-        minv = np.full(n + 1, np.inf)
-        used = np.zeros(n + 1, dtype=bool)
-        while True:
-            used[j0] = True
-            i0 = match[j0]
-            free = ~used[1:]
-            reduced = cost[i0 - 1] - u[i0] - v[1:]
-            better = free & (reduced < minv[1:])
-            minv[1:][better] = reduced[better]
-            way[1:][better] = j0
-            candidates = np.where(free, minv[1:], np.inf)
-            j1 = int(np.argmin(candidates)) + 1
-            delta = candidates[j1 - 1]
-            u[match[used]] += delta
-            v[used] -= delta
-            minv[1:][free] -= delta
-            j0 = j1
-            if match[j0] == 0:
-                break
-        while j0:
-            j1 = way[j0]
-            match[j0] = match[j1]
-            j0 = j1
-    col_of_row = np.empty(n, dtype=np.intp)
-    col_of_row[match[1:] - 1] = np.arange(n)
-    return col_of_row
-
-
 def _solve_with_limit(cost: FloatArray, cost_limit: float) -> list[tuple[int, int]]:
     """Exact assignment where a pair costs `cost[i, j]` (allowed only below `cost_limit`)
     and leaving a row or a column unmatched costs `cost_limit / 2`.
@@ -97,10 +54,8 @@ def _solve_with_limit(cost: FloatArray, cost_limit: float) -> list[tuple[int, in
     big[np.arange(n), m + np.arange(n)] = half  # row i unmatched
     big[n + np.arange(m), np.arange(m)] = half  # column j unmatched
     big[n:, m:] = 0.0
-    col_of_row = _solve_square(big)
-    return [
-        (i, int(col_of_row[i])) for i in range(n) if col_of_row[i] < m and cost[i, col_of_row[i]] < cost_limit
-    ]
+    rows, cols = linear_sum_assignment(big)
+    return [(i, j) for i, j in zip(rows.tolist(), cols.tolist()) if i < n and j < m and cost[i, j] < cost_limit]
 
 
 def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:

@@ -78,7 +78,14 @@ class _TrackState:
         self.counts: dict[str, int] = {cls: 1}
 
     def vote(self, cls: str) -> None:
-        if len(self.votes) == CLASS_VOTE_WINDOW:
+        n = len(self.votes)
+        if cls == self.cls and self.counts[cls] == n:
+            # Unanimous so far (the common case): only the window's length can change.
+            if n < CLASS_VOTE_WINDOW:
+                self.votes.append(cls)
+                self.counts[cls] = n + 1
+            return
+        if n == CLASS_VOTE_WINDOW:
             old = self.votes[0]
             self.counts[old] -= 1
             if self.counts[old] == 0:
