@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from api_helpers import Client, running_server
+import pytest
+import websockets
+from api_helpers import Client, connect_ws, running_server, subscribe
 
 from smartcity.app import Server
 
@@ -89,6 +91,25 @@ async def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(api: Api) -> N
         headers={"authorization": f"Bearer {clients['admin'].token}", "content-type": "application/json"},
     )
     assert r.status_code == 200 and r.json()["data"]["cameras"]
+
+
+async def test_a_websocket_message_over_the_limit_closes_its_connection(api: Api) -> None:
+    base, _, clients = api
+    ws = await connect_ws(base, clients["admin"].token)
+    try:
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": "x" * (1 << 20)}}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 30)  # nothing comes before the close
+        # 1009, message too big: from uvicorn's ws_max_size or, behind it, from BodySizeLimit
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    finally:
+        await ws.close()
+    other = await connect_ws(base, clients["admin"].token)  # the server goes on
+    try:
+        await subscribe(other, "2", "subscription { alerts { incidentId } }")
+    finally:
+        await other.close()
 
 
 async def test_json_nested_too_deep_is_a_400_and_a_deep_json_input_is_refused(api: Api) -> None:
