@@ -19,19 +19,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from smartcity.actors.camera_group import CameraSpec
 from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json, start_ray, stop_ray
 from smartcity.core import netpolicy
+from smartcity.core.accesslog import redact_access_log
 from smartcity.core.aio import wait_for
 from smartcity.core.bus import EventBus, Overflow
 from smartcity.core.clock import SystemClock
@@ -50,9 +49,10 @@ from smartcity.core.files import private_dir
 from smartcity.core.status import StatusBoard
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.graphql.app import GraphQLApp
-from smartcity.graphql.auth import AuthError, LoginLimiter, Principal, TokenSigner, bearer, load_secret
+from smartcity.graphql.auth import LoginLimiter, TokenSigner, load_secret
 from smartcity.graphql.context import ApiServices
 from smartcity.http_limits import BodySizeLimit
+from smartcity.http_routes import HttpRoutes
 from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
 from smartcity.integrations.config import AlertsConfig
 from smartcity.integrations.console import ConsoleAlert as ConsoleAlertMessage
@@ -166,7 +166,7 @@ class Server:
         cams = CameraRepo(self.db)
         await cams.sync_from_config(s.camera_groups, s.cameras)
         self.camera_groups = {c.id: c.group for c in await cams.list_cameras()}
-        self.signer = TokenSigner(load_secret(s.storage.data_dir))
+        self.signer = TokenSigner(load_secret(s.storage.data_dir), image_ttl_s=s.server.image_token_ttl_s)
         if self.bootstrap_admin:  # the demo: an admin, and rules on the demo camera
             from smartcity.demo import bootstrap_demo_rules
 
@@ -468,66 +468,26 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await server.start()
-        log.info("smartcity ready on http://%s:%d", settings.server.host, settings.server.port)
+        unredact = redact_access_log()  # picture URLs carry tokens: the access log shows none
         try:
-            yield
+            await server.start()
+            log.info("smartcity ready on http://%s:%d", settings.server.host, settings.server.port)
+            try:
+                yield
+            finally:
+                await server.stop()
+                log.info("smartcity stopped")
         finally:
-            await server.stop()
-            log.info("smartcity stopped")
-
-    async def healthz(request: Request) -> Response:
-        body = await server.health()
-        return JSONResponse(body, status_code=200 if body["status"] == "healthy" else 503)
+            unredact()
 
     registry = CollectorRegistry()
     registry.register(_ServerCollector(server))
-
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+    http_routes = HttpRoutes(server, registry, metrics_token=settings.server.metrics_token)
 
     graphql_app = GraphQLApp(server.api_services, introspection=settings.server.introspection)
-    def caller(request: Request) -> Principal | None:
-        """The bearer token of a request (header, or `?token=` for <img> tags)."""
-        token = bearer(request.headers.get("authorization")) or request.query_params.get("token")
-        if not token or server.signer is None:
-            return None
-        try:
-            return server.signer.verify(token)
-        except AuthError:
-            return None
-
-    async def snapshot(request: Request) -> Response:
-        camera_id = request.path_params["camera_id"]
-        p = caller(request)
-        if p is None:
-            return JSONResponse({"error": "not authenticated: send a bearer token"}, status_code=401)
-        group = server.camera_groups.get(camera_id)
-        if group is None or not p.sees_group(group):
-            return JSONResponse({"error": f"no camera {camera_id!r}"}, status_code=404)
-        try:
-            jpeg = await server.snapshot(camera_id)
-        except Exception as exc:
-            return JSONResponse({"error": f"snapshot unavailable: {type(exc).__name__}"}, status_code=503)
-        if jpeg is None:
-            return JSONResponse({"error": f"no frame for camera {camera_id!r}"}, status_code=404)
-        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
-
-    async def evidence(request: Request) -> Response:
-        p = caller(request)
-        if p is None:
-            return JSONResponse({"error": "not authenticated: send a bearer token"}, status_code=401)
-        row = await server.evidence_of(request.path_params["event_id"])
-        if row is None or not p.sees_group(server.camera_groups.get(row[0], "")):
-            return JSONResponse({"error": "no such evidence"}, status_code=404)
-        return FileResponse(row[1], media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
-
     routes = [
         twilio_status_route(lambda: server.alerting.twilio_status if server.alerting else None),
-        Route("/healthz", healthz),
-        Route("/cameras/{camera_id}/snapshot.jpg", snapshot),
-        Route("/evidence/{event_id}.jpg", evidence),
-        Route("/metrics", metrics),
+        *http_routes.routes(),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),
         Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"),

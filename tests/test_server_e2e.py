@@ -24,6 +24,7 @@ from smartcity.sources import generate_test_clip
 from smartcity.storage.db import head_revision
 
 pytestmark = [pytest.mark.slow]
+METRICS_TOKEN = "scrape-token-for-prometheus"
 
 
 
@@ -35,7 +36,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     cfg = tmp_path / "smartcity.yaml"
     cfg.write_text(
         f"""
-server: {{port: {port}}}
+server: {{port: {port}, metrics_token: "{METRICS_TOKEN}"}}
 database: {{url: "sqlite+aiosqlite:///{tmp_path}/db.sqlite"}}
 storage: {{data_dir: "{tmp_path}/data"}}
 ray: {{num_cpus: 2, object_store_mb: 100}}
@@ -96,12 +97,7 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
     server: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
     base, proc = server
-    health = wait_healthy(base, proc)
-    assert health["status"] == "healthy"
-    assert health["database"] == {"ok": True, "revision": head_revision(), "dialect": "sqlite"}
-    actors = health["actors"]
-    assert isinstance(actors, dict)
-    assert actors["police"]["alive"] is True
+    assert wait_healthy(base, proc) == {"status": "healthy"}  # anyone: liveness only
 
     login = httpx.post(
         f"{base}/graphql",
@@ -110,6 +106,12 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
     )
     token = login.json()["data"]["login"]["token"]
     auth = {"authorization": f"Bearer {token}"}
+    health = httpx.get(f"{base}/healthz", headers=auth, timeout=5).json()  # an admin: the details
+    assert health["status"] == "healthy"
+    assert health["database"] == {"ok": True, "revision": head_revision(), "dialect": "sqlite"}
+    actors = health["actors"]
+    assert isinstance(actors, dict)
+    assert actors["police"]["alive"] is True
     r = httpx.post(f"{base}/graphql", json={"query": "{ cameras { id name group url } }"}, headers=auth, timeout=5)
     assert r.json() == {
         "data": {"cameras": [{"id": "cam-1", "name": "Gare", "group": "police", "url": r.json()["data"]["cameras"][0]["url"]}]}
@@ -149,8 +151,14 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
     with av.open(io.BytesIO(snap.content)) as c:
         assert next(c.decode(video=0)).width == 160
     assert httpx.get(f"{base}/cameras/nope/snapshot.jpg", headers=auth, timeout=15).status_code == 404
+    # what an <img> tag uses: the URL from the API, with its own picture token and no header
+    url = httpx.post(f"{base}/graphql", json={"query": "{ cameras { snapshotUrl } }"}, headers=auth, timeout=5)
+    picture_url = url.json()["data"]["cameras"][0]["snapshotUrl"]
+    by_url = httpx.get(base + picture_url, timeout=15)
+    assert by_url.status_code == 200 and by_url.headers["content-type"] == "image/jpeg"
 
-    metrics = httpx.get(f"{base}/metrics", timeout=5).text
+    assert httpx.get(f"{base}/metrics", timeout=5).status_code == 401
+    metrics = httpx.get(f"{base}/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"}, timeout=5).text
     assert 'smartcity_actor_alive{group="police"} 1.0' in metrics
     assert "smartcity_writer_committed_total" in metrics
 
@@ -163,6 +171,9 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
     log = (Path(proc.args[5]).parent / "server.log").read_text()  # type: ignore[index]
     assert "smartcity stopped" in log
     assert "Application shutdown complete" in log
+    # the access log shows where pictures were fetched, never the token that opened them
+    assert "/cameras/cam-1/snapshot.jpg?token=[redacted]" in log
+    assert picture_url.split("token=")[1] not in log
     deadline = time.monotonic() + 5
     while session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from smartcity.core.errors import ConfigError
@@ -44,6 +44,25 @@ class ServerConfig(Section):
         256, description="Events queued per live subscriber before it is closed as too slow.", ge=1, le=100_000
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that Prometheus sends to scrape /metrics (`authorization: {credentials: ...}`; "
+        "at least 16 characters). Without it, /metrics answers an admin's API token only.",
+    )
+    image_token_ttl_s: float = Field(
+        300,
+        description="Lifetime of the picture tokens carried by snapshotUrl/evidenceUrl (bound to one picture); "
+        "the console asks for fresh URLs every 30 s.",
+        ge=60,
+        le=3600,
+    )
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_len(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("use at least 16 characters")
+        return v
     max_body_bytes: int = Field(
         1 << 20,
         description="Largest HTTP request body accepted, bytes (the GraphQL documents and variables); a larger "

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from strawberry.types import Info
 
-from smartcity.graphql.auth import AuthError, Principal
+from smartcity.graphql.auth import AuthError, Principal, TokenSigner
 from smartcity.graphql.context import ApiServices
 from smartcity.storage.db import Database
 from smartcity.storage.tables import user_groups, users
@@ -37,6 +37,13 @@ async def current_principal(db: Database, token: Principal) -> Principal:
             raise AuthError("token revoked: log in again")
         groups = frozenset((await conn.execute(sa.select(user_groups.c.group_name).where(user_groups.c.user_id == token.user_id))).scalars())
     return Principal(token.user_id, row.username, row.role, groups or None, token.issued_at)
+
+
+async def authenticate(db: Database, signer: TokenSigner, token: str, *, image_path: str | None = None) -> Principal:
+    """The caller of an API token, or of a picture token for `image_path`, as the database
+    knows them now (raises AuthError): what every route and the GraphQL API accept."""
+    claims = signer.verify(token) if image_path is None else signer.verify_image(token, image_path)
+    return await current_principal(db, claims)
 
 
 def services(info: Info[Any, Any]) -> ApiServices:

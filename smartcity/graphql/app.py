@@ -13,7 +13,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from smartcity.graphql.access import current_principal
+from smartcity.graphql.access import authenticate
 from smartcity.graphql.auth import AuthError, bearer
 from smartcity.graphql.context import ApiServices
 from smartcity.graphql.limits import decode_request_json, finite_json
@@ -51,7 +51,7 @@ class GraphQLApp(GraphQL[dict[str, Any], None]):
         token = bearer(headers.get("authorization") if headers is not None else None)
         if token:
             try:
-                ctx["principal"] = await current_principal(services.db, services.signer.verify(token))
+                ctx["principal"] = await authenticate(services.db, services.signer, token)
             except AuthError as exc:
                 ctx["auth_error"] = f"not authenticated: {exc}"
         return ctx
@@ -63,7 +63,7 @@ class GraphQLApp(GraphQL[dict[str, Any], None]):
         if token:
             services: ApiServices = context["services"]
             try:
-                context["principal"] = await current_principal(services.db, services.signer.verify(token))
+                context["principal"] = await authenticate(services.db, services.signer, token)
             except AuthError as exc:
                 raise ConnectionRejectionError({"reason": f"not authenticated: {exc}"}) from None
         elif context.get("principal") is None:

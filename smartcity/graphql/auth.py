@@ -1,18 +1,14 @@
 """Authentication for the API: signed, expiring bearer tokens; roles; camera-group scopes;
 login rate limits.
 
-A token is `v1.<payload>.<signature>` (base64url; HMAC-SHA256 with the server secret). It
-carries the user id, name, role and camera-group scope, and expires (default 12 h). Tokens
-are checked on every HTTP request and once per WebSocket connection (`connection_init`
-payload `{"authorization": "Bearer ..."}`).
+A token is a JWT (HS256, pinned, with the server secret) whose `aud` says what it is for: an
+API token (user id, name, role and scope as issued; expires after 12 h) checked on every HTTP
+request and once per WebSocket connection (`connection_init` payload `{"authorization":
+"Bearer ..."}`), or a picture token bound to one image path that expires within minutes.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import os
 import secrets
 import time
@@ -20,6 +16,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import jwt
 
 ROLES = ("viewer", "operator", "admin")
 
@@ -48,60 +46,107 @@ class Principal:
         return self.is_admin or self.groups is None or group in self.groups
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+API_AUDIENCE = "smartcity:api"
+IMAGE_AUDIENCE = "smartcity:image"
+ALGORITHM = "HS256"  # pinned: the token's own header never chooses how it is checked
+MAX_TOKEN_CHARS = 4096  # ours are ~300; a bigger one is refused before any parsing
+_REQUIRED = ["exp", "iat", "sub", "aud"]
 
 
 class TokenSigner:
-    def __init__(self, secret: bytes, *, ttl_s: float = 12 * 3600) -> None:
+    """Issues and checks JWTs (HS256 with the server secret). Two kinds, told apart by `aud`:
+    API tokens (`smartcity:api`, `ttl_s`) go in the Authorization header; picture tokens
+    (`smartcity:image`, `image_ttl_s`, a `path` claim naming one picture) go in the `?token=` of
+    an <img> URL and open that picture only. Neither is accepted where the other is expected.
+    A valid signature only says who the caller was: `access.current_principal` reads the
+    account, revocation, role and scope from the database on every request."""
+
+    def __init__(self, secret: bytes, *, ttl_s: float = 12 * 3600, image_ttl_s: float = 300) -> None:
         if len(secret) < 32:
             raise ValueError("the token secret must be at least 32 bytes")
         self._secret = secret
         self.ttl_s = ttl_s
-        # user id -> time before which that user's tokens are void (role change, disabling)
+        self.image_ttl_s = image_ttl_s
+
+    def _encode(self, claims: dict[str, Any], now: float | None, ttl_s: float) -> str:
+        # iat stays fractional: revocation compares it with users.tokens_valid_after, and a
+        # login just after a revocation (same second) must get a token that is valid
+        now = time.time() if now is None else now
+        return jwt.encode({**claims, "iat": now, "exp": now + ttl_s}, self._secret, algorithm=ALGORITHM)
 
     def issue(self, p: Principal, *, now: float | None = None) -> str:
-        now = time.time() if now is None else now
-        payload = {
-            "uid": p.user_id,
-            "sub": p.username,
+        """An API token (Authorization header, WebSocket connection_init)."""
+        claims = {
+            "sub": str(p.user_id),
+            "name": p.username,
+            "aud": API_AUDIENCE,
             "role": p.role,
             "groups": sorted(p.groups) if p.groups is not None else None,
-            "iat": now,
-            "exp": now + self.ttl_s,
         }
-        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
-        sig = _b64(hmac.new(self._secret, f"v1.{body}".encode(), hashlib.sha256).digest())
-        return f"v1.{body}.{sig}"
+        return self._encode(claims, now, self.ttl_s)
 
-    def verify(self, token: str, *, now: float | None = None) -> Principal:
+    def issue_image(self, p: Principal, path: str, *, now: float | None = None) -> str:
+        """A picture token: opens `path` (e.g. /evidence/<id>.jpg) for `image_ttl_s` seconds.
+        `auth_time` is the issue time of the caller's API token: revoking that token (a user
+        change) voids the picture tokens handed out under it too, even those issued later
+        (a subscription that runs until its next session check)."""
+        claims = {"sub": str(p.user_id), "name": p.username, "aud": IMAGE_AUDIENCE, "path": path, "auth_time": p.issued_at}
+        return self._encode(claims, now, self.image_ttl_s)
+
+    def verify(self, token: str) -> Principal:
+        """The caller of an API token (role and scope as issued: re-read them from the database)."""
+        claims = self._decode(token, API_AUDIENCE)
+        groups = claims.get("groups")
+        return Principal(
+            user_id=self._user_id(claims),
+            username=str(claims.get("name", "")),
+            role=str(claims.get("role", "")),
+            groups=frozenset(str(g) for g in groups) if isinstance(groups, list) else None,
+            issued_at=float(claims["iat"]),
+        )
+
+    def verify_image(self, token: str, path: str) -> Principal:
+        """The caller of a picture token for `path`; no role and no scope until
+        `current_principal` reads them from the database."""
+        claims = self._decode(token, IMAGE_AUDIENCE)
+        if claims.get("path") != path:
+            raise AuthError("token not valid for this picture")
+        auth_time = claims.get("auth_time")
+        if not isinstance(auth_time, int | float):
+            raise AuthError("malformed token")
+        return Principal(self._user_id(claims), str(claims.get("name", "")), "", frozenset(), float(auth_time))
+
+    def _decode(self, token: str, audience: str) -> dict[str, Any]:
+        if len(token) > MAX_TOKEN_CHARS:
+            raise AuthError("malformed token")
         try:
-            version, body, sig = token.split(".")
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                options={"require": _REQUIRED, "strict_aud": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("token expired") from None
+        except jwt.InvalidSignatureError:
+            raise AuthError("invalid token signature") from None
+        except jwt.InvalidAudienceError:
+            raise AuthError("token not valid here") from None
+        # anything else an attacker can make the parser raise (bad base64, JSON, non-ASCII,
+        # nesting) is a malformed token, never a server error
+        except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
+            raise AuthError("malformed token") from None
+        if not isinstance(claims.get("iat"), int | float):
+            raise AuthError("malformed token")
+        return claims
+
+    @staticmethod
+    def _user_id(claims: dict[str, Any]) -> int:
+        try:
+            return int(claims["sub"])
         except ValueError:
             raise AuthError("malformed token") from None
-        if version != "v1":
-            raise AuthError("unknown token version")
-        expected = _b64(hmac.new(self._secret, f"v1.{body}".encode(), hashlib.sha256).digest())
-        if not hmac.compare_digest(expected, sig):
-            raise AuthError("invalid token signature")
-        try:
-            payload: dict[str, Any] = json.loads(_unb64(body))
-        except (ValueError, UnicodeDecodeError):
-            raise AuthError("malformed token") from None
-        if float(payload.get("exp", 0)) < (time.time() if now is None else now):
-            raise AuthError("token expired")
-        groups = payload.get("groups")
-        return Principal(
-            user_id=int(payload["uid"]),
-            username=str(payload["sub"]),
-            role=str(payload["role"]),
-            groups=frozenset(groups) if groups is not None else None,
-            issued_at=float(payload.get("iat", 0)),
-        )
 
 
 def bearer(value: str | None) -> str | None:

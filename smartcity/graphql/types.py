@@ -11,8 +11,14 @@ from strawberry.scalars import JSON
 
 from smartcity.core.events import CameraHealth, ConsoleAlert, CountBucket, RuleEvent
 from smartcity.core.logsafe import redact_url
+from smartcity.graphql.images import evidence_path, signed_url, snapshot_path
 from smartcity.storage.repo import CameraRow
 from smartcity.storage.rules_repo import RuleRow
+
+IMAGE_URL = (
+    "{}: a URL that carries its own picture token (valid a few minutes, for this picture only); "
+    "ask again for a fresh one."
+)
 
 
 def ts(t: float | None) -> dt.datetime | None:
@@ -69,8 +75,11 @@ class Camera:
     enabled: bool
     analysis_fps: float
     site: str
-    snapshot_url: str = strawberry.field(description="Latest picture, people pixelated (needs the token).")
     status: CameraStatus | None = strawberry.field(description="Latest health report, null before the first one.")
+
+    @strawberry.field(description=IMAGE_URL.format("Latest picture, people pixelated"))
+    def snapshot_url(self, info: strawberry.Info) -> str:
+        return signed_url(info, snapshot_path(self.id))
 
     @classmethod
     def from_row(cls, r: CameraRow, status: CameraHealth | None) -> Camera:
@@ -82,7 +91,6 @@ class Camera:
             enabled=r.enabled,
             analysis_fps=r.analysis_fps,
             site=r.site,
-            snapshot_url=f"/cameras/{r.id}/snapshot.jpg",
             status=CameraStatus.from_event(status) if status else None,
         )
 
@@ -150,7 +158,11 @@ class RuleEventType:
     severity: str | None
     at: dt.datetime
     payload: JSON
-    evidence_url: str | None
+    has_evidence: strawberry.Private[bool]
+
+    @strawberry.field(description=IMAGE_URL.format("Evidence snapshot (JPEG, people pixelated), or null"))
+    def evidence_url(self, info: strawberry.Info) -> str | None:
+        return signed_url(info, evidence_path(self.id)) if self.has_evidence else None
 
     @classmethod
     def from_event(cls, e: RuleEvent) -> RuleEventType:
@@ -164,7 +176,7 @@ class RuleEventType:
             severity=e.severity.value,
             at=ts_(e.t),
             payload=JSON(e.payload),
-            evidence_url=f"/evidence/{e.event_id}.jpg" if e.evidence_path else None,
+            has_evidence=bool(e.evidence_path),
         )
 
     @classmethod
@@ -180,7 +192,7 @@ class RuleEventType:
             severity=r.get("severity"),
             at=ts_(float(r["t"])),
             payload=JSON(payload if isinstance(payload, dict) else {}),
-            evidence_url=f"/evidence/{r['event_id']}.jpg" if r.get("evidence_path") else None,
+            has_evidence=bool(r.get("evidence_path")),
         )
 
 
@@ -221,15 +233,16 @@ class IncidentType:
     comment: str | None = None
 
     @strawberry.field(
-        description="URL of the evidence snapshot (JPEG, people pixelated) of the incident's first event "
-        "that has one, or null; fetched with the same token."
+        description=IMAGE_URL.format(
+            "Evidence snapshot (JPEG, people pixelated) of the incident's first event that has one, or null"
+        )
     )
     async def evidence_url(self, info: strawberry.Info) -> str | None:
         loader = info.context.get("evidence_loader")
         if loader is None:
             loader = info.context["evidence_loader"] = evidence_loader(info.context["services"].db)
         event_id: str | None = await loader.load(tuple(self.event_ids))
-        return f"/evidence/{event_id}.jpg" if event_id else None
+        return signed_url(info, evidence_path(event_id)) if event_id else None
 
     @classmethod
     def from_record(cls, rec: Any) -> IncidentType:

@@ -45,8 +45,9 @@ async def running_server(
             {"id": "cam-t", "url": "rtsp://10.9.9.9/t", "group": "technical", "enabled": False},
         ],
     }
-    if extra:
-        overrides.update(extra)
+    for key, value in (extra or {}).items():  # a section given in `extra` adds to ours
+        base = overrides.get(key)
+        overrides[key] = {**base, **value} if isinstance(base, dict) and isinstance(value, dict) else value
     settings = load_settings(overrides=overrides, environ={})
     app = create_app(settings, with_ray=with_ray)
     server: Server = app.state.server

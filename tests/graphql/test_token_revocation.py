@@ -30,3 +30,26 @@ async def test_revocation_holds_for_another_process_and_after_a_restart(db_url: 
         assert again.role == "viewer" and again.issued_at > 0
     finally:
         await db.dispose()
+
+
+async def test_picture_tokens_fall_with_the_session_they_were_issued_under(db_url: str) -> None:
+    """A live subscription keeps handing out evidence URLs until its next session check: those
+    issued after the user's tokens were revoked must be refused like the session itself."""
+    await migrate(db_url)
+    db = Database(db_url)
+    try:
+        user = await create_user(db, "watcher", "a long enough passphrase", "viewer", actor="test")
+        signer = TokenSigner(b"s" * 32)
+        session = await current_principal(db, signer.verify(signer.issue(Principal(user.id, "watcher", "viewer", None))))
+        path = "/evidence/e1.jpg"
+        ok = signer.issue_image(session, path)
+        assert (await current_principal(db, signer.verify_image(ok, path))).username == "watcher"
+        with pytest.raises(AuthError, match="not valid for this picture"):
+            signer.verify_image(ok, "/evidence/e2.jpg")
+        await update_user(db, "watcher", actor="admin", role="operator")
+        late = signer.issue_image(session, path)  # after the revocation, under the old session
+        for token in (ok, late):
+            with pytest.raises(AuthError, match="token revoked"):
+                await current_principal(db, signer.verify_image(token, path))
+    finally:
+        await db.dispose()

@@ -40,10 +40,12 @@ export class Api extends EventTarget {
     return `${proto}://${location.host}${this.base}/graphql`;
   }
 
-  /** Append the token to a URL for <img> tags (they cannot send headers). */
-  withToken(url) {
-    const sep = url.includes("?") ? "&" : "?";
-    return `${this.base}${url}${sep}token=${encodeURIComponent(this.token || "")}`;
+  /** The address of a picture URL given by the API (snapshotUrl, evidenceUrl): it carries its
+   * own short-lived picture token, never the session token (URLs end up in logs). `fresh`
+   * adds a cache-buster so that the browser fetches the latest snapshot. */
+  imageUrl(url, { fresh = false } = {}) {
+    if (!fresh) return `${this.base}${url}`;
+    return `${this.base}${url}${url.includes("?") ? "&" : "?"}t=${Date.now()}`;
   }
 
   async gql(query, variables = {}) {

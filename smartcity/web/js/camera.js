@@ -46,7 +46,7 @@ export class CameraView {
   build(root) {
     const cam = this.camera;
     const st = cam.status;
-    this.snapshot = h("img.stage-poster", { alt: "", src: this.ctx.api.withToken(`${cam.snapshotUrl}?t=${Date.now()}`) });
+    this.snapshot = h("img.stage-poster", { alt: "", src: this.ctx.api.imageUrl(cam.snapshotUrl, { fresh: true }) });
     this.video = h("video.stage-video", { autoplay: true, muted: true, playsinline: true, id: "live-video",
       "aria-label": `Live video of ${cam.name || cam.id}` });
     this.canvas = h("canvas.stage-canvas", { id: "rule-canvas", tabindex: "0", role: "img",

@@ -282,7 +282,7 @@ export class IncidentsView {
       return;
     }
     fig.append(
-      h("img", { src: this.ctx.api.withToken(url), alt: `Evidence snapshot of ${title(inc)} (people pixelated)` }),
+      h("img", { src: this.ctx.api.imageUrl(url), alt: `Evidence snapshot of ${title(inc)} (people pixelated)` }),
       h("figcaption.muted.small", {}, "Evidence snapshot — people pixelated"),
     );
   }

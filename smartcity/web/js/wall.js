@@ -4,6 +4,9 @@
 import { ago, clear, h } from "./dom.js";
 
 const SNAPSHOT_EVERY_MS = 5000;
+// snapshot URLs carry picture tokens that expire (server.image_token_ttl_s, at least 60 s):
+// ask the API for fresh ones well before
+const URLS_EVERY_MS = 30000;
 const STATE_LABEL = { online: "Online", degraded: "Degraded", offline: "Offline", starting: "Starting", unknown: "No report" };
 
 export class WallView {
@@ -29,6 +32,7 @@ export class WallView {
       this.grid,
     );
     this.cameras = await this.ctx.cameras();
+    this.urlsAt = Date.now();
     const groups = [...new Set(this.cameras.map((c) => c.group))].sort();
     this.groupSel.append(h("option", { value: "" }, "All groups"), ...groups.map((g) => h("option", { value: g }, g)));
     // only tiles on screen fetch pictures: a wall of hundreds of cameras stays light
@@ -89,7 +93,7 @@ export class WallView {
   setSnapshot(id) {
     const t = this.tiles.get(id);
     if (!t || t.el.hidden) return;
-    const url = this.ctx.api.withToken(`${t.cam.snapshotUrl}${t.cam.snapshotUrl.includes("?") ? "&" : "?"}t=${Date.now()}`);
+    const url = this.ctx.api.imageUrl(t.cam.snapshotUrl, { fresh: true });
     // swap only once the next picture is loaded: no flicker on a wall screen
     const next = new Image();
     next.onload = () => { t.img.src = next.src; };
@@ -97,8 +101,22 @@ export class WallView {
     next.src = url;
   }
 
-  refreshSnapshots() {
+  async refreshUrls() {
+    this.urlsAt = Date.now();
+    try {
+      const d = await this.ctx.api.gql("{ cameras { id snapshotUrl } }");
+      for (const c of d.cameras) {
+        const t = this.tiles.get(c.id);
+        if (t) t.cam.snapshotUrl = c.snapshotUrl;
+      }
+    } catch (err) {
+      void err; // the next round tries again; the tiles keep their last picture meanwhile
+    }
+  }
+
+  async refreshSnapshots() {
     if (document.hidden) return;
+    if (Date.now() - this.urlsAt > URLS_EVERY_MS) await this.refreshUrls();
     for (const id of this.visible) this.setSnapshot(id);
     for (const [id, t] of this.tiles) this.render(id, t.cam.status);
   }
