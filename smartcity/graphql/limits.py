@@ -177,10 +177,6 @@ def finite_json(value: Any) -> Any:
     return value
 
 
-# the JSON scalar, same name and description (the SDL does not change), with checked inputs
-# and outputs that are always valid JSON
-JSON_SCALAR: ScalarDefinition = dataclasses.replace(
-    DEFAULT_SCALAR_REGISTRY[JSON],
-    parse_value=checked_json,
-    serialize=finite_json,
-)
+# the JSON scalar, same name and description (the SDL does not change), with checked inputs;
+# outputs are made valid JSON once per response, by GraphQLApp.encode_json, only when needed
+JSON_SCALAR: ScalarDefinition = dataclasses.replace(DEFAULT_SCALAR_REGISTRY[JSON], parse_value=checked_json)
