@@ -49,8 +49,9 @@ from smartcity.core.files import private_dir
 from smartcity.core.status import StatusBoard
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.graphql.app import GraphQLApp
-from smartcity.graphql.auth import LoginLimiter, TokenSigner, load_secret
+from smartcity.graphql.auth import TokenSigner, load_secret
 from smartcity.graphql.context import ApiServices
+from smartcity.graphql.login_limits import LoginLimiter
 from smartcity.http_limits import BodySizeLimit
 from smartcity.http_routes import HttpRoutes
 from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
@@ -342,6 +343,7 @@ class Server:
             outbox=self.alerting.outbox if self.alerting else None,
             live_views=self.live_views,
             subscription_queue=self.subscription_queue,
+            session_check_s=self.settings.server.session_check_s,
             vet_camera_url=self.vet_camera_url,
         )
 

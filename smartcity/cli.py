@@ -37,8 +37,6 @@ def _setup_logging(level: str) -> None:
 
 
 def _serve(settings: Settings, *, demo: bool = False) -> int:
-    import uvicorn
-
     from smartcity.app import create_app
 
     _setup_logging(settings.server.log_level)
@@ -46,18 +44,32 @@ def _serve(settings: Settings, *, demo: bool = False) -> int:
     # its own user only; the database, evidence and spools are made 0600/0700 explicitly too
     os.umask(0o077)
     app = create_app(settings, bootstrap_admin=demo)
-    config = uvicorn.Config(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=settings.server.log_level,
-        timeout_graceful_shutdown=int(settings.server.shutdown_timeout_s),
-        lifespan="on",
-        ws="websockets-sansio",
-    )
-    server = _server_class()(config)
+    server = _server_class()(uvicorn_config(app, settings))
     server.run()
     return 0 if server.started else 1
+
+
+def uvicorn_config(app: object, settings: Settings, **overrides: object) -> uvicorn.Config:
+    """How uvicorn serves the app. X-Forwarded-For/-Proto are believed only from
+    `server.trusted_proxies`: uvicorn's own default trusts any loopback peer (and
+    $FORWARDED_ALLOW_IPS), which would let a local process choose the client address that
+    login limits and the audit log see."""
+    import uvicorn
+
+    proxies = settings.server.trusted_proxies
+    options: dict[str, object] = {
+        "host": settings.server.host,
+        "port": settings.server.port,
+        "log_level": settings.server.log_level,
+        "timeout_graceful_shutdown": int(settings.server.shutdown_timeout_s),
+        "lifespan": "on",
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.server.max_body_bytes,  # a WebSocket message is bounded like a body
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": list(proxies) if proxies else [],
+        **overrides,
+    }
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
 
 
 def _server_class() -> type[uvicorn.Server]:

@@ -8,6 +8,7 @@ Validators never do I/O.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +35,32 @@ class ServerConfig(Section):
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.", min_length=1)
     port: int = Field(8000, description="TCP port of the HTTP server.", ge=0, le=65535)
     introspection: bool = Field(True, description="Allow GraphQL introspection (turn off in production).")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDR networks of the reverse proxies in front of the server, whose "
+        "X-Forwarded-For/-Proto headers name the client (login limits, audit). Empty: those headers are "
+        "ignored and the connecting address is the client.",
+        max_length=64,
+    )
+    session_check_s: float = Field(
+        5.0,
+        description="Seconds between re-reads of an open subscription's user: a disabled account, a role or "
+        "scope change or revoked tokens closes it with 'session revoked'.",
+        gt=0,
+        le=300,
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        out = []
+        for item in v:
+            try:
+                out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+        return out
+
     shutdown_timeout_s: float = Field(8.0, description="Seconds allowed for a clean stop.", gt=0, le=60)
     gc_tuning: bool = Field(
         True,

@@ -18,10 +18,15 @@ from smartcity.graphql.auth import AuthError, bearer
 from smartcity.graphql.context import ApiServices
 from smartcity.graphql.limits import decode_request_json, finite_json
 from smartcity.graphql.schema import make_schema
+from smartcity.graphql.session import CheckedTransportWSHandler, CheckedWSHandler
 
 
 class GraphQLApp(GraphQL[dict[str, Any], None]):
     """`services()` is called per request/connection: the app injects what the API may use."""
+
+    # a WebSocket connection's user is read again before each operation it starts (session)
+    graphql_transport_ws_handler_class = CheckedTransportWSHandler
+    graphql_ws_handler_class = CheckedWSHandler
 
     def __init__(self, services: Callable[[], ApiServices], *, introspection: bool = True) -> None:
         super().__init__(

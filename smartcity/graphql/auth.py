@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,38 +173,3 @@ def load_secret(data_dir: Path) -> bytes:
         f.write(key)
     return key
 
-
-class LoginLimiter:
-    """At most `per_user` failed logins per user name and `per_client` per client address in
-    `window_s`; a success clears the user's failures."""
-
-    def __init__(self, *, per_user: int = 5, per_client: int = 20, window_s: float = 300.0) -> None:
-        self.per_user = per_user
-        self.per_client = per_client
-        self.window_s = window_s
-        self._user: dict[str, deque[float]] = {}
-        self._client: dict[str, deque[float]] = {}
-
-    def _recent(self, table: dict[str, deque[float]], key: str, now: float) -> deque[float]:
-        q = table.setdefault(key, deque())
-        while q and q[0] < now - self.window_s:
-            q.popleft()
-        return q
-
-    def retry_after(self, username: str, client: str, now: float | None = None) -> float:
-        """0 when a login may be tried now, else seconds to wait."""
-        now = time.monotonic() if now is None else now
-        waits = []
-        for table, key, limit in ((self._user, username, self.per_user), (self._client, client, self.per_client)):
-            q = self._recent(table, key, now)
-            if len(q) >= limit:
-                waits.append(q[0] + self.window_s - now)
-        return max(waits, default=0.0)
-
-    def failed(self, username: str, client: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        self._recent(self._user, username, now).append(now)
-        self._recent(self._client, client, now).append(now)
-
-    def succeeded(self, username: str) -> None:
-        self._user.pop(username, None)

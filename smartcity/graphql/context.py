@@ -8,7 +8,8 @@ from typing import Any
 
 from smartcity.core.bus import EventBus
 from smartcity.core.status import StatusBoard
-from smartcity.graphql.auth import LoginLimiter, TokenSigner
+from smartcity.graphql.auth import TokenSigner
+from smartcity.graphql.login_limits import LoginLimiter
 from smartcity.storage.db import Database
 from smartcity.storage.repo import CameraRepo
 from smartcity.storage.rules_repo import RuleRepo
@@ -32,6 +33,8 @@ class ApiServices:
     outbox: Any = None  # smartcity.storage.outbox.Outbox when alerting runs
     live_views: Any = None  # smartcity.webrtc.LiveViewHub when Ray runs
     subscription_queue: int = 256
+    # how often an open subscription re-reads its user (disabled, scope changed, tokens revoked)
+    session_check_s: float = 5.0
     max_page: int = 500
     # why the cameras policy refuses a camera URL (host names resolved, links followed); None: allowed
     vet_camera_url: Callable[[str], Awaitable[str | None]] | None = None

@@ -23,6 +23,8 @@ from smartcity.core.config import CameraConfig, CameraGroupConfig
 from smartcity.core.errors import NotFound, ValidationFailed
 from smartcity.graphql.access import maybe_principal, sees_camera, services, visible_cameras
 from smartcity.graphql.auth import Principal
+from smartcity.graphql.incident_scope import may_move
+from smartcity.graphql.login_limits import INVALID_USERNAME, LoginThrottled, plausible_username
 from smartcity.graphql.results import ValidationLines, denied, invalid, user_out, validation
 from smartcity.graphql.types import (
     Camera,
@@ -81,7 +83,9 @@ async def _save_rule(info: Info[Any, Any], rule_id: str, data: RuleInput, *, cre
     if not await sees_camera(info, str(data.camera_id)):
         return NotFoundError(message=f"camera {data.camera_id} does not exist")
     if creating and existing is not None:
-        return invalid("id", "already exists")
+        # the same answer whether the rule is the caller's or another group's: ids are global,
+        # and nothing about a rule outside the caller's scope may show
+        return invalid("id", "not available: choose another id")
     schedule: Any = data.schedule if data.schedule is not None else {"kind": "permanent"}
     if isinstance(schedule, dict):
         schedule = dict(schedule)
@@ -127,6 +131,10 @@ async def _move_incident(info: Info[Any, Any], incident_id: str, action: str, co
     cams = await visible_cameras(info)
     if not any(c in cams for c in rec.incident.camera_ids):
         return NotFoundError(message=f"incident {incident_id} does not exist")
+    if not may_move(p, rec.incident.camera_ids, cams):
+        return NotAuthorized(
+            message=f"incident {incident_id} is not in your scope: it also involves cameras of other camera groups"
+        )
     if comment is not None and len(comment) > MAX_COMMENT:
         return invalid("comment", f"at most {MAX_COMMENT} characters")
     try:  # audited by the outbox, in the transaction that moves the incident
@@ -150,20 +158,28 @@ def _self_lockout(p: Principal, username: str, data: UserUpdateInput) -> Validat
 class Mutation:
     @strawberry.mutation(description="Exchange a user name and password for a bearer token (rate limited).")
     async def login(self, info: Info[Any, Any], username: str, password: str) -> LoginResult:
+        from smartcity.core.passwords import MAX_LENGTH
         from smartcity.storage.users import authenticate
 
         s = services(info)
         request = info.context.get("request")
         client = getattr(getattr(request, "client", None), "host", None) or "unknown"
-        wait = s.login_limiter.retry_after(username, client)
-        if wait > 0:
-            return LoginFailed(message="too many failed logins: wait before trying again", retry_after_s=round(wait, 1))
-        user = await authenticate(s.db, username, password)
+        plausible = plausible_username(username)
+        try:  # reserved before the password is checked: concurrent guesses count at once
+            attempt = s.login_limiter.begin(username if plausible else INVALID_USERNAME, client)
+        except LoginThrottled as exc:
+            return LoginFailed(message="too many failed logins: wait before trying again", retry_after_s=round(exc.retry_after_s, 1))
+        try:  # an absurd name or password is a failure like any other, without hashing
+            user = await authenticate(s.db, username, password) if plausible and len(password) <= MAX_LENGTH else None
+        except BaseException:
+            s.login_limiter.release(attempt)  # the check did not happen (database down, cancelled)
+            raise
         if user is None:
-            s.login_limiter.failed(username, client)
-            await _audit(info).record(at=time.time(), actor=username, action="login.failed", target=f"client:{client}")
+            s.login_limiter.failed(attempt)
+            actor = attempt.username  # an absurd name is not written anywhere
+            await _audit(info).record(at=time.time(), actor=actor, action="login.failed", target=f"client:{client}")
             return LoginFailed(message="wrong user name or password", retry_after_s=0.0)
-        s.login_limiter.succeeded(username)
+        s.login_limiter.succeeded(attempt)
         p = Principal(user.id, user.username, user.role, frozenset(user.groups) if user.groups else None)
         await _audit(info).record(at=time.time(), actor=user.username, action="login", target=f"client:{client}")
         return LoginSuccess(token=s.signer.issue(p), user=user_out(user))

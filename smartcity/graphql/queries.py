@@ -21,6 +21,7 @@ from smartcity.graphql.access import (
     services,
     visible_cameras,
 )
+from smartcity.graphql.incident_scope import scoped_incidents
 from smartcity.graphql.results import page_size, user_out
 from smartcity.graphql.types import (
     AlertDelivery,
@@ -188,9 +189,11 @@ class Query:
                 after=key,
                 limit=n + 1,
             )
+        shown = await scoped_incidents(services(info).db, principal(info), rows[:n], cams)
         edges = [
-            IncidentEdge(cursor=encode_cursor(repr(r.incident.last_seen), r.incident.incident_id), node=IncidentType.from_record(r))
-            for r in rows[:n]
+            IncidentEdge(cursor=encode_cursor(repr(r.incident.last_seen), r.incident.incident_id), node=node)
+            for r, node in zip(rows[:n], shown, strict=True)
+            if node is not None
         ]
         return IncidentConnection(
             edges=edges, page_info=PageInfo(has_next_page=len(rows) > n, end_cursor=edges[-1].cursor if edges else None)
@@ -202,10 +205,9 @@ class Query:
     )
     async def incident(self, info: Info[Any, Any], id: strawberry.ID) -> IncidentType | None:
         cams = await visible_cameras(info)
-        rec = await IncidentRepo(services(info).db).get(str(id))
-        if rec is None or not any(c in cams for c in rec.incident.camera_ids):
-            return None
-        return IncidentType.from_record(rec)
+        db = services(info).db
+        rec = await IncidentRepo(db).get(str(id))
+        return None if rec is None else (await scoped_incidents(db, principal(info), [rec], cams))[0]
 
     @strawberry.field(description="Count time series of a camera, rolled up to `bucketS` seconds (60, 900, 3600 or 86400).")
     async def counts(

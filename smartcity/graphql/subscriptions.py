@@ -6,20 +6,28 @@ policy: a subscriber that cannot keep up is closed with a reason ("... too slow:
 full") sent to it as the subscription's error, and the publisher never waits for it. The
 camera scope is taken when the subscription starts and applied in the bus predicate, so an
 event of a camera outside the scope is never even queued. Generators always await the queue.
+
+Every `session_check_s` (`server.session_check_s`) a stream reads its user again (see
+`session`): a disabled account, a role or scope change or revoked tokens close it with
+"session revoked: <why>" before anything else is sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
+from smartcity.core.aio import wait_for
 from smartcity.core.bus import Overflow
 from smartcity.core.errors import SubscriptionClosed
 from smartcity.core.events import CameraHealth, ConsoleAlert, CountBucket, Event, Incident, RuleEvent
 from smartcity.graphql.access import principal, services, visible_cameras
+from smartcity.graphql.incident_scope import scoped_alert, scoped_incidents
+from smartcity.graphql.session import SessionRevoked, recheck
 from smartcity.graphql.types import (
     CameraStatus,
     ConsoleAlertType,
@@ -34,24 +42,43 @@ class SubscriptionEnded(Exception):
 
 
 async def _stream(
-    info: Info[Any, Any], name: str, types: tuple[type[Event], ...], match: Callable[[Any, frozenset[str]], bool]
+    info: Info[Any, Any],
+    name: str,
+    types: tuple[type[Event], ...],
+    match: Callable[[Any, frozenset[str]], bool],
+    cams: frozenset[str] | None = None,
 ) -> AsyncGenerator[Any, None]:
     s = services(info)
     p = principal(info)  # raises when not authenticated
-    cams = frozenset(await visible_cameras(info))
+    scope = cams if cams is not None else frozenset(await visible_cameras(info))
     sub = s.bus.subscribe(
         f"graphql:{name}:{p.username}",
         types,
         maxsize=s.subscription_queue,
         overflow=Overflow.CLOSE,
-        predicate=lambda e: match(e, cams),
+        predicate=lambda e: match(e, scope),
     )
+    loop = asyncio.get_running_loop()
+    next_check = loop.time() + s.session_check_s
     try:
         while True:
+            event = None
             try:
-                yield await sub.get()
+                # no timer while events are queued: the hot path of a busy stream stays as cheap
+                wait = None if sub.qsize() else max(0.0, next_check - loop.time())
+                event = await wait_for(sub.get(), wait)
+            except TimeoutError:
+                pass  # time to check the session
             except SubscriptionClosed as exc:
                 raise SubscriptionEnded(f"subscription closed: {exc.reason}") from None
+            if loop.time() >= next_check:
+                try:
+                    await recheck(info.context)
+                except SessionRevoked as exc:
+                    raise SubscriptionEnded(str(exc)) from None
+                next_check = loop.time() + s.session_check_s
+            if event is not None:
+                yield event
     finally:
         sub.close()
 
@@ -102,8 +129,12 @@ class Subscription:
         def match(e: Incident, cams: frozenset[str]) -> bool:
             return any(c in cams for c in e.camera_ids) and (state is None or e.state.value == state)
 
-        async for e in _stream(info, "incidents", (Incident,), match):
-            yield IncidentType.from_record(e)
+        p = principal(info)
+        cams = frozenset(await visible_cameras(info))
+        async for e in _stream(info, "incidents", (Incident,), match, cams):
+            shown = (await scoped_incidents(services(info).db, p, [e], cams))[0]
+            if shown is not None:
+                yield shown
 
     @strawberry.subscription(description="Live 1-minute count buckets in scope (running totals).")
     async def count_buckets(
@@ -133,5 +164,7 @@ class Subscription:
         def match(e: ConsoleAlert, cams: frozenset[str]) -> bool:
             return any(c in cams for c in (e.camera_ids or (e.camera_id,)))
 
-        async for e in _stream(info, "alerts", (ConsoleAlert,), match):
-            yield ConsoleAlertType.from_event(e)
+        p = principal(info)
+        cams = frozenset(await visible_cameras(info))
+        async for e in _stream(info, "alerts", (ConsoleAlert,), match, cams):
+            yield scoped_alert(ConsoleAlertType.from_event(e), p, cams)

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB, array
 
 from smartcity.storage.db import Database, rows_in
 from smartcity.storage.outbox import IncidentRecord, incident_record
-from smartcity.storage.tables import events, incidents
+from smartcity.storage.tables import events, incidents, rules
 
 MAX_PAGE = 10_000
 
@@ -93,3 +93,17 @@ class IncidentRepo:
         q = sa.select(incidents.c.incident_id, incidents.c.camera_ids).where(incidents.c.incident_id.in_(list(set(incident_ids))))
         async with self.db.engine.connect() as conn:
             return {r.incident_id: tuple(r.camera_ids or ()) for r in await conn.execute(q)}
+
+    async def owners(self, event_ids: Sequence[str], rule_ids: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+        """(event id -> camera, rule id -> camera) for the ids found: what a user scoped to some
+        cameras may see of an incident that spans others. Ids not found are left out."""
+        by_event: dict[str, str] = {}
+        by_rule: dict[str, str] = {}
+        async with self.db.engine.connect() as conn:
+            if event_ids:
+                q = sa.select(events.c.event_id, events.c.camera_id)
+                by_event = {r.event_id: r.camera_id for r in await rows_in(conn, q, events.c.event_id, sorted(set(event_ids)))}
+            if rule_ids:
+                q = sa.select(rules.c.id, rules.c.camera_id)
+                by_rule = {r.id: r.camera_id for r in await rows_in(conn, q, rules.c.id, sorted(set(rule_ids)))}
+        return by_event, by_rule

@@ -11,7 +11,13 @@ import sqlalchemy as sa
 
 from smartcity.core.config import Settings
 from smartcity.core.errors import ValidationFailed
-from smartcity.core.passwords import WeakPassword, check_strength, hash_password
+from smartcity.core.passwords import (
+    WeakPassword,
+    check_strength,
+    hash_password,
+    hash_password_off_loop,
+    verify_password_off_loop,
+)
 from smartcity.storage.db import Database, check_migrations
 from smartcity.storage.tables import audit_log, camera_groups, user_groups, users
 
@@ -39,6 +45,7 @@ async def create_user(
         check_strength(password)
     except WeakPassword as exc:
         raise ValidationFailed(str(exc)) from None
+    password_hash = await hash_password_off_loop(password)  # before the transaction: no connection held
     now = time.time()
     async with db.engine.begin() as conn:
         if await conn.scalar(sa.select(users.c.id).where(users.c.username == username)) is not None:
@@ -50,7 +57,7 @@ async def create_user(
         uid = (
             await conn.execute(
                 sa.insert(users)
-                .values(username=username, password_hash=hash_password(password), role=role, created_at=now)
+                .values(username=username, password_hash=password_hash, role=role, created_at=now)
                 .returning(users.c.id)
             )
         ).scalar_one()
@@ -85,17 +92,16 @@ async def create_user_cli(settings: Settings, username: str, password: str, role
 
 
 async def authenticate(db: Database, username: str, password: str) -> UserRow | None:
-    """The user when the password matches and the account is enabled; None otherwise."""
-    from smartcity.core.passwords import verify_password
-
+    """The user when the password matches and the account is enabled; None otherwise. The
+    password is checked off the event loop, at the same cost whether or not the user exists."""
     async with db.engine.connect() as conn:
         row = (await conn.execute(sa.select(users).where(users.c.username == username))).first()
-        if row is None:
-            verify_password(password, _DUMMY_HASH)  # same cost whether or not the user exists
-            return None
-        groups = (await conn.execute(sa.select(user_groups.c.group_name).where(user_groups.c.user_id == row.id))).scalars()
+        groups = () if row is None else (
+            await conn.execute(sa.select(user_groups.c.group_name).where(user_groups.c.user_id == row.id))
+        ).scalars()
         group_list = tuple(sorted(groups))
-    if row.disabled or not verify_password(password, row.password_hash):
+    matches = await verify_password_off_loop(password, _DUMMY_HASH if row is None else row.password_hash)
+    if row is None or row.disabled or not matches:
         return None
     return UserRow(int(row.id), row.username, row.role, group_list, bool(row.disabled))
 
@@ -133,6 +139,7 @@ async def update_user(
             check_strength(password)
         except WeakPassword as exc:
             raise ValidationFailed(str(exc)) from None
+    password_hash = None if password is None else await hash_password_off_loop(password)
     async with db.engine.begin() as conn:
         row = (await conn.execute(sa.select(users).where(users.c.username == username))).first()
         if row is None:
@@ -145,8 +152,8 @@ async def update_user(
             values["role"] = role
         if disabled is not None:
             values["disabled"] = disabled
-        if password is not None:
-            values["password_hash"] = hash_password(password)
+        if password_hash is not None:
+            values["password_hash"] = password_hash
         await conn.execute(sa.update(users).where(users.c.id == row.id).values(**values))
         new_groups = old_groups
         if groups is not None:

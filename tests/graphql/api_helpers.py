@@ -17,6 +17,7 @@ import websockets
 from testkit import free_port
 
 from smartcity.app import Server, create_app
+from smartcity.cli import uvicorn_config
 from smartcity.core.config import load_settings
 from smartcity.storage.users import create_user
 
@@ -51,8 +52,7 @@ async def running_server(
     settings = load_settings(overrides=overrides, environ={})
     app = create_app(settings, with_ray=with_ray)
     server: Server = app.state.server
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio")
-    uv = uvicorn.Server(config)
+    uv = uvicorn.Server(uvicorn_config(app, settings, log_level="warning"))  # as `smartcity serve` runs it
     uv.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # pytest keeps its handlers
     task = asyncio.create_task(uv.serve())
     while not uv.started:
@@ -70,10 +70,16 @@ async def running_server(
 
 
 class Client:
-    def __init__(self, base: str, token: str | None = None) -> None:
+    """`local_address`: the loopback address it connects from (127.0.0.2, ...: another client
+    for the server); `headers`: sent with every request (e.g. X-Forwarded-For)."""
+
+    def __init__(
+        self, base: str, token: str | None = None, *, local_address: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         self.base = base
         self.token = token
-        self.http = httpx.AsyncClient(base_url=base, timeout=30)
+        transport = httpx.AsyncHTTPTransport(local_address=local_address) if local_address else None
+        self.http = httpx.AsyncClient(base_url=base, timeout=30, transport=transport, headers=headers)
 
     async def close(self) -> None:
         await self.http.aclose()
