@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 # any query parameter whose name mentions a token, up to the next parameter or the line's end
 _SECRET_PARAM = re.compile(r"([?&][^=&\s]*token[^=&\s]*=)[^&\s\"]*", re.IGNORECASE)
-ACCESS_LOGGER = "uvicorn.access"
+# uvicorn logs HTTP requests on uvicorn.access and WebSocket handshakes on uvicorn.error
+SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error")
 
 
 def redact_query_secrets(text: str) -> str:
@@ -28,9 +29,15 @@ class QuerySecretFilter(logging.Filter):
         return True
 
 
-def redact_access_log(logger_name: str = ACCESS_LOGGER) -> Callable[[], None]:
-    """Install the filter on the access logger; returns the function that removes it."""
-    logger = logging.getLogger(logger_name)
+def redact_access_log(logger_names: tuple[str, ...] = SERVER_LOGGERS) -> Callable[[], None]:
+    """Install the filter on the server's loggers; returns the function that removes it."""
+    loggers = [logging.getLogger(name) for name in logger_names]
     f = QuerySecretFilter()
-    logger.addFilter(f)
-    return lambda: logger.removeFilter(f)
+    for logger in loggers:
+        logger.addFilter(f)
+
+    def remove() -> None:
+        for logger in loggers:
+            logger.removeFilter(f)
+
+    return remove

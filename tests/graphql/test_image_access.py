@@ -125,26 +125,33 @@ async def test_image_urls_carry_a_short_lived_token_bound_to_one_picture(api: Ap
 
 
 async def test_the_access_log_never_shows_a_token(api: Api, caplog: pytest.LogCaptureFixture) -> None:
-    _, _, clients = api
+    base, _, clients = api
     ev = await _evidence(api, "cam-p")
     viewer = clients["police-viewer"]
     url = await _evidence_url(viewer, "cam-p")
-    access = logging.getLogger("uvicorn.access")
-    access.addHandler(caplog.handler)
-    level = access.level
-    access.setLevel(logging.INFO)
+    # uvicorn logs HTTP requests on uvicorn.access, WebSocket handshakes on uvicorn.error
+    loggers = [logging.getLogger(name) for name in ("uvicorn.access", "uvicorn.error")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(caplog.handler)
+        lg.setLevel(logging.INFO)
     try:
         assert (await viewer.http.get(url)).status_code == 200
         assert (await viewer.http.get(f"/evidence/{ev.event_id}.jpg?size=1&token=some-secret-value")).status_code == 401
+        ws = await websockets.connect(base.replace("http", "ws") + "/graphql?token=ws-secret-value", subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
+        await ws.close()
     finally:
-        access.setLevel(level)
-        access.removeHandler(caplog.handler)
-    lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
-    assert len(lines) == 2, lines
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+            lg.removeHandler(caplog.handler)
+    records = {id(r): r for r in caplog.records if r.name in ("uvicorn.access", "uvicorn.error")}  # caught once
+    lines = [r.getMessage() for r in records.values() if "/" in r.getMessage()]
+    assert len(lines) == 3, lines
     token = parse_qs(urlsplit(url).query)["token"][0]
-    assert all(token not in line and "some-secret-value" not in line for line in lines), lines
+    assert all(s not in line for line in lines for s in (token, "some-secret-value", "ws-secret-value")), lines
     assert f"/evidence/{ev.event_id}.jpg?token=[redacted]" in lines[0]
     assert "?size=1&token=[redacted]" in lines[1]
+    assert "/graphql?token=[redacted]" in lines[2]
 
 
 @pytest.mark.parametrize("token", ["tökén", "v1.é.ü", "eyJhbGciOiJIUzI1NiJ9.ÿ.€"])
