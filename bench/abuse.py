@@ -445,6 +445,26 @@ async def fetch_image(a: Attacker, url: str, token: str) -> dict[str, int | None
     return out
 
 
+async def misuse_picture_token(a: Attacker, admin: str) -> dict[str, Any]:
+    """A token that a picture URL carries (if any), used on another picture of a camera its user
+    sees, and as an API token: each success is a misuse."""
+    urls = await image_urls(a, admin, "north-1")
+    query = urlsplit(urls[0]).query if urls else ""
+    tokens = [v for k, _, v in (kv.partition("=") for kv in query.split("&")) if k == "token"]
+    if not tokens:
+        return {"url_token": False}
+    t = tokens[0]
+    other = [
+        await a.send("images", "GET", f"/cameras/south-1/snapshot.jpg?token={t}"),
+        await a.send("images", "GET", "/cameras/south-1/snapshot.jpg", headers={"authorization": f"Bearer {t}"}),
+    ]
+    me = await a.gql("images", "{ me { username } }", token=t)
+    as_api = bool((field_of(me, "me") or {}).get("username"))
+    other_ok = sum(1 for r in other if r is not None and r.status_code == 200)
+    return {"url_token": True, "other_picture_served": other_ok, "accepted_as_api_token": as_api,
+            "misuses": other_ok + int(as_api)}
+
+
 async def attack_images(a: Attacker, admin: str, pw: dict[str, str]) -> dict[str, Any]:
     """Item 1: image URLs of a user after it is disabled, changes password or changes group."""
     changes: dict[str, dict[str, Any]] = {
@@ -455,6 +475,7 @@ async def attack_images(a: Attacker, admin: str, pw: dict[str, str]) -> dict[str
     out: dict[str, Any] = {"revoked_image_access": 0, "cases": {}}
     anonymous = await a.send("images", "GET", "/cameras/north-1/snapshot.jpg")
     out["anonymous_snapshot_status"] = None if anonymous is None else anonymous.status_code
+    out["picture_token_misuse"] = await misuse_picture_token(a, admin)
     for user, change in changes.items():
         token = (await login(a, user, pw[user])).get("token")
         if not token:
@@ -859,6 +880,7 @@ async def attack(s: Served, quick: bool, only: set[str], results: dict[str, Any]
             max_loop_stall_ms=round(ws_max if ws.window(b0, b1) else hz_max, 1),
             max_healthz_ms=round(hz_max, 1),
             revoked_image_access=attacks.get("images", {}).get("revoked_image_access"),
+            picture_token_misuse=attacks.get("images", {}).get("picture_token_misuse", {}).get("misuses"),
             victim_locked_out=attacks.get("login", {}).get("victim_locked_out"),
             db_locked_errors=a.db_locked,
             invalid_json_responses=a.invalid_json,
