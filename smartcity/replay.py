@@ -335,7 +335,7 @@ def replay(
                 engines[camera] = RuleEngine([r for r in rules if r.camera_id == camera], camera)
                 confirmed[camera] = set()
             engine = engines[camera]
-            tracks = tracker.update(record.detections, record.t)
+            tracks = tracker.update(record.detections, record.t, (record.width, record.height))
             confirmed[camera].update(tr.track_id for tr in tracks if tr.confirmed)
             frame = FrameTracks(
                 camera_id=camera, t=record.t, width=record.width, height=record.height, tracks=tuple(tracks)

@@ -212,7 +212,7 @@ class CameraPipeline:
             # what the frame shows, for pixelation and evidence: the predicted boxes
             dets = [Detection(box=t.box, cls=t.cls, score=t.score) for t in tracks]
         else:
-            tracks = tuple(self.tracker.update(detected, frame.t))
+            tracks = tuple(self.tracker.update(detected, frame.t, (frame.width, frame.height)))
             dets = detected
         self.latest_tracks = tracks
         self.latest_view = (frame, dets)

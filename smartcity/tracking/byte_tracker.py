@@ -5,14 +5,24 @@ Per call to `update(detections, t)`:
 1. every live track is moved forward by a constant-velocity Kalman filter (boxes as
    cx, cy, w, h); the time step comes from `t`, measured in the camera's typical frame
    interval, so a skipped frame is predicted twice as far;
-2. detections scoring >= `high_score` are matched to all live tracks by IoU with an
-   optimal assignment (pairs below `match_iou` never match);
+2. detections scoring >= `high_score` are matched to all live tracks with an optimal
+   assignment. A pair may match when the boxes overlap (IoU >= `match_iou`) or when the
+   detection lies within a distance gate measured in box sizes, with a similar size: at 5 fps a
+   car near the camera moves more than half its length between analysed frames and never
+   overlaps its own prediction enough. A track seen once has no velocity yet and gets a wider
+   gate (`new_track_distance` per frame elapsed); boxes cut by the picture's edge are compared
+   by their inner edges when `frame_size` is given;
 3. detections in [`low_score`, `high_score`) are matched to the tracks left over that were
    seen on the previous frame: a partly occluded object keeps its track, but a weak box
    never revives a lost track nor starts a new one;
-4. tracks still unmatched miss a frame: a tentative track (fewer than `min_hits`
-   consecutive matches) ends at once, a confirmed one survives `max_age` missed frames;
-5. high detections left over, scoring >= `new_track_score`, start tentative tracks.
+4. a lost track may still take a left-over detection that overlaps its last observed box
+   (OC-SORT's recovery: the object stopped, or turned while unseen);
+5. a track seen once, or re-found after a gap, takes the velocity its last two observations
+   imply (OC-SORT's observation-centric re-update) instead of waiting for the filter to learn it;
+6. tracks still unmatched miss a frame: a tentative track (fewer than `min_hits` matches)
+   ends after `tentative_max_age` misses in a row, a confirmed one after `max_age`;
+7. high detections left over, scoring >= `new_track_score`, start tentative tracks, unless
+   they are the nested part (rear, front) of a bus or truck boxed whole in the same frame.
 
 Association ignores the class: detectors flicker between similar classes (car/truck),
 and a track's class is the majority over its last detections, switching only when another
@@ -44,6 +54,13 @@ INTERVAL_WINDOW = 31
 MAX_STEP = 10.0
 # Association costs lie in [0, 1); a pair at or above this is never matched.
 COST_LIMIT = 1.0
+# Below this speed (box sizes per frame) a track is still: its gate does not widen while it is lost.
+STILL_SPEED = 0.05
+# A box this close to the picture's edge (share of the picture's size) is cut by it; a detector's
+# box edges jitter by a few pixels.
+EDGE_SHARE = 0.01
+# A box cut by the picture's edge may grow or shrink this many times faster than one that is not.
+EDGE_RATIO_SLACK = 2.0
 # Classes a detector may give to the part of a large vehicle it also boxes whole.
 RIGID_VEHICLES = frozenset({"car", "truck", "bus"})
 # A nested box is a duplicate only if its bottom edge and one of its sides are this close to the outer
@@ -114,6 +131,7 @@ class ByteTracker:
         # Last observed box (cx, cy, w, h) of each track and the frames elapsed since.
         self._obs: FloatArray = np.zeros((0, 4))
         self._since_obs: FloatArray = np.zeros(0)
+        self._frame_size: tuple[int, int] | None = None
 
     def reset(self) -> None:
         """Forget every track and the frame timing; ids keep counting up."""
@@ -140,11 +158,18 @@ class ByteTracker:
         self._nominal_dt = statistics.median(self._intervals)
         return min(interval / self._nominal_dt, MAX_STEP)
 
-    def update(self, detections: Sequence[Detection], t: float) -> list[Track]:
+    def update(
+        self, detections: Sequence[Detection], t: float, frame_size: tuple[int, int] | None = None
+    ) -> list[Track]:
         """Feed the detections of one frame taken at `t` (seconds); returns every live track,
         sorted by id: matched ones with their corrected box, missed ones with their
-        predicted box and `time_since_update > 0`, tentative ones with `confirmed=False`."""
+        predicted box and `time_since_update > 0`, tentative ones with `confirmed=False`.
+
+        `frame_size` (width, height) lets association tell boxes cut by the picture's edge: an
+        object entering the picture grows from the edge, so only its inner edges follow its motion.
+        """
         cfg = self.config
+        self._frame_size = frame_size
         step = self._steps_since_last(t)
         states = self._states
         n_tracks = len(states)
@@ -167,14 +192,14 @@ class ByteTracker:
         unmatched_high = high_idx
         if n_tracks:
             predicted = kalman.states_to_boxes(mean)
-            gate = self._gates()
+            gate, young = self._gates()
             if high_idx.size:
-                rows, cols = self._assign(self._cost(predicted, boxes[high_idx], gate), COST_LIMIT)
+                rows, cols = self._assign(self._cost(predicted, boxes[high_idx], gate, young), COST_LIMIT)
                 det_of_track[rows] = high_idx[cols]
             # ByteTrack's second stage: weak boxes only extend tracks seen on the previous frame.
             candidates = np.flatnonzero((det_of_track < 0) & seen_last_frame)
             if candidates.size and low_idx.size:
-                cost = self._cost(predicted[candidates], boxes[low_idx], gate[candidates])
+                cost = self._cost(predicted[candidates], boxes[low_idx], gate[candidates], young[candidates])
                 rows, cols = self._assign(cost, COST_LIMIT)
                 det_of_track[candidates[rows]] = low_idx[cols]
             unmatched_high = np.setdiff1d(high_idx, det_of_track[det_of_track >= 0], assume_unique=True)
@@ -249,18 +274,25 @@ class ByteTracker:
         self._cov = cov
         return self._snapshot(t)
 
-    def _gates(self) -> FloatArray:
-        """Per track, how far (in box sizes) a detection may be from its prediction and still match."""
+    def _gates(self) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+        """Per track, how far (in box sizes) a detection may be from its prediction and still match;
+        and which tracks were seen once."""
         cfg = self.config
         since = np.maximum(self._since_obs, 1.0)
         once = np.fromiter((s.hits == 1 for s in self._states), dtype=bool, count=len(self._states))
-        # A moving track's prediction gets less certain the longer it goes unseen; a track seen once
-        # may have moved anywhere within its reach since.
-        moving = cfg.match_distance * np.sqrt(since)
-        unknown = cfg.new_track_distance * since
-        return np.minimum(np.where(once, unknown, moving), 3.0 * cfg.new_track_distance)
+        # A track seen once may have moved anywhere within its reach since. A moving track's
+        # prediction gets less certain the longer it goes unseen; a still one's does not (a
+        # widening gate let a long-lost parked car's track take the first box of a fast car
+        # passing by, and the car then went uncounted).
+        unknown = np.minimum(cfg.new_track_distance * since, 3.0 * cfg.new_track_distance)
+        size = np.maximum(self._mean[:, 2:4], 1.0)
+        moving = np.hypot(self._mean[:, 4] / size[:, 0], self._mean[:, 5] / size[:, 1]) > STILL_SPEED
+        grown = cfg.match_distance * np.where(moving, np.sqrt(since), 1.0)
+        return np.minimum(np.where(once, unknown, grown), 3.0 * cfg.new_track_distance), once
 
-    def _cost(self, predicted: FloatArray, boxes: FloatArray, gate: FloatArray) -> FloatArray:
+    def _cost(
+        self, predicted: FloatArray, boxes: FloatArray, gate: FloatArray, young: npt.NDArray[np.bool_] | None = None
+    ) -> FloatArray:
         """Association cost in [0, 1) of every (track, detection) pair, COST_LIMIT + 1 where forbidden.
 
         A pair may match when the boxes overlap (IoU >= match_iou) or when the detection's centre lies
@@ -278,12 +310,43 @@ class ByteTracker:
         dh = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)[None, :]
         dx = (boxes[None, :, 0] + boxes[None, :, 2] - predicted[:, None, 0] - predicted[:, None, 2]) / (pw + dw)
         dy = (boxes[None, :, 1] + boxes[None, :, 3] - predicted[:, None, 1] - predicted[:, None, 3]) / (ph + dh)
+        rw = np.maximum(pw / dw, dw / pw)
+        rh = np.maximum(ph / dh, dh / ph)
+        if self._frame_size is not None and young is not None and young.any():
+            dx, rw = self._edge_cut(predicted, boxes, 0, self._frame_size[0], dx, rw, np.maximum(pw, dw), young)
+            dy, rh = self._edge_cut(predicted, boxes, 1, self._frame_size[1], dy, rh, np.maximum(ph, dh), young)
         distance = np.hypot(dx, dy) / gate[:, None]
-        ratio = np.maximum(np.maximum(pw / dw, dw / pw), np.maximum(ph / dh, dh / ph))
+        ratio = np.maximum(rw, rh)
         allowed = (iou >= cfg.match_iou) | ((distance <= 1.0) & (ratio <= cfg.max_size_ratio))
         cost: FloatArray = 0.5 * (1.0 - iou) + 0.5 * np.minimum(distance, 1.0)
         cost[~allowed] = COST_LIMIT + 1.0
         return cost
+
+    @staticmethod
+    def _edge_cut(
+        predicted: FloatArray, boxes: FloatArray, axis: int, size: int, delta: FloatArray, ratio: FloatArray,
+        extent: FloatArray, young: npt.NDArray[np.bool_],
+    ) -> tuple[FloatArray, FloatArray]:
+        """Along one axis, pairs where a box touches the picture's edge: the offset of the edge that
+        is not cut (a centre moves at half speed while the object comes into view), in units of the
+        larger of the two sizes (the cut one is not the object's), and a looser size ratio. Only for
+        tracks seen once (`young`): an established track's filter has learnt how its box grows."""
+        lo, hi = axis, axis + 2
+        edge = EDGE_SHARE * size
+        p_low = (predicted[:, lo] <= edge) & young
+        p_high = (predicted[:, hi] >= size - edge) & young
+        if not (p_low.any() or p_high.any()):
+            return delta, ratio
+        d_low = boxes[:, lo] <= edge
+        d_high = boxes[:, hi] >= size - edge
+        low = p_low[:, None] | (young[:, None] & d_low[None, :])
+        high = p_high[:, None] | (young[:, None] & d_high[None, :])
+        # cut at the low edge: the high edge shows the motion, and the other way round
+        by_high = (boxes[None, :, hi] - predicted[:, None, hi]) / extent
+        by_low = (boxes[None, :, lo] - predicted[:, None, lo]) / extent
+        delta = np.where(low & ~high, by_high, np.where(high & ~low, by_low, delta))
+        ratio = np.where(low | high, ratio / EDGE_RATIO_SLACK, ratio)
+        return delta, ratio
 
     def _without_duplicates(
         self, starters: IntArray, matched: IntArray, boxes: FloatArray, scores: FloatArray,

@@ -268,6 +268,20 @@ def test_fast_neighbours_in_opposite_lanes_do_not_swap() -> None:
     assert owner == {0: {1}, 1: {2}}
 
 
+def test_vehicle_entering_the_picture_keeps_one_track() -> None:
+    """A car driving in from the left edge at 5 fps: its cut box grows from the edge, so its centre
+    moves at half speed and its width doubles between frames. Told the frame size, the tracker
+    follows the inner edge and keeps one track; the cut box starts it."""
+    tracker = ByteTracker()
+    ids = set()
+    for f in range(6):
+        front = 60.0 + 200.0 * f  # the car's front edge, 240 px long
+        box = (max(0.0, front - 240.0), 400.0, front, 520.0)
+        out = tracker.update([Detection(box, "car", 0.8)], f / FPS, (1280, 720))
+        ids |= {t.track_id for t in out if t.time_since_update == 0}
+    assert ids == {1}
+
+
 def test_nested_box_of_a_bus_starts_no_second_track() -> None:
     tracker = ByteTracker()
     bus = Mover(x=400, y=300, vx=30, vy=0, w=400, h=160)
