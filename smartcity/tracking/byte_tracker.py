@@ -59,8 +59,6 @@ STILL_SPEED = 0.05
 # A box this close to the picture's edge (share of the picture's size) is cut by it; a detector's
 # box edges jitter by a few pixels.
 EDGE_SHARE = 0.01
-# A box cut by the picture's edge may grow or shrink this many times faster than one that is not.
-EDGE_RATIO_SLACK = 2.0
 # Classes a detector may give to the part of a large vehicle it also boxes whole.
 RIGID_VEHICLES = frozenset({"car", "truck", "bus"})
 # A nested box is a duplicate only if its bottom edge and one of its sides are this close to the outer
@@ -329,8 +327,9 @@ class ByteTracker:
     ) -> tuple[FloatArray, FloatArray]:
         """Along one axis, pairs where a box touches the picture's edge: the offset of the edge that
         is not cut (a centre moves at half speed while the object comes into view), in units of the
-        larger of the two sizes (the cut one is not the object's), and a looser size ratio. Only for
-        tracks seen once (`young`): an established track's filter has learnt how its box grows."""
+        larger of the two sizes (the cut one is not the object's), and no size ratio on that axis.
+        Only for tracks seen once (`young`): an established track's filter has learnt how its box
+        grows, and without the size check it would take boxes of other objects near the edge."""
         lo, hi = axis, axis + 2
         edge = EDGE_SHARE * size
         p_low = (predicted[:, lo] <= edge) & young
@@ -345,7 +344,7 @@ class ByteTracker:
         by_high = (boxes[None, :, hi] - predicted[:, None, hi]) / extent
         by_low = (boxes[None, :, lo] - predicted[:, None, lo]) / extent
         delta = np.where(low & ~high, by_high, np.where(high & ~low, by_low, delta))
-        ratio = np.where(low | high, ratio / EDGE_RATIO_SLACK, ratio)
+        ratio = np.where(low | high, 1.0, ratio)
         return delta, ratio
 
     def _without_duplicates(
