@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from abuse import Probe, big_offer, circle, strict_json
+from abuse import Probe, big_offer, circle, goals_failed, strict_json
 
 
 def test_the_big_offer_is_over_600_kib_and_names_only_loopback() -> None:
@@ -41,3 +41,16 @@ def test_the_polygon_has_n_distinct_points_inside_the_image() -> None:
     pts = circle(2000)
     assert len({tuple(p) for p in pts}) == 2000
     assert all(0.0 <= c <= 1.0 for p in pts for c in p)
+
+
+def test_goals_failed_names_each_goal_missed_and_nothing_on_a_clean_run() -> None:
+    clean = {"server_errors": 0, "revoked_image_access": 0, "picture_token_misuse": 0, "db_locked_errors": 0,
+             "invalid_json_responses": 0, "victim_locked_out": False, "max_loop_stall_ms": 168.0,
+             "stop": {"processes_left": []}}
+    assert goals_failed(clean) == []
+    before = {**clean, "server_errors": 6, "revoked_image_access": 12, "victim_locked_out": True,
+              "max_loop_stall_ms": 30004.6, "stop": {"processes_left": ["raylet"]}}
+    assert goals_failed(before) == [
+        "server_errors = 6", "revoked_image_access = 12", "victim_locked_out",
+        "max_loop_stall_ms = 30004.6 > 250", "processes left: ['raylet']",
+    ]
