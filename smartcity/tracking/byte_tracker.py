@@ -405,7 +405,7 @@ class ByteTracker:
         if self._last_t is not None and self._nominal_dt:
             step = min(max(t - self._last_t, 0.0) / self._nominal_dt, MAX_STEP)
         now = kalman.states_to_boxes(mean)
-        then = kalman.states_to_boxes(kalman.predict(mean, cov, step)[0])
+        then = kalman.states_to_boxes(kalman.predict(mean, cov, step, self.config.velocity_noise)[0])
         return np.concatenate([np.minimum(now[:, :2], then[:, :2]), np.maximum(now[:, 2:], then[:, 2:])], axis=1)
 
     def coast(self, t: float) -> list[Track]:
@@ -426,7 +426,7 @@ class ByteTracker:
         if n:
             # A lost track keeps moving but stops growing or shrinking.
             self._mean[~seen_last_frame, 6:8] = 0.0
-        mean, cov = kalman.predict(self._mean, self._cov, step)
+        mean, cov = kalman.predict(self._mean, self._cov, step, self.config.velocity_noise)
         return seen_last_frame, mean, cov
 
     def _snapshot(self, t: float) -> list[Track]:

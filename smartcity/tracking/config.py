@@ -11,7 +11,7 @@ class TrackerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     high_score: float = Field(
-        0.5,
+        0.4,
         description="Detections at or above this score are matched first, against every live track.",
         ge=0.0,
         le=1.0,
@@ -26,7 +26,7 @@ class TrackerConfig(BaseModel):
         le=1.0,
     )
     new_track_score: float = Field(
-        0.6,
+        0.45,
         description="An unmatched detection starts a new track only at or above this score.",
         ge=0.0,
         le=1.0,
@@ -45,6 +45,17 @@ class TrackerConfig(BaseModel):
         ),
         ge=1,
         le=1000,
+    )
+    velocity_noise: float = Field(
+        0.05,
+        description=(
+            "How much a track's velocity may change per analysed frame, in box sizes (the Kalman "
+            "filter's process noise). ByteTrack's 1/160 suits 30 fps; between frames analysed at 5 fps "
+            "a vehicle approaching the camera speeds up in the picture, and a filter that trusts its "
+            "old velocity lags behind it."
+        ),
+        gt=0.0,
+        le=1.0,
     )
     tentative_max_age: int = Field(
         1,

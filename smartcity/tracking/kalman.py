@@ -59,14 +59,17 @@ def initiate(measurements: FloatArray) -> tuple[FloatArray, FloatArray]:
     return mean, cov
 
 
-def predict(mean: FloatArray, cov: FloatArray, dt: float) -> tuple[FloatArray, FloatArray]:
-    """Advance every state by `dt` steps (dt may be fractional)."""
+def predict(
+    mean: FloatArray, cov: FloatArray, dt: float, std_velocity: float = STD_VELOCITY
+) -> tuple[FloatArray, FloatArray]:
+    """Advance every state by `dt` steps (dt may be fractional); `std_velocity` is the random walk
+    of the velocity per step, relative to the box size."""
     if mean.shape[0] == 0:
         return mean, cov
     transition = np.eye(8)
     transition[np.arange(4), np.arange(4) + 4] = dt
     scale = _size_scale(mean[:, 2:4])
-    std = np.concatenate([STD_POSITION * scale, STD_VELOCITY * scale], axis=1)
+    std = np.concatenate([STD_POSITION * scale, std_velocity * scale], axis=1)
     new_mean = mean @ transition.T
     new_mean[:, 2:4] = np.maximum(new_mean[:, 2:4], MIN_SIZE)
     new_cov = transition @ cov @ transition.T

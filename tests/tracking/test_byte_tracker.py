@@ -177,7 +177,7 @@ def test_low_score_detections_never_start_tracks() -> None:
     _, _, outputs = _run([m], 30, score=0.3)
     assert all(out == [] for out in outputs)
     # a score between high_score and new_track_score matches tracks but starts none either
-    _, _, outputs = _run([m], 30, score=0.55)
+    _, _, outputs = _run([m], 30, score=0.42)
     assert all(out == [] for out in outputs)
 
 
@@ -389,12 +389,12 @@ def test_config_rejects_unknown_fields_bad_bounds_and_disordered_scores() -> Non
     with pytest.raises(ValidationError, match="low_score"):
         TrackerConfig(low_score=0.6, high_score=0.5)
     with pytest.raises(ValidationError, match="new_track_score"):
-        TrackerConfig(new_track_score=0.4)
+        TrackerConfig(new_track_score=0.3)
     cfg = TrackerConfig()
     assert (cfg.high_score, cfg.low_score, cfg.new_track_score, cfg.match_iou, cfg.min_hits, cfg.max_age) == (
-        0.5,
+        0.4,
         0.1,
-        0.6,
+        0.45,
         0.3,
         3,
         30,
