@@ -174,6 +174,17 @@ class ByteTracker:
 
         seen_last_frame, mean, cov = self._predict(step)
         self._since_obs += step
+        if frame_size is not None and n_tracks:
+            # A lost track predicted out of the picture has left it: kept, it would take the box
+            # of the next object entering where it left (a bus gone west took a car coming east).
+            cx, cy = mean[:, 0], mean[:, 1]
+            left = ~seen_last_frame & ((cx < 0) | (cx > frame_size[0]) | (cy < 0) | (cy > frame_size[1]))
+            if left.any():
+                stay = ~left
+                states = self._states = [s for s, k in zip(states, stay.tolist()) if k]
+                n_tracks = len(states)
+                mean, cov, seen_last_frame = mean[stay], cov[stay], seen_last_frame[stay]
+                self._mean, self._obs, self._since_obs = self._mean[stay], self._obs[stay], self._since_obs[stay]
 
         if detections:
             boxes = np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4)

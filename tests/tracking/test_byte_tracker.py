@@ -282,6 +282,22 @@ def test_vehicle_entering_the_picture_keeps_one_track() -> None:
     assert ids == {1}
 
 
+def test_a_track_that_left_the_picture_does_not_take_the_next_object_entering_there() -> None:
+    """A bus drives out on the left; a moment later a car comes in from the same place, the other
+    way. Told the frame size, the tracker drops the bus's lost track once predicted outside, so the
+    car starts its own track instead of continuing the bus's (which made it a bus going backwards)."""
+    tracker = ByteTracker()
+    bus = Mover(x=400, y=450, vx=-90, vy=0, w=260, h=120)
+    for f in range(6):
+        x1, y1, x2, y2 = bus.box(f)
+        if x2 > 0:
+            tracker.update([Detection((max(x1, 0.0), y1, x2, y2), "bus", 0.9)], f / FPS, (1280, 720))
+    tracker.update([], 6 / FPS, (1280, 720))
+    car = (0.0, 450.0 - 55, 120.0, 450.0 + 55)  # overlaps the bus's last, cut box
+    out = tracker.update([Detection(car, "car", 0.9)], 7 / FPS, (1280, 720))
+    assert [(t.track_id, t.cls, t.hits) for t in out] == [(2, "car", 1)]
+
+
 def test_nested_box_of_a_bus_starts_no_second_track() -> None:
     tracker = ByteTracker()
     bus = Mover(x=400, y=300, vx=30, vy=0, w=400, h=160)
