@@ -52,6 +52,7 @@ from smartcity.graphql.app import GraphQLApp
 from smartcity.graphql.auth import TokenSigner, load_secret
 from smartcity.graphql.context import ApiServices
 from smartcity.graphql.login_limits import LoginLimiter
+from smartcity.http_headers import SecurityHeaders
 from smartcity.http_limits import BodySizeLimit
 from smartcity.http_routes import HttpRoutes
 from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
@@ -496,6 +497,7 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
     ]
     # in front of every route: a body over the limit is refused before anything reads it
     body_limit = Middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[body_limit])
+    # outermost: its 413 answers carry the security headers too
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders), body_limit])
     app.state.server = server
     return app

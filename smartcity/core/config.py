@@ -34,7 +34,11 @@ class Section(BaseModel):
 class ServerConfig(Section):
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.", min_length=1)
     port: int = Field(8000, description="TCP port of the HTTP server.", ge=0, le=65535)
-    introspection: bool = Field(True, description="Allow GraphQL introspection (turn off in production).")
+    introspection: bool = Field(
+        False,
+        description="Answer GraphQL introspection (`__schema`, `__type`) to authenticated users; `smartcity demo` "
+        "turns it on unless the file sets it. Anonymous callers never get it.",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Addresses or CIDR networks of the reverse proxies in front of the server, whose "
@@ -358,12 +362,16 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 def demo_settings(base: Settings | None = None) -> Settings:
-    """The embedded defaults plus the bundled demo camera (used by `smartcity demo`)."""
+    """The embedded defaults plus the bundled demo camera (used by `smartcity demo`), with
+    introspection on for its users unless the configuration chose otherwise."""
     s = base or load_settings()
+    server = s.server
+    if "introspection" not in server.model_fields_set:
+        server = server.model_copy(update={"introspection": True})
     cameras = list(s.cameras)
     if not any(c.url.startswith("demo://") for c in cameras):
         cameras.append(CameraConfig(id="demo", name="Demo camera", url=DEMO_URL, group="default"))
     groups = list(s.camera_groups)
     if groups and not any(g.name == "default" for g in groups):
         groups.append(CameraGroupConfig(name="default"))
-    return s.model_copy(update={"cameras": cameras, "camera_groups": groups})
+    return s.model_copy(update={"server": server, "cameras": cameras, "camera_groups": groups})

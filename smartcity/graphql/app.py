@@ -28,11 +28,14 @@ class GraphQLApp(GraphQL[dict[str, Any], None]):
     graphql_transport_ws_handler_class = CheckedTransportWSHandler
     graphql_ws_handler_class = CheckedWSHandler
 
-    def __init__(self, services: Callable[[], ApiServices], *, introspection: bool = True) -> None:
+    def __init__(self, services: Callable[[], ApiServices], *, introspection: bool = False) -> None:
         super().__init__(
             make_schema(introspection=introspection),
             subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL],
-            graphql_ide="graphiql" if introspection else None,
+            # no GraphiQL: strawberry's page loads React and GraphiQL from a third-party CDN
+            # (unpkg.com) into the origin that holds the operators' tokens, which the console's
+            # Content-Security-Policy forbids (smartcity.http_headers); a GraphQL client is used instead
+            graphql_ide=None,
         )
         self._services = services
 

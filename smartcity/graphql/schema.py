@@ -4,7 +4,8 @@ Roles: viewer (read), operator (rules, incidents, signals), admin (cameras, grou
 audit, unpixelated live views). Every user is scoped to camera groups (none = all): a camera
 outside the scope does not exist for them, in queries as in subscriptions. Every mutation is
 audited. Requests are bounded in depth, tokens, aliases and estimated cost (page sizes
-included); introspection can be turned off (`server.introspection: false` in production).
+included); introspection is off unless `server.introspection` turns it on (the demo does), and
+then answers authenticated users only.
 
 The types live in `types`, the operations in `queries`, `mutations` and `subscriptions`; the
 SDL committed as `schema.graphql` is the contract (a test fails when they drift).
@@ -12,11 +13,18 @@ SDL committed as `schema.graphql` is the contract (a test fails when they drift)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
 from strawberry.scalars import JSON
 
 from smartcity.graphql.errors import MaskingSchema
@@ -32,15 +40,30 @@ MAX_ALIASES = 20
 MAX_COST = 10_000  # about two full pages (500) of events with their fields
 
 
+class IntrospectionForUsers(SchemaExtension):
+    """Introspection (`__schema`, `__type`; `__typename` stays) only for a caller with a principal:
+    the schema maps the whole attack surface, an anonymous client gets none of it."""
+
+    def on_operation(self) -> Iterator[None]:
+        ec = self.execution_context
+        context = ec.context if isinstance(ec.context, dict) else {}
+        if context.get("principal") is None:
+            ec.validation_rules = (*ec.validation_rules, NoSchemaIntrospectionCustomRule)
+        yield
+
+
 def make_schema(*, introspection: bool = True) -> strawberry.Schema:
-    """The API schema, with depth/token/alias/cost limits; introspection can be refused."""
+    """The API schema, with depth/token/alias/cost limits; introspection is refused to anonymous
+    callers, and to everyone when `introspection` is False."""
     extensions: list[Any] = [
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: CostLimiter(max_cost=MAX_COST),
     ]
-    if not introspection:
+    if introspection:
+        extensions.append(IntrospectionForUsers)
+    else:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return MaskingSchema(
         query=Query,

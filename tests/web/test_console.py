@@ -93,6 +93,15 @@ def gql(base: str, token: str, query: str, variables: dict[str, Any] | None = No
     return data
 
 
+def watch_errors(page: Page, errors: list[str]) -> None:
+    """Script errors, and what the Content-Security-Policy refused (Chromium reports those in the
+    console only: a refused inline style or script breaks no script). The policy has no
+    'unsafe-eval': `wait_for_function` takes functions ("() => ..."), which Playwright compiles
+    once, not expressions, which it would evaluate as strings on each poll."""
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
+
+
 def test_console_end_to_end(server: str, tmp_path: Path) -> None:
     base = server
     page_errors: list[str] = []
@@ -101,14 +110,14 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
             page = context.new_page()
-            page.on("pageerror", lambda e: page_errors.append(str(e)))
+            watch_errors(page, page_errors)
 
             # ---- log in (a wrong password first) ------------------------------------------
             page.goto(base)
             page.fill("#login-user", ADMIN[0])
             page.fill("#login-password", "not the password")
             page.click("#login-submit")
-            page.wait_for_function("document.querySelector('#login-error').textContent.length > 0")
+            page.wait_for_function("() => document.querySelector('#login-error').textContent.length > 0")
             assert page.is_visible("#login")
             page.fill("#login-password", ADMIN[1])
             page.press("#login-password", "Enter")
@@ -137,7 +146,7 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
 
             # ---- live view over WebRTC: frames advance in the page ----------------------------
             page.wait_for_function(
-                "Number(document.querySelector('#live-video')?.dataset.frames || 0) >= 5", timeout=30_000
+                "() => Number(document.querySelector('#live-video')?.dataset.frames || 0) >= 5", timeout=30_000
             )
             t0, f0 = page.eval_on_selector("#live-video", "v => [v.currentTime, Number(v.dataset.frames)]")
             page.wait_for_timeout(2000)
@@ -146,7 +155,7 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             assert f1 - f0 >= 4, (f0, f1)
             assert page.eval_on_selector("#live-video", "v => v.videoWidth") == 768
             assert "people pixelated" in page.inner_text(".stage-badge")
-            page.wait_for_function("document.querySelector('#live-stats').textContent.length > 0")
+            page.wait_for_function("() => document.querySelector('#live-stats').textContent.length > 0")
             assert page.inner_text("#live-stats").split(" · ")[0] in ("H264", "VP8")
 
             # ---- rule editor: a zero-length line is refused, the API's error shown on the drawing
@@ -225,7 +234,7 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             except Exception as exc:  # say what the editor showed instead of only timing out
                 shown = page.inner_text("#rule-errors") if page.is_visible("#rule-errors") else "(no error shown)"
                 raise AssertionError(f"occupancy rule not listed; editor says: {shown}") from exc
-            page.wait_for_function("window.smartcityConsole.sound.played >= 1", timeout=60_000)
+            page.wait_for_function("() => window.smartcityConsole.sound.played >= 1", timeout=60_000)
             sound = page.evaluate("window.smartcityConsole.sound")
             assert sound["oscillators"] >= 2 and sound["lastState"] == "running", sound
             alert = page.evaluate("window.smartcityConsole.alerts[0]")
@@ -246,7 +255,7 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             assert page.inner_text("#incident-state") == "open"
             # the incident's own evidence snapshot (people pixelated), loaded with the token
             page.wait_for_selector(".evidence img", timeout=15_000)
-            page.wait_for_function("document.querySelector('.evidence img').naturalWidth > 0", timeout=10_000)
+            page.wait_for_function("() => document.querySelector('.evidence img').naturalWidth > 0", timeout=10_000)
             page.click("button[data-action=acknowledge]")
             page.wait_for_selector("dialog[open]")
             page.keyboard.press("Escape")
@@ -256,7 +265,7 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             page.fill("#dlg-comment", "seen on the wall, patrol informed")
             page.click("dialog button[type=submit]")
             page.wait_for_function(
-                "document.querySelector('#incident-state')?.textContent === 'acknowledged'"
+                "() => document.querySelector('#incident-state')?.textContent === 'acknowledged'"
             )
             assert "chief" in page.inner_text(".facts")
             shot(page, tmp_path, "incidents.png")
@@ -279,11 +288,11 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             # ---- counts dashboard: the line's count rises, CSV export ------------------------
             page.goto(f"{base}/#/counts?camera=demo&rule={line_rule}&range=1h")
             page.wait_for_function(
-                "Number(document.querySelector('#count-total')?.dataset.value || 0) > 0", timeout=60_000
+                "() => Number(document.querySelector('#count-total')?.dataset.value || 0) > 0", timeout=60_000
             )
             first = int(page.get_attribute("#count-total", "data-value") or 0)
             page.wait_for_function(
-                f"Number(document.querySelector('#count-total').dataset.value) > {first}", timeout=60_000
+                f"() => Number(document.querySelector('#count-total').dataset.value) > {first}", timeout=60_000
             )
             shown = int(page.get_attribute("#count-total", "data-value") or 0)
             assert shown > first >= 1
@@ -320,7 +329,7 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             )
             assert created["createUser"]["__typename"] == "User"
             operator = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
-            operator.on("pageerror", lambda e: page_errors.append(str(e)))
+            watch_errors(operator, page_errors)
             operator.goto(base)
             operator.fill("#login-user", "agent-12")
             operator.fill("#login-password", "agent-12 password!")
@@ -332,7 +341,7 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             ]
             operator.click(".tile[data-camera=demo]")
             operator.wait_for_function(
-                "document.querySelector('.stage-badge')?.dataset.state === 'playing'", timeout=30_000
+                "() => document.querySelector('.stage-badge')?.dataset.state === 'playing'", timeout=30_000
             )
             assert operator.is_disabled("#privacy") and operator.is_checked("#privacy")
             assert "people pixelated" in operator.inner_text(".stage-badge")

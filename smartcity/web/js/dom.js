@@ -9,6 +9,8 @@ export function h(tag, attrs = {}, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
     else if (k === "dataset") Object.assign(el.dataset, v);
+    // through the CSSOM: the Content-Security-Policy refuses style="" attributes (no 'unsafe-inline')
+    else if (k === "style") el.style.cssText = v;
     else if (k === "text") el.textContent = v;
     else if (k in el && typeof v !== "string") el[k] = v;
     else el.setAttribute(k, v === true ? "" : v);
