@@ -212,7 +212,7 @@ def run_pipeline(run: SceneRun, specs: Sequence[RuleSpec], flush_s: float) -> Pi
     last_flush: float | None = None
     t0 = time.perf_counter()
     for record in run.frames:
-        tracks = tracker.update(record.detections, record.t)
+        tracks = tracker.update(record.detections, record.t, (record.width, record.height))
         frame = FrameTracks(camera_id=record.camera, t=record.t, width=record.width, height=record.height,
                             tracks=tuple(tracks))
         out.events.extend(engine.update(frame))
@@ -424,7 +424,7 @@ def tracker_speed(n_frames: int, repeats: int = 3) -> dict[str, Any]:
             if f == warm:
                 start = time.perf_counter()
             t = f / 10.0
-            tracks = tracker.update(frame_dets, t)
+            tracks = tracker.update(frame_dets, t, (int(WIDTH), int(HEIGHT)))
             engine.update(FrameTracks("speed", t, int(WIDTH), int(HEIGHT), tuple(tracks)))
         return n_frames / (time.perf_counter() - start)
 
