@@ -36,6 +36,15 @@ class DwellParams(Params):
     exit_grace_s: float = Field(1.5, description="Seconds outside (or unseen) before the stay ends.", ge=0,
                                 le=600)
     min_track_age: int = Field(3, description="Frames a track must be detected before it can alert.", ge=1, le=100)
+    still_radius: float | None = Field(
+        0.5,
+        description="Only time spent stopped counts: the object's ground point stays within this many box "
+        "widths of where it stopped (a parked car's box jitters by a few percent; a car creeping through the "
+        "zone in a queue, or manoeuvring into the next bay, moves further and starts again). null: any time "
+        "in the zone counts (loitering).",
+        gt=0,
+        le=100,
+    )
 
 
 @register("dwell")
@@ -50,7 +59,9 @@ class DwellRule(Rule):
     def __init__(self, spec: RuleSpec, vocab: ClassVocab | None = None) -> None:
         super().__init__(spec, vocab)
         self.zone = Polygon.of(self.params.zone)
-        self.st = SlotArrays(since=(np.nan, np.float64), last=(np.nan, np.float64), fired=(False, bool))
+        # entered: first seen in the zone; since: stopped since (entered, without still_radius)
+        self.st = SlotArrays(entered=(np.nan, np.float64), since=(np.nan, np.float64), last=(np.nan, np.float64),
+                             fired=(False, bool), ax=(np.nan, np.float64), ay=(np.nan, np.float64))
         self.who: dict[int, tuple[int, str, float, float]] = {}
 
     def step(self, view: FrameView) -> list[RuleEvent]:
@@ -73,6 +84,17 @@ class DwellRule(Rule):
             return out
         idx, s = idx[inside], s[inside]
         start = np.isnan(st.since[s])
+        st.entered[s[start]] = view.t
+        if p.still_radius is not None:
+            # Moving on (beyond the radius from where it stopped) starts the stay again, unless it
+            # already alerted: then the stay goes on until the object leaves.
+            x, y = view.gx[idx], view.gy[idx]
+            a = _aspect(view)
+            far = np.hypot(x - st.ax[s], (y - st.ay[s]) * a) > p.still_radius * np.maximum(view.bw[idx], 1e-3)
+            moved = start | (far & ~st.fired[s])
+            ms = s[moved]
+            st.ax[ms], st.ay[ms] = x[moved], y[moved]
+            start = moved
         st.since[s[start]] = view.t
         st.last[s] = view.t
         due = ~st.fired[s] & (view.t - st.since[s] >= p.threshold_s) & (view.hits[idx] >= p.min_track_age)
@@ -82,14 +104,15 @@ class DwellRule(Rule):
             self.who[slot] = (tr.track_id, tr.cls, float(view.gx[i]), float(view.gy[i]))
             if due[k]:
                 st.fired[slot] = True
-                since = float(st.since[slot])
+                entered, since = float(st.entered[slot]), float(st.since[slot])
                 self.emit(out, view, view.t, "dwell", track_id=tr.track_id, object_class=tr.cls,
-                          payload=track_payload(view, i, entered_at=since, dwell_s=round(view.t - since, 3)))
+                          payload=track_payload(view, i, entered_at=entered, stopped_at=since,
+                                                dwell_s=round(view.t - entered, 3)))
         return out
 
     def _end(self, out: list[RuleEvent], view: FrameView, slot: int) -> None:
         fired = bool(self.st.fired[slot])
-        since, last = float(self.st.since[slot]), float(self.st.last[slot])
+        since, last = float(self.st.entered[slot]), float(self.st.last[slot])
         who = self.who.pop(slot, None)
         self.st.reset([slot])
         if not fired or who is None:

@@ -206,6 +206,22 @@ def test_dwell_onset_and_end() -> None:
     assert ev[1].payload["dwell_s"] == 50.2  # last seen inside at 51.2
 
 
+def test_dwell_counts_time_stopped_not_time_creeping_through() -> None:
+    """A car crawling through the zone in a queue for 40 s (a car length every 5 s) is not parked;
+    one that stops for 35 s is, however its box jitters (3 % of its width)."""
+    eng = RuleEngine([spec("dwell", {"zone": ZONE, "threshold_s": 30})], CAM)
+    rng = np.random.default_rng(4)
+    creep = [frame(0.5 * k, track(1, 0.21 + 0.005 * k, 0.4, size=0.05)) for k in range(80)]  # 0.05 per 5 s
+    park = [frame(0.5 * k, track(2, 0.6 + float(rng.normal(0, 0.0015)), 0.7, size=0.05)) for k in range(70)]
+    ev = run(eng, sorted(creep + park, key=lambda f: f.t))
+    assert [(e.kind, e.track_id) for e in ev if e.kind == "dwell"] == [("dwell", 2)]
+    assert ev[0].payload["stopped_at"] == 0.0
+    # the old presence-only behaviour stays available
+    eng = RuleEngine([spec("dwell", {"zone": ZONE, "threshold_s": 30, "still_radius": None})], CAM)
+    ev = run(eng, sorted(creep + park, key=lambda f: f.t))
+    assert sorted(e.track_id for e in ev if e.kind == "dwell") == [1, 2]
+
+
 def test_abandoned_object() -> None:
     eng = RuleEngine([spec("abandoned_object", {"unattended_s": 20, "person_radius": 0.08})], CAM)
     frames = []
