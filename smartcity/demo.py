@@ -48,8 +48,10 @@ DEMO_RULES: tuple[dict[str, Any], ...] = (
         "classes": ["person"],
         # the paving around the lamp post and its "assembly point" sign. Nobody stops there in
         # the clip, but strollers take up to ~14 s to cross it: at 10 s the rule fires about
-        # three times in the clip's 80 s (YOLOv3-tiny at 5 fps, replayed), enough to show it
-        "params": {"zone": [[0.47, 0.36], [0.66, 0.36], [0.66, 0.6], [0.47, 0.6]], "threshold_s": 10},
+        # three times in the clip's 80 s (YOLOv3-tiny at 5 fps, replayed), enough to show it.
+        # Lingering, not parking: time in the zone counts even while walking (still_radius null).
+        "params": {"zone": [[0.47, 0.36], [0.66, 0.36], [0.66, 0.6], [0.47, 0.6]], "threshold_s": 10,
+                   "still_radius": None},
     },
     {
         "id": "walkway-occupancy",
