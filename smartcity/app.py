@@ -160,7 +160,7 @@ class Server:
 
     async def start(self) -> None:
         s = self.settings
-        private_dir(s.storage.data_dir)  # database, evidence, spools: for the server's user only
+        private_dir(s.storage.data_dir, dedicated=True)  # database, evidence, spools: for the server's user only
         self.db = Database(s.database.url, echo=s.database.echo, pool_size=s.database.pool_size)
         if s.database.migrate_on_start:
             await migrate(s.database.url)

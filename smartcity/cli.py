@@ -142,7 +142,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from smartcity.storage.db import migrate
 
     settings = _settings(args.config)
-    private_dir(settings.storage.data_dir)
+    private_dir(settings.storage.data_dir, dedicated=True)
     rev = asyncio.run(migrate(settings.database.url))
     print(f"database at revision {rev}")
     return 0

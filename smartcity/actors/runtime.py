@@ -487,7 +487,7 @@ class Reconciler:
         path = self._evidence_dir / _safe(event.camera_id) / day / f"{_safe(event.event_id)}.jpg"
 
         def write() -> None:
-            private_dir(self._evidence_dir)  # pictures of people: for the server's user only
+            private_dir(self._evidence_dir, dedicated=True)  # pictures of people: for the server's user only
             path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
             tmp = path.with_suffix(".tmp")
             write_private(tmp, base64.b64decode(jpeg_b64))

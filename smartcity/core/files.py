@@ -14,21 +14,28 @@ PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
 
-def private_dir(path: Path) -> Path:
-    """Create `path` (and missing parents) as 0700; tighten it if it exists. Returns `path`."""
+def private_dir(path: Path, *, dedicated: bool = False) -> Path:
+    """Create `path` (and missing parents) as 0700. Returns `path`.
+
+    An existing folder is tightened only when it is `dedicated` to the server (its data folder,
+    evidence, spool): the folder of a file a user names (a detections log in /tmp) is theirs to
+    keep as it is. A shared folder (sticky bit, like /tmp) is never tightened."""
+    existed = path.is_dir()
     path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-    tighten(path)
+    if dedicated or not existed:
+        tighten(path)
     return path
 
 
 def tighten(path: Path) -> None:
-    """Remove group and other permissions from `path` when it is ours and has any."""
+    """Remove group and other permissions from `path` when it is ours, has any, and is not a
+    shared folder (sticky bit)."""
     try:
         st = path.stat()
     except FileNotFoundError:
         return
     mode = stat.S_IMODE(st.st_mode)
-    if st.st_uid == os.getuid() and mode & 0o077:
+    if st.st_uid == os.getuid() and mode & 0o077 and not mode & stat.S_ISVTX:
         path.chmod(mode & ~0o077)
 
 

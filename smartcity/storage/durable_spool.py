@@ -88,7 +88,7 @@ class DurableSpool:
         self.writer = writer
         self.cfg = cfg or SpoolConfig()
         self.dir = self.cfg.directory
-        private_dir(self.dir)
+        private_dir(self.dir, dedicated=True)
         for stale in self.dir.glob("*.tmp"):  # a segment never renamed into place was never acknowledged
             stale.unlink()
         self._segments: deque[tuple[Path, int]] = deque(

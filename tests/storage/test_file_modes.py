@@ -110,6 +110,25 @@ def test_private_helpers_tighten_what_exists(tmp_path: Path) -> None:
     picture = folder / "e.jpg"
     picture.write_bytes(b"old")
     picture.chmod(0o644)
-    private_dir(folder)
+    private_dir(folder, dedicated=True)
     write_private(picture, b"jpeg")
     assert (mode(folder), mode(picture), picture.read_bytes()) == (0o700, 0o600, b"jpeg")
+
+
+def test_a_folder_the_server_does_not_own_keeps_its_mode(tmp_path: Path) -> None:
+    """A detections log or an actor spool named in an existing folder (a user's, or /tmp) does not
+    tighten that folder: writing a log to /tmp once made /tmp 0700 and locked every other user
+    out of it. A shared (sticky) folder is never tightened, even when named as the data folder."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o755)
+    with DetectionLogWriter(shared / "cam.jsonl") as log:
+        log.write("cam", 0.0, 640, 480, [])
+    spool = EventSpool(home / "g1.sqlite")
+    spool.close()
+    private_dir(shared, dedicated=True)
+    assert (mode(shared), mode(home)) == (0o1777, 0o755)
+    assert mode(shared / "cam.jsonl") == 0o600
