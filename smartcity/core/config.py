@@ -8,7 +8,6 @@ Validators never do I/O.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from smartcity.core.errors import ConfigError
-from smartcity.core.netpolicy import CamerasPolicy, OutboundPolicy, check_camera_url
+from smartcity.core.netpolicy import CamerasPolicy, OutboundPolicy, check_camera_url, networks
 
 ENV_PREFIX = "SMARTCITY_"
 DEMO_URL = "demo://vtest"
@@ -57,13 +56,7 @@ class ServerConfig(Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, v: list[str]) -> list[str]:
-        out = []
-        for item in v:
-            try:
-                out.append(str(ipaddress.ip_network(item.strip(), strict=False)))
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
-        return out
+        return networks(v, "10.0.0.5 or 10.0.0.0/24")
 
     shutdown_timeout_s: float = Field(8.0, description="Seconds allowed for a clean stop.", gt=0, le=60)
     gc_tuning: bool = Field(

@@ -23,6 +23,7 @@ import asyncio
 import ipaddress
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -49,6 +50,22 @@ DENIED_BY_DEFAULT = (
 )
 
 
+
+def canonical(items: list[str], parse: Callable[[str], object], what: str) -> list[str]:
+    """Every item parsed and written in its canonical form, or a ValueError naming the bad one."""
+    out = []
+    for item in items:
+        try:
+            out.append(str(parse(item.strip())))
+        except ValueError:
+            raise ValueError(f"{item!r} is not {what}") from None
+    return out
+
+
+def networks(items: list[str], example: str = "10.0.0.0/24") -> list[str]:
+    """IP networks (an address is a network of one) in canonical CIDR form, or a ValueError."""
+    return canonical(items, lambda s: ipaddress.ip_network(s, strict=False), f"an IP address or CIDR network (e.g. {example})")
+
 class NetworkPolicy(BaseModel):
     """Addresses that may be reached: in one of `allow` and in none of `deny` (deny wins)."""
 
@@ -70,12 +87,7 @@ class NetworkPolicy(BaseModel):
     @field_validator("allow", "deny")
     @classmethod
     def _cidrs(cls, v: list[str]) -> list[str]:
-        for item in v:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"not a network: {item!r} (use CIDR, e.g. 10.0.0.0/8)") from None
-        return v
+        return networks(v, "10.0.0.0/8")
 
     def permits(self, address: str | IPAddress) -> bool:
         ip = ipaddress.ip_address(address) if isinstance(address, str) else address

@@ -4,10 +4,11 @@ what viewers may ask for (offer size, slots) and where ICE may send packets."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from smartcity.core.netpolicy import canonical, networks
 
 Codec = Literal["H264", "VP8"]
 
@@ -16,17 +17,6 @@ def _default_codecs() -> list[Codec]:
     # H.264 first: the cheaper encoder here (libx264 ultrafast) and hardware-decoded in browsers;
     # VP8 for browsers built without H.264 (some open-source Chromium builds)
     return ["H264", "VP8"]
-
-
-def _each(items: list[str], parse: Callable[[str], object], what: str) -> list[str]:
-    """Every item parsed and written in its canonical form, or a ValueError naming the bad one."""
-    out = []
-    for item in items:
-        try:
-            out.append(str(parse(item.strip())))
-        except ValueError:
-            raise ValueError(f"{item!r} is not {what}") from None
-    return out
 
 
 class IceServerConfig(BaseModel):
@@ -133,12 +123,12 @@ class LiveViewConfig(BaseModel):
     @field_validator("allowed_candidate_networks")
     @classmethod
     def _networks(cls, v: list[str]) -> list[str]:
-        return _each(v, lambda s: ipaddress.ip_network(s, strict=False), "a CIDR network (e.g. 10.20.0.0/16)")
+        return networks(v, "10.20.0.0/16")
 
     @field_validator("advertise_addresses")
     @classmethod
     def _addresses(cls, v: list[str]) -> list[str]:
-        return _each(v, ipaddress.ip_address, "an IP address (e.g. 10.20.0.5)")
+        return canonical(v, ipaddress.ip_address, "an IP address (e.g. 10.20.0.5)")
 
     @field_validator("codecs")
     @classmethod

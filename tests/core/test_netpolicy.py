@@ -84,7 +84,7 @@ def test_config_names_the_refused_camera_and_the_policy(tmp_path: Path) -> None:
     assert "cameras_policy.networks" in err.value.errors[1]
     with pytest.raises(ConfigError) as err:
         load_settings(overrides={"cameras_policy": {"networks": {"deny": ["not-a-net"]}}}, environ={})
-    assert "not a network: 'not-a-net'" in err.value.errors[0]
+    assert "'not-a-net' is not an IP address or CIDR network" in err.value.errors[0]
 
 
 def test_outbound_integrations_are_checked_against_their_policy() -> None:

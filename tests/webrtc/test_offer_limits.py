@@ -170,7 +170,7 @@ def test_live_view_limits_config() -> None:
     assert cfg.connect_timeout_s <= 15 and cfg.max_views_per_user == 2
     assert (cfg.max_offer_bytes, cfg.max_offer_candidates) == (65536, 32)
     assert LiveViewConfig(allowed_candidate_networks=["10.20.0.7/16"]).allowed_candidate_networks == ["10.20.0.0/16"]
-    with pytest.raises(ValidationError, match="is not a CIDR network"):
+    with pytest.raises(ValidationError, match="is not an IP address or CIDR network"):
         LiveViewConfig(allowed_candidate_networks=["city-lan"])
     with pytest.raises(ValidationError, match="is not an IP address"):
         LiveViewConfig(advertise_addresses=["10.0.0.0/8"])
