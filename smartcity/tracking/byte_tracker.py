@@ -422,7 +422,7 @@ class ByteTracker:
     def coast(self, t: float) -> list[Track]:
         """Advance every track to `t` by prediction alone, on a frame the detector did not see.
 
-        Not a missed frame: no track ages out, loses its streak or is confirmed; the next
+        Not a missed frame: no track ages out, misses a frame or is confirmed; the next
         `update` corrects the predictions. Returns the live tracks as `update` does.
         """
         step = self._steps_since_last(t)
