@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+from typing import Any
 
 import psutil
 
@@ -25,3 +27,15 @@ def session_processes(sid: int) -> list[psutil.Process]:
         except (ProcessLookupError, psutil.Error):
             continue
     return out
+
+
+async def run_pipeline_until(pipe: Any, analysed: int, poll_s: float = 0.001) -> None:
+    """Run a CameraPipeline until it has analysed `analysed` frames, then cancel it and wait."""
+    task = asyncio.get_running_loop().create_task(pipe.run())
+    while pipe.stats.analysed < analysed:
+        await asyncio.sleep(poll_s)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass

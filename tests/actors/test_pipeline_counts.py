@@ -3,9 +3,8 @@ minute, and a camera that runs for a long time keeps only its last minutes of bu
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
+from testkit import run_pipeline_until
 
 from smartcity.actors.motion import MotionConfig
 from smartcity.actors.pipeline import CameraPipeline
@@ -66,14 +65,7 @@ async def test_every_crossing_is_counted_in_its_minute_and_old_minutes_are_let_g
         "cam", source, infer, emit, rules=[rule], motion=MotionConfig(enabled=False), max_inflight=1,
         counts_flush_s=1e-6, idle_sleep_s=0.001,
     )  # fmt: skip
-    task = asyncio.get_running_loop().create_task(pipe.run())
-    while pipe.stats.analysed < n:
-        await asyncio.sleep(0.001)
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await run_pipeline_until(pipe, n)
     held = pipe.engine.counts.snapshot()
     pipe.flush_counts()  # what closing the camera does
 

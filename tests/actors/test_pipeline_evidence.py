@@ -3,11 +3,11 @@ event carries a JPEG snapshot with the zone drawn and the person next to it pixe
 
 from __future__ import annotations
 
-import asyncio
 import io
 
 import av
 import numpy as np
+from testkit import run_pipeline_until
 
 from smartcity.actors.pipeline import CameraPipeline
 from smartcity.analytics import validate_rule
@@ -58,14 +58,7 @@ async def test_dwell_event_with_pixelated_evidence() -> None:
     )
     source = Source(n=30)  # 6 s of video
     pipe = CameraPipeline("cam", source, infer, emit, rules=[rule], idle_sleep_s=0.001)
-    task = asyncio.create_task(pipe.run())
-    while pipe.stats.analysed < 30:
-        await asyncio.sleep(0.01)
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await run_pipeline_until(pipe, 30, poll_s=0.01)
 
     dwell = [e for e in emitted if isinstance(e, RuleEvent) and e.kind == "dwell"]
     assert len(dwell) == 1

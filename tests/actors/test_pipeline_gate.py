@@ -4,9 +4,8 @@ schedule, and what operators see pixelated follows the predicted boxes."""
 
 from __future__ import annotations
 
-import asyncio
-
 import numpy as np
+from testkit import run_pipeline_until
 
 from smartcity.actors.motion import MotionConfig
 from smartcity.actors.pipeline import CameraPipeline
@@ -70,14 +69,7 @@ async def run(n: int, motion: MotionConfig) -> tuple[CameraPipeline, list[tuple[
 
     pipe = Probe("cam", source, infer, emit, motion=motion, max_inflight=1, idle_sleep_s=0.001)
     pipe.shown = []
-    task = asyncio.get_running_loop().create_task(pipe.run())
-    while pipe.stats.analysed < n:
-        await asyncio.sleep(0.001)
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await run_pipeline_until(pipe, n)
     assert detected == pipe.stats.inferred
     return pipe, pipe.shown
 
