@@ -50,12 +50,12 @@ from roadsim.types import NoiseLevel, SceneRun, TrueEpisode  # noqa: E402
 from smartcity.analytics import RuleEngine, RuleSpec, validate_rule  # noqa: E402
 from smartcity.core.events import CountBucket, RuleEvent  # noqa: E402
 from smartcity.core.vision import FrameTracks  # noqa: E402
-from smartcity.replay import DetectionLogWriter  # noqa: E402
+from smartcity.replay import CameraReplay, DetectionLogWriter  # noqa: E402
 from smartcity.storage.db import Database, migrate  # noqa: E402
 from smartcity.storage.register import count_series  # noqa: E402
 from smartcity.storage.tables import counts as counts_table  # noqa: E402
 from smartcity.storage.writer import EventWriter  # noqa: E402
-from smartcity.tracking import ByteTracker, TrackerConfig  # noqa: E402
+from smartcity.tracking import ByteTracker  # noqa: E402
 
 CountKey = tuple[str, str, str]  # (rule id, direction name, class)
 EPISODE_WINDOW_S = (1.0, 3.0)  # an event matches an episode within [t_start - 1 s, t_end + 3 s]
@@ -204,24 +204,20 @@ class PipelineRun:
 
 
 def run_pipeline(run: SceneRun, specs: Sequence[RuleSpec], flush_s: float) -> PipelineRun:
-    """ByteTracker + RuleEngine over the run's frames, as replay() drives them; the count buckets
+    """ByteTracker + RuleEngine over the run's frames through replay's CameraReplay; the count buckets
     are taken every `flush_s` of frame time (flush_before = that frame's time) and at the end."""
     out = PipelineRun()
-    tracker = ByteTracker(TrackerConfig())
-    engine = RuleEngine(list(specs), run.camera_id)
+    camera = CameraReplay(run.camera_id, specs)
     last_flush: float | None = None
     t0 = time.perf_counter()
     for record in run.frames:
-        tracks = tracker.update(record.detections, record.t, (record.width, record.height))
-        frame = FrameTracks(camera_id=record.camera, t=record.t, width=record.width, height=record.height,
-                            tracks=tuple(tracks))
-        out.events.extend(engine.update(frame))
+        out.events.extend(camera.step(record)[1])
         if last_flush is None:
             last_flush = record.t
         elif record.t - last_flush >= flush_s:
-            out.flushes.append(engine.count_buckets(flush_before=record.t))
+            out.flushes.append(camera.count_buckets(flush_before=record.t))
             last_flush = record.t
-    out.flushes.append(engine.count_buckets(flush_before=None))
+    out.flushes.append(camera.count_buckets(flush_before=None))
     out.seconds = time.perf_counter() - t0
     return out
 

@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from smartcity.analytics import RuleEngine, load_rules_file
+from smartcity.analytics import RuleEngine, RuleSpec, load_rules_file
 from smartcity.analytics.counts import merge_parts
 from smartcity.core.errors import ConfigError, ValidationFailed
-from smartcity.core.events import CountBucket
+from smartcity.core.events import CountBucket, RuleEvent
 from smartcity.core.files import open_private, private_dir
-from smartcity.core.vision import Detection, FrameTracks
+from smartcity.core.vision import Detection, FrameTracks, Track
 from smartcity.tracking import ByteTracker, TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -299,6 +299,28 @@ class _AtomicLines:
         self._tmp.unlink(missing_ok=True)
 
 
+class CameraReplay:
+    """One camera's tracker and rule engine, driven frame by frame as the camera pipeline drives
+    them (frame size included). replay() and the benches share it, so they measure the same thing."""
+
+    def __init__(self, camera_id: str, rules: Sequence[RuleSpec], tracker_config: TrackerConfig | None = None) -> None:
+        self.camera_id = camera_id
+        self.tracker = ByteTracker(tracker_config if tracker_config is not None else TrackerConfig())
+        self.engine = RuleEngine([r for r in rules if r.camera_id == camera_id], camera_id)
+
+    def step(self, record: FrameRecord) -> tuple[list[Track], list[RuleEvent]]:
+        """Track one analysed frame and run the rules on it: (live tracks, rule events)."""
+        tracks = self.tracker.update(record.detections, record.t, (record.width, record.height))
+        frame = FrameTracks(
+            camera_id=record.camera, t=record.t, width=record.width, height=record.height, tracks=tuple(tracks)
+        )
+        return tracks, self.engine.update(frame)
+
+    def count_buckets(self, flush_before: float | None) -> list[CountBucket]:
+        """The parts of count buckets that changed (see RuleEngine.count_buckets)."""
+        return self.engine.count_buckets(flush_before=flush_before)
+
+
 def replay(
     rules_path: Path,
     detections_path: Path,
@@ -317,9 +339,7 @@ def replay(
     line, OSError for unreadable or unwritable files.
     """
     rules = load_rules_file(rules_path)
-    config = tracker_config if tracker_config is not None else TrackerConfig()
-    trackers: dict[str, ByteTracker] = {}
-    engines: dict[str, RuleEngine] = {}
+    cameras: dict[str, CameraReplay] = {}
     confirmed: dict[str, set[int]] = {}
     parts: dict[tuple[str, str, str, str, float, int, str], CountBucket] = {}  # latest emission of each
     frames = detections = 0
@@ -329,27 +349,22 @@ def replay(
     try:
         for record in records:
             camera = record.camera
-            tracker = trackers.get(camera)
-            if tracker is None:
-                tracker = trackers[camera] = ByteTracker(config)
-                engines[camera] = RuleEngine([r for r in rules if r.camera_id == camera], camera)
+            cam = cameras.get(camera)
+            if cam is None:
+                cam = cameras[camera] = CameraReplay(camera, rules, tracker_config)
                 confirmed[camera] = set()
-            engine = engines[camera]
-            tracks = tracker.update(record.detections, record.t, (record.width, record.height))
+            tracks, events = cam.step(record)
             confirmed[camera].update(tr.track_id for tr in tracks if tr.confirmed)
-            frame = FrameTracks(
-                camera_id=camera, t=record.t, width=record.width, height=record.height, tracks=tuple(tracks)
-            )
-            for event in engine.update(frame):
+            for event in events:
                 events_file.write(event.to_dict())
             # The engine hands out the parts of buckets that changed, with their running totals,
             # and forgets those that ended before `flush_before`: a crossing confirmed later
             # opens a new part of its bucket. merge_parts sums the latest total of each part.
-            parts.update((b.part_key(), b) for b in engine.count_buckets(flush_before=record.t))
+            parts.update((b.part_key(), b) for b in cam.count_buckets(flush_before=record.t))
             frames += 1
             detections += len(record.detections)
-        for camera in sorted(engines):
-            parts.update((b.part_key(), b) for b in engines[camera].count_buckets(flush_before=None))
+        for camera in sorted(cameras):
+            parts.update((b.part_key(), b) for b in cameras[camera].count_buckets(flush_before=None))
         for bucket in merge_parts(parts.values()):
             counts_file.write(bucket.to_dict())
     except BaseException:
@@ -362,7 +377,7 @@ def replay(
     counts_file.commit()
     return ReplayStats(
         frames=frames,
-        cameras=len(trackers),
+        cameras=len(cameras),
         events=events_file.lines,
         buckets=counts_file.lines,
         detections=detections,
