@@ -102,7 +102,6 @@ class FrameView:
     first_seen: FloatArray  # per slot (index with `slots`)
     new_slots: list[int] = field(default_factory=list)
     freed_slots: list[int] = field(default_factory=list)
-    relinked_slots: list[int] = field(default_factory=list)  # slots handed to a new track id this frame
     image: npt.NDArray[np.uint8] | None = None
     masks: dict[tuple[frozenset[str], float], BoolArray] = field(default_factory=dict)
     zones: dict[int, BoolArray] = field(default_factory=dict)
@@ -186,9 +185,8 @@ class SlotTable:
             kept.append(tr)
             slots_l.append(s)
         new_slots: list[int] = []
-        relinked: list[int] = []
         if unknown:
-            drop = self._assign(kept, slots_l, unknown, new_slots, relinked, t, w, h)
+            drop = self._assign(kept, slots_l, unknown, new_slots, t, w, h)
             if drop:
                 keep = [i for i in range(len(kept)) if i not in drop]
                 kept = [kept[i] for i in keep]
@@ -254,12 +252,12 @@ class SlotTable:
             camera_id=frame.camera_id, t=t, width=frame.width, height=frame.height, tracks=tracks,
             slots=slots, codes=codes, conf=conf, gx=gx, gy=gy, bw=bw, bh=bh, fresh=fresh, hits=hits,
             confirmed=confirmed, vocab=self.vocab, capacity=self.capacity, first_seen=self.first_seen,
-            new_slots=new_slots, freed_slots=freed, relinked_slots=relinked, image=image,
+            new_slots=new_slots, freed_slots=freed, image=image,
         )
 
     def _assign(
         self, kept: list[Track], slots_l: list[int], unknown: list[int], new_slots: list[int],
-        relinked: list[int], t: float, w: float, h: float,
+        t: float, w: float, h: float,
     ) -> set[int]:
         """Give a slot to each new track id: a lost object's slot when it is re-found, else a fresh one.
 
@@ -294,7 +292,6 @@ class SlotTable:
                 if s in index_of_slot:
                     drop.add(index_of_slot[s])
                 self.relinks += 1
-                relinked.append(s)
             taken.add(s)
             sot[tr.track_id] = s
             self.track_of_slot[s] = tr.track_id
