@@ -88,3 +88,23 @@ class VideoControl(Protocol):
     def runtime(self) -> tuple[CameraRuntime, ...]:
         """The camera group actors as last seen (empty when the video side does not run)."""
         ...
+
+
+class NoVideo:
+    """The video side when the server runs without Ray (tests, API-only servers): no pictures,
+    no running cameras, signal pushes refused."""
+
+    async def live_frame(self, camera_id: str) -> LiveFrame | None:
+        return None
+
+    async def snapshot(self, camera_id: str, *, pixelate: bool = True) -> bytes | None:
+        return None
+
+    async def push_signal(self, push: SignalPush) -> bool:
+        return False
+
+    def rules_changed(self, camera_id: str) -> None:
+        return None
+
+    def runtime(self) -> tuple[CameraRuntime, ...]:
+        return ()
