@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -61,10 +60,10 @@ from smartcity.integrations.console import ConsoleAlert as ConsoleAlertMessage
 from smartcity.integrations.twilio_sms import twilio_status_route
 from smartcity.storage.db import Database, check_migrations, current_revision, migrate
 from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
+from smartcity.storage.evidence import EvidenceStore
 from smartcity.storage.repo import CameraRepo
 from smartcity.storage.retention import run_retention
 from smartcity.storage.rules_repo import RuleRepo
-from smartcity.storage.tables import events as events_table
 from smartcity.storage.writer import EventWriter
 from smartcity.webrtc import LiveFrame, LiveViewConfig, LiveViewHub
 
@@ -141,6 +140,7 @@ class Server:
     supervisor: TaskSupervisor = field(default_factory=TaskSupervisor)
     status: StatusBoard = field(default_factory=StatusBoard)
     db: Database | None = None
+    evidence: EvidenceStore | None = None
     writer: EventWriter | None = None
     spool: DurableSpool | None = None
     alerting: Alerting | None = None
@@ -165,6 +165,7 @@ class Server:
         if s.database.migrate_on_start:
             await migrate(s.database.url)
         await check_migrations(self.db)
+        self.evidence = EvidenceStore(s.storage.data_dir / "evidence", self.db)
         cams = CameraRepo(self.db)
         await cams.sync_from_config(s.camera_groups, s.cameras)
         self.camera_groups = {c.id: c.group for c in await cams.list_cameras()}
@@ -203,12 +204,10 @@ class Server:
             self.alerting = await start_alerting(
                 AlertingContext(self.bus, self.db, self.supervisor, SystemClock(), alerts, sites, console_sink=console)
             )
-        db = self.db
+        db, evidence = self.db, self.evidence
         self.supervisor.start(
             "retention",
-            lambda: run_retention(
-                db, SystemClock(), retention_days=s.storage.retention_days, evidence_dir=s.storage.data_dir / "evidence"
-            ),
+            lambda: run_retention(db, SystemClock(), retention_days=s.storage.retention_days, evidence=evidence),
         )
 
         async def on_status(h: CameraHealth) -> None:
@@ -228,7 +227,7 @@ class Server:
                 actors=s.actors,
                 ray_cfg=s.ray,
                 spool_dir=s.storage.data_dir / "spool",
-                evidence_dir=s.storage.data_dir / "evidence",
+                evidence=self.evidence,
                 analysis=s.analysis,
             )
             self.supervisor.start("reconciler", self.reconciler.run)
@@ -347,29 +346,6 @@ class Server:
             session_check_s=self.settings.server.session_check_s,
             vet_camera_url=self.vet_camera_url,
         )
-
-    async def evidence_of(self, event_id: str) -> tuple[str, Path] | None:
-        """(camera id, file) of an event's evidence snapshot, if it exists on disk."""
-        assert self.db is not None
-        async with self.db.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(events_table.c.camera_id, events_table.c.evidence_path).where(
-                        events_table.c.event_id == event_id
-                    )
-                )
-            ).first()
-        if row is None or not row.evidence_path:
-            return None
-        path = Path(row.evidence_path)
-        root = self.settings.storage.data_dir / "evidence"
-
-        def inside_and_present() -> bool:
-            return path.resolve().is_relative_to(root.resolve()) and path.exists()
-
-        if not await asyncio.to_thread(inside_and_present):
-            return None
-        return row.camera_id, path
 
     async def push_signal(self, camera_id: str, rule_id: str, state: str, t: float) -> bool:
         """An external traffic-signal state for a red_light rule, straight to its camera's actor."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-from pathlib import Path
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -19,6 +18,7 @@ from smartcity.graphql.access import authenticate
 from smartcity.graphql.auth import AuthError, Principal, TokenSigner, bearer
 from smartcity.graphql.images import evidence_path, snapshot_path
 from smartcity.storage.db import Database
+from smartcity.storage.evidence import EvidenceStore
 from smartcity.storage.repo import CameraRepo
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,10 @@ class RoutedServer(Protocol):
 
     db: Database | None
     signer: TokenSigner | None
+    evidence: EvidenceStore | None
 
     async def health(self) -> dict[str, Any]: ...
     async def snapshot(self, camera_id: str, *, pixelate: bool = True) -> bytes | None: ...
-    async def evidence_of(self, event_id: str) -> tuple[str, Path] | None: ...
 
 
 class HttpRoutes:
@@ -94,11 +94,11 @@ class HttpRoutes:
         p = await self.caller(request, evidence_path(event_id))
         if p is None:
             return JSONResponse(NOT_AUTHENTICATED, status_code=401)
-        row = await self.server.evidence_of(event_id)
-        group = await self._camera_group(row[0]) if row is not None else None
-        if row is None or group is None or not p.sees_group(group):
+        found = await self.server.evidence.find(event_id) if self.server.evidence is not None else None
+        group = await self._camera_group(found.camera_id) if found is not None else None
+        if found is None or group is None or not p.sees_group(group):
             return JSONResponse({"error": "no such evidence"}, status_code=404)
-        return FileResponse(row[1], media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+        return FileResponse(found.path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     async def _caller_if_db(self, request: Request) -> Principal | None:
         """The API caller, or None also while the database is down (details stay private)."""

@@ -10,7 +10,6 @@ is its Ray remote form.
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import functools
 import logging
@@ -23,11 +22,10 @@ from typing import Any, Protocol
 from smartcity.actors.motion import MotionConfig
 from smartcity.actors.pipeline import CameraPipeline
 from smartcity.actors.spool import EventSpool, SpoolFull
-from smartcity.core.events import CameraHealth, CameraState, Event
+from smartcity.core.events import CameraHealth, CameraState, Event, EventEnvelope
+from smartcity.privacy import private_boxes, render_evidence
 
 log = logging.getLogger(__name__)
-
-EVIDENCE_KEY = "evidence_jpeg_b64"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +204,6 @@ class CameraGroup:
         """The picture operators may see and the boxes to hide in it: the last analysed frame
         with its own detections and the tracks the detector missed in it, or, for a camera
         without analysis, the latest decoded frame and None (nobody can be located)."""
-        from smartcity.actors.evidence import private_boxes
-
         pipe = self.pipelines.get(camera_id)
         if pipe is not None and pipe.latest_view is not None:
             frame, dets = pipe.latest_view
@@ -219,14 +215,12 @@ class CameraGroup:
     async def snapshot(self, camera_id: str, *, pixelate: bool = True, with_rules: bool = True) -> bytes | None:
         """JPEG of the latest picture: rule geometry drawn, people pixelated unless `pixelate` is False."""
         from smartcity.actors.evidence import rule_shapes
-        from smartcity.fusion.evidence import render_evidence
 
         view = self._private_view(camera_id)
         if view is None:
             return None
+        # boxes None (without analysis): render_evidence hides the whole picture rather than show people
         frame, boxes = view
-        if boxes is None:  # without analysis: hide the whole picture rather than show people
-            boxes = [(0.0, 0.0, float(frame.width), float(frame.height))]
         shapes = [s for r in self.rules.get(camera_id, []) for s in rule_shapes(r.params)] if with_rules else []
         return await asyncio.to_thread(render_evidence, frame.image, shapes, boxes, pixelate=pixelate)
 
@@ -265,9 +259,9 @@ class CameraGroup:
         return changes
 
     # ---- event pull --------------------------------------------------------------------
-    async def events(self, after: int, limit: int = 1000) -> list[dict[str, Any]]:
-        """Unacknowledged events with seq > after, in order (each body carries its `seq`)."""
-        return [e.body for e in self.spool.read(after, limit)]
+    async def events(self, after: int, limit: int = 1000) -> list[EventEnvelope]:
+        """Unacknowledged events with seq > after, in order, each with its evidence snapshot."""
+        return self.spool.read(after, limit)
 
     async def ack(self, upto: int) -> int:
         return self.spool.ack(upto)
@@ -392,24 +386,16 @@ class CameraGroup:
     def _record_forced(self, events: list[Event], evidence: dict[str, bytes] | None = None) -> None:
         """Rule events and counts are never dropped: the spool may exceed its bound for them.
 
-        An evidence JPEG travels in its event's body (base64) to the server, which stores it.
+        An evidence JPEG (by event id) is spooled with its event and pulled with it by the server,
+        which stores it.
         """
-        if not events:
-            return
-        bodies = []
-        for e in events:
-            body = e.to_dict()
-            jpeg = evidence.get(e.event_id) if evidence else None
-            if jpeg is not None:
-                body[EVIDENCE_KEY] = base64.b64encode(jpeg).decode("ascii")
-            bodies.append(body)
-        self.spool.append(bodies, force=True)
+        self.spool.append(events, evidence=evidence, force=True)
 
     def _record(self, events: list[Event]) -> None:
         if not events:
             return
         try:
-            self.spool.append([e.to_dict() for e in events])
+            self.spool.append(events)
         except SpoolFull:
             # Health is periodic status: when the server has not taken events for a long
             # time, the newest health reports are dropped (counted), never rule events.

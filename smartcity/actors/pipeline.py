@@ -23,10 +23,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from smartcity.actors.evidence import EvidenceBudget, private_boxes, rule_shapes, wants_evidence
+from smartcity.actors.evidence import EvidenceBudget, rule_shapes, wants_evidence
 from smartcity.actors.motion import GateDecision, MotionConfig, MotionGate
 from smartcity.core.events import DetectionSummary, Event, RuleEvent
 from smartcity.core.vision import Detection, FrameTracks, Track
+from smartcity.privacy import private_boxes, render_evidence
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +234,6 @@ class CameraPipeline:
         self, events: Sequence[RuleEvent], frame: AnalysedFrame, tracks: Sequence[Track], dets: Sequence[Detection]
     ) -> dict[str, bytes]:
         """JPEG snapshots (geometry drawn, people pixelated) for register-worthy events."""
-        from smartcity.fusion.evidence import render_evidence
-
         out: dict[str, bytes] = {}
         for ev in events:
             try:
@@ -247,7 +246,7 @@ class CameraPipeline:
                 out[ev.event_id] = render_evidence(
                     frame.image,
                     rule_shapes(rule.spec.params),
-                    private_boxes(tracks, frame.width, frame.height) + private_boxes(dets, frame.width, frame.height),
+                    private_boxes([*tracks, *dets], frame.width, frame.height),
                 )
             except Exception:
                 log.exception("evidence snapshot failed for %s", ev.event_id)

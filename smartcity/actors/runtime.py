@@ -1,15 +1,14 @@
 """Ray on the server side: start/connect Ray, reconcile camera-group actors with the
 desired state, and pull their events (cursor-based, acknowledged only once committed).
 
-The server injects two things: `desired()` (groups and cameras from the database) and a
-`sink` that returns only once a batch of events is durably stored. This module never
-imports storage or the API.
+The server injects three things: `desired()` (groups and cameras from the database), a
+`sink` that returns only once a batch of events is durably stored, and an evidence sink that
+writes the snapshots pulled with rule events. This module never imports storage or the API.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import json
 import logging
@@ -22,14 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from smartcity.actors.camera_group import EVIDENCE_KEY, CameraSpec
+from smartcity.actors.camera_group import CameraSpec
 from smartcity.actors.camera_group import remote_class as camera_group_class
 from smartcity.actors.inference import remote_class as inference_class
 from smartcity.core.aio import raise_if_cancelling, wait_for
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
-from smartcity.core.errors import ValidationFailed
-from smartcity.core.events import EVENT_TYPES, Event, RuleEvent, event_from_dict
-from smartcity.core.files import PRIVATE_DIR, private_dir, write_private
+from smartcity.core.events import Event, EventEnvelope, RuleEvent
+from smartcity.core.evidence import EvidenceSink
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +144,6 @@ class GroupSpec:
         return [json.loads(r) for r in self.rules]
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:128] or "_"
-
-
 def rule_json(rule: dict[str, Any]) -> str:
     """Canonical JSON of a rule spec, so that unchanged rules compare equal."""
     return json.dumps(rule, sort_keys=True, separators=(",", ":"), default=str)
@@ -180,16 +174,6 @@ class _GroupState:
     next_attempt: float = 0.0
 
 
-def body_to_event(body: dict[str, Any]) -> Event:
-    """Rebuild an event pulled from an actor spool (the spool adds its `seq`)."""
-    body = dict(body)
-    body.pop(EVIDENCE_KEY, None)
-    cls = EVENT_TYPES.get(str(body.get("type")))
-    if cls is not None and "seq" not in {f.name for f in dataclasses.fields(cls)}:
-        body.pop("seq", None)
-    return event_from_dict(body)
-
-
 class Reconciler:
     """Keeps one CameraGroupActor per desired group, restarts dead ones, and bridges events."""
 
@@ -203,7 +187,7 @@ class Reconciler:
         spool_dir: Path,
         analysis: AnalysisConfig | None = None,
         realtime: bool = True,
-        evidence_dir: Path | None = None,
+        evidence: EvidenceSink | None = None,
         call_timeout_s: float = 10.0,
     ) -> None:
         self._desired = desired
@@ -211,7 +195,7 @@ class Reconciler:
         self._cfg = actors
         self._ray_cfg = ray_cfg
         self._spool_dir = spool_dir.resolve()
-        self._evidence_dir = (evidence_dir or spool_dir.parent / "evidence").resolve()
+        self._evidence = evidence
         self._timeout = call_timeout_s
         self._analysis = analysis
         self._realtime = realtime
@@ -221,7 +205,7 @@ class Reconciler:
         self._inference: dict[str, Any] = {}
         self.inference_restarts = 0
         self.restarts = 0
-        self.bad_events = 0
+        self.evidence_lost = 0
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -461,41 +445,31 @@ class Reconciler:
 
     async def _pull_once(self, st: _GroupState) -> int:
         """Pull one batch after the cursor, store it, then acknowledge it to the actor."""
-        bodies: list[dict[str, Any]] = await self._actor_call(st, "events", st.cursor, self._cfg.pull_batch)
-        if not bodies:
+        batch: list[EventEnvelope] = await self._actor_call(st, "events", st.cursor, self._cfg.pull_batch)
+        if not batch:
             return 0
-        events: list[Event] = []
-        for body in bodies:
-            try:
-                event = body_to_event(body)
-                if EVIDENCE_KEY in body and isinstance(event, RuleEvent):
-                    event = await self._store_evidence(event, body[EVIDENCE_KEY])
-                events.append(event)
-            except ValidationFailed as exc:
-                self.bad_events += 1
-                log.error("group %s sent an unreadable event (seq %s): %s", st.spec.name, body.get("seq"), exc)
+        # snapshots first: an event is stored pointing at a file that is already complete
+        events = [await self._with_evidence(env) for env in batch]
         await self._sink.deliver(events)
-        last = int(bodies[-1]["seq"])
+        last = batch[-1].seq
         await self._actor_call(st, "ack", last)
         st.cursor = last
         st.pulled += len(events)
-        return len(bodies)
+        return len(batch)
 
-    async def _store_evidence(self, event: RuleEvent, jpeg_b64: str) -> RuleEvent:
-        """Write an event's snapshot under evidence/<camera>/<day>/<event id>.jpg (idempotent)."""
-        day = time.strftime("%Y-%m-%d", time.gmtime(event.t))
-        path = self._evidence_dir / _safe(event.camera_id) / day / f"{_safe(event.event_id)}.jpg"
-
-        def write() -> None:
-            private_dir(self._evidence_dir, dedicated=True)  # pictures of people: for the server's user only
-            path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-            tmp = path.with_suffix(".tmp")
-            write_private(tmp, base64.b64decode(jpeg_b64))
-            tmp.replace(path)
-
+    async def _with_evidence(self, env: EventEnvelope) -> Event:
+        """The event, pointing at its snapshot once the evidence sink has written it. A snapshot
+        that cannot be written is logged and counted; its event is stored without one."""
+        event = env.event
+        if env.evidence is None or not isinstance(event, RuleEvent):
+            return event
+        if self._evidence is None:
+            self.evidence_lost += 1
+            return event
         try:
-            await asyncio.to_thread(write)
-        except (OSError, ValueError) as exc:
+            path = await self._evidence.save(event, env.evidence)
+        except OSError as exc:
+            self.evidence_lost += 1
             log.error("evidence of %s not stored: %s", event.event_id, exc)
             return event
         return dataclasses.replace(event, evidence_path=str(path))

@@ -210,3 +210,14 @@ def event_from_dict(d: dict[str, Any]) -> Event:
         return cls(**kwargs)
     except TypeError as exc:
         raise ValidationFailed(f"{kind}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class EventEnvelope:
+    """An event as a camera-group actor hands it to the server: the event, its sequence number
+    in the actor's durable outbox (the server acknowledges up to it once the event is committed),
+    and the JPEG evidence snapshot taken with it, if any (already privacy-safe)."""
+
+    event: Event
+    seq: int
+    evidence: bytes | None = None

@@ -1,5 +1,5 @@
-"""smartcity.fusion: rule events -> incidents (dedupe, correlation, lifecycle), alert policy, evidence.
+"""smartcity.fusion: rule events -> incidents (dedupe, correlation, lifecycle), alert policy.
 
 Pure code: no I/O, no asyncio. `engine` fuses events, `policy` plans alert deliveries,
-`evidence` renders the evidence JPEG, `config` holds the pydantic sections.
+`config` holds the pydantic sections. Evidence snapshots are `smartcity.privacy`'s.
 """

@@ -3,21 +3,19 @@ configured number of days (default 30). Anonymous aggregated counts are kept. Ea
 logged and written to the audit log (actor `retention`).
 
 Open and acknowledged incidents are kept whatever their age: an operator still has to close
-them. Evidence files are only ever deleted inside the evidence directory.
+them. Evidence files go through the `EvidenceStore`, which only ever deletes inside its folder.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from sqlalchemy import delete, select
 
 from smartcity.core.clock import Clock
 from smartcity.storage.db import Database
+from smartcity.storage.evidence import EvidenceStore
 from smartcity.storage.tables import alert_deliveries, audit_log, events, incidents
 
 log = logging.getLogger(__name__)
@@ -35,48 +33,8 @@ class RetentionReport:
     deliveries: int
 
 
-def _inside(root: Path, path: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
-
-
-def _remove_files(root: Path, paths: list[str]) -> int:
-    n = 0
-    for p in paths:
-        path = Path(p) if os.path.isabs(p) else root / p
-        if not _inside(root, path):
-            log.warning("retention: evidence path %s is outside %s, left alone", p, root)
-            continue
-        try:
-            path.unlink()
-            n += 1
-        except FileNotFoundError:
-            pass
-    return n
-
-
-def _sweep_old_files(root: Path, cutoff: float) -> int:
-    """Evidence files older than the cutoff that no event row pointed to (e.g. written just before a crash)."""
-    n = 0
-    if not root.is_dir():
-        return 0
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(dirpath) / name
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    n += 1
-            except FileNotFoundError:
-                continue
-    return n
-
-
 async def purge_expired(
-    db: Database, *, retention_days: int, now: float, evidence_dir: Path | None = None, batch: int = 5000
+    db: Database, *, retention_days: int, now: float, evidence: EvidenceStore | None = None, batch: int = 5000
 ) -> RetentionReport:
     """Delete what is older than `retention_days` before `now`, in batches; returns the counts."""
     if retention_days < 1:
@@ -93,8 +51,8 @@ async def purge_expired(
             await conn.execute(delete(events).where(events.c.event_id.in_([r.event_id for r in rows])))
         n_events += len(rows)
         paths = [r.evidence_path for r in rows if r.evidence_path]
-        if paths and evidence_dir is not None:
-            n_files += await asyncio.to_thread(_remove_files, evidence_dir, paths)
+        if paths and evidence is not None:
+            n_files += await evidence.delete(paths)
     while True:
         async with db.engine.begin() as conn:
             ids = (
@@ -111,8 +69,8 @@ async def purge_expired(
             ).rowcount or 0
             await conn.execute(delete(incidents).where(incidents.c.incident_id.in_(ids)))
         n_incidents += len(ids)
-    if evidence_dir is not None:
-        n_files += await asyncio.to_thread(_sweep_old_files, evidence_dir, cutoff)
+    if evidence is not None:
+        n_files += await evidence.sweep(cutoff)
     report = RetentionReport(cutoff, n_events, n_files, n_incidents, n_deliveries)
     if n_events or n_files or n_incidents or n_deliveries:
         async with db.engine.begin() as conn:
@@ -130,13 +88,13 @@ async def purge_expired(
 
 
 async def run_retention(
-    db: Database, clock: Clock, *, retention_days: int, evidence_dir: Path | None, interval_s: float = 3600.0
+    db: Database, clock: Clock, *, retention_days: int, evidence: EvidenceStore | None, interval_s: float = 3600.0
 ) -> None:
     """Purge at start and then every `interval_s` (a supervised task); a failed purge is logged
     and tried again at the next interval."""
     while True:
         try:
-            await purge_expired(db, retention_days=retention_days, now=clock.time(), evidence_dir=evidence_dir)
+            await purge_expired(db, retention_days=retention_days, now=clock.time(), evidence=evidence)
         except Exception as exc:
             log.error("retention: purge failed, will retry in %.0f s: %s: %s", interval_s, type(exc).__name__, exc)
         await clock.sleep(interval_s)

@@ -18,9 +18,10 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from smartcity.privacy import OverlayRaster, compose, rasterise
 from smartcity.webrtc.config import Codec, LiveViewConfig
 from smartcity.webrtc.encoder import EncodedFrame, VideoEncoder
-from smartcity.webrtc.render import OverlayRaster, compose, fit_size, rasterise
+from smartcity.webrtc.render import fit_size
 from smartcity.webrtc.types import Box, FrameProvider, LiveFrame, OverlayShape
 
 log = logging.getLogger(__name__)

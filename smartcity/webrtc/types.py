@@ -6,19 +6,18 @@ camera actors in production, generated frames in tests) and callers pass what to
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
 from smartcity.core.errors import SmartcityError, ValidationFailed
+from smartcity.core.vision import Box
 
-Point = tuple[float, float]
-Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the frame
-RGB = tuple[int, int, int]
-
-GEOMETRY_RGB: RGB = (255, 200, 0)
+# re-exported: the live view's API takes overlay shapes (drawn by smartcity.privacy)
+from smartcity.privacy.overlay import OverlayShape as OverlayShape
+from smartcity.privacy.overlay import Point as Point
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -41,23 +40,6 @@ class FrameProvider(Protocol):
     """Where live views take pictures from; `latest` returns None while a camera has no frame."""
 
     async def latest(self, camera_id: str) -> LiveFrame | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class OverlayShape:
-    """A rule's geometry in normalised image coordinates (0..1): a polyline, or a polygon if `closed`."""
-
-    points: tuple[Point, ...]
-    closed: bool = False
-    rgb: RGB = GEOMETRY_RGB
-
-    @classmethod
-    def coerce(cls, shape: OverlayShape | Sequence[Sequence[float]]) -> OverlayShape:
-        """A shape from a plain point list: two points make a line, three or more a closed zone."""
-        if isinstance(shape, OverlayShape):
-            return shape
-        pts = tuple((float(p[0]), float(p[1])) for p in shape)
-        return cls(pts, closed=len(pts) >= 3)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from smartcity.actors.spool import EventSpool
 from smartcity.app import Server
 from smartcity.core.config import load_settings
+from smartcity.core.events import CameraHealth, CameraState
 from smartcity.core.files import private_dir, write_private
 from smartcity.replay import DetectionLogWriter
 from smartcity.storage.db import Database, migrate
@@ -83,7 +84,7 @@ async def test_server_data_folder_and_spool_are_private(tmp_path: Path) -> None:
 def test_actor_spool_and_detections_log_are_private(tmp_path: Path) -> None:
     spool = EventSpool(tmp_path / "spool" / "g1.sqlite")
     try:
-        spool.append([{"type": "x"}])
+        spool.append([CameraHealth(camera_id="c", t=0.0, group="g1", state=CameraState.ONLINE)])
         assert mode(tmp_path / "spool") == 0o700
         assert mode(tmp_path / "spool" / "g1.sqlite") == 0o600
         assert mode(tmp_path / "spool" / "g1.sqlite-wal") == 0o600

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from smartcity.core.events import CountBucket, Incident, IncidentState, RuleEvent, Severity
 from smartcity.storage.db import Database
+from smartcity.storage.evidence import EvidenceStore
 from smartcity.storage.outbox import NewDelivery, Outbox
 from smartcity.storage.retention import DAY_S, purge_expired
 from smartcity.storage.tables import alert_deliveries, audit_log, counts, events, incidents
@@ -56,7 +57,8 @@ async def test_purge_deletes_only_what_is_older_than_the_retention(db: Database,
         [NewDelivery("closed-old", "sms", "+1", "k1", NOW), NewDelivery("closed-new", "sms", "+1", "k2", NOW)],
         NOW - 31 * DAY_S,
     )
-    report = await purge_expired(db, retention_days=30, now=NOW, evidence_dir=evidence, batch=1)
+    store = EvidenceStore(evidence, db)
+    report = await purge_expired(db, retention_days=30, now=NOW, evidence=store, batch=1)
     assert (report.events, report.incidents, report.deliveries, report.evidence_files) == (2, 1, 1, 2)
     async with db.engine.connect() as conn:
         left = set((await conn.execute(select(events.c.event_id))).scalars())
@@ -70,7 +72,7 @@ async def test_purge_deletes_only_what_is_older_than_the_retention(db: Database,
     assert not (evidence / "old.jpg").exists() and (evidence / "new.jpg").exists() and not orphan.exists()
     assert outside.exists()  # never deletes outside the evidence directory
     assert len(audit) == 1 and audit[0]["actor"] == "retention" and audit[0]["after"]["events"] == 2
-    again = await purge_expired(db, retention_days=30, now=NOW, evidence_dir=evidence)
+    again = await purge_expired(db, retention_days=30, now=NOW, evidence=store)
     assert (again.events, again.incidents, again.evidence_files) == (0, 0, 0)
     assert await _count(db, audit_log) == 1  # nothing deleted, nothing logged
 

@@ -1,4 +1,4 @@
-"""Evidence JPEG: decodable, geometry drawn, people pixelated, input untouched."""
+"""Evidence JPEG (smartcity.privacy): decodable, geometry drawn, people pixelated, input untouched."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from smartcity.fusion.evidence import GEOMETRY_RGB, render_evidence
+from smartcity.privacy import GEOMETRY_RGB, render_evidence
 
 
 def _decode(jpeg: bytes) -> np.ndarray:
@@ -59,3 +59,16 @@ def test_odd_sizes_and_quality() -> None:
 def test_rejects_non_rgb_input() -> None:
     with pytest.raises(ValueError, match="RGB"):
         render_evidence(np.zeros((10, 10), np.uint8), [], [])
+
+
+def test_nobody_located_hides_the_whole_picture_but_not_the_geometry() -> None:
+    img = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    out = _decode(render_evidence(img, [[(0.0, 0.5), (1.0, 0.5)]], None, quality=2)).astype(int)
+    # blocks of min(160, 120) // 6 = 20 px: flat inside a block (JPEG noise aside) where the noise was not
+    block = out[0:20, 0:20].reshape(-1, 3)
+    assert np.ptp(block, axis=0).max() < 25 < np.ptp(img[0:20, 0:20].reshape(-1, 3), axis=0).max()
+    # the line across the middle is drawn over the pixelation
+    assert np.abs(out[59:61, 20:140].reshape(-1, 3).mean(axis=0) - np.array(GEOMETRY_RGB)).max() < 50
+    # pixelate=False shows the picture as it is, even with nobody located (an admin's choice)
+    clear = _decode(render_evidence(img, [], None, pixelate=False, quality=2)).astype(int)
+    assert np.ptp(clear[0:20, 0:20].reshape(-1, 3), axis=0).max() > 100
