@@ -174,6 +174,36 @@ class _GroupState:
     next_attempt: float = 0.0
 
 
+async def unpack_envelopes(
+    batch: Sequence[EventEnvelope], evidence: EvidenceSink | None
+) -> tuple[list[Event], int]:
+    """The events of a pulled batch, each rule event pointing at its snapshot once `evidence` has
+    written it; and how many snapshots were not stored (the event is stored without one rather
+    than held back: a bridge built without a sink keeps no pictures, a failed write is logged)."""
+    events: list[Event] = []
+    lost = 0
+    for env in batch:
+        event = env.event
+        if env.evidence is not None and isinstance(event, RuleEvent):
+            path = await _save_evidence(evidence, event, env.evidence)
+            if path is None:
+                lost += 1
+            else:
+                event = dataclasses.replace(event, evidence_path=str(path))
+        events.append(event)
+    return events, lost
+
+
+async def _save_evidence(evidence: EvidenceSink | None, event: RuleEvent, jpeg: bytes) -> Path | None:
+    if evidence is None:
+        return None
+    try:
+        return await evidence.save(event, jpeg)
+    except OSError as exc:
+        log.error("evidence of %s not stored: %s", event.event_id, exc)
+        return None
+
+
 class Reconciler:
     """Keeps one CameraGroupActor per desired group, restarts dead ones, and bridges events."""
 
@@ -449,30 +479,14 @@ class Reconciler:
         if not batch:
             return 0
         # snapshots first: an event is stored pointing at a file that is already complete
-        events = [await self._with_evidence(env) for env in batch]
+        events, lost = await unpack_envelopes(batch, self._evidence)
+        self.evidence_lost += lost
         await self._sink.deliver(events)
         last = batch[-1].seq
         await self._actor_call(st, "ack", last)
         st.cursor = last
         st.pulled += len(events)
         return len(batch)
-
-    async def _with_evidence(self, env: EventEnvelope) -> Event:
-        """The event, pointing at its snapshot once the evidence sink has written it. A snapshot
-        that cannot be written is logged and counted; its event is stored without one."""
-        event = env.event
-        if env.evidence is None or not isinstance(event, RuleEvent):
-            return event
-        if self._evidence is None:
-            self.evidence_lost += 1
-            return event
-        try:
-            path = await self._evidence.save(event, env.evidence)
-        except OSError as exc:
-            self.evidence_lost += 1
-            log.error("evidence of %s not stored: %s", event.event_id, exc)
-            return event
-        return dataclasses.replace(event, evidence_path=str(path))
 
     async def _bridge(self, st: _GroupState) -> None:
         failing = False
