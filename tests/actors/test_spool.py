@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import pickle
 import sqlite3
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def test_evidence_is_spooled_with_its_event_and_health_carries_the_outbox_seq(tm
     got = sp.read(after=0, limit=10)
     sp.close()
     assert got[0] == EventEnvelope(shot, 1, b"\xff\xd8jpeg\xff\xd9")
+    assert pickle.loads(pickle.dumps(got[0])) == got[0]  # as Ray hands it to the server
     assert got[1] == EventEnvelope(plain, 2, None)
     assert isinstance(got[2].event, CameraHealth) and got[2].event.seq == 3 and got[2].seq == 3
 
