@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+import strawberry
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -48,10 +50,21 @@ from smartcity.core.events import (
 from smartcity.core.files import private_dir
 from smartcity.core.status import StatusBoard
 from smartcity.core.supervisor import TaskSupervisor
+from smartcity.core.video import NoVideo, VideoControl
+from smartcity.extensions import (
+    Caller,
+    ExtensionPlan,
+    ExtensionServices,
+    GraphQLParts,
+    parse_extensions,
+    registered,
+)
+from smartcity.extensions.host import ExtensionHost
 from smartcity.graphql.app import GraphQLApp
 from smartcity.graphql.auth import TokenSigner, load_secret
 from smartcity.graphql.context import ApiServices
 from smartcity.graphql.login_limits import LoginLimiter
+from smartcity.graphql.schema import SchemaParts, make_schema
 from smartcity.http_headers import SecurityHeaders
 from smartcity.http_limits import BodySizeLimit
 from smartcity.http_routes import HttpRoutes
@@ -59,8 +72,9 @@ from smartcity.integrations.alerting import Alerting, AlertingContext, start_ale
 from smartcity.integrations.config import AlertsConfig
 from smartcity.integrations.console import ConsoleAlert as ConsoleAlertMessage
 from smartcity.integrations.twilio_sms import twilio_status_route
-from smartcity.storage.db import Database, check_migrations, current_revision, migrate
+from smartcity.storage.db import Database, MigrationBranch, check_migrations, current_revision, migrate
 from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
+from smartcity.storage.readonly import StoredReads
 from smartcity.storage.repo import CameraRepo
 from smartcity.storage.retention import run_retention
 from smartcity.storage.rules_repo import RuleRepo
@@ -157,14 +171,19 @@ class Server:
     _ray_started: bool = False
     _gc_saved: tuple[int, ...] | None = None
     _refused_cameras: set[tuple[str, str]] = field(default_factory=set)
+    video: VideoControl = field(default_factory=NoVideo)
+    # extensions: started last in start(), stopped first in stop()
+    extensions: ExtensionHost | None = None
 
     async def start(self) -> None:
         s = self.settings
         private_dir(s.storage.data_dir, dedicated=True)  # database, evidence, spools: for the server's user only
         self.db = Database(s.database.url, echo=s.database.echo, pool_size=s.database.pool_size)
+        plan = self.extensions.plan if self.extensions is not None else ExtensionPlan()
+        branches, known = extension_branches(plan)
         if s.database.migrate_on_start:
-            await migrate(s.database.url)
-        await check_migrations(self.db)
+            await migrate(s.database.url, branches, known=known)
+        await check_migrations(self.db, branches)
         cams = CameraRepo(self.db)
         await cams.sync_from_config(s.camera_groups, s.cameras)
         self.camera_groups = {c.id: c.group for c in await cams.list_cameras()}
@@ -238,6 +257,9 @@ class Server:
             gc.collect()
             gc.freeze()  # objects of the start-up are never scanned again
             gc.set_threshold(*GC_THRESHOLDS)
+        if self.extensions is not None:  # after storage, bus, alerting and the video side
+            services = ExtensionServices(self.bus, SystemClock(), StoredReads(self.db), self.video, self.db.engine)
+            await self.extensions.start(services)
 
     async def _bootstrap_admin(self) -> None:
         from smartcity.storage.users import create_user, list_users
@@ -290,6 +312,8 @@ class Server:
         # 1. actors first: the reconciler drains their outboxes into the writer
         # 2. the writer finishes its queue; 3. everything else; 4. Ray; 5. database
         t0 = time.monotonic()
+        if self.extensions is not None:  # first: they read from and push into everything below
+            await self.extensions.stop(timeout_s=timeout)
         if self.live_views is not None:
             await self.live_views.close()  # viewers read frames from the actors
         if self.reconciler is not None:
@@ -459,6 +483,14 @@ class _ServerCollector(Collector):
         yield fps
 
 
+def extension_branches(plan: ExtensionPlan) -> tuple[list[MigrationBranch], list[MigrationBranch]]:
+    """The Alembic branches of the configured extensions (migrated and checked), and of every
+    registered one (whose revisions a database may hold from an earlier configuration)."""
+    configured = [MigrationBranch(e.name, e.spec.migrations) for e in plan.entries if e.spec.migrations is not None]
+    known = [MigrationBranch(n, spec.migrations) for n, spec in registered().items() if spec.migrations is not None]
+    return configured, known
+
+
 def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bool = False) -> Starlette:
     """The ASGI app. `bootstrap_admin` (the demo): with no user in the database, create an admin
     with a random password and print it once, so that the console can be opened at once."""
@@ -474,6 +506,8 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
         unredact = redact_access_log()  # picture URLs carry tokens: the access log shows none
         try:
             await server.start()
+            if server.extensions is not None and server.extensions.graphql():
+                graphql_app.schema = extension_schema(server.extensions.graphql())
             log.info("smartcity ready on http://%s:%d", settings.server.host, settings.server.port)
             try:
                 yield
@@ -488,11 +522,23 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
     http_routes = HttpRoutes(server, registry, metrics_token=settings.server.metrics_token)
 
     graphql_app = GraphQLApp(server.api_services, introspection=settings.server.introspection)
+
+    # extensions: validated now (an unknown type is a ConfigError), started by the lifespan
+    def extension_schema(parts: Sequence[GraphQLParts]) -> strawberry.Schema:
+        extra = [SchemaParts(p.query, p.mutation, p.subscription) for p in parts]
+        return make_schema(introspection=settings.server.introspection, parts=extra)
+
+    async def extension_caller(request: Request) -> Caller | None:
+        p = await http_routes.caller(request)
+        return None if p is None else Caller(p.username, p.role, p.groups)
+
+    server.extensions = ExtensionHost(parse_extensions(settings.extensions), extension_caller, extension_schema)
     routes = [
         twilio_status_route(lambda: server.alerting.twilio_status if server.alerting else None),
         *http_routes.routes(),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),
+        Mount("/ext", app=server.extensions.router),
         Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"),
     ]
     # in front of every route: a body over the limit is refused before anything reads it
