@@ -51,13 +51,13 @@ from smartcity.core.files import private_dir
 from smartcity.core.status import StatusBoard
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.core.video import NoVideo, VideoControl
+from smartcity.extension_migrations import extension_branches
 from smartcity.extensions import (
     Caller,
     ExtensionPlan,
     ExtensionServices,
     GraphQLParts,
     parse_extensions,
-    registered,
 )
 from smartcity.extensions.host import ExtensionHost
 from smartcity.graphql.app import GraphQLApp
@@ -72,7 +72,7 @@ from smartcity.integrations.alerting import Alerting, AlertingContext, start_ale
 from smartcity.integrations.config import AlertsConfig
 from smartcity.integrations.console import ConsoleAlert as ConsoleAlertMessage
 from smartcity.integrations.twilio_sms import twilio_status_route
-from smartcity.storage.db import Database, MigrationBranch, check_migrations, current_revision, migrate
+from smartcity.storage.db import Database, check_migrations, current_revision, migrate
 from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
 from smartcity.storage.readonly import StoredReads
 from smartcity.storage.repo import CameraRepo
@@ -481,14 +481,6 @@ class _ServerCollector(Collector):
             fps.add_metric([cid], h.analysed_fps)
         yield states
         yield fps
-
-
-def extension_branches(plan: ExtensionPlan) -> tuple[list[MigrationBranch], list[MigrationBranch]]:
-    """The Alembic branches of the configured extensions (migrated and checked), and of every
-    registered one (whose revisions a database may hold from an earlier configuration)."""
-    configured = [MigrationBranch(e.name, e.spec.migrations) for e in plan.entries if e.spec.migrations is not None]
-    known = [MigrationBranch(n, spec.migrations) for n, spec in registered().items() if spec.migrations is not None]
-    return configured, known
 
 
 def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bool = False) -> Starlette:
