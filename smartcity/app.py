@@ -444,6 +444,9 @@ class Server:
         failed = self.supervisor.failures()
         if failed:
             out["task_failures"] = failed
+        ext = self.extensions
+        if ext is not None and (ext.running or ext.failed):  # a failed extension leaves the server healthy
+            out["extensions"] = {"running": ext.running, "failed": dict(ext.failed)}
         w = self.writer
         if w is not None:
             out["writer"] = {"committed": w.committed, "duplicates": w.duplicates, "failures": w.failures}

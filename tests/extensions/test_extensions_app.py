@@ -101,6 +101,10 @@ async def test_example_extension_end_to_end(tmp_path: Path) -> None:
         assert host.failed["failing"] == "RuntimeError: the outside system is not there"
         assert "'smartcity_test_no_such_dependency'" in host.failed["needs_missing"]
         assert "Query.me" in host.failed["clash"]
+        health = await server.health()
+        assert health["status"] == "healthy"
+        assert health["extensions"]["running"] == ["example"]
+        assert sorted(health["extensions"]["failed"]) == ["clash", "failing", "needs_missing"]
         # the failing one's subscription was undone; the example's is live
         names = [s.name for s in server.bus.subscriptions]
         assert not any(n.startswith("ext:failing") for n in names)
