@@ -114,11 +114,12 @@ class ExtensionContext:
     name: str
     services: ExtensionServices
     metadata: MetaData | None = None
-    supervisor: TaskSupervisor = field(default_factory=TaskSupervisor)
-    routes: list[BaseRoute] = field(default_factory=list)
-    graphql: GraphQLParts = field(default_factory=GraphQLParts)
-    _undo: list[Callable[[], None]] = field(default_factory=list)
-    _closed: bool = False
+    # owns the extension's tasks (its listeners too): cancelled when it stops
+    supervisor: TaskSupervisor = field(default_factory=TaskSupervisor, init=False)
+    routes: list[BaseRoute] = field(default_factory=list, init=False)
+    graphql: GraphQLParts = field(default_factory=GraphQLParts, init=False)
+    _undo: list[Callable[[], None]] = field(default_factory=list, init=False)
+    _closed: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.log = logging.getLogger(f"smartcity.extensions.{self.name}")

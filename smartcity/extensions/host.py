@@ -102,15 +102,19 @@ class ExtensionHost:
             if not entry.config.enabled:
                 continue
             ctx = ExtensionContext(entry.name, services, entry.spec.metadata)
+            started: Extension | None = None
             try:
                 extension = entry.spec.build(entry.config)
                 await wait_for(extension.start(ctx), self._start_timeout)
-                if ctx.graphql:
+                started = extension
+                if ctx.graphql:  # a field name already taken: refused now, not at the first request
                     self._check_graphql([*self.graphql(), ctx.graphql])
             except Exception as exc:
                 why = _reason(exc)
                 log.exception("extension %s failed to start: %s", entry.name, why)
                 self.failed[entry.name] = why
+                if started is not None:  # its start completed: it may hold more than ctx knows
+                    await self._stop_one(entry.name, started)
                 await ctx.close(timeout_s=self._start_timeout)
                 continue
             self._running.append(_Running(entry.name, extension, ctx))
@@ -123,12 +127,15 @@ class ExtensionHost:
         while self._running:
             r = self._running.pop()
             self.router.routes[:] = [m for m in self.router.routes if not (isinstance(m, Mount) and m.path == f"/{r.name}")]
-            try:
-                await wait_for(r.extension.stop(), timeout_s)
-            except Exception as exc:
-                log.exception("extension %s failed to stop cleanly: %s", r.name, _reason(exc))
+            await self._stop_one(r.name, r.extension, timeout_s)
             await r.ctx.close(timeout_s=timeout_s)
             log.info("extension %s stopped", r.name)
+
+    async def _stop_one(self, name: str, extension: Extension, timeout_s: float | None = None) -> None:
+        try:
+            await wait_for(extension.stop(), self._start_timeout if timeout_s is None else timeout_s)
+        except Exception as exc:
+            log.exception("extension %s failed to stop cleanly: %s", name, _reason(exc))
 
 
 def _reason(exc: BaseException) -> str:

@@ -47,11 +47,14 @@ class ClashQuery:
 
 @register_extension(ClashConfig)
 class Clash:
+    instances: list[Clash] = []  # noqa: RUF012 - the tests look at the one the server built
+
     def __init__(self, config: ClashConfig) -> None:
-        pass
+        self.stopped = False
+        Clash.instances.append(self)
 
     async def start(self, ctx: ExtensionContext) -> None:
         ctx.add_graphql(query=ClashQuery)
 
     async def stop(self) -> None:
-        return None
+        self.stopped = True

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from example_extension import Example, seen
-from failing_extensions import Failing
+from failing_extensions import Clash, Failing
 
 from smartcity.app import Server, create_app
 from smartcity.core.config import load_settings
@@ -88,6 +88,7 @@ async def test_example_extension_end_to_end(tmp_path: Path) -> None:
     discover("ext_fixture_pkg")  # finds needs_missing, whose dependency is not installed
     Example.instances.clear()
     Failing.instances.clear()
+    Clash.instances.clear()
     config: list[dict[str, object]] = [
         {"type": "failing"},
         {"type": "example", "signal_rule": "red-7"},
@@ -156,6 +157,7 @@ async def test_example_extension_end_to_end(tmp_path: Path) -> None:
     assert ext.ctx.supervisor.running == []
     assert host.running == []
     assert Failing.instances[-1].stopped is False  # a failed start is undone, not stopped
+    assert Clash.instances[-1].stopped is True  # started, then refused for its GraphQL: stopped
 
 
 async def test_unknown_type_is_a_config_error_naming_the_known_ones(tmp_path: Path) -> None:
