@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from smartcity.core.aio import wait_for
 from smartcity.extensions.base import Extension
 from smartcity.extensions.context import Caller, ExtensionContext, ExtensionServices, GraphQLParts
-from smartcity.extensions.registry import ExtensionPlan
+from smartcity.extensions.registry import Configured, ExtensionPlan
 
 log = logging.getLogger(__name__)
 
@@ -99,28 +99,30 @@ class ExtensionHost:
             log.error("extension %s not started: %s", gone.name, gone.reason)
             self.failed[gone.name] = gone.reason
         for entry in self.plan.entries:
-            if not entry.config.enabled:
-                continue
-            ctx = ExtensionContext(entry.name, services, entry.spec.metadata)
-            started: Extension | None = None
-            try:
-                extension = entry.spec.build(entry.config)
-                await wait_for(extension.start(ctx), self._start_timeout)
-                started = extension
-                if ctx.graphql:  # a field name already taken: refused now, not at the first request
-                    self._check_graphql([*self.graphql(), ctx.graphql])
-            except Exception as exc:
-                why = _reason(exc)
-                log.exception("extension %s failed to start: %s", entry.name, why)
-                self.failed[entry.name] = why
-                if started is not None:  # its start completed: it may hold more than ctx knows
-                    await self._stop_one(entry.name, started)
-                await ctx.close(timeout_s=self._start_timeout)
-                continue
-            self._running.append(_Running(entry.name, extension, ctx))
-            if ctx.routes:
-                self.router.routes.append(Mount(f"/{entry.name}", app=_Guarded(Router(ctx.routes), self._authenticate)))
-            log.info("extension %s started", entry.name)
+            if entry.config.enabled:
+                await self._start_one(entry, services)
+
+    async def _start_one(self, entry: Configured, services: ExtensionServices) -> None:
+        ctx = ExtensionContext(entry.name, services, entry.spec.metadata)
+        started: Extension | None = None
+        try:
+            extension = entry.spec.build(entry.config)
+            await wait_for(extension.start(ctx), self._start_timeout)
+            started = extension
+            if ctx.graphql:  # a field name already taken: refused now, not at the first request
+                self._check_graphql([*self.graphql(), ctx.graphql])
+        except Exception as exc:
+            why = _reason(exc)
+            log.exception("extension %s failed to start: %s", entry.name, why)
+            self.failed[entry.name] = why
+            if started is not None:  # its start completed: it may hold more than ctx knows
+                await self._stop_one(entry.name, started)
+            await ctx.close(timeout_s=self._start_timeout)
+            return
+        self._running.append(_Running(entry.name, extension, ctx))
+        if ctx.routes:
+            self.router.routes.append(Mount(f"/{entry.name}", app=_Guarded(Router(ctx.routes), self._authenticate)))
+        log.info("extension %s started", entry.name)
 
     async def stop(self, timeout_s: float) -> None:
         """Stop each running extension, newest first: its `stop()`, then its context."""

@@ -4,6 +4,7 @@ and the `extensions:` config entries validated against it."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import pkgutil
@@ -83,16 +84,17 @@ def discover(package: str = PACKAGE) -> None:
     pkg = importlib.import_module(package)
     for info in pkgutil.iter_modules(pkg.__path__):
         if info.ispkg:
-            try:
-                importlib.import_module(f"{package}.{info.name}")
-            except Exception as exc:
-                _record_failure(info.name, exc)
+            _load(info.name, functools.partial(importlib.import_module, f"{package}.{info.name}"))
     if package == PACKAGE:
         for ep in entry_points(group=ENTRY_POINTS):
-            try:
-                ep.load()
-            except Exception as exc:
-                _record_failure(ep.name, exc)
+            _load(ep.name, ep.load)
+
+
+def _load(name: str, load: Callable[[], object]) -> None:
+    try:
+        load()
+    except Exception as exc:
+        _record_failure(name, exc)
 
 
 def registered() -> dict[str, ExtensionSpec]:
@@ -129,41 +131,48 @@ class ExtensionPlan:
     unavailable: tuple[Unavailable, ...] = ()
 
 
+def _entry(where: str, entry: Mapping[str, object], specs: Mapping[str, ExtensionSpec]) -> Configured | Unavailable | list[str]:
+    """One entry checked: its registration and valid config, unavailable, or its errors."""
+    kind = entry.get("type")
+    if not isinstance(kind, str):
+        return [f"{where}.type: field required (one of: {', '.join(sorted(specs)) or 'none registered'})"]
+    spec = specs.get(kind)
+    if spec is None:
+        if kind in _unavailable:
+            return Unavailable(kind, _unavailable[kind])
+        return [f"{where}.type: unknown extension type {kind!r} (known: {', '.join(sorted(specs)) or 'none registered'})"]
+    try:
+        return Configured(spec, spec.config.model_validate(dict(entry)))
+    except ValidationError as exc:
+        return [
+            f"{where}{line[6:]}" if line.startswith("(root)") else f"{where}.{line}"
+            for line in format_validation_error(exc)
+        ]
+
+
 def parse_extensions(entries: Sequence[Mapping[str, object]]) -> ExtensionPlan:
     """Validate `extensions:` entries through the registry; raises ConfigError listing every
     problem as `extensions[i].field: message` (an unknown type names the known ones)."""
-    specs = registered()
-    errors: list[str] = []
     if len(entries) > MAX_EXTENSIONS:
         raise ConfigError([f"extensions: at most {MAX_EXTENSIONS} entries"])
+    specs = registered()
+    errors: list[str] = []
     out: list[Configured] = []
     missing: list[Unavailable] = []
-    seen: set[str] = set()
+    seen: set[object] = set()
     for i, entry in enumerate(entries):
-        where = f"extensions[{i}]"
         kind = entry.get("type")
-        if not isinstance(kind, str):
-            errors.append(f"{where}.type: field required (one of: {', '.join(sorted(specs)) or 'none registered'})")
-            continue
-        if kind in seen:
-            errors.append(f"{where}.type: extension {kind!r} configured twice (one entry per type)")
+        if isinstance(kind, str) and kind in seen:
+            errors.append(f"extensions[{i}].type: extension {kind!r} configured twice (one entry per type)")
             continue
         seen.add(kind)
-        spec = specs.get(kind)
-        if spec is None:
-            if kind in _unavailable:
-                missing.append(Unavailable(kind, _unavailable[kind]))
-            else:
-                known = ", ".join(sorted(specs)) or "none registered"
-                errors.append(f"{where}.type: unknown extension type {kind!r} (known: {known})")
-            continue
-        try:
-            out.append(Configured(spec, spec.config.model_validate(dict(entry))))
-        except ValidationError as exc:
-            errors.extend(
-                f"{where}{line[6:]}" if line.startswith("(root)") else f"{where}.{line}"
-                for line in format_validation_error(exc)
-            )
+        got = _entry(f"extensions[{i}]", entry, specs)
+        if isinstance(got, Configured):
+            out.append(got)
+        elif isinstance(got, Unavailable):
+            missing.append(got)
+        else:
+            errors.extend(got)
     if errors:
         raise ConfigError(errors)
     return ExtensionPlan(tuple(out), tuple(missing))
