@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-import strawberry
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -51,20 +49,13 @@ from smartcity.core.files import private_dir
 from smartcity.core.status import StatusBoard
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.core.video import NoVideo, VideoControl
-from smartcity.extension_migrations import extension_branches
-from smartcity.extensions import (
-    Caller,
-    ExtensionPlan,
-    ExtensionServices,
-    GraphQLParts,
-    parse_extensions,
-)
+from smartcity.extension_wiring import extension_branches, extension_host, extension_schema
+from smartcity.extensions import ExtensionPlan, ExtensionServices
 from smartcity.extensions.host import ExtensionHost
 from smartcity.graphql.app import GraphQLApp
 from smartcity.graphql.auth import TokenSigner, load_secret
 from smartcity.graphql.context import ApiServices
 from smartcity.graphql.login_limits import LoginLimiter
-from smartcity.graphql.schema import SchemaParts, make_schema
 from smartcity.http_headers import SecurityHeaders
 from smartcity.http_limits import BodySizeLimit
 from smartcity.http_routes import HttpRoutes
@@ -502,7 +493,7 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
         try:
             await server.start()
             if server.extensions is not None and server.extensions.graphql():
-                graphql_app.schema = extension_schema(server.extensions.graphql())
+                graphql_app.schema = extension_schema(settings, server.extensions.graphql())
             log.info("smartcity ready on http://%s:%d", settings.server.host, settings.server.port)
             try:
                 yield
@@ -517,17 +508,8 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
     http_routes = HttpRoutes(server, registry, metrics_token=settings.server.metrics_token)
 
     graphql_app = GraphQLApp(server.api_services, introspection=settings.server.introspection)
-
     # extensions: validated now (an unknown type is a ConfigError), started by the lifespan
-    def extension_schema(parts: Sequence[GraphQLParts]) -> strawberry.Schema:
-        extra = [SchemaParts(p.query, p.mutation, p.subscription) for p in parts]
-        return make_schema(introspection=settings.server.introspection, parts=extra)
-
-    async def extension_caller(request: Request) -> Caller | None:
-        p = await http_routes.caller(request)
-        return None if p is None else Caller(p.username, p.role, p.groups)
-
-    server.extensions = ExtensionHost(parse_extensions(settings.extensions), extension_caller, extension_schema)
+    server.extensions = extension_host(settings, http_routes.caller)
     routes = [
         twilio_status_route(lambda: server.alerting.twilio_status if server.alerting else None),
         *http_routes.routes(),

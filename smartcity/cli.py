@@ -139,7 +139,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from smartcity.extension_migrations import extension_branches
+    from smartcity.extension_wiring import extension_branches
     from smartcity.extensions import parse_extensions
     from smartcity.storage.db import branch_head, migrate
 
