@@ -47,6 +47,10 @@ from smartcity.core.events import (
 from smartcity.core.files import private_dir
 from smartcity.core.status import StatusBoard
 from smartcity.core.supervisor import TaskSupervisor
+from smartcity.core.video import NoVideo, VideoControl
+from smartcity.extension_wiring import extension_branches, extension_host, extension_schema
+from smartcity.extensions import ExtensionPlan, ExtensionServices
+from smartcity.extensions.host import ExtensionHost
 from smartcity.graphql.app import GraphQLApp
 from smartcity.graphql.auth import TokenSigner, load_secret
 from smartcity.graphql.context import ApiServices
@@ -61,6 +65,7 @@ from smartcity.integrations.twilio_sms import twilio_status_route
 from smartcity.storage.db import Database, check_migrations, current_revision, migrate
 from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
 from smartcity.storage.evidence import EvidenceStore
+from smartcity.storage.readonly import StoredReads
 from smartcity.storage.repo import CameraRepo
 from smartcity.storage.retention import run_retention
 from smartcity.storage.rules_repo import RuleRepo
@@ -157,14 +162,19 @@ class Server:
     _ray_started: bool = False
     _gc_saved: tuple[int, ...] | None = None
     _refused_cameras: set[tuple[str, str]] = field(default_factory=set)
+    video: VideoControl = field(default_factory=NoVideo)
+    # extensions: started last in start(), stopped first in stop()
+    extensions: ExtensionHost | None = None
 
     async def start(self) -> None:
         s = self.settings
         private_dir(s.storage.data_dir, dedicated=True)  # database, evidence, spools: for the server's user only
         self.db = Database(s.database.url, echo=s.database.echo, pool_size=s.database.pool_size)
+        plan = self.extensions.plan if self.extensions is not None else ExtensionPlan()
+        branches, known = extension_branches(plan)
         if s.database.migrate_on_start:
-            await migrate(s.database.url)
-        await check_migrations(self.db)
+            await migrate(s.database.url, branches, known=known)
+        await check_migrations(self.db, branches)
         self.evidence = EvidenceStore(s.storage.data_dir / "evidence", self.db)
         cams = CameraRepo(self.db)
         await cams.sync_from_config(s.camera_groups, s.cameras)
@@ -237,6 +247,9 @@ class Server:
             gc.collect()
             gc.freeze()  # objects of the start-up are never scanned again
             gc.set_threshold(*GC_THRESHOLDS)
+        if self.extensions is not None:  # after storage, bus, alerting and the video side
+            services = ExtensionServices(self.bus, SystemClock(), StoredReads(self.db), self.video, self.db.engine)
+            await self.extensions.start(services)
 
     async def _bootstrap_admin(self) -> None:
         from smartcity.storage.users import create_user, list_users
@@ -289,6 +302,8 @@ class Server:
         # 1. actors first: the reconciler drains their outboxes into the writer
         # 2. the writer finishes its queue; 3. everything else; 4. Ray; 5. database
         t0 = time.monotonic()
+        if self.extensions is not None:  # first: they read from and push into everything below
+            await self.extensions.stop(timeout_s=timeout)
         if self.live_views is not None:
             await self.live_views.close()  # viewers read frames from the actors
         if self.reconciler is not None:
@@ -396,6 +411,9 @@ class Server:
         failed = self.supervisor.failures()
         if failed:
             out["task_failures"] = failed
+        ext = self.extensions
+        if ext is not None and (ext.running or ext.failed):  # a failed extension leaves the server healthy
+            out["extensions"] = {"running": ext.running, "failed": dict(ext.failed)}
         w = self.writer
         if w is not None:
             out["writer"] = {"committed": w.committed, "duplicates": w.duplicates, "failures": w.failures}
@@ -450,6 +468,8 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
         unredact = redact_access_log()  # picture URLs carry tokens: the access log shows none
         try:
             await server.start()
+            if server.extensions is not None and server.extensions.graphql():
+                graphql_app.schema = extension_schema(settings, server.extensions.graphql())
             log.info("smartcity ready on http://%s:%d", settings.server.host, settings.server.port)
             try:
                 yield
@@ -464,11 +484,14 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
     http_routes = HttpRoutes(server, registry, metrics_token=settings.server.metrics_token)
 
     graphql_app = GraphQLApp(server.api_services, introspection=settings.server.introspection)
+    # extensions: validated now (an unknown type is a ConfigError), started by the lifespan
+    server.extensions = extension_host(settings, http_routes.caller)
     routes = [
         twilio_status_route(lambda: server.alerting.twilio_status if server.alerting else None),
         *http_routes.routes(),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),
+        Mount("/ext", app=server.extensions.router),
         Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"),
     ]
     # in front of every route: a body over the limit is refused before anything reads it

@@ -139,12 +139,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from smartcity.storage.db import migrate
+    from smartcity.extension_wiring import extension_branches
+    from smartcity.extensions import parse_extensions
+    from smartcity.storage.db import branch_head, migrate
 
     settings = _settings(args.config)
     private_dir(settings.storage.data_dir, dedicated=True)
-    rev = asyncio.run(migrate(settings.database.url))
+    branches, known = extension_branches(parse_extensions(settings.extensions))
+    rev = asyncio.run(migrate(settings.database.url, branches, known=known))
     print(f"database at revision {rev}")
+    for b in branches:  # the extensions' own tables
+        print(f"extension {b.label} at revision {branch_head(b)}")
     return 0
 
 

@@ -1,5 +1,5 @@
 """Validation of the configuration sections owned by plugins (detector, motion gate, tracker,
-alerts): the core config keeps them as mappings, this checks them with their own models and
+alerts, extensions): the core config keeps them as mappings, this checks them with their own models and
 reports errors with full paths, like the core sections."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def _check(model: type[BaseModel], data: dict[str, Any], prefix: str, errors: li
 
 def plugin_errors(settings: Settings) -> list[str]:
     from smartcity.actors.motion import MotionConfig
+    from smartcity.extensions import parse_extensions
     from smartcity.integrations.config import AlertsConfig, outbound_errors
     from smartcity.models.config import parse_detector_config
     from smartcity.tracking import TrackerConfig
@@ -42,6 +43,10 @@ def plugin_errors(settings: Settings) -> list[str]:
         alerts = AlertsConfig.model_validate(settings.alerts)
         errors.extend(f"alerts.{e}" for e in outbound_errors(alerts, settings.outbound_policy.networks))
     _check(LiveViewConfig, settings.live_view, "live_view", errors)
+    try:
+        parse_extensions(settings.extensions)
+    except ConfigError as exc:
+        errors.extend(exc.errors)
     return errors
 
 

@@ -75,3 +75,21 @@ def test_readme_live_view_and_limits_example_is_a_valid_config(tmp_path: Path) -
     s = check_settings(load_settings(f, environ={}))
     assert s.server.max_body_bytes == 1 << 20
     assert LiveViewConfig.model_validate(s.live_view).advertise_addresses == ["10.20.0.5"]
+
+
+def test_readme_extension_example_registers_and_its_config_validates(tmp_path: Path) -> None:
+    from smartcity.core.config import load_settings
+    from smartcity.extensions import ExtensionConfig, registered
+    from smartcity.settings_check import check_settings
+
+    code = block_after("### Writing an extension", "python")
+    exec(compile(code, "README.md", "exec", dont_inherit=True), {"__name__": "readme_bins", "__file__": str(tmp_path / "bins.py")})
+    spec = registered()["bins"]
+    assert spec.migrations == tmp_path / "migrations"
+    assert spec.metadata is not None and "bins_full_events" in spec.metadata.tables
+    f = tmp_path / "ext.yaml"
+    f.write_text(block_after("### Extensions", "yaml"))
+    s = check_settings(load_settings(f, environ={}))
+    config = spec.config.model_validate(s.extensions[0])
+    assert isinstance(config, ExtensionConfig)
+    assert config.model_dump() == {"type": "bins", "enabled": True, "rule_type": "dwell"}

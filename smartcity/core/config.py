@@ -239,6 +239,13 @@ class Settings(BaseSettings):
     outbound_policy: OutboundPolicy = Field(
         default_factory=OutboundPolicy, description="Networks that alert integrations (webhooks, MQTT) may reach."
     )
+    extensions: list[dict[str, object]] = Field(
+        default_factory=list,
+        description="Extensions to start, in order: one entry per type, `{type: <name>, ...}` with the fields "
+        "of that type's config model; validated through smartcity.extensions' registry when the server "
+        "starts or check-config runs.",
+        max_length=64,
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -13,7 +13,7 @@ SDL committed as `schema.graphql` is the contract (a test fails when they drift)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import strawberry
@@ -28,6 +28,7 @@ from strawberry.extensions import (
 from strawberry.scalars import JSON
 
 from smartcity.graphql.errors import MaskingSchema
+from smartcity.graphql.extension_fields import SchemaConflict, SchemaParts, merge_parts
 from smartcity.graphql.limits import JSON_SCALAR, CostLimiter
 from smartcity.graphql.mutations import Mutation
 from smartcity.graphql.queries import Query
@@ -52,9 +53,11 @@ class IntrospectionForUsers(SchemaExtension):
         yield
 
 
-def make_schema(*, introspection: bool = True) -> strawberry.Schema:
+def make_schema(*, introspection: bool = True, parts: Sequence[SchemaParts] = ()) -> strawberry.Schema:
     """The API schema, with depth/token/alias/cost limits; introspection is refused to anonymous
-    callers, and to everyone when `introspection` is False."""
+    callers, and to everyone when `introspection` is False. `parts`: fields that extensions add
+    (smartcity.graphql.extension_fields): a name already taken raises SchemaConflict."""
+    query, mutation, subscription, guard = merge_parts(Query, Mutation, Subscription, parts)
     extensions: list[Any] = [
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
@@ -65,10 +68,12 @@ def make_schema(*, introspection: bool = True) -> strawberry.Schema:
         extensions.append(IntrospectionForUsers)
     else:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    if guard is not None:
+        extensions.append(guard)
     return MaskingSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
+        query=query,
+        mutation=mutation,
+        subscription=subscription,
         extensions=extensions,
         expected=(SubscriptionEnded,),  # anything unexpected reaches the client as an error id
         scalar_overrides={JSON: JSON_SCALAR},  # inputs: finite and at most MAX_JSON_DEPTH deep
@@ -76,4 +81,4 @@ def make_schema(*, introspection: bool = True) -> strawberry.Schema:
 
 
 schema = make_schema()
-__all__ = ["make_schema", "schema", "ts"]
+__all__ = ["SchemaConflict", "SchemaParts", "make_schema", "schema", "ts"]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,14 +51,16 @@ class SchemaError(SmartcityError):
 class MigrationsPending(SchemaError):
     """The database is behind the code's head revision; run `smartcity migrate`."""
 
-    def __init__(self, current: str | None, head: str) -> None:
+    def __init__(self, current: str | None, head: str, *, branch: str | None = None) -> None:
         where = current if current is not None else "none (empty database)"
+        of = f"extension {branch!r}: its tables are" if branch else "database schema is"
         super().__init__(
-            f"database schema is at revision {where} but this version needs {head}: "
+            f"{of} at revision {where} but this version needs {head}: "
             "run `smartcity migrate` (or set database.migrate_on_start)"
         )
         self.current = current
         self.head = head
+        self.branch = branch
 
 
 class Database:
@@ -158,11 +162,23 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
 
 
-def alembic_config(url: str | None = None) -> Config:
-    """The Alembic configuration of the packaged migrations, built without an ini file."""
+@dataclass(frozen=True, slots=True)
+class MigrationBranch:
+    """An extension's own tables: an Alembic branch whose revisions live in `versions`; its
+    first revision has no down_revision and `branch_labels = (label,)`."""
+
+    label: str
+    versions: Path
+
+
+def alembic_config(url: str | None = None, branches: Sequence[MigrationBranch] = ()) -> Config:
+    """The Alembic configuration of the packaged migrations (plus `branches`), built without an ini file."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("path_separator", "os")
+    if branches:
+        locations = [MIGRATIONS_DIR / "versions", *(b.versions for b in branches)]
+        cfg.set_main_option("version_locations", os.pathsep.join(str(p) for p in locations))
     if url is not None:
         # ConfigParser interpolation: a literal % in a password must be doubled.
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -170,64 +186,99 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def head_revision() -> str:
-    """The newest migration revision shipped with this version."""
+    """The newest migration revision shipped with this version (extension branches aside)."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships migrations
         raise SchemaError(f"no migrations found in {MIGRATIONS_DIR}")
     return head
 
 
-async def migrate(url: str) -> str:
-    """Upgrade the database at `url` to the head revision; returns that revision."""
+def branch_head(branch: MigrationBranch) -> str:
+    """The newest revision of an extension's branch."""
+    script = ScriptDirectory.from_config(alembic_config(branches=[branch]))
+    try:
+        rev = script.get_revision(f"{branch.label}@head")
+    except CommandError as exc:
+        raise SchemaError(f"extension migrations in {branch.versions}: no branch labelled {branch.label!r} ({exc})") from None
+    if rev is None:
+        raise SchemaError(f"extension migrations in {branch.versions}: no revision found")
+    return rev.revision
+
+
+async def migrate(url: str, branches: Sequence[MigrationBranch] = (), *, known: Sequence[MigrationBranch] = ()) -> str:
+    """Upgrade the database at `url` to the head revision, then each of `branches` (extensions'
+    tables) to its head; returns the core head. `known`: further branches whose revisions the
+    database may hold (extensions registered but not configured now), so that Alembic finds them."""
     db = Database(url)
+    every = list({b.label: b for b in (*known, *branches)}.values())
     try:
         async with db.engine.begin() as conn:
             if db.dialect == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-            await conn.run_sync(_upgrade_to_head, url)
+            await conn.run_sync(_upgrade, url, every, [f"{b.label}@head" for b in branches])
     finally:
         await db.dispose()
     head = head_revision()
-    log.info("database migrated to revision %s", head)
+    log.info("database migrated to revision %s%s", head, "".join(f", {b.label} to {branch_head(b)}" for b in branches))
     return head
 
 
-def _upgrade_to_head(connection: Connection, url: str) -> None:
-    cfg = alembic_config(url)
+def _upgrade(connection: Connection, url: str, every: list[MigrationBranch], targets: list[str]) -> None:
+    cfg = alembic_config(url, every)
     # env.py runs the migrations on this connection, inside the caller's transaction.
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    # by revision, not "head": with extension branches there are several heads
+    for target in (head_revision(), *targets):
+        command.upgrade(cfg, target)
 
 
-def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+def _current(connection: Connection) -> tuple[str, ...]:
+    return tuple(MigrationContext.configure(connection).get_current_heads())
 
 
-async def current_revision(db: Database) -> str | None:
-    """The revision the database is at, or None for a database never migrated."""
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+async def current_heads(db: Database) -> tuple[str, ...]:
+    """Every revision the database is at: the core one and one per extension branch."""
     async with db.engine.connect() as conn:
         return await conn.run_sync(_current)
 
 
-async def check_migrations(db: Database) -> None:
-    """Raise MigrationsPending when the database is behind the code (SchemaError when ahead/unknown)."""
-    current = await current_revision(db)
+async def current_revision(db: Database) -> str | None:
+    """The core revision the database is at, or None for a database never migrated."""
+    heads = await current_heads(db)
+    core = ScriptDirectory.from_config(alembic_config())
+    ours = [h for h in heads if _known(core, h)]
+    return ours[0] if ours else (heads[0] if heads else None)
+
+
+async def check_migrations(db: Database, branches: Sequence[MigrationBranch] = ()) -> None:
+    """Raise MigrationsPending when the database is behind the code or one of `branches`
+    (SchemaError when ahead/unknown)."""
+    heads = await current_heads(db)
     head = head_revision()
-    if current == head:
-        return
-    if current is None:
-        raise MigrationsPending(None, head)
-    script = ScriptDirectory.from_config(alembic_config())
-    try:
-        known = script.get_revision(current) is not None
-    except CommandError:
-        known = False
-    if not known:
-        raise SchemaError(
-            f"database schema is at revision {current}, unknown to this version (head {head}): "
-            "was it migrated by a newer smartcity?"
-        )
-    raise MigrationsPending(current, head)
+    core = ScriptDirectory.from_config(alembic_config())
+    if head not in heads:
+        ours = [h for h in heads if _known(core, h)]
+        if not heads:
+            raise MigrationsPending(None, head)
+        if not ours:
+            raise SchemaError(
+                f"database schema is at revision {heads[0]}, unknown to this version (head {head}): "
+                "was it migrated by a newer smartcity?"
+            )
+        raise MigrationsPending(ours[0], head)
+    for branch in branches:
+        want = branch_head(branch)
+        if want not in heads:
+            script = ScriptDirectory.from_config(alembic_config(branches=[branch]))
+            behind = [h for h in heads if _known(script, h) and not _known(core, h)]
+            raise MigrationsPending(behind[0] if behind else None, want, branch=branch.label)
 
 
 IN_CHUNK = 500

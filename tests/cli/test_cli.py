@@ -15,8 +15,9 @@ from smartcity.storage.db import Database, head_revision
 from smartcity.storage.tables import audit_log, users
 
 
-def run(args: list[str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTCITY_")}
+def run(args: list[str], cwd: Path, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTCITY_")}
     return subprocess.run(
         [sys.executable, "-m", "smartcity.cli", *args],
         cwd=cwd,
@@ -102,3 +103,37 @@ def test_bad_arguments_are_refused(tmp_path: Path, cmd: list[str]) -> None:
     r = run(cmd, tmp_path)
     assert r.returncode == 2
     assert "invalid choice: 'king'" in r.stderr
+
+
+def _with_example_extension(tmp_path: Path) -> dict[str, str]:
+    """The environment of a Python where a third-party package registers the tests' example
+    extension through the `smartcity.extensions` entry point (a dist-info folder on the path)."""
+    site = tmp_path / "site"
+    dist = site / "smartcity_example-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: smartcity-example\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[smartcity.extensions]\nexample = example_extension\n")
+    tests_ext = Path(__file__).resolve().parent.parent / "extensions"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTCITY_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), str(tests_ext), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+async def test_migrate_applies_the_configured_extensions_tables(tmp_path: Path) -> None:
+    env = _with_example_extension(tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"database: {{url: 'sqlite+aiosqlite:///{tmp_path}/db.sqlite'}}\nextensions: [{{type: example}}]\n")
+    r = run(["migrate", "--config", str(cfg)], tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"database at revision {head_revision()}", "extension example at revision example_0001"]
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/db.sqlite")
+    try:
+        async with db.engine.connect() as conn:
+            assert (await conn.execute(sa.text("SELECT count(*) FROM example_seen"))).scalar_one() == 0
+    finally:
+        await db.dispose()
+
+    cfg.write_text("extensions: [{type: exampel}]\n")
+    r = run(["check-config", str(cfg)], tmp_path, env=env)
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[0] == "extensions[0].type: unknown extension type 'exampel' (known: example)"

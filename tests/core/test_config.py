@@ -66,3 +66,16 @@ def test_invalid_yaml_names_line(tmp_path: Path) -> None:
         load_settings(f, environ={})
     assert "not valid YAML" in info.value.errors[0]
     assert "line" in info.value.errors[0]
+
+
+def test_extensions_section_is_a_list_of_entries(tmp_path: Path) -> None:
+    f = tmp_path / "ext.yaml"
+    f.write_text("extensions:\n  - {type: bins, every_s: 30}\n  - {type: signals}\n")
+    s = load_settings(f, environ={})
+    # the entries' own fields are checked by the extension registry (smartcity.settings_check)
+    assert s.extensions == [{"type": "bins", "every_s": 30}, {"type": "signals"}]
+    assert load_settings(environ={}).extensions == []
+    f.write_text("extensions: {type: bins}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(f, environ={})
+    assert info.value.errors == ["extensions: Input should be a valid list"]

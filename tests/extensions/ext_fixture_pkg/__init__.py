@@ -1,0 +1,1 @@
+"""Extensions found by discovery, for the tests."""
