@@ -11,6 +11,7 @@ from smartcity.analytics.registry import (
     RULE_TYPES,
     params_schema,
     register_rule,
+    renders_evidence,
     required_model_roles,
     takes_signal_states,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "load_rules_file",
     "params_schema",
     "register_rule",
+    "renders_evidence",
     "required_model_roles",
     "rollup",
     "rule_errors",

@@ -63,6 +63,13 @@ def required_model_roles(specs: Iterable[RuleSpec]) -> frozenset[str]:
     return frozenset(roles)
 
 
+def renders_evidence(rule_type: str) -> bool:
+    """Whether routine (INFO) events of `rule_type` get an evidence snapshot (those of a type no
+    longer registered do: better a snapshot too many than a missing one)."""
+    cls = RULE_TYPES.get(rule_type)
+    return cls is None or cls.renders_evidence
+
+
 def signal_rule_types() -> list[str]:
     """The rule types that can take signal states pushed from outside."""
     return sorted(name for name, cls in RULE_TYPES.items() if cls.accepts_signals)

@@ -22,6 +22,7 @@ from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.geometry import BoolArray, FloatArray, Polygon
 
 _NONE: BoolArray = np.zeros(0, dtype=bool)
+_NONE.flags.writeable = False
 
 
 def aspect(view: FrameView) -> float:
