@@ -87,7 +87,17 @@ class DumpingRule(Rule):
             self.judged.discard(slot)
         out: list[RuleEvent] = []
         a = aspect(view)
-        # vehicles
+        self._vehicles(view, a)
+        self._objects(out, view, a)
+        self.done = [st for st in self.done if not st.used and st.left_at is not None
+                     and t - st.left_at <= p.window_s]
+        self.seen_static = [m for m in self.seen_static if t - m[3] <= p.memory_s]
+        return out
+
+    def _vehicles(self, view: FrameView, a: float) -> None:
+        """Open a stop for each vehicle standing still in the zone; close those that moved off."""
+        p: DumpingParams = self.params
+        t = view.t
         vi = _nz(self.selected(view))
         if len(vi):
             vi = vi[view.inside(self.zone)[vi]]
@@ -107,7 +117,11 @@ class DumpingRule(Rule):
             if math.hypot(view.gx[i] - stop.x, (view.gy[i] - stop.y) * a) > p.static_radius * 4:
                 stop.left_at = t
                 self.done.append(self.stops.pop(slot))
-        # objects
+
+    def _objects(self, out: list[RuleEvent], view: FrameView, a: float) -> None:
+        """Judge each object that has stood still long enough: dumped by a vehicle gone, or there before."""
+        p: DumpingParams = self.params
+        t = view.t
         om = self.class_table(self.objects)[view.codes] & view.fresh & (view.conf >= self.spec.min_confidence)
         oi = _nz(om)
         if len(oi):
@@ -134,10 +148,6 @@ class DumpingRule(Rule):
                 if not waiting:
                     self.judged.add(slot)
                     self._remember(x, y, static_since, t, a)
-        self.done = [st for st in self.done if not st.used and st.left_at is not None
-                     and t - st.left_at <= p.window_s]
-        self.seen_static = [m for m in self.seen_static if t - m[3] <= p.memory_s]
-        return out
 
     def _remember(self, x: float, y: float, since: float, t: float, a: float) -> None:
         for j, (mx, my, ms, _) in enumerate(self.seen_static):
