@@ -421,7 +421,7 @@ class Rule:
         """Forget all per-object state (the rule was inactive for a while)."""
 
     @classmethod
-    def takes_signals(cls, params: Any) -> bool:
+    def takes_signals(cls, params: BaseModel) -> bool:
         """Whether a rule of this type with these (parsed) params takes pushed signal states."""
         return cls.accepts_signals
 

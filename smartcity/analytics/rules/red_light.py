@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from smartcity.analytics.base import ClassVocab, FrameView, Rule
 from smartcity.analytics.classes import VEHICLES
@@ -75,7 +75,7 @@ class RedLightRule(Rule):
         self._history: list[tuple[float, SignalColour | None]] = []
 
     @classmethod
-    def takes_signals(cls, params: Any) -> bool:
+    def takes_signals(cls, params: BaseModel) -> bool:
         return isinstance(params, RedLightParams) and isinstance(params.signal, SignalExternal)
 
     def set_signal(self, state: SignalColour, t: float) -> None:
