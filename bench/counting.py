@@ -2,7 +2,7 @@
 
 Data: bench/roadsim's SceneRuns (SUMO traffic filmed by a virtual camera, noisy detections,
 truth from the true trajectories), or with `--fake` the synthetic street of
-smartcity.analytics.scenario (no SUMO needed). Conditions: every scene at 5 fps with
+bench/scenario.py (no SUMO needed). Conditions: every scene at 5 fps with
 clean, realistic and hard noise, and at 10 fps with realistic noise.
 
 Ours: ByteTracker (TrackerConfig defaults) + RuleEngine over the frames, driven as
@@ -470,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--duration", type=float, default=None,
                     help="seconds analysed per scene (default: roadsim's, 180 quick and 900 full; --fake 300)")
     ap.add_argument("--fake", action="store_true",
-                    help="use the stand-in built from smartcity.analytics.scenario instead of roadsim (no SUMO)")
+                    help="use the stand-in built from bench/scenario.py instead of roadsim (no SUMO)")
     ap.add_argument("--no-peer", action="store_true", help="skip supervision's ByteTrack + LineZone")
     ap.add_argument("--peer-crossing-threshold", type=int, default=1,
                     help="the peer LineZone's minimum_crossing_threshold (library default 1)")

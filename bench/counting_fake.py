@@ -1,4 +1,4 @@
-"""A stand-in for bench/roadsim: SceneRun objects built from smartcity.analytics.scenario.
+"""A stand-in for bench/roadsim: SceneRun objects built from bench/scenario.py.
 
 Used by `bench/counting.py --fake` (and when roadsim's `build_runs` is missing), so the
 counting bench can be run and tested without SUMO. One scene ("street"): the synthetic
@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import scenario
 from roadsim.types import NoiseLevel, SceneRun, TrueCrossing, TrueEpisode, Truth
 
-from smartcity.analytics import scenario
+from smartcity.analytics.geometry import point_in_polygon
 from smartcity.replay import FrameRecord
 
 NOISE: dict[str, dict[str, float]] = {
@@ -27,12 +28,16 @@ NOISE: dict[str, dict[str, float]] = {
 _EPISODES = {"wrong_way": (scenario.WRONG_WAY_ZONE, "wrong_way"), "dwell": (scenario.PARKING_ZONE, "dwell")}
 
 
+def _inside(p: tuple[float, float], zone: list[list[float]]) -> bool:
+    return point_in_polygon(p, [(x, y) for x, y in zone])
+
+
 def _stay(obj: scenario.SimObject, zone: list[list[float]], t: float) -> tuple[float, float]:
     """Start and end of the object's stay in `zone` around time `t` (0.1 s steps)."""
     start = end = t
-    while start - 0.1 >= obj.t0 and scenario.in_polygon(obj.at(start - 0.1), zone):
+    while start - 0.1 >= obj.t0 and _inside(obj.at(start - 0.1), zone):
         start -= 0.1
-    while end + 0.1 <= obj.t1 and scenario.in_polygon(obj.at(end + 0.1), zone):
+    while end + 0.1 <= obj.t1 and _inside(obj.at(end + 0.1), zone):
         end += 0.1
     return start, end
 
@@ -59,7 +64,7 @@ def scene_run(seed: int, fps: float, noise: NoiseLevel, duration_s: float) -> Sc
     ]
     frames = [FrameRecord(sc.camera_id, t, sc.width, sc.height, tuple(dets)) for t, dets in sc.frames]
     return SceneRun("street", sc.camera_id, sc.width, sc.height, fps, noise, seed, duration_s, rules, frames, truth,
-                    meta={"source": "smartcity.analytics.scenario"})
+                    meta={"source": "bench/scenario.py"})
 
 
 def build_runs(*, quick: bool, seeds: Sequence[int], fps_list: Sequence[float],

@@ -26,9 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scenario import GtEvent, Scenario, generate  # noqa: E402  (bench/scenario.py)
+
 from smartcity.analytics import RuleEngine, RuleSpec, validate_rule  # noqa: E402
 from smartcity.analytics.geometry import Line, point_in_polygon, signed_distance  # noqa: E402
-from smartcity.analytics.scenario import GtEvent, Scenario, generate  # noqa: E402
 from smartcity.core.events import RuleEvent  # noqa: E402
 from smartcity.core.vision import FrameTracks, Track  # noqa: E402
 from smartcity.tracking import ByteTracker, TrackerConfig  # noqa: E402

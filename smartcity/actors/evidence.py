@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import time
 
+from smartcity.analytics import renders_evidence
 from smartcity.analytics.shapes import rule_shapes
 from smartcity.core.events import RuleEvent, Severity
 
-# events of these rule types are statistics, not register entries: no snapshot per crossing
-NO_EVIDENCE_TYPES = frozenset({"line_count", "occupancy"})
-
 
 def wants_evidence(event: RuleEvent, alert_kinds: frozenset[str]) -> bool:
-    if event.rule_type in NO_EVIDENCE_TYPES and event.severity is Severity.INFO:
+    if not renders_evidence(event.rule_type) and event.severity is Severity.INFO:
         return False
     return event.kind in alert_kinds
 

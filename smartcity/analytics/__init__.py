@@ -1,9 +1,20 @@
-"""smartcity.analytics: geometry, rule types and the per-camera rule engine (pure, no I/O)."""
+"""smartcity.analytics: geometry, rule types and the per-camera rule engine (pure, no I/O).
 
+Importing the package registers the rule types of `smartcity.analytics.rules`.
+"""
+
+from smartcity.analytics import rules as _rules  # noqa: F401  (registers the built-in rule types)
 from smartcity.analytics.base import FrameView, RelinkConfig, Rule, event_id
 from smartcity.analytics.counts import CountAggregator, rollup
 from smartcity.analytics.engine import RuleEngine
-from smartcity.analytics.registry import RULE_TYPES, register
+from smartcity.analytics.registry import (
+    RULE_TYPES,
+    params_schema,
+    register_rule,
+    renders_evidence,
+    required_model_roles,
+    takes_signal_states,
+)
 from smartcity.analytics.spec import (
     RuleSpec,
     RuleValidationFailed,
@@ -27,8 +38,12 @@ __all__ = [
     "WeeklyWindow",
     "event_id",
     "load_rules_file",
-    "register",
+    "params_schema",
+    "register_rule",
+    "renders_evidence",
+    "required_model_roles",
     "rollup",
     "rule_errors",
+    "takes_signal_states",
     "validate_rule",
 ]

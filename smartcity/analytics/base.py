@@ -21,11 +21,13 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
+from smartcity.analytics.counts import CountAggregator
 from smartcity.analytics.geometry import BoolArray, FloatArray, Polygon
+from smartcity.analytics.signal import SignalColour
+from smartcity.analytics.spec import RuleSpec
+from smartcity.core.errors import ValidationFailed
 from smartcity.core.events import RuleEvent, Severity
 from smartcity.core.vision import FrameTracks, Track
-
-from .spec import RuleSpec
 
 IntArray = npt.NDArray[np.intp]
 
@@ -364,17 +366,37 @@ class SlotArrays:
 
 
 class Rule:
-    """Base of every rule type: subclasses set `Params`, `default_classes`, `severity` and `step`."""
+    """Base of every rule type: subclasses set `Params`, `default_classes`, their traits and `step`.
 
-    type_name: ClassVar[str] = ""
+    The traits are what the rest of the server asks of a rule type instead of its name: the
+    console, the evidence snapshots and the signal API read them through the registry.
+    """
+
+    type_name: ClassVar[str] = ""  # set by `register_rule`
     Params: ClassVar[type[BaseModel]]
     default_classes: ClassVar[tuple[str, ...]] = ()
-    severity: ClassVar[Severity] = Severity.INFO
-    # kinds that are alerts: subject to the rule's cooldown
+    severity: ClassVar[Severity] = Severity.INFO  # of its events, unless `emit` is told otherwise
+    # kinds that are alerts: subject to the rule's cooldown, and given a snapshot
     alert_kinds: ClassVar[frozenset[str]] = frozenset()
+    # it adds crossings to the camera's 1-minute counts (the engine hands it the aggregator)
+    produces_counts: ClassVar[bool] = False
+    # it can take signal states pushed from outside (`set_signal`; see `takes_signals`)
+    accepts_signals: ClassVar[bool] = False
+    # False: its routine (INFO) events are statistics, not register entries, and get no snapshot
+    renders_evidence: ClassVar[bool] = True
+    # second-stage model roles its tracks need (e.g. "pose"): the pipeline runs those models
+    # only on cameras with such a rule
+    model_roles: ClassVar[frozenset[str]] = frozenset()
+    # the colour the console draws its geometry in
+    colour: ClassVar[str] = "#e2e8f0"
 
-    def __init__(self, spec: RuleSpec, vocab: ClassVocab | None = None) -> None:
+    def __init__(
+        self, spec: RuleSpec, vocab: ClassVocab | None = None, *, counts: CountAggregator | None = None
+    ) -> None:
+        """`counts`: the camera's count aggregator, which rules that produce counts add to (one of
+        their own when run alone)."""
         self.spec = spec
+        self.counts = counts if counts is not None else CountAggregator(spec.camera_id)
         self.params: Any = spec.parsed_params()
         self.vocab = vocab or ClassVocab()
         self.classes = frozenset(spec.effective_classes())
@@ -397,6 +419,15 @@ class Rule:
 
     def reset(self) -> None:
         """Forget all per-object state (the rule was inactive for a while)."""
+
+    @classmethod
+    def takes_signals(cls, params: BaseModel) -> bool:
+        """Whether a rule of this type with these (parsed) params takes pushed signal states."""
+        return cls.accepts_signals
+
+    def set_signal(self, state: SignalColour, t: float) -> None:
+        """A signal state pushed from outside at time t (rules that accept signals override it)."""
+        raise ValidationFailed(f"rule {self.spec.id!r} is a {self.type_name} rule, which takes no signal states")
 
     # ------------------------------------------------------------------ helpers
     def selected(self, view: FrameView) -> BoolArray:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from smartcity.analytics.base import ClassVocab, RelinkConfig, Rule, SlotTable
 from smartcity.analytics.counts import CountAggregator
-from smartcity.analytics.rules_motion import LineCountRule, RedLightRule
+from smartcity.analytics.registry import signal_rule_types
 from smartcity.analytics.signal import SignalColour
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.errors import NotFound, ValidationFailed
@@ -82,7 +82,7 @@ class RuleEngine:
 
     def _build(self, spec: RuleSpec) -> Rule:
         cls = spec.rule_class
-        if issubclass(cls, LineCountRule):
+        if cls.produces_counts:  # its crossings go into this camera's counts
             return cls(spec, self.vocab, counts=self.counts)
         return cls(spec, self.vocab)
 
@@ -127,12 +127,14 @@ class RuleEngine:
 
     # ------------------------------------------------------------------ inputs and outputs
     def set_signal_state(self, rule_id: str, state: str, t: float) -> None:
-        """An external signal state for a red_light rule whose signal source is `external`."""
+        """An external signal state for a rule that takes them (a red_light rule whose signal
+        source is `external`)."""
         rule = self.rule(rule_id)
-        if not isinstance(rule, RedLightRule):
-            raise ValidationFailed(f"rule_id: rule {rule_id!r} is a {rule.type_name}, not a red_light rule")
-        if rule.params.signal.source != "external":
-            raise ValidationFailed(f"rule_id: rule {rule_id!r} reads its signal from the image")
+        if not rule.accepts_signals:
+            kinds = " or ".join(signal_rule_types()) or "signal-taking"
+            raise ValidationFailed(f"rule_id: rule {rule_id!r} is a {rule.type_name}, not a {kinds} rule")
+        if not rule.takes_signals(rule.params):
+            raise ValidationFailed(f"rule_id: rule {rule_id!r} reads its signal from elsewhere (its source is not external)")
         if state not in ("red", "amber", "green"):
             raise ValidationFailed(f"state: signal state must be red, amber or green, got {state!r}")
         rule.set_signal(cast(SignalColour, state), t)

@@ -326,9 +326,6 @@ class Polygon:
             return out
         return self.contains(xy[0], xy[1])
 
-    def contains_point(self, p: Point) -> bool:
-        return point_in_polygon(p, self.points)
-
 
 @dataclass(frozen=True, slots=True)
 class Line:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from smartcity.analytics.registry import RULE_TYPES
 from smartcity.core.errors import ValidationFailed
 
 if TYPE_CHECKING:
@@ -167,8 +168,6 @@ class RuleSpec(BaseModel):
     @field_validator("type")
     @classmethod
     def _known_type(cls, v: str) -> str:
-        from smartcity.analytics.registry import RULE_TYPES
-
         if v not in RULE_TYPES:
             raise ValueError(f"unknown rule type {v!r} (known: {', '.join(sorted(RULE_TYPES))})")
         return v
@@ -190,8 +189,6 @@ class RuleSpec(BaseModel):
 
     @property
     def rule_class(self) -> builtins.type[Rule]:
-        from smartcity.analytics.registry import RULE_TYPES
-
         return RULE_TYPES[self.type]
 
     def parsed_params(self) -> Any:
@@ -227,8 +224,6 @@ def format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
 
 
 def _params_errors(type_name: str, params: Any) -> list[str]:
-    from smartcity.analytics.registry import RULE_TYPES
-
     rule_cls = RULE_TYPES.get(type_name)
     if rule_cls is None:
         return []
@@ -245,8 +240,6 @@ def validate_rule(data: Mapping[str, Any]) -> RuleSpec:
         raise RuleValidationFailed([f"(root): expected a mapping, got {type(data).__name__}"])
     errors: list[str] = []
     params_checked = False
-    from smartcity.analytics.registry import RULE_TYPES
-
     if isinstance(data.get("type"), str) and data["type"] in RULE_TYPES and isinstance(data.get("params", {}), dict):
         errors.extend(_params_errors(data["type"], data.get("params", {})))
         params_checked = True

@@ -19,6 +19,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from smartcity.analytics import takes_signal_states
 from smartcity.core.config import CameraConfig, CameraGroupConfig
 from smartcity.core.errors import NotFound, ValidationFailed
 from smartcity.graphql.access import maybe_principal, sees_camera, services, visible_cameras
@@ -241,8 +242,8 @@ class Mutation:
             return NotFoundError(message=f"rule {rule_id} does not exist")
         if state not in SIGNAL_STATES:
             return invalid("state", "red, amber or green")
-        if row.type != "red_light" or row.params.get("signal", {}).get("source") != "external":
-            return invalid("ruleId", "not a red_light rule with an external signal")
+        if not takes_signal_states(row.type, row.params):
+            return invalid("ruleId", "not a rule that takes signal states (a red_light rule with an external signal)")
         now = time.time()
         applied = await s.push_signal(row.camera_id, row.id, state, now)
         await _audit(info).record(

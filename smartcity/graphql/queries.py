@@ -117,6 +117,9 @@ class Query:
                 default_classes=list(cls.default_classes),
                 severity=cls.severity.value,
                 params_schema=JSON(params_schema(cls)),
+                produces_counts=cls.produces_counts,
+                accepts_signals=cls.accepts_signals,
+                colour=cls.colour,
             )
             for name, cls in sorted(RULE_TYPES.items())
         ]

@@ -139,12 +139,15 @@ class Rule:
         )
 
 
-@strawberry.type(description="A registered rule type and the JSON schema of its parameters.")
+@strawberry.type(description="A registered rule type, its traits and the JSON schema of its parameters.")
 class RuleType:
     name: str
     default_classes: list[str]
     severity: str
     params_schema: JSON
+    produces_counts: bool = strawberry.field(description="Its rules add crossings to the camera's counts.")
+    accepts_signals: bool = strawberry.field(description="Its rules can take signal states (pushSignalState).")
+    colour: str = strawberry.field(description="CSS colour the console draws its rules' geometry in.")
 
 
 @strawberry.type(description="Something a rule observed (the register).")

@@ -8,6 +8,7 @@ import { IncidentFeed, IncidentsView } from "./incidents.js";
 import { WallView } from "./wall.js";
 import { CameraView } from "./camera.js";
 import { DashboardView } from "./dashboard.js";
+import { setRuleTypes } from "./overlay.js";
 
 const api = new Api("");
 const sound = new AlertSound();
@@ -21,8 +22,9 @@ const ctx = {
   _ruleTypes: null,
   async ruleTypes() {
     if (!this._ruleTypes) {
-      const d = await api.gql("{ ruleTypes { name defaultClasses severity paramsSchema } }");
+      const d = await api.gql("{ ruleTypes { name defaultClasses severity paramsSchema producesCounts acceptsSignals colour } }");
       this._ruleTypes = d.ruleTypes;
+      setRuleTypes(d.ruleTypes);
     }
     return this._ruleTypes;
   },

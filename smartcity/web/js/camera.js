@@ -144,7 +144,7 @@ export class CameraView {
     clear(this.side);
     const list = h("ul.rule-list", { "aria-label": "Rules of this camera" });
     for (const r of this.rules) {
-      const counts = r.type === "line_count"
+      const counts = this.types.some((t) => t.name === r.type && t.producesCounts)
         ? h("a.btn.small", { href: `#/counts?camera=${encodeURIComponent(r.cameraId)}&rule=${encodeURIComponent(r.id)}` }, "Counts") : null;
       list.append(h("li.rule-item", { dataset: { rule: r.id, enabled: String(r.enabled) } },
         h("span.swatch", { style: `background:${colourOf(r.type)}`, "aria-hidden": "true" }),

@@ -17,8 +17,6 @@ const RANGES = {
   "30d": { label: "Last 30 days, by day", bucketS: 86400, spanS: 30 * 86400 },
 };
 
-const COUNTING_TYPES = new Set(["line_count"]);
-
 function fmtBucket(t, bucketS) {
   const d = new Date(t * 1000);
   if (bucketS >= 86400) return d.toLocaleDateString(undefined, { day: "2-digit", month: "short" });
@@ -42,12 +40,14 @@ export class DashboardView {
 
   async mount(root, { query }) {
     this.root = root;
-    const [cameras, rulesData] = await Promise.all([
+    const [cameras, rulesData, types] = await Promise.all([
       this.ctx.cameras(),
       this.ctx.api.gql("{ rules { id cameraId type name enabled params } }"),
+      this.ctx.ruleTypes(),
     ]);
     this.cameras = cameras;
-    this.allRules = rulesData.rules.filter((r) => COUNTING_TYPES.has(r.type));
+    const counting = new Set(types.filter((t) => t.producesCounts).map((t) => t.name));
+    this.allRules = rulesData.rules.filter((r) => counting.has(r.type));
     const withLines = new Set(this.allRules.map((r) => r.cameraId));
     const wanted = query.get("camera");
     const firstCam = wanted || (cameras.find((c) => withLines.has(c.id)) || cameras[0] || {}).id;

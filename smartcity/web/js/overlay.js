@@ -1,19 +1,16 @@
 // Rule geometry on a canvas: which params are shapes (from each rule type's JSON schema) and
 // how a rule's zones, lines and direction arrows are drawn over the camera picture.
 
-export const TYPE_COLOURS = {
-  line_count: "#38bdf8",
-  zone_passage: "#a3e635",
-  occupancy: "#facc15",
-  dwell: "#fb923c",
-  dumping: "#f472b6",
-  abandoned_object: "#c084fc",
-  wrong_way: "#f87171",
-  red_light: "#ef4444",
-};
+// Each rule type's colour comes with its metadata (the `ruleTypes` query); a type not seen yet
+// is drawn in a neutral colour.
+const typeColours = new Map();
+
+export function setRuleTypes(types) {
+  for (const t of types) if (t.colour) typeColours.set(t.name, t.colour);
+}
 
 export function colourOf(type) {
-  return TYPE_COLOURS[type] || "#e2e8f0";
+  return typeColours.get(type) || "#e2e8f0";
 }
 
 function allows(prop, type) {

@@ -7,9 +7,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from scenario import STOP_X, generate, signal_at
 
 from smartcity.analytics import RuleEngine
-from smartcity.analytics.scenario import STOP_X, generate, signal_at
 from smartcity.analytics.signal import classify_signal
 from smartcity.core.vision import FrameTracks
 from smartcity.tracking import ByteTracker, TrackerConfig

@@ -1,5 +1,8 @@
 """Synthetic street scenes for tests and benchmarks: noisy detections plus ground-truth events.
 
+A bench module (imported with bench/ on sys.path: the bench scripts and tests/bench), not part
+of the smartcity package.
+
 One camera (1280x720) looks at a two-way street with a signalised crossing, a sidewalk, a
 one-way side street, a parking strip and a kerbside spot. Vehicles and pedestrians move along
 lanes and paths; some drive the wrong way up the side street, run the red light, park, stop
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from smartcity.analytics.geometry import Line, Polygon, point_in_polygon
+from smartcity.analytics.geometry import Line, Polygon
 from smartcity.analytics.spec import RuleSpec, validate_rule
 from smartcity.core.vision import Detection
 
@@ -426,7 +429,3 @@ def ground_truth(objects: list[SimObject], duration: float, fps: float,
                                           o.oid))
                     break
     return events, counts
-
-
-def in_polygon(p: tuple[float, float], poly: list[list[float]]) -> bool:
-    return point_in_polygon(p, [(a, b) for a, b in poly])

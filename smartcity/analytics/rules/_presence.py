@@ -1,0 +1,121 @@
+"""Being somewhere: the enter/stay/leave state machine of a zone, and standing still.
+
+`ZoneStay` is shared by the rules about time spent in a zone (dwell, zone_passage): a stay
+starts when an object is seen in the zone and ends when it has been seen outside it for
+`exit_grace_s`, or when its slot is freed (the object is gone). `Stillness` is shared by the
+rules about objects that stop (dwell, abandoned_object, dumping): the place an object has stayed
+within a radius of, and since when; moving further re-anchors it.
+
+Distances between objects are measured in units of the frame width (y is scaled by
+height/width) so that a radius means the same on both axes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from smartcity.analytics.base import FrameView, IntArray, SlotArrays
+from smartcity.analytics.base import nonzero_index as _nz
+from smartcity.analytics.geometry import BoolArray, FloatArray, Polygon
+
+_NONE: BoolArray = np.zeros(0, dtype=bool)
+_NONE.flags.writeable = False
+
+
+def aspect(view: FrameView) -> float:
+    """Height over width of the frame: scales normalised y to units of the frame width."""
+    return view.height / view.width if view.width else 1.0
+
+
+@dataclass(slots=True)  # not frozen: made for every rule on every frame, where frozen costs
+class StayFrame:
+    """What one frame did to the stays of a zone.
+
+    `ended`: slots whose stay ended (their object left or is gone; a freed slot is listed even if
+    it had no stay); their per-slot state is readable until `ZoneStay.release`. `idx`: the
+    selected tracks in the zone (indices into the view), `slots` theirs, `started` which of them
+    entered now.
+    """
+
+    ended: list[int]
+    idx: IntArray
+    slots: IntArray
+    started: BoolArray
+
+
+class ZoneStay:
+    """Per-slot enter/stay/leave of one zone; `st` holds `entered` and `last` (seen inside) per
+    slot plus the arrays the rule asks for (`fills`, as for SlotArrays), all reset together."""
+
+    def __init__(self, zone: Polygon, exit_grace_s: float, **fills: tuple[float | int | bool, Any]) -> None:
+        self.zone = zone
+        self.exit_grace_s = exit_grace_s
+        self.st = SlotArrays(entered=(np.nan, np.float64), last=(np.nan, np.float64), **fills)
+
+    def step(self, view: FrameView, sel: BoolArray) -> StayFrame:
+        """Advance the stays with the tracks selected in this frame (tracks not selected, e.g.
+        unseen, neither extend nor end a stay)."""
+        st = self.st
+        st.ensure(view.capacity)
+        # a slot freed this frame is never one allocated in it: the reset does not touch it
+        ended = list(view.freed_slots)
+        st.reset(view.new_slots)
+        idx = _nz(sel)
+        if not len(idx):
+            return StayFrame(ended, idx, idx, _NONE)
+        s = view.slots[idx]
+        inside = view.inside(self.zone)[idx]
+        so = s[~inside]
+        if len(so):
+            gone = so[~np.isnan(st.entered[so]) & (view.t - st.last[so] >= self.exit_grace_s)]
+            if len(gone):
+                ended.extend(gone.tolist())
+        idx, s = idx[inside], s[inside]
+        started = np.isnan(st.entered[s])
+        st.entered[s[started]] = view.t
+        st.last[s] = view.t
+        return StayFrame(ended, idx, s, started)
+
+    def release(self, slots: list[int]) -> None:
+        """Forget the ended stays (after the rule has read what it needs of them)."""
+        self.st.reset(slots)
+
+    def reset(self) -> None:
+        self.st.reset(list(range(self.st.capacity)))
+
+
+class Stillness:
+    """Per-slot anchor: the place an object has stayed within a radius of, and since when."""
+
+    def __init__(self) -> None:
+        self.st = SlotArrays(ax=(np.nan, np.float64), ay=(np.nan, np.float64), since=(np.nan, np.float64))
+
+    def sync(self, view: FrameView) -> None:
+        """Follow the slot table: room for every slot, new slots start unanchored."""
+        self.st.ensure(view.capacity)
+        self.st.reset(view.new_slots)
+
+    def update(
+        self, view: FrameView, idx: IntArray, radius: float | FloatArray, keep: BoolArray | None = None
+    ) -> tuple[BoolArray, FloatArray]:
+        """Update the anchors of tracks `idx`, which moved if further than `radius` (frame widths,
+        one for all or one per track) from theirs; tracks in `keep` keep their anchor wherever
+        they are. Returns which tracks were (re-)anchored now, and how long each has been still
+        (seconds; 0 for those)."""
+        st = self.st
+        s = view.slots[idx]
+        x, y = view.gx[idx], view.gy[idx]
+        far = np.hypot(x - st.ax[s], (y - st.ay[s]) * aspect(view)) > radius
+        moved: BoolArray = np.isnan(st.ax[s]) | (far if keep is None else far & ~keep)
+        ms = s[moved]
+        st.ax[ms], st.ay[ms], st.since[ms] = x[moved], y[moved], view.t
+        return moved, np.asarray(view.t - st.since[s])
+
+    def release(self, slots: list[int]) -> None:
+        self.st.reset(slots)
+
+    def reset(self) -> None:
+        self.st.reset(list(range(self.st.capacity)))

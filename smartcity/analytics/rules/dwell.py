@@ -1,0 +1,109 @@
+"""dwell: parking and stopping, an event when an object has stayed past a threshold in a zone."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from smartcity.analytics.base import ClassVocab, FrameView, Rule, track_payload
+from smartcity.analytics.base import nonzero_index as _nz
+from smartcity.analytics.classes import VEHICLES
+from smartcity.analytics.geometry import Polygon
+from smartcity.analytics.params import Params, PolygonParam
+from smartcity.analytics.registry import register_rule
+from smartcity.analytics.rules._presence import Stillness, ZoneStay
+from smartcity.analytics.spec import RuleSpec
+from smartcity.core.events import RuleEvent, Severity
+
+
+class DwellParams(Params):
+    zone: PolygonParam = Field(description="Zone where stopping is watched (normalised polygon).")
+    threshold_s: float = Field(30.0, description="Seconds in the zone before an alert.", gt=0, le=86400)
+    exit_grace_s: float = Field(1.5, description="Seconds outside (or unseen) before the stay ends.", ge=0,
+                                le=600)
+    min_track_age: int = Field(3, description="Frames a track must be detected before it can alert.", ge=1, le=100)
+    still_radius: float | None = Field(
+        0.5,
+        description="Only time spent stopped counts: the object's ground point stays within this many box "
+        "widths of where it stopped (a parked car's box jitters by a few percent; a car creeping through the "
+        "zone in a queue, or manoeuvring into the next bay, moves further and starts again). null: any time "
+        "in the zone counts (loitering).",
+        gt=0,
+        le=100,
+    )
+
+
+@register_rule("dwell")
+class DwellRule(Rule):
+    """Parking / stopping: an event when an object passes the threshold in the zone, one when it leaves."""
+
+    Params = DwellParams
+    default_classes = VEHICLES
+    severity = Severity.MEDIUM
+    alert_kinds = frozenset({"dwell"})
+    colour = "#fb923c"
+
+    def __init__(self, spec: RuleSpec, vocab: ClassVocab | None = None) -> None:
+        super().__init__(spec, vocab)
+        p: DwellParams = self.params
+        self.stay = ZoneStay(Polygon.of(p.zone), p.exit_grace_s, fired=(False, bool))
+        # with still_radius: where and since when the object stopped (else the time it entered counts)
+        self.still = Stillness() if p.still_radius is not None else None
+        # track id, class and ground point of each object in a stay, as when it stopped or alerted
+        self.who: dict[int, tuple[int, str, float, float]] = {}
+
+    def step(self, view: FrameView) -> list[RuleEvent]:
+        p: DwellParams = self.params
+        st = self.stay.st
+        out: list[RuleEvent] = []
+        if self.still is not None:
+            self.still.sync(view)
+        frame = self.stay.step(view, self.selected(view))
+        if frame.ended:
+            self._end(out, view, frame.ended)
+        idx, s = frame.idx, frame.slots
+        if not len(idx):
+            return out
+        if self.still is None or p.still_radius is None:
+            start = frame.started
+            since = st.entered
+            stayed = view.t - since[s]
+        else:
+            # Moving on (beyond the radius from where it stopped) starts the stay again, unless it
+            # already alerted: then the stay goes on until the object leaves.
+            radius = p.still_radius * np.maximum(view.bw[idx], 1e-3)
+            start, stayed = self.still.update(view, idx, radius, keep=st.fired[s])
+            since = self.still.st.since
+        due = ~st.fired[s] & (stayed >= p.threshold_s) & (view.hits[idx] >= p.min_track_age)
+        for k in _nz(due | start):
+            i, slot = int(idx[k]), int(s[k])
+            tr = view.tracks[i]
+            self.who[slot] = (tr.track_id, tr.cls, float(view.gx[i]), float(view.gy[i]))
+            if due[k]:
+                st.fired[slot] = True
+                entered = float(st.entered[slot])
+                self.emit(out, view, view.t, "dwell", track_id=tr.track_id, object_class=tr.cls,
+                          payload=track_payload(view, i, entered_at=entered, stopped_at=float(since[slot]),
+                                                dwell_s=round(view.t - entered, 3)))
+        return out
+
+    def _end(self, out: list[RuleEvent], view: FrameView, slots: list[int]) -> None:
+        st = self.stay.st
+        for slot in slots:
+            who = self.who.pop(slot, None)
+            if not st.fired[slot] or who is None:
+                continue
+            entered, last = float(st.entered[slot]), float(st.last[slot])
+            tid, cls, x, y = who
+            self.emit(out, view, last, "dwell_ended", track_id=tid, object_class=cls,
+                      payload={"x": round(x, 4), "y": round(y, 4), "entered_at": entered, "left_at": last,
+                               "dwell_s": round(last - entered, 3)})
+        self.stay.release(slots)
+        if self.still is not None:
+            self.still.release(slots)
+
+    def reset(self) -> None:
+        self.stay.reset()
+        if self.still is not None:
+            self.still.reset()
+        self.who.clear()

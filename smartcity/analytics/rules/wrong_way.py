@@ -1,0 +1,84 @@
+"""wrong_way: a track moving against the allowed direction over a minimum distance in a zone."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pydantic import Field
+
+from smartcity.analytics.base import ClassVocab, FrameView, Rule, SlotArrays, track_payload
+from smartcity.analytics.base import nonzero_index as _nz
+from smartcity.analytics.classes import VEHICLES
+from smartcity.analytics.geometry import Polygon
+from smartcity.analytics.params import DirectionParam, Params, PolygonParam
+from smartcity.analytics.registry import register_rule
+from smartcity.analytics.spec import RuleSpec
+from smartcity.core.events import RuleEvent, Severity
+
+
+class WrongWayParams(Params):
+    zone: PolygonParam = Field(description="Zone where the direction applies (normalised polygon).")
+    direction: DirectionParam = Field(description="Allowed direction of travel [dx, dy] in the image.")
+    min_distance: float = Field(0.08, description="Distance travelled against the direction before an alert.",
+                                gt=0, le=1)
+    max_angle_deg: float = Field(50.0, description="Largest angle between the motion and the exact opposite "
+                                 "of the allowed direction.", gt=0, le=89)
+    min_track_age: int = Field(3, description="Frames a track must be detected before it can alert.", ge=1, le=100)
+
+
+@register_rule("wrong_way")
+class WrongWayRule(Rule):
+    """Alerts when a track moves against the allowed direction over a minimum distance in a zone."""
+
+    Params = WrongWayParams
+    default_classes = VEHICLES
+    severity = Severity.HIGH
+    alert_kinds = frozenset({"wrong_way"})
+    colour = "#f87171"
+
+    def __init__(self, spec: RuleSpec, vocab: ClassVocab | None = None) -> None:
+        super().__init__(spec, vocab)
+        p: WrongWayParams = self.params
+        self.zone = Polygon.of(p.zone)
+        n = math.hypot(*p.direction)
+        self.ux, self.uy = p.direction[0] / n, p.direction[1] / n
+        self.cos_max = math.cos(math.radians(p.max_angle_deg))
+        self.st = SlotArrays(ax=(np.nan, np.float64), ay=(np.nan, np.float64), fired=(False, bool))
+
+    def step(self, view: FrameView) -> list[RuleEvent]:
+        st = self.st
+        st.ensure(view.capacity)
+        st.reset(view.new_slots)
+        idx = _nz(self.selected(view))
+        if not len(idx):
+            return []
+        x, y, s = view.gx[idx], view.gy[idx], view.slots[idx]
+        inside = view.inside(self.zone)[idx]
+        st.ax[s[~inside]] = np.nan  # leaving the zone forgets the progress
+        if not inside.any():
+            return []
+        idx, x, y, s = idx[inside], x[inside], y[inside], s[inside]
+        ax, ay = st.ax[s], st.ay[s]
+        fresh_anchor = np.isnan(ax) | ((x - ax) * self.ux + (y - ay) * self.uy > 0)
+        ax = np.where(fresh_anchor, x, ax)
+        ay = np.where(fresh_anchor, y, ay)
+        st.ax[s], st.ay[s] = ax, ay
+        dx, dy = x - ax, y - ay
+        back = -(dx * self.ux + dy * self.uy)
+        dist = np.hypot(dx, dy)
+        p: WrongWayParams = self.params
+        hit = (back >= p.min_distance) & (back >= self.cos_max * dist) & ~st.fired[s] & (
+            view.hits[idx] >= p.min_track_age
+        )
+        out: list[RuleEvent] = []
+        for k in _nz(hit):
+            i = int(idx[k])
+            st.fired[s[k]] = True
+            tr = view.tracks[i]
+            self.emit(out, view, view.t, "wrong_way", track_id=tr.track_id, object_class=tr.cls,
+                      payload=track_payload(view, i, distance=round(float(back[k]), 4)))
+        return out
+
+    def reset(self) -> None:
+        self.st.reset(list(range(self.st.capacity)))

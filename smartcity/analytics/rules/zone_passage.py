@@ -1,0 +1,69 @@
+"""zone_passage: every passage of the selected classes through a zone, one event when it ends."""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import Field
+
+from smartcity.analytics.base import ClassVocab, FrameView, Rule
+from smartcity.analytics.classes import ROAD_USERS
+from smartcity.analytics.geometry import Polygon
+from smartcity.analytics.params import Params, PolygonParam
+from smartcity.analytics.registry import register_rule
+from smartcity.analytics.rules._presence import ZoneStay
+from smartcity.analytics.spec import RuleSpec
+from smartcity.core.events import RuleEvent, Severity
+
+
+class ZonePassageParams(Params):
+    zone: PolygonParam = Field(description="Zone (normalised polygon).")
+    min_inside_s: float = Field(0.3, description="Shorter visits are not registered.", ge=0, le=3600)
+    exit_grace_s: float = Field(1.0, description="Seconds outside before a visit ends.", ge=0, le=60)
+    min_track_age: int = Field(2, description="Frames a track must be detected to be registered.", ge=1, le=100)
+
+
+@register_rule("zone_passage")
+class ZonePassageRule(Rule):
+    """Registers every passage of the selected classes through a zone (one event when it ends)."""
+
+    Params = ZonePassageParams
+    default_classes = ROAD_USERS
+    severity = Severity.INFO
+    alert_kinds = frozenset({"passage"})
+    colour = "#a3e635"
+
+    def __init__(self, spec: RuleSpec, vocab: ClassVocab | None = None) -> None:
+        super().__init__(spec, vocab)
+        p: ZonePassageParams = self.params
+        self.stay = ZoneStay(Polygon.of(p.zone), p.exit_grace_s, mature=(False, bool))
+        # track id, class and ground point of each object in a stay, as last seen inside
+        self.who: dict[int, tuple[int, str, float, float]] = {}
+
+    def step(self, view: FrameView) -> list[RuleEvent]:
+        p: ZonePassageParams = self.params
+        st = self.stay.st
+        frame = self.stay.step(view, self.selected(view))
+        if len(frame.idx):
+            st.mature[frame.slots] |= view.hits[frame.idx] >= p.min_track_age
+            for i, slot in zip(frame.idx.tolist(), frame.slots.tolist(), strict=True):
+                tr = view.tracks[i]
+                self.who[slot] = (tr.track_id, tr.cls, float(view.gx[i]), float(view.gy[i]))
+        out: list[RuleEvent] = []
+        if not frame.ended:
+            return out
+        for slot in frame.ended:
+            since, last = float(st.entered[slot]), float(st.last[slot])
+            who = self.who.pop(slot, None)
+            if math.isnan(since) or who is None or not st.mature[slot] or last - since < p.min_inside_s:
+                continue
+            tid, cls, x, y = who
+            self.emit(out, view, last, "passage", track_id=tid, object_class=cls,
+                      payload={"x": round(x, 4), "y": round(y, 4), "entered_at": since, "left_at": last,
+                               "duration_s": round(last - since, 3)})
+        self.stay.release(frame.ended)
+        return out
+
+    def reset(self) -> None:
+        self.stay.reset()
+        self.who.clear()
