@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, array
 
+from smartcity.core.incidents import IncidentRecord
 from smartcity.storage.db import Database, rows_in
-from smartcity.storage.outbox import IncidentRecord, incident_record
+from smartcity.storage.outbox import incident_record
 from smartcity.storage.tables import events, incidents, rules
 
 MAX_PAGE = 10_000

@@ -14,11 +14,12 @@ from testkit import free_port
 from smartcity.core.bus import EventBus
 from smartcity.core.clock import Clock
 from smartcity.core.events import RuleEvent, Severity
+from smartcity.core.incidents import DeliveryRecord
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
 from smartcity.integrations.config import AlertsConfig
 from smartcity.storage.db import Database
-from smartcity.storage.outbox import DeliveryRow
+from smartcity.storage.outbox import Outbox
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "loopback-auth-token-0123456789"
@@ -73,7 +74,7 @@ class Harness:
         self.alerting: Alerting | None = None
 
     async def __aenter__(self) -> Harness:
-        self.alerting = await start_alerting(AlertingContext(self.bus, self.db, self.supervisor, self.clock, self.cfg))
+        self.alerting = await start_alerting(AlertingContext(self.bus, Outbox(self.db), self.supervisor, self.clock, self.cfg))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -91,10 +92,10 @@ class Harness:
         await self.bus.publish(ev)
         await asyncio.wait_for(done, 10)
 
-    async def deliveries(self) -> list[DeliveryRow]:
+    async def deliveries(self) -> list[DeliveryRecord]:
         return await self.a.outbox.list_deliveries()
 
-    async def wait_state(self, delivery_id: int, state: str, timeout_s: float = 10.0) -> DeliveryRow:
+    async def wait_state(self, delivery_id: int, state: str, timeout_s: float = 10.0) -> DeliveryRecord:
         deadline = time.monotonic() + timeout_s
         while True:
             rows = await self.a.outbox.list_deliveries_by_id([delivery_id])
