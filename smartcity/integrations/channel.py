@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
@@ -86,7 +87,7 @@ class ChannelContext:
     http_transport: httpx.AsyncBaseTransport | None = None  # HTTP channels: a loopback in tests
 
 
-class AlertChannel:
+class AlertChannel(ABC):
     """One alert channel. Traits are class attributes; `send` returns the state the delivery
     reaches (sent: a receipt follows; delivered) or raises a DeliveryError."""
 
@@ -121,14 +122,15 @@ class AlertChannel:
         outbound network policy."""
         return []
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - an optional hook: most channels run nothing
         """Start what the channel runs besides sending (connections, bridges) under
         `ctx.supervisor`; called once, in the running loop, before the dispatcher starts."""
 
+    @abstractmethod
     async def send(self, delivery: DeliveryRecord, incident: IncidentRecord) -> DeliveryState:
-        raise NotImplementedError
+        """Send one alert; the state it reaches, or a DeliveryError."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - an optional hook: most channels hold nothing
         """Undo `start` and release clients (called after the dispatcher stopped)."""
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
 from pydantic_core import InitErrorDetails
 
 import smartcity.integrations.channels  # noqa: F401  (registers the built-in channels)
@@ -87,7 +87,7 @@ class AlertsConfig(_Section):
     )
     dispatcher: DispatcherConfig = Field(default_factory=DispatcherConfig, description="Outbox dispatcher.")
     console_channel: Literal["operators"] = Field("operators", description="Console that plays alert sounds.")
-    channels: dict[str, ChannelConfig] = Field(
+    channels: dict[str, SerializeAsAny[ChannelConfig]] = Field(
         default_factory=dict,
         description="Configured channels by type, filled from their sections (twilio, webhooks, mqtt, ...).",
         max_length=MAX_CHANNELS,
@@ -104,21 +104,24 @@ class AlertsConfig(_Section):
         if len(set(pnames)) != len(pnames):
             raise ValueError("policies: duplicate policy names")
         for p in self.policies:
-            for r in (*p.notify, *p.escalation):
-                cls = channel_class(r.channel)
-                if cls is None:
-                    known = ", ".join(sorted(c.type for c in channel_classes()))
-                    raise ValueError(f"policies[{p.name}]: unknown channel {r.channel!r} (known: {known})")
-                cfg = self.channel_config(r.channel)
-                if cfg is None:
-                    raise ValueError(f"policies[{p.name}]: {r.channel} recipient but no {cls.section_name()} section")
-                if (why := cls.target_error(cfg, r.target)) is not None:
-                    raise ValueError(f"policies[{p.name}]: {why}")
-            if p.quiet_hours is not None:
-                for c in p.quiet_hours.channels or ():
-                    if channel_class(c) is None:
-                        raise ValueError(f"policies[{p.name}].quiet_hours: unknown channel {c!r}")
+            if (why := self._policy_error(p)) is not None:
+                raise ValueError(f"policies[{p.name}]{why}")
         return self
+
+    def _policy_error(self, p: AlertPolicy) -> str | None:
+        """What is wrong with the channels a policy names (registered, configured, valid target)."""
+        for r in (*p.notify, *p.escalation):
+            cls = channel_class(r.channel)
+            if cls is None:
+                known = ", ".join(sorted(c.type for c in channel_classes()))
+                return f": unknown channel {r.channel!r} (known: {known})"
+            cfg = self.channel_config(r.channel)
+            if cfg is None:
+                return f": {r.channel} recipient but no {cls.section_name()} section"
+            if (why := cls.target_error(cfg, r.target)) is not None:
+                return f": {why}"
+        unknown = [c for c in (p.quiet_hours.channels or ()) if channel_class(c) is None] if p.quiet_hours else []
+        return f".quiet_hours: unknown channel {unknown[0]!r}" if unknown else None
 
     def channel_config(self, channel_type: str) -> ChannelConfig | None:
         """The config of a channel: its section, else its defaults when it is always on."""
