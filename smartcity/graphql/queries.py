@@ -13,6 +13,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from smartcity.core.events import IncidentState
 from smartcity.core.incidents import DeliveryState
 from smartcity.graphql.access import (
     decode_cursor,
@@ -176,13 +177,15 @@ class Query:
         if after is not None:
             t, iid = decode_cursor(after, 2)
             key = (float(t), iid)
-        if camera_id is not None and str(camera_id) not in cams:
-            rows = []
+        if (camera_id is not None and str(camera_id) not in cams) or (
+            state is not None and state not in {s.value for s in IncidentState}
+        ):
+            rows = []  # a camera out of scope, or no such state: no such incidents
         else:
             rows = await IncidentRepo(services(info).db).page(
                 visible_cameras=list(cams),
                 camera_id=str(camera_id) if camera_id is not None else None,
-                state=state,
+                state=IncidentState(state) if state is not None else None,
                 rule_id=rule_id,
                 kind=kind,
                 since=since,

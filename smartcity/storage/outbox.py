@@ -368,7 +368,7 @@ class Outbox:
     async def list_incidents(
         self,
         *,
-        state: str | None = None,
+        state: IncidentState | None = None,
         camera_id: str | None = None,
         rule_id: str | None = None,
         kind: str | None = None,
@@ -380,7 +380,7 @@ class Outbox:
         most recently seen first; `limit` capped at 10,000."""
         where: list[ColumnElement[bool]] = []
         if state is not None:
-            where.append(incidents.c.state == state)
+            where.append(incidents.c.state == state.value)
         if rule_id is not None:
             where.append(incidents.c.rule_id == rule_id)
         if kind is not None:
