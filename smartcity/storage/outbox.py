@@ -94,7 +94,7 @@ def incident_record(r: Any) -> IncidentRecord:
 
 
 def _rank(col: Any) -> Any:
-    return case((col == "open", 0), (col == "acknowledged", 1), else_=2)
+    return case((col == IncidentState.OPEN.value, 0), (col == IncidentState.ACKNOWLEDGED.value, 1), else_=2)
 
 
 class Outbox:
