@@ -28,12 +28,13 @@ from smartcity.fusion.store import IncidentStore
 log = logging.getLogger(__name__)
 
 
+# module constants: an enum member looked up per delivery costs more than the rest of the loop
+_SUPPRESSED, _PENDING, _SCHEDULED = DeliveryState.SUPPRESSED, DeliveryState.PENDING, DeliveryState.SCHEDULED
+
+
 def new_delivery(p: PlannedDelivery) -> NewDelivery:
     """The stored form of a planned delivery: suppressed, due now (pending) or an escalation."""
-    if p.suppressed:
-        state = DeliveryState.SUPPRESSED
-    else:
-        state = DeliveryState.PENDING if p.step == 0 else DeliveryState.SCHEDULED
+    state = _SUPPRESSED if p.suppressed else (_PENDING if p.step == 0 else _SCHEDULED)
     return NewDelivery(p.incident_id, p.channel, p.target, p.idempotency_key, p.due_at, state, p.suppressed)
 
 
@@ -84,9 +85,8 @@ class FusionService:
             if prev is None or prev.t <= res.incident.t:
                 self._snapshots[res.incident.incident_id] = res.incident
             if res.opened:
-                self._deliveries.extend(
-                    new_delivery(p) for p in plan_deliveries(res.incident, ev.rule_type, self.policies, now)
-                )
+                for p in plan_deliveries(res.incident, ev.rule_type, self.policies, now):
+                    self._deliveries.append(new_delivery(p))
 
     async def flush(self) -> bool:
         """Commit what is pending; returns False (and keeps it) when the store fails."""
