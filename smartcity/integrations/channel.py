@@ -153,6 +153,9 @@ def register_channel(cls: type[T]) -> type[T]:
     type or section is refused)."""
     if not getattr(cls, "type", ""):
         raise ChannelRegistryError(f"{cls.__name__}: a channel needs a `type`")
+    model = getattr(cls, "config_model", None)
+    if model is None or model.model_fields["type"].default != cls.type:
+        raise ChannelRegistryError(f"{cls.__name__}: its config_model needs `type` defaulting to {cls.type!r}")
     section = cls.section_name()
     if section in RESERVED_SECTIONS:
         raise ChannelRegistryError(f"{cls.__name__}: section {section!r} is an alerts setting")

@@ -140,14 +140,24 @@ def test_the_registry_refuses_a_taken_type_or_a_reserved_section() -> None:
         type = "sms"
         config_model = Config
 
+    class ShadowConfig(ChannelConfig):
+        type: str = "shadow"
+
     class Shadow(AlertChannel):
         type = "shadow"
         section = "policies"
-        config_model = Config
+        config_model = ShadowConfig
+
+    class Mislabelled(AlertChannel):
+        type = "mislabelled"
+        config_model = Config  # its `type` says sms
 
     with pytest.raises(ChannelRegistryError, match="taken"):
         register_channel(Impostor)
+    with pytest.raises(ChannelRegistryError, match="defaulting to 'mislabelled'"):
+        register_channel(Mislabelled)
     with pytest.raises(ChannelRegistryError, match="alerts setting"):
         register_channel(Shadow)
     assert channel_class("sms") is not Impostor and channel_class("shadow") is None
+    assert channel_class("mislabelled") is None
     unregister_channel("shadow")  # forgetting an unknown type is harmless
