@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    SerializeAsAny,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails
 
 import smartcity.integrations.channels  # noqa: F401  (registers the built-in channels)
@@ -44,14 +52,17 @@ class DispatcherConfig(_Section):
     send_timeout_s: float = Field(10.0, description="Seconds one send may take before it counts as failed.", gt=0, le=300)
 
 
-def _channel_sections(data: Any) -> Any:
-    """Move each registered channel's section out of the raw `alerts` mapping into `channels`
-    (type -> that channel's config model), keeping error paths where the user wrote them
-    (`twilio.account_sid`, `webhooks[1].url`)."""
-    if not isinstance(data, Mapping):
-        return data
-    if "channels" in data:
-        raise ValueError("channels: not a setting; configure each channel in its own section (e.g. twilio, webhooks)")
+def _details(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[InitErrorDetails]:
+    return [
+        InitErrorDetails(type=e["type"], loc=(*prefix, *e["loc"]), input=e["input"], ctx=e.get("ctx", {}))
+        for e in exc.errors()
+    ]
+
+
+def _channel_sections(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[InitErrorDetails]]:
+    """The raw `alerts` mapping with each registered channel's section moved into `channels`
+    (type -> that channel's config model), and the errors of those sections at the path the
+    user wrote (`twilio.account_sid`, `webhooks[1].url`)."""
     by_section = {cls.section_name(): cls for cls in channel_classes()}
     rest: dict[str, Any] = {}
     found: dict[str, ChannelConfig] = {}  # in the order of the file: errors are listed so too
@@ -66,14 +77,9 @@ def _channel_sections(data: Any) -> Any:
         try:
             found[cls.type] = cls.parse_section(value)
         except ValidationError as exc:
-            errors.extend(
-                InitErrorDetails(type=e["type"], loc=(key, *e["loc"]), input=e["input"], ctx=e.get("ctx", {}))
-                for e in exc.errors()
-            )
-    if errors:
-        raise ValidationError.from_exception_data("AlertsConfig", errors)
+            errors.extend(_details(exc, (key,)))
     rest["channels"] = found
-    return rest
+    return rest, errors
 
 
 class AlertsConfig(_Section):
@@ -93,10 +99,21 @@ class AlertsConfig(_Section):
         max_length=MAX_CHANNELS,
     )
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _sections(cls, data: Any) -> Any:
-        return _channel_sections(data)
+    def _sections(cls, data: Any, handler: ModelWrapValidatorHandler[AlertsConfig]) -> AlertsConfig:
+        if not isinstance(data, Mapping):
+            return handler(data)
+        if "channels" in data:
+            raise ValueError("channels: not a setting; configure each channel in its own section (e.g. twilio, webhooks)")
+        rest, errors = _channel_sections(data)
+        try:
+            out = handler(rest)
+        except ValidationError as exc:  # the other sections' errors are listed with the channels'
+            errors.extend(_details(exc))
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return out
 
     @model_validator(mode="after")
     def _targets_exist(self) -> AlertsConfig:

@@ -107,6 +107,7 @@ def test_channel_section_errors_keep_the_path_the_user_wrote(tmp_path: Path, pag
         "  twilio: {account_sid: nope, auth_token: t, from_number: '+15550000000'}\n"
         "  webhooks: [{name: ok, url: 'https://127.0.0.1/h', secret: '0123456789abcdef'}, {name: bad, url: 'ftp://x', secret: s}]\n"
         "  pager: {prefix: '', colour: red}\n"
+        "  dispatcher: {poll_s: -1}\n"
     )
     with pytest.raises(ConfigError) as err:
         check_settings(load_settings(f, environ={}))
@@ -117,6 +118,7 @@ def test_channel_section_errors_keep_the_path_the_user_wrote(tmp_path: Path, pag
         "alerts.webhooks[1].secret",
         "alerts.pager.prefix",
         "alerts.pager.colour",
+        "alerts.dispatcher.poll_s",  # listed with the channels' errors, not after they are fixed
     ]
 
 
