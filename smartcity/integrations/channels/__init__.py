@@ -1,10 +1,27 @@
-"""The built-in alert channels, one module each; importing this package registers them.
+"""The built-in alert channels, one module each; importing this package registers every module
+in it, so a new built-in channel is one new module here and nothing else.
 
-A new channel is one more module (here or in a third-party package) that defines its config
-model and an `AlertChannel` subclass decorated with `register_channel`; importing it before
-the alerts configuration is validated makes it usable (see README, "Adding an alert channel").
+A module whose optional dependency is missing is logged and left out; the other channels run
+(a policy naming the missing one is then refused by the config check). A channel of a third
+party registers itself the same way when its module is imported (see README, "Adding an alert
+channel").
 """
 
-from smartcity.integrations.channels import console, mqtt, sms, webhook
+from __future__ import annotations
 
-__all__ = ["console", "mqtt", "sms", "webhook"]
+import importlib
+import logging
+import pkgutil
+
+log = logging.getLogger(__name__)
+
+
+def _load_builtin_channels() -> None:
+    for mod in pkgutil.iter_modules(__path__):
+        try:
+            importlib.import_module(f"{__name__}.{mod.name}")
+        except ImportError as exc:
+            log.error("alert channel %s is not available (%s); the other channels run", mod.name, exc)
+
+
+_load_builtin_channels()
