@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from testkit import free_port
@@ -67,14 +68,18 @@ def rule_event(camera: str = "cam-1", track: int = 7, t: float | None = None) ->
 
 
 class Harness:
-    def __init__(self, db: Database, cfg: AlertsConfig, clock: Clock) -> None:
-        self.db, self.cfg, self.clock = db, cfg, clock
+    def __init__(
+        self, db: Database, cfg: AlertsConfig, clock: Clock, http_transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.db, self.cfg, self.clock, self.http_transport = db, cfg, clock, http_transport
         self.bus = EventBus()
         self.supervisor = TaskSupervisor()
         self.alerting: Alerting | None = None
 
     async def __aenter__(self) -> Harness:
-        self.alerting = await start_alerting(AlertingContext(self.bus, Outbox(self.db), self.supervisor, self.clock, self.cfg))
+        self.alerting = await start_alerting(AlertingContext(
+                self.bus, Outbox(self.db), self.supervisor, self.clock, self.cfg, http_transport=self.http_transport
+            ))
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -5,10 +5,10 @@ come from the channel classes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from alert_helpers import Harness, rule_event
 from example_channel import PagerChannel
@@ -32,20 +32,27 @@ from smartcity.settings_check import check_settings
 from smartcity.storage.db import Database
 
 
+class PagingGateway:
+    """The pager's outside system, reached through the injected HTTP transport."""
+
+    def __init__(self) -> None:
+        self.pages: list[tuple[str, str]] = []  # (idempotency key, text)
+        self.transport = httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.pages.append((request.headers["Idempotency-Key"], request.content.decode()))
+        return httpx.Response(204)
+
+
 @pytest.fixture
-def pager_inbox() -> Iterator[list[str]]:
+def gateway() -> PagingGateway:
     register_channel(PagerChannel)  # registered on import already: registering again is a no-op
-    inbox: list[str] = []
-    PagerChannel.inbox = inbox
-    try:
-        yield inbox
-    finally:
-        PagerChannel.inbox = []
+    return PagingGateway()
 
 
 def pager_config(**over: Any) -> AlertsConfig:
     cfg: dict[str, Any] = {
-        "pager": {"prefix": "PAGE", "pagers": ["duty"]},
+        "pager": {"url": "http://127.0.0.1:9/pages", "prefix": "PAGE", "pagers": ["duty"]},
         "policies": [
             {
                 "name": "all",
@@ -60,9 +67,9 @@ def pager_config(**over: Any) -> AlertsConfig:
 
 
 async def test_a_channel_from_one_file_receives_a_real_incident_through_the_outbox(
-    pg_db: Database, pager_inbox: list[str]
+    pg_db: Database, gateway: PagingGateway
 ) -> None:
-    async with Harness(pg_db, pager_config(), SystemClock()) as h:
+    async with Harness(pg_db, pager_config(), SystemClock(), http_transport=gateway.transport) as h:
         consoles = h.bus.subscribe("test-console", [ConsoleAlert], maxsize=10)
         await h.publish(rule_event(camera="cam-1", track=1))
         rows = await h.deliveries()
@@ -73,15 +80,16 @@ async def test_a_channel_from_one_file_receives_a_real_incident_through_the_outb
         await h.publish(rule_event(camera="cam-2", track=2))
         second = [r for r in await h.deliveries() if r.id not in {x.id for x in rows}]
         by_channel = {r.channel: r for r in second}
-        pager_row = await h.wait_state(by_channel["pager"].id, DeliveryState.SUPPRESSED)
+        suppressed = await h.wait_state(by_channel["pager"].id, DeliveryState.SUPPRESSED)
         alert = await consoles.get()
         consoles.close()
-    assert pager_inbox == ["PAGE duty: intrusion at cam-1 (high)"]
-    assert pager_row.last_error == "rate limited"
+    pager_row = next(r for r in rows if r.channel == "pager")
+    assert gateway.pages == [(pager_row.idempotency_key, "PAGE duty: intrusion at cam-1 (high)")]
+    assert suppressed.last_error == "rate limited"
     assert (alert.console, alert.incident_id, alert.sound) == ("operators", rows[0].incident_id, "alarm")
 
 
-def test_policies_name_registered_channels_with_valid_targets(pager_inbox: list[str]) -> None:
+def test_policies_name_registered_channels_with_valid_targets(gateway: PagingGateway) -> None:
     with pytest.raises(ValidationError, match=r"unknown channel 'beeper' \(known: .*pager"):
         pager_config(policies=[{"name": "p", "notify": [{"channel": "beeper", "target": "x"}]}])
     with pytest.raises(ValidationError, match="policies\\[p\\]: unknown pager 'nobody'"):
@@ -100,13 +108,13 @@ def test_policies_name_registered_channels_with_valid_targets(pager_inbox: list[
     assert set(ok.active_channels()) == {"console"}
 
 
-def test_channel_section_errors_keep_the_path_the_user_wrote(tmp_path: Path, pager_inbox: list[str]) -> None:
+def test_channel_section_errors_keep_the_path_the_user_wrote(tmp_path: Path, gateway: PagingGateway) -> None:
     f = tmp_path / "alerts.yaml"
     f.write_text(
         "alerts:\n"
         "  twilio: {account_sid: nope, auth_token: t, from_number: '+15550000000'}\n"
         "  webhooks: [{name: ok, url: 'https://127.0.0.1/h', secret: '0123456789abcdef'}, {name: bad, url: 'ftp://x', secret: s}]\n"
-        "  pager: {prefix: '', colour: red}\n"
+        "  pager: {url: 'http://127.0.0.1:9/p', prefix: '', colour: red}\n"
         "  dispatcher: {poll_s: -1}\n"
     )
     with pytest.raises(ConfigError) as err:
@@ -122,7 +130,7 @@ def test_channel_section_errors_keep_the_path_the_user_wrote(tmp_path: Path, pag
     ]
 
 
-def test_quiet_hours_default_to_the_channels_that_wake_people(pager_inbox: list[str]) -> None:
+def test_quiet_hours_default_to_the_channels_that_wake_people(gateway: PagingGateway) -> None:
     quiet = {"start": "22:00", "end": "07:00"}
     cfg = pager_config(policies=[{"name": "p", "notify": [{"channel": "pager", "target": "duty"}], "quiet_hours": quiet}])
     (p,) = cfg.resolved_policies()
