@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from alert_helpers import Harness, rule_event
-from example_channel import PagerChannel
+from example_channel import PagerChannel, PagerConfig
 from pydantic import ValidationError
 
 from smartcity.core.clock import SystemClock
@@ -171,3 +171,13 @@ def test_the_registry_refuses_a_taken_type_or_a_reserved_section() -> None:
     assert channel_class("sms") is not Impostor and channel_class("shadow") is None
     assert channel_class("mislabelled") is None
     unregister_channel("shadow")  # forgetting an unknown type is harmless
+
+
+def test_the_readme_channel_example_is_a_valid_config(tmp_path: Path, gateway: PagingGateway) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("### Adding an alert channel", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    f = tmp_path / "pager.yaml"
+    f.write_text(block)
+    cfg = AlertsConfig.model_validate(check_settings(load_settings(f, environ={})).alerts)
+    assert isinstance(cfg.channels["pager"], PagerConfig) and cfg.channels["pager"].pagers == ("duty",)
+    assert [r.channel for r in cfg.policies[0].notify] == ["pager"]
