@@ -43,13 +43,14 @@ from twilio_loopback import LoopbackTwilio  # type: ignore[import-not-found]  # 
 from smartcity.core.bus import EventBus  # noqa: E402
 from smartcity.core.clock import SystemClock  # noqa: E402
 from smartcity.core.events import RuleEvent, Severity  # noqa: E402
+from smartcity.core.incidents import NewDelivery  # noqa: E402
 from smartcity.core.supervisor import TaskSupervisor  # noqa: E402
 from smartcity.fusion.engine import FusionEngine, incident_id_for  # noqa: E402
 from smartcity.fusion.policy import plan_deliveries  # noqa: E402
 from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting  # noqa: E402
 from smartcity.integrations.config import AlertsConfig  # noqa: E402
 from smartcity.storage.db import Database, migrate  # noqa: E402
-from smartcity.storage.outbox import NewDelivery, Outbox  # noqa: E402
+from smartcity.storage.outbox import Outbox  # noqa: E402
 
 PG = os.environ.get("SMARTCITY_BENCH_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 SID = "AC" + "1" * 32
@@ -142,7 +143,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await migrate(url)
         cfg = _cfg(server.base_url)
-        a = await start_alerting(AlertingContext(bus, db, sup, SystemClock(), cfg))
+        a = await start_alerting(AlertingContext(bus, Outbox(db), sup, SystemClock(), cfg))
         try:
             # 1. throughput (the dispatcher sends meanwhile)
             events = _events(args.events, "tp")

@@ -36,13 +36,11 @@ from smartcity.core.clock import SystemClock
 from smartcity.core.config import Settings
 from smartcity.core.events import (
     CameraHealth,
-    ConsoleAlert,
     CountBucket,
     DetectionSummary,
     Event,
     Incident,
     RuleEvent,
-    Severity,
 )
 from smartcity.core.files import private_dir
 from smartcity.core.status import StatusBoard
@@ -59,12 +57,12 @@ from smartcity.http_headers import SecurityHeaders
 from smartcity.http_limits import BodySizeLimit
 from smartcity.http_routes import HttpRoutes
 from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
+from smartcity.integrations.channels.sms import twilio_status_route
 from smartcity.integrations.config import AlertsConfig
-from smartcity.integrations.console import ConsoleAlert as ConsoleAlertMessage
-from smartcity.integrations.twilio_sms import twilio_status_route
 from smartcity.storage.db import Database, check_migrations, current_revision, migrate
 from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
 from smartcity.storage.evidence import EvidenceStore
+from smartcity.storage.outbox import Outbox
 from smartcity.storage.readonly import StoredReads
 from smartcity.storage.repo import CameraRepo
 from smartcity.storage.retention import run_retention
@@ -197,22 +195,8 @@ class Server:
         if alerts.enabled:
             sites = {c.id: c.site for c in await cams.list_cameras() if c.site}
 
-            async def console(alert: ConsoleAlertMessage) -> None:
-                await self.bus.publish(
-                    ConsoleAlert(
-                        camera_id=alert.camera_ids[0] if alert.camera_ids else "",
-                        t=time.time(),
-                        incident_id=alert.incident_id,
-                        kind=alert.kind,
-                        severity=Severity(alert.severity),
-                        camera_ids=tuple(alert.camera_ids),
-                        sound=alert.sound,
-                        console=alert.console,
-                    )
-                )
-
             self.alerting = await start_alerting(
-                AlertingContext(self.bus, self.db, self.supervisor, SystemClock(), alerts, sites, console_sink=console)
+                AlertingContext(self.bus, Outbox(self.db), self.supervisor, SystemClock(), alerts, sites)
             )
         db, evidence = self.db, self.evidence
         self.supervisor.start(

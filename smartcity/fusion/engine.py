@@ -27,7 +27,9 @@ from smartcity.fusion.config import FusionConfig
 ACTIVE = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED)
 CLOSED = (IncidentState.RESOLVED, IncidentState.DISMISSED)
 
-_ALLOWED: dict[IncidentState, frozenset[IncidentState]] = {
+# The lifecycle: the states each state may move to. Public so that the incident store can
+# apply a move atomically (only from the states allowed to reach the target).
+TRANSITIONS: Mapping[IncidentState, frozenset[IncidentState]] = {
     IncidentState.OPEN: frozenset({IncidentState.ACKNOWLEDGED, IncidentState.RESOLVED, IncidentState.DISMISSED}),
     IncidentState.ACKNOWLEDGED: frozenset({IncidentState.RESOLVED, IncidentState.DISMISSED}),
     IncidentState.RESOLVED: frozenset(),
@@ -41,8 +43,13 @@ class InvalidTransition(ValidationFailed):
 
 def check_transition(current: IncidentState, target: IncidentState) -> None:
     """Raise InvalidTransition unless `current -> target` is a lifecycle move."""
-    if target not in _ALLOWED[current]:
+    if target not in TRANSITIONS[current]:
         raise InvalidTransition(f"state: cannot move an incident from {current.value} to {target.value}")
+
+
+def allowed_from(target: IncidentState) -> tuple[IncidentState, ...]:
+    """The states an incident may move to `target` from (lifecycle order)."""
+    return tuple(s for s, targets in TRANSITIONS.items() if target in targets)
 
 
 def incident_id_for(event_id: str) -> str:
@@ -93,10 +100,6 @@ class FusionEngine:
         self.opened = 0
         self.deduplicated = 0
         self.correlated = 0
-
-    def set_site(self, camera_id: str, site: str) -> None:
-        """Declare the site of a camera ('' = no site: the camera correlates with nothing)."""
-        self._sites[camera_id] = site
 
     def site_of(self, camera_id: str) -> str:
         return self._sites.get(camera_id, "")

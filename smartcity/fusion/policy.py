@@ -4,6 +4,8 @@ A policy matches incidents by rule id, rule type, kind and minimum severity. It 
 `notify` recipients at once and, while nobody acknowledges the incident, the `escalation`
 recipients one after the other, every `escalate_after_min` minutes. Quiet hours hold back
 the channels that wake people (SMS, console sound) unless the incident is severe enough.
+Channel names are plain strings here: the alert channels are plug-ins of `integrations`, and
+the alerts configuration checks each name against their registry.
 `plan_deliveries` turns an opened incident into planned deliveries; the dispatcher applies the
 per-recipient `RateLimiter` when it sends.
 """
@@ -11,19 +13,21 @@ per-recipient `RateLimiter` when it sends.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from datetime import time as dtime
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from smartcity.core.events import Incident, Severity
 
-Channel = Literal["sms", "webhook", "mqtt", "console"]
+# The syntax of a channel name (a registered channel's config `type`); which names exist is
+# the alert channel registry's business, checked where the alerts config is validated.
+CHANNEL_NAME = r"^[a-z][a-z0-9_]{0,31}$"
 SEVERITY_ORDER: tuple[Severity, ...] = tuple(Severity)
 
 
@@ -36,7 +40,10 @@ class _Section(BaseModel):
 
 
 class Recipient(_Section):
-    channel: Channel = Field(description="sms, webhook, mqtt or console (operator console sound).")
+    channel: str = Field(
+        description="A configured alert channel: sms, webhook, mqtt, console (operator console sound) or a plug-in's.",
+        pattern=CHANNEL_NAME,
+    )
     target: str = Field(
         description="sms: E.164 phone number; webhook: name of a configured endpoint; "
         "mqtt: topic under the alerts branch; console: a console name (usually 'operators').",
@@ -56,8 +63,11 @@ class QuietHours(_Section):
     start: dtime = Field(description="Local time quiet hours begin (HH:MM).")
     end: dtime = Field(description="Local time quiet hours end (HH:MM); before start means overnight.")
     timezone: str = Field("UTC", description="IANA time zone of start and end.", min_length=1, max_length=64)
-    channels: tuple[Channel, ...] = Field(
-        ("sms", "console"), description="Channels held back during quiet hours.", max_length=4
+    channels: tuple[str, ...] | None = Field(
+        None,
+        description="Channels held back during quiet hours (default: every channel that wakes people, "
+        "e.g. sms and console).",
+        max_length=32,
     )
     unless_severity: Severity = Field(
         Severity.CRITICAL, description="Incidents at or above this severity alert even in quiet hours."
@@ -71,6 +81,19 @@ class QuietHours(_Section):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {v!r}") from exc
         return v
+
+    @field_validator("channels")
+    @classmethod
+    def _names(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for c in v or ():
+            if not re.match(CHANNEL_NAME, c):
+                raise ValueError(f"{c!r} is not a channel name")
+        return v
+
+    def holds_back(self, channel: str) -> bool:
+        """Whether this channel waits out the quiet hours (an unresolved default holds none:
+        the alerts config fills it in from the channels' traits)."""
+        return self.channels is not None and channel in self.channels
 
     def covers(self, t: float) -> bool:
         """Whether unix time `t` falls in the quiet hours."""
@@ -156,7 +179,7 @@ def plan_deliveries(
             suppressed = None
             if (
                 quiet is not None
-                and r.channel in quiet.channels
+                and quiet.holds_back(r.channel)
                 and not severity_at_least(incident.severity, quiet.unless_severity)
                 and quiet.covers(due)
             ):

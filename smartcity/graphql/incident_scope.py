@@ -20,8 +20,9 @@ Admins and users without camera groups see incidents whole.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
 
+from smartcity.core.events import Incident
+from smartcity.core.incidents import IncidentRecord
 from smartcity.graphql.auth import Principal
 from smartcity.graphql.types import ConsoleAlertType, IncidentType
 from smartcity.storage.db import Database
@@ -37,13 +38,15 @@ def may_move(p: Principal, camera_ids: Sequence[str], cams: Collection[str]) -> 
     return unscoped(p) or all(c in cams for c in camera_ids)
 
 
-async def scoped_incidents(db: Database, p: Principal, recs: Sequence[Any], cams: Collection[str]) -> list[IncidentType | None]:
+async def scoped_incidents(
+    db: Database, p: Principal, recs: Sequence[IncidentRecord | Incident], cams: Collection[str]
+) -> list[IncidentType | None]:
     """Each record (IncidentRecord or Incident event) as `p` may see it, or None when none of
     its cameras is in `cams`. One query for all the partial ones."""
     out: list[IncidentType | None] = []
-    partial: list[tuple[IncidentType, Any]] = []
+    partial: list[tuple[IncidentType, Incident]] = []
     for rec in recs:
-        inc = rec.incident if hasattr(rec, "incident") else rec
+        inc = rec.incident if isinstance(rec, IncidentRecord) else rec
         if not any(c in cams for c in inc.camera_ids):
             out.append(None)
             continue

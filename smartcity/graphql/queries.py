@@ -13,6 +13,8 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from smartcity.core.events import IncidentState
+from smartcity.core.incidents import DeliveryState
 from smartcity.graphql.access import (
     decode_cursor,
     encode_cursor,
@@ -178,13 +180,15 @@ class Query:
         if after is not None:
             t, iid = decode_cursor(after, 2)
             key = (float(t), iid)
-        if camera_id is not None and str(camera_id) not in cams:
-            rows = []
+        if (camera_id is not None and str(camera_id) not in cams) or (
+            state is not None and state not in {s.value for s in IncidentState}
+        ):
+            rows = []  # a camera out of scope, or no such state: no such incidents
         else:
             rows = await IncidentRepo(services(info).db).page(
                 visible_cameras=list(cams),
                 camera_id=str(camera_id) if camera_id is not None else None,
-                state=state,
+                state=IncidentState(state) if state is not None else None,
                 rule_id=rule_id,
                 kind=kind,
                 since=since,
@@ -259,9 +263,10 @@ class Query:
         if not p.can_operate:
             raise PermissionError("alert deliveries: operator or admin role needed")
         s = services(info)
-        if s.outbox is None:
-            return []
-        rows = await s.outbox.list_deliveries(incident_id=incident_id, state=state, limit=page_size(first, info))
+        if s.outbox is None or (state is not None and state not in {d.value for d in DeliveryState}):
+            return []  # no such state: no such deliveries
+        wanted = DeliveryState(state) if state is not None else None
+        rows = await s.outbox.list_deliveries(incident_id=incident_id, state=wanted, limit=page_size(first, info))
         cams = await visible_cameras(info)
         incident_cams = await IncidentRepo(s.db).cameras_of([d.incident_id for d in rows])
         # a delivery whose incident is not stored yet is shown to admins only
@@ -271,7 +276,7 @@ class Query:
                 incident_id=d.incident_id,
                 channel=d.channel,
                 target=d.target,
-                state=d.state,
+                state=d.state.value,
                 attempts=d.attempts,
                 last_error=d.last_error,
                 updated_at=ts_(d.updated_at),

@@ -9,7 +9,8 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
-from smartcity.core.events import CameraHealth, ConsoleAlert, CountBucket, RuleEvent
+from smartcity.core.events import CameraHealth, ConsoleAlert, CountBucket, Incident, RuleEvent
+from smartcity.core.incidents import IncidentRecord
 from smartcity.core.logsafe import redact_url
 from smartcity.graphql.images import evidence_path, signed_url, snapshot_path
 from smartcity.storage.repo import CameraRow
@@ -248,8 +249,8 @@ class IncidentType:
         return signed_url(info, evidence_path(event_id)) if event_id else None
 
     @classmethod
-    def from_record(cls, rec: Any) -> IncidentType:
-        inc = rec.incident if hasattr(rec, "incident") else rec
+    def from_record(cls, rec: IncidentRecord | Incident) -> IncidentType:
+        inc = rec.incident if isinstance(rec, IncidentRecord) else rec
         return cls(
             id=strawberry.ID(inc.incident_id),
             rule_id=inc.rule_id,
@@ -261,11 +262,11 @@ class IncidentType:
             last_seen=ts_(inc.last_seen),
             count=inc.count,
             event_ids=list(inc.event_ids),
-            acknowledged_by=getattr(rec, "acknowledged_by", None),
-            acknowledged_at=ts(getattr(rec, "acknowledged_at", None)),
-            resolved_by=getattr(rec, "resolved_by", None),
-            resolved_at=ts(getattr(rec, "resolved_at", None)),
-            comment=getattr(rec, "comment", None),
+            acknowledged_by=rec.acknowledged_by,
+            acknowledged_at=ts(rec.acknowledged_at),
+            resolved_by=rec.resolved_by,
+            resolved_at=ts(rec.resolved_at),
+            comment=rec.comment,
         )
 
 

@@ -1,31 +1,39 @@
-"""Configuration of alerting: fusion, policies, dispatcher, Twilio SMS, webhooks, MQTT.
+"""Configuration of alerting: fusion, policies, the dispatcher, and one section per alert channel.
 
-One `AlertsConfig` section (add it to Settings as `alerts`). Every model forbids unknown keys
-and bounds its fields; secrets are SecretStr so they never appear in logs or reprs.
+One `AlertsConfig` section (Settings keeps it as `alerts`). Every model forbids unknown keys
+and bounds its fields; secrets are SecretStr so they never appear in logs or reprs. Channel
+sections (`twilio`, `webhooks`, `mqtt`, a plug-in's own) are validated by the model of the
+channel registered for them, and the channel names policies use are checked against the
+channel registry here.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    SerializeAsAny,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 
+import smartcity.integrations.channels  # noqa: F401  (registers the built-in channels)
 from smartcity.core.netpolicy import NetworkPolicy, check_host
 from smartcity.fusion.config import FusionConfig
 from smartcity.fusion.policy import AlertPolicy, RateLimit
+from smartcity.integrations.channel import ChannelConfig, channel_class, channel_classes
 
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MAX_CHANNELS = 64
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _http_url(v: str) -> str:
-    if not v.startswith(("http://", "https://")):
-        raise ValueError("must be an http:// or https:// URL")
-    return v.rstrip("/")
 
 
 class DispatcherConfig(_Section):
@@ -44,63 +52,34 @@ class DispatcherConfig(_Section):
     send_timeout_s: float = Field(10.0, description="Seconds one send may take before it counts as failed.", gt=0, le=300)
 
 
-class TwilioConfig(_Section):
-    account_sid: str = Field(description="Twilio account SID (AC...).", pattern=r"^AC[0-9a-zA-Z]{8,64}$")
-    auth_token: SecretStr = Field(description="Twilio auth token (also validates status callbacks).")
-    from_number: str = Field(description="Sender number (E.164) or messaging service SID.", min_length=3, max_length=64)
-    api_base_url: str = Field(
-        "https://api.twilio.com", description="Base URL of the Twilio REST API (a loopback server in tests)."
-    )
-    status_callback_url: str | None = Field(
-        None,
-        description="Public URL of this server's status-callback route (e.g. "
-        "https://city.example/integrations/twilio/status); empty: no delivery receipts.",
-    )
-
-    @field_validator("api_base_url")
-    @classmethod
-    def _api(cls, v: str) -> str:
-        return _http_url(v)
-
-    @field_validator("status_callback_url")
-    @classmethod
-    def _cb(cls, v: str | None) -> str | None:
-        return None if not v else _http_url(v)
+def _details(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[InitErrorDetails]:
+    return [
+        InitErrorDetails(type=e["type"], loc=(*prefix, *e["loc"]), input=e["input"], ctx=e.get("ctx", {}))
+        for e in exc.errors()
+    ]
 
 
-class WebhookEndpoint(_Section):
-    name: str = Field(description="Name policies use as the webhook target.", pattern=_NAME)
-    url: str = Field(description="URL the JSON alert is POSTed to.")
-    secret: SecretStr = Field(description="HMAC-SHA256 key of the X-Smartcity-Signature header.")
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        return _http_url(v)
-
-    @field_validator("secret")
-    @classmethod
-    def _secret_len(cls, v: SecretStr) -> SecretStr:
-        if len(v.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters")
-        return v
-
-
-class MqttConfig(_Section):
-    host: str = Field("127.0.0.1", description="Broker host.", min_length=1, max_length=255)
-    port: int = Field(1883, description="Broker TCP port.", ge=1, le=65535)
-    username: str | None = Field(None, description="Broker user name.", max_length=200)
-    password: SecretStr | None = Field(None, description="Broker password.")
-    client_id: str = Field("smartcity", description="MQTT client identifier.", min_length=1, max_length=64)
-    topic_prefix: str = Field("smartcity", description="Root of the topic tree.", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    publish_events: bool = Field(True, description="Publish every rule event.")
-    publish_counts: bool = Field(True, description="Publish count buckets.")
-    publish_incidents: bool = Field(True, description="Publish every incident change.")
-    publish_camera_status: bool = Field(True, description="Publish camera health (retained).")
-    queue_size: int = Field(
-        10_000, description="Live events held while the broker is away; the oldest are dropped and counted.", ge=10, le=1_000_000
-    )
-    reconnect_max_s: float = Field(30.0, description="Longest delay between reconnection attempts.", gt=0, le=600)
+def _channel_sections(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[InitErrorDetails]]:
+    """The raw `alerts` mapping with each registered channel's section moved into `channels`
+    (type -> that channel's config model), and the errors of those sections at the path the
+    user wrote (`twilio.account_sid`, `webhooks[1].url`)."""
+    by_section = {cls.section_name(): cls for cls in channel_classes()}
+    rest: dict[str, Any] = {}
+    found: dict[str, ChannelConfig] = {}  # in the order of the file: errors are listed so too
+    errors: list[InitErrorDetails] = []
+    for key, value in data.items():
+        cls = by_section.get(key)
+        if cls is None:
+            rest[key] = value
+            continue
+        if value is None:  # an empty section in YAML: the channel is off
+            continue
+        try:
+            found[cls.type] = cls.parse_section(value)
+        except ValidationError as exc:
+            errors.extend(_details(exc, (key,)))
+    rest["channels"] = found
+    return rest, errors
 
 
 class AlertsConfig(_Section):
@@ -109,39 +88,96 @@ class AlertsConfig(_Section):
     policies: tuple[AlertPolicy, ...] = Field(
         (), description="Alert policies; an incident alerts every recipient of every matching policy.", max_length=1000
     )
-    rate_limit: RateLimit = Field(default_factory=RateLimit, description="Per-recipient limit on SMS and console alerts.")
+    rate_limit: RateLimit = Field(
+        default_factory=RateLimit, description="Per-recipient limit on the rate-limited channels (SMS, console)."
+    )
     dispatcher: DispatcherConfig = Field(default_factory=DispatcherConfig, description="Outbox dispatcher.")
-    twilio: TwilioConfig | None = Field(None, description="SMS through Twilio (none: SMS deliveries fail over).")
-    webhooks: tuple[WebhookEndpoint, ...] = Field((), description="Webhook endpoints.", max_length=100)
-    mqtt: MqttConfig | None = Field(None, description="MQTT broker (none: no MQTT).")
     console_channel: Literal["operators"] = Field("operators", description="Console that plays alert sounds.")
+    channels: dict[str, SerializeAsAny[ChannelConfig]] = Field(
+        default_factory=dict,
+        description="Configured channels by type, filled from their sections (twilio, webhooks, mqtt, ...).",
+        max_length=MAX_CHANNELS,
+    )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _sections(cls, data: Any, handler: ModelWrapValidatorHandler[AlertsConfig]) -> AlertsConfig:
+        if not isinstance(data, Mapping):
+            return handler(data)
+        if "channels" in data:
+            raise ValueError("channels: not a setting; configure each channel in its own section (e.g. twilio, webhooks)")
+        rest, errors = _channel_sections(data)
+        try:
+            out = handler(rest)
+        except ValidationError as exc:  # the other sections' errors are listed with the channels'
+            errors.extend(_details(exc))
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return out
 
     @model_validator(mode="after")
     def _targets_exist(self) -> AlertsConfig:
-        names = [w.name for w in self.webhooks]
-        if len(set(names)) != len(names):
-            raise ValueError("webhooks: duplicate endpoint names")
         pnames = [p.name for p in self.policies]
         if len(set(pnames)) != len(pnames):
             raise ValueError("policies: duplicate policy names")
         for p in self.policies:
-            for r in (*p.notify, *p.escalation):
-                if r.channel == "webhook" and r.target not in names:
-                    raise ValueError(f"policies[{p.name}]: unknown webhook {r.target!r}")
-                if r.channel == "sms" and self.twilio is None:
-                    raise ValueError(f"policies[{p.name}]: SMS recipient but no twilio section")
-                if r.channel == "mqtt" and self.mqtt is None:
-                    raise ValueError(f"policies[{p.name}]: MQTT recipient but no mqtt section")
+            if (why := self._policy_error(p)) is not None:
+                raise ValueError(f"policies[{p.name}]{why}")
         return self
+
+    def _policy_error(self, p: AlertPolicy) -> str | None:
+        """What is wrong with the channels a policy names (registered, configured, valid target)."""
+        for r in (*p.notify, *p.escalation):
+            cls = channel_class(r.channel)
+            if cls is None:
+                known = ", ".join(sorted(c.type for c in channel_classes()))
+                return f": unknown channel {r.channel!r} (known: {known})"
+            cfg = self.channel_config(r.channel)
+            if cfg is None:
+                return f": {r.channel} recipient but no {cls.section_name()} section"
+            if (why := cls.target_error(cfg, r.target)) is not None:
+                return f": {why}"
+        unknown = [c for c in (p.quiet_hours.channels or ()) if channel_class(c) is None] if p.quiet_hours else []
+        return f".quiet_hours: unknown channel {unknown[0]!r}" if unknown else None
+
+    def channel_config(self, channel_type: str) -> ChannelConfig | None:
+        """The config of a channel: its section, else its defaults when it is always on."""
+        cfg = self.channels.get(channel_type)
+        if cfg is not None:
+            return cfg
+        cls = channel_class(channel_type)
+        return cls.config_model.model_validate({}) if cls is not None and cls.always_on else None
+
+    def active_channels(self) -> dict[str, ChannelConfig]:
+        """Every channel alerting starts: those configured and those always on."""
+        out: dict[str, ChannelConfig] = {}
+        for cls in channel_classes():
+            if (cfg := self.channel_config(cls.type)) is not None:
+                out[cls.type] = cfg
+        return out
+
+    def resolved_policies(self) -> tuple[AlertPolicy, ...]:
+        """The policies with each default quiet-hours channel list filled in: the channels
+        whose plug-in wakes people."""
+        waking = tuple(c.type for c in channel_classes() if c.wakes_people)
+        out = []
+        for p in self.policies:
+            q = p.quiet_hours
+            if q is not None and q.channels is None:
+                p = p.model_copy(update={"quiet_hours": q.model_copy(update={"channels": waking})})
+            out.append(p)
+        return tuple(out)
 
 
 def outbound_errors(alerts: AlertsConfig, networks: NetworkPolicy) -> list[str]:
     """`path: message` for each integration address outside `outbound_policy.networks` (IP
     literals: a host name is resolved only when the integration connects)."""
     where = "outbound_policy.networks"
-    targets = [(f"webhooks[{i}].url", urlsplit(w.url).hostname or "") for i, w in enumerate(alerts.webhooks)]
-    if alerts.mqtt is not None:
-        targets.append(("mqtt.host", alerts.mqtt.host))
-    if alerts.twilio is not None:
-        targets.append(("twilio.api_base_url", urlsplit(alerts.twilio.api_base_url).hostname or ""))
+    targets: list[tuple[str, str]] = []
+    for channel_type, cfg in alerts.channels.items():
+        cls = channel_class(channel_type)
+        if cls is None:
+            continue
+        section = cls.section_name()
+        targets += [(f"{section}{'' if sub.startswith('[') else '.'}{sub}", host) for sub, host in cls.outbound_hosts(cfg)]
     return [f"{path}: {why}" for path, host in targets if (why := check_host(host, networks, where)) is not None]

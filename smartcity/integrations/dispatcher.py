@@ -4,7 +4,8 @@ sender with the delivery's idempotency key, and records the outcome.
 Transient failures (5xx, timeouts, broker away) are retried with exponential backoff; after
 `max_attempts` a delivery is dead-lettered (replayable). A permanent failure is recorded and
 the incident's next escalation step is made due at once (the next channel or recipient).
-SMS and console alerts pass a per-recipient rate limit. Business time (due times, rate
+Deliveries of channels whose plug-in declares `rate_limited` (SMS, console) pass a
+per-recipient rate limit. Business time (due times, rate
 limits) comes from the injected Clock; waiting between polls is real time.
 """
 
@@ -13,52 +14,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Protocol
 
 from smartcity.core.clock import Clock
-from smartcity.core.errors import SmartcityError
+from smartcity.core.incidents import Claimed, DeliveryRecord, DeliveryState, IncidentRecord
 from smartcity.fusion.policy import RateLimiter
-from smartcity.integrations.config import DispatcherConfig
-from smartcity.storage.outbox import (
-    DEAD,
-    FAILED,
-    PENDING,
-    SUPPRESSED,
-    Claimed,
-    DeliveryRow,
-    IncidentRecord,
-    Outbox,
+from smartcity.fusion.store import DeliveryOutbox
+from smartcity.integrations.channel import (
+    AlertChannel,
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    channel_class,
 )
+from smartcity.integrations.config import DispatcherConfig
 
 log = logging.getLogger(__name__)
 
-RATE_LIMITED_CHANNELS = ("sms", "console")
-
-
-class DeliveryError(SmartcityError):
-    """A send that did not go through; `permanent` ones are not retried."""
-
-    permanent = False
-
-
-class TransientDeliveryError(DeliveryError):
-    """Worth retrying: server error, timeout, connection refused, broker away."""
-
-
-class PermanentDeliveryError(DeliveryError):
-    """Never worth retrying: invalid number, rejected request, channel not configured."""
-
-    permanent = True
-
-
-class Sender(Protocol):
-    """One channel. `send` returns the state the delivery reaches (sent or delivered)."""
-
-    channel: str
-
-    async def send(self, delivery: DeliveryRow, incident: IncidentRecord) -> str: ...
-
-    async def close(self) -> None: ...
+PENDING = DeliveryState.PENDING
 
 
 def backoff_s(cfg: DispatcherConfig, attempts: int) -> float:
@@ -71,8 +43,8 @@ class Dispatcher:
 
     def __init__(
         self,
-        outbox: Outbox,
-        senders: Mapping[str, Sender],
+        outbox: DeliveryOutbox,
+        senders: Mapping[str, AlertChannel],
         cfg: DispatcherConfig,
         clock: Clock,
         limiter: RateLimiter,
@@ -93,10 +65,6 @@ class Dispatcher:
 
     def notify(self) -> None:
         self._wake.set()
-
-    @property
-    def inflight(self) -> int:
-        return len(self._inflight)
 
     async def run(self) -> None:
         """Claim and send until cancelled; in-flight sends are cancelled with it (their
@@ -141,14 +109,19 @@ class Dispatcher:
             self._inflight.discard(d.id)
             self._wake.set()
 
-    async def _deliver_one(self, d: DeliveryRow, inc: IncidentRecord | None) -> None:
+    @staticmethod
+    def _rate_limited(channel: str) -> bool:
+        cls = channel_class(channel)  # the trait holds even where the channel is not configured
+        return cls is not None and cls.rate_limited
+
+    async def _deliver_one(self, d: DeliveryRecord, inc: IncidentRecord | None) -> None:
         now = self.clock.time()
         if inc is None:
-            await self.outbox.finish(d.id, FAILED, now, "incident no longer exists")
+            await self.outbox.finish(d.id, DeliveryState.FAILED, now, "incident no longer exists")
             self.failed += 1
             return
-        if d.channel in RATE_LIMITED_CHANNELS and not self.limiter.allow(d.channel, d.target, now):
-            await self.outbox.finish(d.id, SUPPRESSED, now, "rate limited")
+        if self._rate_limited(d.channel) and not self.limiter.allow(d.channel, d.target, now):
+            await self.outbox.finish(d.id, DeliveryState.SUPPRESSED, now, "rate limited")
             self.suppressed += 1
             log.warning("alert to %s %s suppressed by the rate limit (incident %s)", d.channel, d.target, d.incident_id)
             return
@@ -167,7 +140,7 @@ class Dispatcher:
         await self.outbox.finish(d.id, state, self.clock.time())
         self.sent += 1
 
-    async def _failed(self, d: DeliveryRow, exc: DeliveryError) -> None:
+    async def _failed(self, d: DeliveryRecord, exc: DeliveryError) -> None:
         now = self.clock.time()
         error = f"{type(exc).__name__}: {exc}"
         if not exc.permanent and d.attempts < self.cfg.max_attempts:
@@ -179,11 +152,11 @@ class Dispatcher:
             return
         if exc.permanent:
             self.failed += 1
-            await self.outbox.finish(d.id, FAILED, now, error, from_states=(PENDING,))
+            await self.outbox.finish(d.id, DeliveryState.FAILED, now, error, from_states=(PENDING,))
             log.error("alert %d via %s to %s failed permanently: %s", d.id, d.channel, d.target, error)
         else:
             self.dead += 1
-            await self.outbox.finish(d.id, DEAD, now, f"{d.attempts} attempts, last: {error}", from_states=(PENDING,))
+            await self.outbox.finish(d.id, DeliveryState.DEAD, now, f"{d.attempts} attempts, last: {error}", from_states=(PENDING,))
             log.error("alert %d via %s to %s dead-lettered after %d attempts: %s", d.id, d.channel, d.target, d.attempts, error)
         nxt = await self.outbox.escalate_now(d.incident_id, now)
         if nxt is not None:

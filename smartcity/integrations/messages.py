@@ -1,17 +1,17 @@
-"""What an alert says: the JSON document (webhook, MQTT) and the SMS text of an incident.
+"""What an alert says in JSON: the document webhook and MQTT channels send (a channel with its
+own wording, like SMS, formats it in its own module).
 
 No personal data: kind, severity, cameras, times, counts and ids only.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from smartcity.storage.outbox import DeliveryRow, IncidentRecord
+from smartcity.core.incidents import DeliveryRecord, IncidentRecord
 
 
-def alert_document(delivery: DeliveryRow, incident: IncidentRecord, now: float) -> dict[str, Any]:
+def alert_document(delivery: DeliveryRecord, incident: IncidentRecord, now: float) -> dict[str, Any]:
     inc = incident.incident
     return {
         "type": "incident_alert",
@@ -31,9 +31,3 @@ def alert_document(delivery: DeliveryRow, incident: IncidentRecord, now: float) 
         },
     }
 
-
-def sms_text(incident: IncidentRecord) -> str:
-    inc = incident.incident
-    when = time.strftime("%H:%M:%S", time.gmtime(inc.first_seen))
-    cams = ", ".join(inc.camera_ids[:3]) + (" +" if len(inc.camera_ids) > 3 else "")
-    return f"[{inc.severity.value.upper()}] {inc.kind} at {cams} since {when} UTC ({inc.count}x). Incident {inc.incident_id[:8]}"

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, array
 
+from smartcity.core.events import IncidentState
+from smartcity.core.incidents import IncidentRecord
 from smartcity.storage.db import Database, rows_in
-from smartcity.storage.outbox import IncidentRecord, incident_record
+from smartcity.storage.outbox import incident_record
 from smartcity.storage.tables import events, incidents, rules
 
 MAX_PAGE = 10_000
@@ -36,7 +38,7 @@ class IncidentRepo:
         *,
         visible_cameras: Sequence[str] | None,
         camera_id: str | None = None,
-        state: str | None = None,
+        state: IncidentState | None = None,
         rule_id: str | None = None,
         kind: str | None = None,
         since: float | None = None,
@@ -54,7 +56,7 @@ class IncidentRepo:
         if camera_id is not None:
             q = q.where(self._touches([camera_id]))
         if state is not None:
-            q = q.where(incidents.c.state == state)
+            q = q.where(incidents.c.state == state.value)
         if rule_id is not None:
             q = q.where(incidents.c.rule_id == rule_id)
         if kind is not None:

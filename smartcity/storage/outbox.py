@@ -13,12 +13,14 @@ retry backoff, or the end of a dispatcher's lease) and the time of the last chan
 A claim moves `updated_at` to the end of a lease, so a dispatcher that dies mid-send leaves the
 row to be retried once the lease expires (at-least-once); the receiver de-duplicates by
 `idempotency_key`, which is unique, so committing the same planned delivery twice inserts one row.
+
+`Outbox` implements the interfaces fusion and the dispatcher read through
+(`smartcity.fusion.store.IncidentStore` and `DeliveryOutbox`), with core's typed records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, type_coerce, update
@@ -29,87 +31,39 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smartcity.core.errors import NotFound, ValidationFailed
 from smartcity.core.events import Incident, IncidentState, Severity, new_event_id
+from smartcity.core.incidents import (
+    ActiveIncident,
+    Claimed,
+    DeliveryRecord,
+    DeliveryState,
+    EventSource,
+    IncidentRecord,
+    NewDelivery,
+)
 from smartcity.storage.db import Database, rows_in
 from smartcity.storage.tables import alert_deliveries, audit_log, events, incidents
 
-SCHEDULED = "scheduled"
-PENDING = "pending"
-SENT = "sent"
-DELIVERED = "delivered"
-FAILED = "failed"
-DEAD = "dead"
-CANCELLED = "cancelled"
-SUPPRESSED = "suppressed"
-WAITING = (SCHEDULED, PENDING)
-FINAL = (DELIVERED, FAILED, DEAD, CANCELLED, SUPPRESSED)
+# The records are core's (fusion, integrations and graphql read them); the old name stays
+# importable from here until every caller says DeliveryRecord.
+DeliveryRow = DeliveryRecord
+SCHEDULED = DeliveryState.SCHEDULED
+PENDING = DeliveryState.PENDING
+SENT = DeliveryState.SENT
+DELIVERED = DeliveryState.DELIVERED
+FAILED = DeliveryState.FAILED
+DEAD = DeliveryState.DEAD
+CANCELLED = DeliveryState.CANCELLED
+SUPPRESSED = DeliveryState.SUPPRESSED
 MAX_PAGE = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class NewDelivery:
-    """A delivery to insert with its incident: state scheduled, pending or suppressed."""
-
-    incident_id: str
-    channel: str
-    target: str
-    idempotency_key: str
-    due_at: float
-    state: str = PENDING
-    note: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRow:
-    id: int
-    incident_id: str
-    channel: str
-    target: str
-    state: str
-    attempts: int
-    last_error: str | None
-    idempotency_key: str
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A claimed delivery and the incident it alerts about (None if retention removed it)."""
-
-    delivery: DeliveryRow
-    incident: IncidentRecord | None
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentRecord:
-    """An incident row: the fused incident plus who moved it through its lifecycle."""
-
-    incident: Incident
-    acknowledged_by: str | None
-    acknowledged_at: float | None
-    resolved_by: str | None
-    resolved_at: float | None
-    comment: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = self.incident.to_dict()
-        d.update(
-            acknowledged_by=self.acknowledged_by,
-            acknowledged_at=self.acknowledged_at,
-            resolved_by=self.resolved_by,
-            resolved_at=self.resolved_at,
-            comment=self.comment,
-        )
-        return d
-
-
-def _delivery(r: Any) -> DeliveryRow:
-    return DeliveryRow(
+def _delivery(r: Any) -> DeliveryRecord:
+    return DeliveryRecord(
         id=int(r.id),
         incident_id=r.incident_id,
         channel=r.channel,
         target=r.target,
-        state=r.state,
+        state=DeliveryState(r.state),
         attempts=int(r.attempts),
         last_error=r.last_error,
         idempotency_key=r.idempotency_key,
@@ -140,7 +94,7 @@ def incident_record(r: Any) -> IncidentRecord:
 
 
 def _rank(col: Any) -> Any:
-    return case((col == "open", 0), (col == "acknowledged", 1), else_=2)
+    return case((col == IncidentState.OPEN.value, 0), (col == IncidentState.ACKNOWLEDGED.value, 1), else_=2)
 
 
 class Outbox:
@@ -171,7 +125,7 @@ class Outbox:
                             "incident_id": d.incident_id,
                             "channel": d.channel,
                             "target": d.target,
-                            "state": d.state,
+                            "state": d.state.value,
                             "attempts": 0,
                             "last_error": d.note,
                             "idempotency_key": d.idempotency_key,
@@ -271,21 +225,20 @@ class Outbox:
         rows.sort(key=lambda r: r.id)
         return [Claimed(r, by_id.get(r.incident_id)) for r in rows]
 
-    async def next_due(self) -> float | None:
-        """The earliest due time of a waiting delivery, or None when nothing waits."""
-        stmt = select(func.min(alert_deliveries.c.updated_at)).where(alert_deliveries.c.state.in_(WAITING))
-        async with self.db.engine.connect() as conn:
-            v = (await conn.execute(stmt)).scalar_one_or_none()
-        return float(v) if v is not None else None
-
     async def finish(
-        self, delivery_id: int, state: str, now: float, error: str | None = None, *, from_states: Collection[str] = (PENDING,)
+        self,
+        delivery_id: int,
+        state: DeliveryState,
+        now: float,
+        error: str | None = None,
+        *,
+        from_states: Collection[DeliveryState] = (PENDING,),
     ) -> bool:
         """Move a delivery to `state` if it is in one of `from_states`; returns whether it moved."""
         stmt = (
             update(alert_deliveries)
             .where(alert_deliveries.c.id == delivery_id, alert_deliveries.c.state.in_(tuple(from_states)))
-            .values(state=state, updated_at=now, last_error=error)
+            .values(state=state.value, updated_at=now, last_error=error)
         )
         async with self.db.engine.begin() as conn:
             return bool((await conn.execute(stmt)).rowcount)
@@ -300,7 +253,7 @@ class Outbox:
         async with self.db.engine.begin() as conn:
             await conn.execute(stmt)
 
-    async def escalate_now(self, incident_id: str, now: float) -> DeliveryRow | None:
+    async def escalate_now(self, incident_id: str, now: float) -> DeliveryRecord | None:
         """Make the incident's next scheduled delivery due now (after a permanent failure)."""
         nxt = (
             select(alert_deliveries.c.id)
@@ -318,7 +271,7 @@ class Outbox:
             row = (await conn.execute(stmt)).one_or_none()
         return _delivery(row) if row is not None else None
 
-    async def replay(self, delivery_id: int, now: float) -> DeliveryRow:
+    async def replay(self, delivery_id: int, now: float) -> DeliveryRecord:
         """Send a dead or failed delivery again from scratch (attempts reset); returns the row."""
         stmt = (
             update(alert_deliveries)
@@ -415,7 +368,7 @@ class Outbox:
     async def list_incidents(
         self,
         *,
-        state: str | None = None,
+        state: IncidentState | None = None,
         camera_id: str | None = None,
         rule_id: str | None = None,
         kind: str | None = None,
@@ -427,7 +380,7 @@ class Outbox:
         most recently seen first; `limit` capped at 10,000."""
         where: list[ColumnElement[bool]] = []
         if state is not None:
-            where.append(incidents.c.state == state)
+            where.append(incidents.c.state == state.value)
         if rule_id is not None:
             where.append(incidents.c.rule_id == rule_id)
         if kind is not None:
@@ -452,12 +405,10 @@ class Outbox:
             rows = (await conn.execute(stmt)).all()
         return [incident_record(r) for r in rows]
 
-    async def active_incidents_with_sources(
-        self, since: float
-    ) -> list[tuple[Incident, list[tuple[str, str, int | None, str | None]]]]:
+    async def active_incidents_with_sources(self, since: float) -> list[ActiveIncident]:
         """Open and acknowledged incidents last seen at or after `since`, oldest first, each with
-        (rule_id, camera_id, track_id, object_class) of its events found in the register: what
-        fusion needs to go on de-duplicating them after a restart."""
+        the sources of its events found in the register: what fusion needs to go on
+        de-duplicating them after a restart."""
         active = incidents.c.state.in_([IncidentState.OPEN.value, IncidentState.ACKNOWLEDGED.value])
         stmt = (
             select(incidents)
@@ -470,12 +421,14 @@ class Outbox:
             wanted = sorted({e for inc in found for e in inc.event_ids})
             cols = select(events.c.event_id, events.c.rule_id, events.c.camera_id, events.c.track_id, events.c.object_class)
             sources = {
-                r.event_id: (r.rule_id or "", r.camera_id, int(r.track_id) if r.track_id is not None else None, r.object_class)
+                r.event_id: EventSource(
+                    r.rule_id or "", r.camera_id, int(r.track_id) if r.track_id is not None else None, r.object_class
+                )
                 for r in await rows_in(conn, cols, events.c.event_id, wanted)
             }
-        return [(inc, [sources[e] for e in inc.event_ids if e in sources]) for inc in found]
+        return [ActiveIncident(inc, tuple(sources[e] for e in inc.event_ids if e in sources)) for inc in found]
 
-    async def list_deliveries_by_id(self, ids: Collection[int]) -> list[DeliveryRow]:
+    async def list_deliveries_by_id(self, ids: Collection[int]) -> list[DeliveryRecord]:
         async with self.db.engine.connect() as conn:
             rows = (
                 await conn.execute(select(alert_deliveries).where(alert_deliveries.c.id.in_(tuple(ids))))
@@ -483,9 +436,9 @@ class Outbox:
         return [_delivery(r) for r in rows]
 
     async def list_deliveries(
-        self, *, incident_id: str | None = None, state: str | None = None, limit: int = 100
-    ) -> list[DeliveryRow]:
-        """Deliveries by id; filter by incident and/or state (e.g. state='dead': the dead letters)."""
+        self, *, incident_id: str | None = None, state: DeliveryState | None = None, limit: int = 100
+    ) -> list[DeliveryRecord]:
+        """Deliveries by id; filter by incident and/or state (e.g. DEAD: the dead letters)."""
         where: list[ColumnElement[bool]] = []
         if incident_id is not None:
             where.append(alert_deliveries.c.incident_id == incident_id)

@@ -82,7 +82,7 @@ class StoredReads:
     ) -> Sequence[Incident]:
         records = await IncidentRepo(self._db).page(
             visible_cameras=None,
-            state=state.value if state is not None else None,
+            state=state,
             since=since,
             limit=max(0, min(limit, MAX_READ)),
         )

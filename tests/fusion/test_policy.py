@@ -49,7 +49,8 @@ def test_matching_by_severity_rule_type_kind_and_rule() -> None:
 
 
 def test_quiet_hours_hold_back_waking_channels_unless_severe() -> None:
-    quiet = {"start": "22:00", "end": "07:00", "timezone": "UTC", "unless_severity": "critical"}
+    # the channel list the alerts config fills in from the channels' traits (tests/integrations)
+    quiet = {"start": "22:00", "end": "07:00", "timezone": "UTC", "unless_severity": "critical", "channels": ["sms", "console"]}
     p = policy(quiet_hours=quiet)
     night = {(d.channel, d.target): d.suppressed for d in plan_deliveries(incident(), "zone", [p], MIDNIGHT)}
     assert night[("sms", "+1")] == "quiet hours of policy p"
@@ -61,7 +62,7 @@ def test_quiet_hours_hold_back_waking_channels_unless_severe() -> None:
 
 
 def test_quiet_hours_in_a_local_time_zone() -> None:
-    p = policy(quiet_hours={"start": "22:00", "end": "07:00", "timezone": "Asia/Tokyo"})
+    p = policy(quiet_hours={"start": "22:00", "end": "07:00", "timezone": "Asia/Tokyo", "channels": ["sms"]})
     # 12:00 UTC is 21:00 in Tokyo (not quiet); 13:30 UTC is 22:30 (quiet)
     assert plan_deliveries(incident(), "zone", [p], NOON)[0].suppressed is None
     assert plan_deliveries(incident(), "zone", [p], NOON + 5400)[0].suppressed is not None
@@ -80,7 +81,11 @@ def test_config_rejects_unknown_keys_bad_zones_and_channels() -> None:
         policy(colour="red")
     with pytest.raises(ValidationError, match="unknown time zone"):
         policy(quiet_hours={"start": "22:00", "end": "07:00", "timezone": "Mars/Olympus"})
+    # which channel names exist is the channel registry's business (tests/integrations/test_channels.py);
+    # a policy alone refuses what cannot be a channel name
     with pytest.raises(ValidationError, match="channel"):
-        policy(notify=[{"channel": "pager", "target": "x"}])
+        policy(notify=[{"channel": "Pager!", "target": "x"}])
+    with pytest.raises(ValidationError, match="not a channel name"):
+        policy(quiet_hours={"start": "22:00", "end": "07:00", "channels": ["SMS "]})
     with pytest.raises(ValidationError, match="escalate_after_min"):
         policy(escalate_after_min=0)

@@ -292,6 +292,13 @@ async def test_incident_matrix_and_scoped_incident_stream(api: tuple[str, Server
     await watcher.close()
     again = (await clients["police-op"].gql(ack, id=incident))["data"]["acknowledgeIncident"]
     assert again["__typename"] == "ValidationError"  # acknowledged -> acknowledged is not a move
+    by_state = "query($s: String) { incidents(state: $s) { edges { node { id } } } alertDeliveries(state: $s) { id } }"
+    found = {
+        st: [e["node"]["id"] for e in (await clients["police-op"].gql(by_state, s=st))["data"]["incidents"]["edges"]]
+        for st in ("acknowledged", "open", "no-such-state")
+    }
+    assert found == {"acknowledged": [incident], "open": [], "no-such-state": []}
+    assert (await clients["police-op"].gql(by_state, s="no-such-state"))["data"]["alertDeliveries"] == []
 
 
 async def test_user_changes_revoke_tokens_and_groups_are_admin_only(api: tuple[str, Server, dict[str, Client]]) -> None:

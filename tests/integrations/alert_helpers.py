@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from testkit import free_port
@@ -14,11 +15,12 @@ from testkit import free_port
 from smartcity.core.bus import EventBus
 from smartcity.core.clock import Clock
 from smartcity.core.events import RuleEvent, Severity
+from smartcity.core.incidents import DeliveryRecord
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
 from smartcity.integrations.config import AlertsConfig
 from smartcity.storage.db import Database
-from smartcity.storage.outbox import DeliveryRow
+from smartcity.storage.outbox import Outbox
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "loopback-auth-token-0123456789"
@@ -66,14 +68,18 @@ def rule_event(camera: str = "cam-1", track: int = 7, t: float | None = None) ->
 
 
 class Harness:
-    def __init__(self, db: Database, cfg: AlertsConfig, clock: Clock) -> None:
-        self.db, self.cfg, self.clock = db, cfg, clock
+    def __init__(
+        self, db: Database, cfg: AlertsConfig, clock: Clock, http_transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.db, self.cfg, self.clock, self.http_transport = db, cfg, clock, http_transport
         self.bus = EventBus()
         self.supervisor = TaskSupervisor()
         self.alerting: Alerting | None = None
 
     async def __aenter__(self) -> Harness:
-        self.alerting = await start_alerting(AlertingContext(self.bus, self.db, self.supervisor, self.clock, self.cfg))
+        self.alerting = await start_alerting(AlertingContext(
+                self.bus, Outbox(self.db), self.supervisor, self.clock, self.cfg, http_transport=self.http_transport
+            ))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -91,10 +97,10 @@ class Harness:
         await self.bus.publish(ev)
         await asyncio.wait_for(done, 10)
 
-    async def deliveries(self) -> list[DeliveryRow]:
+    async def deliveries(self) -> list[DeliveryRecord]:
         return await self.a.outbox.list_deliveries()
 
-    async def wait_state(self, delivery_id: int, state: str, timeout_s: float = 10.0) -> DeliveryRow:
+    async def wait_state(self, delivery_id: int, state: str, timeout_s: float = 10.0) -> DeliveryRecord:
         deadline = time.monotonic() + timeout_s
         while True:
             rows = await self.a.outbox.list_deliveries_by_id([delivery_id])

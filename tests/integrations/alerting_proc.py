@@ -14,6 +14,7 @@ from smartcity.core.supervisor import TaskSupervisor
 from smartcity.integrations.alerting import AlertingContext, start_alerting
 from smartcity.integrations.config import AlertsConfig
 from smartcity.storage.db import Database
+from smartcity.storage.outbox import Outbox
 
 
 async def main(db_url: str, api: str, account_sid: str, token: str, event_id: str) -> None:
@@ -27,7 +28,7 @@ async def main(db_url: str, api: str, account_sid: str, token: str, event_id: st
     db = Database(db_url)
     bus = EventBus()
     sup = TaskSupervisor()
-    alerting = await start_alerting(AlertingContext(bus, db, sup, SystemClock(), cfg))
+    alerting = await start_alerting(AlertingContext(bus, Outbox(db), sup, SystemClock(), cfg))
     if event_id:
         ev = RuleEvent(event_id=event_id, camera_id="cam-1", t=1_700_000_000.0, rule_id="zone-1",
                        rule_type="intrusion", kind="intrusion", track_id=1, severity=Severity.HIGH)

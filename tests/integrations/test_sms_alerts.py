@@ -24,7 +24,7 @@ from twilio_loopback import LoopbackTwilio
 
 from smartcity.core.clock import ManualClock, SystemClock
 from smartcity.core.events import IncidentState
-from smartcity.integrations.twilio_sms import STATUS_PATH, twilio_status_route
+from smartcity.integrations.channels.sms import STATUS_PATH, twilio_status_route
 from smartcity.storage.db import Database
 from smartcity.storage.outbox import CANCELLED, DELIVERED, SCHEDULED, SENT
 

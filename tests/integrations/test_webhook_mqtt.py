@@ -18,13 +18,14 @@ from alert_helpers import Harness, rule_event
 
 from smartcity.core.clock import SystemClock
 from smartcity.core.events import CameraHealth, CameraState, CountBucket
-from smartcity.integrations.config import AlertsConfig
-from smartcity.integrations.webhook import (
+from smartcity.integrations.channels.mqtt import MqttSender
+from smartcity.integrations.channels.webhook import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     verify_signature,
 )
+from smartcity.integrations.config import AlertsConfig
 from smartcity.storage.db import Database
 from smartcity.storage.outbox import DEAD, DELIVERED
 
@@ -119,7 +120,7 @@ async def test_webhook_is_signed_retried_and_dead_lettered_then_replayed(pg_db: 
 
 
 def test_signature_verification_rejects_tampering_and_stale_timestamps() -> None:
-    from smartcity.integrations.webhook import sign
+    from smartcity.integrations.channels.webhook import sign
 
     sig = sign(SECRET, "1000.000", b'{"a":1}')
     assert verify_signature(SECRET, "1000.000", b'{"a":1}', sig, now=1000)
@@ -165,7 +166,8 @@ async def test_mqtt_topic_tree_with_qos1_and_retained_camera_status(pg_db: Datab
     async with aiomqtt.Client(MQTT_HOST, MQTT_PORT, identifier=f"sub-{prefix}") as sub:
         await sub.subscribe(f"{prefix}/#", qos=1)
         async with Harness(pg_db, cfg, SystemClock()) as h:
-            assert h.a.mqtt is not None and await h.a.mqtt.wait_connected(5)
+            mqtt = h.a.channels["mqtt"]
+            assert isinstance(mqtt, MqttSender) and await mqtt.link.wait_connected(5)
             ev = rule_event(camera="cam/1")
             await h.publish(ev)
             await h.bus.publish(CameraHealth(camera_id="cam/1", t=time.time(), group="g", state=CameraState.ONLINE))

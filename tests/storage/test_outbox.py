@@ -62,6 +62,6 @@ async def test_list_incidents_filters(db: Database) -> None:
     await ob.commit([inc("a", cams=("cam-1", "cam-2")), inc("b", t=T + 5, cams=("cam-3",)),
                      inc("c", t=T + 9, state=IncidentState.DISMISSED)], [], T)
     assert [r.incident.incident_id for r in await ob.list_incidents(camera_id="cam-2")] == ["a"]
-    assert [r.incident.incident_id for r in await ob.list_incidents(state="open")] == ["b", "a"]
+    assert [r.incident.incident_id for r in await ob.list_incidents(state=IncidentState.OPEN)] == ["b", "a"]
     assert [r.incident.incident_id for r in await ob.list_incidents(since=T + 1, until=T + 9)] == ["b"]
     assert [r.incident.incident_id for r in await ob.list_incidents(limit=1)] == ["c"]

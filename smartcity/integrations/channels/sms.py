@@ -1,4 +1,5 @@
-"""SMS through the real Twilio SDK (asyncio HTTP client) and its delivery-status callbacks.
+"""The `sms` channel: SMS through the real Twilio SDK (asyncio HTTP client), its config
+(the `alerts.twilio` section), its text, and its delivery-status callbacks.
 
 `TwilioSms` sends with `client.messages.create_async`; the API base URL is configurable (a
 loopback server in tests). Each request carries the delivery's idempotency key in the
@@ -14,10 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
+from pydantic import Field, SecretStr, field_validator
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -28,17 +32,59 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from smartcity.core.clock import Clock
+from smartcity.core.incidents import DeliveryRecord, DeliveryState, IncidentRecord
 from smartcity.core.logsafe import safe
-from smartcity.integrations.config import TwilioConfig
-from smartcity.integrations.dispatcher import PermanentDeliveryError, TransientDeliveryError
-from smartcity.integrations.messages import sms_text
-from smartcity.storage.outbox import DELIVERED, FAILED, PENDING, SENT, DeliveryRow, IncidentRecord, Outbox
+from smartcity.fusion.store import DeliveryOutbox
+from smartcity.integrations.channel import (
+    AlertChannel,
+    ChannelConfig,
+    ChannelContext,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    expect_config,
+    http_url,
+    register_channel,
+)
 
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
 STATUS_PATH = "/integrations/twilio/status"
 _idempotency_key: contextvars.ContextVar[str | None] = contextvars.ContextVar("twilio_idempotency_key", default=None)
+DELIVERED, FAILED, PENDING, SENT = DeliveryState.DELIVERED, DeliveryState.FAILED, DeliveryState.PENDING, DeliveryState.SENT
+
+
+class TwilioConfig(ChannelConfig):
+    type: Literal["sms"] = "sms"
+    account_sid: str = Field(description="Twilio account SID (AC...).", pattern=r"^AC[0-9a-zA-Z]{8,64}$")
+    auth_token: SecretStr = Field(description="Twilio auth token (also validates status callbacks).")
+    from_number: str = Field(description="Sender number (E.164) or messaging service SID.", min_length=3, max_length=64)
+    api_base_url: str = Field(
+        "https://api.twilio.com", description="Base URL of the Twilio REST API (a loopback server in tests)."
+    )
+    status_callback_url: str | None = Field(
+        None,
+        description="Public URL of this server's status-callback route (e.g. "
+        "https://city.example/integrations/twilio/status); empty: no delivery receipts.",
+    )
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _api(cls, v: str) -> str:
+        return http_url(v)
+
+    @field_validator("status_callback_url")
+    @classmethod
+    def _cb(cls, v: str | None) -> str | None:
+        return None if not v else http_url(v)
+
+
+def sms_text(incident: IncidentRecord) -> str:
+    """The SMS of an incident: no personal data (kind, severity, cameras, time, count, id)."""
+    inc = incident.incident
+    when = time.strftime("%H:%M:%S", time.gmtime(inc.first_seen))
+    cams = ", ".join(inc.camera_ids[:3]) + (" +" if len(inc.camera_ids) > 3 else "")
+    return f"[{inc.severity.value.upper()}] {inc.kind} at {cams} since {when} UTC ({inc.count}x). Incident {inc.incident_id[:8]}"
 
 
 class _KeyedHttpClient(AsyncTwilioHttpClient):
@@ -64,19 +110,37 @@ class _KeyedHttpClient(AsyncTwilioHttpClient):
         return await super().request(method, url, params, data, headers, None, None, allow_redirects)
 
 
-class TwilioSms:
-    """The `sms` channel. Create inside the running loop (the SDK opens an aiohttp session)."""
+@register_channel
+class TwilioSms(AlertChannel):
+    """The `sms` channel (section `alerts.twilio`). Created inside the running loop (the SDK
+    opens an aiohttp session). With `status_callback_url`, `status` validates and applies the
+    delivery receipts (the app routes STATUS_PATH to it)."""
 
-    channel = "sms"
+    type = "sms"
+    section = "twilio"
+    config_model = TwilioConfig
+    rate_limited = True
+    wakes_people = True
+    cfg: TwilioConfig
 
-    def __init__(self, cfg: TwilioConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: ChannelConfig, ctx: ChannelContext) -> None:
+        super().__init__(cfg, ctx)
+        self.cfg = tw = expect_config(cfg, TwilioConfig)
         self.http = _KeyedHttpClient()
-        self.client = Client(cfg.account_sid, cfg.auth_token.get_secret_value(), http_client=self.http)
-        self.client.api.base_url = cfg.api_base_url
+        self.client = Client(tw.account_sid, tw.auth_token.get_secret_value(), http_client=self.http)
+        self.client.api.base_url = tw.api_base_url
         self.sent_sids: list[str] = []
+        self.status = (
+            TwilioStatusHandler(tw, ctx.outbox, ctx.clock, on_escalated=ctx.wake_dispatcher)
+            if tw.status_callback_url
+            else None
+        )
 
-    async def send(self, delivery: DeliveryRow, incident: IncidentRecord) -> str:
+    @classmethod
+    def outbound_hosts(cls, cfg: ChannelConfig) -> list[tuple[str, str]]:
+        return [("api_base_url", urlsplit(expect_config(cfg, TwilioConfig).api_base_url).hostname or "")]
+
+    async def send(self, delivery: DeliveryRecord, incident: IncidentRecord) -> DeliveryState:
         callback = f"{self.cfg.status_callback_url}?delivery={delivery.id}" if self.cfg.status_callback_url else None
         token = _idempotency_key.set(delivery.idempotency_key)
         try:
@@ -109,7 +173,9 @@ _FAILED = {"failed", "undelivered", "canceled"}
 class TwilioStatusHandler:
     """Validates and applies Twilio status callbacks for one outbox."""
 
-    def __init__(self, cfg: TwilioConfig, outbox: Outbox, clock: Clock, on_escalated: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, cfg: TwilioConfig, outbox: DeliveryOutbox, clock: Clock, on_escalated: Callable[[], None] | None = None
+    ) -> None:
         if not cfg.status_callback_url:
             raise ValueError("twilio.status_callback_url is needed to receive status callbacks")
         self.cfg = cfg

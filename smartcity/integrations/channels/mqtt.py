@@ -1,4 +1,5 @@
-"""MQTT (aiomqtt): one reconnecting broker link, the `mqtt` alert channel and the live bridge.
+"""The `mqtt` channel (aiomqtt): its config (the `alerts.mqtt` section), one reconnecting broker
+link, the alert sender and the live bridge of bus events.
 
 Topic tree (prefix `smartcity` by default; ids are sanitised: `/`, `+`, `#` become `_`):
 
@@ -21,22 +22,46 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import aiomqtt
+from pydantic import Field, SecretStr
 
 from smartcity.core.bus import EventBus, Overflow, Subscription
-from smartcity.core.clock import Clock
 from smartcity.core.errors import SubscriptionClosed
 from smartcity.core.events import CameraHealth, CountBucket, Event, Incident, RuleEvent
-from smartcity.integrations.config import MqttConfig
-from smartcity.integrations.dispatcher import TransientDeliveryError
+from smartcity.core.incidents import DeliveryRecord, DeliveryState, IncidentRecord
+from smartcity.integrations.channel import (
+    AlertChannel,
+    ChannelConfig,
+    ChannelContext,
+    TransientDeliveryError,
+    expect_config,
+    register_channel,
+)
 from smartcity.integrations.messages import alert_document
-from smartcity.storage.outbox import DELIVERED, DeliveryRow, IncidentRecord
 
 log = logging.getLogger(__name__)
 
 QOS = 1
+
+
+class MqttConfig(ChannelConfig):
+    type: Literal["mqtt"] = "mqtt"
+    host: str = Field("127.0.0.1", description="Broker host.", min_length=1, max_length=255)
+    port: int = Field(1883, description="Broker TCP port.", ge=1, le=65535)
+    username: str | None = Field(None, description="Broker user name.", max_length=200)
+    password: SecretStr | None = Field(None, description="Broker password.")
+    client_id: str = Field("smartcity", description="MQTT client identifier.", min_length=1, max_length=64)
+    topic_prefix: str = Field("smartcity", description="Root of the topic tree.", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    publish_events: bool = Field(True, description="Publish every rule event.")
+    publish_counts: bool = Field(True, description="Publish count buckets.")
+    publish_incidents: bool = Field(True, description="Publish every incident change.")
+    publish_camera_status: bool = Field(True, description="Publish camera health (retained).")
+    queue_size: int = Field(
+        10_000, description="Live events held while the broker is away; the oldest are dropped and counted.", ge=10, le=1_000_000
+    )
+    reconnect_max_s: float = Field(30.0, description="Longest delay between reconnection attempts.", gt=0, le=600)
 
 
 def topic_part(s: str) -> str:
@@ -124,23 +149,49 @@ class MqttLink:
         self.published += 1
 
 
-class MqttSender:
-    """The `mqtt` alert channel: the alert document on {prefix}/alerts/{target}."""
+@register_channel
+class MqttSender(AlertChannel):
+    """The `mqtt` alert channel: the alert document on {prefix}/alerts/{target}; it also runs
+    the broker link and the live bridge (started and stopped with alerting)."""
 
-    channel = "mqtt"
+    type = "mqtt"
+    config_model = MqttConfig
+    cfg: MqttConfig
 
-    def __init__(self, link: MqttLink, clock: Clock) -> None:
-        self.link = link
-        self.clock = clock
+    def __init__(self, cfg: ChannelConfig, ctx: ChannelContext) -> None:
+        super().__init__(cfg, ctx)
+        self.cfg = expect_config(cfg, MqttConfig)
+        self.link = MqttLink(self.cfg)
+        self.bridge = MqttBridge(self.link, ctx.bus)
+        self.clock = ctx.clock
+        self._tasks: list[asyncio.Task[None]] = []
 
-    async def send(self, delivery: DeliveryRow, incident: IncidentRecord) -> str:
+    @classmethod
+    def outbound_hosts(cls, cfg: ChannelConfig) -> list[tuple[str, str]]:
+        return [("host", expect_config(cfg, MqttConfig).host)]
+
+    async def start(self) -> None:
+        self._tasks.append(self.ctx.supervisor.start("mqtt-link", self.link.run))
+        self._tasks.append(self.ctx.supervisor.start("mqtt-bridge", self.bridge.run))
+
+    async def send(self, delivery: DeliveryRecord, incident: IncidentRecord) -> DeliveryState:
         doc = alert_document(delivery, incident, self.clock.time())
         topic = f"{self.link.cfg.topic_prefix}/alerts/{topic_part(delivery.target)}"
         await self.link.publish(topic, json.dumps(doc, separators=(",", ":")).encode())
-        return DELIVERED
+        return DeliveryState.DELIVERED
 
     async def close(self) -> None:
-        return None
+        for task in reversed(self._tasks):
+            task.cancel()
+        for task in reversed(self._tasks):
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("MQTT task %s failed while stopping", task.get_name())
+        self._tasks.clear()
+        self.bridge.close()
 
 
 class MqttBridge:
