@@ -3,7 +3,6 @@
 Importing the package registers the rule types of `smartcity.analytics.rules`.
 """
 
-from smartcity.analytics import rules as _rules  # noqa: F401  (registers the built-in rule types)
 from smartcity.analytics.base import FrameView, RelinkConfig, Rule, event_id
 from smartcity.analytics.counts import CountAggregator, rollup
 from smartcity.analytics.engine import RuleEngine
@@ -24,6 +23,12 @@ from smartcity.analytics.spec import (
     rule_errors,
     validate_rule,
 )
+
+# isort: off
+# last: rule modules (ours and entry points of other distributions) import the names above
+from smartcity.analytics import rules as _rules  # noqa: F401,E402  (registers the rule types)
+
+# isort: on
 
 __all__ = [
     "RULE_TYPES",

@@ -4,13 +4,10 @@ and the `extensions:` config entries validated against it."""
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
-import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,6 +16,7 @@ from sqlalchemy import MetaData
 
 from smartcity.core.config import format_validation_error
 from smartcity.core.errors import ConfigError
+from smartcity.core.plugins import load_plugins
 from smartcity.extensions.base import (
     MAX_EXTENSIONS,
     Extension,
@@ -66,35 +64,17 @@ def register_extension(
     return decorate
 
 
-def _record_failure(name: str, exc: BaseException) -> None:
-    if isinstance(exc, ModuleNotFoundError) and exc.name:
-        why = f"extension {name!r} needs the Python package {exc.name!r}, which is not installed"
-    else:
-        why = f"extension {name!r} failed to load: {type(exc).__name__}: {exc}"
-    _unavailable[name] = why
-    log.error("%s", why)
-
-
 def discover(package: str = PACKAGE) -> None:
-    """Import every subpackage of `package` (each registers its extension) once; one that
-    cannot be imported is remembered as unavailable, with the reason, instead of failing."""
+    """Import every subpackage of `package` (each registers its extension) and, for ours, every
+    `smartcity.extensions` entry point, once; one that cannot be imported is remembered as
+    unavailable, with the reason, instead of failing."""
     if package in _discovered:
         return
     _discovered.add(package)
     pkg = importlib.import_module(package)
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.ispkg:
-            _load(info.name, functools.partial(importlib.import_module, f"{package}.{info.name}"))
-    if package == PACKAGE:
-        for ep in entry_points(group=ENTRY_POINTS):
-            _load(ep.name, ep.load)
-
-
-def _load(name: str, load: Callable[[], object]) -> None:
-    try:
-        load()
-    except Exception as exc:
-        _record_failure(name, exc)
+    group = ENTRY_POINTS if package == PACKAGE else None
+    for failure in load_plugins("extension", package, pkg.__path__, group=group, packages_only=True):
+        _unavailable[failure.name] = failure.reason
 
 
 def registered() -> dict[str, ExtensionSpec]:
