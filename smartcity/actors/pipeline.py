@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from smartcity.actors.evidence import EvidenceBudget, private_boxes, rule_shapes
 from smartcity.actors.motion import GateDecision, MotionConfig, MotionGate
 from smartcity.core.events import DetectionSummary, Event, RuleEvent
 from smartcity.core.vision import Detection, FrameTracks, Track
+
+if TYPE_CHECKING:
+    from smartcity.tracking.config import TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class CameraPipeline:
         *,
         rules: Sequence[Any] = (),
         motion: MotionConfig | None = None,
-        tracker: dict[str, Any] | None = None,
+        tracker: TrackerConfig | None = None,
         max_inflight: int = 3,
         summary_interval_s: float = 10.0,
         counts_flush_s: float = 10.0,
@@ -91,7 +94,7 @@ class CameraPipeline:
         self.infer = infer
         self.emit = emit
         self.gate = MotionGate(motion)
-        self.tracker = ByteTracker(TrackerConfig.model_validate(tracker or {}))
+        self.tracker = ByteTracker(tracker or TrackerConfig())
         self.engine: Any = None  # created with the first rule (a camera without rules only tracks)
         if rules:
             self.set_rules(rules)

@@ -18,18 +18,21 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from smartcity.actors.camera_group import EVIDENCE_KEY, CameraSpec
+from smartcity.actors.camera_group import EVIDENCE_KEY, CameraSpec, GroupInfo, GroupOptions, RulesApplied
 from smartcity.actors.camera_group import remote_class as camera_group_class
 from smartcity.actors.inference import remote_class as inference_class
+from smartcity.actors.motion import MotionConfig
 from smartcity.core.aio import raise_if_cancelling, wait_for
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
 from smartcity.core.errors import ValidationFailed
 from smartcity.core.events import EVENT_TYPES, Event, RuleEvent, event_from_dict
 from smartcity.core.files import PRIVATE_DIR, private_dir, write_private
+from smartcity.core.video import CameraRuntime, InferenceRuntime
+from smartcity.tracking.config import TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +158,18 @@ def rule_json(rule: dict[str, Any]) -> str:
     return json.dumps(rule, sort_keys=True, separators=(",", ":"), default=str)
 
 
+@dataclass(frozen=True, slots=True)
+class GroupStatus:
+    """The reconciler's view of one camera group actor."""
+
+    alive: bool
+    cameras: tuple[str, ...]
+    starts: int  # 1 for an actor that never restarted
+    cursor: int  # seq of the last event stored and acknowledged
+    pulled: int
+    last_error: str
+
+
 class ActorUnreachable(Exception):
     """A call to a camera-group actor failed (dead, restarting or too slow)."""
 
@@ -175,7 +190,7 @@ class _GroupState:
     last_error: str = ""
     pulled: int = 0
     bridge: asyncio.Task[None] | None = None
-    info: dict[str, Any] = field(default_factory=dict)
+    info: GroupInfo | None = None
     failed_starts: int = 0
     next_attempt: float = 0.0
 
@@ -226,25 +241,37 @@ class Reconciler:
         self._stopping = False
 
     # ---- public -----------------------------------------------------------------------
-    def status(self) -> dict[str, dict[str, Any]]:
+    def status(self) -> dict[str, GroupStatus]:
         return {
-            name: {
-                "alive": st.alive,
-                "cameras": [c.id for c in st.spec.cameras],
-                "starts": st.starts,
-                "cursor": st.cursor,
-                "pulled": st.pulled,
-                "last_error": st.last_error,
-            }
+            name: GroupStatus(
+                alive=st.alive,
+                cameras=tuple(c.id for c in st.spec.cameras),
+                starts=st.starts,
+                cursor=st.cursor,
+                pulled=st.pulled,
+                last_error=st.last_error,
+            )
             for name, st in self._groups.items()
         }
 
-    def inference_status(self) -> dict[str, bool]:
+    def runtime(self) -> tuple[CameraRuntime, ...]:
+        """The camera group actors as the video-control interface reports them."""
+        return tuple(
+            CameraRuntime(
+                group=name,
+                alive=st.alive,
+                restarts=max(0, st.starts - 1),
+                cameras=tuple(c.id for c in st.spec.cameras),
+            )
+            for name, st in sorted(self._groups.items())
+        )
+
+    def inference_status(self) -> tuple[InferenceRuntime, ...]:
         a = self._analysis
         if a is None or not a.enabled:
-            return {}
+            return ()
         names = [f"{INFERENCE_PREFIX}{i}" for i in range(a.inference_actors)]
-        return {n: n in self._inference for n in names}
+        return tuple(InferenceRuntime(name=n, alive=n in self._inference) for n in names)
 
     def inference_handle(self, index: int = 0) -> Any:
         return self._inference.get(f"{INFERENCE_PREFIX}{index}")
@@ -252,6 +279,13 @@ class Reconciler:
     def handle(self, group: str) -> Any:
         st = self._groups.get(group)
         return st.handle if st else None
+
+    def camera_handle(self, camera_id: str) -> Any:
+        """The actor that runs a camera now (as last applied to it), or None."""
+        for st in self._groups.values():
+            if st.handle is not None and any(c.id == camera_id for c in st.spec.cameras):
+                return st.handle
+        return None
 
     def poke(self) -> None:
         """Reconcile now (after a camera or rule change) instead of at the next tick."""
@@ -296,14 +330,14 @@ class Reconciler:
                 await self._start(st)
             if st.alive and spec != st.spec:
                 if spec.cameras != st.spec.cameras:
-                    await self._actor_call(st, "update_cameras", [c.to_dict() for c in spec.cameras])
+                    await self._actor_call(st, "update_cameras", spec.cameras)
                 if spec.rules != st.spec.rules:
                     await self._push_rules(st, spec)
                 st.spec = spec
 
     async def _push_rules(self, st: _GroupState, spec: GroupSpec) -> None:
-        result = await self._actor_call(st, "update_rules", spec.rule_dicts())
-        for line in result.get("rejected", []):
+        result: RulesApplied = await self._actor_call(st, "update_rules", spec.rule_dicts())
+        for line in result.rejected:
             log.error("group %s rejected rule %s", spec.name, line)
 
     async def _reconcile_inference(self) -> None:
@@ -363,23 +397,7 @@ class Reconciler:
         import ray
 
         name = self._actor_name(st.spec.name)
-        options: dict[str, Any] = {
-            "spool_path": str(self._spool_dir / f"{st.spec.name}.sqlite"),
-            "health_interval_s": self._cfg.health_interval_s,
-            "spool_max_events": self._cfg.spool_max_events,
-            "realtime": self._realtime,
-        }
-        a = self._analysis
-        if a is not None and a.enabled:
-            options.update(
-                inference_actors=[f"{INFERENCE_PREFIX}{i}" for i in range(a.inference_actors)],
-                max_inflight=a.max_inflight,
-                motion=a.motion,
-                tracker=a.tracker,
-                summary_interval_s=a.summary_interval_s,
-                counts_flush_s=a.counts_flush_s,
-                record_dir=str(a.record_detections_dir.resolve()) if a.record_detections_dir else None,
-            )
+        options = self._group_options(st.spec.name)
         try:
             old = ray.get_actor(name)
             ray.kill(old, no_restart=True)
@@ -387,7 +405,7 @@ class Reconciler:
             pass
         st.handle = self._remote.options(
             name=name, num_cpus=self._ray_cfg.actor_cpus, max_concurrency=64
-        ).remote(st.spec.name, [c.to_dict() for c in st.spec.cameras], options)
+        ).remote(st.spec.name, st.spec.cameras, options)
         st.starts += 1
         st.last_start = time.monotonic()
         try:
@@ -410,6 +428,28 @@ class Reconciler:
             st.next_attempt = time.monotonic() + min(30.0, 0.5 * 2**st.failed_starts)
             return
         st.failed_starts = 0
+
+    def _group_options(self, group: str) -> GroupOptions:
+        options = GroupOptions(
+            spool_path=str(self._spool_dir / f"{group}.sqlite"),
+            health_interval_s=self._cfg.health_interval_s,
+            spool_max_events=self._cfg.spool_max_events,
+            realtime=self._realtime,
+        )
+        a = self._analysis
+        if a is None or not a.enabled:
+            return options
+        return dataclasses.replace(
+            options,
+            inference_actors=tuple(f"{INFERENCE_PREFIX}{i}" for i in range(a.inference_actors)),
+            max_inflight=a.max_inflight,
+            # validated here, on the server: a bad setting fails the start, not the actor
+            motion=MotionConfig.model_validate(a.motion),
+            tracker=TrackerConfig.model_validate(a.tracker),
+            summary_interval_s=a.summary_interval_s,
+            counts_flush_s=a.counts_flush_s,
+            record_dir=str(a.record_detections_dir.resolve()) if a.record_detections_dir else None,
+        )
 
     async def _alive(self, st: _GroupState) -> bool:
         if st.handle is None:
