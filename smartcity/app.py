@@ -195,8 +195,8 @@ class Server:
 
         if self.start_ray:
             info = start_ray(s.ray)
-            self.ray_address = info["address"]
-            self._ray_started = bool(info["started"])
+            self.ray_address = info.address
+            self._ray_started = info.started
             self.reconciler = Reconciler(
                 self.desired_groups,
                 WriterSink(self.bus, self.spool, self.alerting.fusion if self.alerting else None),

@@ -40,12 +40,21 @@ ACTOR_PREFIX = "camera-group:"
 INFERENCE_PREFIX = "inference:"
 
 
-def start_ray(cfg: RayConfig) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class RayStarted:
+    """The Ray this process uses: its GCS address, and whether this process started it
+    (then it is this process's to stop)."""
+
+    address: str
+    started: bool
+
+
+def start_ray(cfg: RayConfig) -> RayStarted:
     """Connect to `cfg.address`, or start a local Ray without dashboard, bounded by config."""
     import ray
 
     if ray.is_initialized():
-        return {"address": ray.get_runtime_context().gcs_address, "started": False}
+        return RayStarted(address=ray.get_runtime_context().gcs_address, started=False)
     # Ray installs abseil's failure handler on SIGTERM, which aborts the process 3 s later
     # instead of letting the server shut down gracefully: keep the handlers we had.
     saved = _signal_handlers()
@@ -67,7 +76,7 @@ def _restore_signal_handlers(saved: dict[int, Any]) -> None:
             signal.signal(sig, handler)
 
 
-def _init_ray(cfg: RayConfig) -> dict[str, Any]:
+def _init_ray(cfg: RayConfig) -> RayStarted:
     import ray
 
     from smartcity.models.install import MODEL_DIR_ENV, default_model_dir
@@ -93,7 +102,7 @@ def _init_ray(cfg: RayConfig) -> dict[str, Any]:
     address: str = ray.get_runtime_context().gcs_address
     if not cfg.address:
         _check_local_ray(address)
-    return {"address": address, "started": True}
+    return RayStarted(address=address, started=True)
 
 
 LOOPBACK = "127.0.0.1"
