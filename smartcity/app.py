@@ -27,7 +27,8 @@ from starlette.staticfiles import StaticFiles
 
 from smartcity.actors.camera_group import CameraSpec
 from smartcity.actors.facade import RayHealth, RayVideo
-from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json, start_ray, stop_ray
+from smartcity.actors.ray_node import start_ray, stop_ray
+from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json
 from smartcity.core import netpolicy
 from smartcity.core.accesslog import redact_access_log
 from smartcity.core.bus import EventBus, Overflow, Subscription
