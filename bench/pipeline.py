@@ -113,8 +113,8 @@ async def run_pipeline(
                         info = await h.ping.remote()
                     except Exception:
                         continue
-                    for cam, st in info["pipelines"].items():
-                        out[cam] = int(st["analysed"])
+                    for cam, st in info.pipelines.items():
+                        out[cam] = st.analysed
                 return out
 
             deadline = time.monotonic() + 120

@@ -63,7 +63,7 @@ class SyntheticCamera:
         self._frames = frames
         self.start = time.time()
 
-    async def latest(self, camera_id: str) -> LiveFrame | None:
+    async def live_frame(self, camera_id: str) -> LiveFrame | None:
         index = int((time.time() - self.start) * SRC_FPS)
         img = self._frames[index % len(self._frames)].copy()
         draw_counter(img, index)

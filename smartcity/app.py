@@ -16,22 +16,21 @@ import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from smartcity.actors.camera_group import CameraSpec
-from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json, start_ray, stop_ray
+from smartcity.actors.facade import RayHealth, RayVideo
+from smartcity.actors.ray_node import start_ray, stop_ray
+from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json
 from smartcity.core import netpolicy
 from smartcity.core.accesslog import redact_access_log
-from smartcity.core.aio import wait_for
-from smartcity.core.bus import EventBus, Overflow
+from smartcity.core.bus import EventBus, Overflow, Subscription
 from smartcity.core.clock import SystemClock
 from smartcity.core.config import Settings
 from smartcity.core.events import (
@@ -43,6 +42,7 @@ from smartcity.core.events import (
     RuleEvent,
 )
 from smartcity.core.files import private_dir
+from smartcity.core.jsonvalue import JsonValue
 from smartcity.core.status import StatusBoard
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.core.video import NoVideo, VideoControl
@@ -59,7 +59,8 @@ from smartcity.http_routes import HttpRoutes
 from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
 from smartcity.integrations.channels.sms import twilio_status_route
 from smartcity.integrations.config import AlertsConfig
-from smartcity.storage.db import Database, check_migrations, current_revision, migrate
+from smartcity.metrics import ServerCollector, health_report
+from smartcity.storage.db import Database, check_migrations, migrate
 from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
 from smartcity.storage.evidence import EvidenceStore
 from smartcity.storage.outbox import Outbox
@@ -68,7 +69,7 @@ from smartcity.storage.repo import CameraRepo
 from smartcity.storage.retention import run_retention
 from smartcity.storage.rules_repo import RuleRepo
 from smartcity.storage.writer import EventWriter
-from smartcity.webrtc import LiveFrame, LiveViewConfig, LiveViewHub
+from smartcity.webrtc import LiveViewConfig, LiveViewHub
 
 log = logging.getLogger(__name__)
 
@@ -78,33 +79,6 @@ WEB_DIR = Path(__file__).parent / "web"
 # less often is cheap in memory
 GC_THRESHOLDS = (50_000, 20, 100)
 PERSISTED = (CameraHealth, DetectionSummary, RuleEvent, CountBucket, Incident)
-
-
-class ActorFrames:
-    """FrameProvider of the live views, over the camera-group actors (frames via Ray)."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-
-    async def latest(self, camera_id: str) -> LiveFrame | None:
-        rec = self.server.reconciler
-        group = self.server.camera_groups.get(camera_id)
-        handle = rec.handle(group) if rec is not None and group is not None else None
-        if handle is None:
-            return None
-        try:
-            got = await wait_for(handle.live_frame.remote(camera_id), 5)
-        except Exception:
-            return None  # actor restarting: the view shows its last picture meanwhile
-        if got is None:
-            return None
-        boxes = got["person_boxes"]
-        return LiveFrame(
-            image=got["image"],
-            t=float(got["t"]),
-            index=int(got["index"]),
-            person_boxes=None if boxes is None else tuple(tuple(b) for b in boxes),
-        )
 
 
 class Durable(Protocol):
@@ -148,19 +122,21 @@ class Server:
     spool: DurableSpool | None = None
     alerting: Alerting | None = None
     reconciler: Reconciler | None = None
+    # the video side as the API, the live views and extensions see it: the Ray facade once Ray runs
+    video: VideoControl = field(default_factory=NoVideo)
+    ray_video: RayVideo | None = None
+    outbox: Outbox | None = None  # the alert outbox, when alerting runs
     live_views: LiveViewHub | None = None
-    camera_groups: dict[str, str] = field(default_factory=dict)  # camera id -> group (live views)
     signer: TokenSigner | None = None
     login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
     subscription_queue: int = 256
     bootstrap_admin: bool = False
     ray_address: str | None = None
     started_at: float = field(default_factory=time.time)
-    _writer_sub: Any = None
+    _writer_sub: Subscription[Event] | None = None
     _ray_started: bool = False
     _gc_saved: tuple[int, ...] | None = None
     _refused_cameras: set[tuple[str, str]] = field(default_factory=set)
-    video: VideoControl = field(default_factory=NoVideo)
     # extensions: started last in start(), stopped first in stop()
     extensions: ExtensionHost | None = None
 
@@ -176,7 +152,6 @@ class Server:
         self.evidence = EvidenceStore(s.storage.data_dir / "evidence", self.db)
         cams = CameraRepo(self.db)
         await cams.sync_from_config(s.camera_groups, s.cameras)
-        self.camera_groups = {c.id: c.group for c in await cams.list_cameras()}
         self.signer = TokenSigner(load_secret(s.storage.data_dir), image_ttl_s=s.server.image_token_ttl_s)
         if self.bootstrap_admin:  # the demo: an admin, and rules on the demo camera
             from smartcity.demo import bootstrap_demo_rules
@@ -195,8 +170,9 @@ class Server:
         if alerts.enabled:
             sites = {c.id: c.site for c in await cams.list_cameras() if c.site}
 
+            self.outbox = Outbox(self.db)
             self.alerting = await start_alerting(
-                AlertingContext(self.bus, Outbox(self.db), self.supervisor, SystemClock(), alerts, sites)
+                AlertingContext(self.bus, self.outbox, self.supervisor, SystemClock(), alerts, sites)
             )
         db, evidence = self.db, self.evidence
         self.supervisor.start(
@@ -213,8 +189,8 @@ class Server:
 
         if self.start_ray:
             info = start_ray(s.ray)
-            self.ray_address = info["address"]
-            self._ray_started = bool(info["started"])
+            self.ray_address = info.address
+            self._ray_started = info.started
             self.reconciler = Reconciler(
                 self.desired_groups,
                 WriterSink(self.bus, self.spool, self.alerting.fusion if self.alerting else None),
@@ -225,7 +201,9 @@ class Server:
                 analysis=s.analysis,
             )
             self.supervisor.start("reconciler", self.reconciler.run)
-            self.live_views = LiveViewHub(ActorFrames(self), LiveViewConfig.model_validate(s.live_view))
+            self.ray_video = RayVideo(self.reconciler, address=self.ray_address)
+            self.video = self.ray_video
+            self.live_views = LiveViewHub(self.video, LiveViewConfig.model_validate(s.live_view))
         if s.server.gc_tuning:
             self._gc_saved = gc.get_threshold()
             gc.collect()
@@ -252,7 +230,7 @@ class Server:
         assert self.db is not None
         rows = await CameraRepo(self.db).list_cameras()
         rule_rows = await RuleRepo(self.db).list_rules()
-        self.camera_groups = {r.id: r.group for r in rows}
+        camera_groups = {r.id: r.group for r in rows}
         groups: dict[str, list[CameraSpec]] = {}
         group_rules: dict[str, list[str]] = {}
         for r in rows:
@@ -261,7 +239,7 @@ class Server:
                 CameraSpec(id=r.id, url=r.url, analysis_fps=r.analysis_fps, enabled=enabled, name=r.name, site=r.site)
             )
         for rule in rule_rows:
-            group = self.camera_groups.get(rule.camera_id)
+            group = camera_groups.get(rule.camera_id)
             if group is not None:
                 group_rules.setdefault(group, []).append(rule_json(rule.spec()))
         return [GroupSpec(name, tuple(cams), tuple(group_rules.get(name, ()))) for name, cams in sorted(groups.items())]
@@ -320,13 +298,6 @@ class Server:
     def api_services(self) -> ApiServices:
         """What the GraphQL layer may use (built per request; cheap)."""
         assert self.db is not None and self.signer is not None
-        reconciler = self.reconciler
-
-        def rules_changed(camera_id: str) -> None:
-            # reconcile now: the camera's group actor gets its rules without a stream restart
-            if reconciler is not None:
-                reconciler.poke()
-
         return ApiServices(
             bus=self.bus,
             db=self.db,
@@ -335,106 +306,20 @@ class Server:
             status=self.status,
             signer=self.signer,
             login_limiter=self.login_limiter,
-            rules_changed=rules_changed,
-            health=self.health,
-            push_signal=self.push_signal,
+            video=self.video,
             incidents=self.alerting.actions if self.alerting else None,
-            outbox=self.alerting.outbox if self.alerting else None,
+            outbox=self.outbox if self.alerting else None,
             live_views=self.live_views,
             subscription_queue=self.subscription_queue,
             session_check_s=self.settings.server.session_check_s,
             vet_camera_url=self.vet_camera_url,
         )
 
-    async def push_signal(self, camera_id: str, rule_id: str, state: str, t: float) -> bool:
-        """An external traffic-signal state for a red_light rule, straight to its camera's actor."""
-        group = self.camera_groups.get(camera_id)
-        handle = self.reconciler.handle(group) if self.reconciler and group else None
-        if handle is None:
-            return False
-        try:
-            applied: bool = await wait_for(handle.set_signal_state.remote(camera_id, rule_id, state, t), 5)
-        except Exception as exc:
-            log.warning("signal state for %s not applied: %s", rule_id, exc)
-            return False
-        return applied
+    def video_health(self) -> RayHealth | None:
+        return self.ray_video.health() if self.ray_video is not None else None
 
-    async def snapshot(self, camera_id: str, *, pixelate: bool = True) -> bytes | None:
-        """Latest frame of a camera as JPEG (people pixelated unless an admin asked otherwise)."""
-        if self.db is None or self.reconciler is None:
-            return None
-        row = await CameraRepo(self.db).get_camera(camera_id)
-        if row is None:
-            return None
-        handle = self.reconciler.handle(row.group)
-        if handle is None:
-            return None
-        jpeg: bytes | None = await wait_for(handle.snapshot.remote(camera_id, pixelate=pixelate), 10)
-        return jpeg
-
-    async def health(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"uptime_s": round(time.time() - self.started_at, 1)}
-        ok = True
-        try:
-            assert self.db is not None
-            rev = await wait_for(current_revision(self.db), 3)
-            out["database"] = {"ok": True, "revision": rev, "dialect": self.db.dialect}
-        except Exception as exc:
-            ok = False
-            out["database"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        if self.start_ray:
-            import ray
-
-            ray_ok = ray.is_initialized()
-            out["ray"] = {"ok": ray_ok, "address": self.ray_address}
-            actors = self.reconciler.status() if self.reconciler else {}
-            out["actors"] = actors
-            inference = self.reconciler.inference_status() if self.reconciler else {}
-            out["inference"] = inference
-            ok = ok and ray_ok and all(a["alive"] for a in actors.values()) and all(inference.values())
-        failed = self.supervisor.failures()
-        if failed:
-            out["task_failures"] = failed
-        ext = self.extensions
-        if ext is not None and (ext.running or ext.failed):  # a failed extension leaves the server healthy
-            out["extensions"] = {"running": ext.running, "failed": dict(ext.failed)}
-        w = self.writer
-        if w is not None:
-            out["writer"] = {"committed": w.committed, "duplicates": w.duplicates, "failures": w.failures}
-        out["cameras"] = {cid: h.state.value for cid, h in sorted(self.status.all().items())}
-        out["status"] = "healthy" if ok else "unhealthy"
-        return out
-
-
-class _ServerCollector(Collector):
-    def __init__(self, server: Server) -> None:
-        self.server = server
-
-    def collect(self) -> Any:
-        s = self.server
-        yield CounterMetricFamily("smartcity_bus_published", "Events published on the bus", value=s.bus.published_total)
-        yield CounterMetricFamily("smartcity_bus_dropped", "Events dropped by lossy subscribers", value=s.bus.dropped_total)
-        yield CounterMetricFamily(
-            "smartcity_bus_subscribers_closed_slow", "Subscribers closed for being too slow", value=s.bus.closed_by_overflow
-        )
-        yield GaugeMetricFamily("smartcity_bus_subscribers", "Live bus subscriptions", value=len(s.bus.subscriptions))
-        if s.writer is not None:
-            yield CounterMetricFamily("smartcity_writer_committed", "Events committed", value=s.writer.committed)
-            yield CounterMetricFamily("smartcity_writer_duplicates", "Duplicate events ignored", value=s.writer.duplicates)
-            yield CounterMetricFamily("smartcity_writer_failures", "Failed write attempts", value=s.writer.failures)
-        if s.reconciler is not None:
-            yield CounterMetricFamily("smartcity_actor_restarts", "Camera group actors restarted", value=s.reconciler.restarts)
-            alive = GaugeMetricFamily("smartcity_actor_alive", "Camera group actor alive", labels=["group"])
-            for name, st in s.reconciler.status().items():
-                alive.add_metric([name], 1.0 if st["alive"] else 0.0)
-            yield alive
-        states = GaugeMetricFamily("smartcity_camera_online", "Camera online (1) or not (0)", labels=["camera"])
-        fps = GaugeMetricFamily("smartcity_camera_analysed_fps", "Analysed frames per second", labels=["camera"])
-        for cid, h in s.status.all().items():
-            states.add_metric([cid], 1.0 if h.state.value == "online" else 0.0)
-            fps.add_metric([cid], h.analysed_fps)
-        yield states
-        yield fps
+    async def health(self) -> dict[str, JsonValue]:
+        return await health_report(self)
 
 
 def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bool = False) -> Starlette:
@@ -464,7 +349,7 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
             unredact()
 
     registry = CollectorRegistry()
-    registry.register(_ServerCollector(server))
+    registry.register(ServerCollector(server))
     http_routes = HttpRoutes(server, registry, metrics_token=settings.server.metrics_token)
 
     graphql_app = GraphQLApp(server.api_services, introspection=settings.server.introspection)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import SecretStr
@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from smartcity.core.jsonvalue import JsonValue
+from smartcity.core.video import VideoControl
 from smartcity.graphql.access import authenticate
 from smartcity.graphql.auth import AuthError, Principal, TokenSigner, bearer
 from smartcity.graphql.images import evidence_path, snapshot_path
@@ -32,9 +34,9 @@ class RoutedServer(Protocol):
     db: Database | None
     signer: TokenSigner | None
     evidence: EvidenceStore | None
+    video: VideoControl
 
-    async def health(self) -> dict[str, Any]: ...
-    async def snapshot(self, camera_id: str, *, pixelate: bool = True) -> bytes | None: ...
+    async def health(self) -> dict[str, JsonValue]: ...
 
 
 class HttpRoutes:
@@ -82,7 +84,7 @@ class HttpRoutes:
         if group is None or not p.sees_group(group):
             return JSONResponse({"error": f"no camera {camera_id!r}"}, status_code=404)
         try:
-            jpeg = await self.server.snapshot(camera_id)
+            jpeg = await self.server.video.snapshot(camera_id)
         except Exception as exc:
             return JSONResponse({"error": f"snapshot unavailable: {type(exc).__name__}"}, status_code=503)
         if jpeg is None:

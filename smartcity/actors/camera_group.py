@@ -15,22 +15,26 @@ import functools
 import logging
 import os
 import time
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from smartcity.actors.motion import MotionConfig
-from smartcity.actors.pipeline import CameraPipeline
+from smartcity.actors.pipeline import CameraPipeline, PipelineStats
 from smartcity.actors.spool import EventSpool, SpoolFull
 from smartcity.core.events import CameraHealth, CameraState, Event, EventEnvelope
+from smartcity.core.video import LiveFrame, SignalPush
+from smartcity.core.vision import Box, Track
 from smartcity.privacy import private_boxes, render_evidence
+from smartcity.tracking.config import TrackerConfig
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class CameraSpec:
-    """What the server wants one camera to be (sent to the actor as a plain dict)."""
+    """What the server wants one camera to be (sent to the actor as is: Ray pickles it)."""
 
     id: str
     url: str = field(repr=False)  # may hold a password: never in a log line or an error
@@ -38,27 +42,6 @@ class CameraSpec:
     enabled: bool = True
     name: str = ""
     site: str = ""
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CameraSpec:
-        return cls(
-            id=str(d["id"]),
-            url=str(d["url"]),
-            analysis_fps=float(d.get("analysis_fps", 5.0)),
-            enabled=bool(d.get("enabled", True)),
-            name=str(d.get("name", "")),
-            site=str(d.get("site", "")),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "url": self.url,
-            "analysis_fps": self.analysis_fps,
-            "enabled": self.enabled,
-            "name": self.name,
-            "site": self.site,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,22 +51,44 @@ class GroupOptions:
     spool_max_events: int = 1_000_000
     inference_actors: tuple[str, ...] = ()  # Ray actor names; none = health only (no analysis)
     max_inflight: int = 3  # frames per camera awaiting inference (pipelining)
-    motion: dict[str, Any] = field(default_factory=dict)
-    tracker: dict[str, Any] = field(default_factory=dict)
+    motion: MotionConfig = field(default_factory=MotionConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
     summary_interval_s: float = 10.0
     counts_flush_s: float = 10.0
     record_dir: str | None = None  # opt-in detections log (anonymous boxes only)
     realtime: bool = True  # False: files decode as fast as possible (benchmarks)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GroupOptions:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown camera group options {sorted(unknown)}")
-        d = dict(d)
-        d["inference_actors"] = tuple(d.get("inference_actors", ()))
-        return cls(**d)
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """The actor's answer to `start` and `ping`: who it is and how far its cameras got."""
+
+    group: str
+    pid: int
+    cameras: tuple[str, ...]
+    spool_pending: int
+    last_seq: int
+    health_dropped: int
+    started_at: float
+    pipelines: Mapping[str, PipelineStats]  # camera id -> a copy of its pipeline's counters
+    rules: Mapping[str, tuple[str, ...]]  # camera id -> ids of the rules it runs
+
+
+@dataclass(frozen=True, slots=True)
+class RulesApplied:
+    """The answer to `update_rules`: rule ids now running, and `id: reason` of those refused."""
+
+    applied: tuple[str, ...]
+    rejected: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CamerasChanged:
+    """The answer to `update_cameras`: camera ids opened, closed and reopened."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
 
 
 class Source(Protocol):
@@ -103,10 +108,10 @@ def open_source(spec: CameraSpec, *, realtime: bool = True) -> Source:
 class CameraGroup:
     """The actor's logic; every public method is async and called through Ray."""
 
-    def __init__(self, group: str, cameras: list[dict[str, Any]], options: dict[str, Any]) -> None:
+    def __init__(self, group: str, cameras: Sequence[CameraSpec], options: GroupOptions) -> None:
         self.group = group
-        self.options = GroupOptions.from_dict(options)
-        self.specs = {c.id: c for c in (CameraSpec.from_dict(d) for d in cameras)}
+        self.options = options
+        self.specs = {c.id: c for c in cameras}
         self.spool = EventSpool(Path(self.options.spool_path), max_events=self.options.spool_max_events)
         self.sources: dict[str, Source] = {}
         self.pipelines: dict[str, CameraPipeline] = {}
@@ -124,7 +129,7 @@ class CameraGroup:
         self._started_at = time.time()
 
     # ---- lifecycle -------------------------------------------------------------------
-    async def start(self) -> dict[str, Any]:
+    async def start(self) -> GroupInfo:
         """Open the cameras and start the health loop (idempotent)."""
         if self._loop_task is None:
             for spec in self.specs.values():
@@ -149,21 +154,21 @@ class CameraGroup:
         # that the server can drain it; the process ends with the actor.
         self._record([self._health_event(cid, None, message="camera group stopped") for cid in self.specs])
 
-    async def ping(self) -> dict[str, Any]:
-        return {
-            "group": self.group,
-            "pid": os.getpid(),
-            "cameras": sorted(self.specs),
-            "spool_pending": self.spool.pending,
-            "last_seq": self.spool.last_seq,
-            "health_dropped": self.health_dropped,
-            "started_at": self._started_at,
-            "pipelines": {cid: dataclasses.asdict(p.stats) for cid, p in self.pipelines.items()},
-            "rules": {cid: [r.id for r in rules] for cid, rules in self.rules.items()},
-        }
+    async def ping(self) -> GroupInfo:
+        return GroupInfo(
+            group=self.group,
+            pid=os.getpid(),
+            cameras=tuple(sorted(self.specs)),
+            spool_pending=self.spool.pending,
+            last_seq=self.spool.last_seq,
+            health_dropped=self.health_dropped,
+            started_at=self._started_at,
+            pipelines={cid: dataclasses.replace(p.stats) for cid, p in self.pipelines.items()},
+            rules={cid: tuple(r.id for r in rules) for cid, rules in self.rules.items()},
+        )
 
     # ---- rules ------------------------------------------------------------------------------
-    async def update_rules(self, rules: list[dict[str, Any]]) -> dict[str, list[str]]:
+    async def update_rules(self, rules: Sequence[Mapping[str, Any]]) -> RulesApplied:
         """Replace the group's rules (all cameras) live: streams are never restarted.
 
         Rules that fail validation are reported back by id and not applied.
@@ -184,23 +189,23 @@ class CameraGroup:
         self.rules = by_camera
         for cid, pipe in self.pipelines.items():
             pipe.set_rules(by_camera.get(cid, []))
-        return {"applied": sorted(r.id for rs in by_camera.values() for r in rs), "rejected": rejected}
+        return RulesApplied(tuple(sorted(r.id for rs in by_camera.values() for r in rs)), tuple(rejected))
 
-    async def set_signal_state(self, camera_id: str, rule_id: str, state: str, t: float) -> bool:
-        pipe = self.pipelines.get(camera_id)
+    async def set_signal_state(self, push: SignalPush) -> bool:
+        pipe = self.pipelines.get(push.camera_id)
         if pipe is None:
             return False
-        pipe.set_signal_state(rule_id, state, t)
+        pipe.set_signal_state(push.rule_id, push.state.value, push.t)
         return True
 
-    async def tracks(self, camera_id: str) -> list[dict[str, Any]]:
+    async def tracks(self, camera_id: str) -> tuple[Track, ...]:
         """Current tracks of a camera (anonymous boxes; ids local to this camera)."""
         pipe = self.pipelines.get(camera_id)
         if pipe is None:
-            return []
-        return [dataclasses.asdict(t) for t in pipe.latest_tracks]
+            return ()
+        return tuple(pipe.latest_tracks)
 
-    def _private_view(self, camera_id: str) -> tuple[Any, list[Any] | None] | None:
+    def _private_view(self, camera_id: str) -> tuple[Any, list[Box] | None] | None:
         """The picture operators may see and the boxes to hide in it: the last analysed frame
         with its own detections and the tracks the detector missed in it, or, for a camera
         without analysis, the latest decoded frame and None (nobody can be located)."""
@@ -224,39 +229,46 @@ class CameraGroup:
         shapes = [s for r in self.rules.get(camera_id, []) for s in rule_shapes(r.params)] if with_rules else []
         return await asyncio.to_thread(render_evidence, frame.image, shapes, boxes, pixelate=pixelate)
 
-    async def live_frame(self, camera_id: str) -> dict[str, Any] | None:
+    async def live_frame(self, camera_id: str) -> LiveFrame | None:
         """The picture for live views (see `_private_view`); `person_boxes` None hides it all."""
         view = self._private_view(camera_id)
         if view is None:
             return None
         frame, boxes = view
-        return {"image": frame.image, "t": frame.t, "index": frame.index, "person_boxes": boxes}
+        return LiveFrame(
+            image=frame.image,
+            t=float(frame.t),
+            index=int(frame.index),
+            person_boxes=None if boxes is None else tuple(boxes),
+        )
 
-    async def update_cameras(self, cameras: list[dict[str, Any]]) -> dict[str, list[str]]:
+    async def update_cameras(self, cameras: Sequence[CameraSpec]) -> CamerasChanged:
         """Apply a new camera list: open new ones, close removed ones, reopen changed ones.
 
         Unchanged cameras keep their streams.
         """
-        wanted = {c.id: c for c in (CameraSpec.from_dict(d) for d in cameras)}
-        changes: dict[str, list[str]] = {"added": [], "removed": [], "changed": []}
+        wanted = {c.id: c for c in cameras}
+        added: list[str] = []
+        removed: list[str] = []
+        changed: list[str] = []
         for cam_id in list(self.specs):
             if cam_id not in wanted:
                 await self._close(cam_id)
                 del self.specs[cam_id]
-                changes["removed"].append(cam_id)
+                removed.append(cam_id)
         for cam_id, spec in wanted.items():
             old = self.specs.get(cam_id)
             if old == spec:
                 continue
             if old is not None:
                 await self._close(cam_id)
-                changes["changed"].append(cam_id)
+                changed.append(cam_id)
             else:
-                changes["added"].append(cam_id)
+                added.append(cam_id)
             self.specs[cam_id] = spec
             if self._loop_task is not None:
                 self._open(spec)
-        return changes
+        return CamerasChanged(tuple(added), tuple(removed), tuple(changed))
 
     # ---- event pull --------------------------------------------------------------------
     async def events(self, after: int, limit: int = 1000) -> list[EventEnvelope]:
@@ -296,7 +308,7 @@ class CameraGroup:
             functools.partial(self._infer, actor),
             self._record_forced,
             rules=self.rules.get(spec.id, []),
-            motion=MotionConfig.model_validate(self.options.motion),
+            motion=self.options.motion,
             tracker=self.options.tracker,
             max_inflight=self.options.max_inflight,
             summary_interval_s=self.options.summary_interval_s,

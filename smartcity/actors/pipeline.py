@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from smartcity.actors.motion import GateDecision, MotionConfig, MotionGate
 from smartcity.core.events import DetectionSummary, Event, RuleEvent
 from smartcity.core.vision import Detection, FrameTracks, Track
 from smartcity.privacy import private_boxes, render_evidence
+
+if TYPE_CHECKING:
+    from smartcity.tracking.config import TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,7 @@ class CameraPipeline:
         *,
         rules: Sequence[Any] = (),
         motion: MotionConfig | None = None,
-        tracker: dict[str, Any] | None = None,
+        tracker: TrackerConfig | None = None,
         max_inflight: int = 3,
         summary_interval_s: float = 10.0,
         counts_flush_s: float = 10.0,
@@ -92,7 +95,7 @@ class CameraPipeline:
         self.infer = infer
         self.emit = emit
         self.gate = MotionGate(motion)
-        self.tracker = ByteTracker(TrackerConfig.model_validate(tracker or {}))
+        self.tracker = ByteTracker(tracker or TrackerConfig())
         self.engine: Any = None  # created with the first rule (a camera without rules only tracks)
         if rules:
             self.set_rules(rules)

@@ -1,5 +1,6 @@
-"""Ray on the server side: start/connect Ray, reconcile camera-group actors with the
-desired state, and pull their events (cursor-based, acknowledged only once committed).
+"""Ray on the server side: reconcile camera-group actors with the desired state, and pull
+their events (cursor-based, acknowledged only once committed). Starting and stopping Ray
+itself: `actors.ray_node` (re-exported here).
 
 The server injects three things: `desired()` (groups and cameras from the database), a
 `sink` that returns only once a batch of events is durably stored, and an evidence sink that
@@ -12,126 +13,30 @@ import asyncio
 import dataclasses
 import json
 import logging
-import os
-import signal
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from smartcity.actors.camera_group import CameraSpec
+from smartcity.actors.camera_group import CameraSpec, GroupInfo, GroupOptions, RulesApplied
 from smartcity.actors.camera_group import remote_class as camera_group_class
 from smartcity.actors.inference import remote_class as inference_class
+from smartcity.actors.motion import MotionConfig
+from smartcity.actors.ray_node import RayStarted as RayStarted
+from smartcity.actors.ray_node import start_ray as start_ray
+from smartcity.actors.ray_node import stop_ray as stop_ray
 from smartcity.core.aio import raise_if_cancelling, wait_for
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
 from smartcity.core.events import Event, EventEnvelope, RuleEvent
 from smartcity.core.evidence import EvidenceSink
+from smartcity.core.video import CameraRuntime, InferenceRuntime
+from smartcity.tracking.config import TrackerConfig
 
 log = logging.getLogger(__name__)
 
 ACTOR_PREFIX = "camera-group:"
 INFERENCE_PREFIX = "inference:"
-
-
-def start_ray(cfg: RayConfig) -> dict[str, Any]:
-    """Connect to `cfg.address`, or start a local Ray without dashboard, bounded by config."""
-    import ray
-
-    if ray.is_initialized():
-        return {"address": ray.get_runtime_context().gcs_address, "started": False}
-    # Ray installs abseil's failure handler on SIGTERM, which aborts the process 3 s later
-    # instead of letting the server shut down gracefully: keep the handlers we had.
-    saved = _signal_handlers()
-    try:
-        return _init_ray(cfg)
-    finally:
-        _restore_signal_handlers(saved)
-
-
-def _signal_handlers() -> dict[int, Any]:
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    return {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-
-def _restore_signal_handlers(saved: dict[int, Any]) -> None:
-    for sig, handler in saved.items():
-        if handler is not None:
-            signal.signal(sig, handler)
-
-
-def _init_ray(cfg: RayConfig) -> dict[str, Any]:
-    import ray
-
-    from smartcity.models.install import MODEL_DIR_ENV, default_model_dir
-
-    # workers inherit the environment: give them an absolute model directory
-    os.environ[MODEL_DIR_ENV] = str(default_model_dir().resolve())
-
-    if cfg.address:
-        ctx = ray.init(address=cfg.address, namespace=cfg.namespace, log_to_driver=False)
-    else:
-        _local_ray_on_loopback()
-        ctx = ray.init(
-            num_cpus=cfg.num_cpus,
-            num_gpus=cfg.num_gpus,
-            object_store_memory=cfg.object_store_mb * 1024 * 1024,
-            include_dashboard=False,
-            namespace=cfg.namespace,
-            log_to_driver=False,
-            configure_logging=False,
-            _node_ip_address=LOOPBACK,
-        )
-    del ctx
-    address: str = ray.get_runtime_context().gcs_address
-    if not cfg.address:
-        _check_local_ray(address)
-    return {"address": address, "started": True}
-
-
-LOOPBACK = "127.0.0.1"
-_AUTH_MODE_ENV = "RAY_AUTH_MODE"
-# Ray binds its GCS, raylet, workers and agents to the node IP, which it resolves to the
-# primary interface (and turns a given 127.0.0.1 back into it) unless "clusters" are off, as on
-# macOS: then the node IP is loopback and so is every listening socket. Ray reads the variable
-# once at import (the driver may have imported it already) and its children at their start.
-_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-def _local_ray_on_loopback() -> None:
-    """Before starting a local Ray: node IP on loopback, token auth on (Ray >= 2.59 turns it
-    on for local clusters unless RAY_AUTH_MODE says otherwise, so an override is dropped)."""
-    from ray._private import ray_constants
-
-    os.environ[_CLUSTER_ENV] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    mode = os.environ.get(_AUTH_MODE_ENV)
-    if mode is not None and mode.lower() != "token":
-        log.warning("%s=%s ignored: the local Ray always uses token authentication", _AUTH_MODE_ENV, mode)
-        del os.environ[_AUTH_MODE_ENV]
-
-
-def _check_local_ray(gcs_address: str) -> None:
-    """Refuse to run on a local Ray that is reachable from the network or has no token auth
-    (a Ray version that ignores the settings above): anyone who reaches it runs code as us."""
-    host = gcs_address.rsplit(":", 1)[0].strip("[]")
-    problems = []
-    if host not in (LOOPBACK, "::1", "localhost"):
-        problems.append(f"its GCS is on {host}, not loopback")
-    if os.environ.get(_AUTH_MODE_ENV, "").lower() != "token":
-        problems.append("token authentication is off")
-    if problems:
-        stop_ray()
-        raise RuntimeError(f"local Ray refused: {'; '.join(problems)} (check the installed Ray version, >= 2.59)")
-
-
-def stop_ray() -> None:
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +52,18 @@ class GroupSpec:
 def rule_json(rule: dict[str, Any]) -> str:
     """Canonical JSON of a rule spec, so that unchanged rules compare equal."""
     return json.dumps(rule, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStatus:
+    """The reconciler's view of one camera group actor."""
+
+    alive: bool
+    cameras: tuple[str, ...]
+    starts: int  # 1 for an actor that never restarted
+    cursor: int  # seq of the last event stored and acknowledged
+    pulled: int
+    last_error: str
 
 
 class ActorUnreachable(Exception):
@@ -169,7 +86,7 @@ class _GroupState:
     last_error: str = ""
     pulled: int = 0
     bridge: asyncio.Task[None] | None = None
-    info: dict[str, Any] = field(default_factory=dict)
+    info: GroupInfo | None = None
     failed_starts: int = 0
     next_attempt: float = 0.0
 
@@ -240,25 +157,37 @@ class Reconciler:
         self._stopping = False
 
     # ---- public -----------------------------------------------------------------------
-    def status(self) -> dict[str, dict[str, Any]]:
+    def status(self) -> dict[str, GroupStatus]:
         return {
-            name: {
-                "alive": st.alive,
-                "cameras": [c.id for c in st.spec.cameras],
-                "starts": st.starts,
-                "cursor": st.cursor,
-                "pulled": st.pulled,
-                "last_error": st.last_error,
-            }
+            name: GroupStatus(
+                alive=st.alive,
+                cameras=tuple(c.id for c in st.spec.cameras),
+                starts=st.starts,
+                cursor=st.cursor,
+                pulled=st.pulled,
+                last_error=st.last_error,
+            )
             for name, st in self._groups.items()
         }
 
-    def inference_status(self) -> dict[str, bool]:
+    def runtime(self) -> tuple[CameraRuntime, ...]:
+        """The camera group actors as the video-control interface reports them."""
+        return tuple(
+            CameraRuntime(
+                group=name,
+                alive=st.alive,
+                restarts=max(0, st.starts - 1),
+                cameras=tuple(c.id for c in st.spec.cameras),
+            )
+            for name, st in sorted(self._groups.items())
+        )
+
+    def inference_status(self) -> tuple[InferenceRuntime, ...]:
         a = self._analysis
         if a is None or not a.enabled:
-            return {}
+            return ()
         names = [f"{INFERENCE_PREFIX}{i}" for i in range(a.inference_actors)]
-        return {n: n in self._inference for n in names}
+        return tuple(InferenceRuntime(name=n, alive=n in self._inference) for n in names)
 
     def inference_handle(self, index: int = 0) -> Any:
         return self._inference.get(f"{INFERENCE_PREFIX}{index}")
@@ -266,6 +195,13 @@ class Reconciler:
     def handle(self, group: str) -> Any:
         st = self._groups.get(group)
         return st.handle if st else None
+
+    def camera_handle(self, camera_id: str) -> Any:
+        """The actor that runs a camera now (as last applied to it), or None."""
+        for st in self._groups.values():
+            if st.handle is not None and any(c.id == camera_id for c in st.spec.cameras):
+                return st.handle
+        return None
 
     def poke(self) -> None:
         """Reconcile now (after a camera or rule change) instead of at the next tick."""
@@ -309,15 +245,19 @@ class Reconciler:
                 self.restarts += 1
                 await self._start(st)
             if st.alive and spec != st.spec:
-                if spec.cameras != st.spec.cameras:
-                    await self._actor_call(st, "update_cameras", [c.to_dict() for c in spec.cameras])
-                if spec.rules != st.spec.rules:
-                    await self._push_rules(st, spec)
-                st.spec = spec
+                await self._apply(st, spec)
+
+    async def _apply(self, st: _GroupState, spec: GroupSpec) -> None:
+        """Hand a running actor its new cameras and rules: its other streams keep running."""
+        if spec.cameras != st.spec.cameras:
+            await self._actor_call(st, "update_cameras", spec.cameras)
+        if spec.rules != st.spec.rules:
+            await self._push_rules(st, spec)
+        st.spec = spec
 
     async def _push_rules(self, st: _GroupState, spec: GroupSpec) -> None:
-        result = await self._actor_call(st, "update_rules", spec.rule_dicts())
-        for line in result.get("rejected", []):
+        result: RulesApplied = await self._actor_call(st, "update_rules", spec.rule_dicts())
+        for line in result.rejected:
             log.error("group %s rejected rule %s", spec.name, line)
 
     async def _reconcile_inference(self) -> None:
@@ -377,23 +317,7 @@ class Reconciler:
         import ray
 
         name = self._actor_name(st.spec.name)
-        options: dict[str, Any] = {
-            "spool_path": str(self._spool_dir / f"{st.spec.name}.sqlite"),
-            "health_interval_s": self._cfg.health_interval_s,
-            "spool_max_events": self._cfg.spool_max_events,
-            "realtime": self._realtime,
-        }
-        a = self._analysis
-        if a is not None and a.enabled:
-            options.update(
-                inference_actors=[f"{INFERENCE_PREFIX}{i}" for i in range(a.inference_actors)],
-                max_inflight=a.max_inflight,
-                motion=a.motion,
-                tracker=a.tracker,
-                summary_interval_s=a.summary_interval_s,
-                counts_flush_s=a.counts_flush_s,
-                record_dir=str(a.record_detections_dir.resolve()) if a.record_detections_dir else None,
-            )
+        options = self._group_options(st.spec.name)
         try:
             old = ray.get_actor(name)
             ray.kill(old, no_restart=True)
@@ -401,7 +325,7 @@ class Reconciler:
             pass
         st.handle = self._remote.options(
             name=name, num_cpus=self._ray_cfg.actor_cpus, max_concurrency=64
-        ).remote(st.spec.name, [c.to_dict() for c in st.spec.cameras], options)
+        ).remote(st.spec.name, st.spec.cameras, options)
         st.starts += 1
         st.last_start = time.monotonic()
         try:
@@ -424,6 +348,28 @@ class Reconciler:
             st.next_attempt = time.monotonic() + min(30.0, 0.5 * 2**st.failed_starts)
             return
         st.failed_starts = 0
+
+    def _group_options(self, group: str) -> GroupOptions:
+        options = GroupOptions(
+            spool_path=str(self._spool_dir / f"{group}.sqlite"),
+            health_interval_s=self._cfg.health_interval_s,
+            spool_max_events=self._cfg.spool_max_events,
+            realtime=self._realtime,
+        )
+        a = self._analysis
+        if a is None or not a.enabled:
+            return options
+        return dataclasses.replace(
+            options,
+            inference_actors=tuple(f"{INFERENCE_PREFIX}{i}" for i in range(a.inference_actors)),
+            max_inflight=a.max_inflight,
+            # validated here, on the server: a bad setting fails the start, not the actor
+            motion=MotionConfig.model_validate(a.motion),
+            tracker=TrackerConfig.model_validate(a.tracker),
+            summary_interval_s=a.summary_interval_s,
+            counts_flush_s=a.counts_flush_s,
+            record_dir=str(a.record_detections_dir.resolve()) if a.record_detections_dir else None,
+        )
 
     async def _alive(self, st: _GroupState) -> bool:
         if st.handle is None:

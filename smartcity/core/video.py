@@ -61,6 +61,14 @@ class CameraRuntime:
     cameras: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class InferenceRuntime:
+    """One inference actor of the video side: its name and whether it answers."""
+
+    name: str
+    alive: bool
+
+
 class VideoControl(Protocol):
     """Reads pictures from and pushes state into the running cameras.
 

@@ -22,6 +22,7 @@ from strawberry.types import Info
 from smartcity.analytics import takes_signal_states
 from smartcity.core.config import CameraConfig, CameraGroupConfig
 from smartcity.core.errors import NotFound, ValidationFailed
+from smartcity.core.video import SignalPush, SignalState
 from smartcity.graphql.access import maybe_principal, sees_camera, services, visible_cameras
 from smartcity.graphql.auth import Principal
 from smartcity.graphql.incident_scope import may_move
@@ -111,9 +112,9 @@ async def _save_rule(info: Info[Any, Any], rule_id: str, data: RuleInput, *, cre
         return validation(exc)
     clean = validated.model_dump(mode="json")
     _, after = await s.rules.save(clean, actor=p.username, shapes=rule_shapes(clean["params"]))
-    s.rules_changed(after.camera_id)
+    s.video.rules_changed(after.camera_id)
     if existing is not None and existing.camera_id != after.camera_id:
-        s.rules_changed(existing.camera_id)
+        s.video.rules_changed(existing.camera_id)
     return Rule.from_row(after)
 
 
@@ -227,7 +228,7 @@ class Mutation:
         if row is None or not await sees_camera(info, row.camera_id):
             return NotFoundError(message=f"rule {id} does not exist")
         await s.rules.delete(row.id, actor=p.username)  # audited in the same transaction
-        s.rules_changed(row.camera_id)
+        s.video.rules_changed(row.camera_id)
         return Deleted(id=id)
 
     @strawberry.mutation(description="Push the state (red, amber, green) of an external traffic signal to a red_light rule.")
@@ -245,7 +246,7 @@ class Mutation:
         if not takes_signal_states(row.type, row.params):
             return invalid("ruleId", "not a rule that takes signal states (a red_light rule with an external signal)")
         now = time.time()
-        applied = await s.push_signal(row.camera_id, row.id, state, now)
+        applied = await s.video.push_signal(SignalPush(row.camera_id, row.id, SignalState(state), now))
         await _audit(info).record(
             at=now, actor=p.username, action="signal.push", target=f"rule:{row.id}", after={"state": state, "applied": applied}
         )
@@ -294,7 +295,7 @@ class Mutation:
             at=time.time(), actor=p.username, action="camera.upsert",
             target=f"camera:{cfg.id}", before=None if before is None else shown(before), after=shown(row),
         )
-        s.rules_changed(row.id)
+        s.video.rules_changed(row.id)
         return Camera.from_row(row, s.status.get(row.id))
 
     @strawberry.mutation(description="Create a camera group or change its description (admins).")

@@ -16,7 +16,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import av
@@ -24,6 +23,16 @@ import av.logging
 
 from smartcity.core.events import CameraState
 from smartcity.sources.options import Backoff, SourceOptions
+from smartcity.sources.session import (
+    FfmpegLogs,
+    SessionEnd,
+    SessionProgress,
+    StreamPlan,
+    declared_duration,
+    ffmpeg_message,
+    media_error,
+    nominal_fps,
+)
 from smartcity.sources.target import Target, describe_open_error, resolve_target
 from smartcity.sources.types import Frame, SourceHealth
 
@@ -75,16 +84,6 @@ class _Decoded:
                 )
                 self._video = None  # give the decoder's buffer back
             return self._frame
-
-
-@dataclass(slots=True)
-class _SessionEnd:
-    """How one connection (or one pass over a file) ended."""
-
-    frames: int
-    ok: bool  # ended by end of stream, not by an error
-    message: str
-    stopped: bool = False
 
 
 class _Stopped(Exception):
@@ -145,7 +144,7 @@ class CameraSource:
         self._last_frame_mono: float | None = None
         self._last_frame_wall: float | None = None
         self._size: tuple[int, int] | None = None
-        self._nominal_fps: float | None = None
+        self.nominal_fps: float | None = None
         self._failure = ""
         self._retry_at: float | None = None
         self._notice = ""
@@ -218,12 +217,6 @@ class CameraSource:
                 _prune(self._taken, now - self.options.health_window_s)
         return decoded.frame() if decoded is not None else None
 
-    def set_analysis_fps(self, analysis_fps: float) -> None:
-        """Change the analysis rate without restarting the stream."""
-        if not analysis_fps > 0:
-            raise ValueError(f"analysis_fps must be > 0, got {analysis_fps}")
-        self._analysis_period = 1.0 / analysis_fps
-
     def health(self) -> SourceHealth:
         """A snapshot of this source's state, rates and counters."""
         now = self._clock()
@@ -254,7 +247,7 @@ class CameraSource:
                 message=message,
                 frames_decoded=self._index,
                 resolution_changes=self._resolution_changes,
-                nominal_fps=self._nominal_fps,
+                nominal_fps=self.nominal_fps,
                 retry_in_s=retry_in,
             )
 
@@ -275,16 +268,16 @@ class CameraSource:
         last = self._last_frame_mono
         if last is None or last < self._connected_since:
             return CameraState.STARTING, "connected, waiting for the first frame"
-        interval = 1.0 / self._nominal_fps if self._nominal_fps else 1.0 / _FALLBACK_FPS
+        interval = 1.0 / self.nominal_fps if self.nominal_fps else 1.0 / _FALLBACK_FPS
         stall = max(1.0, 3.0 * interval)
         if now - last > stall:
             return CameraState.DEGRADED, f"no frame for {now - last:.1f}s"
         if (
-            self._nominal_fps
+            self.nominal_fps
             and now - self._connected_since >= opts.health_window_s
-            and input_fps < opts.degraded_fps_ratio * self._nominal_fps
+            and input_fps < opts.degraded_fps_ratio * self.nominal_fps
         ):
-            return CameraState.DEGRADED, f"input {input_fps:.1f} fps, expected {self._nominal_fps:g} fps"
+            return CameraState.DEGRADED, f"input {input_fps:.1f} fps, expected {self.nominal_fps:g} fps"
         if self._notice and now - self._notice_at <= opts.notice_hold_s:
             return CameraState.ONLINE, self._notice
         return CameraState.ONLINE, ""
@@ -304,7 +297,7 @@ class CameraSource:
                     break
                 except Exception as exc:  # a bug must not end the camera: report it and retry
                     log.exception("camera %s: unexpected error in decode thread", self.camera_id)
-                    end = _SessionEnd(frames=0, ok=False, message=f"internal error: {exc!r}")
+                    end = SessionEnd(frames=0, ok=False, message=f"internal error: {exc!r}")
                 if end.stopped or self._stop.is_set():
                     break
                 if end.frames > 0:
@@ -351,7 +344,7 @@ class CameraSource:
             recovered = self._offline_logged
             self._connected = True
             self._attempted = True
-            self._nominal_fps = nominal_fps
+            self.nominal_fps = nominal_fps
             self._retry_at = None
             self._failure = ""
             self._offline_logged = False
@@ -370,16 +363,49 @@ class CameraSource:
             opts["analyzeduration"] = str(probe_us)
         return opts
 
-    def _session(self, ffmpeg_logs: list[tuple[int, str, str]]) -> _SessionEnd:
-        target = self._target
-        opts = self.options
+    def _session(self, ffmpeg_logs: FfmpegLogs) -> SessionEnd:
+        """One connection (or one pass over a file): open, decode until it ends, say why."""
+        opened = self._open_container(ffmpeg_logs)
+        if isinstance(opened, SessionEnd):
+            return opened
+        container = opened
+        progress = SessionProgress()
+        try:
+            plan = self._plan_stream(container)
+            if isinstance(plan, SessionEnd):
+                return plan
+            ffmpeg_logs.clear()
+            self._set_connected(plan.nominal_fps)
+            if not self._decode(container, plan, progress, ffmpeg_logs):
+                return SessionEnd(frames=progress.frames, ok=False, message="stopped", stopped=True)
+            if media_error(ffmpeg_logs):
+                self._record_decode_error(media_error(ffmpeg_logs))
+            ffmpeg_logs.clear()
+            self._check_truncated(plan, progress)
+            if progress.frames == 0:
+                return SessionEnd(frames=0, ok=False, message="stream ended before the first frame")
+            return SessionEnd(frames=progress.frames, ok=True, message="stream ended")
+        except _Stopped:
+            raise
+        except av.error.FFmpegError as exc:  # ExitError (a read timeout) included
+            ffmpeg_logs.clear()
+            return self._stream_failure(exc, progress.frames)
+        finally:
+            try:
+                container.close()
+            except Exception:  # closing a broken stream must not mask why it broke
+                log.debug("camera %s: error closing container", self.camera_id, exc_info=True)
+
+    def _open_container(self, ffmpeg_logs: FfmpegLogs) -> Any:
+        """The opened container (typed loosely, as PyAV's are), or how opening failed."""
+        target, opts = self._target, self.options
         try:
             path = target.open_path()
         except Exception as exc:
-            return _SessionEnd(frames=0, ok=False, message=f"cannot prepare source: {exc}")
+            return SessionEnd(frames=0, ok=False, message=f"cannot prepare source: {exc}")
         opened_at = self._clock()
         try:
-            container: Any = av.open(
+            return av.open(
                 path,
                 mode="r",
                 options=self._container_options(target),
@@ -390,95 +416,84 @@ class CameraSource:
             if self._stop.is_set():
                 raise _Stopped from exc
             message = describe_open_error(exc, target, opts, self._clock() - opened_at)
-            return _SessionEnd(frames=0, ok=False, message=message)
-        frames = 0
-        try:
-            if not container.streams.video:
-                kinds = sorted({s.type for s in container.streams}) or ["none"]
-                return _SessionEnd(
-                    frames=0, ok=False, message=f"not a video: no video stream (streams: {', '.join(kinds)})"
-                )
-            stream = container.streams.video[0]
-            cc = stream.codec_context
-            if opts.decode_threads > 0:
-                cc.thread_count = opts.decode_threads
-            else:
-                cc.thread_type = "AUTO"
-            nominal = _nominal_fps(stream)
-            declared = _declared_duration(container, stream)
-            # RTSP servers announce a range even for live cameras: RTSP is always live.
-            live = target.scheme in ("rtsp", "rtsps") or (not target.is_file and declared is None)
-            paced = opts.realtime and not live
-            # a file analysed as fast as possible: wait for the analysis instead of dropping
-            self._lossless = opts.lossless and not live
-            ffmpeg_logs.clear()
-            self._set_connected(nominal)
-            prev_pts: int | None = None
-            prev_arrival: float | None = None
-            first_time: float | None = None
-            last_time: float | None = None
-            for packet in container.demux(stream):
-                if self._stop.is_set():
-                    return _SessionEnd(frames=frames, ok=False, message="stopped", stopped=True)
-                error = ""
-                corrupt = False
-                try:
-                    pictures = packet.decode()
-                except av.error.FFmpegError as exc:
-                    error = _ffmpeg_message(exc)
-                    pictures = []
-                for picture in pictures:
-                    corrupt = corrupt or bool(picture.is_corrupt)
-                    dt = self._frame_interval(picture, prev_pts, prev_arrival, nominal, live)
-                    prev_pts = picture.pts
-                    prev_arrival = self._clock()
-                    if picture.time is not None:
-                        first_time = picture.time if first_time is None else first_time
-                        last_time = picture.time
-                    self._advance_media_time(dt, paced)
-                    self._publish(picture)
-                    frames += 1
-                if ffmpeg_logs:
-                    error = error or _media_error(ffmpeg_logs)
-                    ffmpeg_logs.clear()
-                if corrupt and not error:
-                    error = "corrupt frame"
-                if error:
-                    self._record_decode_error(error)
-            if _media_error(ffmpeg_logs):
-                self._record_decode_error(_media_error(ffmpeg_logs))
-            ffmpeg_logs.clear()
-            if target.is_file and declared is not None and last_time is not None and first_time is not None:
-                played = last_time - first_time + 1.0 / (nominal or _FALLBACK_FPS)
-                slack = max(1.0, 2.0 / nominal) if nominal else 1.0
-                if played + slack < declared:
-                    self._record_decode_error(f"file truncated: ended at {played:.1f}s of {declared:.1f}s")
-            if frames == 0:
-                return _SessionEnd(frames=0, ok=False, message="stream ended before the first frame")
-            return _SessionEnd(frames=frames, ok=True, message="stream ended")
-        except _Stopped:
-            raise
-        except av.error.ExitError:
-            ffmpeg_logs.clear()
+            return SessionEnd(frames=0, ok=False, message=message)
+
+    def _plan_stream(self, container: Any) -> StreamPlan | SessionEnd:
+        """The video stream to decode, its decoder set up, and how its frames are timed."""
+        target, opts = self._target, self.options
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            return SessionEnd(frames=0, ok=False, message=f"not a video: no video stream (streams: {', '.join(kinds)})")
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        if opts.decode_threads > 0:
+            cc.thread_count = opts.decode_threads
+        else:
+            cc.thread_type = "AUTO"
+        declared = declared_duration(container, stream)
+        # RTSP servers announce a range even for live cameras: RTSP is always live.
+        live = target.scheme in ("rtsp", "rtsps") or (not target.is_file and declared is None)
+        # a file analysed as fast as possible: wait for the analysis instead of dropping
+        self._lossless = opts.lossless and not live
+        return StreamPlan(stream, nominal_fps(stream), declared, live, paced=opts.realtime and not live)
+
+    def _decode(self, container: Any, plan: StreamPlan, progress: SessionProgress, ffmpeg_logs: FfmpegLogs) -> bool:
+        """Decode and publish every frame until the stream ends (True) or the source stops (False)."""
+        prev_pts: int | None = None
+        prev_arrival: float | None = None
+        for packet in container.demux(plan.stream):
+            if self._stop.is_set():
+                return False
+            error = ""
+            corrupt = False
+            try:
+                pictures = packet.decode()
+            except av.error.FFmpegError as exc:
+                error = ffmpeg_message(exc)
+                pictures = []
+            for picture in pictures:
+                corrupt = corrupt or bool(picture.is_corrupt)
+                dt = self._frame_interval(picture, prev_pts, prev_arrival, plan.nominal_fps, plan.live)
+                prev_pts = picture.pts
+                prev_arrival = self._clock()
+                if picture.time is not None:
+                    progress.first_time = picture.time if progress.first_time is None else progress.first_time
+                    progress.last_time = picture.time
+                self._advance_media_time(dt, plan.paced)
+                self._publish(picture)
+                progress.frames += 1
+            if ffmpeg_logs:
+                error = error or media_error(ffmpeg_logs)
+                ffmpeg_logs.clear()
+            if corrupt and not error:
+                error = "corrupt frame"
+            if error:
+                self._record_decode_error(error)
+        return True
+
+    def _check_truncated(self, plan: StreamPlan, progress: SessionProgress) -> None:
+        """A file that ends well before the duration it declares counts as a decode error."""
+        first, last, nominal, declared = progress.first_time, progress.last_time, plan.nominal_fps, plan.declared_s
+        if not self._target.is_file or declared is None or last is None or first is None:
+            return
+        played = last - first + 1.0 / (nominal or _FALLBACK_FPS)
+        slack = max(1.0, 2.0 / nominal) if nominal else 1.0
+        if played + slack < declared:
+            self._record_decode_error(f"file truncated: ended at {played:.1f}s of {declared:.1f}s")
+
+    def _stream_failure(self, exc: av.error.FFmpegError, frames: int) -> SessionEnd:
+        """How a stream that failed while decoding ended (timeouts, lost connections, bad files)."""
+        if isinstance(exc, av.error.ExitError):
             if self._stop.is_set():
                 raise _Stopped from None
-            return _SessionEnd(frames=frames, ok=False, message=f"no data for {opts.read_timeout_s:g}s")
-        except av.error.FFmpegError as exc:
-            ffmpeg_logs.clear()
-            msg = _ffmpeg_message(exc)
-            if target.is_file:
-                self._record_decode_error(msg)
-                return _SessionEnd(frames=frames, ok=frames > 0, message=f"stream error: {msg}")
-            if "ends prematurely" in msg or isinstance(exc, av.error.EOFError):
-                return _SessionEnd(
-                    frames=frames, ok=False, message="stream ended: connection closed by the camera"
-                )
-            return _SessionEnd(frames=frames, ok=False, message=f"stream lost: {msg}")
-        finally:
-            try:
-                container.close()
-            except Exception:  # closing a broken stream must not mask why it broke
-                log.debug("camera %s: error closing container", self.camera_id, exc_info=True)
+            return SessionEnd(frames=frames, ok=False, message=f"no data for {self.options.read_timeout_s:g}s")
+        msg = ffmpeg_message(exc)
+        if self._target.is_file:
+            self._record_decode_error(msg)
+            return SessionEnd(frames=frames, ok=frames > 0, message=f"stream error: {msg}")
+        if "ends prematurely" in msg or isinstance(exc, av.error.EOFError):
+            return SessionEnd(frames=frames, ok=False, message="stream ended: connection closed by the camera")
+        return SessionEnd(frames=frames, ok=False, message=f"stream lost: {msg}")
 
     def _frame_interval(
         self,
@@ -567,46 +582,3 @@ class CameraSource:
 def _prune(times: deque[float], before: float) -> None:
     while times and times[0] < before:
         times.popleft()
-
-
-def _nominal_fps(stream: Any) -> float | None:
-    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
-        if rate:
-            fps = float(rate)
-            if 0.5 <= fps <= 240.0:
-                return fps
-    return None
-
-
-def _declared_duration(container: Any, stream: Any) -> float | None:
-    """The duration the file says it has (None for a live stream)."""
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None and len(container.streams) == 1:
-        return float(container.duration) / 1_000_000
-    return None
-
-
-# FFmpeg components whose errors are about the connection, not the pictures: a lost connection
-# shows up as the end of the stream, and is reported as such rather than as a decode error.
-_NETWORK_LOG_SOURCES = frozenset(
-    {"tcp", "udp", "http", "https", "tls", "rtsp", "rtp", "rtmp", "srt", "hls", "AVIOContext", "crypto"}
-)
-
-
-def _media_error(logs: list[tuple[int, str, str]]) -> str:
-    """The last error FFmpeg logged about the media itself (decoder or demuxer), or ""."""
-    for _level, name, message in reversed(logs):
-        if name not in _NETWORK_LOG_SOURCES and message.strip():
-            return message.strip()
-    return ""
-
-
-def _ffmpeg_message(exc: BaseException) -> str:
-    if isinstance(exc, av.error.FFmpegError):
-        text = exc.strerror or str(exc)
-        log_line = getattr(exc, "log", None)
-        if log_line and isinstance(log_line, tuple) and len(log_line) == 3:
-            text = f"{text} ({str(log_line[2]).strip()})"
-        return str(text)
-    return str(exc)

@@ -43,17 +43,6 @@ from smartcity.core.incidents import (
 from smartcity.storage.db import Database, rows_in
 from smartcity.storage.tables import alert_deliveries, audit_log, events, incidents
 
-# The records are core's (fusion, integrations and graphql read them); the old name stays
-# importable from here until every caller says DeliveryRecord.
-DeliveryRow = DeliveryRecord
-SCHEDULED = DeliveryState.SCHEDULED
-PENDING = DeliveryState.PENDING
-SENT = DeliveryState.SENT
-DELIVERED = DeliveryState.DELIVERED
-FAILED = DeliveryState.FAILED
-DEAD = DeliveryState.DEAD
-CANCELLED = DeliveryState.CANCELLED
-SUPPRESSED = DeliveryState.SUPPRESSED
 MAX_PAGE = 10_000
 
 
@@ -192,9 +181,9 @@ class Outbox:
             .where(
                 alert_deliveries.c.updated_at <= now,
                 or_(
-                    alert_deliveries.c.state == PENDING,
+                    alert_deliveries.c.state == DeliveryState.PENDING,
                     and_(
-                        alert_deliveries.c.state == SCHEDULED,
+                        alert_deliveries.c.state == DeliveryState.SCHEDULED,
                         select(incidents.c.incident_id)
                         .where(
                             incidents.c.incident_id == alert_deliveries.c.incident_id,
@@ -212,7 +201,7 @@ class Outbox:
         stmt = (
             update(alert_deliveries)
             .where(alert_deliveries.c.id.in_(due.scalar_subquery()))
-            .values(state=PENDING, updated_at=now + lease_s, attempts=alert_deliveries.c.attempts + 1)
+            .values(state=DeliveryState.PENDING, updated_at=now + lease_s, attempts=alert_deliveries.c.attempts + 1)
             .returning(*alert_deliveries.c)
         )
         async with self.db.engine.begin() as conn:
@@ -232,7 +221,7 @@ class Outbox:
         now: float,
         error: str | None = None,
         *,
-        from_states: Collection[DeliveryState] = (PENDING,),
+        from_states: Collection[DeliveryState] = (DeliveryState.PENDING,),
     ) -> bool:
         """Move a delivery to `state` if it is in one of `from_states`; returns whether it moved."""
         stmt = (
@@ -247,7 +236,7 @@ class Outbox:
         """Leave a pending delivery for another attempt at `due_at`, noting the error."""
         stmt = (
             update(alert_deliveries)
-            .where(alert_deliveries.c.id == delivery_id, alert_deliveries.c.state == PENDING)
+            .where(alert_deliveries.c.id == delivery_id, alert_deliveries.c.state == DeliveryState.PENDING)
             .values(updated_at=due_at, last_error=error)
         )
         async with self.db.engine.begin() as conn:
@@ -257,7 +246,7 @@ class Outbox:
         """Make the incident's next scheduled delivery due now (after a permanent failure)."""
         nxt = (
             select(alert_deliveries.c.id)
-            .where(alert_deliveries.c.incident_id == incident_id, alert_deliveries.c.state == SCHEDULED)
+            .where(alert_deliveries.c.incident_id == incident_id, alert_deliveries.c.state == DeliveryState.SCHEDULED)
             .order_by(alert_deliveries.c.updated_at, alert_deliveries.c.id)
             .limit(1)
         )
@@ -275,8 +264,8 @@ class Outbox:
         """Send a dead or failed delivery again from scratch (attempts reset); returns the row."""
         stmt = (
             update(alert_deliveries)
-            .where(alert_deliveries.c.id == delivery_id, alert_deliveries.c.state.in_((DEAD, FAILED)))
-            .values(state=PENDING, attempts=0, updated_at=now, last_error=None)
+            .where(alert_deliveries.c.id == delivery_id, alert_deliveries.c.state.in_((DeliveryState.DEAD, DeliveryState.FAILED)))
+            .values(state=DeliveryState.PENDING, attempts=0, updated_at=now, last_error=None)
             .returning(*alert_deliveries.c)
         )
         async with self.db.engine.begin() as conn:
@@ -346,8 +335,8 @@ class Outbox:
                 cancelled = (
                     await conn.execute(
                         update(alert_deliveries)
-                        .where(alert_deliveries.c.incident_id == incident_id, alert_deliveries.c.state == SCHEDULED)
-                        .values(state=CANCELLED, updated_at=at, last_error=f"incident {to.value} by {by}")
+                        .where(alert_deliveries.c.incident_id == incident_id, alert_deliveries.c.state == DeliveryState.SCHEDULED)
+                        .values(state=DeliveryState.CANCELLED, updated_at=at, last_error=f"incident {to.value} by {by}")
                     )
                 ).rowcount
         if row is None:
@@ -438,7 +427,7 @@ class Outbox:
     async def list_deliveries(
         self, *, incident_id: str | None = None, state: DeliveryState | None = None, limit: int = 100
     ) -> list[DeliveryRecord]:
-        """Deliveries by id; filter by incident and/or state (e.g. DEAD: the dead letters)."""
+        """Deliveries by id; filter by incident and/or state (e.g. DeliveryState.DEAD: the dead letters)."""
         where: list[ColumnElement[bool]] = []
         if incident_id is not None:
             where.append(alert_deliveries.c.incident_id == incident_id)

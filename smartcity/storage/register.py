@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from smartcity.storage.db import Database
-from smartcity.storage.tables import audit_log, counts, events
+from smartcity.storage.tables import counts, events
 
 
 async def page_events(
@@ -79,17 +79,3 @@ async def count_series(
         for k, n in sorted(agg.items())
     ]
 
-
-async def page_audit(db: Database, *, before_id: int | None, limit: int) -> list[dict[str, Any]]:
-    q = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
-    if before_id is not None:
-        q = q.where(audit_log.c.id < before_id)
-    async with db.engine.connect() as conn:
-        return [dict(r._mapping) for r in await conn.execute(q)]
-
-
-async def audit(db: Database, *, at: float, actor: str, action: str, target: str, before: Any, after: Any) -> None:
-    async with db.engine.begin() as conn:
-        await conn.execute(
-            sa.insert(audit_log).values(at=at, actor=actor, action=action, target=target, before=before, after=after)
-        )

@@ -195,7 +195,7 @@ class CameraStream:
 
     async def _latest(self) -> LiveFrame | None:
         try:
-            frame = await self._provider.latest(self.camera_id)
+            frame = await self._provider.live_frame(self.camera_id)
         except Exception:
             if not self._failing:
                 log.exception("camera %s: live frames unavailable", self.camera_id)

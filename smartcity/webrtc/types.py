@@ -1,7 +1,8 @@
-"""Values of the live-view boundary: the frame a provider hands over, overlay shapes, stats, errors.
+"""Values of the live-view boundary: where frames come from, overlay shapes, stats, errors.
 
-The live view never reaches into the video side: the app injects a `FrameProvider` (over the Ray
-camera actors in production, generated frames in tests) and callers pass what to draw.
+The live view never reaches into the video side: the app injects a `FrameProvider` (its
+`core.video.VideoControl`, over the Ray camera actors in production; generated frames in
+tests) and callers pass what to draw.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
-
 from smartcity.core.errors import SmartcityError, ValidationFailed
+from smartcity.core.video import LiveFrame
 from smartcity.core.vision import Box
 
 # re-exported: the live view's API takes overlay shapes (drawn by smartcity.privacy)
@@ -20,26 +20,11 @@ from smartcity.privacy.overlay import OverlayShape as OverlayShape
 from smartcity.privacy.overlay import Point as Point
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class LiveFrame:
-    """The latest picture of one camera, as the live view reads it.
-
-    `image`: RGB, H x W x 3 uint8, treated as read-only (it may be shared with the analysis).
-    `t`: capture wall time (unix seconds). `index`: frame counter of the source (a new index is a
-    new picture). `person_boxes`: pixel boxes of people to pixelate; None means that no analysis
-    can locate people in this frame, so privacy mode hides the whole picture.
-    """
-
-    image: np.ndarray
-    t: float
-    index: int
-    person_boxes: tuple[Box, ...] | None = ()
-
-
 class FrameProvider(Protocol):
-    """Where live views take pictures from; `latest` returns None while a camera has no frame."""
+    """Where live views take pictures from: the part of `core.video.VideoControl` they use;
+    `live_frame` returns None while a camera has no frame."""
 
-    async def latest(self, camera_id: str) -> LiveFrame | None: ...
+    async def live_frame(self, camera_id: str) -> LiveFrame | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +78,17 @@ class InvalidOffer(LiveViewError, ValidationFailed):
 
 class TooManyViewers(LiveViewError):
     """The camera already has the configured maximum number of live viewers."""
+
+
+__all__ = [
+    "Box",
+    "CameraLiveStats",
+    "FrameProvider",
+    "InvalidOffer",
+    "LiveFrame",
+    "LiveViewError",
+    "LiveViewStats",
+    "OverlayShape",
+    "Point",
+    "TooManyViewers",
+]

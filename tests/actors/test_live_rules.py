@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from smartcity.actors.camera_group import CameraSpec
+from smartcity.actors.camera_group import CameraSpec, GroupInfo
 from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json
 from smartcity.core.bus import EventBus, Overflow
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
@@ -60,19 +60,19 @@ async def test_new_rule_fires_within_a_second_without_stream_restart(
 ) -> None:
     rec, groups, bus = running
     deadline = time.monotonic() + 90
-    info: dict = {}
+    info: GroupInfo | None = None
     while time.monotonic() < deadline:
         h = rec.handle("live")
         if h is not None:
             try:
                 info = await h.ping.remote()
             except Exception:
-                info = {}
-            if info.get("pipelines", {}).get("vtest", {}).get("analysed", 0) >= 10:
+                info = None
+            if info is not None and "vtest" in info.pipelines and info.pipelines["vtest"].analysed >= 10:
                 break
         await asyncio.sleep(0.2)
-    assert info["pipelines"]["vtest"]["analysed"] >= 10
-    pid, analysed_before = info["pid"], info["pipelines"]["vtest"]["analysed"]
+    assert info is not None and info.pipelines["vtest"].analysed >= 10
+    pid, analysed_before = info.pid, info.pipelines["vtest"].analysed
 
     sub = bus.subscribe("test", [RuleEvent], maxsize=10_000, overflow=Overflow.BLOCK)
     rule = {
@@ -94,7 +94,7 @@ async def test_new_rule_fires_within_a_second_without_stream_restart(
     assert took < 1.0, f"the new rule's first event took {took:.2f}s"
 
     info = await rec.handle("live").ping.remote()
-    assert info["pid"] == pid, "the camera actor was not restarted"
-    assert rec.status()["live"]["starts"] == 1
-    assert info["pipelines"]["vtest"]["analysed"] > analysed_before, "the same pipeline kept analysing"
-    assert info["rules"] == {"vtest": ["crowd-1"]}
+    assert info.pid == pid, "the camera actor was not restarted"
+    assert rec.status()["live"].starts == 1
+    assert info.pipelines["vtest"].analysed > analysed_before, "the same pipeline kept analysing"
+    assert info.rules == {"vtest": ("crowd-1",)}

@@ -14,7 +14,8 @@ import pytest
 import ray
 import sqlalchemy as sa
 
-from smartcity.actors.camera_group import CameraSpec
+from smartcity.actors.camera_group import CameraSpec, GroupInfo
+from smartcity.actors.pipeline import PipelineStats
 from smartcity.actors.runtime import GroupSpec, Reconciler
 from smartcity.app import WriterSink
 from smartcity.core.bus import EventBus, Overflow
@@ -77,15 +78,15 @@ class Pipeline:
         if rest:
             await self.writer.write(rest)
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self) -> PipelineStats:
         handle = self.rec.handle("vt")
         if handle is None:
-            return {}
+            return PipelineStats()
         try:
-            info: dict[str, Any] = await asyncio.wait_for(handle.ping.remote(), 5)
+            info: GroupInfo = await asyncio.wait_for(handle.ping.remote(), 5)
         except Exception:
-            return {}
-        return dict(info["pipelines"].get("vtest", {}))
+            return PipelineStats()
+        return info.pipelines.get("vtest", PipelineStats())
 
     async def health(self) -> list[dict[str, Any]]:
         async with self.db.engine.connect() as conn:
@@ -112,7 +113,7 @@ async def pipeline(tmp_path: Path, ray_session: None) -> AsyncIterator[Pipeline]
 
 
 async def analysed_at_least(p: Pipeline, n: int) -> bool:
-    return int((await p.stats()).get("analysed", 0)) >= n
+    return (await p.stats()).analysed >= n
 
 
 async def test_persons_detected_and_tracked_on_vtest(pipeline: Pipeline) -> None:
@@ -122,8 +123,8 @@ async def test_persons_detected_and_tracked_on_vtest(pipeline: Pipeline) -> None
     for _ in range(10):  # the same people keep their track ids across frames
         tracks = await p.rec.handle("vt").tracks.remote("vtest")
         for t in tracks:
-            if t["confirmed"] and t["cls"] == "person":
-                seen[t["track_id"]] = seen.get(t["track_id"], 0) + 1
+            if t.confirmed and t.cls == "person":
+                seen[t.track_id] = seen.get(t.track_id, 0) + 1
         await asyncio.sleep(0.3)
     await p.stop()
     frames = [f for path in sorted(p.record_dir.glob("*.jsonl")) for f in read_detection_log(path)]
@@ -161,10 +162,10 @@ async def test_killed_inference_actor_recovers_and_health_shows_the_gap(pipeline
     p = pipeline
     await wait_for(lambda: analysed_at_least(p, 10), 90, "first analysed frames")
     ray.kill(p.rec.inference_handle(0), no_restart=True)
-    before = int((await p.stats())["analysed"])
+    before = (await p.stats()).analysed
 
     async def resumed() -> bool:
-        return int((await p.stats()).get("analysed", 0)) >= before + 10 and p.rec.inference_restarts >= 1
+        return (await p.stats()).analysed >= before + 10 and p.rec.inference_restarts >= 1
 
     took = await wait_for(resumed, 30, "analysis to resume after the inference actor was killed")
     assert took < 10, f"cameras resumed after {took:.1f}s"
@@ -178,15 +179,15 @@ async def test_killed_camera_group_resumes_analysis(pipeline: Pipeline) -> None:
     p = pipeline
     await wait_for(lambda: analysed_at_least(p, 5), 90, "first analysed frames")
     old = p.rec.handle("vt")
-    old_pid = (await old.ping.remote())["pid"]
+    old_pid = (await old.ping.remote()).pid
     ray.kill(old, no_restart=True)
     t0 = time.monotonic()
 
     async def restarted() -> bool:
-        return bool(p.rec.status()["vt"]["starts"] == 2 and p.rec.handle("vt") is not old)
+        return bool(p.rec.status()["vt"].starts == 2 and p.rec.handle("vt") is not old)
 
     await wait_for(restarted, 30, "the reconciler to restart the actor")
     await wait_for(lambda: analysed_at_least(p, 5), 30, "analysis in the restarted actor")
     took = time.monotonic() - t0
     assert took < 10, f"camera resumed after {took:.1f}s"
-    assert (await p.rec.handle("vt").ping.remote())["pid"] != old_pid
+    assert (await p.rec.handle("vt").ping.remote()).pid != old_pid

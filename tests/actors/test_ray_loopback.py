@@ -30,7 +30,7 @@ CHILD = textwrap.dedent(
         return os.getpid()
 
     ray.get(ping.remote())  # a worker process is up too
-    print(json.dumps({"address": info["address"], "auth": os.environ.get("RAY_AUTH_MODE")}), flush=True)
+    print(json.dumps({"address": info.address, "auth": os.environ.get("RAY_AUTH_MODE")}), flush=True)
     sys.stdin.read()
     stop_ray()
     """

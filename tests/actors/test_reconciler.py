@@ -13,12 +13,14 @@ import ray
 import sqlalchemy as sa
 
 from smartcity.actors.camera_group import CameraSpec
+from smartcity.actors.facade import RayVideo
 from smartcity.actors.runtime import GroupSpec, Reconciler
 from smartcity.app import WriterSink
 from smartcity.core.bus import EventBus, Overflow
 from smartcity.core.config import ActorsConfig, RayConfig
 from smartcity.core.events import CameraHealth
 from smartcity.core.supervisor import TaskSupervisor
+from smartcity.core.video import CameraRuntime, LiveFrame, SignalPush, SignalState
 from smartcity.sources import generate_test_clip
 from smartcity.storage.db import Database, migrate
 from smartcity.storage.tables import events as events_table
@@ -105,23 +107,23 @@ async def test_killed_actor_is_restarted_and_no_event_is_lost_or_duplicated(harn
     await wait_for(some_events, 60, "first health events")
     async def online() -> bool:
         st = h.rec.status().get("g1")
-        return bool(st and st["alive"])
+        return bool(st and st.alive)
 
     await wait_for(online, 10, "actor alive")
     handle = h.rec.handle("g1")
-    pid_before = (await handle.ping.remote())["pid"]
+    pid_before = (await handle.ping.remote()).pid
     killed_at = time.time()
     ray.kill(handle, no_restart=True)
 
     async def restarted() -> bool:
         st = h.rec.status()["g1"]
-        return bool(st["starts"] >= 2 and st["alive"])
+        return bool(st.starts >= 2 and st.alive)
 
     t0 = time.monotonic()
     await wait_for(restarted, 10, "reconciler to restart the killed actor")
     restart_s = time.monotonic() - t0
     assert h.rec.restarts == 1
-    pid_after = (await h.rec.handle("g1").ping.remote())["pid"]
+    pid_after = (await h.rec.handle("g1").ping.remote()).pid
     assert pid_after != pid_before
 
     async def events_after_restart() -> bool:
@@ -144,10 +146,10 @@ async def test_camera_change_applies_without_restarting_the_actor(harness: Harne
 
     async def alive() -> bool:
         st = h.rec.status().get("g1")
-        return bool(st and st["alive"])
+        return bool(st and st.alive)
 
     await wait_for(alive, 60, "actor alive")
-    pid = (await h.rec.handle("g1").ping.remote())["pid"]
+    pid = (await h.rec.handle("g1").ping.remote()).pid
     clip2 = generate_test_clip(tmp_path / "clip2.mp4", width=160, height=120, fps=10, seconds=2)
     h.groups = [GroupSpec("g1", (*h.groups[0].cameras, CameraSpec(id="c2", url=f"file://{clip2}", analysis_fps=2)))]
     h.rec.poke()
@@ -157,6 +159,41 @@ async def test_camera_change_applies_without_restarting_the_actor(harness: Harne
 
     await wait_for(c2_reports, 20, "the new camera to report")
     info = await h.rec.handle("g1").ping.remote()
-    assert info["pid"] == pid
-    assert info["cameras"] == ["c1", "c2"]
-    assert h.rec.status()["g1"]["starts"] == 1
+    assert info.pid == pid
+    assert info.cameras == ("c1", "c2")
+    assert h.rec.status()["g1"].starts == 1
+
+
+async def test_video_facade_over_the_running_actors(harness: Harness) -> None:
+    h = harness
+
+    async def alive() -> bool:
+        st = h.rec.status().get("g1")
+        return bool(st and st.alive)
+
+    await wait_for(alive, 60, "actor alive")
+    video = RayVideo(h.rec, address="loopback-test")
+    assert video.runtime() == (CameraRuntime(group="g1", alive=True, restarts=0, cameras=("c1",)),)
+
+    async def has_frame() -> bool:
+        return await video.live_frame("c1") is not None
+
+    await wait_for(has_frame, 20, "a live frame")
+    frame = await video.live_frame("c1")
+    assert isinstance(frame, LiveFrame)
+    assert frame.image.shape == (120, 160, 3)
+    assert frame.person_boxes is None  # no analysis in this group
+    jpeg = await video.snapshot("c1")
+    assert jpeg is not None and jpeg[:2] == b"\xff\xd8"
+    # what does not run answers None / False, never an exception
+    assert await video.live_frame("nope") is None
+    assert await video.snapshot("nope") is None
+    assert await video.push_signal(SignalPush("nope", "r", SignalState.RED, time.time())) is False
+    assert await video.push_signal(SignalPush("c1", "r", SignalState.RED, time.time())) is False  # no analysis
+    health = video.health()
+    assert health.ok and health.connected and health.address == "loopback-test"
+    actors = health.to_json()["actors"]
+    assert isinstance(actors, dict) and isinstance(actors["g1"], dict)
+    assert {k: actors["g1"][k] for k in ("alive", "cameras", "starts", "last_error")} == {
+        "alive": True, "cameras": ["c1"], "starts": 1, "last_error": ""
+    }  # fmt: skip

@@ -28,11 +28,12 @@ async def test_rule_from_mutation_runs_within_a_second_and_streams_events(tmp_pa
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:  # the demo camera is being analysed
             h = server.reconciler.handle("police")
-            info = await h.ping.remote() if h is not None else {}
-            if info.get("pipelines", {}).get("demo", {}).get("analysed", 0) >= 5:
+            info = await h.ping.remote() if h is not None else None
+            if info is not None and "demo" in info.pipelines and info.pipelines["demo"].analysed >= 5:
                 break
             await asyncio.sleep(0.2)
-        pid = info["pid"]
+        assert info is not None
+        pid = info.pid
 
         ws = await connect_ws(base, op.token)
         await subscribe(ws, "ev", 'subscription { events(cameraId: "demo", ruleId: "crowd") { id ruleId kind cameraId } }')
@@ -46,12 +47,12 @@ async def test_rule_from_mutation_runs_within_a_second_and_streams_events(tmp_pa
         assert body["data"]["createRule"] == {"__typename": "Rule", "id": "crowd", "version": 1}
         while True:  # running in the camera's actor
             info = await server.reconciler.handle("police").ping.remote()
-            if info["rules"].get("demo") == ["crowd"]:
+            if info.rules.get("demo") == ("crowd",):
                 break
             await asyncio.sleep(0.02)
         running_after = time.monotonic() - t0
         assert running_after < 1.0, f"rule running after {running_after:.2f}s"
-        assert info["pid"] == pid, "the camera's actor (and stream) was not restarted"
+        assert info.pid == pid, "the camera's actor (and stream) was not restarted"
 
         msg = await next_message(ws, 15)
         assert msg["type"] == "next", msg

@@ -15,8 +15,9 @@ from alert_helpers import ACCOUNT_SID, AUTH_TOKEN
 from twilio_loopback import LoopbackTwilio
 
 from smartcity.core.events import new_event_id
+from smartcity.core.incidents import DeliveryState
 from smartcity.storage.db import Database
-from smartcity.storage.outbox import SENT, Outbox
+from smartcity.storage.outbox import Outbox
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -70,7 +71,7 @@ async def test_sigkill_after_commit_then_restart_sends_the_sms_exactly_once(
         deadline = time.monotonic() + 15
         while True:
             rows = await outbox.list_deliveries()
-            if rows and rows[0].state == SENT:
+            if rows and rows[0].state == DeliveryState.SENT:
                 break
             assert time.monotonic() < deadline, f"not sent after restart: {rows}"
             await asyncio.sleep(0.05)

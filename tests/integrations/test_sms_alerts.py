@@ -24,9 +24,9 @@ from twilio_loopback import LoopbackTwilio
 
 from smartcity.core.clock import ManualClock, SystemClock
 from smartcity.core.events import IncidentState
+from smartcity.core.incidents import DeliveryState
 from smartcity.integrations.channels.sms import STATUS_PATH, twilio_status_route
 from smartcity.storage.db import Database
-from smartcity.storage.outbox import CANCELLED, DELIVERED, SCHEDULED, SENT
 
 pytestmark = pytest.mark.postgres
 
@@ -53,11 +53,11 @@ async def test_an_incident_sends_one_sms_and_tracks_its_delivery(
         rows = await h.deliveries()
         now_step = [r for r in rows if r.target == ONCALL]
         assert len(now_step) == 1
-        delivered = await h.wait_state(now_step[0].id, DELIVERED)
+        delivered = await h.wait_state(now_step[0].id, DeliveryState.DELIVERED)
         assert delivered.attempts == 1
         incidents = await h.a.outbox.list_incidents()
         assert len(incidents) == 1 and incidents[0].incident.count == 3
-        assert [r.state for r in rows if r.target == BACKUP] == [SCHEDULED]
+        assert [r.state for r in rows if r.target == BACKUP] == [DeliveryState.SCHEDULED]
     assert len(twilio_server.messages) == 1
     msg = twilio_server.messages[0]
     assert msg.to == ONCALL and msg.from_ == "+15559999999"
@@ -74,7 +74,7 @@ async def test_two_server_errors_then_success_make_exactly_one_message(
         await h.publish(rule_event())
         await twilio_server.wait_messages(1)
         [row] = [r for r in await h.deliveries() if r.target == ONCALL]
-        sent = await h.wait_state(row.id, SENT)
+        sent = await h.wait_state(row.id, DeliveryState.SENT)
         await asyncio.sleep(0.3)  # no further attempt comes
     assert twilio_server.requests == 3
     assert len(twilio_server.messages) == 1
@@ -98,7 +98,7 @@ async def test_a_forged_status_callback_is_rejected_and_changes_nothing(
         await h.publish(rule_event())
         await twilio_server.wait_messages(1)
         [row] = [r for r in await h.deliveries() if r.target == ONCALL]
-        await h.wait_state(row.id, SENT)
+        await h.wait_state(row.id, DeliveryState.SENT)
         cb = f"{url}?delivery={row.id}"
         params = {"MessageSid": twilio_server.messages[0].sid, "MessageStatus": "failed", "AccountSid": ACCOUNT_SID}
         forged = twilio_server.signed(cb, params, token="not-the-auth-token")
@@ -106,7 +106,7 @@ async def test_a_forged_status_callback_is_rejected_and_changes_nothing(
         assert await twilio_server.post_callback(cb, params, "") == 403
         tampered = twilio_server.signed(cb, {**params, "MessageStatus": "delivered"})
         assert await twilio_server.post_callback(cb, params, tampered) == 403
-        assert (await h.wait_state(row.id, SENT)).state == SENT
+        assert (await h.wait_state(row.id, DeliveryState.SENT)).state == DeliveryState.SENT
         # a forged MessageSid cannot forge log lines: control characters are escaped
         lure = {**params, "MessageSid": "SM1\nCRITICAL smartcity.auth: admin password changed\r\x1b[2J"}
         assert await twilio_server.post_callback(cb, lure, "") == 403
@@ -144,7 +144,7 @@ async def test_acknowledging_stops_the_escalation(pg_db: Database, twilio_server
         await asyncio.sleep(0.3)
         rows = await h.a.outbox.list_deliveries(incident_id=inc.incident.incident_id)
     assert len(twilio_server.messages) == 3
-    assert sorted(r.state for r in rows) == [CANCELLED, SENT]
+    assert sorted(r.state for r in rows) == [DeliveryState.CANCELLED, DeliveryState.SENT]
 
 
 def test_free_port_helper_gives_a_bindable_port() -> None:

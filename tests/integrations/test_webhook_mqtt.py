@@ -18,6 +18,7 @@ from alert_helpers import Harness, rule_event
 
 from smartcity.core.clock import SystemClock
 from smartcity.core.events import CameraHealth, CameraState, CountBucket
+from smartcity.core.incidents import DeliveryState
 from smartcity.integrations.channels.mqtt import MqttSender
 from smartcity.integrations.channels.webhook import (
     IDEMPOTENCY_HEADER,
@@ -27,7 +28,6 @@ from smartcity.integrations.channels.webhook import (
 )
 from smartcity.integrations.config import AlertsConfig
 from smartcity.storage.db import Database
-from smartcity.storage.outbox import DEAD, DELIVERED
 
 pytestmark = pytest.mark.postgres
 
@@ -98,18 +98,18 @@ async def test_webhook_is_signed_retried_and_dead_lettered_then_replayed(pg_db: 
         await h.publish(rule_event())
 
         async def dead() -> bool:
-            return [r.state for r in await h.deliveries()] == [DEAD]
+            return [r.state for r in await h.deliveries()] == [DeliveryState.DEAD]
 
         await _until(dead)
         [row] = await h.deliveries()
         assert row.attempts == 3 and "3 attempts" in (row.last_error or "")
-        assert await h.a.outbox.list_deliveries(state=DEAD) == [row]
+        assert await h.a.outbox.list_deliveries(state=DeliveryState.DEAD) == [row]
         replayed = await h.a.actions.replay_delivery(row.id)
         assert replayed.attempts == 0
         h.a.dispatcher.notify()
 
         async def delivered() -> bool:
-            return [r.state for r in await h.deliveries()] == [DELIVERED]
+            return [r.state for r in await h.deliveries()] == [DeliveryState.DELIVERED]
 
         await _until(delivered)
     assert len(receiver.bodies) == 4 and all(receiver.valid)
@@ -181,7 +181,7 @@ async def test_mqtt_topic_tree_with_qos1_and_retained_camera_status(pg_db: Datab
                     if wanted <= set(got) and any(t.startswith(f"{prefix}/incidents/") for t in got):
                         break
             [row] = await h.deliveries()
-            await _until(lambda: _state(h, row.id, DELIVERED))
+            await _until(lambda: _state(h, row.id, DeliveryState.DELIVERED))
         # a late subscriber gets the retained camera status
         async with aiomqtt.Client(MQTT_HOST, MQTT_PORT, identifier=f"late-{prefix}") as late:
             await late.subscribe(f"{prefix}/cameras/+/status", qos=1)

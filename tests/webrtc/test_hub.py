@@ -130,12 +130,12 @@ async def test_whole_picture_hidden_when_nobody_can_be_located() -> None:
     cam.person = None
 
     async def unknown_people(camera_id: str):  # type: ignore[no-untyped-def]
-        frame = await CounterCamera.latest(cam, camera_id)
+        frame = await CounterCamera.live_frame(cam, camera_id)
         assert frame is not None
         return type(frame)(frame.image, frame.t, frame.index, person_boxes=None)
 
     class NoAnalysis:
-        latest = staticmethod(unknown_people)
+        live_frame = staticmethod(unknown_people)
 
     hub = LiveViewHub(NoAnalysis(), LiveViewConfig(fps=10))
     v = await connect(hub)
@@ -240,8 +240,8 @@ async def test_a_bad_picture_is_skipped_and_the_view_goes_on() -> None:
     cam = CounterCamera()
 
     class SometimesGrey:
-        async def latest(self, camera_id: str):  # type: ignore[no-untyped-def]
-            frame = await cam.latest(camera_id)
+        async def live_frame(self, camera_id: str):  # type: ignore[no-untyped-def]
+            frame = await cam.live_frame(camera_id)
             assert frame is not None
             if frame.index % 3 == 0:  # not H x W x 3: the renderer refuses it
                 return type(frame)(frame.image[..., 0], frame.t, frame.index, frame.person_boxes)

@@ -39,7 +39,7 @@ def test_config_rejects_unknown_keys_and_bad_ice_servers() -> None:
 
 def test_hub_hands_the_configured_ice_servers_to_aiortc_and_browsers_never_a_default() -> None:
     class NoFrames:
-        async def latest(self, camera_id: str) -> None:
+        async def live_frame(self, camera_id: str) -> None:
             return None
 
     assert LiveViewHub(NoFrames()).rtc_configuration().iceServers == []

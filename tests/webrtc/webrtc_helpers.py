@@ -67,7 +67,7 @@ class CounterCamera:
     def capture_time(self, index: int) -> float:
         return self.start + index / self.fps
 
-    async def latest(self, camera_id: str) -> LiveFrame | None:
+    async def live_frame(self, camera_id: str) -> LiveFrame | None:
         self.calls += 1
         if camera_id != self.camera_id:
             return None
