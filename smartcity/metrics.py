@@ -19,6 +19,7 @@ from smartcity.core.jsonvalue import JsonValue
 from smartcity.core.status import StatusBoard
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.core.video import VideoControl
+from smartcity.extensions.host import ExtensionHost
 from smartcity.storage.db import Database, current_revision
 from smartcity.storage.writer import EventWriter
 
@@ -42,6 +43,7 @@ class ObservedServer(Protocol):
     db: Database | None
     writer: EventWriter | None
     video: VideoControl
+    extensions: ExtensionHost | None
 
     def video_health(self) -> VideoHealth | None: ...
 
@@ -64,6 +66,9 @@ async def health_report(server: ObservedServer) -> dict[str, JsonValue]:
     failed: dict[str, JsonValue] = dict(server.supervisor.failures())
     if failed:
         out["task_failures"] = failed
+    ext = server.extensions
+    if ext is not None and (ext.running or ext.failed):  # a failed extension leaves the server healthy
+        out["extensions"] = {"running": list(ext.running), "failed": dict(ext.failed)}
     w = server.writer
     if w is not None:
         out["writer"] = {"committed": w.committed, "duplicates": w.duplicates, "failures": w.failures}
