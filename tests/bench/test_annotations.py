@@ -22,7 +22,7 @@ FILES = {VTEST: ("vtest.avi", 768, 576), CKUHN_TRAFFIC: ("ckuhn_traffic.mp4", 64
 def test_file_loads_with_every_box_inside_its_frame(path):
     ann = load_annotations(path)
     assert (ann.video, ann.width, ann.height) == FILES[path]
-    assert len(ann.frames) >= 10
+    assert len(ann.frames) >= 5
     indexes = [f.index for f in ann.frames]
     assert indexes == sorted(set(indexes))
     for frame in ann.frames:
