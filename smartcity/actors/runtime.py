@@ -333,6 +333,7 @@ class Reconciler:
                 "num_cpus": a.inference_cpus,
                 "num_gpus": a.inference_gpus,
                 "detector": a.detector,
+                "models": a.models,
             }
             handle = self._inference_remote.options(
                 name=name, num_cpus=a.inference_cpus, num_gpus=a.inference_gpus, max_concurrency=1000
@@ -373,6 +374,7 @@ class Reconciler:
         if a is not None and a.enabled:
             options.update(
                 inference_actors=[f"{INFERENCE_PREFIX}{i}" for i in range(a.inference_actors)],
+                model_roles=sorted({str(m["role"]) for m in a.model_list()} - {"detect"}),
                 max_inflight=a.max_inflight,
                 motion=a.motion,
                 tracker=a.tracker,

@@ -2,7 +2,7 @@
 
 from smartcity.analytics.base import FrameView, RelinkConfig, Rule, event_id
 from smartcity.analytics.counts import CountAggregator, rollup
-from smartcity.analytics.engine import RuleEngine
+from smartcity.analytics.engine import RuleEngine, required_model_roles
 from smartcity.analytics.registry import RULE_TYPES, register
 from smartcity.analytics.spec import (
     RuleSpec,
@@ -28,6 +28,7 @@ __all__ = [
     "event_id",
     "load_rules_file",
     "register",
+    "required_model_roles",
     "rollup",
     "rule_errors",
     "validate_rule",

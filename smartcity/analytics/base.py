@@ -372,6 +372,9 @@ class Rule:
     severity: ClassVar[Severity] = Severity.INFO
     # kinds that are alerts: subject to the rule's cooldown
     alert_kinds: ClassVar[frozenset[str]] = frozenset()
+    # second-stage model roles (pose, classify) whose findings the rule reads from its tracks'
+    # keypoints or attributes: a camera runs those models only when one of its rules needs them
+    model_roles: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, spec: RuleSpec, vocab: ClassVocab | None = None) -> None:
         self.spec = spec

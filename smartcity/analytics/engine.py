@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 import numpy as np
@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from smartcity.analytics.base import ClassVocab, RelinkConfig, Rule, SlotTable
 from smartcity.analytics.counts import CountAggregator
+from smartcity.analytics.registry import RULE_TYPES
 from smartcity.analytics.rules_motion import LineCountRule, RedLightRule
 from smartcity.analytics.signal import SignalColour
 from smartcity.analytics.spec import RuleSpec
@@ -25,6 +26,17 @@ from smartcity.core.events import CountBucket, RuleEvent
 from smartcity.core.vision import FrameTracks
 
 log = logging.getLogger(__name__)
+
+
+def required_model_roles(specs: Iterable[RuleSpec]) -> frozenset[str]:
+    """The model roles the rules of `specs` need (the union of their types' `model_roles`);
+    disabled rules and unknown types need none."""
+    needed: set[str] = set()
+    for spec in specs:
+        cls = RULE_TYPES.get(spec.type)
+        if spec.enabled and cls is not None:
+            needed |= cls.model_roles
+    return frozenset(needed)
 
 
 class RuleEngine:

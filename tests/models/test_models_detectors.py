@@ -27,7 +27,8 @@ from smartcity.models.config import (
 from smartcity.models.darknet_detector import DarknetDetector, export_onnx, export_torchscript
 from smartcity.models.onnx_backend import OnnxDetector, export_module_onnx, write_atomic
 from smartcity.models.ops import rect_input_size
-from smartcity.models.registry import DETECTORS, create_detector, register_detector
+from smartcity.models.registry import MODELS, create_detector, register_model
+from smartcity.models.roles import ModelRole
 from smartcity.models.torchscript_backend import TorchScriptDetector
 
 
@@ -301,11 +302,14 @@ def test_detect_rejects_bad_frames(torch_detector: DarknetDetector) -> None:
 
 
 def test_registry() -> None:
-    assert set(DETECTORS) == {"darknet", "onnx", "torchscript"}
-    assert DETECTORS["onnx"] is OnnxDetector
+    assert {"darknet", "onnx", "torchscript"} <= set(MODELS)
+    assert {n: MODELS[n].roles for n in ("darknet", "onnx", "torchscript")} == dict.fromkeys(
+        ("darknet", "onnx", "torchscript"), frozenset({ModelRole.DETECT})
+    )
+    assert MODELS["onnx"].load() is OnnxDetector
+    assert MODELS["torchscript"].load() is TorchScriptDetector
     with pytest.raises(DetectorError, match="already registered"):
-        register_detector("onnx")(TorchScriptDetector)
-    assert register_detector("onnx")(OnnxDetector) is OnnxDetector  # registering the same factory is a no-op
+        register_model("onnx", roles=[ModelRole.DETECT], config=OnnxDetectorConfig)(TorchScriptDetector)
     with pytest.raises(DetectorError, match="expected a detector config"):
         create_detector(42)  # type: ignore[arg-type]
 
