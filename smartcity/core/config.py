@@ -15,15 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from smartcity.core.errors import ConfigError
@@ -186,12 +178,6 @@ class AnalysisConfig(Section):
         None, description="Opt-in: record anonymous detections logs (for `smartcity replay`) here."
     )
 
-    @model_validator(mode="after")
-    def _models_or_detector(self) -> AnalysisConfig:
-        if self.models is not None and "detector" in self.model_fields_set:
-            raise ValueError("give analysis.models or analysis.detector (a single detect model), not both")
-        return self
-
     def model_list(self) -> list[dict[str, Any]]:
         """Every model's settings with its role: `models`, or `detector` as the one detect model."""
         if self.models is not None:
@@ -308,6 +294,8 @@ def format_validation_error(exc: ValidationError) -> list[str]:
 def semantic_errors(s: Settings) -> list[str]:
     """Cross-field checks that a single field validator cannot see."""
     errors: list[str] = []
+    if s.analysis.models is not None and "detector" in s.analysis.model_fields_set:
+        errors.append("analysis.models: give analysis.models or analysis.detector (a single detect model), not both")
     seen_groups: set[str] = set()
     for i, g in enumerate(s.camera_groups):
         if g.name in seen_groups:
