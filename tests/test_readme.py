@@ -75,3 +75,13 @@ def test_readme_live_view_and_limits_example_is_a_valid_config(tmp_path: Path) -
     s = check_settings(load_settings(f, environ={}))
     assert s.server.max_body_bytes == 1 << 20
     assert LiveViewConfig.model_validate(s.live_view).advertise_addresses == ["10.20.0.5"]
+
+
+def test_readme_models_example_is_a_valid_config(tmp_path: Path) -> None:
+    from smartcity.core.config import load_settings
+    from smartcity.settings_check import check_settings
+
+    f = tmp_path / "models.yaml"
+    f.write_text(block_after("`analysis.models` (instead of it)", "yaml"))
+    s = check_settings(load_settings(f, environ={}))
+    assert s.analysis.model_list() == [{"role": "detect", "type": "darknet", "conf_threshold": 0.1}]
