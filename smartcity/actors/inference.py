@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from smartcity.core.aio import wait_for
 from smartcity.core.vision import Attributes, Box, Detection, Keypoints
+from smartcity.models.registry import create_classifier, create_detector, create_pose_model, parse_models
 from smartcity.models.roles import Classifier, Detector, ModelRole, PoseModel
 
 log = logging.getLogger(__name__)
@@ -146,17 +147,10 @@ class Inference:
     """The actor's logic (usable in-process without Ray for tests and the naive baseline)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from smartcity.models.registry import (
-            create_classifier,
-            create_detector,
-            create_pose_model,
-            parse_models,
-        )
-
         self.config = InferenceConfig.model_validate(config)
         cfg = self.config
         models = parse_models(cfg.models if cfg.models is not None else [{**cfg.detector, "role": "detect"}])
-        self.detector: Detector = create_detector(models.detect.config)
+        self.detector: Detector = create_detector(models.detect)
         self.models: dict[ModelRole, object] = {ModelRole.DETECT: self.detector}
         wait_s = cfg.max_wait_ms / 1000.0
         self._detect = Batcher[np.ndarray, list[Detection]]("detect", self.detector.detect, cfg.max_batch, wait_s)

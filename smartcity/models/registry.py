@@ -215,9 +215,13 @@ def create_model(entry: ModelEntry) -> object:
     return model
 
 
-def create_detector(config: BaseModel | Mapping[str, Any]) -> Detector:
-    """Build the detector a config (or a raw mapping with its `type`, validated here) describes."""
-    if isinstance(config, Mapping):
+def create_detector(config: ModelEntry | BaseModel | Mapping[str, Any]) -> Detector:
+    """Build the detector an entry, a config or a raw mapping with its `type` (validated here) describes."""
+    if isinstance(config, ModelEntry):
+        if config.role is not ModelRole.DETECT:
+            raise ModelError(f"model type {config.type_name!r} is configured as {config.role.value}, not detect")
+        entry = config
+    elif isinstance(config, Mapping):
         entry = parse_model_entry({**config, "role": ModelRole.DETECT.value}, path="detector")
     elif isinstance(config, BaseModel):
         kind = next((m for m in MODELS.values() if type(config) is m.config and ModelRole.DETECT in m.roles), None)

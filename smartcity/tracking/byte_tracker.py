@@ -454,21 +454,13 @@ class ByteTracker:
         boxes = kalman.states_to_boxes(self._mean).tolist()
         per_second = 1.0 / self._nominal_dt if self._nominal_dt else 0.0
         velocities = (self._mean[:, 4:6] * per_second).tolist()
+        # Positional arguments, in Track's field order: a frame builds a Track per live track and
+        # keyword passing cost more than the two fields that keypoints and attributes added.
         out = [
             Track(
-                track_id=s.track_id,
-                cls=s.cls,
-                box=(b[0], b[1], b[2], b[3]),
-                score=s.score,
-                t=t,
-                hits=s.hits,
-                age=s.age,
-                confirmed=s.confirmed,
-                time_since_update=s.time_since_update,
-                velocity=(v[0], v[1]),
-                keypoints=s.keypoints,
-                attributes=s.attributes,
-            )
+                s.track_id, s.cls, (b[0], b[1], b[2], b[3]), s.score, t, s.hits, s.age, s.confirmed,
+                s.time_since_update, (v[0], v[1]), s.keypoints, s.attributes,
+            )  # fmt: skip
             for s, b, v in zip(self._states, boxes, velocities)
         ]
         # New tracks are appended with increasing ids, so the list is already sorted by id.
