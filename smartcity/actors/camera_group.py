@@ -24,6 +24,7 @@ from smartcity.actors.motion import MotionConfig
 from smartcity.actors.pipeline import CameraPipeline, SecondStage
 from smartcity.actors.spool import EventSpool, SpoolFull
 from smartcity.core.events import CameraHealth, CameraState, Event
+from smartcity.core.vision import Detection
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +332,7 @@ class CameraGroup:
 
         return await self._inference_call(actor, "detect", ray.put(image))
 
-    async def _refine(self, actor: str, image: Any, detections: list[Any], roles: frozenset[str]) -> Any:
+    async def _refine(self, actor: str, image: Any, detections: list[Detection], roles: frozenset[str]) -> Any:
         import ray
 
         return await self._inference_call(actor, "refine", ray.put(image), detections, sorted(roles))
