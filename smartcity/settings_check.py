@@ -1,4 +1,4 @@
-"""Validation of the configuration sections owned by plugins (detector, motion gate, tracker,
+"""Validation of the configuration sections owned by plugins (models, motion gate, tracker,
 alerts, extensions): the core config keeps them as mappings, this checks them with their own models and
 reports errors with full paths, like the core sections."""
 
@@ -27,13 +27,16 @@ def plugin_errors(settings: Settings) -> list[str]:
     from smartcity.actors.motion import MotionConfig
     from smartcity.extensions import parse_extensions
     from smartcity.integrations.config import AlertsConfig, outbound_errors
-    from smartcity.models.config import parse_detector_config
+    from smartcity.models.registry import parse_model_entry, parse_models
     from smartcity.tracking import TrackerConfig
     from smartcity.webrtc import LiveViewConfig
 
     errors: list[str] = []
     try:
-        parse_detector_config(settings.analysis.detector, path="analysis.detector")
+        if settings.analysis.models is not None:
+            parse_models(settings.analysis.models, path="analysis.models")
+        else:
+            parse_model_entry({**settings.analysis.detector, "role": "detect"}, path="analysis.detector")
     except ConfigError as exc:
         errors.extend(exc.errors)
     _check(MotionConfig, settings.analysis.motion, "analysis.motion", errors)

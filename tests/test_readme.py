@@ -93,3 +93,11 @@ def test_readme_extension_example_registers_and_its_config_validates(tmp_path: P
     config = spec.config.model_validate(s.extensions[0])
     assert isinstance(config, ExtensionConfig)
     assert config.model_dump() == {"type": "bins", "enabled": True, "rule_type": "dwell"}
+def test_readme_models_example_is_a_valid_config(tmp_path: Path) -> None:
+    from smartcity.core.config import load_settings
+    from smartcity.settings_check import check_settings
+
+    f = tmp_path / "models.yaml"
+    f.write_text(block_after("`analysis.models` (instead of it)", "yaml"))
+    s = check_settings(load_settings(f, environ={}))
+    assert s.analysis.model_list() == [{"role": "detect", "type": "darknet", "conf_threshold": 0.1}]

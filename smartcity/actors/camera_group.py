@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from smartcity.actors.motion import MotionConfig
-from smartcity.actors.pipeline import CameraPipeline, PipelineStats
+from smartcity.actors.pipeline import CameraPipeline, PipelineStats, SecondStage
 from smartcity.actors.spool import EventSpool, SpoolFull
 from smartcity.core.events import CameraHealth, CameraState, Event, EventEnvelope
 from smartcity.core.video import LiveFrame, SignalPush
-from smartcity.core.vision import Box, Track
+from smartcity.core.vision import Box, Detection, Track
 from smartcity.privacy import private_boxes, render_evidence
 from smartcity.tracking.config import TrackerConfig
 
@@ -50,6 +50,7 @@ class GroupOptions:
     health_interval_s: float = 5.0
     spool_max_events: int = 1_000_000
     inference_actors: tuple[str, ...] = ()  # Ray actor names; none = health only (no analysis)
+    model_roles: tuple[str, ...] = ()  # second-stage models (pose, classify) the inference actors host
     max_inflight: int = 3  # frames per camera awaiting inference (pipelining)
     motion: MotionConfig = field(default_factory=MotionConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -302,6 +303,7 @@ class CameraGroup:
         pool = self.options.inference_actors
         actor = pool[self._dealt % len(pool)]
         self._dealt += 1
+        roles = frozenset(self.options.model_roles)
         pipe = CameraPipeline(
             spec.id,
             src,  # type: ignore[arg-type]
@@ -314,6 +316,7 @@ class CameraGroup:
             summary_interval_s=self.options.summary_interval_s,
             counts_flush_s=self.options.counts_flush_s,
             recorder=self._detections_recorder(),
+            second_stage=SecondStage(roles, functools.partial(self._refine, actor)) if roles else None,
         )
         self.pipelines[spec.id] = pipe
         self._pipeline_tasks[spec.id] = asyncio.get_running_loop().create_task(pipe.run())
@@ -331,11 +334,21 @@ class CameraGroup:
     async def _infer(self, actor: str, image: Any) -> Any:
         import ray
 
+        return await self._inference_call(actor, "detect", ray.put(image))
+
+    async def _refine(self, actor: str, image: Any, detections: list[Detection], roles: frozenset[str]) -> Any:
+        import ray
+
+        return await self._inference_call(actor, "refine", ray.put(image), detections, sorted(roles))
+
+    async def _inference_call(self, actor: str, method: str, *args: Any) -> Any:
+        import ray
+
         handle = self._inference.get(actor)
         if handle is None:
             handle = self._inference[actor] = ray.get_actor(actor)
         try:
-            return await handle.detect.remote(ray.put(image))
+            return await getattr(handle, method).remote(*args)
         except Exception:
             self._inference.pop(actor, None)  # re-resolve: the inference actor may have been restarted
             raise

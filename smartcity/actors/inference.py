@@ -1,98 +1,114 @@
-"""InferenceActor: owns one device and one detector, and batches requests across cameras.
+"""InferenceActor: owns one device and every configured model, and batches requests per model
+across cameras.
 
 Camera actors call `detect(frame)` with the frame as a Ray object ref, so the pixels travel
-through the shared-memory object store, not through pickled copies. Requests arriving
-within `max_wait_ms` of each other (up to `max_batch`) run as one forward pass; the model
-runs in a worker thread so the actor keeps accepting requests while the device is busy.
+through the shared-memory object store, not through pickled copies; a camera whose rules need
+a second-stage model (pose, classify) calls `refine(frame, detections, roles)` with the
+detector's boxes. Each model has its own batcher: requests arriving within `max_wait_ms` of
+each other (up to `max_batch`) run as one forward pass, in a worker thread so that the actor
+keeps accepting requests while the device is busy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from smartcity.core.aio import wait_for
-from smartcity.core.vision import Detection
+from smartcity.core.vision import Attributes, Box, Detection, Keypoints
+from smartcity.models.registry import create_classifier, create_detector, create_pose_model, parse_models
+from smartcity.models.roles import Classifier, Detector, ModelRole, PoseModel
 
 log = logging.getLogger(__name__)
+
+Req = TypeVar("Req")
+Res = TypeVar("Res")
 
 
 class InferenceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_batch: int = Field(8, description="Largest batch run in one forward pass.", ge=1, le=256)
+    max_batch: int = Field(8, description="Largest batch run in one forward pass (per model).", ge=1, le=256)
     max_wait_ms: float = Field(10.0, description="How long a request waits for others to join its batch.", ge=0, le=1000)
     num_cpus: float = Field(1.0, description="CPUs reserved for the inference actor.", ge=0, le=256)
     num_gpus: float = Field(0.0, description="GPUs reserved for the inference actor (0 = CPU).", ge=0, le=16)
     detector: dict[str, Any] = Field(
         default_factory=lambda: {"type": "darknet"},
-        description="Detector configuration (type: darknet | onnx | torchscript, and its fields).",
+        description="Detector configuration (type: darknet | onnx | torchscript, and its fields); used when "
+        "`models` is not given.",
+    )
+    models: list[dict[str, Any]] | None = Field(
+        None, description="Every model with its role (analysis.models); default: `detector`.", min_length=1, max_length=16
     )
 
 
 @dataclass
-class _Request:
-    image: np.ndarray
-    future: asyncio.Future[list[Detection]]
+class _Request(Generic[Req, Res]):
+    item: Req
+    future: asyncio.Future[Res]
     queued_at: float
 
 
-class Inference:
-    """The actor's logic (usable in-process without Ray for tests and the naive baseline)."""
+@dataclass
+class BatchStats:
+    batches: int = 0
+    frames: int = 0
+    busy_s: float = 0.0
+    batch_sizes: dict[int, int] = dataclasses.field(default_factory=dict)
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        from smartcity.models.registry import create_detector
 
-        self.config = InferenceConfig.model_validate(config)
-        self.detector = create_detector(self.config.detector)
-        self._queue: list[_Request] = []
+class Batcher(Generic[Req, Res]):
+    """Gathers the requests for one model into batches and runs `run` on each, off the loop."""
+
+    def __init__(self, name: str, run: Callable[[list[Req]], list[Res]], max_batch: int, max_wait_s: float) -> None:
+        self.name = name
+        self._run = run
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.stats = BatchStats()
+        self._queue: list[_Request[Req, Res]] = []
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
-        self.batches = 0
-        self.frames = 0
-        self.busy_s = 0.0
-        self.batch_sizes: dict[int, int] = {}
 
-    async def info(self) -> dict[str, Any]:
-        return {
-            "pid": os.getpid(),
-            "device": self.detector.device,
-            "names": self.detector.names,
-            "batches": self.batches,
-            "frames": self.frames,
-            "busy_s": round(self.busy_s, 3),
-            "batch_sizes": dict(self.batch_sizes),
-        }
-
-    async def detect(self, image: np.ndarray) -> list[Detection]:
-        """Detections of one frame (boxes in its own pixel coordinates)."""
+    async def submit(self, item: Req) -> Res:
+        loop = asyncio.get_running_loop()
         if self._loop_task is None:
             self._wake = asyncio.Event()
-            self._loop_task = asyncio.get_running_loop().create_task(self._batcher())
-        fut: asyncio.Future[list[Detection]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Request(image, fut, time.monotonic()))
+            self._loop_task = loop.create_task(self._batcher())  # lives as long as the actor
+        fut: asyncio.Future[Res] = loop.create_future()
+        self._queue.append(_Request(item, fut, time.monotonic()))
         assert self._wake is not None
         self._wake.set()
         return await fut
 
+    async def close(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            try:
+                await self._loop_task
+            except asyncio.CancelledError:
+                pass
+            self._loop_task = None
+
     async def _batcher(self) -> None:
         assert self._wake is not None
-        max_wait = self.config.max_wait_ms / 1000.0
         while True:
             await self._wake.wait()
             self._wake.clear()
             if not self._queue:
                 continue
             # give other cameras a moment to join the batch
-            deadline = self._queue[0].queued_at + max_wait
-            while len(self._queue) < self.config.max_batch:
+            deadline = self._queue[0].queued_at + self.max_wait_s
+            while len(self._queue) < self.max_batch:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -101,25 +117,129 @@ class Inference:
                     await wait_for(self._wake.wait(), remaining)
                 except TimeoutError:
                     break
-            batch, self._queue = self._queue[: self.config.max_batch], self._queue[self.config.max_batch :]
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             if self._queue:
                 self._wake.set()
             t0 = time.perf_counter()
             try:
-                results = await asyncio.to_thread(self.detector.detect, [r.image for r in batch])
+                results = await asyncio.to_thread(self._run, [r.item for r in batch])
             except Exception as exc:
-                log.exception("inference failed on a batch of %d", len(batch))
+                log.exception("%s failed on a batch of %d", self.name, len(batch))
                 for r in batch:
                     if not r.future.done():
                         r.future.set_exception(exc)
                 continue
-            self.busy_s += time.perf_counter() - t0
-            self.batches += 1
-            self.frames += len(batch)
-            self.batch_sizes[len(batch)] = self.batch_sizes.get(len(batch), 0) + 1
-            for r, dets in zip(batch, results, strict=True):
+            st = self.stats
+            st.busy_s += time.perf_counter() - t0
+            st.batches += 1
+            st.frames += len(batch)
+            st.batch_sizes[len(batch)] = st.batch_sizes.get(len(batch), 0) + 1
+            for r, res in zip(batch, results, strict=True):
                 if not r.future.done():
-                    r.future.set_result(dets)
+                    r.future.set_result(res)
+
+
+# One second-stage request: a frame and the boxes to look at in it.
+_Regions = tuple[np.ndarray, tuple[Box, ...]]
+
+
+class Inference:
+    """The actor's logic (usable in-process without Ray for tests and the naive baseline)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = InferenceConfig.model_validate(config)
+        cfg = self.config
+        models = parse_models(cfg.models if cfg.models is not None else [{**cfg.detector, "role": "detect"}])
+        self.detector: Detector = create_detector(models.detect)
+        self.models: dict[ModelRole, object] = {ModelRole.DETECT: self.detector}
+        wait_s = cfg.max_wait_ms / 1000.0
+        self._detect = Batcher[np.ndarray, list[Detection]]("detect", self.detector.detect, cfg.max_batch, wait_s)
+        # second stage: per role, the classes it looks at and its batcher
+        self.apply_to: dict[ModelRole, frozenset[str]] = {}
+        self._pose: Batcher[_Regions, list[Keypoints]] | None = None
+        self._classify: Batcher[_Regions, list[Attributes]] | None = None
+        pose_entry, classify_entry = models.get(ModelRole.POSE), models.get(ModelRole.CLASSIFY)
+        if pose_entry is not None:
+            pose = self.models[ModelRole.POSE] = create_pose_model(pose_entry)
+            self.apply_to[ModelRole.POSE] = pose_entry.apply_to
+            self._pose = Batcher("pose", _pose_run(pose), cfg.max_batch, wait_s)
+        if classify_entry is not None:
+            classifier = self.models[ModelRole.CLASSIFY] = create_classifier(classify_entry)
+            self.apply_to[ModelRole.CLASSIFY] = classify_entry.apply_to
+            self._classify = Batcher("classify", _classify_run(classifier), cfg.max_batch, wait_s)
+
+    @property
+    def batches(self) -> int:
+        return self._detect.stats.batches
+
+    @property
+    def frames(self) -> int:
+        return self._detect.stats.frames
+
+    def model_stats(self) -> dict[str, BatchStats]:
+        """Per role, the batches its model ran."""
+        out = {"detect": self._detect.stats}
+        for b in (self._pose, self._classify):
+            if b is not None:
+                out[b.name] = b.stats
+        return out
+
+    async def info(self) -> dict[str, Any]:
+        st = self._detect.stats
+        return {
+            "pid": os.getpid(),
+            "device": self.detector.device,
+            "names": self.detector.names,
+            "batches": st.batches,
+            "frames": st.frames,
+            "busy_s": round(st.busy_s, 3),
+            "batch_sizes": dict(st.batch_sizes),
+            "models": {role: dataclasses.asdict(s) for role, s in self.model_stats().items()},
+        }
+
+    async def detect(self, image: np.ndarray) -> list[Detection]:
+        """Detections of one frame (boxes in its own pixel coordinates)."""
+        return await self._detect.submit(image)
+
+    async def refine(self, image: np.ndarray, detections: list[Detection], roles: Iterable[str]) -> list[Detection]:
+        """`detections` of `image` with what the second-stage models of `roles` found in the boxes
+        of the classes each looks at (keypoints for pose, attributes for classify); a role with no
+        model configured leaves them as they are."""
+        out = list(detections)
+        for role in sorted(ModelRole(r) for r in roles):
+            classes = self.apply_to.get(role)
+            if classes is None:
+                continue
+            picked = [i for i, d in enumerate(out) if d.cls in classes]
+            if not picked:
+                continue
+            request: _Regions = (image, tuple(out[i].box for i in picked))
+            if role is ModelRole.POSE and self._pose is not None:
+                for i, kp in zip(picked, await self._pose.submit(request), strict=True):
+                    out[i] = dataclasses.replace(out[i], keypoints=kp)
+            elif role is ModelRole.CLASSIFY and self._classify is not None:
+                for i, attrs in zip(picked, await self._classify.submit(request), strict=True):
+                    out[i] = dataclasses.replace(out[i], attributes=out[i].attributes.merged(attrs))
+        return out
+
+    async def close(self) -> None:
+        for b in (self._detect, self._pose, self._classify):
+            if b is not None:
+                await b.close()
+
+
+def _pose_run(model: PoseModel) -> Callable[[list[_Regions]], list[list[Keypoints]]]:
+    def run(batch: list[_Regions]) -> list[list[Keypoints]]:
+        return model.pose([image for image, _ in batch], [boxes for _, boxes in batch])
+
+    return run
+
+
+def _classify_run(model: Classifier) -> Callable[[list[_Regions]], list[list[Attributes]]]:
+    def run(batch: list[_Regions]) -> list[list[Attributes]]:
+        return model.classify([image for image, _ in batch], [boxes for _, boxes in batch])
+
+    return run
 
 
 def remote_class() -> Any:

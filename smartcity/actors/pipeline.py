@@ -1,6 +1,7 @@
 """Per-camera analysis pipeline run inside a camera-group actor:
 
-    frame due for analysis -> motion gate -> detector (batched, remote) -> tracker -> rules
+    frame due for analysis -> motion gate -> detector (batched, remote)
+        -> second-stage models the rules need (pose, classify; batched, remote) -> tracker -> rules
 
 Up to `max_inflight` frames of one camera wait for the detector at once, so decoding,
 inference and tracking overlap; results are consumed strictly in frame order, which the
@@ -8,7 +9,10 @@ tracker needs. The motion gate (`smartcity.actors.motion`) spares the detector t
 frame: one where nothing moved reuses the previous detections, one where only already
 tracked objects moved is analysed on the tracker's predictions (`ByteTracker.coast`); on
 those frames the people pixelated in snapshots and live views are the predicted boxes. The
-detector is injected (`infer`), so the pipeline runs with or without Ray.
+detector is injected (`infer`), so the pipeline runs with or without Ray. So are the
+second-stage models (`second_stage`): a camera runs those of the roles its rules declare
+(`Rule.model_roles`) and no other, and their findings (keypoints, attributes) ride on the
+detections into the tracks the rules see.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 
 from smartcity.actors.evidence import EvidenceBudget, rule_shapes, wants_evidence
 from smartcity.actors.motion import GateDecision, MotionConfig, MotionGate
+from smartcity.analytics import required_model_roles
 from smartcity.core.events import DetectionSummary, Event, RuleEvent
 from smartcity.core.vision import Detection, FrameTracks, Track
 from smartcity.privacy import private_boxes, render_evidence
@@ -39,6 +44,8 @@ log = logging.getLogger(__name__)
 COUNTS_KEPT_S = 60.0
 
 Infer = Callable[[np.ndarray], Awaitable[list[Detection]]]
+Refine = Callable[[np.ndarray, list[Detection], frozenset[str]], Awaitable[list[Detection]]]
+"""(frame, its detections, second-stage roles) -> the detections with what those models found."""
 Emit = Callable[[list[Event], dict[str, bytes]], None]
 
 
@@ -59,12 +66,21 @@ class DetectionRecorder(Protocol):
     def write(self, camera: str, t: float, width: int, height: int, detections: Sequence[Detection]) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class SecondStage:
+    """The second-stage models a camera may use: the roles configured and how to run them."""
+
+    roles: frozenset[str]
+    run: Refine
+
+
 @dataclass
 class PipelineStats:
     analysed: int = 0
     inferred: int = 0
     skipped: int = 0  # nothing moved: previous detections reused
     tracked: int = 0  # only tracked objects moved: analysed on the tracker's predictions
+    refined: int = 0  # frames whose detections went to a second-stage model
     infer_errors: int = 0
     last_error: str = ""
     last_tracks: int = 0
@@ -87,6 +103,7 @@ class CameraPipeline:
         recorder: DetectionRecorder | None = None,
         idle_sleep_s: float = 0.01,
         evidence_per_s: float = 2.0,
+        second_stage: SecondStage | None = None,
     ) -> None:
         from smartcity.tracking import ByteTracker, TrackerConfig
 
@@ -97,6 +114,8 @@ class CameraPipeline:
         self.gate = MotionGate(motion)
         self.tracker = ByteTracker(tracker or TrackerConfig())
         self.engine: Any = None  # created with the first rule (a camera without rules only tracks)
+        self.second_stage = second_stage
+        self.stage_roles: frozenset[str] = frozenset()  # second-stage roles the rules need
         if rules:
             self.set_rules(rules)
         self.max_inflight = max_inflight
@@ -121,6 +140,11 @@ class CameraPipeline:
     # ---- control ------------------------------------------------------------------------
     def set_rules(self, rules: Sequence[Any]) -> None:
         """Live rule change: unchanged rules keep their state, the stream is untouched."""
+        needed = required_model_roles(rules) - {"detect"}
+        available = self.second_stage.roles if self.second_stage is not None else frozenset()
+        if needed - available:
+            log.warning("camera %s: rules need models %s that are not configured", self.camera_id, sorted(needed - available))
+        self.stage_roles = needed & available
         if self.engine is None:
             if not rules:
                 return
@@ -161,7 +185,7 @@ class CameraPipeline:
                 fut: asyncio.Future[list[Detection]] | None = None
                 decision = self.gate.decide(frame.image, self._gate_boxes(frame.t))
                 if decision is GateDecision.INFER:
-                    fut = asyncio.ensure_future(self.infer(frame.image))
+                    fut = asyncio.ensure_future(self._detect(frame.image))
                 self._window.append((frame, decision, fut))
                 while len(self._window) > self.max_inflight or (self._window and self._head_ready()):
                     await self._consume_head()
@@ -171,6 +195,19 @@ class CameraPipeline:
                 if fut is not None:
                     fut.cancel()
             self._window.clear()
+
+    def _detect(self, image: np.ndarray) -> Awaitable[list[Detection]]:
+        roles, stage = self.stage_roles, self.second_stage
+        if not roles or stage is None:
+            return self.infer(image)
+        return self._detect_and_refine(image, roles, stage.run)
+
+    async def _detect_and_refine(self, image: np.ndarray, roles: frozenset[str], refine: Refine) -> list[Detection]:
+        dets = await self.infer(image)
+        if not dets:
+            return dets
+        self.stats.refined += 1
+        return await refine(image, dets, roles)
 
     def _head_ready(self) -> bool:
         fut = self._window[0][2]

@@ -287,6 +287,7 @@ class Reconciler:
                 "num_cpus": a.inference_cpus,
                 "num_gpus": a.inference_gpus,
                 "detector": a.detector,
+                "models": a.models,
             }
             handle = self._inference_remote.options(
                 name=name, num_cpus=a.inference_cpus, num_gpus=a.inference_gpus, max_concurrency=1000
@@ -362,6 +363,7 @@ class Reconciler:
         return dataclasses.replace(
             options,
             inference_actors=tuple(f"{INFERENCE_PREFIX}{i}" for i in range(a.inference_actors)),
+            model_roles=tuple(sorted({str(m["role"]) for m in a.model_list()} - {"detect"})),
             max_inflight=a.max_inflight,
             # validated here, on the server: a bad setting fails the start, not the actor
             motion=MotionConfig.model_validate(a.motion),

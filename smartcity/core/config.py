@@ -152,7 +152,17 @@ class AnalysisConfig(Section):
         # occlusion (new tracks need 0.6, rules 0.3 by default), and privacy pixelates every
         # person box, so dim, far or half-hidden people are hidden too
         default_factory=lambda: {"type": "darknet", "conf_threshold": 0.1},
-        description="Detector: {type: darknet | onnx | torchscript, ...} (see `smartcity models`).",
+        description="Detector: {type: darknet | onnx | torchscript, ...} (see `smartcity models`); shorthand "
+        "for `models: [{role: detect, ...}]`.",
+    )
+    models: list[dict[str, Any]] | None = Field(
+        None,
+        description="The models and the role each plays: [{role: detect | pose | classify, type: ..., "
+        "apply_to: [classes] (pose, classify), ...its fields}], exactly one detect model; a pose or "
+        "classify model runs only on cameras with a rule that needs it. Default: `detector` as the "
+        "detect model.",
+        min_length=1,
+        max_length=16,
     )
     max_batch: int = Field(8, description="Largest inference batch across cameras.", ge=1, le=256)
     max_wait_ms: float = Field(10.0, description="How long a frame waits for a batch to fill, ms.", ge=0, le=1000)
@@ -167,6 +177,12 @@ class AnalysisConfig(Section):
     record_detections_dir: Path | None = Field(
         None, description="Opt-in: record anonymous detections logs (for `smartcity replay`) here."
     )
+
+    def model_list(self) -> list[dict[str, Any]]:
+        """Every model's settings with its role: `models`, or `detector` as the one detect model."""
+        if self.models is not None:
+            return [dict(m) for m in self.models]
+        return [{**self.detector, "role": "detect"}]
 
 
 class StorageConfig(Section):
@@ -285,6 +301,8 @@ def format_validation_error(exc: ValidationError) -> list[str]:
 def semantic_errors(s: Settings) -> list[str]:
     """Cross-field checks that a single field validator cannot see."""
     errors: list[str] = []
+    if s.analysis.models is not None and "detector" in s.analysis.model_fields_set:
+        errors.append("analysis.models: give analysis.models or analysis.detector (a single detect model), not both")
     seen_groups: set[str] = set()
     for i, g in enumerate(s.camera_groups):
         if g.name in seen_groups:

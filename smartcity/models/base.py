@@ -1,4 +1,4 @@
-"""The Detector protocol and the pipeline every tensor backend shares: letterbox, forward, decode, NMS.
+"""The pipeline every tensor detector backend shares: letterbox, forward, decode, NMS.
 
 A backend subclasses `TensorDetector` and implements `forward` (a `[B, 3, H, W]` batch in
 [0, 1] to the model's raw output); the base class turns raw outputs of either layout into
@@ -10,54 +10,26 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-from smartcity.core.errors import SmartcityError
 from smartcity.core.vision import Detection
 from smartcity.models.config import DetectorConfigBase
 from smartcity.models.ops import letterbox, postprocess, rect_input_size
+
+# Detector and MissingDependency are re-exported: the role protocols and errors live in models.roles
+from smartcity.models.roles import Detector as Detector
+from smartcity.models.roles import MissingDependency as MissingDependency
+from smartcity.models.roles import ModelError
 
 PAD_VALUES = {"darknet": 127, "yolov8": 114}
 """Letterbox border grey each family was trained with (Darknet: 0.5, Ultralytics: 114)."""
 
 
-class DetectorError(SmartcityError):
-    """A detector that cannot be created (missing file, unknown class, device...) or run."""
-
-
-class MissingDependency(DetectorError, ImportError):
-    """An optional package that a detector type needs is not installed; `package` names it."""
-
-    def __init__(self, package: str, needed_by: str) -> None:
-        super().__init__(f"{needed_by} needs the Python package {package!r}: pip install {package}")
-        self.package = package
-
-
-@runtime_checkable
-class Detector(Protocol):
-    """Finds objects in RGB frames; boxes come back in each frame's own pixels."""
-
-    @property
-    def names(self) -> list[str]:
-        """Class names by class index."""
-        ...
-
-    @property
-    def input_size(self) -> tuple[int, int]:
-        """Network input (height, width)."""
-        ...
-
-    @property
-    def device(self) -> str:
-        """Where the network runs: `cpu`, `cuda`, `cuda:1`..."""
-        ...
-
-    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
-        """One list of detections per HxWx3 uint8 RGB frame (frames may differ in size)."""
-        ...
+DetectorError = ModelError
+"""A detector that cannot be created (missing file, unknown class, device...) or run (the name
+detector code has always raised; the error of every model role is models.roles.ModelError)."""
 
 
 def resolve_device(spec: str) -> torch.device:

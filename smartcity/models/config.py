@@ -181,7 +181,12 @@ def parse_detector_config(data: Mapping[str, Any], *, path: str = "detector") ->
     try:
         return _ADAPTER.validate_python(dict(data))
     except ValidationError as exc:
-        raise ConfigError([_error_line(path, err) for err in exc.errors()]) from None
+        raise ConfigError(validation_error_lines(path, exc)) from None
+
+
+def validation_error_lines(path: str, exc: ValidationError) -> list[str]:
+    """A model config's validation errors as `path.field: message` lines."""
+    return [_error_line(path, err) for err in exc.errors()]
 
 
 def _error_line(path: str, err: Any) -> str:

@@ -27,7 +27,8 @@ Per call to `update(detections, t)`:
 Association ignores the class: detectors flicker between similar classes (car/truck),
 and a track's class is the majority over its last detections, switching only when another
 class clearly wins. Track ids count up from 1 and are never reused by one tracker, not
-even after `reset()`. Velocities are reported in pixels per second.
+even after `reset()`. Velocities are reported in pixels per second. A track carries the
+keypoints and attributes of the latest detection matched to it (kept while it is lost).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from smartcity.core.vision import Detection, Track
+from smartcity.core.vision import Attributes, Detection, Keypoints, Track
 from smartcity.tracking import kalman
 from smartcity.tracking.assignment import FloatArray, IntArray, iou_matrix, linear_assignment
 from smartcity.tracking.config import TrackerConfig
@@ -71,20 +72,26 @@ class _TrackState:
 
     __slots__ = (
         "age",
+        "attributes",
         "cls",
         "confirmed",
         "counts",
         "hits",
+        "keypoints",
         "score",
         "time_since_update",
         "track_id",
         "votes",
     )
 
-    def __init__(self, track_id: int, cls: str, score: float, confirmed: bool) -> None:
+    def __init__(self, track_id: int, detection: Detection, confirmed: bool) -> None:
+        cls = detection.cls
         self.track_id = track_id
         self.cls = cls
-        self.score = score
+        self.score = float(detection.score)
+        # what a second-stage model saw in the latest matched detection's box
+        self.keypoints: Keypoints = detection.keypoints
+        self.attributes: Attributes = detection.attributes
         self.hits = 1
         self.age = 1
         self.time_since_update = 0
@@ -248,6 +255,8 @@ class ByteTracker:
                 state.hits += 1
                 state.time_since_update = 0
                 state.score = float(d.score)
+                state.keypoints = d.keypoints
+                state.attributes = d.attributes
                 state.vote(d.cls)
                 if state.hits >= cfg.min_hits:
                     state.confirmed = True
@@ -274,8 +283,7 @@ class ByteTracker:
             self._obs = np.concatenate([self._obs, measured])
             self._since_obs = np.concatenate([self._since_obs, np.zeros(starters.size)])
             for idx in starters.tolist():
-                d = detections[idx]
-                states.append(_TrackState(self._next_id, d.cls, float(d.score), cfg.min_hits <= 1))
+                states.append(_TrackState(self._next_id, detections[idx], cfg.min_hits <= 1))
                 self._next_id += 1
 
         self._states = states
@@ -446,19 +454,13 @@ class ByteTracker:
         boxes = kalman.states_to_boxes(self._mean).tolist()
         per_second = 1.0 / self._nominal_dt if self._nominal_dt else 0.0
         velocities = (self._mean[:, 4:6] * per_second).tolist()
+        # Positional arguments, in Track's field order: a frame builds a Track per live track and
+        # keyword passing cost more than the two fields that keypoints and attributes added.
         out = [
             Track(
-                track_id=s.track_id,
-                cls=s.cls,
-                box=(b[0], b[1], b[2], b[3]),
-                score=s.score,
-                t=t,
-                hits=s.hits,
-                age=s.age,
-                confirmed=s.confirmed,
-                time_since_update=s.time_since_update,
-                velocity=(v[0], v[1]),
-            )
+                s.track_id, s.cls, (b[0], b[1], b[2], b[3]), s.score, t, s.hits, s.age, s.confirmed,
+                s.time_since_update, (v[0], v[1]), s.keypoints, s.attributes,
+            )  # fmt: skip
             for s, b, v in zip(self._states, boxes, velocities)
         ]
         # New tracks are appended with increasing ids, so the list is already sorted by id.

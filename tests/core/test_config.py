@@ -79,3 +79,42 @@ def test_extensions_section_is_a_list_of_entries(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(f, environ={})
     assert info.value.errors == ["extensions: Input should be a valid list"]
+def test_analysis_models_with_roles_or_the_detector_shorthand(tmp_path: Path) -> None:
+    from smartcity.settings_check import check_settings
+
+    f = tmp_path / "models.yaml"
+    f.write_text(
+        "analysis:\n"
+        "  models:\n"
+        "    - {role: detect, type: onnx, model: /models/yolo11n.onnx, conf_threshold: 0.2}\n"
+    )
+    s = check_settings(load_settings(f, environ={}))
+    assert s.analysis.model_list() == [{"role": "detect", "type": "onnx", "model": "/models/yolo11n.onnx",
+                                        "conf_threshold": 0.2}]  # fmt: skip
+    # without `models`, `detector` is the one detect model (the default: YOLOv3-tiny)
+    s = load_settings(environ={})
+    assert s.analysis.model_list() == [{"type": "darknet", "conf_threshold": 0.1, "role": "detect"}]
+
+    f.write_text("analysis:\n  detector: {type: darknet}\n  models: [{role: detect, type: darknet}]\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(f, environ={})
+    assert info.value.errors == [
+        "analysis.models: give analysis.models or analysis.detector (a single detect model), not both"
+    ]
+
+    f.write_text(
+        "analysis:\n"
+        "  models:\n"
+        "    - {role: detect, type: darknet, colour: red}\n"
+        "    - {role: pose, type: darknet}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        check_settings(load_settings(f, environ={}))
+    assert info.value.errors == [
+        "analysis.models[0].colour: unknown field",
+        "analysis.models[1].role: model type 'darknet' cannot play 'pose' (only ['detect'])",
+    ]
+    f.write_text("analysis:\n  detector: {type: onnx}\n")
+    with pytest.raises(ConfigError) as info:
+        check_settings(load_settings(f, environ={}))
+    assert info.value.errors == ["analysis.detector.model: field required"]

@@ -27,7 +27,8 @@ from smartcity.models.config import (
 from smartcity.models.darknet_detector import DarknetDetector, export_onnx, export_torchscript
 from smartcity.models.onnx_backend import OnnxDetector, export_module_onnx, write_atomic
 from smartcity.models.ops import rect_input_size
-from smartcity.models.registry import DETECTORS, create_detector, register_detector
+from smartcity.models.registry import MODELS, create_detector, register_model
+from smartcity.models.roles import ModelRole
 from smartcity.models.torchscript_backend import TorchScriptDetector
 
 
@@ -255,7 +256,8 @@ def test_config_errors_name_the_field() -> None:
         "detector.input_size: Input should be a multiple of 32",
         "detector.model: field required",
     ]
-    with pytest.raises(ConfigError, match=r"detector.type: expected one of \['darknet', 'onnx', 'torchscript'\]"):
+    # the known types are listed (with any that tests registered: box_pose, bright_box)
+    with pytest.raises(ConfigError, match=r"detector.type: unknown model type 'yolo-magic' \(known: (b\w+, )*darknet, onnx, torchscript\)"):
         create_detector({"type": "yolo-magic"})
     with pytest.raises(ConfigError, match="give both cfg and weights"):
         parse_detector_config({"type": "darknet", "cfg": "a.cfg"})
@@ -301,11 +303,14 @@ def test_detect_rejects_bad_frames(torch_detector: DarknetDetector) -> None:
 
 
 def test_registry() -> None:
-    assert set(DETECTORS) == {"darknet", "onnx", "torchscript"}
-    assert DETECTORS["onnx"] is OnnxDetector
+    assert {"darknet", "onnx", "torchscript"} <= set(MODELS)
+    assert {n: MODELS[n].roles for n in ("darknet", "onnx", "torchscript")} == dict.fromkeys(
+        ("darknet", "onnx", "torchscript"), frozenset({ModelRole.DETECT})
+    )
+    assert MODELS["onnx"].load() is OnnxDetector
+    assert MODELS["torchscript"].load() is TorchScriptDetector
     with pytest.raises(DetectorError, match="already registered"):
-        register_detector("onnx")(TorchScriptDetector)
-    assert register_detector("onnx")(OnnxDetector) is OnnxDetector  # registering the same factory is a no-op
+        register_model("onnx", roles=[ModelRole.DETECT], config=OnnxDetectorConfig)(TorchScriptDetector)
     with pytest.raises(DetectorError, match="expected a detector config"):
         create_detector(42)  # type: ignore[arg-type]
 

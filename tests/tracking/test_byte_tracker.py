@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from smartcity.core.vision import Detection, Track
+from smartcity.core.vision import Attributes, Detection, Keypoint, Track
 from smartcity.tracking import ByteTracker, TrackerConfig
 
 FPS = 5.0
@@ -140,6 +140,33 @@ def test_occlusion_shorter_than_max_age_keeps_the_id_and_predicts_the_box() -> N
         cx = (tr.box[0] + tr.box[2]) / 2
         assert abs(cx - (100 + 10 * f)) < 15, (f, cx)
     assert outputs[32][0].time_since_update == 0
+
+
+def test_tracks_carry_the_keypoints_and_attributes_of_their_latest_matched_detection() -> None:
+    walker, car = Mover(x=100, y=200, vx=10, vy=0), Mover(x=600, y=400, vx=-12, vy=0)
+    tracker = ByteTracker()
+
+    def frame(f: int, with_pose: bool = True, car_seen: bool = True) -> list[Track]:
+        x1, y1, _, _ = walker.box(f)
+        pose = (Keypoint(x1 + f, y1, 0.9), Keypoint(x1, y1 + 2 * f, 0.5)) if with_pose else ()
+        dets = [Detection(walker.box(f), "person", 0.9, keypoints=pose, attributes=Attributes({"frame": float(f)}))]
+        if car_seen:
+            dets.append(Detection(car.box(f), "car", 0.9, attributes=Attributes({"colour": "red"})))
+        return tracker.update(dets, f / FPS)
+
+    for f in range(5):
+        tracks = frame(f)
+    person, red_car = tracks
+    assert (person.cls, red_car.cls) == ("person", "car")
+    x1, y1, _, _ = walker.box(4)
+    assert person.keypoints == (Keypoint(x1 + 4, y1, 0.9), Keypoint(x1, y1 + 8, 0.5))
+    assert dict(person.attributes) == {"frame": 4.0}
+    assert red_car.keypoints == () and dict(red_car.attributes) == {"colour": "red"}
+    # a lost track keeps what it last carried; the next match replaces it, even with nothing
+    _, lost_car = frame(5, car_seen=False)
+    assert lost_car.time_since_update == 1 and dict(lost_car.attributes) == {"colour": "red"}
+    person, _ = frame(6, with_pose=False)
+    assert person.keypoints == () and dict(person.attributes) == {"frame": 6.0}
 
 
 def test_track_older_than_max_age_is_dropped_and_a_returning_object_gets_a_new_id() -> None:
