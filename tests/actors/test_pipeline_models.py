@@ -16,7 +16,14 @@ from testkit import run_pipeline_until
 from smartcity.actors.inference import Inference
 from smartcity.actors.motion import MotionConfig
 from smartcity.actors.pipeline import CameraPipeline, SecondStage
-from smartcity.analytics import RULE_TYPES, FrameView, Rule, register, required_model_roles, validate_rule
+from smartcity.analytics import (
+    RULE_TYPES,
+    FrameView,
+    Rule,
+    register_rule,
+    required_model_roles,
+    validate_rule,
+)
 from smartcity.analytics.base import ClassVocab
 from smartcity.analytics.params import Params
 from smartcity.analytics.spec import RuleSpec
@@ -60,7 +67,7 @@ class PoseProbeRule(Rule):
 
 @pytest.fixture
 def pose_probe() -> Iterator[str]:
-    register("pose_probe")(PoseProbeRule)
+    register_rule("pose_probe")(PoseProbeRule)
     try:
         yield "pose_probe"
     finally:

@@ -17,9 +17,10 @@ import test_pipeline_models
 from example_models import BoxPose, BoxPoseConfig, BrightBox, BrightBoxConfig
 from test_pipeline_models import PoseProbeRule
 
-from smartcity.actors.camera_group import CameraGroup
+from smartcity.actors.camera_group import CameraGroup, CameraSpec, GroupOptions, RulesApplied
 from smartcity.actors.inference import Inference
-from smartcity.analytics import RULE_TYPES, register
+from smartcity.actors.motion import MotionConfig
+from smartcity.analytics import RULE_TYPES, register_rule
 from smartcity.models.registry import register_model
 from smartcity.sources import demo_video_path
 
@@ -39,9 +40,9 @@ class ExampleInference(Inference):
 
 
 class ExampleGroup(CameraGroup):
-    def __init__(self, group: str, cameras: list[dict[str, Any]], options: dict[str, Any]) -> None:
+    def __init__(self, group: str, cameras: list[CameraSpec], options: GroupOptions) -> None:
         if "pose_probe" not in RULE_TYPES:
-            register("pose_probe")(PoseProbeRule)
+            register_rule("pose_probe")(PoseProbeRule)
         super().__init__(group, cameras, options)
 
 
@@ -58,9 +59,9 @@ async def group(tmp_path: Path, ray_session: None) -> AsyncIterator[Any]:
     url = f"file://{demo_video_path().resolve()}"
     handle = ray.remote(ExampleGroup).options(num_cpus=0).remote(
         "models",
-        [{"id": "a", "url": url, "analysis_fps": 5}, {"id": "b", "url": url, "analysis_fps": 5}],
-        {"spool_path": str(tmp_path / "spool.sqlite"), "inference_actors": [INFERENCE], "model_roles": ["pose"],
-         "motion": {"enabled": False}},
+        [CameraSpec(id="a", url=url, analysis_fps=5), CameraSpec(id="b", url=url, analysis_fps=5)],
+        GroupOptions(spool_path=str(tmp_path / "spool.sqlite"), inference_actors=(INFERENCE,), model_roles=("pose",),
+                     motion=MotionConfig(enabled=False)),
     )  # fmt: skip
     try:
         yield handle, inference
@@ -81,19 +82,19 @@ async def test_pose_runs_on_ray_only_for_the_camera_whose_rules_need_it(group: A
              "params": {"line": [[0.5, 0.0], [0.5, 1.0]], "in_direction": [1, 0]}},
         ]  # fmt: skip
     )
-    assert result == {"applied": ["a-pose", "b-count"], "rejected": []}
+    assert result == RulesApplied(applied=("a-pose", "b-count"), rejected=())
     await handle.start.remote()
     t0 = time.monotonic()
     while True:
-        stats = (await handle.ping.remote())["pipelines"]
-        if all(stats.get(c, {}).get("analysed", 0) >= 5 for c in "ab"):
+        stats = (await handle.ping.remote()).pipelines
+        if all(c in stats and stats[c].analysed >= 5 for c in "ab"):
             break
         assert time.monotonic() - t0 < 90, f"cameras not analysed: {stats}"
         await asyncio.sleep(0.2)
-    assert stats["a"]["refined"] >= 5 and stats["b"]["refined"] == 0
-    [track_a] = [t for t in await handle.tracks.remote("a") if t["time_since_update"] == 0]
-    [track_b] = [t for t in await handle.tracks.remote("b") if t["time_since_update"] == 0]
-    assert len(track_a["keypoints"]) == 5 and track_a["keypoints"][0]["score"] == 0.9
-    assert track_b["keypoints"] == ()
+    assert stats["a"].refined >= 5 and stats["b"].refined == 0
+    [track_a] = [t for t in await handle.tracks.remote("a") if t.time_since_update == 0]
+    [track_b] = [t for t in await handle.tracks.remote("b") if t.time_since_update == 0]
+    assert len(track_a.keypoints) == 5 and track_a.keypoints[0].score == 0.9
+    assert track_b.keypoints == ()
     info = await inference.info.remote()
     assert info["models"]["pose"]["frames"] >= 5 and info["models"]["detect"]["frames"] >= 10
