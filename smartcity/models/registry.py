@@ -18,6 +18,7 @@ import importlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -93,8 +94,13 @@ _add(ModelType("onnx", _DETECT, OnnxDetectorConfig, "smartcity.models.onnx_backe
 _add(ModelType("torchscript", _DETECT, TorchScriptDetectorConfig, "smartcity.models.torchscript_backend:TorchScriptDetector"))
 
 
+ENTRY_POINTS = "smartcity.models"
+
+
 def model_type(name: str) -> ModelType:
-    """The registered type `name`, importing `smartcity.models.<name>` if it is not known yet."""
+    """The registered type `name`, importing `smartcity.models.<name>`, or the module another
+    distribution declares for it under the `smartcity.models` entry-point group, if it is not
+    known yet (models load lazily: a server that does not use a backend never imports it)."""
     found = MODELS.get(name)
     if found is None and _TYPE_NAME.match(name):
         try:
@@ -102,6 +108,8 @@ def model_type(name: str) -> ModelType:
         except ModuleNotFoundError as exc:
             if exc.name != f"smartcity.models.{name}":
                 raise  # the module exists but needs something missing: say what
+        for ep in entry_points(group=ENTRY_POINTS, name=name) if name not in MODELS else ():
+            ep.load()
         found = MODELS.get(name)
     if found is None:
         raise ModelError(f"unknown model type {name!r} (known: {', '.join(sorted(MODELS))})")
