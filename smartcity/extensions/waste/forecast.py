@@ -5,8 +5,9 @@ from a bin's level series, robustly:
 - emptying: an interval whose level drops by more than `reset_drop` is a collection, not a
   negative fill, and is left out; so is an interval that starts at the sensor's ceiling (a full
   bin stops rising, which would bias the rate down);
-- noise: a median of three suppresses single-reading spikes (a lid echo), and rates are sums of
-  level increments over sums of hours, so reading noise cancels along a run of readings;
+- noise: a reading that jumps away from two agreeing neighbours (a lid echo) is replaced by their
+  mean, and rates are sums of level increments over sums of hours, so reading noise cancels
+  along a run of readings;
 - dropouts: an interval longer than `max_gap_h` is left out; shorter gaps are spread evenly over
   the hours they span;
 - few samples per (weekday, hour) cell: the cell is shrunk towards a product model
@@ -40,6 +41,7 @@ class ForecastConfig:
     ceiling: float = 0.97  # at or above this a bin is treated as full (its rise is clipped)
     max_gap_h: float = 12.0  # longer gaps between readings are not attributed to hours
     shrink_h: float = 6.0  # hours of evidence a (weekday, hour) cell needs to outweigh the model
+    pool_shrink_h: float = 2.0  # the same for a whole weekday or hour of day (pooled, so less is needed)
     min_rate: float = 0.0  # a bin never empties itself: rates are floored here
 
 
@@ -116,11 +118,17 @@ def _buckets(ts: FloatArray, tz: tzinfo) -> FloatArray:
     return out
 
 
-def _median3(x: FloatArray) -> FloatArray:
-    if len(x) < 3:
-        return x.copy()
+def _despike(x: FloatArray, jump: float) -> FloatArray:
+    """Replaces a reading that jumps away from two neighbours that agree with each other (a lid echo).
+
+    Unlike a running median this leaves an emptying step untouched, so no fill is lost next to it.
+    """
     out = x.copy()
-    out[1:-1] = np.median(np.stack([x[:-2], x[1:-1], x[2:]]), axis=0)
+    if len(x) < 3:
+        return out
+    left, mid, right = x[:-2], x[1:-1], x[2:]
+    spike = (np.abs(mid - left) > jump) & (np.abs(mid - right) > jump) & (np.abs(right - left) <= jump)
+    out[1:-1][spike] = (left[spike] + right[spike]) / 2.0
     return out
 
 
@@ -146,7 +154,7 @@ def fit(
     if len(t):
         keep = np.concatenate([[True], np.diff(t) > 0])
         t, lv = t[keep], lv[keep]
-    lv = _median3(lv)
+    lv = _despike(lv, cfg.reset_drop)
     if len(t) < 2:
         return FillForecast(np.full(HOURS_PER_WEEK, max(prior_rate, cfg.min_rate)), tz, 0.0)
 
@@ -172,12 +180,19 @@ def fit(
     overall = max(float(sum_l.sum()) / total_h, 0.0)
     # product model: per-weekday level of fill times per-hour-of-day share, each shrunk to the overall rate
     wd_l, wd_h = sum_l.reshape(7, 24).sum(axis=1), sum_h.reshape(7, 24).sum(axis=1)
-    day_rate = (wd_l + cfg.shrink_h * overall) / (wd_h + cfg.shrink_h)
+    day_rate = (wd_l + cfg.pool_shrink_h * overall) / (wd_h + cfg.pool_shrink_h)
     hr_l, hr_h = sum_l.reshape(7, 24).sum(axis=0), sum_h.reshape(7, 24).sum(axis=0)
-    hour_rate = (hr_l + cfg.shrink_h * overall) / (hr_h + cfg.shrink_h)
+    hour_rate = (hr_l + cfg.pool_shrink_h * overall) / (hr_h + cfg.pool_shrink_h)
     shape = hour_rate / overall if overall > 0 else np.ones(24)
     model = np.clip((day_rate[:, None] * shape[None, :]).reshape(HOURS_PER_WEEK), 0.0, None)
-    rates = (sum_l + cfg.shrink_h * model) / (sum_h + cfg.shrink_h)
+    raw = ((sum_l + cfg.shrink_h * model) / (sum_h + cfg.shrink_h)).reshape(7, 24)
+    # noise makes some cells negative; flooring them alone would bias every day upwards, so the
+    # floored cells are rescaled to keep each weekday's total (which pools many hours) unchanged
+    floored = np.maximum(raw, 0.0)
+    kept = floored.sum(axis=1)
+    want = np.maximum(raw.sum(axis=1), 0.0)
+    scale = np.divide(want, kept, out=np.zeros(7), where=kept > 0)
+    rates = (floored * scale[:, None]).reshape(HOURS_PER_WEEK)
     return FillForecast(np.maximum(rates, cfg.min_rate), tz, total_h)
 
 
