@@ -107,7 +107,7 @@ def _buckets(ts: FloatArray, tz: tzinfo) -> FloatArray:
     """Fractional hour-of-week (0..168) of epoch seconds, in local time (offset looked up per day)."""
     days = np.floor(ts / 86400.0)
     offsets = np.zeros_like(ts)
-    for d in np.unique(days):
+    for d in ([] if tz is UTC else np.unique(days)):
         noon = datetime.fromtimestamp(float(d) * 86400.0 + 43200.0, UTC)
         off = noon.astimezone(tz).utcoffset()
         offsets[days == d] = off.total_seconds() if off is not None else 0.0

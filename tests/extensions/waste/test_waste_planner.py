@@ -57,7 +57,9 @@ def _check_feasible(plan: Plan, trucks: list[Truck], bins: list[Bin]) -> None:
     cap = {t.id: t for t in trucks}
     for r in plan.routes:
         truck = cap[r.truck_id]
-        assert r.load_l <= truck.capacity_l
+        for trip in range(r.trips):
+            assert sum(s.litres for s in r.stops if s.trip == trip) <= truck.capacity_l
+        assert r.trips - 1 <= truck.max_reloads
         assert r.load_l == sum(s.litres for s in r.stops)
         lo, hi = truck.shift.seconds()
         assert DAY + timedelta(seconds=lo) <= r.start <= r.end <= DAY + timedelta(seconds=hi)
@@ -80,6 +82,18 @@ def test_capacity_splits_the_due_bins_over_trucks() -> None:
     assert all(len(r.stops) <= 5 for r in plan.routes)
     assert plan.missed_due == ()
     assert plan.km == pytest.approx(sum(r.km for r in plan.routes)) and plan.km > 0
+
+
+def test_a_truck_unloads_at_its_depot_between_trips() -> None:
+    bins = _grid_bins(8)
+    # 1045 l a bin, 2,500 l a trip: two bins a trip, four trips, three reloads
+    trucks = [Truck(id="T", depot="D", stream="residual", capacity_l=2_500, max_reloads=3)]
+    plan = plan_day(_full(bins), [DEPOT], trucks, DAY, CFG)
+    _check_feasible(plan, trucks, bins)
+    assert plan.visited() == {b.id for b in bins}
+    (r,) = plan.routes
+    assert r.trips == 4
+    assert sorted({s.trip for s in r.stops}) == [0, 1, 2, 3]
 
 
 def test_bins_are_emptied_inside_their_access_windows() -> None:
