@@ -63,8 +63,8 @@ class PlannerConfig(BaseModel):
 
     time_limit_s: float = Field(10.0, gt=0, le=600, description="PyVRP search time")
     seed: int = Field(0, ge=0)
-    optional_min_level: float = Field(0.5, ge=0, le=1, description="bins below this are never detoured to")
-    detour_prize_m: int = Field(2_000, ge=0, le=100_000, description="metres of detour a full optional bin is worth")
+    optional_min_level: float = Field(0.6, ge=0, le=1, description="bins below this are never detoured to")
+    detour_prize_m: int = Field(1_000, ge=0, le=100_000, description="metres of detour a full optional bin is worth")
     horizon_h: float = Field(24.0, gt=0, le=24 * 14, description="hours to the next feasible visit")
 
 
