@@ -139,7 +139,8 @@ def test_selection_takes_due_bins_and_cheap_detours_and_leaves_empty_ones() -> N
         BinState(bins[2], 0.10, DAY, rising),  # 0.24 by 14:00: left
         BinState(bins[3], 0.55, DAY),  # no forecast: level only, optional
     ]
-    cfg = PlannerConfig(time_limit_s=0.5, detour_prize_m=50_000)  # detours here are cheap against the prize
+    # detours here are cheap against the prize
+    cfg = PlannerConfig(time_limit_s=0.5, detour_prize_m=50_000, optional_min_level=0.5)
     plan = plan_day(states, [DEPOT], [Truck(id="T", depot="D", stream="residual", capacity_l=50_000)], DAY, cfg)
     assert plan.visited() == {bins[0].id, bins[1].id, bins[3].id}
     due = {s.bin_id: s.due for r in plan.routes for s in r.stops}
