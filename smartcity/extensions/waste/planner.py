@@ -121,6 +121,8 @@ class Unvisited:
     bin_id: str
     due: bool
     reason: Literal["not_chosen", "no_truck_for_stream", "too_big_for_truck"]
+    lat: float
+    lon: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,14 @@ class Plan:
                         },
                     }
                 )
+        for u in self.unvisited:
+            feats.append(
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [u.lon, u.lat]},
+                    "properties": {"kind": "unvisited", "bin": u.bin_id, "due": u.due, "reason": u.reason},
+                }
+            )
         return {"type": "FeatureCollection", "features": feats}
 
 
@@ -249,9 +259,9 @@ def route(
     for c in cands:
         litres = max(1, round(c.expected_level * c.bin.capacity_l))
         if c.bin.stream not in dim:
-            unvisited.append(Unvisited(c.bin.id, c.due, "no_truck_for_stream"))
+            unvisited.append(Unvisited(c.bin.id, c.due, "no_truck_for_stream", c.bin.lat, c.bin.lon))
         elif litres > biggest[c.bin.stream]:
-            unvisited.append(Unvisited(c.bin.id, c.due, "too_big_for_truck"))
+            unvisited.append(Unvisited(c.bin.id, c.due, "too_big_for_truck", c.bin.lat, c.bin.lon))
         else:
             clients.append((c, litres))
     if len(clients) > MAX_CLIENTS:
@@ -349,6 +359,6 @@ def route(
         )
     for k, (c, _) in enumerate(clients):
         if k not in served:
-            unvisited.append(Unvisited(c.bin.id, c.due, "not_chosen"))
+            unvisited.append(Unvisited(c.bin.id, c.due, "not_chosen", c.bin.lat, c.bin.lon))
     return Plan(day, tuple(routes), tuple(unvisited), solve_s, int(res.cost()))
 

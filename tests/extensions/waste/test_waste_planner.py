@@ -153,16 +153,20 @@ def test_selection_takes_due_bins_and_cheap_detours_and_leaves_empty_ones() -> N
     assert stingy.visited() == {bins[0].id}
 
 
-def test_geojson_export_has_a_line_per_route_and_a_point_per_stop() -> None:
+def test_geojson_export_has_a_line_per_route_and_a_point_per_stop_and_unvisited_bin() -> None:
     bins = _grid_bins(8)
+    glass = _grid_bins(1, stream="glass")
     trucks = [Truck(id="T", depot="D", stream="residual", capacity_l=5_000, count=3)]
-    plan = plan_day(_full(bins), [DEPOT], trucks, DAY, CFG)
+    plan = plan_day(_full(bins + glass), [DEPOT], trucks, DAY, CFG)
     doc = json.loads(json.dumps(plan.to_geojson()))
     lines = [f for f in doc["features"] if f["geometry"]["type"] == "LineString"]
     points = [f for f in doc["features"] if f["properties"]["kind"] == "stop"]
     assert len(lines) == len(plan.routes) >= 2
     assert sorted(p["properties"]["bin"] for p in points) == sorted(b.id for b in bins)
     assert all(ln["geometry"]["coordinates"][0] == [DEPOT.lon, DEPOT.lat] == ln["geometry"]["coordinates"][-1] for ln in lines)
+    (left,) = [f for f in doc["features"] if f["properties"]["kind"] == "unvisited"]
+    assert left["properties"] == {"kind": "unvisited", "bin": "G0", "due": True, "reason": "no_truck_for_stream"}
+    assert left["geometry"]["coordinates"] == [glass[0].lon, glass[0].lat]
 
 
 def test_haversine_matrix_is_the_great_circle_times_the_detour_factor() -> None:
