@@ -1,0 +1,55 @@
+"""Bin-fill waste collection: the bin registry, sensor readings, fill forecasts and the daily route plan (pure parts)."""
+
+from .bins import Bin, BinImportError, TimeWindow, load_bins_csv, load_bins_geojson
+from .distances import DistanceSource, Haversine, MatrixFile, OsrmTable, Point, RoadNetworkError
+from .forecast import FillForecast, ForecastConfig, fit, fit_readings
+from .planner import (
+    BinState,
+    Depot,
+    Plan,
+    PlannerConfig,
+    Route,
+    Stop,
+    Truck,
+    Unvisited,
+    plan_day,
+    route,
+    select,
+)
+from .sensors import Deduplicator, FieldMap, FillReading, LevelField, PayloadError, TtsV3Adapter, parse_native
+
+__all__ = [
+    "Bin",
+    "BinImportError",
+    "BinState",
+    "Deduplicator",
+    "Depot",
+    "DistanceSource",
+    "FieldMap",
+    "FillForecast",
+    "FillReading",
+    "ForecastConfig",
+    "Haversine",
+    "LevelField",
+    "MatrixFile",
+    "OsrmTable",
+    "PayloadError",
+    "Plan",
+    "PlannerConfig",
+    "Point",
+    "RoadNetworkError",
+    "Route",
+    "Stop",
+    "TimeWindow",
+    "Truck",
+    "TtsV3Adapter",
+    "Unvisited",
+    "fit",
+    "fit_readings",
+    "load_bins_csv",
+    "load_bins_geojson",
+    "parse_native",
+    "plan_day",
+    "route",
+    "select",
+]
