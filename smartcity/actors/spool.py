@@ -67,7 +67,7 @@ class EventSpool:
         row = self._db.execute("SELECT MAX(seq) FROM spool").fetchone()
         meta = self._db.execute("SELECT v FROM meta WHERE k='last_seq'").fetchone()
         self._last_seq = max(row[0] or 0, meta[0] if meta else 0)
-        self._pending = self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
+        self._pending = int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
 
     @property
     def last_seq(self) -> int:

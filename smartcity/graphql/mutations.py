@@ -16,12 +16,16 @@ import uuid
 from typing import Annotated, Any
 
 import strawberry
+from pydantic import ValidationError as PydanticError
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from smartcity.analytics import takes_signal_states
-from smartcity.core.config import CameraConfig, CameraGroupConfig
+from smartcity.analytics import takes_signal_states, validate_rule
+from smartcity.analytics.shapes import rule_shapes
+from smartcity.core.config import CameraConfig, CameraGroupConfig, format_validation_error
 from smartcity.core.errors import NotFound, ValidationFailed
+from smartcity.core.events import IncidentState
+from smartcity.core.passwords import MAX_LENGTH
 from smartcity.core.video import SignalPush, SignalState
 from smartcity.graphql.access import maybe_principal, sees_camera, services, visible_cameras
 from smartcity.graphql.auth import Principal
@@ -48,6 +52,9 @@ from smartcity.graphql.types import (
     ValidationError,
 )
 from smartcity.storage.audit_repo import AuditRepo
+from smartcity.storage.repo import upsert_group
+from smartcity.storage.users import authenticate, create_user, update_user
+from smartcity.webrtc import LiveViewError
 
 RuleResult = Annotated[Rule | ValidationError | NotAuthorized | NotFoundError, strawberry.union("RuleResult")]
 DeleteResult = Annotated[Deleted | NotAuthorized | NotFoundError, strawberry.union("DeleteResult")]
@@ -70,9 +77,9 @@ def _audit(info: Info[Any, Any]) -> AuditRepo:
     return AuditRepo(services(info).db)
 
 
-async def _save_rule(info: Info[Any, Any], rule_id: str, data: RuleInput, *, creating: bool) -> Any:
-    from smartcity.analytics import validate_rule
-    from smartcity.analytics.shapes import rule_shapes
+async def _save_rule(
+    info: Info[Any, Any], rule_id: str, data: RuleInput, *, creating: bool
+) -> Rule | ValidationError | NotAuthorized | NotFoundError:
 
     p = maybe_principal(info)
     if (no := denied(p, "operator")) is not None:
@@ -118,7 +125,9 @@ async def _save_rule(info: Info[Any, Any], rule_id: str, data: RuleInput, *, cre
     return Rule.from_row(after)
 
 
-async def _move_incident(info: Info[Any, Any], incident_id: str, action: str, comment: str | None) -> Any:
+async def _move_incident(
+    info: Info[Any, Any], incident_id: str, target: IncidentState, comment: str | None
+) -> IncidentType | ValidationError | NotAuthorized | NotFoundError:
     p = maybe_principal(info)
     if (no := denied(p, "operator")) is not None:
         return no
@@ -140,7 +149,13 @@ async def _move_incident(info: Info[Any, Any], incident_id: str, action: str, co
     if comment is not None and len(comment) > MAX_COMMENT:
         return invalid("comment", f"at most {MAX_COMMENT} characters")
     try:  # audited by the outbox, in the transaction that moves the incident
-        moved = await getattr(s.incidents, action)(incident_id, by=p.username, comment=comment)
+        moves = s.incidents
+        move = {
+            IncidentState.ACKNOWLEDGED: moves.acknowledge,
+            IncidentState.RESOLVED: moves.resolve,
+            IncidentState.DISMISSED: moves.dismiss,
+        }[target]
+        moved = await move(incident_id, by=p.username, comment=comment)
     except ValidationFailed as exc:
         return validation(exc)
     return IncidentType.from_record(moved)
@@ -160,8 +175,6 @@ def _self_lockout(p: Principal, username: str, data: UserUpdateInput) -> Validat
 class Mutation:
     @strawberry.mutation(description="Exchange a user name and password for a bearer token (rate limited).")
     async def login(self, info: Info[Any, Any], username: str, password: str) -> LoginResult:
-        from smartcity.core.passwords import MAX_LENGTH
-        from smartcity.storage.users import authenticate
 
         s = services(info)
         request = info.context.get("request")
@@ -254,21 +267,19 @@ class Mutation:
 
     @strawberry.mutation(description="Acknowledge an incident (stops its escalation at once).")
     async def acknowledge_incident(self, info: Info[Any, Any], id: strawberry.ID, comment: str | None = None) -> IncidentResult:
-        return await _move_incident(info, str(id), "acknowledge", comment)
+        return await _move_incident(info, str(id), IncidentState.ACKNOWLEDGED, comment)
 
     @strawberry.mutation(description="Resolve an incident.")
     async def resolve_incident(self, info: Info[Any, Any], id: strawberry.ID, comment: str | None = None) -> IncidentResult:
-        return await _move_incident(info, str(id), "resolve", comment)
+        return await _move_incident(info, str(id), IncidentState.RESOLVED, comment)
 
     @strawberry.mutation(description="Dismiss an incident (a false alarm).")
     async def dismiss_incident(self, info: Info[Any, Any], id: strawberry.ID, comment: str | None = None) -> IncidentResult:
-        return await _move_incident(info, str(id), "dismiss", comment)
+        return await _move_incident(info, str(id), IncidentState.DISMISSED, comment)
 
     @strawberry.mutation(description="Create or update a camera (admins); its group's actor picks it up live.")
     async def upsert_camera(self, info: Info[Any, Any], input: CameraInput) -> CameraResult:
-        from pydantic import ValidationError as PydanticError
 
-        from smartcity.core.config import format_validation_error
 
         p = maybe_principal(info)
         if (no := denied(p, "admin")) is not None:
@@ -300,10 +311,7 @@ class Mutation:
 
     @strawberry.mutation(description="Create a camera group or change its description (admins).")
     async def upsert_camera_group(self, info: Info[Any, Any], name: str, description: str = "") -> GroupResult:
-        from pydantic import ValidationError as PydanticError
 
-        from smartcity.core.config import format_validation_error
-        from smartcity.storage.repo import upsert_group
 
         p = maybe_principal(info)
         if (no := denied(p, "admin")) is not None:
@@ -326,7 +334,6 @@ class Mutation:
 
     @strawberry.mutation(description="Create a user with a role and camera-group scope (admins).")
     async def create_user(self, info: Info[Any, Any], input: UserInput) -> UserResult:
-        from smartcity.storage.users import create_user
 
         p = maybe_principal(info)
         if (no := denied(p, "admin")) is not None:
@@ -342,7 +349,6 @@ class Mutation:
         description="Change a user's role, camera groups, password or disable the account (admins); the user's tokens are revoked."
     )
     async def update_user(self, info: Info[Any, Any], username: str, input: UserUpdateInput) -> UserResult:
-        from smartcity.storage.users import update_user
 
         p = maybe_principal(info)
         if (no := denied(p, "admin")) is not None:
@@ -364,8 +370,6 @@ class Mutation:
     async def start_live_view(
         self, info: Info[Any, Any], camera_id: strawberry.ID, offer_sdp: str, unpixelated: bool = False
     ) -> LiveViewResult:
-        from smartcity.analytics.shapes import rule_shapes
-        from smartcity.webrtc import LiveViewError
 
         p = maybe_principal(info)
         if (no := denied(p, "viewer")) is not None:

@@ -138,7 +138,8 @@ class DarknetDetector(TensorDetector):
         if self.runner is not None:
             return self.runner.run(batch)
         assert self.model is not None
-        return self.model(batch.contiguous(memory_format=torch.channels_last))
+        out: torch.Tensor = self.model(batch.contiguous(memory_format=torch.channels_last))
+        return out
 
     def __repr__(self) -> str:
         return (

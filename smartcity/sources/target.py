@@ -60,24 +60,50 @@ def describe_open_error(exc: BaseException, target: Target, options: SourceOptio
 
 def _describe_open_error(exc: BaseException, target: Target, options: SourceOptions, elapsed_s: float) -> str:
     detail = _ffmpeg_log_detail(exc)
+    reason = _network_failure(exc, target, options, elapsed_s, detail) or _content_failure(exc, target, detail)
+    if reason is not None:
+        return reason
+    if isinstance(exc, av.error.FFmpegError):
+        return f"cannot open {target.display}: {_strerror(exc)}{detail}"
+    return f"cannot open {target.display}: {exc}"
+
+
+def _network_failure(
+    exc: BaseException, target: Target, options: SourceOptions, elapsed_s: float, detail: str
+) -> str | None:
+    """Why the camera could not be reached or refused us, or None if that is not the reason."""
     timed_out = elapsed_s >= options.open_timeout_s * 0.9
     if isinstance(exc, av.error.ExitError) or (timed_out and not target.is_file):
         return f"timed out after {options.open_timeout_s:g}s opening {target.display}"
     if isinstance(exc, av.error.ConnectionRefusedError):
         return "connection refused"
     if "Failed to resolve hostname" in detail:
-        host = urlparse(target.url).hostname or "?"
-        return f"unknown host: {host}"
+        return f"unknown host: {urlparse(target.url).hostname or '?'}"
     if "No route to host" in detail or isinstance(exc, av.error.OSError) and exc.errno == 113:
         return f"no route to host: {urlparse(target.url).hostname or '?'}"
+    if isinstance(exc, av.error.HTTPError | av.error.HTTPClientError):
+        return _http_failure(exc, target, detail)
+    if isinstance(exc, av.error.ConnectionResetError):
+        return "connection reset by the camera"
+    if isinstance(exc, av.error.TimeoutError):
+        return f"timed out opening {target.display}"
+    if isinstance(exc, av.error.ProtocolNotFoundError):
+        return f"unsupported protocol: {target.scheme}"
+    return None
+
+
+def _http_failure(exc: BaseException, target: Target, detail: str) -> str:
     if isinstance(exc, av.error.HTTPNotFoundError):
         return f"not found (404): {target.display}"
     if isinstance(exc, av.error.HTTPUnauthorizedError):
         return "unauthorized (401): check the camera's user and password"
     if isinstance(exc, av.error.HTTPForbiddenError):
         return "forbidden (403): the camera refused these credentials"
-    if isinstance(exc, av.error.HTTPError):
-        return f"HTTP error: {_strerror(exc)}{detail}"
+    return f"HTTP error: {_strerror(exc)}{detail}"
+
+
+def _content_failure(exc: BaseException, target: Target, detail: str) -> str | None:
+    """Why what was reached is not a video we can read, or None if that is not the reason."""
     if isinstance(exc, av.error.FileNotFoundError):
         if target.is_file:
             return f"file not found: {target.display}"
@@ -90,15 +116,7 @@ def _describe_open_error(exc: BaseException, target: Target, options: SourceOpti
         if target.is_file or not detail:
             return f"not a video: {Path(target.display).name if target.is_file else target.display}{detail}"
         return f"invalid stream from {target.display}{detail}"
-    if isinstance(exc, av.error.ConnectionResetError):
-        return "connection reset by the camera"
-    if isinstance(exc, av.error.TimeoutError):
-        return f"timed out opening {target.display}"
-    if isinstance(exc, av.error.ProtocolNotFoundError):
-        return f"unsupported protocol: {target.scheme}"
-    if isinstance(exc, av.error.FFmpegError):
-        return f"cannot open {target.display}: {_strerror(exc)}{detail}"
-    return f"cannot open {target.display}: {exc}"
+    return None
 
 
 def _strerror(exc: BaseException) -> str:

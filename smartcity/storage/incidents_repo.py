@@ -29,7 +29,8 @@ class IncidentRepo:
     def _touches(self, cameras: Sequence[str]) -> sa.ColumnElement[bool]:
         """The incident involves at least one of `cameras`."""
         if self.db.dialect == "postgresql":
-            return sa.type_coerce(incidents.c.camera_ids, JSONB).has_any(array(list(cameras)))
+            overlap: sa.ColumnElement[bool] = sa.type_coerce(incidents.c.camera_ids, JSONB).has_any(array(list(cameras)))
+            return overlap
         each = sa.func.json_each(incidents.c.camera_ids).table_valued("value")
         return sa.select(sa.literal(1)).select_from(each).where(each.c.value.in_(list(cameras))).exists()
 

@@ -163,7 +163,9 @@ class ByteTracker:
         self._nominal_dt = statistics.median(self._intervals)
         return min(interval / self._nominal_dt, MAX_STEP)
 
-    def update(
+    # the two association stages, births and deaths read as one pass per frame; the steps that
+    # stand alone (gating, edge cuts, duplicates, snapshots) are methods already
+    def update(  # noqa: C901
         self, detections: Sequence[Detection], t: float, frame_size: tuple[int, int] | None = None
     ) -> list[Track]:
         """Feed the detections of one frame taken at `t` (seconds); returns every live track,

@@ -18,6 +18,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from av.video.stream import VideoStream
 
 from smartcity.webrtc.config import Codec
 
@@ -29,7 +30,7 @@ TIME_BASE = Fraction(1, RTP_CLOCK)
 class EncodedFrame:
     """One encoded picture: `packet` (pts on the 90 kHz clock) shared read-only by every viewer."""
 
-    packet: av.Packet
+    packet: av.Packet[VideoStream]
     keyframe: bool
     index: int
     t: float

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av.video.stream import VideoStream
 
 from smartcity.privacy import OverlayRaster, compose, rasterise
 from smartcity.webrtc.config import Codec, LiveViewConfig
@@ -73,7 +74,7 @@ class ViewerTrack(MediaStreamTrack):
         self._queue.append(frame)
         self._wake.set()
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[VideoStream]:
         if not self._subscribed:
             # the sender reads only once the connection is up: join (and ask for a key frame) now,
             # not at answer time, so the key frame is not spent before the viewer can receive it

@@ -235,6 +235,23 @@ def solve_data(data: pyvrp.ProblemData, config: PlannerConfig) -> pyvrp.Result:
     return pyvrp.solve(data, stop=MaxRuntime(config.time_limit_s), seed=config.seed, collect_stats=False, display=False)
 
 
+def _routable(
+    cands: Sequence[Candidate], biggest: dict[str, int]
+) -> tuple[list[tuple[Candidate, int]], list[Unvisited]]:
+    """(candidate, litres) a truck of its stream can take, and the others with the reason."""
+    unvisited: list[Unvisited] = []
+    clients: list[tuple[Candidate, int]] = []
+    for c in cands:
+        litres = max(1, round(c.expected_level * c.bin.capacity_l))
+        if c.bin.stream not in biggest:
+            unvisited.append(Unvisited(c.bin.id, c.due, "no_truck_for_stream", c.bin.lat, c.bin.lon))
+        elif litres > biggest[c.bin.stream]:
+            unvisited.append(Unvisited(c.bin.id, c.due, "too_big_for_truck", c.bin.lat, c.bin.lon))
+        else:
+            clients.append((c, litres))
+    return clients, unvisited
+
+
 def route(
     cands: Sequence[Candidate],
     depots: Sequence[Depot],
@@ -254,16 +271,7 @@ def route(
     dim = {s: i for i, s in enumerate(streams)}
     biggest = {s: max(t.capacity_l for t in trucks if t.stream == s) for s in streams}
 
-    unvisited: list[Unvisited] = []
-    clients: list[tuple[Candidate, int]] = []  # candidate, litres
-    for c in cands:
-        litres = max(1, round(c.expected_level * c.bin.capacity_l))
-        if c.bin.stream not in dim:
-            unvisited.append(Unvisited(c.bin.id, c.due, "no_truck_for_stream", c.bin.lat, c.bin.lon))
-        elif litres > biggest[c.bin.stream]:
-            unvisited.append(Unvisited(c.bin.id, c.due, "too_big_for_truck", c.bin.lat, c.bin.lon))
-        else:
-            clients.append((c, litres))
+    clients, unvisited = _routable(cands, biggest)
     if len(clients) > MAX_CLIENTS:
         raise ValueError(f"{len(clients)} bins to route: more than {MAX_CLIENTS}")
     if not clients:
