@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from smartcity.actors.motion import MotionConfig
 from smartcity.actors.pipeline import CameraPipeline, PipelineStats, SecondStage
 from smartcity.actors.spool import EventSpool, SpoolFull
+from smartcity.core.aio import cancel_and_wait
 from smartcity.core.events import CameraHealth, CameraState, Event, EventEnvelope
 from smartcity.core.video import LiveFrame, SignalPush
 from smartcity.core.vision import Box, Detection, Track
@@ -140,11 +141,7 @@ class CameraGroup:
 
     async def stop(self) -> None:
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            try:
-                await self._loop_task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._loop_task)
             self._loop_task = None
         for cam_id in list(self.sources):
             await self._close(cam_id)

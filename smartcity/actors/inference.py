@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from smartcity.core.aio import wait_for
+from smartcity.core.aio import cancel_and_wait, wait_for
 from smartcity.core.vision import Attributes, Box, Detection, Keypoints
 from smartcity.models.registry import create_classifier, create_detector, create_pose_model, parse_models
 from smartcity.models.roles import Classifier, Detector, ModelRole, PoseModel
@@ -92,11 +92,7 @@ class Batcher(Generic[Req, Res]):
 
     async def close(self) -> None:
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            try:
-                await self._loop_task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._loop_task)
             self._loop_task = None
 
     async def _batcher(self) -> None:

@@ -26,7 +26,7 @@ from smartcity.actors.motion import MotionConfig
 from smartcity.actors.ray_node import RayStarted as RayStarted
 from smartcity.actors.ray_node import start_ray as start_ray
 from smartcity.actors.ray_node import stop_ray as stop_ray
-from smartcity.core.aio import raise_if_cancelling, wait_for
+from smartcity.core.aio import cancel_and_wait, raise_if_cancelling, wait_for
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
 from smartcity.core.events import Event, EventEnvelope, RuleEvent
 from smartcity.core.evidence import EvidenceSink
@@ -391,11 +391,7 @@ class Reconciler:
         if st is None:
             return
         if st.bridge is not None:
-            st.bridge.cancel()
-            try:
-                await st.bridge
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(st.bridge)
         if st.handle is not None:
             # a live actor drains its outbox and records its cameras offline; a dead one is
             # only killed (its outbox stays on disk for the next start)

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from smartcity.analytics.registry import RULE_TYPES
+from smartcity.core.config import field_path
 from smartcity.core.errors import ValidationFailed
 
 if TYPE_CHECKING:
@@ -199,16 +200,6 @@ class RuleSpec(BaseModel):
         return tuple(self.classes) if self.classes else tuple(self.rule_class.default_classes)
 
 
-def _loc(loc: tuple[int | str, ...], prefix: str = "") -> str:
-    out = prefix
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(root)"
-
-
 def _msg(err: Mapping[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown field"
@@ -220,7 +211,7 @@ def _msg(err: Mapping[str, Any]) -> str:
 
 def format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
     """`path: message` lines of a pydantic error."""
-    return [f"{_loc(tuple(e['loc']), prefix)}: {_msg(e)}" for e in exc.errors()]
+    return [f"{field_path(tuple(e['loc']), prefix)}: {_msg(e)}" for e in exc.errors()]
 
 
 def _params_errors(type_name: str, params: Any) -> list[str]:
@@ -249,7 +240,7 @@ def validate_rule(data: Mapping[str, Any]) -> RuleSpec:
         for e in exc.errors():
             if not e["loc"] and params_checked:
                 continue  # the params errors, already listed with their full paths
-            errors.append(f"{_loc(tuple(e['loc']))}: {_msg(e)}")
+            errors.append(f"{field_path(tuple(e['loc']))}: {_msg(e)}")
         raise RuleValidationFailed(errors or ["(root): invalid rule"]) from None
     if errors:  # pragma: no cover - RuleSpec re-checks params, so this cannot be reached
         raise RuleValidationFailed(errors)

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["raise_if_cancelling", "wait_for"]
+__all__ = ["cancel_and_wait", "raise_if_cancelling", "wait_for"]
 
 
 async def wait_for(aw: Awaitable[T], limit_s: float | None) -> T:
@@ -36,3 +36,15 @@ def raise_if_cancelling() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def cancel_and_wait(task: asyncio.Task[object] | None) -> None:
+    """Cancel `task` and wait until it has finished; its own CancelledError is expected and
+    swallowed, a cancellation of the caller while it waits is not."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        raise_if_cancelling()

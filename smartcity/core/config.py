@@ -276,8 +276,9 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
+def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    """A pydantic error location as a config path: `cameras[2].url` (`(root)` when empty)."""
+    out = prefix
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
@@ -294,7 +295,7 @@ def format_validation_error(exc: ValidationError) -> list[str]:
             msg = "unknown field"
         elif err["type"] == "missing":
             msg = "field required"
-        lines.append(f"{_path(tuple(err['loc']))}: {msg}")
+        lines.append(f"{field_path(tuple(err['loc']))}: {msg}")
     return lines
 
 

@@ -53,6 +53,7 @@ from smartcity.graphql.types import (
 )
 from smartcity.storage.audit_repo import AuditRepo
 from smartcity.storage.repo import upsert_group
+from smartcity.storage.rules_repo import RuleRow
 from smartcity.storage.users import authenticate, create_user, update_user
 from smartcity.webrtc import LiveViewError
 
@@ -161,6 +162,19 @@ async def _move_incident(
     return IncidentType.from_record(moved)
 
 
+async def _rule_to_operate(info: Info[Any, Any], rule_id: str) -> tuple[Principal, RuleRow] | NotAuthorized | NotFoundError:
+    """The caller and the rule they may act on as an operator, or why not (a rule of a camera
+    outside their scope does not exist for them)."""
+    p = maybe_principal(info)
+    if (no := denied(p, "operator")) is not None:
+        return no
+    assert p is not None
+    row = await services(info).rules.get(rule_id)
+    if row is None or not await sees_camera(info, row.camera_id):
+        return NotFoundError(message=f"rule {rule_id} does not exist")
+    return p, row
+
+
 def _self_lockout(p: Principal, username: str, data: UserUpdateInput) -> ValidationError | None:
     if username != p.username:
         return None
@@ -210,12 +224,10 @@ class Mutation:
 
     @strawberry.mutation(description="Pause (enabled: false) or resume a rule.")
     async def set_rule_enabled(self, info: Info[Any, Any], id: strawberry.ID, enabled: bool) -> RuleResult:
-        p = maybe_principal(info)
-        if (no := denied(p, "operator")) is not None:
-            return no
-        row = await services(info).rules.get(str(id))
-        if row is None or not await sees_camera(info, row.camera_id):
-            return NotFoundError(message=f"rule {id} does not exist")
+        found = await _rule_to_operate(info, str(id))
+        if not isinstance(found, tuple):
+            return found
+        _, row = found
         spec = row.spec()
         data = RuleInput(
             camera_id=strawberry.ID(row.camera_id),
@@ -232,28 +244,22 @@ class Mutation:
 
     @strawberry.mutation(description="Delete a rule.")
     async def delete_rule(self, info: Info[Any, Any], id: strawberry.ID) -> DeleteResult:
-        p = maybe_principal(info)
-        if (no := denied(p, "operator")) is not None:
-            return no
-        assert p is not None
+        found = await _rule_to_operate(info, str(id))
+        if not isinstance(found, tuple):
+            return found
+        p, row = found
         s = services(info)
-        row = await s.rules.get(str(id))
-        if row is None or not await sees_camera(info, row.camera_id):
-            return NotFoundError(message=f"rule {id} does not exist")
         await s.rules.delete(row.id, actor=p.username)  # audited in the same transaction
         s.video.rules_changed(row.camera_id)
         return Deleted(id=id)
 
     @strawberry.mutation(description="Push the state (red, amber, green) of an external traffic signal to a red_light rule.")
     async def push_signal_state(self, info: Info[Any, Any], rule_id: strawberry.ID, state: str) -> SignalResult:
-        p = maybe_principal(info)
-        if (no := denied(p, "operator")) is not None:
-            return no
-        assert p is not None
+        found = await _rule_to_operate(info, str(rule_id))
+        if not isinstance(found, tuple):
+            return found
+        p, row = found
         s = services(info)
-        row = await s.rules.get(str(rule_id))
-        if row is None or not await sees_camera(info, row.camera_id):
-            return NotFoundError(message=f"rule {rule_id} does not exist")
         if state not in SIGNAL_STATES:
             return invalid("state", "red, amber or green")
         if not takes_signal_states(row.type, row.params):

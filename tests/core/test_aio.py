@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from smartcity.core.aio import raise_if_cancelling, wait_for
+from smartcity.core.aio import cancel_and_wait, raise_if_cancelling, wait_for
 from smartcity.core.supervisor import TaskSupervisor
 
 
@@ -91,3 +91,37 @@ def test_package_code_does_not_use_stdlib_wait_for() -> None:
         if "asyncio.wait_for(" in line and p.name != "aio.py"
     ]
     assert offenders == []
+
+
+async def test_cancel_and_wait_ends_the_task_and_keeps_the_callers_cancellation() -> None:
+    finished: list[str] = []
+
+    async def worker() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            finished.append("worker")
+
+    task = asyncio.create_task(worker())
+    await asyncio.sleep(0)
+    await cancel_and_wait(task)  # the task's own cancellation is the expected end: no error
+    assert task.cancelled() and finished == ["worker"]
+
+    stubborn_release = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await stubborn_release.wait()  # takes its time to stop
+            raise
+
+    inner = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    outer = asyncio.create_task(cancel_and_wait(inner))
+    await asyncio.sleep(0)
+    outer.cancel()  # the caller is cancelled while it waits
+    stubborn_release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await outer
+    assert outer.cancelled() and inner.cancelled()
