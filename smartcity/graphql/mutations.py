@@ -29,6 +29,7 @@ from smartcity.core.passwords import MAX_LENGTH
 from smartcity.core.video import SignalPush, SignalState
 from smartcity.graphql.access import maybe_principal, sees_camera, services, visible_cameras
 from smartcity.graphql.auth import Principal
+from smartcity.graphql.context import ApiServices
 from smartcity.graphql.incident_scope import may_move
 from smartcity.graphql.login_limits import INVALID_USERNAME, LoginThrottled, plausible_username
 from smartcity.graphql.results import ValidationLines, denied, invalid, user_out, validation
@@ -81,12 +82,10 @@ def _audit(info: Info[Any, Any]) -> AuditRepo:
 async def _save_rule(
     info: Info[Any, Any], rule_id: str, data: RuleInput, *, creating: bool
 ) -> Rule | ValidationError | NotAuthorized | NotFoundError:
-
-    p = maybe_principal(info)
-    if (no := denied(p, "operator")) is not None:
-        return no
-    assert p is not None
-    s = services(info)
+    acting = _acting(info, "operator")
+    if isinstance(acting, NotAuthorized):
+        return acting
+    p, s = acting
     existing = await s.rules.get(rule_id)
     if not creating and (existing is None or not await sees_camera(info, existing.camera_id)):
         return NotFoundError(message=f"rule {rule_id} does not exist")
@@ -129,11 +128,10 @@ async def _save_rule(
 async def _move_incident(
     info: Info[Any, Any], incident_id: str, target: IncidentState, comment: str | None
 ) -> IncidentType | ValidationError | NotAuthorized | NotFoundError:
-    p = maybe_principal(info)
-    if (no := denied(p, "operator")) is not None:
-        return no
-    assert p is not None
-    s = services(info)
+    acting = _acting(info, "operator")
+    if isinstance(acting, NotAuthorized):
+        return acting
+    p, s = acting
     if s.incidents is None or s.outbox is None:
         return NotFoundError(message="incidents are not enabled on this server (alerts.enabled is false)")
     try:
@@ -162,13 +160,22 @@ async def _move_incident(
     return IncidentType.from_record(moved)
 
 
+def _acting(info: Info[Any, Any], need: str) -> tuple[Principal, ApiServices] | NotAuthorized:
+    """The caller, if they hold role `need`, and the server's services; or why not."""
+    p = maybe_principal(info)
+    if (no := denied(p, need)) is not None:
+        return no
+    assert p is not None
+    return p, services(info)
+
+
 async def _rule_to_operate(info: Info[Any, Any], rule_id: str) -> tuple[Principal, RuleRow] | NotAuthorized | NotFoundError:
     """The caller and the rule they may act on as an operator, or why not (a rule of a camera
     outside their scope does not exist for them)."""
-    p = maybe_principal(info)
-    if (no := denied(p, "operator")) is not None:
-        return no
-    assert p is not None
+    acting = _acting(info, "operator")
+    if isinstance(acting, NotAuthorized):
+        return acting
+    p, s = acting
     row = await services(info).rules.get(rule_id)
     if row is None or not await sees_camera(info, row.camera_id):
         return NotFoundError(message=f"rule {rule_id} does not exist")
@@ -189,7 +196,6 @@ def _self_lockout(p: Principal, username: str, data: UserUpdateInput) -> Validat
 class Mutation:
     @strawberry.mutation(description="Exchange a user name and password for a bearer token (rate limited).")
     async def login(self, info: Info[Any, Any], username: str, password: str) -> LoginResult:
-
         s = services(info)
         request = info.context.get("request")
         client = getattr(getattr(request, "client", None), "host", None) or "unknown"
@@ -285,13 +291,10 @@ class Mutation:
 
     @strawberry.mutation(description="Create or update a camera (admins); its group's actor picks it up live.")
     async def upsert_camera(self, info: Info[Any, Any], input: CameraInput) -> CameraResult:
-
-
-        p = maybe_principal(info)
-        if (no := denied(p, "admin")) is not None:
-            return no
-        assert p is not None
-        s = services(info)
+        acting = _acting(info, "admin")
+        if isinstance(acting, NotAuthorized):
+            return acting
+        p, s = acting
         try:
             cfg = CameraConfig(
                 id=str(input.id), url=input.url, name=input.name, group=input.group,
@@ -317,13 +320,10 @@ class Mutation:
 
     @strawberry.mutation(description="Create a camera group or change its description (admins).")
     async def upsert_camera_group(self, info: Info[Any, Any], name: str, description: str = "") -> GroupResult:
-
-
-        p = maybe_principal(info)
-        if (no := denied(p, "admin")) is not None:
-            return no
-        assert p is not None
-        s = services(info)
+        acting = _acting(info, "admin")
+        if isinstance(acting, NotAuthorized):
+            return acting
+        p, s = acting
         try:
             cfg = CameraGroupConfig(name=name, description=description)
         except PydanticError as exc:
@@ -340,11 +340,10 @@ class Mutation:
 
     @strawberry.mutation(description="Create a user with a role and camera-group scope (admins).")
     async def create_user(self, info: Info[Any, Any], input: UserInput) -> UserResult:
-
-        p = maybe_principal(info)
-        if (no := denied(p, "admin")) is not None:
-            return no
-        assert p is not None
+        acting = _acting(info, "admin")
+        if isinstance(acting, NotAuthorized):
+            return acting
+        p, s = acting
         try:  # audited in the same transaction
             u = await create_user(services(info).db, input.username, input.password, input.role, input.groups, actor=p.username)
         except ValidationFailed as exc:
@@ -355,14 +354,12 @@ class Mutation:
         description="Change a user's role, camera groups, password or disable the account (admins); the user's tokens are revoked."
     )
     async def update_user(self, info: Info[Any, Any], username: str, input: UserUpdateInput) -> UserResult:
-
-        p = maybe_principal(info)
-        if (no := denied(p, "admin")) is not None:
-            return no
-        assert p is not None
+        acting = _acting(info, "admin")
+        if isinstance(acting, NotAuthorized):
+            return acting
+        p, s = acting
         if (refused := _self_lockout(p, username, input)) is not None:
             return refused
-        s = services(info)
         try:  # audited in the same transaction (never the password)
             u = await update_user(
                 s.db, username, actor=p.username, role=input.role,
@@ -376,12 +373,10 @@ class Mutation:
     async def start_live_view(
         self, info: Info[Any, Any], camera_id: strawberry.ID, offer_sdp: str, unpixelated: bool = False
     ) -> LiveViewResult:
-
-        p = maybe_principal(info)
-        if (no := denied(p, "viewer")) is not None:
-            return no
-        assert p is not None
-        s = services(info)
+        acting = _acting(info, "viewer")
+        if isinstance(acting, NotAuthorized):
+            return acting
+        p, s = acting
         if s.live_views is None:
             return NotFoundError(message="live views are not available on this server")
         if not await sees_camera(info, str(camera_id)):
