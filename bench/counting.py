@@ -50,7 +50,8 @@ from roadsim.types import NoiseLevel, SceneRun, TrueEpisode  # noqa: E402
 from smartcity.analytics import RuleEngine, RuleSpec, validate_rule  # noqa: E402
 from smartcity.core.events import CountBucket, RuleEvent  # noqa: E402
 from smartcity.core.vision import FrameTracks  # noqa: E402
-from smartcity.replay import CameraReplay, DetectionLogWriter  # noqa: E402
+from smartcity.replay import CameraReplay  # noqa: E402
+from smartcity.sources.detlog import DetectionLogWriter  # noqa: E402
 from smartcity.storage.db import Database, migrate  # noqa: E402
 from smartcity.storage.register import count_series  # noqa: E402
 from smartcity.storage.tables import counts as counts_table  # noqa: E402

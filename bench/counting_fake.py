@@ -16,7 +16,7 @@ import scenario
 from roadsim.types import NoiseLevel, SceneRun, TrueCrossing, TrueEpisode, Truth
 
 from smartcity.analytics.geometry import point_in_polygon
-from smartcity.replay import FrameRecord
+from smartcity.sources.detlog import FrameRecord
 
 NOISE: dict[str, dict[str, float]] = {
     "clean": {"miss_rate": 0.0, "jitter": 0.0, "false_positives_per_frame": 0.0, "occlusion_rate": 0.0,

@@ -20,7 +20,7 @@ import supervision as sv
 from smartcity.analytics.base import ClassVocab
 from smartcity.analytics.geometry import Line
 from smartcity.analytics.spec import RuleSpec
-from smartcity.replay import FrameRecord
+from smartcity.sources.detlog import FrameRecord
 
 CountKey = tuple[str, str, str]  # (rule id, direction name, class)
 

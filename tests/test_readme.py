@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from smartcity.analytics import load_rules_file
-from smartcity.replay import parse_detection_line
+from smartcity.sources.detlog import parse_detection_line
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

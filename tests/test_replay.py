@@ -12,7 +12,7 @@ import pytest
 
 from smartcity.core.errors import ValidationFailed
 from smartcity.core.vision import Detection
-from smartcity.replay import (
+from smartcity.sources.detlog import (
     DetectionLogError,
     DetectionLogWriter,
     FrameRecord,
@@ -81,7 +81,7 @@ def test_writer_appends_and_cuts_a_partial_line_left_by_a_crash(
 ) -> None:
     path = tmp_path / "det.jsonl"
     path.write_text(GOOD + "\n" + GOOD[:37])  # the process died in the middle of a line
-    with caplog.at_level(logging.WARNING, logger="smartcity.replay"), DetectionLogWriter(path) as writer:
+    with caplog.at_level(logging.WARNING, logger="smartcity.sources.detlog"), DetectionLogWriter(path) as writer:
         writer.write("c2", 2.0, 640, 480, [])
     assert "cut a partial last line of 37 bytes" in caplog.text
     assert [(r.camera, r.t) for r in read_detection_log(path)] == [("c1", 1.5), ("c2", 2.0)]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from smartcity.replay import DetectionLogWriter
+from smartcity.sources.detlog import DetectionLogWriter
 
 from .build import iter_runs, scene_names
 from .draw import draw_frame

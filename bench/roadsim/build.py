@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from smartcity.analytics.spec import RuleSpec, validate_rule
-from smartcity.replay import FrameRecord
+from smartcity.sources.detlog import FrameRecord
 
 from . import truth as tr
 from .camera import Camera, box_corners, occluded_share, project_boxes

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from smartcity.replay import FrameRecord
+from smartcity.sources.detlog import FrameRecord
 
 NoiseLevel = Literal["clean", "realistic", "hard"]
 

@@ -28,6 +28,7 @@ from smartcity.core.events import CameraHealth, CameraState, Event, EventEnvelop
 from smartcity.core.video import LiveFrame, SignalPush
 from smartcity.core.vision import Box, Detection, Track
 from smartcity.privacy import private_boxes, render_evidence
+from smartcity.sources.detlog import DetectionLogWriter
 from smartcity.tracking.config import TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -322,7 +323,6 @@ class CameraGroup:
         if not self.options.record_dir:
             return None
         if self._recorder is None:
-            from smartcity.replay import DetectionLogWriter
 
             path = Path(self.options.record_dir) / f"{self.group}-{int(time.time())}.jsonl"
             self._recorder = DetectionLogWriter(path)

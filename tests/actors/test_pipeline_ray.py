@@ -22,8 +22,9 @@ from smartcity.core.bus import EventBus, Overflow
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
 from smartcity.core.events import CameraHealth, DetectionSummary
 from smartcity.core.supervisor import TaskSupervisor
-from smartcity.replay import main_replay, read_detection_log
+from smartcity.replay import main_replay
 from smartcity.sources import demo_video_path
+from smartcity.sources.detlog import read_detection_log
 from smartcity.storage.db import Database, migrate
 from smartcity.storage.tables import events as events_table
 from smartcity.storage.writer import EventWriter

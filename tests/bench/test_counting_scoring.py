@@ -26,7 +26,7 @@ from roadsim.types import SceneRun, TrueCrossing, TrueEpisode, Truth
 
 from smartcity.core.events import CountBucket
 from smartcity.core.vision import Detection
-from smartcity.replay import FrameRecord
+from smartcity.sources.detlog import FrameRecord
 from smartcity.storage.db import Database, migrate
 
 W, H, FPS = 640, 480, 5.0

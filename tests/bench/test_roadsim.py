@@ -169,7 +169,8 @@ def test_cli_writes_a_log_rules_and_truth_that_smartcity_replay_reads(tmp_path, 
     _require_sumo()
     from roadsim.__main__ import main
 
-    from smartcity.replay import read_detection_log, replay
+    from smartcity.replay import replay
+    from smartcity.sources.detlog import read_detection_log
 
     monkeypatch.setenv("ROADSIM_CACHE", str(tmp_path / "cache"))
     out, rules, truth = tmp_path / "dets.jsonl", tmp_path / "rules.yaml", tmp_path / "truth.json"

@@ -17,7 +17,7 @@ from smartcity.app import Server
 from smartcity.core.config import load_settings
 from smartcity.core.events import CameraHealth, CameraState
 from smartcity.core.files import private_dir, write_private
-from smartcity.replay import DetectionLogWriter
+from smartcity.sources.detlog import DetectionLogWriter
 from smartcity.storage.db import Database, migrate
 from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
 from smartcity.storage.tables import audit_log
