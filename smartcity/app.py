@@ -46,6 +46,7 @@ from smartcity.core.jsonvalue import JsonValue
 from smartcity.core.status import StatusBoard
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.core.video import NoVideo, VideoControl
+from smartcity.demo import bootstrap_demo_rules
 from smartcity.extension_wiring import extension_branches, extension_host, extension_schema
 from smartcity.extensions import ExtensionPlan, ExtensionServices
 from smartcity.extensions.host import ExtensionHost
@@ -68,6 +69,7 @@ from smartcity.storage.readonly import StoredReads
 from smartcity.storage.repo import CameraRepo
 from smartcity.storage.retention import run_retention
 from smartcity.storage.rules_repo import RuleRepo
+from smartcity.storage.users import create_user, list_users
 from smartcity.storage.writer import EventWriter
 from smartcity.webrtc import LiveViewConfig, LiveViewHub
 
@@ -154,7 +156,6 @@ class Server:
         await cams.sync_from_config(s.camera_groups, s.cameras)
         self.signer = TokenSigner(load_secret(s.storage.data_dir), image_ttl_s=s.server.image_token_ttl_s)
         if self.bootstrap_admin:  # the demo: an admin, and rules on the demo camera
-            from smartcity.demo import bootstrap_demo_rules
 
             await self._bootstrap_admin()
             await bootstrap_demo_rules(self.db, [(c.id, c.url) for c in s.cameras])
@@ -214,7 +215,6 @@ class Server:
             await self.extensions.start(services)
 
     async def _bootstrap_admin(self) -> None:
-        from smartcity.storage.users import create_user, list_users
 
         assert self.db is not None
         if await list_users(self.db):

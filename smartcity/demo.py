@@ -16,6 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from smartcity.analytics import validate_rule
+from smartcity.analytics.shapes import rule_shapes
 from smartcity.core.config import DEMO_URL
 from smartcity.storage.db import Database
 from smartcity.storage.rules_repo import RuleRepo
@@ -76,8 +78,6 @@ def demo_rule_specs(camera_id: str) -> list[dict[str, Any]]:
 async def bootstrap_demo_rules(db: Database, cameras: Iterable[tuple[str, str]]) -> list[str]:
     """Create the demo rules on every (camera id, url) showing the bundled clip that has no rule
     yet and never had them; returns the ids created. Idempotent: a second start creates nothing."""
-    from smartcity.analytics import validate_rule
-    from smartcity.analytics.shapes import rule_shapes
 
     repo = RuleRepo(db)
     created: list[str] = []

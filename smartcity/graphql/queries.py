@@ -13,6 +13,8 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from smartcity.analytics import RULE_TYPES
+from smartcity.analytics.registry import params_schema
 from smartcity.core.events import IncidentState
 from smartcity.core.incidents import DeliveryState
 from smartcity.graphql.access import (
@@ -46,6 +48,7 @@ from smartcity.graphql.types import (
 from smartcity.storage.audit_repo import AuditRepo
 from smartcity.storage.incidents_repo import IncidentRepo
 from smartcity.storage.register import count_series, page_events
+from smartcity.storage.users import list_users
 
 BUCKETS = (60, 900, 3600, 86400)
 MAX_SERIES_DAYS = 400
@@ -109,8 +112,6 @@ class Query:
 
     @strawberry.field(description="Every registered rule type with the JSON schema of its parameters.")
     def rule_types(self, info: Info[Any, Any]) -> list[RuleType]:
-        from smartcity.analytics import RULE_TYPES
-        from smartcity.analytics.registry import params_schema
 
         principal(info)
         return [
@@ -287,7 +288,6 @@ class Query:
 
     @strawberry.field(description="Users (admins only).")
     async def users(self, info: Info[Any, Any]) -> list[User]:
-        from smartcity.storage.users import list_users
 
         if not principal(info).is_admin:
             raise PermissionError("users: admin role needed")

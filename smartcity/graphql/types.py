@@ -13,6 +13,7 @@ from smartcity.core.events import CameraHealth, ConsoleAlert, CountBucket, Incid
 from smartcity.core.incidents import IncidentRecord
 from smartcity.core.logsafe import redact_url
 from smartcity.graphql.images import evidence_path, signed_url, snapshot_path
+from smartcity.storage.incidents_repo import IncidentRepo
 from smartcity.storage.repo import CameraRow
 from smartcity.storage.rules_repo import RuleRow
 
@@ -273,7 +274,6 @@ class IncidentType:
 def evidence_loader(db: Any) -> DataLoader[tuple[str, ...], str | None]:
     """Batches the evidence lookups of every incident in one response into one query. Keyed by
     the incident's event ids, so an incident that gained events is looked up again."""
-    from smartcity.storage.incidents_repo import IncidentRepo
 
     async def load(keys: list[tuple[str, ...]]) -> list[str | None]:
         return await IncidentRepo(db).first_evidence(keys)
