@@ -27,7 +27,7 @@ from smartcity.models.base import (
     setup_threads,
 )
 from smartcity.models.config import DarknetDetectorConfig
-from smartcity.models.darknet import DarknetModel, build_darknet
+from smartcity.models.darknet import DarknetCfg, DarknetModel, build_darknet
 from smartcity.models.install import DEFAULT_CFG, DEFAULT_NAMES, DEFAULT_WEIGHTS, default_model_dir
 from smartcity.models.onnx_backend import OrtRunner, export_module_onnx, write_atomic
 from smartcity.models.torchscript_backend import EXTRA_FILE
@@ -70,8 +70,32 @@ def resolve_files(config: DarknetDetectorConfig, model_dir: Path | None = None) 
     return DarknetFiles(cfg, weights, names)
 
 
+YOLOV3_TINY_ANCHORS = (10, 14, 23, 27, 37, 58, 81, 82, 135, 169, 344, 319)
+
+
+def check_anchor_masks(cfg: DarknetCfg, source: Path) -> None:
+    """Refuse the YOLOv3-tiny cfg whose second [yolo] layer says `mask = 0,1,2` (it halves its boxes).
+
+    That is the cfg `smartcity models install` wrote before it corrected it (see
+    install.CFG_MASK_FIX). Refused rather than repaired here: the detector reads the model
+    directory, it does not write it (it may be read-only or shared by several workers), and the
+    installer is the one place that verifies what it writes.
+    """
+    yolos = [sec for sec in cfg.layers if sec.type == "yolo"]
+    if len(yolos) != 2 or any(tuple(sec.integers("anchors", "")) != YOLOV3_TINY_ANCHORS for sec in yolos):
+        return
+    second = yolos[1]
+    if second.integers("mask", "") == [0, 1, 2]:
+        raise DetectorError(
+            f"{source}: {second.where('mask')} is `0,1,2`, but the YOLOv3-tiny weights were trained with "
+            "`1,2,3` there (with 0,1,2 its boxes come out half size): run `smartcity models install` "
+            "to correct the installed cfg"
+        )
+
+
 def load_model(files: DarknetFiles) -> DarknetModel:
     model = build_darknet(files.cfg, files.weights)
+    check_anchor_masks(model.cfg, files.cfg)
     if model.num_classes != len(files.names):
         raise DetectorError(
             f"{files.cfg}: the network has {model.num_classes} classes but the class map has {len(files.names)}"
