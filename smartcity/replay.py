@@ -1,27 +1,9 @@
-"""Offline replay of a detections log (`smartcity.sources.detlog`: its format, recorder and
-reader) through the tracker and the rule engine.
+"""Offline replay of a detections log through the tracker and the rule engine.
 
-Format (JSON lines, UTF-8, one analysed frame per line, in the order frames were analysed):
-
-    {"camera": "north-gate", "t": 1732800000.2, "width": 1920, "height": 1080,
-     "detections": [{"box": [x1, y1, x2, y2], "class": "car", "score": 0.87}, ...]}
-
-- `camera`: camera id (non-empty string).
-- `t`: time of the frame, unix seconds (finite number). Per camera, frames follow each other
-  in time; cameras may be interleaved.
-- `width`, `height`: frame size in pixels (positive integers); rules use normalised
-  coordinates, so replay needs them.
-- `detections`: what the detector returned for that frame, possibly empty. `box` is four
-  finite numbers in pixels of the frame with x1 <= x2 and y1 <= y2, `class` a non-empty
-  string, `score` a number in [0, 1].
-
-No other field is allowed and no line is skipped: an empty or invalid line stops the
-reader with `line N: field.path: what is wrong`. The log holds anonymous boxes only: no
-image, no track id, nothing that identifies a person or a vehicle.
-
-Replay runs one fresh `ByteTracker` per camera and the rule engine over the log and writes
-what the pipeline would have produced: rule events and count buckets as JSON lines
-(`Event.to_dict()`), so a rule can be tried on recorded traffic before it goes live.
+The log's format, the recorder that writes it and the validating reader are
+`smartcity.sources.detlog`'s. Replay runs one fresh `ByteTracker` per camera and the rule engine
+over the log and writes what the pipeline would have produced: rule events and count buckets as
+JSON lines (`Event.to_dict()`), so a rule can be tried on recorded traffic before it goes live.
 """
 
 from __future__ import annotations
