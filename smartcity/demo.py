@@ -34,8 +34,9 @@ DEMO_RULES: tuple[dict[str, Any], ...] = (
         "type": "line_count",
         "name": "Walkway: walkers and cyclists each way",
         "classes": ["person", "bicycle"],
-        # across the walkway, from the tape at its top edge to the lawn below it: 21 crossings
-        # (8 to the junction, 13 to the west) in the clip's 80 s (YOLOv3-tiny at 5 fps, replayed)
+        # across the walkway, from the tape at its top edge to the lawn below it: 17 crossings
+        # (6 to the junction, 11 to the west) in the clip's 80 s (YOLOv3-tiny with its corrected
+        # anchor masks at 5 fps, replayed with the default tracker)
         "params": {
             "line": [[0.34, 0.27], [0.34, 0.56]],
             "in_direction": [1, 0],
@@ -49,8 +50,8 @@ DEMO_RULES: tuple[dict[str, Any], ...] = (
         "name": "Lingering at the assembly point (10 s)",
         "classes": ["person"],
         # the paving around the lamp post and its "assembly point" sign. Nobody stops there in
-        # the clip, but strollers take up to ~14 s to cross it: at 10 s the rule fires about
-        # three times in the clip's 80 s (YOLOv3-tiny at 5 fps, replayed), enough to show it.
+        # the clip, but strollers take up to ~14 s to cross it: at 10 s the rule fires twice in
+        # the clip's 80 s (YOLOv3-tiny at 5 fps, replayed), enough to show it.
         # Lingering, not parking: time in the zone counts even while walking (still_radius null).
         "params": {"zone": [[0.47, 0.36], [0.66, 0.36], [0.66, 0.6], [0.47, 0.6]], "threshold_s": 10,
                    "still_radius": None},
