@@ -175,4 +175,4 @@ class WasteExtension:
         latest = await self._latest()
         if latest is None:
             return _error(404, "no plan yet")
-        return JSONResponse({"plan_id": latest.id, "day": latest.day, "trigger": latest.trigger, **latest.body})
+        return Response(FleetSender.document(latest), media_type="application/json")  # what the fleet system gets
