@@ -47,6 +47,8 @@ class WasteRoute:
     truck_id: str
     stream: str
     depot_id: str
+    depot_lat: float
+    depot_lon: float
     km: float
     load_l: int
     start: datetime
@@ -86,7 +88,7 @@ def plan_type(stored: StoredPlan) -> WastePlan:
         solve_s=p.solve_s,
         routes=[
             WasteRoute(
-                truck_id=r.truck_id, stream=r.stream, depot_id=r.depot.id, km=r.km, load_l=r.load_l,
+                truck_id=r.truck_id, stream=r.stream, depot_id=r.depot.id, depot_lat=r.depot.lat, depot_lon=r.depot.lon, km=r.km, load_l=r.load_l,
                 start=r.start, end=r.end, trips=r.trips,
                 stops=[WasteStop(bin_id=s.bin_id, lat=s.lat, lon=s.lon, arrive=s.arrive, depart=s.depart, litres=s.litres, due=s.due, trip=s.trip) for s in r.stops],
             )
