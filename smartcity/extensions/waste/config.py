@@ -87,6 +87,24 @@ class FleetPush(_Strict):
         return self
 
 
+class Roads(_Strict):
+    """Where travel distances and times come from: straight lines times a detour factor (the
+    default), a precomputed matrix file, or an OSRM-compatible /table server."""
+
+    detour_factor: float = Field(1.3, ge=1.0, le=3.0, description="Street length over straight-line length.")
+    speed_kmh: float = Field(25.0, gt=0, le=130, description="Mean speed for straight-line travel times.")
+    matrix_file: Path | None = Field(None, description='JSON {"ids": [...], "distance_m": [[...]], "duration_s": [[...]]} over depot and bin ids.')
+    osrm_url: str | None = Field(None, pattern=r"^https?://", max_length=2000, description="Base URL of an OSRM-compatible server.")
+    osrm_profile: str = Field("driving", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    timeout_s: float = Field(30.0, gt=0, le=600, description="Per OSRM request.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Roads:
+        if self.matrix_file is not None and self.osrm_url is not None:
+            raise ValueError("give matrix_file or osrm_url, not both")
+        return self
+
+
 class WasteConfig(ExtensionConfig):
     """Bin-fill waste collection: sensor ingestion, fill forecasts and the daily route plan."""
 
@@ -96,6 +114,7 @@ class WasteConfig(ExtensionConfig):
     depots: list[Depot] = Field(min_length=1, max_length=100)
     trucks: list[Truck] = Field(min_length=1, max_length=100)
     planner: PlannerConfig = Field(default_factory=PlannerConfig)
+    roads: Roads = Field(default_factory=Roads)
     schedule: Schedule = Field(default_factory=Schedule)
     sensors: Sensors = Field(default_factory=Sensors)
     mqtt: MqttConfig | None = Field(None, description="Ingest readings from a broker (and push plans there).")

@@ -18,6 +18,7 @@ from smartcity.extensions.registry import register_extension
 
 from .api import graphql_parts
 from .config import SensorFormat, WasteConfig
+from .distances import DistanceSource, MatrixFile, OsrmTable
 from .links import ClientFactory, FleetSender, MqttIngest, default_client
 from .service import Trigger, UnknownBin, WasteService, next_day, next_run
 from .store import StoredPlan, plans
@@ -46,10 +47,13 @@ class WasteExtension:
         *,
         mqtt_client: ClientFactory = default_client,
         http_transport: httpx.AsyncBaseTransport | None = None,
+        osrm_transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.config = config
         self._mqtt_client = mqtt_client
         self._transport = http_transport
+        self._osrm_transport = osrm_transport
+        self._osrm: httpx.Client | None = None
         self.ctx: ExtensionContext | None = None
         self.service: WasteService | None = None
         self.mqtt: MqttIngest | None = None
@@ -62,7 +66,7 @@ class WasteExtension:
         except (OSError, ValueError) as exc:
             raise ExtensionError(f"waste bins: {exc}") from exc
         self.ctx = ctx
-        svc = self.service = WasteService(cfg, registry, ctx.tables, ctx.clock)
+        svc = self.service = WasteService(cfg, registry, ctx.tables, ctx.clock, self._distances())
         await svc.load()
         ctx.add_metrics(svc.metrics)
         ctx.add_routes(
@@ -85,8 +89,23 @@ class WasteExtension:
             ctx.supervisor.start("waste:daily-plan", self.daily, restart=True)
         log.info("waste: %d bins, %d depots, %d truck kinds", len(registry), len(cfg.depots), len(cfg.trucks))
 
+    def _distances(self) -> DistanceSource | None:
+        roads = self.config.roads
+        if roads.matrix_file is not None:
+            try:
+                return MatrixFile.from_json(roads.matrix_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ExtensionError(f"waste roads.matrix_file: {exc}") from exc
+        if roads.osrm_url is not None:
+            # synchronous: the planner asks it from its worker thread
+            self._osrm = httpx.Client(transport=self._osrm_transport, timeout=roads.timeout_s)
+            return OsrmTable(self._osrm, roads.osrm_url, roads.osrm_profile)
+        return None  # straight lines times the detour factor
+
     async def stop(self) -> None:
-        return None  # everything it runs is a task of ctx.supervisor
+        # its tasks belong to ctx.supervisor; the OSRM client is its own
+        if self._osrm is not None:
+            self._osrm.close()
 
     def _svc(self) -> WasteService:
         if self.service is None:

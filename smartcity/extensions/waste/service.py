@@ -18,11 +18,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from smartcity.core.clock import Clock
+from smartcity.core.errors import SmartcityError
 from smartcity.extensions.context import ExtensionTables
 
 from . import store
 from .bins import Bin
 from .config import SensorFormat, WasteConfig
+from .distances import DistanceSource, Haversine, RoadNetworkError
 from .forecast import FillForecast, fit
 from .planner import BinState, Plan, plan_day
 from .plans import plan_to_json
@@ -31,6 +33,10 @@ from .sensors import Deduplicator, FillReading, PayloadError, parse_native
 Trigger = Literal["schedule", "demand"]
 FEED_QUEUE = 16
 FORECAST_TTL_S = 3600.0  # forecasts for the bins query are refitted at most hourly (plans refit always)
+
+
+class PlanError(SmartcityError):
+    """A plan that could not be made for a reason the city can fix (the road network, the fleet)."""
 
 
 class UnknownBin(ValueError):
@@ -150,8 +156,11 @@ def forecasts(registry: Sequence[Bin], history: store.Series, tz: tzinfo) -> dic
 class WasteService:
     """One city's bins, readings and plans (built by the extension at start)."""
 
-    def __init__(self, config: WasteConfig, registry: Sequence[Bin], db: ExtensionTables, clock: Clock) -> None:
+    def __init__(
+        self, config: WasteConfig, registry: Sequence[Bin], db: ExtensionTables, clock: Clock, distances: DistanceSource | None = None
+    ) -> None:
         self.config = config
+        self.distances = distances or Haversine(config.roads.detour_factor, config.roads.speed_kmh)
         self.bins: dict[str, Bin] = {b.id: b for b in registry}
         self.db = db
         self.clock = clock
@@ -241,7 +250,7 @@ class WasteService:
         for b in registry:
             level, t = self.levels.get(b.id, (0.0, now))
             states.append(BinState(b, level, datetime.fromtimestamp(t, self.tz), fc[b.id]))
-        return plan_day(states, self.config.depots, self.config.trucks, day, self.config.planner)
+        return plan_day(states, self.config.depots, self.config.trucks, day, self.config.planner, self.distances)
 
     async def make_plan(self, trigger: Trigger, day: datetime | None = None) -> store.StoredPlan:
         """Forecast from stored readings, route the fleet off the event loop, store and announce the plan."""
@@ -252,6 +261,9 @@ class WasteService:
             try:
                 history = await self._history(now)
                 plan = await asyncio.to_thread(self._plan, history, target, now)
+            except (RoadNetworkError, ValueError) as exc:
+                self.stats.plan_failures += 1
+                raise PlanError(f"no plan: {exc}") from exc
             except Exception:
                 self.stats.plan_failures += 1
                 raise
