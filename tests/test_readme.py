@@ -119,3 +119,4 @@ def test_readme_waste_example_is_a_valid_config(tmp_path: Path) -> None:
     assert config.sensors.tts_v3.device_bins == {"eui-70b3d57ed0000001": "B-0001"}
     assert config.mqtt is not None and [t.format for t in config.mqtt.topics] == ["native", "tts_v3"]
     assert config.fleet is not None and config.fleet.mqtt_topic == "city/waste/plans"
+    assert config.roads.osrm_url == "http://127.0.0.1:5000"
