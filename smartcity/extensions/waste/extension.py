@@ -131,8 +131,11 @@ class WasteExtension:
         at, tz = self.config.schedule.at, self.config.schedule.tz
         now = clock.time()
         todays = next_run(now - 86_400.0, at, tz)  # today's (or the last past) planning time
-        if todays <= now and not await svc.has_plan(next_day(todays, tz), "schedule"):
-            await self.plan("schedule", next_day(todays, tz))
+        try:
+            if todays <= now and not await svc.has_plan(next_day(todays, tz), "schedule"):
+                await self.plan("schedule", next_day(todays, tz))
+        except Exception:  # logged and counted; the next run is still due
+            log.exception("waste: the missed daily plan could not be made")
         while True:
             now = clock.time()
             when = next_run(now, at, tz)

@@ -28,7 +28,7 @@ from .distances import DistanceSource, Haversine, RoadNetworkError
 from .forecast import FillForecast, fit
 from .planner import BinState, Plan, plan_day
 from .plans import plan_to_json
-from .sensors import Deduplicator, FillReading, PayloadError, parse_native
+from .sensors import FillReading, PayloadError, parse_native
 
 Trigger = Literal["schedule", "demand"]
 FEED_QUEUE = 16
@@ -169,7 +169,6 @@ class WasteService:
         self.metrics = WasteMetrics(self.stats, self.bins)
         self.feed = PlanFeed()
         self.levels: dict[str, tuple[float, float]] = {}  # bin -> (level, unix t), newest known
-        self._dedupe = Deduplicator(10_000)
         self._planning = asyncio.Lock()
         self._forecasts: dict[str, FillForecast] = {}
         self._forecast_at = float("-inf")
@@ -203,7 +202,8 @@ class WasteService:
         except UnknownBin as exc:
             self.stats.rejected["unknown_bin"] += 1
             return Ingested("rejected", None, "unknown_bin", str(exc))
-        if not self._dedupe.first_time(reading.message_id) or not await store.add_reading(self.db, reading, self.clock.time()):
+        # the database's unique key decides: an id remembered before a failed write would lose its retry
+        if not await store.add_reading(self.db, reading, self.clock.time()):
             self.stats.duplicates += 1
             return Ingested("duplicate", reading)
         self.stats.accepted += 1
