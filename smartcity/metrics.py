@@ -110,3 +110,5 @@ class ServerCollector(Collector):
             fps.add_metric([cid], h.analysed_fps)
         yield states
         yield fps
+        if s.extensions is not None:
+            yield from s.extensions.collect()

@@ -101,3 +101,22 @@ def test_readme_models_example_is_a_valid_config(tmp_path: Path) -> None:
     f.write_text(block_after("`analysis.models` (instead of it)", "yaml"))
     s = check_settings(load_settings(f, environ={}))
     assert s.analysis.model_list() == [{"role": "detect", "type": "darknet", "conf_threshold": 0.1}]
+
+
+def test_readme_waste_example_is_a_valid_config(tmp_path: Path) -> None:
+    from smartcity.core.config import load_settings
+    from smartcity.extensions.waste import WasteConfig
+    from smartcity.settings_check import check_settings
+
+    f = tmp_path / "waste.yaml"
+    f.write_text(block_after("## Waste collection (bin-fill routing)", "yaml"))
+    s = check_settings(load_settings(f, environ={}))
+    config = WasteConfig.model_validate(s.extensions[0])
+    assert [b.id for b in config.bins] == ["B-0001", "B-0002"]
+    assert config.bins[1].access.seconds() == (6 * 3600, 9 * 3600)
+    assert config.trucks[0].count == 3 and config.trucks[0].max_reloads == 1
+    assert config.schedule.timezone == "Europe/Paris"
+    assert config.sensors.tts_v3.device_bins == {"eui-70b3d57ed0000001": "B-0001"}
+    assert config.mqtt is not None and [t.format for t in config.mqtt.topics] == ["native", "tts_v3"]
+    assert config.fleet is not None and config.fleet.mqtt_topic == "city/waste/plans"
+    assert config.roads.osrm_url == "http://127.0.0.1:5000"

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from prometheus_client.registry import Collector
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.requests import HTTPConnection
@@ -118,6 +119,8 @@ class ExtensionContext:
     supervisor: TaskSupervisor = field(default_factory=TaskSupervisor, init=False)
     routes: list[BaseRoute] = field(default_factory=list, init=False)
     graphql: GraphQLParts = field(default_factory=GraphQLParts, init=False)
+    # served on /metrics with the server's while the extension runs
+    collectors: list[Collector] = field(default_factory=list, init=False)
     _undo: list[Callable[[], None]] = field(default_factory=list, init=False)
     _closed: bool = field(default=False, init=False)
 
@@ -183,6 +186,12 @@ class ExtensionContext:
         self.graphql = self.graphql + GraphQLParts(
             (query,) if query else (), (mutation,) if mutation else (), (subscription,) if subscription else ()
         )
+
+    def add_metrics(self, collector: Collector) -> None:
+        """Prometheus metrics of this extension (name them `smartcity_<name>_...`), collected
+        with the server's on every scrape of /metrics until the extension stops."""
+        self._check_open()
+        self.collectors.append(collector)
 
     async def close(self, timeout_s: float) -> None:
         """Undo the subscriptions, then cancel the extension's tasks (newest first)."""

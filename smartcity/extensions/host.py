@@ -8,9 +8,10 @@ others and the server go on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from prometheus_client.core import Metric
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Router
@@ -93,6 +94,15 @@ class ExtensionHost:
     def graphql(self) -> list[GraphQLParts]:
         """The GraphQL parts of the running extensions, in start order."""
         return [r.ctx.graphql for r in self._running if r.ctx.graphql]
+
+    def collect(self) -> Iterator[Metric]:
+        """The metrics of the running extensions (one failing collector is logged and skipped)."""
+        for r in list(self._running):
+            for collector in r.ctx.collectors:
+                try:
+                    yield from list(collector.collect())
+                except Exception:
+                    log.exception("extension %s: metrics failed", r.name)
 
     async def start(self, services: ExtensionServices) -> None:
         for gone in self.plan.unavailable:

@@ -9,6 +9,7 @@ import { WallView } from "./wall.js";
 import { CameraView } from "./camera.js";
 import { DashboardView } from "./dashboard.js";
 import { setRuleTypes } from "./overlay.js";
+import { WasteView } from "./waste.js";
 
 const api = new Api("");
 const sound = new AlertSound();
@@ -45,6 +46,7 @@ const ROUTES = {
   camera: CameraView,
   incidents: IncidentsView,
   counts: DashboardView,
+  waste: WasteView,
 };
 
 let current = null;
@@ -147,6 +149,8 @@ async function startSession(session) {
     toast(`Incident feed unavailable: ${err.message}`, "error");
   }
   updateBadge();
+  // the Waste tab only where the waste extension runs (its fields are in the API)
+  api.gql("{ wastePlans(limit: 1) { id } }").then(() => { $("nav-waste").hidden = false; }, () => {});
   route();
   $("main").focus();
 }
