@@ -12,6 +12,8 @@ so that two rule types differ only where there is a reason (README, "Rules", has
   traffic a planner counts; the count is per class, so they never mix with vehicles.
 - PEOPLE, for crowd gauges (occupancy): a crowd is people.
 - BAGS, for abandoned objects: what a person carries and may leave behind.
+- DISCARDED, for the rules about rubbish (the objects of dumping, overflow): BAGS plus what a
+  detector trained on street rubbish names (bin bags, boxes, furniture).
 """
 
 from __future__ import annotations
@@ -20,3 +22,4 @@ VEHICLES = ("car", "truck", "bus", "motorcycle", "bicycle")
 ROAD_USERS = ("person", *VEHICLES)
 PEOPLE = ("person",)
 BAGS = ("backpack", "handbag", "suitcase")
+DISCARDED = ("box", "bag", "suitcase", "backpack", "handbag", "bin_bag", "furniture")

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from smartcity.analytics.base import ClassVocab, FrameView, Rule, track_payload
 from smartcity.analytics.base import nonzero_index as _nz
-from smartcity.analytics.classes import VEHICLES
+from smartcity.analytics.classes import DISCARDED, VEHICLES
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import ClassNames, Params, PolygonParam
 from smartcity.analytics.registry import register_rule
@@ -17,7 +17,7 @@ from smartcity.analytics.rules._presence import Stillness, aspect
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.events import RuleEvent, Severity
 
-DUMPED = ("box", "bag", "suitcase", "backpack", "handbag", "bin_bag", "furniture")
+DUMPED = DISCARDED
 
 
 @dataclass(slots=True)

@@ -12,14 +12,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from smartcity.core.events import RuleEvent
 from smartcity.extensions.base import ExtensionError
 from smartcity.extensions.context import ExtensionContext, caller_of
 from smartcity.extensions.registry import register_extension
 
 from .api import graphql_parts
+from .camera import overflow_reading
 from .config import SensorFormat, WasteConfig
 from .distances import DistanceSource, MatrixFile, OsrmTable
 from .links import ClientFactory, FleetSender, MqttIngest, default_client
+from .sensors import PayloadError
 from .service import Trigger, UnknownBin, WasteService, next_day, next_run
 from .store import StoredPlan, plans
 from .tables import metadata
@@ -69,6 +72,7 @@ class WasteExtension:
         svc = self.service = WasteService(cfg, registry, ctx.tables, ctx.clock, self._distances())
         await svc.load()
         ctx.add_metrics(svc.metrics)
+        ctx.subscribe(RuleEvent, self.on_rule_event)
         ctx.add_routes(
             [
                 Route("/readings", self.post_reading, methods=["POST"]),
@@ -144,6 +148,21 @@ class WasteExtension:
                 await self.plan("schedule", next_day(when, tz))
             except Exception:  # logged and counted; tomorrow's run is still due
                 log.exception("waste: the daily plan failed")
+
+    async def on_rule_event(self, event: RuleEvent) -> None:
+        """An `overflow` rule's event raises its bin to full; other rules' events are not ours."""
+        svc = self._svc()
+        try:
+            reading = overflow_reading(event)
+        except PayloadError as exc:
+            svc.stats.camera["invalid"] += 1
+            log.warning("waste: overflow event %s of rule %r (camera %s): %s", event.event_id, event.rule_id, event.camera_id, exc)
+            return
+        if reading is None:
+            return
+        got = await svc.camera_reading(reading)
+        if got.outcome == "rejected":  # the rule names a bin the registry lacks: the operator's to fix
+            log.warning("waste: overflow rule %r (camera %s): %s", event.rule_id, event.camera_id, got.message)
 
     async def post_reading(self, request: Request) -> Response:
         fmt = request.path_params.get("format") or request.query_params.get("format", "native")

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 MAX_PAYLOAD_BYTES = 64 * 1024  # a TTS uplink with many gateways' metadata is a few kB
 MAX_ID_CHARS = 128
 
-Source = Literal["native", "tts_v3", "field_map"]
+Source = Literal["native", "tts_v3", "field_map", "camera"]  # camera: an `overflow` rule's event (camera.py)
 
 
 @dataclass(frozen=True, slots=True)

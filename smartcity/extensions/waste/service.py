@@ -65,6 +65,7 @@ class WasteStats:
     plan_failures: int = 0
     collections: int = 0
     pushes: Counter[str] = field(default_factory=Counter)  # "webhook:ok", "mqtt:failed", ...
+    camera: Counter[str] = field(default_factory=Counter)  # overflow events: stored, duplicate, unknown_bin, invalid
 
 
 class WasteMetrics(Collector):
@@ -93,6 +94,10 @@ class WasteMetrics(Collector):
         for key, n in sorted(s.pushes.items()):
             pushes.add_metric(key.split(":", 1), n)
         yield pushes
+        camera = CounterMetricFamily("smartcity_waste_camera_overflows", "Overflow rule events (a camera saw a full bin), by outcome", labels=["outcome"])
+        for outcome, n in sorted(s.camera.items()):
+            camera.add_metric([outcome], n)
+        yield camera
         yield GaugeMetricFamily("smartcity_waste_bins", "Bins in the registry", value=len(self.bins))
 
 
@@ -202,15 +207,31 @@ class WasteService:
         except UnknownBin as exc:
             self.stats.rejected["unknown_bin"] += 1
             return Ingested("rejected", None, "unknown_bin", str(exc))
-        # the database's unique key decides: an id remembered before a failed write would lose its retry
-        if not await store.add_reading(self.db, reading, self.clock.time()):
+        if not await self._store(reading):
             self.stats.duplicates += 1
             return Ingested("duplicate", reading)
         self.stats.accepted += 1
+        return Ingested("stored", reading)
+
+    async def camera_reading(self, reading: FillReading) -> Ingested:
+        """Store a full bin seen by a camera (an overflow event as a reading; see camera.py),
+        counted apart from the sensors' readings."""
+        if reading.bin_id not in self.bins:
+            self.stats.camera["unknown_bin"] += 1
+            return Ingested("rejected", None, "unknown_bin", str(UnknownBin(reading.bin_id)))
+        outcome: Literal["stored", "duplicate"] = "stored" if await self._store(reading) else "duplicate"
+        self.stats.camera[outcome] += 1
+        return Ingested(outcome, reading)
+
+    async def _store(self, reading: FillReading) -> bool:
+        """Store a reading of a known bin and keep its bin's newest level; False for a redelivery."""
+        # the database's unique key decides: an id remembered before a failed write would lose its retry
+        if not await store.add_reading(self.db, reading, self.clock.time()):
+            return False
         t = reading.t.timestamp()
         if reading.bin_id not in self.levels or t >= self.levels[reading.bin_id][1]:
             self.levels[reading.bin_id] = (reading.level, t)
-        return Ingested("stored", reading)
+        return True
 
     async def collected(self, bin_id: str, t: float | None, reported_by: str, via: str) -> float:
         """A crew emptied `bin_id` at `t` (default now): its level resets to 0. Returns the time."""
