@@ -120,3 +120,11 @@ def test_readme_waste_example_is_a_valid_config(tmp_path: Path) -> None:
     assert config.mqtt is not None and [t.format for t in config.mqtt.topics] == ["native", "tts_v3"]
     assert config.fleet is not None and config.fleet.mqtt_topic == "city/waste/plans"
     assert config.roads.osrm_url == "http://127.0.0.1:5000"
+
+
+def test_readme_overflow_rule_example_loads(tmp_path: Path) -> None:
+    f = tmp_path / "overflow.yaml"
+    f.write_text(block_after("**Cameras.** A camera that sees a bin", "yaml"))
+    rules = load_rules_file(f)
+    assert [(r.type, r.params["bin_id"]) for r in rules] == [("overflow", "B-0042")]
+    assert rules[0].parsed_params().stay_s == 300
