@@ -43,8 +43,13 @@ async def cancel_and_wait(task: asyncio.Task[object] | None) -> None:
     swallowed, a cancellation of the caller while it waits is not."""
     if task is None:
         return
+    current = asyncio.current_task()
+    # a caller may already carry a cancellation it handled (a shutdown path run after its task
+    # was cancelled): only one that arrives while we wait is ours to pass on
+    before = current.cancelling() if current is not None else 0
     task.cancel()
     try:
         await task
     except asyncio.CancelledError:
-        raise_if_cancelling()
+        if current is not None and current.cancelling() > before:
+            raise

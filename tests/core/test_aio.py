@@ -125,3 +125,32 @@ async def test_cancel_and_wait_ends_the_task_and_keeps_the_callers_cancellation(
     with pytest.raises(asyncio.CancelledError):
         await outer
     assert outer.cancelled() and inner.cancelled()
+
+
+async def test_cancel_and_wait_in_a_shutdown_path_after_a_handled_cancellation_finishes() -> None:
+    """A stop routine that runs after its own task was cancelled (and handled it) still stops
+    every worker: the stale cancellation is not taken for a new one."""
+    stopped: list[int] = []
+
+    async def worker(i: int) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            stopped.append(i)
+
+    async def owner() -> str:
+        workers = [asyncio.create_task(worker(i)) for i in range(3)]
+        await asyncio.sleep(0)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass  # handled: now shut down cleanly
+        for w in workers:
+            await cancel_and_wait(w)
+        return "stopped"
+
+    task = asyncio.create_task(owner())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    assert await task == "stopped"
+    assert sorted(stopped) == [0, 1, 2]
