@@ -3,14 +3,16 @@
 The city, its fill, sensors and fleet are described in bench/waste_city.py (1,000 bins, 28
 days after a 14-day warm-up, weekday effects, market days, sensor noise, dropouts and echoes).
 
-Dynamic (ours): on its collection days (`--service-days`, default Monday, Wednesday and Friday:
-PlannerConfig.collection_weekdays) at 00:00 each bin's forecast is fitted on its last 28 days
-of sensor readings (smartcity.extensions.waste.forecast.fit), and `plan_day` chooses the due
-bins (threshold 0.8 reached before the end of the next collection day's shift) plus optional
-ones (level >= 0.6, worth 1 km of detour when full; the planner's defaults) and routes the
-fleet with PyVRP. Three days a week rather than six is where most of the saving comes from: a
-day's routes cost about a fixed sweep of the town plus ~0.3 km a bin, so fewer, fuller days
-drive less (Monday-Saturday: `--service-days 0,1,2,3,4,5`, km_ratio ~0.80).
+Dynamic (ours): full rounds on Monday, Wednesday and Friday (`--service-days`,
+PlannerConfig.collection_weekdays) and an urgent run on Saturday (`--urgent-days`,
+PlannerConfig.urgent_weekdays). At 00:00 of such a day each bin's forecast is fitted on its
+last 28 days of sensor readings (smartcity.extensions.waste.forecast.fit), and `plan_day`
+chooses, on a round, the due bins (threshold 0.8 reached before the end of the next round's
+shift) plus optional ones (level >= 0.6, worth 1 km of detour when full; the planner's
+defaults), and on an urgent run only the bins that would overflow (level 1.0) before the next
+round; it routes the fleet with PyVRP. Fewer, fuller days are where the saving comes from: a
+day's routes cost about a sweep of the town (~100 km) plus ~0.3 km a bin. Rounds every day
+Monday to Saturday (`--service-days 0,1,2,3,4,5 --urgent-days ''`) give km_ratio ~0.80.
 
 Fixed (baseline): a weekly round designed once from the same warm-up readings: each bin gets
 the fewest visits a week (1, 2, 3 or 6, on weekdays staggered by sector) whose forecast fill
@@ -23,7 +25,7 @@ and `gap_vs_bks`: the mean gap of `solve_data` (the planner's PyVRP entry) at th
 default time limit (10 s, also with --quick) to the best-known solutions of the CVRPLIB X instances in ../shared/data/vrp/CVRP.
 
 Usage: python bench/waste.py [--quick] [--seed N] [--bins N] [--days N] [--detour-prize-m M]
-       [--optional-min-level L] [--service-days 0,2,4] [--data DIR]
+       [--optional-min-level L] [--service-days 0,2,4] [--urgent-days 5] [--data DIR]
 The last line printed is a JSON object with the figures.
 """
 
@@ -186,7 +188,7 @@ def main() -> None:
                     help="level (at the end of the shift) below which a bin is never an optional stop")
     ap.add_argument("--service-days", default="0,2,4",
                     help="weekdays the dynamic policy collects on (Monday = 0; Sunday is never one)")
-    ap.add_argument("--urgent-days", default="1,3,5",
+    ap.add_argument("--urgent-days", default="5",
                     help="other weekdays the dynamic policy goes out only to bins that would overflow ('': none)")
     ap.add_argument("--data", type=Path, default=BENCH_DIR.parent.parent / "shared" / "data" / "vrp")
     args = ap.parse_args()
