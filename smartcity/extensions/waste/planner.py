@@ -5,7 +5,9 @@ visit (the end of the next planning day's shifts); the solver must take it. A bi
 `optional_min_level` is *optional*: a prize-collecting client worth `detour_prize_m` metres of
 driving when full, so the solver takes it when the detour is cheaper than its prize. Due bins
 get a prize far above any route's length instead of a hard constraint, so a day that cannot
-take them all still has a plan, and the plan names the due bins it misses.
+take them all still has a plan, and the plan names the due bins it misses. A city that collects
+on some weekdays only (`collection_weekdays`) plans those as rounds against the next round, and
+`urgent_weekdays` as runs to the bins that would overflow before it.
 
 Units inside the solver: metres, seconds since the plan day's local midnight, litres.
 """
