@@ -5,7 +5,9 @@ visit (the end of the next planning day's shifts); the solver must take it. A bi
 `optional_min_level` is *optional*: a prize-collecting client worth `detour_prize_m` metres of
 driving when full, so the solver takes it when the detour is cheaper than its prize. Due bins
 get a prize far above any route's length instead of a hard constraint, so a day that cannot
-take them all still has a plan, and the plan names the due bins it misses.
+take them all still has a plan, and the plan names the due bins it misses. A city that collects
+on some weekdays only (`collection_weekdays`) plans those as rounds against the next round, and
+`urgent_weekdays` as runs to the bins that would overflow before it.
 
 Units inside the solver: metres, seconds since the plan day's local midnight, litres.
 """
@@ -19,7 +21,7 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 
 import pyvrp
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pyvrp.stop import MaxRuntime
 
 from .bins import Bin, BinId, TimeWindow, WasteStream
@@ -66,6 +68,36 @@ class PlannerConfig(BaseModel):
     optional_min_level: float = Field(0.6, ge=0, le=1, description="bins below this are never detoured to")
     detour_prize_m: int = Field(1_000, ge=0, le=100_000, description="metres of detour a full optional bin is worth")
     horizon_h: float = Field(24.0, gt=0, le=24 * 14, description="hours to the next feasible visit")
+    collection_weekdays: tuple[int, ...] | None = Field(
+        None,
+        min_length=1,
+        description="local weekdays (Monday = 0) of full rounds: a bin is due when it would reach its threshold "
+        "before the end of the next round's shifts (replaces horizon_h); None: every day is a round",
+    )
+    urgent_weekdays: tuple[int, ...] = Field(
+        (),
+        description="other weekdays the trucks go out, only to bins that would overflow (level 1) before the end "
+        "of the next round's shifts; on a weekday in neither list the plan has no routes",
+    )
+
+    @field_validator("collection_weekdays", "urgent_weekdays")
+    @classmethod
+    def _weekdays(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if v is not None and not set(v) <= set(range(7)):
+            raise ValueError("weekdays are 0 (Monday) to 6 (Sunday)")
+        return None if v is None else tuple(sorted(set(v)))
+
+    def day_kind(self, weekday: int) -> Literal["round", "urgent", "off"]:
+        """What the trucks do on a weekday: a full round, only bins about to overflow, or nothing."""
+        if self.collection_weekdays is None or weekday in self.collection_weekdays:
+            return "round"
+        return "urgent" if weekday in self.urgent_weekdays else "off"
+
+    def days_to_next_round(self, weekday: int) -> int | None:
+        """Days from `weekday` to the next full round after it (None: every day is one; horizon_h applies)."""
+        if self.collection_weekdays is None:
+            return None
+        return min((w - weekday - 1) % 7 + 1 for w in self.collection_weekdays)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,14 +227,18 @@ class Plan:
 
 
 def select(
-    states: Sequence[BinState], shift_end: datetime, next_visit: datetime, config: PlannerConfig
+    states: Sequence[BinState],
+    shift_end: datetime,
+    next_visit: datetime,
+    config: PlannerConfig,
+    due_level: float | None = None,
 ) -> list[Candidate]:
-    """Due bins (threshold crossed before `next_visit`) and optional ones (above the minimum level)."""
+    """Due bins (threshold, or `due_level`, crossed before `next_visit`) and optional ones (above the minimum level)."""
     out: list[Candidate] = []
     for st in states:
         b = st.bin
         expected = min(1.0, max(0.0, st.level_at(shift_end)))
-        due = st.level_at(next_visit) >= b.threshold
+        due = st.level_at(next_visit) >= (b.threshold if due_level is None else due_level)
         if due:
             out.append(Candidate(b, True, expected, DUE_PRIZE_M))
         elif expected >= config.optional_min_level and config.detour_prize_m > 0:
@@ -226,7 +262,14 @@ def plan_day(
         raise ValueError("no trucks")
     last_end = max(t.shift.seconds()[1] for t in trucks)
     shift_end = day + timedelta(seconds=last_end)
-    cands = select(states, shift_end, shift_end + timedelta(hours=cfg.horizon_h), cfg)
+    kind = cfg.day_kind(day.weekday())
+    if kind == "off":
+        return Plan(day, (), (), 0.0)
+    days = cfg.days_to_next_round(day.weekday())
+    next_visit = shift_end + (timedelta(hours=cfg.horizon_h) if days is None else timedelta(days=days))
+    if kind == "urgent":  # only what would overflow before the next round, no detours
+        cfg = cfg.model_copy(update={"detour_prize_m": 0})
+    cands = select(states, shift_end, next_visit, cfg, due_level=1.0 if kind == "urgent" else None)
     return route(cands, depots, trucks, day, cfg, distances)
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 import httpx
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from smartcity.extensions.waste import (
     Bin,
@@ -151,6 +152,33 @@ def test_selection_takes_due_bins_and_cheap_detours_and_leaves_empty_ones() -> N
     stingy = plan_day(states, [DEPOT], [Truck(id="T", depot="D", stream="residual", capacity_l=50_000)], DAY,
                       PlannerConfig(time_limit_s=0.5, detour_prize_m=0))
     assert stingy.visited() == {bins[0].id}
+
+
+def test_collection_weekdays_set_the_next_visit_and_a_day_off_has_no_routes() -> None:
+    bins = _grid_bins(2)
+    rising = fit([0.0, 3600.0 * 10], [0.0, 0.1])  # 0.01 per hour
+    # bins[0]: 0.40 at Monday 00:00, 0.78 by Tuesday 14:00, 1.02 by Wednesday 14:00
+    # bins[1]: 0.10 at Monday 00:00, 0.72 by Wednesday 14:00
+    states = [BinState(bins[0], 0.40, DAY, rising), BinState(bins[1], 0.10, DAY, rising)]
+    trucks = [Truck(id="T", depot="D", stream="residual", capacity_l=50_000)]
+    every_day = plan_day(states, [DEPOT], trucks, DAY, PlannerConfig(time_limit_s=0.5, detour_prize_m=0))
+    assert every_day.visited() == set()
+    mwf = PlannerConfig(time_limit_s=0.5, detour_prize_m=0, collection_weekdays=(4, 0, 2, 2))
+    assert mwf.collection_weekdays == (0, 2, 4)
+    assert [mwf.days_to_next_round(w) for w in range(7)] == [2, 1, 2, 1, 3, 2, 1]
+    assert [mwf.day_kind(w) for w in (0, 1, 4, 6)] == ["round", "off", "round", "off"]
+    monday = plan_day(states, [DEPOT], trucks, DAY, mwf)  # the next visit is Wednesday's
+    assert {s.bin_id: s.due for r in monday.routes for s in r.stops} == {bins[0].id: True}
+    tuesday = plan_day(states, [DEPOT], trucks, DAY + timedelta(days=1), mwf)
+    assert tuesday.routes == () and tuesday.unvisited == ()
+    # an urgent day takes only what would overflow (level 1) before the next round: bins[0], not bins[1]
+    urgent = mwf.model_copy(update={"urgent_weekdays": (1,), "detour_prize_m": 50_000})
+    assert urgent.day_kind(1) == "urgent"
+    tuesday = plan_day(states, [DEPOT], trucks, DAY + timedelta(days=1), urgent)
+    assert {s.bin_id: s.due for r in tuesday.routes for s in r.stops} == {bins[0].id: True}
+    assert tuesday.unvisited == ()
+    with pytest.raises(ValidationError):
+        PlannerConfig(collection_weekdays=(7,))
 
 
 def test_geojson_export_has_a_line_per_route_and_a_point_per_stop_and_unvisited_bin() -> None:
