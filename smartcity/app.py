@@ -354,7 +354,7 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
 
     graphql_app = GraphQLApp(server.api_services, introspection=settings.server.introspection)
     # extensions: validated now (an unknown type is a ConfigError), started by the lifespan
-    server.extensions = extension_host(settings, http_routes.caller)
+    server.extensions = extension_host(settings, http_routes.integration_caller)
     routes = [
         twilio_status_route(lambda: server.alerting.twilio_status if server.alerting else None),
         *http_routes.routes(),

@@ -53,7 +53,11 @@ class HttpRoutes:
             Route("/metrics", self.metrics),
         ]
 
-    async def caller(self, request: Request, image_path: str | None = None) -> Principal | None:
+    async def integration_caller(self, request: Request) -> Principal | None:
+        """The caller of an extension's route: an API token or an integration token."""
+        return await self.caller(request, integration=True)
+
+    async def caller(self, request: Request, image_path: str | None = None, *, integration: bool = False) -> Principal | None:
         """The caller as the database knows it now (account, revocation, role, scope), from an
         API token in the Authorization header or, for an <img> tag that cannot send headers, a
         picture token for this very path in `?token=` (never an API token: URLs get logged)."""
@@ -64,7 +68,7 @@ class HttpRoutes:
             return None
         try:
             if header:
-                return await authenticate(s.db, s.signer, header)
+                return await authenticate(s.db, s.signer, header, integration=integration)
             assert query is not None and image_path is not None
             return await authenticate(s.db, s.signer, query, image_path=image_path)
         except AuthError:

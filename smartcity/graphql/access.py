@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from strawberry.types import Info
 
-from smartcity.graphql.auth import AuthError, Principal, TokenSigner
+from smartcity.graphql.auth import SERVICE_AUDIENCE, AuthError, Principal, TokenSigner
 from smartcity.graphql.context import ApiServices
 from smartcity.storage.db import Database
 from smartcity.storage.tables import user_groups, users
@@ -39,10 +39,18 @@ async def current_principal(db: Database, token: Principal) -> Principal:
     return Principal(token.user_id, row.username, row.role, groups or None, token.issued_at)
 
 
-async def authenticate(db: Database, signer: TokenSigner, token: str, *, image_path: str | None = None) -> Principal:
+async def authenticate(
+    db: Database, signer: TokenSigner, token: str, *, image_path: str | None = None, integration: bool = False
+) -> Principal:
     """The caller of an API token, or of a picture token for `image_path`, as the database
-    knows them now (raises AuthError): what every route and the GraphQL API accept."""
-    claims = signer.verify(token) if image_path is None else signer.verify_image(token, image_path)
+    knows them now (raises AuthError): what every route and the GraphQL API accept.
+    `integration`: an integration token is accepted too (the extensions' HTTP routes only)."""
+    if image_path is not None:
+        claims = signer.verify_image(token, image_path)
+    elif integration and signer.audience_of(token) == SERVICE_AUDIENCE:
+        claims = signer.verify_service(token)
+    else:
+        claims = signer.verify(token)
     return await current_principal(db, claims)
 
 

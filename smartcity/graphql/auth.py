@@ -47,6 +47,10 @@ class Principal:
 
 API_AUDIENCE = "smartcity:api"
 IMAGE_AUDIENCE = "smartcity:image"
+# integration tokens (sensor gateways, fleet and signal systems): long-lived, accepted only on
+# the extensions' HTTP routes (/ext/...), never by GraphQL, pictures or live views
+SERVICE_AUDIENCE = "smartcity:service"
+MAX_SERVICE_TTL_S = 366 * 86_400.0
 ALGORITHM = "HS256"  # pinned: the token's own header never chooses how it is checked
 MAX_TOKEN_CHARS = 4096  # ours are ~300; a bigger one is refused before any parsing
 _REQUIRED = ["exp", "iat", "sub", "aud"]
@@ -84,6 +88,13 @@ class TokenSigner:
         }
         return self._encode(claims, now, self.ttl_s)
 
+    def issue_service(self, p: Principal, *, ttl_s: float, now: float | None = None) -> str:
+        """An integration token for a machine acting as user `p` (at most MAX_SERVICE_TTL_S):
+        only the extensions' HTTP routes take it; revoked like the user's other tokens."""
+        if not 0 < ttl_s <= MAX_SERVICE_TTL_S:
+            raise ValueError(f"an integration token lives between 1 s and {MAX_SERVICE_TTL_S / 86_400:.0f} days")
+        return self._encode({"sub": str(p.user_id), "name": p.username, "aud": SERVICE_AUDIENCE}, now, ttl_s)
+
     def issue_image(self, p: Principal, path: str, *, now: float | None = None) -> str:
         """A picture token: opens `path` (e.g. /evidence/<id>.jpg) for `image_ttl_s` seconds.
         `auth_time` is the issue time of the caller's API token: revoking that token (a user
@@ -103,6 +114,12 @@ class TokenSigner:
             groups=frozenset(str(g) for g in groups) if isinstance(groups, list) else None,
             issued_at=float(claims["iat"]),
         )
+
+    def verify_service(self, token: str) -> Principal:
+        """The caller of an integration token (no role and no scope until `current_principal`
+        reads them from the database)."""
+        claims = self._decode(token, SERVICE_AUDIENCE)
+        return Principal(self._user_id(claims), str(claims.get("name", "")), "", frozenset(), float(claims["iat"]))
 
     def verify_image(self, token: str, path: str) -> Principal:
         """The caller of a picture token for `path`; no role and no scope until
@@ -139,6 +156,17 @@ class TokenSigner:
         if not isinstance(claims.get("iat"), int | float):
             raise AuthError("malformed token")
         return claims
+
+    @staticmethod
+    def audience_of(token: str) -> str | None:
+        """The `aud` a token claims, unchecked (to choose how to check it); None if unreadable."""
+        if len(token) > MAX_TOKEN_CHARS:
+            return None
+        try:
+            aud = jwt.decode(token, options={"verify_signature": False}).get("aud")
+        except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
+            return None
+        return aud if isinstance(aud, str) else None
 
     @staticmethod
     def _user_id(claims: dict[str, Any]) -> int:

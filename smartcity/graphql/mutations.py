@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import strawberry
@@ -28,7 +29,7 @@ from smartcity.core.events import IncidentState
 from smartcity.core.passwords import MAX_LENGTH
 from smartcity.core.video import SignalPush, SignalState
 from smartcity.graphql.access import maybe_principal, sees_camera, services, visible_cameras
-from smartcity.graphql.auth import Principal
+from smartcity.graphql.auth import MAX_SERVICE_TTL_S, Principal
 from smartcity.graphql.context import ApiServices
 from smartcity.graphql.incident_scope import may_move
 from smartcity.graphql.login_limits import INVALID_USERNAME, LoginThrottled, plausible_username
@@ -39,6 +40,7 @@ from smartcity.graphql.types import (
     CameraInput,
     Deleted,
     IncidentType,
+    IntegrationToken,
     LiveViewAnswer,
     LoginFailed,
     LoginSuccess,
@@ -55,7 +57,7 @@ from smartcity.graphql.types import (
 from smartcity.storage.audit_repo import AuditRepo
 from smartcity.storage.repo import upsert_group
 from smartcity.storage.rules_repo import RuleRow
-from smartcity.storage.users import authenticate, create_user, update_user
+from smartcity.storage.users import authenticate, create_user, list_users, update_user
 from smartcity.webrtc import LiveViewError
 
 RuleResult = Annotated[Rule | ValidationError | NotAuthorized | NotFoundError, strawberry.union("RuleResult")]
@@ -68,6 +70,9 @@ SignalResult = Annotated[SignalAccepted | ValidationError | NotAuthorized | NotF
 CameraResult = Annotated[Camera | ValidationError | NotAuthorized, strawberry.union("CameraResult")]
 GroupResult = Annotated[CameraGroup | ValidationError | NotAuthorized, strawberry.union("GroupResult")]
 UserResult = Annotated[User | ValidationError | NotAuthorized, strawberry.union("UserResult")]
+IntegrationTokenResult = Annotated[
+    IntegrationToken | ValidationError | NotAuthorized | NotFoundError, strawberry.union("IntegrationTokenResult")
+]
 LiveViewResult = Annotated[
     LiveViewAnswer | ValidationError | NotAuthorized | NotFoundError, strawberry.union("LiveViewResult")
 ]
@@ -368,6 +373,32 @@ class Mutation:
         except ValidationFailed as exc:
             return validation(exc)
         return user_out(u)
+
+    @strawberry.mutation(
+        description=(
+            "Issue a long-lived integration token for a machine account (admins): accepted only on the extensions' "
+            "HTTP routes (/ext/...), with that account's role and scope; revoked by any updateUser of the account."
+        )
+    )
+    async def issue_integration_token(self, info: Info[Any, Any], username: str, days: int) -> IntegrationTokenResult:
+        acting = _acting(info, "admin")
+        if isinstance(acting, NotAuthorized):
+            return acting
+        p, s = acting
+        max_days = int(MAX_SERVICE_TTL_S // 86_400)
+        if not 1 <= days <= max_days:
+            return invalid("days", f"between 1 and {max_days}")
+        user = next((u for u in await list_users(s.db) if u.username == username), None)
+        if user is None or user.disabled:
+            return NotFoundError(message=f"no enabled user {username!r}")
+        now = time.time()
+        machine = Principal(user.id, user.username, user.role, frozenset(user.groups) if user.groups else None)
+        token = s.signer.issue_service(machine, ttl_s=days * 86_400.0, now=now)
+        expires = now + days * 86_400.0
+        await _audit(info).record(  # never the token itself
+            at=now, actor=p.username, action="token.integration", target=f"user:{username}", after={"days": days, "expires_at": expires}
+        )
+        return IntegrationToken(token=token, username=username, expires_at=datetime.fromtimestamp(expires, UTC))
 
     @strawberry.mutation(description="WebRTC live view: send the browser's offer SDP, get the answer SDP.")
     async def start_live_view(

@@ -413,6 +413,13 @@ class LoginSuccess:
     user: User
 
 
+@strawberry.type(description="A long-lived token for a machine (sensor gateway, fleet or signal system): shown once.")
+class IntegrationToken:
+    token: str
+    username: str
+    expires_at: dt.datetime = strawberry.field(description="After this, the integration needs a new token.")
+
+
 @strawberry.type
 class LoginFailed:
     message: str
