@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -22,10 +23,12 @@ from starlette.routing import BaseRoute
 from smartcity.core.bus import EventBus, Overflow
 from smartcity.core.clock import Clock
 from smartcity.core.events import Event
+from smartcity.core.jsonvalue import JsonValue
 from smartcity.core.readonly import ReadOnlyStore
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.core.video import VideoControl
 from smartcity.extensions.base import ExtensionError
+from smartcity.storage.audit_repo import append as append_audit
 
 T = TypeVar("T", bound=Event)
 
@@ -80,9 +83,19 @@ class GraphQLParts:
 class ExtensionTables:
     """Connections for the extension's own tables (created by its Alembic branch)."""
 
-    def __init__(self, engine: AsyncEngine, metadata: MetaData | None) -> None:
+    def __init__(self, engine: AsyncEngine, metadata: MetaData | None, name: str = "extension") -> None:
         self._engine = engine
         self.metadata = metadata
+        self.name = name
+
+    async def audit(
+        self, conn: AsyncConnection, *, actor: str, action: str, target: str, before: JsonValue = None, after: JsonValue = None
+    ) -> None:
+        """An entry in the server's audit log (append-only), written in `conn`'s transaction so it
+        lands with the change it describes; the action is namespaced `<extension>.<action>`."""
+        await append_audit(
+            conn, at=time.time(), actor=actor, action=f"{self.name}.{action}", target=target, before=before, after=after
+        )
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
@@ -126,7 +139,7 @@ class ExtensionContext:
 
     def __post_init__(self) -> None:
         self.log = logging.getLogger(f"smartcity.extensions.{self.name}")
-        self.tables = ExtensionTables(self.services.engine, self.metadata)
+        self.tables = ExtensionTables(self.services.engine, self.metadata, self.name)
 
     @property
     def clock(self) -> Clock:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
+from enum import Enum
 
 import strawberry
+from pydantic import ValidationError
 
 from smartcity.extensions.context import GraphQLParts
 
+from .bins import Bin, BinImportError, load_bins_csv, load_bins_geojson
 from .planner import Plan
-from .service import UnknownBin, WasteService
+from .service import BinRegistryError, UnknownBin, WasteService
 from .store import StoredPlan, plans
 
 PlanNow = Callable[[date | None], Awaitable[StoredPlan]]
@@ -28,6 +31,44 @@ class WasteBin:
     level_at: datetime | None
     crosses_at: datetime | None = strawberry.field(description="When the level reaches the threshold (None: not within 14 days).")
     fill_per_day: float | None = strawberry.field(description="Mean forecast fill per day (level fraction).")
+
+
+@strawberry.input(description="A bin to add to the registry or to replace (by id); defaults as in the configuration.")
+class WasteBinInput:
+    id: str
+    lat: float
+    lon: float
+    capacity_l: int
+    stream: str | None = None
+    access_start: time | None = strawberry.field(default=None, description="Earliest local time it may be emptied.")
+    access_end: time | None = strawberry.field(default=None, description="Latest local time it may be emptied.")
+    service_s: int | None = strawberry.field(default=None, description="Seconds to empty it.")
+    threshold: float | None = strawberry.field(default=None, description="Fill level (0..1) at which it counts as full.")
+
+
+@strawberry.enum
+class WasteBinFormat(Enum):
+    CSV = "csv"
+    GEOJSON = "geojson"
+
+
+def bin_of(index: int, given: WasteBinInput) -> Bin:
+    """A Bin from the API's input, or a ValueError naming the bin's place and field."""
+    fields: dict[str, object] = {k: v for k, v in vars(given).items() if v is not None and not k.startswith("access_")}
+    window = {k: v for k, v in (("start", given.access_start), ("end", given.access_end)) if v is not None}
+    if window:
+        fields["access"] = window
+    try:
+        return Bin.model_validate(fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "bin"
+        raise ValueError(f"bins[{index}].{where}: {err['msg']}") from None
+
+
+def _actor(info: strawberry.Info) -> str:
+    who = info.context.get("principal") if isinstance(info.context, dict) else None
+    return str(getattr(who, "username", "graphql"))
 
 
 @strawberry.type
@@ -99,31 +140,81 @@ def plan_type(stored: StoredPlan) -> WastePlan:
     )
 
 
+async def registry_out(service: WasteService) -> list[WasteBin]:
+    """The registry as the API shows it: each bin with its level and forecast."""
+    fc = await service.forecast_of()
+    out = []
+    for b in sorted(service.bins.values(), key=lambda b: b.id):
+        lv = service.levels.get(b.id)
+        f = fc.get(b.id)
+        out.append(
+            WasteBin(
+                id=b.id, lat=b.lat, lon=b.lon, stream=b.stream, capacity_l=b.capacity_l, threshold=b.threshold,
+                level=lv[0] if lv else None,
+                level_at=datetime.fromtimestamp(lv[1], UTC) if lv else None,
+                crosses_at=service.crossing(b.id, fc),
+                fill_per_day=float(f.daily_fill().mean()) if f is not None else None,
+            )
+        )
+    return out
+
+
+def _registry_mutation(service: WasteService) -> type[object]:
+    """Mutations that change the bin registry."""
+
+    async def bins_out() -> list[WasteBin]:
+        return await registry_out(service)
+
+    @strawberry.type
+    class WasteBinMutation:
+        @strawberry.mutation(
+            description="Add bins to the registry or replace them by id (not bins of the configuration); audited. Returns the registry."
+        )
+        async def save_waste_bins(self, info: strawberry.Info, bins: list[WasteBinInput]) -> list[WasteBin]:
+            if not 1 <= len(bins) <= 1000:
+                raise ValueError("bins: give 1 to 1000 bins (importWasteBins takes a whole registry)")
+            try:
+                await service.save_bins([bin_of(i, b) for i, b in enumerate(bins)], _actor(info), "save")
+            except BinRegistryError as exc:
+                raise ValueError(str(exc)) from None
+            return await bins_out()
+
+        @strawberry.mutation(
+            description=(
+                "Import bins from a CSV (header: id,lat,lon,capacity_l[,stream,access_start,access_end,service_s,threshold]) "
+                "or a GeoJSON FeatureCollection of Points; all or nothing; audited. Returns the registry."
+            )
+        )
+        async def import_waste_bins(self, info: strawberry.Info, format: WasteBinFormat, text: str) -> list[WasteBin]:
+            try:
+                found = load_bins_csv(text) if format is WasteBinFormat.CSV else load_bins_geojson(text)
+                await service.save_bins(found, _actor(info), "import")
+            except (BinImportError, BinRegistryError) as exc:
+                raise ValueError(f"{format.value}: {exc}") from None
+            return await bins_out()
+
+        @strawberry.mutation(description="Take a bin added through the API out of the registry (its readings stay); audited.")
+        async def remove_waste_bin(self, info: strawberry.Info, id: str) -> list[WasteBin]:
+            try:
+                await service.remove_bin(id, _actor(info))
+            except (BinRegistryError, UnknownBin) as exc:
+                raise ValueError(str(exc)) from None
+            return await bins_out()
+
+    return WasteBinMutation
+
+
 def graphql_parts(service: WasteService, plan_now: PlanNow) -> GraphQLParts:
     """The Query, Mutation and Subscription fields of one running extension."""
 
-    async def bins() -> list[WasteBin]:
-        fc = await service.forecast_of()
-        out = []
-        for b in sorted(service.bins.values(), key=lambda b: b.id):
-            lv = service.levels.get(b.id)
-            f = fc.get(b.id)
-            out.append(
-                WasteBin(
-                    id=b.id, lat=b.lat, lon=b.lon, stream=b.stream, capacity_l=b.capacity_l, threshold=b.threshold,
-                    level=lv[0] if lv else None,
-                    level_at=datetime.fromtimestamp(lv[1], UTC) if lv else None,
-                    crosses_at=service.crossing(b.id, fc),
-                    fill_per_day=float(f.daily_fill().mean()) if f is not None else None,
-                )
-            )
-        return out
+    async def bins_out() -> list[WasteBin]:
+        return await registry_out(service)
 
     @strawberry.type
     class WasteQuery:
         @strawberry.field(description="The bin registry with levels and forecast crossing times.")
         async def waste_bins(self) -> list[WasteBin]:
-            return await bins()
+            return await bins_out()
 
         @strawberry.field(description="Collection plans, newest first.")
         async def waste_plans(self, limit: int = 10) -> list[WastePlan]:
@@ -137,13 +228,12 @@ def graphql_parts(service: WasteService, plan_now: PlanNow) -> GraphQLParts:
 
         @strawberry.mutation(description="A crew emptied a bin (at `at`, default now): its level resets to 0.")
         async def report_waste_collection(self, info: strawberry.Info, bin_id: str, at: datetime | None = None) -> WasteBin:
-            who = info.context.get("principal") if isinstance(info.context, dict) else None
-            username = getattr(who, "username", "graphql")
+            username = _actor(info)
             try:
                 await service.collected(bin_id, at.timestamp() if at else None, str(username), "graphql")
             except UnknownBin as exc:
                 raise ValueError(str(exc)) from None
-            return next(b for b in await bins() if b.id == bin_id)
+            return next(b for b in await bins_out() if b.id == bin_id)
 
     @strawberry.type
     class WasteSubscription:
@@ -152,4 +242,4 @@ def graphql_parts(service: WasteService, plan_now: PlanNow) -> GraphQLParts:
             async for stored in service.feed.follow():
                 yield plan_type(stored)
 
-    return GraphQLParts((WasteQuery,), (WasteMutation,), (WasteSubscription,))
+    return GraphQLParts((WasteQuery,), (WasteMutation, _registry_mutation(service)), (WasteSubscription,))

@@ -84,6 +84,8 @@ class WasteExtension:
         )
         parts = graphql_parts(svc, self.plan_for)
         ctx.add_graphql(query=parts.query[0], mutation=parts.mutation[0], subscription=parts.subscription[0])
+        for more in parts.mutation[1:]:
+            ctx.add_graphql(mutation=more)
         if cfg.mqtt is not None:
             self.mqtt = MqttIngest(cfg.mqtt, svc.ingest, ctx.clock, self._mqtt_client)
             ctx.supervisor.start("waste:mqtt", self.mqtt.run, restart=True)
@@ -129,6 +131,15 @@ class WasteExtension:
         tz = self.config.schedule.tz
         return await self.plan("demand", None if day is None else datetime(day.year, day.month, day.day, tzinfo=tz))
 
+    async def scheduled(self, day: datetime) -> StoredPlan | None:
+        """The scheduled plan for `day`; None on a weekday without collection (nothing stored or
+        sent: the fleet system hears only of days the trucks go out)."""
+        if self.config.planner.day_kind(day.weekday()) == "off":
+            self._svc().stats.days_off += 1
+            log.info("waste: no collection on %s (a day off): no plan", day.date().isoformat())
+            return None
+        return await self.plan("schedule", day)
+
     async def daily(self) -> None:
         """Plan the next day at the configured local time; a run missed while the server was down is made at start."""
         svc, clock = self._svc(), self._svc().clock
@@ -137,7 +148,7 @@ class WasteExtension:
         todays = next_run(now - 86_400.0, at, tz)  # today's (or the last past) planning time
         try:
             if todays <= now and not await svc.has_plan(next_day(todays, tz), "schedule"):
-                await self.plan("schedule", next_day(todays, tz))
+                await self.scheduled(next_day(todays, tz))
         except Exception:  # logged and counted; the next run is still due
             log.exception("waste: the missed daily plan could not be made")
         while True:
@@ -145,7 +156,7 @@ class WasteExtension:
             when = next_run(now, at, tz)
             await clock.sleep(when - now)
             try:
-                await self.plan("schedule", next_day(when, tz))
+                await self.scheduled(next_day(when, tz))
             except Exception:  # logged and counted; tomorrow's run is still due
                 log.exception("waste: the daily plan failed")
 

@@ -22,7 +22,7 @@ from smartcity.core.errors import SmartcityError
 from smartcity.extensions.context import ExtensionTables
 
 from . import store
-from .bins import Bin
+from .bins import MAX_BINS, Bin
 from .config import SensorFormat, WasteConfig
 from .distances import DistanceSource, Haversine, RoadNetworkError
 from .forecast import FillForecast, fit
@@ -37,6 +37,10 @@ FORECAST_TTL_S = 3600.0  # forecasts for the bins query are refitted at most hou
 
 class PlanError(SmartcityError):
     """A plan that could not be made for a reason the city can fix (the road network, the fleet)."""
+
+
+class BinRegistryError(ValueError):
+    """A change of the registry through the API that cannot be made (named bin and reason)."""
 
 
 class UnknownBin(ValueError):
@@ -63,6 +67,7 @@ class WasteStats:
     plans: Counter[str] = field(default_factory=Counter)
     plan_seconds_sum: float = 0.0
     plan_failures: int = 0
+    days_off: int = 0  # scheduled runs for a weekday without collection: no plan stored or sent
     collections: int = 0
     pushes: Counter[str] = field(default_factory=Counter)  # "webhook:ok", "mqtt:failed", ...
     camera: Counter[str] = field(default_factory=Counter)  # overflow events: stored, duplicate, unknown_bin, invalid
@@ -89,6 +94,7 @@ class WasteMetrics(Collector):
         yield made
         yield CounterMetricFamily("smartcity_waste_plan_seconds", "Seconds spent making plans (forecast and routing)", value=s.plan_seconds_sum)
         yield CounterMetricFamily("smartcity_waste_plan_failures", "Plans that failed", value=s.plan_failures)
+        yield CounterMetricFamily("smartcity_waste_days_off", "Scheduled runs skipped: no collection that weekday", value=s.days_off)
         yield CounterMetricFamily("smartcity_waste_collections", "Collections reported by crews", value=s.collections)
         pushes = CounterMetricFamily("smartcity_waste_fleet_pushes", "Plans sent to the fleet system", labels=["target", "result"])
         for key, n in sorted(s.pushes.items()):
@@ -167,6 +173,7 @@ class WasteService:
         self.config = config
         self.distances = distances or Haversine(config.roads.detour_factor, config.roads.speed_kmh)
         self.bins: dict[str, Bin] = {b.id: b for b in registry}
+        self.configured = frozenset(self.bins)  # changed in the configuration only
         self.db = db
         self.clock = clock
         self.tz = config.schedule.tz
@@ -180,8 +187,35 @@ class WasteService:
 
     async def load(self) -> None:
         """Write the registry and read the bins' last levels (after a restart: from the database)."""
-        await store.sync_bins(self.db, list(self.bins.values()), self.clock.time())
+        added = await store.sync_bins(self.db, [self.bins[i] for i in sorted(self.configured)], self.clock.time())
+        self.bins.update((b.id, b) for b in added)
         self.levels = await store.latest_levels(self.db)
+
+    async def save_bins(self, bins: Sequence[Bin], actor: str, via: Literal["save", "import"]) -> None:
+        """Add or replace bins of the registry (not those of the configuration), audited."""
+        seen: set[str] = set()
+        for b in bins:
+            if b.id in self.configured:
+                raise BinRegistryError(f"bin {b.id!r} comes from the configuration: change it there")
+            if b.id in seen:
+                raise BinRegistryError(f"bin {b.id!r} is given twice")
+            seen.add(b.id)
+        if len(seen | set(self.bins)) > MAX_BINS:
+            raise BinRegistryError(f"the registry would hold more than {MAX_BINS} bins")
+        await store.save_api_bins(self.db, bins, actor, via, self.clock.time())
+        self.bins.update((b.id, b) for b in bins)
+        self._forecast_at = float("-inf")
+
+    async def remove_bin(self, bin_id: str, actor: str) -> None:
+        """Take a bin added through the API out of the registry (its readings stay), audited."""
+        if bin_id not in self.bins:
+            raise UnknownBin(bin_id)
+        if bin_id in self.configured:
+            raise BinRegistryError(f"bin {bin_id!r} comes from the configuration: remove it there")
+        await store.delete_api_bin(self.db, bin_id, actor, self.bins[bin_id])
+        del self.bins[bin_id]
+        self.levels.pop(bin_id, None)
+        self._forecast_at = float("-inf")
 
     def parse(self, payload: bytes, fmt: SensorFormat) -> FillReading:
         if fmt == "native":
@@ -263,9 +297,9 @@ class WasteService:
             return None
         return f.crossing(lv[0], datetime.fromtimestamp(lv[1], self.tz), b.threshold)
 
-    def _plan(self, history: store.Series, day: datetime, now: float) -> Plan:
-        # runs in a worker thread: fitting and PyVRP are CPU-bound
-        registry = list(self.bins.values())
+    def _plan(self, registry: list[Bin], history: store.Series, day: datetime, now: float) -> Plan:
+        # runs in a worker thread: fitting and PyVRP are CPU-bound (the registry is a copy: the
+        # API may change the live one meanwhile)
         fc = forecasts(registry, history, self.tz)
         states = []
         for b in registry:
@@ -281,7 +315,7 @@ class WasteService:
             t0 = _time.perf_counter()
             try:
                 history = await self._history(now)
-                plan = await asyncio.to_thread(self._plan, history, target, now)
+                plan = await asyncio.to_thread(self._plan, list(self.bins.values()), history, target, now)
             except (RoadNetworkError, ValueError) as exc:
                 self.stats.plan_failures += 1
                 raise PlanError(f"no plan: {exc}") from exc

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smartcity.core.jsonvalue import JsonValue
 from smartcity.extensions.context import ExtensionTables
@@ -35,17 +36,40 @@ class StoredPlan:
         return plan_from_json(self.body)
 
 
-async def sync_bins(db: ExtensionTables, registry: Sequence[Bin], now: float) -> None:
-    """The bins table becomes the configured registry (readings of removed bins are kept)."""
+async def sync_bins(db: ExtensionTables, registry: Sequence[Bin], now: float) -> list[Bin]:
+    """The configured bins replace the table's `config` rows (readings of removed bins are kept);
+    returns the bins added through the API, which stay. A configured id takes over an API bin."""
+    configured = [b.id for b in registry]
     async with db.begin() as conn:
-        await conn.execute(sa.delete(tb.bins).where(tb.bins.c.id.not_in([b.id for b in registry])))
-        have = {r[0] for r in (await conn.execute(sa.select(tb.bins.c.id))).all()}
-        for b in registry:
-            body = b.model_dump_json()
-            if b.id in have:
-                await conn.execute(sa.update(tb.bins).where(tb.bins.c.id == b.id).values(body=body, updated_at=now))
-            else:
-                await conn.execute(sa.insert(tb.bins).values(id=b.id, body=body, updated_at=now))
+        await conn.execute(sa.delete(tb.bins).where(tb.bins.c.origin == "config", tb.bins.c.id.not_in(configured)))
+        await conn.execute(sa.delete(tb.bins).where(tb.bins.c.origin == "api", tb.bins.c.id.in_(configured)))
+        await _upsert(conn, registry, "config", now)
+        rows = (await conn.execute(sa.select(tb.bins.c.body).where(tb.bins.c.origin == "api").order_by(tb.bins.c.id))).all()
+    return [Bin.model_validate_json(r.body) for r in rows]
+
+
+async def _upsert(conn: AsyncConnection, bins: Sequence[Bin], origin: str, now: float) -> None:
+    have = {r[0] for r in (await conn.execute(sa.select(tb.bins.c.id).where(tb.bins.c.id.in_([b.id for b in bins])))).all()}
+    for b in bins:
+        values = {"body": b.model_dump_json(), "updated_at": now, "origin": origin}
+        if b.id in have:
+            await conn.execute(sa.update(tb.bins).where(tb.bins.c.id == b.id).values(**values))
+        else:
+            await conn.execute(sa.insert(tb.bins).values(id=b.id, **values))
+
+
+async def save_api_bins(db: ExtensionTables, bins: Sequence[Bin], actor: str, via: str, now: float) -> None:
+    """Add or replace bins of origin `api`, audited in the same transaction."""
+    async with db.begin() as conn:
+        await _upsert(conn, bins, "api", now)
+        ids = [b.id for b in bins]
+        await db.audit(conn, actor=actor, action=f"bins.{via}", target=f"bins:{len(ids)}", after={"ids": list[JsonValue](ids[:100])})
+
+
+async def delete_api_bin(db: ExtensionTables, bin_id: str, actor: str, before: Bin) -> None:
+    async with db.begin() as conn:
+        await conn.execute(sa.delete(tb.bins).where(tb.bins.c.id == bin_id, tb.bins.c.origin == "api"))
+        await db.audit(conn, actor=actor, action="bins.remove", target=f"bin:{bin_id}", before=json.loads(before.model_dump_json()))
 
 
 async def add_reading(db: ExtensionTables, r: FillReading, now: float) -> bool:

@@ -6,13 +6,15 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-# the registry as last configured (the body is the Bin's JSON), so a restart knows it before the config is read
+# the registry (the body is the Bin's JSON): bins of the configuration (origin `config`, rewritten
+# at every start) and bins added through the API or an import (origin `api`, kept across restarts)
 bins = sa.Table(
     "waste_bins",
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("origin", sa.String(8), nullable=False, server_default="config"),
 )
 
 readings = sa.Table(

@@ -85,3 +85,30 @@ async def test_daily_plan_at_the_configured_time_and_after_a_restart(storage_url
         await ctx2.close(timeout_s=5)
     finally:
         await db.dispose()
+
+
+async def test_no_plan_is_stored_or_sent_for_a_day_without_collection(storage_url: str) -> None:
+    await migrate(storage_url, [BRANCH])
+    db = Database(storage_url)
+    # rounds on Mondays and Thursdays only: Tuesday 5 May 2026 is a day off, Wednesday too
+    planner = {"time_limit_s": 1.0, "collection_weekdays": [0, 3]}
+    config = WasteConfig.model_validate(city(4, planner=planner, schedule={"at": "18:00:00", "timezone": "Europe/Paris"}))
+    clock = ManualClock(datetime(2026, 5, 4, 10, 0, tzinfo=PARIS).timestamp())  # Monday morning
+    try:
+        ext, ctx = await _started(db, clock, config)
+        svc = ext.service
+        assert svc is not None
+        await _until(lambda: svc.stats.plans["schedule"] == 1, "the catch-up plan for Monday (a round)")
+        await _until(lambda: clock.pending_sleepers == 1, "the scheduler sleeping")
+        await clock.advance(8 * 3600)  # Monday 18:00: Tuesday's run, a day off
+        await _until(lambda: svc.stats.days_off == 1, "Tuesday skipped")
+        await _until(lambda: clock.pending_sleepers == 1, "the scheduler sleeping again")
+        await clock.advance(24 * 3600)  # Tuesday 18:00: Wednesday, a day off
+        await _until(lambda: svc.stats.days_off == 2, "Wednesday skipped")
+        await _until(lambda: clock.pending_sleepers == 1, "the scheduler sleeping again")
+        await clock.advance(24 * 3600)  # Wednesday 18:00: Thursday's round
+        await _until(lambda: svc.stats.plans["schedule"] == 2, "Thursday's plan")
+        assert [p.day for p in await plans(svc.db)] == ["2026-05-07", "2026-05-04"]
+        await ctx.close(timeout_s=5)
+    finally:
+        await db.dispose()
