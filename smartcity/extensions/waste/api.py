@@ -7,11 +7,10 @@ from datetime import UTC, date, datetime, time
 from enum import Enum
 
 import strawberry
-from pydantic import ValidationError
 
 from smartcity.extensions.context import GraphQLParts
 
-from .bins import Bin, BinImportError, load_bins_csv, load_bins_geojson
+from .bins import Bin, BinImportError, build_bin, load_bins_csv, load_bins_geojson
 from .planner import Plan
 from .service import BinRegistryError, UnknownBin, WasteService
 from .store import StoredPlan, plans
@@ -53,17 +52,8 @@ class WasteBinFormat(Enum):
 
 
 def bin_of(index: int, given: WasteBinInput) -> Bin:
-    """A Bin from the API's input, or a ValueError naming the bin's place and field."""
-    fields: dict[str, object] = {k: v for k, v in vars(given).items() if v is not None and not k.startswith("access_")}
-    window = {k: v for k, v in (("start", given.access_start), ("end", given.access_end)) if v is not None}
-    if window:
-        fields["access"] = window
-    try:
-        return Bin.model_validate(fields)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "bin"
-        raise ValueError(f"bins[{index}].{where}: {err['msg']}") from None
+    """A Bin from the API's input, or a BinImportError naming its place and field."""
+    return build_bin({k: v for k, v in vars(given).items() if v is not None}, "bin", index)
 
 
 def _actor(info: strawberry.Info) -> str:
@@ -175,7 +165,7 @@ def _registry_mutation(service: WasteService) -> type[object]:
                 raise ValueError("bins: give 1 to 1000 bins (importWasteBins takes a whole registry)")
             try:
                 await service.save_bins([bin_of(i, b) for i, b in enumerate(bins)], _actor(info), "save")
-            except BinRegistryError as exc:
+            except (BinImportError, BinRegistryError) as exc:
                 raise ValueError(str(exc)) from None
             return await bins_out()
 

@@ -59,7 +59,7 @@ class Bin(BaseModel):
 class BinImportError(ValueError):
     """A row (CSV, 1-based after the header) or feature (GeoJSON, 0-based) that is not a valid bin."""
 
-    def __init__(self, kind: Literal["row", "feature", "file"], index: int, field: str, problem: str) -> None:
+    def __init__(self, kind: Literal["row", "feature", "file", "bin"], index: int, field: str, problem: str) -> None:
         self.kind = kind
         self.index = index
         self.field = field
@@ -71,7 +71,8 @@ CSV_COLUMNS = ("id", "lat", "lon", "capacity_l", "stream", "access_start", "acce
 _REQUIRED = ("id", "lat", "lon", "capacity_l")
 
 
-def _build(fields: dict[str, object], kind: Literal["row", "feature"], index: int) -> Bin:
+def build_bin(fields: dict[str, object], kind: Literal["row", "feature", "bin"], index: int) -> Bin:
+    """A Bin from flat fields (`access_start`/`access_end` as in a CSV), or a BinImportError naming the place and field."""
     window: dict[str, object] = {}
     for src, dst in (("access_start", "start"), ("access_end", "end")):
         if src in fields:
@@ -121,7 +122,7 @@ def load_bins_csv(text: str) -> list[Bin]:
             raise BinImportError("row", n, "row", "more values than columns")
         # an empty optional cell takes the default
         fields: dict[str, object] = {k: v.strip() for k, v in row.items() if v is not None and v.strip() != ""}
-        bins.append(_build(fields, "row", n))
+        bins.append(build_bin(fields, "row", n))
     _check_unique(bins, "row", 1)
     return bins
 
@@ -164,6 +165,6 @@ def load_bins_geojson(text: str) -> list[Bin]:
             if k in fields:
                 raise BinImportError("feature", i, f"properties.{k}", "position comes from the geometry")
         fields["lon"], fields["lat"] = coords[0], coords[1]
-        bins.append(_build(fields, "feature", i))
+        bins.append(build_bin(fields, "feature", i))
     _check_unique(bins, "feature", 0)
     return bins

@@ -43,10 +43,10 @@ async def test_registry_through_the_api_survives_a_restart(tmp_path: Path) -> No
             "bin 'B00' comes from the configuration: change it there"
         ]
         assert await errors(client, SAVE, op, {"b": [{**kiosk, "id": "K-2", "lat": 91.0}]}) == [
-            "bins[0].lat: Input should be less than or equal to 90"
+            "bin 0: lat: Input should be less than or equal to 90"
         ]
         assert await errors(client, SAVE, op, {"b": [{**kiosk, "accessStart": "09:00:00", "accessEnd": "08:00:00"}]}) == [
-            "bins[0].access: Value error, end must be after start"
+            "bin 0: access_start/access_end: Value error, end must be after start"
         ]
         refused = await errors(client, SAVE, viewer, {"b": [kiosk]})
         assert refused and "operator or admin" in refused[0]
