@@ -138,7 +138,9 @@ class DarknetDetector(TensorDetector):
                     raise DetectorError(f"{'fp16' if half else 'bf16'} is only available with runtime torch")
                 half = bf16 = False  # the CUDA and AMX defaults do not apply to onnxruntime
             onnx_bytes = export_module_onnx(model, size, names=files.names, layout="darknet")
-            self.runner = OrtRunner(onnx_bytes, device=device, num_threads=config.num_threads, label=str(files.cfg))
+            self.runner = OrtRunner(
+                onnx_bytes, device=device, num_threads=config.num_threads, label=str(files.cfg)
+            )
         dtype = compute_dtype(half=half, bf16=bf16)
         if self.runner is None:
             # channels-last convolutions run ~1.7x faster on CPU (oneDNN) and suit tensor cores.
@@ -173,7 +175,11 @@ class DarknetDetector(TensorDetector):
 
 
 def export_onnx(
-    config: DarknetDetectorConfig, out_path: Path, *, model_dir: Path | None = None, dynamic_batch: bool = True
+    config: DarknetDetectorConfig,
+    out_path: Path,
+    *,
+    model_dir: Path | None = None,
+    dynamic_batch: bool = True,
 ) -> Path:
     """Write the Darknet network of `config` as ONNX (`[B, N, 5 + C]`, class names in metadata).
 
@@ -187,7 +193,9 @@ def export_onnx(
     return write_atomic(out_path, data)
 
 
-def export_torchscript(config: DarknetDetectorConfig, out_path: Path, *, model_dir: Path | None = None) -> Path:
+def export_torchscript(
+    config: DarknetDetectorConfig, out_path: Path, *, model_dir: Path | None = None
+) -> Path:
     """Write the Darknet network of `config` as traced TorchScript with its class names and input size."""
     files = resolve_files(config, model_dir)
     model = load_model(files)
