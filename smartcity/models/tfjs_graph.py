@@ -361,14 +361,15 @@ def _build_conv(
     src, layout, pad = _ref(node.inputs[0]), "NHWC", (0, 0)
     # NCHW Pad -> Transpose(0,2,3,1) -> VALID Conv2D: read the unpadded NCHW tensor, pad in the conv.
     transpose = by_name.get(src)
-    if padding == "VALID" and transpose is not None and transpose.op == "Transpose":
-        if _int_list(module, transpose, transpose.inputs[1]) == [0, 2, 3, 1]:
-            folded = _spatial_zero_pad(module, by_name.get(_ref(transpose.inputs[0])))
-            if folded is not None:
-                src, pad = folded
-                layout = "NCHW"
-            else:
-                src, layout = _ref(transpose.inputs[0]), "NCHW"
+    if (
+        padding == "VALID"
+        and transpose is not None
+        and transpose.op == "Transpose"
+        and _int_list(module, transpose, transpose.inputs[1]) == [0, 2, 3, 1]
+    ):
+        folded = _spatial_zero_pad(module, by_name.get(_ref(transpose.inputs[0])))
+        src, layout = (folded[0], "NCHW") if folded is not None else (_ref(transpose.inputs[0]), "NCHW")
+        pad = folded[1] if folded is not None else (0, 0)
     key = f"w{len(module.steps)}"
     module.register_buffer(
         key, torch.from_numpy(np.ascontiguousarray(weight.transpose(3, 2, 0, 1), np.float32))
