@@ -221,6 +221,13 @@ class NanoDetDetectorConfig(DetectorConfigBase):
         "one box).",
         max_length=100,
     )
+    conf_threshold: float = Field(
+        0.35,
+        description="Minimum class confidence kept. Default 0.35, NanoDet's own demo threshold: its scores are "
+        "IoU-quality estimates and run lower than YOLO's (bench/detector.py prints a sweep).",
+        gt=0,
+        lt=1,
+    )
     pad_value: int | None = Field(
         None,
         description="Grey level of the letterbox borders. Default: 0 (NanoDet was trained with black borders).",
