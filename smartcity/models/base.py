@@ -36,9 +36,7 @@ def resolve_device(spec: str) -> torch.device:
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise DetectorError(
-            f"device {spec!r} requested but CUDA is not available to torch {torch.__version__}"
-        )
+        raise DetectorError(f"device {spec!r} requested but CUDA is not available to torch {torch.__version__}")
     return torch.device(spec)
 
 
@@ -184,9 +182,7 @@ class TensorDetector:
         cfg = self.config
         size = rect_input_size(frames, self._input_size) if self.rect else self._input_size
         with torch.inference_mode():
-            batch, boxes = letterbox(
-                frames, size, device=self._device, dtype=self._input_dtype, fill=self.pad_value
-            )
+            batch, boxes = letterbox(frames, size, device=self._device, dtype=self._input_dtype, fill=self.pad_value)
             raw = self.forward(batch)
             if raw.dtype == torch.bfloat16:  # boxes decoded in float32: bf16 has 2 px steps at 300 px
                 raw = raw.float()

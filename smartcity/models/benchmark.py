@@ -60,14 +60,8 @@ def cpu_detectors(model_dir: Path | None = None) -> dict[str, DarknetDetector]:
     from smartcity.models.darknet_detector import DarknetDetector
 
     configs = {
-        "torch": DarknetDetectorConfig(
-            device="cpu", runtime="torch", bf16=False, num_threads=1, classes=None
-        ),
-        "torch_bf16": DarknetDetectorConfig(
-            device="cpu", runtime="torch", bf16=True, num_threads=1, classes=None
-        ),
-        "onnxruntime": DarknetDetectorConfig(
-            device="cpu", runtime="onnxruntime", num_threads=1, classes=None
-        ),
+        "torch": DarknetDetectorConfig(device="cpu", runtime="torch", bf16=False, num_threads=1, classes=None),
+        "torch_bf16": DarknetDetectorConfig(device="cpu", runtime="torch", bf16=True, num_threads=1, classes=None),
+        "onnxruntime": DarknetDetectorConfig(device="cpu", runtime="onnxruntime", num_threads=1, classes=None),
     }
     return {name: DarknetDetector(c, model_dir=model_dir) for name, c in configs.items()}

@@ -98,9 +98,7 @@ class DetectorConfigBase(BaseModel):
         description="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.",
         pattern=r"^(auto|cpu|cuda(:[0-9]{1,2})?)$",
     )
-    fp16: bool | None = Field(
-        None, description="Half precision; default on for CUDA, off on CPU (CUDA only)."
-    )
+    fp16: bool | None = Field(None, description="Half precision; default on for CUDA, off on CPU (CUDA only).")
     bf16: bool | None = Field(
         None,
         description="bfloat16 weights and activations on CPU (torch runtimes). Default: on where the CPU has "
@@ -165,9 +163,7 @@ class DarknetDetectorConfig(DetectorConfigBase):
 
     type: Literal["darknet"] = Field("darknet", description="Detector type.")
     cfg: Path | None = Field(None, description="Darknet .cfg file. Default: the installed YOLOv3-tiny.")
-    weights: Path | None = Field(
-        None, description="Darknet .weights file. Default: the installed YOLOv3-tiny."
-    )
+    weights: Path | None = Field(None, description="Darknet .weights file. Default: the installed YOLOv3-tiny.")
     runtime: Literal["auto", "torch", "onnxruntime"] = Field(
         "auto",
         description="Engine that runs the network: torch, or onnxruntime on an in-memory ONNX export. "
@@ -222,9 +218,10 @@ class NanoDetDetectorConfig(DetectorConfigBase):
         max_length=100,
     )
     conf_threshold: float = Field(
-        0.35,
-        description="Minimum class confidence kept. Default 0.35, NanoDet's own demo threshold: its scores are "
-        "IoU-quality estimates and run lower than YOLO's (bench/detector.py prints a sweep).",
+        0.4,
+        description="Minimum class confidence kept. Default 0.4: NanoDet's scores are IoU-quality estimates and "
+        "run lower than YOLO's; 0.4 was chosen from the sweep bench/detector.py prints (at 0.25 it boxes many "
+        "shadows and signs, at 0.5 it loses vehicles seen from above).",
         gt=0,
         lt=1,
     )

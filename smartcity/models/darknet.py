@@ -69,9 +69,7 @@ class CfgSection:
         try:
             return [int(v) for v in raw.split(",") if v.strip()]
         except ValueError:
-            raise DarknetCfgError(
-                f"{self.where(key)}: expected comma-separated integers, got {raw!r}"
-            ) from None
+            raise DarknetCfgError(f"{self.where(key)}: expected comma-separated integers, got {raw!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +99,7 @@ def parse_cfg(text: str, source: str = "<cfg>") -> DarknetCfg:
             sections.append((m.group(1).lower(), lineno, {}))
             continue
         if "=" not in line:
-            raise DarknetCfgError(
-                f"{source}:{lineno}: expected `key=value` or `[section]`, got {raw.strip()!r}"
-            )
+            raise DarknetCfgError(f"{source}:{lineno}: expected `key=value` or `[section]`, got {raw.strip()!r}")
         if not sections:
             raise DarknetCfgError(f"{source}:{lineno}: `{line}` before the first [section]")
         key, value = (s.strip() for s in line.split("=", 1))
@@ -213,13 +209,7 @@ class MaxPool(nn.Module):
         hi_w = (out_w - 1) * self.stride + self.size - w - lo
         if lo or hi_h > 0 or hi_w > 0:
             x = F.pad(x, (lo, max(hi_w, 0), lo, max(hi_h, 0)), value=float("-inf"))
-        elif (
-            self.size == 2
-            and self.stride == 2
-            and h % 2 == 0
-            and w % 2 == 0
-            and not torch.onnx.is_in_onnx_export()
-        ):
+        elif self.size == 2 and self.stride == 2 and h % 2 == 0 and w % 2 == 0 and not torch.onnx.is_in_onnx_export():
             # the common 2x2/2 pooling as three element-wise maxima of strided views: a third
             # faster than max_pool2d on channels-last tensors in torch on CPU, exactly the same
             # values (an ONNX export keeps MaxPool, which onnxruntime runs faster)
@@ -326,9 +316,7 @@ class DarknetModel(nn.Module):
                 if sec.text("activation", "linear") != "linear":
                     raise DarknetCfgError(f"{sec.where('activation')}: only linear shortcuts are supported")
                 if channels[sources[1]] != prev:
-                    raise DarknetCfgError(
-                        f"{sec.where('from')}: {channels[sources[1]]} channels, expected {prev}"
-                    )
+                    raise DarknetCfgError(f"{sec.where('from')}: {channels[sources[1]]} channels, expected {prev}")
                 module, out = nn.Identity(), prev
             elif sec.type in ("yolo", "region"):
                 if sec.type == "region":

@@ -52,8 +52,8 @@ def resolve_files(config: DarknetDetectorConfig, model_dir: Path | None = None) 
         missing = [p.name for p in (cfg, weights, names_file) if p is not None and not p.is_file()]
         if missing:
             raise DetectorError(
-                f"the default model is not installed in {base} (missing {', '.join(missing)}): "
-                "run `smartcity models install`"
+                f"YOLOv3-tiny is not installed in {base} (missing {', '.join(missing)}): "
+                "run `smartcity models install --model yolov3-tiny`"
             )
     else:
         cfg, weights = config.cfg, config.weights
@@ -88,8 +88,8 @@ def check_anchor_masks(cfg: DarknetCfg, source: Path) -> None:
     if second.integers("mask", "") == [0, 1, 2]:
         raise DetectorError(
             f"{source}: {second.where('mask')} is `0,1,2`, but the YOLOv3-tiny weights were trained with "
-            "`1,2,3` there (with 0,1,2 its boxes come out half size): run `smartcity models install` "
-            "to correct the installed cfg"
+            "`1,2,3` there (with 0,1,2 its boxes come out half size): run "
+            "`smartcity models install --model yolov3-tiny` to correct the installed cfg"
         )
 
 
@@ -138,9 +138,7 @@ class DarknetDetector(TensorDetector):
                     raise DetectorError(f"{'fp16' if half else 'bf16'} is only available with runtime torch")
                 half = bf16 = False  # the CUDA and AMX defaults do not apply to onnxruntime
             onnx_bytes = export_module_onnx(model, size, names=files.names, layout="darknet")
-            self.runner = OrtRunner(
-                onnx_bytes, device=device, num_threads=config.num_threads, label=str(files.cfg)
-            )
+            self.runner = OrtRunner(onnx_bytes, device=device, num_threads=config.num_threads, label=str(files.cfg))
         dtype = compute_dtype(half=half, bf16=bf16)
         if self.runner is None:
             # channels-last convolutions run ~1.7x faster on CPU (oneDNN) and suit tensor cores.
@@ -175,11 +173,7 @@ class DarknetDetector(TensorDetector):
 
 
 def export_onnx(
-    config: DarknetDetectorConfig,
-    out_path: Path,
-    *,
-    model_dir: Path | None = None,
-    dynamic_batch: bool = True,
+    config: DarknetDetectorConfig, out_path: Path, *, model_dir: Path | None = None, dynamic_batch: bool = True
 ) -> Path:
     """Write the Darknet network of `config` as ONNX (`[B, N, 5 + C]`, class names in metadata).
 
@@ -193,9 +187,7 @@ def export_onnx(
     return write_atomic(out_path, data)
 
 
-def export_torchscript(
-    config: DarknetDetectorConfig, out_path: Path, *, model_dir: Path | None = None
-) -> Path:
+def export_torchscript(config: DarknetDetectorConfig, out_path: Path, *, model_dir: Path | None = None) -> Path:
     """Write the Darknet network of `config` as traced TorchScript with its class names and input size."""
     files = resolve_files(config, model_dir)
     model = load_model(files)

@@ -138,9 +138,7 @@ def _correct(f: ModelFile, data: bytes, origin: str) -> bytes:
         raise ModelInstallError(f"{f.name} from {origin}: cannot apply the correction ({fix.why})")
     fixed = data.replace(fix.old, fix.new)
     if hashlib.sha256(fixed).hexdigest() != f.expected_sha256:
-        raise ModelInstallError(
-            f"{f.name} from {origin}: the corrected file does not have the expected digest"
-        )
+        raise ModelInstallError(f"{f.name} from {origin}: the corrected file does not have the expected digest")
     return fixed
 
 

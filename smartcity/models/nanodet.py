@@ -71,6 +71,12 @@ COCO_NAMES: tuple[str, ...] = (
 class NanoDetNet(nn.Module):
     """Normalisation + the converted graph + the distribution-focal decoder, `[B, 84, N]` out."""
 
+    centres: torch.Tensor  # [N, 2] anchor points in input pixels, finest stride first
+    strides: torch.Tensor  # [N, 1]
+    mean: torch.Tensor
+    std: torch.Tensor
+    bins: torch.Tensor
+
     def __init__(self, graph: TfjsGraph, num_classes: int = len(COCO_NAMES)) -> None:
         super().__init__()
         self.graph = GraphModule(graph)

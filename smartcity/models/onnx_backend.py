@@ -82,9 +82,7 @@ class OrtRunner:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if device.type == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise DetectorError(
-                    f"{label}: onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)"
-                )
+                raise DetectorError(f"{label}: onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)")
             providers: list[Any] = [("CUDAExecutionProvider", {"device_id": device.index or 0})]
         else:
             providers = ["CPUExecutionProvider"]
@@ -133,14 +131,10 @@ class OnnxDetector(TensorDetector):
             raise DetectorError(f"{config.model}: bf16 needs a torch runtime (darknet or torchscript)")
         if not config.model.is_file():
             raise DetectorError(f"ONNX model {config.model} does not exist")
-        self.runner = OrtRunner(
-            config.model, device=device, num_threads=config.num_threads, label=str(config.model)
-        )
+        self.runner = OrtRunner(config.model, device=device, num_threads=config.num_threads, label=str(config.model))
         static = self.runner.static_hw
         if config.rect and static is not None:
-            raise DetectorError(
-                f"{config.model}: rect needs a model with a dynamic input size, this one is fixed at {static}"
-            )
+            raise DetectorError(f"{config.model}: rect needs a model with a dynamic input size, this one is fixed at {static}")
         if config.input_size is not None and static is not None and static != (config.input_size,) * 2:
             raise DetectorError(f"{config.model}: fixed input {static}, config asks for {config.input_size}")
         size = static or (config.input_size or DEFAULT_INPUT,) * 2
@@ -194,11 +188,7 @@ def export_module_onnx(
             dynamo=False,
         )
     proto = onnx.load_from_string(buf.getvalue())
-    for key, value in (
-        ("names", json.dumps(names)),
-        ("layout", layout),
-        ("imgsz", json.dumps(list(input_size))),
-    ):
+    for key, value in (("names", json.dumps(names)), ("layout", layout), ("imgsz", json.dumps(list(input_size)))):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     return bytes(proto.SerializeToString())

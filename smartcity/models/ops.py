@@ -93,9 +93,7 @@ def letterbox(
         x = torch.from_numpy(np.ascontiguousarray(stacked)).to(device).permute(0, 3, 1, 2)
         if (new_h, new_w) != (lb.height, lb.width):
             if device.type == "cpu":
-                x = F.interpolate(
-                    x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False
-                )
+                x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
             else:  # CUDA interpolates floats only
                 x = F.interpolate(
                     x.float(), size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False

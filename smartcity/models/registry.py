@@ -66,9 +66,7 @@ class ModelType:
 MODELS: dict[str, ModelType] = {}
 
 
-def register_model(
-    name: str, *, roles: Iterable[ModelRole | str], config: type[BaseModel]
-) -> Callable[[F], F]:
+def register_model(name: str, *, roles: Iterable[ModelRole | str], config: type[BaseModel]) -> Callable[[F], F]:
     """Register a factory (usually a class) that builds a model of type `name` from a `config`
     instance; `roles` are those the model can play."""
     if not _TYPE_NAME.match(name):
@@ -92,19 +90,10 @@ def _add(entry: ModelType) -> None:
 
 
 _DETECT = frozenset({ModelRole.DETECT})
-_add(
-    ModelType("darknet", _DETECT, DarknetDetectorConfig, "smartcity.models.darknet_detector:DarknetDetector")
-)
+_add(ModelType("darknet", _DETECT, DarknetDetectorConfig, "smartcity.models.darknet_detector:DarknetDetector"))
 _add(ModelType("onnx", _DETECT, OnnxDetectorConfig, "smartcity.models.onnx_backend:OnnxDetector"))
 _add(ModelType("nanodet", _DETECT, NanoDetDetectorConfig, "smartcity.models.nanodet:NanoDetDetector"))
-_add(
-    ModelType(
-        "torchscript",
-        _DETECT,
-        TorchScriptDetectorConfig,
-        "smartcity.models.torchscript_backend:TorchScriptDetector",
-    )
-)
+_add(ModelType("torchscript", _DETECT, TorchScriptDetectorConfig, "smartcity.models.torchscript_backend:TorchScriptDetector"))
 
 
 ENTRY_POINTS = "smartcity.models"
@@ -165,9 +154,7 @@ def parse_model_entry(data: Mapping[str, Any], *, path: str = "model") -> ModelE
     try:
         role = ModelRole(role_name)
     except ValueError:
-        raise ConfigError(
-            [f"{path}.role: expected one of {[r.value for r in ModelRole]}, got {role_name!r}"]
-        ) from None
+        raise ConfigError([f"{path}.role: expected one of {[r.value for r in ModelRole]}, got {role_name!r}"]) from None
     type_name = fields.get("type")
     if not isinstance(type_name, str):
         raise ConfigError([f"{path}.type: field required (a model type: {', '.join(sorted(MODELS))})"])
@@ -176,11 +163,7 @@ def parse_model_entry(data: Mapping[str, Any], *, path: str = "model") -> ModelE
     except ModelError as exc:
         raise ConfigError([f"{path}.type: {exc}"]) from None
     if role not in kind.roles:
-        raise ConfigError(
-            [
-                f"{path}.role: model type {type_name!r} cannot play {role.value!r} (only {sorted(r.value for r in kind.roles)})"
-            ]
-        )
+        raise ConfigError([f"{path}.role: model type {type_name!r} cannot play {role.value!r} (only {sorted(r.value for r in kind.roles)})"])
     try:
         config = kind.config.model_validate(fields)
     except ValidationError as exc:
@@ -191,16 +174,12 @@ def parse_model_entry(data: Mapping[str, Any], *, path: str = "model") -> ModelE
 def _apply_to(role: ModelRole, value: object, path: str) -> frozenset[str]:
     if role is ModelRole.DETECT:
         if value is not None:
-            raise ConfigError(
-                [f"{path}.apply_to: a detector looks at whole frames (apply_to is for pose and classify)"]
-            )
+            raise ConfigError([f"{path}.apply_to: a detector looks at whole frames (apply_to is for pose and classify)"])
         return frozenset()
     if value is None:
         default = DEFAULT_APPLY_TO.get(role)
         if default is None:
-            raise ConfigError(
-                [f"{path}.apply_to: field required (the detection classes the {role.value} model looks at)"]
-            )
+            raise ConfigError([f"{path}.apply_to: field required (the detection classes the {role.value} model looks at)"])
         return frozenset(default)
     if not (
         isinstance(value, list)
@@ -240,13 +219,9 @@ def parse_models(items: Sequence[Mapping[str, Any]], *, path: str = "analysis.mo
 def create_model(entry: ModelEntry) -> object:
     """Build the model of an entry and check that it implements its role's protocol."""
     model = MODELS[entry.type_name].load()(entry.config)
-    protocol = {ModelRole.DETECT: Detector, ModelRole.POSE: PoseModel, ModelRole.CLASSIFY: Classifier}[
-        entry.role
-    ]
+    protocol = {ModelRole.DETECT: Detector, ModelRole.POSE: PoseModel, ModelRole.CLASSIFY: Classifier}[entry.role]
     if not isinstance(model, protocol):
-        raise ModelError(
-            f"model type {entry.type_name!r} does not implement {protocol.__name__} (role {entry.role.value})"
-        )
+        raise ModelError(f"model type {entry.type_name!r} does not implement {protocol.__name__} (role {entry.role.value})")
     return model
 
 
@@ -254,16 +229,12 @@ def create_detector(config: ModelEntry | BaseModel | Mapping[str, Any]) -> Detec
     """Build the detector an entry, a config or a raw mapping with its `type` (validated here) describes."""
     if isinstance(config, ModelEntry):
         if config.role is not ModelRole.DETECT:
-            raise ModelError(
-                f"model type {config.type_name!r} is configured as {config.role.value}, not detect"
-            )
+            raise ModelError(f"model type {config.type_name!r} is configured as {config.role.value}, not detect")
         entry = config
     elif isinstance(config, Mapping):
         entry = parse_model_entry({**config, "role": ModelRole.DETECT.value}, path="detector")
     elif isinstance(config, BaseModel):
-        kind = next(
-            (m for m in MODELS.values() if type(config) is m.config and ModelRole.DETECT in m.roles), None
-        )
+        kind = next((m for m in MODELS.values() if type(config) is m.config and ModelRole.DETECT in m.roles), None)
         if kind is None:
             raise ModelError(f"no detector registered for config {type(config).__name__}")
         entry = ModelEntry(ModelRole.DETECT, kind.name, config)

@@ -452,7 +452,9 @@ def _build_simple(op: str) -> Callable[[GraphModule, Node, Mapping[str, Node], M
             src, layout, pad = _nchw_source(module, by_name, node.inputs[0], float("-inf"))
             if pad[0] > k[1] // 2 or pad[1] > k[2] // 2:  # torch pools pad at most half the kernel
                 src, layout, pad = _ref(node.inputs[0]), "NHWC", (0, 0)
-            module._emit(node, op, [src], kernel=(k[1], k[2]), stride=(s[1], s[2]), padding=pad, layout=layout)
+            module._emit(
+                node, op, [src], kernel=(k[1], k[2]), stride=(s[1], s[2]), padding=pad, layout=layout
+            )
         elif op == "ResizeBilinear":
             if node.attr_bool("align_corners", False) or not node.attr_bool("half_pixel_centers", False):
                 raise GraphError(f"node {node.name}: only half-pixel-centre bilinear resizing is supported")

