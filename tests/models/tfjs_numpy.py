@@ -3,8 +3,8 @@
 It follows TensorFlow's op definitions one node at a time (NHWC convolutions, explicit Pad and
 Transpose nodes, half-pixel bilinear resizing...) with no rewriting, no folding and no torch,
 so that `smartcity.models.tfjs_graph` can be checked against it. TensorFlow.js itself is not a
-test dependency; the converter was also checked against TF.js (pure-JS CPU backend, node 20,
-@tensorflow/tfjs 4.22.0) once by hand: see tests/data/annotations/README.md.
+test dependency; `bench/nanodet_parity.py` checks the converter against it (pure-JS CPU backend
+of @tensorflow/tfjs 4.22.0 under node: largest difference 1.9e-5 on 4 real frames).
 """
 
 from __future__ import annotations
