@@ -17,6 +17,8 @@ each detector has
 - `ms_per_frame`: median wall time of `detect([frame])` per engine (torch float32, torch bfloat16
   only on CPUs with AMX, onnxruntime), 1 CPU thread, both detectors timed interleaved on the same
   frames in the same run (speeds drift with the machine's load; the ratio is what counts).
+`bf16_agreement`: of the float32 torch detections (shipped threshold) on the first timed frames,
+the share that torch in bfloat16 finds again (same class, IoU >= 0.9).
 `counting` says why the counting bench has no per-detector figure (it runs on simulated detections).
 `--quick` scores every other annotated frame and times fewer frames.
 """
@@ -214,6 +216,28 @@ def timing(engines: dict[str, dict[str, Detector]], frames: list[np.ndarray]) ->
     return result
 
 
+def bf16_agreement(
+    fp32: Detector, bf16: Detector, frames: list[np.ndarray], threshold: float
+) -> dict[str, float | int | None]:
+    """Share of float32 detections (score > threshold) that bfloat16 finds again: same class, IoU >= 0.9."""
+    total = again = 0
+    for frame in frames:
+        (ref,) = fp32.detect([frame])
+        (got,) = bf16.detect([frame])
+        for d in ref:
+            if d.score <= threshold:
+                continue
+            total += 1
+            if any(g.cls == d.cls and _iou(g.box, d.box) >= 0.9 for g in got):
+                again += 1
+    return {"detections": total, "found_again": again, "rate": round(again / total, 3) if total else None}
+
+
+def _iou(a: Box, b: Box) -> float:
+    inter = _inter(a, b)
+    return inter / (_area(a) + _area(b) - inter) if inter else 0.0
+
+
 def build(model_dir: Path) -> dict[str, dict[str, Detector]]:
     engines: dict[str, dict[str, Detector]] = {"yolov3_tiny": {}, "nanodet_g": {}}
     precisions = [("torch", False), ("onnxruntime", False)] + (
@@ -283,6 +307,28 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     frames += [rgb for _, rgb in annotated_frames(*videos["ckuhn_traffic"], max(1, 20 // n_time))][:n_time]
     for name, ms in timing(engines, frames).items():
         result[name]["ms_per_frame"] = ms
+    # bf16 accuracy, measured even where the CPU emulates it (slow, same arithmetic as AMX)
+    bf16_frames = frames[: max(2, n_time // 2)]
+    for name, make in (
+        (
+            "yolov3_tiny",
+            lambda bf16: DarknetDetector(
+                DarknetDetectorConfig(device="cpu", runtime="torch", bf16=bf16, conf_threshold=FLOOR),
+                model_dir=model_dir,
+            ),
+        ),
+        (
+            "nanodet_g",
+            lambda bf16: NanoDetDetector(
+                NanoDetDetectorConfig(device="cpu", runtime="torch", bf16=bf16, conf_threshold=FLOOR),
+                model_dir=model_dir,
+            ),
+        ),
+    ):
+        result[name]["bf16_agreement"] = bf16_agreement(
+            make(False), make(True), bf16_frames, shipped[name].conf_threshold
+        )
+        print(name, "bf16", result[name]["bf16_agreement"], flush=True)
     out: dict[str, object] = {
         "detector": result,
         "iou": MIN_IOU,
