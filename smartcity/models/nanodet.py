@@ -179,6 +179,18 @@ def _export_version(path: Path) -> str | None:
     return meta.get("converter")
 
 
+def _written_runner(path: Path, device: torch.device, num_threads: int) -> OrtRunner | None:
+    """A session on the install-time export when it is there, loads, and this converter wrote it
+    (read from the session's metadata: no `onnx` import, no second parse of the file)."""
+    if not path.is_file():
+        return None
+    try:
+        runner = OrtRunner(path, device=device, num_threads=num_threads, label=str(path))
+    except DetectorError:  # damaged: exported again in memory
+        return None
+    return runner if runner.metadata.get("converter") == CONVERTER_VERSION else None
+
+
 def _onnx_available() -> bool:
     try:
         import onnx  # noqa: F401
@@ -214,13 +226,13 @@ class NanoDetDetector(TensorDetector):
                     f"{'fp16' if config.fp16 else 'bf16'} is only available with runtime torch"
                 )
             half = bf16 = False
-            written = path.parent / ONNX_FILE
             # the install-time export when it is current (fast start), else one made now in memory
-            source: bytes | Path = (
-                written if _export_version(written) == CONVERTER_VERSION else _export(net, names)
-            )
-            self.onnx_source = source if isinstance(source, Path) else None
-            self.runner = OrtRunner(source, device=device, num_threads=config.num_threads, label=str(path))
+            self.runner = _written_runner(path.parent / ONNX_FILE, device, config.num_threads)
+            if self.runner is not None:
+                self.onnx_source = path.parent / ONNX_FILE
+            else:
+                data = _export(net, names)
+                self.runner = OrtRunner(data, device=device, num_threads=config.num_threads, label=str(path))
         dtype = compute_dtype(half=half, bf16=bf16)
         if self.runner is None:
             self.net = net.to(device, dtype)
