@@ -21,6 +21,7 @@ one NMS group of classes the network confuses on one vehicle.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -192,12 +193,8 @@ def _written_runner(path: Path, device: torch.device, num_threads: int) -> OrtRu
 
 
 def _onnx_available() -> bool:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """onnxruntime and onnx (for an export made at start-up) are installed; looked up, not imported."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
 
 class NanoDetDetector(TensorDetector):
