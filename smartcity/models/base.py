@@ -109,6 +109,7 @@ class TensorDetector:
         self.pad_value = 0  # settled with the layout in _finish_init
         self.rect = bool(config.rect)  # a subclass whose network takes any size may default it on
         self.class_ids = self._class_ids(config.classes)
+        self.class_groups = self._class_groups(config.suppress_across)
 
     @property
     def names(self) -> list[str]:
@@ -134,6 +135,23 @@ class TensorDetector:
         wanted = set(classes)
         ids = [i for i, n in enumerate(self._names) if n in wanted]
         return torch.tensor(ids, dtype=torch.long, device=self._device)
+
+    def _class_groups(self, groups: list[list[str]]) -> torch.Tensor | None:
+        """Class index -> NMS group: a group's classes share the index of its first class present."""
+        if not groups:
+            return None
+        index = {n: i for i, n in enumerate(self._names)}
+        unknown = sorted({c for g in groups for c in g} - set(index))
+        if unknown:
+            raise DetectorError(
+                f"{self.source}: suppress_across names classes {unknown} that are not in the class map"
+            )
+        table = list(range(len(self._names)))
+        for g in groups:
+            first = min(index[c] for c in g)
+            for c in g:
+                table[index[c]] = first
+        return torch.tensor(table, dtype=torch.long, device=self._device)
 
     def _finish_init(self) -> None:
         """Run one blank batch: checks the output shape, settles `layout` and warms the runtime up."""
@@ -178,6 +196,7 @@ class TensorDetector:
                 nms_iou=cfg.nms_iou,
                 max_detections=cfg.max_detections,
                 class_ids=self.class_ids.to(xywh.device) if self.class_ids is not None else None,
+                class_groups=self.class_groups.to(xywh.device) if self.class_groups is not None else None,
             )
 
     def __repr__(self) -> str:

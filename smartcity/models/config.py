@@ -52,6 +52,12 @@ Layout = Literal["auto", "darknet", "yolov8"]
 centre x, centre y, width, height in input pixels. `auto` tells them apart by shape."""
 
 
+ClassGroup = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=100)]], Field(min_length=2, max_length=100)
+]
+"""Class names that NMS treats as one class."""
+
+
 class DetectorConfigBase(BaseModel):
     """Fields every detector type shares."""
 
@@ -106,6 +112,13 @@ class DetectorConfigBase(BaseModel):
         "full square input (a 4:3 camera at 416 runs on 416x320, ~20 % less work). Default: on for the "
         "darknet detector in torch, off for ONNX and TorchScript files (their input size may be fixed).",
     )
+    suppress_across: list[ClassGroup] = Field(
+        default_factory=list,
+        description="Groups of classes whose boxes suppress each other in NMS as if they were one class "
+        "(e.g. [[car, truck, bus]]: one vehicle labelled both car and truck keeps only its best box). "
+        "Other classes are suppressed per class.",
+        max_length=100,
+    )
     pad_value: int | None = Field(
         None,
         description="Grey level of the letterbox borders. Default: what the model was trained with, "
@@ -120,6 +133,16 @@ class DetectorConfigBase(BaseModel):
         if v is not None and len(set(v)) != len(v):
             dup = sorted({c for c in v if v.count(c) > 1})
             raise ValueError(f"duplicate classes {dup}")
+        return v
+
+    @field_validator("suppress_across")
+    @classmethod
+    def _disjoint_groups(cls, v: list[list[str]]) -> list[list[str]]:
+        seen: set[str] = set()
+        for group in v:
+            if seen & set(group):
+                raise ValueError(f"class {sorted(seen & set(group))[0]!r} is in two suppress_across groups")
+            seen.update(group)
         return v
 
     @model_validator(mode="after")
@@ -170,8 +193,63 @@ class TorchScriptDetectorConfig(DetectorConfigBase):
     layout: Layout = Field("auto", description="Raw output layout (auto: from the output shape).")
 
 
+VEHICLE_GROUP: tuple[str, ...] = ("car", "truck", "bus")
+"""Classes a detector may confuse on one vehicle (NanoDet-g labels some vans both car and truck)."""
+
+
+class NanoDetDetectorConfig(DetectorConfigBase):
+    """NanoDet-g 416 (COCO, Apache-2.0 weights) converted from its TF.js graph by our own code."""
+
+    type: Literal["nanodet"] = Field("nanodet", description="Detector type.")
+    model: Path | None = Field(
+        None,
+        description="The TF.js graph model JSON (its weight file next to it). Default: the NanoDet-g installed "
+        "by `smartcity models install --model nanodet-g`.",
+    )
+    runtime: Literal["auto", "torch", "onnxruntime"] = Field(
+        "auto",
+        description="Engine that runs the network: torch, or onnxruntime on an in-memory ONNX export. "
+        "auto picks the faster one measured by bench/detector.py (torch on CUDA and with bf16).",
+    )
+    suppress_across: list[ClassGroup] = Field(
+        default_factory=lambda: [list(VEHICLE_GROUP)],
+        description="Groups of classes suppressed together in NMS. Default: car, truck and bus (one vehicle, "
+        "one box).",
+        max_length=100,
+    )
+    conf_threshold: float = Field(
+        0.4,
+        description="Minimum class confidence kept. Default 0.4: NanoDet's scores are IoU-quality estimates and "
+        "run lower than YOLO's; 0.4 was chosen from the sweep bench/detector.py prints (at 0.25 it boxes many "
+        "shadows and signs, at 0.5 it loses vehicles seen from above).",
+        gt=0,
+        lt=1,
+    )
+    pad_value: int | None = Field(
+        None,
+        description="Grey level of the letterbox borders. Default: 0 (NanoDet was trained with black borders).",
+        ge=0,
+        le=255,
+    )
+
+    @field_validator("input_size")
+    @classmethod
+    def _fixed_input(cls, v: int | None) -> int | None:
+        if v is not None and v != 416:
+            raise ValueError("NanoDet-g's graph has a fixed 416x416 input")
+        return v
+
+    @field_validator("rect")
+    @classmethod
+    def _no_rect(cls, v: bool | None) -> bool | None:
+        if v:
+            raise ValueError("NanoDet-g's graph has a fixed 416x416 input (no rectangular inference)")
+        return v
+
+
 DetectorConfig = Annotated[
-    DarknetDetectorConfig | OnnxDetectorConfig | TorchScriptDetectorConfig, Field(discriminator="type")
+    DarknetDetectorConfig | OnnxDetectorConfig | TorchScriptDetectorConfig | NanoDetDetectorConfig,
+    Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[DetectorConfig] = TypeAdapter(DetectorConfig)
 
@@ -210,4 +288,4 @@ def _tag(err: Any) -> str:
     return repr(ctx["tag"]) if "tag" in ctx else "no type"
 
 
-_TYPES = ("darknet", "onnx", "torchscript")
+_TYPES = ("darknet", "onnx", "torchscript", "nanodet")

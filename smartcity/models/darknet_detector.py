@@ -52,8 +52,8 @@ def resolve_files(config: DarknetDetectorConfig, model_dir: Path | None = None) 
         missing = [p.name for p in (cfg, weights, names_file) if p is not None and not p.is_file()]
         if missing:
             raise DetectorError(
-                f"the default model is not installed in {base} (missing {', '.join(missing)}): "
-                "run `smartcity models install`"
+                f"YOLOv3-tiny is not installed in {base} (missing {', '.join(missing)}): "
+                "run `smartcity models install --model yolov3-tiny`"
             )
     else:
         cfg, weights = config.cfg, config.weights
@@ -88,8 +88,8 @@ def check_anchor_masks(cfg: DarknetCfg, source: Path) -> None:
     if second.integers("mask", "") == [0, 1, 2]:
         raise DetectorError(
             f"{source}: {second.where('mask')} is `0,1,2`, but the YOLOv3-tiny weights were trained with "
-            "`1,2,3` there (with 0,1,2 its boxes come out half size): run `smartcity models install` "
-            "to correct the installed cfg"
+            "`1,2,3` there (with 0,1,2 its boxes come out half size): run "
+            "`smartcity models install --model yolov3-tiny` to correct the installed cfg"
         )
 
 

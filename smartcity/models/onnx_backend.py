@@ -165,6 +165,7 @@ def export_module_onnx(
     layout: str,
     dynamic_batch: bool = True,
     opset: int = OPSET,
+    metadata: dict[str, str] | None = None,
 ) -> bytes:
     """Export a float32 CPU module taking `[B, 3, H, W]` to ONNX bytes, with names/layout metadata."""
     try:
@@ -188,7 +189,8 @@ def export_module_onnx(
             dynamo=False,
         )
     proto = onnx.load_from_string(buf.getvalue())
-    for key, value in (("names", json.dumps(names)), ("layout", layout), ("imgsz", json.dumps(list(input_size)))):
+    base = {"names": json.dumps(names), "layout": layout, "imgsz": json.dumps(list(input_size))}
+    for key, value in {**base, **(metadata or {})}.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     return bytes(proto.SerializeToString())

@@ -170,12 +170,15 @@ def postprocess(
     nms_iou: float,
     max_detections: int,
     class_ids: torch.Tensor | None = None,
+    class_groups: torch.Tensor | None = None,
 ) -> list[list[Detection]]:
     """Turn `[B, N, 4]` boxes and `[B, N, C]` class scores into detections in original pixels.
 
     Each box takes its best class among `class_ids` (all when None); boxes under
     `conf_threshold` are dropped, then class-aware NMS runs over the whole batch at once
     (image and class form the NMS group) and each image keeps its `max_detections` best.
+    `class_groups` maps each class index to its NMS group (classes sharing a group suppress each
+    other: car, truck and bus on one vehicle); None keeps one group per class.
     """
     boxes_cxcywh, scores = boxes_cxcywh.float(), scores.float()
     num_classes = scores.shape[-1]
@@ -188,7 +191,7 @@ def postprocess(
     cand_scores = best[img, anchor]
     cand_boxes = cxcywh_to_xyxy(boxes_cxcywh[img, anchor])
     cand_cls = cls[img, anchor]
-    groups = img * num_classes + cand_cls
+    groups = img * num_classes + (class_groups[cand_cls] if class_groups is not None else cand_cls)
     if len(img) <= NMS_BLOCK:
         keep = batched_nms(cand_boxes, cand_scores, groups, nms_iou)
     else:  # bound the IoU matrix: one image at a time, its NMS_BLOCK best candidates

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from smartcity.core.errors import ConfigError
 from smartcity.models.config import (
     DarknetDetectorConfig,
+    NanoDetDetectorConfig,
     OnnxDetectorConfig,
     TorchScriptDetectorConfig,
     validation_error_lines,
@@ -91,6 +92,7 @@ def _add(entry: ModelType) -> None:
 _DETECT = frozenset({ModelRole.DETECT})
 _add(ModelType("darknet", _DETECT, DarknetDetectorConfig, "smartcity.models.darknet_detector:DarknetDetector"))
 _add(ModelType("onnx", _DETECT, OnnxDetectorConfig, "smartcity.models.onnx_backend:OnnxDetector"))
+_add(ModelType("nanodet", _DETECT, NanoDetDetectorConfig, "smartcity.models.nanodet:NanoDetDetector"))
 _add(ModelType("torchscript", _DETECT, TorchScriptDetectorConfig, "smartcity.models.torchscript_backend:TorchScriptDetector"))
 
 

@@ -260,7 +260,7 @@ def test_config_errors_name_the_field() -> None:
         "detector.model: field required",
     ]
     # the known types are listed (with any that tests registered: box_pose, bright_box)
-    with pytest.raises(ConfigError, match=r"detector.type: unknown model type 'yolo-magic' \(known: (b\w+, )*darknet, onnx, torchscript\)"):
+    with pytest.raises(ConfigError, match=r"detector.type: unknown model type 'yolo-magic' \(known: (b\w+, )*darknet, nanodet, onnx, torchscript\)"):
         create_detector({"type": "yolo-magic"})
     with pytest.raises(ConfigError, match="give both cfg and weights"):
         parse_detector_config({"type": "darknet", "cfg": "a.cfg"})
@@ -277,7 +277,7 @@ def test_config_errors_name_the_field() -> None:
 def test_detector_errors(model_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(DetectorError, match=r"classes \['unicorn'\] are not in the model's class map"):
         DarknetDetector(DarknetDetectorConfig(classes=["person", "unicorn"], runtime="torch"), model_dir=model_dir)
-    with pytest.raises(DetectorError, match="run `smartcity models install`"):
+    with pytest.raises(DetectorError, match="run `smartcity models install --model yolov3-tiny`"):
         DarknetDetector(DarknetDetectorConfig(), model_dir=tmp_path / "empty")
     with pytest.raises(DetectorError, match="does not exist"):
         create_detector({"type": "onnx", "model": str(tmp_path / "absent.onnx")})
@@ -310,7 +310,7 @@ def test_cfg_with_the_uncorrected_anchor_mask_is_refused(model_dir: Path, tmp_pa
     cfg = (model_dir / "yolov3-tiny.cfg").read_text()
     assert cfg.count("mask = 1,2,3") == 1
     (old / "yolov3-tiny.cfg").write_text(cfg.replace("mask = 1,2,3", "mask = 0,1,2"))
-    expected = r"layer 23 \[yolo\] \(line 17[0-9]\), key 'mask' is `0,1,2`.*run `smartcity models install`"
+    expected = r"layer 23 \[yolo\] \(line 17[0-9]\), key 'mask' is `0,1,2`.*run `smartcity models install --model yolov3-tiny`"
     with pytest.raises(DetectorError, match=expected):
         DarknetDetector(DarknetDetectorConfig(runtime="torch"), model_dir=old)
     with pytest.raises(DetectorError, match=expected):
