@@ -128,8 +128,8 @@ class ByteTracker:
         self.config = config if config is not None else TrackerConfig()
         self._next_id = 1
         self._states: list[_TrackState] = []
-        self._mean: FloatArray = np.zeros((0, 8))
-        self._cov: FloatArray = np.zeros((0, 8, 8))
+        # states (N, 8) and compact covariances (N, 3, 4): see kalman
+        self._mean, self._cov = kalman.empty()
         self._last_t: float | None = None
         self._intervals: deque[float] = deque(maxlen=INTERVAL_WINDOW)
         self._nominal_dt: float | None = None
@@ -141,8 +141,7 @@ class ByteTracker:
     def reset(self) -> None:
         """Forget every track and the frame timing; ids keep counting up."""
         self._states = []
-        self._mean = np.zeros((0, 8))
-        self._cov = np.zeros((0, 8, 8))
+        self._mean, self._cov = kalman.empty()
         self._obs = np.zeros((0, 4))
         self._since_obs = np.zeros(0)
         self._last_t = None
