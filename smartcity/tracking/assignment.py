@@ -44,9 +44,9 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _solve_with_limit(cost: FloatArray, cost_limit: float) -> list[tuple[int, int]]:
+def _solve_with_limit(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
     """Exact assignment where a pair costs `cost[i, j]` (allowed only below `cost_limit`)
-    and leaving a row or a column unmatched costs `cost_limit / 2`.
+    and leaving a row or a column unmatched costs `cost_limit / 2`; returns the matched (rows, cols).
 
     This is the objective ByteTrack uses (lapjv with `extend_cost` and `cost_limit`):
     a strong pair is never given up to match two weak ones. Solved as a square problem of
@@ -54,16 +54,18 @@ def _solve_with_limit(cost: FloatArray, cost_limit: float) -> list[tuple[int, in
     """
     n, m = cost.shape
     size = n + m
+    allowed = cost < cost_limit
     big = np.full((size, size), _FORBIDDEN)
-    big[:n, :m] = np.where(cost < cost_limit, cost, _FORBIDDEN)
+    np.copyto(big[:n, :m], cost, where=allowed)
     half = cost_limit / 2.0
-    big[np.arange(n), m + np.arange(n)] = half  # row i unmatched
-    big[n + np.arange(m), np.arange(m)] = half  # column j unmatched
+    np.fill_diagonal(big[:n, m:], half)  # row i unmatched
+    np.fill_diagonal(big[n:, :m], half)  # column j unmatched
     big[n:, m:] = 0.0
     rows, cols = linear_sum_assignment(big)
-    return [
-        (i, j) for i, j in zip(rows.tolist(), cols.tolist()) if i < n and j < m and cost[i, j] < cost_limit
-    ]
+    real = (rows < n) & (cols < m)
+    rows, cols = rows[real], cols[real]
+    ok = allowed[rows, cols]
+    return rows[ok], cols[ok]
 
 
 def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
@@ -83,34 +85,37 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
     alone = (per_row[rr] == 1) & (per_col[cc] == 1)
     if alone.all():  # no competition at all (each row has at most one pair): already sorted by row
         return rr, cc
-    rows = rr[alone].tolist()
-    cols = cc[alone].tolist()
+    rows = [rr[alone]]
+    cols = [cc[alone]]
     rest = ~alone
-    for sub_rows, sub_cols in _components(rr[rest].tolist(), cc[rest].tolist(), n):
-        sub = cost[np.ix_(sub_rows, sub_cols)]
-        if len(sub_rows) == 1 or len(sub_cols) == 1:
-            # One side has a single member: its cheapest allowed partner is optimal,
-            # since every partner is allowed and the others stay unmatched either way.
-            k = int(sub.argmin())
-            pairs = [divmod(k, len(sub_cols))]
+    for sub_rows, sub_cols in _components(rr[rest].tolist(), cc[rest].tolist(), n, m):
+        # One side has a single member: its cheapest allowed partner is optimal, since every
+        # partner is allowed and the others stay unmatched either way.
+        if len(sub_rows) == 1:
+            rows.append(np.array(sub_rows, dtype=np.intp))
+            cols.append(np.array([sub_cols[int(cost[sub_rows[0], sub_cols].argmin())]], dtype=np.intp))
+        elif len(sub_cols) == 1:
+            rows.append(np.array([sub_rows[int(cost[sub_rows, sub_cols[0]].argmin())]], dtype=np.intp))
+            cols.append(np.array(sub_cols, dtype=np.intp))
         else:
-            pairs = _solve_with_limit(sub, cost_limit)
-        for i, j in pairs:
-            rows.append(sub_rows[i])
-            cols.append(sub_cols[j])
-    r = np.array(rows, dtype=np.intp)
-    c = np.array(cols, dtype=np.intp)
+            i, j = _solve_with_limit(cost[sub_rows][:, sub_cols], cost_limit)
+            rows.append(np.array(sub_rows, dtype=np.intp)[i])
+            cols.append(np.array(sub_cols, dtype=np.intp)[j])
+    r = np.concatenate(rows)
+    c = np.concatenate(cols)
     order = np.argsort(r, kind="stable")
     return r[order], c[order]
 
 
-def _components(pair_rows: list[int], pair_cols: list[int], n_rows: int) -> list[tuple[list[int], list[int]]]:
+def _components(
+    pair_rows: list[int], pair_cols: list[int], n_rows: int, n_cols: int
+) -> list[tuple[list[int], list[int]]]:
     """Connected groups of the bipartite graph of allowed pairs (union-find; nodes are rows
-    0..n_rows-1 and columns n_rows..). Each group is an independent assignment problem."""
-    parent: dict[int, int] = {}
+    0..n_rows-1 and columns n_rows..), each with its rows and columns in increasing order, groups
+    in the order of their smallest node. Each group is an independent assignment problem."""
+    parent = list(range(n_rows + n_cols))
 
     def find(x: int) -> int:
-        parent.setdefault(x, x)
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
@@ -121,7 +126,7 @@ def _components(pair_rows: list[int], pair_cols: list[int], n_rows: int) -> list
         if a != b:
             parent[a] = b
     groups: dict[int, tuple[list[int], list[int]]] = {}
-    for node in sorted(parent):
+    for node in sorted({*pair_rows, *(n_rows + j for j in pair_cols)}):
         rows, cols = groups.setdefault(find(node), ([], []))
         if node < n_rows:
             rows.append(node)
