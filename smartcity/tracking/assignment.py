@@ -41,7 +41,8 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
     if union.min() > 0.0:  # the common case: no empty box
         out: FloatArray = np.divide(inter, union, out=inter)
         return out
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    masked: FloatArray = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return masked
 
 
 def _solve_with_limit(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
