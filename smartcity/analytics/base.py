@@ -372,6 +372,7 @@ class SlotArrays:
         self._fills = fills
         self.capacity = 0
         self.arrays: dict[str, npt.NDArray[Any]] = {}
+        self._pairs: list[tuple[npt.NDArray[Any], float | int | bool]] = []  # (array, fill), for reset
         self.ensure(64)
 
     def ensure(self, capacity: int) -> None:
@@ -384,12 +385,21 @@ class SlotArrays:
             self.arrays[name] = arr
             setattr(self, name, arr)
         self.capacity = capacity
+        self._pairs = [(self.arrays[name], fill) for name, (fill, _) in self._fills.items()]
 
     def reset(self, slots: list[int]) -> None:
+        # every rule resets the slots allocated in a frame, often one: a scalar store per array is
+        # cheaper than converting the list to indices for each array
         if not slots:
             return
-        for name, (fill, _) in self._fills.items():
-            self.arrays[name][slots] = fill
+        if len(slots) == 1:
+            slot = slots[0]
+            for arr, fill in self._pairs:
+                arr[slot] = fill
+            return
+        idx = np.asarray(slots, dtype=np.intp)
+        for arr, fill in self._pairs:
+            arr[idx] = fill
 
     def __getattr__(self, name: str) -> Any:  # only reached for arrays (set with setattr above)
         raise AttributeError(name)
