@@ -7,7 +7,7 @@ import pytest
 from analytics_helpers import CAM, frame, spec, track
 
 from smartcity.analytics import RULE_TYPES, RuleEngine
-from smartcity.analytics.base import ClassVocab, SlotTable
+from smartcity.analytics.base import ClassVocab, SlotArrays, SlotTable
 from smartcity.analytics.geometry import Polygon
 from smartcity.core.errors import NotFound, ValidationFailed
 
@@ -104,3 +104,19 @@ def test_zones_asked_on_a_frame_are_tested_together_on_the_next_with_the_same_an
     assert sets[1] is not None and sets[1].polygons == (square, left)  # the concave zone is tested alone
     assert sets[2] is not None and sets[2].polygons == (square, left, late)  # rebuilt: "late" was asked
     assert slots.view(frame(0.3, *tracks)).zone_set.polygons == (late, square)  # type: ignore[union-attr]
+
+
+def test_slot_arrays_reset_one_or_several_slots_and_after_growing() -> None:
+    st = SlotArrays(x=(np.nan, np.float64), n=(0, np.int8), on=(False, bool))
+    st.x[:] = 1.0
+    st.n[:] = 3
+    st.on[:] = True
+    st.reset([5])
+    st.reset([7, 9])
+    st.ensure(200)  # grown: the new arrays are the ones reset
+    st.x[150] = st.n[150] = 4
+    st.reset([150, 9])
+    cleared = {5, 7, 9, 150}
+    for k in range(200):
+        expected = k in cleared or k >= 64
+        assert np.isnan(st.x[k]) == expected and (st.n[k] == 0) == expected and (not st.on[k]) == expected
