@@ -22,7 +22,7 @@ import numpy.typing as npt
 from pydantic import BaseModel
 
 from smartcity.analytics.counts import CountAggregator
-from smartcity.analytics.geometry import BoolArray, FloatArray, Polygon
+from smartcity.analytics.geometry import BoolArray, FloatArray, Polygon, PolygonSet
 from smartcity.analytics.signal import SignalColour
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.errors import ValidationFailed
@@ -108,14 +108,28 @@ class FrameView:
     masks: dict[tuple[frozenset[str], float], BoolArray] = field(default_factory=dict)
     zones: dict[int, BoolArray] = field(default_factory=dict)
     xy: FloatArray | None = None  # (2, n) ground points, built on first use
+    # the zones the rules asked about on the previous frame, tested together on the first ask
+    zone_set: PolygonSet | None = None
+    zone_rows: BoolArray | None = None
+    asked: list[Polygon] = field(default_factory=list)  # zones asked about in this frame, in order
 
     def inside(self, zone: Polygon) -> BoolArray:
         """Which tracks have their ground point in `zone` (computed once per zone and frame)."""
-        m = self.zones.get(id(zone))
+        key = id(zone)
+        m = self.zones.get(key)
         if m is None:
             if self.xy is None:
                 self.xy = np.vstack((self.gx, self.gy))
-            m = self.zones[id(zone)] = zone.contains_xy(self.xy)
+            zs = self.zone_set
+            row = zs.index.get(key) if zs is not None else None
+            if zs is not None and row is not None:
+                if self.zone_rows is None:
+                    self.zone_rows = zs.contains_xy(self.xy)
+                m = self.zone_rows[row]
+            else:
+                m = zone.contains_xy(self.xy)
+            self.zones[key] = m
+            self.asked.append(zone)
         return m
 
     @property
@@ -145,6 +159,10 @@ class SlotTable:
         self.free: list[int] = list(range(self.capacity - 1, -1, -1))
         self.retired: set[int] = set()
         self.relinks = 0
+        # zones the rules asked about on the last frame (FrameView.inside): tested together next frame
+        self._asked: list[Polygon] = []
+        self._asked_ids: set[int] = set()
+        self._zone_set: PolygonSet | None = None
 
     def _grow(self) -> None:
         old = self.capacity
@@ -250,12 +268,24 @@ class SlotTable:
                 self.free.append(s)
         if len(retired) > 1000:  # ids of long-gone tracks: the tracker never reuses ids
             retired.clear()
-        return FrameView(
+        view = FrameView(
             camera_id=frame.camera_id, t=t, width=frame.width, height=frame.height, tracks=tracks,
             slots=slots, codes=codes, conf=conf, gx=gx, gy=gy, bw=bw, bh=bh, fresh=fresh, hits=hits,
             confirmed=confirmed, vocab=self.vocab, capacity=self.capacity, first_seen=self.first_seen,
-            new_slots=new_slots, freed_slots=freed, image=image,
+            new_slots=new_slots, freed_slots=freed, image=image, zone_set=self._zones_asked(),
         )
+        self._asked = view.asked
+        return view
+
+    def _zones_asked(self) -> PolygonSet | None:
+        """The zones asked about on the last frame as one set (rebuilt when the rules ask about others).
+
+        The set holds its polygons, so the ids it is keyed by cannot be reused while it exists."""
+        asked = self._asked
+        if len(asked) != len(self._asked_ids) or any(id(z) not in self._asked_ids for z in asked):
+            self._asked_ids = {id(z) for z in asked}
+            self._zone_set = PolygonSet(asked) if len(asked) > 1 else None
+        return self._zone_set
 
     def _assign(
         self, kept: list[Track], slots_l: list[int], unknown: list[int], new_slots: list[int],
@@ -342,6 +372,7 @@ class SlotArrays:
         self._fills = fills
         self.capacity = 0
         self.arrays: dict[str, npt.NDArray[Any]] = {}
+        self._pairs: list[tuple[npt.NDArray[Any], float | int | bool]] = []  # (array, fill), for reset
         self.ensure(64)
 
     def ensure(self, capacity: int) -> None:
@@ -354,12 +385,21 @@ class SlotArrays:
             self.arrays[name] = arr
             setattr(self, name, arr)
         self.capacity = capacity
+        self._pairs = [(self.arrays[name], fill) for name, (fill, _) in self._fills.items()]
 
     def reset(self, slots: list[int]) -> None:
+        # every rule resets the slots allocated in a frame, often one: a scalar store per array is
+        # cheaper than converting the list to indices for each array
         if not slots:
             return
-        for name, (fill, _) in self._fills.items():
-            self.arrays[name][slots] = fill
+        if len(slots) == 1:
+            slot = slots[0]
+            for arr, fill in self._pairs:
+                arr[slot] = fill
+            return
+        idx = np.asarray(slots, dtype=np.intp)
+        for arr, fill in self._pairs:
+            arr[idx] = fill
 
     def __getattr__(self, name: str) -> Any:  # only reached for arrays (set with setattr above)
         raise AttributeError(name)

@@ -356,3 +356,25 @@ class Line:
         """Projection of points onto the line as a fraction of its length (0 at a, 1 at b)."""
         dx, dy = self.b[0] - self.a[0], self.b[1] - self.a[1]
         return ((x - self.a[0]) * dx + (y - self.a[1]) * dy) / (dx * dx + dy * dy)
+
+
+class PolygonSet:
+    """Several convex polygons tested together: one matrix product and one reduction for all of
+    them instead of one of each per polygon (a camera's zone rules all test the same points)."""
+
+    def __init__(self, polygons: Sequence[Polygon]) -> None:
+        planes = [(p, p.normals, p.halfplanes[2]) for p in polygons if p.normals is not None and p.halfplanes]
+        self.polygons: tuple[Polygon, ...] = tuple(p for p, _, _ in planes)
+        self.index: dict[int, int] = {id(p): k for k, p in enumerate(self.polygons)}  # row of each polygon
+        self.normals: FloatArray = np.vstack([n for _, n, _ in planes]) if planes else np.zeros((0, 2))
+        self.offsets: FloatArray = np.vstack([c for _, _, c in planes]) if planes else np.zeros((0, 1))
+        # first half-plane of each polygon (one per edge)
+        self.starts = np.cumsum([0] + [len(p.points) for p in self.polygons[:-1]], dtype=np.intp)
+
+    def contains_xy(self, xy: FloatArray) -> BoolArray:
+        """(polygons, n): which of the points stacked as a (2, n) array each polygon contains; row k
+        equals `polygons[k].contains_xy(xy)`."""
+        if not self.polygons:
+            return np.zeros((0, xy.shape[1]), dtype=bool)
+        out: BoolArray = np.logical_and.reduceat(self.normals @ xy >= self.offsets, self.starts, axis=0)
+        return out

@@ -26,21 +26,28 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
     """IoU of every box of `a` (N, 4) with every box of `b` (M, 4), boxes as x1, y1, x2, y2."""
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.zeros((a.shape[0], b.shape[0]), dtype=np.float64)
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0.0, None) * np.clip(iy2 - iy1, 0.0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    out: FloatArray = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    return out
+    # columns as (N, 1) and (1, M) views; the (N, M) intermediates are computed in place
+    ax1, ay1, ax2, ay2 = a.T[:, :, None]
+    bx1, by1, bx2, by2 = b.T[:, None, :]
+    inter = np.minimum(ax2, bx2)
+    inter -= np.maximum(ax1, bx1)
+    np.maximum(inter, 0.0, out=inter)
+    ih = np.minimum(ay2, by2)
+    ih -= np.maximum(ay1, by1)
+    np.maximum(ih, 0.0, out=ih)
+    inter *= ih
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)
+    union -= inter
+    if union.min() > 0.0:  # the common case: no empty box
+        out: FloatArray = np.divide(inter, union, out=inter)
+        return out
+    masked: FloatArray = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return masked
 
 
-def _solve_with_limit(cost: FloatArray, cost_limit: float) -> list[tuple[int, int]]:
+def _solve_with_limit(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
     """Exact assignment where a pair costs `cost[i, j]` (allowed only below `cost_limit`)
-    and leaving a row or a column unmatched costs `cost_limit / 2`.
+    and leaving a row or a column unmatched costs `cost_limit / 2`; returns the matched (rows, cols).
 
     This is the objective ByteTrack uses (lapjv with `extend_cost` and `cost_limit`):
     a strong pair is never given up to match two weak ones. Solved as a square problem of
@@ -48,14 +55,18 @@ def _solve_with_limit(cost: FloatArray, cost_limit: float) -> list[tuple[int, in
     """
     n, m = cost.shape
     size = n + m
+    allowed = cost < cost_limit
     big = np.full((size, size), _FORBIDDEN)
-    big[:n, :m] = np.where(cost < cost_limit, cost, _FORBIDDEN)
+    np.copyto(big[:n, :m], cost, where=allowed)
     half = cost_limit / 2.0
-    big[np.arange(n), m + np.arange(n)] = half  # row i unmatched
-    big[n + np.arange(m), np.arange(m)] = half  # column j unmatched
+    np.fill_diagonal(big[:n, m:], half)  # row i unmatched
+    np.fill_diagonal(big[n:, :m], half)  # column j unmatched
     big[n:, m:] = 0.0
     rows, cols = linear_sum_assignment(big)
-    return [(i, j) for i, j in zip(rows.tolist(), cols.tolist()) if i < n and j < m and cost[i, j] < cost_limit]
+    real = (rows < n) & (cols < m)
+    rows, cols = rows[real], cols[real]
+    ok = allowed[rows, cols]
+    return rows[ok], cols[ok]
 
 
 def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
@@ -67,42 +78,45 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
     n, m = cost.shape
     if n == 0 or m == 0:
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    allowed = cost < cost_limit
-    per_row = allowed.sum(axis=1)
-    per_col = allowed.sum(axis=0)
-    rr, cc = np.nonzero(allowed)
+    rr, cc = (cost < cost_limit).nonzero()  # row-major: sorted by row
+    per_row = np.bincount(rr, minlength=n)
+    per_col = np.bincount(cc, minlength=m)
     # A pair that is each other's only candidate is in every optimal solution: matching it
     # costs less than cost_limit, leaving both out costs exactly cost_limit.
     alone = (per_row[rr] == 1) & (per_col[cc] == 1)
-    rows = list(rr[alone].tolist())
-    cols = list(cc[alone].tolist())
+    if alone.all():  # no competition at all (each row has at most one pair): already sorted by row
+        return rr, cc
+    rows = [rr[alone]]
+    cols = [cc[alone]]
     rest = ~alone
-    if rest.any():
-        for sub_rows, sub_cols in _components(rr[rest].tolist(), cc[rest].tolist(), n):
-            sub = cost[np.ix_(sub_rows, sub_cols)]
-            if len(sub_rows) == 1 or len(sub_cols) == 1:
-                # One side has a single member: its cheapest allowed partner is optimal,
-                # since every partner is allowed and the others stay unmatched either way.
-                k = int(np.argmin(sub))
-                pairs = [divmod(k, len(sub_cols))]
-            else:
-                pairs = _solve_with_limit(sub, cost_limit)
-            for i, j in pairs:
-                rows.append(sub_rows[i])
-                cols.append(sub_cols[j])
-    r = np.asarray(rows, dtype=np.intp)
-    c = np.asarray(cols, dtype=np.intp)
+    for sub_rows, sub_cols in _components(rr[rest].tolist(), cc[rest].tolist(), n, m):
+        # One side has a single member: its cheapest allowed partner is optimal, since every
+        # partner is allowed and the others stay unmatched either way.
+        if len(sub_rows) == 1:
+            rows.append(np.array(sub_rows, dtype=np.intp))
+            cols.append(np.array([sub_cols[int(cost[sub_rows[0], sub_cols].argmin())]], dtype=np.intp))
+        elif len(sub_cols) == 1:
+            rows.append(np.array([sub_rows[int(cost[sub_rows, sub_cols[0]].argmin())]], dtype=np.intp))
+            cols.append(np.array(sub_cols, dtype=np.intp))
+        else:
+            i, j = _solve_with_limit(cost[sub_rows][:, sub_cols], cost_limit)
+            rows.append(np.array(sub_rows, dtype=np.intp)[i])
+            cols.append(np.array(sub_cols, dtype=np.intp)[j])
+    r = np.concatenate(rows)
+    c = np.concatenate(cols)
     order = np.argsort(r, kind="stable")
     return r[order], c[order]
 
 
-def _components(pair_rows: list[int], pair_cols: list[int], n_rows: int) -> list[tuple[list[int], list[int]]]:
+def _components(
+    pair_rows: list[int], pair_cols: list[int], n_rows: int, n_cols: int
+) -> list[tuple[list[int], list[int]]]:
     """Connected groups of the bipartite graph of allowed pairs (union-find; nodes are rows
-    0..n_rows-1 and columns n_rows..). Each group is an independent assignment problem."""
-    parent: dict[int, int] = {}
+    0..n_rows-1 and columns n_rows..), each with its rows and columns in increasing order, groups
+    in the order of their smallest node. Each group is an independent assignment problem."""
+    parent = list(range(n_rows + n_cols))
 
     def find(x: int) -> int:
-        parent.setdefault(x, x)
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
@@ -113,7 +127,7 @@ def _components(pair_rows: list[int], pair_cols: list[int], n_rows: int) -> list
         if a != b:
             parent[a] = b
     groups: dict[int, tuple[list[int], list[int]]] = {}
-    for node in sorted(parent):
+    for node in sorted({*pair_rows, *(n_rows + j for j in pair_cols)}):
         rows, cols = groups.setdefault(find(node), ([], []))
         if node < n_rows:
             rows.append(node)

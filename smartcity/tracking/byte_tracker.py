@@ -128,8 +128,8 @@ class ByteTracker:
         self.config = config if config is not None else TrackerConfig()
         self._next_id = 1
         self._states: list[_TrackState] = []
-        self._mean: FloatArray = np.zeros((0, 8))
-        self._cov: FloatArray = np.zeros((0, 8, 8))
+        # states (N, 8) and compact covariances (N, 3, 4): see kalman
+        self._mean, self._cov = kalman.empty()
         self._last_t: float | None = None
         self._intervals: deque[float] = deque(maxlen=INTERVAL_WINDOW)
         self._nominal_dt: float | None = None
@@ -141,8 +141,7 @@ class ByteTracker:
     def reset(self) -> None:
         """Forget every track and the frame timing; ids keep counting up."""
         self._states = []
-        self._mean = np.zeros((0, 8))
-        self._cov = np.zeros((0, 8, 8))
+        self._mean, self._cov = kalman.empty()
         self._obs = np.zeros((0, 4))
         self._since_obs = np.zeros(0)
         self._last_t = None
@@ -220,7 +219,9 @@ class ByteTracker:
                 cost = self._cost(predicted[candidates], boxes[low_idx], gate[candidates], young[candidates])
                 rows, cols = self._assign(cost, COST_LIMIT)
                 det_of_track[candidates[rows]] = low_idx[cols]
-            unmatched_high = np.setdiff1d(high_idx, det_of_track[det_of_track >= 0], assume_unique=True)
+            taken = np.zeros(len(scores), dtype=bool)
+            taken[det_of_track[det_of_track >= 0]] = True
+            unmatched_high = high_idx[~taken[high_idx]]
             # OC-SORT's recovery stage: a track whose prediction drifted (it stopped, or turned while
             # unseen) may still overlap a detection with its last observed box.
             lost = np.flatnonzero((det_of_track < 0) & ~seen_last_frame)
@@ -453,15 +454,15 @@ class ByteTracker:
     def _snapshot(self, t: float) -> list[Track]:
         if not self._states:
             return []
-        boxes = kalman.states_to_boxes(self._mean).tolist()
+        boxes = map(tuple, kalman.states_to_boxes(self._mean).tolist())
         per_second = 1.0 / self._nominal_dt if self._nominal_dt else 0.0
-        velocities = (self._mean[:, 4:6] * per_second).tolist()
+        velocities = map(tuple, (self._mean[:, 4:6] * per_second).tolist())
         # Positional arguments, in Track's field order: a frame builds a Track per live track and
         # keyword passing cost more than the two fields that keypoints and attributes added.
         out = [
             Track(
-                s.track_id, s.cls, (b[0], b[1], b[2], b[3]), s.score, t, s.hits, s.age, s.confirmed,
-                s.time_since_update, (v[0], v[1]), s.keypoints, s.attributes,
+                s.track_id, s.cls, b, s.score, t, s.hits, s.age, s.confirmed,
+                s.time_since_update, v, s.keypoints, s.attributes,
             )  # fmt: skip
             for s, b, v in zip(self._states, boxes, velocities)
         ]

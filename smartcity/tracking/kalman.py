@@ -1,10 +1,19 @@
 """Constant-velocity Kalman filter over many boxes at once (state cx, cy, w, h and their velocities).
 
 All tracks of a camera share the same time step, so prediction and correction are done
-as batched matrix products over arrays of shape (N, 8) and (N, 8, 8) instead of one
-filter object per track. Time is measured in "steps" (one nominal frame interval); the
-tracker converts seconds into steps. Noise scales with the box size, as in SORT/ByteTrack,
-so the filter behaves the same for a near truck and a far pedestrian.
+on arrays of all tracks at once instead of one filter object per track. Time is measured in
+"steps" (one nominal frame interval); the tracker converts seconds into steps. Noise scales with
+the box size, as in SORT/ByteTrack, so the filter behaves the same for a near truck and a far
+pedestrian.
+
+The covariance is kept compact. Every coordinate (cx, cy, w, h) moves only with its own velocity
+(the transition is [[I, dt I], [0, I]]), the measurement reads the four positions (H = [I 0]) and
+the initial and process noises are diagonal: so the 8x8 covariance of a track is four independent
+2x2 blocks (coordinate, its velocity) and stays so exactly, whatever the sequence of predictions
+and corrections. A track's covariance is stored as a (3, 4) array: the variance of each coordinate,
+its covariance with its velocity, and the variance of the velocity. The filter then costs a few
+element-wise operations on (N, 4) arrays per call instead of batched 8x8 matrix products and
+solves; `dense_covariance` rebuilds the 8x8 form.
 """
 
 from __future__ import annotations
@@ -19,6 +28,14 @@ STD_POSITION = 1.0 / 20.0
 STD_VELOCITY = 1.0 / 160.0
 MIN_SIZE = 1e-3
 
+# Rows of a compact covariance (N, 3, 4): per coordinate cx, cy, w, h.
+PP, PV, VV = 0, 1, 2
+
+
+def empty() -> tuple[FloatArray, FloatArray]:
+    """States and covariances of no track."""
+    return np.zeros((0, 8)), np.zeros((0, 3, 4))
+
 
 def boxes_to_measurements(boxes: FloatArray) -> FloatArray:
     """(N, 4) x1, y1, x2, y2 -> (N, 4) cx, cy, w, h."""
@@ -32,18 +49,20 @@ def boxes_to_measurements(boxes: FloatArray) -> FloatArray:
 
 def states_to_boxes(mean: FloatArray) -> FloatArray:
     """(N, >=4) states -> (N, 4) x1, y1, x2, y2 boxes."""
-    half_w = np.maximum(mean[:, 2], MIN_SIZE) * 0.5
-    half_h = np.maximum(mean[:, 3], MIN_SIZE) * 0.5
-    return np.stack(
-        [mean[:, 0] - half_w, mean[:, 1] - half_h, mean[:, 0] + half_w, mean[:, 1] + half_h], axis=1
-    )
+    half = np.maximum(mean[:, 2:4], MIN_SIZE)
+    half *= 0.5
+    out = np.empty((mean.shape[0], 4))
+    np.subtract(mean[:, 0:2], half, out=out[:, 0:2])
+    np.add(mean[:, 0:2], half, out=out[:, 2:4])
+    return out
 
 
 def _size_scale(wh: FloatArray) -> FloatArray:
     """(N, 2) w, h -> (N, 4) scale for cx, cy, w, h (x-like terms scale with w, y-like with h)."""
-    w = np.maximum(wh[:, 0], 1.0)
-    h = np.maximum(wh[:, 1], 1.0)
-    return np.stack([w, h, w, h], axis=1)
+    out = np.empty((wh.shape[0], 4))
+    np.maximum(wh, 1.0, out=out[:, 0:2])
+    out[:, 2:4] = out[:, 0:2]
+    return out
 
 
 def initiate(measurements: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -52,10 +71,9 @@ def initiate(measurements: FloatArray) -> tuple[FloatArray, FloatArray]:
     mean = np.zeros((n, 8))
     mean[:, :4] = measurements
     scale = _size_scale(measurements[:, 2:4])
-    std = np.concatenate([2.0 * STD_POSITION * scale, 10.0 * STD_VELOCITY * scale], axis=1)
-    cov = np.zeros((n, 8, 8))
-    idx = np.arange(8)
-    cov[:, idx, idx] = std**2
+    cov = np.zeros((n, 3, 4))
+    cov[:, PP] = (2.0 * STD_POSITION * scale) ** 2
+    cov[:, VV] = (10.0 * STD_VELOCITY * scale) ** 2
     return mean, cov
 
 
@@ -66,16 +84,25 @@ def predict(
     of the velocity per step, relative to the box size."""
     if mean.shape[0] == 0:
         return mean, cov
-    transition = np.eye(8)
-    transition[np.arange(4), np.arange(4) + 4] = dt
-    scale = _size_scale(mean[:, 2:4])
-    std = np.concatenate([STD_POSITION * scale, std_velocity * scale], axis=1)
-    new_mean = mean @ transition.T
-    new_mean[:, 2:4] = np.maximum(new_mean[:, 2:4], MIN_SIZE)
-    new_cov = transition @ cov @ transition.T
-    idx = np.arange(8)
-    # Random-walk noise: its variance grows linearly with the elapsed time.
-    new_cov[:, idx, idx] += (std**2) * max(dt, 0.0)
+    scale2 = _size_scale(mean[:, 2:4])
+    scale2 *= scale2
+    new_mean = mean.copy()
+    new_mean[:, :4] += dt * mean[:, 4:]
+    np.maximum(new_mean[:, 2:4], MIN_SIZE, out=new_mean[:, 2:4])
+    pp, pv, vv = cov[:, PP], cov[:, PV], cov[:, VV]
+    # F P F^T on each (coordinate, velocity) block, then the random-walk noise, whose variance
+    # grows linearly with the elapsed time.
+    new_cov = np.empty_like(cov)
+    dt_vv = dt * vv
+    new_pv = new_cov[:, PV]
+    np.add(pv, dt_vv, out=new_pv)
+    new_pp = new_cov[:, PP]
+    np.multiply(pv + new_pv, dt, out=new_pp)
+    new_pp += pp
+    noise = max(dt, 0.0)
+    new_pp += (STD_POSITION**2 * noise) * scale2
+    np.multiply(scale2, std_velocity**2 * noise, out=new_cov[:, VV])
+    new_cov[:, VV] += vv
     return new_mean, new_cov
 
 
@@ -83,15 +110,33 @@ def update(mean: FloatArray, cov: FloatArray, measurements: FloatArray) -> tuple
     """Correct (N, 8) states with (N, 4) measurements (row k measures state k)."""
     if mean.shape[0] == 0:
         return mean, cov
-    scale = _size_scale(mean[:, 2:4])
-    idx = np.arange(4)
-    innovation_cov = cov[:, :4, :4].copy()
-    innovation_cov[:, idx, idx] += (STD_POSITION * scale) ** 2
-    cross = cov[:, :, :4]  # P H^T with H = [I 0]
-    # gain = cross @ S^-1, computed as a solve because S is symmetric positive definite
-    gain = np.linalg.solve(innovation_cov, cross.transpose(0, 2, 1)).transpose(0, 2, 1)
+    scale2 = _size_scale(mean[:, 2:4])
+    scale2 *= scale2
+    pp, pv = cov[:, PP], cov[:, PV]
+    # innovation variance S = P_pp + R; gain (K_p, K_v) = (P_pp, P_pv) / S
+    s = pp + STD_POSITION**2 * scale2
+    gain_p = pp / s
+    gain_v = pv / s
     innovation = measurements - mean[:, :4]
-    new_mean = mean + (gain @ innovation[:, :, None])[:, :, 0]
-    new_mean[:, 2:4] = np.maximum(new_mean[:, 2:4], MIN_SIZE)
-    new_cov = cov - gain @ cov[:, :4, :]
+    new_mean = np.empty_like(mean)
+    np.multiply(gain_p, innovation, out=new_mean[:, :4])
+    np.multiply(gain_v, innovation, out=new_mean[:, 4:])
+    new_mean += mean
+    np.maximum(new_mean[:, 2:4], MIN_SIZE, out=new_mean[:, 2:4])
+    new_cov = np.empty_like(cov)
+    np.multiply(gain_p, pp, out=new_cov[:, PP])
+    np.multiply(gain_p, pv, out=new_cov[:, PV])
+    np.multiply(gain_v, pv, out=new_cov[:, VV])
+    np.subtract(cov, new_cov, out=new_cov)
     return new_mean, new_cov
+
+
+def dense_covariance(cov: FloatArray) -> FloatArray:
+    """(N, 3, 4) compact covariances -> (N, 8, 8) full ones (state cx, cy, w, h, vcx, vcy, vw, vh)."""
+    out = np.zeros((cov.shape[0], 8, 8))
+    i = np.arange(4)
+    out[:, i, i] = cov[:, PP]
+    out[:, i, i + 4] = cov[:, PV]
+    out[:, i + 4, i] = cov[:, PV]
+    out[:, i + 4, i + 4] = cov[:, VV]
+    return out

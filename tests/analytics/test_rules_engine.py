@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from analytics_helpers import CAM, frame, spec, track
 
 from smartcity.analytics import RULE_TYPES, RuleEngine
+from smartcity.analytics.base import ClassVocab, SlotArrays, SlotTable
+from smartcity.analytics.geometry import Polygon
 from smartcity.core.errors import NotFound, ValidationFailed
 
 LINE = {"line": [[0.5, 0.1], [0.5, 0.9]], "in_direction": "right"}
@@ -80,3 +83,40 @@ def test_a_rule_runs_alone_through_the_protocol() -> None:
     for k in range(30):
         events += rule.update(frame(0.1 * k, track(1, 0.5, 0.5)), 0.1 * k)
     assert [e.kind for e in events] == ["dwell"] and events[0].t == pytest.approx(1.0)
+
+
+def test_zones_asked_on_a_frame_are_tested_together_on_the_next_with_the_same_answers() -> None:
+    square = Polygon.of(ZONE)
+    left = Polygon.of([[0.0, 0.0], [0.45, 0.0], [0.45, 1.0], [0.0, 1.0]])
+    concave = Polygon.of([[0.1, 0.1], [0.9, 0.1], [0.5, 0.5], [0.9, 0.9], [0.1, 0.9]])
+    late = Polygon.of([[0.5, 0.5], [1.0, 0.5], [1.0, 1.0]])
+    slots = SlotTable(ClassVocab())
+    tracks = [track(k + 1, 0.05 + 0.09 * k, 0.1 + 0.08 * k) for k in range(11)]
+    sets = []
+    for t, zones in ((0.0, (square, left, concave)), (0.1, (square, left, concave, late)), (0.2, (late, square))):
+        view = slots.view(frame(t, *tracks))
+        sets.append(view.zone_set)
+        for z in zones:
+            expected = z.contains_xy(np.vstack((view.gx, view.gy)))
+            assert view.inside(z).tolist() == expected.tolist()
+        assert view.asked == list(zones)
+    assert sets[0] is None  # nothing asked before the first frame
+    assert sets[1] is not None and sets[1].polygons == (square, left)  # the concave zone is tested alone
+    assert sets[2] is not None and sets[2].polygons == (square, left, late)  # rebuilt: "late" was asked
+    assert slots.view(frame(0.3, *tracks)).zone_set.polygons == (late, square)  # type: ignore[union-attr]
+
+
+def test_slot_arrays_reset_one_or_several_slots_and_after_growing() -> None:
+    st = SlotArrays(x=(np.nan, np.float64), n=(0, np.int8), on=(False, bool))
+    st.x[:] = 1.0
+    st.n[:] = 3
+    st.on[:] = True
+    st.reset([5])
+    st.reset([7, 9])
+    st.ensure(200)  # grown: the new arrays are the ones reset
+    st.x[150] = st.n[150] = 4
+    st.reset([150, 9])
+    cleared = {5, 7, 9, 150}
+    for k in range(200):
+        expected = k in cleared or k >= 64
+        assert np.isnan(st.x[k]) == expected and (st.n[k] == 0) == expected and (not st.on[k]) == expected

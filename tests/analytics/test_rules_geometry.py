@@ -13,6 +13,7 @@ from smartcity.analytics.geometry import (
     GeometryError,
     Line,
     Polygon,
+    PolygonSet,
     crossing_param,
     direction_agreement,
     point_in_polygon,
@@ -176,3 +177,23 @@ def test_crossing_means_sides_differ_and_point_on_line(
         # the crossing point lies on the movement segment
         seg = math.dist(p0, p1)
         assert math.dist(p0, (cx, cy)) + math.dist((cx, cy), p1) == pytest.approx(seg, abs=1e-6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(convex_polygons(), min_size=1, max_size=6), st.lists(pts, min_size=0, max_size=40))
+def test_polygon_set_equals_each_polygon_and_the_scalar_test(
+    polys: list[list[tuple[float, float]]], probes: list[tuple[float, float]]
+) -> None:
+    compiled = [Polygon.of(p) for p in polys]
+    concave = Polygon.of([(0.1, 0.1), (0.9, 0.1), (0.5, 0.5), (0.9, 0.9), (0.1, 0.9)])  # left out of the set
+    zs = PolygonSet([compiled[0], concave, *compiled[1:]])
+    assert zs.polygons == tuple(compiled) and id(concave) not in zs.index
+    xy = np.array(probes, dtype=np.float64).reshape(-1, 2).T
+    rows = zs.contains_xy(xy)
+    assert rows.shape == (len(compiled), len(probes))
+    for k, poly in enumerate(compiled):
+        assert zs.index[id(poly)] == k
+        np.testing.assert_array_equal(rows[k], poly.contains_xy(xy))
+        for j, p in enumerate(probes):
+            if _edge_distance(p, list(poly.points)) > 1e-9:
+                assert bool(rows[k, j]) == point_in_polygon(p, poly.points)

@@ -105,3 +105,36 @@ def test_large_dense_problem_is_a_valid_optimum_against_brute_force_on_permutati
     best = min(sum(cost[i, p[i]] for i in range(7)) for p in itertools.permutations(range(7)))
     assert len(rows) == 7
     assert cost[rows, cols].sum() == pytest.approx(best)
+
+
+def _scalar_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def test_iou_matrix_equals_the_scalar_formula_on_random_boxes() -> None:
+    rng = np.random.default_rng(2024)
+    for _ in range(50):
+        n, m = int(rng.integers(1, 30)), int(rng.integers(1, 30))
+        xy = rng.uniform(0, 200, (n + m, 2))
+        wh = rng.uniform(0, 60, (n + m, 2))
+        wh[rng.random(n + m) < 0.1] = 0.0  # empty boxes: no overlap, never NaN
+        boxes = np.hstack([xy, xy + wh])
+        a, b = boxes[:n], boxes[n:]
+        expected = np.array([[_scalar_iou(tuple(p), tuple(q)) for q in b.tolist()] for p in a.tolist()])
+        np.testing.assert_array_equal(iou_matrix(a, b), expected)
+
+
+def test_linear_assignment_pairs_come_sorted_by_row_in_every_path() -> None:
+    # only lone pairs (the early return) and lone pairs mixed with a contested group
+    lone = np.full((4, 4), 1.0)
+    lone[3, 0], lone[0, 2], lone[2, 3] = 0.1, 0.2, 0.3
+    rows, cols = linear_assignment(lone, 0.7)
+    assert (rows.tolist(), cols.tolist()) == ([0, 2, 3], [2, 3, 0])
+    mixed = lone.copy()
+    mixed[1, 1], mixed[3, 1] = 0.25, 0.5  # rows 1 and 3 now both want column 1 (row 3 also column 0)
+    rows, cols = linear_assignment(mixed, 0.7)
+    assert (rows.tolist(), cols.tolist()) == ([0, 1, 2, 3], [2, 1, 3, 0])
