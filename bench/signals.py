@@ -117,14 +117,15 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="15 simulated minutes per scenario (default: 60)")
+    ap.add_argument("--quick", action="store_true", help="10 simulated minutes per scenario (default: 60)")
     ap.add_argument("--scenario", action="append", choices=["junction", *RESCO], help="default: junction and cologne1")
-    ap.add_argument("--controllers", default=",".join(("fixed", "sumo_actuated", *OURS)))
+    ap.add_argument("--controllers", default=None, help="default: fixed, sumo_actuated and ours (--quick: no webster)")
     ap.add_argument("--noise", default="realistic", choices=["clean", "realistic", "hard"])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--duration", type=float, default=None, help="simulated seconds per scenario")
     args = ap.parse_args(argv)
-    duration = args.duration or (900.0 if args.quick else 3600.0)
+    duration = args.duration or (600.0 if args.quick else 3600.0)
+    controllers = args.controllers or ",".join(("fixed", "sumo_actuated", *(OURS[:2] if args.quick else OURS)))
     scenarios = args.scenario or ["junction", "cologne1"]
     result: dict[str, Any] = {"bench": "signals", "quick": args.quick, "noise": args.noise, "seed": args.seed,
                               "duration_s": duration, "camera_fps": 5, "scenarios": {}}
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for name in scenarios:
             sc = single_junction(Path(tmpd), duration, args.seed) if name == "junction" else resco(name, duration)
             runs = []
-            for ctl in args.controllers.split(","):
+            for ctl in controllers.split(","):
                 t0 = time.perf_counter()
                 r = run(sc, ctl, seed=args.seed, noise=args.noise)
                 runs.append(r)

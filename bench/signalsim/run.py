@@ -77,7 +77,11 @@ def actuated_additional(traci_mod: Any, sc: Scenario, tmp: Path) -> Path:
     rows = []
     for ph in logic.phases:
         green = "y" not in ph.state.lower() and any(c in "Gg" for c in ph.state)
-        extra = f' minDur="{ph.minDur if ph.minDur > 0 else 5}" maxDur="{ph.maxDur if 0 < ph.maxDur < 1e5 else 50}"' if green else ""
+        extra = ""
+        if green and ph.duration >= 10:  # netconvert writes minDur = maxDur = duration: give actuation room
+            lo = ph.minDur if 0 < ph.minDur < ph.duration else 5.0
+            hi = ph.maxDur if ph.duration < ph.maxDur < 1e5 else max(50.0, ph.duration)
+            extra = f' minDur="{lo}" maxDur="{hi}"'
         rows.append(f'<phase duration="{ph.duration}" state="{ph.state}"{extra}/>')
     path = tmp / "actuated.add.xml"
     path.write_text(f'<additional><tlLogic id="{sc.tls}" type="actuated" programID="sumo_actuated" offset="0">'
@@ -166,6 +170,10 @@ def run(sc: Scenario, controller: str, *, seed: int = 1, noise: str = "realistic
                                                [tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_TYPE])
                 ctl = _ours(controller, j)
                 layer = SafetyLayer(j.config, sc.begin)
+                # ours from the first step: all red, then the first phase after the all-red time
+                conn.trafficlight.setRedYellowGreenState(sc.tls, j.state_string(dict(layer.step(sc.begin, None).states)))
+            elif controller == "sumo_actuated":
+                conn.trafficlight.setProgram(sc.tls, "sumo_actuated")
             types: dict[str, tuple[str, float, float, float]] = {}
             t = sc.begin
             next_control = sc.begin
@@ -199,6 +207,8 @@ def run(sc: Scenario, controller: str, *, seed: int = 1, noise: str = "realistic
         finally:
             conn.close()
         started, arrived, delay = _trips(trip)
+    if monitor is not None and monitor.violations and os.environ.get("SIGNALS_BENCH_DEBUG"):
+        print(sc.name, controller, monitor.violations[:10])
     return RunResult(sc.name, controller, started, arrived, round(delay, 2), teleports, collisions,
                      len(monitor.violations) if monitor else -1, frames, overrides)
 

@@ -67,7 +67,7 @@ def junction_of(traci: Any, tls: str, *, all_red_s: float | None = None, pedestr
     max_dur = max((ph.maxDur for k, ph in enumerate(phases) if k in greens and 0 < ph.maxDur < 1e5), default=60.0)
     groups = [
         SignalGroup(id=g, kind="pedestrian" if g in crossing else "vehicle", min_green_s=max(1.0, min(min_dur, 5.0)),
-                    max_green_s=max(max_dur, 10.0), amber_s=amber, walk_s=4.0, clearance_s=pedestrian_clearance_s)
+                    max_green_s=max(max_dur, 50.0), amber_s=amber, walk_s=4.0, clearance_s=pedestrian_clearance_s)
         for g in gid.values()
     ]
     conflicts = [(gid[a], gid[b]) for i, a in enumerate(keys) for b in keys[i + 1:] if not (a & b)]

@@ -71,8 +71,15 @@ class SafetyLayer:
         self.target = self.order[0]
         self.last_served = dict.fromkeys(self.order, t0)
         self.served_since: float | None = None
-        self.protected_until_green = False  # a cycle-max override holds until its phase is green
+        # an override (max green, cycle limit) holds until the phase it chose is green
+        self.protected: Override | None = None
         self.t = t0
+        # a phase that waited this long is served next: even if every phase starves at once, serving
+        # each at its shortest green with its clearances fits in the cycle limit (checked by the config)
+        self.starve_after_s = junction.cycle.max_s - sum(
+            max(self.spec[g].shortest_green_s + self.spec[g].ending_s for g in p.groups) + junction.all_red_s
+            for p in junction.phases
+        )
 
     def _next_without(self, gid: str, after: str) -> str:
         k = self.order.index(after)
@@ -83,23 +90,25 @@ class SafetyLayer:
 
     def _choose(self, t: float, request: str | None) -> Override:
         why = Override.NONE
-        if self.protected_until_green:
+        if self.protected is Override.CYCLE_MAX:
             return Override.CYCLE_MAX
-        if request is not None:
+        if request is not None and self.protected is None:
             if request in self.phase_groups:
                 self.target = request
             else:
                 why = Override.UNKNOWN_PHASE
-        margin = max(self.spec[g].ending_s for g in self.spec) + self.j.all_red_s
-        starving = [p for p in self.order if p != self.target and t - self.last_served[p] >= self.j.cycle.max_s - margin]
+        starving = [p for p in self.order if p != self.target and t - self.last_served[p] >= self.starve_after_s]
         if starving:
             self.target = min(starving, key=lambda p: self.last_served[p])
-            self.protected_until_green = True
+            self.protected = Override.CYCLE_MAX
             return Override.CYCLE_MAX
+        if self.protected is not None:
+            return self.protected
         for gid in self.phase_groups[self.target]:
             g = self.groups[gid]
             if g.state is SignalState.GREEN and t - g.since >= self.spec[gid].max_green_s - EPS:
                 self.target = self._next_without(gid, self.target)
+                self.protected = Override.MAX_GREEN
                 return Override.MAX_GREEN
         return why
 
@@ -127,7 +136,7 @@ class SafetyLayer:
         if served:
             if self.served_since is None:
                 self.served_since = t
-            self.protected_until_green = False
+            self.protected = None
             self.last_served[self.target] = t
         else:
             self.served_since = None
@@ -172,13 +181,13 @@ class SafetyMonitor:
             if prev is None:
                 self._last[g.id] = _Group(now, t)
                 continue
-            if prev.state is SignalState.GREEN and now is not SignalState.GREEN and t - prev.since < g.shortest_green_s - tol:
+            if prev.state is SignalState.GREEN and now is not SignalState.GREEN and t - prev.since < g.shortest_green_s - tol - EPS:
                 self.violations.append(Violation(t, "min_green", (g.id,)))
             if prev.state is SignalState.GREEN and now is SignalState.RED:
                 self.violations.append(Violation(t, "no_amber", (g.id,)))
-            if prev.state is SignalState.AMBER and now is SignalState.RED and t - prev.since < g.ending_s - tol:
+            if prev.state is SignalState.AMBER and now is SignalState.RED and t - prev.since < g.ending_s - tol - EPS:
                 self.violations.append(Violation(t, "amber", (g.id,)))
-            if prev.state is SignalState.GREEN and now is SignalState.GREEN and t - prev.since > g.max_green_s + tol:
+            if prev.state is SignalState.GREEN and now is SignalState.GREEN and t - prev.since > g.max_green_s + tol + EPS:
                 self.violations.append(Violation(t, "max_green", (g.id,)))
                 prev.since = t  # one report per overlong green
             if now is not SignalState.GREEN or prev.state is not SignalState.GREEN:
