@@ -77,9 +77,26 @@ def single_junction(tmp: Path, duration_s: float, seed: int) -> Scenario:
     net = scene.network
     (tmp / "n.nod.xml").write_text(net.nodes)
     (tmp / "n.edg.xml").write_text(net.edges)
-    subprocess.run([sumo_binary("netconvert"), "-n", "n.nod.xml", "-e", "n.edg.xml", "-o", "n.net.xml",
-                    "--offset.disable-normalization", "true", "--no-turnarounds", "true", *net.options],
-                   cwd=tmp, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sumo_binary("netconvert"),
+            "-n",
+            "n.nod.xml",
+            "-e",
+            "n.edg.xml",
+            "-o",
+            "n.net.xml",
+            "--offset.disable-normalization",
+            "true",
+            "--no-turnarounds",
+            "true",
+            *net.options,
+        ],
+        cwd=tmp,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (tmp / "r.rou.xml").write_text(scene.routes(np.random.default_rng(seed), duration_s))
     return Scenario("junction", tmp / "n.net.xml", (tmp / "r.rou.xml",), "C", 0.0, duration_s)
 
@@ -101,7 +118,9 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
         "camera_frames": {k: r.camera_frames for k, r in by.items() if r.camera_frames},
         "overrides": {k: r.overrides for k, r in by.items() if r.controller in OURS},
         "delay_ratio_vs_fixed": {k: _ratio(by[k].mean_delay_s, fixed.mean_delay_s) for k in OURS if k in by},
-        "delay_ratio_vs_sumo_actuated": {k: _ratio(by[k].mean_delay_s, act.mean_delay_s) for k in OURS if k in by},
+        "delay_ratio_vs_sumo_actuated": {
+            k: _ratio(by[k].mean_delay_s, act.mean_delay_s) for k in OURS if k in by
+        },
     }
     ours = by.get(HEADLINE)
     if ours is not None:
@@ -118,28 +137,48 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="10 simulated minutes per scenario (default: 60)")
-    ap.add_argument("--scenario", action="append", choices=["junction", *RESCO], help="default: junction and cologne1")
-    ap.add_argument("--controllers", default=None, help="default: fixed, sumo_actuated and ours (--quick: no webster)")
+    ap.add_argument(
+        "--scenario", action="append", choices=["junction", *RESCO], help="default: junction and cologne1"
+    )
+    ap.add_argument(
+        "--controllers", default=None, help="default: fixed, sumo_actuated and ours (--quick: no webster)"
+    )
     ap.add_argument("--noise", default="realistic", choices=["clean", "realistic", "hard"])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--duration", type=float, default=None, help="simulated seconds per scenario")
     args = ap.parse_args(argv)
     duration = args.duration or (600.0 if args.quick else 3600.0)
-    controllers = args.controllers or ",".join(("fixed", "sumo_actuated", *(OURS[:2] if args.quick else OURS)))
+    controllers = args.controllers or ",".join(
+        ("fixed", "sumo_actuated", *(OURS[:2] if args.quick else OURS))
+    )
     scenarios = args.scenario or ["junction", "cologne1"]
-    result: dict[str, Any] = {"bench": "signals", "quick": args.quick, "noise": args.noise, "seed": args.seed,
-                              "duration_s": duration, "camera_fps": 5, "scenarios": {}}
+    result: dict[str, Any] = {
+        "bench": "signals",
+        "quick": args.quick,
+        "noise": args.noise,
+        "seed": args.seed,
+        "duration_s": duration,
+        "camera_fps": 5,
+        "scenarios": {},
+    }
     with tempfile.TemporaryDirectory(prefix="signals-bench-") as tmpd:
         for name in scenarios:
-            sc = single_junction(Path(tmpd), duration, args.seed) if name == "junction" else resco(name, duration)
+            sc = (
+                single_junction(Path(tmpd), duration, args.seed)
+                if name == "junction"
+                else resco(name, duration)
+            )
             runs = []
             for ctl in controllers.split(","):
                 t0 = time.perf_counter()
                 r = run(sc, ctl, seed=args.seed, noise=args.noise)
                 runs.append(r)
-                print(f"{name:12s} {ctl:14s} delay {r.mean_delay_s:7.2f} s  arrived {r.arrived:5d}/{r.vehicles:5d}  "
-                      f"teleports {r.teleports}  violations {r.safety_violations}  ({time.perf_counter() - t0:.0f} s)",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{name:12s} {ctl:14s} delay {r.mean_delay_s:7.2f} s  arrived {r.arrived:5d}/{r.vehicles:5d}  "
+                    f"teleports {r.teleports}  violations {r.safety_violations}  ({time.perf_counter() - t0:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             result["scenarios"][name] = summarise(runs)
     print(json.dumps(result))
     return result

@@ -25,9 +25,20 @@ from smartcity.sources.detlog import FrameRecord
 QUEUE_M = 60.0  # queue zone: this far upstream of the stop line
 LINE_M = 30.0  # counting line: this far upstream of the stop line
 FLOW_WINDOW_S = 300.0
-VCLASS = {"passenger": "car", "taxi": "car", "private": "car", "evehicle": "car", "truck": "truck", "trailer": "truck",
-          "delivery": "truck", "bus": "bus", "coach": "bus", "motorcycle": "motorcycle", "moped": "motorcycle",
-          "bicycle": "bicycle"}
+VCLASS = {
+    "passenger": "car",
+    "taxi": "car",
+    "private": "car",
+    "evehicle": "car",
+    "truck": "truck",
+    "trailer": "truck",
+    "delivery": "truck",
+    "bus": "bus",
+    "coach": "bus",
+    "motorcycle": "motorcycle",
+    "moped": "motorcycle",
+    "bicycle": "bicycle",
+}
 
 
 def _along(shape: list[tuple[float, float]], back_m: float) -> list[tuple[float, float, float]]:
@@ -51,14 +62,17 @@ def _along(shape: list[tuple[float, float]], back_m: float) -> list[tuple[float,
     return out
 
 
-def _zone(cam: Camera, pts: list[tuple[float, float, float]], dims: tuple[float, float, float]) -> list[list[float]]:
+def _zone(
+    cam: Camera, pts: list[tuple[float, float, float]], dims: tuple[float, float, float]
+) -> list[list[float]]:
     """Image zone of the bottom-centre points of cars standing along `pts` (centre 2.5 m behind)."""
     h = np.radians([p[2] for p in pts])
     cx = np.array([p[0] for p in pts]) - 2.5 * np.sin(h)
     cy = np.array([p[1] for p in pts]) - 2.5 * np.cos(h)
     n = len(pts)
-    boxes = project_boxes(cam, box_corners(cx, cy, np.degrees(h), np.full(n, dims[0]), np.full(n, dims[1]),
-                                           np.full(n, dims[2])))
+    boxes = project_boxes(
+        cam, box_corners(cx, cy, np.degrees(h), np.full(n, dims[0]), np.full(n, dims[1]), np.full(n, dims[2]))
+    )
     gx, gy = boxes.ground_points(cam.width, cam.height_px)
     ok = boxes.visible
     hull = convex_hull(list(zip(gx[ok].tolist(), gy[ok].tolist(), strict=True)))
@@ -78,7 +92,9 @@ class _Lane:
 class ApproachCamera:
     """One camera filming one approach (its incoming lanes), with our tracker and rules."""
 
-    def __init__(self, cid: str, traci: Any, lanes: dict[str, str], fps: float, noise: str, seed: int) -> None:
+    def __init__(
+        self, cid: str, traci: Any, lanes: dict[str, str], fps: float, noise: str, seed: int
+    ) -> None:
         first = next(iter(lanes.values()))
         shape = traci.lane.getShape(first)
         stop, prev = np.array(shape[-1]), np.array(shape[-2])
@@ -86,7 +102,9 @@ class ApproachCamera:
         right = np.array([d[1], -d[0]])
         pos = stop + 6.0 * d + 6.0 * right
         target = stop - 30.0 * d
-        self.cam = Camera.looking_at(float(pos[0]), float(pos[1]), (float(target[0]), float(target[1])), height=10.0)
+        self.cam = Camera.looking_at(
+            float(pos[0]), float(pos[1]), (float(target[0]), float(target[1])), height=10.0
+        )
         self.id = cid
         rules: list[dict[str, Any]] = []
         self.lanes: list[_Lane] = []
@@ -96,8 +114,15 @@ class ApproachCamera:
             if len(pts) < 3:
                 continue
             qid, lid = f"q-{lg}"[:64], f"c-{lg}"[:64]
-            rules.append({"id": qid, "camera_id": cid, "type": "occupancy", "classes": ["car", "truck", "bus", "motorcycle"],
-                          "params": {"zone": _zone(self.cam, pts, (4.5, 1.8, 1.5)), "sample_interval_s": 1.0}})
+            rules.append(
+                {
+                    "id": qid,
+                    "camera_id": cid,
+                    "type": "occupancy",
+                    "classes": ["car", "truck", "bus", "motorcycle"],
+                    "params": {"zone": _zone(self.cam, pts, (4.5, 1.8, 1.5)), "sample_interval_s": 1.0},
+                }
+            )
             k = min(len(pts) - 1, int(LINE_M / 2.0))
             x, y, head = pts[k]
             w = traci.lane.getWidth(lane) / 2.0
@@ -106,13 +131,26 @@ class ApproachCamera:
             b = self.cam.ground_to_norm(x - hy * w, y + hx * w)
             a, b = clip_segment(a, b)
             m0, m1 = self.cam.ground_to_norm(x, y), self.cam.ground_to_norm(x + hx, y + hy)
-            rules.append({"id": lid, "camera_id": cid, "type": "line_count", "params": {
-                "line": [list(a), list(b)], "in_direction": [m1[0] - m0[0], m1[1] - m0[1]],
-                "emit_events": True, "in_name": "arriving", "out_name": "leaving"}})
+            rules.append(
+                {
+                    "id": lid,
+                    "camera_id": cid,
+                    "type": "line_count",
+                    "params": {
+                        "line": [list(a), list(b)],
+                        "in_direction": [m1[0] - m0[0], m1[1] - m0[1]],
+                        "emit_events": True,
+                        "in_name": "arriving",
+                        "out_name": "leaving",
+                    },
+                }
+            )
             self.lanes.append(_Lane(lg, qid, lid))
         self.specs: list[RuleSpec] = [validate_rule(r) for r in rules]
         self.replay = CameraReplay(cid, self.specs)
-        self.detector = Detector(NOISE[noise], np.random.default_rng(seed), fps, self.cam.width, self.cam.height_px)
+        self.detector = Detector(
+            NOISE[noise], np.random.default_rng(seed), fps, self.cam.width, self.cam.height_px
+        )
         self.by_rule = {ln.queue_rule: ln for ln in self.lanes} | {ln.line_rule: ln for ln in self.lanes}
         self.frames = 0
         self.t0: float | None = None
@@ -128,7 +166,9 @@ class ApproachCamera:
             a = np.radians(arr[:, 2])
             cx = arr[:, 0] - 0.5 * dims[:, 0] * np.sin(a)
             cy = arr[:, 1] - 0.5 * dims[:, 0] * np.cos(a)
-            boxes = project_boxes(self.cam, box_corners(cx, cy, arr[:, 2], dims[:, 0], dims[:, 1], dims[:, 2]))
+            boxes = project_boxes(
+                self.cam, box_corners(cx, cy, arr[:, 2], dims[:, 0], dims[:, 1], dims[:, 2])
+            )
             vis = np.nonzero(boxes.visible)[0]
             box, depth = boxes.box[vis], boxes.depth[vis]
             hidden = occluded_share(box, depth)

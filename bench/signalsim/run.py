@@ -18,8 +18,8 @@ from roadsim.sumo import sumo_binary
 
 from smartcity.extensions.signals.controllers import (
     Actuated,
-    ControlView,
     Controller,
+    ControlView,
     FixedTime,
     LaneMeasure,
     MaxPressure,
@@ -84,8 +84,11 @@ def actuated_additional(traci_mod: Any, sc: Scenario, tmp: Path) -> Path:
             extra = f' minDur="{lo}" maxDur="{hi}"'
         rows.append(f'<phase duration="{ph.duration}" state="{ph.state}"{extra}/>')
     path = tmp / "actuated.add.xml"
-    path.write_text(f'<additional><tlLogic id="{sc.tls}" type="actuated" programID="sumo_actuated" offset="0">'
-                    + "".join(rows) + "</tlLogic></additional>")
+    path.write_text(
+        f'<additional><tlLogic id="{sc.tls}" type="actuated" programID="sumo_actuated" offset="0">'
+        + "".join(rows)
+        + "</tlLogic></additional>"
+    )
     return path
 
 
@@ -101,8 +104,10 @@ def _cameras(conn: Any, j: SumoJunction, seed: int, noise: str) -> list[Approach
     by_edge: dict[str, dict[str, str]] = {}
     for lg, lanes in j.lanes.items():
         by_edge.setdefault(conn.lane.getEdgeID(lanes[0]), {})[lg] = lanes[0]
-    return [ApproachCamera(f"cam-{k}", conn, lanes, 1.0 / STEP_S, noise, seed * 100 + k)
-            for k, (_e, lanes) in enumerate(sorted(by_edge.items()))]
+    return [
+        ApproachCamera(f"cam-{k}", conn, lanes, 1.0 / STEP_S, noise, seed * 100 + k)
+        for k, (_e, lanes) in enumerate(sorted(by_edge.items()))
+    ]
 
 
 def _centre_junction(conn: Any, j: SumoJunction) -> str:
@@ -111,7 +116,12 @@ def _centre_junction(conn: Any, j: SumoJunction) -> str:
     cx = sum(p[0] for p in ends) / len(ends)
     cy = sum(p[1] for p in ends) / len(ends)
     ids = [i for i in conn.junction.getIDList() if not i.startswith(":")]
-    return min(ids, key=lambda i: (conn.junction.getPosition(i)[0] - cx) ** 2 + (conn.junction.getPosition(i)[1] - cy) ** 2)
+    return min(
+        ids,
+        key=lambda i: (
+            (conn.junction.getPosition(i)[0] - cx) ** 2 + (conn.junction.getPosition(i)[1] - cy) ** 2
+        ),
+    )
 
 
 def _vehicles(conn: Any, junction: str, types: dict[str, tuple[str, float, float, float]]) -> dict[str, Any]:
@@ -123,7 +133,12 @@ def _vehicles(conn: Any, junction: str, types: dict[str, tuple[str, float, float
         vt = v[tc.VAR_TYPE]
         if vt not in types:
             cls = VCLASS.get(conn.vehicletype.getVehicleClass(vt), "car")
-            types[vt] = (cls, conn.vehicletype.getLength(vt), conn.vehicletype.getWidth(vt), conn.vehicletype.getHeight(vt))
+            types[vt] = (
+                cls,
+                conn.vehicletype.getLength(vt),
+                conn.vehicletype.getWidth(vt),
+                conn.vehicletype.getHeight(vt),
+            )
         cls, ln, wd, ht = types[vt]
         if cls in ("bicycle",) or vt.startswith("person"):
             cls = "bicycle"
@@ -143,10 +158,35 @@ def run(sc: Scenario, controller: str, *, seed: int = 1, noise: str = "realistic
         if controller == "sumo_actuated":
             adds.append(actuated_additional(traci, sc, tmp))
         trip = tmp / "trips.xml"
-        cmd = [sumo_binary("sumo"), "-n", str(sc.net), "-r", ",".join(map(str, sc.routes)), "--begin", f"{sc.begin}",
-               "--end", f"{sc.end}", "--step-length", f"{STEP_S}", "--seed", str(seed), "--tripinfo-output", str(trip),
-               "--tripinfo-output.write-unfinished", "true", "--no-step-log", "true", "--no-warnings", "true",
-               "--duration-log.disable", "true", "--time-to-teleport", "300", "--collision.action", "warn"]
+        cmd = [
+            sumo_binary("sumo"),
+            "-n",
+            str(sc.net),
+            "-r",
+            ",".join(map(str, sc.routes)),
+            "--begin",
+            f"{sc.begin}",
+            "--end",
+            f"{sc.end}",
+            "--step-length",
+            f"{STEP_S}",
+            "--seed",
+            str(seed),
+            "--tripinfo-output",
+            str(trip),
+            "--tripinfo-output.write-unfinished",
+            "true",
+            "--no-step-log",
+            "true",
+            "--no-warnings",
+            "true",
+            "--duration-log.disable",
+            "true",
+            "--time-to-teleport",
+            "300",
+            "--collision.action",
+            "warn",
+        ]
         if adds:
             cmd += ["-a", ",".join(map(str, adds))]
         label = f"run{os.getpid()}-{next(_labels)}"
@@ -166,12 +206,15 @@ def run(sc: Scenario, controller: str, *, seed: int = 1, noise: str = "realistic
             node = _centre_junction(conn, j)
             if ours:
                 cams = _cameras(conn, j, seed, noise)
-                conn.junction.subscribeContext(node, tc.CMD_GET_VEHICLE_VARIABLE, CONTEXT_M,
-                                               [tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_TYPE])
+                conn.junction.subscribeContext(
+                    node, tc.CMD_GET_VEHICLE_VARIABLE, CONTEXT_M, [tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_TYPE]
+                )
                 ctl = _ours(controller, j)
                 layer = SafetyLayer(j.config, sc.begin)
                 # ours from the first step: all red, then the first phase after the all-red time
-                conn.trafficlight.setRedYellowGreenState(sc.tls, j.state_string(dict(layer.step(sc.begin, None).states)))
+                conn.trafficlight.setRedYellowGreenState(
+                    sc.tls, j.state_string(dict(layer.step(sc.begin, None).states))
+                )
             elif controller == "sumo_actuated":
                 conn.trafficlight.setProgram(sc.tls, "sumo_actuated")
             types: dict[str, tuple[str, float, float, float]] = {}
@@ -209,8 +252,18 @@ def run(sc: Scenario, controller: str, *, seed: int = 1, noise: str = "realistic
         started, arrived, delay = _trips(trip)
     if monitor is not None and monitor.violations and os.environ.get("SIGNALS_BENCH_DEBUG"):
         print(sc.name, controller, monitor.violations[:10])
-    return RunResult(sc.name, controller, started, arrived, round(delay, 2), teleports, collisions,
-                     len(monitor.violations) if monitor else -1, frames, overrides)
+    return RunResult(
+        sc.name,
+        controller,
+        started,
+        arrived,
+        round(delay, 2),
+        teleports,
+        collisions,
+        len(monitor.violations) if monitor else -1,
+        frames,
+        overrides,
+    )
 
 
 def _trips(path: Path) -> tuple[int, int, float]:

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from smartcity.core.video import SignalState
-from smartcity.extensions.signals.junction import CycleLimits, FixedPlan, JunctionConfig, LaneGroup, Phase, SignalGroup
+from smartcity.extensions.signals.junction import (
+    CycleLimits,
+    FixedPlan,
+    JunctionConfig,
+    LaneGroup,
+    Phase,
+    SignalGroup,
+)
 
 _CHAR = {SignalState.RED: "r", SignalState.AMBER: "y"}
 
@@ -46,31 +53,46 @@ class SumoJunction:
         return out
 
 
-def junction_of(traci: Any, tls: str, *, all_red_s: float | None = None, pedestrian_clearance_s: float = 4.0) -> SumoJunction:
+def junction_of(
+    traci: Any, tls: str, *, all_red_s: float | None = None, pedestrian_clearance_s: float = 4.0
+) -> SumoJunction:
     """Build the model from the running simulation's static programme of `tls`."""
     logic = traci.trafficlight.getAllProgramLogics(tls)[0]
     links = traci.trafficlight.getControlledLinks(tls)
     phases = list(logic.phases)
-    greens = [k for k, ph in enumerate(phases) if "y" not in ph.state.lower() and any(c in "Gg" for c in ph.state)]
+    greens = [
+        k for k, ph in enumerate(phases) if "y" not in ph.state.lower() and any(c in "Gg" for c in ph.state)
+    ]
     yellow = [ph.duration for ph in phases if "y" in ph.state.lower()] or [3.0]
     amber = max(2.0, min(yellow))
     allred = [ph.duration for ph in phases if set(ph.state) <= {"r", "s", "O", "o"}]
     all_red = all_red_s if all_red_s is not None else (min(allred) if allred else 0.0)
     n = len(phases[0].state)
-    pattern: list[frozenset[int]] = [frozenset(i for i, k in enumerate(greens) if phases[k].state[li] in "Gg") for li in range(n)]
+    pattern: list[frozenset[int]] = [
+        frozenset(i for i, k in enumerate(greens) if phases[k].state[li] in "Gg") for li in range(n)
+    ]
     keys = sorted({p for p in pattern if p}, key=lambda p: (min(p), sorted(p)))
     gid = {p: f"sg{i}" for i, p in enumerate(keys)}
     link_group = tuple(gid.get(p) for p in pattern)
     green_char = tuple("G" if any(phases[k].state[li] == "G" for k in greens) else "g" for li in range(n))
     crossing = {gid[pattern[li]] for li in range(n) if pattern[li] and _is_crossing(links[li])}
     min_dur = min((ph.minDur for k, ph in enumerate(phases) if k in greens and ph.minDur > 0), default=5.0)
-    max_dur = max((ph.maxDur for k, ph in enumerate(phases) if k in greens and 0 < ph.maxDur < 1e5), default=60.0)
+    max_dur = max(
+        (ph.maxDur for k, ph in enumerate(phases) if k in greens and 0 < ph.maxDur < 1e5), default=60.0
+    )
     groups = [
-        SignalGroup(id=g, kind="pedestrian" if g in crossing else "vehicle", min_green_s=max(1.0, min(min_dur, 5.0)),
-                    max_green_s=max(max_dur, 50.0), amber_s=amber, walk_s=4.0, clearance_s=pedestrian_clearance_s)
+        SignalGroup(
+            id=g,
+            kind="pedestrian" if g in crossing else "vehicle",
+            min_green_s=max(1.0, min(min_dur, 5.0)),
+            max_green_s=max(max_dur, 50.0),
+            amber_s=amber,
+            walk_s=4.0,
+            clearance_s=pedestrian_clearance_s,
+        )
         for g in gid.values()
     ]
-    conflicts = [(gid[a], gid[b]) for i, a in enumerate(keys) for b in keys[i + 1:] if not (a & b)]
+    conflicts = [(gid[a], gid[b]) for i, a in enumerate(keys) for b in keys[i + 1 :] if not (a & b)]
     phase_list: list[Phase] = []
     static: dict[str, float] = {}
     seen: set[frozenset[str]] = set()
@@ -96,10 +118,17 @@ def junction_of(traci: Any, tls: str, *, all_red_s: float | None = None, pedestr
         lanes[lg] = [lane]
         lane_groups.append(LaneGroup(id=lg, signal_groups=sorted(lane_signal[lane]), lanes=1))
     static_cycle = sum(ph.duration for ph in phases)
-    shortest = sum(max(5.0, 4.0) for _ in phase_list) + len(phase_list) * (max(amber, pedestrian_clearance_s) + all_red)
+    shortest = sum(max(5.0, 4.0) for _ in phase_list) + len(phase_list) * (
+        max(amber, pedestrian_clearance_s) + all_red
+    )
     config = JunctionConfig(
-        id=tls.replace("#", "_")[:64], name=f"SUMO {tls}", signal_groups=groups, conflicts=conflicts, phases=phase_list,
-        lane_groups=lane_groups, all_red_s=all_red,
+        id=tls.replace("#", "_")[:64],
+        name=f"SUMO {tls}",
+        signal_groups=groups,
+        conflicts=conflicts,
+        phases=phase_list,
+        lane_groups=lane_groups,
+        all_red_s=all_red,
         cycle=CycleLimits(min_s=30.0, max_s=max(120.0, 1.5 * static_cycle, shortest + 10.0)),
         fixed_plan=FixedPlan(greens_s=static),
     )

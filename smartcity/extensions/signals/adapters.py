@@ -41,8 +41,13 @@ class SignalAdapter(Protocol):
 
 
 def frame_document(junction: str, frame: SignalFrame) -> dict[str, Any]:
-    return {"junction": junction, "t": frame.t, "phase": frame.phase, "target": frame.target,
-            "states": {g: s.value for g, s in frame.states.items()}}
+    return {
+        "junction": junction,
+        "t": frame.t,
+        "phase": frame.phase,
+        "target": frame.target,
+        "states": {g: s.value for g, s in frame.states.items()},
+    }
 
 
 class NullAdapter:
@@ -65,7 +70,9 @@ class HttpAdapter:
 
     name = "http"
 
-    def __init__(self, cfg: HttpAdapterConfig, junction: str, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, cfg: HttpAdapterConfig, junction: str, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.cfg = cfg
         self.junction = junction
         self.client = httpx.AsyncClient(transport=transport, timeout=cfg.timeout_s, headers=cfg.headers)
@@ -118,11 +125,15 @@ class MqttAdapter:
     async def command(self, frame: SignalFrame) -> None:
         states = {g: s.value for g, s in frame.states.items()}
         if states != self.last:
-            await self.pub.publish(self.cfg.topic, json.dumps(frame_document(self.junction, frame)).encode(), 1, True)
+            await self.pub.publish(
+                self.cfg.topic, json.dumps(frame_document(self.junction, frame)).encode(), 1, True
+            )
             self.last = states
 
     async def release(self) -> None:
-        await self.pub.publish(f"{self.cfg.topic}/release", json.dumps({"junction": self.junction}).encode(), 1, False)
+        await self.pub.publish(
+            f"{self.cfg.topic}/release", json.dumps({"junction": self.junction}).encode(), 1, False
+        )
         self.last = None
 
     async def close(self) -> None:

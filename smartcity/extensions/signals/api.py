@@ -19,7 +19,9 @@ from .service import SignalsService, UnknownJunction
 class SignalGroupStatus:
     id: str
     kind: str
-    state: str = strawberry.field(description="red | amber | green (pedestrian: green = walk, amber = clearance).")
+    state: str = strawberry.field(
+        description="red | amber | green (pedestrian: green = walk, amber = clearance)."
+    )
 
 
 @strawberry.type
@@ -34,16 +36,24 @@ class LaneGroupStatus:
 class SignalJunctionStatus:
     id: str
     name: str
-    mode: str = strawberry.field(description="advisory (recommendations only) or active (commands the adapter).")
+    mode: str = strawberry.field(
+        description="advisory (recommendations only) or active (commands the adapter)."
+    )
     adapter: str
     controller: str = strawberry.field(description="The controller deciding now (fixed in fall-back).")
     forced_fixed: bool
-    fallback: str | None = strawberry.field(description="Why the fixed plan runs instead of the configured controller.")
+    fallback: str | None = strawberry.field(
+        description="Why the fixed plan runs instead of the configured controller."
+    )
     phase: str | None = strawberry.field(description="Phase fully green now (None during a change).")
     recommendation: str = strawberry.field(description="The phase the controller wants (advisory: apply it).")
     green_s: float
-    estimated_delay_s: float = strawberry.field(description="Mean wait per arriving vehicle now (queue / arrival rate).")
-    fixed_plan_greens: list[float] = strawberry.field(description="Fixed plan greens (s) per phase, in phase order.")
+    estimated_delay_s: float = strawberry.field(
+        description="Mean wait per arriving vehicle now (queue / arrival rate)."
+    )
+    fixed_plan_greens: list[float] = strawberry.field(
+        description="Fixed plan greens (s) per phase, in phase order."
+    )
     phases: list[str]
     signal_groups: list[SignalGroupStatus]
     lane_groups: list[LaneGroupStatus]
@@ -66,19 +76,32 @@ def status_of(rt: JunctionRuntime) -> SignalJunctionStatus:
     measures = d.measures if d is not None else {}
     stale = set(d.stale) if d is not None else {lg.id for lg in j.lane_groups}
     return SignalJunctionStatus(
-        id=j.id, name=j.name or j.id, mode=rt.mode, adapter=j.adapter.type,
-        controller=d.controller if d is not None else rt.adaptive.name, forced_fixed=rt.forced_fixed,
+        id=j.id,
+        name=j.name or j.id,
+        mode=rt.mode,
+        adapter=j.adapter.type,
+        controller=d.controller if d is not None else rt.adaptive.name,
+        forced_fixed=rt.forced_fixed,
         fallback=d.fallback if d is not None else None,
-        phase=frame.phase if frame else None, recommendation=frame.target if frame else j.phases[0].id,
+        phase=frame.phase if frame else None,
+        recommendation=frame.target if frame else j.phases[0].id,
         green_s=round(frame.green_s, 1) if frame else 0.0,
         estimated_delay_s=rt.estimated_delay_s(measures),
         fixed_plan_greens=[round(rt.fixed.greens.get(p.id, 0.0), 1) for p in j.phases],
         phases=[p.id for p in j.phases],
-        signal_groups=[SignalGroupStatus(id=g.id, kind=g.kind, state=(frame.states[g.id].value if frame else "red"))
-                       for g in j.signal_groups],
-        lane_groups=[LaneGroupStatus(id=lg.id, queue=round(measures[lg.id].queue, 2) if lg.id in measures else 0.0,
-                                     flow_vph=measures[lg.id].flow_vph if lg.id in measures else None,
-                                     fresh=lg.id not in stale) for lg in j.lane_groups],
+        signal_groups=[
+            SignalGroupStatus(id=g.id, kind=g.kind, state=(frame.states[g.id].value if frame else "red"))
+            for g in j.signal_groups
+        ],
+        lane_groups=[
+            LaneGroupStatus(
+                id=lg.id,
+                queue=round(measures[lg.id].queue, 2) if lg.id in measures else 0.0,
+                flow_vph=measures[lg.id].flow_vph if lg.id in measures else None,
+                fresh=lg.id not in stale,
+            )
+            for lg in j.lane_groups
+        ],
         config_json=j.model_dump_json(exclude={"adapter"}),
     )
 
@@ -102,25 +125,42 @@ def graphql_parts(service: SignalsService) -> GraphQLParts:
         def signal_junctions(self) -> list[SignalJunctionStatus]:
             return [status_of(rt) for rt in service.runtimes.values()]
 
-        @strawberry.field(description="Operators' actions on a junction, newest first (the audit of mode and plan changes).")
+        @strawberry.field(
+            description="Operators' actions on a junction, newest first (the audit of mode and plan changes)."
+        )
         async def signal_actions(self, junction: str, limit: int = 50) -> list[SignalAction]:
             one(junction)
             rows = await service.history(junction, limit)
-            return [SignalAction(at=datetime.fromtimestamp(a.at, UTC), actor=a.actor, junction=a.junction,
-                                 action=a.action, before=a.before, after=a.after) for a in rows]
+            return [
+                SignalAction(
+                    at=datetime.fromtimestamp(a.at, UTC),
+                    actor=a.actor,
+                    junction=a.junction,
+                    action=a.action,
+                    before=a.before,
+                    after=a.after,
+                )
+                for a in rows
+            ]
 
     @strawberry.type
     class SignalsMutation:
         @strawberry.mutation(description="Switch a junction between advisory and active (audited).")
-        async def set_signal_mode(self, info: strawberry.Info, junction: str, mode: str) -> SignalJunctionStatus:
+        async def set_signal_mode(
+            self, info: strawberry.Info, junction: str, mode: str
+        ) -> SignalJunctionStatus:
             one(junction)
             if mode not in ("advisory", "active"):
                 raise ValueError("mode must be advisory or active")
             await service.set_mode(junction, "active" if mode == "active" else "advisory", _actor(info))
             return status_of(one(junction))
 
-        @strawberry.mutation(description="Force the fixed plan on a junction (on = true) or give control back (audited).")
-        async def force_signal_fixed_plan(self, info: strawberry.Info, junction: str, on: bool) -> SignalJunctionStatus:
+        @strawberry.mutation(
+            description="Force the fixed plan on a junction (on = true) or give control back (audited)."
+        )
+        async def force_signal_fixed_plan(
+            self, info: strawberry.Info, junction: str, on: bool
+        ) -> SignalJunctionStatus:
             one(junction)
             await service.force_fixed(junction, on, _actor(info))
             return status_of(one(junction))

@@ -35,7 +35,9 @@ class NtcipAdapterConfig(_Strict):
     community: SecretStr = Field(SecretStr("private"), description="SNMP v2c write community.")
     timeout_s: float = Field(1.0, gt=0, le=10)
     phases: dict[str, int] = Field(
-        min_length=1, max_length=64, description="Signal group id -> NTCIP phase number (1..32) of the controller."
+        min_length=1,
+        max_length=64,
+        description="Signal group id -> NTCIP phase number (1..32) of the controller.",
     )
 
     @model_validator(mode="after")
@@ -86,8 +88,12 @@ AdapterConfig = Annotated[
 class SignalJunction(JunctionConfig):
     """A junction as the extension runs it."""
 
-    controller: ControllerSettings = Field(default_factory=MaxPressureSettings, description="The live controller.")
-    mode: Mode = Field("advisory", description="advisory: recommend to an operator; active: command the adapter.")
+    controller: ControllerSettings = Field(
+        default_factory=MaxPressureSettings, description="The live controller."
+    )
+    mode: Mode = Field(
+        "advisory", description="advisory: recommend to an operator; active: command the adapter."
+    )
     adapter: AdapterConfig = Field(default_factory=NoAdapter, description="How commands reach the signals.")
 
     @model_validator(mode="after")
@@ -112,10 +118,15 @@ class SignalsConfig(ExtensionConfig):
     junctions: list[SignalJunction] = Field(min_length=1, max_length=256)
     tick_s: float = Field(1.0, ge=0.1, le=10, description="Seconds between control decisions.")
     stale_after_s: float = Field(
-        10.0, ge=1, le=600, description="A lane group whose camera said nothing this long is stale: fixed plan."
+        10.0,
+        ge=1,
+        le=600,
+        description="A lane group whose camera said nothing this long is stale: fixed plan.",
     )
     min_confidence: float = Field(0.5, ge=0, le=1, description="Measures below this confidence: fixed plan.")
-    retime_s: float = Field(900.0, ge=60, le=86_400, description="The fixed plan is retimed (Webster) this often.")
+    retime_s: float = Field(
+        900.0, ge=60, le=86_400, description="The fixed plan is retimed (Webster) this often."
+    )
 
     @model_validator(mode="after")
     def _unique(self) -> SignalsConfig:

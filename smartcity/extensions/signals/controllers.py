@@ -53,8 +53,12 @@ class FixedTimeSettings(_Strict):
 
 class ActuatedSettings(_Strict):
     type: Literal["actuated"] = "actuated"
-    gap_s: float = Field(3.0, ge=0.5, le=10, description="Passage time: green ends when no arrival for this long.")
-    presence_queue: float = Field(0.5, ge=0, le=50, description="Queue above which a lane group calls its phase.")
+    gap_s: float = Field(
+        3.0, ge=0.5, le=10, description="Passage time: green ends when no arrival for this long."
+    )
+    presence_queue: float = Field(
+        0.5, ge=0, le=50, description="Queue above which a lane group calls its phase."
+    )
 
 
 class MaxPressureSettings(_Strict):
@@ -63,11 +67,16 @@ class MaxPressureSettings(_Strict):
         0.0, ge=0, le=120, description="Green held beyond the minimum before pressures are compared."
     )
     switch_margin: float = Field(
-        1.0, ge=0, le=50, description="Another phase's pressure must exceed the current one's by this (vehicles)."
+        1.0,
+        ge=0,
+        le=50,
+        description="Another phase's pressure must exceed the current one's by this (vehicles).",
     )
 
 
-ControllerSettings = Annotated[FixedTimeSettings | ActuatedSettings | MaxPressureSettings, Field(discriminator="type")]
+ControllerSettings = Annotated[
+    FixedTimeSettings | ActuatedSettings | MaxPressureSettings, Field(discriminator="type")
+]
 
 
 def _served(j: JunctionConfig) -> dict[str, list[str]]:
@@ -108,15 +117,16 @@ def webster(j: JunctionConfig, flows_vph: Mapping[str, float]) -> dict[str, floa
         ]
         ratios[p.id] = max(ys, default=0.0)
     lost = sum(_intergreen(j, p) + j.lost_time_s for p in ratios)
-    y = min(sum(ratios.values()), 0.9)  # beyond 0.9 the formula explodes: over capacity, use the longest cycle
+    # beyond 0.9 the formula explodes: over capacity, the longest cycle
+    y = min(sum(ratios.values()), 0.9)
     cycle = (1.5 * lost + 5.0) / (1.0 - y)
     cycle = min(max(cycle, j.cycle.min_s), j.cycle.max_s)
     effective = max(cycle - lost, 0.0)
     total = sum(ratios.values())
     greens: dict[str, float] = {}
-    for p in ratios:
-        share = ratios[p] / total if total > 0 else 1.0 / len(ratios)
-        greens[p] = min(max(effective * share + j.lost_time_s, _min_green(j, p)), _max_green(j, p))
+    for pid, ratio in ratios.items():
+        share = ratio / total if total > 0 else 1.0 / len(ratios)
+        greens[pid] = min(max(effective * share + j.lost_time_s, _min_green(j, pid)), _max_green(j, pid))
     return greens
 
 
@@ -159,11 +169,16 @@ class Actuated:
 
     def _called(self, phase: str, view: ControlView) -> bool:
         return any(
-            (m := view.measures.get(lg)) is not None and m.queue > self.s.presence_queue for lg in self.served[phase]
+            (m := view.measures.get(lg)) is not None and m.queue > self.s.presence_queue
+            for lg in self.served[phase]
         )
 
     def _gap(self, phase: str, view: ControlView) -> float:
-        last = [m.last_arrival for lg in self.served[phase] if (m := view.measures.get(lg)) and m.last_arrival is not None]
+        last = [
+            m.last_arrival
+            for lg in self.served[phase]
+            if (m := view.measures.get(lg)) and m.last_arrival is not None
+        ]
         return view.t - max(last) if last else float("inf")
 
     def decide(self, view: ControlView) -> str:
@@ -175,7 +190,7 @@ class Actuated:
         ):
             return f.phase
         k = self.order.index(f.phase)
-        for p in self.order[k + 1:] + self.order[:k]:
+        for p in self.order[k + 1 :] + self.order[:k]:
             if self._called(p, view):
                 return p
         return f.phase
@@ -213,7 +228,9 @@ class MaxPressure:
         return f.phase
 
 
-def build_controller(j: JunctionConfig, settings: FixedTimeSettings | ActuatedSettings | MaxPressureSettings) -> Controller:
+def build_controller(
+    j: JunctionConfig, settings: FixedTimeSettings | ActuatedSettings | MaxPressureSettings
+) -> Controller:
     if isinstance(settings, ActuatedSettings):
         return Actuated(j, settings)
     if isinstance(settings, MaxPressureSettings):

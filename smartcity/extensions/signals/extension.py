@@ -45,8 +45,11 @@ class SignalsExtension:
         parts = graphql_parts(svc)
         ctx.add_graphql(query=parts.query[0], mutation=parts.mutation[0])
         ctx.supervisor.start("signals:control", self.control, restart=True)
-        log.info("signals: %d junctions (%s)", len(self.config.junctions),
-                 ", ".join(f"{j.id}: {j.mode}" for j in self.config.junctions))
+        log.info(
+            "signals: %d junctions (%s)",
+            len(self.config.junctions),
+            ", ".join(f"{j.id}: {j.mode}" for j in self.config.junctions),
+        )
 
     def _svc(self) -> SignalsService:
         if self.service is None:
@@ -67,14 +70,30 @@ class SignalsExtension:
         out = []
         for rt in svc.runtimes.values():
             s = status_of(rt)
-            out.append({"id": s.id, "name": s.name, "mode": s.mode, "adapter": s.adapter, "controller": s.controller,
-                        "forced_fixed": s.forced_fixed, "fallback": s.fallback, "phase": s.phase,
-                        "recommendation": s.recommendation, "green_s": s.green_s,
-                        "estimated_delay_s": s.estimated_delay_s, "phases": s.phases,
-                        "fixed_plan_greens": s.fixed_plan_greens,
-                        "signal_groups": [{"id": g.id, "kind": g.kind, "state": g.state} for g in s.signal_groups],
-                        "lane_groups": [{"id": lg.id, "queue": lg.queue, "flow_vph": lg.flow_vph, "fresh": lg.fresh}
-                                        for lg in s.lane_groups]})
+            out.append(
+                {
+                    "id": s.id,
+                    "name": s.name,
+                    "mode": s.mode,
+                    "adapter": s.adapter,
+                    "controller": s.controller,
+                    "forced_fixed": s.forced_fixed,
+                    "fallback": s.fallback,
+                    "phase": s.phase,
+                    "recommendation": s.recommendation,
+                    "green_s": s.green_s,
+                    "estimated_delay_s": s.estimated_delay_s,
+                    "phases": s.phases,
+                    "fixed_plan_greens": s.fixed_plan_greens,
+                    "signal_groups": [
+                        {"id": g.id, "kind": g.kind, "state": g.state} for g in s.signal_groups
+                    ],
+                    "lane_groups": [
+                        {"id": lg.id, "queue": lg.queue, "flow_vph": lg.flow_vph, "fresh": lg.fresh}
+                        for lg in s.lane_groups
+                    ],
+                }
+            )
         return JSONResponse({"junctions": out})
 
     async def stop(self) -> None:

@@ -79,12 +79,18 @@ class MeasureBook:
             flow = len(b.arrivals) * 3600.0 / window if window >= MIN_FLOW_WINDOW_S else None
             seen = [x for x in (b.queue_t, b.count_t) if x is not None]
             out[lg] = LaneMeasure(
-                t=max(seen) if seen else self.t0 - 1e9, queue=b.queue, flow_vph=flow, last_arrival=b.last_arrival,
-                downstream=b.downstream, confidence=b.confidence,
+                t=max(seen) if seen else self.t0 - 1e9,
+                queue=b.queue,
+                flow_vph=flow,
+                last_arrival=b.last_arrival,
+                downstream=b.downstream,
+                confidence=b.confidence,
             )
         return out
 
-    def stale(self, now: float, measures: Mapping[str, LaneMeasure], after_s: float, min_confidence: float) -> list[str]:
+    def stale(
+        self, now: float, measures: Mapping[str, LaneMeasure], after_s: float, min_confidence: float
+    ) -> list[str]:
         """Lane groups (with a camera rule) whose data is older than `after_s` or not confident enough."""
         out = []
         for lg, spec in self.lanes.items():

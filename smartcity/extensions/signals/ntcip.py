@@ -52,7 +52,10 @@ def phase_control(j: JunctionConfig, phases: Mapping[str, int], frame: SignalFra
     """What to ask the controller so that it follows the safety layer's frame."""
     target = next(p for p in j.phases if p.id == frame.target)
     wanted = set(target.groups)
-    hold, force, vcall, pcall = set(), set(), set(), set()
+    hold: set[int] = set()
+    force: set[int] = set()
+    vcall: set[int] = set()
+    pcall: set[int] = set()
     for g in j.signal_groups:
         n = phases[g.id]
         state = frame.states.get(g.id, SignalState.RED)
@@ -60,7 +63,9 @@ def phase_control(j: JunctionConfig, phases: Mapping[str, int], frame: SignalFra
             (pcall if g.kind == "pedestrian" else vcall).add(n)
             if state is SignalState.GREEN:
                 hold.add(n)
-        elif state is not SignalState.RED:  # a green the layer ends (or has ended): the controller ends it too
+        elif (
+            state is not SignalState.RED
+        ):  # a green the layer ends (or has ended): the controller ends it too
             force.add(n)
     return PhaseControl(frozenset(hold), frozenset(force), frozenset(vcall), frozenset(pcall))
 
@@ -88,7 +93,10 @@ class PysnmpSetter:
         cfg = self.cfg
         target = await UdpTransportTarget.create((cfg.host, cfg.port), timeout=cfg.timeout_s, retries=1)
         err, status, index, _ = await set_cmd(
-            self.engine, CommunityData(cfg.community.get_secret_value(), mpModel=1), target, ContextData(),
+            self.engine,
+            CommunityData(cfg.community.get_secret_value(), mpModel=1),
+            target,
+            ContextData(),
             *(ObjectType(ObjectIdentity(oid), Integer32(v)) for oid, v in varbinds),
         )
         if err:
@@ -105,7 +113,9 @@ class NtcipAdapter:
 
     name = "ntcip"
 
-    def __init__(self, cfg: NtcipAdapterConfig, junction: JunctionConfig, setter: SnmpSetter | None = None) -> None:
+    def __init__(
+        self, cfg: NtcipAdapterConfig, junction: JunctionConfig, setter: SnmpSetter | None = None
+    ) -> None:
         self.cfg = cfg
         self.j = junction
         self.groups = (max(cfg.phases.values()) + 7) // 8

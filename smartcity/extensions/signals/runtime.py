@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from smartcity.core.events import RuleEvent
 
 from .config import Mode, SignalJunction
-from .controllers import ControlView, Controller, FixedTime, LaneMeasure, build_controller
+from .controllers import Controller, ControlView, FixedTime, LaneMeasure, build_controller
 from .measures import MeasureBook
 from .safety import SafetyLayer, SignalFrame
 
@@ -32,7 +32,9 @@ class Decision:
 class JunctionRuntime:
     """Controller + fall-back + safety layer for one junction."""
 
-    def __init__(self, j: SignalJunction, t0: float, *, stale_after_s: float, min_confidence: float, retime_s: float) -> None:
+    def __init__(
+        self, j: SignalJunction, t0: float, *, stale_after_s: float, min_confidence: float, retime_s: float
+    ) -> None:
         self.j = j
         self.layer = SafetyLayer(j, t0)
         self.fixed = FixedTime(j)
@@ -58,8 +60,10 @@ class JunctionRuntime:
             if flows:
                 self.fixed.retime(flows)
             self.next_retime = now + self.retime_s
-        fallback = "forced by an operator" if self.forced_fixed else (
-            f"stale or unsure camera data: {', '.join(stale)}" if stale else None
+        fallback = (
+            "forced by an operator"
+            if self.forced_fixed
+            else (f"stale or unsure camera data: {', '.join(stale)}" if stale else None)
         )
         ctl: Controller = self.fixed if fallback else self.adaptive
         frame = self.layer.step(now, self.request)

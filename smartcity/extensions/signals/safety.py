@@ -83,7 +83,7 @@ class SafetyLayer:
 
     def _next_without(self, gid: str, after: str) -> str:
         k = self.order.index(after)
-        for p in self.order[k + 1:] + self.order[: k + 1]:
+        for p in self.order[k + 1 :] + self.order[: k + 1]:
             if gid not in self.phase_groups[p]:
                 return p
         return after  # cannot happen: validation puts every group in some phase, and phases are >= 2
@@ -97,7 +97,9 @@ class SafetyLayer:
                 self.target = request
             else:
                 why = Override.UNKNOWN_PHASE
-        starving = [p for p in self.order if p != self.target and t - self.last_served[p] >= self.starve_after_s]
+        starving = [
+            p for p in self.order if p != self.target and t - self.last_served[p] >= self.starve_after_s
+        ]
         if starving:
             self.target = min(starving, key=lambda p: self.last_served[p])
             self.protected = Override.CYCLE_MAX
@@ -121,7 +123,11 @@ class SafetyLayer:
         wanted = self.phase_groups[self.target]
         for gid, g in self.groups.items():  # ends first, so that an all-red of 0 s may hand over at once
             spec = self.spec[gid]
-            if g.state is SignalState.GREEN and gid not in wanted and t - g.since >= spec.shortest_green_s - EPS:
+            if (
+                g.state is SignalState.GREEN
+                and gid not in wanted
+                and t - g.since >= spec.shortest_green_s - EPS
+            ):
                 self.groups[gid] = _Group(SignalState.AMBER, t)
             elif g.state is SignalState.AMBER and t - g.since >= spec.ending_s - EPS:
                 self.groups[gid] = _Group(SignalState.RED, t)
@@ -173,7 +179,10 @@ class SafetyMonitor:
     def observe(self, t: float, states: Mapping[str, SignalState]) -> None:
         j, tol = self.junction, self.tolerance_s
         for a, b in j.conflicts:
-            if states.get(a, SignalState.RED) is not SignalState.RED and states.get(b, SignalState.RED) is not SignalState.RED:
+            if (
+                states.get(a, SignalState.RED) is not SignalState.RED
+                and states.get(b, SignalState.RED) is not SignalState.RED
+            ):
                 self.violations.append(Violation(t, "conflict", (a, b)))
         for g in j.signal_groups:
             now = states.get(g.id, SignalState.UNKNOWN)
@@ -181,13 +190,25 @@ class SafetyMonitor:
             if prev is None:
                 self._last[g.id] = _Group(now, t)
                 continue
-            if prev.state is SignalState.GREEN and now is not SignalState.GREEN and t - prev.since < g.shortest_green_s - tol - EPS:
+            if (
+                prev.state is SignalState.GREEN
+                and now is not SignalState.GREEN
+                and t - prev.since < g.shortest_green_s - tol - EPS
+            ):
                 self.violations.append(Violation(t, "min_green", (g.id,)))
             if prev.state is SignalState.GREEN and now is SignalState.RED:
                 self.violations.append(Violation(t, "no_amber", (g.id,)))
-            if prev.state is SignalState.AMBER and now is SignalState.RED and t - prev.since < g.ending_s - tol - EPS:
+            if (
+                prev.state is SignalState.AMBER
+                and now is SignalState.RED
+                and t - prev.since < g.ending_s - tol - EPS
+            ):
                 self.violations.append(Violation(t, "amber", (g.id,)))
-            if prev.state is SignalState.GREEN and now is SignalState.GREEN and t - prev.since > g.max_green_s + tol + EPS:
+            if (
+                prev.state is SignalState.GREEN
+                and now is SignalState.GREEN
+                and t - prev.since > g.max_green_s + tol + EPS
+            ):
                 self.violations.append(Violation(t, "max_green", (g.id,)))
                 prev.since = t  # one report per overlong green
             if now is not SignalState.GREEN or prev.state is not SignalState.GREEN:

@@ -41,7 +41,11 @@ class Action:
 
 class SignalsService:
     def __init__(
-        self, config: SignalsConfig, adapters: Mapping[str, SignalAdapter], db: ExtensionTables, clock: Clock,
+        self,
+        config: SignalsConfig,
+        adapters: Mapping[str, SignalAdapter],
+        db: ExtensionTables,
+        clock: Clock,
         video: VideoControl,
     ) -> None:
         self.config = config
@@ -51,8 +55,13 @@ class SignalsService:
         self.adapters = dict(adapters)
         now = clock.time()
         self.runtimes = {
-            j.id: JunctionRuntime(j, now, stale_after_s=config.stale_after_s, min_confidence=config.min_confidence,
-                                  retime_s=config.retime_s)
+            j.id: JunctionRuntime(
+                j,
+                now,
+                stale_after_s=config.stale_after_s,
+                min_confidence=config.min_confidence,
+                retime_s=config.retime_s,
+            )
             for j in config.junctions
         }
         self.pushed: dict[tuple[str, str], SignalState] = {}
@@ -69,8 +78,11 @@ class SignalsService:
     async def load(self) -> None:
         """The latest mode and fixed-plan order of each junction, as operators left them."""
         async with self.db.connect() as conn:
-            rows = (await conn.execute(sa.select(actions.c.junction, actions.c.action, actions.c.after)
-                                       .order_by(actions.c.id))).all()
+            rows = (
+                await conn.execute(
+                    sa.select(actions.c.junction, actions.c.action, actions.c.after).order_by(actions.c.id)
+                )
+            ).all()
         for junction, action, after in rows:
             rt = self.runtimes.get(junction)
             if rt is None:
@@ -122,8 +134,16 @@ class SignalsService:
 
     async def _record(self, actor: str, junction: str, action: str, before: str, after: str) -> None:
         async with self.db.begin() as conn:
-            await conn.execute(sa.insert(actions).values(at=self.clock.time(), actor=actor[:64], junction=junction,
-                                                         action=action, before=before, after=after))
+            await conn.execute(
+                sa.insert(actions).values(
+                    at=self.clock.time(),
+                    actor=actor[:64],
+                    junction=junction,
+                    action=action,
+                    before=before,
+                    after=after,
+                )
+            )
 
     async def set_mode(self, junction: str, mode: Mode, actor: str) -> None:
         rt = self.runtime(junction)
@@ -148,8 +168,19 @@ class SignalsService:
 
     async def history(self, junction: str, limit: int = 50) -> list[Action]:
         self.runtime(junction)
-        q = (sa.select(actions.c.at, actions.c.actor, actions.c.junction, actions.c.action, actions.c.before, actions.c.after)
-             .where(actions.c.junction == junction).order_by(actions.c.id.desc()).limit(max(1, min(limit, 500))))
+        q = (
+            sa.select(
+                actions.c.at,
+                actions.c.actor,
+                actions.c.junction,
+                actions.c.action,
+                actions.c.before,
+                actions.c.after,
+            )
+            .where(actions.c.junction == junction)
+            .order_by(actions.c.id.desc())
+            .limit(max(1, min(limit, 500)))
+        )
         async with self.db.connect() as conn:
             return [Action(float(r[0]), *map(str, r[1:])) for r in (await conn.execute(q)).all()]
 

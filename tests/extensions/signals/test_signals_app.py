@@ -38,8 +38,11 @@ def entry(topic: str) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def running(db_file: Path, ext: dict[str, Any]) -> AsyncIterator[tuple[Server, httpx.AsyncClient]]:
     settings = load_settings(
-        overrides={"database": {"url": f"sqlite+aiosqlite:///{db_file}"}, "storage": {"data_dir": str(db_file.parent / "d")},
-                   "extensions": [ext]},
+        overrides={
+            "database": {"url": f"sqlite+aiosqlite:///{db_file}"},
+            "storage": {"data_dir": str(db_file.parent / "d")},
+            "extensions": [ext],
+        },
         environ={},
     )
     app = create_app(settings, with_ray=False)
@@ -49,8 +52,12 @@ async def running(db_file: Path, ext: dict[str, Any]) -> AsyncIterator[tuple[Ser
         if not any(u.username == "chief" for u in await list_users(server.db)):
             await create_user(server.db, "chief", PASSWORD, "operator", [], actor="test")
             await create_user(server.db, "watcher", PASSWORD, "viewer", [], actor="test")
-        assert server.extensions is not None and server.extensions.running == ["signals"], server.extensions.failed
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        assert server.extensions is not None and server.extensions.running == ["signals"], (
+            server.extensions.failed
+        )
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
+        ) as client:
             yield server, client
 
 
@@ -66,12 +73,18 @@ async def gql(client: httpx.AsyncClient, q: str, headers: dict[str, str]) -> dic
 
 
 def sample(camera: str, rule: str, mean: float) -> RuleEvent:
-    return RuleEvent(camera_id=camera, t=time.time(), rule_id=rule, rule_type="occupancy", kind="occupancy_sample",
-                     payload={"mean": mean, "max": mean, "min": mean, "frames": 5})
+    return RuleEvent(
+        camera_id=camera,
+        t=time.time(),
+        rule_id=rule,
+        rule_type="occupancy",
+        kind="occupancy_sample",
+        payload={"mean": mean, "max": mean, "min": mean, "frames": 5},
+    )
 
 
-async def until(check: Any, what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
+async def until(check: Any, what: str) -> Any:
+    deadline = time.monotonic() + 20.0
     while True:
         got = await check()
         if got:
@@ -92,17 +105,29 @@ async def test_operator_switches_modes_forces_the_plan_and_it_is_audited(tmp_pat
             async def fed() -> dict[str, Any] | None:
                 await server.bus.publish(sample("cam-n", "q-n", 6.0))
                 await server.bus.publish(sample("cam-e", "q-e", 1.0))
-                await server.bus.publish(RuleEvent(camera_id="cam-n", t=time.time(), rule_id="c-n", rule_type="line_count",
-                                                   kind="crossing", payload={"direction": "in"}))
+                await server.bus.publish(
+                    RuleEvent(
+                        camera_id="cam-n",
+                        t=time.time(),
+                        rule_id="c-n",
+                        rule_type="line_count",
+                        kind="crossing",
+                        payload={"direction": "in"},
+                    )
+                )
                 got = (await gql(client, STATUS, chief))["data"]["signalJunctions"][0]
                 return got if got["controller"] == "max_pressure" else None
 
             j = await until(fed, "fresh camera data should give control to max-pressure")
             assert j["fallback"] is None and {lg["id"]: lg["queue"] for lg in j["laneGroups"]}["north"] == 6.0
 
-            denied = await gql(client, 'mutation { setSignalMode(junction: "j1", mode: "active") { mode } }', watcher)
+            denied = await gql(
+                client, 'mutation { setSignalMode(junction: "j1", mode: "active") { mode } }', watcher
+            )
             assert denied.get("errors") and not (denied.get("data") or {}).get("setSignalMode")
-            got = await gql(client, 'mutation { setSignalMode(junction: "j1", mode: "active") { mode } }', chief)
+            got = await gql(
+                client, 'mutation { setSignalMode(junction: "j1", mode: "active") { mode } }', chief
+            )
             assert got["data"]["setSignalMode"]["mode"] == "active"
             async with asyncio.timeout(20):  # the gateway receives the commanded aspects
                 async for msg in broker.messages:
@@ -110,9 +135,15 @@ async def test_operator_switches_modes_forces_the_plan_and_it_is_audited(tmp_pat
                         doc = json.loads(bytes(msg.payload))  # type: ignore[arg-type]
                         assert doc["junction"] == "j1" and set(doc["states"]) == {"ns", "ew", "ped"}
                         break
-            got = await gql(client, 'mutation { forceSignalFixedPlan(junction: "j1", on: true) { forcedFixed controller } }', chief)
+            got = await gql(
+                client,
+                'mutation { forceSignalFixedPlan(junction: "j1", on: true) { forcedFixed controller } }',
+                chief,
+            )
             assert got["data"]["forceSignalFixedPlan"]["forcedFixed"] is True
-            bad = await gql(client, 'mutation { setSignalMode(junction: "nowhere", mode: "active") { mode } }', chief)
+            bad = await gql(
+                client, 'mutation { setSignalMode(junction: "nowhere", mode: "active") { mode } }', chief
+            )
             assert "unknown junction 'nowhere'" in bad["errors"][0]["message"]
         async with asyncio.timeout(20):  # the server stopped: the junction is handed back to its own plan
             async for msg in broker.messages:
@@ -120,11 +151,16 @@ async def test_operator_switches_modes_forces_the_plan_and_it_is_audited(tmp_pat
                     assert json.loads(bytes(msg.payload)) == {"junction": "j1"}  # type: ignore[arg-type]
                     break
 
-    async with running(tmp_path / "db.sqlite", entry(topic)) as (server, client):  # a restart keeps what operators did
+    async with running(tmp_path / "db.sqlite", entry(topic)) as (
+        server,
+        client,
+    ):  # a restart keeps what operators did
         chief = await token(client, "chief")
         j = (await gql(client, STATUS, chief))["data"]["signalJunctions"][0]
         assert j["mode"] == "active" and j["forcedFixed"] is True and j["fallback"] == "forced by an operator"
-        log = (await gql(client, '{ signalActions(junction: "j1") { actor action before after } }', chief))["data"]["signalActions"]
+        log = (await gql(client, '{ signalActions(junction: "j1") { actor action before after } }', chief))[
+            "data"
+        ]["signalActions"]
         assert log == [
             {"actor": "chief", "action": "force_fixed", "before": "off", "after": "on"},
             {"actor": "chief", "action": "mode", "before": "advisory", "after": "active"},

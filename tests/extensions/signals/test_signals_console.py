@@ -67,7 +67,9 @@ def served(tmp_path: Path) -> Iterator[str]:
         time.sleep(0.05)
     server: Server = app.state.server
     assert server.db is not None
-    asyncio.run_coroutine_threadsafe(create_user(server.db, "chief", PASSWORD, "operator", [], actor="test"), loop).result(30)
+    asyncio.run_coroutine_threadsafe(
+        create_user(server.db, "chief", PASSWORD, "operator", [], actor="test"), loop
+    ).result(30)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -77,24 +79,34 @@ def served(tmp_path: Path) -> Iterator[str]:
 
 
 def gql(base: str, token: str, query: str) -> dict[str, Any]:
-    r = httpx.post(f"{base}/graphql", json={"query": query}, headers={"authorization": f"Bearer {token}"}, timeout=30)
+    r = httpx.post(
+        f"{base}/graphql", json={"query": query}, headers={"authorization": f"Bearer {token}"}, timeout=30
+    )
     body: dict[str, Any] = r.json()
     assert "errors" not in body, body
     data: dict[str, Any] = body["data"]
     return data
 
 
-def test_advisory_junction_shows_its_recommendation_and_the_operator_forces_the_fixed_plan(served: str) -> None:
+def test_advisory_junction_shows_its_recommendation_and_the_operator_forces_the_fixed_plan(
+    served: str,
+) -> None:
     base = served
-    r = httpx.post(f"{base}/graphql", json={"query": LOGIN, "variables": {"u": "chief", "p": PASSWORD}}, timeout=30)
+    r = httpx.post(
+        f"{base}/graphql", json={"query": LOGIN, "variables": {"u": "chief", "p": PASSWORD}}, timeout=30
+    )
     token = r.json()["data"]["login"]["token"]
     errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+        )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 720})
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
+            page.on(
+                "console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None
+            )
             page.goto(base)
             page.fill("#login-user", "chief")
             page.fill("#login-password", PASSWORD)
@@ -107,15 +119,21 @@ def test_advisory_junction_shows_its_recommendation_and_the_operator_forces_the_
             advice = page.get_attribute(f"{card} .signals-advice", "data-recommendation")
             assert advice in ("NS", "EW", "PED")
             assert "Recommended now: phase" in page.inner_text(f"{card} .signals-advice")
-            assert page.eval_on_selector_all(f"{card} .signals-group", "gs => gs.map(g => g.dataset.group)") == ["ns", "ew", "ped"]
+            assert page.eval_on_selector_all(
+                f"{card} .signals-group", "gs => gs.map(g => g.dataset.group)"
+            ) == ["ns", "ew", "ped"]
             states = page.eval_on_selector_all(f"{card} .signals-group", "gs => gs.map(g => g.dataset.state)")
             assert states.count("green") <= 1  # conflicting groups: never two greens
             assert page.eval_on_selector_all(f"{card} .signals-lanes tbody tr", "rs => rs.length") == 2
-            assert "stale" in page.inner_text(f"{card} .signals-fallback")  # no camera data: the fixed plan runs
+            assert "stale" in page.inner_text(
+                f"{card} .signals-fallback"
+            )  # no camera data: the fixed plan runs
             assert page.query_selector(f"{card} .signals-mode-btn") is None  # no adapter: advisory only
             page.click(f"{card} .signals-fixed-btn")
             page.wait_for_function(
-                "() => document.querySelector('.signals-fixed-btn').textContent === 'Release fixed plan'", timeout=30_000)
+                "() => document.querySelector('.signals-fixed-btn').textContent === 'Release fixed plan'",
+                timeout=30_000,
+            )
             assert "forced by an operator" in page.inner_text(f"{card} .signals-fallback")
         finally:
             browser.close()

@@ -27,12 +27,21 @@ from .signals_kit import junction, junction_dict
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"phases": [{"id": "NS", "groups": ["ns", "ew"]}, {"id": "PED", "groups": ["ped"]}]}, "'ns' and 'ew' conflict"),
+        (
+            {"phases": [{"id": "NS", "groups": ["ns", "ew"]}, {"id": "PED", "groups": ["ped"]}]},
+            "'ns' and 'ew' conflict",
+        ),
         ({"conflicts": [["ns", "nope"]]}, "unknown signal group 'nope'"),
-        ({"phases": [{"id": "NS", "groups": ["ns"]}, {"id": "EW", "groups": ["ew"]}]}, "'ped' is in no phase"),
+        (
+            {"phases": [{"id": "NS", "groups": ["ns"]}, {"id": "EW", "groups": ["ew"]}]},
+            "'ped' is in no phase",
+        ),
         ({"cycle": {"min_s": 20, "max_s": 30}}, "cycle.max_s (30.0) is shorter"),
         ({"fixed_plan": {"greens_s": {"NS": 20, "XX": 5}}}, "fixed_plan: unknown phase 'XX'"),
-        ({"lane_groups": [{"id": "a", "signal_groups": ["zz"]}]}, "lane group 'a': unknown signal group 'zz'"),
+        (
+            {"lane_groups": [{"id": "a", "signal_groups": ["zz"]}]},
+            "lane group 'a': unknown signal group 'zz'",
+        ),
     ],
 )
 def test_bad_junctions_are_refused_with_the_reason(change: dict[str, Any], message: str) -> None:
@@ -54,8 +63,11 @@ def test_active_mode_needs_an_adapter_and_a_complete_mapping() -> None:
     with pytest.raises(ValidationError, match="needs an adapter"):
         SignalJunction.model_validate(junction_dict(mode="active"))
     with pytest.raises(ValidationError, match=r"without a mapping \['ped'\]"):
-        SignalJunction.model_validate(junction_dict(
-            mode="active", adapter={"type": "ntcip", "host": "127.0.0.1", "phases": {"ns": 2, "ew": 4}}))
+        SignalJunction.model_validate(
+            junction_dict(
+                mode="active", adapter={"type": "ntcip", "host": "127.0.0.1", "phases": {"ns": 2, "ew": 4}}
+            )
+        )
     with pytest.raises(ValidationError, match="defined twice"):
         SignalsConfig.model_validate({"type": "signals", "junctions": [junction_dict(), junction_dict()]})
 
@@ -100,13 +112,25 @@ def test_max_pressure_switches_for_a_clear_margin_only() -> None:
 
 
 def _queue(camera: str, rule: str, t: float, mean: float) -> RuleEvent:
-    return RuleEvent(camera_id=camera, t=t, rule_id=rule, rule_type="occupancy", kind="occupancy_sample",
-                     payload={"mean": mean, "max": mean, "min": mean, "frames": 5})
+    return RuleEvent(
+        camera_id=camera,
+        t=t,
+        rule_id=rule,
+        rule_type="occupancy",
+        kind="occupancy_sample",
+        payload={"mean": mean, "max": mean, "min": mean, "frames": 5},
+    )
 
 
 def _crossing(t: float) -> RuleEvent:
-    return RuleEvent(camera_id="cam-n", t=t, rule_id="c-n", rule_type="line_count", kind="crossing",
-                     payload={"direction": "in"})
+    return RuleEvent(
+        camera_id="cam-n",
+        t=t,
+        rule_id="c-n",
+        rule_type="line_count",
+        kind="crossing",
+        payload={"direction": "in"},
+    )
 
 
 def test_stale_camera_data_falls_back_to_the_fixed_plan_and_recovers() -> None:

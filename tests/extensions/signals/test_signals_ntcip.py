@@ -30,7 +30,9 @@ class SimulatedController(asyncio.DatagramProtocol):
         self.transport: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # a datagram transport (the selector one is not a DatagramTransport subclass)
+        self.transport = (
+            transport  # a datagram transport (the selector one is not a DatagramTransport subclass)
+        )
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         msg, _ = decoder.decode(data, asn1Spec=V2C.Message())
@@ -51,14 +53,17 @@ class SimulatedController(asyncio.DatagramProtocol):
 
 async def agent(community: str = "private") -> tuple[SimulatedController, asyncio.BaseTransport, int]:
     loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(lambda: SimulatedController(community), local_addr=("127.0.0.1", 0))
+    transport, proto = await loop.create_datagram_endpoint(
+        lambda: SimulatedController(community), local_addr=("127.0.0.1", 0)
+    )
     port = transport.get_extra_info("sockname")[1]
     return proto, transport, port
 
 
 def cfg(port: int, community: str = "private") -> NtcipAdapterConfig:
-    return NtcipAdapterConfig(host="127.0.0.1", port=port, community=community, timeout_s=0.5,
-                              phases={"ns": 2, "ew": 4, "ped": 10})
+    return NtcipAdapterConfig(
+        host="127.0.0.1", port=port, community=community, timeout_s=0.5, phases={"ns": 2, "ew": 4, "ped": 10}
+    )
 
 
 async def test_hold_force_off_and_calls_follow_the_safety_layer() -> None:
@@ -74,7 +79,9 @@ async def test_hold_force_off_and_calls_follow_the_safety_layer() -> None:
         sets = ctl.sets
         await adapter.command(layer.step(1.0, "NS"))  # nothing new to ask: nothing sent
         assert ctl.sets == sets
-        await adapter.command(layer.step(8.0, "PED"))  # ns still green past its minimum: force it off, call the walk
+        await adapter.command(
+            layer.step(8.0, "PED")
+        )  # ns still green past its minimum: force it off, call the walk
         assert ctl.objects[f"{PHASE_CONTROL}.5.1"] == 0b10
         assert ctl.objects[f"{PHASE_CONTROL}.4.1"] == 0
         assert ctl.objects[f"{PHASE_CONTROL}.7.2"] == 0b10  # pedestrian call, group 2 (phases 9-16): phase 10

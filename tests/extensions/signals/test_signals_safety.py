@@ -17,7 +17,9 @@ from .signals_kit import junction
 
 J = junction()
 WISHES = st.lists(
-    st.tuples(st.sampled_from(["NS", "EW", "PED", "nope", None]), st.floats(0.05, 4.0)), min_size=1, max_size=300
+    st.tuples(st.sampled_from(["NS", "EW", "PED", "nope", None]), st.floats(0.05, 4.0)),
+    min_size=1,
+    max_size=300,
 )
 
 
@@ -102,7 +104,7 @@ def test_change_goes_through_amber_and_all_red() -> None:
 def _random_junction(draw: Any) -> JunctionConfig:
     n = draw(st.integers(2, 6))
     ids = [f"g{i}" for i in range(n)]
-    pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1 :]]
     conflicts = [p for p in pairs if draw(st.booleans())]
     bad = {frozenset(p) for p in conflicts}
     phases: list[list[str]] = []
@@ -115,13 +117,26 @@ def _random_junction(draw: Any) -> JunctionConfig:
             phases.append([g])
     if len(phases) < 2:
         phases.append([ids[0]])
-    groups = [{"id": g, "kind": draw(st.sampled_from(["vehicle", "pedestrian"])),
-               "min_green_s": draw(st.floats(1, 10)), "amber_s": draw(st.floats(2, 5)), "max_green_s": 60} for g in ids]
-    return JunctionConfig.model_validate({
-        "id": "r", "signal_groups": groups, "conflicts": [list(p) for p in conflicts],
-        "phases": [{"id": f"p{k}", "groups": ph} for k, ph in enumerate(phases)],
-        "all_red_s": draw(st.floats(0, 4)), "cycle": {"min_s": 30, "max_s": 600},
-    })
+    groups = [
+        {
+            "id": g,
+            "kind": draw(st.sampled_from(["vehicle", "pedestrian"])),
+            "min_green_s": draw(st.floats(1, 10)),
+            "amber_s": draw(st.floats(2, 5)),
+            "max_green_s": 60,
+        }
+        for g in ids
+    ]
+    return JunctionConfig.model_validate(
+        {
+            "id": "r",
+            "signal_groups": groups,
+            "conflicts": [list(p) for p in conflicts],
+            "phases": [{"id": f"p{k}", "groups": ph} for k, ph in enumerate(phases)],
+            "all_red_s": draw(st.floats(0, 4)),
+            "cycle": {"min_s": 30, "max_s": 600},
+        }
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -129,7 +144,9 @@ def _random_junction(draw: Any) -> JunctionConfig:
 def test_random_junctions_never_breach(data: st.DataObject) -> None:
     j = _random_junction(data.draw)
     phases = [p.id for p in j.phases] + [None]
-    wishes = data.draw(st.lists(st.tuples(st.sampled_from(phases), st.floats(0.05, 3.0)), min_size=1, max_size=200))
+    wishes = data.draw(
+        st.lists(st.tuples(st.sampled_from(phases), st.floats(0.05, 3.0)), min_size=1, max_size=200)
+    )
     monitor, _frames = drive(j, wishes)
     assert monitor.violations == []
 
