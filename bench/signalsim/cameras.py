@@ -3,13 +3,13 @@ vehicles near the junction are filmed as 3D boxes (roadsim's pinhole camera), tu
 detections (roadsim's detector noise model), tracked and run through the rules by our pipeline
 (smartcity.replay.CameraReplay: ByteTracker + RuleEngine), and the rule events become the lane
 measures the controllers read: queue (occupancy rule over a queue zone per lane), arrivals and
-flow (line_count rule across the lane upstream of the stop line)."""
+flow (line_count rule across the lane upstream of the stop line): `film` returns the rule events,
+which the extension's JunctionRuntime turns into lane measures as in the server."""
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,13 +18,13 @@ from roadsim.camera import Camera, box_corners, occluded_share, project_boxes
 from roadsim.noise import NOISE, Detector
 
 from smartcity.analytics import RuleSpec, validate_rule
-from smartcity.extensions.signals.controllers import LaneMeasure
+from smartcity.core.events import RuleEvent
+from smartcity.extensions.signals.junction import RuleRef
 from smartcity.replay import CameraReplay
 from smartcity.sources.detlog import FrameRecord
 
 QUEUE_M = 60.0  # queue zone: this far upstream of the stop line
 LINE_M = 30.0  # counting line: this far upstream of the stop line
-FLOW_WINDOW_S = 300.0
 VCLASS = {
     "passenger": "car",
     "taxi": "car",
@@ -79,14 +79,13 @@ def _zone(
     return [[round(min(1.0, max(0.0, x)), 4), round(min(1.0, max(0.0, y)), 4)] for x, y in clip_polygon(hull)]
 
 
-@dataclass(slots=True)
-class _Lane:
+@dataclass(frozen=True, slots=True)
+class LaneRules:
+    """The rules a camera draws for one lane group."""
+
     lane_group: str
-    queue_rule: str
-    line_rule: str
-    arrivals: deque[float] = field(default_factory=deque)
-    queue: float = 0.0
-    last_arrival: float | None = None
+    queue: RuleRef
+    count: RuleRef
 
 
 class ApproachCamera:
@@ -107,7 +106,7 @@ class ApproachCamera:
         )
         self.id = cid
         rules: list[dict[str, Any]] = []
-        self.lanes: list[_Lane] = []
+        self.lanes: list[LaneRules] = []
         for lg, lane in lanes.items():
             lshape = traci.lane.getShape(lane)
             pts = _along(lshape, min(QUEUE_M, traci.lane.getLength(lane) - 1.0))
@@ -140,25 +139,25 @@ class ApproachCamera:
                         "line": [list(a), list(b)],
                         "in_direction": [m1[0] - m0[0], m1[1] - m0[1]],
                         "emit_events": True,
-                        "in_name": "arriving",
-                        "out_name": "leaving",
+                        "in_name": "in",
+                        "out_name": "out",
                     },
                 }
             )
-            self.lanes.append(_Lane(lg, qid, lid))
+            self.lanes.append(
+                LaneRules(lg, RuleRef(camera_id=cid, rule_id=qid), RuleRef(camera_id=cid, rule_id=lid))
+            )
         self.specs: list[RuleSpec] = [validate_rule(r) for r in rules]
         self.replay = CameraReplay(cid, self.specs)
         self.detector = Detector(
             NOISE[noise], np.random.default_rng(seed), fps, self.cam.width, self.cam.height_px
         )
-        self.by_rule = {ln.queue_rule: ln for ln in self.lanes} | {ln.line_rule: ln for ln in self.lanes}
         self.frames = 0
-        self.t0: float | None = None
 
-    def film(self, t: float, veh: dict[str, tuple[float, float, float, str, float, float, float]]) -> None:
-        """One analysed frame: vehicles id -> (x, y, angle, class, length, width, height)."""
-        if self.t0 is None:
-            self.t0 = t
+    def film(
+        self, t: float, veh: dict[str, tuple[float, float, float, str, float, float, float]]
+    ) -> list[RuleEvent]:
+        """One analysed frame of the vehicles id -> (x, y, angle, class, length, width, height): its rule events."""
         ids = list(veh)
         if ids:
             arr = np.array([veh[i][:3] for i in ids], dtype=float)
@@ -177,23 +176,5 @@ class ApproachCamera:
             dets = self.detector.frame(np.zeros(0, np.int64), [], np.zeros((0, 4)), np.zeros(0))
         _tracks, events = self.replay.step(FrameRecord(self.id, t, self.cam.width, self.cam.height_px, dets))
         self.frames += 1
-        for ev in events:
-            ln = self.by_rule.get(ev.rule_id)
-            if ln is None:
-                continue
-            if ev.kind == "occupancy_sample":
-                ln.queue = float(ev.payload["mean"])
-            elif ev.kind == "crossing" and ev.payload.get("direction") == "arriving":
-                ln.arrivals.append(ev.t)
-                ln.last_arrival = ev.t
         self.replay.count_buckets(flush_before=t)  # keep the aggregator small, as the camera actors do
-
-    def measures(self, t: float) -> dict[str, LaneMeasure]:
-        out = {}
-        for ln in self.lanes:
-            while ln.arrivals and ln.arrivals[0] < t - FLOW_WINDOW_S:
-                ln.arrivals.popleft()
-            window = min(FLOW_WINDOW_S, t - (self.t0 if self.t0 is not None else t))
-            flow = len(ln.arrivals) * 3600.0 / window if window >= 60.0 else None
-            out[ln.lane_group] = LaneMeasure(t=t, queue=ln.queue, flow_vph=flow, last_arrival=ln.last_arrival)
-        return out
+        return events

@@ -16,15 +16,9 @@ from typing import Any
 
 from roadsim.sumo import sumo_binary
 
-from smartcity.extensions.signals.controllers import (
-    Actuated,
-    Controller,
-    ControlView,
-    FixedTime,
-    LaneMeasure,
-    MaxPressure,
-)
-from smartcity.extensions.signals.safety import SafetyLayer, SafetyMonitor
+from smartcity.extensions.signals.config import SignalJunction
+from smartcity.extensions.signals.runtime import JunctionRuntime
+from smartcity.extensions.signals.safety import SafetyMonitor
 
 from .cameras import VCLASS, ApproachCamera
 from .tls import SumoJunction, junction_of
@@ -33,6 +27,7 @@ STEP_S = 0.2  # SUMO step = camera frame interval (5 fps)
 CONTROL_S = 1.0  # our controllers decide once per second
 RETIME_S = 300.0  # the Webster plan is recomputed from the cameras' counts this often
 CONTEXT_M = 150.0
+STALE_S = 10.0  # the extension's default
 _labels = itertools.count()
 
 
@@ -59,6 +54,7 @@ class RunResult:
     safety_violations: int
     camera_frames: int
     overrides: int  # controller wishes the safety layer replaced (max green, cycle limit)
+    fallback_steps: int = 0  # control steps run on the fixed plan (stale or unsure camera data)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -92,12 +88,21 @@ def actuated_additional(traci_mod: Any, sc: Scenario, tmp: Path) -> Path:
     return path
 
 
-def _ours(kind: str, j: SumoJunction) -> Controller:
-    if kind == "actuated":
-        return Actuated(j.config)
-    if kind == "max_pressure":
-        return MaxPressure(j.config)
-    return FixedTime(j.config, j.static_greens)  # retimed by Webster from the cameras' counts
+def _runtime(kind: str, j: SumoJunction, cams: list[ApproachCamera], t0: float) -> JunctionRuntime:
+    """The extension's own runtime (measures, fall-back, controller, safety layer) for this junction,
+    its lane groups mapped to the cameras' rules as an operator would configure them."""
+    rules = {ln.lane_group: ln for cam in cams for ln in cam.lanes}
+    doc = j.config.model_dump()
+    doc["lane_groups"] = [
+        {**lg, "queue": rules[lg["id"]].queue.model_dump(), "count": rules[lg["id"]].count.model_dump()}
+        if lg["id"] in rules
+        else lg
+        for lg in doc["lane_groups"]
+    ]
+    # webster: the static greens first, retimed from the cameras' counts every RETIME_S
+    doc["controller"] = {"type": "fixed" if kind == "webster" else kind}
+    junction = SignalJunction.model_validate(doc)
+    return JunctionRuntime(junction, t0, stale_after_s=STALE_S, min_confidence=0.5, retime_s=RETIME_S)
 
 
 def _cameras(conn: Any, j: SumoJunction, seed: int, noise: str) -> list[ApproachCamera]:
@@ -194,57 +199,46 @@ def run(sc: Scenario, controller: str, *, seed: int = 1, noise: str = "realistic
         os.environ.setdefault("SUMO_HOME", env_home)
         traci.start(cmd, label=label)
         conn = traci.getConnection(label)
-        teleports = collisions = frames = overrides = 0
+        teleports = collisions = frames = overrides = fallbacks = 0
         monitor: SafetyMonitor | None = None
         try:
             j = junction_of(conn, sc.tls)
             monitor = SafetyMonitor(j.config, tolerance_s=STEP_S + 1e-6)
             ours = controller not in ("fixed", "sumo_actuated")
             cams: list[ApproachCamera] = []
-            ctl: Controller | None = None
-            layer: SafetyLayer | None = None
+            rt: JunctionRuntime | None = None
             node = _centre_junction(conn, j)
             if ours:
                 cams = _cameras(conn, j, seed, noise)
                 conn.junction.subscribeContext(
                     node, tc.CMD_GET_VEHICLE_VARIABLE, CONTEXT_M, [tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_TYPE]
                 )
-                ctl = _ours(controller, j)
-                layer = SafetyLayer(j.config, sc.begin)
+                rt = _runtime(controller, j, cams, sc.begin)
                 # ours from the first step: all red, then the first phase after the all-red time
                 conn.trafficlight.setRedYellowGreenState(
-                    sc.tls, j.state_string(dict(layer.step(sc.begin, None).states))
+                    sc.tls, j.state_string(dict(rt.layer.step(sc.begin, None).states))
                 )
             elif controller == "sumo_actuated":
                 conn.trafficlight.setProgram(sc.tls, "sumo_actuated")
             types: dict[str, tuple[str, float, float, float]] = {}
             t = sc.begin
             next_control = sc.begin
-            next_retime = sc.begin + RETIME_S
-            request: str | None = None
             while t < sc.end - 1e-9:
                 conn.simulationStep()
                 t = conn.simulation.getTime()
                 teleports += conn.simulation.getStartingTeleportNumber()
                 collisions += conn.simulation.getCollidingVehiclesNumber()
-                if ours and layer is not None and ctl is not None:
+                if rt is not None:
                     veh = _vehicles(conn, node, types)
                     for cam in cams:
-                        cam.film(t, veh)
+                        for ev in cam.film(t, veh):
+                            rt.on_event(ev)
                     frames += len(cams)
                     if t >= next_control - 1e-9:
-                        measures: dict[str, LaneMeasure] = {}
-                        for cam in cams:
-                            measures.update(cam.measures(t))
-                        if isinstance(ctl, FixedTime) and t >= next_retime:
-                            flows = {k: m.flow_vph for k, m in measures.items() if m.flow_vph is not None}
-                            ctl.retime(flows)
-                            next_retime += RETIME_S
-                        frame = layer.step(t, request)
-                        request = ctl.decide(ControlView(t=t, frame=frame, measures=measures))
-                        frame = layer.step(t, request)
-                        overrides += frame.override != "none" and frame.target != request
-                        conn.trafficlight.setRedYellowGreenState(sc.tls, j.state_string(dict(frame.states)))
+                        d = rt.tick(t)
+                        overrides += d.frame.override != "none" and d.frame.target != rt.request
+                        fallbacks += d.fallback is not None
+                        conn.trafficlight.setRedYellowGreenState(sc.tls, j.state_string(dict(d.frame.states)))
                         next_control += CONTROL_S
                 monitor.observe(t, j.read_states(conn.trafficlight.getRedYellowGreenState(sc.tls)))
         finally:
@@ -263,6 +257,7 @@ def run(sc: Scenario, controller: str, *, seed: int = 1, noise: str = "realistic
         len(monitor.violations) if monitor else -1,
         frames,
         overrides,
+        fallbacks,
     )
 
 

@@ -77,6 +77,9 @@ class LaneGroup(_Strict):
     downstream: RuleRef | None = Field(
         None, description="occupancy rule over the exit (max-pressure's downstream queue)."
     )
+    arrivals_direction: str = Field(
+        "in", min_length=1, max_length=32, description="The count rule's direction name for vehicles approaching."
+    )
     lanes: int = Field(1, ge=1, le=8, description="Number of lanes.")
     saturation_flow_vph: float = Field(
         1800.0, ge=300, le=2400, description="Per lane, vehicles per green hour."

@@ -50,7 +50,7 @@ class MeasureBook:
             b = self.books[lg]
             if role == "count" and ev.kind == "crossing":
                 b.count_t = ev.t
-                if ev.payload.get("direction", "in") in ("in", "arriving", "approach"):
+                if ev.payload.get("direction") == self.lanes[lg].arrivals_direction:
                     b.arrivals.append(ev.t)
                     b.last_arrival = ev.t
             elif ev.kind == "occupancy_sample" and isinstance(ev.payload.get("mean"), int | float):

@@ -38,7 +38,9 @@ class JunctionRuntime:
         self.j = j
         self.layer = SafetyLayer(j, t0)
         self.fixed = FixedTime(j)
-        self.adaptive: Controller = build_controller(j, j.controller)
+        built = build_controller(j, j.controller)
+        # a fixed-time junction runs the plan that is retimed from the measured flows
+        self.adaptive: Controller = self.fixed if isinstance(built, FixedTime) else built
         self.book = MeasureBook(j.lane_groups, t0)
         self.mode: Mode = j.mode
         self.forced_fixed = False
