@@ -78,7 +78,10 @@ class LaneGroup(_Strict):
         None, description="occupancy rule over the exit (max-pressure's downstream queue)."
     )
     arrivals_direction: str = Field(
-        "in", min_length=1, max_length=32, description="The count rule's direction name for vehicles approaching."
+        "in",
+        min_length=1,
+        max_length=32,
+        description="The count rule's direction name for vehicles approaching.",
     )
     lanes: int = Field(1, ge=1, le=8, description="Number of lanes.")
     saturation_flow_vph: float = Field(
