@@ -82,7 +82,8 @@ def status_of(rt: JunctionRuntime) -> SignalJunctionStatus:
         adapter=j.adapter.type,
         controller=d.controller if d is not None else rt.adaptive.name,
         forced_fixed=rt.forced_fixed,
-        fallback=d.fallback if d is not None else None,
+        # an operator's order shows at once (the next tick applies it)
+        fallback="forced by an operator" if rt.forced_fixed else d.fallback if d is not None else None,
         phase=frame.phase if frame else None,
         recommendation=frame.target if frame else j.phases[0].id,
         green_s=round(frame.green_s, 1) if frame else 0.0,
