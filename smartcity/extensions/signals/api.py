@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import strawberry
+from pydantic import ValidationError
 
+from smartcity.core.config import format_validation_error
 from smartcity.extensions.context import GraphQLParts
 
 from .runtime import JunctionRuntime
@@ -107,6 +109,9 @@ def status_of(rt: JunctionRuntime) -> SignalJunctionStatus:
     )
 
 
+MAX_CONFIG = 200_000
+
+
 def _actor(info: strawberry.Info) -> str:
     ctx: Any = info.context
     who = ctx.get("principal") if isinstance(ctx, dict) else None
@@ -164,6 +169,22 @@ def graphql_parts(service: SignalsService) -> GraphQLParts:
         ) -> SignalJunctionStatus:
             one(junction)
             await service.force_fixed(junction, on, _actor(info))
+            return status_of(one(junction))
+
+        @strawberry.mutation(
+            description="Replace a junction's configuration (JSON of a `junctions` entry, same id): validated, "
+            "stored, audited and applied at once (the new safety layer starts all red)."
+        )
+        async def set_signal_junction_config(
+            self, info: strawberry.Info, junction: str, config_json: str
+        ) -> SignalJunctionStatus:
+            one(junction)
+            if len(config_json) > MAX_CONFIG:
+                raise ValueError(f"configuration larger than {MAX_CONFIG} characters")
+            try:
+                await service.set_junction(junction, config_json, _actor(info))
+            except ValidationError as exc:
+                raise ValueError("; ".join(format_validation_error(exc))) from None
             return status_of(one(junction))
 
     return GraphQLParts((SignalsQuery,), (SignalsMutation,), ())

@@ -37,8 +37,13 @@ class SignalsExtension:
         self.service: SignalsService | None = None
 
     async def start(self, ctx: ExtensionContext) -> None:
-        adapters = {j.id: build_adapter(j.adapter, j, **self.transports) for j in self.config.junctions}
-        svc = self.service = SignalsService(self.config, adapters, ctx.tables, ctx.clock, ctx.video)
+        svc = self.service = SignalsService(
+            self.config,
+            lambda j: build_adapter(j.adapter, j, **self.transports),
+            ctx.tables,
+            ctx.clock,
+            ctx.video,
+        )
         await svc.load()
         ctx.subscribe(RuleEvent, self.on_rule_event)
         ctx.add_routes([Route("/junctions", self.junctions, methods=["GET"])])

@@ -72,6 +72,17 @@ async def gql(client: httpx.AsyncClient, q: str, headers: dict[str, str]) -> dic
     return body
 
 
+async def set_config(
+    client: httpx.AsyncClient, headers: dict[str, str], junction: dict[str, Any]
+) -> dict[str, Any]:
+    q = 'mutation($c: String!) { setSignalJunctionConfig(junction: "j1", configJson: $c) { mode configJson } }'
+    r = await client.post(
+        "/graphql", json={"query": q, "variables": {"c": json.dumps(junction)}}, headers=headers
+    )
+    body: dict[str, Any] = r.json()
+    return body
+
+
 def sample(camera: str, rule: str, mean: float) -> RuleEvent:
     return RuleEvent(
         camera_id=camera,
@@ -145,6 +156,16 @@ async def test_operator_switches_modes_forces_the_plan_and_it_is_audited(tmp_pat
                 client, 'mutation { setSignalMode(junction: "nowhere", mode: "active") { mode } }', chief
             )
             assert "unknown junction 'nowhere'" in bad["errors"][0]["message"]
+            # a new configuration through the API: refused with the reason, or stored, audited and applied
+            new = entry(topic)["junctions"][0]
+            new["phases"] = [{"id": "NSEW", "groups": ["ns", "ew"]}, {"id": "PED", "groups": ["ped"]}]
+            bad = await set_config(client, chief, new)
+            assert "'ns' and 'ew' conflict" in bad["errors"][0]["message"]
+            new = entry(topic)["junctions"][0]
+            new["signal_groups"][1]["max_green_s"] = 35
+            got = await set_config(client, chief, new)
+            cfg = json.loads(got["data"]["setSignalJunctionConfig"]["configJson"])
+            assert cfg["signal_groups"][1]["max_green_s"] == 35
         async with asyncio.timeout(20):  # the server stopped: the junction is handed back to its own plan
             async for msg in broker.messages:
                 if str(msg.topic) == f"{topic}/release":
@@ -158,10 +179,13 @@ async def test_operator_switches_modes_forces_the_plan_and_it_is_audited(tmp_pat
         chief = await token(client, "chief")
         j = (await gql(client, STATUS, chief))["data"]["signalJunctions"][0]
         assert j["mode"] == "active" and j["forcedFixed"] is True and j["fallback"] == "forced by an operator"
+        cfg = (await gql(client, "{ signalJunctions { configJson } }", chief))["data"]["signalJunctions"][0]
+        assert json.loads(cfg["configJson"])["signal_groups"][1]["max_green_s"] == 35
         log = (await gql(client, '{ signalActions(junction: "j1") { actor action before after } }', chief))[
             "data"
         ]["signalActions"]
-        assert log == [
+        assert log[0]["action"] == "config" and log[0]["before"] != log[0]["after"]
+        assert log[1:] == [
             {"actor": "chief", "action": "force_fixed", "before": "off", "after": "on"},
             {"actor": "chief", "action": "mode", "before": "advisory", "after": "active"},
         ]

@@ -54,7 +54,11 @@ async def run(mode: str, tmp: Path) -> list[SignalPush]:
         httpx.MockTransport(lambda r: httpx.Response(204)),
     )
     svc = SignalsService(
-        cfg, {"j1": http if mode == "active" else NullAdapter()}, ExtensionTables(engine, None), clock, video
+        cfg,
+        lambda j: http if mode == "active" else NullAdapter(),
+        ExtensionTables(engine, None),
+        clock,
+        video,
     )
     try:
         for _ in range(80):  # the fixed plan (no camera data): NS green (up to 40 s), its amber, then red

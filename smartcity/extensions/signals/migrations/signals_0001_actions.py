@@ -1,4 +1,4 @@
-"""signals: the operator actions log (mode switches, fixed-plan orders).
+"""signals: the operator actions log and the junction configurations set through the API.
 
 Revision ID: signals_0001
 Revises:
@@ -25,8 +25,16 @@ def upgrade() -> None:
         sa.Column("after", sa.String(32), nullable=False),
     )
     op.create_index("ix_signals_actions_junction", "signals_actions", ["junction", "id"])
+    op.create_table(
+        "signals_junctions",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("updated_at", sa.Float, nullable=False),
+        sa.Column("updated_by", sa.String(64), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("signals_junctions")
     op.drop_index("ix_signals_actions_junction", table_name="signals_actions")
     op.drop_table("signals_actions")
