@@ -113,23 +113,27 @@ class ApproachCamera:
             if len(pts) < 3:
                 continue
             qid, lid = f"q-{lg}"[:64], f"c-{lg}"[:64]
+            try:  # a lane this camera cannot see (behind a bend, too short) gets no rules: no measures
+                zone = _zone(self.cam, pts, (4.5, 1.8, 1.5))
+                k = min(len(pts) - 1, int(LINE_M / 2.0))
+                x, y, head = pts[k]
+                w = traci.lane.getWidth(lane) / 2.0
+                hx, hy = math.sin(math.radians(head)), math.cos(math.radians(head))
+                a = self.cam.ground_to_norm(x + hy * w, y - hx * w)
+                b = self.cam.ground_to_norm(x - hy * w, y + hx * w)
+                a, b = clip_segment(a, b)
+                m0, m1 = self.cam.ground_to_norm(x, y), self.cam.ground_to_norm(x + hx, y + hy)
+            except ValueError:
+                continue
             rules.append(
                 {
                     "id": qid,
                     "camera_id": cid,
                     "type": "occupancy",
                     "classes": ["car", "truck", "bus", "motorcycle"],
-                    "params": {"zone": _zone(self.cam, pts, (4.5, 1.8, 1.5)), "sample_interval_s": 1.0},
+                    "params": {"zone": zone, "sample_interval_s": 1.0},
                 }
             )
-            k = min(len(pts) - 1, int(LINE_M / 2.0))
-            x, y, head = pts[k]
-            w = traci.lane.getWidth(lane) / 2.0
-            hx, hy = math.sin(math.radians(head)), math.cos(math.radians(head))
-            a = self.cam.ground_to_norm(x + hy * w, y - hx * w)
-            b = self.cam.ground_to_norm(x - hy * w, y + hx * w)
-            a, b = clip_segment(a, b)
-            m0, m1 = self.cam.ground_to_norm(x, y), self.cam.ground_to_norm(x + hx, y + hy)
             rules.append(
                 {
                     "id": lid,
