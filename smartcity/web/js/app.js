@@ -9,6 +9,7 @@ import { WallView } from "./wall.js";
 import { CameraView } from "./camera.js";
 import { DashboardView } from "./dashboard.js";
 import { setRuleTypes } from "./overlay.js";
+import { SignalsView } from "./signals.js";
 import { WasteView } from "./waste.js";
 
 const api = new Api("");
@@ -47,6 +48,7 @@ const ROUTES = {
   incidents: IncidentsView,
   counts: DashboardView,
   waste: WasteView,
+  signals: SignalsView,
 };
 
 let current = null;
@@ -151,6 +153,8 @@ async function startSession(session) {
   updateBadge();
   // the Waste tab only where the waste extension runs (its fields are in the API)
   api.gql("{ wastePlans(limit: 1) { id } }").then(() => { $("nav-waste").hidden = false; }, () => {});
+  // the Signals tab only where the signals extension runs
+  api.gql("{ signalJunctions { id } }").then(() => { $("nav-signals").hidden = false; }, () => {});
   route();
   $("main").focus();
 }
