@@ -156,6 +156,8 @@ class SignalsService:
                     after=after,
                 )
             )
+            # and in the server's audit log (auditLog, action signals.<action>), in the same transaction
+            await self.db.audit(conn, actor=actor, action=action, target=f"junction:{junction}", before=before, after=after)
 
     async def set_mode(self, junction: str, mode: Mode, actor: str) -> None:
         rt = self.runtime(junction)

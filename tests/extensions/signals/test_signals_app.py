@@ -21,6 +21,7 @@ import pytest
 from smartcity.app import Server, create_app
 from smartcity.core.config import load_settings
 from smartcity.core.events import RuleEvent
+from smartcity.storage.audit_repo import AuditRepo
 from smartcity.storage.users import create_user, list_users
 
 from .signals_kit import junction_dict
@@ -166,6 +167,13 @@ async def test_operator_switches_modes_forces_the_plan_and_it_is_audited(tmp_pat
             got = await set_config(client, chief, new)
             cfg = json.loads(got["data"]["setSignalJunctionConfig"]["configJson"])
             assert cfg["signal_groups"][1]["max_green_s"] == 35
+            # every operator action is in the server's audit log too
+            audited = [(e.actor, e.action, e.target) for e in await AuditRepo(server.db).page(action="signals.")]
+            assert audited == [
+                ("chief", "signals.config", "junction:j1"),
+                ("chief", "signals.force_fixed", "junction:j1"),
+                ("chief", "signals.mode", "junction:j1"),
+            ]
         async with asyncio.timeout(20):  # the server stopped: the junction is handed back to its own plan
             async for msg in broker.messages:
                 if str(msg.topic) == f"{topic}/release":
