@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ViewMode = Literal["pixelated", "background"]
 """What a viewer sees of a camera: `pixelated` (the picture, its private mask pixelated) or
@@ -90,3 +90,31 @@ class PrivacyConfig(_Section):
     )
     mask: MaskConfig = Field(default_factory=MaskConfig, description="The private mask.")
     background: BackgroundConfig = Field(default_factory=BackgroundConfig, description="The background model.")
+
+
+MAX_ZONES = 32
+MAX_ZONE_POINTS = 64
+ZonePoint = tuple[float, float]
+
+
+class CameraPrivacySettings(_Section):
+    """One camera's privacy settings as an admin sets them (GraphQL `setCameraPrivacy`)."""
+
+    zones: list[list[ZonePoint]] = Field(
+        default_factory=list,
+        description="Privacy-mask zones: polygons of 3 to 64 [x, y] points in normalised image coordinates "
+        "(0..1), filled solid in every picture that leaves the camera, the admin's clear view included.",
+        max_length=MAX_ZONES,
+    )
+    view_mode: ViewMode | None = Field(None, description="What viewers see; null: privacy.default_view.")
+
+    @field_validator("zones")
+    @classmethod
+    def _polygons(cls, v: list[list[ZonePoint]]) -> list[list[ZonePoint]]:
+        for i, poly in enumerate(v):
+            if not 3 <= len(poly) <= MAX_ZONE_POINTS:
+                raise ValueError(f"zone {i}: a polygon needs 3 to {MAX_ZONE_POINTS} points, got {len(poly)}")
+            for x, y in poly:
+                if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                    raise ValueError(f"zone {i}: point ({x}, {y}) is outside the picture (0..1)")
+        return v

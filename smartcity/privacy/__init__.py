@@ -10,6 +10,7 @@ render snapshots and evidence with it, the live views render their frames with i
 
 from smartcity.privacy.background import BackgroundModel
 from smartcity.privacy.boxes import PRIVATE_CLASSES, private_boxes
+from smartcity.privacy.camera import CameraPrivacy, PrivateView
 from smartcity.privacy.mask import PrivacyMask, PrivacyMasker
 from smartcity.privacy.overlay import GEOMETRY_RGB, RGB, OverlayRaster, OverlayShape, Point, rasterise
 from smartcity.privacy.picture import compose, encode_jpeg, render_evidence
@@ -18,6 +19,8 @@ from smartcity.privacy.zones import PrivacyZones, ZonePainter
 
 __all__ = [
     "BackgroundModel",
+    "CameraPrivacy",
+    "PrivateView",
     "PrivacyMask",
     "PrivacyMasker",
     "PrivacyZones",

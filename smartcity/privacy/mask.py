@@ -11,12 +11,11 @@ every picture made from it is hidden whole.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import ndimage
 
 from smartcity.core.privacy_config import BackgroundConfig, MaskConfig
+from smartcity.core.privacy_mask import PrivacyMask, paint_box
 from smartcity.core.vision import Box, Detection, Track
 from smartcity.privacy.background import BackgroundModel, Foreground
 from smartcity.privacy.boxes import PRIVATE_CLASSES
@@ -26,54 +25,15 @@ VEHICLE_CLASSES = frozenset({"car", "bus", "truck", "motorcycle", "van"})
 _SURE_VEHICLE = 0.5
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class PrivacyMask:
-    """The private part of a `width` x `height` frame: `cells` (bool, one cell per `factor` x
-    `factor` pixels; a box covers every cell it touches) and the person `boxes` (pixels) among it,
-    which are pixelated with blocks scaled to their size."""
-
-    width: int
-    height: int
-    factor: int
-    cells: np.ndarray
-    boxes: tuple[Box, ...] = ()
-
-    @classmethod
-    def from_boxes(cls, boxes: Iterable[Box], width: int, height: int, factor: int = 4) -> PrivacyMask:
-        """A mask of boxes only (pixels of the frame)."""
-        gh, gw = -(-height // factor), -(-width // factor)
-        cells = np.zeros((gh, gw), dtype=bool)
-        kept = tuple(boxes)
-        for b in kept:
-            _paint_box(cells, b, factor)
-        return cls(width, height, factor, cells, kept)
-
-    def pixels(self, width: int | None = None, height: int | None = None) -> np.ndarray:
-        """Bool H x W for a picture of this frame scaled to `width` x `height` (default: its own size)."""
-        w, h = width or self.width, height or self.height
-        gh, gw = self.cells.shape
-        rows = np.minimum(((np.arange(h) + 0.5) * (self.height / h) // self.factor).astype(np.intp), gh - 1)
-        cols = np.minimum(((np.arange(w) + 0.5) * (self.width / w) // self.factor).astype(np.intp), gw - 1)
-        return self.cells[rows[:, None], cols[None, :]]
-
-    @property
-    def fraction(self) -> float:
-        """Share of the frame masked."""
-        return float(self.pixels().mean())
-
-
-def _paint_box(cells: np.ndarray, box: Box, factor: int) -> None:
-    gh, gw = cells.shape
-    x1, y1 = max(0, int(np.floor(box[0] / factor))), max(0, int(np.floor(box[1] / factor)))
-    x2, y2 = min(gw, int(np.ceil(box[2] / factor))), min(gh, int(np.ceil(box[3] / factor)))
-    if x2 > x1 and y2 > y1:
-        cells[y1:y2, x1:x2] = True
-
-
 def _grow(box: Box, margin: float, width: int, height: int) -> Box:
     x1, y1, x2, y2 = box
     mx, my = (x2 - x1) * margin, (y2 - y1) * margin
     return (max(0.0, x1 - mx), max(0.0, y1 - my), min(float(width), x2 + mx), min(float(height), y2 + my))
+
+
+def _turn(o: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """z of the cross product (a - o) x (b - o): > 0 for a left turn."""
+    return float((a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]))
 
 
 def _hull(points: np.ndarray) -> np.ndarray:
@@ -85,7 +45,7 @@ def _hull(points: np.ndarray) -> np.ndarray:
     def half(seq: np.ndarray) -> list[np.ndarray]:
         out: list[np.ndarray] = []
         for p in seq:
-            while len(out) >= 2 and float(np.cross(out[-1] - out[-2], p - out[-2])) <= 0:
+            while len(out) >= 2 and _turn(out[-2], out[-1], p) <= 0:
                 out.pop()
             out.append(p)
         return out
@@ -133,7 +93,7 @@ class PrivacyMasker:
                 boxes.append(_grow(tr.box, self._margin(tr.score, stale_s + max(0.0, t - tr.t)), w, h))
         people = np.zeros((gh, gw), dtype=bool)
         for b in boxes:
-            _paint_box(people, b, factor)
+            paint_box(people, b, factor)
         for o in (*detections, *tracks):
             if o.cls in PRIVATE_CLASSES:
                 self._paint_hull(people, o, factor, stale_s)
@@ -189,7 +149,7 @@ class PrivacyMasker:
         people = np.zeros(shape, dtype=bool)
         for d in detections:
             if d.cls in VEHICLE_CLASSES and d.score >= _SURE_VEHICLE:
-                _paint_box(vehicles, d.box, factor)
+                paint_box(vehicles, d.box, factor)
             elif d.cls in PRIVATE_CLASSES:
-                _paint_box(people, _grow(d.box, 0.25, shape[1] * factor, shape[0] * factor), factor)
+                paint_box(people, _grow(d.box, 0.25, shape[1] * factor, shape[0] * factor), factor)
         return vehicles & ~people

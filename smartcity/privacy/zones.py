@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from smartcity.core.privacy_config import MAX_ZONE_POINTS, MAX_ZONES
+
 Point = tuple[float, float]
 ZONE_RGB = (48, 48, 48)
-MAX_ZONES = 32
-MAX_ZONE_POINTS = 64
 
 
 def fill_polygon(mask: np.ndarray, points: Sequence[Point]) -> None:
