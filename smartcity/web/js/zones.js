@@ -77,12 +77,13 @@ export class ZoneEditor extends RuleEditor {
     const d = await this.host.api.gql(`mutation($id: ID!, $zones: JSON!, $mode: String) {
         r: setCameraPrivacy(cameraId: $id, zones: $zones, viewMode: $mode) {
           __typename ... on Camera { id privacyZones viewMode } ... on NotAuthorized { message }
-          ... on ValidationError { message } } }`,
+          ... on ValidationError { message errors { field message } } } }`,
     { id: this.host.camera.id, zones: this.zones, mode: this.viewSel.value || null });
     if (d.r.__typename !== "Camera") {
+      const text = (d.r.errors || []).map((e) => `${e.field}: ${e.message}`).join("; ") || d.r.message;
       this.host.errorsEl.hidden = false;
-      this.host.errorsEl.textContent = d.r.message;
-      toast(d.r.message, "error");
+      this.host.errorsEl.textContent = text;
+      toast(text, "error");
       return;
     }
     this.host.onSaved(d.r);
