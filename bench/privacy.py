@@ -83,7 +83,9 @@ class Tally:
     def as_json(self, prefix: str = "") -> dict[str, float | int]:
         return {
             f"{prefix}persons_exposed": self.exposed,
-            f"{prefix}exposed_area_fraction": round(self.unmasked_area / self.box_area, 4) if self.box_area else 0.0,
+            f"{prefix}exposed_area_fraction": round(self.unmasked_area / self.box_area, 4)
+            if self.box_area
+            else 0.0,
             f"{prefix}masked_area_fraction": round(self.masked_area / self.frames, 4) if self.frames else 0.0,
         }
 
@@ -100,9 +102,18 @@ class ClipResult:
     detect_s: float = 0.0
 
 
-def run_clip(name: str, video: Path, ann: Annotations, detector: DarknetDetector, config: PrivacyConfig,
-             fps: float, last_frame: int) -> ClipResult:
-    want = {f.index: [o.box for o in f.objects if o.cls == "person"] for f in ann.frames if f.index <= last_frame}
+def run_clip(
+    name: str,
+    video: Path,
+    ann: Annotations,
+    detector: DarknetDetector,
+    config: PrivacyConfig,
+    fps: float,
+    last_frame: int,
+) -> ClipResult:
+    want = {
+        f.index: [o.box for o in f.objects if o.cls == "person"] for f in ann.frames if f.index <= last_frame
+    }
     res = ClipResult(name)
     masker = PrivacyMasker(config.mask, config.background)
     tracker = ByteTracker(TrackerConfig())
@@ -113,7 +124,9 @@ def run_clip(name: str, video: Path, ann: Annotations, detector: DarknetDetector
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         if (stream.codec_context.width, stream.codec_context.height) != (ann.width, ann.height):
-            raise SystemExit(f"{video} is not the annotated video of {name} ({ann.width}x{ann.height}): see --video")
+            raise SystemExit(
+                f"{video} is not the annotated video of {name} ({ann.width}x{ann.height}): see --video"
+            )
         rate = float(stream.average_rate or 25)
         for i, frame in enumerate(container.decode(stream)):
             if i > last_frame:
@@ -167,10 +180,20 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     for r in results:
         total.add(r.mask)
         base.add(r.detector_only)
-        print(json.dumps({"clip": r.name, "persons": r.mask.persons, **r.mask.as_json(),
-                          **r.detector_only.as_json("detector_only_"), "untrusted_frames": r.untrusted_frames,
-                          "analysed": r.analysed, "exposed": r.mask.exposed_at,
-                          "detector_only_exposed": r.detector_only.exposed_at}))
+        print(
+            json.dumps(
+                {
+                    "clip": r.name,
+                    "persons": r.mask.persons,
+                    **r.mask.as_json(),
+                    **r.detector_only.as_json("detector_only_"),
+                    "untrusted_frames": r.untrusted_frames,
+                    "analysed": r.analysed,
+                    "exposed": r.mask.exposed_at,
+                    "detector_only_exposed": r.detector_only.exposed_at,
+                }
+            )
+        )
     analysed = sum(r.analysed for r in results)
     out: dict[str, object] = {
         "persons": total.persons,

@@ -31,9 +31,9 @@ from smartcity.actors.evidence import EvidenceBudget, rule_shapes, wants_evidenc
 from smartcity.actors.motion import GateDecision, MotionConfig, MotionGate
 from smartcity.analytics import required_model_roles
 from smartcity.core.events import DetectionSummary, Event, RuleEvent
-from smartcity.core.vision import Detection, FrameTracks, Track
 from smartcity.core.privacy_config import PrivacyConfig
 from smartcity.core.privacy_mask import PrivacyMask
+from smartcity.core.vision import Detection, FrameTracks, Track
 from smartcity.privacy import CameraPrivacy
 
 if TYPE_CHECKING:

@@ -29,8 +29,8 @@ from smartcity.actors.ray_node import stop_ray as stop_ray
 from smartcity.core.aio import cancel_and_wait, raise_if_cancelling, wait_for
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
 from smartcity.core.events import Event, EventEnvelope, RuleEvent
-from smartcity.core.privacy_config import PrivacyConfig
 from smartcity.core.evidence import EvidenceSink
+from smartcity.core.privacy_config import PrivacyConfig
 from smartcity.core.video import CameraRuntime, InferenceRuntime
 from smartcity.tracking.config import TrackerConfig
 

@@ -22,21 +22,35 @@ class BackgroundConfig(_Section):
     """The per-camera background model (running mean and variance on a low-resolution grid)."""
 
     grid_width: int = Field(
-        256, description="Width of the model's grid, cells (the frame is block-averaged to about this).", ge=32, le=1920
+        256,
+        description="Width of the model's grid, cells (the frame is block-averaged to about this).",
+        ge=32,
+        le=1920,
     )
     learning_rate: float = Field(
         0.02, description="Share of a new frame blended into the background per analysed frame.", gt=0, le=0.5
     )
     warmup_frames: int = Field(
-        10, description="Frames learned before the foreground is trusted; until then the picture is fully hidden.",
-        ge=2, le=10_000,
+        10,
+        description="Frames learned before the foreground is trusted; until then the picture is fully hidden.",
+        ge=2,
+        le=10_000,
     )
-    min_diff: float = Field(18.0, description="Least grey-level difference that counts as moving.", ge=1, le=255)
-    sigmas: float = Field(3.0, description="Standard deviations of a cell's noise that count as moving.", ge=0.5, le=20)
-    min_std: float = Field(3.0, description="Least noise standard deviation assumed per cell, grey levels.", ge=0.1, le=100)
+    min_diff: float = Field(
+        18.0, description="Least grey-level difference that counts as moving.", ge=1, le=255
+    )
+    sigmas: float = Field(
+        3.0, description="Standard deviations of a cell's noise that count as moving.", ge=0.5, le=20
+    )
+    min_std: float = Field(
+        3.0, description="Least noise standard deviation assumed per cell, grey levels.", ge=0.1, le=100
+    )
     max_foreground_fraction: float = Field(
-        0.6, description="Share of the picture moving at once above which the scene is learned again "
-        "(lights, camera moved); the picture is fully hidden meanwhile.", gt=0, le=1,
+        0.6,
+        description="Share of the picture moving at once above which the scene is learned again "
+        "(lights, camera moved); the picture is fully hidden meanwhile.",
+        gt=0,
+        le=1,
     )
 
 
@@ -51,32 +65,49 @@ class MaskConfig(_Section):
         0.25, description="Extra margin for a box of score 0 (scaled by 1 - score).", ge=0, le=3
     )
     stale_margin_per_s: float = Field(
-        0.5, description="Extra margin per second since the detector last saw the object (tracks coasting, "
-        "frames the motion gate spared the detector), share of the box's size.", ge=0, le=10,
+        0.5,
+        description="Extra margin per second since the detector last saw the object (tracks coasting, "
+        "frames the motion gate spared the detector), share of the box's size.",
+        ge=0,
+        le=10,
     )
     max_margin: float = Field(1.0, description="Largest margin, share of the box's size.", ge=0, le=5)
     foreground_margin_px: int = Field(
-        12, description="Foreground regions grow by this many pixels of the frame on every side.", ge=0, le=200
+        12,
+        description="Foreground regions grow by this many pixels of the frame on every side.",
+        ge=0,
+        le=200,
     )
     foreground_min_cells: int = Field(
-        2, description="Foreground regions smaller than this many grid cells are noise and dropped.", ge=1, le=1000
+        2,
+        description="Foreground regions smaller than this many grid cells are noise and dropped.",
+        ge=1,
+        le=1000,
     )
     foreground_box: bool = Field(
-        True, description="Mask each foreground region's whole bounding box (a walker's still head with "
+        True,
+        description="Mask each foreground region's whole bounding box (a walker's still head with "
         "their moving legs), not only the cells that moved.",
     )
     spare_vehicles: bool = Field(
-        True, description="Foreground inside a confident vehicle box (score >= 0.5) and no person box is "
+        True,
+        description="Foreground inside a confident vehicle box (score >= 0.5) and no person box is "
         "not masked: traffic stays visible; people are still masked by their own boxes.",
     )
     keypoint_score: float = Field(0.3, description="Least keypoint score taken into a pose hull.", ge=0, le=1)
     detector_timeout_s: float = Field(
-        5.0, description="Seconds without a detector answer after which the mask is not trusted "
-        "(model down): the picture is fully hidden.", gt=0, le=3600,
+        5.0,
+        description="Seconds without a detector answer after which the mask is not trusted "
+        "(model down): the picture is fully hidden.",
+        gt=0,
+        le=3600,
     )
     pixel_block: int = Field(
-        0, description="Block size of the pixelation outside person boxes, pixels; 0: 1/40 of the picture's "
-        "smaller side, 8 at least.", ge=0, le=256,
+        0,
+        description="Block size of the pixelation outside person boxes, pixels; 0: 1/40 of the picture's "
+        "smaller side, 8 at least.",
+        ge=0,
+        le=256,
     )
 
 
@@ -84,12 +115,15 @@ class PrivacyConfig(_Section):
     """Privacy: what viewers see by default, and how the private mask is made."""
 
     default_view: ViewMode = Field(
-        "pixelated", description="What viewers see of a camera without its own setting: pixelated (people "
+        "pixelated",
+        description="What viewers see of a camera without its own setting: pixelated (people "
         "and everything that moves pixelated) or background (the learned empty scene, moving things as "
         "blurred blobs). Admins may ask for the clear picture; privacy zones stay masked in every view.",
     )
     mask: MaskConfig = Field(default_factory=MaskConfig, description="The private mask.")
-    background: BackgroundConfig = Field(default_factory=BackgroundConfig, description="The background model.")
+    background: BackgroundConfig = Field(
+        default_factory=BackgroundConfig, description="The background model."
+    )
 
 
 MAX_ZONES = 32

@@ -39,7 +39,8 @@ class PrivacyMask:
         gh, gw = self.cells.shape
         rows = np.minimum(((np.arange(h) + 0.5) * (self.height / h) // self.factor).astype(np.intp), gh - 1)
         cols = np.minimum(((np.arange(w) + 0.5) * (self.width / w) // self.factor).astype(np.intp), gw - 1)
-        return self.cells[rows[:, None], cols[None, :]]
+        out: np.ndarray = self.cells[rows[:, None], cols[None, :]]
+        return out
 
     @property
     def fraction(self) -> float:
@@ -53,5 +54,3 @@ def paint_box(cells: np.ndarray, box: Box, factor: int) -> None:
     x2, y2 = min(gw, int(np.ceil(box[2] / factor))), min(gh, int(np.ceil(box[3] / factor)))
     if x2 > x1 and y2 > y1:
         cells[y1:y2, x1:x2] = True
-
-

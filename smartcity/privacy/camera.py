@@ -29,7 +29,9 @@ class PrivateView:
 
 
 class CameraPrivacy:
-    def __init__(self, config: PrivacyConfig, zones: PrivacyZones = PrivacyZones(), view: ViewMode | None = None) -> None:
+    def __init__(
+        self, config: PrivacyConfig, zones: PrivacyZones = PrivacyZones(), view: ViewMode | None = None
+    ) -> None:
         self.config = config
         self.masker = PrivacyMasker(config.mask, config.background)
         self.painter = ZonePainter(zones)
@@ -42,7 +44,13 @@ class CameraPrivacy:
         self.view = view or self.config.default_view
 
     def observe(
-        self, image: np.ndarray, t: float, shown: Sequence[Detection], tracks: Sequence[Track], *, detected: bool
+        self,
+        image: np.ndarray,
+        t: float,
+        shown: Sequence[Detection],
+        tracks: Sequence[Track],
+        *,
+        detected: bool,
     ) -> PrivacyMask | None:
         """The mask of one analysed frame; `detected`: the detector's answer for this frame (or
         its previous one, nothing having moved) rather than the tracker's predictions."""
@@ -59,7 +67,10 @@ class CameraPrivacy:
         return PrivateView(self.painter.paint(image), mask, background)
 
     def evidence(
-        self, image: np.ndarray, geometry: Sequence[OverlayShape | Sequence[Sequence[float]]], mask: PrivacyMask | None
+        self,
+        image: np.ndarray,
+        geometry: Sequence[OverlayShape | Sequence[Sequence[float]]],
+        mask: PrivacyMask | None,
     ) -> bytes:
         """An evidence JPEG: zones filled, the private mask pixelated (evidence is always the
         pixelated picture, never the background view: it records what happened)."""

@@ -10,7 +10,8 @@ every picture made from it is hidden whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import ndimage
 
@@ -71,7 +72,11 @@ class PrivacyMasker:
 
     def _margin(self, score: float, stale_s: float) -> float:
         c = self.config
-        m = c.box_margin + c.low_score_margin * (1.0 - min(1.0, max(0.0, score))) + c.stale_margin_per_s * stale_s
+        m = (
+            c.box_margin
+            + c.low_score_margin * (1.0 - min(1.0, max(0.0, score)))
+            + c.stale_margin_per_s * stale_s
+        )
         return min(c.max_margin, m)
 
     def update(
@@ -94,7 +99,8 @@ class PrivacyMasker:
         people = np.zeros((gh, gw), dtype=bool)
         for b in boxes:
             paint_box(people, b, factor)
-        for o in (*detections, *tracks):
+        located: list[Detection | Track] = [*detections, *tracks]
+        for o in located:
             if o.cls in PRIVATE_CLASSES:
                 self._paint_hull(people, o, factor, stale_s)
         model_cells = people[: h // factor, : w // factor] if factor > 1 else people[:h, :w]
@@ -107,7 +113,9 @@ class PrivacyMasker:
         return PrivacyMask(w, h, factor, cells, tuple(boxes))
 
     def _paint_hull(self, cells: np.ndarray, obj: Detection | Track, factor: int, stale_s: float) -> None:
-        pts = np.array([(k.x, k.y) for k in obj.keypoints if k.score >= self.config.keypoint_score], dtype=np.float64)
+        pts = np.array(
+            [(k.x, k.y) for k in obj.keypoints if k.score >= self.config.keypoint_score], dtype=np.float64
+        )
         if len(pts) < 3:
             return
         hull = _hull(pts)
@@ -117,7 +125,9 @@ class PrivacyMasker:
         grown = centre + (hull - centre) * (1.0 + 2.0 * self._margin(obj.score, stale_s))
         fill_polygon(cells, [(float(x) / factor, float(y) / factor) for x, y in grown])
 
-    def _foreground_cells(self, fg: Foreground, shape: tuple[int, int], detections: Sequence[Detection]) -> np.ndarray:
+    def _foreground_cells(
+        self, fg: Foreground, shape: tuple[int, int], detections: Sequence[Detection]
+    ) -> np.ndarray:
         c = self.config
         moving = fg.cells
         if c.spare_vehicles:

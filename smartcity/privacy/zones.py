@@ -51,7 +51,9 @@ class PrivacyZones:
             raise ValueError(f"at most {MAX_ZONES} privacy zones per camera, got {len(self.polygons)}")
         for i, poly in enumerate(self.polygons):
             if not 3 <= len(poly) <= MAX_ZONE_POINTS:
-                raise ValueError(f"privacy zone {i}: a polygon needs 3 to {MAX_ZONE_POINTS} points, got {len(poly)}")
+                raise ValueError(
+                    f"privacy zone {i}: a polygon needs 3 to {MAX_ZONE_POINTS} points, got {len(poly)}"
+                )
             for x, y in poly:
                 if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
                     raise ValueError(f"privacy zone {i}: point ({x}, {y}) is outside the picture (0..1)")

@@ -49,7 +49,9 @@ def zone_filled(img: np.ndarray) -> bool:
 async def group(tmp_path: Path) -> AsyncIterator[CameraGroup]:
     clip = generate_test_clip(tmp_path / "clip.mp4", width=W, height=H, fps=10, seconds=3, pattern="noise")
     cam = CameraSpec(id="c1", url=f"file://{clip}", analysis_fps=2, privacy_zones=(WINDOW,))
-    g = CameraGroup("g1", [cam], GroupOptions(spool_path=str(tmp_path / "spool.sqlite"), health_interval_s=0.1))
+    g = CameraGroup(
+        "g1", [cam], GroupOptions(spool_path=str(tmp_path / "spool.sqlite"), health_interval_s=0.1)
+    )
     await g.start()
     try:
         yield g
@@ -66,7 +68,9 @@ async def latest_frame(g: CameraGroup) -> LiveFrame:
     return frame
 
 
-async def test_zones_are_filled_in_live_frames_and_snapshots_even_the_admins_clear_one(group: CameraGroup) -> None:
+async def test_zones_are_filled_in_live_frames_and_snapshots_even_the_admins_clear_one(
+    group: CameraGroup,
+) -> None:
     frame = await latest_frame(group)
     assert frame.mask is None and frame.person_boxes is None  # no analysis: hidden whole
     assert zone_filled(frame.image)
@@ -118,13 +122,24 @@ async def test_evidence_keeps_the_zone_and_a_failed_detection_leaves_the_frame_h
             raise RuntimeError("inference actor restarting")
         return [Detection((40.0, 120.0, 120.0, 180.0), "car", 0.9)]
 
-    rule = validate_rule({
-        "id": "park", "camera_id": "cam", "type": "dwell", "classes": ["car"],
-        "params": {"zone": [[0.05, 0.4], [0.5, 0.4], [0.5, 0.9], [0.05, 0.9]], "threshold_s": 2.0},
-    })
+    rule = validate_rule(
+        {
+            "id": "park",
+            "camera_id": "cam",
+            "type": "dwell",
+            "classes": ["car"],
+            "params": {"zone": [[0.05, 0.4], [0.5, 0.4], [0.5, 0.9], [0.05, 0.9]], "threshold_s": 2.0},
+        }
+    )
     privacy = CameraPrivacy(PrivacyConfig(), PrivacyZones((WINDOW,)))
     pipe = CameraPipeline(
-        "cam", Source(60), infer, emit, rules=[rule], idle_sleep_s=0.001, privacy=privacy,
+        "cam",
+        Source(60),
+        infer,
+        emit,
+        rules=[rule],
+        idle_sleep_s=0.001,
+        privacy=privacy,
         motion=MotionConfig(enabled=False),  # every frame goes to the detector
     )
     await run_pipeline_until(pipe, 30, poll_s=0.01)

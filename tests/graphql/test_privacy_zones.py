@@ -23,23 +23,32 @@ mutation($cam: ID!, $zones: JSON!, $mode: String) {
 async def test_only_admins_set_zones_and_each_change_is_audited(api: Api) -> None:
     _, server, clients = api
     for name in ("police-op", "police-viewer", "anonymous"):
-        r = (await clients[name].gql(SET, **{"cam": "cam-p", "zones": [WINDOW]}))
+        r = await clients[name].gql(SET, cam="cam-p", zones=[WINDOW])
         assert r["data"]["setCameraPrivacy"]["__typename"] == "NotAuthorized", name
-    r = (await clients["admin"].gql(SET, **{"cam": "cam-p", "zones": [WINDOW], "mode": "background"}))["data"]
-    assert r["setCameraPrivacy"] == {"__typename": "Camera", "id": "cam-p", "privacyZones": [WINDOW], "viewMode": "background"}
+    r = (await clients["admin"].gql(SET, cam="cam-p", zones=[WINDOW], mode="background"))["data"]
+    assert r["setCameraPrivacy"] == {
+        "__typename": "Camera",
+        "id": "cam-p",
+        "privacyZones": [WINDOW],
+        "viewMode": "background",
+    }
     # operators see the zones of their cameras (they are drawn in their views) but cannot change them
-    seen = (await clients["police-op"].gql('{ camera(id: "cam-p") { privacyZones viewMode } }'))["data"]["camera"]
+    seen = (await clients["police-op"].gql('{ camera(id: "cam-p") { privacyZones viewMode } }'))["data"][
+        "camera"
+    ]
     assert seen == {"privacyZones": [WINDOW], "viewMode": "background"}
-    r = (await clients["admin"].gql(SET, **{"cam": "cam-p", "zones": []}))["data"]["setCameraPrivacy"]
+    r = (await clients["admin"].gql(SET, cam="cam-p", zones=[]))["data"]["setCameraPrivacy"]
     assert r["privacyZones"] == [] and r["viewMode"] is None
-    audit = (await clients["admin"].gql("{ auditLog { action actor target before after } }"))["data"]["auditLog"]
+    audit = (await clients["admin"].gql("{ auditLog { action actor target before after } }"))["data"][
+        "auditLog"
+    ]
     changes = [a for a in audit if a["action"] == "camera.privacy"]
     assert [(a["actor"], a["target"]) for a in changes] == [("admin", "camera:cam-p")] * 2
     by_after = {len(a["after"]["zones"]): a for a in changes}
     assert by_after[1]["before"] == {"zones": [], "view_mode": None}
     assert by_after[0]["before"] == {"zones": [WINDOW], "view_mode": "background"}
     # what the reconciler hands the camera actor
-    await clients["admin"].gql(SET, **{"cam": "cam-p", "zones": [WINDOW]})
+    await clients["admin"].gql(SET, cam="cam-p", zones=[WINDOW])
     groups = {g.name: g for g in await server.desired_groups()}
     spec: CameraSpec = next(c for c in groups["police"].cameras if c.id == "cam-p")
     assert spec.privacy_zones == (tuple((x, y) for x, y in WINDOW),) and spec.view_mode is None
@@ -53,10 +62,10 @@ async def test_bad_zones_are_refused_with_the_reason(api: Api) -> None:
         ("not a list", "zones"),
     ]
     for zones, reason in cases:
-        r = (await clients["admin"].gql(SET, **{"cam": "cam-p", "zones": zones}))["data"]["setCameraPrivacy"]
+        r = (await clients["admin"].gql(SET, cam="cam-p", zones=zones))["data"]["setCameraPrivacy"]
         assert r["__typename"] == "ValidationError", zones
         assert reason in " ".join(f"{e['field']}: {e['message']}" for e in r["errors"]), r
-    r = (await clients["admin"].gql(SET, **{"cam": "cam-p", "zones": [], "mode": "clear"}))["data"]["setCameraPrivacy"]
+    r = (await clients["admin"].gql(SET, cam="cam-p", zones=[], mode="clear"))["data"]["setCameraPrivacy"]
     assert r["__typename"] == "ValidationError" and "view_mode" in r["errors"][0]["field"]
-    r = (await clients["admin"].gql(SET, **{"cam": "nope", "zones": []}))["data"]["setCameraPrivacy"]
+    r = (await clients["admin"].gql(SET, cam="nope", zones=[]))["data"]["setCameraPrivacy"]
     assert r["__typename"] == "ValidationError" and "does not exist" in r["errors"][0]["message"]

@@ -96,7 +96,9 @@ def test_a_still_person_in_a_box_is_not_learned_into_the_background() -> None:
 
 
 def test_keypoint_hulls_and_staleness_widen_the_mask() -> None:
-    m = PrivacyMasker(MaskConfig(box_margin=0.0, low_score_margin=0.0, stale_margin_per_s=0.5, max_margin=2.0))
+    m = PrivacyMasker(
+        MaskConfig(box_margin=0.0, low_score_margin=0.0, stale_margin_per_s=0.5, max_margin=2.0)
+    )
     warm(m)
     box = (100.0, 100.0, 120.0, 140.0)
     # a person lying with an arm out: keypoints well left of the detector's box
