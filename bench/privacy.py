@@ -4,8 +4,9 @@ Usage: python bench/privacy.py [--quick] [--model-dir DIR] [--video PATH] [--fps
 Each clip is decoded in order; every frame due at `--fps` (5, the default analysis rate) goes
 through the installed detector (YOLOv3-tiny, shipped config: score >= 0.1), the tracker and the
 masker, as in a camera actor (the motion gate left out: the detector sees every analysed frame).
-On the annotated frames (the nearest analysed frame at or before them is the mask shown), each
-annotated person's box is compared with the mask of the operator's default view:
+The annotated frames are analysed too (live views, snapshots and evidence show analysed frames,
+each with its own mask); on them each annotated person's box is compared with the mask of the
+operator's default view:
 
 - `persons_exposed`: annotated people with more than 10 % of their box unmasked (goal 0);
 - `exposed_area_fraction`: unmasked share of all annotated person-box area;
@@ -132,8 +133,12 @@ def run_clip(
             if i > last_frame:
                 break
             t = i / rate
-            if t + 1e-9 >= next_t:
-                next_t += 1.0 / fps
+            due = t + 1e-9 >= next_t
+            # an annotated frame is analysed too: live views and snapshots show analysed frames
+            # (each with its own mask), so that is the picture a viewer could see
+            if due or i in want:
+                if due:
+                    next_t += 1.0 / fps
                 image = frame.to_ndarray(format="rgb24")
                 t0 = time.perf_counter()
                 dets = detector.detect([image])[0]

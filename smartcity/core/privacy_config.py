@@ -59,7 +59,11 @@ class MaskConfig(_Section):
     hulls, each grown by a margin that widens with uncertainty."""
 
     box_margin: float = Field(
-        0.25, description="Margin added around a person box on every side, share of its size.", ge=0, le=3
+        0.5,
+        description="Margin added around a person box on every side, share of its size (0.5: the previous "
+        "method's, so the mask always holds what it hid).",
+        ge=0,
+        le=3,
     )
     low_score_margin: float = Field(
         0.25, description="Extra margin for a box of score 0 (scaled by 1 - score).", ge=0, le=3
@@ -71,9 +75,9 @@ class MaskConfig(_Section):
         ge=0,
         le=10,
     )
-    max_margin: float = Field(1.0, description="Largest margin, share of the box's size.", ge=0, le=5)
+    max_margin: float = Field(1.5, description="Largest margin, share of the box's size.", ge=0, le=5)
     foreground_margin_px: int = Field(
-        12,
+        16,
         description="Foreground regions grow by this many pixels of the frame on every side.",
         ge=0,
         le=200,

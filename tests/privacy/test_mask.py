@@ -134,3 +134,27 @@ def test_mask_pixels_scale_to_any_picture_size() -> None:
     small = mask.pixels(W // 2, H // 2)
     assert small.shape == (H // 2, W // 2)
     assert small[16, 24] and not small[100, 100]
+
+
+def test_background_view_shows_the_empty_scene_and_blobs_where_it_is_private() -> None:
+    m = PrivacyMasker()
+    warm(m)
+    for step in range(1, 4):
+        m.detector_answered(2.4 + step * 0.2)
+        mask = m.update(scene(step), 2.4 + step * 0.2, [])
+    bg = m.background.background()
+    assert mask is not None and bg is not None
+    frame = scene(3)
+    view = compose(frame, mask, pixelate_people=True, overlay=None, background=bg)
+    empty = scene(0, walker=False)
+    private = mask.pixels()
+    # outside the mask: the learned scene (grid upscaled, so close to it, not the frame's pixels)
+    assert np.abs(view[~private].astype(int) - empty[~private].astype(int)).mean() < 40
+    # the walker's bright square is only a coarse blob: far fewer distinct colours than the frame
+    x, y, w, h = WALKER
+    x += 24
+    blob = view[y : y + h, x : x + w].reshape(-1, 3)
+    assert len(np.unique(blob, axis=0)) <= 16
+    # no mask: the background view is refused too, the whole picture is hidden
+    hidden = compose(frame, None, pixelate_people=True, overlay=None, background=bg)
+    assert len(np.unique(hidden.reshape(-1, 3), axis=0)) <= 48
