@@ -36,7 +36,8 @@ def _upscale(small: np.ndarray, w: int, h: int) -> np.ndarray:
     gh, gw = small.shape[:2]
     rows = np.minimum((np.arange(h) * gh) // h, gh - 1)
     cols = np.minimum((np.arange(w) * gw) // w, gw - 1)
-    return small[rows[:, None], cols[None, :]]
+    out: np.ndarray = small[rows[:, None], cols[None, :]]
+    return out
 
 
 def _apply_mask(img: np.ndarray, mask: PrivacyMask, block: int) -> None:

@@ -78,7 +78,8 @@ def test_admin_draws_a_privacy_zone_that_even_the_clear_view_keeps(server: str) 
             page.wait_for_selector(".tile[data-camera=demo][data-state=online]", timeout=60_000)
             page.goto(f"{base}/#/camera/demo")
             page.wait_for_function(
-                "() => Number(document.querySelector('#live-video')?.dataset.frames || 0) >= 5", timeout=60_000
+                "() => Number(document.querySelector('#live-video')?.dataset.frames || 0) >= 5",
+                timeout=60_000,
             )
             assert not video_shows_zone(page)
 
@@ -99,16 +100,19 @@ def test_admin_draws_a_privacy_zone_that_even_the_clear_view_keeps(server: str) 
             page.uncheck("#privacy")
             page.wait_for_selector(".stage-badge:has-text('privacy OFF')", timeout=30_000)
             page.wait_for_function(
-                "() => Number(document.querySelector('#live-video')?.dataset.frames || 0) >= 5", timeout=30_000
+                "() => Number(document.querySelector('#live-video')?.dataset.frames || 0) >= 5",
+                timeout=30_000,
             )
             wait_zone_in_video(page)
             assert not errors, errors
         finally:
             browser.close()
 
-    token = gql(base, "", f'mutation {{ login(username: "{ADMIN[0]}", password: "{ADMIN[1]}") {{ ... on LoginSuccess {{ token }} }} }}')[
-        "login"
-    ]["token"]
+    token = gql(
+        base,
+        "",
+        f'mutation {{ login(username: "{ADMIN[0]}", password: "{ADMIN[1]}") {{ ... on LoginSuccess {{ token }} }} }}',
+    )["login"]["token"]
     cam = gql(base, token, '{ camera(id: "demo") { privacyZones snapshotUrl } }')["camera"]
     assert len(cam["privacyZones"]) == 1 and len(cam["privacyZones"][0]) == 4
     # the snapshot, pixelated or not, has the zone filled too
@@ -117,7 +121,9 @@ def test_admin_draws_a_privacy_zone_that_even_the_clear_view_keeps(server: str) 
     with av.open(io.BytesIO(r.content)) as c:
         img = next(c.decode(video=0)).to_ndarray(format="rgb24")
     h, w = img.shape[:2]
-    patch = img[int(INSIDE[1] * h) - 8 : int(INSIDE[1] * h) + 8, int(INSIDE[0] * w) - 8 : int(INSIDE[0] * w) + 8]
+    patch = img[
+        int(INSIDE[1] * h) - 8 : int(INSIDE[1] * h) + 8, int(INSIDE[0] * w) - 8 : int(INSIDE[0] * w) + 8
+    ]
     assert np.abs(patch.reshape(-1, 3).mean(axis=0) - np.array(ZONE_RGB)).max() <= 12
     audit = gql(base, token, "{ auditLog { action actor target } }")["auditLog"]
     assert {"action": "camera.privacy", "actor": ADMIN[0], "target": "camera:demo"} in audit
