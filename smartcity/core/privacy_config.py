@@ -37,7 +37,7 @@ class BackgroundConfig(_Section):
         le=10_000,
     )
     min_diff: float = Field(
-        18.0, description="Least grey-level difference that counts as moving.", ge=1, le=255
+        25.0, description="Least grey-level difference that counts as moving.", ge=1, le=255
     )
     sigmas: float = Field(
         3.0, description="Standard deviations of a cell's noise that count as moving.", ge=0.5, le=20

@@ -85,6 +85,7 @@ def test_admin_draws_a_privacy_zone_that_even_the_clear_view_keeps(server: str) 
 
             # ---- draw the zone: click its corners, Enter closes it ------------------------------
             page.click("#edit-zones")
+            page.click("#zone-add")
             canvas = page.locator("#rule-canvas").bounding_box()
             assert canvas is not None
             for fx, fy in CORNERS:

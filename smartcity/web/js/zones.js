@@ -40,6 +40,7 @@ export class ZoneEditor extends RuleEditor {
         h("button.ghost", { type: "button", id: "zone-cancel", onclick: () => this.host.onClose() }, "Close")),
     );
     this.renderList();
+    if (!this.zones.length) this.startDrawing(false);
   }
 
   renderList() {
