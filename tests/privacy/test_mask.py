@@ -20,7 +20,9 @@ def scene(step: int, *, walker: bool = True) -> np.ndarray:
     if walker:
         x, y, w, h = WALKER
         x += 8 * step
-        img[y : y + h, x : x + w] = (250, 240, 230)
+        # a bright, textured walker (a face has detail; pixelation must remove it)
+        region = img[y : y + h, x : x + w]
+        region[:] = np.random.default_rng(5).integers(180, 256, region.shape, dtype=np.uint8)
     return img
 
 
@@ -72,7 +74,8 @@ def test_a_walker_the_detector_misses_is_masked_by_what_moves() -> None:
     # the rest of the still picture stays clear: privacy costs little here
     assert mask.fraction < 0.1
     picture = compose(scene(5), mask, pixelate_people=True, overlay=None)
-    assert not np.array_equal(picture[y : y + h, box[0] : box[2]], scene(5)[y : y + h, box[0] : box[2]])
+    walker = picture[y : y + h, box[0] : box[2]].reshape(-1, 3)
+    assert len(np.unique(walker, axis=0)) <= 14 * 5  # one colour per 8 px block, not 3000 pixels of texture
     assert np.array_equal(picture[:100, 200:], scene(5)[:100, 200:])
 
 
