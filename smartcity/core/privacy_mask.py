@@ -37,6 +37,10 @@ class PrivacyMask:
         """Bool H x W for a picture of this frame scaled to `width` x `height` (default: its own size)."""
         w, h = width or self.width, height or self.height
         gh, gw = self.cells.shape
+        if (w, h) == (self.width, self.height) and gh * self.factor >= h and gw * self.factor >= w:
+            # the frame's own size: cells repeated (a gather over every pixel costs more)
+            full: np.ndarray = self.cells.repeat(self.factor, axis=0).repeat(self.factor, axis=1)[:h, :w]
+            return full
         rows = np.minimum(((np.arange(h) + 0.5) * (self.height / h) // self.factor).astype(np.intp), gh - 1)
         cols = np.minimum(((np.arange(w) + 0.5) * (self.width / w) // self.factor).astype(np.intp), gw - 1)
         out: np.ndarray = self.cells[rows[:, None], cols[None, :]]

@@ -69,7 +69,7 @@ def _apply_mask(img: np.ndarray, mask: PrivacyMask, block: int) -> None:
         x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
         rest[y1 : int(np.ceil(box[3])), x1 : int(np.ceil(box[2]))] = False
     if rest.any():
-        img[rest] = _blocky(source, block)[rest]
+        np.copyto(img, _blocky(source, block), where=rest[..., None])
 
 
 def compose(
@@ -103,7 +103,7 @@ def compose(
         if background is not None:
             img = np.ascontiguousarray(_upscale(background, w, h))
             private = mask.pixels(w, h)
-            img[private] = _blocky(image, 2 * block)[private]
+            np.copyto(img, _blocky(image, 2 * block), where=private[..., None])
         else:
             img = np.array(image, copy=True, order="C")
             _apply_mask(img, mask, block)
