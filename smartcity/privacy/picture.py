@@ -68,8 +68,13 @@ def _apply_mask(img: np.ndarray, mask: PrivacyMask, block: int) -> None:
         pixelate(img, box)
         x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
         rest[y1 : int(np.ceil(box[3])), x1 : int(np.ceil(box[2]))] = False
-    if rest.any():
-        np.copyto(img, _blocky(source, block), where=rest[..., None])
+    rows, cols = np.flatnonzero(rest.any(axis=1)), np.flatnonzero(rest.any(axis=0))
+    if len(rows):
+        # only the rows and columns the rest of the mask spans, on the picture's block grid
+        y0, x0 = rows[0] // block * block, cols[0] // block * block
+        y1, x1 = rows[-1] + 1, cols[-1] + 1
+        region = img[y0:y1, x0:x1]
+        np.copyto(region, _blocky(source[y0:y1, x0:x1], block), where=rest[y0:y1, x0:x1, None])
 
 
 def compose(
