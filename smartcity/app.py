@@ -200,6 +200,7 @@ class Server:
                 spool_dir=s.storage.data_dir / "spool",
                 evidence=self.evidence,
                 analysis=s.analysis,
+                privacy=s.privacy,
             )
             self.supervisor.start("reconciler", self.reconciler.run)
             self.ray_video = RayVideo(self.reconciler, address=self.ray_address)
@@ -236,7 +237,11 @@ class Server:
         for r in rows:
             enabled = r.enabled and self._camera_allowed(r.id, r.url)
             groups.setdefault(r.group, []).append(
-                CameraSpec(id=r.id, url=r.url, analysis_fps=r.analysis_fps, enabled=enabled, name=r.name, site=r.site)
+                CameraSpec(
+                    id=r.id, url=r.url, analysis_fps=r.analysis_fps, enabled=enabled, name=r.name, site=r.site,
+                    privacy_zones=r.privacy_zones,
+                    view_mode="background" if r.view_mode == "background" else "pixelated" if r.view_mode else None,
+                )
             )
         for rule in rule_rows:
             group = camera_groups.get(rule.camera_id)

@@ -25,9 +25,10 @@ from smartcity.actors.pipeline import CameraPipeline, PipelineStats, SecondStage
 from smartcity.actors.spool import EventSpool, SpoolFull
 from smartcity.core.aio import cancel_and_wait
 from smartcity.core.events import CameraHealth, CameraState, Event, EventEnvelope
+from smartcity.core.privacy_config import PrivacyConfig, ViewMode
 from smartcity.core.video import LiveFrame, SignalPush
-from smartcity.core.vision import Box, Detection, Track
-from smartcity.privacy import private_boxes, render_evidence
+from smartcity.core.vision import Detection, Track
+from smartcity.privacy import CameraPrivacy, PrivacyZones, PrivateView, render_evidence
 from smartcity.sources.detlog import DetectionLogWriter
 from smartcity.tracking.config import TrackerConfig
 
@@ -44,6 +45,12 @@ class CameraSpec:
     enabled: bool = True
     name: str = ""
     site: str = ""
+    privacy_zones: tuple[tuple[tuple[float, float], ...], ...] = ()  # polygons, normalised coordinates
+    view_mode: ViewMode | None = None  # None: the configured default
+
+    def same_stream(self, other: CameraSpec) -> bool:
+        """Whether `other` differs from this camera only in privacy settings (applied live)."""
+        return dataclasses.replace(other, privacy_zones=self.privacy_zones, view_mode=self.view_mode) == self
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,7 @@ class GroupOptions:
     counts_flush_s: float = 10.0
     record_dir: str | None = None  # opt-in detections log (anonymous boxes only)
     realtime: bool = True  # False: files decode as fast as possible (benchmarks)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +126,7 @@ class CameraGroup:
         self.spool = EventSpool(Path(self.options.spool_path), max_events=self.options.spool_max_events)
         self.sources: dict[str, Source] = {}
         self.pipelines: dict[str, CameraPipeline] = {}
+        self.privacy: dict[str, CameraPrivacy] = {}
         self._pipeline_tasks: dict[str, asyncio.Task[None]] = {}
         self.rules: dict[str, list[Any]] = {}
         self._inference: dict[str, Any] = {}
@@ -204,41 +213,53 @@ class CameraGroup:
             return ()
         return tuple(pipe.latest_tracks)
 
-    def _private_view(self, camera_id: str) -> tuple[Any, list[Box] | None] | None:
-        """The picture operators may see and the boxes to hide in it: the last analysed frame
-        with its own detections and the tracks the detector missed in it, or, for a camera
-        without analysis, the latest decoded frame and None (nobody can be located)."""
+    def _private_view(self, camera_id: str) -> PrivateView | None:
+        """The picture operators may see: the last analysed frame with its private mask, or, for a
+        camera without analysis, the latest decoded frame and no mask (hidden whole). Privacy
+        zones are filled in it here, before it leaves the actor."""
+        privacy = self.privacy.get(camera_id)
+        if privacy is None:
+            return None
         pipe = self.pipelines.get(camera_id)
         if pipe is not None and pipe.latest_view is not None:
-            frame, dets = pipe.latest_view
-            return frame, private_boxes([*dets, *pipe.latest_tracks], frame.width, frame.height)
+            return privacy.view_of(pipe.latest_view[0].image, pipe.latest_mask)
         src = self.sources.get(camera_id)
         latest = src.latest() if src is not None and hasattr(src, "latest") else None
-        return None if latest is None else (latest, None)
+        return None if latest is None else privacy.view_of(latest.image, None)
+
+    def _latest_frame(self, camera_id: str) -> Any:
+        pipe = self.pipelines.get(camera_id)
+        if pipe is not None and pipe.latest_view is not None:
+            return pipe.latest_view[0]
+        src = self.sources.get(camera_id)
+        return src.latest() if src is not None and hasattr(src, "latest") else None
 
     async def snapshot(self, camera_id: str, *, pixelate: bool = True, with_rules: bool = True) -> bytes | None:
-        """JPEG of the latest picture: rule geometry drawn, people pixelated unless `pixelate` is False."""
+        """JPEG of the latest picture: rule geometry drawn, privacy zones filled, the private mask
+        pixelated (or the background view, by the camera's setting) unless `pixelate` is False."""
         from smartcity.actors.evidence import rule_shapes
 
         view = self._private_view(camera_id)
         if view is None:
             return None
-        # boxes None (without analysis): render_evidence hides the whole picture rather than show people
-        frame, boxes = view
         shapes = [s for r in self.rules.get(camera_id, []) for s in rule_shapes(r.params)] if with_rules else []
-        return await asyncio.to_thread(render_evidence, frame.image, shapes, boxes, pixelate=pixelate)
+        return await asyncio.to_thread(
+            render_evidence, view.image, shapes, view.mask, pixelate=pixelate, background=view.background
+        )
 
     async def live_frame(self, camera_id: str) -> LiveFrame | None:
-        """The picture for live views (see `_private_view`); `person_boxes` None hides it all."""
+        """The picture for live views (see `_private_view`); `mask` None hides it all."""
         view = self._private_view(camera_id)
-        if view is None:
+        frame = self._latest_frame(camera_id)
+        if view is None or frame is None:
             return None
-        frame, boxes = view
         return LiveFrame(
-            image=frame.image,
+            image=view.image,
             t=float(frame.t),
             index=int(frame.index),
-            person_boxes=None if boxes is None else tuple(boxes),
+            person_boxes=None if view.mask is None else view.mask.boxes,
+            mask=view.mask,
+            background=view.background,
         )
 
     async def update_cameras(self, cameras: Sequence[CameraSpec]) -> CamerasChanged:
@@ -258,6 +279,13 @@ class CameraGroup:
         for cam_id, spec in wanted.items():
             old = self.specs.get(cam_id)
             if old == spec:
+                continue
+            if old is not None and old.same_stream(spec):
+                # privacy zones or view mode: applied live, the stream and the analysis keep running
+                self.specs[cam_id] = spec
+                if cam_id in self.privacy:
+                    self.privacy[cam_id].set_zones(PrivacyZones.of(spec.privacy_zones), spec.view_mode)
+                changed.append(cam_id)
                 continue
             if old is not None:
                 await self._close(cam_id)
@@ -289,6 +317,7 @@ class CameraGroup:
             self._record([self._health_event(spec.id, None, message=f"cannot open source: {exc}")])
             return
         self.sources[spec.id] = src
+        self.privacy[spec.id] = CameraPrivacy(self.options.privacy, PrivacyZones.of(spec.privacy_zones), spec.view_mode)
         if self.options.inference_actors:
             try:
                 self._start_pipeline(spec, src)
@@ -315,6 +344,7 @@ class CameraGroup:
             counts_flush_s=self.options.counts_flush_s,
             recorder=self._detections_recorder(),
             second_stage=SecondStage(roles, functools.partial(self._refine, actor)) if roles else None,
+            privacy=self.privacy[spec.id],
         )
         self.pipelines[spec.id] = pipe
         self._pipeline_tasks[spec.id] = asyncio.get_running_loop().create_task(pipe.run())
@@ -364,6 +394,7 @@ class CameraGroup:
         pipe = self.pipelines.pop(cam_id, None)
         if pipe is not None:
             pipe.flush_counts()
+        self.privacy.pop(cam_id, None)
         src = self.sources.pop(cam_id, None)
         if src is not None:
             try:

@@ -31,8 +31,10 @@ from smartcity.actors.evidence import EvidenceBudget, rule_shapes, wants_evidenc
 from smartcity.actors.motion import GateDecision, MotionConfig, MotionGate
 from smartcity.analytics import required_model_roles
 from smartcity.core.events import DetectionSummary, Event, RuleEvent
+from smartcity.core.privacy_config import PrivacyConfig
+from smartcity.core.privacy_mask import PrivacyMask
 from smartcity.core.vision import Detection, FrameTracks, Track
-from smartcity.privacy import private_boxes, render_evidence
+from smartcity.privacy import CameraPrivacy
 
 if TYPE_CHECKING:
     from smartcity.tracking.config import TrackerConfig
@@ -104,6 +106,7 @@ class CameraPipeline:
         idle_sleep_s: float = 0.01,
         evidence_per_s: float = 2.0,
         second_stage: SecondStage | None = None,
+        privacy: CameraPrivacy | None = None,
     ) -> None:
         from smartcity.tracking import ByteTracker, TrackerConfig
 
@@ -129,6 +132,9 @@ class CameraPipeline:
         # the last analysed frame with its own detections: what snapshots show, so that the
         # people pixelated are those of the picture shown, not of a later frame
         self.latest_view: tuple[AnalysedFrame, list[Detection]] | None = None
+        # the private mask of that frame (None: it cannot be trusted, the picture is hidden whole)
+        self.latest_mask: PrivacyMask | None = None
+        self.privacy = privacy or CameraPrivacy(PrivacyConfig())
         self._last_dets: list[Detection] = []
         self._window: deque[tuple[AnalysedFrame, GateDecision, asyncio.Future[list[Detection]] | None]] = deque()
         self._summary_started = time.monotonic()
@@ -235,6 +241,9 @@ class CameraPipeline:
                 # the tracker an empty scene, which would end every track
                 self.stats.infer_errors += 1
                 self.stats.last_error = f"inference failed: {type(exc).__name__}: {exc}"[:300]
+                # nobody can be located in this frame: viewers get it hidden whole (fail closed)
+                self.latest_view = (frame, [])
+                self.latest_mask = None
                 return
             self.stats.inferred += 1
             self._last_dets = dets
@@ -256,13 +265,14 @@ class CameraPipeline:
             tracks = tuple(self.tracker.update(detected, frame.t, (frame.width, frame.height)))
             dets = detected
         self.latest_tracks = tracks
+        self.latest_mask = self.privacy.observe(frame.image, frame.t, dets, tracks, detected=detected is not None)
         self.latest_view = (frame, dets)
         self.stats.last_tracks = len(tracks)
         ft = FrameTracks(camera_id=self.camera_id, t=frame.t, width=frame.width, height=frame.height, tracks=tracks)
         if self.engine is not None:
             events = self.engine.update(ft, image=frame.image)
             if events:
-                self.emit(list(events), self._evidence(events, frame, tracks, dets))
+                self.emit(list(events), self._evidence(events, frame, self.latest_mask))
         self._summary_frames += 1
         if detected is not None:  # the register of detections holds what the detector saw
             if self.recorder is not None:
@@ -270,10 +280,9 @@ class CameraPipeline:
             for d in detected:
                 self._summary_classes[d.cls] = self._summary_classes.get(d.cls, 0) + 1
 
-    def _evidence(
-        self, events: Sequence[RuleEvent], frame: AnalysedFrame, tracks: Sequence[Track], dets: Sequence[Detection]
-    ) -> dict[str, bytes]:
-        """JPEG snapshots (geometry drawn, people pixelated) for register-worthy events."""
+    def _evidence(self, events: Sequence[RuleEvent], frame: AnalysedFrame, mask: PrivacyMask | None) -> dict[str, bytes]:
+        """JPEG snapshots (geometry drawn, privacy zones filled, the private mask pixelated) for
+        register-worthy events."""
         out: dict[str, bytes] = {}
         for ev in events:
             try:
@@ -283,11 +292,7 @@ class CameraPipeline:
             if not wants_evidence(ev, rule.alert_kinds) or not self.evidence_budget.take():
                 continue
             try:
-                out[ev.event_id] = render_evidence(
-                    frame.image,
-                    rule_shapes(rule.spec.params),
-                    private_boxes([*tracks, *dets], frame.width, frame.height),
-                )
+                out[ev.event_id] = self.privacy.evidence(frame.image, rule_shapes(rule.spec.params), mask)
             except Exception:
                 log.exception("evidence snapshot failed for %s", ev.event_id)
         return out

@@ -30,6 +30,7 @@ from smartcity.core.aio import cancel_and_wait, raise_if_cancelling, wait_for
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
 from smartcity.core.events import Event, EventEnvelope, RuleEvent
 from smartcity.core.evidence import EvidenceSink
+from smartcity.core.privacy_config import PrivacyConfig
 from smartcity.core.video import CameraRuntime, InferenceRuntime
 from smartcity.tracking.config import TrackerConfig
 
@@ -136,8 +137,10 @@ class Reconciler:
         realtime: bool = True,
         evidence: EvidenceSink | None = None,
         call_timeout_s: float = 10.0,
+        privacy: PrivacyConfig | None = None,
     ) -> None:
         self._desired = desired
+        self._privacy = privacy or PrivacyConfig()
         self._sink = sink
         self._cfg = actors
         self._ray_cfg = ray_cfg
@@ -356,6 +359,7 @@ class Reconciler:
             health_interval_s=self._cfg.health_interval_s,
             spool_max_events=self._cfg.spool_max_events,
             realtime=self._realtime,
+            privacy=self._privacy,
         )
         a = self._analysis
         if a is None or not a.enabled:

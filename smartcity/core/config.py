@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from smartcity.core.errors import ConfigError
 from smartcity.core.netpolicy import CamerasPolicy, OutboundPolicy, check_camera_url, networks
+from smartcity.core.privacy_config import PrivacyConfig
 
 ENV_PREFIX = "SMARTCITY_"
 DEMO_URL = "demo://vtest"
@@ -235,6 +236,7 @@ class Settings(BaseSettings):
     actors: ActorsConfig = Field(default_factory=ActorsConfig, description="Camera actors.")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage.")
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Video analysis.")
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Privacy: default view, private mask.")
     live_view: dict[str, Any] = Field(
         default_factory=dict,
         description="WebRTC live views (fps, bitrate, ice_servers...); validated by "

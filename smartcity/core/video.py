@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from smartcity.core.privacy_mask import PrivacyMask
 from smartcity.core.vision import Box
 
 
@@ -23,13 +24,19 @@ class LiveFrame:
     `image`: RGB, H x W x 3 uint8, treated as read-only (it may be shared with the analysis).
     `t`: capture wall time (unix seconds). `index`: frame counter of the source (a new index is a
     new picture). `person_boxes`: pixel boxes of people to pixelate; None means that no analysis
-    can locate people in this frame, so privacy mode hides the whole picture.
+    can locate people in this frame, so privacy mode hides the whole picture. `mask`: when set,
+    the whole private part of the frame (the person boxes are among it: what moves, keypoint hulls,
+    margins). `background`: set in background mode, the learned empty scene (any size) that viewers
+    see instead, with the private part drawn over it as coarse blobs. Privacy zones are already
+    filled in `image` and `background`.
     """
 
     image: np.ndarray
     t: float
     index: int
     person_boxes: tuple[Box, ...] | None = ()
+    mask: PrivacyMask | None = None
+    background: np.ndarray | None = None
 
 
 class SignalState(StrEnum):

@@ -27,6 +27,7 @@ from smartcity.core.config import CameraConfig, CameraGroupConfig, format_valida
 from smartcity.core.errors import NotFound, ValidationFailed
 from smartcity.core.events import IncidentState
 from smartcity.core.passwords import MAX_LENGTH
+from smartcity.core.privacy_config import CameraPrivacySettings
 from smartcity.core.video import SignalPush, SignalState
 from smartcity.graphql.access import maybe_principal, sees_camera, services, visible_cameras
 from smartcity.graphql.auth import MAX_SERVICE_TTL_S, Principal
@@ -321,6 +322,30 @@ class Mutation:
             target=f"camera:{cfg.id}", before=None if before is None else shown(before), after=shown(row),
         )
         s.video.rules_changed(row.id)
+        return Camera.from_row(row, s.status.get(row.id))
+
+    @strawberry.mutation(
+        description="Set a camera's privacy-mask zones (polygons of [x, y] in 0..1, filled in live views, snapshots "
+        "and evidence, the clear view included) and its view mode (pixelated | background | null: the default); "
+        "admins only, audited."
+    )
+    async def set_camera_privacy(
+        self, info: Info[Any, Any], camera_id: strawberry.ID, zones: JSON, view_mode: str | None = None
+    ) -> CameraResult:
+        acting = _acting(info, "admin")
+        if isinstance(acting, NotAuthorized):
+            return acting
+        p, s = acting
+        try:
+            settings = CameraPrivacySettings.model_validate({"zones": zones, "view_mode": view_mode})
+        except PydanticError as exc:
+            return validation(ValidationLines(format_validation_error(exc)))
+        if not await sees_camera(info, str(camera_id)):
+            return invalid("cameraId", f"camera {camera_id} does not exist")
+        row = await s.cameras.set_privacy(str(camera_id), settings.zones, settings.view_mode, actor=p.username)
+        if row is None:
+            return invalid("cameraId", f"camera {camera_id} does not exist")
+        s.video.rules_changed(row.id)  # the actor gets them within a second, its stream keeps running
         return Camera.from_row(row, s.status.get(row.id))
 
     @strawberry.mutation(description="Create a camera group or change its description (admins).")

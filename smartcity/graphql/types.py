@@ -78,6 +78,10 @@ class Camera:
     analysis_fps: float
     site: str
     status: CameraStatus | None = strawberry.field(description="Latest health report, null before the first one.")
+    privacy_zones: JSON = strawberry.field(
+        description="Privacy-mask zones: [[[x, y], ...], ...] in normalised coordinates, filled in every picture."
+    )
+    view_mode: str | None = strawberry.field(description="pixelated | background; null: the server's default.")
 
     @strawberry.field(description=IMAGE_URL.format("Latest picture, people pixelated"))
     def snapshot_url(self, info: strawberry.Info) -> str:
@@ -94,6 +98,8 @@ class Camera:
             analysis_fps=r.analysis_fps,
             site=r.site,
             status=CameraStatus.from_event(status) if status else None,
+            privacy_zones=JSON([[list(p) for p in poly] for poly in r.privacy_zones]),
+            view_mode=r.view_mode,
         )
 
 

@@ -12,14 +12,15 @@ _MIN_BLOCK = 8
 _BLOCKS_PER_SIDE = 6
 
 
-def pixelate(img: np.ndarray, box: Box) -> None:
-    """Replace the pixels of `box` (clipped to the H x W x C image) by block means, in place."""
+def pixelate(img: np.ndarray, box: Box, *, block: int = 0) -> None:
+    """Replace the pixels of `box` (clipped to the H x W x C image) by block means, in place;
+    `block` pixels a side (0: about a sixth of the box's smaller side, 8 at least)."""
     h, w = img.shape[:2]
     x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
     x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
     if x2 <= x1 or y2 <= y1:
         return
-    block = max(_MIN_BLOCK, min(x2 - x1, y2 - y1) // _BLOCKS_PER_SIDE)
+    block = block or max(_MIN_BLOCK, min(x2 - x1, y2 - y1) // _BLOCKS_PER_SIDE)
     region = img[y1:y2, x1:x2].astype(np.float32)
     ys = np.arange(0, y2 - y1, block)
     xs = np.arange(0, x2 - x1, block)

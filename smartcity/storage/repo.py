@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smartcity.core.config import CameraConfig, CameraGroupConfig
+from smartcity.storage.audit_repo import append as audit_append
 from smartcity.storage.db import Database
 from smartcity.storage.tables import camera_groups, cameras, events
 
@@ -32,6 +33,8 @@ class CameraRow:
     enabled: bool
     analysis_fps: float
     site: str
+    privacy_zones: tuple[tuple[tuple[float, float], ...], ...] = ()
+    view_mode: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,8 @@ def _camera(r: Row[Any]) -> CameraRow:
         enabled=bool(r.enabled),
         analysis_fps=float(r.analysis_fps),
         site=r.site,
+        privacy_zones=tuple(tuple((float(p[0]), float(p[1])) for p in poly) for poly in (r.privacy_zones or [])),
+        view_mode=r.view_mode,
     )
 
 
@@ -135,6 +140,30 @@ class CameraRepo:
         async with self.db.engine.connect() as conn:
             row = (await conn.execute(select(cameras).where(cameras.c.id == camera_id))).one_or_none()
         return _camera(row) if row is not None else None
+
+    async def set_privacy(
+        self, camera_id: str, zones: Sequence[Sequence[tuple[float, float]]], view_mode: str | None, *, actor: str
+    ) -> CameraRow | None:
+        """Replace a camera's privacy zones and view mode, audited in the same transaction
+        (before and after); None when there is no such camera."""
+        zones_json = [[[x, y] for x, y in poly] for poly in zones]
+        async with self.db.engine.begin() as conn:
+            row = (await conn.execute(select(cameras).where(cameras.c.id == camera_id))).one_or_none()
+            if row is None:
+                return None
+            before = _camera(row)
+            await conn.execute(
+                cameras.update()
+                .where(cameras.c.id == camera_id)
+                .values(privacy_zones=zones_json, view_mode=view_mode, updated_at=time.time())
+            )
+            await audit_append(
+                conn, at=time.time(), actor=actor, action="camera.privacy", target=f"camera:{camera_id}",
+                before={"zones": [[list(p) for p in poly] for poly in before.privacy_zones], "view_mode": before.view_mode},
+                after={"zones": zones_json, "view_mode": view_mode},
+            )
+            after = (await conn.execute(select(cameras).where(cameras.c.id == camera_id))).one()
+        return _camera(after)
 
     async def list_groups(self) -> list[CameraGroupRow]:
         """Every camera group, ordered by name."""

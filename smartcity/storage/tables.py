@@ -72,6 +72,9 @@ cameras = Table(
     Column("site", String(200), nullable=False, server_default=""),
     Column("created_at", Time, nullable=False),
     Column("updated_at", Time, nullable=False),
+    # privacy-mask zones: [[[x, y], ...], ...] in normalised image coordinates; set by admins only
+    Column("privacy_zones", Json, nullable=False, server_default="[]"),
+    Column("view_mode", String(16), nullable=True),  # pixelated | background; null: the configured default
     Index(None, "group_name"),
 )
 

@@ -19,6 +19,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.stream import VideoStream
 
+from smartcity.core.privacy_mask import PrivacyMask
 from smartcity.privacy import OverlayRaster, compose, rasterise
 from smartcity.webrtc.config import Codec, LiveViewConfig
 from smartcity.webrtc.encoder import EncodedFrame, VideoEncoder
@@ -213,18 +214,21 @@ class CameraStream:
         h, w = image.shape[:2]
         ow, oh = fit_size(w, h, self._config.max_width, self._config.max_height)
         boxes: tuple[Box, ...] | None = frame.person_boxes
+        private: tuple[Box, ...] | PrivacyMask | None = frame.mask if frame.mask is not None else boxes
         if (ow, oh) != (w, h):
             image = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24").reformat(
                 width=ow, height=oh, format="rgb24"
             ).to_ndarray()
             sx, sy = ow / w, oh / h
-            if boxes is not None:
-                boxes = tuple((b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in boxes)
+            if frame.mask is None and boxes is not None:  # a mask scales itself
+                private = tuple((b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in boxes)
         raster_key = (ow, oh, self.overlay)
         if raster_key != self._raster_key:
             self._raster = rasterise(self.overlay, ow, oh) if self.overlay else None
             self._raster_key = raster_key
-        picture = compose(image, boxes, pixelate_people=self.pixelate, overlay=self._raster)
+        picture = compose(
+            image, private, pixelate_people=self.pixelate, overlay=self._raster, background=frame.background
+        )
         if self._encoder is None or (self._encoder.width, self._encoder.height) != (ow, oh):
             self._encoder = VideoEncoder(
                 self.codec, ow, oh, fps=self._config.fps, bitrate_kbps=self._config.bitrate_kbps

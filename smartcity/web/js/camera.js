@@ -4,6 +4,7 @@
 import { askComment, clear, h, toast } from "./dom.js";
 import { LiveView } from "./live.js";
 import { RuleEditor } from "./editor.js";
+import { ZoneEditor } from "./zones.js";
 import { colourOf, drawShape, shapeOfRule } from "./overlay.js";
 import { scheduleSummary } from "./schedule.js";
 
@@ -22,7 +23,7 @@ export class CameraView {
     this.root = root;
     this.cameraId = args[0];
     const [d, types] = await Promise.all([
-      this.ctx.api.gql(`query($id: ID!) { camera(id: $id) { id name group site snapshotUrl
+      this.ctx.api.gql(`query($id: ID!) { camera(id: $id) { id name group site snapshotUrl privacyZones viewMode
           status { state width height analysedFps message } } }`, { id: this.cameraId }),
       this.ctx.ruleTypes(),
     ]);
@@ -162,6 +163,8 @@ export class CameraView {
     if (!this.rules.length) list.append(h("li.empty.muted", {}, "No rule on this camera yet."));
     this.side.append(...[
       h("div.panel-head", {}, h("h2", {}, "Rules"),
+        this.ctx.isAdmin ? h("button", { type: "button", id: "edit-zones", onclick: () => this.editZones() },
+          `Privacy zones (${(this.camera.privacyZones || []).length})`) : null,
         this.ctx.canOperate ? h("button.primary", { type: "button", id: "new-rule", onclick: () => this.edit(null) }, "+ New rule") : null),
       list,
       this.ctx.canOperate ? null : h("p.muted.small", {}, "Viewers cannot change rules."),
@@ -185,6 +188,25 @@ export class CameraView {
     this.draw();
     const first = this.side.querySelector("select:not([disabled]), input");
     if (first) first.focus();
+  }
+
+  editZones() {
+    if (this.editor) this.editor.destroy();
+    this.editor = new ZoneEditor({
+      api: this.ctx.api,
+      camera: this.camera,
+      canvas: this.canvas,
+      errorsEl: this.errors,
+      requestDraw: () => this.draw(),
+      onSaved: (saved) => {
+        this.camera = { ...this.camera, privacyZones: saved.privacyZones, viewMode: saved.viewMode };
+        this.closeEditor(`Privacy zones saved (${saved.privacyZones.length}) — masked on the camera now.`);
+      },
+      onClose: () => this.closeEditor(null),
+    });
+    clear(this.side);
+    this.editor.render(this.side);
+    this.draw();
   }
 
   async closeEditor(message) {
