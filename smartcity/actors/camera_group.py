@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from smartcity.actors.motion import MotionConfig
 from smartcity.actors.pipeline import CameraPipeline, PipelineStats, SecondStage
+from smartcity.actors.pg_outbox import OutboxFenced
 from smartcity.actors.spool import EventSpool, SpoolFull
 from smartcity.core.aio import cancel_and_wait
 from smartcity.core.events import CameraHealth, CameraState, Event, EventEnvelope
@@ -52,6 +53,8 @@ class GroupOptions:
     health_interval_s: float = 5.0
     spool_max_events: int = 1_000_000
     inference_actors: tuple[str, ...] = ()  # Ray actor names; none = health only (no analysis)
+    # Ray node id -> the inference actors on that node: a group uses its own node's (locality)
+    inference_by_node: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     model_roles: tuple[str, ...] = ()  # second-stage models (pose, classify) the inference actors host
     max_inflight: int = 3  # frames per camera awaiting inference (pipelining)
     motion: MotionConfig = field(default_factory=MotionConfig)
@@ -60,6 +63,9 @@ class GroupOptions:
     counts_flush_s: float = 10.0
     record_dir: str | None = None  # opt-in detections log (anonymous boxes only)
     realtime: bool = True  # False: files decode as fast as possible (benchmarks)
+    # libpq DSN of the PostgreSQL that keeps the outbox off the node (`actors.pg_outbox`);
+    # None: a SQLite file at `spool_path` on the actor's node
+    outbox_dsn: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,8 @@ class GroupInfo:
     started_at: float
     pipelines: Mapping[str, PipelineStats]  # camera id -> a copy of its pipeline's counters
     rules: Mapping[str, tuple[str, ...]]  # camera id -> ids of the rules it runs
+    node_id: str = ""  # the Ray node it runs on ("" outside Ray)
+    fenced: bool = False  # a newer actor took its outbox over: it records nothing more
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +108,38 @@ class Source(Protocol):
     def health(self) -> Any: ...
 
 
+class Outbox(Protocol):
+    """The actor's outbox: `actors.spool.EventSpool` (node) or `actors.pg_outbox.PostgresOutbox`."""
+
+    @property
+    def last_seq(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    def append(
+        self, events: Sequence[Event], *, evidence: Mapping[str, bytes] | None = None, force: bool = False
+    ) -> list[int]: ...
+    def read(self, after: int, limit: int) -> list[EventEnvelope]: ...
+    def ack(self, upto: int) -> int: ...
+    def close(self) -> None: ...
+
+
+def _open_outbox(group: str, options: GroupOptions) -> Outbox:
+    if options.outbox_dsn:
+        from smartcity.actors.pg_outbox import PostgresOutbox
+
+        return PostgresOutbox(options.outbox_dsn, group, max_events=options.spool_max_events)
+    return EventSpool(Path(options.spool_path), max_events=options.spool_max_events)
+
+
+def _ray_node_id() -> str:
+    try:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else ""
+    except Exception:  # outside a Ray worker
+        return ""
+
+
 def open_source(spec: CameraSpec, *, realtime: bool = True) -> Source:
     from smartcity.sources import CameraSource, SourceOptions
 
@@ -115,7 +155,8 @@ class CameraGroup:
         self.group = group
         self.options = options
         self.specs = {c.id: c for c in cameras}
-        self.spool = EventSpool(Path(self.options.spool_path), max_events=self.options.spool_max_events)
+        self.spool = _open_outbox(group, options)
+        self.fenced = False
         self.sources: dict[str, Source] = {}
         self.pipelines: dict[str, CameraPipeline] = {}
         self._pipeline_tasks: dict[str, asyncio.Task[None]] = {}
@@ -164,6 +205,8 @@ class CameraGroup:
             started_at=self._started_at,
             pipelines={cid: dataclasses.replace(p.stats) for cid, p in self.pipelines.items()},
             rules={cid: tuple(r.id for r in rules) for cid, rules in self.rules.items()},
+            node_id=_ray_node_id(),
+            fenced=self.fenced,
         )
 
     # ---- rules ------------------------------------------------------------------------------
@@ -298,7 +341,7 @@ class CameraGroup:
 
     def _start_pipeline(self, spec: CameraSpec, src: Source) -> None:
         # cameras are dealt round-robin to the inference actors (one per GPU or CPU slot)
-        pool = self.options.inference_actors
+        pool = self.options.inference_by_node.get(_ray_node_id()) or self.options.inference_actors
         actor = pool[self._dealt % len(pool)]
         self._dealt += 1
         roles = frozenset(self.options.model_roles)
@@ -411,13 +454,25 @@ class CameraGroup:
         An evidence JPEG (by event id) is spooled with its event and pulled with it by the server,
         which stores it.
         """
-        self.spool.append(events, evidence=evidence, force=True)
+        if self.fenced:
+            return
+        try:
+            self.spool.append(events, evidence=evidence, force=True)
+        except OutboxFenced as exc:
+            self._fence(exc)
+
+    def _fence(self, exc: OutboxFenced) -> None:
+        # a newer actor runs these cameras and numbers their events: this one's are not recorded
+        log.error("camera group %s stops recording: %s", self.group, exc)
+        self.fenced = True
 
     def _record(self, events: list[Event]) -> None:
-        if not events:
+        if not events or self.fenced:
             return
         try:
             self.spool.append(events)
+        except OutboxFenced as exc:
+            self._fence(exc)
         except SpoolFull:
             # Health is periodic status: when the server has not taken events for a long
             # time, the newest health reports are dropped (counted), never rule events.
