@@ -249,21 +249,31 @@ class Reconciler:
         for name in list(self._groups):
             if name not in desired:
                 await self._remove(name)
-        for name, spec in desired.items():
-            st = self._groups.get(name)
-            if st is None:
-                st = self._groups[name] = _GroupState(spec)
-                await self._start(st)
-                st.bridge = asyncio.get_running_loop().create_task(self._bridge(st), name=f"bridge:{name}")
-                continue
-            if st.handle is None and time.monotonic() < st.next_attempt:
-                continue
-            if not await self._alive(st):
-                log.warning("camera group %s actor is dead (%s); restarting", name, st.last_error)
-                self.restarts += 1
-                await self._start(st)
-            if st.alive and spec != st.spec:
-                await self._apply(st, spec)
+        # groups in parallel: one unreachable actor (a dead node) must not delay the others
+        results = await asyncio.gather(
+            *(self._reconcile_group(name, spec) for name, spec in desired.items()), return_exceptions=True
+        )
+        for name, result in zip(desired, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("reconciling camera group %s failed: %s: %s", name, type(result).__name__, result)
+            elif isinstance(result, BaseException):
+                raise result
+
+    async def _reconcile_group(self, name: str, spec: GroupSpec) -> None:
+        st = self._groups.get(name)
+        if st is None:
+            st = self._groups[name] = _GroupState(spec)
+            await self._start(st)
+            st.bridge = asyncio.get_running_loop().create_task(self._bridge(st), name=f"bridge:{name}")
+            return
+        if st.handle is None and time.monotonic() < st.next_attempt:
+            return
+        if not await self._alive(st):
+            log.warning("camera group %s actor is dead (%s); restarting", name, st.last_error)
+            self.restarts += 1
+            await self._start(st)
+        if st.alive and spec != st.spec:
+            await self._apply(st, spec)
 
     async def _apply(self, st: _GroupState, spec: GroupSpec) -> None:
         """Hand a running actor its new cameras and rules: its other streams keep running."""
@@ -368,6 +378,7 @@ class Reconciler:
             name=name,
             num_cpus=self._ray_cfg.actor_cpus,
             resources=dict(self._cfg.group_resources),
+            scheduling_strategy="SPREAD",  # groups over the nodes that offer their resources
             max_concurrency=64,
         ).remote(st.spec.name, st.spec.cameras, options)
         st.starts += 1
