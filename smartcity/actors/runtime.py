@@ -194,6 +194,7 @@ class Reconciler:
                 alive=st.alive,
                 restarts=max(0, st.starts - 1),
                 cameras=tuple(c.id for c in st.spec.cameras),
+                node=st.info.node_id if st.info is not None else "",
             )
             for name, st in sorted(self._groups.items())
         )
