@@ -123,7 +123,9 @@ async def count(db: Database) -> Counted:
     sequence number stored twice is a duplicate."""
     async with db.engine.connect() as conn:
         rows = (
-            await conn.execute(sa.select(events_table.c.payload).where(events_table.c.type == "camera_health"))
+            await conn.execute(
+                sa.select(events_table.c.payload).where(events_table.c.type == "camera_health")
+            )
         ).all()
     seen: dict[str, list[int]] = {}
     for (payload,) in rows:

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from smartcity.actors.motion import MotionConfig
-from smartcity.actors.pipeline import CameraPipeline, PipelineStats, SecondStage
 from smartcity.actors.pg_outbox import OutboxFenced
+from smartcity.actors.pipeline import CameraPipeline, PipelineStats, SecondStage
 from smartcity.actors.spool import EventSpool, SpoolFull
 from smartcity.core.aio import cancel_and_wait
 from smartcity.core.events import CameraHealth, CameraState, Event, EventEnvelope

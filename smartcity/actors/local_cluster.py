@@ -35,7 +35,11 @@ LOOPBACK = "127.0.0.1"
 _READY_LINE = "This command will now block forever"
 WORKER_PORTS_PER_NODE = 40
 # a killed node is declared dead after about period x threshold (Ray's default: 3 s x 5)
-FAST_NODE_DEATH = {"health_check_period_ms": 1000, "health_check_timeout_ms": 1000, "health_check_failure_threshold": 3}
+FAST_NODE_DEATH = {
+    "health_check_period_ms": 1000,
+    "health_check_timeout_ms": 1000,
+    "health_check_failure_threshold": 3,
+}
 
 
 class ClusterStartError(RuntimeError):
@@ -265,7 +269,12 @@ class LocalCluster:
         env = {**os.environ, **self.env(), "RAY_USAGE_STATS_ENABLED": "0"}
         with log.open("ab") as out:
             process = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
         self._nodes[spec.name] = _Node(spec, process, log)
 

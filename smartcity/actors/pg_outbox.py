@@ -95,7 +95,9 @@ class PostgresOutbox:
                     (len(events), self.group, self.epoch),
                 ).fetchone()
                 if row is None:
-                    raise OutboxFenced(f"outbox of {self.group} was taken over by a newer actor (epoch > {self.epoch})")
+                    raise OutboxFenced(
+                        f"outbox of {self.group} was taken over by a newer actor (epoch > {self.epoch})"
+                    )
                 last = int(row[0])
                 seqs = list(range(last - len(events) + 1, last + 1))
                 with self._db.cursor() as cur:
@@ -122,13 +124,19 @@ class PostgresOutbox:
         bad: list[int] = []
         for seq, body, evidence in rows:
             try:
-                out.append(envelope_from_row(int(seq), json.loads(body), None if evidence is None else bytes(evidence)))
+                out.append(
+                    envelope_from_row(
+                        int(seq), json.loads(body), None if evidence is None else bytes(evidence)
+                    )
+                )
             except (ValidationFailed, ValueError, TypeError) as exc:
                 log.error("outbox %s: event %d unreadable, dropped: %s", self.group, seq, exc)
                 bad.append(int(seq))
         if bad:
             with self._lock:
-                cur = self._db.execute("DELETE FROM actor_outbox WHERE grp = %s AND seq = ANY(%s)", (self.group, bad))
+                cur = self._db.execute(
+                    "DELETE FROM actor_outbox WHERE grp = %s AND seq = ANY(%s)", (self.group, bad)
+                )
                 self._pending -= cur.rowcount
                 self.unreadable += cur.rowcount
         return out
@@ -136,7 +144,9 @@ class PostgresOutbox:
     def ack(self, upto: int) -> int:
         """Forget every event with seq <= upto (committed by the server). Returns how many."""
         with self._lock:
-            cur = self._db.execute("DELETE FROM actor_outbox WHERE grp = %s AND seq <= %s", (self.group, upto))
+            cur = self._db.execute(
+                "DELETE FROM actor_outbox WHERE grp = %s AND seq <= %s", (self.group, upto)
+            )
             self._pending = max(0, self._pending - cur.rowcount)
             return cur.rowcount
 

@@ -36,6 +36,7 @@ from smartcity.tracking.config import TrackerConfig
 log = logging.getLogger(__name__)
 
 ACTOR_PREFIX = "camera-group:"
+START_CONCURRENCY = 4  # camera group actors starting at once
 INFERENCE_PREFIX = "inference:"
 
 
@@ -169,6 +170,9 @@ class Reconciler:
         self.restarts = 0
         self.evidence_lost = 0
         self._wake = asyncio.Event()
+        # Ray starts worker processes a few at a time per node: starting every group of a large
+        # city at once would time each start out while it waits its turn
+        self._start_slots = asyncio.Semaphore(START_CONCURRENCY)
         self._stopping = False
 
     # ---- public -----------------------------------------------------------------------
@@ -264,7 +268,8 @@ class Reconciler:
         st = self._groups.get(name)
         if st is None:
             st = self._groups[name] = _GroupState(spec)
-            await self._start(st)
+            async with self._start_slots:
+                await self._start(st)
             st.bridge = asyncio.get_running_loop().create_task(self._bridge(st), name=f"bridge:{name}")
             return
         if st.handle is None and time.monotonic() < st.next_attempt:
@@ -272,7 +277,8 @@ class Reconciler:
         if not await self._alive(st):
             log.warning("camera group %s actor is dead (%s); restarting", name, st.last_error)
             self.restarts += 1
-            await self._start(st)
+            async with self._start_slots:
+                await self._start(st)
         if st.alive and spec != st.spec:
             await self._apply(st, spec)
 
@@ -317,6 +323,7 @@ class Reconciler:
         return {f"{INFERENCE_PREFIX}{node[:12]}:{i}": node for node in nodes for i in range(a.inference_actors)}
 
     async def _start_inference(self, a: AnalysisConfig, name: str, node_id: str | None) -> None:
+        assert self._inference_remote is not None  # analysis enabled
         self._kill_named(name)
         config = {
             "max_batch": a.max_batch,

@@ -14,7 +14,8 @@ from smartcity.core.incidents import IncidentRecord
 from smartcity.core.logsafe import redact_url
 from smartcity.graphql.images import evidence_path, signed_url, snapshot_path
 from smartcity.storage.incidents_repo import IncidentRepo
-from smartcity.storage.repo import CameraRow
+from smartcity.core.camera_import import ImportFormat
+from smartcity.storage.repo import CameraRow, MissingCameras
 from smartcity.storage.rules_repo import RuleRow
 
 IMAGE_URL = (
@@ -460,6 +461,24 @@ class CameraInput:
     enabled: bool = True
     analysis_fps: float = 5.0
     site: str = ""
+
+
+CameraFileFormat = strawberry.enum(ImportFormat, name="CameraFileFormat", description="A camera inventory file.")
+MissingCamerasMode = strawberry.enum(
+    MissingCameras,
+    name="MissingCameras",
+    description="What an import does to the cameras of its groups that the file does not list.",
+)
+
+
+@strawberry.type(description="What a camera import changed (ids only: URLs may hold passwords).")
+class CameraImport:
+    created: list[strawberry.ID]
+    updated: list[strawberry.ID]
+    absent: list[strawberry.ID] = strawberry.field(
+        description="Cameras of the imported groups that the file does not list: kept, disabled or deleted per `missing`."
+    )
+    missing: MissingCamerasMode
 
 
 @strawberry.input(description="Fields left null are kept.")

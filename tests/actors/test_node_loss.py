@@ -36,7 +36,17 @@ def test_a_killed_worker_node_loses_and_repeats_no_event(pg_url: str) -> None:
     del pg_url  # PostgreSQL is there (the fixture skips, or fails in CI, otherwise)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "cluster.py"), "--quick", "--cameras", "4", "--groups", "4", "--seconds", "4"],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "cluster.py"),
+            "--quick",
+            "--cameras",
+            "4",
+            "--groups",
+            "4",
+            "--seconds",
+            "4",
+        ],
         capture_output=True,
         text=True,
         env=env,

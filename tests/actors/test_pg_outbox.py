@@ -16,7 +16,14 @@ from smartcity.storage.db import libpq_dsn
 
 def bucket(n: int) -> CountBucket:
     return CountBucket(
-        camera_id="c", t=float(n), rule_id="r", object_class="car", direction="in", bucket_start=0.0, bucket_s=60, n=n
+        camera_id="c",
+        t=float(n),
+        rule_id="r",
+        object_class="car",
+        direction="in",
+        bucket_start=0.0,
+        bucket_s=60,
+        n=n,
     )
 
 
@@ -41,7 +48,10 @@ def test_a_group_reopened_elsewhere_serves_what_the_dead_actor_left(dsn: str) ->
     second = PostgresOutbox(dsn, "g1", max_events=100)
     assert second.epoch == first.epoch + 1
     assert second.pending == 2
-    assert second.read(after=1, limit=10) == [EventEnvelope(shot, 2, b"\xff\xd8jpeg"), EventEnvelope(events[2], 3, None)]
+    assert second.read(after=1, limit=10) == [
+        EventEnvelope(shot, 2, b"\xff\xd8jpeg"),
+        EventEnvelope(events[2], 3, None),
+    ]
     health = CameraHealth(camera_id="c", t=3.0, group="g1", state=CameraState.ONLINE)
     assert second.append([health]) == [4]  # numbering continues: no sequence number twice
     got = second.read(after=3, limit=10)
