@@ -9,12 +9,12 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
+from smartcity.core.camera_import import ImportFormat
 from smartcity.core.events import CameraHealth, ConsoleAlert, CountBucket, Incident, RuleEvent
 from smartcity.core.incidents import IncidentRecord
 from smartcity.core.logsafe import redact_url
 from smartcity.graphql.images import evidence_path, signed_url, snapshot_path
 from smartcity.storage.incidents_repo import IncidentRepo
-from smartcity.core.camera_import import ImportFormat
 from smartcity.storage.repo import CameraRow, MissingCameras
 from smartcity.storage.rules_repo import RuleRow
 
