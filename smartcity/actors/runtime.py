@@ -391,16 +391,17 @@ class Reconciler:
         ).remote(st.spec.name, st.spec.cameras, options)
         st.starts += 1
         st.last_start = time.monotonic()
+        limit = self._cfg.start_timeout_s
         try:
             if st.spec.rules:
-                await wait_for(st.handle.update_rules.remote(st.spec.rule_dicts()), 60)
-            st.info = await wait_for(st.handle.start.remote(), 60)
+                await wait_for(st.handle.update_rules.remote(st.spec.rule_dicts()), limit)
+            st.info = await wait_for(st.handle.start.remote(), limit)
             st.alive = True
             st.last_error = ""
         except Exception as exc:
             st.alive = False
             if isinstance(exc, TimeoutError):
-                st.last_error = "start timed out after 60s: not enough Ray resources (CPU) for the actor?"
+                st.last_error = f"start timed out after {limit:g}s: not enough Ray resources (CPU) for the actor?"
             else:
                 st.last_error = f"start failed: {type(exc).__name__}: {exc}"[:2000]
             log.error("camera group %s failed to start: %s", st.spec.name, st.last_error)

@@ -149,6 +149,13 @@ class ActorsConfig(Section):
     spool_max_events: int = Field(
         1_000_000, description="Events an actor keeps on disk while the server does not take them.", ge=100
     )
+    start_timeout_s: float = Field(
+        60.0,
+        description="How long a camera-group actor may take to start (process, imports, cameras opened) before it "
+        "is killed and started again; raise it on loaded nodes and when a node loss moves many groups at once.",
+        ge=5,
+        le=3600,
+    )
     outbox: Literal["node", "database"] = Field(
         "node",
         description="Where each camera group keeps its events until the server has committed them: `node`, a "
