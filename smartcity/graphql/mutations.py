@@ -36,7 +36,6 @@ from smartcity.graphql.login_limits import INVALID_USERNAME, LoginThrottled, pla
 from smartcity.graphql.results import ValidationLines, denied, invalid, user_out, validation
 from smartcity.graphql.types import (
     Camera,
-    CameraFileFormat,
     CameraGroup,
     CameraImport,
     CameraInput,
@@ -45,7 +44,6 @@ from smartcity.graphql.types import (
     LiveViewAnswer,
     LoginFailed,
     LoginSuccess,
-    MissingCamerasMode,
     NotAuthorized,
     NotFoundError,
     Rule,
@@ -331,9 +329,9 @@ class Mutation:
     async def import_cameras(
         self,
         info: Info[Any, Any],
-        format: CameraFileFormat,
+        format: ImportFormat,
         data: str,
-        missing: MissingCamerasMode = MissingCameras.KEEP,
+        missing: MissingCameras = MissingCameras.KEEP,
     ) -> ImportResult:
         acting = _acting(info, "admin")
         if isinstance(acting, NotAuthorized):

@@ -463,8 +463,9 @@ class CameraInput:
     site: str = ""
 
 
-CameraFileFormat = strawberry.enum(ImportFormat, name="CameraFileFormat", description="A camera inventory file.")
-MissingCamerasMode = strawberry.enum(
+# the enums are exposed as they are (strawberry.enum marks the class itself)
+strawberry.enum(ImportFormat, name="CameraFileFormat", description="A camera inventory file.")
+strawberry.enum(
     MissingCameras,
     name="MissingCameras",
     description="What an import does to the cameras of its groups that the file does not list.",
@@ -478,7 +479,7 @@ class CameraImport:
     absent: list[strawberry.ID] = strawberry.field(
         description="Cameras of the imported groups that the file does not list: kept, disabled or deleted per `missing`."
     )
-    missing: MissingCamerasMode
+    missing: MissingCameras
 
 
 @strawberry.input(description="Fields left null are kept.")
