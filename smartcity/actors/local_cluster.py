@@ -5,8 +5,9 @@ box that wants node isolation; a node can be killed (SIGKILL to its whole proces
 show what a machine loss does.
 
 Only the processes this object started are ever signalled: each node's `ray start --block`
-leads its own process group (its GCS or raylet, agents and workers), stopped with SIGTERM
-(Ray drains the node) and then SIGKILL for anything left in that group. `ray stop` is never
+leads its own process group (its GCS or raylet and agents; Ray's workers start sessions of
+their own), stopped with SIGTERM (Ray drains the node) and then SIGKILL for anything below it
+that is left (checked by pid and start time, so that a reused pid is never hit). `ray stop` is never
 used: it would stop every Ray of the user on the machine.
 """
 
@@ -64,30 +65,40 @@ class _Node:
     killed: bool = False
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every process below `pid` (Linux /proc): Ray's workers start their own sessions, so a
-    node's process group alone misses them."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found: set[int] = set()
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks) of a process, from /proc; None when gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), int(fields[19])
+
+
+def _descendants(pid: int) -> dict[int, int]:
+    """Every process below `pid` with its start time (Linux /proc): Ray's workers start their
+    own sessions, so a node's process group alone misses them."""
+    children: dict[int, list[tuple[int, int]]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (st := _stat(int(entry.name))) is not None:
+            children.setdefault(st[0], []).append((int(entry.name), st[1]))
+    found: dict[int, int] = {}
     todo = [pid]
     while todo:
-        for child in children.get(todo.pop(), []):
+        for child, started in children.get(todo.pop(), []):
             if child not in found:
-                found.add(child)
+                found[child] = started
                 todo.append(child)
     return found
 
 
-def _kill_all(pids: set[int]) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+def _kill_all(pids: dict[int, int]) -> None:
+    """SIGKILL each process still running with the start time it had: a pid reused meanwhile
+    by someone else's process is left alone."""
+    for pid, started in pids.items():
+        st = _stat(pid)
+        if st is not None and st[1] == started:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _free_ports(n: int) -> list[int]:
@@ -216,20 +227,16 @@ class LocalCluster:
 
     # ---- internals ------------------------------------------------------------------------
     def _stop_node(self, node: _Node, timeout_s: float) -> None:
-        pgid = node.process.pid
-        below = _descendants(pgid)
+        below = _descendants(node.process.pid)  # before anything exits and is reparented
         if not node.killed and node.process.poll() is None:
             node.process.send_signal(signal.SIGTERM)  # Ray drains the node, then stops its processes
             try:
                 node.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                pass
+                node.process.kill()
+                node.process.wait(timeout=10)
         # anything of that node still running (a worker that outlived its raylet)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        _kill_all({p for p in below if Path(f"/proc/{p}").exists()})
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            node.process.wait(timeout=10)
+        _kill_all(below)
 
     def _launch(self, spec: NodeSpec, *, head: bool) -> None:
         ports = _free_ports(7)
