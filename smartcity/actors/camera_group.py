@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from smartcity.actors.motion import MotionConfig
-from smartcity.actors.pg_outbox import OutboxFenced
+from smartcity.actors.pg_outbox import OutboxFenced, OutboxUnavailable
 from smartcity.actors.pipeline import CameraPipeline, PipelineStats, SecondStage
 from smartcity.actors.spool import EventSpool, SpoolFull
 from smartcity.core.aio import cancel_and_wait
@@ -157,6 +157,8 @@ class CameraGroup:
         self.specs = {c.id: c for c in cameras}
         self.spool = _open_outbox(group, options)
         self.fenced = False
+        self._unrecorded: list[tuple[list[Event], dict[str, bytes] | None]] = []
+        self._outbox_failing = False
         self.sources: dict[str, Source] = {}
         self.pipelines: dict[str, CameraPipeline] = {}
         self._pipeline_tasks: dict[str, asyncio.Task[None]] = {}
@@ -452,14 +454,31 @@ class CameraGroup:
         """Rule events and counts are never dropped: the spool may exceed its bound for them.
 
         An evidence JPEG (by event id) is spooled with its event and pulled with it by the server,
-        which stores it.
+        which stores it. While an outbox in PostgreSQL is unreachable they wait here, in order,
+        and go first at the next append (`_unrecorded`).
         """
         if self.fenced:
             return
-        try:
-            self.spool.append(events, evidence=evidence, force=True)
-        except OutboxFenced as exc:
-            self._fence(exc)
+        self._unrecorded.append((events, evidence))
+        self._flush_unrecorded()
+
+    def _flush_unrecorded(self) -> None:
+        while self._unrecorded:
+            events, evidence = self._unrecorded[0]
+            try:
+                self.spool.append(events, evidence=evidence, force=True)
+            except OutboxFenced as exc:
+                self._fence(exc)
+                return
+            except OutboxUnavailable as exc:
+                if not self._outbox_failing:
+                    log.error("camera group %s: events wait in memory: %s", self.group, exc)
+                    self._outbox_failing = True
+                return
+            self._unrecorded.pop(0)
+        if self._outbox_failing:
+            log.info("camera group %s: outbox reachable again", self.group)
+            self._outbox_failing = False
 
     def _fence(self, exc: OutboxFenced) -> None:
         # a newer actor runs these cameras and numbers their events: this one's are not recorded
@@ -473,9 +492,10 @@ class CameraGroup:
             self.spool.append(events)
         except OutboxFenced as exc:
             self._fence(exc)
-        except SpoolFull:
+        except (SpoolFull, OutboxUnavailable):
             # Health is periodic status: when the server has not taken events for a long
-            # time, the newest health reports are dropped (counted), never rule events.
+            # time (or the outbox's database is away), the newest health reports are dropped
+            # (counted), never rule events.
             self.health_dropped += len(events)
 
     async def _health_loop(self) -> None:
@@ -492,6 +512,7 @@ class CameraGroup:
                     due.append(ev)
                     self._last_state[cam_id] = ev.state
                     self._last_emit[cam_id] = now
+            self._flush_unrecorded()  # rule events that waited for the outbox go first
             self._record(due)
             await asyncio.sleep(tick)
 

@@ -43,17 +43,20 @@ class OutboxFenced(Exception):
     """A newer actor took this group's outbox over: this one must stop producing."""
 
 
+class OutboxUnavailable(Exception):
+    """PostgreSQL cannot be reached: the events were not recorded (the caller keeps them)."""
+
+
 class PostgresOutbox:
     """The outbox of group `group` in the database at `dsn` (a libpq connection string)."""
 
     def __init__(self, dsn: str, group: str, *, max_events: int = 1_000_000) -> None:
-        import psycopg
-
         self.group = group
         self.max_events = max_events
         self.unreadable = 0
+        self._dsn = dsn
         self._lock = threading.Lock()
-        self._db = psycopg.connect(dsn, autocommit=True, application_name=f"smartcity-outbox:{group}"[:63])
+        self._db = self._connect()
         with self._db.transaction():
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             for ddl in _SCHEMA:
@@ -67,6 +70,28 @@ class PostgresOutbox:
             self.epoch, self._last_seq = int(row[0]), int(row[1])
             count = self._db.execute("SELECT COUNT(*) FROM actor_outbox WHERE grp = %s", (group,)).fetchone()
             self._pending = int(count[0]) if count else 0
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(
+            self._dsn,
+            autocommit=True,
+            connect_timeout=5,
+            application_name=f"smartcity-outbox:{self.group}"[:63],
+        )
+
+    def _usable(self) -> None:
+        """Reconnect after the database went away (a restart, a fail-over); OutboxUnavailable if
+        it is still away."""
+        import psycopg
+
+        if not self._db.closed and not self._db.broken:
+            return
+        try:
+            self._db = self._connect()
+        except psycopg.OperationalError as exc:
+            raise OutboxUnavailable(f"outbox of {self.group}: {exc}") from exc
 
     @property
     def last_seq(self) -> int:
@@ -85,37 +110,49 @@ class PostgresOutbox:
         """
         if not events:
             return []
+        import psycopg
+
         with self._lock:
             if not force and self._pending + len(events) > self.max_events:
                 raise SpoolFull(f"outbox of {self.group} holds {self._pending} unacknowledged events")
-            with self._db.transaction():
-                row = self._db.execute(
-                    "UPDATE actor_outbox_owner SET last_seq = last_seq + %s WHERE grp = %s AND epoch = %s"
-                    " RETURNING last_seq",
-                    (len(events), self.group, self.epoch),
-                ).fetchone()
-                if row is None:
-                    raise OutboxFenced(
-                        f"outbox of {self.group} was taken over by a newer actor (epoch > {self.epoch})"
-                    )
-                last = int(row[0])
-                seqs = list(range(last - len(events) + 1, last + 1))
-                with self._db.cursor() as cur:
-                    cur.executemany(
-                        "INSERT INTO actor_outbox (grp, seq, body, evidence) VALUES (%s, %s, %s, %s)",
-                        [
-                            (self.group, seq, _body(e), evidence.get(e.event_id) if evidence else None)
-                            for seq, e in zip(seqs, events, strict=True)
-                        ],
-                    )
+            self._usable()
+            try:
+                last = self._append(events, evidence)
+            except psycopg.OperationalError as exc:  # nothing committed: the caller keeps the events
+                raise OutboxUnavailable(f"outbox of {self.group}: {exc}") from exc
+            seqs = list(range(last - len(events) + 1, last + 1))
             self._last_seq = last
             self._pending += len(events)
             return seqs
+
+    def _append(self, events: Sequence[Event], evidence: Mapping[str, bytes] | None) -> int:
+        with self._db.transaction():
+            row = self._db.execute(
+                "UPDATE actor_outbox_owner SET last_seq = last_seq + %s WHERE grp = %s AND epoch = %s"
+                " RETURNING last_seq",
+                (len(events), self.group, self.epoch),
+            ).fetchone()
+            if row is None:
+                raise OutboxFenced(
+                    f"outbox of {self.group} was taken over by a newer actor (epoch > {self.epoch})"
+                )
+            last = int(row[0])
+            seqs = range(last - len(events) + 1, last + 1)
+            with self._db.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO actor_outbox (grp, seq, body, evidence) VALUES (%s, %s, %s, %s)",
+                    [
+                        (self.group, seq, _body(e), evidence.get(e.event_id) if evidence else None)
+                        for seq, e in zip(seqs, events, strict=True)
+                    ],
+                )
+        return last
 
     def read(self, after: int, limit: int) -> list[EventEnvelope]:
         """Up to `limit` unacknowledged events with seq > after, in order (unreadable rows are
         logged, counted and removed, as in the SQLite outbox)."""
         with self._lock:
+            self._usable()
             rows = self._db.execute(
                 "SELECT seq, body, evidence FROM actor_outbox WHERE grp = %s AND seq > %s ORDER BY seq LIMIT %s",
                 (self.group, after, limit),

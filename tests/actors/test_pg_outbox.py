@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from smartcity.actors.pg_outbox import OutboxFenced, PostgresOutbox
+from smartcity.actors.pg_outbox import OutboxFenced, OutboxUnavailable, PostgresOutbox
 from smartcity.actors.spool import SpoolFull
 from smartcity.core.events import CameraHealth, CameraState, CountBucket, EventEnvelope, RuleEvent
 from smartcity.storage.db import libpq_dsn
@@ -83,4 +83,21 @@ def test_bound_is_enforced_unless_forced(dsn: str) -> None:
     with pytest.raises(SpoolFull, match="2 unacknowledged"):
         box.append([bucket(2)])
     assert box.append([bucket(2)], force=True) == [3]
+    box.close()
+
+
+def test_a_lost_connection_records_nothing_then_reconnects(dsn: str) -> None:
+    import psycopg
+
+    box = PostgresOutbox(dsn, "g1")
+    first, second = bucket(0), bucket(1)
+    assert box.append([first]) == [1]
+    with psycopg.connect(dsn, autocommit=True) as admin:  # the database restarts under the actor
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'smartcity-outbox:g1'"
+        )
+    with pytest.raises(OutboxUnavailable):
+        box.append([second])  # not recorded: the actor keeps it and appends it again
+    assert box.append([second]) == [2]  # reconnected; the numbering went on without a gap
+    assert [e.event for e in box.read(after=0, limit=10)] == [first, second]
     box.close()
