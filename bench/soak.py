@@ -34,16 +34,25 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+import aioice.ice  # noqa: E402
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 import websockets  # noqa: E402
 
 PASSWORD = "soak bench password"
-DAEMONS = ("gcs_server", "raylet", "dashboard", "agent", "log_monitor", "monitor", "runtime_env", "reaper")
 SUBSCRIPTIONS = (
     "subscription { events { eventId kind cameraId } }",
     "subscription { cameraStatus { cameraId state } }",
 )
+
+
+def _loopback_only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    return ["127.0.0.1"] if use_ipv4 else []
+
+
+# the viewer offers 127.0.0.1 host candidates only (aioice skips loopback by default), as the
+# server does by default: the bench addresses no other interface
+aioice.ice.get_host_addresses = _loopback_only  # type: ignore[assignment]
 
 
 def say(msg: str) -> None:
@@ -57,19 +66,21 @@ def free_port() -> int:
 
 
 def kind_of(p: psutil.Process, server_pid: int) -> str:
+    """A process's kind from its title: Ray names a worker after its actor's class and the
+    method it runs (`ray::CameraGroup.events`, `ray::Inference.detect`, `ray::IDLE`)."""
     if p.pid == server_pid:
         return "server"
     try:
-        text = " ".join(p.cmdline()) or p.name()
+        text = (" ".join(p.cmdline()) or p.name()).lower()
     except psutil.Error:
         return "gone"
-    if "CameraGroup" in text:
+    if "ray::cameragroup" in text:
         return "camera_group"
-    if "InferenceActor" in text:
+    if "inference" in text and "ray::" in text:
         return "inference"
-    if any(d in text for d in DAEMONS):
-        return "ray_daemons"
-    return "ray_workers" if "ray" in text.lower() or "default_worker" in text else "other"
+    if "ray::" in text and "agent" not in text:
+        return "ray_workers"  # idle or starting workers
+    return "ray_daemons"  # GCS, raylet, agents, monitors
 
 
 def sample(server_pid: int) -> dict[str, float]:
@@ -158,12 +169,14 @@ async def viewer(client: httpx.AsyncClient, token: str, camera: str, counts: dic
         res = await gql(
             client,
             "mutation($c: ID!, $s: String!) { startLiveView(cameraId: $c, offerSdp: $s) "
-            "{ __typename ... on LiveViewAnswer { sdp } } }",
+            "{ __typename ... on LiveViewAnswer { sdp } ... on ValidationError { errors { message } } } }",
             token,
             c=camera,
             s=pc.localDescription.sdp,
         )
         answer = res["data"]["startLiveView"]
+        if "sdp" not in answer:
+            raise RuntimeError(f"live view refused: {answer}")
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
         track = await asyncio.wait_for(got, 30)
         while True:
@@ -281,10 +294,11 @@ def main() -> None:
             )  # fmt: skip
         try:
             result = asyncio.run(soak(args, f"http://127.0.0.1:{port}", proc))
+        except BaseException:
+            say((work / "server.log").read_text(errors="replace")[-3000:])
+            raise
         finally:
-            below = (
-                list(psutil.Process(proc.pid).children(recursive=True)) if proc.poll() is None else []
-            )
+            below = list(psutil.Process(proc.pid).children(recursive=True)) if proc.poll() is None else []
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=60)
