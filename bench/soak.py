@@ -126,6 +126,7 @@ storage: {{data_dir: "{work}/data"}}
 ray: {{num_cpus: 2, object_store_mb: 100}}
 analysis: {{inference_cpus: 0.5}}
 actors: {{health_interval_s: 1.0}}
+live_view: {{advertise_addresses: ["127.0.0.1"]}}
 camera_groups: [{{name: default}}]
 cameras:
 {cams}
