@@ -35,6 +35,7 @@ from smartcity.actors.ray_start import CLUSTER_ENV
 LOOPBACK = "127.0.0.1"
 _READY_LINE = "This command will now block forever"
 WORKER_PORTS_PER_NODE = 40
+START_ATTEMPTS = 3
 # a killed node is declared dead after about period x threshold (Ray's default: 3 s x 5)
 FAST_NODE_DEATH = {
     "health_check_period_ms": 1000,
@@ -172,24 +173,35 @@ class LocalCluster:
     def start(self, timeout_s: float = 120.0) -> str:
         head, *workers = self.specs
         try:
-            self.port = _free_ports(1)[0]
-            self._used.add(self.port)
-            self._launch(head, head=True)
-            self._wait_ready(head.name, timeout_s)
+            self._start_node(head, head=True, timeout_s=timeout_s)
             for spec in workers:  # one at a time: a loaded GCS times a registering raylet out
-                self._launch(spec, head=False)
-                self._wait_ready(spec.name, timeout_s)
+                self._start_node(spec, head=False, timeout_s=timeout_s)
         except BaseException:
             self.stop()
             raise
         return self.address
 
+    def _start_node(self, spec: NodeSpec, *, head: bool, timeout_s: float) -> None:
+        """Start a node; again (fresh ports) when Ray gave up on it: `ray start` waits only 30 s
+        for its raylet to register, which a loaded machine can miss."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            if head:
+                self.port = _free_ports(1)[0]
+                self._used.add(self.port)
+            self._launch(spec, head=head)
+            try:
+                self._wait_ready(spec.name, timeout_s)
+                return
+            except ClusterStartError:
+                self._stop_node(self._nodes.pop(spec.name), 10.0)
+                if attempt == START_ATTEMPTS:
+                    raise
+
     def add_node(self, spec: NodeSpec, timeout_s: float = 120.0) -> None:
         """Start one more worker node (a replacement after a kill, or more capacity)."""
         if spec.name in self._nodes and not self._nodes[spec.name].killed:
             raise ValueError(f"node {spec.name} runs already")
-        self._launch(spec, head=False)
-        self._wait_ready(spec.name, timeout_s)
+        self._start_node(spec, head=False, timeout_s=timeout_s)
 
     def node_names(self) -> tuple[str, ...]:
         return tuple(name for name, n in self._nodes.items() if not n.killed and n.process.poll() is None)
