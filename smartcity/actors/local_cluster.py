@@ -36,11 +36,13 @@ LOOPBACK = "127.0.0.1"
 _READY_LINE = "This command will now block forever"
 WORKER_PORTS_PER_NODE = 40
 START_ATTEMPTS = 3
-# a killed node is declared dead after about period x threshold (Ray's default: 3 s x 5)
+# A killed node is declared dead after about period x threshold (Ray's default: 3 s x 5): its
+# raylet refuses connections, so each check fails at once. A live node on a loaded machine may
+# answer slowly: a short timeout would declare it dead while it registers.
 FAST_NODE_DEATH = {
     "health_check_period_ms": 1000,
-    "health_check_timeout_ms": 1000,
-    "health_check_failure_threshold": 3,
+    "health_check_timeout_ms": 10000,
+    "health_check_failure_threshold": 5,
 }
 
 
