@@ -386,7 +386,7 @@ class Reconciler:
             name=name,
             num_cpus=self._ray_cfg.actor_cpus,
             resources=dict(self._cfg.group_resources),
-            scheduling_strategy="SPREAD",  # groups over the nodes that offer their resources
+            scheduling_strategy=await self._placement(st),
             max_concurrency=64,
         ).remote(st.spec.name, st.spec.cameras, options)
         st.starts += 1
@@ -412,6 +412,25 @@ class Reconciler:
             st.next_attempt = time.monotonic() + min(30.0, 0.5 * 2**st.failed_starts)
             return
         st.failed_starts = 0
+
+    async def _placement(self, st: _GroupState) -> Any:
+        """Where a group starts: spread over the nodes that offer its resources; a group whose
+        actor died starts on the least loaded other node, since Ray may still count a node that
+        was just lost as alive (for `health_check_period_ms` x `failure_threshold`)."""
+        lost = st.info.node_id if st.info is not None else ""
+        if not lost:
+            return "SPREAD"
+        nodes = [n for n in await asyncio.to_thread(camera_nodes, self._cfg.group_resources) if n != lost]
+        if not nodes:
+            return "SPREAD"
+        load = dict.fromkeys(nodes, 0)
+        for other in self._groups.values():
+            if other is not st and other.alive and other.info is not None and other.info.node_id in load:
+                load[other.info.node_id] += 1
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # soft: if that node cannot take it (resources, gone meanwhile), Ray places it elsewhere
+        return NodeAffinitySchedulingStrategy(min(nodes, key=lambda n: (load[n], n)), soft=True)
 
     def _group_options(self, group: str) -> GroupOptions:
         options = GroupOptions(
