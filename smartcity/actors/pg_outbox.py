@@ -181,11 +181,13 @@ class PostgresOutbox:
     def ack(self, upto: int) -> int:
         """Forget every event with seq <= upto (committed by the server). Returns how many."""
         with self._lock:
+            self._usable()
             cur = self._db.execute(
                 "DELETE FROM actor_outbox WHERE grp = %s AND seq <= %s", (self.group, upto)
             )
-            self._pending = max(0, self._pending - cur.rowcount)
-            return cur.rowcount
+            n: int = cur.rowcount
+            self._pending = max(0, self._pending - n)
+            return n
 
     def close(self) -> None:
         with self._lock:
