@@ -61,7 +61,7 @@ from smartcity.integrations.alerting import Alerting, AlertingContext, start_ale
 from smartcity.integrations.channels.sms import twilio_status_route
 from smartcity.integrations.config import AlertsConfig
 from smartcity.metrics import ServerCollector, health_report
-from smartcity.storage.db import Database, check_migrations, migrate
+from smartcity.storage.db import Database, check_migrations, libpq_dsn, migrate
 from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
 from smartcity.storage.evidence import EvidenceStore
 from smartcity.storage.outbox import Outbox
@@ -201,6 +201,7 @@ class Server:
                 evidence=self.evidence,
                 analysis=s.analysis,
                 privacy=s.privacy,
+                outbox_dsn=libpq_dsn(s.database.url) if s.actors.outbox == "database" else None,
             )
             self.supervisor.start("reconciler", self.reconciler.run)
             self.ray_video = RayVideo(self.reconciler, address=self.ray_address)

@@ -100,9 +100,18 @@ class ServerCollector(Collector):
             restarts = sum(g.restarts for g in groups)
             yield CounterMetricFamily("smartcity_actor_restarts", "Camera group actors restarted", value=restarts)
             alive = GaugeMetricFamily("smartcity_actor_alive", "Camera group actor alive", labels=["group"])
+            per_node = GaugeMetricFamily(
+                "smartcity_node_cameras", "Cameras run by live camera group actors, per Ray node", labels=["node"]
+            )
+            cameras: dict[str, int] = {}
             for g in groups:
                 alive.add_metric([g.group], 1.0 if g.alive else 0.0)
+                if g.alive:
+                    cameras[g.node] = cameras.get(g.node, 0) + len(g.cameras)
+            for node, n in sorted(cameras.items()):
+                per_node.add_metric([node or "unknown"], float(n))
             yield alive
+            yield per_node
         states = GaugeMetricFamily("smartcity_camera_online", "Camera online (1) or not (0)", labels=["camera"])
         fps = GaugeMetricFamily("smartcity_camera_analysed_fps", "Analysed frames per second", labels=["camera"])
         for cid, h in s.status.all().items():

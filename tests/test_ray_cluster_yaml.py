@@ -55,3 +55,33 @@ def test_mounted_production_config_is_valid() -> None:
 def test_example_config_is_valid() -> None:
     s = load_settings(ROOT / "config" / "example.yaml", environ={})
     assert len(s.cameras) == 2
+
+
+def test_camera_nodes_offer_what_the_production_groups_require() -> None:
+    s = load_settings(ROOT / _cluster()["file_mounts"]["/home/ubuntu/smartcity.yaml"], environ={})
+    assert s.actors.outbox == "database"  # several nodes: a node loss must lose nothing
+    required = s.actors.group_resources
+    assert required
+    offering = [n for n, t in _cluster()["available_node_types"].items() if set(required) <= set(t["resources"])]
+    assert offering, f"no node type of ray_cluster.yaml offers {required}"
+    assert "head" not in offering  # the server node runs no camera actors
+
+
+def test_kuberay_manifest_mirrors_the_cluster_with_token_auth() -> None:
+    m: dict[str, Any] = yaml.safe_load((ROOT / "kuberay_raycluster.yaml").read_text())
+    assert (m["apiVersion"], m["kind"]) == ("ray.io/v1", "RayCluster")
+    assert m["metadata"]["annotations"]["ray.io/overwrite-container-cmd"] == "true"
+    spec = m["spec"]
+    assert spec["rayVersion"] == ray.__version__
+    head = spec["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert "$KUBERAY_GEN_RAY_START_CMD" in head["args"][0] and "smartcity serve" in head["args"][0]
+    pods = [head] + [g["template"]["spec"]["containers"][0] for g in spec["workerGroupSpecs"]]
+    for pod in pods:
+        env = {e["name"]: e for e in pod["env"]}
+        assert env["RAY_AUTH_MODE"]["value"] == "token"
+        assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "smartcity-ray-token"
+    for group in spec["workerGroupSpecs"]:
+        assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
+        resources = json.loads(json.loads(group["rayStartParams"]["resources"]))
+        assert resources["camera_slots"] > 0, group["groupName"]
+    assert any(g["rayStartParams"].get("num-gpus") == "1" for g in spec["workerGroupSpecs"])

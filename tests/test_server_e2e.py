@@ -112,6 +112,8 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
     actors = health["actors"]
     assert isinstance(actors, dict)
     assert actors["police"]["alive"] is True
+    node = actors["police"]["node"]  # the Ray node that runs the group (one here)
+    assert isinstance(node, str) and len(node) == 56
     r = httpx.post(f"{base}/graphql", json={"query": "{ cameras { id name group url } }"}, headers=auth, timeout=5)
     assert r.json() == {
         "data": {"cameras": [{"id": "cam-1", "name": "Gare", "group": "police", "url": r.json()["data"]["cameras"][0]["url"]}]}
@@ -160,6 +162,7 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
     assert httpx.get(f"{base}/metrics", timeout=5).status_code == 401
     metrics = httpx.get(f"{base}/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"}, timeout=5).text
     assert 'smartcity_actor_alive{group="police"} 1.0' in metrics
+    assert f'smartcity_node_cameras{{node="{node}"}} 1.0' in metrics
     assert "smartcity_writer_committed_total" in metrics
 
     ray_procs = [p for p in session_processes(proc.pid) if p.pid != proc.pid]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from smartcity.actors.motion import MotionConfig
+from smartcity.actors.pg_outbox import OutboxFenced, OutboxUnavailable
 from smartcity.actors.pipeline import CameraPipeline, PipelineStats, SecondStage
 from smartcity.actors.spool import EventSpool, SpoolFull
 from smartcity.core.aio import cancel_and_wait
@@ -59,6 +60,8 @@ class GroupOptions:
     health_interval_s: float = 5.0
     spool_max_events: int = 1_000_000
     inference_actors: tuple[str, ...] = ()  # Ray actor names; none = health only (no analysis)
+    # Ray node id -> the inference actors on that node: a group uses its own node's (locality)
+    inference_by_node: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     model_roles: tuple[str, ...] = ()  # second-stage models (pose, classify) the inference actors host
     max_inflight: int = 3  # frames per camera awaiting inference (pipelining)
     motion: MotionConfig = field(default_factory=MotionConfig)
@@ -68,6 +71,9 @@ class GroupOptions:
     record_dir: str | None = None  # opt-in detections log (anonymous boxes only)
     realtime: bool = True  # False: files decode as fast as possible (benchmarks)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    # libpq DSN of the PostgreSQL that keeps the outbox off the node (`actors.pg_outbox`);
+    # None: a SQLite file at `spool_path` on the actor's node
+    outbox_dsn: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,8 @@ class GroupInfo:
     started_at: float
     pipelines: Mapping[str, PipelineStats]  # camera id -> a copy of its pipeline's counters
     rules: Mapping[str, tuple[str, ...]]  # camera id -> ids of the rules it runs
+    node_id: str = ""  # the Ray node it runs on ("" outside Ray)
+    fenced: bool = False  # a newer actor took its outbox over: it records nothing more
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,38 @@ class Source(Protocol):
     def health(self) -> Any: ...
 
 
+class Outbox(Protocol):
+    """The actor's outbox: `actors.spool.EventSpool` (node) or `actors.pg_outbox.PostgresOutbox`."""
+
+    @property
+    def last_seq(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    def append(
+        self, events: Sequence[Event], *, evidence: Mapping[str, bytes] | None = None, force: bool = False
+    ) -> list[int]: ...
+    def read(self, after: int, limit: int) -> list[EventEnvelope]: ...
+    def ack(self, upto: int) -> int: ...
+    def close(self) -> None: ...
+
+
+def _open_outbox(group: str, options: GroupOptions) -> Outbox:
+    if options.outbox_dsn:
+        from smartcity.actors.pg_outbox import PostgresOutbox
+
+        return PostgresOutbox(options.outbox_dsn, group, max_events=options.spool_max_events)
+    return EventSpool(Path(options.spool_path), max_events=options.spool_max_events)
+
+
+def _ray_node_id() -> str:
+    try:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else ""
+    except Exception:  # outside a Ray worker
+        return ""
+
+
 def open_source(spec: CameraSpec, *, realtime: bool = True) -> Source:
     from smartcity.sources import CameraSource, SourceOptions
 
@@ -123,7 +163,10 @@ class CameraGroup:
         self.group = group
         self.options = options
         self.specs = {c.id: c for c in cameras}
-        self.spool = EventSpool(Path(self.options.spool_path), max_events=self.options.spool_max_events)
+        self.spool = _open_outbox(group, options)
+        self.fenced = False
+        self._unrecorded: list[tuple[list[Event], dict[str, bytes] | None]] = []
+        self._outbox_failing = False
         self.sources: dict[str, Source] = {}
         self.pipelines: dict[str, CameraPipeline] = {}
         self.privacy: dict[str, CameraPrivacy] = {}
@@ -173,6 +216,8 @@ class CameraGroup:
             started_at=self._started_at,
             pipelines={cid: dataclasses.replace(p.stats) for cid, p in self.pipelines.items()},
             rules={cid: tuple(r.id for r in rules) for cid, rules in self.rules.items()},
+            node_id=_ray_node_id(),
+            fenced=self.fenced,
         )
 
     # ---- rules ------------------------------------------------------------------------------
@@ -327,7 +372,7 @@ class CameraGroup:
 
     def _start_pipeline(self, spec: CameraSpec, src: Source) -> None:
         # cameras are dealt round-robin to the inference actors (one per GPU or CPU slot)
-        pool = self.options.inference_actors
+        pool = self.options.inference_by_node.get(_ray_node_id()) or self.options.inference_actors
         actor = pool[self._dealt % len(pool)]
         self._dealt += 1
         roles = frozenset(self.options.model_roles)
@@ -440,18 +485,48 @@ class CameraGroup:
         """Rule events and counts are never dropped: the spool may exceed its bound for them.
 
         An evidence JPEG (by event id) is spooled with its event and pulled with it by the server,
-        which stores it.
+        which stores it. While an outbox in PostgreSQL is unreachable they wait here, in order,
+        and go first at the next append (`_unrecorded`).
         """
-        self.spool.append(events, evidence=evidence, force=True)
+        if self.fenced:
+            return
+        self._unrecorded.append((events, evidence))
+        self._flush_unrecorded()
+
+    def _flush_unrecorded(self) -> None:
+        while self._unrecorded:
+            events, evidence = self._unrecorded[0]
+            try:
+                self.spool.append(events, evidence=evidence, force=True)
+            except OutboxFenced as exc:
+                self._fence(exc)
+                return
+            except OutboxUnavailable as exc:
+                if not self._outbox_failing:
+                    log.error("camera group %s: events wait in memory: %s", self.group, exc)
+                    self._outbox_failing = True
+                return
+            self._unrecorded.pop(0)
+        if self._outbox_failing:
+            log.info("camera group %s: outbox reachable again", self.group)
+            self._outbox_failing = False
+
+    def _fence(self, exc: OutboxFenced) -> None:
+        # a newer actor runs these cameras and numbers their events: this one's are not recorded
+        log.error("camera group %s stops recording: %s", self.group, exc)
+        self.fenced = True
 
     def _record(self, events: list[Event]) -> None:
-        if not events:
+        if not events or self.fenced:
             return
         try:
             self.spool.append(events)
-        except SpoolFull:
+        except OutboxFenced as exc:
+            self._fence(exc)
+        except (SpoolFull, OutboxUnavailable):
             # Health is periodic status: when the server has not taken events for a long
-            # time, the newest health reports are dropped (counted), never rule events.
+            # time (or the outbox's database is away), the newest health reports are dropped
+            # (counted), never rule events.
             self.health_dropped += len(events)
 
     async def _health_loop(self) -> None:
@@ -468,6 +543,7 @@ class CameraGroup:
                     due.append(ev)
                     self._last_state[cam_id] = ev.state
                     self._last_emit[cam_id] = now
+            self._flush_unrecorded()  # rule events that waited for the outbox go first
             self._record(due)
             await asyncio.sleep(tick)
 

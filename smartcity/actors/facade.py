@@ -47,6 +47,7 @@ class RayHealth:
                 "cursor": g.cursor,
                 "pulled": g.pulled,
                 "last_error": g.last_error,
+                "node": g.node_id,
             }
             for name, g in self.groups.items()
         }

@@ -60,6 +60,9 @@ def _init_ray(cfg: RayConfig) -> RayStarted:
     os.environ[MODEL_DIR_ENV] = str(default_model_dir().resolve())
 
     if cfg.address:
+        if _on_loopback(cfg.address):  # a cluster of this machine (`actors.local_cluster`)
+            _local_ray_on_loopback()
+        _token_mode_from_environment()
         ctx = ray.init(address=cfg.address, namespace=cfg.namespace, log_to_driver=False)
     else:
         _local_ray_on_loopback()
@@ -89,6 +92,11 @@ _AUTH_MODE_ENV = "RAY_AUTH_MODE"
 _CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
+def _on_loopback(address: str) -> bool:
+    host = address.removeprefix("ray://").rsplit(":", 1)[0].strip("[]")
+    return host in (LOOPBACK, "::1", "localhost")
+
+
 def _local_ray_on_loopback() -> None:
     """Before starting a local Ray: node IP on loopback, token auth on (Ray >= 2.59 turns it
     on for local clusters unless RAY_AUTH_MODE says otherwise, so an override is dropped)."""
@@ -100,6 +108,15 @@ def _local_ray_on_loopback() -> None:
     if mode is not None and mode.lower() != "token":
         log.warning("%s=%s ignored: the local Ray always uses token authentication", _AUTH_MODE_ENV, mode)
         del os.environ[_AUTH_MODE_ENV]
+
+
+def _token_mode_from_environment() -> None:
+    """Ray caches its settings at import: a RAY_AUTH_MODE=token set later (a test, a bench
+    attaching to the cluster it started) is applied before connecting."""
+    if os.environ.get(_AUTH_MODE_ENV, "").lower() == "token":
+        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+
+        _enable_token_auth()
 
 
 def _check_local_ray(gcs_address: str) -> None:

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,6 +37,7 @@ from smartcity.tracking.config import TrackerConfig
 log = logging.getLogger(__name__)
 
 ACTOR_PREFIX = "camera-group:"
+START_CONCURRENCY = 4  # camera group actors starting at once
 INFERENCE_PREFIX = "inference:"
 
 
@@ -65,6 +66,7 @@ class GroupStatus:
     cursor: int  # seq of the last event stored and acknowledged
     pulled: int
     last_error: str
+    node_id: str = ""  # the Ray node the actor runs on, as it last said
 
 
 class ActorUnreachable(Exception):
@@ -122,6 +124,17 @@ async def _save_evidence(evidence: EvidenceSink | None, event: RuleEvent, jpeg: 
         return None
 
 
+def camera_nodes(resources: Mapping[str, float]) -> list[str]:
+    """Ids of the alive Ray nodes that offer every resource in `resources` (all nodes if none)."""
+    import ray
+
+    return sorted(
+        str(n["NodeID"])
+        for n in ray.nodes()
+        if n.get("Alive") and all(n.get("Resources", {}).get(k, 0) >= v for k, v in resources.items())
+    )
+
+
 class Reconciler:
     """Keeps one CameraGroupActor per desired group, restarts dead ones, and bridges events."""
 
@@ -138,9 +151,11 @@ class Reconciler:
         evidence: EvidenceSink | None = None,
         call_timeout_s: float = 10.0,
         privacy: PrivacyConfig | None = None,
+        outbox_dsn: str | None = None,
     ) -> None:
         self._desired = desired
         self._privacy = privacy or PrivacyConfig()
+        self._outbox_dsn = outbox_dsn
         self._sink = sink
         self._cfg = actors
         self._ray_cfg = ray_cfg
@@ -153,10 +168,14 @@ class Reconciler:
         self._remote = camera_group_class()
         self._inference_remote = inference_class() if analysis and analysis.enabled else None
         self._inference: dict[str, Any] = {}
+        self._inference_nodes: dict[str, str] = {}  # inference actor name -> node id (per-node placement)
         self.inference_restarts = 0
         self.restarts = 0
         self.evidence_lost = 0
         self._wake = asyncio.Event()
+        # Ray starts worker processes a few at a time per node: starting every group of a large
+        # city at once would time each start out while it waits its turn
+        self._start_slots = asyncio.Semaphore(START_CONCURRENCY)
         self._stopping = False
 
     # ---- public -----------------------------------------------------------------------
@@ -169,6 +188,7 @@ class Reconciler:
                 cursor=st.cursor,
                 pulled=st.pulled,
                 last_error=st.last_error,
+                node_id=st.info.node_id if st.info is not None else "",
             )
             for name, st in self._groups.items()
         }
@@ -181,6 +201,7 @@ class Reconciler:
                 alive=st.alive,
                 restarts=max(0, st.starts - 1),
                 cameras=tuple(c.id for c in st.spec.cameras),
+                node=st.info.node_id if st.info is not None else "",
             )
             for name, st in sorted(self._groups.items())
         )
@@ -189,6 +210,8 @@ class Reconciler:
         a = self._analysis
         if a is None or not a.enabled:
             return ()
+        if self._cfg.inference_per_node:
+            return tuple(InferenceRuntime(name=n, alive=True) for n in sorted(self._inference))
         names = [f"{INFERENCE_PREFIX}{i}" for i in range(a.inference_actors)]
         return tuple(InferenceRuntime(name=n, alive=n in self._inference) for n in names)
 
@@ -234,21 +257,33 @@ class Reconciler:
         for name in list(self._groups):
             if name not in desired:
                 await self._remove(name)
-        for name, spec in desired.items():
-            st = self._groups.get(name)
-            if st is None:
-                st = self._groups[name] = _GroupState(spec)
+        # groups in parallel: one unreachable actor (a dead node) must not delay the others
+        results = await asyncio.gather(
+            *(self._reconcile_group(name, spec) for name, spec in desired.items()), return_exceptions=True
+        )
+        for name, result in zip(desired, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("reconciling camera group %s failed: %s: %s", name, type(result).__name__, result)
+            elif isinstance(result, BaseException):
+                raise result
+
+    async def _reconcile_group(self, name: str, spec: GroupSpec) -> None:
+        st = self._groups.get(name)
+        if st is None:
+            st = self._groups[name] = _GroupState(spec)
+            async with self._start_slots:
                 await self._start(st)
-                st.bridge = asyncio.get_running_loop().create_task(self._bridge(st), name=f"bridge:{name}")
-                continue
-            if st.handle is None and time.monotonic() < st.next_attempt:
-                continue
-            if not await self._alive(st):
-                log.warning("camera group %s actor is dead (%s); restarting", name, st.last_error)
-                self.restarts += 1
+            st.bridge = asyncio.get_running_loop().create_task(self._bridge(st), name=f"bridge:{name}")
+            return
+        if st.handle is None and time.monotonic() < st.next_attempt:
+            return
+        if not await self._alive(st):
+            log.warning("camera group %s actor is dead (%s); restarting", name, st.last_error)
+            self.restarts += 1
+            async with self._start_slots:
                 await self._start(st)
-            if st.alive and spec != st.spec:
-                await self._apply(st, spec)
+        if st.alive and spec != st.spec:
+            await self._apply(st, spec)
 
     async def _apply(self, st: _GroupState, spec: GroupSpec) -> None:
         """Hand a running actor its new cameras and rules: its other streams keep running."""
@@ -264,13 +299,15 @@ class Reconciler:
             log.error("group %s rejected rule %s", spec.name, line)
 
     async def _reconcile_inference(self) -> None:
-        import ray
-
         a = self._analysis
         if a is None or not a.enabled or self._inference_remote is None:
             return
-        for i in range(a.inference_actors):
-            name = f"{INFERENCE_PREFIX}{i}"
+        wanted = await self._wanted_inference(a)
+        for name in [n for n in self._inference if n not in wanted]:  # their node is gone
+            self._kill_named(name)
+            self._inference.pop(name, None)
+            self._inference_nodes.pop(name, None)
+        for name, node_id in wanted.items():
             handle = self._inference.get(name)
             if handle is not None:
                 try:
@@ -279,28 +316,49 @@ class Reconciler:
                 except Exception as exc:
                     log.warning("inference actor %s is dead (%s); restarting", name, exc)
                     self.inference_restarts += 1
-            try:
-                old = ray.get_actor(name)
-                ray.kill(old, no_restart=True)
-            except ValueError:
-                pass
-            config = {
-                "max_batch": a.max_batch,
-                "max_wait_ms": a.max_wait_ms,
-                "num_cpus": a.inference_cpus,
-                "num_gpus": a.inference_gpus,
-                "detector": a.detector,
-                "models": a.models,
-            }
-            handle = self._inference_remote.options(
-                name=name, num_cpus=a.inference_cpus, num_gpus=a.inference_gpus, max_concurrency=1000
-            ).remote(config)
-            try:
-                await wait_for(handle.info.remote(), 120)
-                self._inference[name] = handle
-            except Exception as exc:
-                self._inference.pop(name, None)
-                log.error("inference actor %s failed to start: %s", name, exc)
+            await self._start_inference(a, name, node_id)
+
+    async def _wanted_inference(self, a: AnalysisConfig) -> dict[str, str | None]:
+        """Inference actor names -> the node each must run on (None: wherever Ray places it)."""
+        if not self._cfg.inference_per_node:
+            return {f"{INFERENCE_PREFIX}{i}": None for i in range(a.inference_actors)}
+        nodes = await asyncio.to_thread(camera_nodes, self._cfg.group_resources)
+        return {f"{INFERENCE_PREFIX}{node[:12]}:{i}": node for node in nodes for i in range(a.inference_actors)}
+
+    async def _start_inference(self, a: AnalysisConfig, name: str, node_id: str | None) -> None:
+        assert self._inference_remote is not None  # analysis enabled
+        self._kill_named(name)
+        config = {
+            "max_batch": a.max_batch,
+            "max_wait_ms": a.max_wait_ms,
+            "num_cpus": a.inference_cpus,
+            "num_gpus": a.inference_gpus,
+            "detector": a.detector,
+            "models": a.models,
+        }
+        options: dict[str, Any] = {"name": name, "num_cpus": a.inference_cpus, "num_gpus": a.inference_gpus}
+        if node_id is not None:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
+        handle = self._inference_remote.options(**options, max_concurrency=1000).remote(config)
+        try:
+            await wait_for(handle.info.remote(), 120)
+            self._inference[name] = handle
+            if node_id is not None:
+                self._inference_nodes[name] = node_id
+        except Exception as exc:
+            self._inference.pop(name, None)
+            log.error("inference actor %s failed to start: %s", name, exc)
+
+    @staticmethod
+    def _kill_named(name: str) -> None:
+        import ray
+
+        try:
+            ray.kill(ray.get_actor(name), no_restart=True)
+        except ValueError:
+            pass
 
     async def shutdown(self) -> None:
         """Drain and stop every actor; the reconciler starts nothing afterwards."""
@@ -328,20 +386,25 @@ class Reconciler:
         except ValueError:
             pass
         st.handle = self._remote.options(
-            name=name, num_cpus=self._ray_cfg.actor_cpus, max_concurrency=64
+            name=name,
+            num_cpus=self._ray_cfg.actor_cpus,
+            resources=dict(self._cfg.group_resources),
+            scheduling_strategy=await self._placement(st),
+            max_concurrency=64,
         ).remote(st.spec.name, st.spec.cameras, options)
         st.starts += 1
         st.last_start = time.monotonic()
+        limit = self._cfg.start_timeout_s
         try:
             if st.spec.rules:
-                await wait_for(st.handle.update_rules.remote(st.spec.rule_dicts()), 60)
-            st.info = await wait_for(st.handle.start.remote(), 60)
+                await wait_for(st.handle.update_rules.remote(st.spec.rule_dicts()), limit)
+            st.info = await wait_for(st.handle.start.remote(), limit)
             st.alive = True
             st.last_error = ""
         except Exception as exc:
             st.alive = False
             if isinstance(exc, TimeoutError):
-                st.last_error = "start timed out after 60s: not enough Ray resources (CPU) for the actor?"
+                st.last_error = f"start timed out after {limit:g}s: not enough Ray resources (CPU) for the actor?"
             else:
                 st.last_error = f"start failed: {type(exc).__name__}: {exc}"[:2000]
             log.error("camera group %s failed to start: %s", st.spec.name, st.last_error)
@@ -353,6 +416,25 @@ class Reconciler:
             return
         st.failed_starts = 0
 
+    async def _placement(self, st: _GroupState) -> Any:
+        """Where a group starts: spread over the nodes that offer its resources; a group whose
+        actor died starts on the least loaded other node, since Ray may still count a node that
+        was just lost as alive (for `health_check_period_ms` x `failure_threshold`)."""
+        lost = st.info.node_id if st.info is not None else ""
+        if not lost:
+            return "SPREAD"
+        nodes = [n for n in await asyncio.to_thread(camera_nodes, self._cfg.group_resources) if n != lost]
+        if not nodes:
+            return "SPREAD"
+        load = dict.fromkeys(nodes, 0)
+        for other in self._groups.values():
+            if other is not st and other.alive and other.info is not None and other.info.node_id in load:
+                load[other.info.node_id] += 1
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # soft: if that node cannot take it (resources, gone meanwhile), Ray places it elsewhere
+        return NodeAffinitySchedulingStrategy(min(nodes, key=lambda n: (load[n], n)), soft=True)
+
     def _group_options(self, group: str) -> GroupOptions:
         options = GroupOptions(
             spool_path=str(self._spool_dir / f"{group}.sqlite"),
@@ -360,13 +442,15 @@ class Reconciler:
             spool_max_events=self._cfg.spool_max_events,
             realtime=self._realtime,
             privacy=self._privacy,
+            outbox_dsn=self._outbox_dsn,
         )
         a = self._analysis
         if a is None or not a.enabled:
             return options
         return dataclasses.replace(
             options,
-            inference_actors=tuple(f"{INFERENCE_PREFIX}{i}" for i in range(a.inference_actors)),
+            inference_actors=self._inference_names(a),
+            inference_by_node=self._inference_by_node(),
             model_roles=tuple(sorted({str(m["role"]) for m in a.model_list()} - {"detect"})),
             max_inflight=a.max_inflight,
             # validated here, on the server: a bad setting fails the start, not the actor
@@ -376,6 +460,17 @@ class Reconciler:
             counts_flush_s=a.counts_flush_s,
             record_dir=str(a.record_detections_dir.resolve()) if a.record_detections_dir else None,
         )
+
+    def _inference_names(self, a: AnalysisConfig) -> tuple[str, ...]:
+        if self._cfg.inference_per_node:
+            return tuple(sorted(self._inference))
+        return tuple(f"{INFERENCE_PREFIX}{i}" for i in range(a.inference_actors))
+
+    def _inference_by_node(self) -> dict[str, tuple[str, ...]]:
+        by_node: dict[str, list[str]] = {}
+        for name, node in sorted(self._inference_nodes.items()):
+            by_node.setdefault(node, []).append(name)
+        return {node: tuple(names) for node, names in by_node.items()}
 
     async def _alive(self, st: _GroupState) -> bool:
         if st.handle is None:

@@ -36,7 +36,7 @@ class SpoolFull(Exception):
     """The spool holds `max_events` unacknowledged events."""
 
 
-def _envelope(seq: int, body: dict[str, Any], evidence: bytes | None) -> EventEnvelope:
+def envelope_from_row(seq: int, body: dict[str, Any], evidence: bytes | None) -> EventEnvelope:
     """Rebuild a spooled event; camera health carries the outbox's sequence number (ordering)."""
     legacy = body.pop(_LEGACY_EVIDENCE_KEY, None)
     if evidence is None and isinstance(legacy, str):
@@ -121,7 +121,7 @@ class EventSpool:
         bad: list[int] = []
         for seq, body, evidence in rows:
             try:
-                out.append(_envelope(seq, json.loads(body), evidence))
+                out.append(envelope_from_row(seq, json.loads(body), evidence))
             except (ValidationFailed, ValueError, TypeError) as exc:
                 log.error("spool %s: event %d unreadable, dropped: %s", self.path.name, seq, exc)
                 bad.append(seq)

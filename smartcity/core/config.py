@@ -15,7 +15,15 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from smartcity.core.errors import ConfigError
@@ -142,6 +150,38 @@ class ActorsConfig(Section):
     spool_max_events: int = Field(
         1_000_000, description="Events an actor keeps on disk while the server does not take them.", ge=100
     )
+    start_timeout_s: float = Field(
+        60.0,
+        description="How long a camera-group actor may take to start (process, imports, cameras opened) before it "
+        "is killed and started again; raise it on loaded nodes and when a node loss moves many groups at once.",
+        ge=5,
+        le=3600,
+    )
+    outbox: Literal["node", "database"] = Field(
+        "node",
+        description="Where each camera group keeps its events until the server has committed them: `node`, a "
+        "SQLite file on the actor's node (one machine); `database`, the server's PostgreSQL, so that a group "
+        "restarted on another node after a node loss loses and repeats nothing (several nodes).",
+    )
+    group_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Ray custom resources every camera-group actor requires, e.g. {camera_slots: 1}: groups "
+        "run only on the nodes that offer them (see ray_cluster.yaml).",
+        max_length=16,
+    )
+    inference_per_node: bool = Field(
+        False,
+        description="Start the inference actors on every node that runs camera groups (those offering "
+        "`group_resources`), and send each group's frames to the ones on its own node: no frame crosses nodes.",
+    )
+
+    @field_validator("group_resources")
+    @classmethod
+    def _resources(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, amount in v.items():
+            if not (0 < amount <= 1_000_000) or not name or len(name) > 64:
+                raise ValueError(f"resource {name!r}: a name of 1..64 characters and an amount in (0, 1e6]")
+        return v
 
 
 class AnalysisConfig(Section):
@@ -264,6 +304,12 @@ class Settings(BaseSettings):
         "starts or check-config runs.",
         max_length=64,
     )
+
+    @model_validator(mode="after")
+    def _outbox_needs_postgresql(self) -> Settings:
+        if self.actors.outbox == "database" and not self.database.url.startswith("postgresql"):
+            raise ValueError("actors.outbox: database needs database.url on PostgreSQL (postgresql+asyncpg://...)")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -66,6 +66,7 @@ class CameraRuntime:
     alive: bool
     restarts: int
     cameras: tuple[str, ...]
+    node: str = ""  # id of the Ray node it runs on ("" while unknown)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from strawberry.types import Info
 
 from smartcity.analytics import takes_signal_states, validate_rule
 from smartcity.analytics.shapes import rule_shapes
+from smartcity.core.camera_import import CameraImportError, ImportFormat, parse_cameras
 from smartcity.core.config import CameraConfig, CameraGroupConfig, format_validation_error
 from smartcity.core.errors import NotFound, ValidationFailed
 from smartcity.core.events import IncidentState
@@ -38,6 +39,7 @@ from smartcity.graphql.results import ValidationLines, denied, invalid, user_out
 from smartcity.graphql.types import (
     Camera,
     CameraGroup,
+    CameraImport,
     CameraInput,
     Deleted,
     IncidentType,
@@ -56,7 +58,7 @@ from smartcity.graphql.types import (
     ValidationError,
 )
 from smartcity.storage.audit_repo import AuditRepo
-from smartcity.storage.repo import upsert_group
+from smartcity.storage.repo import MissingCameras, upsert_group
 from smartcity.storage.rules_repo import RuleRow
 from smartcity.storage.users import authenticate, create_user, list_users, update_user
 from smartcity.webrtc import LiveViewError
@@ -69,6 +71,7 @@ IncidentResult = Annotated[
 ]
 SignalResult = Annotated[SignalAccepted | ValidationError | NotAuthorized | NotFoundError, strawberry.union("SignalResult")]
 CameraResult = Annotated[Camera | ValidationError | NotAuthorized, strawberry.union("CameraResult")]
+ImportResult = Annotated[CameraImport | ValidationError | NotAuthorized, strawberry.union("CameraImportResult")]
 GroupResult = Annotated[CameraGroup | ValidationError | NotAuthorized, strawberry.union("GroupResult")]
 UserResult = Annotated[User | ValidationError | NotAuthorized, strawberry.union("UserResult")]
 IntegrationTokenResult = Annotated[
@@ -367,6 +370,46 @@ class Mutation:
         )
         cams = [Camera.from_row(c, s.status.get(c.id)) for c in await s.cameras.list_cameras() if c.group == cfg.name]
         return CameraGroup(name=cfg.name, description=cfg.description, cameras=cams)
+
+    @strawberry.mutation(
+        description="Import a camera inventory, CSV or GeoJSON (admins), in one transaction: its cameras are created "
+        "or updated, and the cameras of its groups that it does not list are kept, disabled or deleted with their "
+        "rules (`missing`). The actors take the changes at once; streams of unchanged cameras keep running."
+    )
+    async def import_cameras(
+        self,
+        info: Info[Any, Any],
+        format: ImportFormat,
+        data: str,
+        missing: MissingCameras = MissingCameras.KEEP,
+    ) -> ImportResult:
+        acting = _acting(info, "admin")
+        if isinstance(acting, NotAuthorized):
+            return acting
+        p, s = acting
+        try:  # up to 10,000 rows: off the event loop
+            cams = await asyncio.to_thread(parse_cameras, data, ImportFormat(format))
+        except CameraImportError as exc:
+            return validation(exc)
+        refused = []
+        for cam in cams:
+            if s.vet_camera_url is not None and (why := await s.vet_camera_url(cam.url)) is not None:
+                refused.append(f"{cam.id}: url: {why}")
+        if refused:
+            return validation(ValidationLines(refused[:100]))
+        done = await s.cameras.import_cameras(cams, MissingCameras(missing))
+        await _audit(info).record(
+            at=time.time(), actor=p.username, action="camera.import", target=f"cameras:{len(cams)}", before=None,
+            after={"created": list(done.created), "updated": list(done.updated), "absent": list(done.absent),
+                   "missing": done.missing.value},
+        )  # fmt: skip
+        s.video.rules_changed(cams[0].id)  # one reconciliation applies them all
+        return CameraImport(
+            created=[strawberry.ID(i) for i in done.created],
+            updated=[strawberry.ID(i) for i in done.updated],
+            absent=[strawberry.ID(i) for i in done.absent],
+            missing=done.missing,
+        )
 
     @strawberry.mutation(description="Create a user with a role and camera-group scope (admins).")
     async def create_user(self, info: Info[Any, Any], input: UserInput) -> UserResult:

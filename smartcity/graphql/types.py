@@ -9,12 +9,13 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
+from smartcity.core.camera_import import ImportFormat
 from smartcity.core.events import CameraHealth, ConsoleAlert, CountBucket, Incident, RuleEvent
 from smartcity.core.incidents import IncidentRecord
 from smartcity.core.logsafe import redact_url
 from smartcity.graphql.images import evidence_path, signed_url, snapshot_path
 from smartcity.storage.incidents_repo import IncidentRepo
-from smartcity.storage.repo import CameraRow
+from smartcity.storage.repo import CameraRow, MissingCameras
 from smartcity.storage.rules_repo import RuleRow
 
 IMAGE_URL = (
@@ -473,6 +474,25 @@ class CameraInput:
     enabled: bool = True
     analysis_fps: float = 5.0
     site: str = ""
+
+
+# the enums are exposed as they are (strawberry.enum marks the class itself)
+strawberry.enum(ImportFormat, name="CameraFileFormat", description="A camera inventory file.")
+strawberry.enum(
+    MissingCameras,
+    name="MissingCameras",
+    description="What an import does to the cameras of its groups that the file does not list.",
+)
+
+
+@strawberry.type(description="What a camera import changed (ids only: URLs may hold passwords).")
+class CameraImport:
+    created: list[strawberry.ID]
+    updated: list[strawberry.ID]
+    absent: list[strawberry.ID] = strawberry.field(
+        description="Cameras of the imported groups that the file does not list: kept, disabled or deleted per `missing`."
+    )
+    missing: MissingCameras
 
 
 @strawberry.input(description="Fields left null are kept.")

@@ -291,3 +291,8 @@ async def rows_in(conn: AsyncConnection, stmt: Select[Any], column: ColumnElemen
     for start in range(0, len(values), IN_CHUNK):
         out.extend((await conn.execute(stmt.where(column.in_(values[start : start + IN_CHUNK])))).all())
     return out
+
+
+def libpq_dsn(url: str) -> str:
+    """The libpq connection string of a `postgresql+asyncpg://` URL (for psycopg, pg tools)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

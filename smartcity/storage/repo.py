@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, select
+from sqlalchemy import ColumnElement, Row, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -55,6 +56,24 @@ def _camera(r: Row[Any]) -> CameraRow:
         privacy_zones=tuple(tuple((float(p[0]), float(p[1])) for p in poly) for poly in (r.privacy_zones or [])),
         view_mode=r.view_mode,
     )
+
+
+class MissingCameras(StrEnum):
+    """What an inventory import does to the cameras of its groups that it does not list."""
+
+    KEEP = "keep"
+    DISABLE = "disable"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class CamerasImported:
+    """Camera ids an import created, updated, and found absent (kept, disabled or deleted)."""
+
+    created: tuple[str, ...]
+    updated: tuple[str, ...]
+    absent: tuple[str, ...]
+    missing: MissingCameras
 
 
 class CameraRepo:
@@ -128,6 +147,29 @@ class CameraRepo:
             await self._upsert_cameras(conn, [camera])
             row = (await conn.execute(select(cameras).where(cameras.c.id == camera.id))).one()
         return _camera(row)
+
+    async def import_cameras(self, configs: Sequence[CameraConfig], missing: MissingCameras) -> CamerasImported:
+        """Upsert every camera of an inventory in one transaction; the cameras of the groups it
+        names that it does not list are kept, disabled or deleted (with their rules) per `missing`."""
+        ids = {c.id for c in configs}
+        groups = {c.group for c in configs}
+        async with self.db.engine.begin() as conn:
+            existing = {r.id: r.group_name for r in (await conn.execute(select(cameras.c.id, cameras.c.group_name)))}
+            await self._ensure_groups(conn, dict.fromkeys(groups))
+            await self._upsert_cameras(conn, configs)
+            absent = sorted(cid for cid, group in existing.items() if group in groups and cid not in ids)
+            if absent and missing is MissingCameras.DISABLE:
+                await conn.execute(
+                    update(cameras).where(cameras.c.id.in_(absent)).values(enabled=False, updated_at=time.time())
+                )
+            elif absent and missing is MissingCameras.DELETE:
+                await conn.execute(delete(cameras).where(cameras.c.id.in_(absent)))
+        return CamerasImported(
+            created=tuple(sorted(ids - set(existing))),
+            updated=tuple(sorted(ids & set(existing))),
+            absent=tuple(absent),
+            missing=missing,
+        )
 
     async def list_cameras(self) -> list[CameraRow]:
         """Every camera, ordered by id."""

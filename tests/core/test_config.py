@@ -118,3 +118,19 @@ def test_analysis_models_with_roles_or_the_detector_shorthand(tmp_path: Path) ->
     with pytest.raises(ConfigError) as info:
         check_settings(load_settings(f, environ={}))
     assert info.value.errors == ["analysis.detector.model: field required"]
+
+
+def test_outbox_off_the_node_needs_postgresql_and_resources_are_bounded(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("actors: {outbox: database}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(f, environ={})
+    assert any("actors.outbox: database needs database.url on PostgreSQL" in e for e in info.value.errors)
+    f.write_text("actors: {outbox: database, group_resources: {camera_slots: 1}, inference_per_node: true}\n")
+    s = load_settings(f, environ={"SMARTCITY_DATABASE__URL": "postgresql+asyncpg://u@127.0.0.1/db"})
+    assert s.actors.outbox == "database"
+    assert s.actors.group_resources == {"camera_slots": 1}
+    f.write_text("actors: {group_resources: {camera_slots: -1}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(f, environ={})
+    assert any("camera_slots" in e and "amount" in e for e in info.value.errors)
