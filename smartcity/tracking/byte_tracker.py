@@ -306,7 +306,10 @@ class ByteTracker:
         unknown = np.minimum(cfg.new_track_distance * since, 3.0 * cfg.new_track_distance)
         size = np.maximum(self._mean[:, 2:4], 1.0)
         moving = np.hypot(self._mean[:, 4] / size[:, 0], self._mean[:, 5] / size[:, 1]) > STILL_SPEED
-        grown = cfg.match_distance * np.where(moving, np.sqrt(since), 1.0)
+        # A still track keeps a tight gate: in a queue the car behind stands about half a box away, and
+        # a still track whose car was missed for a frame took its neighbour's box (an identity swap
+        # across a counting line is counted as two crossings, one each way).
+        grown = np.where(moving, cfg.match_distance * np.sqrt(since), cfg.still_distance)
         return np.minimum(np.where(once, unknown, grown), 3.0 * cfg.new_track_distance), once
 
     def _cost(

@@ -295,6 +295,24 @@ def test_fast_neighbours_in_opposite_lanes_do_not_swap() -> None:
     assert owner == {0: {1}, 1: {2}}
 
 
+def test_a_still_track_missed_for_a_frame_does_not_take_the_box_of_the_car_queued_behind() -> None:
+    """Far from the camera the car queued behind stands about half a box away. When the standing car
+    was missed on the frame where the one behind was first detected, the standing car's track took
+    that box (a still track's gate was as wide as a moving one's): an identity swap, which a counting
+    line between the two cars counted as two crossings. The tight still gate keeps them apart."""
+    front = (340.0, 247.0, 400.0, 292.0)
+    behind = (326.0, 232.0, 374.0, 270.0)
+    outcomes = {}
+    for still_distance in (0.6, TrackerConfig().still_distance):
+        tracker = ByteTracker(TrackerConfig(still_distance=still_distance))
+        for f in range(10):
+            tracker.update([Detection(front, "car", 0.8)], f / FPS)
+        out = tracker.update([Detection(behind, "car", 0.8)], 10 / FPS)
+        outcomes[still_distance] = {t.track_id: t.time_since_update for t in out}
+    assert outcomes[0.6] == {1: 0}  # the old, wide gate: track 1 jumped onto the car behind
+    assert outcomes[TrackerConfig().still_distance] == {1: 1, 2: 0}  # track 1 waits, the car behind is new
+
+
 def test_vehicle_entering_the_picture_keeps_one_track() -> None:
     """A car driving in from the left edge at 5 fps: its cut box grows from the edge, so its centre
     moves at half speed and its width doubles between frames. Told the frame size, the tracker
