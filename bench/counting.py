@@ -18,7 +18,7 @@ direction and class).
 Peer: supervision ByteTrack (frame_rate = the run's fps) + one LineZone per counting line,
 bottom-centre anchor, on the same detections (bench/counting_peer.py).
 
-Usage: python bench/counting.py [--quick] [--seeds N] [--duration S] [--fake] [--scenes A,B] [--dump DIR] [--no-peer]
+Usage: python bench/counting.py [--quick] [--seeds N] [--duration S] [--fake] [--scenes A,B] [--first-seed K] [--dump DIR] [--no-peer]
        [--peer-crossing-threshold N] [--flush-s S]
 The last line printed is a JSON object with the figures.
 """
@@ -470,6 +470,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short scenes, one seed (under 5 minutes)")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per scene (default 1 quick, 3 full)")
+    ap.add_argument("--first-seed", type=int, default=1,
+                    help="the seeds are first-seed, first-seed + 1, ... (to split a full run across processes)")
     ap.add_argument("--duration", type=float, default=None,
                     help="seconds analysed per scene (default: roadsim's, 180 quick and 900 full; --fake 300)")
     ap.add_argument("--fake", action="store_true",
@@ -489,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message="The `ByteTrack` was deprecated")
     warnings.filterwarnings("ignore", message="Arrays of 2-dimensional vectors are deprecated")
     started, cpu_started = time.perf_counter(), time.process_time()
-    seeds = list(range(1, (args.seeds or (1 if args.quick else 3)) + 1))
+    seeds = list(range(args.first_seed, args.first_seed + (args.seeds or (1 if args.quick else 3))))
     duration = args.duration if args.duration is not None or not args.fake else 300.0
     source, build = _sources(args.fake)
     flush_s = args.flush_s
