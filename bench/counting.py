@@ -18,7 +18,7 @@ direction and class).
 Peer: supervision ByteTrack (frame_rate = the run's fps) + one LineZone per counting line,
 bottom-centre anchor, on the same detections (bench/counting_peer.py).
 
-Usage: python bench/counting.py [--quick] [--seeds N] [--duration S] [--fake] [--dump DIR] [--no-peer]
+Usage: python bench/counting.py [--quick] [--seeds N] [--duration S] [--fake] [--scenes A,B] [--first-seed K] [--dump DIR] [--no-peer]
        [--peer-crossing-threshold N] [--flush-s S]
 The last line printed is a JSON object with the figures.
 """
@@ -455,11 +455,13 @@ def _sources(fake: bool) -> tuple[str, Callable[..., Iterable[SceneRun]]]:
 
 
 def all_runs(build: Callable[..., Iterable[SceneRun]], quick: bool, seeds: list[int],
-             duration: float | None) -> Iterator[SceneRun]:
-    """5 fps with every noise level, then 10 fps with realistic noise."""
+             duration: float | None, scenes: list[str] | None = None) -> Iterator[SceneRun]:
+    """5 fps with every noise level, then 10 fps with realistic noise; `scenes` (roadsim only) picks some."""
+    pick: dict[str, Any] = {} if scenes is None else {"scenes": scenes}
     yield from build(quick=quick, seeds=seeds, fps_list=[5.0], noise_levels=["clean", "realistic", "hard"],
-                     duration_s=duration)
-    yield from build(quick=quick, seeds=seeds, fps_list=[10.0], noise_levels=["realistic"], duration_s=duration)
+                     duration_s=duration, **pick)
+    yield from build(quick=quick, seeds=seeds, fps_list=[10.0], noise_levels=["realistic"], duration_s=duration,
+                     **pick)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -468,6 +470,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short scenes, one seed (under 5 minutes)")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per scene (default 1 quick, 3 full)")
+    ap.add_argument("--first-seed", type=int, default=1,
+                    help="the seeds are first-seed, first-seed + 1, ... (to split a full run across processes)")
     ap.add_argument("--duration", type=float, default=None,
                     help="seconds analysed per scene (default: roadsim's, 180 quick and 900 full; --fake 300)")
     ap.add_argument("--fake", action="store_true",
@@ -478,13 +482,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--flush-s", type=float, default=0.0,
                     help="seconds of frame time between count flushes (default 0: after every frame, as replay "
                          f"does; the camera actors flush every {GroupOptions(spool_path='').counts_flush_s:g} s)")
+    ap.add_argument("--scenes", default=None,
+                    help="comma-separated roadsim scenes (default all); the error columns of disjoint scene sets "
+                         "add up weighted by their true totals, so a full run may be split across processes")
     ap.add_argument("--dump", type=Path, default=None, help="write each run's detections log, rules, truth")
     args = ap.parse_args(argv)
     # the peer's library warns about its own deprecations on every frame; the pin is in pyproject
     warnings.filterwarnings("ignore", message="The `ByteTrack` was deprecated")
     warnings.filterwarnings("ignore", message="Arrays of 2-dimensional vectors are deprecated")
     started, cpu_started = time.perf_counter(), time.process_time()
-    seeds = list(range(1, (args.seeds or (1 if args.quick else 3)) + 1))
+    seeds = list(range(args.first_seed, args.first_seed + (args.seeds or (1 if args.quick else 3))))
     duration = args.duration if args.duration is not None or not args.fake else 300.0
     source, build = _sources(args.fake)
     flush_s = args.flush_s
@@ -496,7 +503,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             loop.run_until_complete(migrate(url))
             db = Database(url)
             try:
-                for run in all_runs(build, args.quick, seeds, duration):
+                scenes = None if args.scenes is None else [x for x in args.scenes.split(",") if x]
+                if scenes is not None and args.fake:
+                    ap.error("--scenes picks roadsim scenes; --fake has one scene")
+                if scenes is not None:
+                    from roadsim import scene_names
+
+                    unknown = sorted(set(scenes) - set(scene_names()))
+                    if unknown or not scenes:
+                        ap.error(f"--scenes: unknown {unknown or 'none given'} (known: {', '.join(scene_names())})")
+                for run in all_runs(build, args.quick, seeds, duration, scenes):
                     scores.append(score_run(run, db, loop, flush_s, None if args.no_peer else args.peer_crossing_threshold,
                                             args.dump))
                     s = scores[-1]

@@ -16,7 +16,9 @@ Per call to `update(detections, t)`:
    seen on the previous frame: a partly occluded object keeps its track, but a weak box
    never revives a lost track nor starts a new one;
 4. a lost track may still take a left-over detection that overlaps its last observed box
-   (OC-SORT's recovery: the object stopped, or turned while unseen);
+   (OC-SORT's recovery: the object stopped, or turned while unseen), or, lost for a few frames,
+   one lying on its path: along its velocity, short of its prediction, of a size perspective
+   allows (an object hidden behind a bus while driving away comes out smaller and slower);
 5. a track seen once, or re-found after a gap, takes the velocity its last two observations
    imply (OC-SORT's observation-centric re-update) instead of waiting for the filter to learn it;
 6. tracks still unmatched miss a frame: a tentative track (fewer than `min_hits` matches)
@@ -57,6 +59,12 @@ MAX_STEP = 10.0
 COST_LIMIT = 1.0
 # Below this speed (box sizes per frame) a track is still: its gate does not widen while it is lost.
 STILL_SPEED = 0.05
+# Recovery along the path (see `_path_cost`): a track lost at least this many frames; the detection
+# between these shares of the predicted move, this many box sizes to its side, of a size within this ratio.
+PATH_MIN_GAP = 3.0
+PATH_ALONG = (0.3, 1.3)
+PATH_LATERAL = 0.5
+PATH_SIZE_RATIO = 3.0
 # A box this close to the picture's edge (share of the picture's size) is cut by it; a detector's
 # box edges jitter by a few pixels.
 EDGE_SHARE = 0.01
@@ -231,6 +239,14 @@ class ByteTracker:
                 rows, cols = self._assign(1.0 - iou, 1.0 - cfg.match_iou + 1e-9)
                 det_of_track[lost[rows]] = unmatched_high[cols]
                 unmatched_high = np.delete(unmatched_high, cols)
+            # Recovery along the path: a moving object hidden for several frames (behind a bus, far
+            # from the camera) comes out short of its constant-velocity prediction and smaller or
+            # larger than when it was lost (perspective), outside both gates above.
+            lost = np.flatnonzero((det_of_track < 0) & ~seen_last_frame & (self._since_obs >= PATH_MIN_GAP))
+            if lost.size and unmatched_high.size:
+                rows, cols = self._assign(self._path_cost(lost, mean, boxes[unmatched_high]), COST_LIMIT)
+                det_of_track[lost[rows]] = unmatched_high[cols]
+                unmatched_high = np.delete(unmatched_high, cols)
 
             matched = np.flatnonzero(det_of_track >= 0)
             if matched.size:
@@ -307,8 +323,38 @@ class ByteTracker:
         unknown = np.minimum(cfg.new_track_distance * since, 3.0 * cfg.new_track_distance)
         size = np.maximum(self._mean[:, 2:4], 1.0)
         moving = np.hypot(self._mean[:, 4] / size[:, 0], self._mean[:, 5] / size[:, 1]) > STILL_SPEED
-        grown = cfg.match_distance * np.where(moving, np.sqrt(since), 1.0)
+        # A still track keeps a tight gate: in a queue the car behind stands about half a box away, and
+        # a still track whose car was missed for a frame took its neighbour's box (an identity swap
+        # across a counting line is counted as two crossings, one each way).
+        grown = np.where(moving, cfg.match_distance * np.sqrt(since), cfg.still_distance)
         return np.minimum(np.where(once, unknown, grown), 3.0 * cfg.new_track_distance), once
+
+    def _path_cost(self, lost: IntArray, mean: FloatArray, boxes: FloatArray) -> FloatArray:
+        """Cost in [0, 1) of pairs (lost moving track, detection) where the detection lies on the track's
+        path: along its velocity from its last observed box, between PATH_ALONG of the way to its
+        prediction, at most PATH_LATERAL box sizes to the side, and of a size within PATH_SIZE_RATIO."""
+        obs = self._obs[lost]
+        travel = mean[lost, 4:6] * self._since_obs[lost, None]  # predicted move since the last sighting
+        size = np.maximum(0.5 * (obs[:, 2] + obs[:, 3]), 1.0)
+        # a still track, or one predicted to move less than its size, is the other stages' business
+        length = np.hypot(travel[:, 0], travel[:, 1])
+        moving = length >= size
+        det = kalman.boxes_to_measurements(boxes)
+        dx = det[None, :, 0] - obs[:, None, 0]
+        dy = det[None, :, 1] - obs[:, None, 1]
+        ux = (travel[:, 0] / np.maximum(length, 1e-9))[:, None]
+        uy = (travel[:, 1] / np.maximum(length, 1e-9))[:, None]
+        along = (dx * ux + dy * uy) / np.maximum(length, 1e-9)[:, None]
+        det_size = np.maximum(0.5 * (det[:, 2] + det[:, 3]), 1.0)[None, :]
+        lateral = np.abs(dx * uy - dy * ux) / np.minimum(size[:, None], det_size)
+        ratio = np.maximum(size[:, None] / det_size, det_size / size[:, None])
+        lo, hi = PATH_ALONG
+        allowed = moving[:, None] & (along >= lo) & (along <= hi)
+        allowed &= (lateral <= PATH_LATERAL) & (ratio <= PATH_SIZE_RATIO)
+        cost: FloatArray = 0.5 * np.minimum(lateral / PATH_LATERAL, 1.0) + 0.5 * np.minimum(np.abs(1.0 - along), 1.0)
+        cost = np.minimum(cost, 0.999)
+        cost[~allowed] = COST_LIMIT + 1.0
+        return cost
 
     def _cost(
         self, predicted: FloatArray, boxes: FloatArray, gate: FloatArray, young: npt.NDArray[np.bool_] | None = None

@@ -75,6 +75,16 @@ class TrackerConfig(BaseModel):
         gt=0.0,
         le=5.0,
     )
+    still_distance: float = Field(
+        0.3,
+        description=(
+            "The same gate for a still track (parked, queued): it does not widen while the track is lost, "
+            "and is tighter than `match_distance` because the vehicle queued behind stands about half a "
+            "box away."
+        ),
+        gt=0.0,
+        le=5.0,
+    )
     new_track_distance: float = Field(
         1.2,
         description=(

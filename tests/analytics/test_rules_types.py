@@ -53,6 +53,19 @@ def test_line_count_counts_by_class_and_direction() -> None:
     assert totals(eng) == {("car", "in"): 1, ("person", "out"): 1}
 
 
+def test_line_count_walker_passing_just_beyond_the_end_of_the_line_is_not_counted() -> None:
+    """A walker on the pavement passes the end of a line drawn to the kerb: the point where its
+    ground point meets the line's extension lies 0.6 % of the line's length beyond the end. The
+    former default margin (2 % of the length) counted it; a crossing just inside the end counts."""
+    eng = RuleEngine([spec("line_count", LINE)], CAM)
+    run(eng, frames_of(walk(1, 0.45, 0.55, 12, y=0.905, cls="person"),  # along 1.006: beside the line
+                       walk(2, 0.45, 0.55, 12, y=0.895, cls="person", t0=5.0)))  # along 0.994: on it
+    assert totals(eng) == {("person", "in"): 1}
+    wide = RuleEngine([spec("line_count", {**LINE, "margin": 0.02})], CAM)
+    run(wide, frames_of(walk(1, 0.45, 0.55, 12, y=0.905, cls="person")))
+    assert totals(wide) == {("person", "in"): 1}
+
+
 def test_line_count_flicker_across_the_line_counts_once() -> None:
     eng = RuleEngine([spec("line_count", LINE)], CAM)
     xs = [0.40, 0.45, 0.49, 0.505, 0.497, 0.508, 0.495, 0.52, 0.515, 0.53, 0.6]

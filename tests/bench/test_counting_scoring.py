@@ -158,3 +158,22 @@ def test_storage_gap_counts_losses_per_key_so_a_surplus_does_not_hide_them() -> 
     car_in, car_out = ("l", "in", "car"), ("l", "out", "car")
     scores = [_score({car_in: 5, car_out: 3}, {car_in: 2, car_out: 4}), _score({car_in: 1}, {car_in: 1})]
     assert storage_gap(scores) == (3, 1)  # 3 car/in lost, 1 car/out stored without being emitted
+
+
+def test_scenes_option_picks_roadsim_scenes_and_rejects_unknown_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    from counting import all_runs, main
+
+    calls: list[dict[str, object]] = []
+
+    def build(**kw: object) -> list[SceneRun]:
+        calls.append(kw)
+        return []
+
+    assert list(all_runs(build, True, [1], None, ["junction", "ped_crossing"])) == []
+    assert [c["scenes"] for c in calls] == [["junction", "ped_crossing"]] * 2  # 5 fps, then 10 fps
+    calls.clear()
+    list(all_runs(build, True, [1], None))
+    assert all("scenes" not in c for c in calls)  # every scene: the builder's default
+    with pytest.raises(SystemExit):
+        main(["--quick", "--no-peer", "--scenes", "junction,roundabout"])
+    assert "--scenes: unknown ['roundabout']" in capsys.readouterr().err

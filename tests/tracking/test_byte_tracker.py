@@ -295,6 +295,47 @@ def test_fast_neighbours_in_opposite_lanes_do_not_swap() -> None:
     assert owner == {0: {1}, 1: {2}}
 
 
+def test_a_still_track_missed_for_a_frame_does_not_take_the_box_of_the_car_queued_behind() -> None:
+    """Far from the camera the car queued behind stands about half a box away. When the standing car
+    was missed on the frame where the one behind was first detected, the standing car's track took
+    that box (a still track's gate was as wide as a moving one's): an identity swap, which a counting
+    line between the two cars counted as two crossings. The tight still gate keeps them apart."""
+    front = (340.0, 247.0, 400.0, 292.0)
+    behind = (326.0, 232.0, 374.0, 270.0)
+    outcomes = {}
+    for still_distance in (0.6, TrackerConfig().still_distance):
+        tracker = ByteTracker(TrackerConfig(still_distance=still_distance))
+        for f in range(10):
+            tracker.update([Detection(front, "car", 0.8)], f / FPS)
+        out = tracker.update([Detection(behind, "car", 0.8)], 10 / FPS)
+        outcomes[still_distance] = {t.track_id: t.time_since_update for t in out}
+    assert outcomes[0.6] == {1: 0}  # the old, wide gate: track 1 jumped onto the car behind
+    assert outcomes[TrackerConfig().still_distance] == {1: 1, 2: 0}  # track 1 waits, the car behind is new
+
+
+def test_a_vehicle_hidden_while_driving_away_is_found_again_smaller_and_short_of_its_prediction() -> None:
+    """A car driving away from the camera slows down and shrinks in the picture (perspective). Hidden
+    for eight frames (behind a bus), it comes out at a third of its size, half way to where constant
+    velocity predicted it, outside the distance and size gates: it used to start a second track (the
+    crossing of a far counting line during the gap was lost). A box beside its path is another object."""
+
+    def box(k: int, dx: float = 0.0) -> tuple[float, float, float, float]:
+        bottom = 200 + 400 / (1 + 0.2 * k)
+        h = 0.3 * (bottom - 200)
+        cx = 640 - 2 * k + dx
+        return (cx - 0.75 * h, bottom - h, cx + 0.75 * h, bottom)
+
+    tracker = ByteTracker()
+    for k in range(15):
+        dets = [] if 4 <= k <= 11 else [Detection(box(k), "car", 0.8)]
+        if k >= 12:
+            dets.append(Detection(box(k, dx=200.0), "car", 0.8))  # another car, in the next lane
+        out = tracker.update(dets, k / FPS, (1280, 720))
+    found = {t.track_id: t for t in out if t.time_since_update == 0}
+    assert set(found) == {1, 2}
+    assert _iou(found[1].box, box(14)) > 0.8 and _iou(found[2].box, box(14, dx=200.0)) > 0.8
+
+
 def test_vehicle_entering_the_picture_keeps_one_track() -> None:
     """A car driving in from the left edge at 5 fps: its cut box grows from the edge, so its centre
     moves at half speed and its width doubles between frames. Told the frame size, the tracker

@@ -33,8 +33,14 @@ class LineCountParams(Params):
         ge=0,
         le=1,
     )
-    margin: float = Field(0.02, description="Extension of the line beyond its ends (fraction of its length).",
-                          ge=0, le=0.5)
+    margin: float = Field(
+        0.0,
+        description="Extension of the line beyond its ends (fraction of its length). Off by default: where a box's "
+        "ground point meets the line is as noisy one way as the other, so a margin only adds what passes beside the "
+        "line's ends (walkers on the pavement at the kerb).",
+        ge=0,
+        le=0.5,
+    )
     emit_events: bool = Field(False, description="Also emit one event per crossing (counts are always kept).")
     in_name: str = Field("in", description="Name of the 'in' direction in counts.", min_length=1, max_length=32)
     out_name: str = Field("out", description="Name of the 'out' direction in counts.", min_length=1, max_length=32)
