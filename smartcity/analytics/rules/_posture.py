@@ -46,7 +46,11 @@ class PostureParams(Params):
         60.0, description="Torso at least this many degrees from vertical reads as lying.", ge=30, le=90
     )
     upright_angle: float = Field(
-        30.0, description="Torso at most this many degrees from vertical reads as upright.", ge=0, le=60
+        30.0,
+        description="Torso (and legs, when seen) at most this many degrees from vertical reads as upright: a "
+        "person sitting on the floor has a vertical torso on horizontal legs.",
+        ge=0,
+        le=60,
     )
     lying_aspect: float = Field(
         1.0, description="Least box width/height of a person lying (with a lying torso).", gt=0, le=10
@@ -113,7 +117,7 @@ def read_posture(track: Track, p: PostureParams) -> PostureReading:
         )  # fmt: skip
     elif angle >= p.lying_angle and aspect >= p.lying_aspect and (legs is None or legs >= p.lying_legs_angle):
         posture = Posture.LYING
-    elif angle <= p.upright_angle and aspect <= p.upright_aspect:
+    elif angle <= p.upright_angle and aspect <= p.upright_aspect and (legs is None or legs <= p.upright_angle):
         posture = Posture.UPRIGHT
     else:
         posture = Posture.OTHER
