@@ -9,7 +9,9 @@ from pathlib import Path
 from smartcity.analytics import load_rules_file, required_model_roles
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTION = (ROOT / "README.md").read_text().split("## Emergency: falls and people down", 1)[1].split("\n## ", 1)[0]
+SECTION = (
+    (ROOT / "README.md").read_text().split("## Emergency: falls and people down", 1)[1].split("\n## ", 1)[0]
+)
 
 
 def test_falls_examples_validate(tmp_path: Path) -> None:

@@ -52,7 +52,14 @@ class DimFinder:
                 x1, y1, x2, y2 = float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
                 kp = [Keypoint(0.0, 0.0, 0.0)] * 17
                 ym = (y1 + y2) / 2
-                for i, x in ((5, x1 + 20), (6, x1 + 20), (11, x1 + 90), (12, x1 + 90), (15, x2 - 5), (16, x2 - 5)):
+                for i, x in (
+                    (5, x1 + 20),
+                    (6, x1 + 20),
+                    (11, x1 + 90),
+                    (12, x1 + 90),
+                    (15, x2 - 5),
+                    (16, x2 - 5),
+                ):
                     kp[i] = Keypoint(x, ym, 0.9)
                 people = (Detection((x1, y1, x2, y2), "person", 0.5, tuple(kp)),)
             out.append(PoseFound(tuple(() for _ in frame_boxes), people))
@@ -79,7 +86,10 @@ class Scene:
 async def test_people_the_detector_missed_reach_the_rules_of_pose_cameras_only() -> None:
     register_model("dim_finder", roles=[ModelRole.POSE], config=DimFinderConfig)(DimFinder)
     inference = Inference(
-        {"max_wait_ms": 0, "models": [{"role": "detect", "type": "bright_box"}, {"role": "pose", "type": "dim_finder"}]}
+        {
+            "max_wait_ms": 0,
+            "models": [{"role": "detect", "type": "bright_box"}, {"role": "pose", "type": "dim_finder"}],
+        }
     )
     try:
         assert isinstance(inference.detector, BrightBox)
@@ -88,7 +98,9 @@ async def test_people_the_detector_missed_reach_the_rules_of_pose_cameras_only()
         assert await inference.detect(Scene("x").take_for_analysis().image) == []  # type: ignore[union-attr]
         stage = SecondStage(frozenset({"pose"}), inference.refine)
         events: dict[str, list[Event]] = {"hall": [], "street": []}
-        down = validate_rule({"id": "hall-down", "camera_id": "hall", "type": "person_down", "params": {"down_s": 2}})
+        down = validate_rule(
+            {"id": "hall-down", "camera_id": "hall", "type": "person_down", "params": {"down_s": 2}}
+        )
         line = validate_rule({"id": "street-line", "camera_id": "street", "type": "line_count",
                               "params": {"line": [[0.5, 0.0], [0.5, 1.0]], "in_direction": [1, 0]}})  # fmt: skip
 

@@ -143,3 +143,18 @@ def test_getting_up_before_down_s_is_no_alert_and_bending_is_never_lying() -> No
 def test_fall_and_person_down_need_the_pose_model() -> None:
     assert required_model_roles([FALL]) == {"pose"}
     assert required_model_roles([DOWN]) == {"pose"}
+
+
+def test_a_lying_person_found_again_under_a_new_id_continues_the_episode() -> None:
+    # fell at 2.0 as track 1, lost at 3.0, found lying at the same place as track 9 at 3.4
+    events = run(
+        [(0.0, 2.0, [(1, "standing")]), (2.0, 3.0, [(1, "lying")]), (3.4, 8.0, [(9, "lying")])], FALL
+    )
+    assert [(e.kind, e.track_id, round(e.t, 1)) for e in events] == [("fall", 9, 5.0)]
+    # someone lying down slowly next to the fallen person, who is still seen, inherits nothing
+    script = [
+        (0.0, 2.0, [(1, "standing"), (2, "sitting")]),
+        (2.0, 8.0, [(1, "lying"), (2, "sitting")]),
+        (8.0, 14.0, [(1, "lying"), (2, "lying")]),
+    ]
+    assert [(e.track_id, round(e.t, 1)) for e in run(script, FALL, x={1: 300.0, 2: 380.0})] == [(1, 5.0)]

@@ -64,6 +64,21 @@ class _Upright:
     height: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Lying:
+    """A lying reading and the episode it belonged to (for a lying person found under a new id)."""
+
+    t: float
+    x1: float
+    x2: float
+    slot: int
+    since: float
+    fired: bool
+    fall_s: float
+    hip_y: float
+    height: float
+
+
 @register_rule("fall")
 class FallRule(Rule):
     """A person upright, then on the ground within `max_fall_s`, still down `down_s` later."""
@@ -85,6 +100,7 @@ class FallRule(Rule):
             fall_s=(np.nan, np.float64), hip_y=(np.nan, np.float64), height=(np.nan, np.float64)
         )
         self.uprights: deque[_Upright] = deque(maxlen=MAX_UPRIGHT_READINGS)
+        self.lying: deque[_Lying] = deque(maxlen=MAX_UPRIGHT_READINGS)
 
     def step(self, view: FrameView) -> list[RuleEvent]:
         p: FallParams = self.params
@@ -93,22 +109,50 @@ class FallRule(Rule):
         self.fell.reset(view.new_slots)
         while self.uprights and view.t - self.uprights[0].t > p.max_fall_s:
             self.uprights.popleft()
+        while self.lying and view.t - self.lying[0].t > p.grace_s:
+            self.lying.popleft()
         idx = _nz(self.selected(view))
         if self.zone is not None and len(idx):
             idx = idx[view.inside(self.zone)[idx]]
         out: list[RuleEvent] = []
         new_uprights: list[_Upright] = []
+        new_lying: list[_Lying] = []
+        present = set(view.slots[idx].tolist())
         for i in idx.tolist():
             tr, slot = view.tracks[i], int(view.slots[i])
             r = read_posture(tr, p)
             if r.posture is Posture.UPRIGHT:
                 new_uprights.append(_Upright(view.t, tr.box[0], tr.box[2], r.hip_y, r.height))
-            if self.down.observe(slot, r.posture, view.t):
+            if self.down.observe(slot, r.posture, view.t) and not self._continues(
+                slot, tr.box, view.t, present
+            ):
                 self._fell_from(slot, tr.box, view.t)
             if r.posture is Posture.LYING:
                 self._maybe_alert(out, view, i, slot, r)
+                st, fell = self.down.st, self.fell
+                new_lying.append(_Lying(
+                    view.t, tr.box[0], tr.box[2], slot, float(st.since[slot]), bool(st.fired[slot]),
+                    float(fell.fall_s[slot]), float(fell.hip_y[slot]), float(fell.height[slot]),
+                ))  # fmt: skip
         self.uprights.extend(new_uprights)
+        self.lying.extend(new_lying)
         return out
+
+    def _continues(
+        self, slot: int, box: tuple[float, float, float, float], t: float, present: set[int]
+    ) -> bool:
+        """A lying person seen under a new id where another, no longer seen, lay within grace_s
+        continues that episode (the tracker's id changes often while a person lies: the box of a
+        lying person changes shape as the pose model and the detector take turns)."""
+        for rec in reversed(self.lying):
+            if rec.slot == slot or rec.slot in present or rec.t >= t:
+                continue
+            if min(box[2], rec.x2) > max(box[0], rec.x1):
+                st, fell = self.down.st, self.fell
+                st.since[slot], st.fired[slot] = rec.since, rec.fired
+                fell.fall_s[slot], fell.hip_y[slot], fell.height[slot] = rec.fall_s, rec.hip_y, rec.height
+                return True
+        return False
 
     def _fell_from(self, slot: int, box: tuple[float, float, float, float], t: float) -> None:
         """Remember the latest upright reading, within max_fall_s and at the same place, that the
@@ -149,3 +193,4 @@ class FallRule(Rule):
         self.down.reset()
         self.fell.reset(list(range(self.fell.capacity)))
         self.uprights.clear()
+        self.lying.clear()
