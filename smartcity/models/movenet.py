@@ -1,4 +1,5 @@
-"""The `movenet` pose model: MoveNet MultiPose Lightning (17 COCO keypoints) on the detector's person boxes.
+"""The `movenet` pose model: MoveNet MultiPose Lightning (17 COCO keypoints) on the detector's person
+boxes, plus a frame-wide pass that finds the people the detector missed.
 
 Each person box the detector found is cut out as a square around it (a margin on every side, so
 that a person lying across the box still fits, zero-filled beyond the frame), resized to the
@@ -11,6 +12,10 @@ a whole frame is shrunk to the network's 192-256 px input, and MoveNet then miss
 a crop keeps them at full resolution. The graph takes one image per call (its batch dimension is
 squeezed inside), so a batch of boxes is a loop of calls on one interpreter, with no per-call
 allocation. Keypoints come back in pixels of the frame, in COCO order (`COCO_KEYPOINTS`).
+
+The frame-wide pass (`find_people`, `PersonFinder`): YOLOv3-tiny misses most people lying on the
+floor, which is what fall rules look for; MoveNet, run once on the whole frame, finds them. The
+people it finds that no detector box covers join the frame's detections, with their keypoints.
 """
 
 from __future__ import annotations
