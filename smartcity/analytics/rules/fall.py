@@ -88,7 +88,7 @@ class FallRule(Rule):
     severity = Severity.CRITICAL
     alert_kinds = frozenset({"fall"})
     model_roles = frozenset({"pose"})
-    colour = "#ef4444"
+    colour = "#e11d48"
 
     def __init__(self, spec: RuleSpec, vocab: ClassVocab | None = None) -> None:
         super().__init__(spec, vocab)

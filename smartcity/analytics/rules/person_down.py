@@ -46,7 +46,7 @@ class PersonDownRule(Rule):
     severity = Severity.HIGH
     alert_kinds = frozenset({"person_down"})
     model_roles = frozenset({"pose"})
-    colour = "#f97316"
+    colour = "#d946ef"
 
     def __init__(self, spec: RuleSpec, vocab: ClassVocab | None = None) -> None:
         super().__init__(spec, vocab)
