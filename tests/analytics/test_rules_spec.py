@@ -26,7 +26,7 @@ ZONE = [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5], [0.1, 0.5]]
 
 def test_every_rule_type_is_registered_with_a_params_model() -> None:
     assert set(RULE_TYPES) == {"line_count", "wrong_way", "red_light", "dwell", "dumping", "abandoned_object",
-                               "zone_passage", "occupancy", "overflow"}
+                               "zone_passage", "occupancy", "overflow", "fall", "person_down"}
     for name, cls in RULE_TYPES.items():
         assert cls.type_name == name
         assert cls.Params.model_config.get("extra") == "forbid"
