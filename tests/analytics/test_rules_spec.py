@@ -64,8 +64,8 @@ def test_errors_name_field_paths() -> None:
     assert "params.stop_line: line has zero length" in errs
     assert "params.signal.image.roi: box must have x2 > x1 and y2 > y1" in errs
     assert rule_errors({"id": "r1", "camera_id": CAM, "type": "teleport"}) == [
-        "type: unknown rule type 'teleport' (known: abandoned_object, dumping, dwell, line_count, occupancy, overflow, "
-        "red_light, wrong_way, zone_passage)"
+        "type: unknown rule type 'teleport' (known: abandoned_object, dumping, dwell, fall, line_count, occupancy, "
+        "overflow, person_down, red_light, wrong_way, zone_passage)"
     ]
     with pytest.raises(ValidationFailed) as info:
         validate_rule({"id": "r1", "camera_id": CAM, "type": "line_count",
