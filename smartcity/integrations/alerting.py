@@ -26,7 +26,7 @@ from smartcity.fusion.engine import FusionEngine
 from smartcity.fusion.policy import RateLimiter
 from smartcity.fusion.service import FusionService, IncidentActions, restore_fusion
 from smartcity.fusion.store import DeliveryOutbox, IncidentStore
-from smartcity.integrations.channel import AlertChannel, ChannelContext, channel_class
+from smartcity.integrations.channel import AlertChannel, AuditSink, ChannelContext, channel_class
 from smartcity.integrations.channels.sms import TwilioSms, TwilioStatusHandler
 from smartcity.integrations.config import AlertsConfig
 from smartcity.integrations.dispatcher import Dispatcher
@@ -49,6 +49,7 @@ class AlertingContext:
     config: AlertsConfig
     sites: Mapping[str, str] = field(default_factory=dict)  # camera id -> site (correlation)
     http_transport: httpx.AsyncBaseTransport | None = None  # HTTP channels (webhook): a loopback in tests
+    audit: AuditSink | None = None  # the audit log of what channels dispatch (emergency dispatch)
 
 
 @dataclass
@@ -130,6 +131,9 @@ async def start_alerting(ctx: AlertingContext) -> Alerting:
         send_timeout_s=cfg.dispatcher.send_timeout_s,
         wake_dispatcher=dispatcher.notify,
         http_transport=ctx.http_transport,
+        sites=ctx.sites,
+        audit=ctx.audit,
+        incidents=ctx.store,
     )
     channels = await start_channels(cfg, channel_ctx)
     dispatcher.senders.update(channels)
