@@ -127,10 +127,10 @@ def run_case(case: Case, detections: Detections) -> CaseResult:
     for ev in alerts:
         box = ev.payload.get("box", [0, 0, 0, 0])
         shown = [tb for tt, tb in truths.items() if case.start_s <= tt <= min(ev.t, case.end_s + window) and tt >= ev.t - window]
-        hit = case.kind != "none" and ev.kind == case.kind and any(_touches(box, tb) for tb in shown)
-        if hit and found is None:
-            found = ev
-        elif not hit:
+        touches = case.kind != "none" and any(_touches(box, tb) for tb in shown)
+        if touches and ev.kind == case.kind:
+            found = found or ev
+        elif not touches:  # a fire alert on the burning base of a smoke overlay is right, not found
             false += 1
     return CaseResult(case, alerts, found, false, t_last + 1.0 / FPS, 1000.0 * spent / max(1, n))
 

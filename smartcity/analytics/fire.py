@@ -45,6 +45,7 @@ class DetectorTuning:
     fire_fraction: float = 0.04
     flicker_fraction: float = 0.012
     flicker_ratio: float = 0.5  # flipped pixels per flame pixel of the cell
+    flip_luma_min: float = 12.0  # a flipped pixel's brightness change since the last frame
     # smoke pixel and cell
     smoke_saturation_max: float = 0.22
     smoke_luma: tuple[float, float] = (70.0, 230.0)
@@ -52,6 +53,7 @@ class DetectorTuning:
     smoke_diff_min: float = 6.0  # mean |luma - background| of the cell
     smoke_soften: float = 0.7  # cell gradient energy below this share of the background's
     smoke_texture_min: float = 6.0  # luma standard deviation of the background cell needed
+    smoke_activity_min: float = 2.0  # mean |luma change| of the cell since the last frame
     smoke_desaturation: float = 0.04  # drop of the cell's saturation below the background's
     smoke_structure_min: float = 0.5  # correlation of the cell with its background (seen through)
     background_alpha: float = 0.02  # per analysed frame (never slower under a detection: no lock-in)
@@ -149,11 +151,12 @@ class FireSmokeDetector:
         self._prev_flame: BoolGrid | None = None
         self._bg: F32 | None = None  # per working pixel luma
         self._bg_sat: F32 | None = None  # per cell saturation
+        self._prev_luma: F32 | None = None
         self._seen = 0
         self._smoke_rows: deque[float] = deque(maxlen=max(2, round(smoke_window_s * fps)))
         self._smoke_sizes: deque[int] = deque(maxlen=max(2, round(smoke_window_s * fps)))
 
-    def _fire_cells(self, img: F32, luma: F32, change: F32, keep: BoolGrid | None) -> BoolGrid:
+    def _fire_cells(self, img: F32, luma: F32, change: F32, keep: BoolGrid | None, moved: BoolGrid) -> BoolGrid:
         tu = self.tuning
         r, g, b = img[..., 0], img[..., 1], img[..., 2]
         flame = (r >= tu.red_min) & (g >= tu.green_min) & (r >= g) & (g >= b) & (r - b >= tu.red_minus_blue)
@@ -164,7 +167,8 @@ class FireSmokeDetector:
         if prev is not None and prev.shape == flame.shape:
             if keep is not None:  # hidden pixels keep their state: a passer-by makes no flicker
                 flame = np.where(keep, flame, prev)
-            flipped = flame ^ prev
+            # a real flip changes the brightness too (not noise crossing a colour threshold)
+            flipped = (flame ^ prev) & moved
         else:
             flipped = flame
         self._prev_flame = flame
@@ -233,10 +237,18 @@ class FireSmokeDetector:
                 keep[max(0, int(y1 * h)) : int(np.ceil(y2 * h)), max(0, int(x1 * w)) : int(np.ceil(x2 * w))] = False
         else:
             keep = None
-        fire_now = self._fire_cells(img, luma, change, keep) if self.fire_on else np.zeros((1, 1), dtype=bool)
+        prev_luma = self._prev_luma if self._prev_luma is not None and self._prev_luma.shape == luma.shape else luma
+        step = np.abs(luma - prev_luma)
+        self._prev_luma = luma
+        moved = step >= self.tuning.flip_luma_min
+        fire_now = (
+            self._fire_cells(img, luma, change, keep, moved) if self.fire_on else np.zeros((1, 1), dtype=bool)
+        )
         warm = self._seen * self.tuning.background_alpha >= 1.0  # the background has settled
         if warm and self.smoke_on:
             smoke_now = self._smoke_cells(img, luma, delta - np.float32(np.median(delta[::4, ::4])))
+            # smoke drifts and billows: a cell that stays still is a ghost of something that left
+            smoke_now &= _cells(step, self.tuning.cell) >= self.tuning.smoke_activity_min
             if keep is not None:
                 smoke_now &= _cells(keep, self.tuning.cell) >= 0.5
             if fire_now.shape == smoke_now.shape:
