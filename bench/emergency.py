@@ -48,10 +48,9 @@ from smartcity.core.bus import EventBus  # noqa: E402
 from smartcity.core.clock import SystemClock  # noqa: E402
 from smartcity.core.events import RuleEvent  # noqa: E402
 from smartcity.core.supervisor import TaskSupervisor  # noqa: E402
-from smartcity.core.vision import FrameTracks  # noqa: E402
+from smartcity.core.vision import Detection, FrameTracks  # noqa: E402
 from smartcity.integrations.alerting import AlertingContext, start_alerting  # noqa: E402
 from smartcity.integrations.config import AlertsConfig  # noqa: E402
-from smartcity.core.vision import Detection  # noqa: E402
 from smartcity.models.base import Detector  # noqa: E402
 from smartcity.storage.audit_repo import AuditRepo  # noqa: E402
 from smartcity.storage.db import Database, migrate  # noqa: E402
@@ -80,7 +79,12 @@ def _touches(box: list[float], truth: Box | None, margin: float = 0.05) -> bool:
     if truth is None:
         return False
     x1, y1, x2, y2 = box
-    return x1 <= truth[2] + margin and truth[0] - margin <= x2 and y1 <= truth[3] + margin and truth[1] - margin <= y2
+    return (
+        x1 <= truth[2] + margin
+        and truth[0] - margin <= x2
+        and y1 <= truth[3] + margin
+        and truth[1] - margin <= y2
+    )
 
 
 class Detections:
@@ -117,7 +121,9 @@ def run_case(case: Case, detections: Detections) -> CaseResult:
         dets = detections.get(case.video, k, img)
         t0 = time.perf_counter()
         tracks = tuple(tracker.update(dets, t, (w, h)) if dets is not None else tracker.coast(t))
-        alerts += engine.update(FrameTracks(camera_id=case.name, t=t, width=w, height=h, tracks=tracks), image=img)
+        alerts += engine.update(
+            FrameTracks(camera_id=case.name, t=t, width=w, height=h, tracks=tracks), image=img
+        )
         spent += time.perf_counter() - t0
         truths[t] = truth
         n, t_last = n + 1, t
@@ -126,7 +132,11 @@ def run_case(case: Case, detections: Detections) -> CaseResult:
     window = 3.0
     for ev in alerts:
         box = ev.payload.get("box", [0, 0, 0, 0])
-        shown = [tb for tt, tb in truths.items() if case.start_s <= tt <= min(ev.t, case.end_s + window) and tt >= ev.t - window]
+        shown = [
+            tb
+            for tt, tb in truths.items()
+            if case.start_s <= tt <= min(ev.t, case.end_s + window) and tt >= ev.t - window
+        ]
         touches = case.kind != "none" and any(_touches(box, tb) for tb in shown)
         if touches and ev.kind == case.kind:
             found = found or ev
@@ -163,7 +173,9 @@ def run_fire(quick: bool, detector: Detector | None) -> tuple[dict[str, Any], li
         "fire_false_alerts_per_hour": round(neg_false / neg_hours, 2) if neg_hours else None,
         "false_alerts_on_positive_clips": sum(r.false_alerts for r in fires + smokes),
         "fire_detection_latency_s_median": round(statistics.median(latencies), 2) if latencies else None,
-        "rules_ms_per_frame": round(statistics.mean(r.ms_per_frame for r in results), 2),  # fire + smoke rules, tracker
+        "rules_ms_per_frame": round(
+            statistics.mean(r.ms_per_frame for r in results), 2
+        ),  # fire + smoke rules, tracker
         "detector": "yolov3-tiny (masks people and vehicles)" if detector is not None else "none",
     }
     return out, found
@@ -180,8 +192,11 @@ def _alerts_config(url: str) -> AlertsConfig:
                 "default_policy": {"mode": "immediate"},
             },
             "policies": [
-                {"name": "emergency", "kinds": ["fire", "smoke", "fall", "person_down"],
-                 "notify": [{"channel": "cap", "target": "sdis"}]}
+                {
+                    "name": "emergency",
+                    "kinds": ["fire", "smoke", "fall", "person_down"],
+                    "notify": [{"channel": "cap", "target": "sdis"}],
+                }
             ],
             "dispatcher": {"poll_s": 0.2},
         }
@@ -200,7 +215,9 @@ async def run_dispatch(found: list[tuple[CaseResult, float]]) -> dict[str, Any]:
         try:
             async with CapReceiver(SECRET) as endpoint:
                 alerting = await start_alerting(
-                    AlertingContext(bus, Outbox(db), sup, SystemClock(), _alerts_config(endpoint.url), audit=AuditRepo(db))
+                    AlertingContext(
+                        bus, Outbox(db), sup, SystemClock(), _alerts_config(endpoint.url), audit=AuditRepo(db)
+                    )
                 )
                 try:
                     for r, detect_latency in found:
@@ -211,7 +228,11 @@ async def run_dispatch(found: list[tuple[CaseResult, float]]) -> dict[str, Any]:
                         [*_, got] = await endpoint.wait("Alert", n + 1, timeout_s=30)
                         wall.append(got.at - t0)
                         totals.append(detect_latency + (got.at - t0))
-                    rows = await alerting.outbox.list_incidents() if hasattr(alerting.outbox, "list_incidents") else []
+                    rows = (
+                        await alerting.outbox.list_incidents()
+                        if hasattr(alerting.outbox, "list_incidents")
+                        else []
+                    )
                     for rec in rows:
                         await alerting.actions.dismiss(rec.incident.incident_id, by="bench", comment="bench")
                     if rows:
@@ -237,7 +258,13 @@ def _p95(xs: list[float]) -> float:
 
 
 def run_falls_if_present(quick: bool) -> dict[str, Any]:
-    keys = ("fall_recall", "fall_precision", "person_down_recall", "pose_ms_per_frame", "false_alerts_per_camera_hour")
+    keys = (
+        "fall_recall",
+        "fall_precision",
+        "person_down_recall",
+        "pose_ms_per_frame",
+        "false_alerts_per_camera_hour",
+    )
     try:
         from emergency_falls import run_falls  # bench/emergency_falls.py (the falls bench)
     except ImportError as exc:
@@ -249,13 +276,19 @@ def run_falls_if_present(quick: bool) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="4 flame and 1 smoke composites (about 3 minutes here)")
-    ap.add_argument("--no-detector", action="store_true", help="no yolov3-tiny: nothing masks people and vehicles")
+    ap.add_argument(
+        "--quick", action="store_true", help="4 flame and 1 smoke composites (about 3 minutes here)"
+    )
+    ap.add_argument(
+        "--no-detector", action="store_true", help="no yolov3-tiny: nothing masks people and vehicles"
+    )
     args = ap.parse_args(argv)
     result: dict[str, Any] = {"quick": args.quick}
     if not data_available():
         log("../shared/data or vtest.avi absent: fire figures are null")
-        result.update(fire_recall=None, fire_false_alerts_per_hour=None, time_to_dispatch_p95_s=None, cap_valid=None)
+        result.update(
+            fire_recall=None, fire_false_alerts_per_hour=None, time_to_dispatch_p95_s=None, cap_valid=None
+        )
     else:
         detector = None
         if not args.no_detector:

@@ -97,8 +97,10 @@ def frames(case: Case, fps: float) -> Iterator[tuple[float, Frame, Box | None]]:
         out[y0 : y0 + oh, x0 : x0 + ow] = blended.astype(np.uint8)
         ys, xs = np.nonzero(a > 0.3)
         box = (
-            (x0 + xs.min()) / w, (y0 + ys.min()) / h, (x0 + xs.max() + 1) / w, (y0 + ys.max() + 1) / h
-        ) if len(ys) else None
+            ((x0 + xs.min()) / w, (y0 + ys.min()) / h, (x0 + xs.max() + 1) / w, (y0 + ys.max() + 1) / h)
+            if len(ys)
+            else None
+        )
         yield t, out, box
 
 
@@ -119,23 +121,48 @@ def _house6(fps: float) -> Iterator[tuple[float, Frame, Box | None]]:
         n = round(t * 29.97)
         bs = boxes.get(n) or []
         box = (
-            min(b[0] for b in bs) / w, min(b[1] for b in bs) / h,
-            max(b[0] + b[2] for b in bs) / w, max(b[1] + b[3] for b in bs) / h,
-        ) if bs else None
+            (
+                min(b[0] for b in bs) / w,
+                min(b[1] for b in bs) / h,
+                max(b[0] + b[2] for b in bs) / w,
+                max(b[1] + b[3] for b in bs) / h,
+            )
+            if bs
+            else None
+        )
         yield t, img, box
 
 
 def fire_cases(quick: bool) -> tuple[list[Case], list[Case]]:
     """(positives, negatives). Positives: 8 flame and 2 smoke overlays at several places of
     vtest.avi (quick: 4 flames, 1 smoke), and house6; negatives: vtest.avi and the road."""
-    places = [(0.2, 0.95), (0.5, 0.6), (0.8, 0.9), (0.35, 0.75), (0.65, 0.98), (0.15, 0.6), (0.85, 0.7), (0.5, 0.85)]
+    places = [
+        (0.2, 0.95),
+        (0.5, 0.6),
+        (0.8, 0.9),
+        (0.35, 0.75),
+        (0.65, 0.98),
+        (0.15, 0.6),
+        (0.85, 0.7),
+        (0.5, 0.85),
+    ]
     fires = range(4) if quick else range(8)
     pos = [
-        Case(f"fire-{i}.vtest", VTEST, "fire", f"fire-{i}", places[i], width=0.12 + 0.02 * (i % 3)) for i in fires
+        Case(f"fire-{i}.vtest", VTEST, "fire", f"fire-{i}", places[i], width=0.12 + 0.02 * (i % 3))
+        for i in fires
     ]
     pos += [
-        Case(f"smoke-{i}.vtest", VTEST, "smoke", f"smoke-{i}", places[(i + 3) % 8], width=0.3, start_s=12.0,
-             end_s=27.0, duration_s=30.0)
+        Case(
+            f"smoke-{i}.vtest",
+            VTEST,
+            "smoke",
+            f"smoke-{i}",
+            places[(i + 3) % 8],
+            width=0.3,
+            start_s=12.0,
+            end_s=27.0,
+            duration_s=30.0,
+        )
         for i in range(1 if quick else 2)
     ]
     pos.append(Case("house6", FIRE / "house6.mp4", "fire", start_s=0.0, end_s=30.0, duration_s=30.0))

@@ -90,7 +90,8 @@ def _cells(mask: npt.NDArray[np.floating] | BoolGrid, cell: int) -> F32:
     h, w = mask.shape
     gh, gw = h // cell, w // cell
     m = mask[: gh * cell, : gw * cell].astype(np.float32)
-    return m.reshape(gh, cell, gw, cell).mean(axis=(1, 3), dtype=np.float32)
+    out: F32 = m.reshape(gh, cell, gw, cell).mean(axis=(1, 3), dtype=np.float32)
+    return out
 
 
 def _region(grid: BoolGrid) -> Region | None:
@@ -98,7 +99,13 @@ def _region(grid: BoolGrid) -> Region | None:
     if len(ys) == 0:
         return None
     gh, gw = grid.shape
-    return Region(float(xs.min()) / gw, float(ys.min()) / gh, float(xs.max() + 1) / gw, float(ys.max() + 1) / gh, len(ys))
+    return Region(
+        float(xs.min()) / gw,
+        float(ys.min()) / gh,
+        float(xs.max() + 1) / gw,
+        float(ys.max() + 1) / gh,
+        len(ys),
+    )
 
 
 class _Persistence:
@@ -156,7 +163,9 @@ class FireSmokeDetector:
         self._smoke_rows: deque[float] = deque(maxlen=max(2, round(smoke_window_s * fps)))
         self._smoke_sizes: deque[int] = deque(maxlen=max(2, round(smoke_window_s * fps)))
 
-    def _fire_cells(self, img: F32, luma: F32, change: F32, keep: BoolGrid | None, moved: BoolGrid) -> BoolGrid:
+    def _fire_cells(
+        self, img: F32, luma: F32, change: F32, keep: BoolGrid | None, moved: BoolGrid
+    ) -> BoolGrid:
         tu = self.tuning
         r, g, b = img[..., 0], img[..., 1], img[..., 2]
         flame = (r >= tu.red_min) & (g >= tu.green_min) & (r >= g) & (g >= b) & (r - b >= tu.red_minus_blue)
@@ -218,7 +227,10 @@ class FireSmokeDetector:
         return out
 
     def update(
-        self, image: npt.NDArray[np.uint8], t: float, exclude: Sequence[tuple[float, float, float, float]] = ()
+        self,
+        image: npt.NDArray[np.uint8],
+        t: float,
+        exclude: Sequence[tuple[float, float, float, float]] = (),
     ) -> Observation:
         """What this frame shows; `exclude`: normalised boxes whose pixels are not judged (the
         people and vehicles the detector found: a red coat, a brake light)."""
@@ -234,10 +246,14 @@ class FireSmokeDetector:
             h, w = luma.shape
             keep = np.ones((h, w), dtype=bool)
             for x1, y1, x2, y2 in exclude[:MAX_EXCLUDED]:
-                keep[max(0, int(y1 * h)) : int(np.ceil(y2 * h)), max(0, int(x1 * w)) : int(np.ceil(x2 * w))] = False
+                keep[
+                    max(0, int(y1 * h)) : int(np.ceil(y2 * h)), max(0, int(x1 * w)) : int(np.ceil(x2 * w))
+                ] = False
         else:
             keep = None
-        prev_luma = self._prev_luma if self._prev_luma is not None and self._prev_luma.shape == luma.shape else luma
+        prev_luma = (
+            self._prev_luma if self._prev_luma is not None and self._prev_luma.shape == luma.shape else luma
+        )
         step = np.abs(luma - prev_luma)
         self._prev_luma = luma
         moved = step >= self.tuning.flip_luma_min

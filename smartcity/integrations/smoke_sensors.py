@@ -46,8 +46,11 @@ class _Model(BaseModel):
 
 
 class SmokeSensor(_Model):
-    camera_id: str = Field(description="Camera watching the sensor's place (its incident and evidence).",
-                           min_length=1, max_length=128)
+    camera_id: str = Field(
+        description="Camera watching the sensor's place (its incident and evidence).",
+        min_length=1,
+        max_length=128,
+    )
     location: str = Field("", description="Where the sensor is (shown to operators).", max_length=200)
 
 
@@ -56,14 +59,22 @@ class SensorMqtt(_Model):
     port: int = Field(1883, description="MQTT broker port.", ge=1, le=65535)
     username: str | None = Field(None, description="Broker user.", max_length=200)
     password: SecretStr | None = Field(None, description="Broker password.")
-    client_id: str = Field("smartcity-smoke-sensors", description="MQTT client id.", min_length=1, max_length=100)
-    reconnect_max_s: float = Field(30.0, description="Longest wait between reconnection attempts.", gt=0, le=600)
+    client_id: str = Field(
+        "smartcity-smoke-sensors", description="MQTT client id.", min_length=1, max_length=100
+    )
+    reconnect_max_s: float = Field(
+        30.0, description="Longest wait between reconnection attempts.", gt=0, le=600
+    )
 
 
 class SmokeSensorsConfig(_Model):
     mqtt: SensorMqtt = Field(default_factory=SensorMqtt, description="The broker the detectors publish to.")
-    topic: str = Field("smartcity/sensors/smoke/+", description="Topic filter of the detectors' messages.",
-                       min_length=1, max_length=200)
+    topic: str = Field(
+        "smartcity/sensors/smoke/+",
+        description="Topic filter of the detectors' messages.",
+        min_length=1,
+        max_length=200,
+    )
     sensors: dict[str, SmokeSensor] = Field(description="Known detectors by sensor_id.", max_length=100_000)
 
 
@@ -113,8 +124,13 @@ def reading_event(reading: SensorReading, sensor: SmokeSensor, now: float) -> Ru
         rule_type=RULE_TYPE,
         kind="smoke" if reading.kind == "smoke" else "fire",
         severity=Severity.CRITICAL,
-        payload={"source": "iot", "sensor_id": reading.sensor_id, "location": sensor.location,
-                 "sensor_kind": reading.kind, "battery_pct": reading.battery_pct},
+        payload={
+            "source": "iot",
+            "sensor_id": reading.sensor_id,
+            "location": sensor.location,
+            "sensor_kind": reading.kind,
+            "battery_pct": reading.battery_pct,
+        },
     )
 
 
@@ -123,8 +139,12 @@ ClientFactory = Callable[[SensorMqtt], aiomqtt.Client]
 
 def default_client(cfg: SensorMqtt) -> aiomqtt.Client:
     return aiomqtt.Client(
-        cfg.host, cfg.port, identifier=cfg.client_id, username=cfg.username,
-        password=cfg.password.get_secret_value() if cfg.password else None, timeout=10,
+        cfg.host,
+        cfg.port,
+        identifier=cfg.client_id,
+        username=cfg.username,
+        password=cfg.password.get_secret_value() if cfg.password else None,
+        timeout=10,
     )
 
 

@@ -39,14 +39,24 @@ def run(e: RuleEngine, frames: list[np.ndarray]) -> list[RuleEvent]:
 def scene(rng: np.random.Generator, n: int) -> list[np.ndarray]:
     base = rng.integers(60, 140, size=(H, W, 3), dtype=np.uint8)
     base[..., 1] = np.clip(base[..., 1].astype(int) + 30, 0, 255)  # greenish, textured ground
-    return [np.clip(base.astype(int) + rng.integers(-3, 4, size=base.shape), 0, 255).astype(np.uint8) for _ in range(n)]
+    return [
+        np.clip(base.astype(int) + rng.integers(-3, 4, size=base.shape), 0, 255).astype(np.uint8)
+        for _ in range(n)
+    ]
 
 
 def flame(img: np.ndarray, rng: np.random.Generator, x: int, y: int, size: int) -> None:
     """A flame: a ragged bright orange-yellow blob whose shape changes every frame."""
     yy, xx = np.mgrid[0:size, 0:size]
     ragged = rng.random((size, size)) < 0.65 - 0.5 * np.hypot(xx - size / 2, yy - size / 2) / size
-    colour = np.stack([np.full((size, size), 250), rng.integers(120, 220, (size, size)), rng.integers(20, 80, (size, size))], -1)
+    colour = np.stack(
+        [
+            np.full((size, size), 250),
+            rng.integers(120, 220, (size, size)),
+            rng.integers(20, 80, (size, size)),
+        ],
+        -1,
+    )
     region = img[y : y + size, x : x + size]
     region[ragged] = colour[ragged]
 
@@ -61,7 +71,13 @@ def test_a_flickering_flame_alerts_once_where_it_burns() -> None:
     [ev] = events
     assert 10.0 <= ev.t <= 13.0  # appears at 10 s, persistence window 2 s
     x1, y1, x2, y2 = ev.payload["box"]
-    assert x1 <= 240 / W and x2 >= 200 / W and y1 <= 190 / H and y2 >= 150 / H and ev.payload["source"] == "classical"
+    assert (
+        x1 <= 240 / W
+        and x2 >= 200 / W
+        and y1 <= 190 / H
+        and y2 >= 150 / H
+        and ev.payload["source"] == "classical"
+    )
 
 
 def test_orange_things_that_do_not_flicker_stay_silent() -> None:

@@ -51,18 +51,35 @@ def test_bad_payloads_name_their_problem() -> None:
 def test_a_sensor_alarm_and_the_cameras_fire_make_one_incident() -> None:
     engine = FusionEngine()
     now = time.time()
-    cam = RuleEvent(camera_id="cam-hall", t=now, rule_id="fire-1", rule_type="fire", kind="fire",
-                    severity=Severity.CRITICAL)
+    cam = RuleEvent(
+        camera_id="cam-hall",
+        t=now,
+        rule_id="fire-1",
+        rule_type="fire",
+        kind="fire",
+        severity=Severity.CRITICAL,
+    )
     first = engine.ingest(cam, now)
-    sensor = RuleEvent(camera_id="cam-hall", t=now + 5, rule_id="sensor.hall-b-07", rule_type="smoke_detector",
-                       kind="smoke", severity=Severity.CRITICAL)
+    sensor = RuleEvent(
+        camera_id="cam-hall",
+        t=now + 5,
+        rule_id="sensor.hall-b-07",
+        rule_type="smoke_detector",
+        kind="smoke",
+        severity=Severity.CRITICAL,
+    )
     second = engine.ingest(sensor, now + 5)
     assert first.opened and not second.opened
     assert second.incident.incident_id == first.incident.incident_id and second.incident.count == 2
-    elsewhere = RuleEvent(camera_id="cam-other", t=now + 6, rule_id="sensor.x", rule_type="smoke_detector",
-                          kind="smoke", severity=Severity.CRITICAL)
+    elsewhere = RuleEvent(
+        camera_id="cam-other",
+        t=now + 6,
+        rule_id="sensor.x",
+        rule_type="smoke_detector",
+        kind="smoke",
+        severity=Severity.CRITICAL,
+    )
     assert engine.ingest(elsewhere, now + 6).opened  # another camera without a shared site: its own incident
-
 
 
 async def test_mqtt_alarm_reaches_the_bus_and_bad_messages_are_counted() -> None:
@@ -80,8 +97,16 @@ async def test_mqtt_alarm_reaches_the_bus_and_bad_messages_are_counted() -> None
             pytest.skip(f"no MQTT broker at {MQTT_HOST}:{MQTT_PORT}")
         async with aiomqtt.Client(MQTT_HOST, MQTT_PORT, identifier=f"pub-{uuid.uuid4().hex[:8]}") as pub:
             await pub.publish(f"{topic}/hall-b-07", b"\xff garbage", qos=1)
-            await pub.publish(f"{topic}/hall-b-07", json.dumps({"sensor_id": "hall-b-07", "state": "test"}), qos=1)
-            alarm = {"sensor_id": "hall-b-07", "state": "alarm", "kind": "smoke", "t": 1_765_000_000.5, "battery_pct": 80}
+            await pub.publish(
+                f"{topic}/hall-b-07", json.dumps({"sensor_id": "hall-b-07", "state": "test"}), qos=1
+            )
+            alarm = {
+                "sensor_id": "hall-b-07",
+                "state": "alarm",
+                "kind": "smoke",
+                "t": 1_765_000_000.5,
+                "battery_pct": 80,
+            }
             await pub.publish(f"{topic}/hall-b-07", json.dumps(alarm), qos=1)
         [ev] = await asyncio.wait_for(sub.get_batch(10), 10)
         assert ev.kind == "smoke" and ev.camera_id == "cam-hall" and ev.severity is Severity.CRITICAL

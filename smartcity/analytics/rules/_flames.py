@@ -24,7 +24,9 @@ from smartcity.core.events import RuleEvent, Severity
 
 
 class FlameParams(Params):
-    zone: PolygonParam | None = Field(None, description="Zone watched (normalised polygon); none = whole image.")
+    zone: PolygonParam | None = Field(
+        None, description="Zone watched (normalised polygon); none = whole image."
+    )
     source: Literal["classical", "model", "both"] = Field(
         "classical",
         description="classical: the pixel detector; model: tracks of the rule's classes from the camera's "
@@ -109,8 +111,11 @@ class FlameRule(Rule):
             return None
         b = np.array([view.tracks[i].box for i in idx], dtype=np.float64)
         return Region(
-            float(b[:, 0].min()) / view.width, float(b[:, 1].min()) / view.height,
-            float(b[:, 2].max()) / view.width, float(b[:, 3].max()) / view.height, len(idx),
+            float(b[:, 0].min()) / view.width,
+            float(b[:, 1].min()) / view.height,
+            float(b[:, 2].max()) / view.width,
+            float(b[:, 3].max()) / view.height,
+            len(idx),
         )
 
     def step(self, view: FrameView) -> list[RuleEvent]:
