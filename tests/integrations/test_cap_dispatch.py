@@ -21,6 +21,7 @@ from twilio_loopback import LoopbackTwilio
 from smartcity.core.clock import SystemClock
 from smartcity.core.events import RuleEvent, Severity
 from smartcity.core.incidents import DeliveryState
+from smartcity.integrations.cap_config import CapConfig
 from smartcity.integrations.cap_feed import cap_routes
 from smartcity.integrations.cap_message import ATOM_NS, CapArea, CapMessage, MsgType, to_xml, validation_error
 from smartcity.integrations.channels.cap import CapDispatch
@@ -299,3 +300,19 @@ async def test_atom_feed_lists_active_alerts_behind_its_token(
             uri = alert.field("info/resource/uri").replace("http://127.0.0.1:9", srv.url)
             assert (await client.get(uri)).status_code == 404  # signed and valid, but no picture stored
             assert (await client.get(uri.replace("sig=", "sig=0"))).status_code == 403
+
+
+def test_readme_dispatch_example_validates() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Emergency: fire, smoke and dispatch", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+    cfg = AlertsConfig.model_validate(yaml.safe_load(block.group(1))["alerts"])
+    assert cfg.smoke_sensors is not None and "hall-b-07" in cfg.smoke_sensors.sensors
+    dispatch = cfg.channels["cap"]
+    assert isinstance(dispatch, CapConfig) and dispatch.policy_for("x", "station").mode == "immediate"
