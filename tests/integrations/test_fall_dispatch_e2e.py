@@ -175,7 +175,7 @@ async def test_a_filmed_fall_is_dispatched_as_cap_and_a_call_then_cancelled_by_t
         [alert] = await samu.wait("Alert", timeout_s=300)
         assert alert.signed and alert.schema_error is None
         assert alert.field("info/category") == "Health" and alert.field("info/event") == "Person fallen"
-        assert alert.field("info/area/circle").startswith("48.7309,2.2713")
+        assert alert.field("info/area/circle").startswith("48.730900,2.271300 ")
         await twilio_server.wait_calls(1, timeout_s=60)
         call = twilio_server.calls[0]
         assert call.to == ONCALL and "<Say" in call.twiml and "Massy" in call.twiml
