@@ -180,8 +180,10 @@ async def test_a_filmed_fall_is_dispatched_as_cap_and_a_call_then_cancelled_by_t
         call = twilio_server.calls[0]
         assert call.to == ONCALL and "<Say" in call.twiml and "Massy" in call.twiml
 
-        incidents = await _gql(client, base, '{ incidents(kind: "fall") { id kind state cameraIds } }', token)
-        open_falls = [i for i in incidents["incidents"] if i["state"] == "open"]
+        incidents = await _gql(
+            client, base, '{ incidents(kind: "fall") { edges { node { id kind state cameraIds } } } }', token
+        )
+        open_falls = [e["node"] for e in incidents["incidents"]["edges"] if e["node"]["state"] == "open"]
         assert open_falls and open_falls[0]["cameraIds"] == ["cam-1"]
         dismissed = await _gql(client, base, f"""mutation {{ dismissIncident(id: "{open_falls[0]["id"]}",
             comment: "the person got up") {{ __typename ... on IncidentType {{ state }} }} }}""", token)  # fmt: skip
