@@ -192,5 +192,3 @@ async def test_a_filmed_fall_is_dispatched_as_cap_and_a_call_then_cancelled_by_t
         [cancel] = await samu.wait("Cancel", timeout_s=60)
         assert cancel.signed and cancel.schema_error is None
         assert alert.field("identifier") in cancel.field("references")
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 0
