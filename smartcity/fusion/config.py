@@ -32,6 +32,12 @@ class FusionConfig(BaseModel):
         "listed keeps the severity its events carry.",
         max_length=1000,
     )
+    kind_groups: tuple[tuple[str, ...], ...] = Field(
+        (("fire", "smoke"),),
+        description="Kinds that correlate as one (a smoke detector's alarm and a camera's fire); a "
+        "group also correlates at one camera that has no site.",
+        max_length=100,
+    )
     max_event_ids: int = Field(
         100, description="Event ids an incident keeps (the first ones; `count` keeps counting).", ge=1, le=10_000
     )

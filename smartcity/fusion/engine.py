@@ -97,12 +97,21 @@ class FusionEngine:
         self._by_key: dict[DedupeKey, str] = {}
         self._by_site: dict[CorrelationKey, str] = {}
         self._horizon = max(self.cfg.cooldown_s, self.cfg.correlation_window_s)
+        self._group = {k: g[0] for g in self.cfg.kind_groups for k in g}
         self.opened = 0
         self.deduplicated = 0
         self.correlated = 0
 
     def site_of(self, camera_id: str) -> str:
         return self._sites.get(camera_id, "")
+
+    def _scope(self, kind: str, camera_id: str, site: str) -> tuple[str, str]:
+        """(kind, place) under which events correlate: a kind group's first kind, and for a
+        group's kinds the camera itself when it has no site."""
+        group = self._group.get(kind)
+        if group is None:
+            return kind, site
+        return group, site or f"camera:{camera_id}"
 
     def severity_for(self, ev: RuleEvent) -> str:
         return self.cfg.severity_by_rule_type.get(ev.rule_type, ev.severity)
@@ -126,8 +135,9 @@ class FusionEngine:
         if a is not None:
             self.deduplicated += 1
             return self._extend(a, ev, key, now)
-        if site and self.cfg.correlation_window_s > 0:
-            a = self._match(self._by_site.get((ev.kind, site)), ev.t, self.cfg.correlation_window_s)
+        ckind, place = self._scope(ev.kind, ev.camera_id, site)
+        if place and self.cfg.correlation_window_s > 0:
+            a = self._match(self._by_site.get((ckind, place)), ev.t, self.cfg.correlation_window_s)
             if a is not None:
                 self.correlated += 1
                 return self._extend(a, ev, key, now)
@@ -164,9 +174,10 @@ class FusionEngine:
         a = _Active(inc, site, {key}, set())
         self._active[inc_id] = a
         self._by_key[key] = inc_id
-        if site:
-            a.site_keys.add((ev.kind, site))
-            self._by_site[(ev.kind, site)] = inc_id
+        ckind, place = self._scope(ev.kind, ev.camera_id, site)
+        if place:
+            a.site_keys.add((ckind, place))
+            self._by_site[(ckind, place)] = inc_id
         self.opened += 1
         self._bound()
         return FusionResult(inc, True, site)
@@ -190,9 +201,10 @@ class FusionEngine:
         a.incident = inc
         a.keys.add(key)
         self._by_key[key] = inc.incident_id
-        if a.site:
-            a.site_keys.add((ev.kind, a.site))
-            self._by_site[(ev.kind, a.site)] = inc.incident_id
+        ckind, place = self._scope(ev.kind, ev.camera_id, a.site)
+        if place:
+            a.site_keys.add((ckind, place))
+            self._by_site[(ckind, place)] = inc.incident_id
         self._active.move_to_end(inc.incident_id)
         return FusionResult(inc, False, a.site)
 

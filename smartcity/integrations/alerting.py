@@ -26,10 +26,11 @@ from smartcity.fusion.engine import FusionEngine
 from smartcity.fusion.policy import RateLimiter
 from smartcity.fusion.service import FusionService, IncidentActions, restore_fusion
 from smartcity.fusion.store import DeliveryOutbox, IncidentStore
-from smartcity.integrations.channel import AlertChannel, ChannelContext, channel_class
+from smartcity.integrations.channel import AlertChannel, AuditSink, ChannelContext, channel_class
 from smartcity.integrations.channels.sms import TwilioSms, TwilioStatusHandler
 from smartcity.integrations.config import AlertsConfig
 from smartcity.integrations.dispatcher import Dispatcher
+from smartcity.integrations.smoke_sensors import SmokeSensors
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class AlertingContext:
     config: AlertsConfig
     sites: Mapping[str, str] = field(default_factory=dict)  # camera id -> site (correlation)
     http_transport: httpx.AsyncBaseTransport | None = None  # HTTP channels (webhook): a loopback in tests
+    audit: AuditSink | None = None  # the audit log of what channels dispatch (emergency dispatch)
 
 
 @dataclass
@@ -63,6 +65,8 @@ class Alerting:
     channels: dict[str, AlertChannel]
     dispatcher_task: asyncio.Task[None]
     fusion_task: asyncio.Task[None]
+    smoke_sensors: SmokeSensors | None = None
+    smoke_sensors_task: asyncio.Task[None] | None = None
 
     @property
     def twilio_status(self) -> TwilioStatusHandler | None:
@@ -72,6 +76,14 @@ class Alerting:
 
     async def stop(self, timeout_s: float = 5.0) -> None:
         """Let fusion commit what it holds, then stop sending, then close the channels."""
+        if self.smoke_sensors_task is not None:  # no new alarms while fusion drains
+            self.smoke_sensors_task.cancel()
+            try:
+                await self.smoke_sensors_task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("smoke sensors failed while stopping")
         self.fusion.sub.close("alerting stopping")
         try:
             await wait_for(asyncio.shield(self.fusion_task), timeout_s)
@@ -130,6 +142,9 @@ async def start_alerting(ctx: AlertingContext) -> Alerting:
         send_timeout_s=cfg.dispatcher.send_timeout_s,
         wake_dispatcher=dispatcher.notify,
         http_transport=ctx.http_transport,
+        sites=ctx.sites,
+        audit=ctx.audit,
+        incidents=ctx.store,
     )
     channels = await start_channels(cfg, channel_ctx)
     dispatcher.senders.update(channels)
@@ -137,4 +152,8 @@ async def start_alerting(ctx: AlertingContext) -> Alerting:
     dispatcher_task = ctx.supervisor.start("alert-dispatcher", dispatcher.run, restart=True)
     fusion_task = ctx.supervisor.start("fusion", fusion.run, restart=True)
     actions = IncidentActions(ctx.store, engine, ctx.bus, ctx.clock)
-    return Alerting(engine, ctx.store, fusion, dispatcher, actions, channels, dispatcher_task, fusion_task)
+    sensors = SmokeSensors(cfg.smoke_sensors, ctx.bus, ctx.clock) if cfg.smoke_sensors is not None else None
+    sensors_task = ctx.supervisor.start("smoke-sensors", sensors.run, restart=True) if sensors is not None else None
+    return Alerting(
+        engine, ctx.store, fusion, dispatcher, actions, channels, dispatcher_task, fusion_task, sensors, sensors_task
+    )

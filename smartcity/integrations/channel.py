@@ -14,9 +14,9 @@ from __future__ import annotations
 import builtins
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -26,7 +26,7 @@ from smartcity.core.clock import Clock
 from smartcity.core.errors import SmartcityError
 from smartcity.core.incidents import DeliveryRecord, DeliveryState, IncidentRecord
 from smartcity.core.supervisor import TaskSupervisor
-from smartcity.fusion.store import DeliveryOutbox
+from smartcity.fusion.store import DeliveryOutbox, IncidentStore
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,24 @@ class PermanentDeliveryError(DeliveryError):
     """Never worth retrying: invalid number, rejected request, channel not configured."""
 
     permanent = True
+
+
+class DeferDelivery(DeliveryError):  # noqa: N818 - a request to the dispatcher, not a failure
+    """Not yet: the dispatcher leaves the delivery pending until `until` (unix seconds), or
+    until the channel makes it due earlier (e.g. an operator confirmed an emergency)."""
+
+    def __init__(self, until: float, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+        self.reason = reason
+
+
+class AuditSink(Protocol):
+    """Where a channel records what it dispatched (storage's AuditRepo implements it)."""
+
+    async def record(
+        self, *, at: float, actor: str, action: str, target: str, before: Any = None, after: Any = None
+    ) -> None: ...
 
 
 class ChannelConfig(BaseModel):
@@ -85,6 +103,9 @@ class ChannelContext:
     send_timeout_s: float
     wake_dispatcher: Callable[[], None]
     http_transport: httpx.AsyncBaseTransport | None = None  # HTTP channels: a loopback in tests
+    sites: Mapping[str, str] = field(default_factory=dict)  # camera id -> site
+    audit: AuditSink | None = None  # channels that audit what they dispatch (emergency dispatch)
+    incidents: IncidentStore | None = None  # channels that queue follow-up deliveries (CAP Update/Cancel)
 
 
 class AlertChannel(ABC):

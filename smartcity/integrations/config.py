@@ -28,6 +28,7 @@ from smartcity.core.netpolicy import NetworkPolicy, check_host
 from smartcity.fusion.config import FusionConfig
 from smartcity.fusion.policy import AlertPolicy, RateLimit
 from smartcity.integrations.channel import ChannelConfig, channel_class, channel_classes
+from smartcity.integrations.smoke_sensors import SmokeSensorsConfig
 
 MAX_CHANNELS = 64
 
@@ -93,6 +94,9 @@ class AlertsConfig(_Section):
     )
     dispatcher: DispatcherConfig = Field(default_factory=DispatcherConfig, description="Outbox dispatcher.")
     console_channel: Literal["operators"] = Field("operators", description="Console that plays alert sounds.")
+    smoke_sensors: SmokeSensorsConfig | None = Field(
+        None, description="IoT smoke and heat detectors over MQTT, fused with the cameras' fire and smoke alerts."
+    )
     channels: dict[str, SerializeAsAny[ChannelConfig]] = Field(
         default_factory=dict,
         description="Configured channels by type, filled from their sections (twilio, webhooks, mqtt, ...).",

@@ -21,6 +21,7 @@ from smartcity.fusion.policy import RateLimiter
 from smartcity.fusion.store import DeliveryOutbox
 from smartcity.integrations.channel import (
     AlertChannel,
+    DeferDelivery,
     DeliveryError,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -61,6 +62,7 @@ class Dispatcher:
         self.failed = 0
         self.dead = 0
         self.suppressed = 0
+        self.deferred = 0
         self._db_failing = False
 
     def notify(self) -> None:
@@ -133,6 +135,10 @@ class Dispatcher:
                 state = await sender.send(d, inc)
         except TimeoutError:
             await self._failed(d, TransientDeliveryError(f"timed out after {self.cfg.send_timeout_s} s"))
+            return
+        except DeferDelivery as exc:  # not a failure: due again later (or earlier, by the channel)
+            await self.outbox.retry_at(d.id, exc.until, exc.reason)
+            self.deferred += 1
             return
         except DeliveryError as exc:
             await self._failed(d, exc)

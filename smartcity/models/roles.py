@@ -9,6 +9,7 @@ is the caller's: every method takes a batch of frames, one entry per frame.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
@@ -75,6 +76,26 @@ class PoseModel(Protocol):
 
     def pose(self, frames: Sequence[Image], boxes: Sequence[Sequence[Box]]) -> list[list[Keypoints]]:
         """Per frame, one keypoints tuple per box given for it, in the same order."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PoseFound:
+    """What a people-finding pose model saw in one frame: keypoints for each box it was given
+    (same order) and the people it found that none of those boxes covers."""
+
+    keypoints: tuple[Keypoints, ...]
+    people: tuple[Detection, ...] = ()
+
+
+@runtime_checkable
+class PersonFinder(Protocol):
+    """A pose model that also finds people on its own, frame-wide. A general detector misses many
+    people lying on the ground (YOLOv3-tiny: most frames of a fallen person in UP-Fall); a camera
+    watched for falls needs them, so the pipeline adds those people to the frame's detections."""
+
+    def pose_and_find(self, frames: Sequence[Image], boxes: Sequence[Sequence[Box]]) -> list[PoseFound]:
+        """Per frame: keypoints per box given, and the people no given box covers."""
         ...
 
 

@@ -49,7 +49,8 @@ def test_every_module_of_the_rules_package_is_one_registered_rule_type() -> None
                if not m.name.startswith("_")}
     built_in = {name: cls for name, cls in RULE_TYPES.items() if cls.__module__.startswith("smartcity.")}
     assert modules == set(built_in) == {"line_count", "wrong_way", "red_light", "dwell", "dumping",
-                                        "abandoned_object", "zone_passage", "occupancy", "overflow"}
+                                        "abandoned_object", "zone_passage", "occupancy", "overflow",
+                                        "fire", "smoke", "fall", "person_down"}
     for name, cls in built_in.items():
         assert cls.__module__ == f"smartcity.analytics.rules.{name}"
 

@@ -26,7 +26,7 @@ ZONE = [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5], [0.1, 0.5]]
 
 def test_every_rule_type_is_registered_with_a_params_model() -> None:
     assert set(RULE_TYPES) == {"line_count", "wrong_way", "red_light", "dwell", "dumping", "abandoned_object",
-                               "zone_passage", "occupancy", "overflow"}
+                               "zone_passage", "occupancy", "overflow", "fire", "smoke", "fall", "person_down"}
     for name, cls in RULE_TYPES.items():
         assert cls.type_name == name
         assert cls.Params.model_config.get("extra") == "forbid"
@@ -64,8 +64,8 @@ def test_errors_name_field_paths() -> None:
     assert "params.stop_line: line has zero length" in errs
     assert "params.signal.image.roi: box must have x2 > x1 and y2 > y1" in errs
     assert rule_errors({"id": "r1", "camera_id": CAM, "type": "teleport"}) == [
-        "type: unknown rule type 'teleport' (known: abandoned_object, dumping, dwell, line_count, occupancy, overflow, "
-        "red_light, wrong_way, zone_passage)"
+        "type: unknown rule type 'teleport' (known: abandoned_object, dumping, dwell, fall, fire, line_count, "
+        "occupancy, overflow, person_down, red_light, smoke, wrong_way, zone_passage)"
     ]
     with pytest.raises(ValidationFailed) as info:
         validate_rule({"id": "r1", "camera_id": CAM, "type": "line_count",

@@ -18,6 +18,7 @@ from smartcity.core.events import RuleEvent, Severity
 from smartcity.core.incidents import DeliveryRecord
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
+from smartcity.integrations.channel import AuditSink
 from smartcity.integrations.config import AlertsConfig
 from smartcity.storage.db import Database
 from smartcity.storage.outbox import Outbox
@@ -69,16 +70,25 @@ def rule_event(camera: str = "cam-1", track: int = 7, t: float | None = None) ->
 
 class Harness:
     def __init__(
-        self, db: Database, cfg: AlertsConfig, clock: Clock, http_transport: httpx.AsyncBaseTransport | None = None
+        self,
+        db: Database,
+        cfg: AlertsConfig,
+        clock: Clock,
+        http_transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        sites: dict[str, str] | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self.db, self.cfg, self.clock, self.http_transport = db, cfg, clock, http_transport
+        self.sites, self.audit = sites or {}, audit
         self.bus = EventBus()
         self.supervisor = TaskSupervisor()
         self.alerting: Alerting | None = None
 
     async def __aenter__(self) -> Harness:
         self.alerting = await start_alerting(AlertingContext(
-                self.bus, Outbox(self.db), self.supervisor, self.clock, self.cfg, http_transport=self.http_transport
+                self.bus, Outbox(self.db), self.supervisor, self.clock, self.cfg, self.sites,
+                http_transport=self.http_transport, audit=self.audit,
             ))
         return self
 

@@ -4,6 +4,8 @@ POST /2010-04-01/Accounts/{sid}/Messages.json (HTTP basic auth with the account 
 token): answers 201 with a message resource, or an injected failure status first; de-duplicates
 by the I-Twilio-Idempotency-Token header; then sends signed status callbacks (sent, delivered
 or failed) to the message's StatusCallback URL, as Twilio does.
+POST .../Calls.json: answers 201 with a call resource and keeps To, From and the TwiML
+(de-duplicated by the same header): the voice calls of emergency dispatch.
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ class Received:
     at: float = field(default_factory=time.time)
 
 
+@dataclass
+class ReceivedCall:
+    sid: str
+    to: str
+    from_: str
+    twiml: str
+    idempotency_key: str | None
+    at: float = field(default_factory=time.time)
+
+
 class LoopbackTwilio:
     def __init__(self, account_sid: str, auth_token: str, *, final_status: str = "delivered") -> None:
         self.account_sid = account_sid
@@ -44,6 +56,8 @@ class LoopbackTwilio:
         self.hold: asyncio.Event | None = None  # while set and not released, requests wait
         self.got_request = asyncio.Event()
         self.callbacks_sent: list[tuple[str, int]] = []
+        self.calls: list[ReceivedCall] = []  # unique calls placed
+        self._calls_by_key: dict[str, ReceivedCall] = {}
         self._by_key: dict[str, Received] = {}
         self._seq = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -58,6 +72,7 @@ class LoopbackTwilio:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self._create)
+        app.router.add_post("/2010-04-01/Accounts/{sid}/Calls.json", self._call)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -108,6 +123,48 @@ class LoopbackTwilio:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         return web.json_response(self._resource(msg), status=201)
+
+    async def _call(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        if request.match_info["sid"] != self.account_sid or not self._authorised(request):
+            return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+        if self.fail_statuses:
+            status = self.fail_statuses.pop(0)
+            return web.json_response({"code": 20500, "message": "Internal Server Error", "status": status}, status=status)
+        form = await request.post()
+        if "Twiml" not in form and "Url" not in form:
+            return web.json_response({"code": 21205, "message": "Url or Twiml is required", "status": 400}, status=400)
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        call = self._calls_by_key.get(key) if key else None
+        if call is None:
+            call = ReceivedCall(
+                sid=f"CA{next(self._seq):032x}",
+                to=str(form.get("To", "")),
+                from_=str(form.get("From", "")),
+                twiml=str(form.get("Twiml", "")),
+                idempotency_key=key,
+            )
+            self.calls.append(call)
+            if key:
+                self._calls_by_key[key] = call
+        resource = {
+            "sid": call.sid,
+            "account_sid": self.account_sid,
+            "to": call.to,
+            "from": call.from_,
+            "status": "queued",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call.sid}.json",
+        }
+        return web.json_response(resource, status=201)
+
+    async def wait_calls(self, n: int, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.calls) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.calls)} calls, wanted {n}")
+            await asyncio.sleep(0.01)
 
     def _resource(self, m: Received) -> dict[str, Any]:
         return {

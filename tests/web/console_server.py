@@ -21,6 +21,11 @@ ADMIN = ("chief", "chief's password")
 
 
 
+def smoke_topic(port: int) -> str:
+    """The MQTT topic of the test's smoke detector (one per server)."""
+    return f"smartcity-test/console-{port}/smoke"
+
+
 def write_config(tmp: Path, port: int) -> Path:
     # Chromium offers no loopback candidate: its ICE runs over this machine's own interface
     # addresses, which the live view must then accept and advertise (its default is loopback only)
@@ -42,9 +47,16 @@ cameras:
   - {{id: north-gate, name: "North gate", url: "rtsp://127.0.0.1:9/stream", group: technical, analysis_fps: 1}}
 alerts:
   dispatcher: {{poll_s: 0.2}}
+  smoke_sensors:
+    mqtt: {{host: 127.0.0.1, port: 1883, client_id: "console-test-{port}"}}
+    topic: "{smoke_topic(port)}/+"
+    sensors: {{hall-1: {{camera_id: demo, location: "Hall, ground floor"}}}}
   policies:
     - name: occupancy-to-console
       rule_types: [occupancy]
+      notify: [{{channel: console, target: operators}}]
+    - name: emergency-to-console
+      kinds: [fire, smoke]
       notify: [{{channel: console, target: operators}}]
 """
     )

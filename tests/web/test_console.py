@@ -93,6 +93,24 @@ def gql(base: str, token: str, query: str, variables: dict[str, Any] | None = No
     return data
 
 
+def smoke_alarm(base: str) -> None:
+    """A smoke detector of the test's server raises its alarm over MQTT (real Mosquitto)."""
+    import asyncio
+    import time as _time
+
+    import aiomqtt
+    from console_server import smoke_topic
+
+    port = int(base.rsplit(":", 1)[1])
+    body = json.dumps({"sensor_id": "hall-1", "state": "alarm", "kind": "smoke", "t": _time.time()})
+
+    async def publish() -> None:
+        async with aiomqtt.Client("127.0.0.1", 1883, identifier=f"console-test-pub-{port}") as client:
+            await client.publish(f"{smoke_topic(port)}/hall-1", body, qos=1)
+
+    asyncio.run(publish())
+
+
 def watch_errors(page: Page, errors: list[str]) -> None:
     """Script errors, and what the Content-Security-Policy refused (Chromium reports those in the
     console only: a refused inline style or script breaks no script). The policy has no
@@ -284,6 +302,21 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
                 "acknowledgedBy": "chief",
                 "comment": "seen on the wall, patrol informed",
             } in [e["node"] for e in acked["incidents"]["edges"]]
+
+            # ---- an emergency (a smoke detector's alarm): red, on top, its own sound, one click --
+            smoke_alarm(base)
+            first_item = ".incident-list li:first-child .incident-item[data-emergency=true]"
+            page.wait_for_selector(first_item, timeout=30_000)
+            assert "smoke" in page.inner_text(first_item)
+            page.wait_for_function("() => window.smartcityConsole.sound.lastSound === 'emergency'", timeout=30_000)
+            assert page.get_attribute("#alert-banner", "data-emergency") == "true"
+            emergency_id = page.get_attribute(first_item, "data-id")
+            page.click(".incident-list li.emergency button.confirm")
+            page.wait_for_selector(f".incident-item[data-id='{emergency_id}'][data-state=acknowledged]", timeout=10_000)
+            confirmed = gql(base, token, '{ incidents(state: "acknowledged") { edges { node { id kind acknowledgedBy } } } }')
+            assert {"id": emergency_id, "kind": "smoke", "acknowledgedBy": "chief"} in [
+                e["node"] for e in confirmed["incidents"]["edges"]
+            ]
 
             # ---- counts dashboard: the line's count rises, CSV export ------------------------
             page.goto(f"{base}/#/counts?camera=demo&rule={line_rule}&range=1h")

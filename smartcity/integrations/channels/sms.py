@@ -13,10 +13,11 @@ the incident to its next recipient at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -87,7 +88,7 @@ def sms_text(incident: IncidentRecord) -> str:
     return f"[{inc.severity.value.upper()}] {inc.kind} at {cams} since {when} UTC ({inc.count}x). Incident {inc.incident_id[:8]}"
 
 
-class _KeyedHttpClient(AsyncTwilioHttpClient):
+class KeyedTwilioHttpClient(AsyncTwilioHttpClient):
     """The SDK's asyncio client, adding the current delivery's idempotency key as a header."""
 
     async def request(
@@ -110,6 +111,16 @@ class _KeyedHttpClient(AsyncTwilioHttpClient):
         return await super().request(method, url, params, data, headers, None, None, allow_redirects)
 
 
+@contextlib.contextmanager
+def twilio_idempotency(key: str) -> Iterator[None]:
+    """Requests of a KeyedTwilioHttpClient made inside carry `key` as Twilio's idempotency token."""
+    token = _idempotency_key.set(key)
+    try:
+        yield
+    finally:
+        _idempotency_key.reset(token)
+
+
 @register_channel
 class TwilioSms(AlertChannel):
     """The `sms` channel (section `alerts.twilio`). Created inside the running loop (the SDK
@@ -126,7 +137,7 @@ class TwilioSms(AlertChannel):
     def __init__(self, cfg: ChannelConfig, ctx: ChannelContext) -> None:
         super().__init__(cfg, ctx)
         self.cfg = tw = expect_config(cfg, TwilioConfig)
-        self.http = _KeyedHttpClient()
+        self.http = KeyedTwilioHttpClient()
         self.client = Client(tw.account_sid, tw.auth_token.get_secret_value(), http_client=self.http)
         self.client.api.base_url = tw.api_base_url
         self.sent_sids: list[str] = []
@@ -142,19 +153,15 @@ class TwilioSms(AlertChannel):
 
     async def send(self, delivery: DeliveryRecord, incident: IncidentRecord) -> DeliveryState:
         callback = f"{self.cfg.status_callback_url}?delivery={delivery.id}" if self.cfg.status_callback_url else None
-        token = _idempotency_key.set(delivery.idempotency_key)
         try:
-            msg = await self.client.messages.create_async(
-                to=delivery.target, from_=self.cfg.from_number, body=sms_text(incident), status_callback=callback
-            )
+            with twilio_idempotency(delivery.idempotency_key):
+                msg = await self.client.messages.create_async(
+                    to=delivery.target, from_=self.cfg.from_number, body=sms_text(incident), status_callback=callback
+                )
         except TwilioRestException as exc:
-            if exc.status >= 500 or exc.status == 429:
-                raise TransientDeliveryError(f"Twilio HTTP {exc.status}: {exc.msg}") from exc
-            raise PermanentDeliveryError(f"Twilio HTTP {exc.status} (code {exc.code}): {exc.msg}") from exc
+            raise twilio_delivery_error(exc) from exc
         except (aiohttp.ClientError, OSError, TwilioException) as exc:
             raise TransientDeliveryError(f"Twilio unreachable: {type(exc).__name__}: {exc}") from exc
-        finally:
-            _idempotency_key.reset(token)
         if msg.sid:
             self.sent_sids.append(msg.sid)
             del self.sent_sids[:-1000]
@@ -164,6 +171,13 @@ class TwilioSms(AlertChannel):
     async def close(self) -> None:
         await self.http.close()
         await asyncio.sleep(0)  # let aiohttp close its connector
+
+
+def twilio_delivery_error(exc: TwilioRestException) -> TransientDeliveryError | PermanentDeliveryError:
+    """5xx and 429 are worth retrying, other statuses are not."""
+    if exc.status >= 500 or exc.status == 429:
+        return TransientDeliveryError(f"Twilio HTTP {exc.status}: {exc.msg}")
+    return PermanentDeliveryError(f"Twilio HTTP {exc.status} (code {exc.code}): {exc.msg}")
 
 
 _DELIVERED = {"delivered", "read"}

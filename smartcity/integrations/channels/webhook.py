@@ -89,6 +89,29 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
+async def post_signed(
+    client: httpx.AsyncClient, ep: WebhookEndpoint, body: bytes, content_type: str, idempotency_key: str, now: float
+) -> None:
+    """POST `body` signed for `ep`; a DeliveryError unless it answers 2xx (408, 429, 5xx and
+    network errors transient, other statuses permanent)."""
+    ts = f"{now:.3f}"
+    headers = {
+        "Content-Type": content_type,
+        TIMESTAMP_HEADER: ts,
+        SIGNATURE_HEADER: sign(ep.secret.get_secret_value(), ts, body),
+        IDEMPOTENCY_HEADER: idempotency_key,
+    }
+    try:
+        resp = await client.post(ep.url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise TransientDeliveryError(f"{ep.name}: {type(exc).__name__}: {exc}") from exc
+    if resp.is_success:
+        return
+    if resp.status_code >= 500 or resp.status_code in (408, 429):
+        raise TransientDeliveryError(f"{ep.name}: HTTP {resp.status_code}")
+    raise PermanentDeliveryError(f"{ep.name}: HTTP {resp.status_code}")
+
+
 _ENDPOINTS = TypeAdapter(Annotated[tuple[WebhookEndpoint, ...], Field(max_length=100)])
 
 
@@ -132,22 +155,8 @@ class WebhookSender(AlertChannel):
             raise PermanentDeliveryError(f"unknown webhook endpoint {delivery.target!r}")
         now = self.clock.time()
         body = json.dumps(alert_document(delivery, incident, now), separators=(",", ":")).encode()
-        ts = f"{now:.3f}"
-        headers = {
-            "Content-Type": "application/json",
-            TIMESTAMP_HEADER: ts,
-            SIGNATURE_HEADER: sign(ep.secret.get_secret_value(), ts, body),
-            IDEMPOTENCY_HEADER: delivery.idempotency_key,
-        }
-        try:
-            resp = await self.client.post(ep.url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise TransientDeliveryError(f"{ep.name}: {type(exc).__name__}: {exc}") from exc
-        if resp.is_success:
-            return DeliveryState.DELIVERED
-        if resp.status_code >= 500 or resp.status_code in (408, 429):
-            raise TransientDeliveryError(f"{ep.name}: HTTP {resp.status_code}")
-        raise PermanentDeliveryError(f"{ep.name}: HTTP {resp.status_code}")
+        await post_signed(self.client, ep, body, "application/json", delivery.idempotency_key, now)
+        return DeliveryState.DELIVERED
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -4,7 +4,7 @@
 import { Api, loadSession, saveSession } from "./api.js";
 import { announce, clear, h, toast } from "./dom.js";
 import { AlertSound } from "./sound.js";
-import { IncidentFeed, IncidentsView } from "./incidents.js";
+import { IncidentFeed, IncidentsView, isEmergency } from "./incidents.js";
 import { WallView } from "./wall.js";
 import { CameraView } from "./camera.js";
 import { DashboardView } from "./dashboard.js";
@@ -112,16 +112,36 @@ function updateBadge() {
   b.setAttribute("aria-label", `${n} open incident${n === 1 ? "" : "s"}`);
 }
 
+/** Confirm / Cancel on the banner of an emergency: one click, audited by the server. */
+function emergencyActions(alert, banner) {
+  if (!isEmergency(alert) || !ctx.feed || !ctx.canOperate) return [];
+  const act = (key, done) => async () => {
+    try {
+      await ctx.feed.act(alert.incidentId, key, key === "dismiss" ? "cancelled from the alert banner" : null);
+      banner.hidden = true;
+      toast(`Emergency ${done}.`);
+    } catch (err) {
+      toast(`Refused: ${err.message}`, "error");
+    }
+  };
+  return [
+    h("button.primary.confirm", { type: "button", dataset: { quick: "acknowledge" }, onclick: act("acknowledge", "confirmed") }, "Confirm"),
+    h("button.danger.cancel", { type: "button", dataset: { quick: "dismiss" }, onclick: act("dismiss", "cancelled") }, "Cancel"),
+  ];
+}
+
 function showAlert(alert, incident) {
   const banner = $("alert-banner");
   clear(banner);
   banner.dataset.severity = alert.severity;
+  banner.dataset.emergency = String(isEmergency(alert));
   const where = alert.cameraIds.join(", ");
   banner.append(
     h("span.alert-icon", { "aria-hidden": "true" }, "⚠"),
     h("strong", {}, `${alert.severity.toUpperCase()} — ${alert.kind.replaceAll("_", " ")}`),
     h("span", {}, ` on ${where}`),
     h("a.btn", { href: `#/incidents/${encodeURIComponent(alert.incidentId)}`, onclick: () => { banner.hidden = true; } }, "Open incident"),
+    ...emergencyActions(alert, banner),
     h("button.icon-btn", { type: "button", "aria-label": "Dismiss alert banner", onclick: () => { banner.hidden = true; } }, "✕"),
   );
   banner.hidden = false;
@@ -141,7 +161,7 @@ async function startSession(session) {
   ctx.feed.addEventListener("alert", (ev) => {
     const { alert } = ev.detail;
     window.smartcityConsole.alerts.push(alert);
-    sound.play(alert.sound, alert.severity);
+    sound.play(alert.sound, alert.severity, isEmergency(alert));
     showAlert(alert);
     announce(`New ${alert.severity} incident: ${alert.kind} on ${alert.cameraIds.join(", ")}`);
   });

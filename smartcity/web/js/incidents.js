@@ -14,6 +14,17 @@ const ACTIONS = {
 
 const STATES = ["open", "acknowledged", "resolved", "dismissed", "all"];
 
+/** Kinds that call emergency services (fire, smoke, falls): they stand out and come first. */
+export const EMERGENCY_KINDS = new Set(["fire", "smoke", "fall", "person_down"]);
+
+export function isEmergency(inc) {
+  return EMERGENCY_KINDS.has(inc.kind);
+}
+
+function activeEmergency(inc) {
+  return isEmergency(inc) && (inc.state === "open" || inc.state === "acknowledged");
+}
+
 const OPERATOR_FIELDS = ["acknowledgedBy", "acknowledgedAt", "resolvedBy", "resolvedAt", "comment"];
 
 /**
@@ -189,9 +200,36 @@ export class IncidentsView {
   }
 
   sorted() {
+    // active emergencies on top of the feed, then the newest first
     return [...this.items.values()]
       .filter((i) => this.matches(i) || i.id === this.selected)
-      .sort((a, b) => parseTime(b.lastSeen) - parseTime(a.lastSeen));
+      .sort((a, b) => (activeEmergency(b) - activeEmergency(a)) || (parseTime(b.lastSeen) - parseTime(a.lastSeen)));
+  }
+
+  /** One click, no dialog: confirm (acknowledge: the dispatch goes out) or cancel (dismiss). */
+  async quick(inc, key) {
+    const a = ACTIONS[key];
+    try {
+      const updated = await this.ctx.feed.act(inc.id, key, key === "dismiss" ? "cancelled from the feed" : null);
+      this.items.set(updated.id, updated);
+      this.renderList();
+      if (updated.id === this.selected) this.renderDetail(false);
+      toast(`Emergency ${key === "dismiss" ? "cancelled" : "confirmed"}.`);
+    } catch (err) {
+      toast(`${a.label} refused: ${err.message}`, "error");
+    }
+  }
+
+  emergencyButtons(inc) {
+    if (!activeEmergency(inc) || !this.ctx.canOperate) return null;
+    const row = h("div.emergency-actions");
+    if (inc.state === "open") {
+      row.append(h("button.primary.confirm", { type: "button", dataset: { quick: "acknowledge" },
+        onclick: () => this.quick(inc, "acknowledge") }, "Confirm"));
+    }
+    row.append(h("button.danger.cancel", { type: "button", dataset: { quick: "dismiss" },
+      onclick: () => this.quick(inc, "dismiss") }, "Cancel"));
+    return row;
   }
 
   renderList() {
@@ -205,14 +243,15 @@ export class IncidentsView {
       const b = h("button.incident-item", {
         type: "button",
         "aria-current": inc.id === this.selected ? "true" : null,
-        dataset: { severity: inc.severity, state: inc.state, id: inc.id },
+        dataset: { severity: inc.severity, state: inc.state, id: inc.id, emergency: String(activeEmergency(inc)) },
         onclick: () => this.select(inc.id),
       },
       h("span.sev", { "aria-label": `severity ${inc.severity}` }, inc.severity),
       h("span.incident-title", {}, title(inc)),
       h("span.incident-meta", {}, `${inc.cameraIds.join(", ")} · ${inc.count} event${inc.count === 1 ? "" : "s"} · ${ago(inc.lastSeen)}`),
       h("span.state-pill", { dataset: { state: inc.state } }, inc.state));
-      this.list.append(h("li", {}, b));
+      const quick = this.emergencyButtons(inc);
+      this.list.append(quick ? h("li.emergency", {}, b, quick) : h("li", {}, b));
     }
   }
 

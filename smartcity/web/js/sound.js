@@ -5,6 +5,9 @@ const PATTERNS = {
   alarm: [[880, 0.16, 0.08], [660, 0.16, 0.08], [880, 0.16, 0.08], [660, 0.24, 0]],
   chime: [[880, 0.22, 0.04], [660, 0.4, 0]],
   alert: [[740, 0.16, 0.1], [740, 0.2, 0]],
+  // emergencies (fire, smoke, falls): a rising two-tone siren, unlike any other cue
+  emergency: [[660, 0.12, 0], [990, 0.12, 0], [660, 0.12, 0], [990, 0.12, 0], [660, 0.12, 0], [990, 0.12, 0.1],
+    [660, 0.12, 0], [990, 0.12, 0], [660, 0.12, 0], [990, 0.3, 0]],
   // by severity, for sounds this console does not know
   // [frequency Hz, duration s, gap s] ...
   critical: [[988, 0.18, 0.06], [740, 0.18, 0.06], [988, 0.18, 0.06], [740, 0.18, 0.06], [988, 0.3, 0]],
@@ -36,17 +39,20 @@ export class AlertSound {
     if (!muted) this.unlock();
   }
 
-  /** Play the cue for an alert; `sound` is the server's name for it, `severity` picks the pattern. */
-  play(sound, severity = "high") {
+  /** Play the cue for an alert; `sound` is the server's name for it, `severity` picks the
+   * pattern, an emergency (fire, smoke, fall) has its own. */
+  play(sound, severity = "high", emergency = false) {
     if (this.muted) return false;
     this.unlock();
     if (!this.ctx) return false;
-    const pattern = severity === "critical" ? PATTERNS.critical : PATTERNS[sound] || PATTERNS[severity] || PATTERNS.high;
+    if (emergency) sound = "emergency";
+    const pattern = emergency ? PATTERNS.emergency
+      : severity === "critical" ? PATTERNS.critical : PATTERNS[sound] || PATTERNS[severity] || PATTERNS.high;
     let t = this.ctx.currentTime + 0.02;
     for (const [freq, dur, gap] of pattern) {
       const osc = this.ctx.createOscillator();
       const gain = this.ctx.createGain();
-      osc.type = sound === "chime" ? "sine" : "triangle";
+      osc.type = sound === "chime" ? "sine" : sound === "emergency" ? "sawtooth" : "triangle";
       osc.frequency.setValueAtTime(freq, t);
       gain.gain.setValueAtTime(0.0001, t);
       gain.gain.exponentialRampToValueAtTime(0.35, t + 0.02);

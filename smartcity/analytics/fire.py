@@ -1,0 +1,297 @@
+"""Classical fire and smoke detection on the pixels of one camera (pure numpy, no model).
+
+No permissively licensed fire model exists, so this combines the cues the literature relies on,
+each cheap and each rejecting a different look-alike:
+
+- fire: a flame colour model (red over green over blue, bright, red well above blue) on a
+  working copy of the frame (about 200 px wide); *flicker*: the flame-coloured mask changes
+  from frame to frame at its ragged edge (an orange van or jacket keeps its mask); persistence
+  of both in the same grid cell over a window (a walker in an orange coat leaves the cell).
+- smoke: low-saturation, mid-brightness pixels that differ from the slowly learnt background
+  and *soften* it (the cell's gradient energy drops well below the background's), persisting
+  in place over a longer window, and a region that grows or drifts upwards.
+
+`FireSmokeDetector.update(image, t)` returns what it sees in this frame; the `fire` and `smoke`
+rules (analytics/rules/fire.py) turn that into events. Each cue's thresholds are in
+`DetectorTuning`; the defaults come from bench/emergency.py (composited flames and smoke over
+vtest.avi, a real fire clip, street scenes as negatives).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+BoolGrid = npt.NDArray[np.bool_]
+MAX_EXCLUDED = 200  # boxes masked out per frame (bounded work)
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorTuning:
+    work_width: int = 200  # frames are reduced to about this width (integer factor) first
+    cell: int = 8  # grid cell, working pixels
+    # fire colour model
+    red_min: float = 190.0
+    green_min: float = 80.0
+    red_minus_blue: float = 80.0
+    luma_min: float = 130.0
+    fire_change_min: float = 20.0  # |luma - background| of a flame pixel
+    # fire cell: fraction of flame-coloured pixels, fraction whose mask flipped since last frame
+    fire_fraction: float = 0.04
+    flicker_fraction: float = 0.012
+    flicker_ratio: float = 0.5  # flipped pixels per flame pixel of the cell
+    flip_luma_min: float = 12.0  # a flipped pixel's brightness change since the last frame
+    # smoke pixel and cell
+    smoke_saturation_max: float = 0.22
+    smoke_luma: tuple[float, float] = (70.0, 230.0)
+    smoke_fraction: float = 0.6
+    smoke_diff_min: float = 6.0  # mean |luma - background| of the cell
+    smoke_soften: float = 0.7  # cell gradient energy below this share of the background's
+    smoke_texture_min: float = 6.0  # luma standard deviation of the background cell needed
+    smoke_activity_min: float = 2.0  # mean |luma change| of the cell since the last frame
+    smoke_desaturation: float = 0.04  # drop of the cell's saturation below the background's
+    smoke_structure_min: float = 0.5  # correlation of the cell with its background (seen through)
+    background_alpha: float = 0.02  # per analysed frame (never slower under a detection: no lock-in)
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A box in normalised image coordinates with how many grid cells support it."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    cells: int
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    t: float
+    fire: Region | None  # cells that showed fire for most of the fire window
+    smoke: Region | None
+    fire_cells_now: int
+    smoke_cells_now: int
+
+
+def reduce(image: npt.NDArray[np.uint8], work_width: int) -> F32:
+    """A copy about `work_width` wide (every k-th pixel: cheap, and flames are big enough), float32 RGB."""
+    k = max(1, image.shape[1] // work_width)
+    return image[::k, ::k, :3].astype(np.float32)
+
+
+def _cells(mask: npt.NDArray[np.floating] | BoolGrid, cell: int) -> F32:
+    """Mean of `mask` over each cell x cell block (the grid drops a partial last row/column)."""
+    h, w = mask.shape
+    gh, gw = h // cell, w // cell
+    m = mask[: gh * cell, : gw * cell].astype(np.float32)
+    out: F32 = m.reshape(gh, cell, gw, cell).mean(axis=(1, 3), dtype=np.float32)
+    return out
+
+
+def _region(grid: BoolGrid) -> Region | None:
+    ys, xs = np.nonzero(grid)
+    if len(ys) == 0:
+        return None
+    gh, gw = grid.shape
+    return Region(
+        float(xs.min()) / gw,
+        float(ys.min()) / gh,
+        float(xs.max() + 1) / gw,
+        float(ys.max() + 1) / gh,
+        len(ys),
+    )
+
+
+class _Persistence:
+    """Per cell, the share of the last `window` frames a cell was a candidate."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.history: deque[BoolGrid] = deque(maxlen=window)
+        self.sum: F32 | None = None
+
+    def push(self, grid: BoolGrid) -> F32:
+        g = grid.astype(np.float32)
+        if self.sum is None or self.sum.shape != g.shape:
+            self.history.clear()
+            self.sum = np.zeros_like(g)
+        if len(self.history) == self.window:
+            self.sum -= self.history[0]
+        self.history.append(grid)
+        self.sum += g
+        return self.sum / float(self.window)
+
+    @property
+    def full(self) -> bool:
+        return len(self.history) == self.window
+
+
+class FireSmokeDetector:
+    """Fire and smoke cues of one camera across frames (state: the background, the windows)."""
+
+    def __init__(
+        self,
+        *,
+        fps: float = 5.0,
+        fire_window_s: float = 2.0,
+        smoke_window_s: float = 3.0,
+        fire_persistence: float = 0.5,
+        smoke_persistence: float = 0.6,
+        tuning: DetectorTuning | None = None,
+        fire: bool = True,
+        smoke: bool = True,
+        smoke_min_cells: int = 2,
+    ) -> None:
+        self.smoke_min_cells = smoke_min_cells
+        self.tuning = tuning or DetectorTuning()
+        self.fire_on, self.smoke_on = fire, smoke
+        self.fire_persistence = fire_persistence
+        self.smoke_persistence = smoke_persistence
+        self._fire = _Persistence(max(2, round(fire_window_s * fps)))
+        self._smoke = _Persistence(max(2, round(smoke_window_s * fps)))
+        self._prev_flame: BoolGrid | None = None
+        self._bg: F32 | None = None  # per working pixel luma
+        self._bg_sat: F32 | None = None  # per cell saturation
+        self._prev_luma: F32 | None = None
+        self._seen = 0
+        self._smoke_rows: deque[float] = deque(maxlen=max(2, round(smoke_window_s * fps)))
+        self._smoke_sizes: deque[int] = deque(maxlen=max(2, round(smoke_window_s * fps)))
+
+    def _fire_cells(
+        self, img: F32, luma: F32, change: F32, keep: BoolGrid | None, moved: BoolGrid
+    ) -> BoolGrid:
+        tu = self.tuning
+        r, g, b = img[..., 0], img[..., 1], img[..., 2]
+        flame = (r >= tu.red_min) & (g >= tu.green_min) & (r >= g) & (g >= b) & (r - b >= tu.red_minus_blue)
+        flame &= luma >= tu.luma_min
+        # flame-coloured pixels that the background does not explain (an orange wall is learnt)
+        flame &= change >= tu.fire_change_min
+        prev = self._prev_flame
+        if prev is not None and prev.shape == flame.shape:
+            if keep is not None:  # hidden pixels keep their state: a passer-by makes no flicker
+                flame = np.where(keep, flame, prev)
+            # a real flip changes the brightness too (not noise crossing a colour threshold)
+            flipped = (flame ^ prev) & moved
+        else:
+            flipped = flame
+        self._prev_flame = flame
+        frac, flips = _cells(flame, tu.cell), _cells(flipped, tu.cell)
+        # a flame's mask changes a lot between frames; a red coat's or a brake light's hardly
+        flicker = (flips >= tu.flicker_fraction) & (flips >= tu.flicker_ratio * frac)
+        out: BoolGrid = (frac >= tu.fire_fraction) & flicker
+        return out
+
+    def _smoke_cells(self, img: F32, luma: F32, delta: F32) -> BoolGrid:
+        """Grey cells that show the background's structure at a lower contrast (semi-transparent
+        smoke over it), unlike an object that appeared or left (its texture is its own)."""
+        tu = self.tuning
+        assert self._bg is not None
+        r, g, b = img[..., 0], img[..., 1], img[..., 2]
+        mx = np.maximum(np.maximum(r, g), b)
+        mn = np.minimum(np.minimum(r, g), b)
+        sat = (mx - mn) / np.maximum(mx, 1.0)
+        grey = (sat <= tu.smoke_saturation_max) & (luma >= tu.smoke_luma[0]) & (luma <= tu.smoke_luma[1])
+        c = tu.cell
+        gh, gw = luma.shape[0] // c, luma.shape[1] // c
+        cur = luma[: gh * c, : gw * c].reshape(gh, c, gw, c)
+        bg = self._bg[: gh * c, : gw * c].reshape(gh, c, gw, c)
+        cur = cur - cur.mean(axis=(1, 3), keepdims=True)
+        bg = bg - bg.mean(axis=(1, 3), keepdims=True)
+        var_c = (cur * cur).sum(axis=(1, 3))
+        var_b = (bg * bg).sum(axis=(1, 3))
+        ncc = (cur * bg).sum(axis=(1, 3)) / np.sqrt(np.maximum(var_c * var_b, 1e-6))
+        n = float(c * c)
+        textured = var_b / n >= tu.smoke_texture_min**2  # softening is only measurable on texture
+        soft = var_c < (tu.smoke_soften**2) * var_b
+        diff = np.abs(_cells(delta, c))  # the mean of a coherent change, not of pixel noise
+        sat_c = _cells(sat, c)
+        if self._bg_sat is None or self._bg_sat.shape != sat_c.shape:
+            self._bg_sat = sat_c
+        # smoke veils the colours behind it; a ghost of something that left does not
+        paler = self._bg_sat - sat_c >= tu.smoke_desaturation
+        self._bg_sat += tu.background_alpha * (sat_c - self._bg_sat)
+        out: BoolGrid = (
+            paler
+            & (_cells(grey, c) >= tu.smoke_fraction)
+            & (diff >= tu.smoke_diff_min)
+            & soft
+            & textured
+            & (ncc >= tu.smoke_structure_min)
+        )
+        return out
+
+    def update(
+        self,
+        image: npt.NDArray[np.uint8],
+        t: float,
+        exclude: Sequence[tuple[float, float, float, float]] = (),
+    ) -> Observation:
+        """What this frame shows; `exclude`: normalised boxes whose pixels are not judged (the
+        people and vehicles the detector found: a red coat, a brake light)."""
+        img = reduce(image, self.tuning.work_width)
+        luma = (0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]).astype(np.float32)
+        if self._bg is None or self._bg.shape != luma.shape:
+            self._bg, self._prev_flame, self._seen = luma.copy(), None, 0
+        self._seen += 1
+        delta = luma - self._bg
+        # a camera's gain or the sun changes the whole picture: only local change counts
+        change = np.abs(delta - np.float32(np.median(delta[::4, ::4])))
+        if exclude:
+            h, w = luma.shape
+            keep = np.ones((h, w), dtype=bool)
+            for x1, y1, x2, y2 in exclude[:MAX_EXCLUDED]:
+                keep[
+                    max(0, int(y1 * h)) : int(np.ceil(y2 * h)), max(0, int(x1 * w)) : int(np.ceil(x2 * w))
+                ] = False
+        else:
+            keep = None
+        prev_luma = (
+            self._prev_luma if self._prev_luma is not None and self._prev_luma.shape == luma.shape else luma
+        )
+        step = np.abs(luma - prev_luma)
+        self._prev_luma = luma
+        moved = step >= self.tuning.flip_luma_min
+        fire_now = (
+            self._fire_cells(img, luma, change, keep, moved) if self.fire_on else np.zeros((1, 1), dtype=bool)
+        )
+        warm = self._seen * self.tuning.background_alpha >= 1.0  # the background has settled
+        if warm and self.smoke_on:
+            smoke_now = self._smoke_cells(img, luma, delta - np.float32(np.median(delta[::4, ::4])))
+            # smoke drifts and billows: a cell that stays still is a ghost of something that left
+            smoke_now &= _cells(step, self.tuning.cell) >= self.tuning.smoke_activity_min
+            if keep is not None:
+                smoke_now &= _cells(keep, self.tuning.cell) >= 0.5
+            if fire_now.shape == smoke_now.shape:
+                smoke_now &= ~fire_now
+        else:
+            smoke_now = np.zeros((1, 1), dtype=bool)
+        self._bg += self.tuning.background_alpha * (luma - self._bg)
+        fire_share = self._fire.push(fire_now)
+        smoke_share = self._smoke.push(smoke_now)
+        fire = _region(fire_share >= self.fire_persistence) if self._fire.full else None
+        smoke_grid = smoke_share >= self.smoke_persistence
+        smoke = _region(smoke_grid) if self._smoke.full and smoke_grid.sum() >= self.smoke_min_cells else None
+        if smoke_now.any():
+            ys = np.nonzero(smoke_now)[0]
+            self._smoke_rows.append(float(ys.mean()))
+            self._smoke_sizes.append(int(smoke_now.sum()))
+        if smoke is not None and not self._rising_or_growing():
+            smoke = None
+        return Observation(t, fire, smoke, int(fire_now.sum()), int(smoke_now.sum()))
+
+    def _rising_or_growing(self) -> bool:
+        """Smoke drifts upwards or spreads: its rows' mean moves up or its area grows."""
+        if len(self._smoke_rows) < 4:
+            return False
+        half = len(self._smoke_rows) // 2
+        rows = list(self._smoke_rows)
+        sizes = list(self._smoke_sizes)
+        rising = float(np.mean(rows[half:])) < float(np.mean(rows[:half])) - 0.5
+        growing = float(np.mean(sizes[half:])) > 1.25 * float(np.mean(sizes[:half]))
+        return rising or growing
