@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from smartcity.core.events import RuleEvent
+from smartcity.core.events import CameraHealth, RuleEvent
 from smartcity.extensions.base import ExtensionError
 from smartcity.extensions.context import ExtensionContext
 from smartcity.extensions.registry import register_extension
@@ -46,6 +46,7 @@ class SignalsExtension:
         )
         await svc.load()
         ctx.subscribe(RuleEvent, self.on_rule_event)
+        ctx.subscribe(CameraHealth, self.on_camera_health)
         ctx.add_routes([Route("/junctions", self.junctions, methods=["GET"])])
         parts = graphql_parts(svc)
         ctx.add_graphql(query=parts.query[0], mutation=parts.mutation[0])
@@ -69,6 +70,9 @@ class SignalsExtension:
 
     async def on_rule_event(self, event: RuleEvent) -> None:
         self._svc().on_event(event)
+
+    async def on_camera_health(self, health: CameraHealth) -> None:
+        self._svc().on_health(health)
 
     async def junctions(self, request: Request) -> Response:
         svc = self._svc()

@@ -16,6 +16,9 @@ from .junction import LaneGroup
 FLOW_WINDOW_S = 300.0
 MIN_FLOW_WINDOW_S = 60.0
 MAX_ARRIVALS = 10_000  # per lane group in the window (bounded whatever the camera says)
+# how far a camera's measures are trusted, by its health: a degraded camera (inference failing,
+# frames dropped, analysis below its rate) still sends events, but they may miss vehicles
+HEALTH_CONFIDENCE = {"online": 1.0, "degraded": 0.25, "starting": 0.0, "offline": 0.0}
 
 
 @dataclass(slots=True)
@@ -26,7 +29,11 @@ class _Book:
     arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_ARRIVALS))
     last_arrival: float | None = None
     count_t: float | None = None  # last time the count rule was heard of
-    confidence: float = 1.0
+    confidence: float = 1.0  # set from outside (set_confidence)
+    cameras: dict[str, float] = field(default_factory=dict)  # camera id -> confidence from its health
+
+    def trust(self) -> float:
+        return min(self.confidence, *self.cameras.values()) if self.cameras else self.confidence
 
 
 class MeasureBook:
@@ -62,6 +69,15 @@ class MeasureBook:
     def set_confidence(self, lane_group: str, confidence: float) -> None:
         self.books[lane_group].confidence = min(1.0, max(0.0, confidence))
 
+    def camera_health(self, camera_id: str, state: str) -> None:
+        """A camera's health report: the lane groups it measures are trusted as HEALTH_CONFIDENCE
+        says (a lane group measured by two cameras is as sure as the less healthy one)."""
+        conf = HEALTH_CONFIDENCE.get(state, 0.0)
+        for (cam, _rule), targets in self.routes.items():
+            if cam == camera_id:
+                for lg, _role in targets:
+                    self.books[lg].cameras[camera_id] = conf
+
     def heard(self, camera_id: str, t: float) -> None:
         """The camera analysed a frame at `t` (a count rule that saw nobody cross is still alive)."""
         for (cam, _rule), targets in self.routes.items():
@@ -84,7 +100,7 @@ class MeasureBook:
                 flow_vph=flow,
                 last_arrival=b.last_arrival,
                 downstream=b.downstream,
-                confidence=b.confidence,
+                confidence=b.trust(),
             )
         return out
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smartcity.core.events import RuleEvent
+from smartcity.core.events import CameraHealth, RuleEvent
 
 from .config import Mode, SignalJunction
 from .controllers import Controller, ControlView, FixedTime, LaneMeasure, build_controller
@@ -53,6 +53,9 @@ class JunctionRuntime:
 
     def on_event(self, ev: RuleEvent) -> None:
         self.book.on_event(ev)
+
+    def on_health(self, h: CameraHealth) -> None:
+        self.book.camera_health(h.camera_id, h.state.value)
 
     def tick(self, now: float) -> Decision:
         measures = self.book.measures(now)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from smartcity.core.clock import Clock
-from smartcity.core.events import RuleEvent
+from smartcity.core.events import CameraHealth, RuleEvent
 from smartcity.core.video import SignalPush, SignalState, VideoControl
 from smartcity.extensions.context import ExtensionTables
 
@@ -107,6 +107,11 @@ class SignalsService:
     def on_event(self, ev: RuleEvent) -> None:
         for rt in self.runtimes.values():
             rt.on_event(ev)
+
+    def on_health(self, h: CameraHealth) -> None:
+        """A camera's health: unsure or absent cameras put their junctions on the fixed plan."""
+        for rt in self.runtimes.values():
+            rt.on_health(h)
 
     async def tick(self) -> dict[str, Decision]:
         async with self.lock:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from smartcity.core.events import RuleEvent
+from smartcity.core.events import CameraHealth, CameraState, RuleEvent
 from smartcity.extensions.signals.config import SignalJunction, SignalsConfig
 from smartcity.extensions.signals.controllers import (
     Actuated,
@@ -157,6 +157,34 @@ def test_stale_camera_data_falls_back_to_the_fixed_plan_and_recovers() -> None:
     rt.forced_fixed = True  # an operator's order wins over fresh data
     d = rt.tick(10.5)
     assert d.controller == "fixed" and d.fallback == "forced by an operator"
+
+
+def test_a_degraded_or_offline_camera_puts_its_lanes_on_the_fixed_plan() -> None:
+    j = SignalJunction.model_validate(junction_dict())
+    rt = JunctionRuntime(j, 0.0, stale_after_s=30.0, min_confidence=0.5, retime_s=900.0)
+
+    def fresh(t: float) -> None:
+        rt.on_event(_queue("cam-n", "q-n", t, 3.0))
+        rt.on_event(_queue("cam-e", "q-e", t, 1.0))
+        rt.on_event(_crossing(t))
+
+    def health(camera: str, state: CameraState) -> None:
+        rt.on_health(CameraHealth(camera_id=camera, t=0.0, group="g", state=state))
+
+    fresh(1.0)
+    health("cam-n", CameraState.ONLINE)
+    assert rt.tick(1.5).controller == "max_pressure"
+    # events still arrive (fresh data) but the camera says it is degraded: its lanes are unsure
+    health("cam-n", CameraState.DEGRADED)
+    fresh(2.0)
+    d = rt.tick(2.5)
+    assert d.controller == "fixed" and d.stale == ("north",) and d.fallback is not None and "unsure" in d.fallback
+    health("cam-e", CameraState.OFFLINE)
+    assert rt.tick(3.0).stale == ("north", "east")
+    health("cam-n", CameraState.ONLINE)
+    health("cam-e", CameraState.ONLINE)
+    fresh(3.5)
+    assert rt.tick(4.0).controller == "max_pressure"
 
 
 def test_the_fixed_plan_is_retimed_from_measured_flows() -> None:
