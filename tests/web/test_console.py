@@ -320,7 +320,7 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             smoke_alarm(base)
             first_item = ".incident-list li:first-child .incident-item[data-emergency=true]"
             page.wait_for_selector(first_item, timeout=30_000)
-            assert "smoke" in page.inner_text(first_item)
+            assert "smoke" in page.inner_text(first_item).lower()
             page.wait_for_function("() => window.smartcityConsole.sound.lastSound === 'emergency'", timeout=30_000)
             assert page.get_attribute("#alert-banner", "data-emergency") == "true"
             emergency_id = page.get_attribute(first_item, "data-id")
