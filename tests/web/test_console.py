@@ -325,7 +325,8 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
             assert page.get_attribute("#alert-banner", "data-emergency") == "true"
             emergency_id = page.get_attribute(first_item, "data-id")
             page.click(".incident-list li.emergency button.confirm")
-            page.wait_for_selector(f".incident-item[data-id='{emergency_id}'][data-state=acknowledged]", timeout=10_000)
+            # confirmed: it leaves the list of open incidents (and the server says who confirmed)
+            page.wait_for_selector(f".incident-item[data-id='{emergency_id}']", state="detached", timeout=10_000)
             confirmed = gql(base, token, '{ incidents(state: "acknowledged") { edges { node { id kind acknowledgedBy } } } }')
             assert {"id": emergency_id, "kind": "smoke", "acknowledgedBy": "chief"} in [
                 e["node"] for e in confirmed["incidents"]["edges"]
