@@ -4,12 +4,16 @@ No permissively licensed fire model exists, so this combines the cues the litera
 each cheap and each rejecting a different look-alike:
 
 - fire: a flame colour model (red over green over blue, bright, red well above blue) on a
-  working copy of the frame (about 200 px wide); *flicker*: the flame-coloured mask changes
-  from frame to frame at its ragged edge (an orange van or jacket keeps its mask); persistence
-  of both in the same grid cell over a window (a walker in an orange coat leaves the cell).
-- smoke: low-saturation, mid-brightness pixels that differ from the slowly learnt background
-  and *soften* it (the cell's gradient energy drops well below the background's), persisting
-  in place over a longer window, and a region that grows or drifts upwards.
+  working copy of the frame (about 200 px wide), on pixels the learnt background does not
+  explain (an orange wall is learnt); *flicker*: the flame-coloured mask flips from frame to
+  frame with a change of brightness (an orange van or jacket keeps its mask, noise crossing a
+  colour threshold changes no brightness); persistence of both in the same grid cell over a
+  window (a walker in an orange coat leaves the cell). Pixels of detected people and vehicles
+  keep their previous state (a passer-by makes no flicker).
+- smoke: grey, mid-brightness cells that show the background's own structure (correlated with
+  it) at a lower contrast and paler colours (a veil over it, unlike an object that appeared or
+  left), stirring from frame to frame (a ghost of something that left stays still), persisting
+  in place over a longer window, in a region that grows or drifts upwards.
 
 `FireSmokeDetector.update(image, t)` returns what it sees in this frame; the `fire` and `smoke`
 rules (analytics/rules/fire.py) turn that into events. Each cue's thresholds are in

@@ -126,3 +126,30 @@ def test_vtest_walkway_raises_no_smoke() -> None:
     # bench/emergency.py measures it with the detector.
     _need(VTEST)
     assert run(engine("smoke"), _decode(VTEST, 30.0)) == []
+
+
+def test_a_citys_own_model_alerts_through_its_class_names() -> None:
+    # source: model reads the tracks the camera's detector names `smoke` (an ONNX model whose
+    # names_file lists it); a person track is not smoke
+    from smartcity.core.vision import Track
+
+    spec = RuleSpec(
+        id="smoke-1", camera_id="cam", type="smoke", params={"source": "model", "model_min_hits": 3}
+    )
+    e = RuleEngine([spec], "cam")
+    events: list[RuleEvent] = []
+    for k in range(6):
+        tracks = (
+            Track(track_id=1, cls="person", box=(10, 10, 40, 90), score=0.9, t=k / FPS, hits=k + 1),
+            *(
+                (Track(track_id=2, cls="smoke", box=(100, 20, 180, 120), score=0.8, t=k / FPS, hits=k - 1),)
+                if k >= 2
+                else ()
+            ),
+        )
+        events += e.update(
+            FrameTracks(camera_id="cam", t=k / FPS, width=W, height=H, tracks=tracks), image=None
+        )
+    [ev] = events
+    assert ev.kind == "smoke" and ev.payload["source"] == "model" and ev.t == 4 / FPS
+    assert ev.payload["box"] == [round(100 / W, 4), round(20 / H, 4), round(180 / W, 4), round(120 / H, 4)]
