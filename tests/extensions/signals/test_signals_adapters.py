@@ -11,13 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from signals_kit import junction
 
 from smartcity.core.video import SignalState
 from smartcity.extensions.signals.adapters import HttpAdapter, TraciAdapter
 from smartcity.extensions.signals.config import HttpAdapterConfig, TraciAdapterConfig
 from smartcity.extensions.signals.safety import SafetyLayer
-
-from .signals_kit import junction
 
 
 async def test_http_gateway_gets_each_change_once_and_the_release() -> None:

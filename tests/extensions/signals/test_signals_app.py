@@ -17,14 +17,13 @@ from typing import Any
 import aiomqtt
 import httpx
 import pytest
+from signals_kit import junction_dict
 
 from smartcity.app import Server, create_app
 from smartcity.core.config import load_settings
 from smartcity.core.events import RuleEvent
 from smartcity.storage.audit_repo import AuditRepo
 from smartcity.storage.users import create_user, list_users
-
-from .signals_kit import junction_dict
 
 PASSWORD = "correct horse battery"
 LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { ... on LoginSuccess { token } } }"

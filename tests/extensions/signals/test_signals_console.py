@@ -17,13 +17,12 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from signals_kit import junction_dict
 from testkit import free_port
 
 from smartcity.app import Server, create_app
 from smartcity.core.config import load_settings
 from smartcity.storage.users import create_user
-
-from .signals_kit import junction_dict
 
 pytestmark = [pytest.mark.slow]
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from signals_kit import junction, junction_dict
 
 from smartcity.core.events import CameraHealth, CameraState, RuleEvent
 from smartcity.extensions.signals.config import SignalJunction, SignalsConfig
@@ -20,8 +21,6 @@ from smartcity.extensions.signals.controllers import (
 )
 from smartcity.extensions.signals.runtime import JunctionRuntime
 from smartcity.extensions.signals.safety import SafetyLayer
-
-from .signals_kit import junction, junction_dict
 
 
 @pytest.mark.parametrize(

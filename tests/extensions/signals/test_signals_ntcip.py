@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api
+from signals_kit import junction
 
 from smartcity.extensions.signals.config import NtcipAdapterConfig
 from smartcity.extensions.signals.ntcip import PHASE_CONTROL, NtcipAdapter, NtcipError
 from smartcity.extensions.signals.safety import SafetyLayer
-
-from .signals_kit import junction
 
 V2C = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from signals_kit import junction_dict
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from smartcity.core.clock import ManualClock
@@ -14,8 +15,6 @@ from smartcity.extensions.context import ExtensionTables
 from smartcity.extensions.signals.adapters import HttpAdapter, NullAdapter
 from smartcity.extensions.signals.config import HttpAdapterConfig, SignalsConfig
 from smartcity.extensions.signals.service import SignalsService
-
-from .signals_kit import junction_dict
 
 
 class RecordingVideo:

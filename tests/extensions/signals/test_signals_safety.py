@@ -8,12 +8,11 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from signals_kit import junction
 
 from smartcity.core.video import SignalState
 from smartcity.extensions.signals.junction import JunctionConfig
 from smartcity.extensions.signals.safety import Override, SafetyLayer, SafetyMonitor
-
-from .signals_kit import junction
 
 J = junction()
 WISHES = st.lists(
