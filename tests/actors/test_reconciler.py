@@ -173,7 +173,9 @@ async def test_video_facade_over_the_running_actors(harness: Harness) -> None:
 
     await wait_for(alive, 60, "actor alive")
     video = RayVideo(h.rec, address="loopback-test")
-    assert video.runtime() == (CameraRuntime(group="g1", alive=True, restarts=0, cameras=("c1",)),)
+    (rt,) = video.runtime()
+    assert rt == CameraRuntime(group="g1", alive=True, restarts=0, cameras=("c1",), node=rt.node)
+    assert rt.node == ray.get_runtime_context().get_node_id()  # one node: the actor runs on ours
 
     async def has_frame() -> bool:
         return await video.live_frame("c1") is not None

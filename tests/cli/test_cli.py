@@ -136,4 +136,4 @@ async def test_migrate_applies_the_configured_extensions_tables(tmp_path: Path) 
     cfg.write_text("extensions: [{type: exampel}]\n")
     r = run(["check-config", str(cfg)], tmp_path, env=env)
     assert r.returncode == 1
-    assert r.stderr.splitlines()[0] == "extensions[0].type: unknown extension type 'exampel' (known: example, waste)"
+    assert r.stderr.splitlines()[0] == "extensions[0].type: unknown extension type 'exampel' (known: example, signals, waste)"

@@ -260,7 +260,7 @@ def test_config_errors_name_the_field() -> None:
         "detector.model: field required",
     ]
     # the known types are listed (with any that tests registered: box_pose, bright_box)
-    with pytest.raises(ConfigError, match=r"detector.type: unknown model type 'yolo-magic' \(known: (b\w+, )*darknet, nanodet, onnx, torchscript\)"):
+    with pytest.raises(ConfigError, match=r"detector.type: unknown model type 'yolo-magic' \(known: (b\w+, )*darknet, (movenet, )?nanodet, onnx, torchscript\)"):
         create_detector({"type": "yolo-magic"})
     with pytest.raises(ConfigError, match="give both cfg and weights"):
         parse_detector_config({"type": "darknet", "cfg": "a.cfg"})
