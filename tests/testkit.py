@@ -39,3 +39,38 @@ async def run_pipeline_until(pipe: Any, analysed: int, poll_s: float = 0.001) ->
         await task
     except asyncio.CancelledError:
         pass
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--autoplay-policy=no-user-gesture-required",
+    # host candidates as IP addresses (not mDNS names) so that aiortc can reach the browser
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+def chromium_or_skip() -> str:
+    """The path of Debian's Chromium for a browser test module (call at import, before importing
+    playwright): skips the module on a machine without chromium or playwright, fails under CI."""
+    import importlib.util
+    from pathlib import Path
+
+    import pytest
+
+    chromium = os.environ.get("SMARTCITY_CHROMIUM", "/usr/bin/chromium")
+    in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    if importlib.util.find_spec("playwright") is None:  # pragma: no cover - depends on the machine
+        if in_ci:
+            raise RuntimeError("playwright is not installed (scripts/setup.sh --test)")
+        pytest.skip("playwright is not installed (scripts/setup.sh --test)", allow_module_level=True)
+    if not Path(chromium).exists():  # pragma: no cover - depends on the machine
+        if in_ci:
+            raise RuntimeError(f"{chromium} is missing: apt-get install chromium (scripts/setup.sh --test)")
+        pytest.skip(f"{chromium} is missing (apt-get install chromium)", allow_module_level=True)
+    return chromium

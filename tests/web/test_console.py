@@ -22,35 +22,13 @@ from typing import Any
 import httpx
 import pytest
 from console_server import ADMIN, running_server
+from testkit import CHROMIUM_ARGS, chromium_or_skip
 
 pytestmark = [pytest.mark.slow]
 
-CHROMIUM = os.environ.get("SMARTCITY_CHROMIUM", "/usr/bin/chromium")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--autoplay-policy=no-user-gesture-required",
-    # host candidates as IP addresses (not mDNS names) so that aiortc can reach the browser
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
+CHROMIUM = chromium_or_skip()
 
-try:
-    from playwright.sync_api import Page, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    if IN_CI:
-        raise
-    pytest.skip("playwright is not installed (scripts/setup.sh --test)", allow_module_level=True)
-
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    if IN_CI:
-        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh --test)")
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+from playwright.sync_api import Page, sync_playwright  # noqa: E402 - after the skip
 
 
 @pytest.fixture

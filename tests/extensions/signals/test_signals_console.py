@@ -7,7 +7,6 @@ Needs Debian's `chromium` and the `playwright` package, as tests/web/test_consol
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import httpx
 import pytest
 import uvicorn
 from signals_kit import junction_dict
-from testkit import free_port
+from testkit import CHROMIUM_ARGS, chromium_or_skip, free_port
 
 from smartcity.app import Server, create_app
 from smartcity.core.config import load_settings
@@ -26,21 +25,11 @@ from smartcity.storage.users import create_user
 
 pytestmark = [pytest.mark.slow]
 
-CHROMIUM = os.environ.get("SMARTCITY_CHROMIUM", "/usr/bin/chromium")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CHROMIUM = chromium_or_skip()
 PASSWORD = "correct horse battery"
 LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { ... on LoginSuccess { token } } }"
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    if IN_CI:
-        raise
-    pytest.skip("playwright is not installed (scripts/setup.sh --test)", allow_module_level=True)
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    if IN_CI:
-        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh --test)")
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+from playwright.sync_api import sync_playwright  # noqa: E402 - after the skip
 
 
 @pytest.fixture
@@ -98,7 +87,7 @@ def test_advisory_junction_shows_its_recommendation_and_the_operator_forces_the_
     errors: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
         )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 720})

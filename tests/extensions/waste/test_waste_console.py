@@ -7,7 +7,6 @@ Needs Debian's `chromium` and the `playwright` package, as tests/web/test_consol
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from testkit import free_port
+from testkit import CHROMIUM_ARGS, chromium_or_skip, free_port
 from waste_harness import LOGIN, PASSWORD, city, native
 
 from smartcity.app import Server, create_app
@@ -26,19 +25,9 @@ from smartcity.storage.users import create_user
 
 pytestmark = [pytest.mark.slow]
 
-CHROMIUM = os.environ.get("SMARTCITY_CHROMIUM", "/usr/bin/chromium")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CHROMIUM = chromium_or_skip()
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    if IN_CI:
-        raise
-    pytest.skip("playwright is not installed (scripts/setup.sh --test)", allow_module_level=True)
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    if IN_CI:
-        raise RuntimeError(f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup.sh --test)")
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+from playwright.sync_api import sync_playwright  # noqa: E402 - after the skip
 
 
 @pytest.fixture
@@ -98,7 +87,7 @@ def test_waste_view_draws_the_plan_and_plans_again(served: str) -> None:
 
     errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 720})
             page.on("pageerror", lambda e: errors.append(str(e)))
