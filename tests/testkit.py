@@ -74,3 +74,63 @@ def chromium_or_skip() -> str:
             raise RuntimeError(f"{chromium} is missing: apt-get install chromium (scripts/setup.sh --test)")
         pytest.skip(f"{chromium} is missing (apt-get install chromium)", allow_module_level=True)
     return chromium
+
+
+def serve_with_operator(tmp_path: Any, extensions: list[dict[str, Any]], username: str, password: str) -> Any:
+    """The app (SQLite under `tmp_path`, no Ray) with `extensions`, served by uvicorn on a loopback
+    port in a thread, with an operator `username`: a context manager yielding the base URL, the
+    server stopped after (for browser tests, whose sync driver owns the test's thread)."""
+    import contextlib
+    import threading
+    import time
+
+    import uvicorn
+
+    from smartcity.app import Server, create_app
+    from smartcity.core.config import load_settings
+    from smartcity.storage.users import create_user
+
+    @contextlib.contextmanager
+    def served() -> Any:
+        port = free_port()
+        settings = load_settings(
+            overrides={
+                "server": {"port": port},
+                "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"},
+                "storage": {"data_dir": str(tmp_path / "data")},
+                "extensions": extensions,
+            },
+            environ={},
+        )
+        app = create_app(settings, with_ray=False)
+        web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_until_complete, args=(web.serve(),), daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not web.started:
+                assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+                time.sleep(0.05)
+            server: Server = app.state.server
+            assert server.db is not None
+            made = create_user(server.db, username, password, "operator", [], actor="test")
+            asyncio.run_coroutine_threadsafe(made, loop).result(30)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            web.should_exit = True
+            thread.join(30)
+            loop.close()
+
+    return served()
+
+
+def gql_sync(base: str, token: str, query: str) -> dict[str, Any]:
+    """The data of a GraphQL query over HTTP (blocking), asserting it had no errors."""
+    import httpx
+
+    r = httpx.post(f"{base}/graphql", json={"query": query}, headers={"authorization": f"Bearer {token}"}, timeout=30)
+    body: dict[str, Any] = r.json()
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data

@@ -6,22 +6,13 @@ Needs Debian's `chromium` and the `playwright` package, as tests/web/test_consol
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from signals_kit import junction_dict
-from testkit import CHROMIUM_ARGS, chromium_or_skip, free_port
-
-from smartcity.app import Server, create_app
-from smartcity.core.config import load_settings
-from smartcity.storage.users import create_user
+from testkit import CHROMIUM_ARGS, chromium_or_skip, gql_sync, serve_with_operator
 
 pytestmark = [pytest.mark.slow]
 
@@ -34,46 +25,9 @@ from playwright.sync_api import sync_playwright  # noqa: E402 - after the skip
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    settings = load_settings(
-        overrides={
-            "server": {"port": port},
-            "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"},
-            "storage": {"data_dir": str(tmp_path / "data")},
-            "extensions": [{"type": "signals", "junctions": [junction_dict()], "tick_s": 0.5}],
-        },
-        environ={},
-    )
-    app = create_app(settings, with_ray=False)
-    web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(web.serve(),), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not web.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    server: Server = app.state.server
-    assert server.db is not None
-    asyncio.run_coroutine_threadsafe(
-        create_user(server.db, "chief", PASSWORD, "operator", [], actor="test"), loop
-    ).result(30)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        web.should_exit = True
-        thread.join(30)
-        loop.close()
-
-
-def gql(base: str, token: str, query: str) -> dict[str, Any]:
-    r = httpx.post(
-        f"{base}/graphql", json={"query": query}, headers={"authorization": f"Bearer {token}"}, timeout=30
-    )
-    body: dict[str, Any] = r.json()
-    assert "errors" not in body, body
-    data: dict[str, Any] = body["data"]
-    return data
+    """The app with the signals extension on a loopback port, an operator `chief`; stopped after."""
+    with serve_with_operator(tmp_path, [{"type": "signals", "junctions": [junction_dict()], "tick_s": 0.5}], "chief", PASSWORD) as base:
+        yield base
 
 
 def test_advisory_junction_shows_its_recommendation_and_the_operator_forces_the_fixed_plan(
@@ -125,6 +79,6 @@ def test_advisory_junction_shows_its_recommendation_and_the_operator_forces_the_
             assert "forced by an operator" in page.inner_text(f"{card} .signals-fallback")
         finally:
             browser.close()
-    log = gql(base, token, '{ signalActions(junction: "j1") { actor action after } }')["signalActions"]
+    log = gql_sync(base, token, '{ signalActions(junction: "j1") { actor action after } }')["signalActions"]
     assert log == [{"actor": "chief", "action": "force_fixed", "after": "on"}]
     assert errors == []

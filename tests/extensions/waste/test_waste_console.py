@@ -6,22 +6,14 @@ Needs Debian's `chromium` and the `playwright` package, as tests/web/test_consol
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from testkit import CHROMIUM_ARGS, chromium_or_skip, free_port
+from testkit import CHROMIUM_ARGS, chromium_or_skip, gql_sync, serve_with_operator
 from waste_harness import LOGIN, PASSWORD, city, native
-
-from smartcity.app import Server, create_app
-from smartcity.core.config import load_settings
-from smartcity.storage.users import create_user
 
 pytestmark = [pytest.mark.slow]
 
@@ -33,42 +25,8 @@ from playwright.sync_api import sync_playwright  # noqa: E402 - after the skip
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     """The app with the waste extension on a loopback port, an operator `chief`; stopped after."""
-    port = free_port()
-    settings = load_settings(
-        overrides={
-            "server": {"port": port},
-            "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"},
-            "storage": {"data_dir": str(tmp_path / "data")},
-            "extensions": [city(12)],
-        },
-        environ={},
-    )
-    app = create_app(settings, with_ray=False)
-    web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(web.serve(),), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not web.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    server: Server = app.state.server
-    assert server.db is not None
-    asyncio.run_coroutine_threadsafe(create_user(server.db, "chief", PASSWORD, "operator", [], actor="test"), loop).result(30)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        web.should_exit = True
-        thread.join(30)
-        loop.close()
-
-
-def gql(base: str, token: str, query: str) -> dict[str, Any]:
-    r = httpx.post(f"{base}/graphql", json={"query": query}, headers={"authorization": f"Bearer {token}"}, timeout=30)
-    body: dict[str, Any] = r.json()
-    assert "errors" not in body, body
-    data: dict[str, Any] = body["data"]
-    return data
+    with serve_with_operator(tmp_path, [city(12)], "chief", PASSWORD) as base:
+        yield base
 
 
 def test_waste_view_draws_the_plan_and_plans_again(served: str) -> None:
@@ -81,7 +39,7 @@ def test_waste_view_draws_the_plan_and_plans_again(served: str) -> None:
         r = httpx.post(f"{base}/ext/waste/readings", json=native(bin_id, level, now - 600, f"c-{bin_id}"),
                        headers={"authorization": f"Bearer {token}"}, timeout=30)
         assert r.status_code == 201, r.text
-    plan = gql(base, token, "mutation { planWasteRound { id km routes { truckId stops { binId } } } }")["planWasteRound"]
+    plan = gql_sync(base, token, "mutation { planWasteRound { id km routes { truckId stops { binId } } } }")["planWasteRound"]
     served_bins = sorted(s["binId"] for r in plan["routes"] for s in r["stops"])
     assert served_bins == ["B00", "B01", "B02", "B03"]  # the full ones; none of the 30 % bins is worth a detour
 
@@ -119,7 +77,7 @@ def test_waste_view_draws_the_plan_and_plans_again(served: str) -> None:
             page.click("#waste-plan-now")
             page.wait_for_function(f"() => document.querySelector('main').dataset.planId === '{plan['id'] + 1}'", timeout=30_000)
             assert page.eval_on_selector_all(".waste-route", "ls => ls.length") == len(plan["routes"])
-            assert gql(base, token, "{ wastePlans(limit: 1) { id trigger } }")["wastePlans"] == [{"id": plan["id"] + 1, "trigger": "demand"}]
+            assert gql_sync(base, token, "{ wastePlans(limit: 1) { id trigger } }")["wastePlans"] == [{"id": plan["id"] + 1, "trigger": "demand"}]
         finally:
             browser.close()
     assert errors == []
