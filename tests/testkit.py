@@ -9,6 +9,8 @@ from typing import Any
 
 import psutil
 
+from smartcity.core.video import CameraRuntime, LiveFrame, SignalPush
+
 
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
@@ -134,3 +136,26 @@ def gql_sync(base: str, token: str, query: str) -> dict[str, Any]:
     assert "errors" not in body, body
     data: dict[str, Any] = body["data"]
     return data
+
+
+class RecordingVideo:
+    """A VideoControl double whose cameras take every signal push and remember it."""
+
+    def __init__(self) -> None:
+        self.pushes: list[SignalPush] = []
+
+    async def live_frame(self, camera_id: str) -> LiveFrame | None:
+        return None
+
+    async def snapshot(self, camera_id: str, *, pixelate: bool = True) -> bytes | None:
+        return None
+
+    async def push_signal(self, push: SignalPush) -> bool:
+        self.pushes.append(push)
+        return True
+
+    def rules_changed(self, camera_id: str) -> None:
+        return None
+
+    def runtime(self) -> tuple[CameraRuntime, ...]:
+        return ()

@@ -16,39 +16,17 @@ import pytest
 import sqlalchemy as sa
 from example_extension import Example, seen
 from failing_extensions import Clash, Failing
+from testkit import RecordingVideo
 
 from smartcity.app import Server, create_app
 from smartcity.core.config import load_settings
 from smartcity.core.events import RuleEvent
-from smartcity.core.video import CameraRuntime, LiveFrame, SignalPush, SignalState
+from smartcity.core.video import SignalPush, SignalState
 from smartcity.extensions.registry import discover
 from smartcity.storage.users import create_user
 
 PASSWORD = "correct horse battery"
 LOGIN = "mutation($u: String!, $p: String!) { login(username: $u, password: $p) { ... on LoginSuccess { token } } }"
-
-
-class RecordingVideo:
-    """A VideoControl that takes every signal push and remembers it."""
-
-    def __init__(self) -> None:
-        self.pushes: list[SignalPush] = []
-
-    async def live_frame(self, camera_id: str) -> LiveFrame | None:
-        return None
-
-    async def snapshot(self, camera_id: str, *, pixelate: bool = True) -> bytes | None:
-        return None
-
-    async def push_signal(self, push: SignalPush) -> bool:
-        self.pushes.append(push)
-        return True
-
-    def rules_changed(self, camera_id: str) -> None:
-        return None
-
-    def runtime(self) -> tuple[CameraRuntime, ...]:
-        return ()
 
 
 @contextlib.asynccontextmanager

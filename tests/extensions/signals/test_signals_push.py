@@ -8,36 +8,14 @@ from pathlib import Path
 import httpx
 from signals_kit import junction_dict
 from sqlalchemy.ext.asyncio import create_async_engine
+from testkit import RecordingVideo
 
 from smartcity.core.clock import ManualClock
-from smartcity.core.video import CameraRuntime, LiveFrame, SignalPush, SignalState
+from smartcity.core.video import SignalPush, SignalState
 from smartcity.extensions.context import ExtensionTables
 from smartcity.extensions.signals.adapters import HttpAdapter, NullAdapter
 from smartcity.extensions.signals.config import HttpAdapterConfig, SignalsConfig
 from smartcity.extensions.signals.service import SignalsService
-
-
-class RecordingVideo:
-    """A VideoControl whose cameras take every push."""
-
-    def __init__(self) -> None:
-        self.pushes: list[SignalPush] = []
-
-    async def live_frame(self, camera_id: str) -> LiveFrame | None:
-        return None
-
-    async def snapshot(self, camera_id: str, *, pixelate: bool = True) -> bytes | None:
-        return None
-
-    async def push_signal(self, push: SignalPush) -> bool:
-        self.pushes.append(push)
-        return True
-
-    def rules_changed(self, camera_id: str) -> None:
-        return None
-
-    def runtime(self) -> tuple[CameraRuntime, ...]:
-        return ()
 
 
 async def run(mode: str, tmp: Path) -> list[SignalPush]:
