@@ -74,8 +74,8 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     while True:
         new_threads = {t for t in _thread_names() - threads_before if not _is_library_thread(t)}
         new_children = _children() - children_before
-        # Ray's own daemons started by a session fixture are not the test's.
-        if "ray_session" in request.fixturenames:
+        # Ray's own daemons, or a server, started by a session fixture are not the test's.
+        if "ray_session" in request.fixturenames or "console_server" in request.fixturenames:
             new_children = set()
         new_actors = _ray_actors() - actors_before
         if not (new_threads or new_children or new_actors) or time.monotonic() > deadline:

@@ -68,7 +68,9 @@ class Database:
 
     `session` is an `async_sessionmaker`: `async with db.session() as s: ...`.
     On SQLite each new connection gets WAL journaling, synchronous=NORMAL, enforced foreign
-    keys and a busy timeout, and transactions are begun explicitly (so DDL is transactional):
+    keys and a busy timeout (30 s: a burst of concurrent writes on a loaded machine queues
+    for SQLite's single write lock; 5 s was seen to fail 2 of 120 concurrent mutations at a
+    load average of 25), and transactions are begun explicitly (so DDL is transactional):
     `engine.begin()` (writes) with BEGIN IMMEDIATE, `engine.connect()` (reads) deferred.
     """
 
@@ -78,7 +80,7 @@ class Database:
         *,
         echo: bool = False,
         pool_size: int = 5,
-        sqlite_busy_timeout_ms: int = 5000,
+        sqlite_busy_timeout_ms: int = 30000,
     ) -> None:
         parsed = make_url(url)
         backend = parsed.get_backend_name()

@@ -15,13 +15,12 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from console_server import ADMIN, running_server
+from console_server import ADMIN
 from testkit import CHROMIUM_ARGS, chromium_or_skip
 
 pytestmark = [pytest.mark.slow]
@@ -32,9 +31,9 @@ from playwright.sync_api import Page, sync_playwright  # noqa: E402 - after the 
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    with running_server(tmp_path) as base:
-        yield base
+def server(console_server: str) -> str:
+    """The folder's one console server (tests/web/conftest.py)."""
+    return console_server
 
 
 def shot(page: Page, tmp_path: Path, name: str, *, publish: bool = True) -> None:
@@ -158,10 +157,14 @@ def test_console_end_to_end(server: str, tmp_path: Path) -> None:
                 "() => Number(document.querySelector('#live-video')?.dataset.frames || 0) >= 5", timeout=30_000
             )
             t0, f0 = page.eval_on_selector("#live-video", "v => [v.currentTime, Number(v.dataset.frames)]")
-            page.wait_for_timeout(2000)
-            t1, f1 = page.eval_on_selector("#live-video", "v => [v.currentTime, Number(v.dataset.frames)]")
-            assert t1 - t0 > 1.0, (t0, t1)
-            assert f1 - f0 >= 4, (f0, f1)
+            # the picture keeps moving: playback time and decoded frames advance (no rate
+            # asserted: a loaded machine delivers fewer frames per second, but they come)
+            page.wait_for_function(
+                f"() => {{ const v = document.querySelector('#live-video');"
+                f" return v.currentTime > {t0} + 1.0 && Number(v.dataset.frames) >= {f0} + 4; }}",
+                timeout=30_000,
+            )
+            f1 = int(page.get_attribute("#live-video", "data-frames") or 0)
             assert page.eval_on_selector("#live-video", "v => v.videoWidth") == 768
             assert "people pixelated" in page.inner_text(".stage-badge")
             page.wait_for_function("() => document.querySelector('#live-stats').textContent.length > 0")

@@ -8,14 +8,12 @@ Runs like tests/web/test_console.py (Debian's chromium and the playwright packag
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from pathlib import Path
 
 import av
 import httpx
 import numpy as np
 import pytest
-from console_server import ADMIN, running_server
+from console_server import ADMIN
 from test_console import CHROMIUM, CHROMIUM_ARGS, gql, watch_errors
 
 from smartcity.privacy.zones import ZONE_RGB
@@ -45,9 +43,9 @@ VIDEO_PATCH = """(at) => {
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    with running_server(tmp_path) as base:
-        yield base
+def server(console_server: str) -> str:
+    """The folder's one console server (tests/web/conftest.py)."""
+    return console_server
 
 
 def video_shows_zone(page: Page) -> bool:
