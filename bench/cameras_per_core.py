@@ -15,6 +15,10 @@ functions that took the most samples.
 Prints progress lines, then as its LAST line a JSON object:
   cameras_per_core            sustained cameras / cores, decoder resize on
   cameras_per_core_baseline   the same with full frames (resize off), measured in the same run
+  cameras_per_core_cpu(_baseline)  1 / the cores (camera-group actor + inference actors, CPU time)
+                              used per camera analysed at 5 fps, 2 cameras, median of 3 runs: what
+                              the cameras cost, less distorted by a loaded machine than the ramp
+  camera_actor_cores_per_camera(_baseline), inference_ms_per_frame(_baseline)
   cores, sustained, sustained_baseline, steps (per N and mode: analysed fps, dropped fraction),
   load_avg (before, after), profile (with --profile)
 
@@ -28,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,6 +47,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import av  # noqa: E402
+import psutil  # noqa: E402
 
 from smartcity.actors.camera_group import CameraSpec  # noqa: E402
 from smartcity.actors.runtime import GroupSpec, Reconciler, start_ray, stop_ray  # noqa: E402
@@ -50,6 +56,8 @@ from smartcity.models.install import default_model_dir, install_default_model  #
 from smartcity.sources import demo_video_path  # noqa: E402
 
 ANALYSIS_FPS = 5.0
+CPU_CAMERAS = 2  # cameras of the CPU-time comparison
+PY_SPY_RATE = 50
 MAX_DROPPED = 0.05
 WIDTH, HEIGHT = 1280, 720
 
@@ -149,10 +157,14 @@ async def _run(
             else:
                 raise TimeoutError(f"{n} cameras did not start analysing within 180 s")
             await asyncio.sleep(warmup_s)
+            handles = [rec.inference_handle(i) for i in range(analysis.inference_actors)]
+            pids = [int((await h.info.remote())["pid"]) for h in handles if h is not None]
             first, t0 = await ping(), time.monotonic()
+            cpu0 = _cpu_s(first.pid), sum(_cpu_s(p) for p in pids)
             profile = await asyncio.to_thread(py_spy, first.pid, profile_s) if profile_s > 0 else None
             await asyncio.sleep(max(0.0, measure_s - (time.monotonic() - t0)))
             last, t1 = await ping(), time.monotonic()
+            cpu1 = _cpu_s(last.pid), sum(_cpu_s(p) for p in pids)
         finally:
             task.cancel()
             try:
@@ -161,17 +173,30 @@ async def _run(
                 pass
     span = t1 - t0
     analysed = sum(last.pipelines[c].analysed - first.pipelines[c].analysed for c in last.pipelines)
+    inferred = sum(last.pipelines[c].inferred - first.pipelines[c].inferred for c in last.pipelines)
     due = n * ANALYSIS_FPS * span
+    group_cores, inference_cores = (cpu1[0] - cpu0[0]) / span, (cpu1[1] - cpu0[1]) / span
     out: dict[str, Any] = {
         "cameras": n,
         "analysed_fps": round(analysed / span, 2),
         "dropped": round(max(0.0, 1.0 - analysed / due), 4),
-        "inferred": sum(last.pipelines[c].inferred - first.pipelines[c].inferred for c in last.pipelines),
+        "inferred": inferred,
+        # CPU time, which a loaded machine stretches less than wall time: the camera-group actor's
+        # per camera, the inference actors' per detector call, and both per camera analysed at
+        # 5 fps (the decode of frames not analysed is counted in, so this leans pessimistic)
+        "camera_actor_cores_per_camera": round(group_cores / n, 4),
+        "inference_ms_per_frame": round(inference_cores * span / max(1, inferred) * 1000, 1),
+        "cores_per_camera": round((group_cores + inference_cores) / max(1e-9, analysed / span / ANALYSIS_FPS), 4),
         "load_avg": load_avg(),
     }
     if profile is not None:
         out["profile"] = profile
     return out
+
+
+def _cpu_s(pid: int) -> float:
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
 
 
 def py_spy(pid: int, seconds: float, top: int = 25) -> dict[str, Any]:
@@ -180,10 +205,19 @@ def py_spy(pid: int, seconds: float, top: int = 25) -> dict[str, Any]:
     exe = Path(sys.executable).with_name("py-spy")
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "stacks.txt"
-        cmd = [str(exe), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50"]
+        # --gil: only the thread holding the GIL, i.e. the Python work; on a loaded machine py-spy
+        # otherwise counts threads waiting for a core (or inside the decoder, which releases the GIL)
+        cmd = [str(exe), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(PY_SPY_RATE), "--gil"]
         cmd += ["--format", "raw", "--output", str(raw), "--nonblocking"]
         subprocess.run(cmd, check=True, capture_output=True, timeout=seconds + 60)
         lines = raw.read_text().splitlines()
+    return summarise_stacks(lines, seconds * PY_SPY_RATE, top)
+
+
+def summarise_stacks(lines: list[str], slots: float, top: int = 25) -> dict[str, Any]:
+    """py-spy's raw output (`frame;frame;... count` per line, root first) as the share of the
+    samples each function was on the stack (inclusive) and at its top (self); samples waiting
+    in Ray's core worker or on a condition variable are left out. `slots`: seconds x rate."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
@@ -191,19 +225,23 @@ def py_spy(pid: int, seconds: float, top: int = 25) -> dict[str, Any]:
         stack, _, count = line.rpartition(" ")
         n = int(count)
         frames = [_frame_name(f) for f in stack.split(";") if f]
+        if frames and frames[-1] in _WAITING:
+            continue
         total += n
         for f in set(frames):
             inclusive[f] += n
         if frames:
             own[frames[-1]] += n
-    # py-spy counts only threads that were running (not waiting): samples / (seconds x rate)
-    # is the number of cores the process kept busy
+    # samples / (seconds x rate): the share of the time the process ran Python code
     return {
         "samples": total,
-        "busy_cores": round(total / (seconds * 50), 3),
+        "gil_share": round(total / max(1.0, slots), 3),
         "self": {k: round(v / max(1, total), 3) for k, v in own.most_common(top)},
         "inclusive": {k: round(v / max(1, total), 3) for k, v in inclusive.most_common(top)},
     }
+
+
+_WAITING = frozenset({"worker.py:Worker.main_loop", "threading.py:Condition.wait", "selectors.py:EpollSelector.select"})
 
 
 def _frame_name(frame: str) -> str:
@@ -213,7 +251,6 @@ def _frame_name(frame: str) -> str:
     parts = Path(path).parts
     short = "/".join(parts[parts.index("smartcity") :]) if "smartcity" in parts else Path(path).name
     return f"{short}:{name}"
-
 
 
 def measure_cameras_per_core(
@@ -240,6 +277,24 @@ def measure_cameras_per_core(
                     )
                     result["profile"][mode] = step.pop("profile")
                     say(f"profile {mode}: {json.dumps(result['profile'][mode])}")
+            # CPU per camera at a fixed count, the modes interleaved (the median of the runs counts)
+            cpu: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+            for _ in range(2 if quick else 3):
+                for mode, resize in modes.items():
+                    step = asyncio.run(
+                        _run(CPU_CAMERAS, clip, analysis_config(cores, decode_resize=resize), warmup_s=warmup_s, measure_s=measure_s)
+                    )
+                    cpu[mode].append(step)
+                    say(json.dumps({"cpu_run": mode, **step}))
+            for mode in modes:
+                runs = sorted(cpu[mode], key=lambda r: r["cores_per_camera"])
+                mid = runs[len(runs) // 2]
+                suffix = "" if mode == "resize" else "_baseline"
+                result[f"cameras_per_core_cpu{suffix}"] = round(1.0 / mid["cores_per_camera"], 2)
+                result[f"camera_actor_cores_per_camera{suffix}"] = statistics.median(
+                    r["camera_actor_cores_per_camera"] for r in runs
+                )
+                result[f"inference_ms_per_frame{suffix}"] = statistics.median(r["inference_ms_per_frame"] for r in runs)
             sustained = dict.fromkeys(modes, 0)
             steps: list[dict[str, Any]] = []
             live = dict.fromkeys(modes, True)

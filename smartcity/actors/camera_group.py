@@ -18,11 +18,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from smartcity.actors.motion import MotionConfig
 from smartcity.actors.pg_outbox import OutboxFenced, OutboxUnavailable
-from smartcity.actors.pipeline import CameraPipeline, PipelineStats, SecondStage
 from smartcity.actors.spool import EventSpool, SpoolFull
 from smartcity.core.aio import cancel_and_wait
 from smartcity.core.events import CameraHealth, CameraState, Event, EventEnvelope
@@ -32,6 +31,9 @@ from smartcity.core.vision import Detection, Track, scale_box
 from smartcity.privacy import CameraPrivacy, PrivacyZones, PrivateView, render_evidence
 from smartcity.sources.detlog import DetectionLogWriter
 from smartcity.tracking.config import TrackerConfig
+
+if TYPE_CHECKING:
+    from smartcity.actors.pipeline import CameraPipeline, PipelineStats
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +386,10 @@ class CameraGroup:
                 self._analysis_errors[spec.id] = f"analysis unavailable: {type(exc).__name__}: {exc}"[:300]
 
     def _start_pipeline(self, spec: CameraSpec, src: Source) -> None:
+        # imported with the first analysed camera: a health-only group (and every group at its
+        # start) spares the import of the tracker, the rules and the privacy masker
+        from smartcity.actors.pipeline import CameraPipeline, SecondStage
+
         # cameras are dealt round-robin to the inference actors (one per GPU or CPU slot)
         pool = self.options.inference_by_node.get(_ray_node_id()) or self.options.inference_actors
         actor = pool[self._dealt % len(pool)]
