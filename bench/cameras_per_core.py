@@ -205,9 +205,10 @@ def py_spy(pid: int, seconds: float, top: int = 25) -> dict[str, Any]:
     exe = Path(sys.executable).with_name("py-spy")
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "stacks.txt"
-        # --gil: only the thread holding the GIL, i.e. the Python work; on a loaded machine py-spy
-        # otherwise counts threads waiting for a core (or inside the decoder, which releases the GIL)
-        cmd = [str(exe), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(PY_SPY_RATE), "--gil"]
+        # every thread py-spy does not see idle: on a loaded machine that includes threads waiting
+        # for a core, so shares lean towards the decode threads (--gil was tried: under load it
+        # caught too few samples to rank anything)
+        cmd = [str(exe), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", str(PY_SPY_RATE)]
         cmd += ["--format", "raw", "--output", str(raw), "--nonblocking"]
         subprocess.run(cmd, check=True, capture_output=True, timeout=seconds + 60)
         lines = raw.read_text().splitlines()
@@ -232,10 +233,10 @@ def summarise_stacks(lines: list[str], slots: float, top: int = 25) -> dict[str,
             inclusive[f] += n
         if frames:
             own[frames[-1]] += n
-    # samples / (seconds x rate): the share of the time the process ran Python code
+    # samples / (seconds x rate): threads active on average (running or waiting for a core)
     return {
         "samples": total,
-        "gil_share": round(total / max(1.0, slots), 3),
+        "active_threads": round(total / max(1.0, slots), 3),
         "self": {k: round(v / max(1, total), 3) for k, v in own.most_common(top)},
         "inclusive": {k: round(v / max(1, total), 3) for k, v in inclusive.most_common(top)},
     }
@@ -291,10 +292,12 @@ def measure_cameras_per_core(
                 mid = runs[len(runs) // 2]
                 suffix = "" if mode == "resize" else "_baseline"
                 result[f"cameras_per_core_cpu{suffix}"] = round(1.0 / mid["cores_per_camera"], 2)
-                result[f"camera_actor_cores_per_camera{suffix}"] = statistics.median(
-                    r["camera_actor_cores_per_camera"] for r in runs
+                result[f"camera_actor_cores_per_camera{suffix}"] = round(
+                    statistics.median(r["camera_actor_cores_per_camera"] for r in runs), 4
                 )
-                result[f"inference_ms_per_frame{suffix}"] = statistics.median(r["inference_ms_per_frame"] for r in runs)
+                result[f"inference_ms_per_frame{suffix}"] = round(
+                    statistics.median(r["inference_ms_per_frame"] for r in runs), 1
+                )
             sustained = dict.fromkeys(modes, 0)
             steps: list[dict[str, Any]] = []
             live = dict.fromkeys(modes, True)

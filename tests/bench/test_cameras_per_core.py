@@ -16,7 +16,7 @@ def test_stacks_summarise_to_self_and_inclusive_shares_without_waits() -> None:
     ]
     out = summarise_stacks(lines, slots=400)
     assert out["samples"] == 80
-    assert out["gil_share"] == pytest.approx(0.2)
+    assert out["active_threads"] == pytest.approx(0.2)
     assert out["self"] == {"smartcity/sources/camera.py:_decode": 0.75, "time.py:now": 0.25}
     assert out["inclusive"]["smartcity/sources/camera.py:_run"] == 1.0
     assert out["inclusive"]["smartcity/sources/camera.py:_publish"] == 0.25
