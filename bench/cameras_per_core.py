@@ -259,6 +259,10 @@ def measure_cameras_per_core(
 ) -> dict[str, Any]:
     """Ramp 720p cameras (decoder resize on, then off, at each count) until more than 5 % of due
     frames are dropped both ways; `cameras_per_core` = the largest count sustained / cores."""
+    import ray
+
+    if ray.is_initialized():  # start_ray would attach to it: the figure is this machine's, alone
+        raise RuntimeError("measure_cameras_per_core starts a local Ray of its own: call it with Ray stopped")
     cores = cores or os.cpu_count() or 1
     install_default_model(default_model_dir())
     warmup_s, measure_s = (3.0, 8.0) if quick else (5.0, 20.0)

@@ -110,3 +110,14 @@ def _assert_person_hidden(img: np.ndarray) -> None:
     # random texture survives where nothing is private; the person is reduced to blocks
     assert car_std > 40
     assert person_std < car_std * 0.6
+
+
+def test_only_rules_that_read_pixels_ask_for_full_frames() -> None:
+    from smartcity.analytics import RULE_TYPES, reads_pixels
+
+    assert {name for name, cls in RULE_TYPES.items() if cls.reads_pixels} == {"red_light", "fire", "smoke"}
+    dwell = validate_rule(
+        {"id": "d", "camera_id": "cam", "type": "dwell", "params": {"zone": [[0, 0], [1, 0], [1, 1]], "threshold_s": 2.0}}
+    )
+    assert reads_pixels([dwell]) is False
+    assert reads_pixels([]) is False
