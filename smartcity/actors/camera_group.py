@@ -18,20 +18,22 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from smartcity.actors.motion import MotionConfig
 from smartcity.actors.pg_outbox import OutboxFenced, OutboxUnavailable
-from smartcity.actors.pipeline import CameraPipeline, PipelineStats, SecondStage
 from smartcity.actors.spool import EventSpool, SpoolFull
 from smartcity.core.aio import cancel_and_wait
 from smartcity.core.events import CameraHealth, CameraState, Event, EventEnvelope
 from smartcity.core.privacy_config import PrivacyConfig, ViewMode
 from smartcity.core.video import LiveFrame, SignalPush
-from smartcity.core.vision import Detection, Track
+from smartcity.core.vision import Detection, Track, scale_box
 from smartcity.privacy import CameraPrivacy, PrivacyZones, PrivateView, render_evidence
 from smartcity.sources.detlog import DetectionLogWriter
 from smartcity.tracking.config import TrackerConfig
+
+if TYPE_CHECKING:
+    from smartcity.actors.pipeline import CameraPipeline, PipelineStats
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,9 @@ class GroupOptions:
     inference_by_node: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     model_roles: tuple[str, ...] = ()  # second-stage models (pose, classify) the inference actors host
     max_inflight: int = 3  # frames per camera awaiting inference (pipelining)
+    # the detector's input (height, width): sources decode analysis frames straight to the size
+    # they take in it; None: analysis gets full frames (`analysis.decode_resize` off)
+    analysis_size: tuple[int, int] | None = None
     motion: MotionConfig = field(default_factory=MotionConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     summary_interval_s: float = 10.0
@@ -148,12 +153,14 @@ def _ray_node_id() -> str:
         return ""
 
 
-def open_source(spec: CameraSpec, *, realtime: bool = True) -> Source:
+def open_source(spec: CameraSpec, *, realtime: bool = True, analysis_size: tuple[int, int] | None = None) -> Source:
     from smartcity.sources import CameraSource, SourceOptions
 
     # not realtime = a recording analysed as fast as possible: every due frame, none dropped
     options = SourceOptions(realtime=realtime, lossless=not realtime)
-    return CameraSource(spec.id, spec.url, analysis_fps=spec.analysis_fps, options=options)
+    return CameraSource(
+        spec.id, spec.url, analysis_fps=spec.analysis_fps, options=options, analysis_size=analysis_size
+    )
 
 
 class CameraGroup:
@@ -267,7 +274,9 @@ class CameraGroup:
             return None
         pipe = self.pipelines.get(camera_id)
         if pipe is not None and pipe.latest_view is not None:
-            return privacy.view_of(pipe.latest_view[0].image, pipe.latest_mask)
+            # the analysed frame at full size (converted now if analysis had it scaled); its
+            # mask, made on the analysis image, scales itself onto it
+            return privacy.view_of(pipe.latest_view[0].full_image(), pipe.latest_mask)
         src = self.sources.get(camera_id)
         latest = src.latest() if src is not None and hasattr(src, "latest") else None
         return None if latest is None else privacy.view_of(latest.image, None)
@@ -298,11 +307,16 @@ class CameraGroup:
         frame = self._latest_frame(camera_id)
         if view is None or frame is None:
             return None
+        mask = view.mask
+        h, w = view.image.shape[:2]
         return LiveFrame(
             image=view.image,
             t=float(frame.t),
             index=int(frame.index),
-            person_boxes=None if view.mask is None else view.mask.boxes,
+            # the mask's boxes are in the pixels of the picture it was made on (the analysis image)
+            person_boxes=None
+            if mask is None
+            else tuple(scale_box(b, w / mask.width, h / mask.height) for b in mask.boxes),
             mask=view.mask,
             background=view.background,
         )
@@ -355,7 +369,8 @@ class CameraGroup:
         if not spec.enabled:
             return
         try:
-            src = open_source(spec, realtime=self.options.realtime)
+            analysis_size = self.options.analysis_size if self.options.inference_actors else None
+            src = open_source(spec, realtime=self.options.realtime, analysis_size=analysis_size)
             src.start()
         except Exception as exc:  # a bad camera never takes the group down
             log.exception("camera %s failed to open", spec.id)
@@ -371,6 +386,10 @@ class CameraGroup:
                 self._analysis_errors[spec.id] = f"analysis unavailable: {type(exc).__name__}: {exc}"[:300]
 
     def _start_pipeline(self, spec: CameraSpec, src: Source) -> None:
+        # imported with the first analysed camera: a health-only group (and every group at its
+        # start) spares the import of the tracker, the rules and the privacy masker
+        from smartcity.actors.pipeline import CameraPipeline, SecondStage
+
         # cameras are dealt round-robin to the inference actors (one per GPU or CPU slot)
         pool = self.options.inference_by_node.get(_ray_node_id()) or self.options.inference_actors
         actor = pool[self._dealt % len(pool)]

@@ -186,6 +186,7 @@ class Inference:
             "pid": os.getpid(),
             "device": self.detector.device,
             "names": self.detector.names,
+            "input_size": list(self.detector.input_size),
             "batches": st.batches,
             "frames": st.frames,
             "busy_s": round(st.busy_s, 3),

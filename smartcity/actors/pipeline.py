@@ -29,11 +29,11 @@ import numpy as np
 
 from smartcity.actors.evidence import EvidenceBudget, rule_shapes, wants_evidence
 from smartcity.actors.motion import GateDecision, MotionConfig, MotionGate
-from smartcity.analytics import required_model_roles
+from smartcity.analytics import reads_pixels, required_model_roles
 from smartcity.core.events import DetectionSummary, Event, RuleEvent
 from smartcity.core.privacy_config import PrivacyConfig
 from smartcity.core.privacy_mask import PrivacyMask
-from smartcity.core.vision import Detection, FrameTracks, Track
+from smartcity.core.vision import Detection, FrameTracks, Track, scale_detections, scale_tracks
 from smartcity.privacy import CameraPrivacy
 
 if TYPE_CHECKING:
@@ -52,12 +52,22 @@ Emit = Callable[[list[Event], dict[str, bytes]], None]
 
 
 class AnalysedFrame(Protocol):
+    """A frame for analysis (`sources.types.Frame`): `image` may be scaled down from the camera's
+    `width` x `height` picture (the source resizes in its decoder to the detector's input);
+    `full_image()` gives the camera's picture, for what operators see."""
+
     camera_id: str
     index: int
     t: float
     image: np.ndarray
     width: int
     height: int
+
+    @property
+    def scaled(self) -> bool: ...
+    @property
+    def scale(self) -> tuple[float, float]: ...
+    def full_image(self) -> np.ndarray: ...
 
 
 class FrameSource(Protocol):
@@ -119,6 +129,7 @@ class CameraPipeline:
         self.engine: Any = None  # created with the first rule (a camera without rules only tracks)
         self.second_stage = second_stage
         self.stage_roles: frozenset[str] = frozenset()  # second-stage roles the rules need
+        self.reads_pixels = False  # a rule reads the picture (signal heads, flames): it gets full frames
         if rules:
             self.set_rules(rules)
         self.max_inflight = max_inflight
@@ -151,6 +162,7 @@ class CameraPipeline:
         if needed - available:
             log.warning("camera %s: rules need models %s that are not configured", self.camera_id, sorted(needed - available))
         self.stage_roles = needed & available
+        self.reads_pixels = reads_pixels(rules)
         if self.engine is None:
             if not rules:
                 return
@@ -189,9 +201,9 @@ class CameraPipeline:
                     self._periodic()
                     continue
                 fut: asyncio.Future[list[Detection]] | None = None
-                decision = self.gate.decide(frame.image, self._gate_boxes(frame.t))
+                decision = self.gate.decide(frame.image, self._gate_boxes(frame))
                 if decision is GateDecision.INFER:
-                    fut = asyncio.ensure_future(self._detect(frame.image))
+                    fut = asyncio.ensure_future(self._detect(frame))
                 self._window.append((frame, decision, fut))
                 while len(self._window) > self.max_inflight or (self._window and self._head_ready()):
                     await self._consume_head()
@@ -202,28 +214,35 @@ class CameraPipeline:
                     fut.cancel()
             self._window.clear()
 
-    def _detect(self, image: np.ndarray) -> Awaitable[list[Detection]]:
+    async def _detect(self, frame: AnalysedFrame) -> list[Detection]:
+        """The detections of a frame in the pixels of the camera's picture: the detector sees the
+        analysis image (scaled in the decoder) and its boxes are scaled back; second-stage
+        models (pose, classify) look at the full picture, as their crops need."""
+        dets = await self.infer(frame.image)
+        if frame.scaled:
+            dets = scale_detections(dets, *frame.scale)
         roles, stage = self.stage_roles, self.second_stage
         if not roles or stage is None:
-            return self.infer(image)
-        return self._detect_and_refine(image, roles, stage.run)
-
-    async def _detect_and_refine(self, image: np.ndarray, roles: frozenset[str], refine: Refine) -> list[Detection]:
-        dets = await self.infer(image)
+            return dets
         if not dets and "pose" not in roles:  # a pose model may find people the detector missed
             return dets
         self.stats.refined += 1
-        return await refine(image, dets, roles)
+        return await stage.run(frame.full_image(), dets, roles)
 
     def _head_ready(self) -> bool:
         fut = self._window[0][2]
         return fut is None or fut.done()
 
-    def _gate_boxes(self, t: float) -> np.ndarray | None:
-        """Where the established tracks will be at `t`: motion there needs no detector."""
+    def _gate_boxes(self, frame: AnalysedFrame) -> np.ndarray | None:
+        """Where the established tracks will be at the frame's time, in its image's pixels:
+        motion there needs no detector."""
         if self.gate.config.track_max == 0:
             return None
-        return self.tracker.predicted_boxes(t)
+        boxes = self.tracker.predicted_boxes(frame.t)
+        if frame.scaled and boxes is not None and len(boxes):
+            sx, sy = frame.scale
+            boxes = boxes / np.array([sx, sy, sx, sy])
+        return boxes
 
     async def _consume_head(self) -> None:
         frame, decision, fut = self._window.popleft()
@@ -265,12 +284,12 @@ class CameraPipeline:
             tracks = tuple(self.tracker.update(detected, frame.t, (frame.width, frame.height)))
             dets = detected
         self.latest_tracks = tracks
-        self.latest_mask = self.privacy.observe(frame.image, frame.t, dets, tracks, detected=detected is not None)
+        self.latest_mask = self._observe_privacy(frame, dets, tracks, detected=detected is not None)
         self.latest_view = (frame, dets)
         self.stats.last_tracks = len(tracks)
         ft = FrameTracks(camera_id=self.camera_id, t=frame.t, width=frame.width, height=frame.height, tracks=tracks)
         if self.engine is not None:
-            events = self.engine.update(ft, image=frame.image)
+            events = self.engine.update(ft, image=frame.full_image() if self.reads_pixels else None)
             if events:
                 self.emit(list(events), self._evidence(events, frame, self.latest_mask))
         self._summary_frames += 1
@@ -279,6 +298,18 @@ class CameraPipeline:
                 self.recorder.write(self.camera_id, frame.t, frame.width, frame.height, detected)
             for d in detected:
                 self._summary_classes[d.cls] = self._summary_classes.get(d.cls, 0) + 1
+
+    def _observe_privacy(
+        self, frame: AnalysedFrame, dets: list[Detection], tracks: tuple[Track, ...], *, detected: bool
+    ) -> PrivacyMask | None:
+        """The frame's private mask, made on the analysis image (its pixels, its size): a mask
+        scales itself onto the full picture it is applied to (`privacy.picture`)."""
+        if not frame.scaled:
+            return self.privacy.observe(frame.image, frame.t, dets, tracks, detected=detected)
+        sx, sy = frame.scale
+        return self.privacy.observe(
+            frame.image, frame.t, scale_detections(dets, 1 / sx, 1 / sy), scale_tracks(tracks, 1 / sx, 1 / sy), detected=detected
+        )
 
     def _evidence(self, events: Sequence[RuleEvent], frame: AnalysedFrame, mask: PrivacyMask | None) -> dict[str, bytes]:
         """JPEG snapshots (geometry drawn, privacy zones filled, the private mask pixelated) for
@@ -292,7 +323,7 @@ class CameraPipeline:
             if not wants_evidence(ev, rule.alert_kinds) or not self.evidence_budget.take():
                 continue
             try:
-                out[ev.event_id] = self.privacy.evidence(frame.image, rule_shapes(rule.spec.params), mask)
+                out[ev.event_id] = self.privacy.evidence(frame.full_image(), rule_shapes(rule.spec.params), mask)
             except Exception:
                 log.exception("evidence snapshot failed for %s", ev.event_id)
         return out

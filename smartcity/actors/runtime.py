@@ -169,6 +169,7 @@ class Reconciler:
         self._inference_remote = inference_class() if analysis and analysis.enabled else None
         self._inference: dict[str, Any] = {}
         self._inference_nodes: dict[str, str] = {}  # inference actor name -> node id (per-node placement)
+        self._input_size: tuple[int, int] | None = None  # the detector's input (H, W), as an actor said
         self.inference_restarts = 0
         self.restarts = 0
         self.evidence_lost = 0
@@ -343,7 +344,10 @@ class Reconciler:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
         handle = self._inference_remote.options(**options, max_concurrency=1000).remote(config)
         try:
-            await wait_for(handle.info.remote(), 120)
+            info = await wait_for(handle.info.remote(), 120)
+            size = info.get("input_size")
+            if size is not None and len(size) == 2:
+                self._input_size = (int(size[0]), int(size[1]))
             self._inference[name] = handle
             if node_id is not None:
                 self._inference_nodes[name] = node_id
@@ -453,6 +457,7 @@ class Reconciler:
             inference_by_node=self._inference_by_node(),
             model_roles=tuple(sorted({str(m["role"]) for m in a.model_list()} - {"detect"})),
             max_inflight=a.max_inflight,
+            analysis_size=self._input_size if a.decode_resize else None,
             # validated here, on the server: a bad setting fails the start, not the actor
             motion=MotionConfig.model_validate(a.motion),
             tracker=TrackerConfig.model_validate(a.tracker),

@@ -9,6 +9,7 @@ from smartcity.analytics.engine import RuleEngine
 from smartcity.analytics.registry import (
     RULE_TYPES,
     params_schema,
+    reads_pixels,
     register_rule,
     renders_evidence,
     required_model_roles,
@@ -44,6 +45,7 @@ __all__ = [
     "event_id",
     "load_rules_file",
     "params_schema",
+    "reads_pixels",
     "register_rule",
     "renders_evidence",
     "required_model_roles",

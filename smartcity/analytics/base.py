@@ -427,6 +427,9 @@ class Rule:
     # second-stage model roles its tracks need (e.g. "pose"): the pipeline runs those models
     # only on cameras with such a rule
     model_roles: ClassVar[frozenset[str]] = frozenset()
+    # it reads the picture (`FrameView.image`: a signal head's lamp, flames): the pipeline then
+    # converts each analysed frame at full size, which it otherwise does only for what operators see
+    reads_pixels: ClassVar[bool] = False
     # the colour the console draws its geometry in
     colour: ClassVar[str] = "#e2e8f0"
 

@@ -63,6 +63,15 @@ def required_model_roles(specs: Iterable[RuleSpec]) -> frozenset[str]:
     return frozenset(roles)
 
 
+def reads_pixels(specs: Iterable[RuleSpec]) -> bool:
+    """Whether one of the enabled rules among `specs` reads the picture (see `Rule.reads_pixels`)."""
+    for spec in specs:
+        cls = RULE_TYPES.get(spec.type)
+        if spec.enabled and cls is not None and cls.reads_pixels:
+            return True
+    return False
+
+
 def renders_evidence(rule_type: str) -> bool:
     """Whether routine (INFO) events of `rule_type` get an evidence snapshot (those of a type no
     longer registered do: better a snapshot too many than a missing one)."""

@@ -211,6 +211,12 @@ class AnalysisConfig(Section):
     inference_cpus: float = Field(1.0, description="CPUs reserved per inference actor.", ge=0, le=256)
     inference_gpus: float = Field(0.0, description="GPUs reserved per inference actor.", ge=0, le=16)
     max_inflight: int = Field(3, description="Frames per camera awaiting inference at once.", ge=1, le=64)
+    decode_resize: bool = Field(
+        True,
+        description="Decode frames for analysis straight to the size they take in the detector's input (one "
+        "scaling from YUV in the camera's decoder); full frames are converted only for evidence and live views. "
+        "False: analysis gets full frames (the detector scales them).",
+    )
     motion: dict[str, Any] = Field(default_factory=dict, description="Motion gate settings.")
     tracker: dict[str, Any] = Field(default_factory=dict, description="Tracker settings.")
     summary_interval_s: float = Field(10.0, description="Seconds between detection summaries.", gt=0, le=3600)

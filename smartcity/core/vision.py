@@ -9,7 +9,7 @@ classifier); the tracker hands the latest matched detection's to its track.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 Box = tuple[float, float, float, float]
 AttributeValue = str | float
@@ -112,3 +112,45 @@ class FrameTracks:
     width: int
     height: int
     tracks: tuple[Track, ...] = field(default_factory=tuple)
+
+
+def letterbox_fit(width: int, height: int, size: tuple[int, int]) -> tuple[int, int]:
+    """The (width, height) a `width` x `height` frame takes inside a network input `size` = (H, W)
+    when it is letterboxed: scaled by one factor, aspect kept, rounded to whole pixels. The
+    detectors letterbox with it (`models.ops.letterbox_params`) and camera sources decode to it,
+    so that a frame scaled in the decoder lands on the network input at the same pixels."""
+    out_h, out_w = size
+    if width < 1 or height < 1 or out_w < 1 or out_h < 1:
+        raise ValueError(f"cannot fit {width}x{height} into {out_w}x{out_h}")
+    r = min(out_w / width, out_h / height)
+    return max(1, min(out_w, round(width * r))), max(1, min(out_h, round(height * r)))
+
+
+def scale_box(box: Box, sx: float, sy: float) -> Box:
+    return (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+
+
+def _scale_keypoints(kps: Keypoints, sx: float, sy: float) -> Keypoints:
+    return tuple(Keypoint(k.x * sx, k.y * sy, k.score) for k in kps)
+
+
+def scale_detections(dets: Iterable[Detection], sx: float, sy: float) -> list[Detection]:
+    """`dets` with boxes and keypoints multiplied by (sx, sy): from the pixels of a scaled copy of
+    a frame to the frame's own (sx = frame width / copy width), or back."""
+    return [
+        Detection(scale_box(d.box, sx, sy), d.cls, d.score, _scale_keypoints(d.keypoints, sx, sy), d.attributes)
+        for d in dets
+    ]
+
+
+def scale_tracks(tracks: Iterable[Track], sx: float, sy: float) -> list[Track]:
+    """`tracks` with boxes, keypoints and velocities multiplied by (sx, sy) (see `scale_detections`)."""
+    return [
+        replace(
+            t,
+            box=scale_box(t.box, sx, sy),
+            velocity=(t.velocity[0] * sx, t.velocity[1] * sy),
+            keypoints=_scale_keypoints(t.keypoints, sx, sy),
+        )
+        for t in tracks
+    ]

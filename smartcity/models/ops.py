@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from smartcity.core.errors import ValidationFailed
-from smartcity.core.vision import Detection
+from smartcity.core.vision import Detection, letterbox_fit
 
 NMS_BLOCK = 4096
 """Most candidates compared in one IoU matrix (a 4096 x 4096 float matrix is 64 MiB)."""
@@ -45,9 +45,7 @@ def check_frames(frames: Sequence[np.ndarray]) -> None:
 def letterbox_params(width: int, height: int, size: tuple[int, int]) -> Letterbox:
     """Fit (width, height) inside size=(H, W) keeping the aspect ratio, centred."""
     out_h, out_w = size
-    r = min(out_w / width, out_h / height)
-    new_w = max(1, min(out_w, round(width * r)))
-    new_h = max(1, min(out_h, round(height * r)))
+    new_w, new_h = letterbox_fit(width, height, size)
     return Letterbox(width, height, new_w / width, new_h / height, (out_w - new_w) // 2, (out_h - new_h) // 2)
 
 

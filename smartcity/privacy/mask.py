@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from smartcity.core.privacy_config import BackgroundConfig, MaskConfig
 from smartcity.core.privacy_mask import PrivacyMask, paint_box
@@ -128,6 +127,10 @@ class PrivacyMasker:
     def _foreground_cells(
         self, fg: Foreground, shape: tuple[int, int], detections: Sequence[Detection]
     ) -> np.ndarray:
+        # imported here: scipy.ndimage takes ~1.5 s to import, paid by every camera-group process
+        # at its start (a node loss restarts many at once) even when it analyses nothing
+        from scipy import ndimage
+
         c = self.config
         moving = fg.cells
         if c.spare_vehicles:

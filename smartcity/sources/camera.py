@@ -20,8 +20,11 @@ from typing import Any
 
 import av
 import av.logging
+import numpy as np
+from av.video.reformatter import Interpolation, VideoReformatter
 
 from smartcity.core.events import CameraState
+from smartcity.core.vision import letterbox_fit
 from smartcity.sources.options import Backoff, SourceOptions
 from smartcity.sources.session import (
     FfmpegLogs,
@@ -54,18 +57,25 @@ def _ensure_ffmpeg_error_logs() -> None:
 
 
 class _Decoded:
-    """A decoded picture, converted to an RGB `Frame` once, on first demand."""
+    """A decoded picture, converted to RGB `Frame`s once each, on first demand: at full size (live
+    views, snapshots) and, when the source resizes for analysis, at `analysis_size` (one swscale
+    pass from the decoder's YUV). The YUV picture is kept until the full frame is made, so that
+    an analysed frame can still give its full picture to an evidence snapshot."""
 
-    __slots__ = ("_frame", "_lock", "_video", "camera_id", "height", "index", "t", "width")
+    __slots__ = ("_frame", "_lock", "_small", "_video", "analysis_size", "camera_id", "height", "index", "t", "width")
 
-    def __init__(self, camera_id: str, index: int, t: float, video: av.VideoFrame) -> None:
+    def __init__(
+        self, camera_id: str, index: int, t: float, video: av.VideoFrame, analysis_size: tuple[int, int] | None = None
+    ) -> None:
         self.camera_id = camera_id
         self.index = index
         self.t = t
         self.width = int(video.width)
         self.height = int(video.height)
+        self.analysis_size = analysis_size  # (width, height); None: analysis gets the full frame
         self._video: av.VideoFrame | None = video
         self._frame: Frame | None = None
+        self._small: Frame | None = None
         self._lock = threading.Lock()
 
     def frame(self) -> Frame:
@@ -84,6 +94,36 @@ class _Decoded:
                 )
                 self._video = None  # give the decoder's buffer back
             return self._frame
+
+    def full_image(self) -> np.ndarray:
+        return self.frame().image
+
+    def analysis(self, reformatter: VideoReformatter) -> Frame:
+        """The frame for analysis: scaled to `analysis_size` in one conversion from YUV (the
+        caller's `reformatter` keeps its scaler between frames), else the full frame."""
+        if self.analysis_size is None:
+            return self.frame()
+        with self._lock:
+            if self._small is None:
+                video = self._video
+                if video is None:  # the full frame was made first: scale nothing, hand it out
+                    assert self._frame is not None
+                    return self._frame
+                w, h = self.analysis_size
+                image = reformatter.reformat(
+                    video, width=w, height=h, format="rgb24", interpolation=Interpolation.AREA
+                ).to_ndarray()
+                image.flags.writeable = False
+                self._small = Frame(
+                    camera_id=self.camera_id,
+                    index=self.index,
+                    t=self.t,
+                    image=image,
+                    width=self.width,
+                    height=self.height,
+                    full=self.full_image,
+                )
+            return self._small
 
 
 class _Stopped(Exception):
@@ -107,9 +147,18 @@ class CameraSource:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        analysis_size: tuple[int, int] | None = None,
     ) -> None:
+        """`analysis_size`: the detector's input (height, width); frames for analysis are then
+        decoded straight to the size they take in it (`core.vision.letterbox_fit`), never larger
+        than the camera's picture. None: analysis gets full frames."""
         if not analysis_fps > 0:
             raise ValueError(f"analysis_fps must be > 0, got {analysis_fps}")
+        if analysis_size is not None and (len(analysis_size) != 2 or min(analysis_size) < 16):
+            raise ValueError(f"analysis_size must be (height, width) of at least 16 pixels, got {analysis_size}")
+        self.analysis_size = None if analysis_size is None else (int(analysis_size[0]), int(analysis_size[1]))
+        self._reformatter = VideoReformatter()
+        self._fit: tuple[tuple[int, int], tuple[int, int] | None] | None = None  # picture size -> its scaled size
         self.camera_id = camera_id
         self.url = url
         self.options = options or SourceOptions()
@@ -215,7 +264,7 @@ class CameraSource:
                 now = self._clock()
                 self._taken.append(now)
                 _prune(self._taken, now - self.options.health_window_s)
-        return decoded.frame() if decoded is not None else None
+        return decoded.analysis(self._reformatter) if decoded is not None else None
 
     def health(self) -> SourceHealth:
         """A snapshot of this source's state, rates and counters."""
@@ -542,8 +591,9 @@ class CameraSource:
         wall = self._wall()
         size = (int(picture.width), int(picture.height))
         notice = ""
+        small = self._analysis_fit(size)
         with self._lock:
-            decoded = _Decoded(self.camera_id, self._index, wall, picture)
+            decoded = _Decoded(self.camera_id, self._index, wall, picture, small)
             self._index += 1
             self._arrivals.append(mono)
             _prune(self._arrivals, mono - self.options.health_window_s)
@@ -565,6 +615,17 @@ class CameraSource:
                     self._next_analysis = self._media_t + self._analysis_period
         if notice:
             log.warning("camera %s: %s", self.camera_id, notice)
+
+    def _analysis_fit(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        """The (width, height) analysis frames of a picture of `size` are decoded to (None: its own)."""
+        if self.analysis_size is None:
+            return None
+        if self._fit is None or self._fit[0] != size:
+            fit: tuple[int, int] | None = letterbox_fit(size[0], size[1], self.analysis_size)
+            if fit is not None and (fit[0] >= size[0] or fit[1] >= size[1]):
+                fit = None  # a picture already within the input: the detector takes it as it is
+            self._fit = (size, fit)
+        return self._fit[1]
 
     def _record_decode_error(self, message: str) -> None:
         now = self._clock()

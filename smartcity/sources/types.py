@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,6 +17,11 @@ class Frame:
     `image` is RGB, HxWx3 uint8, and must be treated as read-only (it may be shared by the
     live view and the analysis). `index` counts decoded frames of this source from 0, across
     reconnects and file loops; `t` is the wall time (unix seconds) it was decoded.
+
+    `width` x `height` is the camera's picture. A frame handed out for analysis by a source that
+    resizes in its decoder carries in `image` the picture scaled to the detector's input (aspect
+    kept, `core.vision.letterbox_fit`), and in `full` how to get the full picture when something
+    needs it (an evidence snapshot, a live view): `full_image()`, converted once, on demand.
     """
 
     camera_id: str
@@ -24,6 +30,23 @@ class Frame:
     image: np.ndarray
     width: int
     height: int
+    full: Callable[[], np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def scaled(self) -> bool:
+        """Whether `image` is smaller than the camera's picture."""
+        return (self.image.shape[1], self.image.shape[0]) != (self.width, self.height)
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """(sx, sy): pixels of `image` times these are pixels of the camera's picture."""
+        return self.width / self.image.shape[1], self.height / self.image.shape[0]
+
+    def full_image(self) -> np.ndarray:
+        """The camera's picture at its own size (`image` itself when it is not scaled)."""
+        if self.full is None or not self.scaled:
+            return self.image
+        return self.full()
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ class FlameRule(Rule):
     Params = FlameParams
     severity = Severity.CRITICAL
     renders_evidence = True
+    reads_pixels = True
     cue: ClassVar[Literal["fire", "smoke"]]
 
     def __init__(self, spec: RuleSpec, vocab: ClassVocab | None = None) -> None:

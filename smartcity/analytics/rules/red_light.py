@@ -61,6 +61,7 @@ class RedLightRule(Rule):
     severity = Severity.HIGH
     alert_kinds = frozenset({"red_light"})
     accepts_signals = True
+    reads_pixels = True  # a signal head's lamp (`source: image`)
     colour = "#ef4444"
 
     def __init__(self, spec: RuleSpec, vocab: ClassVocab | None = None) -> None:
