@@ -47,6 +47,8 @@ class ObservedServer(Protocol):
 
     def video_health(self) -> VideoHealth | None: ...
 
+    def cluster_health(self) -> dict[str, JsonValue] | None: ...
+
 
 async def health_report(server: ObservedServer) -> dict[str, JsonValue]:
     """The /healthz body: `status` is "healthy" or "unhealthy", the rest is for admins."""
@@ -72,6 +74,9 @@ async def health_report(server: ObservedServer) -> dict[str, JsonValue]:
     w = server.writer
     if w is not None:
         out["writer"] = {"committed": w.committed, "duplicates": w.duplicates, "failures": w.failures}
+    cluster = server.cluster_health()
+    if cluster is not None:
+        out["cluster"] = cluster
     out["cameras"] = {cid: h.state.value for cid, h in sorted(server.status.all().items())}
     out["status"] = "healthy" if ok else "unhealthy"
     return out
