@@ -2,8 +2,10 @@
 held by the leader on a connection of its own, plus a fencing epoch.
 
 - A follower tries `pg_try_advisory_lock` every `interval_s`. The one that gets it bumps the
-  epoch in `cluster_leader` (the fencing token: logged, in health, in the leader row), runs its
-  duties (`on_elected`) and records itself as the leader once they run.
+  epoch in `cluster_leader` (the fencing token: logged, in health, in the leader row), waits
+  `2 x interval_s + 0.5` s (the longest an old leader whose session the server ended, by
+  pg_terminate_backend or a restart, takes to notice and stop), checks it still holds the lock,
+  runs its duties (`on_elected`) and records itself as the leader once they run.
 - The leader checks its lock connection every `interval_s` (`SELECT 1`, bounded by `interval_s`).
   A failed check means the lock may be gone: it steps down at once (`on_deposed`) and competes
   again.
@@ -140,6 +142,9 @@ class LeaderElection:
         term = Term(self.server_id, epoch)
         log.warning("cluster: %s elected leader (epoch %d); starting fusion, dispatch and the camera actors",
                     self.server_id, epoch)
+        # an old leader whose session ended under it checks within interval + its timeout
+        await asyncio.sleep(2 * self.interval_s + 0.5)
+        await wait_for(conn.fetchval("SELECT 1"), self.interval_s * 5)  # still ours: the session lives
         self.term = term
         self.terms += 1
         try:
@@ -153,7 +158,10 @@ class LeaderElection:
         log.warning("cluster: %s leads (epoch %d)", self.server_id, epoch)
 
     async def _still_leading(self) -> bool:
-        conn = await self._session()
+        conn = self._conn
+        if conn is None or conn.is_closed():  # a new session would not hold the lock
+            log.error("cluster: the leader's database session ended")
+            return False
         try:
             await wait_for(conn.fetchval("SELECT 1"), self.interval_s)
         except (TimeoutError, OSError, ConnectionError) as exc:
