@@ -13,7 +13,15 @@ import pytest
 
 from smartcity.cluster import ClusterFeed, LeaderElection, Term
 from smartcity.core.bus import EventBus, Subscription
-from smartcity.core.events import CameraHealth, CameraState, Event, Incident, IncidentState, RuleEvent, Severity
+from smartcity.core.events import (
+    CameraHealth,
+    CameraState,
+    Event,
+    Incident,
+    IncidentState,
+    RuleEvent,
+    Severity,
+)
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.storage.db import libpq_dsn
 
