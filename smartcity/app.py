@@ -254,7 +254,9 @@ class Server:
         await self.cluster_feed.start(self.supervisor)
         self.cluster_feed.watch(Incident, self._remote_incident)
         if self.start_ray:
-            self.directory = NamedGroups(self.desired_groups, interval_s=max(1.0, s.actors.reconcile_interval_s))
+            self.directory = NamedGroups(
+                self.desired_groups, interval_s=max(1.0, s.actors.reconcile_interval_s), idle=lambda: self.leading
+            )
             self.supervisor.start("actor-directory", self.directory.run, restart=True)
             self._use_video(self.directory)
         if self.outbox is not None:  # a follower's operators act on incidents too; the leader learns
@@ -299,6 +301,7 @@ class Server:
                 analysis=s.analysis,
                 privacy=s.privacy,
                 outbox_dsn=libpq_dsn(s.database.url) if s.actors.outbox == "database" else None,
+                adopt=s.cluster.enabled,  # the actors outlive a leader; the next one takes them over
             )
             tasks.start("reconciler", self.reconciler.run)
             self._use_video(self.reconciler)

@@ -22,9 +22,15 @@ class NamedGroups:
     """Looks up and pings every desired group's actor each `interval_s` (`run()`)."""
 
     def __init__(
-        self, desired: Callable[[], Awaitable[list[GroupSpec]]], *, interval_s: float = 2.0, call_timeout_s: float = 5.0
+        self,
+        desired: Callable[[], Awaitable[list[GroupSpec]]],
+        *,
+        interval_s: float = 2.0,
+        call_timeout_s: float = 5.0,
+        idle: Callable[[], bool] = lambda: False,
     ) -> None:
         self._desired = desired
+        self._idle = idle  # True while this server leads: its reconciler knows the actors
         self.interval_s = interval_s
         self._timeout = call_timeout_s
         self._groups: dict[str, GroupStatus] = {}
@@ -35,7 +41,8 @@ class NamedGroups:
         while True:
             raise_if_cancelling()
             try:
-                await self.refresh()
+                if not self._idle():
+                    await self.refresh()
             except Exception as exc:  # the database is away: keep the last view
                 log.warning("actor directory not refreshed: %s: %s", type(exc).__name__, exc)
             await asyncio.sleep(self.interval_s)

@@ -120,7 +120,8 @@ class LeaderElection:
                 )
                 async with conn.transaction():
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK)
-                    await conn.execute(_SCHEMA)
+                    if await conn.fetchval("SELECT to_regclass('cluster_leader')") is None:
+                        await conn.execute(_SCHEMA)
             except BaseException:
                 await conn.close()
                 raise

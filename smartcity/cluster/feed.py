@@ -110,8 +110,11 @@ class ClusterFeed:
         try:
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK)
-                for ddl in _SCHEMA:
-                    await conn.execute(ddl)
+                # only where missing: CREATE INDEX IF NOT EXISTS would lock the table that the other
+                # servers append to, and deadlock with an append holding the head row
+                if await conn.fetchval("SELECT to_regclass('cluster_feed_head')") is None:
+                    for ddl in _SCHEMA:
+                        await conn.execute(ddl)
             self.position = int(await conn.fetchval("SELECT pos FROM cluster_feed_head WHERE id = 1"))
         finally:
             await conn.close()
