@@ -170,6 +170,7 @@ class Server:
     _leader_tasks: TaskSupervisor | None = None
     _standby_actions: IncidentActions | None = None
     _sites: dict[str, str] = field(default_factory=dict)
+    _stopping: bool = False
 
     async def start(self) -> None:
         s = self.settings
@@ -311,7 +312,10 @@ class Server:
         outboxes through fusion and the writer, fusion commits what it holds, then the rest."""
         timeout = self.settings.server.shutdown_timeout_s
         self.leading = False
-        if self.reconciler is not None:
+        if self.reconciler is not None and self.election is not None and not self._stopping:
+            # deposed while running: the actors go on for the new leader, which adopts them
+            await self.reconciler.detach()
+        elif self.reconciler is not None:
             try:
                 await wait_for(self.reconciler.shutdown(), 4 * timeout)
             except TimeoutError:  # what is left stays in the outboxes for the next leader
@@ -387,6 +391,7 @@ class Server:
             await self.extensions.stop(timeout_s=timeout)
         if self.live_views is not None:
             await self.live_views.close()  # viewers read frames from the actors
+        self._stopping = True
         if self.election is not None:  # the leadership goes with the lock, after the duties stop
             await cancel_and_wait(self._election_task)
             await self.election.release()

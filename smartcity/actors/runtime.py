@@ -397,6 +397,16 @@ class Reconciler:
         except ValueError:
             pass
 
+    async def detach(self) -> None:
+        """Stop pulling and managing, and leave every actor running (a deposed leader: the new
+        one adopts them); the reconciler starts nothing afterwards."""
+        self._stopping = True
+        for name in list(self._groups):
+            st = self._groups.pop(name)
+            await cancel_and_wait(st.bridge)
+        self._inference.clear()
+        self._inference_nodes.clear()
+
     async def shutdown(self) -> None:
         """Drain and stop every actor; the reconciler starts nothing afterwards."""
         import ray
