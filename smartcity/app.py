@@ -279,7 +279,9 @@ class Server:
         retention, and the reconciler that runs the camera actors and pulls their events."""
         s = self.settings
         assert self.db is not None and self.spool is not None
-        tasks = self._leader_tasks = TaskSupervisor()
+        # a single server's are the server's tasks (health reports their failures); a cluster
+        # leader's stop with its term
+        tasks = self._leader_tasks = TaskSupervisor() if s.cluster.enabled else self.supervisor
         self.term, self.leading = term, True
         alerts = AlertsConfig.model_validate(s.alerts)
         if self.outbox is not None:
@@ -322,7 +324,7 @@ class Server:
                 log.error("camera actors not drained within %.0f s", 4 * timeout)
         if self.alerting is not None:
             await self.alerting.stop(timeout_s=timeout)  # fusion commits what it holds
-        if self._leader_tasks is not None:
+        if self._leader_tasks is not None and self._leader_tasks is not self.supervisor:
             await self._leader_tasks.stop(timeout_s=timeout)
         self._leader_tasks = self.alerting = self.reconciler = None
         self.term = None
@@ -464,6 +466,7 @@ class Server:
             "leader": self.leading,
             "epoch": self.term.epoch if self.term is not None else None,
             "feed": {"position": f.position, "sent": f.sent, "received": f.received, "missed": f.missed},
+            "leader_task_failures": dict(self._leader_tasks.failures()) if self._leader_tasks is not None else {},
         }
 
     async def health(self) -> dict[str, JsonValue]:
