@@ -264,6 +264,9 @@ async def _phase(servers: list[Served], dsn: str, cameras: list[str], seconds: f
         n0, t0 = await _count(dsn), time.monotonic()
         await asyncio.sleep(seconds)
         n1, t1 = await _count(dsn), time.monotonic()
+        async with httpx.AsyncClient(timeout=10, headers={"authorization": f"Bearer {tokens[survivor_i]}"}) as client:
+            health = (await client.get(f"{survivor.base}/healthz")).json()
+            metrics = (await client.get(f"{survivor.base}/metrics")).text
         for t in tasks:
             t.cancel()
     return {
@@ -275,6 +278,8 @@ async def _phase(servers: list[Served], dsn: str, cameras: list[str], seconds: f
         "failover_events_per_s": round((m1 - m0) / (u1 - u0), 1),
         "servers_events_per_s": round((n1 - n0) / (t1 - t0), 1),
         "subscribers_ended": {sub.server: sub.ended for sub in subs},
+        "survivor_cluster": health.get("cluster"),
+        "survivor_metrics_leader": "smartcity_cluster_leader 1.0" in metrics,
         "_subs": subs,
     }
 

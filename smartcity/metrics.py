@@ -124,5 +124,16 @@ class ServerCollector(Collector):
             fps.add_metric([cid], h.analysed_fps)
         yield states
         yield fps
+        cluster = s.cluster_health()
+        if cluster is not None:
+            yield GaugeMetricFamily("smartcity_cluster_leader", "This server leads the cluster (1) or follows (0)",
+                                    value=1.0 if cluster.get("leader") else 0.0)
+            feed = cluster.get("feed")
+            if isinstance(feed, dict):
+                for key in ("sent", "received", "missed"):
+                    value = feed.get(key)
+                    if isinstance(value, int):
+                        yield CounterMetricFamily(f"smartcity_cluster_feed_{key}", f"Events {key} through the cluster feed",
+                                                  value=value)
         if s.extensions is not None:
             yield from s.extensions.collect()

@@ -50,6 +50,10 @@ def test_every_server_delivers_every_event_and_a_killed_leader_is_replaced(pg_ur
     assert result["leader_epochs"][1] > result["leader_epochs"][0]
     assert result["leader_failover_s"] is not None and result["events_resumed_s"] is not None
     assert result["subscribers_ended"][survivor] == ""  # connected to the end
+    cluster = result["survivor_cluster"]  # its /healthz, for an admin
+    assert (cluster["server"], cluster["leader"], cluster["epoch"]) == (survivor, True, result["leader_epochs"][1])
+    assert cluster["feed"]["received"] > 0 and cluster["feed"]["missed"] == 0
+    assert result["survivor_metrics_leader"] is True
     assert result["subscribers_ended"][killed] != ""  # its server went away under it
     # nothing left: the servers and the Ray node
     assert [p for p in result["server_pids"] if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"] == []
