@@ -14,10 +14,10 @@ held by the leader on a connection of its own, plus a fencing epoch.
   database (a partition, a machine that froze) is found dead by the server's TCP keepalives,
   which the lock session sets to at least `3 x interval_s + 3` s, while the cut-off leader stops
   itself within `2 x interval_s` of its last good check: the old leader is gone before the new
-  one is elected. What a deposed leader might still touch is fenced anyway: each camera group's
-  outbox is taken over by the new leader's actor (`actors.pg_outbox` epoch), alert deliveries
-  are claimed under leases with SKIP LOCKED and carry idempotency keys, and incident ids
-  derive from their first event.
+  one is elected. What a deposed leader might still touch is safe anyway: pulls and acknowledgements
+  are idempotent, an actor started again takes its group's outbox over (`actors.pg_outbox`
+  epoch), alert deliveries are claimed under leases with SKIP LOCKED and carry idempotency
+  keys, and incident ids derive from their first event.
 """
 
 from __future__ import annotations
