@@ -282,6 +282,8 @@ class Server:
         # a single server's are the server's tasks (health reports their failures); a cluster
         # leader's stop with its term
         tasks = self._leader_tasks = TaskSupervisor() if s.cluster.enabled else self.supervisor
+        if self.cluster_feed is not None:  # the old leader's last events reach subscribers first
+            await self.cluster_feed.catch_up()
         self.term, self.leading = term, True
         alerts = AlertsConfig.model_validate(s.alerts)
         if self.outbox is not None:

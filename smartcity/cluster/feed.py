@@ -124,6 +124,25 @@ class ClusterFeed:
         self._out_task = supervisor.start("cluster-feed-out", self._append_loop, restart=True)
         supervisor.start("cluster-feed-in", self._read_loop, restart=True)
 
+    async def catch_up(self, timeout_s: float = 10.0) -> bool:
+        """Wait until this server has read every event appended so far (a new leader, before it
+        pulls from the actors: what the old leader fanned out comes first, in order). False when
+        the reader did not get there within `timeout_s` (logged)."""
+        conn = await wait_for(self._connect(), timeout_s)
+        try:
+            head = int(await conn.fetchval("SELECT pos FROM cluster_feed_head WHERE id = 1"))
+        finally:
+            await conn.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        self._wake.set()
+        while self.position < head:
+            if loop.time() > deadline:
+                log.error("cluster feed: still %d events behind after %.0f s", head - self.position, timeout_s)
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
     def watch(self, event_type: type[Event], handler: Callable[[Event], None]) -> Callable[[], None]:
         """Call `handler` (synchronous, quick) with each event of `event_type` that another server
         published, before it goes on this bus; returns the undo. A failing handler is logged."""

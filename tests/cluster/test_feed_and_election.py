@@ -78,6 +78,8 @@ async def test_every_other_server_gets_each_event_once_in_order(two: tuple[Node,
     sent.append(incident(IncidentState.OPEN))
     await a.bus.publish_many(sent)
     await a.feed.flushed()  # what the leader's bridge waits for before acknowledging its actor
+    assert await b.feed.catch_up()  # what a new leader waits for before pulling from the actors
+    assert b.live.qsize() == len(sent)
     got = await take(b.live, len(sent))
     assert [e.event_id for e in got] == [e.event_id for e in sent]
     assert isinstance(got[-1], Incident) and got[-1].incident_id == "inc-1"
