@@ -35,6 +35,7 @@ from smartcity.actors.facade import RayHealth, RayVideo
 from smartcity.actors.ray_node import start_ray, stop_ray
 from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json
 from smartcity.cluster import ClusterFeed, LeaderElection, Term
+from smartcity.cluster.connect import connector, default_server_id
 from smartcity.core import netpolicy
 from smartcity.core.accesslog import redact_access_log
 from smartcity.core.aio import cancel_and_wait, wait_for
@@ -242,13 +243,8 @@ class Server:
         cfg = s.cluster
         assert self.db is not None
         dsn = libpq_dsn(s.database.url)
-        server_id = cfg.server_id or cluster_server_id()
-
-        async def connect() -> object:
-            import asyncpg
-
-            return await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": f"smartcity:{server_id}"[:63]})
-
+        server_id = cfg.server_id or default_server_id()
+        connect = connector(dsn, server_id)
         self.cluster_feed = ClusterFeed(
             connect, self.bus, server_id, poll_s=cfg.feed_poll_s, batch=cfg.feed_batch, retention_s=cfg.feed_retention_s
         )
@@ -473,15 +469,6 @@ class Server:
 
     async def health(self) -> dict[str, JsonValue]:
         return await health_report(self)
-
-
-def cluster_server_id() -> str:
-    """A server's default name in a cluster: its host name and process id."""
-    import os
-    import re
-    import socket
-
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", f"{socket.gethostname()}-{os.getpid()}")[:64]
 
 
 def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bool = False) -> Starlette:
