@@ -4,9 +4,14 @@ by resource on the workers, events through the reconciler into PostgreSQL; then 
 that runs the most groups is killed (SIGKILL to all its processes) mid-stream and every event
 is counted.
 
-Usage: python bench/cluster.py [--quick] [--cameras N] [--groups G] [--seconds S]
+Then (servers phase) two `smartcity serve` processes with `cluster.enabled` attach to the same
+cluster and a database of their own, a GraphQL cameraStatus subscriber on each; the leader is
+killed with SIGKILL mid-stream and the survivor takes over (see README "Scaling out").
+`--servers-only` runs just that phase on a one-node cluster (tests/cluster/test_failover.py).
+
+Usage: python bench/cluster.py [--quick] [--servers-only] [--cameras N] [--groups G] [--seconds S]
 Needs PostgreSQL (SMARTCITY_TEST_PG, default postgresql://postgres@127.0.0.1:5432/postgres):
-it creates a database of its own and drops it at the end.
+it creates databases of its own and drops them at the end.
 
 Prints progress lines, then as its LAST line a JSON object:
   nodes, cameras, groups        the cluster and the load (file cameras, 160x120, looped)
@@ -16,8 +21,16 @@ Prints progress lines, then as its LAST line a JSON object:
   events_lost                   sequence numbers recorded in an outbox and never stored
   events_duplicated             sequence numbers stored twice (under different event ids)
   events_stored, killed_node, groups_moved, outbox_left (rows not acknowledged at the end)
-  servers, subscription_delivery_ratio, leader_failover_s, cameras_per_core: null here (see
-  README "Scaling out": not measured by this bench yet)
+  servers                       API servers in the servers phase (2)
+  subscription_delivery_ratio   camera health events received by the subscriber of each server over
+                                those stored, within what each subscriber watched (goal 1.0);
+                                subscription_duplicates, subscription_out_of_order (per camera)
+  leader_failover_s             from the SIGKILL of the leader to the survivor leading (fusion,
+                                dispatch and reconciler running); events_resumed_s: to the
+                                survivor's subscriber getting events produced after the kill
+  failover_events_per_s         the baseline for the servers phase: stored events per second
+                                before the kill, and servers_events_per_s after the fail-over
+  cameras_per_core: null here (bench/cameras_per_core.py)
   cluster_temp_dir              where the nodes kept their state (removed at the end)
 """
 
@@ -260,13 +273,44 @@ async def _kill_and_recover(h: Harness, load: Load, cluster: LocalCluster) -> di
     return {"node_kill_recovery_s": round(recovery, 2), "killed_node": killed, "groups_moved": len(moved)}
 
 
+def servers_nodes() -> list[NodeSpec]:
+    """--servers-only: one node runs everything (the servers' camera groups need CAMERA_RESOURCE)."""
+    return [NodeSpec("head", num_cpus=2, resources={"server": 1, CAMERA_RESOURCE: 100})]
+
+
+def run_servers_phase(cluster: LocalCluster, quick: bool, seconds: float) -> dict[str, Any]:
+    """Two API servers on the cluster, a database of their own; see bench/cluster_servers.py."""
+    from cluster_servers import servers_phase
+
+    name = f"smartcity_servers_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            clip = generate_test_clip(work / "clip.mp4", width=160, height=120, fps=5, seconds=4)
+            cameras, groups = (4, 2) if quick else (8, 4)
+            return asyncio.run(
+                servers_phase(
+                    url, libpq_dsn(url), cluster.address, cluster.env(), work, clip,
+                    cameras=cameras, groups=groups, seconds=seconds,
+                )
+            )
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="8 cameras in 4 groups, 8 s phases")
     ap.add_argument("--cameras", type=int, default=None)
     ap.add_argument("--groups", type=int, default=None)
     ap.add_argument("--seconds", type=float, default=None)
+    ap.add_argument("--servers-only", action="store_true", help="only the servers phase, on a one-node cluster")
     args = ap.parse_args()
+    if args.servers_only:
+        servers_only(args.seconds or (5.0 if args.quick else 20.0), args.quick)
+        return
     load = Load(
         cameras=args.cameras or (8 if args.quick else 200),
         groups=args.groups or (4 if args.quick else 20),
@@ -277,6 +321,7 @@ def main() -> None:
     url = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
     cluster = LocalCluster(cluster_nodes(), system_config=FAST_NODE_DEATH)
     out: dict[str, Any] = {}
+    servers: dict[str, Any] = {"servers": None, "subscription_delivery_ratio": None, "leader_failover_s": None}
     try:
         t0 = time.monotonic()
         cluster.start()
@@ -285,6 +330,9 @@ def main() -> None:
         start_ray(RayConfig(address=cluster.address, namespace="smartcity-bench"))
         with tempfile.TemporaryDirectory() as work:
             out = asyncio.run(scenario(load, url, cluster, Path(work)))
+        stop_ray()
+        say("servers phase: two API servers on the surviving nodes")
+        servers = run_servers_phase(cluster, args.quick, load.seconds)
     finally:
         stop_ray()
         cluster.stop()
@@ -294,13 +342,25 @@ def main() -> None:
         "cameras": load.cameras,
         "groups": load.groups,
         **out,
-        "servers": None,
-        "subscription_delivery_ratio": None,
-        "leader_failover_s": None,
+        **servers,
         "cameras_per_core": None,
         "cluster_temp_dir": str(cluster.temp_dir),
     }
     print(json.dumps(result))
+
+
+def servers_only(seconds: float, quick: bool) -> None:
+    """Just the servers phase on a one-node cluster; the same last-line JSON keys."""
+    cluster = LocalCluster(servers_nodes(), system_config=FAST_NODE_DEATH)
+    out: dict[str, Any] = {}
+    try:
+        t0 = time.monotonic()
+        cluster.start()
+        say(f"1 node up in {time.monotonic() - t0:.1f}s at {cluster.address}")
+        out = run_servers_phase(cluster, quick, seconds)
+    finally:
+        cluster.stop()
+    print(json.dumps({"nodes": len(cluster.specs), **out, "cluster_temp_dir": str(cluster.temp_dir)}))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
 """Composition root: the only module that wires config, storage, bus, Ray and the API.
 
 `create_app(settings)` returns a Starlette ASGI app whose lifespan starts, in order:
-database (migrations), bus + writer, status board, Ray + reconciler; and stops them in
-reverse order, draining actor outboxes into the database before Ray goes away.
+database (migrations), bus + writer, status board, Ray, then the leader's duties (fusion and
+alert dispatch, retention, the reconciler of the camera actors); and stops them in reverse
+order, draining actor outboxes into the database before Ray goes away.
+
+With `cluster.enabled` (several servers, `smartcity.cluster`), every server also runs the event
+feed to and from the others and the leader election, and starts the leader's duties only while
+it is elected; a follower finds the actors by name (`actors.directory`).
 """
 
 from __future__ import annotations
@@ -25,11 +30,15 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from smartcity.actors.camera_group import CameraSpec
+from smartcity.actors.directory import NamedGroups
 from smartcity.actors.facade import RayHealth, RayVideo
 from smartcity.actors.ray_node import start_ray, stop_ray
 from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json
+from smartcity.cluster import ClusterFeed, LeaderElection, Term
+from smartcity.cluster.connect import connector, default_server_id
 from smartcity.core import netpolicy
 from smartcity.core.accesslog import redact_access_log
+from smartcity.core.aio import cancel_and_wait, wait_for
 from smartcity.core.bus import EventBus, Overflow, Subscription
 from smartcity.core.clock import SystemClock
 from smartcity.core.config import Settings
@@ -39,6 +48,7 @@ from smartcity.core.events import (
     DetectionSummary,
     Event,
     Incident,
+    IncidentState,
     RuleEvent,
 )
 from smartcity.core.files import private_dir
@@ -50,6 +60,8 @@ from smartcity.demo import bootstrap_demo_rules
 from smartcity.extension_wiring import extension_branches, extension_host, extension_schema
 from smartcity.extensions import ExtensionPlan, ExtensionServices
 from smartcity.extensions.host import ExtensionHost
+from smartcity.fusion.engine import FusionEngine
+from smartcity.fusion.service import IncidentActions
 from smartcity.graphql.app import GraphQLApp
 from smartcity.graphql.auth import TokenSigner, load_secret
 from smartcity.graphql.context import ApiServices
@@ -95,10 +107,13 @@ class WriterSink:
     (or in its disk spool while the database is away) and, for rule events, turned into
     committed incidents by fusion. Only then is the batch acknowledged to its actor."""
 
-    def __init__(self, bus: EventBus, writer: Durable, fusion: Durable | None = None) -> None:
+    def __init__(
+        self, bus: EventBus, writer: Durable, fusion: Durable | None = None, fanout: ClusterFeed | None = None
+    ) -> None:
         self.bus = bus
         self.writer = writer
         self.fusion = fusion
+        self.fanout = fanout  # several servers: the batch (and its incidents) reached the feed too
 
     async def deliver(self, events: Sequence[Event]) -> None:
         if not events:
@@ -110,6 +125,8 @@ class WriterSink:
                 waits.append(self.fusion.expect(rule_ids))
         await self.bus.publish_many(events)
         await asyncio.gather(*waits)
+        if self.fanout is not None:  # fusion queued its incidents before its waiters resolved
+            await self.fanout.flushed()
 
 
 @dataclass
@@ -144,6 +161,17 @@ class Server:
     _refused_cameras: set[tuple[str, str]] = field(default_factory=set)
     # extensions: started last in start(), stopped first in stop()
     extensions: ExtensionHost | None = None
+    # several servers (cluster.enabled): the feed, the election, the leader's own tasks
+    cluster_feed: ClusterFeed | None = None
+    election: LeaderElection | None = None
+    term: Term | None = None  # this server's leadership (single server: always None, always leading)
+    leading: bool = False
+    directory: NamedGroups | None = None
+    _election_task: asyncio.Task[None] | None = None
+    _leader_tasks: TaskSupervisor | None = None
+    _standby_actions: IncidentActions | None = None
+    _sites: dict[str, str] = field(default_factory=dict)
+    _stopping: bool = False
 
     async def start(self) -> None:
         s = self.settings
@@ -166,25 +194,15 @@ class Server:
         self.writer = EventWriter(self.db, batch_size=s.storage.writer_batch, max_wait_ms=s.storage.writer_max_wait_ms)
         # while the database is away, events go on into a bounded spool on local disk
         self.spool = DurableSpool(self.writer, SpoolConfig(directory=s.storage.data_dir / "db-spool"))
-        self._writer_sub = self.bus.subscribe("writer", PERSISTED, maxsize=50_000, overflow=Overflow.BLOCK)
+        # remote=False: the other servers' events are stored by the server that pulled them
+        self._writer_sub = self.bus.subscribe("writer", PERSISTED, maxsize=50_000, overflow=Overflow.BLOCK, remote=False)
         spool, sub = self.spool, self._writer_sub
         self.supervisor.start("writer", lambda: spool.run(sub))
 
         alerts = AlertsConfig.model_validate(s.alerts)
         if alerts.enabled:
-            sites = {c.id: c.site for c in await cams.list_cameras() if c.site}
-
+            self._sites = {c.id: c.site for c in await cams.list_cameras() if c.site}
             self.outbox = Outbox(self.db)
-            self.alerting = await start_alerting(
-                AlertingContext(
-                    self.bus, self.outbox, self.supervisor, SystemClock(), alerts, sites, audit=AuditRepo(self.db)
-                )
-            )
-        db, evidence = self.db, self.evidence
-        self.supervisor.start(
-            "retention",
-            lambda: run_retention(db, SystemClock(), retention_days=s.storage.retention_days, evidence=evidence),
-        )
 
         async def on_status(h: CameraHealth) -> None:
             self.status.update(h)
@@ -197,21 +215,10 @@ class Server:
             info = start_ray(s.ray)
             self.ray_address = info.address
             self._ray_started = info.started
-            self.reconciler = Reconciler(
-                self.desired_groups,
-                WriterSink(self.bus, self.spool, self.alerting.fusion if self.alerting else None),
-                actors=s.actors,
-                ray_cfg=s.ray,
-                spool_dir=s.storage.data_dir / "spool",
-                evidence=self.evidence,
-                analysis=s.analysis,
-                privacy=s.privacy,
-                outbox_dsn=libpq_dsn(s.database.url) if s.actors.outbox == "database" else None,
-            )
-            self.supervisor.start("reconciler", self.reconciler.run)
-            self.ray_video = RayVideo(self.reconciler, address=self.ray_address)
-            self.video = self.ray_video
-            self.live_views = LiveViewHub(self.video, LiveViewConfig.model_validate(s.live_view))
+        if s.cluster.enabled:
+            await self._join_cluster(alerts)
+        else:
+            await self._lead(None)
         if s.server.gc_tuning:
             self._gc_saved = gc.get_threshold()
             gc.collect()
@@ -220,6 +227,111 @@ class Server:
         if self.extensions is not None:  # after storage, bus, alerting and the video side
             services = ExtensionServices(self.bus, SystemClock(), StoredReads(self.db), self.video, self.db.engine)
             await self.extensions.start(services)
+
+    def _use_video(self, directory: Reconciler | NamedGroups) -> None:
+        if self.ray_video is None:
+            self.ray_video = RayVideo(directory, address=self.ray_address)
+            self.video = self.ray_video
+            self.live_views = LiveViewHub(self.video, LiveViewConfig.model_validate(self.settings.live_view))
+        else:
+            self.ray_video.use(directory)
+
+    async def _join_cluster(self, alerts: AlertsConfig) -> None:
+        """Several servers: the feed from and to the others, the actors found by name, operator
+        actions on incidents, and the election that runs `_lead` on one server at a time."""
+        s = self.settings
+        cfg = s.cluster
+        assert self.db is not None
+        dsn = libpq_dsn(s.database.url)
+        server_id = cfg.server_id or default_server_id()
+        connect = connector(dsn, server_id)
+        self.cluster_feed = ClusterFeed(
+            connect, self.bus, server_id, poll_s=cfg.feed_poll_s, batch=cfg.feed_batch, retention_s=cfg.feed_retention_s
+        )
+        await self.cluster_feed.start(self.supervisor)
+        self.cluster_feed.watch(Incident, self._remote_incident)
+        if self.start_ray:
+            self.directory = NamedGroups(
+                self.desired_groups, interval_s=max(1.0, s.actors.reconcile_interval_s), idle=lambda: self.leading
+            )
+            self.supervisor.start("actor-directory", self.directory.run, restart=True)
+            self._use_video(self.directory)
+        if self.outbox is not None:  # a follower's operators act on incidents too; the leader learns
+            engine = FusionEngine(alerts.fusion, self._sites)  # through the feed (_remote_incident)
+            self._standby_actions = IncidentActions(self.outbox, engine, self.bus, SystemClock())
+        self.election = LeaderElection(
+            connect, server_id, on_elected=self._lead, on_deposed=self._unlead, interval_s=cfg.election_interval_s
+        )
+        self._election_task = self.supervisor.start("leader-election", self.election.run, restart=True)
+
+    def _remote_incident(self, event: Event) -> None:
+        """An incident moved by an operator of another server: fusion here (when leading) must know,
+        so that an acknowledged incident is not alerted again and a closed one is forgotten."""
+        if self.alerting is not None and isinstance(event, Incident) and event.state is not IncidentState.OPEN:
+            self.alerting.engine.apply_state(event.incident_id, event.state, time.time())
+
+    async def _lead(self, term: Term | None) -> None:
+        """The leader's duties (the only server's, without a cluster): fusion and alert dispatch,
+        retention, and the reconciler that runs the camera actors and pulls their events."""
+        s = self.settings
+        assert self.db is not None and self.spool is not None
+        # a single server's are the server's tasks (health reports their failures); a cluster
+        # leader's stop with its term
+        tasks = self._leader_tasks = TaskSupervisor() if s.cluster.enabled else self.supervisor
+        if self.cluster_feed is not None:  # the old leader's last events reach subscribers first
+            await self.cluster_feed.catch_up()
+        self.term, self.leading = term, True
+        alerts = AlertsConfig.model_validate(s.alerts)
+        if self.outbox is not None:
+            self.alerting = await start_alerting(
+                AlertingContext(self.bus, self.outbox, tasks, SystemClock(), alerts, self._sites, audit=AuditRepo(self.db))
+            )
+        db, evidence = self.db, self.evidence
+        tasks.start(
+            "retention",
+            lambda: run_retention(db, SystemClock(), retention_days=s.storage.retention_days, evidence=evidence),
+        )
+        if self.start_ray:
+            self.reconciler = Reconciler(
+                self.desired_groups,
+                WriterSink(self.bus, self.spool, self.alerting.fusion if self.alerting else None, self.cluster_feed),
+                actors=s.actors,
+                ray_cfg=s.ray,
+                spool_dir=s.storage.data_dir / "spool",
+                evidence=self.evidence,
+                analysis=s.analysis,
+                privacy=s.privacy,
+                outbox_dsn=libpq_dsn(s.database.url) if s.actors.outbox == "database" else None,
+                adopt=s.cluster.enabled,  # the actors outlive a leader; the next one takes them over
+            )
+            tasks.start("reconciler", self.reconciler.run)
+            self._use_video(self.reconciler)
+
+    async def _unlead(self) -> None:
+        """Stop the leader's duties, in the order `stop()` always had: the actors drain their
+        outboxes through fusion and the writer, fusion commits what it holds, then the rest."""
+        timeout = self.settings.server.shutdown_timeout_s
+        self.leading = False
+        if self.reconciler is not None and self.election is not None and not self._stopping:
+            # deposed while running: the actors go on for the new leader, which adopts them
+            await self.reconciler.detach()
+        elif self.reconciler is not None:
+            try:
+                await wait_for(self.reconciler.shutdown(), 4 * timeout)
+            except TimeoutError:  # what is left stays in the outboxes for the next leader
+                log.error("camera actors not drained within %.0f s", 4 * timeout)
+        if self.alerting is not None:
+            await self.alerting.stop(timeout_s=timeout)  # fusion commits what it holds
+        if self._leader_tasks is not None and self._leader_tasks is not self.supervisor:
+            await self._leader_tasks.stop(timeout_s=timeout)
+        self._leader_tasks = self.alerting = self.reconciler = None
+        self.term = None
+        if self.directory is not None:
+            self._use_video(self.directory)
+
+    def incident_actions(self) -> IncidentActions | None:
+        """Operator actions on incidents: the leader's fusion, or a follower's stand-in."""
+        return self.alerting.actions if self.alerting is not None else self._standby_actions
 
     async def _bootstrap_admin(self) -> None:
 
@@ -279,11 +391,15 @@ class Server:
             await self.extensions.stop(timeout_s=timeout)
         if self.live_views is not None:
             await self.live_views.close()  # viewers read frames from the actors
-        if self.reconciler is not None:
+        self._stopping = True
+        if self.election is not None:  # the leadership goes with the lock, after the duties stop
+            await cancel_and_wait(self._election_task)
+            await self.election.release()
+        elif self.leading:
             # actors first: their outboxes drain through fusion and the writer, still running
-            await self.reconciler.shutdown()
-        if self.alerting is not None:
-            await self.alerting.stop(timeout_s=timeout)  # fusion commits what it holds
+            await self._unlead()
+        if self.cluster_feed is not None:
+            await self.cluster_feed.stop(timeout_s=timeout)  # what the others have not seen yet
         await self.supervisor.stop(timeout_s=timeout)
         log.info("tasks and actors stopped in %.1fs", time.monotonic() - t0)
         if self._writer_sub is not None and self.writer is not None:
@@ -327,8 +443,8 @@ class Server:
             signer=self.signer,
             login_limiter=self.login_limiter,
             video=self.video,
-            incidents=self.alerting.actions if self.alerting else None,
-            outbox=self.outbox if self.alerting else None,
+            incidents=self.incident_actions(),
+            outbox=self.outbox if self.incident_actions() is not None else None,
             live_views=self.live_views,
             subscription_queue=self.subscription_queue,
             session_check_s=self.settings.server.session_check_s,
@@ -337,6 +453,19 @@ class Server:
 
     def video_health(self) -> RayHealth | None:
         return self.ray_video.health() if self.ray_video is not None else None
+
+    def cluster_health(self) -> dict[str, JsonValue] | None:
+        """This server's place in the cluster (None: a single server)."""
+        if self.election is None or self.cluster_feed is None:
+            return None
+        f = self.cluster_feed
+        return {
+            "server": self.election.server_id,
+            "leader": self.leading,
+            "epoch": self.term.epoch if self.term is not None else None,
+            "feed": {"position": f.position, "sent": f.sent, "received": f.received, "missed": f.missed},
+            "leader_task_failures": dict(self._leader_tasks.failures()) if self._leader_tasks is not None else {},
+        }
 
     async def health(self) -> dict[str, JsonValue]:
         return await health_report(self)
@@ -347,6 +476,7 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
     with a random password and print it once, so that the console can be opened at once."""
     server = Server(
         settings,
+        bus=EventBus(dedupe=settings.cluster.dedupe_window if settings.cluster.enabled else 0),
         start_ray=with_ray,
         subscription_queue=settings.server.subscription_queue,
         bootstrap_admin=bootstrap_admin,

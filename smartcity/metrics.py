@@ -47,6 +47,8 @@ class ObservedServer(Protocol):
 
     def video_health(self) -> VideoHealth | None: ...
 
+    def cluster_health(self) -> dict[str, JsonValue] | None: ...
+
 
 async def health_report(server: ObservedServer) -> dict[str, JsonValue]:
     """The /healthz body: `status` is "healthy" or "unhealthy", the rest is for admins."""
@@ -72,6 +74,9 @@ async def health_report(server: ObservedServer) -> dict[str, JsonValue]:
     w = server.writer
     if w is not None:
         out["writer"] = {"committed": w.committed, "duplicates": w.duplicates, "failures": w.failures}
+    cluster = server.cluster_health()
+    if cluster is not None:
+        out["cluster"] = cluster
     out["cameras"] = {cid: h.state.value for cid, h in sorted(server.status.all().items())}
     out["status"] = "healthy" if ok else "unhealthy"
     return out
@@ -119,5 +124,16 @@ class ServerCollector(Collector):
             fps.add_metric([cid], h.analysed_fps)
         yield states
         yield fps
+        cluster = s.cluster_health()
+        if cluster is not None:
+            yield GaugeMetricFamily("smartcity_cluster_leader", "This server leads the cluster (1) or follows (0)",
+                                    value=1.0 if cluster.get("leader") else 0.0)
+            feed = cluster.get("feed")
+            if isinstance(feed, dict):
+                for key in ("sent", "received", "missed"):
+                    value = feed.get(key)
+                    if isinstance(value, int):
+                        yield CounterMetricFamily(f"smartcity_cluster_feed_{key}", f"Events {key} through the cluster feed",
+                                                  value=value)
         if s.extensions is not None:
             yield from s.extensions.collect()

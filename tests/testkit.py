@@ -31,6 +31,20 @@ def session_processes(sid: int) -> list[psutil.Process]:
     return out
 
 
+def processes_mentioning(text: str) -> list[int]:
+    """Pids of the processes whose command line contains `text` (a cluster's temp dir)."""
+    from pathlib import Path
+
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
 async def run_pipeline_until(pipe: Any, analysed: int, poll_s: float = 0.001) -> None:
     """Run a CameraPipeline until it has analysed `analysed` frames, then cancel it and wait."""
     task = asyncio.get_running_loop().create_task(pipe.run())

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from smartcity.actors.runtime import GroupStatus, Reconciler
+from smartcity.actors.runtime import GroupStatus
 from smartcity.core.aio import wait_for
 from smartcity.core.jsonvalue import JsonValue
 from smartcity.core.video import CameraRuntime, InferenceRuntime, LiveFrame, SignalPush
@@ -55,12 +55,28 @@ class RayHealth:
         return {"ray": {"ok": self.connected, "address": self.address}, "actors": actors, "inference": inference}
 
 
+class ActorDirectory(Protocol):
+    """Where the camera group actors are found: the reconciler that runs them (the leader, or the
+    only server), or `actors.directory.NamedGroups` (a follower)."""
+
+    def status(self) -> dict[str, GroupStatus]: ...
+    def runtime(self) -> tuple[CameraRuntime, ...]: ...
+    def inference_status(self) -> tuple[InferenceRuntime, ...]: ...
+    def camera_handle(self, camera_id: str) -> Any: ...
+    def poke(self) -> None: ...
+
+
 class RayVideo:
     """The video side of a server that runs Ray: camera group actors kept by `reconciler`."""
 
-    def __init__(self, reconciler: Reconciler, *, address: str | None = None) -> None:
+    def __init__(self, reconciler: ActorDirectory, *, address: str | None = None) -> None:
         self._reconciler = reconciler
         self._address = address
+
+    def use(self, directory: ActorDirectory) -> None:
+        """Find the actors through `directory` from now on (a server became or stopped being
+        the leader)."""
+        self._reconciler = directory
 
     async def live_frame(self, camera_id: str) -> LiveFrame | None:
         frame: LiveFrame | None = await self._call(camera_id, "live_frame", LIVE_FRAME_TIMEOUT_S, camera_id)

@@ -152,7 +152,11 @@ class Reconciler:
         call_timeout_s: float = 10.0,
         privacy: PrivacyConfig | None = None,
         outbox_dsn: str | None = None,
+        adopt: bool = False,
     ) -> None:
+        # adopt (several servers): actors are detached, so that they outlive the leader that
+        # started them, and a new leader takes over the running ones instead of restarting them
+        self._adopt = adopt
         self._desired = desired
         self._privacy = privacy or PrivacyConfig()
         self._outbox_dsn = outbox_dsn
@@ -272,8 +276,9 @@ class Reconciler:
         st = self._groups.get(name)
         if st is None:
             st = self._groups[name] = _GroupState(spec)
-            async with self._start_slots:
-                await self._start(st)
+            if not (self._adopt and await self._adopt_group(st)):
+                async with self._start_slots:
+                    await self._start(st)
             st.bridge = asyncio.get_running_loop().create_task(self._bridge(st), name=f"bridge:{name}")
             return
         if st.handle is None and time.monotonic() < st.next_attempt:
@@ -285,6 +290,31 @@ class Reconciler:
                 await self._start(st)
         if st.alive and spec != st.spec:
             await self._apply(st, spec)
+
+    async def _adopt_group(self, st: _GroupState) -> bool:
+        """Take over the group's actor left running by a previous leader: its outbox is served
+        from the start (cursor 0), its cameras and rules are set to what the database says."""
+        handle = await asyncio.to_thread(self._named, self._actor_name(st.spec.name))
+        if handle is None:
+            return False
+        st.handle = handle
+        if not await self._alive(st):
+            st.handle = None
+            return False
+        st.starts, st.last_start = 1, time.monotonic()
+        log.info("camera group %s: adopted the running actor", st.spec.name)
+        spec, st.spec = st.spec, GroupSpec(st.spec.name, (), ("(adopted: unknown)",))
+        await self._apply(st, spec)  # unchanged cameras keep their streams
+        return True
+
+    @staticmethod
+    def _named(name: str) -> Any:
+        import ray
+
+        try:
+            return ray.get_actor(name)
+        except ValueError:
+            return None
 
     async def _apply(self, st: _GroupState, spec: GroupSpec) -> None:
         """Hand a running actor its new cameras and rules: its other streams keep running."""
@@ -310,9 +340,14 @@ class Reconciler:
             self._inference_nodes.pop(name, None)
         for name, node_id in wanted.items():
             handle = self._inference.get(name)
+            if handle is None and self._adopt:  # left running by a previous leader
+                handle = await asyncio.to_thread(self._named, name)
             if handle is not None:
                 try:
                     await wait_for(handle.info.remote(), self._timeout)
+                    self._inference[name] = handle
+                    if node_id is not None:
+                        self._inference_nodes[name] = node_id
                     continue
                 except Exception as exc:
                     log.warning("inference actor %s is dead (%s); restarting", name, exc)
@@ -338,6 +373,8 @@ class Reconciler:
             "models": a.models,
         }
         options: dict[str, Any] = {"name": name, "num_cpus": a.inference_cpus, "num_gpus": a.inference_gpus}
+        if self._adopt:
+            options["lifetime"] = "detached"
         if node_id is not None:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -363,6 +400,16 @@ class Reconciler:
             ray.kill(ray.get_actor(name), no_restart=True)
         except ValueError:
             pass
+
+    async def detach(self) -> None:
+        """Stop pulling and managing, and leave every actor running (a deposed leader: the new
+        one adopts them); the reconciler starts nothing afterwards."""
+        self._stopping = True
+        for name in list(self._groups):
+            st = self._groups.pop(name)
+            await cancel_and_wait(st.bridge)
+        self._inference.clear()
+        self._inference_nodes.clear()
 
     async def shutdown(self) -> None:
         """Drain and stop every actor; the reconciler starts nothing afterwards."""
@@ -395,6 +442,7 @@ class Reconciler:
             resources=dict(self._cfg.group_resources),
             scheduling_strategy=await self._placement(st),
             max_concurrency=64,
+            **({"lifetime": "detached"} if self._adopt else {}),
         ).remote(st.spec.name, st.spec.cameras, options)
         st.starts += 1
         st.last_start = time.monotonic()

@@ -8,13 +8,20 @@ subscriber never grows memory without bound and never silently loses an event:
 - DROP_OLDEST: the oldest queued item is discarded and counted (live status, frames).
 - CLOSE: the subscription is closed with a reason when full (a live API client that
   cannot keep up is disconnected instead of slowing the others).
+
+With several servers (`smartcity.cluster`), events of the other servers are published here too,
+marked `remote`: a subscription made with `remote=False` (the writer, fusion, the feed to the
+other servers) sees only this server's own events. A bus made with `dedupe` remembers that many
+recent event ids: an id published again (a new leader pulling events the old one had already
+fanned out) reaches only the `remote=False` subscriptions, whose acknowledgements need it, so that
+a live subscriber gets each event once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -47,6 +54,7 @@ class Subscription(Generic[T]):
         maxsize: int,
         overflow: Overflow,
         predicate: Predicate | None,
+        remote: bool = True,
     ) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
@@ -56,6 +64,7 @@ class Subscription(Generic[T]):
         self.maxsize = maxsize
         self.overflow = overflow
         self.predicate = predicate
+        self.remote = remote  # also receives the events fanned in from other servers
         self.delivered = 0
         self.dropped = 0
         self.closed_reason: str | None = None
@@ -154,8 +163,11 @@ class Subscription(Generic[T]):
 class EventBus:
     """Fan-out of typed events to bounded subscriptions. Publishing awaits BLOCK subscribers."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, dedupe: int = 0) -> None:
         self._subs: list[Subscription[Event]] = []
+        self._dedupe = dedupe
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self.repeated_total = 0  # ids published again, kept from the live subscribers
         self.published_total = 0
         self.dropped_total = 0
         self.closed_by_overflow = 0
@@ -172,8 +184,10 @@ class EventBus:
         maxsize: int = 1000,
         overflow: Overflow = Overflow.BLOCK,
         predicate: Predicate | None = None,
+        remote: bool = True,
     ) -> Subscription[T]:
-        sub: Subscription[T] = Subscription(self, name, tuple(types), maxsize, overflow, predicate)
+        """`remote=False`: only events published on this server, each time it is published."""
+        sub: Subscription[T] = Subscription(self, name, tuple(types), maxsize, overflow, predicate, remote)
         self._subs.append(sub)  # type: ignore[arg-type]
         return sub
 
@@ -186,12 +200,13 @@ class EventBus:
         start: Callable[[str, Callable[[], Awaitable[None]]], object],
         maxsize: int = 1000,
         overflow: Overflow = Overflow.BLOCK,
+        remote: bool = True,
     ) -> Callable[[], None]:
         """Run `handler` for each event in a task started through `start` (a supervisor).
 
         A failing handler is logged with the event and the loop goes on. Returns the undo.
         """
-        sub = self.subscribe(name, types, maxsize=maxsize, overflow=overflow)
+        sub = self.subscribe(name, types, maxsize=maxsize, overflow=overflow, remote=remote)
 
         async def run() -> None:
             async for event in sub:
@@ -211,15 +226,31 @@ class EventBus:
         if sub.closed_reason and sub.closed_reason.startswith("subscriber") and "too slow" in sub.closed_reason:
             self.closed_by_overflow += 1
 
-    async def publish(self, event: Event) -> None:
+    async def publish(self, event: Event, *, remote: bool = False) -> None:
+        """Queue `event` for every subscription that wants it; `remote`: fanned in from another
+        server (only subscriptions made with `remote=True` get it)."""
         self.published_total += 1
+        repeated = self._seen(event.event_id) if self._dedupe else False
         for sub in list(self._subs):
-            if sub.wants(event):
+            # the other servers' events: to the live side, once; a repeat of this server's own:
+            # only to those that acknowledge it (writer, fusion)
+            ok = (sub.remote and not repeated) if remote else not (repeated and sub.remote)
+            if ok and sub.wants(event):
                 await sub._put(event)
 
-    async def publish_many(self, events: Iterable[Event]) -> None:
+    def _seen(self, event_id: str) -> bool:
+        if event_id in self._recent:
+            self._recent.move_to_end(event_id)
+            self.repeated_total += 1
+            return True
+        self._recent[event_id] = None
+        if len(self._recent) > self._dedupe:
+            self._recent.popitem(last=False)
+        return False
+
+    async def publish_many(self, events: Iterable[Event], *, remote: bool = False) -> None:
         for event in events:
-            await self.publish(event)
+            await self.publish(event, remote=remote)
 
     def close_all(self, reason: str = "bus shut down") -> None:
         for sub in list(self._subs):

@@ -184,6 +184,52 @@ class ActorsConfig(Section):
         return v
 
 
+class ClusterConfig(Section):
+    """Several `smartcity serve` processes sharing PostgreSQL and the Ray cluster (README "Scaling out")."""
+
+    enabled: bool = Field(
+        False,
+        description="Run as one of several servers: every server serves the API and every subscription (events "
+        "fanned out through PostgreSQL), one leader elected through a PostgreSQL advisory lock runs the camera "
+        "actors, fusion, alert dispatch and retention. Needs database.url on PostgreSQL, actors.outbox: "
+        "database and ray.address.",
+    )
+    server_id: str | None = Field(
+        None,
+        description="This server's name in the cluster (logs, health, the feed's origin); default: host name and "
+        "process id.",
+        pattern=_ID,
+    )
+    election_interval_s: float = Field(
+        1.0,
+        description="Seconds between a follower's tries to take the leadership and the leader's checks that it "
+        "still holds it; a dead leader is replaced within about this plus the new leader's start.",
+        ge=0.1,
+        le=30,
+    )
+    feed_poll_s: float = Field(
+        1.0,
+        description="Seconds between reads of the event feed when no notification came (NOTIFY wakes the "
+        "servers at once; the poll covers a lost notification).",
+        gt=0,
+        le=60,
+    )
+    feed_retention_s: float = Field(
+        600.0,
+        description="Seconds the event feed keeps events: a server away longer misses the rest (logged).",
+        ge=10,
+        le=86_400,
+    )
+    feed_batch: int = Field(1000, description="Events per feed append and per read.", ge=1, le=100_000)
+    dedupe_window: int = Field(
+        100_000,
+        description="Recent event ids each server remembers, so that a live subscriber gets an event once "
+        "although a new leader pulls again what the old one had already fanned out.",
+        ge=1000,
+        le=10_000_000,
+    )
+
+
 class AnalysisConfig(Section):
     """The video analysis pipeline: detector, batching, motion gate, tracker."""
 
@@ -280,6 +326,7 @@ class Settings(BaseSettings):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="Database.")
     ray: RayConfig = Field(default_factory=RayConfig, description="Ray runtime.")
     actors: ActorsConfig = Field(default_factory=ActorsConfig, description="Camera actors.")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Several servers (scaling out).")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Storage.")
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Video analysis.")
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Privacy: default view, private mask.")
@@ -315,6 +362,18 @@ class Settings(BaseSettings):
     def _outbox_needs_postgresql(self) -> Settings:
         if self.actors.outbox == "database" and not self.database.url.startswith("postgresql"):
             raise ValueError("actors.outbox: database needs database.url on PostgreSQL (postgresql+asyncpg://...)")
+        if self.cluster.enabled:
+            missing = [
+                need
+                for need, ok in (
+                    ("database.url on PostgreSQL", self.database.url.startswith("postgresql")),
+                    ("actors.outbox: database", self.actors.outbox == "database"),
+                    ("ray.address (the servers share one Ray cluster)", bool(self.ray.address)),
+                )
+                if not ok
+            ]
+            if missing:
+                raise ValueError(f"cluster.enabled needs {', '.join(missing)}")
         return self
 
     @classmethod

@@ -171,14 +171,17 @@ class ExtensionContext:
         extension; a failing call is logged and the next event comes. Returns the undo.
 
         BLOCK (the default) never loses an event, so a handler that falls `maxsize` events
-        behind slows the publishers: keep handlers short and hand long work to a task."""
+        behind slows the publishers: keep handlers short and hand long work to a task.
+
+        Only this server's events: with several servers (`cluster`), camera events reach the
+        extensions of the leader, so that an outside system is acted on once."""
         self._check_open()
         if not 1 <= maxsize <= MAX_QUEUE:
             raise ValueError(f"maxsize must be in 1..{MAX_QUEUE}")
         wanted = types if isinstance(types, tuple) else (types,)
         label = f"ext:{self.name}:{'+'.join(t.type for t in wanted)}:{len(self._undo)}"
         undo = self.services.bus.listen(
-            label, wanted, handler, start=self.supervisor.start, maxsize=maxsize, overflow=overflow
+            label, wanted, handler, start=self.supervisor.start, maxsize=maxsize, overflow=overflow, remote=False
         )
         self._undo.append(undo)
         return undo

@@ -61,7 +61,10 @@ class FusionService:
         self.on_commit = on_commit
         self.batch_size = batch_size
         self.max_pending = max_pending
-        self.sub: Subscription[RuleEvent] = bus.subscribe("fusion", [RuleEvent], maxsize=10_000, overflow=Overflow.BLOCK)
+        # only this server's rule events: with several servers, the leader fuses what it pulled
+        self.sub: Subscription[RuleEvent] = bus.subscribe(
+            "fusion", [RuleEvent], maxsize=10_000, overflow=Overflow.BLOCK, remote=False
+        )
         self._snapshots: dict[str, Incident] = {}
         self._deliveries: list[NewDelivery] = []
         self._event_ids: list[str] = []
@@ -112,8 +115,10 @@ class FusionService:
         self.committed_events += len(ids)
         if dels:
             self.on_commit()
-        self._waiters.done(ids)
+        # published before the waiters resolve: a batch is acknowledged to its actor only once
+        # its incidents are queued for the other servers too (cluster feed)
         await self.bus.publish_many(snaps)
+        self._waiters.done(ids)
         return True
 
     async def run(self) -> None:

@@ -15,21 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from testkit import processes_mentioning
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if text.encode() in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return found
 
 
 def test_a_killed_worker_node_loses_and_repeats_no_event(pg_url: str) -> None:
@@ -62,5 +52,5 @@ def test_a_killed_worker_node_loses_and_repeats_no_event(pg_url: str) -> None:
     assert result["events_duplicated"] == 0
     assert result["outbox_left"] == 0  # everything acknowledged once stored
     assert result["events_per_s"] > 0  # the moved groups produce again
-    assert _processes_mentioning(result["cluster_temp_dir"]) == []
+    assert processes_mentioning(result["cluster_temp_dir"]) == []
     assert not Path(result["cluster_temp_dir"]).exists()

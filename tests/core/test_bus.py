@@ -96,6 +96,27 @@ async def test_listen_survives_failing_handler_and_undo_stops_it() -> None:
     await sup.stop()
 
 
+async def test_remote_events_reach_only_remote_subscriptions_and_repeats_only_local_ones() -> None:
+    """Several servers: events of another server go to the live side only; an id published
+    again goes to no live subscriber twice, but to those that acknowledge it (writer, fusion)."""
+    bus = EventBus(dedupe=100)
+    live = bus.subscribe("live")
+    writer = bus.subscribe("writer", remote=False)
+    mine, theirs = health(1), health(2, "c2")
+    await bus.publish(mine)
+    await bus.publish(theirs, remote=True)
+    await bus.publish(mine)  # pulled again by a new leader
+    await bus.publish(theirs, remote=True)  # the feed read twice
+    assert [e.event_id for e in live.get_nowait_batch(10)] == [mine.event_id, theirs.event_id]
+    assert [e.event_id for e in writer.get_nowait_batch(10)] == [mine.event_id, mine.event_id]
+    assert bus.repeated_total == 2
+    plain = EventBus()  # one server: a repeat reaches everyone, as always
+    sub = plain.subscribe("live")
+    await plain.publish(mine)
+    await plain.publish(mine)
+    assert len(sub.get_nowait_batch(10)) == 2
+
+
 def test_event_round_trip() -> None:
     e = RuleEvent(camera_id="c", t=2.5, rule_id="r1", rule_type="dwell", kind="dwell_start", payload={"s": 31})
     back = event_from_dict(e.to_dict())

@@ -130,6 +130,16 @@ def test_outbox_off_the_node_needs_postgresql_and_resources_are_bounded(tmp_path
     s = load_settings(f, environ={"SMARTCITY_DATABASE__URL": "postgresql+asyncpg://u@127.0.0.1/db"})
     assert s.actors.outbox == "database"
     assert s.actors.group_resources == {"camera_slots": 1}
+    f.write_text("cluster: {enabled: true}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(f, environ={})
+    assert any(
+        "cluster.enabled needs database.url on PostgreSQL, actors.outbox: database, ray.address" in e
+        for e in info.value.errors
+    )
+    f.write_text("cluster: {enabled: true, server_id: api-1}\nactors: {outbox: database}\nray: {address: auto}\n")
+    s = load_settings(f, environ={"SMARTCITY_DATABASE__URL": "postgresql+asyncpg://u@127.0.0.1/db"})
+    assert (s.cluster.enabled, s.cluster.server_id) == (True, "api-1")
     f.write_text("actors: {group_resources: {camera_slots: -1}}\n")
     with pytest.raises(ConfigError) as info:
         load_settings(f, environ={})
