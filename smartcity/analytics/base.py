@@ -197,13 +197,13 @@ class SlotTable:
         self.relink = relink or RelinkConfig()
         self.capacity = 64
         self.last_t = np.full(self.capacity, -math.inf)
-        # per slot, as rows: ground point (x, y), its velocity (vx, vy) and box size (bw, bh); a frame
-        # gathers and stores each pair with one indexing operation (see `_rows`)
-        self.pos = np.zeros((2, self.capacity))
-        self.vel = np.zeros((2, self.capacity))
-        self.size = np.zeros((2, self.capacity))
-        self._rows()
+        self.x = np.zeros(self.capacity)
+        self.y = np.zeros(self.capacity)
+        self.vx = np.zeros(self.capacity)
+        self.vy = np.zeros(self.capacity)
         self.first_seen = np.zeros(self.capacity)
+        self.bw = np.zeros(self.capacity)
+        self.bh = np.zeros(self.capacity)
         self.code = np.full(self.capacity, -1, dtype=np.intp)
         self.seen = np.zeros(self.capacity, dtype=np.intp)
         self.track_of_slot: dict[int, int] = {}
@@ -223,25 +223,18 @@ class SlotTable:
     def _grow(self) -> None:
         old = self.capacity
         self.capacity *= 2
-        for name, fill in (("last_t", -math.inf), ("first_seen", 0.0)):
+        for name, fill in (
+            ("last_t", -math.inf), ("x", 0.0), ("y", 0.0), ("vx", 0.0), ("vy", 0.0), ("first_seen", 0.0),
+            ("bw", 0.0), ("bh", 0.0),
+        ):
             arr = np.full(self.capacity, fill)
             arr[:old] = getattr(self, name)
             setattr(self, name, arr)
-        for name in ("pos", "vel", "size"):
-            pair = np.zeros((2, self.capacity))
-            pair[:, :old] = getattr(self, name)
-            setattr(self, name, pair)
-        self._rows()
         for name, ifill in (("code", -1), ("seen", 0)):
             iarr = np.full(self.capacity, ifill, dtype=np.intp)
             iarr[:old] = getattr(self, name)
             setattr(self, name, iarr)
         self.free.extend(range(self.capacity - 1, old - 1, -1))
-
-    def _rows(self) -> None:
-        self.x, self.y = self.pos
-        self.vx, self.vy = self.vel
-        self.bw, self.bh = self.size
 
     def _allocate(self) -> int:
         if not self.free:
@@ -282,19 +275,14 @@ class SlotTable:
                 [(*tr.box, tr.score, tr.time_since_update, tr.confirmed, tr.hits) for tr in tracks],
                 dtype=np.float64,
             )
-            # ground points (x, y) and box sizes (w, h) as (2, n) rows: the fresh tracks' slot state
-            # below is gathered and stored a pair of rows at a time
+            # ground points as the rows of one (2, n) array: the zone tests take them stacked
             ground = np.empty((2, n))
             np.add(rows[:, 0], rows[:, 2], out=ground[0])
             ground[0] *= 0.5 / w
             np.multiply(rows[:, 3], 1.0 / h, out=ground[1])
             gx, gy = ground
-            size = np.empty((2, n))
-            np.subtract(rows[:, 2], rows[:, 0], out=size[0])
-            size[0] *= 1.0 / w
-            np.subtract(rows[:, 3], rows[:, 1], out=size[1])
-            size[1] *= 1.0 / h
-            bw, bh = size
+            bw = (rows[:, 2] - rows[:, 0]) * (1.0 / w)
+            bh = (rows[:, 3] - rows[:, 1]) * (1.0 / h)
             conf = rows[:, 4]
             fresh = rows[:, 5] == 0
             confirmed = rows[:, 6] != 0
@@ -309,13 +297,16 @@ class SlotTable:
                 dt = t - self.last_t[f]
                 ok = np.isfinite(dt) & (dt > 1e-6)
                 safe_dt = np.where(ok, dt, 1.0)
-                g = ground[:, fresh]
-                vel = self.vel[:, f]
+                gxf, gyf = gx[fresh], gy[fresh]
+                a = np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0)
+                vx, vy = self.vx[f], self.vy[f]
                 # velocity smoothed towards the one implied by the move since the slot was last seen
-                vel += np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0) * ((g - self.pos[:, f]) / safe_dt - vel)
-                self.vel[:, f] = vel
-                self.pos[:, f] = g
-                self.size[:, f] = size[:, fresh]
+                self.vx[f] = vx + a * ((gxf - self.x[f]) / safe_dt - vx)
+                self.vy[f] = vy + a * ((gyf - self.y[f]) / safe_dt - vy)
+                self.x[f] = gxf
+                self.y[f] = gyf
+                self.bw[f] = bw[fresh]
+                self.bh[f] = bh[fresh]
                 self.last_t[f] = t
                 self.seen[f] += 1
             self.code[slots] = codes
@@ -529,6 +520,7 @@ class Rule:
         self.vocab = vocab or ClassVocab()
         self.classes = frozenset(spec.effective_classes())
         self._table: BoolArray = self.vocab.table(self.classes)
+        self._selection = (self.classes, spec.min_confidence)  # the key of its mask in FrameView.masks
         self._last_alert: dict[str, float] = {}
         self._tables: dict[frozenset[str], BoolArray] = {}
         self._standalone: SlotTable | None = None
@@ -560,7 +552,7 @@ class Rule:
     # ------------------------------------------------------------------ helpers
     def selected(self, view: FrameView) -> BoolArray:
         """Tracks of the rule's classes, above its confidence, detected in this frame."""
-        key = (self.classes, self.spec.min_confidence)
+        key = self._selection
         mask = view.masks.get(key)
         if mask is None:  # rules with the same classes and confidence share it within a frame
             table = self._table

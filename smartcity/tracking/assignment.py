@@ -59,8 +59,9 @@ def _solve_with_limit(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
     big = np.full((size, size), _FORBIDDEN)
     np.copyto(big[:n, :m], cost, where=allowed)
     half = cost_limit / 2.0
-    np.fill_diagonal(big[:n, m:], half)  # row i unmatched
-    np.fill_diagonal(big[n:, :m], half)  # column j unmatched
+    flat = big.reshape(-1)  # a view: the diagonals of the two off blocks as strided slices
+    flat[m : m + n * (size + 1) : size + 1] = half  # row i unmatched: (i, m + i)
+    flat[n * size : n * size + m * (size + 1) : size + 1] = half  # column j unmatched: (n + j, j)
     big[n:, m:] = 0.0
     rows, cols = linear_sum_assignment(big)
     real = (rows < n) & (cols < m)
@@ -84,7 +85,7 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
     # A pair that is each other's only candidate is in every optimal solution: matching it
     # costs less than cost_limit, leaving both out costs exactly cost_limit.
     alone = (per_row[rr] == 1) & (per_col[cc] == 1)
-    if alone.all():  # no competition at all (each row has at most one pair): already sorted by row
+    if np.count_nonzero(alone) == alone.size:  # no competition at all: already sorted by row
         return rr, cc
     rows = [rr[alone]]
     cols = [cc[alone]]

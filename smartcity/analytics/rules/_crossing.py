@@ -72,13 +72,13 @@ class Crossings:
         d, new = d_all[idx], new_all[idx]
         prev = st.side[s]
         unset = prev == 0
-        if unset.any():
+        if np.count_nonzero(unset):  # (cheaper than .any() on a few dozen tracks)
             prev = np.where(unset, np.sign(d).astype(np.int8), prev)
         pend = st.pend[s]
         flip = (new * prev) < 0
         out: list[tuple[int, int, float, float]] = []
         busy = flip | (pend != 0)
-        if busy.any():
+        if np.count_nonzero(busy):
             for k in _nz(busy):
                 i, slot = int(idx[k]), int(s[k])
                 nk = int(new[k])
@@ -98,7 +98,8 @@ class Crossings:
                 if st.pend[slot] != 0 and mature and nk in (0, st.pend[slot]):
                     out.append((i, int(st.pend[slot]), float(st.pend_t[slot]), float(st.pend_x[slot])))
                     st.pend[slot] = 0
-        st.side[s] = np.where(new != 0, new, prev)
+        np.copyto(prev, new, where=new != 0)  # prev is this call's own copy
+        st.side[s] = prev
         st.px[s] = x
         st.py[s] = y
         st.pt[s] = view.t
@@ -136,23 +137,20 @@ class CrossingSides:
         self.ax, self.ay = column([ln.a[0] for ln in lines]), column([ln.a[1] for ln in lines])
         self.nx, self.ny = column([ln.normal[0] for ln in lines]), column([ln.normal[1] for ln in lines])
         self.h = column([c.h for c in self.members])
-        boxed = [k for k, c in enumerate(self.members) if c.box_share > 0]
-        # only the lines whose band spans a share of the box read the boxes
-        self.boxed = np.array(boxed, dtype=np.intp) if len(boxed) < len(self.members) else None
-        members_boxed = [self.members[k] for k in boxed]
-        self.h_boxed = column([c.h for c in members_boxed])
-        self.share = column([c.box_share for c in members_boxed])
-        self.bx, self.by = column([c.nx for c in members_boxed]), column([c.ny for c in members_boxed])
+        # lines whose band spans a share of the box's extent across them; on the others it is `h`
+        self.share = column([c.box_share for c in self.members])
+        self.bx, self.by = column([c.nx for c in self.members]), column([c.ny for c in self.members])
+        plain = [k for k, c in enumerate(self.members) if c.box_share <= 0]
+        self.boxed = len(plain) < len(self.members)
+        self.plain = np.array(plain, dtype=np.intp) if plain else None
+        self.h_plain = self.h[plain]
 
     def evaluate(self, view: FrameView) -> list[tuple[FloatArray, npt.NDArray[np.int8]]]:
         d = (view.gx - self.ax) * self.nx + (view.gy - self.ay) * self.ny
-        band = np.broadcast_to(self.h, d.shape)
-        if len(self.share):
-            boxed = np.maximum(self.h_boxed, self.share * (self.bx * view.bw + self.by * view.bh))
-            if self.boxed is None:
-                band = boxed
-            else:
-                band = band.copy()
-                band[self.boxed] = boxed
+        band = self.h  # (lines, 1): broadcast along the tracks
+        if self.boxed:
+            band = np.maximum(self.h, self.share * (self.bx * view.bw + self.by * view.bh))
+            if self.plain is not None:
+                band[self.plain] = self.h_plain
         new = (d > band).view(np.int8) - (d < -band).view(np.int8)
         return list(zip(d, new, strict=True))

@@ -59,8 +59,8 @@ class WrongWayRule(Rule):
         x, y, s = view.gx[idx], view.gy[idx], view.slots[idx]
         ax, ay = st.ax[s], st.ay[s]
         fresh_anchor = np.isnan(ax) | ((x - ax) * self.ux + (y - ay) * self.uy > 0)
-        ax = np.where(fresh_anchor, x, ax)
-        ay = np.where(fresh_anchor, y, ay)
+        np.copyto(ax, x, where=fresh_anchor)  # ax and ay are gathered copies
+        np.copyto(ay, y, where=fresh_anchor)
         st.ax[s], st.ay[s] = ax, ay
         dx, dy = x - ax, y - ay
         back = -(dx * self.ux + dy * self.uy)
