@@ -86,22 +86,28 @@ def test_isolated_pairs_and_a_conflict_together() -> None:
     assert list(zip(rows.tolist(), cols.tolist())) == [(0, 3), (1, 1), (2, 0), (3, 4)]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
-    n=st.integers(0, 5),
-    m=st.integers(0, 5),
+    n=st.integers(0, 6),
+    m=st.integers(0, 6),
     seed=st.integers(0, 2**31),
     sparsity=st.floats(0.0, 0.9),
+    duplicates=st.booleans(),
 )
-def test_linear_assignment_matches_brute_force(n: int, m: int, seed: int, sparsity: float) -> None:
+def test_linear_assignment_matches_brute_force(n: int, m: int, seed: int, sparsity: float, duplicates: bool) -> None:
+    """Optimal (brute force), and the very pairs of the solver run on every group: groups of two rows or
+    two columns solved by enumeration agree with it, ties included (left to the solver)."""
     rng = np.random.default_rng(seed)
     limit = 0.7
     cost = rng.random((n, m))
     cost[rng.random((n, m)) < sparsity] = 1.0  # not allowed
+    if duplicates and m > 1:
+        cost[:, 1] = cost[:, 0]  # a detection boxed twice: two equally good matchings
     rows, cols = linear_assignment(cost, limit)
     assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
     assert np.all(cost[rows, cols] < limit)
     assert _objective(cost, rows, cols, limit) == pytest.approx(_brute_force(cost, limit), abs=1e-9)
+    assert (rows.tolist(), cols.tolist()) == _solver_per_group(cost, limit)
 
 
 def test_large_dense_problem_is_a_valid_optimum_against_brute_force_on_permutations() -> None:
@@ -165,29 +171,6 @@ def _solver_per_group(cost: np.ndarray, limit: float) -> tuple[list[int], list[i
             pairs += [(sub_rows[a], sub_cols[b]) for a, b in zip(i.tolist(), j.tolist())]
     pairs.sort()
     return [i for i, _ in pairs], [j for _, j in pairs]
-
-
-@settings(max_examples=400, deadline=None)
-@given(
-    n=st.integers(1, 6),
-    m=st.integers(1, 6),
-    seed=st.integers(0, 2**31),
-    sparsity=st.floats(0.0, 0.9),
-    duplicates=st.booleans(),
-)
-def test_linear_assignment_equals_the_solver_on_every_group(
-    n: int, m: int, seed: int, sparsity: float, duplicates: bool
-) -> None:
-    """Groups of two rows or two columns solved by enumeration give the very pairs the solver gives,
-    ties included (left to the solver)."""
-    rng = np.random.default_rng(seed)
-    limit = 0.7
-    cost = rng.random((n, m))
-    cost[rng.random((n, m)) < sparsity] = 1.0
-    if duplicates and m > 1:
-        cost[:, 1] = cost[:, 0]  # a detection boxed twice: two equally good matchings
-    rows, cols = linear_assignment(cost, limit)
-    assert (rows.tolist(), cols.tolist()) == _solver_per_group(cost, limit)
 
 
 def test_two_sided_groups_by_enumeration_and_ties_left_to_the_solver() -> None:
