@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -80,6 +80,24 @@ class RelinkConfig:
     enabled: bool = True
 
 
+class FrameBatch(Protocol):
+    """One per-frame quantity evaluated for several parts of a camera's rules at once (their
+    parameters stacked as columns): one array operation per step for all of them instead of one each."""
+
+    members: tuple[Any, ...]
+
+    def evaluate(self, view: FrameView) -> Sequence[Any]:
+        """One result per member, in order: what `type(member).batch([member]).evaluate` gives each."""
+        ...
+
+
+class Batchable(Protocol):
+    """A rule part whose per-frame quantity can be evaluated together with others of its type."""
+
+    @classmethod
+    def batch(cls, members: Sequence[Any]) -> FrameBatch: ...
+
+
 @dataclass(slots=True)
 class FrameView:
     """Everything rules need from one frame, computed once per frame for all rules."""
@@ -107,11 +125,45 @@ class FrameView:
     image: npt.NDArray[np.uint8] | None = None
     masks: dict[tuple[frozenset[str], float], BoolArray] = field(default_factory=dict)
     zones: dict[int, BoolArray] = field(default_factory=dict)
-    xy: FloatArray | None = None  # (2, n) ground points, built on first use
+    xy: FloatArray | None = None  # (2, n) ground points (gx and gy are its rows), built on first use if not given
     # the zones the rules asked about on the previous frame, tested together on the first ask
     zone_set: PolygonSet | None = None
     zone_rows: BoolArray | None = None
     asked: list[Polygon] = field(default_factory=list)  # zones asked about in this frame, in order
+    # the batchable parts asked about on the previous frame, by type: their batch and each one's row
+    batches: dict[type[Batchable], tuple[FrameBatch, dict[int, int]]] = field(default_factory=dict)
+    batch_results: dict[int, Any] = field(default_factory=dict)  # by id(part), for this frame
+    batch_asked: dict[int, Batchable] = field(default_factory=dict)  # parts asked about in this frame, in order
+    picks: dict[int, tuple[BoolArray, IntArray, IntArray, FloatArray, FloatArray]] = field(default_factory=dict)
+
+    def batched(self, part: Batchable) -> Any:
+        """The per-frame result of `part` (computed once per frame, with every part of its type that was
+        asked about on the previous frame: see FrameBatch)."""
+        key = id(part)
+        result = self.batch_results.get(key)
+        if result is None:
+            entry = self.batches.get(type(part))
+            if entry is not None and key in entry[1]:
+                batch = entry[0]
+                for member, r in zip(batch.members, batch.evaluate(self), strict=True):
+                    self.batch_results[id(member)] = r
+                result = self.batch_results[key]
+            else:
+                result = self.batch_results[key] = type(part).batch([part]).evaluate(self)[0]
+        if key not in self.batch_asked:
+            self.batch_asked[key] = part
+        return result
+
+    def pick(self, mask: BoolArray) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+        """The tracks in `mask`: their indices, slots and ground points (gx, gy), shared within the frame
+        by the rules that select alike (`selected` hands them the same mask). Read-only."""
+        hit = self.picks.get(id(mask))
+        if hit is not None and hit[0] is mask:  # the entry holds the mask: its id is not reused meanwhile
+            return hit[1], hit[2], hit[3], hit[4]
+        idx = mask.nonzero()[0]
+        slots, gx, gy = self.slots[idx], self.gx[idx], self.gy[idx]
+        self.picks[id(mask)] = (mask, idx, slots, gx, gy)
+        return idx, slots, gx, gy
 
     def inside(self, zone: Polygon) -> BoolArray:
         """Which tracks have their ground point in `zone` (computed once per zone and frame)."""
@@ -163,6 +215,10 @@ class SlotTable:
         self._asked: list[Polygon] = []
         self._asked_ids: set[int] = set()
         self._zone_set: PolygonSet | None = None
+        # the same for batchable rule parts (FrameView.batched)
+        self._batch_asked: dict[int, Batchable] = {}
+        self._batched_ids: set[int] = set()
+        self._batches: dict[type[Batchable], tuple[FrameBatch, dict[int, int]]] = {}
 
     def _grow(self) -> None:
         old = self.capacity
@@ -219,8 +275,12 @@ class SlotTable:
                 [(*tr.box, tr.score, tr.time_since_update, tr.confirmed, tr.hits) for tr in tracks],
                 dtype=np.float64,
             )
-            gx = (rows[:, 0] + rows[:, 2]) * (0.5 / w)
-            gy = rows[:, 3] * (1.0 / h)
+            # ground points as the rows of one (2, n) array: the zone tests take them stacked
+            ground = np.empty((2, n))
+            np.add(rows[:, 0], rows[:, 2], out=ground[0])
+            ground[0] *= 0.5 / w
+            np.multiply(rows[:, 3], 1.0 / h, out=ground[1])
+            gx, gy = ground
             bw = (rows[:, 2] - rows[:, 0]) * (1.0 / w)
             bh = (rows[:, 3] - rows[:, 1]) * (1.0 / h)
             conf = rows[:, 4]
@@ -237,13 +297,14 @@ class SlotTable:
                 dt = t - self.last_t[f]
                 ok = np.isfinite(dt) & (dt > 1e-6)
                 safe_dt = np.where(ok, dt, 1.0)
-                ivx = (gx[fresh] - self.x[f]) / safe_dt
-                ivy = (gy[fresh] - self.y[f]) / safe_dt
+                gxf, gyf = gx[fresh], gy[fresh]
                 a = np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0)
-                self.vx[f] += a * (ivx - self.vx[f])
-                self.vy[f] += a * (ivy - self.vy[f])
-                self.x[f] = gx[fresh]
-                self.y[f] = gy[fresh]
+                vx, vy = self.vx[f], self.vy[f]
+                # velocity smoothed towards the one implied by the move since the slot was last seen
+                self.vx[f] = vx + a * ((gxf - self.x[f]) / safe_dt - vx)
+                self.vy[f] = vy + a * ((gyf - self.y[f]) / safe_dt - vy)
+                self.x[f] = gxf
+                self.y[f] = gyf
                 self.bw[f] = bw[fresh]
                 self.bh[f] = bh[fresh]
                 self.last_t[f] = t
@@ -253,6 +314,7 @@ class SlotTable:
             hits = np.maximum(hits_a, seen)
             confirmed |= seen >= 3  # a re-linked track is as old as its slot
         else:
+            ground = np.zeros((2, 0))
             gx = gy = bw = bh = conf = np.zeros(0)
             fresh = confirmed = np.zeros(0, dtype=bool)
             codes = hits = np.zeros(0, dtype=np.intp)
@@ -272,10 +334,27 @@ class SlotTable:
             camera_id=frame.camera_id, t=t, width=frame.width, height=frame.height, tracks=tracks,
             slots=slots, codes=codes, conf=conf, gx=gx, gy=gy, bw=bw, bh=bh, fresh=fresh, hits=hits,
             confirmed=confirmed, vocab=self.vocab, capacity=self.capacity, first_seen=self.first_seen,
-            new_slots=new_slots, freed_slots=freed, image=image, zone_set=self._zones_asked(),
+            new_slots=new_slots, freed_slots=freed, image=image, xy=ground, zone_set=self._zones_asked(),
+            batches=self._batches_asked(),
         )
         self._asked = view.asked
+        self._batch_asked = view.batch_asked
         return view
+
+    def _batches_asked(self) -> dict[type[Batchable], tuple[FrameBatch, dict[int, int]]]:
+        """The batchable parts asked about on the last frame, batched by type (rebuilt when the rules ask
+        about others). The batches hold their parts, so the ids they are keyed by are not reused."""
+        asked = self._batch_asked
+        if asked.keys() != self._batched_ids:
+            self._batched_ids = set(asked)
+            by_type: dict[type[Batchable], list[Batchable]] = {}
+            for part in asked.values():
+                by_type.setdefault(type(part), []).append(part)
+            self._batches = {}
+            for kind, parts in by_type.items():
+                batch = kind.batch(parts)
+                self._batches[kind] = (batch, {id(m): k for k, m in enumerate(batch.members)})
+        return self._batches
 
     def _zones_asked(self) -> PolygonSet | None:
         """The zones asked about on the last frame as one set (rebuilt when the rules ask about others).
@@ -444,6 +523,7 @@ class Rule:
         self.vocab = vocab or ClassVocab()
         self.classes = frozenset(spec.effective_classes())
         self._table: BoolArray = self.vocab.table(self.classes)
+        self._selection = (self.classes, spec.min_confidence)  # the key of its mask in FrameView.masks
         self._last_alert: dict[str, float] = {}
         self._tables: dict[frozenset[str], BoolArray] = {}
         self._standalone: SlotTable | None = None
@@ -475,7 +555,7 @@ class Rule:
     # ------------------------------------------------------------------ helpers
     def selected(self, view: FrameView) -> BoolArray:
         """Tracks of the rule's classes, above its confidence, detected in this frame."""
-        key = (self.classes, self.spec.min_confidence)
+        key = self._selection
         mask = view.masks.get(key)
         if mask is None:  # rules with the same classes and confidence share it within a frame
             table = self._table

@@ -41,6 +41,8 @@ class RuleEngine:
         self._rules: dict[str, Rule] = {}
         self._active: dict[str, bool] = {}
         self._checked: dict[str, float] = {}
+        # rules whose schedule is permanent: always active, no schedule to look up per frame
+        self._permanent: frozenset[str] = frozenset()
         self.rule_failures: dict[str, int] = {}
         self.frames = 0
         self.set_rules(rules)
@@ -79,6 +81,7 @@ class RuleEngine:
             if spec.enabled and rid not in self._rules:
                 self._rules[rid] = self._build(spec)
         self._specs = new_specs
+        self._permanent = frozenset(rid for rid, spec in new_specs.items() if spec.schedule.kind == "permanent")
 
     def _build(self, spec: RuleSpec) -> Rule:
         cls = spec.rule_class
@@ -105,16 +108,24 @@ class RuleEngine:
         view = self.slots.view(frame, image)
         self.frames += 1
         events: list[RuleEvent] = []
+        permanent = self._permanent
+        active_now = self._active
+        t = frame.t
         for rid, rule in self._rules.items():
-            active = self._is_active(rid, frame.t)
-            was = self._active.get(rid)
-            self._active[rid] = active
-            if not active:
-                continue
-            if was is False:
-                rule.reset()  # it missed frames: its per-object state is stale
+            if rid in permanent:
+                active_now[rid] = True
+            else:
+                active = self._is_active(rid, t)
+                was = active_now.get(rid)
+                active_now[rid] = active
+                if not active:
+                    continue
+                if was is False:
+                    rule.reset()  # it missed frames: its per-object state is stale
             try:
-                events.extend(rule.step(view))
+                raised = rule.step(view)
+                if raised:
+                    events.extend(raised)
             except Exception:
                 n = self.rule_failures.get(rid, 0) + 1
                 self.rule_failures[rid] = n

@@ -3,8 +3,9 @@ min-cost assignment with a cost limit (scipy's shortest augmenting path solver) 
 
 Tracking cost matrices are sparse (most track/detection pairs are far apart), so
 `linear_assignment` first takes the pairs that are each other's only candidate, which every
-optimal solution contains, splits the rest into independent groups of competing pairs, and runs
-the cubic solver only on groups where several tracks compete for several detections.
+optimal solution contains, splits the rest into independent groups of competing pairs, solves a
+group with one or two rows or columns (the common competition: two tracks near one or two
+detections) by enumerating its matchings, and runs the cubic solver only on larger groups and on ties.
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ def _solve_with_limit(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
     big = np.full((size, size), _FORBIDDEN)
     np.copyto(big[:n, :m], cost, where=allowed)
     half = cost_limit / 2.0
-    np.fill_diagonal(big[:n, m:], half)  # row i unmatched
-    np.fill_diagonal(big[n:, :m], half)  # column j unmatched
+    flat = big.reshape(-1)  # a view: the diagonals of the two off blocks as strided slices
+    flat[m : m + n * (size + 1) : size + 1] = half  # row i unmatched: (i, m + i)
+    flat[n * size : n * size + m * (size + 1) : size + 1] = half  # column j unmatched: (n + j, j)
     big[n:, m:] = 0.0
     rows, cols = linear_sum_assignment(big)
     real = (rows < n) & (cols < m)
@@ -84,12 +86,15 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
     # A pair that is each other's only candidate is in every optimal solution: matching it
     # costs less than cost_limit, leaving both out costs exactly cost_limit.
     alone = (per_row[rr] == 1) & (per_col[cc] == 1)
-    if alone.all():  # no competition at all (each row has at most one pair): already sorted by row
+    if np.count_nonzero(alone) == alone.size:  # no competition at all: already sorted by row
         return rr, cc
     rows = [rr[alone]]
     cols = [cc[alone]]
     rest = ~alone
-    for sub_rows, sub_cols in _components(rr[rest].tolist(), cc[rest].tolist(), n, m):
+    r_rest, c_rest = rr[rest], cc[rest]
+    rest_rows, rest_cols = r_rest.tolist(), c_rest.tolist()
+    pair_cost = dict(zip(zip(rest_rows, rest_cols), cost[r_rest, c_rest].tolist()))
+    for sub_rows, sub_cols in _components(rest_rows, rest_cols, n, m):
         # One side has a single member: its cheapest allowed partner is optimal, since every
         # partner is allowed and the others stay unmatched either way.
         if len(sub_rows) == 1:
@@ -98,6 +103,9 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
         elif len(sub_cols) == 1:
             rows.append(np.array([sub_rows[int(cost[sub_rows, sub_cols[0]].argmin())]], dtype=np.intp))
             cols.append(np.array(sub_cols, dtype=np.intp))
+        elif (pairs := _two_sided(sub_rows, sub_cols, pair_cost, cost_limit)) is not None:
+            rows.append(np.array([i for i, _ in pairs], dtype=np.intp))
+            cols.append(np.array([j for _, j in pairs], dtype=np.intp))
         else:
             i, j = _solve_with_limit(cost[sub_rows][:, sub_cols], cost_limit)
             rows.append(np.array(sub_rows, dtype=np.intp)[i])
@@ -106,6 +114,39 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
     c = np.concatenate(cols)
     order = np.argsort(r, kind="stable")
     return r[order], c[order]
+
+
+# Two matchings whose objectives differ by less than this are a tie left to the solver: its floating
+# point answer on the padded matrix is exact to far better than this, so above it both agree.
+_TIE = 1e-6
+
+
+def _two_sided(
+    rows: list[int], cols: list[int], pair_cost: dict[tuple[int, int], float], cost_limit: float
+) -> list[tuple[int, int]] | None:
+    """The optimal matching of a group with two rows or two columns (the common competition: two
+    tracks near one or two detections), by enumerating its matchings; None for a larger group or when
+    the best two come within _TIE of each other. A matched pair changes the objective by
+    cost - cost_limit from leaving both unmatched."""
+    options: list[tuple[float, list[tuple[int, int]]]]
+    if len(rows) == 2:
+        a, b = rows
+        first = [(j, pair_cost[a, j] - cost_limit) for j in cols if (a, j) in pair_cost]
+        second = [(j, pair_cost[b, j] - cost_limit) for j in cols if (b, j) in pair_cost]
+        options = [(va, [(a, ja)]) for ja, va in first] + [(vb, [(b, jb)]) for jb, vb in second]
+        options += [(va + vb, [(a, ja), (b, jb)]) for ja, va in first for jb, vb in second if ja != jb]
+    elif len(cols) == 2:
+        a, b = cols
+        first = [(i, pair_cost[i, a] - cost_limit) for i in rows if (i, a) in pair_cost]
+        second = [(i, pair_cost[i, b] - cost_limit) for i in rows if (i, b) in pair_cost]
+        options = [(va, [(ia, a)]) for ia, va in first] + [(vb, [(ib, b)]) for ib, vb in second]
+        options += [(va + vb, sorted([(ia, a), (ib, b)])) for ia, va in first for ib, vb in second if ia != ib]
+    else:
+        return None
+    options.sort(key=lambda o: o[0])
+    if len(options) > 1 and options[1][0] - options[0][0] < _TIE:
+        return None
+    return options[0][1]
 
 
 def _components(

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smartcity.tracking.assignment import greedy_assignment, iou_matrix, linear_assignment
+from smartcity.tracking.assignment import (
+    _components,
+    _solve_with_limit,
+    _two_sided,
+    greedy_assignment,
+    iou_matrix,
+    linear_assignment,
+)
 
 
 def _objective(cost: np.ndarray, rows: np.ndarray, cols: np.ndarray, limit: float) -> float:
@@ -79,22 +86,28 @@ def test_isolated_pairs_and_a_conflict_together() -> None:
     assert list(zip(rows.tolist(), cols.tolist())) == [(0, 3), (1, 1), (2, 0), (3, 4)]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
-    n=st.integers(0, 5),
-    m=st.integers(0, 5),
+    n=st.integers(0, 6),
+    m=st.integers(0, 6),
     seed=st.integers(0, 2**31),
     sparsity=st.floats(0.0, 0.9),
+    duplicates=st.booleans(),
 )
-def test_linear_assignment_matches_brute_force(n: int, m: int, seed: int, sparsity: float) -> None:
+def test_linear_assignment_matches_brute_force(n: int, m: int, seed: int, sparsity: float, duplicates: bool) -> None:
+    """Optimal (brute force), and the very pairs of the solver run on every group: groups of two rows or
+    two columns solved by enumeration agree with it, ties included (left to the solver)."""
     rng = np.random.default_rng(seed)
     limit = 0.7
     cost = rng.random((n, m))
     cost[rng.random((n, m)) < sparsity] = 1.0  # not allowed
+    if duplicates and m > 1:
+        cost[:, 1] = cost[:, 0]  # a detection boxed twice: two equally good matchings
     rows, cols = linear_assignment(cost, limit)
     assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
     assert np.all(cost[rows, cols] < limit)
     assert _objective(cost, rows, cols, limit) == pytest.approx(_brute_force(cost, limit), abs=1e-9)
+    assert (rows.tolist(), cols.tolist()) == _solver_per_group(cost, limit)
 
 
 def test_large_dense_problem_is_a_valid_optimum_against_brute_force_on_permutations() -> None:
@@ -138,3 +151,38 @@ def test_linear_assignment_pairs_come_sorted_by_row_in_every_path() -> None:
     mixed[1, 1], mixed[3, 1] = 0.25, 0.5  # rows 1 and 3 now both want column 1 (row 3 also column 0)
     rows, cols = linear_assignment(mixed, 0.7)
     assert (rows.tolist(), cols.tolist()) == ([0, 1, 2, 3], [2, 1, 3, 0])
+
+
+def _solver_per_group(cost: np.ndarray, limit: float) -> tuple[list[int], list[int]]:
+    """linear_assignment as it was before groups of two rows or two columns were enumerated: lone pairs,
+    the cheapest partner of a one-sided group (first on a tie), the solver on every other group."""
+    n, m = cost.shape
+    rr, cc = (cost < limit).nonzero()
+    per_row, per_col = np.bincount(rr, minlength=n), np.bincount(cc, minlength=m)
+    alone = (per_row[rr] == 1) & (per_col[cc] == 1)
+    pairs = list(zip(rr[alone].tolist(), cc[alone].tolist()))
+    for sub_rows, sub_cols in _components(rr[~alone].tolist(), cc[~alone].tolist(), n, m):
+        if len(sub_rows) == 1:
+            pairs.append((sub_rows[0], sub_cols[int(cost[sub_rows[0], sub_cols].argmin())]))
+        elif len(sub_cols) == 1:
+            pairs.append((sub_rows[int(cost[sub_rows, sub_cols[0]].argmin())], sub_cols[0]))
+        else:
+            i, j = _solve_with_limit(cost[sub_rows][:, sub_cols], limit)
+            pairs += [(sub_rows[a], sub_cols[b]) for a, b in zip(i.tolist(), j.tolist())]
+    pairs.sort()
+    return [i for i, _ in pairs], [j for _, j in pairs]
+
+
+def test_two_sided_groups_by_enumeration_and_ties_left_to_the_solver() -> None:
+    # two tracks, two detections: crossing pairs beat the straight ones
+    pairs = {(0, 0): 0.4, (0, 1): 0.1, (1, 0): 0.1, (1, 1): 0.4}
+    assert _two_sided([0, 1], [0, 1], pairs, 0.7) == [(0, 1), (1, 0)]
+    # two tracks want one of two columns; the other column only the first: both matched
+    pairs = {(3, 5): 0.2, (3, 8): 0.6, (7, 5): 0.1}
+    assert _two_sided([3, 7], [5, 8], pairs, 0.7) == [(3, 8), (7, 5)]
+    # two rows of three columns want two columns (the transposed case)
+    pairs = {(0, 4): 0.3, (1, 4): 0.2, (2, 4): 0.5, (1, 9): 0.5}
+    assert _two_sided([0, 1, 2], [4, 9], pairs, 0.7) == [(0, 4), (1, 9)]
+    # a tie (the same detection twice): undecided here
+    assert _two_sided([0, 1], [0, 1], {(0, 0): 0.2, (0, 1): 0.2, (1, 0): 0.2, (1, 1): 0.2}, 0.7) is None
+    assert _two_sided([0, 1, 2], [0, 1, 2], {(0, 0): 0.2, (1, 1): 0.2, (2, 2): 0.2}, 0.7) is None  # larger

@@ -21,9 +21,6 @@ from smartcity.analytics.base import FrameView, IntArray, SlotArrays
 from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.geometry import BoolArray, FloatArray, Polygon
 
-_NONE: BoolArray = np.zeros(0, dtype=bool)
-_NONE.flags.writeable = False
-
 
 def aspect(view: FrameView) -> float:
     """Height over width of the frame: scales normalised y to units of the frame width."""
@@ -63,17 +60,14 @@ class ZoneStay:
         # a slot freed this frame is never one allocated in it: the reset does not touch it
         ended = list(view.freed_slots)
         st.reset(view.new_slots)
-        idx = _nz(sel)
-        if not len(idx):
-            return StayFrame(ended, idx, idx, _NONE)
-        s = view.slots[idx]
-        inside = view.inside(self.zone)[idx]
-        so = s[~inside]
+        zone = view.inside(self.zone)
+        so = view.slots[sel & ~zone]
         if len(so):
             gone = so[~np.isnan(st.entered[so]) & (view.t - st.last[so] >= self.exit_grace_s)]
             if len(gone):
                 ended.extend(gone.tolist())
-        idx, s = idx[inside], s[inside]
+        idx = _nz(sel & zone)
+        s = view.slots[idx]
         started = np.isnan(st.entered[s])
         st.entered[s[started]] = view.t
         st.last[s] = view.t
@@ -108,8 +102,9 @@ class Stillness:
         st = self.st
         s = view.slots[idx]
         x, y = view.gx[idx], view.gy[idx]
-        far = np.hypot(x - st.ax[s], (y - st.ay[s]) * aspect(view)) > radius
-        moved: BoolArray = np.isnan(st.ax[s]) | (far if keep is None else far & ~keep)
+        ax = st.ax[s]
+        far = np.hypot(x - ax, (y - st.ay[s]) * aspect(view)) > radius
+        moved: BoolArray = np.isnan(ax) | (far if keep is None else far & ~keep)
         ms = s[moved]
         st.ax[ms], st.ay[ms], st.since[ms] = x[moved], y[moved], view.t
         return moved, np.asarray(view.t - st.since[s])

@@ -50,19 +50,17 @@ class WrongWayRule(Rule):
         st = self.st
         st.ensure(view.capacity)
         st.reset(view.new_slots)
-        idx = _nz(self.selected(view))
+        sel = self.selected(view)
+        zone = view.inside(self.zone)
+        st.ax[view.slots[sel & ~zone]] = np.nan  # leaving the zone forgets the progress
+        idx = _nz(sel & zone)
         if not len(idx):
             return []
         x, y, s = view.gx[idx], view.gy[idx], view.slots[idx]
-        inside = view.inside(self.zone)[idx]
-        st.ax[s[~inside]] = np.nan  # leaving the zone forgets the progress
-        if not inside.any():
-            return []
-        idx, x, y, s = idx[inside], x[inside], y[inside], s[inside]
         ax, ay = st.ax[s], st.ay[s]
         fresh_anchor = np.isnan(ax) | ((x - ax) * self.ux + (y - ay) * self.uy > 0)
-        ax = np.where(fresh_anchor, x, ax)
-        ay = np.where(fresh_anchor, y, ay)
+        np.copyto(ax, x, where=fresh_anchor)  # ax and ay are gathered copies
+        np.copyto(ay, y, where=fresh_anchor)
         st.ax[s], st.ay[s] = ax, ay
         dx, dy = x - ax, y - ay
         back = -(dx * self.ux + dy * self.uy)

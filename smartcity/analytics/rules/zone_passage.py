@@ -46,9 +46,11 @@ class ZonePassageRule(Rule):
         frame = self.stay.step(view, self.selected(view))
         if len(frame.idx):
             st.mature[frame.slots] |= view.hits[frame.idx] >= p.min_track_age
-            for i, slot in zip(frame.idx.tolist(), frame.slots.tolist(), strict=True):
-                tr = view.tracks[i]
-                self.who[slot] = (tr.track_id, tr.cls, float(view.gx[i]), float(view.gy[i]))
+            tracks, last_seen = view.tracks, self.who
+            for i, slot, x, y in zip(frame.idx.tolist(), frame.slots.tolist(), view.gx[frame.idx].tolist(),
+                                     view.gy[frame.idx].tolist(), strict=True):
+                tr = tracks[i]
+                last_seen[slot] = (tr.track_id, tr.cls, x, y)
         out: list[RuleEvent] = []
         if not frame.ended:
             return out
