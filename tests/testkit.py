@@ -111,7 +111,7 @@ def serve_with_operator(tmp_path: Any, extensions: list[dict[str, Any]], usernam
         port = free_port()
         settings = load_settings(
             overrides={
-                "server": {"port": port},
+                "server": {"port": port, "gc_tuning": False},  # as tests/graphql/api_helpers.py
                 "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"},
                 "storage": {"data_dir": str(tmp_path / "data")},
                 "extensions": extensions,

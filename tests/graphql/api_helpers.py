@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ USERS = {
     "tech-op": ("operator", ["technical"]),
 }
 PASSWORD = "correct horse battery"
+# one TLS context for every client (the servers are plain http on loopback): httpx would load
+# the CA bundle again for each of the suite's hundreds of clients
+_TLS = ssl.create_default_context()
 
 
 @contextlib.asynccontextmanager
@@ -37,7 +41,9 @@ async def running_server(
 ) -> AsyncIterator[tuple[str, Server]]:
     port = free_port()
     overrides: dict[str, Any] = {
-        "server": {"port": port, "subscription_queue": 8},
+        # gc_tuning off: its start-up collection would scan the whole test process's heap at
+        # every one of the suite's server starts (the server process of `smartcity serve` keeps it)
+        "server": {"port": port, "subscription_queue": 8, "gc_tuning": False},
         "database": {"url": db_url},
         "storage": {"data_dir": str(tmp / "data")},
         "camera_groups": [{"name": "police"}, {"name": "technical"}],
@@ -78,8 +84,8 @@ class Client:
     ) -> None:
         self.base = base
         self.token = token
-        transport = httpx.AsyncHTTPTransport(local_address=local_address) if local_address else None
-        self.http = httpx.AsyncClient(base_url=base, timeout=30, transport=transport, headers=headers)
+        transport = httpx.AsyncHTTPTransport(local_address=local_address, verify=_TLS) if local_address else None
+        self.http = httpx.AsyncClient(base_url=base, timeout=30, transport=transport, headers=headers, verify=_TLS)
 
     async def close(self) -> None:
         await self.http.aclose()
