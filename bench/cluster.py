@@ -9,7 +9,8 @@ cluster and a database of their own, a GraphQL cameraStatus subscriber on each; 
 killed with SIGKILL mid-stream and the survivor takes over (see README "Scaling out").
 `--servers-only` runs just that phase on a one-node cluster (tests/cluster/test_failover.py).
 
-Usage: python bench/cluster.py [--quick] [--servers-only] [--cameras N] [--groups G] [--seconds S]
+Usage: python bench/cluster.py [--quick] [--servers-only | --no-servers] [--no-capacity]
+                               [--cameras N] [--groups G] [--seconds S]
 Needs PostgreSQL (SMARTCITY_TEST_PG, default postgresql://postgres@127.0.0.1:5432/postgres):
 it creates databases of its own and drops them at the end.
 
@@ -30,7 +31,10 @@ Prints progress lines, then as its LAST line a JSON object:
                                 survivor's subscriber getting events produced after the kill
   failover_events_per_s         the baseline for the servers phase: stored events per second
                                 before the kill, and servers_events_per_s after the fail-over
-  cameras_per_core: null here (bench/cameras_per_core.py)
+  cameras_per_core              720p cameras at 5 analysed fps sustained (< 5 % dropped) per core, on
+                                this machine alone after the cluster phases (bench/cameras_per_core.py);
+                                _baseline: full frames to inference instead of the decoder's resize;
+                                _cpu: 1 / cores used per camera (less distorted by a loaded machine)
   cluster_temp_dir              where the nodes kept their state (removed at the end)
 """
 
@@ -307,6 +311,8 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=None)
     ap.add_argument("--seconds", type=float, default=None)
     ap.add_argument("--servers-only", action="store_true", help="only the servers phase, on a one-node cluster")
+    ap.add_argument("--no-servers", action="store_true", help="skip the servers phase (keys null)")
+    ap.add_argument("--no-capacity", action="store_true", help="skip the cameras-per-core phase (keys null)")
     args = ap.parse_args()
     if args.servers_only:
         servers_only(args.seconds or (5.0 if args.quick else 20.0), args.quick)
@@ -331,19 +337,31 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as work:
             out = asyncio.run(scenario(load, url, cluster, Path(work)))
         stop_ray()
-        say("servers phase: two API servers on the surviving nodes")
-        servers = run_servers_phase(cluster, args.quick, load.seconds)
+        if not args.no_servers:
+            say("servers phase: two API servers on the surviving nodes")
+            servers = run_servers_phase(cluster, args.quick, load.seconds)
     finally:
         stop_ray()
         cluster.stop()
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    capacity: dict[str, Any] = {"cameras_per_core": None}
+    if not args.no_capacity:
+        # on this machine alone, after the cluster is gone (bench/cameras_per_core.py)
+        say("capacity phase: 720p cameras at 5 analysed fps per core")
+        from cameras_per_core import measure_cameras_per_core
+
+        cpc = measure_cameras_per_core(quick=args.quick)
+        capacity = {k: cpc.get(k) for k in (
+            "cameras_per_core", "cameras_per_core_baseline", "cameras_per_core_cpu",
+            "cameras_per_core_cpu_baseline", "inference_ms_per_frame", "cores", "load_avg",
+        )}  # fmt: skip
     result = {
         "nodes": len(cluster.specs),
         "cameras": load.cameras,
         "groups": load.groups,
         **out,
         **servers,
-        "cameras_per_core": None,
+        **capacity,
         "cluster_temp_dir": str(cluster.temp_dir),
     }
     print(json.dumps(result))

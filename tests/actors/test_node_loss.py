@@ -36,6 +36,9 @@ def test_a_killed_worker_node_loses_and_repeats_no_event(pg_url: str) -> None:
             "4",
             "--seconds",
             "4",
+            # the servers phase is tests/cluster/test_failover.py's; capacity is a bench figure
+            "--no-servers",
+            "--no-capacity",
         ],
         capture_output=True,
         text=True,
