@@ -46,13 +46,11 @@ SUBSCRIPTIONS = (
 )
 
 
-def _loopback_only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    return ["127.0.0.1"] if use_ipv4 else []
-
+from soak_server import loopback_only  # noqa: E402  (bench/ is this script's folder)
 
 # the viewer offers 127.0.0.1 host candidates only (aioice skips loopback by default), as the
-# server does by default: the bench addresses no other interface
-aioice.ice.get_host_addresses = _loopback_only  # type: ignore[assignment]
+# server does (bench/soak_server.py): the bench addresses no other interface
+aioice.ice.get_host_addresses = loopback_only  # type: ignore[assignment]
 
 
 def say(msg: str) -> None:
@@ -241,6 +239,9 @@ async def soak(args: argparse.Namespace, base: str, proc: subprocess.Popen[bytes
             while (now := time.monotonic() - t0) < args.minutes * 60:
                 for kind, mib in sample(proc.pid).items():
                     series.setdefault(kind, []).append((now, mib))
+                failed_now = [t for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
+                if failed_now:
+                    raise RuntimeError(f"a soak client failed: {failed_now[0].exception()!r}")
                 say(
                     f"{now / 60:5.1f} min  "
                     + "  ".join(f"{k} {v[-1][1]:.0f}" for k, v in sorted(series.items()))
@@ -270,6 +271,10 @@ async def soak(args: argparse.Namespace, base: str, proc: subprocess.Popen[bytes
     }
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=60)
@@ -277,20 +282,30 @@ def main() -> None:
     ap.add_argument("--cameras", type=int, default=3)
     ap.add_argument("--subscribers", type=int, default=2, help="of each subscription")
     ap.add_argument("--sample-s", type=float, default=30)
+    ap.add_argument(
+        "--trace-dir",
+        type=Path,
+        help="diagnostic: run the server under tracemalloc (bench/soak_server.py), snapshots in this folder",
+    )
     args = ap.parse_args()
     if args.warmup_minutes >= args.minutes:
         ap.error("--warmup-minutes must be shorter than --minutes")
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
     env.pop("SMARTCITY_CONFIG", None)
+    # stopped by a signal (also SIGINT under nohup, which ignores it): stop the server and its Ray
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         port = free_port()
         cfg = write_config(work, port, args.cameras)
         prepare(work, cfg, env)
         with (work / "server.log").open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "smartcity.cli", "demo", "--config", str(cfg)],
+            if args.trace_dir is not None:
+                env["SOAK_TRACE_DIR"] = str(args.trace_dir.resolve())
+            proc = subprocess.Popen(  # the server, its live views on loopback (bench/soak_server.py)
+                [sys.executable, str(root / "bench" / "soak_server.py"), "demo", "--config", str(cfg)],
                 cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )  # fmt: skip
         try:
