@@ -6,7 +6,8 @@ Usage: python bench/soak.py [--minutes 60] [--warmup-minutes 10] [--cameras 3] [
 (not part of the `--quick` runs of the other benches: it takes its minutes).
 
 Kinds: `server` (the `smartcity demo` process), `camera_group` and `inference` (Ray actors),
-`ray_workers` (Ray's idle workers), `ray_daemons` (GCS, raylet, agents, monitors). The slope is
+`ray_workers` (Ray's idle workers), `ray_daemons` (GCS, raylet, agents, monitors; also each by
+name, `ray_daemons:gcs_server`, to tell which one grows). The slope is
 a least-squares fit over the samples after the warm-up, in MiB per hour. Baseline in the same
 run: this bench process itself (`bench`), which holds the subscribers and the viewer.
 
@@ -96,7 +97,23 @@ def sample(server_pid: int) -> dict[str, float]:
             continue
         kind = kind_of(p, server_pid)
         out[kind] = out.get(kind, 0.0) + rss
+        if kind == "ray_daemons":  # which daemon grows: `ray_daemons:gcs_server`, `...:raylet`
+            name = daemon_name(p)
+            out[f"ray_daemons:{name}"] = out.get(f"ray_daemons:{name}", 0.0) + rss
     return out
+
+
+def daemon_name(p: psutil.Process) -> str:
+    """A Ray daemon's short name: its program (gcs_server, raylet), Ray's title (ray::DashboardAgent)
+    or the Python script it runs (dashboard.py, monitor.py, log_monitor.py)."""
+    try:
+        cmd = p.cmdline() or [p.name()]
+    except psutil.Error:
+        return "gone"
+    if cmd[0].startswith("ray::"):
+        return cmd[0].split()[0]
+    scripts = [Path(a).name for a in cmd[1:3] if a.endswith(".py")]
+    return scripts[0] if scripts else Path(cmd[0]).name
 
 
 def slope_per_h(points: list[tuple[float, float]]) -> float:
@@ -244,7 +261,7 @@ async def soak(args: argparse.Namespace, base: str, proc: subprocess.Popen[bytes
                     raise RuntimeError(f"a soak client failed: {failed_now[0].exception()!r}")
                 say(
                     f"{now / 60:5.1f} min  "
-                    + "  ".join(f"{k} {v[-1][1]:.0f}" for k, v in sorted(series.items()))
+                    + "  ".join(f"{k} {v[-1][1]:.0f}" for k, v in sorted(series.items()) if ":" not in k)
                     + f"  msgs {counts['messages']} frames {counts['frames']}"
                 )
                 await asyncio.sleep(args.sample_s)

@@ -29,7 +29,8 @@ def loopback_only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
 def census() -> str:
     """Object counts by type (top 40), the gc generations' sizes, and frozen objects."""
     counts = Counter(type(o).__name__ for o in gc.get_objects())
-    lines = [f"gc counts {gc.get_count()} frozen {gc.get_freeze_count()} stats {gc.get_stats()}"]
+    sizes = [len(gc.get_objects(generation=g)) for g in range(3)]
+    lines = [f"gc counts {gc.get_count()} sizes {sizes} frozen {gc.get_freeze_count()} stats {gc.get_stats()}"]
     lines += [f"{n:9d} {name}" for name, n in counts.most_common(40)]
     return "\n".join(lines) + "\n"
 
