@@ -13,7 +13,10 @@ run: this bench process itself (`bench`), which holds the subscribers and the vi
 
 Prints progress lines, then as its LAST line a JSON object: minutes, warmup_minutes, cameras,
 samples, rss_mib_start, rss_mib_end, rss_slope_mib_per_h (each by kind), subscription_messages,
-live_frames.
+live_frames, client_failures, loadavg_end.
+
+The server runs through bench/soak_server.py (its live views on loopback); `--trace-dir DIR`
+also writes tracemalloc snapshots of it there (diagnostic: not for the figures).
 """
 
 from __future__ import annotations
@@ -285,6 +288,7 @@ async def soak(args: argparse.Namespace, base: str, proc: subprocess.Popen[bytes
         "subscription_messages": counts["messages"],
         "live_frames": counts["frames"],
         "client_failures": failed,
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
     }
 
 
