@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import logging
+import os
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from smartcity.actors.camera_group import CameraSpec
 from smartcity.actors.facade import RayHealth, RayVideo
-from smartcity.actors.ray_node import start_ray, stop_ray
+from smartcity.actors.ray_node import MALLOC_ARENA_ENV, MALLOC_ARENAS, start_ray, stop_ray
 from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json
 from smartcity.core import netpolicy
 from smartcity.core.accesslog import redact_access_log
@@ -88,8 +91,21 @@ GC_THRESHOLDS = (50_000, 20, 100)
 # that outlived one young collection (graphql-core's per-event executors caught mid-execution)
 # piled up for good. So the server also collects the young generations every minute and all of
 # them every 10 minutes (startup objects are frozen: a full collection scans only what came later).
+M_ARENA_MAX = -8  # glibc's mallopt parameter
 GC_YOUNG_EVERY_S = 60.0
 GC_FULL_EVERY_S = 600.0
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas in this process (what MALLOC_ARENA_MAX does at exec): threads
+    created later share them. An explicit MALLOC_ARENA_MAX wins; False where not glibc."""
+    if os.environ.get(MALLOC_ARENA_ENV) or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):  # musl and others: no mallopt
+        return False
 
 
 async def collect_garbage(
@@ -215,6 +231,8 @@ class Server:
         )
 
         if self.start_ray:
+            if s.server.gc_tuning:  # before Ray's threads start: they share the arenas
+                limit_malloc_arenas()
             info = start_ray(s.ray)
             self.ray_address = info.address
             self._ray_started = info.started

@@ -60,3 +60,16 @@ async def test_garbage_in_the_oldest_generation_is_freed_by_the_full_pass(server
     with pytest.raises(_Stop):
         await collect_garbage(60.0, 600.0, sleep=tick)
     assert old() is None
+
+
+def test_malloc_arenas_are_capped_unless_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes.util
+    import sys
+
+    from smartcity.app import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # an explicit setting wins
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    glibc = sys.platform.startswith("linux") and "libc.so" in (ctypes.util.find_library("c") or "")
+    assert limit_malloc_arenas() is glibc

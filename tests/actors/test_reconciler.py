@@ -233,3 +233,19 @@ async def test_actor_calls_leave_no_task_events_in_the_gcs(harness: Harness) -> 
     await wait_for(marker_recorded, 30, "the marker task in the GCS's task events")
     recorded = await asyncio.to_thread(names)
     assert not [n for n in recorded if n.startswith("CameraGroup.")], recorded
+
+
+@ray.remote
+def _arena_setting() -> str | None:
+    import os
+
+    return os.environ.get("MALLOC_ARENA_MAX")
+
+
+def test_local_ray_workers_run_with_few_malloc_arenas(ray_session: None) -> None:
+    import os
+
+    from smartcity.actors.ray_node import MALLOC_ARENA_ENV
+
+    assert os.environ.get(MALLOC_ARENA_ENV)  # set before the local Ray started (or given)
+    assert ray.get(_arena_setting.remote()) == os.environ[MALLOC_ARENA_ENV]
