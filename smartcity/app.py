@@ -87,13 +87,15 @@ WEB_DIR = Path(__file__).parent / "web"
 # less often is cheap in memory
 GC_THRESHOLDS = (50_000, 20, 100)
 # ...but at those thresholds, under a steady load (bench/soak.py: a few events a second, a live
-# view), the middle generation was collected every ~20 minutes and the oldest never: garbage
-# that outlived one young collection (graphql-core's per-event executors caught mid-execution)
-# piled up for good. So the server also collects the young generations every minute and all of
-# them every 10 minutes (startup objects are frozen: a full collection scans only what came later).
-M_ARENA_MAX = -8  # glibc's mallopt parameter
+# view), generation 0 was collected about once a minute, generation 1 every ~20 minutes and
+# generation 2 after 100 of those (days): graphql-core's per-event executors that outlived one
+# young collection (1 to 3 thousand of its CollectedFields at any time) waited there, and what
+# reached the oldest generation stayed. So the server also collects generations 0-1 every
+# minute and all of them every 10 minutes (the start-up objects are frozen: a full collection
+# scans only what came later).
 GC_YOUNG_EVERY_S = 60.0
 GC_FULL_EVERY_S = 600.0
+M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
@@ -120,6 +122,8 @@ async def collect_garbage(
         await sleep(young_every_s)
         k += 1
         gc.collect(2 if k % per_full == 0 else 1)
+
+
 PERSISTED = (CameraHealth, DetectionSummary, RuleEvent, CountBucket, Incident)
 
 

@@ -41,8 +41,9 @@ START_CONCURRENCY = 4  # camera group actors starting at once
 INFERENCE_PREFIX = "inference:"
 # Ray records every task's events for its dashboard and state API, and the GCS keeps the latest
 # 100,000 (`RAY_task_events_max_num_task_in_gcs`): at 20-30 calls a second (frames to infer, live
-# frames, event pulls) the GCS grew by tens of MiB an hour for over an hour. The actors' calls
-# are per frame and not worth recording: off for both actor kinds (bench/soak.py).
+# frames, event pulls) the GCS grew ~2 MiB a minute (bench/soak.py, 3 cameras and a live view),
+# for about an hour before that cap. The actors' calls are per frame and not worth recording:
+# off for both actor kinds (also for handles found by name, which carry the actor's setting).
 ACTOR_TASK_EVENTS: dict[str, Any] = {"enable_task_events": False}
 
 
