@@ -89,7 +89,7 @@ GC_THRESHOLDS = (50_000, 20, 100)
 # ...but at those thresholds, under a steady load (bench/soak.py: a few events a second, a live
 # view), generation 0 was collected about once a minute, generation 1 every ~20 minutes and
 # generation 2 after 100 of those (days): graphql-core's per-event executors that outlived one
-# young collection (1 to 3 thousand of its CollectedFields at any time) waited there, and what
+# young collection (thousands of its CollectedFields, rising all along) waited there, and what
 # reached the oldest generation stayed. So the server also collects generations 0-1 every
 # minute and all of them every 10 minutes (the start-up objects are frozen: a full collection
 # scans only what came later).

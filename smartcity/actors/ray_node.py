@@ -89,7 +89,7 @@ def _init_ray(cfg: RayConfig) -> RayStarted:
 LOOPBACK = "127.0.0.1"
 # glibc gives threads that allocate at once arenas of their own (up to 8 per core), whose freed
 # pages fragment, a common cause of RSS that creeps up for hours; with 2, the inference actor of
-# bench/soak.py held ~40 MiB less (662 vs 701 MiB) with no slower start
+# bench/soak.py held ~40 MiB less (662 vs 701 MiB in two 11-minute runs)
 MALLOC_ARENA_ENV = "MALLOC_ARENA_MAX"
 MALLOC_ARENAS = 2
 _AUTH_MODE_ENV = "RAY_AUTH_MODE"
