@@ -6,13 +6,17 @@ Usage: python bench/soak.py [--minutes 60] [--warmup-minutes 10] [--cameras 3] [
 (not part of the `--quick` runs of the other benches: it takes its minutes).
 
 Kinds: `server` (the `smartcity demo` process), `camera_group` and `inference` (Ray actors),
-`ray_workers` (Ray's idle workers), `ray_daemons` (GCS, raylet, agents, monitors). The slope is
+`ray_workers` (Ray's idle workers), `ray_daemons` (GCS, raylet, agents, monitors; also each by
+name, `ray_daemons:gcs_server`, to tell which one grows). The slope is
 a least-squares fit over the samples after the warm-up, in MiB per hour. Baseline in the same
 run: this bench process itself (`bench`), which holds the subscribers and the viewer.
 
 Prints progress lines, then as its LAST line a JSON object: minutes, warmup_minutes, cameras,
 samples, rss_mib_start, rss_mib_end, rss_slope_mib_per_h (each by kind), subscription_messages,
-live_frames.
+live_frames, client_failures, loadavg_end.
+
+The server runs through bench/soak_server.py (its live views on loopback); `--trace-dir DIR`
+also writes tracemalloc snapshots of it there (diagnostic: not for the figures).
 """
 
 from __future__ import annotations
@@ -46,13 +50,11 @@ SUBSCRIPTIONS = (
 )
 
 
-def _loopback_only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    return ["127.0.0.1"] if use_ipv4 else []
-
+from soak_server import loopback_only  # noqa: E402  (bench/ is this script's folder)
 
 # the viewer offers 127.0.0.1 host candidates only (aioice skips loopback by default), as the
-# server does by default: the bench addresses no other interface
-aioice.ice.get_host_addresses = _loopback_only  # type: ignore[assignment]
+# server does (bench/soak_server.py): the bench addresses no other interface
+aioice.ice.get_host_addresses = loopback_only  # type: ignore[assignment]
 
 
 def say(msg: str) -> None:
@@ -98,7 +100,23 @@ def sample(server_pid: int) -> dict[str, float]:
             continue
         kind = kind_of(p, server_pid)
         out[kind] = out.get(kind, 0.0) + rss
+        if kind == "ray_daemons":  # which daemon grows: `ray_daemons:gcs_server`, `...:raylet`
+            name = daemon_name(p)
+            out[f"ray_daemons:{name}"] = out.get(f"ray_daemons:{name}", 0.0) + rss
     return out
+
+
+def daemon_name(p: psutil.Process) -> str:
+    """A Ray daemon's short name: its program (gcs_server, raylet), Ray's title (ray::DashboardAgent)
+    or the Python script it runs (dashboard.py, monitor.py, log_monitor.py)."""
+    try:
+        cmd = p.cmdline() or [p.name()]
+    except psutil.Error:
+        return "gone"
+    if cmd[0].startswith("ray::"):
+        return cmd[0].split()[0]
+    scripts = [Path(a).name for a in cmd[1:3] if a.endswith(".py")]
+    return scripts[0] if scripts else Path(cmd[0]).name
 
 
 def slope_per_h(points: list[tuple[float, float]]) -> float:
@@ -241,9 +259,12 @@ async def soak(args: argparse.Namespace, base: str, proc: subprocess.Popen[bytes
             while (now := time.monotonic() - t0) < args.minutes * 60:
                 for kind, mib in sample(proc.pid).items():
                     series.setdefault(kind, []).append((now, mib))
+                failed_now = [t for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
+                if failed_now:
+                    raise RuntimeError(f"a soak client failed: {failed_now[0].exception()!r}")
                 say(
                     f"{now / 60:5.1f} min  "
-                    + "  ".join(f"{k} {v[-1][1]:.0f}" for k, v in sorted(series.items()))
+                    + "  ".join(f"{k} {v[-1][1]:.0f}" for k, v in sorted(series.items()) if ":" not in k)
                     + f"  msgs {counts['messages']} frames {counts['frames']}"
                 )
                 await asyncio.sleep(args.sample_s)
@@ -267,7 +288,12 @@ async def soak(args: argparse.Namespace, base: str, proc: subprocess.Popen[bytes
         "subscription_messages": counts["messages"],
         "live_frames": counts["frames"],
         "client_failures": failed,
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main() -> None:
@@ -277,20 +303,30 @@ def main() -> None:
     ap.add_argument("--cameras", type=int, default=3)
     ap.add_argument("--subscribers", type=int, default=2, help="of each subscription")
     ap.add_argument("--sample-s", type=float, default=30)
+    ap.add_argument(
+        "--trace-dir",
+        type=Path,
+        help="diagnostic: run the server under tracemalloc (bench/soak_server.py), snapshots in this folder",
+    )
     args = ap.parse_args()
     if args.warmup_minutes >= args.minutes:
         ap.error("--warmup-minutes must be shorter than --minutes")
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
     env.pop("SMARTCITY_CONFIG", None)
+    # stopped by a signal (also SIGINT under nohup, which ignores it): stop the server and its Ray
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         port = free_port()
         cfg = write_config(work, port, args.cameras)
         prepare(work, cfg, env)
         with (work / "server.log").open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "smartcity.cli", "demo", "--config", str(cfg)],
+            if args.trace_dir is not None:
+                env["SOAK_TRACE_DIR"] = str(args.trace_dir.resolve())
+            proc = subprocess.Popen(  # the server, its live views on loopback (bench/soak_server.py)
+                [sys.executable, str(root / "bench" / "soak_server.py"), "demo", "--config", str(cfg)],
                 cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )  # fmt: skip
         try:

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import logging
+import os
 import secrets
+import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -32,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 from smartcity.actors.camera_group import CameraSpec
 from smartcity.actors.directory import NamedGroups
 from smartcity.actors.facade import RayHealth, RayVideo
-from smartcity.actors.ray_node import start_ray, stop_ray
+from smartcity.actors.ray_node import MALLOC_ARENA_ENV, MALLOC_ARENAS, start_ray, stop_ray
 from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json
 from smartcity.cluster import ClusterFeed, LeaderElection, Term
 from smartcity.cluster.connect import connector, default_server_id
@@ -95,6 +98,44 @@ WEB_DIR = Path(__file__).parent / "web"
 # collections of 0.6 s disappear); objects that live long are few, so collecting young ones
 # less often is cheap in memory
 GC_THRESHOLDS = (50_000, 20, 100)
+# ...but at those thresholds, under a steady load (bench/soak.py: a few events a second, a live
+# view), generation 0 was collected about once a minute, generation 1 every ~20 minutes and
+# generation 2 after 100 of those (days): graphql-core's per-event executors that outlived one
+# young collection (thousands of its CollectedFields, rising all along) waited there, and what
+# reached the oldest generation stayed. So the server also collects generations 0-1 every
+# minute and all of them every 10 minutes (the start-up objects are frozen: a full collection
+# scans only what came later).
+GC_YOUNG_EVERY_S = 60.0
+GC_FULL_EVERY_S = 600.0
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas in this process (what MALLOC_ARENA_MAX does at exec): threads
+    created later share them. An explicit MALLOC_ARENA_MAX wins; False where not glibc."""
+    if os.environ.get(MALLOC_ARENA_ENV) or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):  # musl and others: no mallopt
+        return False
+
+
+async def collect_garbage(
+    young_every_s: float = GC_YOUNG_EVERY_S,
+    full_every_s: float = GC_FULL_EVERY_S,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Forever: collect generations 0-1 every `young_every_s`, and all three every `full_every_s`."""
+    per_full = max(1, round(full_every_s / young_every_s))
+    k = 0
+    while True:
+        await sleep(young_every_s)
+        k += 1
+        gc.collect(2 if k % per_full == 0 else 1)
+
+
 PERSISTED = (CameraHealth, DetectionSummary, RuleEvent, CountBucket, Incident)
 
 
@@ -212,6 +253,8 @@ class Server:
         )
 
         if self.start_ray:
+            if s.server.gc_tuning:  # before Ray's threads start: they share the arenas
+                limit_malloc_arenas()
             info = start_ray(s.ray)
             self.ray_address = info.address
             self._ray_started = info.started
@@ -224,6 +267,7 @@ class Server:
             gc.collect()
             gc.freeze()  # objects of the start-up are never scanned again
             gc.set_threshold(*GC_THRESHOLDS)
+            self.supervisor.start("gc", collect_garbage)
         if self.extensions is not None:  # after storage, bus, alerting and the video side
             services = ExtensionServices(self.bus, SystemClock(), StoredReads(self.db), self.video, self.db.engine)
             await self.extensions.start(services)

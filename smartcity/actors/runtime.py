@@ -39,6 +39,12 @@ log = logging.getLogger(__name__)
 ACTOR_PREFIX = "camera-group:"
 START_CONCURRENCY = 4  # camera group actors starting at once
 INFERENCE_PREFIX = "inference:"
+# Ray records every task's events for its dashboard and state API, and the GCS keeps the latest
+# 100,000 (`RAY_task_events_max_num_task_in_gcs`): at 20-30 calls a second (frames to infer, live
+# frames, event pulls) the GCS grew ~2 MiB a minute (bench/soak.py, 3 cameras and a live view),
+# for about an hour before that cap. The actors' calls are per frame and not worth recording:
+# off for both actor kinds (also for handles found by name, which carry the actor's setting).
+ACTOR_TASK_EVENTS: dict[str, Any] = {"enable_task_events": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +378,9 @@ class Reconciler:
             "detector": a.detector,
             "models": a.models,
         }
-        options: dict[str, Any] = {"name": name, "num_cpus": a.inference_cpus, "num_gpus": a.inference_gpus}
+        options: dict[str, Any] = {
+            "name": name, "num_cpus": a.inference_cpus, "num_gpus": a.inference_gpus, **ACTOR_TASK_EVENTS,
+        }  # fmt: skip
         if self._adopt:
             options["lifetime"] = "detached"
         if node_id is not None:
@@ -443,6 +451,7 @@ class Reconciler:
             scheduling_strategy=await self._placement(st),
             max_concurrency=64,
             **({"lifetime": "detached"} if self._adopt else {}),
+            **ACTOR_TASK_EVENTS,
         ).remote(st.spec.name, st.spec.cameras, options)
         st.starts += 1
         st.last_start = time.monotonic()

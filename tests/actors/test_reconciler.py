@@ -199,3 +199,53 @@ async def test_video_facade_over_the_running_actors(harness: Harness) -> None:
     assert {k: actors["g1"][k] for k in ("alive", "cameras", "starts", "last_error")} == {
         "alive": True, "cameras": ["c1"], "starts": 1, "last_error": ""
     }  # fmt: skip
+
+
+@ray.remote
+def _marker() -> int:
+    return 1
+
+
+async def test_actor_calls_leave_no_task_events_in_the_gcs(harness: Harness) -> None:
+    """The GCS keeps every task's events up to 100,000 tasks: the actors' per-frame calls are not
+    recorded, or the GCS grows for hours (bench/soak.py)."""
+    from ray._private import state
+
+    h = harness
+
+    async def alive() -> bool:
+        st = h.rec.status().get("g1")
+        return bool(st and st.alive)
+
+    await wait_for(alive, 60, "actor alive")
+    video = RayVideo(h.rec)
+    for _ in range(20):
+        await video.live_frame("c1")
+        await h.rec.handle("g1").ping.remote()
+    await _marker.remote()  # a task that is recorded: once it shows, the calls above would too
+
+    def names() -> list[str]:
+        return [e.task_info.name for e in state.state._get_all_task_events() if e.HasField("task_info")]
+
+    async def marker_recorded() -> bool:
+        return any(n.endswith("_marker") for n in await asyncio.to_thread(names))
+
+    await wait_for(marker_recorded, 30, "the marker task in the GCS's task events")
+    recorded = await asyncio.to_thread(names)
+    assert not [n for n in recorded if n.startswith("CameraGroup.")], recorded
+
+
+@ray.remote
+def _arena_setting() -> str | None:
+    import os
+
+    return os.environ.get("MALLOC_ARENA_MAX")
+
+
+def test_local_ray_workers_run_with_few_malloc_arenas(ray_session: None) -> None:
+    import os
+
+    from smartcity.actors.ray_node import MALLOC_ARENA_ENV
+
+    assert os.environ.get(MALLOC_ARENA_ENV)  # set before the local Ray started (or given)
+    assert ray.get(_arena_setting.remote()) == os.environ[MALLOC_ARENA_ENV]
