@@ -64,6 +64,7 @@ from smartcity.integrations.channels.sms import twilio_status_route
 from smartcity.integrations.config import AlertsConfig
 from smartcity.metrics import ServerCollector, health_report
 from smartcity.storage.audit_repo import AuditRepo
+from smartcity.storage.cap_state import CapStateRepo
 from smartcity.storage.db import Database, check_migrations, libpq_dsn, migrate
 from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
 from smartcity.storage.evidence import EvidenceStore
@@ -177,7 +178,8 @@ class Server:
             self.outbox = Outbox(self.db)
             self.alerting = await start_alerting(
                 AlertingContext(
-                    self.bus, self.outbox, self.supervisor, SystemClock(), alerts, sites, audit=AuditRepo(self.db)
+                    self.bus, self.outbox, self.supervisor, SystemClock(), alerts, sites, audit=AuditRepo(self.db),
+                    dispatch_state=CapStateRepo(self.db),
                 )
             )
         db, evidence = self.db, self.evidence

@@ -61,7 +61,7 @@ def cap_routes(get_channel: Callable[[], CapDispatch | None], find_evidence: Fin
             return PlainTextResponse("no dispatch feed", status_code=404)
         if not _bearer_ok(request, ch):
             return PlainTextResponse("unauthorised", status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        doc = ch.documents.get(request.path_params["identifier"])
+        doc = await ch.document(request.path_params["identifier"])
         if doc is None:
             return PlainTextResponse("no such CAP message", status_code=404)
         return Response(doc, media_type=CAP_MIME, headers={"Cache-Control": "no-store"})
@@ -78,7 +78,7 @@ def cap_routes(get_channel: Callable[[], CapDispatch | None], find_evidence: Fin
         want = link_signature(ch.cfg.feed_token.get_secret_value(), incident_id, exp)
         if exp < time.time() or not hmac.compare_digest(want, request.query_params.get("sig", "")):
             return PlainTextResponse("invalid or expired link", status_code=403)
-        d = ch.dispatched.get(incident_id)
+        d = await ch.dispatch_of(incident_id)
         for event_id in d.event_ids if d is not None else ():
             path = await find_evidence(event_id)
             if path is not None:
