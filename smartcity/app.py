@@ -317,6 +317,10 @@ class Server:
         found = await self.evidence.find(event_id) if self.evidence is not None else None
         return found.path if found is not None else None
 
+    async def evidence_clip_file(self, event_id: str) -> Path | None:
+        found = await self.evidence.find_clip(event_id) if self.evidence is not None else None
+        return found.path if found is not None else None
+
     def api_services(self) -> ApiServices:
         """What the GraphQL layer may use (built per request; cheap)."""
         assert self.db is not None and self.signer is not None
@@ -379,7 +383,7 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
     server.extensions = extension_host(settings, http_routes.integration_caller)
     routes = [
         twilio_status_route(lambda: server.alerting.twilio_status if server.alerting else None),
-        *cap_routes(server.cap_channel, server.evidence_file),
+        *cap_routes(server.cap_channel, server.evidence_file, server.evidence_clip_file),
         *http_routes.routes(),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),

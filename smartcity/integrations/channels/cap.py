@@ -37,6 +37,7 @@ from smartcity.core.bus import Overflow, Subscription
 from smartcity.core.dispatch_state import DispatchRecord
 from smartcity.core.errors import SubscriptionClosed
 from smartcity.core.events import Incident, IncidentState
+from smartcity.core.evidence import CLIP_MIME
 from smartcity.core.incidents import DeliveryRecord, DeliveryState, IncidentRecord, NewDelivery
 from smartcity.integrations.cap_config import CapConfig
 from smartcity.integrations.cap_message import (
@@ -72,6 +73,7 @@ log = logging.getLogger(__name__)
 
 FOLLOW_UP = ":capfu:"  # marks the idempotency key of an Update/Cancel delivery
 EVIDENCE_PATH = "/integrations/cap/evidence/{incident_id}.jpg"
+CLIP_PATH = "/integrations/cap/evidence/{incident_id}.webm"  # recorded seconds after the Alert
 DOCUMENT_PATH = "/integrations/cap/alerts/{identifier}.xml"
 FEED_PATH = "/integrations/cap/feed.atom"
 MAX_KEPT = 2000  # CAP documents and dispatched incidents kept in memory (oldest dropped)
@@ -184,8 +186,18 @@ class CapDispatch(AlertChannel):
             return ()
         exp = int(now + self.cfg.link_ttl_s)
         sig = link_signature(self.cfg.feed_token.get_secret_value(), incident_id, exp)
-        uri = f"{self.cfg.public_url}{EVIDENCE_PATH.format(incident_id=incident_id)}?exp={exp}&sig={sig}"
-        return (CapResource("Evidence picture (people pixelated)", "image/jpeg", uri),)
+        query = f"?exp={exp}&sig={sig}"
+        base = self.cfg.public_url
+        return (
+            CapResource(
+                "Evidence picture (people pixelated)", "image/jpeg", f"{base}{EVIDENCE_PATH.format(incident_id=incident_id)}{query}"
+            ),
+            CapResource(
+                "Evidence clip, seconds before and after (people pixelated)",
+                CLIP_MIME,
+                f"{base}{CLIP_PATH.format(incident_id=incident_id)}{query}",
+            ),
+        )
 
     def _message(self, rec: IncidentRecord, msg_type: MsgType, now: float, **over: Any) -> CapMessage:
         inc = rec.incident

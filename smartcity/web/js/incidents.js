@@ -304,26 +304,45 @@ export class IncidentsView {
     if (withEvidence) this.loadEvidence(inc, evidence);
   }
 
-  async loadEvidence(inc, fig) {
-    // the incident's own snapshot (the first of its events that has one), read fresh: the
-    // copy shown may predate the snapshot's arrival in the register
+  async loadEvidence(inc, fig, retries = 3) {
+    // the incident's own snapshot (the first of its events that has one) and its clip, read
+    // fresh: the copy shown may predate them (a clip is recorded seconds after the event)
     let url = null;
+    let clipUrl = null;
     try {
-      const d = await this.ctx.api.gql(`query($id: ID!) { incident(id: $id) { id evidenceUrl } }`, { id: inc.id });
+      const d = await this.ctx.api.gql(`query($id: ID!) { incident(id: $id) { id evidenceUrl evidenceClipUrl } }`, { id: inc.id });
       url = d.incident ? d.incident.evidenceUrl : null;
+      clipUrl = d.incident ? d.incident.evidenceClipUrl : null;
     } catch (err) {
       url = null;
       void err;
     }
+    if (!fig.isConnected) return; // another incident is shown now
     clear(fig);
     if (!url) {
       fig.append(h("div.evidence-empty.muted", {}, "No evidence snapshot for this incident."));
       return;
     }
+    const still = this.ctx.api.imageUrl(url);
+    if (clipUrl) {
+      fig.append(
+        h("video.evidence-clip", {
+          src: this.ctx.api.imageUrl(clipUrl), poster: still, controls: true, muted: true, loop: true,
+          autoplay: true, playsInline: true, preload: "auto",
+          "aria-label": `Evidence clip of ${title(inc)}, seconds before and after (people pixelated)`,
+        }),
+        h("figcaption.muted.small", {}, "Evidence clip, seconds before and after — people pixelated"),
+      );
+      return;
+    }
     fig.append(
-      h("img", { src: this.ctx.api.imageUrl(url), alt: `Evidence snapshot of ${title(inc)} (people pixelated)` }),
+      h("img", { src: still, alt: `Evidence snapshot of ${title(inc)} (people pixelated)` }),
       h("figcaption.muted.small", {}, "Evidence snapshot — people pixelated"),
     );
+    if (retries > 0 && Date.now() - parseTime(inc.lastSeen) < 60_000) {
+      // a clip may still be recording: look again in a few seconds while this incident is shown
+      setTimeout(() => { if (fig.isConnected) this.loadEvidence(inc, fig, retries - 1); }, 4000);
+    }
   }
 
   async run(inc, key) {
