@@ -69,7 +69,7 @@ def private_frames(frames: Sequence[ClipFrame], painter: ZonePainter | None = No
     return out
 
 
-def render_clip(frames: Sequence[ClipFrame], painter: ZonePainter | None = None, *, bitrate: int = 600_000) -> bytes:
+def render_clip(frames: Sequence[ClipFrame], painter: ZonePainter | None = None, *, bitrate: int = 1_000_000) -> bytes:
     """A WebM (VP8) clip of `frames` (in time order), pixelated; each frame shown from its time
     (millisecond timestamps: the analysed rate may vary). ValueError for no frame."""
     if not frames:
@@ -83,7 +83,16 @@ def render_clip(frames: Sequence[ClipFrame], painter: ZonePainter | None = None,
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.time_base = _MS
         stream.codec_context.time_base = _MS  # millisecond timestamps, not rounded to the frame rate
-        stream.codec_context.options = {"deadline": "realtime", "cpu-used": "8", "b": str(bitrate)}
+        # one thread and no look-ahead: libvpx's own threads make it ten times slower on a busy
+        # machine, and a clip of seconds gains nothing from them (bench/evidence_clip.py)
+        stream.codec_context.options = {
+            "deadline": "realtime",
+            "cpu-used": "8",
+            "threads": "1",
+            "lag-in-frames": "0",
+            "crf": "10",
+            "b": str(bitrate),
+        }
         last = -1
         for f, pic in zip(frames, pictures):
             pts = max(last + 1, round((f.t - t0) * 1000))
