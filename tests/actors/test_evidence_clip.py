@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from pathlib import Path
 
 import av
 import numpy as np
@@ -112,3 +113,15 @@ async def test_rule_event_of_a_clip_kind_gets_a_pixelated_clip_before_and_after(
     assert times[-1] == pytest.approx(clip.end_t - clip.start_t, abs=0.01)
     for pic in pictures:
         assert _std(pic, PERSON) < 0.5 * _std(source.image, PERSON)
+
+
+def test_readme_clip_config_validates(tmp_path: Path) -> None:
+    from smartcity.core.config import load_settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("plays the **evidence clip**", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "clip.yaml").write_text(block)
+    clip = load_settings(tmp_path / "clip.yaml", environ={}).privacy.evidence_clip
+    assert clip == ClipConfig()  # the README shows the defaults
+    with pytest.raises(ValueError, match="before_s"):
+        ClipConfig(before_s=-1)
