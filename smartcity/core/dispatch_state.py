@@ -2,8 +2,8 @@
 of the store that keeps it (implemented by `storage.cap_state.CapStateRepo`).
 
 Per incident: the Alert as it went out (its identifier and `sent` time are what every later
-Update or Cancel references), the targets that got it, the latest follow-up, the operator moves
-already followed up, whether it is still active (the feed), and the deferred `confirm_first`
+Update or Cancel references), the targets it was sent to (recorded before each send), the
+latest follow-up, the operator moves already followed up, whether it is still active (the feed), and the deferred `confirm_first`
 deliveries an operator's confirmation or dismissal releases at once. Messages are kept as their
 JSON form (`integrations.cap_message.message_to_json`), so that this layer knows nothing of CAP.
 """

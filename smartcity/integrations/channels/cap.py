@@ -10,7 +10,7 @@ acknowledges, or `confirm_within_s` passes; a dismissal first withholds it). Onc
 out, an operator's acknowledge sends an `Update` (certainty Observed), resolve an `Update` with
 responseType AllClear, dismiss a `Cancel`: follow-up deliveries queued in the outbox for every
 endpoint and SMS number that got the Alert (calls are not repeated). What went out per incident
-(the Alert that follow-ups reference, the targets that got it, the deferred deliveries an operator
+(the Alert that follow-ups reference, the targets that may have got it, the deferred deliveries an operator
 releases) is kept in the database through `ctx.dispatch_state` and cached here: after a restart,
 a confirm or cancel still reaches the same targets with the same references, and a deferred
 Alert still goes out when its delay ends (at once if it ended while the server was down).
@@ -101,7 +101,7 @@ _FOLLOW = {
 
 @dataclass
 class Dispatched:
-    """What went out for one incident: its Alert, the targets that got it, its latest message."""
+    """What went out for one incident: its Alert, the targets it was sent to (recorded before each send), its latest message."""
 
     alert: CapMessage
     event_ids: tuple[str, ...]
@@ -367,11 +367,12 @@ class CapDispatch(AlertChannel):
             self._cache(inc.incident_id, d)
             await self._save(inc.incident_id)
         doc = self.documents.get(d.alert.identifier) or self._keep(d.alert)
-        state = await self._deliver(delivery, d.alert, doc, first=True)
         if delivery.target not in d.targets:
+            # stored before it is sent: a crash after the send must not leave a target that has
+            # the Alert without its Cancel (a Cancel to one that missed it is harmless)
             d.targets.add(delivery.target)
             await self._save(inc.incident_id)
-        return state
+        return await self._deliver(delivery, d.alert, doc, first=True)
 
     async def _send_follow_up(self, delivery: DeliveryRecord, rec: IncidentRecord) -> DeliveryState:
         state = IncidentState(delivery.idempotency_key.split(FOLLOW_UP, 1)[1].split(":", 1)[0])
