@@ -105,10 +105,6 @@ class ClipRecorder:
         self._pending = keep
         return jobs
 
-    def flush(self) -> list[ClipJob]:
-        """The clips still recording, cut at the latest frame (the camera stops)."""
-        return self._due(float("inf"))
-
     @staticmethod
     def _clip_of(ev: RuleEvent, frames: Sequence[ClipFrame]) -> EvidenceClip:
         return EvidenceClip(
