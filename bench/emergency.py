@@ -244,8 +244,9 @@ def _alerts_config(url: str) -> AlertsConfig:
     )
 
 
-async def run_dispatch(found: list[tuple[CaseResult, float]]) -> dict[str, Any]:
-    """Each found alert through fusion, the outbox and the cap channel to a loopback endpoint."""
+async def run_dispatch(found: list[tuple[CaseResult, float]], *, persist: bool = True) -> dict[str, Any]:
+    """Each found alert through fusion, the outbox and the cap channel to a loopback endpoint
+    (`persist`: with the dispatch state kept in the database, as the server runs it)."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
         await migrate(url)
@@ -258,7 +259,7 @@ async def run_dispatch(found: list[tuple[CaseResult, float]]) -> dict[str, Any]:
                 alerting = await start_alerting(
                     AlertingContext(
                         bus, Outbox(db), sup, SystemClock(), _alerts_config(endpoint.url), audit=AuditRepo(db),
-                        dispatch_state=CapStateRepo(db),  # as the server runs it: kept across restarts
+                        dispatch_state=CapStateRepo(db) if persist else None,
                     )
                 )
                 try:

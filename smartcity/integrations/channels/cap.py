@@ -365,11 +365,11 @@ class CapDispatch(AlertChannel):
         if d is None:  # the Alert is stored before it goes anywhere: every target gets the same one
             d = Dispatched(self._message(rec, MsgType.ALERT, now), inc.event_ids)
             self._cache(inc.incident_id, d)
-            await self._save(inc.incident_id)
         doc = self.documents.get(d.alert.identifier) or self._keep(d.alert)
         if delivery.target not in d.targets:
-            # stored before it is sent: a crash after the send must not leave a target that has
-            # the Alert without its Cancel (a Cancel to one that missed it is harmless)
+            # stored (with the Alert, for the first) before it is sent: a crash after the send must
+            # not leave a target that has the Alert without its Cancel (a Cancel to one that missed
+            # it is harmless)
             d.targets.add(delivery.target)
             await self._save(inc.incident_id)
         return await self._deliver(delivery, d.alert, doc, first=True)
