@@ -26,7 +26,11 @@ Model outputs per clip can be kept with `--cache DIR` (keyed by clip, fps and th
 so that a rule change reruns in seconds; the timings then come from the run that filled the cache.
 
 Usage: python bench/emergency_falls.py [--quick] [--fps F] [--cache DIR] [--activities 1,2] [--trials 1,2]
+    [--cached-only]
 --quick: trial 1 of activities 1-5 and 9-11 (8 clips) and vtest. Last line: JSON.
+--cached-only: score the clips whose model outputs are in --cache and list the others in
+`not_run`; on a shared machine several runs with --activities/--trials fill one cache in
+parallel, and this run scores them together (the timings are those of the filling runs).
 """
 
 from __future__ import annotations
