@@ -164,6 +164,16 @@ class Models:
         return FrameOutput(t, w, h, tuple(with_kp + others), rows, t1 - t0, t2 - t1)
 
 
+class _CacheUnpickler(pickle.Unpickler):
+    """Our cache, whichever script wrote it: this module run as a script pickles its outputs as
+    `__main__.FrameOutput`, which bench/emergency.py (importing this module) must read too."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if name == "FrameOutput":
+            return FrameOutput
+        return super().find_class(module, name)
+
+
 def cache_file(clip: Clip, models: Models, fps: float, cache: Path) -> Path:
     stem = clip.name.replace("/", "_")
     return cache / f"{stem}-{fps:g}fps-{clip.max_s or 0:g}s-{models.key}.pkl"
@@ -175,7 +185,7 @@ def model_outputs(clip: Clip, models: Models, fps: float, cache: Path | None) ->
         file = cache_file(clip, models, fps, cache)
         if file.is_file():
             with file.open("rb") as fh:
-                cached: list[FrameOutput] = pickle.load(fh)  # our own cache, written below
+                cached: list[FrameOutput] = _CacheUnpickler(fh).load()  # our own cache, written below
             return cached
     out = [models.run(t, image) for t, image in frames_at(clip.path, fps, clip.max_s)]
     if file is not None:
