@@ -54,6 +54,7 @@ from smartcity.integrations.alerting import AlertingContext, start_alerting  # n
 from smartcity.integrations.config import AlertsConfig  # noqa: E402
 from smartcity.models.base import Detector  # noqa: E402
 from smartcity.storage.audit_repo import AuditRepo  # noqa: E402
+from smartcity.storage.cap_state import CapStateRepo  # noqa: E402
 from smartcity.storage.db import Database, migrate  # noqa: E402
 from smartcity.storage.outbox import Outbox  # noqa: E402
 from smartcity.tracking import ByteTracker  # noqa: E402
@@ -243,8 +244,9 @@ def _alerts_config(url: str) -> AlertsConfig:
     )
 
 
-async def run_dispatch(found: list[tuple[CaseResult, float]]) -> dict[str, Any]:
-    """Each found alert through fusion, the outbox and the cap channel to a loopback endpoint."""
+async def run_dispatch(found: list[tuple[CaseResult, float]], *, persist: bool = True) -> dict[str, Any]:
+    """Each found alert through fusion, the outbox and the cap channel to a loopback endpoint
+    (`persist`: with the dispatch state kept in the database, as the server runs it)."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
         await migrate(url)
@@ -256,7 +258,8 @@ async def run_dispatch(found: list[tuple[CaseResult, float]]) -> dict[str, Any]:
             async with CapReceiver(SECRET) as endpoint:
                 alerting = await start_alerting(
                     AlertingContext(
-                        bus, Outbox(db), sup, SystemClock(), _alerts_config(endpoint.url), audit=AuditRepo(db)
+                        bus, Outbox(db), sup, SystemClock(), _alerts_config(endpoint.url), audit=AuditRepo(db),
+                        dispatch_state=CapStateRepo(db) if persist else None,
                     )
                 )
                 try:
@@ -297,7 +300,7 @@ def _p95(xs: list[float]) -> float:
     return s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))]
 
 
-def run_falls_if_present(quick: bool) -> dict[str, Any]:
+def run_falls_if_present(quick: bool, cache: Path | None = None) -> dict[str, Any]:
     keys = (
         "fall_recall",
         "fall_precision",
@@ -310,7 +313,7 @@ def run_falls_if_present(quick: bool) -> dict[str, Any]:
     except ImportError as exc:
         log(f"falls: bench/emergency_falls.py not importable ({exc}): fall figures are null")
         return {**dict.fromkeys(keys), "falls_note": "bench/emergency_falls.py absent: not measured"}
-    res: dict[str, Any] = run_falls(quick)
+    res: dict[str, Any] = run_falls(quick, cache=cache)
     return res
 
 
@@ -321,6 +324,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     ap.add_argument(
         "--no-detector", action="store_true", help="no yolov3-tiny: nothing masks people and vehicles"
+    )
+    ap.add_argument(
+        "--falls-cache", type=Path, default=None, help="the falls bench's model outputs per clip (its --cache)"
     )
     args = ap.parse_args(argv)
     result: dict[str, Any] = {"quick": args.quick}
@@ -340,7 +346,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         fire, found = run_fire(args.quick, detector)
         result.update(fire)
         result.update(asyncio.run(run_dispatch(found)))
-    result.update(run_falls_if_present(args.quick))
+    result.update(run_falls_if_present(args.quick, args.falls_cache))
     print(json.dumps(result))
     return result
 

@@ -26,7 +26,11 @@ Model outputs per clip can be kept with `--cache DIR` (keyed by clip, fps and th
 so that a rule change reruns in seconds; the timings then come from the run that filled the cache.
 
 Usage: python bench/emergency_falls.py [--quick] [--fps F] [--cache DIR] [--activities 1,2] [--trials 1,2]
+    [--cached-only]
 --quick: trial 1 of activities 1-5 and 9-11 (8 clips) and vtest. Last line: JSON.
+--cached-only: score the clips whose model outputs are in --cache and list the others in
+`not_run`; on a shared machine several runs with --activities/--trials fill one cache in
+parallel, and this run scores them together (the timings are those of the filling runs).
 """
 
 from __future__ import annotations
@@ -160,14 +164,28 @@ class Models:
         return FrameOutput(t, w, h, tuple(with_kp + others), rows, t1 - t0, t2 - t1)
 
 
+class _CacheUnpickler(pickle.Unpickler):
+    """Our cache, whichever script wrote it: this module run as a script pickles its outputs as
+    `__main__.FrameOutput`, which bench/emergency.py (importing this module) must read too."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if name == "FrameOutput":
+            return FrameOutput
+        return super().find_class(module, name)
+
+
+def cache_file(clip: Clip, models: Models, fps: float, cache: Path) -> Path:
+    stem = clip.name.replace("/", "_")
+    return cache / f"{stem}-{fps:g}fps-{clip.max_s or 0:g}s-{models.key}.pkl"
+
+
 def model_outputs(clip: Clip, models: Models, fps: float, cache: Path | None) -> list[FrameOutput]:
     file = None
     if cache is not None:
-        stem = clip.name.replace("/", "_")
-        file = cache / f"{stem}-{fps:g}fps-{clip.max_s or 0:g}s-{models.key}.pkl"
+        file = cache_file(clip, models, fps, cache)
         if file.is_file():
             with file.open("rb") as fh:
-                cached: list[FrameOutput] = pickle.load(fh)  # our own cache, written below
+                cached: list[FrameOutput] = _CacheUnpickler(fh).load()  # our own cache, written below
             return cached
     out = [models.run(t, image) for t, image in frames_at(clip.path, fps, clip.max_s)]
     if file is not None:
@@ -245,6 +263,7 @@ def run_falls(
     cache: Path | None = None,
     activities: frozenset[int] | None = None,
     trials: frozenset[int] | None = None,
+    cached_only: bool = False,
 ) -> dict[str, Any]:
     """The figures of falls and people down (see the module docstring); null figures and a note
     when the footage is absent. Installs the default detector and the pose model if missing."""
@@ -261,6 +280,10 @@ def run_falls(
     pose_config = MoveNetConfig()
     models = Models(pose_config)
     clip_list = clips(quick, activities, trials)
+    not_run: list[str] = []
+    if cached_only and cache is not None:  # score what earlier runs (several at once) left in the cache
+        not_run = [c.name for c in clip_list if not cache_file(c, models, fps, cache).is_file()]
+        clip_list = [c for c in clip_list if c.name not in not_run]
     outputs = {c.name: model_outputs(c, models, fps, cache) for c in clip_list}
     variants = {
         v: {c.name: run_rules(outputs[c.name], pose_config, v) for c in clip_list}
@@ -289,6 +312,7 @@ def run_falls(
             for s in [score(variants[v], clip_list, vtest_s)]
         },
         "alerts": {n: [(e.kind, round(e.t, 2)) for e in evs] for n, evs in variants["full"].items() if evs},
+        "not_run": not_run,
         "conditions": {
             "clips": len(upfall),
             "fps": fps,
@@ -311,9 +335,17 @@ def main() -> None:
         "--activities", type=_ints, default=None, help="only these UP-Fall activities (e.g. 1,2,11)"
     )
     ap.add_argument("--trials", type=_ints, default=None, help="only these trials (1,2,3)")
+    ap.add_argument(
+        "--cached-only", action="store_true", help="score only the clips whose outputs are in --cache (listed in not_run)"
+    )
     args = ap.parse_args()
     figures = run_falls(
-        args.quick, fps=args.fps, cache=args.cache, activities=args.activities, trials=args.trials
+        args.quick,
+        fps=args.fps,
+        cache=args.cache,
+        activities=args.activities,
+        trials=args.trials,
+        cached_only=args.cached_only,
     )
     print(json.dumps(figures))
 

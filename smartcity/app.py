@@ -79,6 +79,7 @@ from smartcity.integrations.channels.sms import twilio_status_route
 from smartcity.integrations.config import AlertsConfig
 from smartcity.metrics import ServerCollector, health_report
 from smartcity.storage.audit_repo import AuditRepo
+from smartcity.storage.cap_state import CapStateRepo
 from smartcity.storage.db import Database, check_migrations, libpq_dsn, migrate
 from smartcity.storage.durable_spool import DurableSpool, SpoolConfig
 from smartcity.storage.evidence import EvidenceStore
@@ -328,7 +329,10 @@ class Server:
         alerts = AlertsConfig.model_validate(s.alerts)
         if self.outbox is not None:
             self.alerting = await start_alerting(
-                AlertingContext(self.bus, self.outbox, tasks, SystemClock(), alerts, self._sites, audit=AuditRepo(self.db))
+                AlertingContext(
+                    self.bus, self.outbox, tasks, SystemClock(), alerts, self._sites, audit=AuditRepo(self.db),
+                    dispatch_state=CapStateRepo(self.db),
+                )
             )
         db, evidence = self.db, self.evidence
         tasks.start(
@@ -475,6 +479,10 @@ class Server:
         found = await self.evidence.find(event_id) if self.evidence is not None else None
         return found.path if found is not None else None
 
+    async def evidence_clip_file(self, event_id: str) -> Path | None:
+        found = await self.evidence.find_clip(event_id) if self.evidence is not None else None
+        return found.path if found is not None else None
+
     def api_services(self) -> ApiServices:
         """What the GraphQL layer may use (built per request; cheap)."""
         assert self.db is not None and self.signer is not None
@@ -551,7 +559,7 @@ def create_app(settings: Settings, *, with_ray: bool = True, bootstrap_admin: bo
     server.extensions = extension_host(settings, http_routes.integration_caller)
     routes = [
         twilio_status_route(lambda: server.alerting.twilio_status if server.alerting else None),
-        *cap_routes(server.cap_channel, server.evidence_file),
+        *cap_routes(server.cap_channel, server.evidence_file, server.evidence_clip_file),
         *http_routes.routes(),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -14,11 +15,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from smartcity.core.evidence import CLIP_MIME
 from smartcity.core.jsonvalue import JsonValue
 from smartcity.core.video import VideoControl
 from smartcity.graphql.access import authenticate
 from smartcity.graphql.auth import AuthError, Principal, TokenSigner, bearer
-from smartcity.graphql.images import evidence_path, snapshot_path
+from smartcity.graphql.images import evidence_clip_path, evidence_path, snapshot_path
+from smartcity.storage.audit_repo import AuditRepo
 from smartcity.storage.db import Database
 from smartcity.storage.evidence import EvidenceStore
 from smartcity.storage.repo import CameraRepo
@@ -50,6 +53,7 @@ class HttpRoutes:
             Route("/healthz", self.healthz),
             Route("/cameras/{camera_id}/snapshot.jpg", self.snapshot),
             Route("/evidence/{event_id}.jpg", self.evidence),
+            Route("/evidence/{event_id}.webm", self.evidence_clip),
             Route("/metrics", self.metrics),
         ]
 
@@ -105,6 +109,28 @@ class HttpRoutes:
         if found is None or group is None or not p.sees_group(group):
             return JSONResponse({"error": "no such evidence"}, status_code=404)
         return FileResponse(found.path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    async def evidence_clip(self, request: Request) -> Response:
+        """An event's evidence clip: the still's access rule, and each viewing audited (the first
+        request of a playback: the browser's later range requests continue it)."""
+        event_id = request.path_params["event_id"]
+        p = await self.caller(request, evidence_clip_path(event_id))
+        if p is None:
+            return JSONResponse(NOT_AUTHENTICATED, status_code=401)
+        s = self.server
+        found = await s.evidence.find_clip(event_id) if s.evidence is not None else None
+        group = await self._camera_group(found.camera_id) if found is not None else None
+        if found is None or group is None or not p.sees_group(group):
+            return JSONResponse({"error": "no such evidence clip"}, status_code=404)
+        if s.db is not None and request.headers.get("range", "bytes=0-").startswith("bytes=0-"):
+            await AuditRepo(s.db).record(
+                at=time.time(),
+                actor=p.username,
+                action="evidence.clip_viewed",
+                target=f"event:{event_id}",
+                after={"camera": found.camera_id},
+            )
+        return FileResponse(found.path, media_type=CLIP_MIME, headers={"Cache-Control": "private, max-age=3600"})
 
     async def _caller_if_db(self, request: Request) -> Principal | None:
         """The API caller, or None also while the database is down (details stay private)."""

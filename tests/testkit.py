@@ -173,3 +173,38 @@ class RecordingVideo:
 
     def runtime(self) -> tuple[CameraRuntime, ...]:
         return ()
+
+
+class TexturedSource:
+    """A camera source of one random-textured W x H picture at 5 fps of simulated time (from
+    t=1000 s), `n` frames handed out one by one (pipeline tests)."""
+
+    def __init__(self, n: int, width: int = 320, height: int = 240, camera_id: str = "cam") -> None:
+        import numpy as np
+
+        self.image = np.random.default_rng(1).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        self.n, self.width, self.height, self.camera_id = n, width, height, camera_id
+        self.i = 0
+
+    def take_for_analysis(self) -> Any:
+        from smartcity.sources.types import Frame
+
+        if self.i >= self.n:
+            return None
+        self.i += 1
+        return Frame(self.camera_id, self.i, 1000.0 + self.i * 0.2, self.image, self.width, self.height)
+
+
+def parked_car_rule(camera_id: str = "cam") -> Any:
+    """A dwell rule on a zone of the lower left of the picture, firing after 2 s."""
+    from smartcity.analytics import validate_rule
+
+    return validate_rule(
+        {
+            "id": "park-1",
+            "camera_id": camera_id,
+            "type": "dwell",
+            "classes": ["car"],
+            "params": {"zone": [[0.05, 0.4], [0.5, 0.4], [0.5, 0.9], [0.05, 0.9]], "threshold_s": 2.0},
+        }
+    )

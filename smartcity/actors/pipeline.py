@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from smartcity.actors.clip import ClipJob, ClipRecorder
 from smartcity.actors.evidence import EvidenceBudget, rule_shapes, wants_evidence
 from smartcity.actors.motion import GateDecision, MotionConfig, MotionGate
 from smartcity.analytics import reads_pixels, required_model_roles
@@ -35,6 +36,7 @@ from smartcity.core.privacy_config import PrivacyConfig
 from smartcity.core.privacy_mask import PrivacyMask
 from smartcity.core.vision import Detection, FrameTracks, Track, scale_detections, scale_tracks
 from smartcity.privacy import CameraPrivacy
+from smartcity.privacy.clip import render_clip
 
 if TYPE_CHECKING:
     from smartcity.tracking.config import TrackerConfig
@@ -96,6 +98,8 @@ class PipelineStats:
     infer_errors: int = 0
     last_error: str = ""
     last_tracks: int = 0
+    clips_sent: int = 0
+    clips_failed: int = 0  # not rendered (pixelation or encoding failed): no clip, fail closed
 
 
 class CameraPipeline:
@@ -130,6 +134,9 @@ class CameraPipeline:
         self.second_stage = second_stage
         self.stage_roles: frozenset[str] = frozenset()  # second-stage roles the rules need
         self.reads_pixels = False  # a rule reads the picture (signal heads, flames): it gets full frames
+        self.privacy = privacy or CameraPrivacy(PrivacyConfig())
+        self.clips: ClipRecorder | None = None  # kept while a rule can raise a clip kind
+        self._clip_tasks: set[asyncio.Task[None]] = set()
         if rules:
             self.set_rules(rules)
         self.max_inflight = max_inflight
@@ -145,7 +152,6 @@ class CameraPipeline:
         self.latest_view: tuple[AnalysedFrame, list[Detection]] | None = None
         # the private mask of that frame (None: it cannot be trusted, the picture is hidden whole)
         self.latest_mask: PrivacyMask | None = None
-        self.privacy = privacy or CameraPrivacy(PrivacyConfig())
         self._last_dets: list[Detection] = []
         self._window: deque[tuple[AnalysedFrame, GateDecision, asyncio.Future[list[Detection]] | None]] = deque()
         self._summary_started = time.monotonic()
@@ -171,6 +177,21 @@ class CameraPipeline:
             self.engine = RuleEngine(list(rules), self.camera_id)
         else:
             self.engine.set_rules(list(rules))
+        self._update_clips()
+
+    def _update_clips(self) -> None:
+        cfg = self.privacy.config.evidence_clip
+        kinds: set[str] = set()
+        for rule_id in self.engine.rules if self.engine is not None else ():
+            try:
+                kinds |= self.engine.rule(rule_id).alert_kinds
+            except LookupError:  # a disabled rule
+                continue
+        if cfg.enabled and kinds & set(cfg.kinds):
+            if self.clips is None:
+                self.clips = ClipRecorder(cfg)
+        else:
+            self.clips = None
 
     def set_signal_state(self, rule_id: str, state: str, t: float) -> None:
         if self.engine is not None:
@@ -213,6 +234,8 @@ class CameraPipeline:
                 if fut is not None:
                     fut.cancel()
             self._window.clear()
+            for task in list(self._clip_tasks):  # clips still rendering are not sent
+                task.cancel()
 
     async def _detect(self, frame: AnalysedFrame) -> list[Detection]:
         """The detections of a frame in the pixels of the camera's picture: the detector sees the
@@ -288,10 +311,19 @@ class CameraPipeline:
         self.latest_view = (frame, dets)
         self.stats.last_tracks = len(tracks)
         ft = FrameTracks(camera_id=self.camera_id, t=frame.t, width=frame.width, height=frame.height, tracks=tracks)
+        clips = self.clips
+        if clips is not None:
+            for job in clips.observe(frame.image, frame.t, self.latest_mask):
+                self._render_clip(job)
         if self.engine is not None:
             events = self.engine.update(ft, image=frame.full_image() if self.reads_pixels else None)
             if events:
-                self.emit(list(events), self._evidence(events, frame, self.latest_mask))
+                stills = self._evidence(events, frame, self.latest_mask)
+                self.emit(list(events), stills)
+                if clips is not None:
+                    for ev in events:
+                        if ev.event_id in stills and clips.wants(ev):
+                            clips.start(ev)
         self._summary_frames += 1
         if detected is not None:  # the register of detections holds what the detector saw
             if self.recorder is not None:
@@ -327,6 +359,26 @@ class CameraPipeline:
             except Exception:
                 log.exception("evidence snapshot failed for %s", ev.event_id)
         return out
+
+    def _render_clip(self, job: ClipJob) -> None:
+        """Render a complete clip off the loop (pixelated like the stills) and hand it over."""
+        painter = self.privacy.painter
+
+        async def render() -> None:
+            try:
+                data = await asyncio.to_thread(render_clip, job.frames, painter)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.stats.clips_failed += 1
+                log.exception("evidence clip of %s not rendered", job.clip.of_event_id)
+                return
+            self.emit([job.clip], {job.clip.event_id: data})
+            self.stats.clips_sent += 1
+
+        task = asyncio.get_running_loop().create_task(render(), name=f"clip-{job.clip.of_event_id}")
+        self._clip_tasks.add(task)
+        task.add_done_callback(self._clip_tasks.discard)
 
     def _periodic(self) -> None:
         now = time.monotonic()

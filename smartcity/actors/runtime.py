@@ -28,7 +28,7 @@ from smartcity.actors.ray_node import start_ray as start_ray
 from smartcity.actors.ray_node import stop_ray as stop_ray
 from smartcity.core.aio import cancel_and_wait, raise_if_cancelling, wait_for
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
-from smartcity.core.events import Event, EventEnvelope, RuleEvent
+from smartcity.core.events import Event, EventEnvelope, EvidenceClip, RuleEvent
 from smartcity.core.evidence import EvidenceSink
 from smartcity.core.privacy_config import PrivacyConfig
 from smartcity.core.video import CameraRuntime, InferenceRuntime
@@ -110,6 +110,10 @@ async def unpack_envelopes(
     lost = 0
     for env in batch:
         event = env.event
+        if isinstance(event, EvidenceClip):  # a file next to its event's still, not an event
+            if env.evidence is None or not await _save_clip(evidence, event, env.evidence):
+                lost += 1
+            continue
         if env.evidence is not None and isinstance(event, RuleEvent):
             path = await _save_evidence(evidence, event, env.evidence)
             if path is None:
@@ -128,6 +132,17 @@ async def _save_evidence(evidence: EvidenceSink | None, event: RuleEvent, jpeg: 
     except OSError as exc:
         log.error("evidence of %s not stored: %s", event.event_id, exc)
         return None
+
+
+async def _save_clip(evidence: EvidenceSink | None, clip: EvidenceClip, data: bytes) -> bool:
+    if evidence is None:
+        return False
+    try:
+        await evidence.save_clip(clip, data)
+    except OSError as exc:
+        log.error("evidence clip of %s not stored: %s", clip.of_event_id, exc)
+        return False
+    return True
 
 
 def camera_nodes(resources: Mapping[str, float]) -> list[str]:

@@ -174,10 +174,26 @@ class ConsoleAlert(Event):
     console: str = "operators"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvidenceClip(Event):
+    """The evidence clip of a rule event, handed over by the camera actor with the clip's bytes
+    (WebM, people pixelated) in its envelope, seconds after the event itself. `t` and
+    `camera_id` are the rule event's (its clip is filed next to its still); the server stores
+    the file and does not register the clip as an event of its own."""
+
+    type: ClassVar[str] = "evidence_clip"
+    of_event_id: str
+    kind: str
+    start_t: float
+    end_t: float
+    frames: int
+
+
 E = TypeVar("E", bound=Event)
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (CameraHealth, DetectionSummary, RuleEvent, CountBucket, Incident, ConsoleAlert)
+    cls.type: cls
+    for cls in (CameraHealth, DetectionSummary, RuleEvent, CountBucket, Incident, ConsoleAlert, EvidenceClip)
 }
 
 _ENUM_FIELDS: dict[str, type[StrEnum]] = {

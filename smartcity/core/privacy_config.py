@@ -115,6 +115,31 @@ class MaskConfig(_Section):
     )
 
 
+DEFAULT_CLIP_KINDS = ("fall", "person_down", "fire", "smoke")
+
+
+class ClipConfig(_Section):
+    """Evidence clips: seconds before and after an incident's event, pixelated like the stills.
+    Each camera with a rule of these kinds keeps its recent frames (downscaled, JPEG) in a ring
+    bounded by time and by bytes."""
+
+    enabled: bool = Field(True, description="Record a clip for the events of `kinds` that get a still.")
+    kinds: tuple[str, ...] = Field(
+        DEFAULT_CLIP_KINDS, description="Event kinds that get a clip.", max_length=32
+    )
+    before_s: float = Field(5.0, description="Seconds of video before the event.", ge=0, le=30)
+    after_s: float = Field(5.0, description="Seconds of video after the event.", ge=0, le=30)
+    fps: float = Field(5.0, description="Frames per second kept (at most the analysed rate).", gt=0, le=15)
+    width: int = Field(320, description="Width of the clip, pixels (height kept in proportion).", ge=64, le=1280)
+    quality: int = Field(6, description="JPEG qscale of the frames kept, 2 (best) .. 31.", ge=2, le=31)
+    max_ring_bytes: int = Field(
+        8 << 20, description="Bytes of frames a camera keeps at most (oldest dropped first).", ge=64 << 10, le=256 << 20
+    )
+    max_pending: int = Field(
+        4, description="Clips a camera records at once (more are skipped and counted).", ge=1, le=16
+    )
+
+
 class PrivacyConfig(_Section):
     """Privacy: what viewers see by default, and how the private mask is made."""
 
@@ -128,6 +153,7 @@ class PrivacyConfig(_Section):
     background: BackgroundConfig = Field(
         default_factory=BackgroundConfig, description="The background model."
     )
+    evidence_clip: ClipConfig = Field(default_factory=ClipConfig, description="Evidence clips of incidents.")
 
 
 MAX_ZONES = 32

@@ -18,6 +18,10 @@ def evidence_path(event_id: str) -> str:
     return f"/evidence/{event_id}.jpg"
 
 
+def evidence_clip_path(event_id: str) -> str:
+    return f"/evidence/{event_id}.webm"
+
+
 def signed_url(info: Info[Any, Any], path: str) -> str:
     """`path?token=<picture token of the caller for this path>` (the bare path for no caller)."""
     p = maybe_principal(info)

@@ -13,7 +13,8 @@ from smartcity.core.camera_import import ImportFormat
 from smartcity.core.events import CameraHealth, ConsoleAlert, CountBucket, Incident, RuleEvent
 from smartcity.core.incidents import IncidentRecord
 from smartcity.core.logsafe import redact_url
-from smartcity.graphql.images import evidence_path, signed_url, snapshot_path
+from smartcity.graphql.images import evidence_clip_path, evidence_path, signed_url, snapshot_path
+from smartcity.storage.evidence import has_clip
 from smartcity.storage.incidents_repo import IncidentRepo
 from smartcity.storage.repo import CameraRow, MissingCameras
 from smartcity.storage.rules_repo import RuleRow
@@ -250,11 +251,28 @@ class IncidentType:
         )
     )
     async def evidence_url(self, info: strawberry.Info) -> str | None:
+        event_id = await self._evidence_event(info)
+        return signed_url(info, evidence_path(event_id)) if event_id else None
+
+    @strawberry.field(
+        description=IMAGE_URL.format(
+            "Evidence clip (WebM, a few seconds before and after, people pixelated) of the event whose"
+            " snapshot `evidenceUrl` shows, once recorded, or null"
+        )
+    )
+    async def evidence_clip_url(self, info: strawberry.Info) -> str | None:
+        event_id = await self._evidence_event(info)
+        if not event_id or not await has_clip(info.context["services"].db, event_id):
+            return None
+        return signed_url(info, evidence_clip_path(event_id))
+
+    async def _evidence_event(self, info: strawberry.Info) -> str | None:
+        """The incident's first event with a snapshot (one query for every incident of a response)."""
         loader = info.context.get("evidence_loader")
         if loader is None:
             loader = info.context["evidence_loader"] = evidence_loader(info.context["services"].db)
         event_id: str | None = await loader.load(tuple(self.event_ids))
-        return signed_url(info, evidence_path(event_id)) if event_id else None
+        return event_id
 
     @classmethod
     def from_record(cls, rec: IncidentRecord | Incident) -> IncidentType:

@@ -21,6 +21,7 @@ import httpx
 from smartcity.core.aio import wait_for
 from smartcity.core.bus import EventBus
 from smartcity.core.clock import Clock
+from smartcity.core.dispatch_state import DispatchStateStore
 from smartcity.core.supervisor import TaskSupervisor
 from smartcity.fusion.engine import FusionEngine
 from smartcity.fusion.policy import RateLimiter
@@ -51,6 +52,7 @@ class AlertingContext:
     sites: Mapping[str, str] = field(default_factory=dict)  # camera id -> site (correlation)
     http_transport: httpx.AsyncBaseTransport | None = None  # HTTP channels (webhook): a loopback in tests
     audit: AuditSink | None = None  # the audit log of what channels dispatch (emergency dispatch)
+    dispatch_state: DispatchStateStore | None = None  # emergency dispatch state (CAP), kept across restarts
 
 
 @dataclass
@@ -145,6 +147,7 @@ async def start_alerting(ctx: AlertingContext) -> Alerting:
         sites=ctx.sites,
         audit=ctx.audit,
         incidents=ctx.store,
+        dispatch_state=ctx.dispatch_state,
     )
     channels = await start_channels(cfg, channel_ctx)
     dispatcher.senders.update(channels)

@@ -9,12 +9,14 @@ ids and a link to the pixelated evidence only.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from importlib.resources import files
+from typing import Any
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -163,6 +165,28 @@ def to_xml(m: CapMessage) -> bytes:
         _el(root, "incidents", m.incidents)
     _info(root, m)
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def message_to_json(m: CapMessage) -> dict[str, Any]:
+    """The message as plain JSON (kept across restarts: `message_from_json` gives it back equal)."""
+    out = dataclasses.asdict(m)
+    out["msg_type"] = m.msg_type.value
+    return out
+
+
+def message_from_json(d: Mapping[str, Any]) -> CapMessage:
+    """The message `message_to_json` wrote; ValueError naming the problem on anything else."""
+    try:
+        fields = dict(d)
+        fields["msg_type"] = MsgType(fields["msg_type"])
+        fields["area"] = CapArea(**fields["area"])
+        fields["resources"] = tuple(CapResource(**r) for r in fields.get("resources") or ())
+        fields["parameters"] = tuple((str(k), str(v)) for k, v in fields.get("parameters") or ())
+        for name in ("references", "codes"):
+            fields[name] = tuple(fields.get(name) or ())
+        return CapMessage(**fields)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a stored CAP message: {type(exc).__name__}: {exc}") from exc
 
 
 @functools.cache

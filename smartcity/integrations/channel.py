@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from smartcity.core.bus import EventBus
 from smartcity.core.clock import Clock
+from smartcity.core.dispatch_state import DispatchStateStore
 from smartcity.core.errors import SmartcityError
 from smartcity.core.incidents import DeliveryRecord, DeliveryState, IncidentRecord
 from smartcity.core.supervisor import TaskSupervisor
@@ -106,6 +107,7 @@ class ChannelContext:
     sites: Mapping[str, str] = field(default_factory=dict)  # camera id -> site
     audit: AuditSink | None = None  # channels that audit what they dispatch (emergency dispatch)
     incidents: IncidentStore | None = None  # channels that queue follow-up deliveries (CAP Update/Cancel)
+    dispatch_state: DispatchStateStore | None = None  # what emergency dispatch sent, kept across restarts
 
 
 class AlertChannel(ABC):

@@ -130,12 +130,17 @@ def encode_jpeg(image: np.ndarray, *, quality: int = 5) -> bytes:
     img = np.ascontiguousarray(image)
     if (ph, pw) != (h, w):
         img = np.pad(img, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-    frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuvj420p")
+    return mjpeg(av.VideoFrame.from_ndarray(img, format="rgb24"), pw, ph, quality)
+
+
+def mjpeg(frame: av.VideoFrame, width: int, height: int, quality: int) -> bytes:
+    """JPEG bytes of `frame` scaled to `width` x `height` (even) by swscale; `quality`: qscale."""
+    yuv = frame.reformat(width=width, height=height, format="yuvj420p")
     codec = av.CodecContext.create("mjpeg", "w")
-    codec.width, codec.height = pw, ph
+    codec.width, codec.height = width, height
     codec.pix_fmt = "yuvj420p"
     codec.options = {"qmin": str(quality), "qmax": str(quality)}
-    packets = [*codec.encode(frame), *codec.encode(None)]
+    packets = [*codec.encode(yuv), *codec.encode(None)]
     return b"".join(bytes(p) for p in packets)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from smartcity.core.clock import Clock
 from smartcity.storage.db import Database
 from smartcity.storage.evidence import EvidenceStore
-from smartcity.storage.tables import alert_deliveries, audit_log, events, incidents
+from smartcity.storage.tables import alert_deliveries, audit_log, cap_dispatches, events, incidents
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ async def purge_expired(
             n_deliveries += (
                 await conn.execute(delete(alert_deliveries).where(alert_deliveries.c.incident_id.in_(ids)))
             ).rowcount or 0
+            await conn.execute(delete(cap_dispatches).where(cap_dispatches.c.incident_id.in_(ids)))
             await conn.execute(delete(incidents).where(incidents.c.incident_id.in_(ids)))
         n_incidents += len(ids)
     if evidence is not None:

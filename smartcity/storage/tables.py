@@ -190,6 +190,23 @@ alert_deliveries = Table(
     Index(None, "state", "updated_at"),
 )
 
+# What emergency dispatch sent per incident (core.dispatch_state): the CAP Alert that Updates and
+# Cancels reference, who got it, the deferred confirm_first deliveries; survives a restart.
+cap_dispatches = Table(
+    "cap_dispatches",
+    metadata,
+    Column("incident_id", String(ID_LEN), primary_key=True),
+    Column("alert", Json, nullable=True),
+    Column("event_ids", Json, nullable=False),
+    Column("targets", Json, nullable=False),
+    Column("latest", Json, nullable=True),
+    Column("followed", Json, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("waiting", Json, nullable=False),
+    Column("updated_at", Time, nullable=False),
+    Index(None, "updated_at"),
+)
+
 users = Table(
     "users",
     metadata,

@@ -7,33 +7,15 @@ import io
 
 import av
 import numpy as np
-from testkit import run_pipeline_until
+from testkit import TexturedSource, parked_car_rule, run_pipeline_until
 
 from smartcity.actors.pipeline import CameraPipeline
-from smartcity.analytics import validate_rule
 from smartcity.core.events import Event, RuleEvent
 from smartcity.core.vision import Detection
-from smartcity.sources.types import Frame
 
 W, H = 320, 240
 CAR = (40.0, 120.0, 120.0, 180.0)
 PERSON = (200.0, 60.0, 240.0, 200.0)
-
-
-class Source:
-    """Textured frames at 5 fps of simulated time, handed out one by one."""
-
-    def __init__(self, n: int) -> None:
-        rng = np.random.default_rng(1)
-        self.image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
-        self.n = n
-        self.i = 0
-
-    def take_for_analysis(self) -> Frame | None:
-        if self.i >= self.n:
-            return None
-        self.i += 1
-        return Frame("cam", self.i, 1000.0 + self.i * 0.2, self.image, W, H)
 
 
 async def test_dwell_event_with_pixelated_evidence() -> None:
@@ -47,17 +29,8 @@ async def test_dwell_event_with_pixelated_evidence() -> None:
     async def infer(image: np.ndarray) -> list[Detection]:
         return [Detection(CAR, "car", 0.9), Detection(PERSON, "person", 0.8)]
 
-    rule = validate_rule(
-        {
-            "id": "park-1",
-            "camera_id": "cam",
-            "type": "dwell",
-            "classes": ["car"],
-            "params": {"zone": [[0.05, 0.4], [0.5, 0.4], [0.5, 0.9], [0.05, 0.9]], "threshold_s": 2.0},
-        }
-    )
-    source = Source(n=30)  # 6 s of video
-    pipe = CameraPipeline("cam", source, infer, emit, rules=[rule], idle_sleep_s=0.001)
+    source = TexturedSource(n=30)  # 6 s of video
+    pipe = CameraPipeline("cam", source, infer, emit, rules=[parked_car_rule()], idle_sleep_s=0.001)
     await run_pipeline_until(pipe, 30, poll_s=0.01)
 
     dwell = [e for e in emitted if isinstance(e, RuleEvent) and e.kind == "dwell"]

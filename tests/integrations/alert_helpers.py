@@ -20,6 +20,7 @@ from smartcity.core.supervisor import TaskSupervisor
 from smartcity.integrations.alerting import Alerting, AlertingContext, start_alerting
 from smartcity.integrations.channel import AuditSink
 from smartcity.integrations.config import AlertsConfig
+from smartcity.storage.cap_state import CapStateRepo
 from smartcity.storage.db import Database
 from smartcity.storage.outbox import Outbox
 
@@ -88,7 +89,7 @@ class Harness:
     async def __aenter__(self) -> Harness:
         self.alerting = await start_alerting(AlertingContext(
                 self.bus, Outbox(self.db), self.supervisor, self.clock, self.cfg, self.sites,
-                http_transport=self.http_transport, audit=self.audit,
+                http_transport=self.http_transport, audit=self.audit, dispatch_state=CapStateRepo(self.db),
             ))
         return self
 

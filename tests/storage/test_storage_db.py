@@ -27,6 +27,7 @@ EXPECTED_TABLES = {
     "cameras",
     "rules",
     "events",
+    "cap_dispatches",
     "incidents",
     "counts",
     "alert_deliveries",

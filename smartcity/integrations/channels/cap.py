@@ -9,8 +9,11 @@ Lifecycle of one incident: a policy names `cap` targets; the first send of each 
 acknowledges, or `confirm_within_s` passes; a dismissal first withholds it). Once an Alert went
 out, an operator's acknowledge sends an `Update` (certainty Observed), resolve an `Update` with
 responseType AllClear, dismiss a `Cancel`: follow-up deliveries queued in the outbox for every
-endpoint and SMS number that got the Alert (calls are not repeated). Which targets got an Alert
-is kept in memory: after a restart, an incident alerted before it gets no follow-up.
+endpoint and SMS number that got the Alert (calls are not repeated). What went out per incident
+(the Alert that follow-ups reference, the targets that may have got it, the deferred deliveries an operator
+releases) is kept in the database through `ctx.dispatch_state` and cached here: after a restart,
+a confirm or cancel still reaches the same targets with the same references, and a deferred
+Alert still goes out when its delay ends (at once if it ended while the server was down).
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
 from smartcity.core.bus import Overflow, Subscription
+from smartcity.core.dispatch_state import DispatchRecord
 from smartcity.core.errors import SubscriptionClosed
 from smartcity.core.events import Incident, IncidentState
+from smartcity.core.evidence import CLIP_MIME
 from smartcity.core.incidents import DeliveryRecord, DeliveryState, IncidentRecord, NewDelivery
 from smartcity.integrations.cap_config import CapConfig
 from smartcity.integrations.cap_message import (
@@ -43,6 +48,8 @@ from smartcity.integrations.cap_message import (
     CapResource,
     FeedEntry,
     MsgType,
+    message_from_json,
+    message_to_json,
     validated_xml,
 )
 from smartcity.integrations.channel import (
@@ -66,6 +73,7 @@ log = logging.getLogger(__name__)
 
 FOLLOW_UP = ":capfu:"  # marks the idempotency key of an Update/Cancel delivery
 EVIDENCE_PATH = "/integrations/cap/evidence/{incident_id}.jpg"
+CLIP_PATH = "/integrations/cap/evidence/{incident_id}.webm"  # recorded seconds after the Alert
 DOCUMENT_PATH = "/integrations/cap/alerts/{identifier}.xml"
 FEED_PATH = "/integrations/cap/feed.atom"
 MAX_KEPT = 2000  # CAP documents and dispatched incidents kept in memory (oldest dropped)
@@ -93,7 +101,7 @@ _FOLLOW = {
 
 @dataclass
 class Dispatched:
-    """What went out for one incident: its Alert, the targets that got it, its latest message."""
+    """What went out for one incident: its Alert, the targets it was sent to (recorded before each send), its latest message."""
 
     alert: CapMessage
     event_ids: tuple[str, ...]
@@ -134,6 +142,7 @@ class CapDispatch(AlertChannel):
         self.documents: OrderedDict[str, bytes] = OrderedDict()
         self.dispatched: OrderedDict[str, Dispatched] = OrderedDict()
         self._waiting: dict[str, set[int]] = {}  # incident -> deferred (confirm_first) deliveries
+        self._state_lock = asyncio.Lock()  # one save at a time: a record is written whole
         self._sub: Subscription[Incident] | None = None
         self.emitted = 0  # CAP documents built (all validated before they leave)
         self.calls = 0
@@ -148,6 +157,9 @@ class CapDispatch(AlertChannel):
         return expect_config(cfg, CapConfig).hosts()
 
     async def start(self) -> None:
+        if self.ctx.dispatch_state is not None:  # the feed's active alerts and recent dispatches
+            for rec in reversed(await self.ctx.dispatch_state.recent(MAX_KEPT)):
+                self._restore(rec)
         self._sub = self.ctx.bus.subscribe(
             "cap-dispatch", [Incident], maxsize=10_000, overflow=Overflow.BLOCK
         )
@@ -174,8 +186,18 @@ class CapDispatch(AlertChannel):
             return ()
         exp = int(now + self.cfg.link_ttl_s)
         sig = link_signature(self.cfg.feed_token.get_secret_value(), incident_id, exp)
-        uri = f"{self.cfg.public_url}{EVIDENCE_PATH.format(incident_id=incident_id)}?exp={exp}&sig={sig}"
-        return (CapResource("Evidence picture (people pixelated)", "image/jpeg", uri),)
+        query = f"?exp={exp}&sig={sig}"
+        base = self.cfg.public_url
+        return (
+            CapResource(
+                "Evidence picture (people pixelated)", "image/jpeg", f"{base}{EVIDENCE_PATH.format(incident_id=incident_id)}{query}"
+            ),
+            CapResource(
+                "Evidence clip, seconds before and after (people pixelated)",
+                CLIP_MIME,
+                f"{base}{CLIP_PATH.format(incident_id=incident_id)}{query}",
+            ),
+        )
 
     def _message(self, rec: IncidentRecord, msg_type: MsgType, now: float, **over: Any) -> CapMessage:
         inc = rec.incident
@@ -239,6 +261,74 @@ class CapDispatch(AlertChannel):
                 out.append(FeedEntry(m, self.document_url(m.identifier)))
         return out
 
+    # ---------------------------------------------------------------- state
+
+    def _restore(self, rec: DispatchRecord) -> None:
+        try:  # what is in memory is newer than what was stored: never replaced
+            if rec.alert is not None and rec.incident_id not in self.dispatched:
+                d = Dispatched(message_from_json(rec.alert), rec.event_ids, set(rec.targets))
+                d.latest = message_from_json(rec.latest) if rec.latest is not None else None
+                d.followed = {IncidentState(s) for s in rec.followed}
+                d.active = rec.active
+                self._cache(rec.incident_id, d)
+        except ValueError as exc:
+            log.error("dispatch state of incident %s unreadable, ignored: %s", rec.incident_id, exc)
+            return
+        if rec.waiting:
+            self._waiting.setdefault(rec.incident_id, set()).update(rec.waiting)
+
+    def _cache(self, incident_id: str, d: Dispatched) -> None:
+        self.dispatched[incident_id] = d
+        while len(self.dispatched) > MAX_KEPT:
+            self.dispatched.popitem(last=False)
+
+    async def dispatch_of(self, incident_id: str) -> Dispatched | None:
+        """What went out for an incident: from memory, else from the stored state (an incident
+        dispatched before a restart, or dropped from memory since)."""
+        if incident_id not in self.dispatched and self.ctx.dispatch_state is not None:
+            rec = await self.ctx.dispatch_state.get(incident_id)
+            if rec is not None:
+                self._restore(rec)
+        # read after the await: a delivery of the same incident may have created it meanwhile
+        return self.dispatched.get(incident_id)
+
+    async def _save(self, incident_id: str) -> None:
+        """Write the incident's state through (TransientDeliveryError when it cannot: the
+        delivery is tried again, and the receiver de-duplicates by its idempotency key)."""
+        store = self.ctx.dispatch_state
+        if store is None:
+            return
+        async with self._state_lock:
+            d = self.dispatched.get(incident_id)
+            rec = DispatchRecord(
+                incident_id=incident_id,
+                alert=message_to_json(d.alert) if d is not None else None,
+                event_ids=d.event_ids if d is not None else (),
+                targets=tuple(sorted(d.targets)) if d is not None else (),
+                latest=message_to_json(d.latest) if d is not None and d.latest is not None else None,
+                followed=tuple(sorted(s.value for s in d.followed)) if d is not None else (),
+                active=d.active if d is not None else True,
+                waiting=tuple(sorted(self._waiting.get(incident_id, ()))),
+                updated_at=self.ctx.clock.time(),
+            )
+            try:
+                await store.save(rec)
+            except Exception as exc:
+                raise TransientDeliveryError(f"dispatch state not stored: {type(exc).__name__}: {exc}") from exc
+
+    async def document(self, identifier: str) -> bytes | None:
+        """The CAP document `identifier` (`<incident>.<alert|state>`), from memory or rebuilt
+        from the stored state (the same message, hence the same document)."""
+        doc = self.documents.get(identifier)
+        if doc is not None:
+            return doc
+        incident_id = identifier.rpartition(".")[0]
+        d = await self.dispatch_of(incident_id) if incident_id else None
+        for msg in (d.alert, d.latest) if d is not None else ():
+            if msg is not None and msg.identifier == identifier:
+                return self._keep(msg)
+        return None
+
     # ---------------------------------------------------------------- sending
 
     async def send(self, delivery: DeliveryRecord, incident: IncidentRecord) -> DeliveryState:
@@ -259,29 +349,36 @@ class CapDispatch(AlertChannel):
         if policy.mode == "confirm_first" and inc.state is IncidentState.OPEN:
             until = delivery.created_at + policy.confirm_within_s
             if now < until:
+                if inc.incident_id not in self.dispatched:
+                    await self.dispatch_of(inc.incident_id)  # waiting deliveries kept before a restart
                 first = inc.incident_id not in self._waiting
-                self._waiting.setdefault(inc.incident_id, set()).add(delivery.id)
+                waiting = self._waiting.setdefault(inc.incident_id, set())
+                if delivery.id not in waiting:
+                    waiting.add(delivery.id)
+                    await self._save(inc.incident_id)
                 if first:
                     await self._audit(
                         "dispatch.awaiting_confirmation", inc.incident_id, delivery.target, {"until": until}
                     )
                 raise DeferDelivery(until, f"awaiting an operator's confirmation until {_hhmm(until)} UTC")
-        d = self.dispatched.get(inc.incident_id)
-        if d is None:
+        d = await self.dispatch_of(inc.incident_id)
+        if d is None:  # the Alert is stored before it goes anywhere: every target gets the same one
             d = Dispatched(self._message(rec, MsgType.ALERT, now), inc.event_ids)
-            self.dispatched[inc.incident_id] = d
-            while len(self.dispatched) > MAX_KEPT:
-                self.dispatched.popitem(last=False)
+            self._cache(inc.incident_id, d)
         doc = self.documents.get(d.alert.identifier) or self._keep(d.alert)
-        state = await self._deliver(delivery, d.alert, doc, first=True)
-        d.targets.add(delivery.target)
-        return state
+        if delivery.target not in d.targets:
+            # stored (with the Alert, for the first) before it is sent: a crash after the send must
+            # not leave a target that has the Alert without its Cancel (a Cancel to one that missed
+            # it is harmless)
+            d.targets.add(delivery.target)
+            await self._save(inc.incident_id)
+        return await self._deliver(delivery, d.alert, doc, first=True)
 
     async def _send_follow_up(self, delivery: DeliveryRecord, rec: IncidentRecord) -> DeliveryState:
         state = IncidentState(delivery.idempotency_key.split(FOLLOW_UP, 1)[1].split(":", 1)[0])
-        d = self.dispatched.get(delivery.incident_id)
+        d = await self.dispatch_of(delivery.incident_id)
         if d is None:
-            raise PermanentDeliveryError("the alert this follows is no longer known (server restarted)")
+            raise PermanentDeliveryError("the alert this follows is not in the dispatch state")
         msg_type, note, response = _FOLLOW[state]
         ident = f"{delivery.incident_id}.{state.value}"
         msg = d.latest if d.latest is not None and d.latest.identifier == ident else None
@@ -298,6 +395,7 @@ class CapDispatch(AlertChannel):
             )
             d.latest = msg
             d.active = state is IncidentState.ACKNOWLEDGED
+            await self._save(delivery.incident_id)
         doc = self.documents.get(msg.identifier) or self._keep(msg)
         return await self._deliver(delivery, msg, doc, first=False)
 
@@ -414,15 +512,22 @@ class CapDispatch(AlertChannel):
         """An incident left `open`: release its deferred alerts at once (sent if confirmed,
         withheld if dismissed) and queue the Update/Cancel of the alerts already out."""
         now = self.ctx.clock.time()
+        d = await self.dispatch_of(inc.incident_id)
         waiting = self._waiting.pop(inc.incident_id, set())
         for delivery_id in waiting:
             await self.ctx.outbox.retry_at(
                 delivery_id, now, f"operator moved the incident to {inc.state.value}"
             )
-        d = self.dispatched.get(inc.incident_id)
         queue: list[NewDelivery] = []
-        if d is not None and inc.state not in d.followed and inc.state in _FOLLOW:
+        follow = d is not None and inc.state not in d.followed and inc.state in _FOLLOW
+        if d is not None and follow:
             d.followed.add(inc.state)
+        if waiting or follow:
+            try:
+                await self._save(inc.incident_id)
+            except TransientDeliveryError as exc:  # the follow-ups below still go out
+                log.error("incident %s: %s", inc.incident_id, exc)
+        if d is not None and follow:
             for target in sorted(d.targets):
                 if target.startswith("voice:"):
                     continue

@@ -304,25 +304,61 @@ export class IncidentsView {
     if (withEvidence) this.loadEvidence(inc, evidence);
   }
 
-  async loadEvidence(inc, fig) {
-    // the incident's own snapshot (the first of its events that has one), read fresh: the
-    // copy shown may predate the snapshot's arrival in the register
-    let url = null;
+  async evidenceOf(inc) {
     try {
-      const d = await this.ctx.api.gql(`query($id: ID!) { incident(id: $id) { id evidenceUrl } }`, { id: inc.id });
-      url = d.incident ? d.incident.evidenceUrl : null;
+      const d = await this.ctx.api.gql(`query($id: ID!) { incident(id: $id) { id evidenceUrl evidenceClipUrl } }`, { id: inc.id });
+      return { url: d.incident ? d.incident.evidenceUrl : null, clipUrl: d.incident ? d.incident.evidenceClipUrl : null };
     } catch (err) {
-      url = null;
       void err;
+      return { url: null, clipUrl: null };
     }
+  }
+
+  async loadEvidence(inc, fig) {
+    // the incident's own snapshot (the first of its events that has one) and its clip, read
+    // fresh: the copy shown may predate them (a clip is recorded seconds after the event)
+    const ev = await this.evidenceOf(inc);
+    if (!fig.isConnected) return; // another incident is shown now
     clear(fig);
-    if (!url) {
+    if (!ev.url) {
       fig.append(h("div.evidence-empty.muted", {}, "No evidence snapshot for this incident."));
       return;
     }
+    if (ev.clipUrl) {
+      this.showClip(inc, fig, ev);
+      return;
+    }
     fig.append(
-      h("img", { src: this.ctx.api.imageUrl(url), alt: `Evidence snapshot of ${title(inc)} (people pixelated)` }),
+      h("img", { src: this.ctx.api.imageUrl(ev.url), alt: `Evidence snapshot of ${title(inc)} (people pixelated)` }),
       h("figcaption.muted.small", {}, "Evidence snapshot — people pixelated"),
+    );
+    if (isEmergency(inc)) this.awaitClip(inc, fig, 4);
+  }
+
+  /** An emergency's clip is recorded seconds after its event: while its incident is shown and
+   * recent, look again now and then, and play the clip in place of the still once it is there. */
+  async awaitClip(inc, fig, tries) {
+    if (tries <= 0 || Date.now() - parseTime(inc.lastSeen) > 60_000) return;
+    await new Promise((ok) => setTimeout(ok, 4000));
+    if (!fig.isConnected) return;
+    const ev = await this.evidenceOf(inc);
+    if (!fig.isConnected) return;
+    if (ev.url && ev.clipUrl) {
+      clear(fig);
+      this.showClip(inc, fig, ev);
+    } else {
+      this.awaitClip(inc, fig, tries - 1);
+    }
+  }
+
+  showClip(inc, fig, ev) {
+    fig.append(
+      h("video.evidence-clip", {
+        src: this.ctx.api.imageUrl(ev.clipUrl), poster: this.ctx.api.imageUrl(ev.url), controls: true, muted: true,
+        loop: true, autoplay: true, playsInline: true, preload: "auto",
+        "aria-label": `Evidence clip of ${title(inc)}, seconds before and after (people pixelated)`,
+      }),
+      h("figcaption.muted.small", {}, "Evidence clip, seconds before and after — people pixelated"),
     );
   }
 
