@@ -333,8 +333,13 @@ class FireSmokeDetector:
             activity = _cells(step, self.tuning.cell)
             activity -= np.float32(np.median(activity))
             smoke_now = self._smoke_cells(img, luma, delta - np.float32(np.median(delta[::4, ::4])), activity)
-            if keep is not None:
-                smoke_now &= _cells(keep, self.tuning.cell) >= 0.5
+            if keep is not None:  # nor next to a detected person (a dark coat spills over its box)
+                hidden = np.pad(_cells(keep, self.tuning.cell) < 1.0, 1)
+                near = np.zeros_like(smoke_now)
+                for dy in (0, 1, 2):
+                    for dx in (0, 1, 2):
+                        near |= hidden[dy : dy + near.shape[0], dx : dx + near.shape[1]]
+                smoke_now &= ~near
             if fire_now.shape == smoke_now.shape:
                 smoke_now &= ~fire_now
         else:
