@@ -50,6 +50,18 @@ class DetectorTuning:
     flicker_fraction: float = 0.012
     flicker_ratio: float = 0.5  # flipped pixels per flame pixel of the cell
     flip_luma_min: float = 12.0  # a flipped pixel's brightness change since the last frame
+    # share of the fire window a cell must hold flame pixels: a flame stays in place while it
+    # flickers; a beacon or a blinking hazard light is dark half the time
+    fire_steady: float = 0.6
+    # flips left after the best shift of the last mask (up to `motion_search` px), per flame
+    # pixel: a slowly moving or stopping orange vehicle's change is explained by a shift, a
+    # flame's is not
+    fire_mc_flips: float = 0.25
+    motion_search: int = 5
+    # share of the cell's changed flame pixels that went the other way than most: a flame
+    # brightens here while it darkens there; a lamp, a beacon or a gain change goes all one way
+    fire_mixed: float = 0.12
+    fire_mixed_share: float = 0.2  # of the fire window's frames (a flame may brighten all at once)
     # smoke pixel and cell
     smoke_saturation_max: float = 0.22
     smoke_luma: tuple[float, float] = (70.0, 230.0)
@@ -60,6 +72,12 @@ class DetectorTuning:
     smoke_activity_min: float = 2.0  # mean |luma change| of the cell since the last frame
     smoke_desaturation: float = 0.04  # drop of the cell's saturation below the background's
     smoke_structure_min: float = 0.5  # correlation of the cell with its background (seen through)
+    # thick smoke (opaque: it hides the background's structure instead of veiling it): grey
+    # pixels down to this brightness, a clear change from the background, stirring
+    smoke_dark_luma_min: float = 25.0
+    smoke_opaque_diff: float = 12.0
+    smoke_opaque_activity: float = 3.0
+    smoke_grey_background: float = 0.0  # a background this pale cannot turn paler: not asked
     background_alpha: float = 0.02  # per analysed frame (never slower under a detection: no lock-in)
 
 
@@ -96,6 +114,21 @@ def _cells(mask: npt.NDArray[np.floating] | BoolGrid, cell: int) -> F32:
     m = mask[: gh * cell, : gw * cell].astype(np.float32)
     out: F32 = m.reshape(gh, cell, gw, cell).mean(axis=(1, 3), dtype=np.float32)
     return out
+
+
+def _shifted_flips(now: BoolGrid, prev: BoolGrid, cell: int, search: int) -> F32:
+    """Per cell, the share of pixels that differ between `now` and `prev` shifted by the best
+    translation of up to `search` pixels (the same shift for the cell: a rigid motion)."""
+    p = np.pad(prev, search)
+    h, w = now.shape
+    best: F32 | None = None
+    for dy in range(-search, search + 1):
+        for dx in range(-search, search + 1):
+            moved = p[search + dy : search + dy + h, search + dx : search + dx + w]
+            d = _cells(now ^ moved, cell)
+            best = d if best is None else np.minimum(best, d)
+    assert best is not None
+    return best
 
 
 def _region(grid: BoolGrid) -> Region | None:
@@ -150,7 +183,7 @@ class FireSmokeDetector:
         tuning: DetectorTuning | None = None,
         fire: bool = True,
         smoke: bool = True,
-        smoke_min_cells: int = 2,
+        smoke_min_cells: int = 3,
     ) -> None:
         self.smoke_min_cells = smoke_min_cells
         self.tuning = tuning or DetectorTuning()
@@ -158,8 +191,11 @@ class FireSmokeDetector:
         self.fire_persistence = fire_persistence
         self.smoke_persistence = smoke_persistence
         self._fire = _Persistence(max(2, round(fire_window_s * fps)))
+        self._present = _Persistence(max(2, round(fire_window_s * fps)))
+        self._mixed = _Persistence(max(2, round(fire_window_s * fps)))
         self._smoke = _Persistence(max(2, round(smoke_window_s * fps)))
         self._prev_flame: BoolGrid | None = None
+        self._prev_colour: BoolGrid | None = None
         self._bg: F32 | None = None  # per working pixel luma
         self._bg_sat: F32 | None = None  # per cell saturation
         self._prev_luma: F32 | None = None
@@ -168,32 +204,48 @@ class FireSmokeDetector:
         self._smoke_sizes: deque[int] = deque(maxlen=max(2, round(smoke_window_s * fps)))
 
     def _fire_cells(
-        self, img: F32, luma: F32, change: F32, keep: BoolGrid | None, moved: BoolGrid
-    ) -> BoolGrid:
+        self, img: F32, luma: F32, change: F32, keep: BoolGrid | None, step: F32
+    ) -> tuple[BoolGrid, BoolGrid, BoolGrid]:
+        """(cells showing flickering flame now, cells holding flame pixels now, cells whose flame
+        pixels changed both ways now)."""
         tu = self.tuning
         r, g, b = img[..., 0], img[..., 1], img[..., 2]
-        flame = (r >= tu.red_min) & (g >= tu.green_min) & (r >= g) & (g >= b) & (r - b >= tu.red_minus_blue)
-        flame &= luma >= tu.luma_min
+        colour = (r >= tu.red_min) & (g >= tu.green_min) & (r >= g) & (g >= b) & (r - b >= tu.red_minus_blue)
+        colour &= luma >= tu.luma_min
         # flame-coloured pixels that the background does not explain (an orange wall is learnt)
-        flame &= change >= tu.fire_change_min
-        prev = self._prev_flame
-        if prev is not None and prev.shape == flame.shape:
+        flame = colour & (change >= tu.fire_change_min)
+        prev, prev_colour = self._prev_flame, self._prev_colour
+        moved = np.abs(step) >= tu.flip_luma_min
+        if prev is not None and prev_colour is not None and prev.shape == flame.shape:
             if keep is not None:  # hidden pixels keep their state: a passer-by makes no flicker
                 flame = np.where(keep, flame, prev)
+                colour = np.where(keep, colour, prev_colour)
             # a real flip changes the brightness too (not noise crossing a colour threshold)
             flipped = (flame ^ prev) & moved
         else:
-            flipped = flame
-        self._prev_flame = flame
+            prev, prev_colour, flipped = None, None, flame
+        self._prev_flame, self._prev_colour = flame, colour
         frac, flips = _cells(flame, tu.cell), _cells(flipped, tu.cell)
+        present: BoolGrid = frac >= tu.fire_fraction
         # a flame's mask changes a lot between frames; a red coat's or a brake light's hardly
         flicker = (flips >= tu.flicker_fraction) & (flips >= tu.flicker_ratio * frac)
-        out: BoolGrid = (frac >= tu.fire_fraction) & flicker
-        return out
+        out: BoolGrid = present & flicker
+        mixed: BoolGrid = present.copy()
+        if tu.fire_mixed > 0 and present.any():
+            zone = flame | prev if prev is not None else flame
+            up = _cells(zone & (step >= tu.flip_luma_min), tu.cell)
+            down = _cells(zone & (step <= -tu.flip_luma_min), tu.cell)
+            mixed &= np.minimum(up, down) >= tu.fire_mixed * np.maximum(up + down, 1e-6)
+        if tu.fire_mc_flips > 0 and prev_colour is not None and out.any():
+            # on the colour mask alone: the background test does not move with a vehicle
+            out &= _shifted_flips(colour, prev_colour, tu.cell, tu.motion_search) >= tu.fire_mc_flips * frac
+        return out, present, mixed
 
-    def _smoke_cells(self, img: F32, luma: F32, delta: F32) -> BoolGrid:
+    def _smoke_cells(self, img: F32, luma: F32, delta: F32, activity: F32) -> BoolGrid:
         """Grey cells that show the background's structure at a lower contrast (semi-transparent
-        smoke over it), unlike an object that appeared or left (its texture is its own)."""
+        smoke over it), unlike an object that appeared or left (its texture is its own); or thick
+        smoke: grey cells, clearly changed, drained of the background's colour and stirring
+        (`activity`: the cell's change since the last frame above the camera's noise)."""
         tu = self.tuning
         assert self._bg is not None
         r, g, b = img[..., 0], img[..., 1], img[..., 2]
@@ -219,15 +271,24 @@ class FireSmokeDetector:
             self._bg_sat = sat_c
         # smoke veils the colours behind it; a ghost of something that left does not
         paler = self._bg_sat - sat_c >= tu.smoke_desaturation
-        self._bg_sat += tu.background_alpha * (sat_c - self._bg_sat)
-        out: BoolGrid = (
+        veil = (
             paler
             & (_cells(grey, c) >= tu.smoke_fraction)
             & (diff >= tu.smoke_diff_min)
             & soft
             & textured
             & (ncc >= tu.smoke_structure_min)
+            & (activity >= tu.smoke_activity_min)
         )
+        dark_grey = (sat <= tu.smoke_saturation_max) & (luma >= tu.smoke_dark_luma_min) & (luma <= tu.smoke_luma[1])
+        thick = (
+            (paler | (self._bg_sat <= tu.smoke_grey_background))
+            & (_cells(dark_grey, c) >= tu.smoke_fraction)
+            & (diff >= tu.smoke_opaque_diff)
+            & (activity >= tu.smoke_opaque_activity)
+        )
+        self._bg_sat += tu.background_alpha * (sat_c - self._bg_sat)
+        out: BoolGrid = veil | thick
         return out
 
     def update(
@@ -258,27 +319,37 @@ class FireSmokeDetector:
         prev_luma = (
             self._prev_luma if self._prev_luma is not None and self._prev_luma.shape == luma.shape else luma
         )
-        step = np.abs(luma - prev_luma)
+        signed_step = luma - prev_luma
+        step = np.abs(signed_step)
         self._prev_luma = luma
-        moved = step >= self.tuning.flip_luma_min
-        fire_now = (
-            self._fire_cells(img, luma, change, keep, moved) if self.fire_on else np.zeros((1, 1), dtype=bool)
-        )
+        if self.fire_on:
+            fire_now, present, mixed = self._fire_cells(img, luma, change, keep, signed_step)
+        else:
+            fire_now = present = mixed = np.zeros((1, 1), dtype=bool)
         warm = self._seen * self.tuning.background_alpha >= 1.0  # the background has settled
         if warm and self.smoke_on:
-            smoke_now = self._smoke_cells(img, luma, delta - np.float32(np.median(delta[::4, ::4])))
-            # smoke drifts and billows: a cell that stays still is a ghost of something that left
-            smoke_now &= _cells(step, self.tuning.cell) >= self.tuning.smoke_activity_min
-            if keep is not None:
-                smoke_now &= _cells(keep, self.tuning.cell) >= 0.5
+            # smoke drifts and billows: a cell that stays still is a ghost of something that left;
+            # stirring is measured above the camera's noise (the median cell: most of it is still)
+            activity = _cells(step, self.tuning.cell)
+            activity -= np.float32(np.median(activity))
+            smoke_now = self._smoke_cells(img, luma, delta - np.float32(np.median(delta[::4, ::4])), activity)
+            if keep is not None:  # nor next to a detected person (a dark coat spills over its box)
+                hidden = np.pad(_cells(keep, self.tuning.cell) < 1.0, 1)
+                near = np.zeros_like(smoke_now)
+                for dy in (0, 1, 2):
+                    for dx in (0, 1, 2):
+                        near |= hidden[dy : dy + near.shape[0], dx : dx + near.shape[1]]
+                smoke_now &= ~near
             if fire_now.shape == smoke_now.shape:
                 smoke_now &= ~fire_now
         else:
             smoke_now = np.zeros((1, 1), dtype=bool)
         self._bg += self.tuning.background_alpha * (luma - self._bg)
         fire_share = self._fire.push(fire_now)
+        steady = self._present.push(present) >= self.tuning.fire_steady
+        steady &= self._mixed.push(mixed) >= self.tuning.fire_mixed_share
         smoke_share = self._smoke.push(smoke_now)
-        fire = _region(fire_share >= self.fire_persistence) if self._fire.full else None
+        fire = _region((fire_share >= self.fire_persistence) & steady) if self._present.full else None
         smoke_grid = smoke_share >= self.smoke_persistence
         smoke = _region(smoke_grid) if self._smoke.full and smoke_grid.sum() >= self.smoke_min_cells else None
         if smoke_now.any():

@@ -153,3 +153,53 @@ def test_a_citys_own_model_alerts_through_its_class_names() -> None:
     [ev] = events
     assert ev.kind == "smoke" and ev.payload["source"] == "model" and ev.t == 4 / FPS
     assert ev.payload["box"] == [round(100 / W, 4), round(20 / H, 4), round(180 / W, 4), round(120 / H, 4)]
+
+
+def glow(img: np.ndarray, x: int, y: int, r: int, level: float) -> None:
+    """An amber light (a beacon, a sodium lamp) of brightness `level` added at (x, y)."""
+    yy, xx = np.mgrid[0:H, 0:W]
+    a = np.clip(np.exp(-(((xx - x) ** 2 + (yy - y) ** 2) / r**2)) * 1.3 * level, 0, 1)[..., None]
+    img[:] = (img * (1 - a) + np.array([255, 170, 40]) * a).astype(np.uint8)
+
+
+def test_a_blinking_beacon_and_a_beating_lamp_stay_silent() -> None:
+    # a beacon flashing at 1.5 Hz is dark half the time (a flame stays while it flickers); a lamp
+    # switched on whose brightness beats from frame to frame changes all one way at once (a
+    # flame brightens here while it darkens there)
+    rng = np.random.default_rng(3)
+    frames = scene(rng, 100)
+    for k, img in enumerate(frames[40:], start=40):
+        if (k / FPS * 1.5) % 1.0 < 0.5:
+            glow(img, 80, 120, 12, 1.0)
+        glow(img, 240, 60, 14, 1.0 + 0.3 * float(rng.uniform(-1, 1)))
+    assert run(engine("fire", "smoke"), frames) == []
+
+
+def test_a_slow_orange_vehicle_with_a_textured_body_stays_silent() -> None:
+    # an unboxed orange van creeping 2 px per frame, its body's texture moving with it: each
+    # frame's flame mask is the last one shifted (a rigid motion), not a flicker
+    rng = np.random.default_rng(4)
+    frames = scene(rng, 100)
+    body = np.stack(
+        [np.full((40, 70), 235), rng.integers(110, 170, (40, 70)), rng.integers(20, 60, (40, 70))], -1
+    ).astype(np.uint8)
+    for k, img in enumerate(frames[30:], start=30):
+        x = 20 + 2 * (k - 30)
+        img[150:190, x : x + 70] = body[:, : min(70, W - x)]
+    assert [e.kind for e in run(engine("fire"), frames)] == []
+
+
+def test_thick_dark_smoke_rising_over_grass_alerts() -> None:
+    # an opaque dark-grey plume (it hides the grass instead of veiling it), growing and stirring
+    rng = np.random.default_rng(5)
+    frames = scene(rng, 110)
+    for k, img in enumerate(frames[60:], start=60):
+        grown = min(60, 12 + 2 * (k - 60))
+        for y in range(200 - grown, 200, 2):
+            half = 6 + (200 - y) // 4 + int(rng.integers(-3, 4))
+            x = 160 + int(rng.integers(-2, 3))
+            img[y : y + 2, x - half : x + half] = rng.integers(45, 75)
+    events = run(engine("smoke", "fire"), frames)
+    assert [e.kind for e in events] == ["smoke"]
+    x1, y1, x2, y2 = events[0].payload["box"]
+    assert x1 <= 170 / W and x2 >= 150 / W and y2 >= 150 / H and events[0].t >= 12.0
