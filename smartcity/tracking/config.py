@@ -116,6 +116,17 @@ class TrackerConfig(BaseModel):
         description="Large vehicles whose parts a detector also boxes (see duplicate_overlap); empty: off.",
         max_length=64,
     )
+    class_groups: tuple[tuple[str, ...], ...] = Field(
+        (("car", "truck", "bus"), ("motorcycle", "bicycle"), ("person",)),
+        description=(
+            "Classes a detector confuses with each other: a track matches detections of its own group only "
+            "(its class is the vote over its detections), and a class in no group matches any track. Within "
+            "a group association ignores the class (detectors flicker between car and truck); across groups a "
+            "car whose box was missed took the box of the bicycle queued beside it and lost its own way. "
+            "Empty: association ignores classes altogether."
+        ),
+        max_length=64,
+    )
     max_age: int = Field(
         30,
         description="Frames a confirmed track survives without a match before it is dropped.",
@@ -131,4 +142,14 @@ class TrackerConfig(BaseModel):
             raise ValueError(
                 f"new_track_score ({self.new_track_score}) must be at least high_score ({self.high_score})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _disjoint_groups(self) -> TrackerConfig:
+        seen: set[str] = set()
+        for group in self.class_groups:
+            twice = seen.intersection(group)
+            if twice:
+                raise ValueError(f"class_groups: {sorted(twice)} in more than one group")
+            seen.update(group)
         return self
