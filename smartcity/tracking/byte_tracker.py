@@ -293,7 +293,10 @@ class ByteTracker:
                     state.confirmed = True
             else:
                 state.time_since_update += 1
-                limit = cfg.max_age if state.confirmed else cfg.tentative_max_age
+                # a track seen twice has a velocity: its prediction bridges a detector's gap as well as a
+                # confirmed track's does (a bus entering the picture, missed for four frames, came back
+                # as a new track past the counting line)
+                limit = cfg.max_age if state.confirmed or state.hits >= 2 else cfg.tentative_max_age
                 if state.time_since_update > limit:
                     keep[k] = False
         if not keep.all():
