@@ -9,8 +9,10 @@ Per call to `update(detections, t)`:
    assignment. A pair may match when the boxes overlap (IoU >= `match_iou`) or when the
    detection lies within a distance gate measured in box sizes, with a similar size: at 5 fps a
    car near the camera moves more than half its length between analysed frames and never
-   overlaps its own prediction enough. A track seen once has no velocity yet and gets a wider
-   gate (`new_track_distance` per frame elapsed); boxes cut by the picture's edge are compared
+   overlaps its own prediction enough. The distance is measured to the last part of the
+   predicted move (a vehicle driving away slows down in the picture). A track seen once has no
+   velocity yet and gets a wider gate (`new_track_distance` per frame elapsed); boxes cut by
+   the picture's edge are compared
    by their inner edges when `frame_size` is given;
 3. detections in [`low_score`, `high_score`) are matched to the tracks left over that were
    seen on the previous frame: a partly occluded object keeps its track, but a weak box
@@ -21,15 +23,16 @@ Per call to `update(detections, t)`:
    allows (an object hidden behind a bus while driving away comes out smaller and slower);
 5. a track seen once, or re-found after a gap, takes the velocity its last two observations
    imply (OC-SORT's observation-centric re-update) instead of waiting for the filter to learn it;
-6. tracks still unmatched miss a frame: a tentative track (fewer than `min_hits` matches)
-   ends after `tentative_max_age` misses in a row, a confirmed one after `max_age`;
+6. tracks still unmatched miss a frame: a track seen once ends after `tentative_max_age` misses in
+   a row, one seen twice or more (it has a velocity) after `max_age`;
 7. high detections left over, scoring >= `new_track_score`, start tentative tracks, unless
    they are the nested part (rear, front) of a bus or truck boxed whole in the same frame.
 
-Association ignores the class: detectors flicker between similar classes (car/truck),
-and a track's class is the majority over its last detections, switching only when another
-class clearly wins. Track ids count up from 1 and are never reused by one tracker, not
-even after `reset()`. Velocities are reported in pixels per second. A track carries the
+Association ignores the class within a group of `class_groups`: detectors flicker between
+similar classes (car/truck), and a track's class is the majority over its last detections,
+switching only when another class clearly wins; a track never takes a box of another group
+(the car whose box was missed does not take the bicycle's beside it). Track ids count up from
+1 and are never reused by one tracker, not even after `reset()`. Velocities are reported in pixels per second. A track carries the
 keypoints and attributes of the latest detection matched to it (kept while it is lost).
 """
 

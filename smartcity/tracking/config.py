@@ -40,7 +40,7 @@ class TrackerConfig(BaseModel):
     min_hits: int = Field(
         3,
         description=(
-            "Matched frames before a new track is confirmed; a tentative track that misses more than "
+            "Matched frames before a new track is confirmed; a track seen once that misses more than "
             "`tentative_max_age` frames in a row ends."
         ),
         ge=1,
@@ -60,8 +60,9 @@ class TrackerConfig(BaseModel):
     tentative_max_age: int = Field(
         1,
         description=(
-            "Frames in a row a tentative (not yet confirmed) track may miss before it ends: a detector "
-            "missing one frame in ten must not split every young track."
+            "Frames in a row a track seen once may miss before it ends: a detector missing one frame in "
+            "ten must not split every young track. A track seen twice has a velocity and waits `max_age` "
+            "frames, as a confirmed one does (a detector's gaps last several frames)."
         ),
         ge=0,
         le=100,
