@@ -409,18 +409,22 @@ class ByteTracker:
         ph = np.maximum(predicted[:, 3] - predicted[:, 1], 1.0)[:, None]
         dw = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)[None, :]
         dh = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)[None, :]
-        dx = (boxes[None, :, 0] + boxes[None, :, 2] - predicted[:, None, 0] - predicted[:, None, 2]) / (pw + dw)
-        dy = (boxes[None, :, 1] + boxes[None, :, 3] - predicted[:, None, 1] - predicted[:, None, 3]) / (ph + dh)
+        # twice the centres' offsets (pixels)
+        ox = boxes[None, :, 0] + boxes[None, :, 2] - predicted[:, None, 0] - predicted[:, None, 2]
+        oy = boxes[None, :, 1] + boxes[None, :, 3] - predicted[:, None, 1] - predicted[:, None, 3]
         if origin is not None:
-            # predicted move since the last sighting (b); the detection may lie up to 1 - PATH_ALONG[0] of
-            # it short of the prediction: measure from the nearest point of that stretch of the path
-            bx = 0.5 * (predicted[:, 0] + predicted[:, 2]) - origin[:, 0]
-            by = 0.5 * (predicted[:, 1] + predicted[:, 3]) - origin[:, 1]
-            back = -(dx * ((pw + dw) * bx[:, None]) + dy * ((ph + dh) * by[:, None])) / np.maximum(
-                2.0 * (bx * bx + by * by), 1e-9)[:, None]
-            back = np.clip(back, 0.0, 1.0 - PATH_ALONG[0])
-            dx = dx + 2.0 * back * bx[:, None] / (pw + dw)
-            dy = dy + 2.0 * back * by[:, None] / (ph + dh)
+            # twice the predicted move since the last sighting (b); the detection may lie up to
+            # 1 - PATH_ALONG[0] of it short of the prediction: offset from the nearest point of that stretch
+            bx = predicted[:, 0] + predicted[:, 2] - 2.0 * origin[:, 0]
+            by = predicted[:, 1] + predicted[:, 3] - 2.0 * origin[:, 1]
+            back = ox * bx[:, None]
+            back += oy * by[:, None]
+            back *= (-1.0 / np.maximum(bx * bx + by * by, 1e-9))[:, None]
+            np.clip(back, 0.0, 1.0 - PATH_ALONG[0], out=back)
+            ox += back * bx[:, None]
+            oy += back * by[:, None]
+        dx = ox / (pw + dw)
+        dy = oy / (ph + dh)
         rw = np.maximum(pw / dw, dw / pw)
         rh = np.maximum(ph / dh, dh / ph)
         if self._frame_size is not None and young is not None and young.any():
