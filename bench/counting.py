@@ -19,7 +19,7 @@ Peer: supervision ByteTrack (frame_rate = the run's fps) + one LineZone per coun
 bottom-centre anchor, on the same detections (bench/counting_peer.py).
 
 Usage: python bench/counting.py [--quick] [--seeds N] [--duration S] [--fake] [--scenes A,B] [--first-seed K] [--dump DIR] [--no-peer]
-       [--peer-crossing-threshold N] [--flush-s S]
+       [--peer-crossing-threshold N] [--flush-s S] [--no-speed]
 The last line printed is a JSON object with the figures.
 """
 
@@ -486,6 +486,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     help="comma-separated roadsim scenes (default all); the error columns of disjoint scene sets "
                          "add up weighted by their true totals, so a full run may be split across processes")
     ap.add_argument("--dump", type=Path, default=None, help="write each run's detections log, rules, truth")
+    ap.add_argument("--no-speed", action="store_true",
+                    help="skip the tracker speed measurement (the parts of a full run split by --scenes need it once)")
     args = ap.parse_args(argv)
     # the peer's library warns about its own deprecations on every frame; the pin is in pyproject
     warnings.filterwarnings("ignore", message="The `ByteTrack` was deprecated")
@@ -551,7 +553,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                   f"{args.peer_crossing_threshold})",
                           **{k: v for k, v in peer.items() if k != "per_scene"}}
         result["per_scene"] = {k: {"ours": v, "peer": peer["per_scene"].get(k)} for k, v in result["per_scene"].items()}
-    result.update(tracker_speed(500, repeats=2) if args.quick else tracker_speed(3000))
+    if not args.no_speed:
+        result.update(tracker_speed(500, repeats=2) if args.quick else tracker_speed(3000))
     result["goals"] = goals(result)
     result["runs"] = {"scenes": sorted({s.scene for s in scores}), "seeds": seeds,
                       "conditions": sorted({f"{s.fps:g}fps/{s.noise}" for s in scores}), "total": len(scores),

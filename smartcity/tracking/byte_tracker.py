@@ -9,8 +9,10 @@ Per call to `update(detections, t)`:
    assignment. A pair may match when the boxes overlap (IoU >= `match_iou`) or when the
    detection lies within a distance gate measured in box sizes, with a similar size: at 5 fps a
    car near the camera moves more than half its length between analysed frames and never
-   overlaps its own prediction enough. A track seen once has no velocity yet and gets a wider
-   gate (`new_track_distance` per frame elapsed); boxes cut by the picture's edge are compared
+   overlaps its own prediction enough. The distance is measured to the last part of the
+   predicted move (a vehicle driving away slows down in the picture). A track seen once has no
+   velocity yet and gets a wider gate (`new_track_distance` per frame elapsed); boxes cut by
+   the picture's edge are compared
    by their inner edges when `frame_size` is given;
 3. detections in [`low_score`, `high_score`) are matched to the tracks left over that were
    seen on the previous frame: a partly occluded object keeps its track, but a weak box
@@ -21,15 +23,16 @@ Per call to `update(detections, t)`:
    allows (an object hidden behind a bus while driving away comes out smaller and slower);
 5. a track seen once, or re-found after a gap, takes the velocity its last two observations
    imply (OC-SORT's observation-centric re-update) instead of waiting for the filter to learn it;
-6. tracks still unmatched miss a frame: a tentative track (fewer than `min_hits` matches)
-   ends after `tentative_max_age` misses in a row, a confirmed one after `max_age`;
+6. tracks still unmatched miss a frame: a track seen once ends after `tentative_max_age` misses in
+   a row, one seen twice or more (it has a velocity) after `max_age`;
 7. high detections left over, scoring >= `new_track_score`, start tentative tracks, unless
    they are the nested part (rear, front) of a bus or truck boxed whole in the same frame.
 
-Association ignores the class: detectors flicker between similar classes (car/truck),
-and a track's class is the majority over its last detections, switching only when another
-class clearly wins. Track ids count up from 1 and are never reused by one tracker, not
-even after `reset()`. Velocities are reported in pixels per second. A track carries the
+Association ignores the class within a group of `class_groups`: detectors flicker between
+similar classes (car/truck), and a track's class is the majority over its last detections,
+switching only when another class clearly wins; a track never takes a box of another group
+(the car whose box was missed does not take the bicycle's beside it). Track ids count up from
+1 and are never reused by one tracker, not even after `reset()`. Velocities are reported in pixels per second. A track carries the
 keypoints and attributes of the latest detection matched to it (kept while it is lost).
 """
 
@@ -145,6 +148,8 @@ class ByteTracker:
         self._obs: FloatArray = np.zeros((0, 4))
         self._since_obs: FloatArray = np.zeros(0)
         self._frame_size: tuple[int, int] | None = None
+        # class -> index of its group in config.class_groups (association stays within a group)
+        self._group_of = {c: k for k, group in enumerate(self.config.class_groups) for c in group}
 
     def reset(self) -> None:
         """Forget every track and the frame timing; ids keep counting up."""
@@ -218,13 +223,18 @@ class ByteTracker:
         if n_tracks:
             predicted = kalman.states_to_boxes(mean)
             gate, young = self._gates()
+            apart = self._apart(detections)
             if high_idx.size:
-                rows, cols = self._assign(self._cost(predicted, boxes[high_idx], gate, young), COST_LIMIT)
+                cost = self._cost(predicted, boxes[high_idx], gate, young, None if apart is None else apart[:, high_idx],
+                                  self._obs[:, :2])
+                rows, cols = self._assign(cost, COST_LIMIT)
                 det_of_track[rows] = high_idx[cols]
             # ByteTrack's second stage: weak boxes only extend tracks seen on the previous frame.
             candidates = np.flatnonzero((det_of_track < 0) & seen_last_frame)
             if candidates.size and low_idx.size:
-                cost = self._cost(predicted[candidates], boxes[low_idx], gate[candidates], young[candidates])
+                cost = self._cost(predicted[candidates], boxes[low_idx], gate[candidates], young[candidates],
+                                  None if apart is None else apart[np.ix_(candidates, low_idx)],
+                                  self._obs[candidates, :2])
                 rows, cols = self._assign(cost, COST_LIMIT)
                 det_of_track[candidates[rows]] = low_idx[cols]
             taken = np.zeros(len(scores), dtype=bool)
@@ -236,6 +246,8 @@ class ByteTracker:
             if lost.size and unmatched_high.size:
                 last_boxes = kalman.states_to_boxes(self._obs[lost])
                 iou = self._iou(last_boxes, boxes[unmatched_high])
+                if apart is not None:
+                    iou[apart[np.ix_(lost, unmatched_high)]] = 0.0
                 rows, cols = self._assign(1.0 - iou, 1.0 - cfg.match_iou + 1e-9)
                 det_of_track[lost[rows]] = unmatched_high[cols]
                 unmatched_high = np.delete(unmatched_high, cols)
@@ -244,7 +256,10 @@ class ByteTracker:
             # larger than when it was lost (perspective), outside both gates above.
             lost = np.flatnonzero((det_of_track < 0) & ~seen_last_frame & (self._since_obs >= PATH_MIN_GAP))
             if lost.size and unmatched_high.size:
-                rows, cols = self._assign(self._path_cost(lost, mean, boxes[unmatched_high]), COST_LIMIT)
+                cost = self._path_cost(lost, mean, boxes[unmatched_high])
+                if apart is not None:
+                    cost[apart[np.ix_(lost, unmatched_high)]] = COST_LIMIT + 1.0
+                rows, cols = self._assign(cost, COST_LIMIT)
                 det_of_track[lost[rows]] = unmatched_high[cols]
                 unmatched_high = np.delete(unmatched_high, cols)
 
@@ -281,7 +296,10 @@ class ByteTracker:
                     state.confirmed = True
             else:
                 state.time_since_update += 1
-                limit = cfg.max_age if state.confirmed else cfg.tentative_max_age
+                # a track seen twice has a velocity: its prediction bridges a detector's gap as well as a
+                # confirmed track's does (a bus entering the picture, missed for four frames, came back
+                # as a new track past the counting line)
+                limit = cfg.max_age if state.confirmed or state.hits >= 2 else cfg.tentative_max_age
                 if state.time_since_update > limit:
                     keep[k] = False
         if not keep.all():
@@ -309,6 +327,17 @@ class ByteTracker:
         self._mean = mean
         self._cov = cov
         return self._snapshot(t)
+
+    def _apart(self, detections: Sequence[Detection]) -> npt.NDArray[np.bool_] | None:
+        """(tracks, detections): pairs whose classes lie in different `class_groups` (never matched);
+        None when no pair does."""
+        group_of = self._group_of
+        if not group_of or not detections:
+            return None
+        tg = np.fromiter((group_of.get(s.cls, -1) for s in self._states), dtype=np.intp, count=len(self._states))
+        dg = np.fromiter((group_of.get(d.cls, -1) for d in detections), dtype=np.intp, count=len(detections))
+        apart = (tg[:, None] != dg[None, :]) & (tg[:, None] >= 0) & (dg[None, :] >= 0)
+        return apart if apart.any() else None
 
     def _gates(self) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
         """Per track, how far (in box sizes) a detection may be from its prediction and still match;
@@ -357,7 +386,8 @@ class ByteTracker:
         return cost
 
     def _cost(
-        self, predicted: FloatArray, boxes: FloatArray, gate: FloatArray, young: npt.NDArray[np.bool_] | None = None
+        self, predicted: FloatArray, boxes: FloatArray, gate: FloatArray, young: npt.NDArray[np.bool_] | None = None,
+        apart: npt.NDArray[np.bool_] | None = None, origin: FloatArray | None = None,
     ) -> FloatArray:
         """Association cost in [0, 1) of every (track, detection) pair, COST_LIMIT + 1 where forbidden.
 
@@ -365,6 +395,11 @@ class ByteTracker:
         within the track's gate, measured in box sizes, with a similar size. IoU alone loses objects
         that move more than about half their size between analysed frames (fast vehicles near the
         camera at 5 fps); distance alone confuses neighbours in a crowd, so both count in the cost.
+
+        With `origin` (each track's last observed centre), the distance is measured to the last
+        `1 - PATH_ALONG[0]` of the predicted move instead of its end: a vehicle driving away from the
+        camera slows down in the picture from frame to frame (perspective), and one braking falls short
+        of its prediction, never ahead of it. `apart` marks pairs that may never match.
         """
         cfg = self.config
         iou = self._iou(predicted, boxes)
@@ -374,8 +409,22 @@ class ByteTracker:
         ph = np.maximum(predicted[:, 3] - predicted[:, 1], 1.0)[:, None]
         dw = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)[None, :]
         dh = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)[None, :]
-        dx = (boxes[None, :, 0] + boxes[None, :, 2] - predicted[:, None, 0] - predicted[:, None, 2]) / (pw + dw)
-        dy = (boxes[None, :, 1] + boxes[None, :, 3] - predicted[:, None, 1] - predicted[:, None, 3]) / (ph + dh)
+        # twice the centres' offsets (pixels)
+        ox = boxes[None, :, 0] + boxes[None, :, 2] - predicted[:, None, 0] - predicted[:, None, 2]
+        oy = boxes[None, :, 1] + boxes[None, :, 3] - predicted[:, None, 1] - predicted[:, None, 3]
+        if origin is not None:
+            # twice the predicted move since the last sighting (b); the detection may lie up to
+            # 1 - PATH_ALONG[0] of it short of the prediction: offset from the nearest point of that stretch
+            bx = predicted[:, 0] + predicted[:, 2] - 2.0 * origin[:, 0]
+            by = predicted[:, 1] + predicted[:, 3] - 2.0 * origin[:, 1]
+            back = ox * bx[:, None]
+            back += oy * by[:, None]
+            back *= (-1.0 / np.maximum(bx * bx + by * by, 1e-9))[:, None]
+            np.clip(back, 0.0, 1.0 - PATH_ALONG[0], out=back)
+            ox += back * bx[:, None]
+            oy += back * by[:, None]
+        dx = ox / (pw + dw)
+        dy = oy / (ph + dh)
         rw = np.maximum(pw / dw, dw / pw)
         rh = np.maximum(ph / dh, dh / ph)
         if self._frame_size is not None and young is not None and young.any():
@@ -384,6 +433,8 @@ class ByteTracker:
         distance = np.hypot(dx, dy) / gate[:, None]
         ratio = np.maximum(rw, rh)
         allowed = (iou >= cfg.match_iou) | ((distance <= 1.0) & (ratio <= cfg.max_size_ratio))
+        if apart is not None:
+            allowed &= ~apart
         cost: FloatArray = 0.5 * (1.0 - iou) + 0.5 * np.minimum(distance, 1.0)
         cost[~allowed] = COST_LIMIT + 1.0
         return cost

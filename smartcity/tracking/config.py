@@ -40,7 +40,7 @@ class TrackerConfig(BaseModel):
     min_hits: int = Field(
         3,
         description=(
-            "Matched frames before a new track is confirmed; a tentative track that misses more than "
+            "Matched frames before a new track is confirmed; a track seen once that misses more than "
             "`tentative_max_age` frames in a row ends."
         ),
         ge=1,
@@ -60,8 +60,9 @@ class TrackerConfig(BaseModel):
     tentative_max_age: int = Field(
         1,
         description=(
-            "Frames in a row a tentative (not yet confirmed) track may miss before it ends: a detector "
-            "missing one frame in ten must not split every young track."
+            "Frames in a row a track seen once may miss before it ends: a detector missing one frame in "
+            "ten must not split every young track. A track seen twice has a velocity and waits `max_age` "
+            "frames, as a confirmed one does (a detector's gaps last several frames)."
         ),
         ge=0,
         le=100,
@@ -116,6 +117,17 @@ class TrackerConfig(BaseModel):
         description="Large vehicles whose parts a detector also boxes (see duplicate_overlap); empty: off.",
         max_length=64,
     )
+    class_groups: tuple[tuple[str, ...], ...] = Field(
+        (("car", "truck", "bus"), ("motorcycle", "bicycle"), ("person",)),
+        description=(
+            "Classes a detector confuses with each other: a track matches detections of its own group only "
+            "(its class is the vote over its detections), and a class in no group matches any track. Within "
+            "a group association ignores the class (detectors flicker between car and truck); across groups a "
+            "car whose box was missed took the box of the bicycle queued beside it and lost its own way. "
+            "Empty: association ignores classes altogether."
+        ),
+        max_length=64,
+    )
     max_age: int = Field(
         30,
         description="Frames a confirmed track survives without a match before it is dropped.",
@@ -131,4 +143,14 @@ class TrackerConfig(BaseModel):
             raise ValueError(
                 f"new_track_score ({self.new_track_score}) must be at least high_score ({self.high_score})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _disjoint_groups(self) -> TrackerConfig:
+        seen: set[str] = set()
+        for group in self.class_groups:
+            twice = seen.intersection(group)
+            if twice:
+                raise ValueError(f"class_groups: {sorted(twice)} in more than one group")
+            seen.update(group)
         return self

@@ -558,3 +558,69 @@ def test_coast_predicts_without_ageing_and_the_next_update_matches() -> None:
     fresh.update([Detection(box=(0.0, 0.0, 10.0, 10.0), cls="car", score=0.9)], 0.0)
     assert len(fresh.coast(0.2)) == 1 and fresh.predicted_boxes(0.4).shape == (0, 4)
     assert fresh.predicted_boxes(0.4, established_only=False).shape == (1, 4)
+
+
+def test_a_car_track_missing_its_box_does_not_take_the_bicycle_queued_beside_it() -> None:
+    """A car waits at the stop line with a bicycle beside it, whose box lies mostly inside the car's.
+    On a frame where the car was missed (hidden) and the bicycle boxed weakly, the car's track took the
+    bicycle's box (IoU 0.36): its box shrank, it lost the car, and the car's crossing went uncounted.
+    Association stays within class groups; without them (class_groups=()) the old swap comes back."""
+    car = (600.0, 300.0, 700.0, 380.0)
+    bicycle = (615.0, 320.0, 665.0, 378.0)
+    outcomes = {}
+    for groups in ((), TrackerConfig().class_groups):
+        tracker = ByteTracker(TrackerConfig(class_groups=groups))
+        for f in range(10):
+            tracker.update([Detection(car, "car", 0.8)], f / FPS)
+        out = tracker.update([Detection(bicycle, "bicycle", 0.35)], 10 / FPS)
+        outcomes[groups] = {t.track_id: (t.time_since_update, t.cls) for t in out}
+        # a strong bicycle box starts its own track instead
+        out = tracker.update([Detection(car, "car", 0.8), Detection(bicycle, "bicycle", 0.8)], 11 / FPS)
+        outcomes[(groups, "strong")] = {t.track_id: (t.time_since_update, t.cls) for t in out}
+    assert outcomes[()] == {1: (0, "car")}  # class-blind: the car's track took the bicycle's box
+    assert outcomes[TrackerConfig().class_groups] == {1: (1, "car")}
+    assert outcomes[(TrackerConfig().class_groups, "strong")] == {1: (0, "car"), 2: (0, "bicycle")}
+
+
+def test_classes_within_a_group_still_match_and_groups_must_not_overlap() -> None:
+    """A detector flickering between car and truck keeps one track; a class named in two groups is
+    rejected with the class in the message."""
+    tracker = ByteTracker()
+    m = Mover(x=100, y=300, vx=30, vy=0)
+    for f in range(6):
+        out = tracker.update([Detection(m.box(f), "truck" if f % 2 else "car", 0.8)], f / FPS)
+    assert [(t.track_id, t.time_since_update) for t in out] == [(1, 0)]
+    with pytest.raises(ValidationError, match="truck"):
+        TrackerConfig(class_groups=(("car", "truck"), ("truck", "bus")))
+
+
+def test_a_vehicle_driving_away_keeps_one_track_while_it_slows_down_in_the_picture() -> None:
+    """A motorcycle entering near the camera and driving away at 50 km/h: its box shrinks by a fifth
+    and its move in the picture by as much from one frame (5 fps) to the next. Constant velocity
+    overshoots it by more than the distance gate; measured to the last part of the predicted move,
+    the gate keeps its track (it used to start a new one on the fourth frame, after the line)."""
+    tracker = ByteTracker()
+    cx, cy, w = 1160.0, 600.0, 160.0
+    ids = set()
+    for f in range(8):
+        h = 0.9 * w
+        out = tracker.update([Detection((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), "motorcycle", 0.9)],
+                             f / FPS, (1280, 720))
+        ids |= {t.track_id for t in out if t.time_since_update == 0}
+        cx, cy, w = cx - 0.75 * w, cy - 0.35 * w, 0.8 * w
+    assert ids == {1}
+
+
+def test_a_track_seen_twice_bridges_a_gap_of_the_detector() -> None:
+    """A bus entering the picture is boxed twice, then missed for four frames (a detector's gap): seen
+    twice, its track has a velocity and waits for it as a confirmed one does, instead of ending after
+    one miss (the bus came back as a new track past the counting line). A track seen once still ends."""
+    tracker = ByteTracker()
+    bus = Mover(x=150, y=450, vx=60, vy=-10, w=260, h=150)
+    lone = Mover(x=900, y=200, vx=0, vy=0)
+    for f in range(8):
+        dets = [] if 2 <= f <= 5 else [Detection(bus.box(f), "bus", 0.9)]
+        if f == 1:
+            dets.append(Detection(lone.box(f), "car", 0.9))
+        out = tracker.update(dets, f / FPS, (1280, 720))
+    assert [(t.track_id, t.hits, t.time_since_update) for t in out] == [(1, 4, 0)]
