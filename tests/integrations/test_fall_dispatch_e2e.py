@@ -140,10 +140,15 @@ async def _gql(client: httpx.AsyncClient, base: str, query: str, token: str | No
     return body["data"]
 
 
-async def _login(client: httpx.AsyncClient, base: str, proc: subprocess.Popen[bytes]) -> str:
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:]
+
+
+async def _login(client: httpx.AsyncClient, base: str, proc: subprocess.Popen[bytes], log: Path) -> str:
     deadline = time.monotonic() + 240
     while True:
-        assert proc.poll() is None, "server exited during start-up"
+        # the end of the server's log says why (a loaded machine once stopped its Ray start-up)
+        assert proc.poll() is None, f"server exited during start-up: {_tail(log)}"
         try:
             if (await client.get(f"{base}/healthz", timeout=5)).status_code == 200:
                 break
@@ -161,11 +166,11 @@ async def _login(client: httpx.AsyncClient, base: str, proc: subprocess.Popen[by
 
 
 async def test_a_filmed_fall_is_dispatched_as_cap_and_a_call_then_cancelled_by_the_operator(
-    server: tuple[str, subprocess.Popen[bytes]], samu: CapReceiver, twilio_server: LoopbackTwilio
+    server: tuple[str, subprocess.Popen[bytes]], samu: CapReceiver, twilio_server: LoopbackTwilio, tmp_path: Path
 ) -> None:
     base, proc = server
     async with httpx.AsyncClient() as client:
-        token = await _login(client, base, proc)
+        token = await _login(client, base, proc, tmp_path / "server.log")  # the fixture's log
         rule = await _gql(client, base, """mutation { createRule(id: "hall-fall", input: {
             cameraId: "cam-1", type: "fall", params: {down_s: 2, max_fall_s: 3} }) {
             __typename ... on Rule { id } ... on ValidationError { errors { field message } } } }""", token)  # fmt: skip
