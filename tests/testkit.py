@@ -31,6 +31,28 @@ def session_processes(sid: int) -> list[psutil.Process]:
     return out
 
 
+def run_cluster_bench(*args: str) -> dict[str, Any]:
+    """`bench/cluster.py *args` in its own process (a Ray driver attaches to one cluster per
+    process, and the suite's may already run); asserts it succeeded and returns its last-line JSON."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, str(root / "bench" / "cluster.py"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=900,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    return result
+
+
 def processes_mentioning(text: str) -> list[int]:
     """Pids of the processes whose command line contains `text` (a cluster's temp dir)."""
     from pathlib import Path

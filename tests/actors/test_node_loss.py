@@ -8,46 +8,22 @@ drops its database; the test checks that no process of its cluster is left."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from testkit import processes_mentioning
+from testkit import processes_mentioning, run_cluster_bench
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_killed_worker_node_loses_and_repeats_no_event(pg_url: str) -> None:
     del pg_url  # PostgreSQL is there (the fixture skips, or fails in CI, otherwise)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "cluster.py"),
-            "--quick",
-            "--cameras",
-            "4",
-            "--groups",
-            "4",
-            "--seconds",
-            "4",
-            # the servers phase is tests/cluster/test_failover.py's; capacity is a bench figure
-            "--no-servers",
-            "--no-capacity",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result = run_cluster_bench(
+        "--quick", "--cameras", "4", "--groups", "4", "--seconds", "4",
+        # the servers phase is tests/cluster/test_failover.py's; capacity is a bench figure
+        "--no-servers", "--no-capacity",
+    )  # fmt: skip
     assert result["nodes"] == 3
     assert result["groups_moved"] >= 1  # the killed worker ran groups (spread over both)
     assert result["events_stored"] > 0

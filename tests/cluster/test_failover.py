@@ -9,34 +9,19 @@ as tests/actors/test_node_loss.py does, and checks what it measured."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psutil
 import pytest
-from testkit import processes_mentioning
+from testkit import processes_mentioning, run_cluster_bench
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.postgres]
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_server_delivers_every_event_and_a_killed_leader_is_replaced(pg_url: str) -> None:
     del pg_url  # PostgreSQL is there (the fixture skips, or fails in CI, otherwise)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "cluster.py"), "--servers-only", "--quick", "--seconds", "3"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result = run_cluster_bench("--servers-only", "--quick", "--seconds", "3")
     assert result["servers"] == 2
     assert result["subscription_events_checked"] > 0
     # each server's subscriber: every stored event it could have seen, once, in order per camera
