@@ -28,6 +28,7 @@ from strawberry.extensions import (
 from strawberry.scalars import JSON
 
 from smartcity.graphql.errors import MaskingSchema
+from smartcity.graphql.executor import ApiExecutionContext
 from smartcity.graphql.extension_fields import SchemaConflict, SchemaParts, merge_parts
 from smartcity.graphql.limits import JSON_SCALAR, CostLimiter
 from smartcity.graphql.mutations import Mutation
@@ -77,6 +78,7 @@ def make_schema(*, introspection: bool = True, parts: Sequence[SchemaParts] = ()
         extensions=extensions,
         expected=(SubscriptionEnded,),  # anything unexpected reaches the client as an error id
         scalar_overrides={JSON: JSON_SCALAR},  # inputs: finite and at most MAX_JSON_DEPTH deep
+        execution_context_class=ApiExecutionContext,  # subscriptions that run for days stay flat
     )
 
 
