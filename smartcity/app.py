@@ -35,7 +35,14 @@ from starlette.staticfiles import StaticFiles
 from smartcity.actors.camera_group import CameraSpec
 from smartcity.actors.directory import NamedGroups
 from smartcity.actors.facade import RayHealth, RayVideo
-from smartcity.actors.ray_node import MALLOC_ARENA_ENV, MALLOC_ARENAS, start_ray, stop_ray
+from smartcity.actors.ray_node import (
+    MALLOC_ARENA_ENV,
+    MALLOC_ARENAS,
+    MALLOC_MMAP_ENV,
+    MMAP_THRESHOLD,
+    start_ray,
+    stop_ray,
+)
 from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json
 from smartcity.cluster import ClusterFeed, LeaderElection, Term
 from smartcity.cluster.connect import connector, default_server_id
@@ -108,19 +115,33 @@ GC_THRESHOLDS = (50_000, 20, 100)
 # scans only what came later).
 GC_YOUNG_EVERY_S = 60.0
 GC_FULL_EVERY_S = 600.0
-M_ARENA_MAX = -8  # glibc's mallopt parameter
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameters
+M_ARENA_MAX = -8
+
+
+def _mallopt(env: str, param: int, value: int) -> bool:
+    """Set a glibc malloc parameter in this process, unless the environment variable that sets
+    it at exec is given (it wins); False where not glibc."""
+    if os.environ.get(env) or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(param, value))
+    except (OSError, AttributeError):  # musl and others: no mallopt
+        return False
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     """Cap glibc's malloc arenas in this process (what MALLOC_ARENA_MAX does at exec): threads
     created later share them. An explicit MALLOC_ARENA_MAX wins; False where not glibc."""
-    if os.environ.get(MALLOC_ARENA_ENV) or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):  # musl and others: no mallopt
-        return False
+    return _mallopt(MALLOC_ARENA_ENV, M_ARENA_MAX, arenas)
+
+
+def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Serve blocks of `threshold` bytes and more with mappings of their own, given back at
+    free(), and never raise the threshold (see `ray_node.MMAP_THRESHOLD`): the live views' frames
+    do not fragment the heap. An explicit MALLOC_MMAP_THRESHOLD_ wins; False where not glibc."""
+    return _mallopt(MALLOC_MMAP_ENV, M_MMAP_THRESHOLD, threshold)
 
 
 async def collect_garbage(
@@ -256,6 +277,7 @@ class Server:
         if self.start_ray:
             if s.server.gc_tuning:  # before Ray's threads start: they share the arenas
                 limit_malloc_arenas()
+                fix_mmap_threshold()
             info = start_ray(s.ray)
             self.ray_address = info.address
             self._ray_started = info.started

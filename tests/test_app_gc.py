@@ -62,14 +62,21 @@ async def test_garbage_in_the_oldest_generation_is_freed_by_the_full_pass(server
     assert old() is None
 
 
-def test_malloc_arenas_are_capped_unless_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("setting", "env", "value"),
+    [("limit_malloc_arenas", "MALLOC_ARENA_MAX", "4"), ("fix_mmap_threshold", "MALLOC_MMAP_THRESHOLD_", "262144")],
+)
+def test_malloc_is_tuned_unless_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch, setting: str, env: str, value: str
+) -> None:
     import ctypes.util
     import sys
 
-    from smartcity.app import limit_malloc_arenas
+    import smartcity.app
 
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert limit_malloc_arenas() is False  # an explicit setting wins
-    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    tune = getattr(smartcity.app, setting)
+    monkeypatch.setenv(env, value)
+    assert tune() is False  # an explicit setting wins
+    monkeypatch.delenv(env)
     glibc = sys.platform.startswith("linux") and "libc.so" in (ctypes.util.find_library("c") or "")
-    assert limit_malloc_arenas() is glibc
+    assert tune() is glibc

@@ -66,9 +66,11 @@ def _init_ray(cfg: RayConfig) -> RayStarted:
         ctx = ray.init(address=cfg.address, namespace=cfg.namespace, log_to_driver=False)
     else:
         _local_ray_on_loopback()
-        # the local Ray's daemons and workers inherit this environment: few malloc arenas, as in
-        # the server (`app.limit_malloc_arenas`), so their RSS levels off instead of creeping up
+        # the local Ray's daemons and workers inherit this environment: few malloc arenas and a
+        # fixed mmap threshold, as in the server (`app.limit_malloc_arenas`,
+        # `app.fix_mmap_threshold`), so their RSS levels off instead of creeping up
         os.environ.setdefault(MALLOC_ARENA_ENV, str(MALLOC_ARENAS))
+        os.environ.setdefault(MALLOC_MMAP_ENV, str(MMAP_THRESHOLD))
         ctx = ray.init(
             num_cpus=cfg.num_cpus,
             num_gpus=cfg.num_gpus,
@@ -92,6 +94,16 @@ LOOPBACK = "127.0.0.1"
 # bench/soak.py held ~40 MiB less (662 vs 701 MiB in two 11-minute runs)
 MALLOC_ARENA_ENV = "MALLOC_ARENA_MAX"
 MALLOC_ARENAS = 2
+# glibc serves a block of at least the mmap threshold (128 KiB) with a mapping of its own, given
+# back at free(), but raises the threshold to the size of each such block freed, up to 32 MiB:
+# after the first big one, the frames (436 KiB to 1.3 MiB planes and pictures, made and freed by
+# decoder, worker and Ray threads at 10-30 a second) came from the arenas, whose freed holes they
+# fragment. bench/soak.py's camera group grew from 193 to 478 MiB of anonymous memory in its
+# first 10 minutes, 163 MiB of it free inside the arenas (malloc_info). A fixed threshold (which
+# also stops the raising) keeps them in mappings of their own: the same group stayed within
+# 150-380 MiB, up and down with the frames in flight.
+MALLOC_MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
+MMAP_THRESHOLD = 128 * 1024
 _AUTH_MODE_ENV = "RAY_AUTH_MODE"
 # Ray binds its GCS, raylet, workers and agents to the node IP, which it resolves to the
 # primary interface (and turns a given 127.0.0.1 back into it) unless "clusters" are off, as on

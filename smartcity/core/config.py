@@ -72,7 +72,8 @@ class ServerConfig(Section):
         True,
         description="Freeze start-up objects and collect garbage less often: graphql-core leaves cyclic "
         "garbage per rendered event, and default thresholds cost 0.5 s full collections at 1,000 subscribers. "
-        "Also collects every minute (fully every 10) and caps glibc's malloc arenas, so memory stays flat.",
+        "Also collects every minute (fully every 10), caps glibc's malloc arenas and fixes its mmap threshold, "
+        "so memory stays flat.",
     )
     subscription_queue: int = Field(
         256, description="Events queued per live subscriber before it is closed as too slow.", ge=1, le=100_000

@@ -56,73 +56,94 @@ def _ensure_ffmpeg_error_logs() -> None:
         av.logging.set_level(av.logging.ERROR)
 
 
-class _Decoded:
-    """A decoded picture, converted to RGB `Frame`s once each, on first demand: at full size (live
-    views, snapshots) and, when the source resizes for analysis, at `analysis_size` (one swscale
-    pass from the decoder's YUV). The YUV picture is kept until the full frame is made, so that
-    an analysed frame can still give its full picture to an evidence snapshot."""
+class _Picture:
+    """A decoded picture at the camera's size: the decoder's YUV frame until someone asks for the
+    RGB one, converted once. It refers to nothing else, so that what hands it out (an analysis
+    frame's `full`) makes no reference cycle with it (see `_Decoded`)."""
 
-    __slots__ = ("_frame", "_lock", "_small", "_video", "analysis_size", "camera_id", "height", "index", "t", "width")
+    __slots__ = ("_frame", "_video", "camera_id", "height", "index", "lock", "t", "width")
 
-    def __init__(
-        self, camera_id: str, index: int, t: float, video: av.VideoFrame, analysis_size: tuple[int, int] | None = None
-    ) -> None:
+    def __init__(self, camera_id: str, index: int, t: float, video: av.VideoFrame) -> None:
         self.camera_id = camera_id
         self.index = index
         self.t = t
         self.width = int(video.width)
         self.height = int(video.height)
-        self.analysis_size = analysis_size  # (width, height); None: analysis gets the full frame
         self._video: av.VideoFrame | None = video
         self._frame: Frame | None = None
-        self._small: Frame | None = None
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def frame(self) -> Frame:
-        with self._lock:
-            if self._frame is None:
-                assert self._video is not None
-                image = self._video.to_ndarray(format="rgb24")
-                image.flags.writeable = False
-                self._frame = Frame(
-                    camera_id=self.camera_id,
-                    index=self.index,
-                    t=self.t,
-                    image=image,
-                    width=self.width,
-                    height=self.height,
-                )
-                self._video = None  # give the decoder's buffer back
-            return self._frame
+        with self.lock:
+            return self.frame_locked()
+
+    def frame_locked(self) -> Frame:
+        if self._frame is None:
+            assert self._video is not None
+            image = self._video.to_ndarray(format="rgb24")
+            image.flags.writeable = False
+            self._frame = self.frame_of(image)
+            self._video = None  # give the decoder's buffer back
+        return self._frame
+
+    def frame_of(self, image: np.ndarray, full: Callable[[], np.ndarray] | None = None) -> Frame:
+        """A `Frame` of this picture showing `image` (the picture itself, or it scaled)."""
+        return Frame(
+            camera_id=self.camera_id, index=self.index, t=self.t, image=image, width=self.width, height=self.height, full=full
+        )
+
+    def image(self) -> np.ndarray:
+        return self.frame().image
+
+    def video_locked(self) -> av.VideoFrame | None:
+        """The YUV frame, None once the RGB one is made (call with `lock` held)."""
+        return self._video
+
+
+class _Decoded:
+    """A decoded picture, converted to RGB `Frame`s once each, on first demand: at full size (live
+    views, snapshots) and, when the source resizes for analysis, at `analysis_size` (one swscale
+    pass from the decoder's YUV). The YUV picture is kept until the full frame is made, so that
+    an analysed frame can still give its full picture to an evidence snapshot.
+
+    The analysis frame's `full` refers to the `_Picture`, never to this object, which holds the
+    analysis frame: a cycle between them would outlive its last use until the cyclic GC's oldest
+    generation ran, every few minutes in a camera-group actor, with the picture's buffers (YUV,
+    RGB at both sizes, ~2.4 MiB for 768x576). bench/soak.py's camera group held 120 of them at
+    once (428 MiB of anonymous memory; 231 MiB after one `gc.collect()`)."""
+
+    __slots__ = ("_picture", "_small", "analysis_size")
+
+    def __init__(
+        self, camera_id: str, index: int, t: float, video: av.VideoFrame, analysis_size: tuple[int, int] | None = None
+    ) -> None:
+        self._picture = _Picture(camera_id, index, t, video)
+        self.analysis_size = analysis_size  # (width, height); None: analysis gets the full frame
+        self._small: Frame | None = None
+
+    def frame(self) -> Frame:
+        return self._picture.frame()
 
     def full_image(self) -> np.ndarray:
-        return self.frame().image
+        return self._picture.image()
 
     def analysis(self, reformatter: VideoReformatter) -> Frame:
         """The frame for analysis: scaled to `analysis_size` in one conversion from YUV (the
         caller's `reformatter` keeps its scaler between frames), else the full frame."""
         if self.analysis_size is None:
             return self.frame()
-        with self._lock:
+        pic = self._picture
+        with pic.lock:
             if self._small is None:
-                video = self._video
+                video = pic.video_locked()
                 if video is None:  # the full frame was made first: scale nothing, hand it out
-                    assert self._frame is not None
-                    return self._frame
+                    return pic.frame_locked()
                 w, h = self.analysis_size
                 image = reformatter.reformat(
                     video, width=w, height=h, format="rgb24", interpolation=Interpolation.AREA
                 ).to_ndarray()
                 image.flags.writeable = False
-                self._small = Frame(
-                    camera_id=self.camera_id,
-                    index=self.index,
-                    t=self.t,
-                    image=image,
-                    width=self.width,
-                    height=self.height,
-                    full=self.full_image,
-                )
+                self._small = pic.frame_of(image, full=pic.image)
             return self._small
 
 

@@ -236,16 +236,17 @@ async def test_actor_calls_leave_no_task_events_in_the_gcs(harness: Harness) -> 
 
 
 @ray.remote
-def _arena_setting() -> str | None:
+def _malloc_settings() -> tuple[str | None, str | None]:
     import os
 
-    return os.environ.get("MALLOC_ARENA_MAX")
+    return os.environ.get("MALLOC_ARENA_MAX"), os.environ.get("MALLOC_MMAP_THRESHOLD_")
 
 
-def test_local_ray_workers_run_with_few_malloc_arenas(ray_session: None) -> None:
+def test_local_ray_workers_run_with_few_malloc_arenas_and_a_fixed_mmap_threshold(ray_session: None) -> None:
     import os
 
-    from smartcity.actors.ray_node import MALLOC_ARENA_ENV
+    from smartcity.actors.ray_node import MALLOC_ARENA_ENV, MALLOC_MMAP_ENV
 
-    assert os.environ.get(MALLOC_ARENA_ENV)  # set before the local Ray started (or given)
-    assert ray.get(_arena_setting.remote()) == os.environ[MALLOC_ARENA_ENV]
+    # set before the local Ray started (or given)
+    assert os.environ.get(MALLOC_ARENA_ENV) and os.environ.get(MALLOC_MMAP_ENV)
+    assert ray.get(_malloc_settings.remote()) == (os.environ[MALLOC_ARENA_ENV], os.environ[MALLOC_MMAP_ENV])
