@@ -2,7 +2,7 @@
 rules, GraphQL subscribers (events, camera status) and a WebRTC live view, for `--minutes`;
 the memory (RSS) of every process of the server is sampled and summed by kind.
 
-Usage: python bench/soak.py [--minutes 60] [--warmup-minutes 10] [--cameras 3] [--sample-s 30]
+Usage: python bench/soak.py [--minutes 60] [--warmup-minutes 10] [--cameras 3] [--sample-s 10]
 (not part of the `--quick` runs of the other benches: it takes its minutes).
 
 Kinds: `server` (the `smartcity demo` process), `camera_group` and `inference` (Ray actors),
@@ -302,7 +302,7 @@ def main() -> None:
     ap.add_argument("--warmup-minutes", type=float, default=10)
     ap.add_argument("--cameras", type=int, default=3)
     ap.add_argument("--subscribers", type=int, default=2, help="of each subscription")
-    ap.add_argument("--sample-s", type=float, default=30)
+    ap.add_argument("--sample-s", type=float, default=10, help="seconds between samples (more samples: a slope less moved by the frames in flight)")
     ap.add_argument(
         "--trace-dir",
         type=Path,
