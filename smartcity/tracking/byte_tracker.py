@@ -215,27 +215,29 @@ class ByteTracker:
             boxes = np.zeros((0, 4))
             scores = np.zeros(0)
             usable = np.zeros(0, dtype=bool)
-        high_idx = np.flatnonzero(usable & (scores >= cfg.high_score))
-        low_idx = np.flatnonzero(usable & (scores >= cfg.low_score) & (scores < cfg.high_score))
+        high = usable & (scores >= cfg.high_score)
+        low = usable & (scores >= cfg.low_score) & ~high
+        high_idx = np.flatnonzero(high)
+        low_idx = np.flatnonzero(low)
 
         det_of_track = np.full(n_tracks, -1, dtype=np.intp)
         unmatched_high = high_idx
         if n_tracks:
             predicted = kalman.states_to_boxes(mean)
             gate, young = self._gates()
-            apart = self._apart(detections)
+            # One cost matrix for both stages (every track against every high and low box): a pair's
+            # cost depends only on its track and its box, and one call costs half as much as two.
+            considered = np.flatnonzero(high | low)
+            apart = self._apart(detections, considered)
+            cost = self._cost(predicted, boxes[considered], gate, young, apart, self._obs[:, :2])
+            is_high = high[considered]
             if high_idx.size:
-                cost = self._cost(predicted, boxes[high_idx], gate, young, None if apart is None else apart[:, high_idx],
-                                  self._obs[:, :2])
-                rows, cols = self._assign(cost, COST_LIMIT)
+                rows, cols = self._assign(cost[:, is_high], COST_LIMIT)
                 det_of_track[rows] = high_idx[cols]
             # ByteTrack's second stage: weak boxes only extend tracks seen on the previous frame.
             candidates = np.flatnonzero((det_of_track < 0) & seen_last_frame)
             if candidates.size and low_idx.size:
-                cost = self._cost(predicted[candidates], boxes[low_idx], gate[candidates], young[candidates],
-                                  None if apart is None else apart[np.ix_(candidates, low_idx)],
-                                  self._obs[candidates, :2])
-                rows, cols = self._assign(cost, COST_LIMIT)
+                rows, cols = self._assign(cost[np.ix_(candidates, np.flatnonzero(~is_high))], COST_LIMIT)
                 det_of_track[candidates[rows]] = low_idx[cols]
             taken = np.zeros(len(scores), dtype=bool)
             taken[det_of_track[det_of_track >= 0]] = True
@@ -247,7 +249,7 @@ class ByteTracker:
                 last_boxes = kalman.states_to_boxes(self._obs[lost])
                 iou = self._iou(last_boxes, boxes[unmatched_high])
                 if apart is not None:
-                    iou[apart[np.ix_(lost, unmatched_high)]] = 0.0
+                    iou[apart[np.ix_(lost, np.searchsorted(considered, unmatched_high))]] = 0.0
                 rows, cols = self._assign(1.0 - iou, 1.0 - cfg.match_iou + 1e-9)
                 det_of_track[lost[rows]] = unmatched_high[cols]
                 unmatched_high = np.delete(unmatched_high, cols)
@@ -258,7 +260,7 @@ class ByteTracker:
             if lost.size and unmatched_high.size:
                 cost = self._path_cost(lost, mean, boxes[unmatched_high])
                 if apart is not None:
-                    cost[apart[np.ix_(lost, unmatched_high)]] = COST_LIMIT + 1.0
+                    cost[apart[np.ix_(lost, np.searchsorted(considered, unmatched_high))]] = COST_LIMIT + 1.0
                 rows, cols = self._assign(cost, COST_LIMIT)
                 det_of_track[lost[rows]] = unmatched_high[cols]
                 unmatched_high = np.delete(unmatched_high, cols)
@@ -328,14 +330,18 @@ class ByteTracker:
         self._cov = cov
         return self._snapshot(t)
 
-    def _apart(self, detections: Sequence[Detection]) -> npt.NDArray[np.bool_] | None:
-        """(tracks, detections): pairs whose classes lie in different `class_groups` (never matched);
-        None when no pair does."""
+    def _apart(self, detections: Sequence[Detection], which: IntArray | None = None) -> npt.NDArray[np.bool_] | None:
+        """(tracks, detections or those of `which`): pairs whose classes lie in different `class_groups`
+        (never matched); None when no pair does."""
         group_of = self._group_of
         if not group_of or not detections:
             return None
         tg = np.fromiter((group_of.get(s.cls, -1) for s in self._states), dtype=np.intp, count=len(self._states))
-        dg = np.fromiter((group_of.get(d.cls, -1) for d in detections), dtype=np.intp, count=len(detections))
+        if which is None:
+            dg = np.fromiter((group_of.get(d.cls, -1) for d in detections), dtype=np.intp, count=len(detections))
+        else:
+            dg = np.fromiter((group_of.get(detections[i].cls, -1) for i in which.tolist()), dtype=np.intp,
+                             count=which.size)
         apart = (tg[:, None] != dg[None, :]) & (tg[:, None] >= 0) & (dg[None, :] >= 0)
         return apart if apart.any() else None
 
