@@ -46,13 +46,12 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from smartcity.core.vision import Attributes, Detection, Keypoints, Track
+from smartcity.core.vision import Detection, Track
 from smartcity.tracking import kalman
 from smartcity.tracking.assignment import FloatArray, IntArray, iou_matrix, linear_assignment
 from smartcity.tracking.config import TrackerConfig
+from smartcity.tracking.track_table import TrackTable
 
-# Detections remembered per track for the class vote.
-CLASS_VOTE_WINDOW = 15
 # Frame intervals remembered to estimate the nominal one (median: robust to a skipped frame).
 INTERVAL_WINDOW = 31
 # A pause longer than this many nominal frames is predicted as if it lasted this long:
@@ -78,68 +77,14 @@ RIGID_VEHICLES = frozenset({"car", "truck", "bus"})
 DUPLICATE_EDGE = 0.12
 
 
-class _TrackState:
-    """Bookkeeping of one live track; its Kalman state lives in the tracker's arrays."""
-
-    __slots__ = (
-        "age",
-        "attributes",
-        "cls",
-        "confirmed",
-        "counts",
-        "hits",
-        "keypoints",
-        "score",
-        "time_since_update",
-        "track_id",
-        "votes",
-    )
-
-    def __init__(self, track_id: int, detection: Detection, confirmed: bool) -> None:
-        cls = detection.cls
-        self.track_id = track_id
-        self.cls = cls
-        self.score = float(detection.score)
-        # what a second-stage model saw in the latest matched detection's box
-        self.keypoints: Keypoints = detection.keypoints
-        self.attributes: Attributes = detection.attributes
-        self.hits = 1
-        self.age = 1
-        self.time_since_update = 0
-        self.confirmed = confirmed
-        self.votes: deque[str] = deque([cls], maxlen=CLASS_VOTE_WINDOW)
-        self.counts: dict[str, int] = {cls: 1}
-
-    def vote(self, cls: str) -> None:
-        n = len(self.votes)
-        if cls == self.cls and self.counts[cls] == n:
-            # Unanimous so far (the common case): only the window's length can change.
-            if n < CLASS_VOTE_WINDOW:
-                self.votes.append(cls)
-                self.counts[cls] = n + 1
-            return
-        if n == CLASS_VOTE_WINDOW:
-            old = self.votes[0]
-            self.counts[old] -= 1
-            if self.counts[old] == 0:
-                del self.counts[old]
-        self.votes.append(cls)
-        self.counts[cls] = self.counts.get(cls, 0) + 1
-        # Hysteresis: the current class stays unless another one has strictly more votes.
-        current = self.counts.get(self.cls, 0)
-        best_cls, best = max(self.counts.items(), key=lambda kv: kv[1])
-        if best > current:
-            self.cls = best_cls
-
-
 class ByteTracker:
     """Tracks the detections of one camera across frames. Not thread-safe: one caller per instance."""
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config if config is not None else TrackerConfig()
         self._next_id = 1
-        self._states: list[_TrackState] = []
-        # states (N, 8) and compact covariances (N, 3, 4): see kalman
+        self._tracks = TrackTable()
+        # Kalman states, row for row with _tracks: states (N, 8) and compact covariances (N, 3, 4): see kalman
         self._mean, self._cov = kalman.empty()
         self._last_t: float | None = None
         self._intervals: deque[float] = deque(maxlen=INTERVAL_WINDOW)
@@ -153,7 +98,7 @@ class ByteTracker:
 
     def reset(self) -> None:
         """Forget every track and the frame timing; ids keep counting up."""
-        self._states = []
+        self._tracks = TrackTable()
         self._mean, self._cov = kalman.empty()
         self._obs = np.zeros((0, 4))
         self._since_obs = np.zeros(0)
@@ -190,8 +135,8 @@ class ByteTracker:
         cfg = self.config
         self._frame_size = frame_size
         step = self._steps_since_last(t)
-        states = self._states
-        n_tracks = len(states)
+        tracks = self._tracks
+        n_tracks = len(tracks)
 
         seen_last_frame, mean, cov = self._predict(step)
         self._since_obs += step
@@ -202,8 +147,8 @@ class ByteTracker:
             left = ~seen_last_frame & ((cx < 0) | (cx > frame_size[0]) | (cy < 0) | (cy > frame_size[1]))
             if left.any():
                 stay = ~left
-                states = self._states = [s for s, k in zip(states, stay.tolist()) if k]
-                n_tracks = len(states)
+                tracks.keep(stay)
+                n_tracks = len(tracks)
                 mean, cov, seen_last_frame = mean[stay], cov[stay], seen_last_frame[stay]
                 self._mean, self._obs, self._since_obs = self._mean[stay], self._obs[stay], self._since_obs[stay]
 
@@ -273,7 +218,7 @@ class ByteTracker:
                 # velocity its two last observations imply (the filter alone needs several frames to
                 # learn it, during which a fast object outruns its prediction).
                 since = self._since_obs[matched]
-                hits = np.fromiter((states[k].hits for k in matched.tolist()), dtype=np.intp, count=matched.size)
+                hits = tracks.hits[matched]
                 reset = (hits == 1) | (since > 1.5)
                 if reset.any():
                     k = matched[reset]
@@ -283,29 +228,9 @@ class ByteTracker:
                 self._obs[matched] = measured
                 self._since_obs[matched] = 0.0
 
-        keep = np.ones(n_tracks, dtype=bool)
-        for k, (state, det) in enumerate(zip(states, det_of_track.tolist())):
-            state.age += 1
-            if det >= 0:
-                d = detections[det]
-                state.hits += 1
-                state.time_since_update = 0
-                state.score = float(d.score)
-                state.keypoints = d.keypoints
-                state.attributes = d.attributes
-                state.vote(d.cls)
-                if state.hits >= cfg.min_hits:
-                    state.confirmed = True
-            else:
-                state.time_since_update += 1
-                # a track seen twice has a velocity: its prediction bridges a detector's gap as well as a
-                # confirmed track's does (a bus entering the picture, missed for four frames, came back
-                # as a new track past the counting line)
-                limit = cfg.max_age if state.confirmed or state.hits >= 2 else cfg.tentative_max_age
-                if state.time_since_update > limit:
-                    keep[k] = False
+        keep = tracks.step(det_of_track, detections, scores, cfg.min_hits, cfg.max_age, cfg.tentative_max_age)
         if not keep.all():
-            states = [s for s, k in zip(states, keep.tolist()) if k]
+            tracks.keep(keep)
             mean = mean[keep]
             cov = cov[keep]
             self._obs = self._obs[keep]
@@ -321,11 +246,9 @@ class ByteTracker:
             cov = np.concatenate([cov, new_cov])
             self._obs = np.concatenate([self._obs, measured])
             self._since_obs = np.concatenate([self._since_obs, np.zeros(starters.size)])
-            for idx in starters.tolist():
-                states.append(_TrackState(self._next_id, detections[idx], cfg.min_hits <= 1))
-                self._next_id += 1
+            tracks.add(self._next_id, [detections[i] for i in starters.tolist()], cfg.min_hits <= 1)
+            self._next_id += starters.size
 
-        self._states = states
         self._mean = mean
         self._cov = cov
         return self._snapshot(t)
@@ -336,7 +259,7 @@ class ByteTracker:
         group_of = self._group_of
         if not group_of or not detections:
             return None
-        tg = np.fromiter((group_of.get(s.cls, -1) for s in self._states), dtype=np.intp, count=len(self._states))
+        tg = np.fromiter((group_of.get(c, -1) for c in self._tracks.classes()), dtype=np.intp, count=len(self._tracks))
         if which is None:
             dg = np.fromiter((group_of.get(d.cls, -1) for d in detections), dtype=np.intp, count=len(detections))
         else:
@@ -350,7 +273,7 @@ class ByteTracker:
         and which tracks were seen once."""
         cfg = self.config
         since = np.maximum(self._since_obs, 1.0)
-        once = np.fromiter((s.hits == 1 for s in self._states), dtype=bool, count=len(self._states))
+        once = self._tracks.hits == 1
         # A track seen once may have moved anywhere within its reach since. A moving track's
         # prediction gets less certain the longer it goes unseen; a still one's does not (a
         # widening gate let a long-lost parked car's track take the first box of a fast car
@@ -517,10 +440,10 @@ class ByteTracker:
         With `established_only`, only confirmed tracks detected on their last frame: the ones
         whose motion the motion gate may leave to the Kalman filter.
         """
-        if not self._states or not math.isfinite(t):
+        if not len(self._tracks) or not math.isfinite(t):
             return np.zeros((0, 4))
         if established_only:
-            keep = np.fromiter((s.confirmed and s.time_since_update == 0 for s in self._states), dtype=bool)
+            keep = self._tracks.confirmed & (self._tracks.misses == 0)
             if not keep.any():
                 return np.zeros((0, 4))
             mean, cov = self._mean[keep], self._cov[keep]
@@ -546,31 +469,21 @@ class ByteTracker:
 
     def _predict(self, step: float) -> tuple[npt.NDArray[np.bool_], FloatArray, FloatArray]:
         """Every track moved `step` frames forward: (seen on the last frame, means, covariances)."""
-        n = len(self._states)
-        seen_last_frame = np.fromiter((s.time_since_update == 0 for s in self._states), dtype=bool, count=n)
-        if n:
+        seen_last_frame = self._tracks.misses == 0
+        if seen_last_frame.size:
             # A lost track keeps moving but stops growing or shrinking.
             self._mean[~seen_last_frame, 6:8] = 0.0
         mean, cov = kalman.predict(self._mean, self._cov, step, self.config.velocity_noise)
         return seen_last_frame, mean, cov
 
     def _snapshot(self, t: float) -> list[Track]:
-        if not self._states:
+        if not len(self._tracks):
             return []
-        boxes = map(tuple, kalman.states_to_boxes(self._mean).tolist())
+        boxes = list(map(tuple, kalman.states_to_boxes(self._mean).tolist()))
         per_second = 1.0 / self._nominal_dt if self._nominal_dt else 0.0
-        velocities = map(tuple, (self._mean[:, 4:6] * per_second).tolist())
-        # Positional arguments, in Track's field order: a frame builds a Track per live track and
-        # keyword passing cost more than the two fields that keypoints and attributes added.
-        out = [
-            Track(
-                s.track_id, s.cls, b, s.score, t, s.hits, s.age, s.confirmed,
-                s.time_since_update, v, s.keypoints, s.attributes,
-            )  # fmt: skip
-            for s, b, v in zip(self._states, boxes, velocities)
-        ]
+        velocities = list(map(tuple, (self._mean[:, 4:6] * per_second).tolist()))
         # New tracks are appended with increasing ids, so the list is already sorted by id.
-        return out
+        return self._tracks.snapshot(t, boxes, velocities)
 
     def _assign(self, cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
         """Matching step; a subclass may swap it (the benchmark's greedy baseline does)."""
@@ -583,4 +496,4 @@ class ByteTracker:
     @property
     def live_count(self) -> int:
         """Number of live tracks (tentative, confirmed and lost)."""
-        return len(self._states)
+        return len(self._tracks)
