@@ -262,13 +262,16 @@ class ByteTracker:
         if not group_of or not detections:
             return None
         tg = np.fromiter((group_of.get(c, -1) for c in self._tracks.classes()), dtype=np.intp, count=len(self._tracks))
-        if which is None:
-            dg = np.fromiter((group_of.get(d.cls, -1) for d in detections), dtype=np.intp, count=len(detections))
-        else:
-            dg = np.fromiter((group_of.get(detections[i].cls, -1) for i in which.tolist()), dtype=np.intp,
-                             count=which.size)
-        apart = (tg[:, None] != dg[None, :]) & (tg[:, None] >= 0) & (dg[None, :] >= 0)
-        return apart if apart.any() else None
+        dg = np.fromiter((group_of.get(d.cls, -1) for d in detections), dtype=np.intp, count=len(detections))
+        if which is not None:
+            dg = dg[which]
+        apart = tg[:, None] != dg[None, :]
+        # a class in no group is never kept apart (most frames have none: no mask to apply)
+        if np.count_nonzero(tg < 0):
+            apart &= (tg >= 0)[:, None]
+        if np.count_nonzero(dg < 0):
+            apart &= (dg >= 0)[None, :]
+        return apart if np.count_nonzero(apart) else None
 
     def _gates(self) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
         """Per track, how far (in box sizes) a detection may be from its prediction and still match;
