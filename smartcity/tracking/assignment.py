@@ -88,30 +88,33 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
     alone = (per_row[rr] == 1) & (per_col[cc] == 1)
     if np.count_nonzero(alone) == alone.size:  # no competition at all: already sorted by row
         return rr, cc
-    rows = [rr[alone]]
-    cols = [cc[alone]]
     rest = ~alone
     r_rest, c_rest = rr[rest], cc[rest]
     rest_rows, rest_cols = r_rest.tolist(), c_rest.tolist()
     pair_cost = dict(zip(zip(rest_rows, rest_cols), cost[r_rest, c_rest].tolist()))
+    # the groups' matches as Python ints (a group is a few pairs: no array per group)
+    more_rows: list[int] = []
+    more_cols: list[int] = []
     for sub_rows, sub_cols in _components(rest_rows, rest_cols, n, m):
         # One side has a single member: its cheapest allowed partner is optimal, since every
-        # partner is allowed and the others stay unmatched either way.
+        # partner is allowed and the others stay unmatched either way (the first on a tie, as argmin).
         if len(sub_rows) == 1:
-            rows.append(np.array(sub_rows, dtype=np.intp))
-            cols.append(np.array([sub_cols[int(cost[sub_rows[0], sub_cols].argmin())]], dtype=np.intp))
+            i = sub_rows[0]
+            more_rows.append(i)
+            more_cols.append(min(sub_cols, key=lambda j: pair_cost[i, j]))
         elif len(sub_cols) == 1:
-            rows.append(np.array([sub_rows[int(cost[sub_rows, sub_cols[0]].argmin())]], dtype=np.intp))
-            cols.append(np.array(sub_cols, dtype=np.intp))
+            j = sub_cols[0]
+            more_rows.append(min(sub_rows, key=lambda i: pair_cost[i, j]))
+            more_cols.append(j)
         elif (pairs := _two_sided(sub_rows, sub_cols, pair_cost, cost_limit)) is not None:
-            rows.append(np.array([i for i, _ in pairs], dtype=np.intp))
-            cols.append(np.array([j for _, j in pairs], dtype=np.intp))
+            more_rows.extend(i for i, _ in pairs)
+            more_cols.extend(j for _, j in pairs)
         else:
-            i, j = _solve_with_limit(cost[sub_rows][:, sub_cols], cost_limit)
-            rows.append(np.array(sub_rows, dtype=np.intp)[i])
-            cols.append(np.array(sub_cols, dtype=np.intp)[j])
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
+            i_sub, j_sub = _solve_with_limit(cost[sub_rows][:, sub_cols], cost_limit)
+            more_rows.extend(sub_rows[k] for k in i_sub.tolist())
+            more_cols.extend(sub_cols[k] for k in j_sub.tolist())
+    r = np.concatenate([rr[alone], np.array(more_rows, dtype=np.intp)])
+    c = np.concatenate([cc[alone], np.array(more_cols, dtype=np.intp)])
     order = np.argsort(r, kind="stable")
     return r[order], c[order]
 

@@ -46,13 +46,12 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from smartcity.core.vision import Attributes, Detection, Keypoints, Track
+from smartcity.core.vision import Detection, Track
 from smartcity.tracking import kalman
 from smartcity.tracking.assignment import FloatArray, IntArray, iou_matrix, linear_assignment
 from smartcity.tracking.config import TrackerConfig
+from smartcity.tracking.track_table import TrackTable
 
-# Detections remembered per track for the class vote.
-CLASS_VOTE_WINDOW = 15
 # Frame intervals remembered to estimate the nominal one (median: robust to a skipped frame).
 INTERVAL_WINDOW = 31
 # A pause longer than this many nominal frames is predicted as if it lasted this long:
@@ -60,6 +59,8 @@ INTERVAL_WINDOW = 31
 MAX_STEP = 10.0
 # Association costs lie in [0, 1); a pair at or above this is never matched.
 COST_LIMIT = 1.0
+# A pair whose offset along x or y alone exceeds this many times its track's gate is out of reach.
+GATE_MARGIN = 1.01
 # Below this speed (box sizes per frame) a track is still: its gate does not widen while it is lost.
 STILL_SPEED = 0.05
 # Recovery along the path (see `_path_cost`): a track lost at least this many frames; the detection
@@ -78,68 +79,14 @@ RIGID_VEHICLES = frozenset({"car", "truck", "bus"})
 DUPLICATE_EDGE = 0.12
 
 
-class _TrackState:
-    """Bookkeeping of one live track; its Kalman state lives in the tracker's arrays."""
-
-    __slots__ = (
-        "age",
-        "attributes",
-        "cls",
-        "confirmed",
-        "counts",
-        "hits",
-        "keypoints",
-        "score",
-        "time_since_update",
-        "track_id",
-        "votes",
-    )
-
-    def __init__(self, track_id: int, detection: Detection, confirmed: bool) -> None:
-        cls = detection.cls
-        self.track_id = track_id
-        self.cls = cls
-        self.score = float(detection.score)
-        # what a second-stage model saw in the latest matched detection's box
-        self.keypoints: Keypoints = detection.keypoints
-        self.attributes: Attributes = detection.attributes
-        self.hits = 1
-        self.age = 1
-        self.time_since_update = 0
-        self.confirmed = confirmed
-        self.votes: deque[str] = deque([cls], maxlen=CLASS_VOTE_WINDOW)
-        self.counts: dict[str, int] = {cls: 1}
-
-    def vote(self, cls: str) -> None:
-        n = len(self.votes)
-        if cls == self.cls and self.counts[cls] == n:
-            # Unanimous so far (the common case): only the window's length can change.
-            if n < CLASS_VOTE_WINDOW:
-                self.votes.append(cls)
-                self.counts[cls] = n + 1
-            return
-        if n == CLASS_VOTE_WINDOW:
-            old = self.votes[0]
-            self.counts[old] -= 1
-            if self.counts[old] == 0:
-                del self.counts[old]
-        self.votes.append(cls)
-        self.counts[cls] = self.counts.get(cls, 0) + 1
-        # Hysteresis: the current class stays unless another one has strictly more votes.
-        current = self.counts.get(self.cls, 0)
-        best_cls, best = max(self.counts.items(), key=lambda kv: kv[1])
-        if best > current:
-            self.cls = best_cls
-
-
 class ByteTracker:
     """Tracks the detections of one camera across frames. Not thread-safe: one caller per instance."""
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config if config is not None else TrackerConfig()
         self._next_id = 1
-        self._states: list[_TrackState] = []
-        # states (N, 8) and compact covariances (N, 3, 4): see kalman
+        self._tracks = TrackTable()
+        # Kalman states, row for row with _tracks: states (N, 8) and compact covariances (N, 3, 4): see kalman
         self._mean, self._cov = kalman.empty()
         self._last_t: float | None = None
         self._intervals: deque[float] = deque(maxlen=INTERVAL_WINDOW)
@@ -153,7 +100,7 @@ class ByteTracker:
 
     def reset(self) -> None:
         """Forget every track and the frame timing; ids keep counting up."""
-        self._states = []
+        self._tracks = TrackTable()
         self._mean, self._cov = kalman.empty()
         self._obs = np.zeros((0, 4))
         self._since_obs = np.zeros(0)
@@ -190,8 +137,8 @@ class ByteTracker:
         cfg = self.config
         self._frame_size = frame_size
         step = self._steps_since_last(t)
-        states = self._states
-        n_tracks = len(states)
+        tracks = self._tracks
+        n_tracks = len(tracks)
 
         seen_last_frame, mean, cov = self._predict(step)
         self._since_obs += step
@@ -202,8 +149,8 @@ class ByteTracker:
             left = ~seen_last_frame & ((cx < 0) | (cx > frame_size[0]) | (cy < 0) | (cy > frame_size[1]))
             if left.any():
                 stay = ~left
-                states = self._states = [s for s, k in zip(states, stay.tolist()) if k]
-                n_tracks = len(states)
+                tracks.keep(stay)
+                n_tracks = len(tracks)
                 mean, cov, seen_last_frame = mean[stay], cov[stay], seen_last_frame[stay]
                 self._mean, self._obs, self._since_obs = self._mean[stay], self._obs[stay], self._since_obs[stay]
 
@@ -215,27 +162,29 @@ class ByteTracker:
             boxes = np.zeros((0, 4))
             scores = np.zeros(0)
             usable = np.zeros(0, dtype=bool)
-        high_idx = np.flatnonzero(usable & (scores >= cfg.high_score))
-        low_idx = np.flatnonzero(usable & (scores >= cfg.low_score) & (scores < cfg.high_score))
+        high = usable & (scores >= cfg.high_score)
+        low = usable & (scores >= cfg.low_score) & ~high
+        high_idx = np.flatnonzero(high)
+        low_idx = np.flatnonzero(low)
 
         det_of_track = np.full(n_tracks, -1, dtype=np.intp)
         unmatched_high = high_idx
         if n_tracks:
             predicted = kalman.states_to_boxes(mean)
             gate, young = self._gates()
-            apart = self._apart(detections)
+            # One cost matrix for both stages (every track against every high and low box): a pair's
+            # cost depends only on its track and its box, and one call costs half as much as two.
+            considered = np.flatnonzero(high | low)
+            apart = self._apart(detections, considered)
+            cost = self._cost(predicted, boxes[considered], gate, young, apart, self._obs[:, :2])
+            is_high = high[considered]
             if high_idx.size:
-                cost = self._cost(predicted, boxes[high_idx], gate, young, None if apart is None else apart[:, high_idx],
-                                  self._obs[:, :2])
-                rows, cols = self._assign(cost, COST_LIMIT)
+                rows, cols = self._assign(cost[:, is_high], COST_LIMIT)
                 det_of_track[rows] = high_idx[cols]
             # ByteTrack's second stage: weak boxes only extend tracks seen on the previous frame.
             candidates = np.flatnonzero((det_of_track < 0) & seen_last_frame)
             if candidates.size and low_idx.size:
-                cost = self._cost(predicted[candidates], boxes[low_idx], gate[candidates], young[candidates],
-                                  None if apart is None else apart[np.ix_(candidates, low_idx)],
-                                  self._obs[candidates, :2])
-                rows, cols = self._assign(cost, COST_LIMIT)
+                rows, cols = self._assign(cost[np.ix_(candidates, np.flatnonzero(~is_high))], COST_LIMIT)
                 det_of_track[candidates[rows]] = low_idx[cols]
             taken = np.zeros(len(scores), dtype=bool)
             taken[det_of_track[det_of_track >= 0]] = True
@@ -247,7 +196,7 @@ class ByteTracker:
                 last_boxes = kalman.states_to_boxes(self._obs[lost])
                 iou = self._iou(last_boxes, boxes[unmatched_high])
                 if apart is not None:
-                    iou[apart[np.ix_(lost, unmatched_high)]] = 0.0
+                    iou[apart[np.ix_(lost, np.searchsorted(considered, unmatched_high))]] = 0.0
                 rows, cols = self._assign(1.0 - iou, 1.0 - cfg.match_iou + 1e-9)
                 det_of_track[lost[rows]] = unmatched_high[cols]
                 unmatched_high = np.delete(unmatched_high, cols)
@@ -258,7 +207,7 @@ class ByteTracker:
             if lost.size and unmatched_high.size:
                 cost = self._path_cost(lost, mean, boxes[unmatched_high])
                 if apart is not None:
-                    cost[apart[np.ix_(lost, unmatched_high)]] = COST_LIMIT + 1.0
+                    cost[apart[np.ix_(lost, np.searchsorted(considered, unmatched_high))]] = COST_LIMIT + 1.0
                 rows, cols = self._assign(cost, COST_LIMIT)
                 det_of_track[lost[rows]] = unmatched_high[cols]
                 unmatched_high = np.delete(unmatched_high, cols)
@@ -271,7 +220,7 @@ class ByteTracker:
                 # velocity its two last observations imply (the filter alone needs several frames to
                 # learn it, during which a fast object outruns its prediction).
                 since = self._since_obs[matched]
-                hits = np.fromiter((states[k].hits for k in matched.tolist()), dtype=np.intp, count=matched.size)
+                hits = tracks.hits[matched]
                 reset = (hits == 1) | (since > 1.5)
                 if reset.any():
                     k = matched[reset]
@@ -281,29 +230,9 @@ class ByteTracker:
                 self._obs[matched] = measured
                 self._since_obs[matched] = 0.0
 
-        keep = np.ones(n_tracks, dtype=bool)
-        for k, (state, det) in enumerate(zip(states, det_of_track.tolist())):
-            state.age += 1
-            if det >= 0:
-                d = detections[det]
-                state.hits += 1
-                state.time_since_update = 0
-                state.score = float(d.score)
-                state.keypoints = d.keypoints
-                state.attributes = d.attributes
-                state.vote(d.cls)
-                if state.hits >= cfg.min_hits:
-                    state.confirmed = True
-            else:
-                state.time_since_update += 1
-                # a track seen twice has a velocity: its prediction bridges a detector's gap as well as a
-                # confirmed track's does (a bus entering the picture, missed for four frames, came back
-                # as a new track past the counting line)
-                limit = cfg.max_age if state.confirmed or state.hits >= 2 else cfg.tentative_max_age
-                if state.time_since_update > limit:
-                    keep[k] = False
+        keep = tracks.step(det_of_track, detections, scores, cfg.min_hits, cfg.max_age, cfg.tentative_max_age)
         if not keep.all():
-            states = [s for s, k in zip(states, keep.tolist()) if k]
+            tracks.keep(keep)
             mean = mean[keep]
             cov = cov[keep]
             self._obs = self._obs[keep]
@@ -319,32 +248,37 @@ class ByteTracker:
             cov = np.concatenate([cov, new_cov])
             self._obs = np.concatenate([self._obs, measured])
             self._since_obs = np.concatenate([self._since_obs, np.zeros(starters.size)])
-            for idx in starters.tolist():
-                states.append(_TrackState(self._next_id, detections[idx], cfg.min_hits <= 1))
-                self._next_id += 1
+            tracks.add(self._next_id, [detections[i] for i in starters.tolist()], cfg.min_hits <= 1)
+            self._next_id += starters.size
 
-        self._states = states
         self._mean = mean
         self._cov = cov
         return self._snapshot(t)
 
-    def _apart(self, detections: Sequence[Detection]) -> npt.NDArray[np.bool_] | None:
-        """(tracks, detections): pairs whose classes lie in different `class_groups` (never matched);
-        None when no pair does."""
+    def _apart(self, detections: Sequence[Detection], which: IntArray | None = None) -> npt.NDArray[np.bool_] | None:
+        """(tracks, detections or those of `which`): pairs whose classes lie in different `class_groups`
+        (never matched); None when no pair does."""
         group_of = self._group_of
         if not group_of or not detections:
             return None
-        tg = np.fromiter((group_of.get(s.cls, -1) for s in self._states), dtype=np.intp, count=len(self._states))
+        tg = np.fromiter((group_of.get(c, -1) for c in self._tracks.classes()), dtype=np.intp, count=len(self._tracks))
         dg = np.fromiter((group_of.get(d.cls, -1) for d in detections), dtype=np.intp, count=len(detections))
-        apart = (tg[:, None] != dg[None, :]) & (tg[:, None] >= 0) & (dg[None, :] >= 0)
-        return apart if apart.any() else None
+        if which is not None:
+            dg = dg[which]
+        apart = tg[:, None] != dg[None, :]
+        # a class in no group is never kept apart (most frames have none: no mask to apply)
+        if np.count_nonzero(tg < 0):
+            apart &= (tg >= 0)[:, None]
+        if np.count_nonzero(dg < 0):
+            apart &= (dg >= 0)[None, :]
+        return apart if np.count_nonzero(apart) else None
 
     def _gates(self) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
         """Per track, how far (in box sizes) a detection may be from its prediction and still match;
         and which tracks were seen once."""
         cfg = self.config
         since = np.maximum(self._since_obs, 1.0)
-        once = np.fromiter((s.hits == 1 for s in self._states), dtype=bool, count=len(self._states))
+        once = self._tracks.hits == 1
         # A track seen once may have moved anywhere within its reach since. A moving track's
         # prediction gets less certain the longer it goes unseen; a still one's does not (a
         # widening gate let a long-lost parked car's track take the first box of a fast car
@@ -420,7 +354,9 @@ class ByteTracker:
             back = ox * bx[:, None]
             back += oy * by[:, None]
             back *= (-1.0 / np.maximum(bx * bx + by * by, 1e-9))[:, None]
-            np.clip(back, 0.0, 1.0 - PATH_ALONG[0], out=back)
+            # np.clip, as two ufuncs: the same values in a fraction of the time on these small matrices
+            np.maximum(back, 0.0, out=back)
+            np.minimum(back, 1.0 - PATH_ALONG[0], out=back)
             ox += back * bx[:, None]
             oy += back * by[:, None]
         dx = ox / (pw + dw)
@@ -428,9 +364,9 @@ class ByteTracker:
         rw = np.maximum(pw / dw, dw / pw)
         rh = np.maximum(ph / dh, dh / ph)
         if self._frame_size is not None and young is not None and young.any():
-            dx, rw = self._edge_cut(predicted, boxes, 0, self._frame_size[0], dx, rw, np.maximum(pw, dw), young)
-            dy, rh = self._edge_cut(predicted, boxes, 1, self._frame_size[1], dy, rh, np.maximum(ph, dh), young)
-        distance = np.hypot(dx, dy) / gate[:, None]
+            dx, rw = self._edge_cut(predicted, boxes, 0, self._frame_size[0], dx, rw, pw, dw, young)
+            dy, rh = self._edge_cut(predicted, boxes, 1, self._frame_size[1], dy, rh, ph, dh, young)
+        distance = self._distance(dx, dy, gate)
         ratio = np.maximum(rw, rh)
         allowed = (iou >= cfg.match_iou) | ((distance <= 1.0) & (ratio <= cfg.max_size_ratio))
         if apart is not None:
@@ -440,30 +376,46 @@ class ByteTracker:
         return cost
 
     @staticmethod
+    def _distance(dx: FloatArray, dy: FloatArray, gate: FloatArray) -> FloatArray:
+        """hypot(dx, dy) / gate (per row) where that can be at most 1, and 2.0 where it cannot (either
+        offset alone is over the gate, with a margin for rounding). np.hypot is slow: most pairs of a
+        frame lie far apart, and only the near ones need it; the cost caps the distance at 1."""
+        limit = (GATE_MARGIN * gate)[:, None]
+        rows, cols = ((np.abs(dx) <= limit) & (np.abs(dy) <= limit)).nonzero()
+        distance = np.full(dx.shape, 2.0)
+        distance[rows, cols] = np.hypot(dx[rows, cols], dy[rows, cols]) / gate[rows]
+        return distance
+
+    @staticmethod
     def _edge_cut(
         predicted: FloatArray, boxes: FloatArray, axis: int, size: int, delta: FloatArray, ratio: FloatArray,
-        extent: FloatArray, young: npt.NDArray[np.bool_],
+        p_size: FloatArray, d_size: FloatArray, young: npt.NDArray[np.bool_],
     ) -> tuple[FloatArray, FloatArray]:
         """Along one axis, pairs where a box touches the picture's edge: the offset of the edge that
         is not cut (a centre moves at half speed while the object comes into view), in units of the
         larger of the two sizes (the cut one is not the object's), and no size ratio on that axis.
         Only for tracks seen once (`young`): an established track's filter has learnt how its box
-        grows, and without the size check it would take boxes of other objects near the edge."""
+        grows, and without the size check it would take boxes of other objects near the edge.
+        `p_size` (N, 1) and `d_size` (1, M): the sizes along the axis. Changes `delta` and `ratio` in place."""
         lo, hi = axis, axis + 2
         edge = EDGE_SHARE * size
-        p_low = (predicted[:, lo] <= edge) & young
-        p_high = (predicted[:, hi] >= size - edge) & young
+        # only the rows of young tracks can change: work on those (a few of a frame's tracks)
+        rows = young.nonzero()[0]
+        pred = predicted[rows]
+        p_low = pred[:, lo] <= edge
+        p_high = pred[:, hi] >= size - edge
         if not (p_low.any() or p_high.any()):
             return delta, ratio
         d_low = boxes[:, lo] <= edge
         d_high = boxes[:, hi] >= size - edge
-        low = p_low[:, None] | (young[:, None] & d_low[None, :])
-        high = p_high[:, None] | (young[:, None] & d_high[None, :])
+        low = p_low[:, None] | d_low[None, :]
+        high = p_high[:, None] | d_high[None, :]
         # cut at the low edge: the high edge shows the motion, and the other way round
-        by_high = (boxes[None, :, hi] - predicted[:, None, hi]) / extent
-        by_low = (boxes[None, :, lo] - predicted[:, None, lo]) / extent
-        delta = np.where(low & ~high, by_high, np.where(high & ~low, by_low, delta))
-        ratio = np.where(low | high, 1.0, ratio)
+        extent = np.maximum(p_size[rows], d_size)
+        by_high = (boxes[None, :, hi] - pred[:, None, hi]) / extent
+        by_low = (boxes[None, :, lo] - pred[:, None, lo]) / extent
+        delta[rows] = np.where(low & ~high, by_high, np.where(high & ~low, by_low, delta[rows]))
+        ratio[rows] = np.where(low | high, 1.0, ratio[rows])
         return delta, ratio
 
     def _without_duplicates(
@@ -511,10 +463,10 @@ class ByteTracker:
         With `established_only`, only confirmed tracks detected on their last frame: the ones
         whose motion the motion gate may leave to the Kalman filter.
         """
-        if not self._states or not math.isfinite(t):
+        if not len(self._tracks) or not math.isfinite(t):
             return np.zeros((0, 4))
         if established_only:
-            keep = np.fromiter((s.confirmed and s.time_since_update == 0 for s in self._states), dtype=bool)
+            keep = self._tracks.confirmed & (self._tracks.misses == 0)
             if not keep.any():
                 return np.zeros((0, 4))
             mean, cov = self._mean[keep], self._cov[keep]
@@ -540,31 +492,21 @@ class ByteTracker:
 
     def _predict(self, step: float) -> tuple[npt.NDArray[np.bool_], FloatArray, FloatArray]:
         """Every track moved `step` frames forward: (seen on the last frame, means, covariances)."""
-        n = len(self._states)
-        seen_last_frame = np.fromiter((s.time_since_update == 0 for s in self._states), dtype=bool, count=n)
-        if n:
+        seen_last_frame = self._tracks.misses == 0
+        if seen_last_frame.size:
             # A lost track keeps moving but stops growing or shrinking.
             self._mean[~seen_last_frame, 6:8] = 0.0
         mean, cov = kalman.predict(self._mean, self._cov, step, self.config.velocity_noise)
         return seen_last_frame, mean, cov
 
     def _snapshot(self, t: float) -> list[Track]:
-        if not self._states:
+        if not len(self._tracks):
             return []
-        boxes = map(tuple, kalman.states_to_boxes(self._mean).tolist())
+        boxes = list(map(tuple, kalman.states_to_boxes(self._mean).tolist()))
         per_second = 1.0 / self._nominal_dt if self._nominal_dt else 0.0
-        velocities = map(tuple, (self._mean[:, 4:6] * per_second).tolist())
-        # Positional arguments, in Track's field order: a frame builds a Track per live track and
-        # keyword passing cost more than the two fields that keypoints and attributes added.
-        out = [
-            Track(
-                s.track_id, s.cls, b, s.score, t, s.hits, s.age, s.confirmed,
-                s.time_since_update, v, s.keypoints, s.attributes,
-            )  # fmt: skip
-            for s, b, v in zip(self._states, boxes, velocities)
-        ]
+        velocities = list(map(tuple, (self._mean[:, 4:6] * per_second).tolist()))
         # New tracks are appended with increasing ids, so the list is already sorted by id.
-        return out
+        return self._tracks.snapshot(t, boxes, velocities)
 
     def _assign(self, cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
         """Matching step; a subclass may swap it (the benchmark's greedy baseline does)."""
@@ -577,4 +519,4 @@ class ByteTracker:
     @property
     def live_count(self) -> int:
         """Number of live tracks (tentative, confirmed and lost)."""
-        return len(self._states)
+        return len(self._tracks)

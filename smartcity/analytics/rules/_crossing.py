@@ -69,11 +69,11 @@ class Crossings:
         if not len(idx):
             return []
         d_all, new_all = view.batched(self)
-        d, new = d_all[idx], new_all[idx]
+        new = new_all[idx]
         prev = st.side[s]
         unset = prev == 0
         if np.count_nonzero(unset):  # (cheaper than .any() on a few dozen tracks)
-            prev = np.where(unset, np.sign(d).astype(np.int8), prev)
+            prev = np.where(unset, np.sign(d_all[idx]).astype(np.int8), prev)
         pend = st.pend[s]
         flip = (new * prev) < 0
         out: list[tuple[int, int, float, float]] = []

@@ -58,17 +58,19 @@ class WrongWayRule(Rule):
             return []
         x, y, s = view.gx[idx], view.gy[idx], view.slots[idx]
         ax, ay = st.ax[s], st.ay[s]
-        fresh_anchor = np.isnan(ax) | ((x - ax) * self.ux + (y - ay) * self.uy > 0)
+        dx, dy = x - ax, y - ay
+        ahead = dx * self.ux + dy * self.uy
+        fresh_anchor = np.isnan(ax) | (ahead > 0)
         np.copyto(ax, x, where=fresh_anchor)  # ax and ay are gathered copies
         np.copyto(ay, y, where=fresh_anchor)
         st.ax[s], st.ay[s] = ax, ay
-        dx, dy = x - ax, y - ay
-        back = -(dx * self.ux + dy * self.uy)
-        dist = np.hypot(dx, dy)
+        # Measured from the anchor before it moved: a track re-anchored now went forward (or had no
+        # anchor), so its move back is negative or NaN and it raises nothing, as from its new anchor.
+        back = -ahead
         p: WrongWayParams = self.params
-        hit = (back >= p.min_distance) & (back >= self.cos_max * dist) & ~st.fired[s] & (
-            view.hits[idx] >= p.min_track_age
-        )
+        hit = (back >= p.min_distance) & ~st.fired[s] & (view.hits[idx] >= p.min_track_age)
+        if np.count_nonzero(hit):
+            hit &= back >= self.cos_max * np.hypot(dx, dy)
         out: list[RuleEvent] = []
         for k in _nz(hit):
             i = int(idx[k])
