@@ -308,7 +308,8 @@ def run_stream(
             dets += list(found.people)
         t0 = time.perf_counter()
         tracks = tuple(tracker.update(dets, t, (w, h)) if dets is not None else tracker.coast(t))
-        alerts += engine.update(FrameTracks(camera_id=name, t=t, width=w, height=h, tracks=tracks), image=img)
+        seen = None if dets is None else tuple(dets)  # the pixel rules mask weak boxes out too
+        alerts += engine.update(FrameTracks(name, t, w, h, tracks, seen), image=img)
         spent += time.perf_counter() - t0
         if base is not None:
             boxes = [(tr.box[0] / w, tr.box[1] / h, tr.box[2] / w, tr.box[3] / h) for tr in tracks if tr.cls in ROAD_USERS]

@@ -310,7 +310,10 @@ class CameraPipeline:
         self.latest_mask = self._observe_privacy(frame, dets, tracks, detected=detected is not None)
         self.latest_view = (frame, dets)
         self.stats.last_tracks = len(tracks)
-        ft = FrameTracks(camera_id=self.camera_id, t=frame.t, width=frame.width, height=frame.height, tracks=tracks)
+        ft = FrameTracks(
+            camera_id=self.camera_id, t=frame.t, width=frame.width, height=frame.height, tracks=tracks,
+            detections=None if detected is None else tuple(detected),
+        )
         clips = self.clips
         if clips is not None:
             for job in clips.observe(frame.image, frame.t, self.latest_mask):

@@ -27,7 +27,7 @@ from smartcity.analytics.signal import SignalColour
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.errors import ValidationFailed
 from smartcity.core.events import RuleEvent, Severity
-from smartcity.core.vision import FrameTracks, Track
+from smartcity.core.vision import Detection, FrameTracks, Track
 
 IntArray = npt.NDArray[np.intp]
 
@@ -123,6 +123,7 @@ class FrameView:
     new_slots: list[int] = field(default_factory=list)
     freed_slots: list[int] = field(default_factory=list)
     image: npt.NDArray[np.uint8] | None = None
+    detections: tuple[Detection, ...] | None = None  # FrameTracks.detections
     masks: dict[tuple[frozenset[str], float], BoolArray] = field(default_factory=dict)
     zones: dict[int, BoolArray] = field(default_factory=dict)
     xy: FloatArray | None = None  # (2, n) ground points (gx and gy are its rows), built on first use if not given
@@ -334,7 +335,7 @@ class SlotTable:
             camera_id=frame.camera_id, t=t, width=frame.width, height=frame.height, tracks=tracks,
             slots=slots, codes=codes, conf=conf, gx=gx, gy=gy, bw=bw, bh=bh, fresh=fresh, hits=hits,
             confirmed=confirmed, vocab=self.vocab, capacity=self.capacity, first_seen=self.first_seen,
-            new_slots=new_slots, freed_slots=freed, image=image, xy=ground, zone_set=self._zones_asked(),
+            new_slots=new_slots, freed_slots=freed, image=image, detections=frame.detections, xy=ground, zone_set=self._zones_asked(),
             batches=self._batches_asked(),
         )
         self._asked = view.asked
@@ -534,7 +535,7 @@ class Rule:
         if self._standalone is None:
             self._standalone = SlotTable(self.vocab)
         if frame.t != t:
-            frame = FrameTracks(frame.camera_id, t, frame.width, frame.height, frame.tracks)
+            frame = FrameTracks(frame.camera_id, t, frame.width, frame.height, frame.tracks, frame.detections)
         return self.step(self._standalone.view(frame))
 
     def step(self, view: FrameView) -> list[RuleEvent]:

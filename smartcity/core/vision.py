@@ -112,6 +112,9 @@ class FrameTracks:
     width: int
     height: int
     tracks: tuple[Track, ...] = field(default_factory=tuple)
+    # the detector's boxes of this frame at every score it kept (also those too weak to start a
+    # track: a pixel rule masks them out); None: the detector did not run on this frame
+    detections: tuple[Detection, ...] | None = None
 
 
 def letterbox_fit(width: int, height: int, size: tuple[int, int]) -> tuple[int, int]:

@@ -9,6 +9,7 @@ vehicles the camera's detector found are masked out of the classical detector.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -40,6 +41,20 @@ class FlameParams(Params):
     mask_classes: ClassNames = Field(
         default_factory=lambda: list(ROAD_USERS),
         description="Detected objects whose boxes the classical detector ignores (a red coat, a brake light).",
+    )
+    mask_min_score: float = Field(
+        0.25,
+        description="Boxes of `mask_classes` the detector found at this score or more are masked out too, "
+        "tracked or not (a yellow bus in low sun scores under the tracker's new-track threshold).",
+        ge=0.0,
+        le=1.0,
+    )
+    mask_hold_s: float = Field(
+        1.5,
+        description="Seconds the weak boxes of a detector run stay masked (a hard object, such as a bus in low "
+        "sun, is found in one run and missed in the next).",
+        ge=0.0,
+        le=10.0,
     )
     model_min_hits: int = Field(3, description="model: detections of a track before it alerts.", ge=1, le=100)
     rearm_s: float = Field(
@@ -77,6 +92,10 @@ class FlameRule(Rule):
                 smoke=self.cue == "smoke",
             )
         self.last_seen = -np.inf
+        # the detector runs of the last `mask_hold_s` seconds: (t, boxes masked); at most one a frame
+        self.weak: deque[tuple[float, list[tuple[float, float, float, float]]]] = deque(
+            maxlen=max(1, round(p.mask_hold_s * p.analysis_fps) + 1)
+        )
         self.active = False
         self.last: Observation | None = None
 
@@ -92,6 +111,7 @@ class FlameRule(Rule):
             for tr, m in zip(view.tracks, masked, strict=True)
             if m
         ]
+        boxes += self._weak_boxes(view)
         self.last = obs = self.detector.update(view.image, view.t, boxes)
         region = obs.fire if self.cue == "fire" else obs.smoke
         if region is not None and self.zone is not None:
@@ -99,6 +119,22 @@ class FlameRule(Rule):
             if not self.zone.contains_xy(np.array([[cx], [cy]]))[0]:
                 return None
         return region
+
+    def _weak_boxes(self, view: FrameView) -> list[tuple[float, float, float, float]]:
+        """The detector's boxes of masked classes down to `mask_min_score` (the tracker starts tracks
+        only from stronger ones), from its runs of the last `mask_hold_s` seconds."""
+        p: FlameParams = self.params
+        if view.detections is not None:
+            w, h = float(view.width or 1), float(view.height or 1)
+            boxes = [
+                (d.box[0] / w, d.box[1] / h, d.box[2] / w, d.box[3] / h)
+                for d in view.detections
+                if d.score >= p.mask_min_score and d.cls in self.masked
+            ]
+            self.weak.append((view.t, boxes))
+        while self.weak and self.weak[0][0] < view.t - p.mask_hold_s:
+            self.weak.popleft()
+        return [b for _, boxes in self.weak for b in boxes]
 
     def _model(self, view: FrameView) -> Region | None:
         p: FlameParams = self.params
