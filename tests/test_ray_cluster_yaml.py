@@ -85,3 +85,25 @@ def test_kuberay_manifest_mirrors_the_cluster_with_token_auth() -> None:
         resources = json.loads(json.loads(group["rayStartParams"]["resources"]))
         assert resources["camera_slots"] > 0, group["groupName"]
     assert any(g["rayStartParams"].get("num-gpus") == "1" for g in spec["workerGroupSpecs"])
+
+
+def test_every_ray_start_has_the_servers_malloc_settings() -> None:
+    """The nodes' camera groups and inference actors run with the allocator settings that keep
+    memory flat (few arenas, a fixed mmap threshold), as the server's own local Ray does."""
+    from smartcity.actors.ray_node import MALLOC_ARENA_ENV, MALLOC_ARENAS, MALLOC_MMAP_ENV, MMAP_THRESHOLD
+
+    wanted = {MALLOC_ARENA_ENV: str(MALLOC_ARENAS), MALLOC_MMAP_ENV: str(MMAP_THRESHOLD)}
+    c = _cluster()
+    starts = [cmd for key in ("head_start_ray_commands", "worker_start_ray_commands") for cmd in c[key] if "ray start" in cmd]
+    assert len(starts) == 2
+    for cmd in starts:
+        for name, value in wanted.items():
+            assert f"{name}={value} " in cmd, (name, cmd)
+    m: dict[str, Any] = yaml.safe_load((ROOT / "kuberay_raycluster.yaml").read_text())
+    spec = m["spec"]
+    pods = [spec["headGroupSpec"]["template"]["spec"]["containers"][0]]
+    pods += [g["template"]["spec"]["containers"][0] for g in spec["workerGroupSpecs"]]
+    for pod in pods:
+        env = {e["name"]: e.get("value") for e in pod["env"]}
+        for name, value in wanted.items():
+            assert env.get(name) == value, (pod["name"], name)
