@@ -51,6 +51,7 @@ import psutil  # noqa: E402
 
 from smartcity.actors.camera_group import CameraSpec  # noqa: E402
 from smartcity.actors.runtime import GroupSpec, Reconciler, start_ray, stop_ray  # noqa: E402
+from smartcity.core.aio import cancel_and_wait  # noqa: E402
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig  # noqa: E402
 from smartcity.models.install import default_model_dir, install_default_model  # noqa: E402
 from smartcity.sources import demo_video_path  # noqa: E402
@@ -166,11 +167,7 @@ async def _run(
             last, t1 = await ping(), time.monotonic()
             cpu1 = _cpu_s(last.pid), sum(_cpu_s(p) for p in pids)
         finally:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(task)
     span = t1 - t0
     analysed = sum(last.pipelines[c].analysed - first.pipelines[c].analysed for c in last.pipelines)
     inferred = sum(last.pipelines[c].inferred - first.pipelines[c].inferred for c in last.pipelines)

@@ -37,6 +37,7 @@ import torch  # noqa: E402
 
 from smartcity.actors.camera_group import CameraSpec  # noqa: E402
 from smartcity.actors.runtime import GroupSpec, Reconciler, start_ray, stop_ray  # noqa: E402
+from smartcity.core.aio import cancel_and_wait  # noqa: E402
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig  # noqa: E402
 from smartcity.models.benchmark import cpu_detectors, measure_infer_fps  # noqa: E402
 from smartcity.models.install import default_model_dir, install_default_model  # noqa: E402
@@ -130,11 +131,7 @@ async def run_pipeline(
             end, t1 = await analysed(), time.monotonic()
             return {c: (end.get(c, 0) - start.get(c, 0)) / (t1 - t0) for c in cams}
         finally:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(task)
 
 
 def _fixed(groups: list[GroupSpec]) -> Any:

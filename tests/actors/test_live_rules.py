@@ -11,6 +11,7 @@ import pytest
 
 from smartcity.actors.camera_group import CameraSpec, GroupInfo
 from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json
+from smartcity.core.aio import cancel_and_wait
 from smartcity.core.bus import EventBus, Overflow
 from smartcity.core.config import ActorsConfig, AnalysisConfig, RayConfig
 from smartcity.core.events import Event, RuleEvent
@@ -48,11 +49,7 @@ async def running(tmp_path: Path, ray_session: None) -> AsyncIterator[tuple[Reco
     try:
         yield rec, groups, bus
     finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(task)
 
 
 async def test_new_rule_fires_without_stream_restart(
