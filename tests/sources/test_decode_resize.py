@@ -45,11 +45,12 @@ def test_letterbox_fit_rejects_empty_sizes() -> None:
         letterbox_fit(0, 720, (416, 416))
 
 
-def _hd_played_once(clip: Clip, sources: list[CameraSource]) -> CameraSource:
-    """A source that resizes for analysis, after it played a second of 1280x720 at 10 fps once."""
-    path = clip("hd_10fps.mp4", width=1280, height=720, fps=10, seconds=1)
+def _played_once(clip: Clip, sources: list[CameraSource], name: str, width: int, height: int) -> CameraSource:
+    """A source that resizes for analysis to 416x416, after it played a second of `width`x`height`
+    at 10 fps once."""
+    path = clip(f"{name}_10fps.mp4", width=width, height=height, fps=10, seconds=1)
     options = SourceOptions(realtime=False, loop=False)
-    src = CameraSource("hd", str(path), analysis_fps=10, options=options, analysis_size=(416, 416))
+    src = CameraSource(name, str(path), analysis_fps=10, options=options, analysis_size=(416, 416))
     sources.append(src)
     src.start()
     assert wait_until(lambda: not src.running, 20), "a file played once must end its thread"
@@ -57,7 +58,7 @@ def _hd_played_once(clip: Clip, sources: list[CameraSource]) -> CameraSource:
 
 
 def test_analysis_frames_come_scaled_and_full_pictures_on_demand(clip: Clip, sources: list[CameraSource]) -> None:
-    src = _hd_played_once(clip, sources)
+    src = _played_once(clip, sources, "hd", 1280, 720)
     frame = src.take_for_analysis()
     assert frame is not None and frame.index == 9
     assert frame.image.shape == (234, 416, 3) and frame.image.dtype == np.uint8
@@ -77,12 +78,7 @@ def test_analysis_frames_come_scaled_and_full_pictures_on_demand(clip: Clip, sou
 
 
 def test_pictures_within_the_input_are_not_scaled(clip: Clip, sources: list[CameraSource]) -> None:
-    path = clip("qvga_10fps.mp4", width=320, height=240, fps=10, seconds=1)
-    options = SourceOptions(realtime=False, loop=False)
-    src = CameraSource("qvga", str(path), analysis_fps=10, options=options, analysis_size=(416, 416))
-    sources.append(src)
-    src.start()
-    assert wait_until(lambda: not src.running, 20)
+    src = _played_once(clip, sources, "qvga", 320, 240)
     frame = src.take_for_analysis()
     assert frame is not None and frame.image.shape == (240, 320, 3) and not frame.scaled
     assert frame.full_image() is frame.image
@@ -115,7 +111,7 @@ def test_an_analysis_frame_is_freed_by_its_last_reference(clip: Clip, sources: l
     """No reference cycle through the frame and its full picture: a cycle waits for the cyclic GC,
     and a camera-group actor's oldest generation runs every few minutes (bench/soak.py: 120
     pictures of ~2.4 MiB waiting at once)."""
-    src = _hd_played_once(clip, sources)
+    src = _played_once(clip, sources, "hd", 1280, 720)
     frame = src.take_for_analysis()
     assert frame is not None and frame.scaled
     assert frame.full_image().shape == (720, 1280, 3)
