@@ -2,8 +2,9 @@
 
 The graph (`smartcity models install --model nanodet-g`) is converted at start-up by
 `tfjs_graph.GraphModule`; `NanoDetNet` wraps it with what the graph leaves out, so that the
-torch module and its ONNX export both take the `[B, 3, 416, 416]` RGB input in [0, 1] that
-every detector gets and return the `yolov8` layout (`[B, 4 + 80, N]`, centre-size boxes in
+torch module and its ONNX export both take the `[B, 3, H, W]` RGB input in [0, 1] that
+every detector gets (H and W multiples of 32 up to 416: rectangular inference, `rect`, on by
+default; the anchors follow the input's shape) and return the `yolov8` layout (`[B, 4 + 80, N]`, centre-size boxes in
 input pixels, class scores) that `TensorDetector` decodes:
 
 - normalisation: BGR channel order, `(pixel - mean) / std` with NanoDet's ImageNet constants;
@@ -54,7 +55,7 @@ CENTRE_OFFSET = 0.5
 ONNX_FILE = "nanodet-g.onnx"
 """The ONNX export `smartcity models install` writes next to the graph (start-up in 0.6 s instead of
 the 5 s an in-memory export takes: a restarted inference actor is back sooner)."""
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"
 """Bump when tfjs_graph or NanoDetNet changes what the network computes: an export written by another
 version is ignored (and the network exported in memory) until the next install rewrites it."""
 CPU_RUNTIME = "onnxruntime"
@@ -76,10 +77,12 @@ COCO_NAMES: tuple[str, ...] = (
 
 
 class NanoDetNet(nn.Module):
-    """Normalisation + the converted graph + the distribution-focal decoder, `[B, 84, N]` out."""
+    """Normalisation + the converted graph + the distribution-focal decoder, `[B, 84, N]` out.
 
-    centres: torch.Tensor  # [N, 2] anchor points in input pixels, finest stride first
-    strides: torch.Tensor  # [N, 1]
+    The graph's resizes are scaled to their inputs (`GraphModule.any_size`), so the network takes
+    any input whose sides are multiples of 32 up to its 416x416: the anchors are laid out from the
+    input's shape at each call (traced from it in an ONNX export with free height and width)."""
+
     mean: torch.Tensor
     std: torch.Tensor
     bins: torch.Tensor
@@ -89,6 +92,7 @@ class NanoDetNet(nn.Module):
         self.graph = GraphModule(graph)
         _, _, height, width = graph.input_shape
         self.input_size = (height, width)
+        self.any_size = self.graph.any_size
         bins = 4 * (REG_MAX + 1)
         cls_out: dict[int, int] = {}
         reg_out: dict[int, int] = {}
@@ -105,27 +109,37 @@ class NanoDetNet(nn.Module):
             )
         counts = sorted(cls_out, reverse=True)  # finest stride first
         self.order = [(cls_out[n], reg_out[n]) for n in counts]
-        centres, strides = [], []
+        self.head_strides: list[int] = []
         for n in counts:
             side = math.isqrt(n)
             stride = width // side
             if side * side != n or stride * side != width or height != width:
                 raise DetectorError(f"graph head of {n} anchors does not tile a {height}x{width} input")
-            row, col = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
-            centres.append((torch.stack((col.flatten(), row.flatten()), -1).float() + CENTRE_OFFSET) * stride)
-            strides.append(torch.full((n, 1), float(stride)))
-        self.register_buffer("centres", torch.cat(centres))
-        self.register_buffer("strides", torch.cat(strides))
+            self.head_strides.append(stride)
         self.register_buffer("mean", torch.tensor(MEAN_BGR).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(STD_BGR).view(1, 3, 1, 1))
         self.register_buffer("bins", torch.arange(REG_MAX + 1, dtype=torch.float32))
+
+    def anchors(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[N, 2]` anchor points (cell centres, input pixels) and `[N, 1]` strides for the input's
+        height and width, finest stride first, each head's cells row by row as its output lists them."""
+        centres, strides = [], []
+        for stride in self.head_strides:
+            rows = torch.arange(rgb.shape[2] // stride, device=rgb.device, dtype=torch.float32)
+            cols = torch.arange(rgb.shape[3] // stride, device=rgb.device, dtype=torch.float32)
+            row, col = torch.meshgrid(rows, cols, indexing="ij")
+            xy = (torch.stack((col.flatten(), row.flatten()), -1) + CENTRE_OFFSET) * stride
+            centres.append(xy)
+            strides.append(torch.full_like(xy[:, :1], float(stride)))
+        return torch.cat(centres), torch.cat(strides)
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         bgr = rgb[:, [2, 1, 0]] * 255.0
         outs = self.graph((bgr - self.mean.to(bgr.dtype)) / self.std.to(bgr.dtype))
         scores = torch.cat([outs[c] for c, _ in self.order], 1).float()
         reg = torch.cat([outs[r] for _, r in self.order], 1).float()
-        return decode(scores, reg, self.centres.float(), self.strides.float(), self.bins.float())
+        centres, strides = self.anchors(rgb)
+        return decode(scores, reg, centres, strides, self.bins.float())
 
 
 def decode(
@@ -154,7 +168,12 @@ def resolve_graph(config: NanoDetDetectorConfig, model_dir: Path | None = None) 
 
 def _export(net: NanoDetNet, names: list[str]) -> bytes:
     return export_module_onnx(
-        net, net.input_size, names=names, layout="yolov8", metadata={"converter": CONVERTER_VERSION}
+        net,
+        net.input_size,
+        names=names,
+        layout="yolov8",
+        dynamic_size=net.any_size,
+        metadata={"converter": CONVERTER_VERSION},
     )
 
 
@@ -242,6 +261,11 @@ class NanoDetDetector(TensorDetector):
             layout="yolov8",
             source=path,
         )
+        # rectangular inference (a 720p camera runs on 416x256, 40 % less work than 416x416)
+        # wherever the graph takes any size, which the export then does too
+        self.rect = net.any_size if config.rect is None else config.rect
+        if self.rect and not net.any_size:
+            raise DetectorError(f"{path}: the graph's resizes are fixed to 416x416 (no rectangular inference)")
         self._finish_init()
         self.pad_value = config.pad_value if config.pad_value is not None else PAD_VALUE
 
@@ -255,5 +279,5 @@ class NanoDetDetector(TensorDetector):
     def __repr__(self) -> str:
         return (
             f"NanoDetDetector({self.source}, runtime={self.runtime}, device={self.device}, "
-            f"dtype={str(self._input_dtype).removeprefix('torch.')})"
+            f"dtype={str(self._input_dtype).removeprefix('torch.')}, rect={self.rect})"
         )

@@ -164,10 +164,13 @@ def export_module_onnx(
     names: list[str],
     layout: str,
     dynamic_batch: bool = True,
+    dynamic_size: bool = False,
     opset: int = OPSET,
     metadata: dict[str, str] | None = None,
 ) -> bytes:
-    """Export a float32 CPU module taking `[B, 3, H, W]` to ONNX bytes, with names/layout metadata."""
+    """Export a float32 CPU module taking `[B, 3, H, W]` to ONNX bytes, with names/layout metadata.
+    `dynamic_size`: height and width stay free (the module must compute everything it derives from
+    them from the input's shape), and the yolov8 output's anchor axis with them."""
     try:
         import onnx
     except ImportError as exc:
@@ -175,8 +178,14 @@ def export_module_onnx(
 
     example = torch.zeros((1, 3, *input_size), dtype=torch.float32)
     buf = io.BytesIO()
+    axes: dict[str, dict[int, str]] = {"images": {}, "output": {}}
+    if dynamic_batch:
+        axes = {"images": {0: "batch"}, "output": {0: "batch"}}
+    if dynamic_size:
+        axes["images"].update({2: "height", 3: "width"})
+        axes["output"][2 if layout == "yolov8" else 1] = "anchors"
     with warnings.catch_warnings():
-        # Tracing freezes the spatial size into the graph, which is intended: the input is fixed.
+        # Tracing freezes a fixed spatial size into the graph, which is intended where the input is fixed.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             module,
@@ -184,7 +193,7 @@ def export_module_onnx(
             buf,  # type: ignore[arg-type]  # the TorchScript-based exporter (dynamo=False) takes file objects
             input_names=["images"],
             output_names=["output"],
-            dynamic_axes={"images": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None,
+            dynamic_axes=axes if any(axes.values()) else None,
             opset_version=opset,
             dynamo=False,
         )

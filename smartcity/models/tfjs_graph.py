@@ -240,6 +240,35 @@ class GraphModule(nn.Module):
         for node in self._order(graph, by_name):
             self._add(node, by_name, consumers)
         self._prune()
+        self.any_size = self._scale_resizes()
+
+    def _scale_resizes(self) -> bool:
+        """Turn each bilinear resize's fixed output size into a scale of its input, found by one run
+        at the graph's input shape, so that the graph runs on any input whose sides the network's
+        strides divide (a 416x256 rectangle as well as the traced 416x416). False (sizes kept)
+        when a resize's size is not a whole or half multiple of its input: the graph stays fixed."""
+        resizes = [s for s in self.steps if s.op == "ResizeBilinear"]
+        if not resizes:
+            return True
+        wanted = {s.inputs[0] for s in resizes}
+        seen: dict[str, tuple[int, int]] = {}
+
+        def watch(name: str, out: torch.Tensor) -> None:
+            if name in wanted:  # a resize reads NHWC
+                seen[name] = (int(out.shape[1]), int(out.shape[2]))
+
+        with torch.inference_mode():
+            self._run(torch.zeros(self.input_shape), watch)
+        scales = []
+        for step in resizes:
+            h, w = seen[step.inputs[0]]
+            scale = (step.params["size"][0] / h, step.params["size"][1] / w)
+            if any(f not in (0.25, 0.5, 2.0, 4.0) for f in scale):
+                return False
+            scales.append(scale)
+        for step, scale in zip(resizes, scales, strict=True):
+            step.params["scale"] = scale
+        return True
 
     def _prune(self) -> None:
         """Drop steps whose results nothing reads (a Pad folded into its convolution...)."""
@@ -310,6 +339,11 @@ class GraphModule(nn.Module):
         self.steps.append(Step(node.name, op, tuple(inputs), params))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self._run(x)
+
+    def _run(
+        self, x: torch.Tensor, watch: Callable[[str, torch.Tensor], None] | None = None
+    ) -> list[torch.Tensor]:
         env: dict[str, torch.Tensor] = {self.input_name: x}
         buffers = dict(self.named_buffers())
         for step in self.steps:
@@ -320,6 +354,8 @@ class GraphModule(nn.Module):
                     env[step.name if k == 0 else f"{step.name}:{k}"] = t
             else:
                 env[step.name] = out
+                if watch is not None:
+                    watch(step.name, out)
         return [env[_ref(o)] for o in self.output_names]
 
 
@@ -528,7 +564,14 @@ def _run_maxpool(args: list[torch.Tensor], p: dict[str, Any]) -> torch.Tensor:
 
 
 def _run_resize(args: list[torch.Tensor], p: dict[str, Any]) -> torch.Tensor:
-    return _nhwc(F.interpolate(_nchw(args[0]), size=tuple(p["size"]), mode="bilinear", align_corners=False))
+    # a scale (whole or half: the same sampling as the size it replaces) keeps the graph free of the
+    # traced input size; with half-pixel centres, scale_factor maps output to input pixels exactly as
+    # the size did
+    if "scale" in p:
+        out = F.interpolate(_nchw(args[0]), scale_factor=p["scale"], mode="bilinear", align_corners=False)
+    else:
+        out = F.interpolate(_nchw(args[0]), size=tuple(p["size"]), mode="bilinear", align_corners=False)
+    return _nhwc(out)
 
 
 _RUN: dict[str, Callable[[list[torch.Tensor], dict[str, Any]], torch.Tensor | tuple[torch.Tensor, ...]]] = {

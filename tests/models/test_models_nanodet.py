@@ -47,7 +47,11 @@ def nanodet_json() -> Path:
 # -- a small graph written here, covering every op type the converter supports -----------------
 
 
-def _write_graph(tmp: Path) -> Path:
+def _write_graph(
+    tmp: Path, height: int = 8, width: int = 8, stem: str = "g", resize: tuple[int, int] | None = None
+) -> Path:
+    """The graph, written for a height x width input (its resize's size, by default the input's, and
+    its signature follow)."""
     rng = np.random.default_rng(1)
     consts: list[tuple[str, np.ndarray, bool]] = []  # name, value, stored as float16
 
@@ -70,7 +74,7 @@ def _write_graph(tmp: Path) -> Path:
         const("b1", rng.normal(size=(4,)).astype(np.float32), True),
         const("w2", rng.normal(size=(1, 1, 4, 6)).astype(np.float32), True),
         const("ninf", np.array(-np.inf, np.float32)),
-        const("size_up", np.array([8, 8], i32)),
+        const("size_up", np.array(resize or (height, width), i32)),
         const("axis1", np.array(1, i32)),
         const("splits", np.array([7, 3], i32)),
         const("where", np.zeros((0, 1), i32)),
@@ -138,7 +142,7 @@ def _write_graph(tmp: Path) -> Path:
         else:
             blobs.append(value.tobytes())
         weights.append(spec)
-    (tmp / "g.bin").write_bytes(b"".join(blobs))
+    (tmp / f"{stem}.bin").write_bytes(b"".join(blobs))
 
     def tensor(name: str, dims: list[int]) -> dict[str, object]:
         return {
@@ -150,17 +154,17 @@ def _write_graph(tmp: Path) -> Path:
     doc = {
         "format": "graph-model",
         "signature": {
-            "inputs": {"input_1:0": tensor("input_1", [1, 3, 8, 8])},
+            "inputs": {"input_1:0": tensor("input_1", [1, 3, height, width])},
             "outputs": {
-                "out0:0": tensor("out0", [1, 16, 7]),
-                "out1:0": tensor("out1", [1, 3, 16]),
-                "out2:0": tensor("out2", [1, 6, 8, 8]),
+                "out0:0": tensor("out0", [1, height * width // 4, 7]),
+                "out1:0": tensor("out1", [1, 3, height * width // 4]),
+                "out2:0": tensor("out2", [1, 6, *(resize or (height, width))]),
             },
         },
         "modelTopology": {"node": nodes[::-1]},  # reversed: the converter must order the nodes itself
-        "weightsManifest": [{"paths": ["g.bin"], "weights": weights}],
+        "weightsManifest": [{"paths": [f"{stem}.bin"], "weights": weights}],
     }
-    path = tmp / "g.json"
+    path = tmp / f"{stem}.json"
     path.write_text(json.dumps(doc))
     return path
 
@@ -185,6 +189,26 @@ def test_converter_matches_the_numpy_reference_on_every_op_type(tmp_path: Path) 
         for name, out in zip(module.output_names, outs):
             assert out.shape[1:] == ref[name].shape[1:]
             np.testing.assert_allclose(out[b : b + 1].numpy(), ref[name], rtol=1e-5, atol=1e-5)
+
+
+def test_a_graph_traced_square_runs_on_a_rectangle_as_if_written_for_it(tmp_path: Path) -> None:
+    """Its resize became a scale of its input: traced at 8x8, run on 8x16, it computes what the same
+    graph written for 8x16 computes (the numpy reference runs that one, with its fixed sizes)."""
+    module = GraphModule(read_graph(_write_graph(tmp_path)))
+    assert module.any_size
+    assert [s.params.get("scale") for s in module.steps if s.op == "ResizeBilinear"] == [(2.0, 2.0)]
+    wide = _write_graph(tmp_path, 8, 16, stem="wide")
+    x = np.random.default_rng(3).normal(size=(1, 3, 8, 16)).astype(np.float32)
+    ref = run_graph(wide, x)
+    with torch.inference_mode():
+        outs = module(torch.from_numpy(x))
+    for name, out in zip(module.output_names, outs):
+        assert out.shape == ref[name].shape
+        np.testing.assert_allclose(out.numpy(), ref[name], rtol=1e-5, atol=1e-5)
+    # a resize to 3x its input is no whole or half scale: the graph keeps its traced sizes
+    fixed = GraphModule(read_graph(_write_graph(tmp_path, stem="fixed", resize=(12, 12))))
+    assert not fixed.any_size
+    assert [s.params for s in fixed.steps if s.op == "ResizeBilinear"] == [{"size": [12, 12]}]
 
 
 def test_converter_refuses_unknown_ops_and_truncated_weights(tmp_path: Path) -> None:
@@ -277,6 +301,42 @@ def test_engines_agree_on_a_real_frame(nanodet_json: Path, street_frames: list[n
     assert sum(m >= 0.9 for m in matched) >= len(fp32) - 1
 
 
+def test_anchors_follow_the_input_shape(nanodet_json: Path) -> None:
+    net = NanoDetNet(read_graph(nanodet_json))
+    assert net.any_size and net.head_strides == [8, 16, 32]
+    square, square_strides = net.anchors(torch.zeros(1, 3, 416, 416))
+    wide, wide_strides = net.anchors(torch.zeros(1, 3, 256, 416))
+    assert square.shape == (3549, 2) and wide.shape == (52 * 32 + 26 * 16 + 13 * 8, 2)
+    # each head's rows of the 416x256 input are the first rows of its 416x416 grid
+    start_sq = start_wide = 0
+    for stride in (8, 16, 32):
+        n_sq, n_wide = (416 // stride) ** 2, (416 // stride) * (256 // stride)
+        torch.testing.assert_close(wide[start_wide : start_wide + n_wide], square[start_sq : start_sq + n_wide])
+        assert bool((wide_strides[start_wide : start_wide + n_wide] == stride).all())
+        start_sq, start_wide = start_sq + n_sq, start_wide + n_wide
+    assert wide[0].tolist() == [4.0, 4.0] and square_strides[-1].item() == 32.0
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+def test_rectangular_inference_finds_what_the_square_input_finds(
+    nanodet_json: Path, street_frames: list[np.ndarray], runtime: str
+) -> None:
+    """A 16:9 frame runs on 416x256 (38 % fewer pixels) and gives the square input's detections."""
+    wide = [np.ascontiguousarray(f[72:504]) for f in street_frames]  # 768x432: 16:9
+    kw = {"model": nanodet_json, "device": "cpu", "runtime": runtime, "bf16": False}
+    rect = NanoDetDetector(NanoDetDetectorConfig(**kw))  # type: ignore[arg-type]
+    square = NanoDetDetector(NanoDetDetectorConfig(**kw, rect=False))  # type: ignore[arg-type]
+    shapes: list[tuple[int, ...]] = []
+    forward = rect.forward
+    rect.forward = lambda batch: (shapes.append(tuple(batch.shape)), forward(batch))[1]  # type: ignore[method-assign]
+    got, want = rect.detect(wide), square.detect(wide)
+    assert shapes == [(len(wide), 3, 256, 416)]
+    for a, b in zip(got, want, strict=True):
+        assert len(b) >= 3 and abs(len(a) - len(b)) <= 1
+        matched = [max((_iou(x.box, y.box) for y in a if y.cls == x.cls), default=0.0) for x in b]
+        assert sum(m >= 0.9 for m in matched) >= len(b) - 1, (a, b)
+
+
 # -- letterbox geometry and the detector's set-up ----------------------------------------------
 
 
@@ -305,7 +365,10 @@ def test_nanodet_detector_set_up(nanodet_json: Path) -> None:
     det = NanoDetDetector(
         NanoDetDetectorConfig(model=nanodet_json, device="cpu", runtime="torch", bf16=False)
     )
-    assert det.input_size == (416, 416) and det.pad_value == 0 and not det.rect
+    assert det.input_size == (416, 416) and det.pad_value == 0 and det.rect  # rectangular by default
+    assert not NanoDetDetector(
+        NanoDetDetectorConfig(model=nanodet_json, device="cpu", runtime="torch", bf16=False, rect=False)
+    ).rect
     assert det.names == list(COCO_NAMES) and det.layout == "yolov8"
     assert det.class_groups is not None
     car, truck, bus = (COCO_NAMES.index(c) for c in ("car", "truck", "bus"))
@@ -324,8 +387,6 @@ def test_missing_install_is_a_clear_error(tmp_path: Path) -> None:
 def test_config_refuses_what_the_graph_cannot_do() -> None:
     with pytest.raises(ValidationError, match="fixed 416x416 input"):
         NanoDetDetectorConfig(input_size=320)
-    with pytest.raises(ValidationError, match="no rectangular inference"):
-        NanoDetDetectorConfig(rect=True)
     with pytest.raises(ValidationError, match="'car' is in two suppress_across groups"):
         NanoDetDetectorConfig(suppress_across=[["car", "truck"], ["bus", "car"]])
 
