@@ -3,10 +3,11 @@
 One camera group of N cameras (vtest.avi scaled to 1280x720, H.264, 10 fps, paced like live
 cameras) runs through Ray with the default detector (NanoDet-g) on one single-threaded inference
 actor per core; N grows until more than 5 % of the frames due for analysis (5 per second per
-camera) are not analysed. Each N is measured twice, back to back: with the decoder resizing to
-the detector's input (`analysis.decode_resize`, the default) and with full frames sent to the
-inference actors (the code path before the resize), so that both figures share the machine's
-load of the moment.
+camera) are not analysed. Each N is measured twice, back to back: as shipped (the decoder resizing
+to the detector's input, `analysis.decode_resize`, and the detector on rectangular inputs,
+`detector.rect`: 416x256 for 720p) and as the code path was before both (full frames sent to the
+inference actors, letterboxed into the square 416x416 input), so that both figures share the
+machine's load of the moment.
 
 Usage: python bench/cameras_per_core.py [--quick] [--max-cameras N] [--profile SECONDS]
 `--profile` records the camera-group actor with py-spy at 2 cameras, both ways, and prints the
@@ -14,7 +15,8 @@ functions that took the most samples.
 
 Prints progress lines, then as its LAST line a JSON object:
   cameras_per_core            sustained cameras / cores, decoder resize on
-  cameras_per_core_baseline   the same with full frames (resize off), measured in the same run
+  cameras_per_core_baseline   the same with full frames on the square input (resize and rect off),
+                              measured in the same run
   cameras_per_core_cpu(_baseline)  1 / the cores (camera-group actor + inference actors, CPU time)
                               used per camera analysed at 5 fps, 2 cameras, median of 3 runs: what
                               the cameras cost, less distorted by a loaded machine than the ramp
@@ -98,8 +100,12 @@ def make_clip(out: Path, seconds: float = 30.0) -> Path:
 
 
 def analysis_config(cores: int, *, decode_resize: bool) -> AnalysisConfig:
+    """As shipped (`decode_resize`, rectangular detector input) or the baseline (neither)."""
+    detector: dict[str, Any] = {"type": "nanodet", "num_threads": 1}
+    if not decode_resize:
+        detector["rect"] = False
     fields: dict[str, Any] = {
-        "detector": {"type": "nanodet", "num_threads": 1},
+        "detector": detector,
         "max_batch": 8,
         "max_wait_ms": 15,
         "inference_actors": cores,

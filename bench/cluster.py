@@ -33,7 +33,8 @@ Prints progress lines, then as its LAST line a JSON object:
                                 before the kill, and servers_events_per_s after the fail-over
   cameras_per_core              720p cameras at 5 analysed fps sustained (< 5 % dropped) per core, on
                                 this machine alone after the cluster phases (bench/cameras_per_core.py);
-                                _baseline: full frames to inference instead of the decoder's resize;
+                                _baseline: full frames to inference on the square 416x416 input
+                                (decode_resize and detector.rect off);
                                 _cpu: 1 / cores used per camera (less distorted by a loaded machine)
   cluster_temp_dir              where the nodes kept their state (removed at the end)
 """
