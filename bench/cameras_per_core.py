@@ -10,8 +10,8 @@ inference actors, letterboxed into the square 416x416 input), so that both figur
 machine's load of the moment.
 
 Usage: python bench/cameras_per_core.py [--quick] [--max-cameras N] [--profile SECONDS]
-`--profile` records the camera-group actor with py-spy at 2 cameras, both ways, and prints the
-functions that took the most samples.
+`--profile` records the camera-group actor and an inference actor with py-spy at 2 cameras, both
+ways, and prints the functions that took the most samples in each.
 
 Prints progress lines, then as its LAST line a JSON object:
   cameras_per_core            sustained cameras / cores, decoder resize on
@@ -168,7 +168,12 @@ async def _run(
             pids = [int((await h.info.remote())["pid"]) for h in handles if h is not None]
             first, t0 = await ping(), time.monotonic()
             cpu0 = _cpu_s(first.pid), sum(_cpu_s(p) for p in pids)
-            profile = await asyncio.to_thread(py_spy, first.pid, profile_s) if profile_s > 0 else None
+            profile = None
+            if profile_s > 0:  # the camera-group actor and the first inference actor, side by side
+                camera, inference = await asyncio.gather(
+                    asyncio.to_thread(py_spy, first.pid, profile_s), asyncio.to_thread(py_spy, pids[0], profile_s)
+                )
+                profile = {"camera_group": camera, "inference": inference}
             await asyncio.sleep(max(0.0, measure_s - (time.monotonic() - t0)))
             last, t1 = await ping(), time.monotonic()
             cpu1 = _cpu_s(last.pid), sum(_cpu_s(p) for p in pids)
@@ -342,7 +347,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="shorter phases (8 s per step)")
     p.add_argument("--max-cameras", type=int, default=12)
-    p.add_argument("--profile", type=float, default=0.0, metavar="SECONDS", help="py-spy the camera actor first")
+    p.add_argument("--profile", type=float, default=0.0, metavar="SECONDS", help="py-spy the camera-group actor and an inference actor first")
     args = p.parse_args()
     print(json.dumps(measure_cameras_per_core(quick=args.quick, max_cameras=args.max_cameras, profile_s=args.profile)))
 
