@@ -208,8 +208,10 @@ class NanoDetDetectorConfig(DetectorConfigBase):
     )
     runtime: Literal["auto", "torch", "onnxruntime"] = Field(
         "auto",
-        description="Engine that runs the network: torch, or onnxruntime on an in-memory ONNX export. "
-        "auto picks the faster one measured by bench/detector.py (torch on CUDA and with bf16).",
+        description="Engine that runs the network: torch, or onnxruntime on its ONNX export. auto: torch on CUDA "
+        "or where bf16 is set, else onnxruntime float32 (in the pipeline it cost 28-29 ms of CPU per frame "
+        "against 44 for torch bfloat16 on AMX, bench/cameras_per_core.py; bf16 defaults off here unless "
+        "runtime is torch).",
     )
     suppress_across: list[ClassGroup] = Field(
         default_factory=lambda: [list(VEHICLE_GROUP)],

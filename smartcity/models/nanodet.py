@@ -221,7 +221,10 @@ class NanoDetDetector(TensorDetector):
         device = resolve_device(config.device)
         setup_threads(device, config.num_threads)
         half = half_precision(config, device)
-        bf16 = bf16_precision(config, device)
+        # bfloat16 only where asked for, or with runtime torch: in the pipeline (an inference actor per
+        # core beside the camera actors) onnxruntime float32 took 28-29 ms of CPU per frame against 44
+        # for torch bfloat16 on AMX (bench/cameras_per_core.py, same run), though alone both take ~22
+        bf16 = bf16_precision(config, device) if config.bf16 is not None or config.runtime == "torch" else False
         path = resolve_graph(config, model_dir)
         net = NanoDetNet(read_graph(path)).eval()
         names = config_names(config, list(COCO_NAMES), path)

@@ -379,6 +379,15 @@ def test_nanodet_detector_set_up(nanodet_json: Path) -> None:
         )
 
 
+def test_default_cpu_engine_is_onnxruntime_float32_and_bf16_means_torch(nanodet_json: Path) -> None:
+    """In the pipeline onnxruntime float32 cost less CPU per frame than torch bfloat16 on AMX: the
+    default on CPU whatever the processor; bf16 (asked, or the AMX default of runtime torch) is torch."""
+    default = NanoDetDetector(NanoDetDetectorConfig(model=nanodet_json, device="cpu"))
+    assert (default.runtime, default._input_dtype) == ("onnxruntime", torch.float32)
+    asked = NanoDetDetector(NanoDetDetectorConfig(model=nanodet_json, device="cpu", bf16=True))
+    assert (asked.runtime, asked._input_dtype) == ("torch", torch.bfloat16)
+
+
 def test_missing_install_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="run `smartcity models install --model nanodet-g`"):
         NanoDetDetector(NanoDetDetectorConfig(device="cpu"), model_dir=tmp_path)
