@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from smartcity.core.vision import Detection, Track
-from smartcity.tracking import kalman
+from smartcity.tracking import kalman, kernels
 from smartcity.tracking.assignment import FloatArray, IntArray, iou_matrix, linear_assignment
 from smartcity.tracking.config import TrackerConfig
 from smartcity.tracking.track_table import TrackTable
@@ -77,6 +77,10 @@ RIGID_VEHICLES = frozenset({"car", "truck", "bus"})
 # A nested box is a duplicate only if its bottom edge and one of its sides are this close to the outer
 # box's (share of the outer box's height or width).
 DUPLICATE_EDGE = 0.12
+# "none" for the cost kernel's optional arrays (no IoU given, no pair kept apart, no origins)
+_NONE_2D: FloatArray = np.zeros((0, 0))
+_NONE_BOOL_2D: npt.NDArray[np.bool_] = np.zeros((0, 0), dtype=bool)
+_NONE_XY: FloatArray = np.zeros((0, 2))
 
 
 class ByteTracker:
@@ -336,87 +340,20 @@ class ByteTracker:
         of its prediction, never ahead of it. `apart` marks pairs that may never match.
         """
         cfg = self.config
-        iou = self._iou(predicted, boxes)
-        if iou.size == 0:
-            return iou
-        pw = np.maximum(predicted[:, 2] - predicted[:, 0], 1.0)[:, None]
-        ph = np.maximum(predicted[:, 3] - predicted[:, 1], 1.0)[:, None]
-        dw = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)[None, :]
-        dh = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)[None, :]
-        # twice the centres' offsets (pixels)
-        ox = boxes[None, :, 0] + boxes[None, :, 2] - predicted[:, None, 0] - predicted[:, None, 2]
-        oy = boxes[None, :, 1] + boxes[None, :, 3] - predicted[:, None, 1] - predicted[:, None, 3]
-        if origin is not None:
-            # twice the predicted move since the last sighting (b); the detection may lie up to
-            # 1 - PATH_ALONG[0] of it short of the prediction: offset from the nearest point of that stretch
-            bx = predicted[:, 0] + predicted[:, 2] - 2.0 * origin[:, 0]
-            by = predicted[:, 1] + predicted[:, 3] - 2.0 * origin[:, 1]
-            back = ox * bx[:, None]
-            back += oy * by[:, None]
-            back *= (-1.0 / np.maximum(bx * bx + by * by, 1e-9))[:, None]
-            # np.clip, as two ufuncs: the same values in a fraction of the time on these small matrices
-            np.maximum(back, 0.0, out=back)
-            np.minimum(back, 1.0 - PATH_ALONG[0], out=back)
-            ox += back * bx[:, None]
-            oy += back * by[:, None]
-        dx = ox / (pw + dw)
-        dy = oy / (ph + dh)
-        rw = np.maximum(pw / dw, dw / pw)
-        rh = np.maximum(ph / dh, dh / ph)
-        if self._frame_size is not None and young is not None and young.any():
-            dx, rw = self._edge_cut(predicted, boxes, 0, self._frame_size[0], dx, rw, pw, dw, young)
-            dy, rh = self._edge_cut(predicted, boxes, 1, self._frame_size[1], dy, rh, ph, dh, young)
-        distance = self._distance(dx, dy, gate)
-        ratio = np.maximum(rw, rh)
-        allowed = (iou >= cfg.match_iou) | ((distance <= 1.0) & (ratio <= cfg.max_size_ratio))
-        if apart is not None:
-            allowed &= ~apart
-        cost: FloatArray = 0.5 * (1.0 - iou) + 0.5 * np.minimum(distance, 1.0)
-        cost[~allowed] = COST_LIMIT + 1.0
+        n, m = predicted.shape[0], boxes.shape[0]
+        if n == 0 or m == 0:
+            return np.zeros((n, m))
+        # the IoU is computed in the kernel unless a subclass swaps `_iou` (the benchmark's baseline does)
+        iou = _NONE_2D if type(self)._iou is ByteTracker._iou else self._iou(predicted, boxes)
+        with_frame = self._frame_size is not None and young is not None
+        frame_w, frame_h = (float(self._frame_size[0]), float(self._frame_size[1])) if self._frame_size else (0.0, 0.0)
+        cost: FloatArray = kernels.cost_matrix(
+            predicted, boxes, iou, gate, young if young is not None else np.zeros(n, dtype=bool),
+            _NONE_BOOL_2D if apart is None else apart, _NONE_XY if origin is None else origin,
+            with_frame, frame_w, frame_h, EDGE_SHARE, 1.0 - PATH_ALONG[0], GATE_MARGIN, cfg.match_iou,
+            cfg.max_size_ratio, COST_LIMIT + 1.0,
+        )
         return cost
-
-    @staticmethod
-    def _distance(dx: FloatArray, dy: FloatArray, gate: FloatArray) -> FloatArray:
-        """hypot(dx, dy) / gate (per row) where that can be at most 1, and 2.0 where it cannot (either
-        offset alone is over the gate, with a margin for rounding). np.hypot is slow: most pairs of a
-        frame lie far apart, and only the near ones need it; the cost caps the distance at 1."""
-        limit = (GATE_MARGIN * gate)[:, None]
-        rows, cols = ((np.abs(dx) <= limit) & (np.abs(dy) <= limit)).nonzero()
-        distance = np.full(dx.shape, 2.0)
-        distance[rows, cols] = np.hypot(dx[rows, cols], dy[rows, cols]) / gate[rows]
-        return distance
-
-    @staticmethod
-    def _edge_cut(
-        predicted: FloatArray, boxes: FloatArray, axis: int, size: int, delta: FloatArray, ratio: FloatArray,
-        p_size: FloatArray, d_size: FloatArray, young: npt.NDArray[np.bool_],
-    ) -> tuple[FloatArray, FloatArray]:
-        """Along one axis, pairs where a box touches the picture's edge: the offset of the edge that
-        is not cut (a centre moves at half speed while the object comes into view), in units of the
-        larger of the two sizes (the cut one is not the object's), and no size ratio on that axis.
-        Only for tracks seen once (`young`): an established track's filter has learnt how its box
-        grows, and without the size check it would take boxes of other objects near the edge.
-        `p_size` (N, 1) and `d_size` (1, M): the sizes along the axis. Changes `delta` and `ratio` in place."""
-        lo, hi = axis, axis + 2
-        edge = EDGE_SHARE * size
-        # only the rows of young tracks can change: work on those (a few of a frame's tracks)
-        rows = young.nonzero()[0]
-        pred = predicted[rows]
-        p_low = pred[:, lo] <= edge
-        p_high = pred[:, hi] >= size - edge
-        if not (p_low.any() or p_high.any()):
-            return delta, ratio
-        d_low = boxes[:, lo] <= edge
-        d_high = boxes[:, hi] >= size - edge
-        low = p_low[:, None] | d_low[None, :]
-        high = p_high[:, None] | d_high[None, :]
-        # cut at the low edge: the high edge shows the motion, and the other way round
-        extent = np.maximum(p_size[rows], d_size)
-        by_high = (boxes[None, :, hi] - pred[:, None, hi]) / extent
-        by_low = (boxes[None, :, lo] - pred[:, None, lo]) / extent
-        delta[rows] = np.where(low & ~high, by_high, np.where(high & ~low, by_low, delta[rows]))
-        ratio[rows] = np.where(low | high, 1.0, ratio[rows])
-        return delta, ratio
 
     def _without_duplicates(
         self, starters: IntArray, matched: IntArray, boxes: FloatArray, scores: FloatArray,

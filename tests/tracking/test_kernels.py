@@ -1,0 +1,216 @@
+"""The tracker's compiled kernels against the numpy code they replaced (kept here as the reference):
+the same values, bit for bit, on random inputs that reach every branch."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from smartcity.tracking import kalman, kernels
+from smartcity.tracking.assignment import iou_matrix
+from smartcity.tracking.byte_tracker import COST_LIMIT, EDGE_SHARE, GATE_MARGIN, PATH_ALONG
+from smartcity.tracking.kalman import MIN_SIZE, PP, PV, STD_POSITION, STD_VELOCITY, VV
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+MATCH_IOU, MAX_SIZE_RATIO = 0.3, 2.0
+
+
+# ------------------------------------------------------------------ references (the numpy code before the kernels)
+
+
+def _ref_edge_cut(predicted: FloatArray, boxes: FloatArray, axis: int, size: int, delta: FloatArray,
+                  ratio: FloatArray, p_size: FloatArray, d_size: FloatArray, young: BoolArray) -> None:
+    lo, hi = axis, axis + 2
+    edge = EDGE_SHARE * size
+    rows = young.nonzero()[0]
+    pred = predicted[rows]
+    p_low = pred[:, lo] <= edge
+    p_high = pred[:, hi] >= size - edge
+    if not (p_low.any() or p_high.any()):
+        return
+    low = p_low[:, None] | (boxes[:, lo] <= edge)[None, :]
+    high = p_high[:, None] | (boxes[:, hi] >= size - edge)[None, :]
+    extent = np.maximum(p_size[rows], d_size)
+    by_high = (boxes[None, :, hi] - pred[:, None, hi]) / extent
+    by_low = (boxes[None, :, lo] - pred[:, None, lo]) / extent
+    delta[rows] = np.where(low & ~high, by_high, np.where(high & ~low, by_low, delta[rows]))
+    ratio[rows] = np.where(low | high, 1.0, ratio[rows])
+
+
+def _ref_cost(predicted: FloatArray, boxes: FloatArray, gate: FloatArray, young: BoolArray,
+              apart: BoolArray | None, origin: FloatArray | None, frame_size: tuple[int, int] | None) -> FloatArray:
+    iou = iou_matrix(predicted, boxes)
+    pw = np.maximum(predicted[:, 2] - predicted[:, 0], 1.0)[:, None]
+    ph = np.maximum(predicted[:, 3] - predicted[:, 1], 1.0)[:, None]
+    dw = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)[None, :]
+    dh = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)[None, :]
+    ox = boxes[None, :, 0] + boxes[None, :, 2] - predicted[:, None, 0] - predicted[:, None, 2]
+    oy = boxes[None, :, 1] + boxes[None, :, 3] - predicted[:, None, 1] - predicted[:, None, 3]
+    if origin is not None:
+        bx = predicted[:, 0] + predicted[:, 2] - 2.0 * origin[:, 0]
+        by = predicted[:, 1] + predicted[:, 3] - 2.0 * origin[:, 1]
+        back = ox * bx[:, None]
+        back += oy * by[:, None]
+        back *= (-1.0 / np.maximum(bx * bx + by * by, 1e-9))[:, None]
+        np.maximum(back, 0.0, out=back)
+        np.minimum(back, 1.0 - PATH_ALONG[0], out=back)
+        ox += back * bx[:, None]
+        oy += back * by[:, None]
+    dx = ox / (pw + dw)
+    dy = oy / (ph + dh)
+    rw = np.maximum(pw / dw, dw / pw)
+    rh = np.maximum(ph / dh, dh / ph)
+    if frame_size is not None and young.any():
+        _ref_edge_cut(predicted, boxes, 0, frame_size[0], dx, rw, pw, dw, young)
+        _ref_edge_cut(predicted, boxes, 1, frame_size[1], dy, rh, ph, dh, young)
+    limit = (GATE_MARGIN * gate)[:, None]
+    rows, cols = ((np.abs(dx) <= limit) & (np.abs(dy) <= limit)).nonzero()
+    distance = np.full(dx.shape, 2.0)
+    distance[rows, cols] = np.hypot(dx[rows, cols], dy[rows, cols]) / gate[rows]
+    ratio = np.maximum(rw, rh)
+    allowed = (iou >= MATCH_IOU) | ((distance <= 1.0) & (ratio <= MAX_SIZE_RATIO))
+    if apart is not None:
+        allowed &= ~apart
+    cost: FloatArray = 0.5 * (1.0 - iou) + 0.5 * np.minimum(distance, 1.0)
+    cost[~allowed] = COST_LIMIT + 1.0
+    return cost
+
+
+def _ref_scale2(wh: FloatArray) -> FloatArray:
+    out = np.empty((wh.shape[0], 4))
+    np.maximum(wh, 1.0, out=out[:, 0:2])
+    out[:, 2:4] = out[:, 0:2]
+    out *= out
+    return out
+
+
+def _ref_predict(mean: FloatArray, cov: FloatArray, dt: float, std_velocity: float) -> tuple[FloatArray, FloatArray]:
+    scale2 = _ref_scale2(mean[:, 2:4])
+    new_mean = mean.copy()
+    new_mean[:, :4] += dt * mean[:, 4:]
+    np.maximum(new_mean[:, 2:4], MIN_SIZE, out=new_mean[:, 2:4])
+    pp, pv, vv = cov[:, PP], cov[:, PV], cov[:, VV]
+    new_cov = np.empty_like(cov)
+    new_pv = new_cov[:, PV]
+    np.add(pv, dt * vv, out=new_pv)
+    new_pp = new_cov[:, PP]
+    np.multiply(pv + new_pv, dt, out=new_pp)
+    new_pp += pp
+    noise = max(dt, 0.0)
+    new_pp += (STD_POSITION**2 * noise) * scale2
+    np.multiply(scale2, std_velocity**2 * noise, out=new_cov[:, VV])
+    new_cov[:, VV] += vv
+    return new_mean, new_cov
+
+
+def _ref_update(mean: FloatArray, cov: FloatArray, measurements: FloatArray) -> tuple[FloatArray, FloatArray]:
+    scale2 = _ref_scale2(mean[:, 2:4])
+    pp, pv = cov[:, PP], cov[:, PV]
+    s = pp + STD_POSITION**2 * scale2
+    gain_p, gain_v = pp / s, pv / s
+    innovation = measurements - mean[:, :4]
+    new_mean = np.empty_like(mean)
+    np.multiply(gain_p, innovation, out=new_mean[:, :4])
+    np.multiply(gain_v, innovation, out=new_mean[:, 4:])
+    new_mean += mean
+    np.maximum(new_mean[:, 2:4], MIN_SIZE, out=new_mean[:, 2:4])
+    new_cov = np.empty_like(cov)
+    np.multiply(gain_p, pp, out=new_cov[:, PP])
+    np.multiply(gain_p, pv, out=new_cov[:, PV])
+    np.multiply(gain_v, pv, out=new_cov[:, VV])
+    np.subtract(cov, new_cov, out=new_cov)
+    return new_mean, new_cov
+
+
+# ------------------------------------------------------------------ random inputs
+
+
+def _boxes(rng: np.random.Generator, n: int, width: float, height: float) -> FloatArray:
+    """Boxes anywhere in (and a little beyond) the frame, some thin or empty, some on its edges."""
+    w = rng.uniform(0.0, 160.0, n)
+    h = rng.uniform(0.0, 160.0, n)
+    w[rng.random(n) < 0.05] = 0.5  # thinner than a pixel: sizes clamp to 1
+    x1 = rng.uniform(-40.0, width, n)
+    y1 = rng.uniform(-40.0, height, n)
+    at_edge = rng.random(n) < 0.2
+    right = rng.random(n) < 0.5
+    x1[at_edge & ~right] = 0.0
+    x1[at_edge & right] = width - w[at_edge & right] - 0.5 * rng.random(int((at_edge & right).sum()))
+    return np.stack([x1, y1, x1 + w, y1 + h], axis=1)
+
+
+def _near(rng: np.random.Generator, boxes: FloatArray, m: int) -> FloatArray:
+    """Detections: jittered and moved copies of some of `boxes` (so that pairs match) plus strangers."""
+    base = boxes[rng.integers(0, len(boxes), m)] if len(boxes) else np.zeros((m, 4))
+    moved = base + rng.normal(0.0, 15.0, (m, 1)) + rng.normal(0.0, 3.0, (m, 4))
+    stranger = rng.random(m) < 0.3
+    moved[stranger] = _boxes(rng, int(stranger.sum()), 640.0, 480.0)
+    return moved
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_cost_matrix_equals_the_numpy_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+    frame = (640, 480)
+    predicted = _boxes(rng, n, *frame)
+    boxes = _near(rng, predicted, m)
+    gate = rng.uniform(0.2, 2.5, n)
+    young = rng.random(n) < 0.4
+    apart = rng.random((n, m)) < 0.2 if seed % 2 else None
+    origin = (predicted[:, :2] + predicted[:, 2:]) / 2 + rng.normal(0.0, 30.0, (n, 2)) if seed % 3 else None
+    with_frame = seed % 5 != 0
+    expected = _ref_cost(predicted, boxes, gate, young, apart, origin, frame if with_frame else None)
+    got = kernels.cost_matrix(
+        predicted, boxes, np.zeros((0, 0)), gate, young, apart if apart is not None else np.zeros((0, 0), dtype=bool),
+        origin if origin is not None else np.zeros((0, 2)), with_frame, float(frame[0]), float(frame[1]),
+        EDGE_SHARE, 1.0 - PATH_ALONG[0], GATE_MARGIN, MATCH_IOU, MAX_SIZE_RATIO, COST_LIMIT + 1.0,
+    )
+    np.testing.assert_array_equal(got, expected)
+    # the inputs reach both outcomes: some pairs allowed, some not
+    assert (expected < COST_LIMIT).any() or n * m < 4
+    # an IoU handed in (a subclass's own overlap) is used as given
+    given = kernels.cost_matrix(
+        predicted, boxes, iou_matrix(predicted, boxes), gate, young, np.zeros((0, 0), dtype=bool), np.zeros((0, 2)),
+        False, 0.0, 0.0, EDGE_SHARE, 1.0 - PATH_ALONG[0], GATE_MARGIN, MATCH_IOU, MAX_SIZE_RATIO, COST_LIMIT + 1.0,
+    )
+    np.testing.assert_array_equal(given, _ref_cost(predicted, boxes, gate, young, None, None, None))
+
+
+def test_edge_cuts_change_the_cost_of_young_tracks_only() -> None:
+    # a track entering from the left edge and its detection grown from that edge (IoU 0.25, four times
+    # as wide): seen once, only its inner edge counts and no width ratio, so the pair matches; an
+    # established track's does not
+    predicted = np.array([[0.0, 100.0, 15.0, 160.0], [0.0, 300.0, 15.0, 360.0]])
+    boxes = np.array([[0.0, 100.0, 60.0, 160.0], [0.0, 300.0, 60.0, 360.0]])
+    young = np.array([True, False])
+    gate = np.full(2, 1.0)
+    args = (np.zeros((0, 0), dtype=bool), np.zeros((0, 2)), True, 640.0, 480.0, EDGE_SHARE, 1.0 - PATH_ALONG[0],
+            GATE_MARGIN, MATCH_IOU, MAX_SIZE_RATIO, COST_LIMIT + 1.0)
+    cost = kernels.cost_matrix(predicted, boxes, np.zeros((0, 0)), gate, young, *args)
+    assert cost[0, 0] < COST_LIMIT
+    assert cost[1, 1] == COST_LIMIT + 1.0
+    np.testing.assert_array_equal(cost, _ref_cost(predicted, boxes, gate, young, None, None, (640, 480)))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_kalman_steps_equal_the_numpy_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    mean = np.concatenate([rng.uniform(0, 500, (n, 2)), rng.uniform(-5, 80, (n, 2)), rng.normal(0, 4, (n, 4))], axis=1)
+    cov = rng.uniform(0.1, 50.0, (n, 3, 4))
+    dt = float(rng.choice([1.0, 0.5, 2.7, 10.0, -1.0]))
+    std_velocity = float(rng.choice([STD_VELOCITY, 0.02]))
+    for got, want in zip(kalman.predict(mean, cov, dt, std_velocity), _ref_predict(mean, cov, dt, std_velocity)):
+        np.testing.assert_array_equal(got, want)
+    measurements = mean[:, :4] + rng.normal(0, 5, (n, 4))
+    for got, want in zip(kalman.update(mean, cov, measurements), _ref_update(mean, cov, measurements)):
+        np.testing.assert_array_equal(got, want)
+    # rows taken out of larger arrays (not contiguous) give the same values
+    rows = np.arange(0, n, 2)
+    for got, want in zip(kalman.update(mean[rows], cov[rows], measurements[rows]),
+                         _ref_update(mean[rows], cov[rows], measurements[rows])):
+        np.testing.assert_array_equal(got, want)
