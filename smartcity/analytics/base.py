@@ -362,8 +362,9 @@ class SlotTable:
 
         The set holds its polygons, so the ids it is keyed by cannot be reused while it exists."""
         asked = self._asked
-        if len(asked) != len(self._asked_ids) or any(id(z) not in self._asked_ids for z in asked):
-            self._asked_ids = {id(z) for z in asked}
+        ids = set(map(id, asked))  # (asked holds each zone once: FrameView.inside)
+        if ids != self._asked_ids:
+            self._asked_ids = ids
             self._zone_set = PolygonSet(asked) if len(asked) > 1 else None
         return self._zone_set
 

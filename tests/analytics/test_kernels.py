@@ -1,0 +1,159 @@
+"""The rules' compiled kernels against the numpy code they replaced (kept here as the reference): the
+same results and the same per-slot state, bit for bit, over random sequences of frames."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from smartcity.analytics import kernels
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def _ref_wrong_way(sel: np.ndarray, zone: np.ndarray, slots: np.ndarray, gx: FloatArray, gy: FloatArray,
+                   hits: np.ndarray, st: dict[str, np.ndarray], ux: float, uy: float, min_distance: float,
+                   min_age: int, cos_max: float) -> list[tuple[int, float]]:
+    st["ax"][slots[sel & ~zone]] = np.nan
+    idx = (sel & zone).nonzero()[0]
+    if not len(idx):
+        return []
+    x, y, s = gx[idx], gy[idx], slots[idx]
+    ax, ay = st["ax"][s], st["ay"][s]
+    dx, dy = x - ax, y - ay
+    ahead = dx * ux + dy * uy
+    fresh_anchor = np.isnan(ax) | (ahead > 0)
+    np.copyto(ax, x, where=fresh_anchor)
+    np.copyto(ay, y, where=fresh_anchor)
+    st["ax"][s], st["ay"][s] = ax, ay
+    back = -ahead
+    hit = (back >= min_distance) & ~st["fired"][s] & (hits[idx] >= min_age)
+    if np.count_nonzero(hit):
+        hit &= back >= cos_max * np.hypot(dx, dy)
+    out = []
+    for k in hit.nonzero()[0]:
+        st["fired"][s[k]] = True
+        out.append((int(idx[k]), float(back[k])))
+    return out
+
+
+def _ref_along(x0: float, y0: float, x1: float, y1: float, line: FloatArray) -> tuple[float, float]:
+    ax, ay, bx, by, nx, ny = line.tolist()
+
+    def along(x: float, y: float) -> float:
+        dx, dy = bx - ax, by - ay
+        return ((x - ax) * dx + (y - ay) * dy) / (dx * dx + dy * dy)
+
+    if math.isnan(x0):
+        return along(x1, y1), 1.0
+    d0 = (x0 - ax) * nx + (y0 - ay) * ny
+    d1 = (x1 - ax) * nx + (y1 - ay) * ny
+    f = d0 / (d0 - d1) if d0 != d1 else 0.5
+    return along(x0 + f * (x1 - x0), y0 + f * (y1 - y0)), f
+
+
+def _ref_crossings(idx: np.ndarray, s: np.ndarray, x: FloatArray, y: FloatArray, d_all: FloatArray,
+                   new_all: np.ndarray, hits: np.ndarray, st: dict[str, np.ndarray], t: float, margin: float,
+                   min_age: int, line: FloatArray) -> list[tuple[int, int, float, float]]:
+    new = new_all[idx]
+    prev = st["side"][s]
+    unset = prev == 0
+    if np.count_nonzero(unset):
+        prev = np.where(unset, np.sign(d_all[idx]).astype(np.int8), prev)
+    pend = st["pend"][s]
+    flip = (new * prev) < 0
+    out: list[tuple[int, int, float, float]] = []
+    for k in (flip | (pend != 0)).nonzero()[0]:
+        i, slot = int(idx[k]), int(s[k])
+        nk = int(new[k])
+        if flip[k]:
+            u, f = _ref_along(st["px"][slot], st["py"][slot], float(x[k]), float(y[k]), line)
+            if -margin <= u <= 1.0 + margin:
+                if st["pend"][slot] == -nk:
+                    st["pend"][slot] = 0
+                else:
+                    t0 = float(st["pt"][slot])
+                    st["pend"][slot] = nk
+                    st["pend_t"][slot] = t if math.isnan(t0) else t0 + min(1.0, max(0.0, f)) * (t - t0)
+                    st["pend_x"][slot] = u
+        if st["pend"][slot] != 0 and hits[i] >= min_age and nk in (0, st["pend"][slot]):
+            out.append((i, int(st["pend"][slot]), float(st["pend_t"][slot]), float(st["pend_x"][slot])))
+            st["pend"][slot] = 0
+    np.copyto(prev, new, where=new != 0)
+    st["side"][s] = prev
+    st["px"][s] = x
+    st["py"][s] = y
+    st["pt"][s] = t
+    return out
+
+
+def _frames(seed: int, n_frames: int = 120, capacity: int = 64):
+    """Tracks on random walks (ground points in [0, 1]) with slots that come and go: per frame, the
+    slots in view (unique), their points, hits and a random selection."""
+    rng = np.random.default_rng(seed)
+    pos = rng.uniform(0, 1, (capacity, 2))
+    vel = rng.normal(0, 0.02, (capacity, 2))
+    hits = np.zeros(capacity, dtype=np.intp)
+    for _ in range(n_frames):
+        vel += rng.normal(0, 0.01, (capacity, 2))
+        pos = np.clip(pos + vel, 0.0, 1.0)
+        hits += 1
+        gone = rng.random(capacity) < 0.02
+        hits[gone] = 0
+        slots = rng.permutation(capacity)[: int(rng.integers(0, 40))].astype(np.intp)
+        sel = rng.random(len(slots)) < 0.85
+        yield slots, pos[slots, 0].copy(), pos[slots, 1].copy(), hits[slots].copy(), sel
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_wrong_way_step_equals_the_numpy_reference(seed: int) -> None:
+    cap = 64
+    ref = {"ax": np.full(cap, np.nan), "ay": np.full(cap, np.nan), "fired": np.zeros(cap, dtype=bool)}
+    got = {k: v.copy() for k, v in ref.items()}
+    angle = seed * 0.7
+    ux, uy = math.cos(angle), math.sin(angle)
+    fired = 0
+    for slots, gx, gy, hits, sel in _frames(seed):
+        zone = (gx > 0.2) & (gy < 0.8)
+        want = _ref_wrong_way(sel, zone, slots, gx, gy, hits, ref, ux, uy, 0.03, 3, math.cos(math.radians(50)))
+        hit, back = kernels.wrong_way_step(sel, zone, slots, gx, gy, hits, got["ax"], got["ay"], got["fired"],
+                                           ux, uy, 0.03, 3, math.cos(math.radians(50)))
+        assert list(zip(hit.tolist(), back.tolist())) == want
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
+        fired += len(want)
+        if seed % 3 == 0:
+            ref["fired"][:] = got["fired"][:] = False  # fire again
+    assert fired > 0  # the walks do go the wrong way
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_crossings_step_equals_the_numpy_reference(seed: int) -> None:
+    cap = 64
+    ref = {"side": np.zeros(cap, dtype=np.int8), "px": np.full(cap, np.nan), "py": np.full(cap, np.nan),
+           "pt": np.full(cap, np.nan), "pend": np.zeros(cap, dtype=np.int8), "pend_t": np.full(cap, np.nan),
+           "pend_x": np.full(cap, np.nan)}
+    got = {k: v.copy() for k, v in ref.items()}
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0.2, 0.8, 2), rng.uniform(0.2, 0.8, 2)
+    normal = np.array([a[1] - b[1], b[0] - a[0]]) / math.hypot(*(b - a))
+    line = np.array([*a, *b, *normal])
+    band, margin = 0.01 * (seed % 3), 0.1 * (seed % 2)
+    crossings = 0
+    for f, (slots, gx, gy, hits, sel) in enumerate(_frames(seed)):
+        t = f / 5.0
+        d_all = (gx - a[0]) * normal[0] + (gy - a[1]) * normal[1]
+        new_all = (d_all > band).view(np.int8) - (d_all < -band).view(np.int8)
+        idx = sel.nonzero()[0]
+        s, x, y = slots[idx], gx[idx], gy[idx]
+        want = _ref_crossings(idx, s, x, y, d_all, new_all, hits, ref, t, margin, 2, line)
+        out = kernels.crossings_step(idx, s, x, y, d_all, new_all, hits, got["side"], got["px"], got["py"], got["pt"],
+                                     got["pend"], got["pend_t"], got["pend_x"], t, margin, 2, line)
+        assert list(zip(*(o.tolist() for o in out))) == want
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
+        crossings += len(want)
+    assert crossings > 0
