@@ -115,3 +115,72 @@ def _projection(x: float, y: float, line: np.ndarray) -> float:
     dx, dy = line[2] - line[0], line[3] - line[1]
     u: float = ((x - line[0]) * dx + (y - line[1]) * dy) / (dx * dx + dy * dy)
     return u
+
+
+@njit(cache=True, nogil=True)
+def zone_stay_step(
+    sel: np.ndarray, zone: np.ndarray, slots: np.ndarray, entered: np.ndarray, last: np.ndarray, t: float,
+    exit_grace_s: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ZoneStay.step's frame (see there): the per-slot `entered` and `last` (seen inside) updated in place.
+    Returns the slots of selected tracks outside the zone whose stay ended (unseen inside for
+    `exit_grace_s`), the selected tracks inside (indices, in order), their slots, and which of them
+    entered now."""
+    n = sel.shape[0]
+    gone = np.empty(n, dtype=np.intp)
+    n_gone = 0
+    for i in range(n):
+        if sel[i] and not zone[i]:
+            s = slots[i]
+            if not math.isnan(entered[s]) and t - last[s] >= exit_grace_s:
+                gone[n_gone] = s
+                n_gone += 1
+    idx = np.empty(n, dtype=np.intp)
+    started = np.empty(n, dtype=np.bool_)
+    k = 0
+    for i in range(n):
+        if sel[i] and zone[i]:
+            idx[k] = i
+            started[k] = math.isnan(entered[slots[i]])
+            k += 1
+    inside = slots[idx[:k]]
+    for j in range(k):
+        if started[j]:
+            entered[inside[j]] = t
+    for j in range(k):
+        last[inside[j]] = t
+    return gone[:n_gone], idx[:k], inside, started[:k]
+
+
+@njit(cache=True, nogil=True)
+def stillness_update(
+    idx: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, ax: np.ndarray, ay: np.ndarray,
+    since: np.ndarray, t: float, aspect: float, radius: np.ndarray, keep: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stillness.update (see there) for tracks `idx`: the per-slot anchors `ax, ay, since` updated in
+    place. `radius`: one per track, or one for all (shape (1,)); `keep`: per track, or empty for none.
+    Returns which tracks were (re-)anchored now and how long each has been still."""
+    n = idx.shape[0]
+    moved = np.empty(n, dtype=np.bool_)
+    s = slots[idx]
+    one_radius = radius.shape[0] == 1
+    with_keep = keep.shape[0] == n and n > 0
+    for k in range(n):
+        a_x = ax[s[k]]
+        far = math.hypot(gx[idx[k]] - a_x, (gy[idx[k]] - ay[s[k]]) * aspect) > radius[0 if one_radius else k]
+        if with_keep:
+            far = far and not keep[k]
+        moved[k] = math.isnan(a_x) or far
+    for k in range(n):
+        if moved[k]:
+            ax[s[k]] = gx[idx[k]]
+    for k in range(n):
+        if moved[k]:
+            ay[s[k]] = gy[idx[k]]
+    for k in range(n):
+        if moved[k]:
+            since[s[k]] = t
+    still = np.empty(n)
+    for k in range(n):
+        still[k] = t - since[s[k]]
+    return moved, still

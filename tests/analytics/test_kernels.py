@@ -157,3 +157,63 @@ def test_crossings_step_equals_the_numpy_reference(seed: int) -> None:
             np.testing.assert_array_equal(got[k], ref[k])
         crossings += len(want)
     assert crossings > 0
+
+
+def _ref_zone_stay(sel: np.ndarray, zone: np.ndarray, slots: np.ndarray, st: dict[str, np.ndarray], t: float,
+                   grace: float) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    so = slots[sel & ~zone]
+    gone = so[~np.isnan(st["entered"][so]) & (t - st["last"][so] >= grace)]
+    idx = (sel & zone).nonzero()[0]
+    s = slots[idx]
+    started = np.isnan(st["entered"][s])
+    st["entered"][s[started]] = t
+    st["last"][s] = t
+    return gone.tolist(), idx, s, started
+
+
+def _ref_stillness(idx: np.ndarray, slots: np.ndarray, gx: FloatArray, gy: FloatArray, st: dict[str, np.ndarray],
+                   t: float, aspect: float, radius: float | FloatArray, keep: np.ndarray | None
+                   ) -> tuple[np.ndarray, FloatArray]:
+    s = slots[idx]
+    x, y = gx[idx], gy[idx]
+    ax = st["ax"][s]
+    far = np.hypot(x - ax, (y - st["ay"][s]) * aspect) > radius
+    moved = np.isnan(ax) | (far if keep is None else far & ~keep)
+    ms = s[moved]
+    st["ax"][ms], st["ay"][ms], st["since"][ms] = x[moved], y[moved], t
+    return moved, np.asarray(t - st["since"][s])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_zone_stay_and_stillness_equal_the_numpy_reference(seed: int) -> None:
+    cap = 64
+    ref = {"entered": np.full(cap, np.nan), "last": np.full(cap, np.nan), "ax": np.full(cap, np.nan),
+           "ay": np.full(cap, np.nan), "since": np.full(cap, np.nan)}
+    got = {k: v.copy() for k, v in ref.items()}
+    rng = np.random.default_rng(seed)
+    ended = anchored = 0
+    for f, (slots, gx, gy, _, sel) in enumerate(_frames(seed)):
+        t = f / 5.0
+        zone = (gx > 0.3) & (gx < 0.9)
+        gone, idx, s, started = _ref_zone_stay(sel, zone, slots, ref, t, 1.5)
+        out = kernels.zone_stay_step(sel, zone, slots, got["entered"], got["last"], t, 1.5)
+        assert out[0].tolist() == gone
+        for a, b in zip(out[1:], (idx, s, started), strict=True):
+            np.testing.assert_array_equal(a, b)
+        ended += len(gone)
+        # stillness of the tracks in the zone: one radius for all, or one each with some kept anchors
+        per_track = seed % 2 == 1
+        radius = rng.uniform(0.005, 0.05, len(idx)) if per_track else 0.02
+        keep = rng.random(len(idx)) < 0.3 if per_track else None
+        want = _ref_stillness(idx, slots, gx, gy, ref, t, 0.5625, radius, keep)
+        moved, still = kernels.stillness_update(
+            idx, slots, gx, gy, got["ax"], got["ay"], got["since"], t, 0.5625,
+            radius if isinstance(radius, np.ndarray) else np.array([radius]),
+            keep if keep is not None else np.zeros(0, dtype=bool),
+        )
+        np.testing.assert_array_equal(moved, want[0])
+        np.testing.assert_array_equal(still, want[1])
+        anchored += int(moved.sum())
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
+    assert ended > 0 and anchored > 0
