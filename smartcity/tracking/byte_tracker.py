@@ -63,6 +63,8 @@ COST_LIMIT = 1.0
 GATE_MARGIN = 1.01
 # Below this speed (box sizes per frame) a track is still: its gate does not widen while it is lost.
 STILL_SPEED = 0.05
+# A track re-found after more than this many frames unseen takes the velocity its last two observations imply.
+REFOUND_GAP = 1.5
 # Recovery along the path (see `_path_cost`): a track lost at least this many frames; the detection
 # between these shares of the predicted move, this many box sizes to its side, of a size within this ratio.
 PATH_MIN_GAP = 3.0
@@ -174,8 +176,10 @@ class ByteTracker:
         det_of_track = np.full(n_tracks, -1, dtype=np.intp)
         unmatched_high = high_idx
         if n_tracks:
-            predicted = kalman.states_to_boxes(mean)
-            gate, young = self._gates()
+            predicted, gate, young = kernels.association_inputs(
+                mean, self._mean, self._since_obs, tracks.hits, kalman.MIN_SIZE, cfg.new_track_distance,
+                cfg.match_distance, cfg.still_distance, STILL_SPEED,
+            )
             # One cost matrix for both stages (every track against every high and low box): a pair's
             # cost depends only on its track and its box, and one call costs half as much as two.
             considered = np.flatnonzero(high | low)
@@ -216,23 +220,11 @@ class ByteTracker:
                 det_of_track[lost[rows]] = unmatched_high[cols]
                 unmatched_high = np.delete(unmatched_high, cols)
 
-            matched = np.flatnonzero(det_of_track >= 0)
-            if matched.size:
-                measured = kalman.boxes_to_measurements(boxes[det_of_track[matched]])
-                mean[matched], cov[matched] = kalman.update(mean[matched], cov[matched], measured)
-                # Observation-centric velocity: a track seen once, or re-found after a gap, takes the
-                # velocity its two last observations imply (the filter alone needs several frames to
-                # learn it, during which a fast object outruns its prediction).
-                since = self._since_obs[matched]
-                hits = tracks.hits[matched]
-                reset = (hits == 1) | (since > 1.5)
-                if reset.any():
-                    k = matched[reset]
-                    mean[k, 4:6] = (measured[reset, :2] - self._obs[k, :2]) / since[reset, None]
-                    if (hits[reset] == 1).any():
-                        mean[k[hits[reset] == 1], 6:8] = 0.0
-                self._obs[matched] = measured
-                self._since_obs[matched] = 0.0
+            # The Kalman correction; and observation-centric velocity: a track seen once, or re-found after a
+            # gap, takes the velocity its two last observations imply (the filter alone needs several frames
+            # to learn it, during which a fast object outruns its prediction).
+            kernels.correct_matched(mean, cov, self._obs, self._since_obs, tracks.hits, det_of_track, boxes,
+                                    kalman.STD_POSITION**2, kalman.MIN_SIZE, REFOUND_GAP)
 
         keep = tracks.step(det_of_track, detections, scores, cfg.min_hits, cfg.max_age, cfg.tentative_max_age)
         if not keep.all():
@@ -276,25 +268,6 @@ class ByteTracker:
         if np.count_nonzero(dg < 0):
             apart &= (dg >= 0)[None, :]
         return apart if np.count_nonzero(apart) else None
-
-    def _gates(self) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
-        """Per track, how far (in box sizes) a detection may be from its prediction and still match;
-        and which tracks were seen once."""
-        cfg = self.config
-        since = np.maximum(self._since_obs, 1.0)
-        once = self._tracks.hits == 1
-        # A track seen once may have moved anywhere within its reach since. A moving track's
-        # prediction gets less certain the longer it goes unseen; a still one's does not (a
-        # widening gate let a long-lost parked car's track take the first box of a fast car
-        # passing by, and the car then went uncounted).
-        unknown = np.minimum(cfg.new_track_distance * since, 3.0 * cfg.new_track_distance)
-        size = np.maximum(self._mean[:, 2:4], 1.0)
-        moving = np.hypot(self._mean[:, 4] / size[:, 0], self._mean[:, 5] / size[:, 1]) > STILL_SPEED
-        # A still track keeps a tight gate: in a queue the car behind stands about half a box away, and
-        # a still track whose car was missed for a frame took its neighbour's box (an identity swap
-        # across a counting line is counted as two crossings, one each way).
-        grown = np.where(moving, cfg.match_distance * np.sqrt(since), cfg.still_distance)
-        return np.minimum(np.where(once, unknown, grown), 3.0 * cfg.new_track_distance), once
 
     def _path_cost(self, lost: IntArray, mean: FloatArray, boxes: FloatArray) -> FloatArray:
         """Cost in [0, 1) of pairs (lost moving track, detection) where the detection lies on the track's

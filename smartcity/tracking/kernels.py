@@ -327,23 +327,99 @@ def kalman_update(
 ) -> tuple[np.ndarray, np.ndarray]:
     """kalman.update: (N, 8) states and (N, 3, 4) compact covariances corrected by (N, 4) measurements;
     `r_position`: the measurement variance per unit of squared box size (STD_POSITION**2)."""
-    n = mean.shape[0]
-    new_mean = np.empty_like(mean)
-    new_cov = np.empty_like(cov)
-    for r in range(n):
-        sw, sh = _squared_size(mean, r)
-        for k in range(4):
-            s2 = sw if k % 2 == 0 else sh
-            pp, pv = cov[r, 0, k], cov[r, 1, k]
-            s = pp + r_position * s2
-            gain_p = pp / s
-            gain_v = pv / s
-            innovation = measurements[r, k] - mean[r, k]
-            new_mean[r, k] = gain_p * innovation + mean[r, k]
-            new_mean[r, 4 + k] = gain_v * innovation + mean[r, 4 + k]
-            new_cov[r, 0, k] = pp - gain_p * pp
-            new_cov[r, 1, k] = pv - gain_p * pv
-            new_cov[r, 2, k] = cov[r, 2, k] - gain_v * pv
-        new_mean[r, 2] = max(new_mean[r, 2], min_size)
-        new_mean[r, 3] = max(new_mean[r, 3], min_size)
+    new_mean = mean.copy()
+    new_cov = cov.copy()
+    for r in range(mean.shape[0]):
+        _correct_row(new_mean, new_cov, r, measurements[r], r_position, min_size)
     return new_mean, new_cov
+
+
+@njit(cache=True, nogil=True)
+def association_inputs(  # noqa: PLR0913 - one flat call: the tracks' arrays and the gate's settings
+    mean: np.ndarray, last_mean: np.ndarray, since_obs: np.ndarray, hits: np.ndarray, min_size: float,
+    new_track_distance: float, match_distance: float, still_distance: float, still_speed: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the association cost needs of the tracks: (predicted boxes x1, y1, x2, y2 from the predicted
+    states `mean`, each track's gate, which tracks were seen once). The gate is how far (in box sizes) a
+    detection may be from the prediction and still match; whether a track moves is read from its state
+    before the prediction (`last_mean`), its time unseen from `since_obs` (frames)."""
+    n = mean.shape[0]
+    predicted = np.empty((n, 4))
+    gate = np.empty(n)
+    once = np.empty(n, dtype=np.bool_)
+    cap = 3.0 * new_track_distance
+    for r in range(n):
+        for k in range(2):
+            half = max(mean[r, 2 + k], min_size)
+            half *= 0.5
+            predicted[r, k] = mean[r, k] - half
+            predicted[r, 2 + k] = mean[r, k] + half
+        since = max(since_obs[r], 1.0)
+        once[r] = hits[r] == 1
+        # A track seen once may have moved anywhere within its reach since. A moving track's prediction
+        # gets less certain the longer it goes unseen; a still one's does not (a widening gate let a
+        # long-lost parked car's track take the first box of a fast car passing by, and the car then
+        # went uncounted). A still track keeps a tight gate: in a queue the car behind stands about half
+        # a box away, and a still track whose car was missed for a frame took its neighbour's box (an
+        # identity swap across a counting line is counted as two crossings, one each way).
+        if once[r]:
+            g = min(new_track_distance * since, cap)
+        else:
+            moving = math.hypot(last_mean[r, 4] / max(last_mean[r, 2], 1.0),
+                                last_mean[r, 5] / max(last_mean[r, 3], 1.0)) > still_speed
+            g = match_distance * math.sqrt(since) if moving else still_distance
+        gate[r] = min(g, cap)
+    return predicted, gate, once
+
+
+@njit(cache=True, nogil=True)
+def correct_matched(
+    mean: np.ndarray, cov: np.ndarray, obs: np.ndarray, since_obs: np.ndarray, hits: np.ndarray,
+    det_of_track: np.ndarray, boxes: np.ndarray, r_position: float, min_size: float, reset_gap: float,
+) -> None:
+    """Correct the tracks that took a detection (`det_of_track` >= 0), in place: the Kalman update
+    (kalman_update) with the detection's box as cx, cy, w, h; a track seen once (`hits` == 1) or
+    re-found after more than `reset_gap` frames takes the velocity its last two observations imply (and
+    one seen once no size change); the detection becomes its last observation (`obs`, `since_obs`)."""
+    measured = np.empty(4)
+    for r in range(mean.shape[0]):
+        d = det_of_track[r]
+        if d < 0:
+            continue
+        measured[0] = (boxes[d, 0] + boxes[d, 2]) * 0.5
+        measured[1] = (boxes[d, 1] + boxes[d, 3]) * 0.5
+        measured[2] = boxes[d, 2] - boxes[d, 0]
+        measured[3] = boxes[d, 3] - boxes[d, 1]
+        _correct_row(mean, cov, r, measured, r_position, min_size)
+        since = since_obs[r]
+        if hits[r] == 1 or since > reset_gap:
+            mean[r, 4] = (measured[0] - obs[r, 0]) / since
+            mean[r, 5] = (measured[1] - obs[r, 1]) / since
+            if hits[r] == 1:
+                mean[r, 6] = 0.0
+                mean[r, 7] = 0.0
+        for k in range(4):
+            obs[r, k] = measured[k]
+        since_obs[r] = 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _correct_row(
+    mean: np.ndarray, cov: np.ndarray, r: int, measured: np.ndarray, r_position: float, min_size: float,
+) -> None:
+    """kalman_update of row `r`, in place."""
+    sw, sh = _squared_size(mean, r)
+    for k in range(4):
+        s2 = sw if k % 2 == 0 else sh
+        pp, pv = cov[r, 0, k], cov[r, 1, k]
+        s = pp + r_position * s2
+        gain_p = pp / s
+        gain_v = pv / s
+        innovation = measured[k] - mean[r, k]
+        mean[r, k] = gain_p * innovation + mean[r, k]
+        mean[r, 4 + k] = gain_v * innovation + mean[r, 4 + k]
+        cov[r, 0, k] = pp - gain_p * pp
+        cov[r, 1, k] = pv - gain_p * pv
+        cov[r, 2, k] = cov[r, 2, k] - gain_v * pv
+    mean[r, 2] = max(mean[r, 2], min_size)
+    mean[r, 3] = max(mean[r, 3], min_size)

@@ -9,7 +9,8 @@ import pytest
 
 from smartcity.tracking import kalman, kernels
 from smartcity.tracking.assignment import iou_matrix
-from smartcity.tracking.byte_tracker import COST_LIMIT, EDGE_SHARE, GATE_MARGIN, PATH_ALONG
+from smartcity.tracking.byte_tracker import COST_LIMIT, EDGE_SHARE, GATE_MARGIN, PATH_ALONG, STILL_SPEED
+from smartcity.tracking.config import TrackerConfig
 from smartcity.tracking.kalman import MIN_SIZE, PP, PV, STD_POSITION, STD_VELOCITY, VV
 
 FloatArray = npt.NDArray[np.float64]
@@ -213,4 +214,69 @@ def test_kalman_steps_equal_the_numpy_reference(seed: int) -> None:
     rows = np.arange(0, n, 2)
     for got, want in zip(kalman.update(mean[rows], cov[rows], measurements[rows]),
                          _ref_update(mean[rows], cov[rows], measurements[rows])):
+        np.testing.assert_array_equal(got, want)
+
+
+def _ref_gates(last_mean: FloatArray, since_obs: FloatArray, hits: np.ndarray) -> tuple[FloatArray, BoolArray]:
+    cfg = TrackerConfig()
+    since = np.maximum(since_obs, 1.0)
+    once = hits == 1
+    unknown = np.minimum(cfg.new_track_distance * since, 3.0 * cfg.new_track_distance)
+    size = np.maximum(last_mean[:, 2:4], 1.0)
+    moving = np.hypot(last_mean[:, 4] / size[:, 0], last_mean[:, 5] / size[:, 1]) > STILL_SPEED
+    grown = np.where(moving, cfg.match_distance * np.sqrt(since), cfg.still_distance)
+    return np.minimum(np.where(once, unknown, grown), 3.0 * cfg.new_track_distance), once
+
+
+def _states(rng: np.random.Generator, n: int) -> FloatArray:
+    speed = rng.normal(0, 4, (n, 4)) * (rng.random((n, 1)) < 0.7)  # some still
+    return np.concatenate([rng.uniform(0, 500, (n, 2)), rng.uniform(-5, 80, (n, 2)), speed], axis=1)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_association_inputs_equal_the_numpy_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    last_mean = _states(rng, n)
+    mean = kalman.predict(last_mean, rng.uniform(0.1, 50.0, (n, 3, 4)), 1.0)[0]
+    since_obs = rng.choice([1.0, 2.0, 3.5, 7.0], n)
+    hits = rng.integers(1, 4, n)
+    cfg = TrackerConfig()
+    predicted, gate, once = kernels.association_inputs(
+        mean, last_mean, since_obs, hits, MIN_SIZE, cfg.new_track_distance, cfg.match_distance, cfg.still_distance,
+        STILL_SPEED,
+    )
+    np.testing.assert_array_equal(predicted, kalman.states_to_boxes(mean))
+    want_gate, want_once = _ref_gates(last_mean, since_obs, hits)
+    np.testing.assert_array_equal(gate, want_gate)
+    np.testing.assert_array_equal(once, want_once)
+    assert len(set(gate.tolist())) > 2 or n < 6  # moving, still and young tracks among them
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_correct_matched_equals_the_numpy_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(1, 60)), int(rng.integers(1, 60))
+    mean, cov = _states(rng, n), rng.uniform(0.1, 50.0, (n, 3, 4))
+    obs = mean[:, :4] + rng.normal(0, 10, (n, 4))
+    since_obs = rng.choice([1.0, 2.0, 3.5], n)
+    hits = rng.integers(1, 4, n)
+    boxes = _boxes(rng, m, 640.0, 480.0)
+    det_of_track = np.full(n, -1, dtype=np.intp)
+    took = rng.permutation(n)[: min(n, m) // 2 + 1]
+    det_of_track[took] = rng.permutation(m)[: len(took)]
+    # the reference: the tracker's numpy code before the kernel
+    want_mean, want_cov, want_obs, want_since = mean.copy(), cov.copy(), obs.copy(), since_obs.copy()
+    matched = np.flatnonzero(det_of_track >= 0)
+    measured = kalman.boxes_to_measurements(boxes[det_of_track[matched]])
+    want_mean[matched], want_cov[matched] = _ref_update(want_mean[matched], want_cov[matched], measured)
+    since, h = want_since[matched], hits[matched]
+    reset = (h == 1) | (since > 1.5)
+    k = matched[reset]
+    want_mean[k, 4:6] = (measured[reset, :2] - want_obs[k, :2]) / since[reset, None]
+    want_mean[k[h[reset] == 1], 6:8] = 0.0
+    want_obs[matched] = measured
+    want_since[matched] = 0.0
+    kernels.correct_matched(mean, cov, obs, since_obs, hits, det_of_track, boxes, STD_POSITION**2, MIN_SIZE, 1.5)
+    for got, want in ((mean, want_mean), (cov, want_cov), (obs, want_obs), (since_obs, want_since)):
         np.testing.assert_array_equal(got, want)
