@@ -52,15 +52,17 @@ def wrong_way_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the ru
 
 @njit(cache=True, nogil=True)
 def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the line's state and parameters
-    idx: np.ndarray, slots: np.ndarray, x: np.ndarray, y: np.ndarray, d_all: np.ndarray, new_all: np.ndarray,
+    idx: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, bw: np.ndarray, bh: np.ndarray,
     hits: np.ndarray, side: np.ndarray, px: np.ndarray, py: np.ndarray, pt: np.ndarray, pend: np.ndarray,
     pend_t: np.ndarray, pend_x: np.ndarray, t: float, margin: float, min_age: int, line: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Crossings.step's frame (see there) for the selected tracks `idx` (their slots and ground points
-    `x, y`), given every track's signed distance to the line and side with the band (`d_all`,
-    `new_all`): updates the per-slot state in place and returns the crossings confirmed now as (track
-    index, direction +1/-1, crossing time, fraction along the line). `line`: ax, ay, bx, by, nx, ny."""
+    """Crossings.step's frame (see there) for the selected tracks `idx` (indices into the frame's ground
+    points `gx, gy` and normalised box sizes `bw, bh`; `slots` theirs): updates the per-slot state in
+    place and returns the crossings confirmed now as (track index, direction +1/-1, crossing time,
+    fraction along the line). `line`: ax, ay, bx, by, nx, ny (the unit normal), the band `h`, the share
+    of the box's extent across the line the band spans at least (0: none), |nx| and |ny|."""
     n = idx.shape[0]
+    h, share, ex, ey = line[6], line[7], line[8], line[9]
     out_i = np.empty(n, dtype=np.intp)
     out_dir = np.empty(n, dtype=np.int8)
     out_t = np.empty(n)
@@ -68,14 +70,17 @@ def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the li
     k_out = 0
     for k in range(n):
         i, slot = idx[k], slots[k]
-        nk = new_all[i]
+        # signed distance, and the side with the hysteresis band (+1, -1, or 0 inside it)
+        d = (gx[i] - line[0]) * line[4] + (gy[i] - line[1]) * line[5]
+        band = max(h, share * (ex * bw[i] + ey * bh[i])) if share > 0 else h
+        nk = np.int8(d > band) - np.int8(d < -band)
         prev = side[slot]
         if prev == 0:  # first seen (or inside the band so far): the side its ground point is on
-            prev = np.int8(np.sign(d_all[i]))
+            prev = np.int8(np.sign(d))
         flip = nk * prev < 0
         if flip or pend[slot] != 0:
             if flip:
-                u, f = _along(px[slot], py[slot], x[k], y[k], line)
+                u, f = _along(px[slot], py[slot], gx[i], gy[i], line)
                 if -margin <= u <= 1.0 + margin:
                     if pend[slot] == -nk:  # went back before maturing: a flicker
                         pend[slot] = 0
@@ -91,8 +96,8 @@ def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the li
                 k_out += 1
                 pend[slot] = 0
         side[slot] = nk if nk != 0 else prev
-        px[slot] = x[k]
-        py[slot] = y[k]
+        px[slot] = gx[i]
+        py[slot] = gy[i]
         pt[slot] = t
     return out_i[:k_out], out_dir[:k_out], out_t[:k_out], out_u[:k_out]
 

@@ -92,9 +92,7 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
     col_of_row: IntArray
     pending: IntArray
-    col_of_row, pending = kernels.sparse_assignment(np.ascontiguousarray(cost, dtype=np.float64), float(cost_limit),
-                                                    _TIE)
-    n_pending = int(pending.max()) + 1
+    col_of_row, pending, n_pending = kernels.sparse_assignment(cost, float(cost_limit), _TIE)
     for g in range(n_pending):
         members = np.flatnonzero(pending == g)
         sub_rows = members[members < n]

@@ -131,19 +131,19 @@ def _find(parent: np.ndarray, x: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def sparse_assignment(cost: np.ndarray, cost_limit: float, tie: float) -> tuple[np.ndarray, np.ndarray]:
+def sparse_assignment(cost: np.ndarray, cost_limit: float, tie: float) -> tuple[np.ndarray, np.ndarray, int]:
     """The part of linear_assignment (see there) that needs no solver: pairs that are each other's only
     candidate, groups of competing pairs with one row or one column (the cheapest pair, the first on a
     tie) and groups with two rows or two columns whose best matching beats the next by `tie` or more.
 
-    Returns (column of each row or -1, label of the group of each node left to the solver or -1),
-    nodes being rows 0..n-1 then columns n..n+m-1; groups are labelled 0, 1, ...
+    Returns (column of each row or -1, label of the group of each node left to the solver or -1, number
+    of those groups), nodes being rows 0..n-1 then columns n..n+m-1; groups are labelled 0, 1, ...
     """
     n, m = cost.shape
     col_of_row, group_of, n_groups = _lone_pairs_and_groups(cost, cost_limit)
     pending = np.full(n + m, -1, dtype=np.intp)
     if n_groups == 0:
-        return col_of_row, pending
+        return col_of_row, pending, 0
     n_rows = np.zeros(n_groups, dtype=np.intp)
     n_cols = np.zeros(n_groups, dtype=np.intp)
     # the first two rows and the first two columns of each group (enough for the groups solved here)
@@ -179,7 +179,7 @@ def sparse_assignment(cost: np.ndarray, cost_limit: float, tie: float) -> tuple[
                 new_label[g] = k
                 k += 1
             pending[node] = new_label[g]
-    return col_of_row, pending
+    return col_of_row, pending, k
 
 
 @njit(cache=True, nogil=True)

@@ -41,7 +41,7 @@ def _ref_wrong_way(sel: np.ndarray, zone: np.ndarray, slots: np.ndarray, gx: Flo
 
 
 def _ref_along(x0: float, y0: float, x1: float, y1: float, line: FloatArray) -> tuple[float, float]:
-    ax, ay, bx, by, nx, ny = line.tolist()
+    ax, ay, bx, by, nx, ny = line.tolist()[:6]
 
     def along(x: float, y: float) -> float:
         dx, dy = bx - ax, by - ay
@@ -140,17 +140,20 @@ def test_crossings_step_equals_the_numpy_reference(seed: int) -> None:
     rng = np.random.default_rng(seed)
     a, b = rng.uniform(0.2, 0.8, 2), rng.uniform(0.2, 0.8, 2)
     normal = np.array([a[1] - b[1], b[0] - a[0]]) / math.hypot(*(b - a))
-    line = np.array([*a, *b, *normal])
-    band, margin = 0.01 * (seed % 3), 0.1 * (seed % 2)
+    h, share, margin = 0.01 * (seed % 3), (0.0, 0.1, 0.35)[seed % 3], 0.1 * (seed % 2)
+    line = np.array([*a, *b, *normal, h, share, abs(normal[0]), abs(normal[1])])
     crossings = 0
     for f, (slots, gx, gy, hits, sel) in enumerate(_frames(seed)):
         t = f / 5.0
+        bw, bh = rng.uniform(0.01, 0.2, len(slots)), rng.uniform(0.01, 0.3, len(slots))
+        # the sides as the rule computed them before the kernel (CrossingSides, one line)
         d_all = (gx - a[0]) * normal[0] + (gy - a[1]) * normal[1]
+        band = np.maximum(h, share * (abs(normal[0]) * bw + abs(normal[1]) * bh)) if share > 0 else h
         new_all = (d_all > band).view(np.int8) - (d_all < -band).view(np.int8)
         idx = sel.nonzero()[0]
         s, x, y = slots[idx], gx[idx], gy[idx]
         want = _ref_crossings(idx, s, x, y, d_all, new_all, hits, ref, t, margin, 2, line)
-        out = kernels.crossings_step(idx, s, x, y, d_all, new_all, hits, got["side"], got["px"], got["py"], got["pt"],
+        out = kernels.crossings_step(idx, s, gx, gy, bw, bh, hits, got["side"], got["px"], got["py"], got["pt"],
                                      got["pend"], got["pend_t"], got["pend_x"], t, margin, 2, line)
         assert list(zip(*(o.tolist() for o in out))) == want
         for k in ref:

@@ -184,25 +184,25 @@ def _cost_of(pairs: dict[tuple[int, int], float], n: int, m: int) -> np.ndarray:
 def test_two_sided_groups_by_enumeration_and_ties_left_to_the_solver() -> None:
     # two tracks, two detections: crossing pairs beat the straight ones
     cost = _cost_of({(0, 0): 0.4, (0, 1): 0.1, (1, 0): 0.1, (1, 1): 0.4}, 2, 2)
-    col_of_row, pending = kernels.sparse_assignment(cost, 0.7, _TIE)
+    col_of_row, pending, _ = kernels.sparse_assignment(cost, 0.7, _TIE)
     assert col_of_row.tolist() == [1, 0] and (pending < 0).all()
     # two tracks want one of two columns; the other column only the first: both matched
     cost = _cost_of({(3, 5): 0.2, (3, 8): 0.6, (7, 5): 0.1}, 9, 9)
-    col_of_row, pending = kernels.sparse_assignment(cost, 0.7, _TIE)
+    col_of_row, pending, _ = kernels.sparse_assignment(cost, 0.7, _TIE)
     assert (col_of_row[3], col_of_row[7]) == (8, 5) and (pending < 0).all()
     # two rows of three columns want two columns (the transposed case)
     cost = _cost_of({(0, 4): 0.3, (1, 4): 0.2, (2, 4): 0.5, (1, 9): 0.5}, 3, 10)
-    col_of_row, pending = kernels.sparse_assignment(cost, 0.7, _TIE)
+    col_of_row, pending, _ = kernels.sparse_assignment(cost, 0.7, _TIE)
     assert col_of_row.tolist() == [4, 9, -1] and (pending < 0).all()
     # a tie (the same detection twice): left to the solver, which still finds an optimum
     cost = _cost_of({(0, 0): 0.2, (0, 1): 0.2, (1, 0): 0.2, (1, 1): 0.2}, 2, 2)
-    col_of_row, pending = kernels.sparse_assignment(cost, 0.7, _TIE)
+    col_of_row, pending, _ = kernels.sparse_assignment(cost, 0.7, _TIE)
     assert pending.tolist() == [0, 0, 0, 0] and (col_of_row < 0).all()
     rows, cols = linear_assignment(cost, 0.7)
     assert len(rows) == 2 and sorted(cols.tolist()) == [0, 1]
     # a larger group (three rows and three columns) goes to the solver; the lone pair beside it does not
     cost = _cost_of({(0, 0): 0.2, (0, 1): 0.3, (1, 1): 0.2, (1, 2): 0.3, (2, 2): 0.2, (2, 0): 0.3, (3, 3): 0.1}, 4, 4)
-    col_of_row, pending = kernels.sparse_assignment(cost, 0.7, _TIE)
+    col_of_row, pending, _ = kernels.sparse_assignment(cost, 0.7, _TIE)
     assert pending.tolist() == [0, 0, 0, -1, 0, 0, 0, -1] and col_of_row.tolist() == [-1, -1, -1, 3]
     assert linear_assignment(cost, 0.7)[1].tolist() == [0, 1, 2, 3]
 
