@@ -207,17 +207,23 @@ class SlotTable:
         kept: list[Track] = []
         slots_l: list[int] = []
         unknown: list[int] = []
-        for tr in frame.tracks:
-            tid = tr.track_id
-            if retired and tid in retired:
-                if tr.time_since_update > 0:
-                    continue  # a lost track whose object was re-found under another id
-                retired.discard(tid)
-            s = sot.get(tid, -1)
-            if s < 0:
-                unknown.append(len(kept))
-            kept.append(tr)
-            slots_l.append(s)
+        ids = [tr.track_id for tr in frame.tracks]
+        if retired and not retired.isdisjoint(ids):
+            for tr in frame.tracks:
+                tid = tr.track_id
+                if tid in retired:
+                    if tr.time_since_update > 0:
+                        continue  # a lost track whose object was re-found under another id
+                    retired.discard(tid)
+                s = sot.get(tid, -1)
+                if s < 0:
+                    unknown.append(len(kept))
+                kept.append(tr)
+                slots_l.append(s)
+        else:  # the common case, as the loop above in three passes that cost less than it
+            kept = list(frame.tracks)
+            slots_l = [sot.get(tid, -1) for tid in ids]
+            unknown = [i for i, s in enumerate(slots_l) if s < 0]
         new_slots: list[int] = []
         if unknown:
             drop = self._assign(kept, slots_l, unknown, new_slots, t, w, h)
@@ -229,10 +235,13 @@ class SlotTable:
         n = len(tracks)
         slots = np.array(slots_l, dtype=np.intp)
         if n:
-            rows = np.array(
-                [(*tr.box, tr.score, tr.time_since_update, tr.confirmed, tr.hits) for tr in tracks],
-                dtype=np.float64,
-            )
+            # one flat list, converted once: cheaper than a tuple per track
+            flat: list[float] = []
+            put = flat.extend
+            for tr in tracks:
+                put(tr.box)
+                put((tr.score, tr.time_since_update, tr.confirmed, tr.hits))
+            rows = np.array(flat, dtype=np.float64).reshape(n, 8)
             # ground points as the rows of one (2, n) array: the zone tests take them stacked
             ground = np.empty((2, n))
             np.add(rows[:, 0], rows[:, 2], out=ground[0])
