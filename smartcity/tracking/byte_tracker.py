@@ -257,8 +257,12 @@ class ByteTracker:
         group_of = self._group_of
         if not group_of or not detections:
             return None
-        tg = np.fromiter((group_of.get(c, -1) for c in self._tracks.classes()), dtype=np.intp, count=len(self._tracks))
-        dg = np.fromiter((group_of.get(d.cls, -1) for d in detections), dtype=np.intp, count=len(detections))
+        t_groups = [group_of.get(v.cls, -1) for v in self._tracks.votes]
+        d_groups = [group_of.get(d.cls, -1) for d in detections]
+        if len({*t_groups, *d_groups, -1}) <= 2:  # one group at most (a class in none is never kept apart)
+            return None
+        tg = np.array(t_groups, dtype=np.intp)
+        dg = np.array(d_groups, dtype=np.intp)
         if which is not None:
             dg = dg[which]
         apart = tg[:, None] != dg[None, :]
@@ -412,9 +416,12 @@ class ByteTracker:
     def _snapshot(self, t: float) -> list[Track]:
         if not len(self._tracks):
             return []
-        boxes = list(map(tuple, kalman.states_to_boxes(self._mean).tolist()))
+        # tuples zipped from columns: cheaper than a tuple made of each row's list
+        x1, y1, x2, y2 = kalman.states_to_boxes(self._mean).T.tolist()
         per_second = 1.0 / self._nominal_dt if self._nominal_dt else 0.0
-        velocities = list(map(tuple, (self._mean[:, 4:6] * per_second).tolist()))
+        vx, vy = (self._mean[:, 4:6] * per_second).T.tolist()
+        boxes: list[tuple[float, float, float, float]] = list(zip(x1, y1, x2, y2, strict=True))
+        velocities: list[tuple[float, float]] = list(zip(vx, vy, strict=True))
         # New tracks are appended with increasing ids, so the list is already sorted by id.
         return self._tracks.snapshot(t, boxes, velocities)
 
