@@ -189,3 +189,15 @@ def stillness_update(
     for k in range(n):
         still[k] = t - since[s[k]]
     return moved, still
+
+
+def warm_up() -> None:
+    """Compile every kernel of this module for the argument types the rules pass (and store them in
+    numba's cache): see smartcity.tracking.kernels.warm_up."""
+    b, i, f = np.zeros(2, dtype=np.bool_), np.zeros(2, dtype=np.intp), np.zeros(2)
+    s8 = np.zeros(2, dtype=np.int8)
+    wrong_way_step(b, b, i, f, f, i, f.copy(), f.copy(), b.copy(), 1.0, 0.0, 0.1, 3, 0.5)
+    crossings_step(i, i, f, f, f, f, i, s8.copy(), f.copy(), f.copy(), f.copy(), s8.copy(), f.copy(), f.copy(), 0.0,
+                   0.0, 2, np.zeros(10))
+    zone_stay_step(b, b, i, f.copy(), f.copy(), 0.0, 1.5)
+    stillness_update(i, i, f, f, f.copy(), f.copy(), f.copy(), 0.0, 1.0, np.ones(1), np.zeros(0, dtype=np.bool_))

@@ -84,7 +84,7 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
     than cost_limit, leaving both out costs exactly cost_limit). The other allowed pairs split into
     independent groups (connected components of the bipartite graph of allowed pairs): one with a
     single row or column takes its cheapest pair, one with two rows or two columns is solved by
-    enumerating its matchings unless its best two come within _TIE of each other (kernels.
+    enumerating its matchings unless its best two come within TIE of each other (kernels.
     sparse_assignment); the solver takes the rest.
     """
     n, m = cost.shape
@@ -92,7 +92,7 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
     col_of_row: IntArray
     pending: IntArray
-    col_of_row, pending, n_pending = kernels.sparse_assignment(cost, float(cost_limit), _TIE)
+    col_of_row, pending, n_pending = kernels.sparse_assignment(cost, float(cost_limit), TIE)
     for g in range(n_pending):
         members = np.flatnonzero(pending == g)
         sub_rows = members[members < n]
@@ -105,7 +105,7 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
 
 # Two matchings whose objectives differ by less than this are a tie left to the solver: its floating
 # point answer on the padded matrix is exact to far better than this, so above it both agree.
-_TIE = 1e-6
+TIE = 1e-6
 
 
 def greedy_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:

@@ -48,7 +48,7 @@ import numpy.typing as npt
 
 from smartcity.core.vision import Detection, Track
 from smartcity.tracking import kalman, kernels
-from smartcity.tracking.assignment import FloatArray, IntArray, iou_matrix, linear_assignment
+from smartcity.tracking.assignment import TIE, FloatArray, IntArray, iou_matrix, linear_assignment
 from smartcity.tracking.config import TrackerConfig
 from smartcity.tracking.track_table import TrackTable
 
@@ -83,6 +83,7 @@ DUPLICATE_EDGE = 0.12
 _NONE_2D: FloatArray = np.zeros((0, 0))
 _NONE_BOOL_2D: npt.NDArray[np.bool_] = np.zeros((0, 0), dtype=bool)
 _NONE_XY: FloatArray = np.zeros((0, 2))
+_NO_ROWS: IntArray = np.zeros(0, dtype=np.intp)
 
 
 class ByteTracker:
@@ -186,11 +187,19 @@ class ByteTracker:
             apart = self._apart(detections, considered)
             cost = self._cost(predicted, boxes[considered], gate, young, apart, self._obs[:, :2])
             is_high = high[considered]
-            if high_idx.size:
+            # Both stages in one compiled call when they need no solver (the common case) and no subclass
+            # swaps the matching step; else, from the stage that needs it, as below.
+            stage = 1
+            if type(self)._assign is ByteTracker._assign:
+                col, stage = kernels.byte_stages(cost, is_high, seen_last_frame, COST_LIMIT, TIE)
+                if stage != 1:
+                    took = col >= 0
+                    det_of_track[took] = considered[col[took]]
+            if stage == 1 and high_idx.size:
                 rows, cols = self._assign(cost[:, is_high], COST_LIMIT)
                 det_of_track[rows] = high_idx[cols]
             # ByteTrack's second stage: weak boxes only extend tracks seen on the previous frame.
-            candidates = np.flatnonzero((det_of_track < 0) & seen_last_frame)
+            candidates = np.flatnonzero((det_of_track < 0) & seen_last_frame) if stage else _NO_ROWS  # 0: done
             if candidates.size and low_idx.size:
                 rows, cols = self._assign(cost[np.ix_(candidates, np.flatnonzero(~is_high))], COST_LIMIT)
                 det_of_track[candidates[rows]] = low_idx[cols]

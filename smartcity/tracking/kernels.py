@@ -423,3 +423,57 @@ def _correct_row(
         cov[r, 2, k] = cov[r, 2, k] - gain_v * pv
     mean[r, 2] = max(mean[r, 2], min_size)
     mean[r, 3] = max(mean[r, 3], min_size)
+
+
+@njit(cache=True, nogil=True)
+def byte_stages(
+    cost: np.ndarray, is_high: np.ndarray, seen_last_frame: np.ndarray, cost_limit: float, tie: float,
+) -> tuple[np.ndarray, int]:
+    """ByteTrack's two association stages on one cost matrix (tracks x considered detections): the high
+    columns matched to every track, then the other columns to the tracks left over that were seen on
+    the previous frame, each stage as linear_assignment solves it without the solver
+    (sparse_assignment). Returns (column matched to each track or -1, stage left to the solver: 0 for
+    none, 1 for the first, whose result is then not given, 2 for the second)."""
+    n = cost.shape[0]
+    col = np.full(n, -1, dtype=np.intp)
+    high_cols = np.flatnonzero(is_high)
+    low_cols = np.flatnonzero(~is_high)
+    if high_cols.shape[0]:
+        col_of_row, _, n_pending = sparse_assignment(np.ascontiguousarray(cost[:, high_cols]), cost_limit, tie)
+        if n_pending:
+            return col, 1
+        for r in range(n):
+            if col_of_row[r] >= 0:
+                col[r] = high_cols[col_of_row[r]]
+    candidates = np.flatnonzero((col < 0) & seen_last_frame)
+    if candidates.shape[0] and low_cols.shape[0]:
+        sub = np.empty((candidates.shape[0], low_cols.shape[0]))
+        for a in range(candidates.shape[0]):
+            for b in range(low_cols.shape[0]):
+                sub[a, b] = cost[candidates[a], low_cols[b]]
+        col_of_row, _, n_pending = sparse_assignment(sub, cost_limit, tie)
+        if n_pending:
+            return col, 2
+        for a in range(candidates.shape[0]):
+            if col_of_row[a] >= 0:
+                col[candidates[a]] = low_cols[col_of_row[a]]
+    return col, 0
+
+
+def warm_up() -> None:
+    """Compile every kernel of this module for the argument types the tracker passes (and store them in
+    numba's cache): a process that imports the tracker on a fresh install otherwise compiles them on
+    its first frames, for seconds. scripts/setup.sh calls it once."""
+    f, i, b = np.zeros((2, 4)), np.zeros(2, dtype=np.intp), np.zeros(2, dtype=np.bool_)
+    mean, cov = np.ones((2, 8)), np.ones((2, 3, 4))
+    cost = np.full((2, 2), 0.5)
+    # the origins are a column slice of the last observations; a cost matrix may come in Fortran order
+    cost_matrix(f, f, np.zeros((0, 0)), np.ones(2), b, np.zeros((0, 0), dtype=np.bool_), f[:, :2], True,
+                640.0, 480.0, 0.01, 0.7, 1.01, 0.3, 2.0, 2.0)
+    sparse_assignment(cost, 1.0, 1e-6)
+    sparse_assignment(np.asfortranarray(cost), 1.0, 1e-6)
+    byte_stages(cost, np.ones(2, dtype=np.bool_), np.ones(2, dtype=np.bool_), 1.0, 1e-6)
+    kalman_predict(mean, cov, 1.0, 0.1, 0.1, 1e-3)
+    kalman_update(mean, cov, f, 0.1, 1e-3)
+    association_inputs(mean, mean, np.ones(2), i, 1e-3, 1.0, 1.0, 0.5, 0.05)
+    correct_matched(mean, cov, f.copy(), np.ones(2), i, np.full(2, -1, dtype=np.intp), f, 0.1, 1e-3, 1.5)

@@ -7,8 +7,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from smartcity.tracking import kalman, kernels
-from smartcity.tracking.assignment import iou_matrix
+from smartcity.core.vision import Detection
+from smartcity.tracking import ByteTracker, kalman, kernels
+from smartcity.tracking.assignment import TIE, iou_matrix, linear_assignment
 from smartcity.tracking.byte_tracker import COST_LIMIT, EDGE_SHARE, GATE_MARGIN, PATH_ALONG, STILL_SPEED
 from smartcity.tracking.config import TrackerConfig
 from smartcity.tracking.kalman import MIN_SIZE, PP, PV, STD_POSITION, STD_VELOCITY, VV
@@ -280,3 +281,61 @@ def test_correct_matched_equals_the_numpy_reference(seed: int) -> None:
     kernels.correct_matched(mean, cov, obs, since_obs, hits, det_of_track, boxes, STD_POSITION**2, MIN_SIZE, 1.5)
     for got, want in ((mean, want_mean), (cov, want_cov), (obs, want_obs), (since_obs, want_since)):
         np.testing.assert_array_equal(got, want)
+
+
+def _two_stages(cost: FloatArray, is_high: BoolArray, seen: BoolArray) -> tuple[np.ndarray, np.ndarray]:
+    """The tracker's two stages through linear_assignment: (column of each track after the first stage,
+    after both)."""
+    col = np.full(cost.shape[0], -1, dtype=np.intp)
+    high_cols, low_cols = np.flatnonzero(is_high), np.flatnonzero(~is_high)
+    if high_cols.size:
+        rows, cols = linear_assignment(cost[:, is_high], COST_LIMIT)
+        col[rows] = high_cols[cols]
+    first = col.copy()
+    candidates = np.flatnonzero((col < 0) & seen)
+    if candidates.size and low_cols.size:
+        rows, cols = linear_assignment(cost[np.ix_(candidates, low_cols)], COST_LIMIT)
+        col[candidates[rows]] = low_cols[cols]
+    return first, col
+
+
+def test_byte_stages_equal_the_two_assignments_or_hand_over_to_the_solver() -> None:
+    stages = []
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        n, m = int(rng.integers(0, 25)), int(rng.integers(0, 25))
+        cost = rng.random((n, m))
+        if seed % 3 == 0:
+            cost = np.round(cost * 4) / 4  # equal costs: ties, which only the solver settles
+        cost[rng.random((n, m)) < rng.uniform(0.5, 0.95)] = COST_LIMIT + 1.0
+        is_high, seen = rng.random(m) < 0.6, rng.random(n) < 0.8
+        col, stage = kernels.byte_stages(cost, is_high, seen, COST_LIMIT, TIE)
+        first, both = _two_stages(cost, is_high, seen)
+        if stage == 0:
+            np.testing.assert_array_equal(col, both)
+        elif stage == 2:
+            np.testing.assert_array_equal(col, first)
+        else:
+            assert stage == 1 and (col < 0).all()
+        stages.append(stage)
+    assert {0, 1, 2} <= set(stages)  # every outcome reached
+
+
+def test_warm_up_compiles_what_the_tracker_calls() -> None:
+    """After warm_up, a tracker running a scene (births, matches, misses, objects leaving the picture)
+    compiles nothing more: the types warm_up passes are the tracker's."""
+    kernels.warm_up()
+    public = {name: getattr(kernels, name) for name in dir(kernels) if not name.startswith("_")}
+    compiled = {name: set(fn.signatures) for name, fn in public.items() if hasattr(fn, "signatures")}
+    assert compiled and all(compiled.values())
+    rng = np.random.default_rng(5)
+    tracker = ByteTracker()
+    pos = rng.uniform(50.0, 600.0, (12, 2))
+    vel = rng.normal(0.0, 8.0, (12, 2))
+    for f in range(40):
+        pos += vel
+        dets = [Detection((x - 20.0, y - 20.0, x + 20.0, y + 20.0), "car", float(rng.uniform(0.2, 0.95)))
+                for x, y in pos if rng.random() > 0.1]
+        tracker.update(dets, f / 10.0, (640, 480))
+    assert tracker.live_count > 0
+    assert {name: set(public[name].signatures) for name in compiled} == compiled

@@ -8,8 +8,9 @@ import math
 import numpy as np
 import numpy.typing as npt
 import pytest
+from analytics_helpers import frame, spec, track
 
-from smartcity.analytics import kernels
+from smartcity.analytics import RuleEngine, kernels
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -220,3 +221,22 @@ def test_zone_stay_and_stillness_equal_the_numpy_reference(seed: int) -> None:
         for k in ref:
             np.testing.assert_array_equal(got[k], ref[k])
     assert ended > 0 and anchored > 0
+
+
+def test_warm_up_compiles_what_the_rules_call() -> None:
+    """After warm_up, rules of every kernel on a scene compile nothing more (warm_up passes their types)."""
+    kernels.warm_up()
+    public = {name: getattr(kernels, name) for name in dir(kernels) if not name.startswith("_")}
+    compiled = {name: set(fn.signatures) for name, fn in public.items() if hasattr(fn, "signatures")}
+    assert compiled and all(compiled.values())
+    zone = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
+    rules = [spec("line_count", {"line": [[0.5, 0.05], [0.5, 0.95]], "in_direction": "left"}, id="line"),
+             spec("wrong_way", {"zone": zone, "direction": [1, 0], "min_distance": 0.05}, id="ww"),
+             spec("dwell", {"zone": zone, "threshold_s": 1.0}, id="dw")]
+    engine = RuleEngine(rules, "cam1")
+    kinds = set()
+    for k in range(30):
+        shown = [track(1, 0.8 - 0.02 * k, 0.5), track(2, 0.3, 0.3), track(3, 0.2 + 0.02 * k, 0.7, tsu=k % 5 == 4)]
+        kinds |= {e.kind for e in engine.update(frame(0.2 * k, *shown))}
+    assert {"wrong_way", "dwell"} <= kinds and engine.count_buckets()
+    assert {name: set(public[name].signatures) for name in compiled} == compiled
