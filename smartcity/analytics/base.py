@@ -6,16 +6,17 @@ engine's short-term identity of an object: a track that the tracker loses and re
 under a new id a moment later, close to where the old one was heading, keeps its slot, so
 rules keep their per-object state (a side of a line, a dwell timer) across the id switch.
 Rules keep their per-object state in arrays indexed by slot, which keeps a frame with many
-tracks and many rules to a few vectorised operations per rule.
+tracks and many rules to a few vectorised operations, or one compiled kernel
+(smartcity.analytics.kernels), per rule.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -80,24 +81,6 @@ class RelinkConfig:
     enabled: bool = True
 
 
-class FrameBatch(Protocol):
-    """One per-frame quantity evaluated for several parts of a camera's rules at once (their
-    parameters stacked as columns): one array operation per step for all of them instead of one each."""
-
-    members: tuple[Any, ...]
-
-    def evaluate(self, view: FrameView) -> Sequence[Any]:
-        """One result per member, in order: what `type(member).batch([member]).evaluate` gives each."""
-        ...
-
-
-class Batchable(Protocol):
-    """A rule part whose per-frame quantity can be evaluated together with others of its type."""
-
-    @classmethod
-    def batch(cls, members: Sequence[Any]) -> FrameBatch: ...
-
-
 @dataclass(slots=True)
 class FrameView:
     """Everything rules need from one frame, computed once per frame for all rules."""
@@ -131,29 +114,7 @@ class FrameView:
     zone_set: PolygonSet | None = None
     zone_rows: BoolArray | None = None
     asked: list[Polygon] = field(default_factory=list)  # zones asked about in this frame, in order
-    # the batchable parts asked about on the previous frame, by type: their batch and each one's row
-    batches: dict[type[Batchable], tuple[FrameBatch, dict[int, int]]] = field(default_factory=dict)
-    batch_results: dict[int, Any] = field(default_factory=dict)  # by id(part), for this frame
-    batch_asked: dict[int, Batchable] = field(default_factory=dict)  # parts asked about in this frame, in order
     picks: dict[int, tuple[BoolArray, IntArray, IntArray, FloatArray, FloatArray]] = field(default_factory=dict)
-
-    def batched(self, part: Batchable) -> Any:
-        """The per-frame result of `part` (computed once per frame, with every part of its type that was
-        asked about on the previous frame: see FrameBatch)."""
-        key = id(part)
-        result = self.batch_results.get(key)
-        if result is None:
-            entry = self.batches.get(type(part))
-            if entry is not None and key in entry[1]:
-                batch = entry[0]
-                for member, r in zip(batch.members, batch.evaluate(self), strict=True):
-                    self.batch_results[id(member)] = r
-                result = self.batch_results[key]
-            else:
-                result = self.batch_results[key] = type(part).batch([part]).evaluate(self)[0]
-        if key not in self.batch_asked:
-            self.batch_asked[key] = part
-        return result
 
     def pick(self, mask: BoolArray) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
         """The tracks in `mask`: their indices, slots and ground points (gx, gy), shared within the frame
@@ -216,10 +177,6 @@ class SlotTable:
         self._asked: list[Polygon] = []
         self._asked_ids: set[int] = set()
         self._zone_set: PolygonSet | None = None
-        # the same for batchable rule parts (FrameView.batched)
-        self._batch_asked: dict[int, Batchable] = {}
-        self._batched_ids: set[int] = set()
-        self._batches: dict[type[Batchable], tuple[FrameBatch, dict[int, int]]] = {}
 
     def _grow(self) -> None:
         old = self.capacity
@@ -250,17 +207,23 @@ class SlotTable:
         kept: list[Track] = []
         slots_l: list[int] = []
         unknown: list[int] = []
-        for tr in frame.tracks:
-            tid = tr.track_id
-            if retired and tid in retired:
-                if tr.time_since_update > 0:
-                    continue  # a lost track whose object was re-found under another id
-                retired.discard(tid)
-            s = sot.get(tid, -1)
-            if s < 0:
-                unknown.append(len(kept))
-            kept.append(tr)
-            slots_l.append(s)
+        ids = [tr.track_id for tr in frame.tracks]
+        if retired and not retired.isdisjoint(ids):
+            for tr in frame.tracks:
+                tid = tr.track_id
+                if tid in retired:
+                    if tr.time_since_update > 0:
+                        continue  # a lost track whose object was re-found under another id
+                    retired.discard(tid)
+                s = sot.get(tid, -1)
+                if s < 0:
+                    unknown.append(len(kept))
+                kept.append(tr)
+                slots_l.append(s)
+        else:  # the common case, as the loop above in three passes that cost less than it
+            kept = list(frame.tracks)
+            slots_l = [sot.get(tid, -1) for tid in ids]
+            unknown = [i for i, s in enumerate(slots_l) if s < 0]
         new_slots: list[int] = []
         if unknown:
             drop = self._assign(kept, slots_l, unknown, new_slots, t, w, h)
@@ -272,10 +235,13 @@ class SlotTable:
         n = len(tracks)
         slots = np.array(slots_l, dtype=np.intp)
         if n:
-            rows = np.array(
-                [(*tr.box, tr.score, tr.time_since_update, tr.confirmed, tr.hits) for tr in tracks],
-                dtype=np.float64,
-            )
+            # one flat list, converted once: cheaper than a tuple per track
+            flat: list[float] = []
+            put = flat.extend
+            for tr in tracks:
+                put(tr.box)
+                put((tr.score, tr.time_since_update, tr.confirmed, tr.hits))
+            rows = np.array(flat, dtype=np.float64).reshape(n, 8)
             # ground points as the rows of one (2, n) array: the zone tests take them stacked
             ground = np.empty((2, n))
             np.add(rows[:, 0], rows[:, 2], out=ground[0])
@@ -336,34 +302,18 @@ class SlotTable:
             slots=slots, codes=codes, conf=conf, gx=gx, gy=gy, bw=bw, bh=bh, fresh=fresh, hits=hits,
             confirmed=confirmed, vocab=self.vocab, capacity=self.capacity, first_seen=self.first_seen,
             new_slots=new_slots, freed_slots=freed, image=image, detections=frame.detections, xy=ground, zone_set=self._zones_asked(),
-            batches=self._batches_asked(),
         )
         self._asked = view.asked
-        self._batch_asked = view.batch_asked
         return view
-
-    def _batches_asked(self) -> dict[type[Batchable], tuple[FrameBatch, dict[int, int]]]:
-        """The batchable parts asked about on the last frame, batched by type (rebuilt when the rules ask
-        about others). The batches hold their parts, so the ids they are keyed by are not reused."""
-        asked = self._batch_asked
-        if asked.keys() != self._batched_ids:
-            self._batched_ids = set(asked)
-            by_type: dict[type[Batchable], list[Batchable]] = {}
-            for part in asked.values():
-                by_type.setdefault(type(part), []).append(part)
-            self._batches = {}
-            for kind, parts in by_type.items():
-                batch = kind.batch(parts)
-                self._batches[kind] = (batch, {id(m): k for k, m in enumerate(batch.members)})
-        return self._batches
 
     def _zones_asked(self) -> PolygonSet | None:
         """The zones asked about on the last frame as one set (rebuilt when the rules ask about others).
 
         The set holds its polygons, so the ids it is keyed by cannot be reused while it exists."""
         asked = self._asked
-        if len(asked) != len(self._asked_ids) or any(id(z) not in self._asked_ids for z in asked):
-            self._asked_ids = {id(z) for z in asked}
+        ids = set(map(id, asked))  # (asked holds each zone once: FrameView.inside)
+        if ids != self._asked_ids:
+            self._asked_ids = ids
             self._zone_set = PolygonSet(asked) if len(asked) > 1 else None
         return self._zone_set
 

@@ -47,8 +47,8 @@ import numpy as np
 import numpy.typing as npt
 
 from smartcity.core.vision import Detection, Track
-from smartcity.tracking import kalman
-from smartcity.tracking.assignment import FloatArray, IntArray, iou_matrix, linear_assignment
+from smartcity.tracking import kalman, kernels
+from smartcity.tracking.assignment import TIE, FloatArray, IntArray, iou_matrix, linear_assignment
 from smartcity.tracking.config import TrackerConfig
 from smartcity.tracking.track_table import TrackTable
 
@@ -63,6 +63,8 @@ COST_LIMIT = 1.0
 GATE_MARGIN = 1.01
 # Below this speed (box sizes per frame) a track is still: its gate does not widen while it is lost.
 STILL_SPEED = 0.05
+# A track re-found after more than this many frames unseen takes the velocity its last two observations imply.
+REFOUND_GAP = 1.5
 # Recovery along the path (see `_path_cost`): a track lost at least this many frames; the detection
 # between these shares of the predicted move, this many box sizes to its side, of a size within this ratio.
 PATH_MIN_GAP = 3.0
@@ -77,6 +79,11 @@ RIGID_VEHICLES = frozenset({"car", "truck", "bus"})
 # A nested box is a duplicate only if its bottom edge and one of its sides are this close to the outer
 # box's (share of the outer box's height or width).
 DUPLICATE_EDGE = 0.12
+# "none" for the cost kernel's optional arrays (no IoU given, no pair kept apart, no origins)
+_NONE_2D: FloatArray = np.zeros((0, 0))
+_NONE_BOOL_2D: npt.NDArray[np.bool_] = np.zeros((0, 0), dtype=bool)
+_NONE_XY: FloatArray = np.zeros((0, 2))
+_NO_ROWS: IntArray = np.zeros(0, dtype=np.intp)
 
 
 class ByteTracker:
@@ -170,19 +177,29 @@ class ByteTracker:
         det_of_track = np.full(n_tracks, -1, dtype=np.intp)
         unmatched_high = high_idx
         if n_tracks:
-            predicted = kalman.states_to_boxes(mean)
-            gate, young = self._gates()
+            predicted, gate, young = kernels.association_inputs(
+                mean, self._mean, self._since_obs, tracks.hits, kalman.MIN_SIZE, cfg.new_track_distance,
+                cfg.match_distance, cfg.still_distance, STILL_SPEED,
+            )
             # One cost matrix for both stages (every track against every high and low box): a pair's
             # cost depends only on its track and its box, and one call costs half as much as two.
             considered = np.flatnonzero(high | low)
             apart = self._apart(detections, considered)
             cost = self._cost(predicted, boxes[considered], gate, young, apart, self._obs[:, :2])
             is_high = high[considered]
-            if high_idx.size:
+            # Both stages in one compiled call when they need no solver (the common case) and no subclass
+            # swaps the matching step; else, from the stage that needs it, as below.
+            stage = 1
+            if type(self)._assign is ByteTracker._assign:
+                col, stage = kernels.byte_stages(cost, is_high, seen_last_frame, COST_LIMIT, TIE)
+                if stage != 1:
+                    took = col >= 0
+                    det_of_track[took] = considered[col[took]]
+            if stage == 1 and high_idx.size:
                 rows, cols = self._assign(cost[:, is_high], COST_LIMIT)
                 det_of_track[rows] = high_idx[cols]
             # ByteTrack's second stage: weak boxes only extend tracks seen on the previous frame.
-            candidates = np.flatnonzero((det_of_track < 0) & seen_last_frame)
+            candidates = np.flatnonzero((det_of_track < 0) & seen_last_frame) if stage else _NO_ROWS  # 0: done
             if candidates.size and low_idx.size:
                 rows, cols = self._assign(cost[np.ix_(candidates, np.flatnonzero(~is_high))], COST_LIMIT)
                 det_of_track[candidates[rows]] = low_idx[cols]
@@ -212,23 +229,11 @@ class ByteTracker:
                 det_of_track[lost[rows]] = unmatched_high[cols]
                 unmatched_high = np.delete(unmatched_high, cols)
 
-            matched = np.flatnonzero(det_of_track >= 0)
-            if matched.size:
-                measured = kalman.boxes_to_measurements(boxes[det_of_track[matched]])
-                mean[matched], cov[matched] = kalman.update(mean[matched], cov[matched], measured)
-                # Observation-centric velocity: a track seen once, or re-found after a gap, takes the
-                # velocity its two last observations imply (the filter alone needs several frames to
-                # learn it, during which a fast object outruns its prediction).
-                since = self._since_obs[matched]
-                hits = tracks.hits[matched]
-                reset = (hits == 1) | (since > 1.5)
-                if reset.any():
-                    k = matched[reset]
-                    mean[k, 4:6] = (measured[reset, :2] - self._obs[k, :2]) / since[reset, None]
-                    if (hits[reset] == 1).any():
-                        mean[k[hits[reset] == 1], 6:8] = 0.0
-                self._obs[matched] = measured
-                self._since_obs[matched] = 0.0
+            # The Kalman correction; and observation-centric velocity: a track seen once, or re-found after a
+            # gap, takes the velocity its two last observations imply (the filter alone needs several frames
+            # to learn it, during which a fast object outruns its prediction).
+            kernels.correct_matched(mean, cov, self._obs, self._since_obs, tracks.hits, det_of_track, boxes,
+                                    kalman.STD_POSITION**2, kalman.MIN_SIZE, REFOUND_GAP)
 
         keep = tracks.step(det_of_track, detections, scores, cfg.min_hits, cfg.max_age, cfg.tentative_max_age)
         if not keep.all():
@@ -261,8 +266,12 @@ class ByteTracker:
         group_of = self._group_of
         if not group_of or not detections:
             return None
-        tg = np.fromiter((group_of.get(c, -1) for c in self._tracks.classes()), dtype=np.intp, count=len(self._tracks))
-        dg = np.fromiter((group_of.get(d.cls, -1) for d in detections), dtype=np.intp, count=len(detections))
+        t_groups = [group_of.get(v.cls, -1) for v in self._tracks.votes]
+        d_groups = [group_of.get(d.cls, -1) for d in detections]
+        if len({*t_groups, *d_groups, -1}) <= 2:  # one group at most (a class in none is never kept apart)
+            return None
+        tg = np.array(t_groups, dtype=np.intp)
+        dg = np.array(d_groups, dtype=np.intp)
         if which is not None:
             dg = dg[which]
         apart = tg[:, None] != dg[None, :]
@@ -272,25 +281,6 @@ class ByteTracker:
         if np.count_nonzero(dg < 0):
             apart &= (dg >= 0)[None, :]
         return apart if np.count_nonzero(apart) else None
-
-    def _gates(self) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
-        """Per track, how far (in box sizes) a detection may be from its prediction and still match;
-        and which tracks were seen once."""
-        cfg = self.config
-        since = np.maximum(self._since_obs, 1.0)
-        once = self._tracks.hits == 1
-        # A track seen once may have moved anywhere within its reach since. A moving track's
-        # prediction gets less certain the longer it goes unseen; a still one's does not (a
-        # widening gate let a long-lost parked car's track take the first box of a fast car
-        # passing by, and the car then went uncounted).
-        unknown = np.minimum(cfg.new_track_distance * since, 3.0 * cfg.new_track_distance)
-        size = np.maximum(self._mean[:, 2:4], 1.0)
-        moving = np.hypot(self._mean[:, 4] / size[:, 0], self._mean[:, 5] / size[:, 1]) > STILL_SPEED
-        # A still track keeps a tight gate: in a queue the car behind stands about half a box away, and
-        # a still track whose car was missed for a frame took its neighbour's box (an identity swap
-        # across a counting line is counted as two crossings, one each way).
-        grown = np.where(moving, cfg.match_distance * np.sqrt(since), cfg.still_distance)
-        return np.minimum(np.where(once, unknown, grown), 3.0 * cfg.new_track_distance), once
 
     def _path_cost(self, lost: IntArray, mean: FloatArray, boxes: FloatArray) -> FloatArray:
         """Cost in [0, 1) of pairs (lost moving track, detection) where the detection lies on the track's
@@ -336,87 +326,20 @@ class ByteTracker:
         of its prediction, never ahead of it. `apart` marks pairs that may never match.
         """
         cfg = self.config
-        iou = self._iou(predicted, boxes)
-        if iou.size == 0:
-            return iou
-        pw = np.maximum(predicted[:, 2] - predicted[:, 0], 1.0)[:, None]
-        ph = np.maximum(predicted[:, 3] - predicted[:, 1], 1.0)[:, None]
-        dw = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)[None, :]
-        dh = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)[None, :]
-        # twice the centres' offsets (pixels)
-        ox = boxes[None, :, 0] + boxes[None, :, 2] - predicted[:, None, 0] - predicted[:, None, 2]
-        oy = boxes[None, :, 1] + boxes[None, :, 3] - predicted[:, None, 1] - predicted[:, None, 3]
-        if origin is not None:
-            # twice the predicted move since the last sighting (b); the detection may lie up to
-            # 1 - PATH_ALONG[0] of it short of the prediction: offset from the nearest point of that stretch
-            bx = predicted[:, 0] + predicted[:, 2] - 2.0 * origin[:, 0]
-            by = predicted[:, 1] + predicted[:, 3] - 2.0 * origin[:, 1]
-            back = ox * bx[:, None]
-            back += oy * by[:, None]
-            back *= (-1.0 / np.maximum(bx * bx + by * by, 1e-9))[:, None]
-            # np.clip, as two ufuncs: the same values in a fraction of the time on these small matrices
-            np.maximum(back, 0.0, out=back)
-            np.minimum(back, 1.0 - PATH_ALONG[0], out=back)
-            ox += back * bx[:, None]
-            oy += back * by[:, None]
-        dx = ox / (pw + dw)
-        dy = oy / (ph + dh)
-        rw = np.maximum(pw / dw, dw / pw)
-        rh = np.maximum(ph / dh, dh / ph)
-        if self._frame_size is not None and young is not None and young.any():
-            dx, rw = self._edge_cut(predicted, boxes, 0, self._frame_size[0], dx, rw, pw, dw, young)
-            dy, rh = self._edge_cut(predicted, boxes, 1, self._frame_size[1], dy, rh, ph, dh, young)
-        distance = self._distance(dx, dy, gate)
-        ratio = np.maximum(rw, rh)
-        allowed = (iou >= cfg.match_iou) | ((distance <= 1.0) & (ratio <= cfg.max_size_ratio))
-        if apart is not None:
-            allowed &= ~apart
-        cost: FloatArray = 0.5 * (1.0 - iou) + 0.5 * np.minimum(distance, 1.0)
-        cost[~allowed] = COST_LIMIT + 1.0
+        n, m = predicted.shape[0], boxes.shape[0]
+        if n == 0 or m == 0:
+            return np.zeros((n, m))
+        # the IoU is computed in the kernel unless a subclass swaps `_iou` (the benchmark's baseline does)
+        iou = _NONE_2D if type(self)._iou is ByteTracker._iou else self._iou(predicted, boxes)
+        with_frame = self._frame_size is not None and young is not None
+        frame_w, frame_h = (float(self._frame_size[0]), float(self._frame_size[1])) if self._frame_size else (0.0, 0.0)
+        cost: FloatArray = kernels.cost_matrix(
+            predicted, boxes, iou, gate, young if young is not None else np.zeros(n, dtype=bool),
+            _NONE_BOOL_2D if apart is None else apart, _NONE_XY if origin is None else origin,
+            with_frame, frame_w, frame_h, EDGE_SHARE, 1.0 - PATH_ALONG[0], GATE_MARGIN, cfg.match_iou,
+            cfg.max_size_ratio, COST_LIMIT + 1.0,
+        )
         return cost
-
-    @staticmethod
-    def _distance(dx: FloatArray, dy: FloatArray, gate: FloatArray) -> FloatArray:
-        """hypot(dx, dy) / gate (per row) where that can be at most 1, and 2.0 where it cannot (either
-        offset alone is over the gate, with a margin for rounding). np.hypot is slow: most pairs of a
-        frame lie far apart, and only the near ones need it; the cost caps the distance at 1."""
-        limit = (GATE_MARGIN * gate)[:, None]
-        rows, cols = ((np.abs(dx) <= limit) & (np.abs(dy) <= limit)).nonzero()
-        distance = np.full(dx.shape, 2.0)
-        distance[rows, cols] = np.hypot(dx[rows, cols], dy[rows, cols]) / gate[rows]
-        return distance
-
-    @staticmethod
-    def _edge_cut(
-        predicted: FloatArray, boxes: FloatArray, axis: int, size: int, delta: FloatArray, ratio: FloatArray,
-        p_size: FloatArray, d_size: FloatArray, young: npt.NDArray[np.bool_],
-    ) -> tuple[FloatArray, FloatArray]:
-        """Along one axis, pairs where a box touches the picture's edge: the offset of the edge that
-        is not cut (a centre moves at half speed while the object comes into view), in units of the
-        larger of the two sizes (the cut one is not the object's), and no size ratio on that axis.
-        Only for tracks seen once (`young`): an established track's filter has learnt how its box
-        grows, and without the size check it would take boxes of other objects near the edge.
-        `p_size` (N, 1) and `d_size` (1, M): the sizes along the axis. Changes `delta` and `ratio` in place."""
-        lo, hi = axis, axis + 2
-        edge = EDGE_SHARE * size
-        # only the rows of young tracks can change: work on those (a few of a frame's tracks)
-        rows = young.nonzero()[0]
-        pred = predicted[rows]
-        p_low = pred[:, lo] <= edge
-        p_high = pred[:, hi] >= size - edge
-        if not (p_low.any() or p_high.any()):
-            return delta, ratio
-        d_low = boxes[:, lo] <= edge
-        d_high = boxes[:, hi] >= size - edge
-        low = p_low[:, None] | d_low[None, :]
-        high = p_high[:, None] | d_high[None, :]
-        # cut at the low edge: the high edge shows the motion, and the other way round
-        extent = np.maximum(p_size[rows], d_size)
-        by_high = (boxes[None, :, hi] - pred[:, None, hi]) / extent
-        by_low = (boxes[None, :, lo] - pred[:, None, lo]) / extent
-        delta[rows] = np.where(low & ~high, by_high, np.where(high & ~low, by_low, delta[rows]))
-        ratio[rows] = np.where(low | high, 1.0, ratio[rows])
-        return delta, ratio
 
     def _without_duplicates(
         self, starters: IntArray, matched: IntArray, boxes: FloatArray, scores: FloatArray,
@@ -502,9 +425,12 @@ class ByteTracker:
     def _snapshot(self, t: float) -> list[Track]:
         if not len(self._tracks):
             return []
-        boxes = list(map(tuple, kalman.states_to_boxes(self._mean).tolist()))
+        # tuples zipped from columns: cheaper than a tuple made of each row's list
+        x1, y1, x2, y2 = kalman.states_to_boxes(self._mean).T.tolist()
         per_second = 1.0 / self._nominal_dt if self._nominal_dt else 0.0
-        velocities = list(map(tuple, (self._mean[:, 4:6] * per_second).tolist()))
+        vx, vy = (self._mean[:, 4:6] * per_second).T.tolist()
+        boxes: list[tuple[float, float, float, float]] = list(zip(x1, y1, x2, y2, strict=True))
+        velocities: list[tuple[float, float]] = list(zip(vx, vy, strict=True))
         # New tracks are appended with increasing ids, so the list is already sorted by id.
         return self._tracks.snapshot(t, boxes, velocities)
 

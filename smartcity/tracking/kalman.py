@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from smartcity.tracking import kernels
+
 FloatArray = npt.NDArray[np.float64]
 
 # Standard deviations relative to the box size (those of ByteTrack / BoT-SORT, tuned on MOT).
@@ -81,53 +83,29 @@ def predict(
     mean: FloatArray, cov: FloatArray, dt: float, std_velocity: float = STD_VELOCITY
 ) -> tuple[FloatArray, FloatArray]:
     """Advance every state by `dt` steps (dt may be fractional); `std_velocity` is the random walk
-    of the velocity per step, relative to the box size."""
+    of the velocity per step, relative to the box size.
+
+    Per (coordinate, velocity) block: F P F^T, then the random-walk noise, whose variance grows
+    linearly with the elapsed time (kernels.kalman_predict)."""
     if mean.shape[0] == 0:
         return mean, cov
-    scale2 = _size_scale(mean[:, 2:4])
-    scale2 *= scale2
-    new_mean = mean.copy()
-    new_mean[:, :4] += dt * mean[:, 4:]
-    np.maximum(new_mean[:, 2:4], MIN_SIZE, out=new_mean[:, 2:4])
-    pp, pv, vv = cov[:, PP], cov[:, PV], cov[:, VV]
-    # F P F^T on each (coordinate, velocity) block, then the random-walk noise, whose variance
-    # grows linearly with the elapsed time.
-    new_cov = np.empty_like(cov)
-    dt_vv = dt * vv
-    new_pv = new_cov[:, PV]
-    np.add(pv, dt_vv, out=new_pv)
-    new_pp = new_cov[:, PP]
-    np.multiply(pv + new_pv, dt, out=new_pp)
-    new_pp += pp
     noise = max(dt, 0.0)
-    new_pp += (STD_POSITION**2 * noise) * scale2
-    np.multiply(scale2, std_velocity**2 * noise, out=new_cov[:, VV])
-    new_cov[:, VV] += vv
+    new_mean: FloatArray
+    new_cov: FloatArray
+    new_mean, new_cov = kernels.kalman_predict(
+        mean, cov, float(dt), STD_POSITION**2 * noise, std_velocity**2 * noise, MIN_SIZE
+    )
     return new_mean, new_cov
 
 
 def update(mean: FloatArray, cov: FloatArray, measurements: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Correct (N, 8) states with (N, 4) measurements (row k measures state k)."""
+    """Correct (N, 8) states with (N, 4) measurements (row k measures state k): innovation variance
+    S = P_pp + R, gain (K_p, K_v) = (P_pp, P_pv) / S per block (kernels.kalman_update)."""
     if mean.shape[0] == 0:
         return mean, cov
-    scale2 = _size_scale(mean[:, 2:4])
-    scale2 *= scale2
-    pp, pv = cov[:, PP], cov[:, PV]
-    # innovation variance S = P_pp + R; gain (K_p, K_v) = (P_pp, P_pv) / S
-    s = pp + STD_POSITION**2 * scale2
-    gain_p = pp / s
-    gain_v = pv / s
-    innovation = measurements - mean[:, :4]
-    new_mean = np.empty_like(mean)
-    np.multiply(gain_p, innovation, out=new_mean[:, :4])
-    np.multiply(gain_v, innovation, out=new_mean[:, 4:])
-    new_mean += mean
-    np.maximum(new_mean[:, 2:4], MIN_SIZE, out=new_mean[:, 2:4])
-    new_cov = np.empty_like(cov)
-    np.multiply(gain_p, pp, out=new_cov[:, PP])
-    np.multiply(gain_p, pv, out=new_cov[:, PV])
-    np.multiply(gain_v, pv, out=new_cov[:, VV])
-    np.subtract(cov, new_cov, out=new_cov)
+    new_mean: FloatArray
+    new_cov: FloatArray
+    new_mean, new_cov = kernels.kalman_update(mean, cov, measurements, STD_POSITION**2, MIN_SIZE)
     return new_mean, new_cov
 
 

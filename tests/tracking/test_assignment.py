@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smartcity.tracking import kernels
 from smartcity.tracking.assignment import (
-    _components,
+    FloatArray,
+    IntArray,
     _solve_with_limit,
-    _two_sided,
     greedy_assignment,
     iou_matrix,
     linear_assignment,
@@ -173,16 +174,175 @@ def _solver_per_group(cost: np.ndarray, limit: float) -> tuple[list[int], list[i
     return [i for i, _ in pairs], [j for _, j in pairs]
 
 
+def _cost_of(pairs: dict[tuple[int, int], float], n: int, m: int) -> np.ndarray:
+    cost = np.full((n, m), 1.0)
+    for (i, j), v in pairs.items():
+        cost[i, j] = v
+    return cost
+
+
 def test_two_sided_groups_by_enumeration_and_ties_left_to_the_solver() -> None:
     # two tracks, two detections: crossing pairs beat the straight ones
-    pairs = {(0, 0): 0.4, (0, 1): 0.1, (1, 0): 0.1, (1, 1): 0.4}
-    assert _two_sided([0, 1], [0, 1], pairs, 0.7) == [(0, 1), (1, 0)]
+    cost = _cost_of({(0, 0): 0.4, (0, 1): 0.1, (1, 0): 0.1, (1, 1): 0.4}, 2, 2)
+    col_of_row, pending, _ = kernels.sparse_assignment(cost, 0.7, _TIE)
+    assert col_of_row.tolist() == [1, 0] and (pending < 0).all()
     # two tracks want one of two columns; the other column only the first: both matched
-    pairs = {(3, 5): 0.2, (3, 8): 0.6, (7, 5): 0.1}
-    assert _two_sided([3, 7], [5, 8], pairs, 0.7) == [(3, 8), (7, 5)]
+    cost = _cost_of({(3, 5): 0.2, (3, 8): 0.6, (7, 5): 0.1}, 9, 9)
+    col_of_row, pending, _ = kernels.sparse_assignment(cost, 0.7, _TIE)
+    assert (col_of_row[3], col_of_row[7]) == (8, 5) and (pending < 0).all()
     # two rows of three columns want two columns (the transposed case)
-    pairs = {(0, 4): 0.3, (1, 4): 0.2, (2, 4): 0.5, (1, 9): 0.5}
-    assert _two_sided([0, 1, 2], [4, 9], pairs, 0.7) == [(0, 4), (1, 9)]
-    # a tie (the same detection twice): undecided here
-    assert _two_sided([0, 1], [0, 1], {(0, 0): 0.2, (0, 1): 0.2, (1, 0): 0.2, (1, 1): 0.2}, 0.7) is None
-    assert _two_sided([0, 1, 2], [0, 1, 2], {(0, 0): 0.2, (1, 1): 0.2, (2, 2): 0.2}, 0.7) is None  # larger
+    cost = _cost_of({(0, 4): 0.3, (1, 4): 0.2, (2, 4): 0.5, (1, 9): 0.5}, 3, 10)
+    col_of_row, pending, _ = kernels.sparse_assignment(cost, 0.7, _TIE)
+    assert col_of_row.tolist() == [4, 9, -1] and (pending < 0).all()
+    # a tie (the same detection twice): left to the solver, which still finds an optimum
+    cost = _cost_of({(0, 0): 0.2, (0, 1): 0.2, (1, 0): 0.2, (1, 1): 0.2}, 2, 2)
+    col_of_row, pending, _ = kernels.sparse_assignment(cost, 0.7, _TIE)
+    assert pending.tolist() == [0, 0, 0, 0] and (col_of_row < 0).all()
+    rows, cols = linear_assignment(cost, 0.7)
+    assert len(rows) == 2 and sorted(cols.tolist()) == [0, 1]
+    # a larger group (three rows and three columns) goes to the solver; the lone pair beside it does not
+    cost = _cost_of({(0, 0): 0.2, (0, 1): 0.3, (1, 1): 0.2, (1, 2): 0.3, (2, 2): 0.2, (2, 0): 0.3, (3, 3): 0.1}, 4, 4)
+    col_of_row, pending, _ = kernels.sparse_assignment(cost, 0.7, _TIE)
+    assert pending.tolist() == [0, 0, 0, -1, 0, 0, 0, -1] and col_of_row.tolist() == [-1, -1, -1, 3]
+    assert linear_assignment(cost, 0.7)[1].tolist() == [0, 1, 2, 3]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(0, 14),
+    m=st.integers(0, 14),
+    seed=st.integers(0, 2**31),
+    sparsity=st.floats(0.3, 0.97),
+    duplicates=st.booleans(),
+    levels=st.sampled_from([0, 3, 10]),
+)
+def test_linear_assignment_equals_the_pure_python_reference(
+    n: int, m: int, seed: int, sparsity: float, duplicates: bool, levels: int
+) -> None:
+    """The compiled grouping and enumeration give the very pairs of the Python code they replaced, on
+    sparse matrices with groups of every shape, ties (few cost levels, boxes twice) included."""
+    rng = np.random.default_rng(seed)
+    cost = rng.random((n, m))
+    if levels:
+        cost = np.round(cost * levels) / levels  # many equal costs
+    cost[rng.random((n, m)) < sparsity] = 1.0
+    if duplicates and m > 1:
+        cost[:, 1] = cost[:, 0]
+    rows, cols = linear_assignment(cost, 0.7)
+    want_rows, want_cols = _reference_linear_assignment(cost, 0.7)
+    assert (rows.tolist(), cols.tolist()) == (want_rows.tolist(), want_cols.tolist())
+    assert rows.dtype == np.intp and cols.dtype == np.intp
+
+
+# ------------------------------------------------------------------ the reference: linear_assignment before the kernel
+
+
+def _reference_linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
+    """linear_assignment in pure Python and numpy, before kernels.sparse_assignment (the reference it is
+    checked against). Optimal matching of rows to columns of `cost` where only pairs below `cost_limit` may
+    match and each unmatched row or column costs `cost_limit / 2`.
+
+    Returns `(rows, cols)`: matched index pairs, sorted by row.
+    """
+    n, m = cost.shape
+    if n == 0 or m == 0:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+    rr, cc = (cost < cost_limit).nonzero()  # row-major: sorted by row
+    per_row = np.bincount(rr, minlength=n)
+    per_col = np.bincount(cc, minlength=m)
+    # A pair that is each other's only candidate is in every optimal solution: matching it
+    # costs less than cost_limit, leaving both out costs exactly cost_limit.
+    alone = (per_row[rr] == 1) & (per_col[cc] == 1)
+    if np.count_nonzero(alone) == alone.size:  # no competition at all: already sorted by row
+        return rr, cc
+    rest = ~alone
+    r_rest, c_rest = rr[rest], cc[rest]
+    rest_rows, rest_cols = r_rest.tolist(), c_rest.tolist()
+    pair_cost = dict(zip(zip(rest_rows, rest_cols), cost[r_rest, c_rest].tolist()))
+    # the groups' matches as Python ints (a group is a few pairs: no array per group)
+    more_rows: list[int] = []
+    more_cols: list[int] = []
+    for sub_rows, sub_cols in _components(rest_rows, rest_cols, n, m):
+        # One side has a single member: its cheapest allowed partner is optimal, since every
+        # partner is allowed and the others stay unmatched either way (the first on a tie, as argmin).
+        if len(sub_rows) == 1:
+            i = sub_rows[0]
+            more_rows.append(i)
+            more_cols.append(min(sub_cols, key=lambda j: pair_cost[i, j]))
+        elif len(sub_cols) == 1:
+            j = sub_cols[0]
+            more_rows.append(min(sub_rows, key=lambda i: pair_cost[i, j]))
+            more_cols.append(j)
+        elif (pairs := _two_sided(sub_rows, sub_cols, pair_cost, cost_limit)) is not None:
+            more_rows.extend(i for i, _ in pairs)
+            more_cols.extend(j for _, j in pairs)
+        else:
+            i_sub, j_sub = _solve_with_limit(cost[sub_rows][:, sub_cols], cost_limit)
+            more_rows.extend(sub_rows[k] for k in i_sub.tolist())
+            more_cols.extend(sub_cols[k] for k in j_sub.tolist())
+    r = np.concatenate([rr[alone], np.array(more_rows, dtype=np.intp)])
+    c = np.concatenate([cc[alone], np.array(more_cols, dtype=np.intp)])
+    order = np.argsort(r, kind="stable")
+    return r[order], c[order]
+
+
+# Two matchings whose objectives differ by less than this are a tie left to the solver: its floating
+# point answer on the padded matrix is exact to far better than this, so above it both agree.
+_TIE = 1e-6
+
+
+def _two_sided(
+    rows: list[int], cols: list[int], pair_cost: dict[tuple[int, int], float], cost_limit: float
+) -> list[tuple[int, int]] | None:
+    """The optimal matching of a group with two rows or two columns (the common competition: two
+    tracks near one or two detections), by enumerating its matchings; None for a larger group or when
+    the best two come within _TIE of each other. A matched pair changes the objective by
+    cost - cost_limit from leaving both unmatched."""
+    options: list[tuple[float, list[tuple[int, int]]]]
+    if len(rows) == 2:
+        a, b = rows
+        first = [(j, pair_cost[a, j] - cost_limit) for j in cols if (a, j) in pair_cost]
+        second = [(j, pair_cost[b, j] - cost_limit) for j in cols if (b, j) in pair_cost]
+        options = [(va, [(a, ja)]) for ja, va in first] + [(vb, [(b, jb)]) for jb, vb in second]
+        options += [(va + vb, [(a, ja), (b, jb)]) for ja, va in first for jb, vb in second if ja != jb]
+    elif len(cols) == 2:
+        a, b = cols
+        first = [(i, pair_cost[i, a] - cost_limit) for i in rows if (i, a) in pair_cost]
+        second = [(i, pair_cost[i, b] - cost_limit) for i in rows if (i, b) in pair_cost]
+        options = [(va, [(ia, a)]) for ia, va in first] + [(vb, [(ib, b)]) for ib, vb in second]
+        options += [(va + vb, sorted([(ia, a), (ib, b)])) for ia, va in first for ib, vb in second if ia != ib]
+    else:
+        return None
+    options.sort(key=lambda o: o[0])
+    if len(options) > 1 and options[1][0] - options[0][0] < _TIE:
+        return None
+    return options[0][1]
+
+
+def _components(
+    pair_rows: list[int], pair_cols: list[int], n_rows: int, n_cols: int
+) -> list[tuple[list[int], list[int]]]:
+    """Connected groups of the bipartite graph of allowed pairs (union-find; nodes are rows
+    0..n_rows-1 and columns n_rows..), each with its rows and columns in increasing order, groups
+    in the order of their smallest node. Each group is an independent assignment problem."""
+    parent = list(range(n_rows + n_cols))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, j in zip(pair_rows, pair_cols):
+        a, b = find(i), find(n_rows + j)
+        if a != b:
+            parent[a] = b
+    groups: dict[int, tuple[list[int], list[int]]] = {}
+    for node in sorted({*pair_rows, *(n_rows + j for j in pair_cols)}):
+        rows, cols = groups.setdefault(find(node), ([], []))
+        if node < n_rows:
+            rows.append(node)
+        else:
+            cols.append(node - n_rows)
+    return list(groups.values())
+

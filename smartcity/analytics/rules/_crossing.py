@@ -8,17 +8,14 @@ counted when the track matures (false positives never do).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from pydantic import ValidationInfo
 
+from smartcity.analytics import kernels
 from smartcity.analytics.base import FrameView, SlotArrays
-from smartcity.analytics.base import nonzero_index as _nz
-from smartcity.analytics.geometry import BoolArray, FloatArray, GeometryError, Line, signed_distance
+from smartcity.analytics.geometry import BoolArray, GeometryError, Line
 
 
 def check_across(v: Any, info: ValidationInfo, line_field: str) -> Any:
@@ -55,6 +52,9 @@ class Crossings:
         self.nx, self.ny = abs(line.normal[0]), abs(line.normal[1])
         self.margin = margin
         self.min_age = min_age
+        # the line and its band for the kernel
+        self._line = np.array([*line.a, *line.b, *line.normal, hysteresis, box_share, self.nx, self.ny],
+                              dtype=np.float64)
         self.st = SlotArrays(
             side=(0, np.int8), px=(np.nan, np.float64), py=(np.nan, np.float64), pt=(np.nan, np.float64),
             pend=(0, np.int8), pend_t=(np.nan, np.float64), pend_x=(np.nan, np.float64),
@@ -65,92 +65,16 @@ class Crossings:
         st = self.st
         st.ensure(view.capacity)
         st.reset(view.new_slots)
-        idx, s, x, y = view.pick(sel)
+        idx, s, _, _ = view.pick(sel)
         if not len(idx):
             return []
-        d_all, new_all = view.batched(self)
-        new = new_all[idx]
-        prev = st.side[s]
-        unset = prev == 0
-        if np.count_nonzero(unset):  # (cheaper than .any() on a few dozen tracks)
-            prev = np.where(unset, np.sign(d_all[idx]).astype(np.int8), prev)
-        pend = st.pend[s]
-        flip = (new * prev) < 0
-        out: list[tuple[int, int, float, float]] = []
-        busy = flip | (pend != 0)
-        if np.count_nonzero(busy):
-            for k in _nz(busy):
-                i, slot = int(idx[k]), int(s[k])
-                nk = int(new[k])
-                if flip[k]:
-                    u, f = self._along(st.px[slot], st.py[slot], float(x[k]), float(y[k]))
-                    if -self.margin <= u <= 1.0 + self.margin:
-                        if st.pend[slot] == -nk:  # went back before maturing: a flicker
-                            st.pend[slot] = 0
-                        else:
-                            # when it crossed: interpolated between the last sighting and now
-                            t0 = float(st.pt[slot])
-                            st.pend[slot] = nk
-                            st.pend_t[slot] = view.t if math.isnan(t0) else t0 + min(1.0, max(0.0, f)) * (
-                                view.t - t0)
-                            st.pend_x[slot] = u
-                mature = view.hits[i] >= self.min_age
-                if st.pend[slot] != 0 and mature and nk in (0, st.pend[slot]):
-                    out.append((i, int(st.pend[slot]), float(st.pend_t[slot]), float(st.pend_x[slot])))
-                    st.pend[slot] = 0
-        np.copyto(prev, new, where=new != 0)  # prev is this call's own copy
-        st.side[s] = prev
-        st.px[s] = x
-        st.py[s] = y
-        st.pt[s] = view.t
-        return out
-
-    @classmethod
-    def batch(cls, members: Sequence[Crossings]) -> CrossingSides:
-        return CrossingSides(members)
-
-    def _along(self, x0: float, y0: float, x1: float, y1: float) -> tuple[float, float]:
-        """Where the move (x0, y0) -> (x1, y1) meets the line: (fraction along the line, fraction of the move)."""
-        if math.isnan(x0):
-            return float(self.line.along(x1, y1)), 1.0
-        d0 = signed_distance((x0, y0), self.line.a, self.line.normal)
-        d1 = signed_distance((x1, y1), self.line.a, self.line.normal)
-        f = d0 / (d0 - d1) if d0 != d1 else 0.5
-        return float(self.line.along(x0 + f * (x1 - x0), y0 + f * (y1 - y0))), f
+        hit, direction, t_cross, u = kernels.crossings_step(
+            idx, s, view.gx, view.gy, view.bw, view.bh, view.hits, st.side, st.px, st.py, st.pt, st.pend,
+            st.pend_t, st.pend_x, float(view.t), self.margin, self.min_age, self._line,
+        )
+        if not len(hit):
+            return []
+        return list(zip(hit.tolist(), direction.tolist(), t_cross.tolist(), u.tolist(), strict=True))
 
     def reset(self) -> None:
         self.st.reset(list(range(self.st.capacity)))
-
-
-class CrossingSides:
-    """The lines of several Crossings tested together (a FrameBatch): per line, every track's signed
-    distance and its side with the hysteresis band (+1, -1, or 0 inside the band), as (lines, tracks)
-    arrays. The same operations in the same order as one line alone, so the results are identical."""
-
-    def __init__(self, members: Sequence[Crossings]) -> None:
-        self.members = tuple(members)
-
-        def column(values: list[float]) -> FloatArray:
-            return np.array(values, dtype=np.float64).reshape(-1, 1)
-
-        lines = [c.line for c in self.members]
-        self.ax, self.ay = column([ln.a[0] for ln in lines]), column([ln.a[1] for ln in lines])
-        self.nx, self.ny = column([ln.normal[0] for ln in lines]), column([ln.normal[1] for ln in lines])
-        self.h = column([c.h for c in self.members])
-        # lines whose band spans a share of the box's extent across them; on the others it is `h`
-        self.share = column([c.box_share for c in self.members])
-        self.bx, self.by = column([c.nx for c in self.members]), column([c.ny for c in self.members])
-        plain = [k for k, c in enumerate(self.members) if c.box_share <= 0]
-        self.boxed = len(plain) < len(self.members)
-        self.plain = np.array(plain, dtype=np.intp) if plain else None
-        self.h_plain = self.h[plain]
-
-    def evaluate(self, view: FrameView) -> list[tuple[FloatArray, npt.NDArray[np.int8]]]:
-        d = (view.gx - self.ax) * self.nx + (view.gy - self.ay) * self.ny
-        band = self.h  # (lines, 1): broadcast along the tracks
-        if self.boxed:
-            band = np.maximum(self.h, self.share * (self.bx * view.bw + self.by * view.bh))
-            if self.plain is not None:
-                band[self.plain] = self.h_plain
-        new = (d > band).view(np.int8) - (d < -band).view(np.int8)
-        return list(zip(d, new, strict=True))

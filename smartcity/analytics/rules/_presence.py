@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from smartcity.analytics import kernels
 from smartcity.analytics.base import FrameView, IntArray, SlotArrays
-from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.geometry import BoolArray, FloatArray, Polygon
+
+_NO_KEEP: BoolArray = np.zeros(0, dtype=bool)  # Stillness.update's kernel: no track keeps its anchor
 
 
 def aspect(view: FrameView) -> float:
@@ -60,17 +62,11 @@ class ZoneStay:
         # a slot freed this frame is never one allocated in it: the reset does not touch it
         ended = list(view.freed_slots)
         st.reset(view.new_slots)
-        zone = view.inside(self.zone)
-        so = view.slots[sel & ~zone]
-        if len(so):
-            gone = so[~np.isnan(st.entered[so]) & (view.t - st.last[so] >= self.exit_grace_s)]
-            if len(gone):
-                ended.extend(gone.tolist())
-        idx = _nz(sel & zone)
-        s = view.slots[idx]
-        started = np.isnan(st.entered[s])
-        st.entered[s[started]] = view.t
-        st.last[s] = view.t
+        gone, idx, s, started = kernels.zone_stay_step(
+            sel, view.inside(self.zone), view.slots, st.entered, st.last, float(view.t), self.exit_grace_s
+        )
+        if len(gone):
+            ended.extend(gone.tolist())
         return StayFrame(ended, idx, s, started)
 
     def release(self, slots: list[int]) -> None:
@@ -100,14 +96,14 @@ class Stillness:
         they are. Returns which tracks were (re-)anchored now, and how long each has been still
         (seconds; 0 for those)."""
         st = self.st
-        s = view.slots[idx]
-        x, y = view.gx[idx], view.gy[idx]
-        ax = st.ax[s]
-        far = np.hypot(x - ax, (y - st.ay[s]) * aspect(view)) > radius
-        moved: BoolArray = np.isnan(ax) | (far if keep is None else far & ~keep)
-        ms = s[moved]
-        st.ax[ms], st.ay[ms], st.since[ms] = x[moved], y[moved], view.t
-        return moved, np.asarray(view.t - st.since[s])
+        moved: BoolArray
+        still: FloatArray
+        moved, still = kernels.stillness_update(
+            idx, view.slots, view.gx, view.gy, st.ax, st.ay, st.since, float(view.t), aspect(view),
+            radius if isinstance(radius, np.ndarray) else np.array([radius], dtype=np.float64),
+            _NO_KEEP if keep is None else keep,
+        )
+        return moved, still
 
     def release(self, slots: list[int]) -> None:
         self.st.reset(slots)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 from pydantic import Field
 
+from smartcity.analytics import kernels
 from smartcity.analytics.base import ClassVocab, FrameView, Rule, SlotArrays, track_payload
-from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.classes import VEHICLES
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import DirectionParam, Params, PolygonParam
@@ -50,34 +50,16 @@ class WrongWayRule(Rule):
         st = self.st
         st.ensure(view.capacity)
         st.reset(view.new_slots)
-        sel = self.selected(view)
-        zone = view.inside(self.zone)
-        st.ax[view.slots[sel & ~zone]] = np.nan  # leaving the zone forgets the progress
-        idx = _nz(sel & zone)
-        if not len(idx):
-            return []
-        x, y, s = view.gx[idx], view.gy[idx], view.slots[idx]
-        ax, ay = st.ax[s], st.ay[s]
-        dx, dy = x - ax, y - ay
-        ahead = dx * self.ux + dy * self.uy
-        fresh_anchor = np.isnan(ax) | (ahead > 0)
-        np.copyto(ax, x, where=fresh_anchor)  # ax and ay are gathered copies
-        np.copyto(ay, y, where=fresh_anchor)
-        st.ax[s], st.ay[s] = ax, ay
-        # Measured from the anchor before it moved: a track re-anchored now went forward (or had no
-        # anchor), so its move back is negative or NaN and it raises nothing, as from its new anchor.
-        back = -ahead
         p: WrongWayParams = self.params
-        hit = (back >= p.min_distance) & ~st.fired[s] & (view.hits[idx] >= p.min_track_age)
-        if np.count_nonzero(hit):
-            hit &= back >= self.cos_max * np.hypot(dx, dy)
+        hit, back = kernels.wrong_way_step(
+            self.selected(view), view.inside(self.zone), view.slots, view.gx, view.gy, view.hits, st.ax, st.ay,
+            st.fired, self.ux, self.uy, p.min_distance, p.min_track_age, self.cos_max,
+        )
         out: list[RuleEvent] = []
-        for k in _nz(hit):
-            i = int(idx[k])
-            st.fired[s[k]] = True
+        for i, distance in zip(hit.tolist(), back.tolist()):
             tr = view.tracks[i]
             self.emit(out, view, view.t, "wrong_way", track_id=tr.track_id, object_class=tr.cls,
-                      payload=track_payload(view, i, distance=round(float(back[k]), 4)))
+                      payload=track_payload(view, i, distance=round(distance, 4)))
         return out
 
     def reset(self) -> None:

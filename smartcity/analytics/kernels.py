@@ -1,0 +1,203 @@
+"""Compiled (numba) per-frame steps of rules whose state is per slot: one call per rule and frame
+instead of a dozen small numpy operations on a few dozen tracks, whose call overhead made most of a
+rule's time. Each performs the same IEEE operations, in the same order, as the numpy code it
+replaced (the tests keep that code as their reference); cached on disk as smartcity.tracking.kernels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def wrong_way_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the rule's state and parameters
+    sel: np.ndarray, zone: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, hits: np.ndarray,
+    ax: np.ndarray, ay: np.ndarray, fired: np.ndarray, ux: float, uy: float, min_distance: float, min_age: int,
+    cos_max: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """WrongWayRule's frame (see there): per slot, the anchor `ax, ay` (the furthest point reached along
+    the allowed direction `ux, uy` in the zone; NaN once out of it) and `fired`, updated in place.
+    Returns the tracks (indices, in order) that moved back at least `min_distance` from their anchor,
+    within `cos_max` of straight back, for the first time, and how far back each went."""
+    n = sel.shape[0]
+    for i in range(n):  # leaving the zone forgets the progress
+        if sel[i] and not zone[i]:
+            ax[slots[i]] = np.nan
+    out_i = np.empty(n, dtype=np.intp)
+    out_back = np.empty(n)
+    k = 0
+    for i in range(n):
+        if not (sel[i] and zone[i]):
+            continue
+        s = slots[i]
+        x, y = gx[i], gy[i]
+        a_x, a_y = ax[s], ay[s]
+        dx = x - a_x
+        dy = y - a_y
+        ahead = dx * ux + dy * uy
+        if math.isnan(a_x) or ahead > 0:
+            ax[s], ay[s] = x, y
+        # measured from the anchor before it moved: a track re-anchored now went forward (or had none)
+        back = -ahead
+        if back >= min_distance and not fired[s] and hits[i] >= min_age and back >= cos_max * math.hypot(dx, dy):
+            fired[s] = True
+            out_i[k] = i
+            out_back[k] = back
+            k += 1
+    return out_i[:k], out_back[:k]
+
+
+@njit(cache=True, nogil=True)
+def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the line's state and parameters
+    idx: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, bw: np.ndarray, bh: np.ndarray,
+    hits: np.ndarray, side: np.ndarray, px: np.ndarray, py: np.ndarray, pt: np.ndarray, pend: np.ndarray,
+    pend_t: np.ndarray, pend_x: np.ndarray, t: float, margin: float, min_age: int, line: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Crossings.step's frame (see there) for the selected tracks `idx` (indices into the frame's ground
+    points `gx, gy` and normalised box sizes `bw, bh`; `slots` theirs): updates the per-slot state in
+    place and returns the crossings confirmed now as (track index, direction +1/-1, crossing time,
+    fraction along the line). `line`: ax, ay, bx, by, nx, ny (the unit normal), the band `h`, the share
+    of the box's extent across the line the band spans at least (0: none), |nx| and |ny|."""
+    n = idx.shape[0]
+    h, share, ex, ey = line[6], line[7], line[8], line[9]
+    out_i = np.empty(n, dtype=np.intp)
+    out_dir = np.empty(n, dtype=np.int8)
+    out_t = np.empty(n)
+    out_u = np.empty(n)
+    k_out = 0
+    for k in range(n):
+        i, slot = idx[k], slots[k]
+        # signed distance, and the side with the hysteresis band (+1, -1, or 0 inside it)
+        d = (gx[i] - line[0]) * line[4] + (gy[i] - line[1]) * line[5]
+        band = max(h, share * (ex * bw[i] + ey * bh[i])) if share > 0 else h
+        nk = np.int8(d > band) - np.int8(d < -band)
+        prev = side[slot]
+        if prev == 0:  # first seen (or inside the band so far): the side its ground point is on
+            prev = np.int8(np.sign(d))
+        flip = nk * prev < 0
+        if flip or pend[slot] != 0:
+            if flip:
+                u, f = _along(px[slot], py[slot], gx[i], gy[i], line)
+                if -margin <= u <= 1.0 + margin:
+                    if pend[slot] == -nk:  # went back before maturing: a flicker
+                        pend[slot] = 0
+                    else:
+                        # when it crossed: interpolated between the last sighting and now
+                        t0 = pt[slot]
+                        pend[slot] = nk
+                        pend_t[slot] = t if math.isnan(t0) else t0 + min(1.0, max(0.0, f)) * (t - t0)
+                        pend_x[slot] = u
+            if pend[slot] != 0 and hits[i] >= min_age and (nk == 0 or nk == pend[slot]):
+                out_i[k_out], out_dir[k_out] = i, pend[slot]
+                out_t[k_out], out_u[k_out] = pend_t[slot], pend_x[slot]
+                k_out += 1
+                pend[slot] = 0
+        side[slot] = nk if nk != 0 else prev
+        px[slot] = gx[i]
+        py[slot] = gy[i]
+        pt[slot] = t
+    return out_i[:k_out], out_dir[:k_out], out_t[:k_out], out_u[:k_out]
+
+
+@njit(cache=True, nogil=True)
+def _along(x0: float, y0: float, x1: float, y1: float, line: np.ndarray) -> tuple[float, float]:
+    """Where the move (x0, y0) -> (x1, y1) meets the line: (fraction along the line, fraction of the
+    move); from an unknown start (NaN), where (x1, y1) projects onto the line, and 1."""
+    if math.isnan(x0):
+        return _projection(x1, y1, line), 1.0
+    d0 = (x0 - line[0]) * line[4] + (y0 - line[1]) * line[5]
+    d1 = (x1 - line[0]) * line[4] + (y1 - line[1]) * line[5]
+    f = d0 / (d0 - d1) if d0 != d1 else 0.5
+    return _projection(x0 + f * (x1 - x0), y0 + f * (y1 - y0), line), f
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _projection(x: float, y: float, line: np.ndarray) -> float:
+    """Line.along: the projection of a point onto the line as a fraction of its length (0 at a, 1 at b)."""
+    dx, dy = line[2] - line[0], line[3] - line[1]
+    u: float = ((x - line[0]) * dx + (y - line[1]) * dy) / (dx * dx + dy * dy)
+    return u
+
+
+@njit(cache=True, nogil=True)
+def zone_stay_step(
+    sel: np.ndarray, zone: np.ndarray, slots: np.ndarray, entered: np.ndarray, last: np.ndarray, t: float,
+    exit_grace_s: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ZoneStay.step's frame (see there): the per-slot `entered` and `last` (seen inside) updated in place.
+    Returns the slots of selected tracks outside the zone whose stay ended (unseen inside for
+    `exit_grace_s`), the selected tracks inside (indices, in order), their slots, and which of them
+    entered now."""
+    n = sel.shape[0]
+    gone = np.empty(n, dtype=np.intp)
+    n_gone = 0
+    for i in range(n):
+        if sel[i] and not zone[i]:
+            s = slots[i]
+            if not math.isnan(entered[s]) and t - last[s] >= exit_grace_s:
+                gone[n_gone] = s
+                n_gone += 1
+    idx = np.empty(n, dtype=np.intp)
+    started = np.empty(n, dtype=np.bool_)
+    k = 0
+    for i in range(n):
+        if sel[i] and zone[i]:
+            idx[k] = i
+            started[k] = math.isnan(entered[slots[i]])
+            k += 1
+    inside = slots[idx[:k]]
+    for j in range(k):
+        if started[j]:
+            entered[inside[j]] = t
+    for j in range(k):
+        last[inside[j]] = t
+    return gone[:n_gone], idx[:k], inside, started[:k]
+
+
+@njit(cache=True, nogil=True)
+def stillness_update(
+    idx: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, ax: np.ndarray, ay: np.ndarray,
+    since: np.ndarray, t: float, aspect: float, radius: np.ndarray, keep: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stillness.update (see there) for tracks `idx`: the per-slot anchors `ax, ay, since` updated in
+    place. `radius`: one per track, or one for all (shape (1,)); `keep`: per track, or empty for none.
+    Returns which tracks were (re-)anchored now and how long each has been still."""
+    n = idx.shape[0]
+    moved = np.empty(n, dtype=np.bool_)
+    s = slots[idx]
+    one_radius = radius.shape[0] == 1
+    with_keep = keep.shape[0] == n and n > 0
+    for k in range(n):
+        a_x = ax[s[k]]
+        far = math.hypot(gx[idx[k]] - a_x, (gy[idx[k]] - ay[s[k]]) * aspect) > radius[0 if one_radius else k]
+        if with_keep:
+            far = far and not keep[k]
+        moved[k] = math.isnan(a_x) or far
+    for k in range(n):
+        if moved[k]:
+            ax[s[k]] = gx[idx[k]]
+    for k in range(n):
+        if moved[k]:
+            ay[s[k]] = gy[idx[k]]
+    for k in range(n):
+        if moved[k]:
+            since[s[k]] = t
+    still = np.empty(n)
+    for k in range(n):
+        still[k] = t - since[s[k]]
+    return moved, still
+
+
+def warm_up() -> None:
+    """Compile every kernel of this module for the argument types the rules pass (and store them in
+    numba's cache): see smartcity.tracking.kernels.warm_up."""
+    b, i, f = np.zeros(2, dtype=np.bool_), np.zeros(2, dtype=np.intp), np.zeros(2)
+    s8 = np.zeros(2, dtype=np.int8)
+    wrong_way_step(b, b, i, f, f, i, f.copy(), f.copy(), b.copy(), 1.0, 0.0, 0.1, 3, 0.5)
+    crossings_step(i, i, f, f, f, f, i, s8.copy(), f.copy(), f.copy(), f.copy(), s8.copy(), f.copy(), f.copy(), 0.0,
+                   0.0, 2, np.zeros(10))
+    zone_stay_step(b, b, i, f.copy(), f.copy(), 0.0, 1.5)
+    stillness_update(i, i, f, f, f.copy(), f.copy(), f.copy(), 0.0, 1.0, np.ones(1), np.zeros(0, dtype=np.bool_))

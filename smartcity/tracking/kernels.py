@@ -1,0 +1,479 @@
+"""Compiled (numba) kernels of the tracker's per-frame arithmetic: association cost, the sparse part
+of the assignment, and the Kalman predict / correct steps.
+
+Each kernel performs the same IEEE operations, in the same order, as the numpy code it replaces
+(kept beside the tests as the reference), so the tracker's output is unchanged bit for bit; what
+goes is the per-call overhead of a few dozen small numpy operations per frame, which dominated a
+frame of 50 tracks. Compiled on first use and cached on disk (`cache=True`: beside this module,
+or in numba's per-user cache when the package directory is read-only, as in a Ray worker's
+runtime environment).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def cost_matrix(  # noqa: PLR0913 - one flat call: every argument is one of the cost's inputs
+    predicted: np.ndarray, boxes: np.ndarray, iou_in: np.ndarray, gate: np.ndarray, young: np.ndarray,
+    apart: np.ndarray, origin: np.ndarray, with_frame: bool, frame_w: float, frame_h: float, edge_share: float,
+    along_short: float, gate_margin: float, match_iou: float, max_size_ratio: float, forbidden: float,
+) -> np.ndarray:
+    """The tracker's association cost (see ByteTracker._cost) of every (track, detection) pair.
+
+    `iou_in`: the IoU matrix, or a (0, 0) array to compute it here. `apart`: (N, M) pairs never
+    matched, or (0, 0) for none. `origin`: (N, 2) last observed centres, or (0, 2) to measure to the
+    prediction itself. `with_frame`: the frame's size is known (edge cuts for `young` tracks, those seen
+    once). Forbidden pairs cost `forbidden`."""
+    n, m = predicted.shape[0], boxes.shape[0]
+    cost = np.empty((n, m))
+    with_iou = iou_in.shape[0] == n and iou_in.shape[1] == m and n > 0
+    with_apart = apart.shape[0] == n and apart.shape[1] == m and n > 0
+    with_origin = origin.shape[0] == n and n > 0
+    edge_x = edge_share * frame_w
+    edge_y = edge_share * frame_h
+    cut_x = with_frame and _young_at_edge(predicted, young, 0, frame_w, edge_x)
+    cut_y = with_frame and _young_at_edge(predicted, young, 1, frame_h, edge_y)
+    for i in range(n):
+        p0, p1, p2, p3 = predicted[i, 0], predicted[i, 1], predicted[i, 2], predicted[i, 3]
+        pw = max(p2 - p0, 1.0)
+        ph = max(p3 - p1, 1.0)
+        area_p = (p2 - p0) * (p3 - p1)
+        bx = by = scale = 0.0
+        if with_origin:
+            bx = p0 + p2 - 2.0 * origin[i, 0]
+            by = p1 + p3 - 2.0 * origin[i, 1]
+            scale = -1.0 / max(bx * bx + by * by, 1e-9)
+        young_i = young[i]
+        g = gate[i]
+        limit = gate_margin * g
+        for j in range(m):
+            b0, b1, b2, b3 = boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3]
+            if with_iou:
+                iou = iou_in[i, j]
+            else:
+                iw = min(p2, b2) - max(p0, b0)
+                iw = max(iw, 0.0)
+                ih = min(p3, b3) - max(p1, b1)
+                ih = max(ih, 0.0)
+                inter = iw * ih
+                union = area_p + (b2 - b0) * (b3 - b1) - inter
+                iou = inter / union if union > 0.0 else 0.0
+            dw = max(b2 - b0, 1.0)
+            dh = max(b3 - b1, 1.0)
+            ox = b0 + b2 - p0 - p2
+            oy = b1 + b3 - p1 - p3
+            if with_origin:
+                back = ox * bx
+                back += oy * by
+                back *= scale
+                back = min(max(back, 0.0), along_short)
+                ox += back * bx
+                oy += back * by
+            dx = ox / (pw + dw)
+            dy = oy / (ph + dh)
+            rw = max(pw / dw, dw / pw)
+            rh = max(ph / dh, dh / ph)
+            if young_i and cut_x:
+                dx, rw = _edge_cut(p0, p2, b0, b2, pw, dw, frame_w, edge_x, dx, rw)
+            if young_i and cut_y:
+                dy, rh = _edge_cut(p1, p3, b1, b3, ph, dh, frame_h, edge_y, dy, rh)
+            distance = math.hypot(dx, dy) / g if abs(dx) <= limit and abs(dy) <= limit else 2.0
+            ratio = max(rw, rh)
+            allowed = (iou >= match_iou) or (distance <= 1.0 and ratio <= max_size_ratio)
+            if with_apart and apart[i, j]:
+                allowed = False
+            if allowed:
+                cost[i, j] = 0.5 * (1.0 - iou) + 0.5 * min(distance, 1.0)
+            else:
+                cost[i, j] = forbidden
+    return cost
+
+
+@njit(cache=True, nogil=True)
+def _young_at_edge(predicted: np.ndarray, young: np.ndarray, axis: int, size: float, edge: float) -> bool:
+    """Whether a young track's prediction touches the picture's edges along `axis`: edge cuts apply to an
+    axis only then (ByteTracker._edge_cut, before the kernel, returned early otherwise)."""
+    for i in range(predicted.shape[0]):
+        if young[i] and (predicted[i, axis] <= edge or predicted[i, axis + 2] >= size - edge):
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _edge_cut(
+    p_lo: float, p_hi: float, b_lo: float, b_hi: float, p_size: float, d_size: float, size: float, edge: float,
+    delta: float, ratio: float,
+) -> tuple[float, float]:
+    """ByteTracker._edge_cut for one pair along one axis: (offset, size ratio)."""
+    low = p_lo <= edge or b_lo <= edge
+    high = p_hi >= size - edge or b_hi >= size - edge
+    extent = max(p_size, d_size)
+    if low and not high:
+        delta = (b_hi - p_hi) / extent
+    elif high and not low:
+        delta = (b_lo - p_lo) / extent
+    if low or high:
+        ratio = 1.0
+    return delta, ratio
+
+
+@njit(cache=True, nogil=True)
+def _find(parent: np.ndarray, x: int) -> int:
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+@njit(cache=True, nogil=True)
+def sparse_assignment(cost: np.ndarray, cost_limit: float, tie: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """The part of linear_assignment (see there) that needs no solver: pairs that are each other's only
+    candidate, groups of competing pairs with one row or one column (the cheapest pair, the first on a
+    tie) and groups with two rows or two columns whose best matching beats the next by `tie` or more.
+
+    Returns (column of each row or -1, label of the group of each node left to the solver or -1, number
+    of those groups), nodes being rows 0..n-1 then columns n..n+m-1; groups are labelled 0, 1, ...
+    """
+    n, m = cost.shape
+    col_of_row, group_of, n_groups = _lone_pairs_and_groups(cost, cost_limit)
+    pending = np.full(n + m, -1, dtype=np.intp)
+    if n_groups == 0:
+        return col_of_row, pending, 0
+    n_rows = np.zeros(n_groups, dtype=np.intp)
+    n_cols = np.zeros(n_groups, dtype=np.intp)
+    # the first two rows and the first two columns of each group (enough for the groups solved here)
+    rows2 = np.full((n_groups, 2), -1, dtype=np.intp)
+    cols2 = np.full((n_groups, 2), -1, dtype=np.intp)
+    for node in range(n + m):
+        g = group_of[node]
+        if g < 0:
+            continue
+        if node < n:
+            if n_rows[g] < 2:
+                rows2[g, n_rows[g]] = node
+            n_rows[g] += 1
+        else:
+            if n_cols[g] < 2:
+                cols2[g, n_cols[g]] = node - n
+            n_cols[g] += 1
+    solved = np.zeros(n_groups, dtype=np.bool_)
+    for g in range(n_groups):
+        if n_rows[g] == 1 or n_cols[g] == 1:
+            _one_sided(cost, g, group_of, n_rows[g] == 1, rows2[g, 0], cols2[g, 0], col_of_row)
+            solved[g] = True
+        elif n_rows[g] == 2 or n_cols[g] == 2:
+            solved[g] = _two_sided(cost, cost_limit, tie, g, group_of, n_rows[g] == 2, rows2[g, 0], rows2[g, 1],
+                                   cols2[g, 0], cols2[g, 1], col_of_row)
+    # the groups left to the solver, labelled 0, 1, ... in the order of their first node
+    new_label = np.full(n_groups, -1, dtype=np.intp)
+    k = 0
+    for node in range(n + m):
+        g = group_of[node]
+        if g >= 0 and not solved[g]:
+            if new_label[g] < 0:
+                new_label[g] = k
+                k += 1
+            pending[node] = new_label[g]
+    return col_of_row, pending, k
+
+
+@njit(cache=True, nogil=True)
+def _lone_pairs_and_groups(cost: np.ndarray, cost_limit: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """(column of each row in a lone pair or -1, group of each node in a contested pair or -1, groups):
+    a lone pair is each other's only candidate; the other allowed pairs form the groups (the connected
+    components of their bipartite graph, by union-find), labelled in the order of their first node."""
+    n, m = cost.shape
+    per_row = np.zeros(n, dtype=np.intp)
+    per_col = np.zeros(m, dtype=np.intp)
+    for i in range(n):
+        for j in range(m):
+            if cost[i, j] < cost_limit:
+                per_row[i] += 1
+                per_col[j] += 1
+    col_of_row = np.full(n, -1, dtype=np.intp)
+    parent = np.arange(n + m)
+    contested = np.zeros(n + m, dtype=np.bool_)
+    for i in range(n):
+        if per_row[i] == 0:
+            continue
+        for j in range(m):
+            if cost[i, j] < cost_limit:
+                if per_row[i] == 1 and per_col[j] == 1:
+                    col_of_row[i] = j
+                else:
+                    contested[i] = contested[n + j] = True
+                    a, b = _find(parent, i), _find(parent, n + j)
+                    if a != b:
+                        parent[a] = b
+    label = np.full(n + m, -1, dtype=np.intp)
+    group_of = np.full(n + m, -1, dtype=np.intp)
+    n_groups = 0
+    for node in range(n + m):
+        if contested[node]:
+            root = _find(parent, node)
+            if label[root] < 0:
+                label[root] = n_groups
+                n_groups += 1
+            group_of[node] = label[root]
+    return col_of_row, group_of, n_groups
+
+
+@njit(cache=True, nogil=True)
+def _one_sided(
+    cost: np.ndarray, g: int, group_of: np.ndarray, one_row: bool, row: int, col: int, col_of_row: np.ndarray,
+) -> None:
+    """A group with one row (`one_row`) or one column: its cheapest pair (every pair of the group is
+    allowed; the others stay unmatched either way), the first in index order on a tie."""
+    n, m = cost.shape
+    best_i, best_j, best = -1, -1, np.inf
+    for k in range(m if one_row else n):
+        i, j = (row, k) if one_row else (k, col)
+        if group_of[i] == g and group_of[n + j] == g and cost[i, j] < best:
+            best_i, best_j, best = i, j, cost[i, j]
+    col_of_row[best_i] = best_j
+
+
+@njit(cache=True, nogil=True)
+def _two_sided(
+    cost: np.ndarray, cost_limit: float, tie: float, g: int, group_of: np.ndarray, by_rows: bool, row_a: int,
+    row_b: int, col_a: int, col_b: int, col_of_row: np.ndarray,
+) -> bool:
+    """A group with two rows (`by_rows`) or two columns: its best matching by enumeration, written into
+    `col_of_row`, unless the next best comes within `tie` of it (returns False: left to the solver).
+    A matched pair changes the objective by cost - cost_limit from leaving both unmatched."""
+    n, m = cost.shape
+    best, second = np.inf, np.inf
+    # the best option: up to two (row, column) pairs
+    bi0, bj0, bi1, bj1 = -1, -1, -1, -1
+    other = m if by_rows else n
+    for first in range(2):
+        for k in range(other):
+            i, j = (row_a if first == 0 else row_b, k) if by_rows else (k, col_a if first == 0 else col_b)
+            if group_of[i] != g or group_of[n + j] != g or not cost[i, j] < cost_limit:
+                continue
+            v = cost[i, j] - cost_limit
+            if v < best:
+                second, best = best, v
+                bi0, bj0, bi1, bj1 = i, j, -1, -1
+            elif v < second:
+                second = v
+    for ka in range(other):
+        ia, ja = (row_a, ka) if by_rows else (ka, col_a)
+        if group_of[ia] != g or group_of[n + ja] != g or not cost[ia, ja] < cost_limit:
+            continue
+        va = cost[ia, ja] - cost_limit
+        for kb in range(other):
+            if kb == ka:
+                continue
+            ib, jb = (row_b, kb) if by_rows else (kb, col_b)
+            if group_of[ib] != g or group_of[n + jb] != g or not cost[ib, jb] < cost_limit:
+                continue
+            v = va + (cost[ib, jb] - cost_limit)
+            if v < best:
+                second, best = best, v
+                bi0, bj0, bi1, bj1 = ia, ja, ib, jb
+            elif v < second:
+                second = v
+    if second - best < tie:
+        return False
+    col_of_row[bi0] = bj0
+    if bi1 >= 0:
+        col_of_row[bi1] = bj1
+    return True
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _squared_size(mean: np.ndarray, r: int) -> tuple[float, float]:
+    """Squared width and height of state `r`, at least 1: the scale of its x-like and y-like noises."""
+    sw = max(mean[r, 2], 1.0)
+    sh = max(mean[r, 3], 1.0)
+    return sw * sw, sh * sh
+
+
+@njit(cache=True, nogil=True)
+def kalman_predict(
+    mean: np.ndarray, cov: np.ndarray, dt: float, q_position: float, q_velocity: float, min_size: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """kalman.predict on compact covariances (N, 3, 4); `q_position` and `q_velocity`: the noise variances
+    added per unit of squared box size (STD_POSITION**2 and std_velocity**2 times the elapsed steps)."""
+    n = mean.shape[0]
+    new_mean = np.empty_like(mean)
+    new_cov = np.empty_like(cov)
+    for r in range(n):
+        sw, sh = _squared_size(mean, r)
+        for k in range(4):
+            new_mean[r, k] = mean[r, k] + dt * mean[r, 4 + k]
+            new_mean[r, 4 + k] = mean[r, 4 + k]
+        new_mean[r, 2] = max(new_mean[r, 2], min_size)
+        new_mean[r, 3] = max(new_mean[r, 3], min_size)
+        for k in range(4):
+            s2 = sw if k % 2 == 0 else sh
+            pp, pv, vv = cov[r, 0, k], cov[r, 1, k], cov[r, 2, k]
+            new_pv = pv + dt * vv
+            new_cov[r, 1, k] = new_pv
+            new_cov[r, 0, k] = (pv + new_pv) * dt + pp + q_position * s2
+            new_cov[r, 2, k] = s2 * q_velocity + vv
+    return new_mean, new_cov
+
+
+@njit(cache=True, nogil=True)
+def kalman_update(
+    mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray, r_position: float, min_size: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """kalman.update: (N, 8) states and (N, 3, 4) compact covariances corrected by (N, 4) measurements;
+    `r_position`: the measurement variance per unit of squared box size (STD_POSITION**2)."""
+    new_mean = mean.copy()
+    new_cov = cov.copy()
+    for r in range(mean.shape[0]):
+        _correct_row(new_mean, new_cov, r, measurements[r], r_position, min_size)
+    return new_mean, new_cov
+
+
+@njit(cache=True, nogil=True)
+def association_inputs(  # noqa: PLR0913 - one flat call: the tracks' arrays and the gate's settings
+    mean: np.ndarray, last_mean: np.ndarray, since_obs: np.ndarray, hits: np.ndarray, min_size: float,
+    new_track_distance: float, match_distance: float, still_distance: float, still_speed: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the association cost needs of the tracks: (predicted boxes x1, y1, x2, y2 from the predicted
+    states `mean`, each track's gate, which tracks were seen once). The gate is how far (in box sizes) a
+    detection may be from the prediction and still match; whether a track moves is read from its state
+    before the prediction (`last_mean`), its time unseen from `since_obs` (frames)."""
+    n = mean.shape[0]
+    predicted = np.empty((n, 4))
+    gate = np.empty(n)
+    once = np.empty(n, dtype=np.bool_)
+    cap = 3.0 * new_track_distance
+    for r in range(n):
+        for k in range(2):
+            half = max(mean[r, 2 + k], min_size)
+            half *= 0.5
+            predicted[r, k] = mean[r, k] - half
+            predicted[r, 2 + k] = mean[r, k] + half
+        since = max(since_obs[r], 1.0)
+        once[r] = hits[r] == 1
+        # A track seen once may have moved anywhere within its reach since. A moving track's prediction
+        # gets less certain the longer it goes unseen; a still one's does not (a widening gate let a
+        # long-lost parked car's track take the first box of a fast car passing by, and the car then
+        # went uncounted). A still track keeps a tight gate: in a queue the car behind stands about half
+        # a box away, and a still track whose car was missed for a frame took its neighbour's box (an
+        # identity swap across a counting line is counted as two crossings, one each way).
+        if once[r]:
+            g = min(new_track_distance * since, cap)
+        else:
+            moving = math.hypot(last_mean[r, 4] / max(last_mean[r, 2], 1.0),
+                                last_mean[r, 5] / max(last_mean[r, 3], 1.0)) > still_speed
+            g = match_distance * math.sqrt(since) if moving else still_distance
+        gate[r] = min(g, cap)
+    return predicted, gate, once
+
+
+@njit(cache=True, nogil=True)
+def correct_matched(
+    mean: np.ndarray, cov: np.ndarray, obs: np.ndarray, since_obs: np.ndarray, hits: np.ndarray,
+    det_of_track: np.ndarray, boxes: np.ndarray, r_position: float, min_size: float, reset_gap: float,
+) -> None:
+    """Correct the tracks that took a detection (`det_of_track` >= 0), in place: the Kalman update
+    (kalman_update) with the detection's box as cx, cy, w, h; a track seen once (`hits` == 1) or
+    re-found after more than `reset_gap` frames takes the velocity its last two observations imply (and
+    one seen once no size change); the detection becomes its last observation (`obs`, `since_obs`)."""
+    measured = np.empty(4)
+    for r in range(mean.shape[0]):
+        d = det_of_track[r]
+        if d < 0:
+            continue
+        measured[0] = (boxes[d, 0] + boxes[d, 2]) * 0.5
+        measured[1] = (boxes[d, 1] + boxes[d, 3]) * 0.5
+        measured[2] = boxes[d, 2] - boxes[d, 0]
+        measured[3] = boxes[d, 3] - boxes[d, 1]
+        _correct_row(mean, cov, r, measured, r_position, min_size)
+        since = since_obs[r]
+        if hits[r] == 1 or since > reset_gap:
+            mean[r, 4] = (measured[0] - obs[r, 0]) / since
+            mean[r, 5] = (measured[1] - obs[r, 1]) / since
+            if hits[r] == 1:
+                mean[r, 6] = 0.0
+                mean[r, 7] = 0.0
+        for k in range(4):
+            obs[r, k] = measured[k]
+        since_obs[r] = 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _correct_row(
+    mean: np.ndarray, cov: np.ndarray, r: int, measured: np.ndarray, r_position: float, min_size: float,
+) -> None:
+    """kalman_update of row `r`, in place."""
+    sw, sh = _squared_size(mean, r)
+    for k in range(4):
+        s2 = sw if k % 2 == 0 else sh
+        pp, pv = cov[r, 0, k], cov[r, 1, k]
+        s = pp + r_position * s2
+        gain_p = pp / s
+        gain_v = pv / s
+        innovation = measured[k] - mean[r, k]
+        mean[r, k] = gain_p * innovation + mean[r, k]
+        mean[r, 4 + k] = gain_v * innovation + mean[r, 4 + k]
+        cov[r, 0, k] = pp - gain_p * pp
+        cov[r, 1, k] = pv - gain_p * pv
+        cov[r, 2, k] = cov[r, 2, k] - gain_v * pv
+    mean[r, 2] = max(mean[r, 2], min_size)
+    mean[r, 3] = max(mean[r, 3], min_size)
+
+
+@njit(cache=True, nogil=True)
+def byte_stages(
+    cost: np.ndarray, is_high: np.ndarray, seen_last_frame: np.ndarray, cost_limit: float, tie: float,
+) -> tuple[np.ndarray, int]:
+    """ByteTrack's two association stages on one cost matrix (tracks x considered detections): the high
+    columns matched to every track, then the other columns to the tracks left over that were seen on
+    the previous frame, each stage as linear_assignment solves it without the solver
+    (sparse_assignment). Returns (column matched to each track or -1, stage left to the solver: 0 for
+    none, 1 for the first, whose result is then not given, 2 for the second)."""
+    n = cost.shape[0]
+    col = np.full(n, -1, dtype=np.intp)
+    high_cols = np.flatnonzero(is_high)
+    low_cols = np.flatnonzero(~is_high)
+    if high_cols.shape[0]:
+        col_of_row, _, n_pending = sparse_assignment(np.ascontiguousarray(cost[:, high_cols]), cost_limit, tie)
+        if n_pending:
+            return col, 1
+        for r in range(n):
+            if col_of_row[r] >= 0:
+                col[r] = high_cols[col_of_row[r]]
+    candidates = np.flatnonzero((col < 0) & seen_last_frame)
+    if candidates.shape[0] and low_cols.shape[0]:
+        sub = np.empty((candidates.shape[0], low_cols.shape[0]))
+        for a in range(candidates.shape[0]):
+            for b in range(low_cols.shape[0]):
+                sub[a, b] = cost[candidates[a], low_cols[b]]
+        col_of_row, _, n_pending = sparse_assignment(sub, cost_limit, tie)
+        if n_pending:
+            return col, 2
+        for a in range(candidates.shape[0]):
+            if col_of_row[a] >= 0:
+                col[candidates[a]] = low_cols[col_of_row[a]]
+    return col, 0
+
+
+def warm_up() -> None:
+    """Compile every kernel of this module for the argument types the tracker passes (and store them in
+    numba's cache): a process that imports the tracker on a fresh install otherwise compiles them on
+    its first frames, for seconds. scripts/setup.sh calls it once."""
+    f, i, b = np.zeros((2, 4)), np.zeros(2, dtype=np.intp), np.zeros(2, dtype=np.bool_)
+    mean, cov = np.ones((2, 8)), np.ones((2, 3, 4))
+    cost = np.full((2, 2), 0.5)
+    # the origins are a column slice of the last observations; a cost matrix may come in Fortran order
+    cost_matrix(f, f, np.zeros((0, 0)), np.ones(2), b, np.zeros((0, 0), dtype=np.bool_), f[:, :2], True,
+                640.0, 480.0, 0.01, 0.7, 1.01, 0.3, 2.0, 2.0)
+    sparse_assignment(cost, 1.0, 1e-6)
+    sparse_assignment(np.asfortranarray(cost), 1.0, 1e-6)
+    byte_stages(cost, np.ones(2, dtype=np.bool_), np.ones(2, dtype=np.bool_), 1.0, 1e-6)
+    kalman_predict(mean, cov, 1.0, 0.1, 0.1, 1e-3)
+    kalman_update(mean, cov, f, 0.1, 1e-3)
+    association_inputs(mean, mean, np.ones(2), i, 1e-3, 1.0, 1.0, 0.5, 0.05)
+    correct_matched(mean, cov, f.copy(), np.ones(2), i, np.full(2, -1, dtype=np.intp), f, 0.1, 1e-3, 1.5)

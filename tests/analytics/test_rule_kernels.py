@@ -1,0 +1,242 @@
+"""The rules' compiled kernels against the numpy code they replaced (kept here as the reference): the
+same results and the same per-slot state, bit for bit, over random sequences of frames."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from analytics_helpers import frame, spec, track
+
+from smartcity.analytics import RuleEngine, kernels
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def _ref_wrong_way(sel: np.ndarray, zone: np.ndarray, slots: np.ndarray, gx: FloatArray, gy: FloatArray,
+                   hits: np.ndarray, st: dict[str, np.ndarray], ux: float, uy: float, min_distance: float,
+                   min_age: int, cos_max: float) -> list[tuple[int, float]]:
+    st["ax"][slots[sel & ~zone]] = np.nan
+    idx = (sel & zone).nonzero()[0]
+    if not len(idx):
+        return []
+    x, y, s = gx[idx], gy[idx], slots[idx]
+    ax, ay = st["ax"][s], st["ay"][s]
+    dx, dy = x - ax, y - ay
+    ahead = dx * ux + dy * uy
+    fresh_anchor = np.isnan(ax) | (ahead > 0)
+    np.copyto(ax, x, where=fresh_anchor)
+    np.copyto(ay, y, where=fresh_anchor)
+    st["ax"][s], st["ay"][s] = ax, ay
+    back = -ahead
+    hit = (back >= min_distance) & ~st["fired"][s] & (hits[idx] >= min_age)
+    if np.count_nonzero(hit):
+        hit &= back >= cos_max * np.hypot(dx, dy)
+    out = []
+    for k in hit.nonzero()[0]:
+        st["fired"][s[k]] = True
+        out.append((int(idx[k]), float(back[k])))
+    return out
+
+
+def _ref_along(x0: float, y0: float, x1: float, y1: float, line: FloatArray) -> tuple[float, float]:
+    ax, ay, bx, by, nx, ny = line.tolist()[:6]
+
+    def along(x: float, y: float) -> float:
+        dx, dy = bx - ax, by - ay
+        return ((x - ax) * dx + (y - ay) * dy) / (dx * dx + dy * dy)
+
+    if math.isnan(x0):
+        return along(x1, y1), 1.0
+    d0 = (x0 - ax) * nx + (y0 - ay) * ny
+    d1 = (x1 - ax) * nx + (y1 - ay) * ny
+    f = d0 / (d0 - d1) if d0 != d1 else 0.5
+    return along(x0 + f * (x1 - x0), y0 + f * (y1 - y0)), f
+
+
+def _ref_crossings(idx: np.ndarray, s: np.ndarray, x: FloatArray, y: FloatArray, d_all: FloatArray,
+                   new_all: np.ndarray, hits: np.ndarray, st: dict[str, np.ndarray], t: float, margin: float,
+                   min_age: int, line: FloatArray) -> list[tuple[int, int, float, float]]:
+    new = new_all[idx]
+    prev = st["side"][s]
+    unset = prev == 0
+    if np.count_nonzero(unset):
+        prev = np.where(unset, np.sign(d_all[idx]).astype(np.int8), prev)
+    pend = st["pend"][s]
+    flip = (new * prev) < 0
+    out: list[tuple[int, int, float, float]] = []
+    for k in (flip | (pend != 0)).nonzero()[0]:
+        i, slot = int(idx[k]), int(s[k])
+        nk = int(new[k])
+        if flip[k]:
+            u, f = _ref_along(st["px"][slot], st["py"][slot], float(x[k]), float(y[k]), line)
+            if -margin <= u <= 1.0 + margin:
+                if st["pend"][slot] == -nk:
+                    st["pend"][slot] = 0
+                else:
+                    t0 = float(st["pt"][slot])
+                    st["pend"][slot] = nk
+                    st["pend_t"][slot] = t if math.isnan(t0) else t0 + min(1.0, max(0.0, f)) * (t - t0)
+                    st["pend_x"][slot] = u
+        if st["pend"][slot] != 0 and hits[i] >= min_age and nk in (0, st["pend"][slot]):
+            out.append((i, int(st["pend"][slot]), float(st["pend_t"][slot]), float(st["pend_x"][slot])))
+            st["pend"][slot] = 0
+    np.copyto(prev, new, where=new != 0)
+    st["side"][s] = prev
+    st["px"][s] = x
+    st["py"][s] = y
+    st["pt"][s] = t
+    return out
+
+
+def _frames(seed: int, n_frames: int = 120, capacity: int = 64):
+    """Tracks on random walks (ground points in [0, 1]) with slots that come and go: per frame, the
+    slots in view (unique), their points, hits and a random selection."""
+    rng = np.random.default_rng(seed)
+    pos = rng.uniform(0, 1, (capacity, 2))
+    vel = rng.normal(0, 0.02, (capacity, 2))
+    hits = np.zeros(capacity, dtype=np.intp)
+    for _ in range(n_frames):
+        vel += rng.normal(0, 0.01, (capacity, 2))
+        pos = np.clip(pos + vel, 0.0, 1.0)
+        hits += 1
+        gone = rng.random(capacity) < 0.02
+        hits[gone] = 0
+        slots = rng.permutation(capacity)[: int(rng.integers(0, 40))].astype(np.intp)
+        sel = rng.random(len(slots)) < 0.85
+        yield slots, pos[slots, 0].copy(), pos[slots, 1].copy(), hits[slots].copy(), sel
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_wrong_way_step_equals_the_numpy_reference(seed: int) -> None:
+    cap = 64
+    ref = {"ax": np.full(cap, np.nan), "ay": np.full(cap, np.nan), "fired": np.zeros(cap, dtype=bool)}
+    got = {k: v.copy() for k, v in ref.items()}
+    angle = seed * 0.7
+    ux, uy = math.cos(angle), math.sin(angle)
+    fired = 0
+    for slots, gx, gy, hits, sel in _frames(seed):
+        zone = (gx > 0.2) & (gy < 0.8)
+        want = _ref_wrong_way(sel, zone, slots, gx, gy, hits, ref, ux, uy, 0.03, 3, math.cos(math.radians(50)))
+        hit, back = kernels.wrong_way_step(sel, zone, slots, gx, gy, hits, got["ax"], got["ay"], got["fired"],
+                                           ux, uy, 0.03, 3, math.cos(math.radians(50)))
+        assert list(zip(hit.tolist(), back.tolist())) == want
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
+        fired += len(want)
+        if seed % 3 == 0:
+            ref["fired"][:] = got["fired"][:] = False  # fire again
+    assert fired > 0  # the walks do go the wrong way
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_crossings_step_equals_the_numpy_reference(seed: int) -> None:
+    cap = 64
+    ref = {"side": np.zeros(cap, dtype=np.int8), "px": np.full(cap, np.nan), "py": np.full(cap, np.nan),
+           "pt": np.full(cap, np.nan), "pend": np.zeros(cap, dtype=np.int8), "pend_t": np.full(cap, np.nan),
+           "pend_x": np.full(cap, np.nan)}
+    got = {k: v.copy() for k, v in ref.items()}
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0.2, 0.8, 2), rng.uniform(0.2, 0.8, 2)
+    normal = np.array([a[1] - b[1], b[0] - a[0]]) / math.hypot(*(b - a))
+    h, share, margin = 0.01 * (seed % 3), (0.0, 0.1, 0.35)[seed % 3], 0.1 * (seed % 2)
+    line = np.array([*a, *b, *normal, h, share, abs(normal[0]), abs(normal[1])])
+    crossings = 0
+    for f, (slots, gx, gy, hits, sel) in enumerate(_frames(seed)):
+        t = f / 5.0
+        bw, bh = rng.uniform(0.01, 0.2, len(slots)), rng.uniform(0.01, 0.3, len(slots))
+        # the sides as the rule computed them before the kernel (CrossingSides, one line)
+        d_all = (gx - a[0]) * normal[0] + (gy - a[1]) * normal[1]
+        band = np.maximum(h, share * (abs(normal[0]) * bw + abs(normal[1]) * bh)) if share > 0 else h
+        new_all = (d_all > band).view(np.int8) - (d_all < -band).view(np.int8)
+        idx = sel.nonzero()[0]
+        s, x, y = slots[idx], gx[idx], gy[idx]
+        want = _ref_crossings(idx, s, x, y, d_all, new_all, hits, ref, t, margin, 2, line)
+        out = kernels.crossings_step(idx, s, gx, gy, bw, bh, hits, got["side"], got["px"], got["py"], got["pt"],
+                                     got["pend"], got["pend_t"], got["pend_x"], t, margin, 2, line)
+        assert list(zip(*(o.tolist() for o in out))) == want
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
+        crossings += len(want)
+    assert crossings > 0
+
+
+def _ref_zone_stay(sel: np.ndarray, zone: np.ndarray, slots: np.ndarray, st: dict[str, np.ndarray], t: float,
+                   grace: float) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    so = slots[sel & ~zone]
+    gone = so[~np.isnan(st["entered"][so]) & (t - st["last"][so] >= grace)]
+    idx = (sel & zone).nonzero()[0]
+    s = slots[idx]
+    started = np.isnan(st["entered"][s])
+    st["entered"][s[started]] = t
+    st["last"][s] = t
+    return gone.tolist(), idx, s, started
+
+
+def _ref_stillness(idx: np.ndarray, slots: np.ndarray, gx: FloatArray, gy: FloatArray, st: dict[str, np.ndarray],
+                   t: float, aspect: float, radius: float | FloatArray, keep: np.ndarray | None
+                   ) -> tuple[np.ndarray, FloatArray]:
+    s = slots[idx]
+    x, y = gx[idx], gy[idx]
+    ax = st["ax"][s]
+    far = np.hypot(x - ax, (y - st["ay"][s]) * aspect) > radius
+    moved = np.isnan(ax) | (far if keep is None else far & ~keep)
+    ms = s[moved]
+    st["ax"][ms], st["ay"][ms], st["since"][ms] = x[moved], y[moved], t
+    return moved, np.asarray(t - st["since"][s])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_zone_stay_and_stillness_equal_the_numpy_reference(seed: int) -> None:
+    cap = 64
+    ref = {"entered": np.full(cap, np.nan), "last": np.full(cap, np.nan), "ax": np.full(cap, np.nan),
+           "ay": np.full(cap, np.nan), "since": np.full(cap, np.nan)}
+    got = {k: v.copy() for k, v in ref.items()}
+    rng = np.random.default_rng(seed)
+    ended = anchored = 0
+    for f, (slots, gx, gy, _, sel) in enumerate(_frames(seed)):
+        t = f / 5.0
+        zone = (gx > 0.3) & (gx < 0.9)
+        gone, idx, s, started = _ref_zone_stay(sel, zone, slots, ref, t, 1.5)
+        out = kernels.zone_stay_step(sel, zone, slots, got["entered"], got["last"], t, 1.5)
+        assert out[0].tolist() == gone
+        for a, b in zip(out[1:], (idx, s, started), strict=True):
+            np.testing.assert_array_equal(a, b)
+        ended += len(gone)
+        # stillness of the tracks in the zone: one radius for all, or one each with some kept anchors
+        per_track = seed % 2 == 1
+        radius = rng.uniform(0.005, 0.05, len(idx)) if per_track else 0.02
+        keep = rng.random(len(idx)) < 0.3 if per_track else None
+        want = _ref_stillness(idx, slots, gx, gy, ref, t, 0.5625, radius, keep)
+        moved, still = kernels.stillness_update(
+            idx, slots, gx, gy, got["ax"], got["ay"], got["since"], t, 0.5625,
+            radius if isinstance(radius, np.ndarray) else np.array([radius]),
+            keep if keep is not None else np.zeros(0, dtype=bool),
+        )
+        np.testing.assert_array_equal(moved, want[0])
+        np.testing.assert_array_equal(still, want[1])
+        anchored += int(moved.sum())
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
+    assert ended > 0 and anchored > 0
+
+
+def test_warm_up_compiles_what_the_rules_call() -> None:
+    """After warm_up, rules of every kernel on a scene compile nothing more (warm_up passes their types)."""
+    kernels.warm_up()
+    public = {name: getattr(kernels, name) for name in dir(kernels) if not name.startswith("_")}
+    compiled = {name: set(fn.signatures) for name, fn in public.items() if hasattr(fn, "signatures")}
+    assert compiled and all(compiled.values())
+    zone = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
+    rules = [spec("line_count", {"line": [[0.5, 0.05], [0.5, 0.95]], "in_direction": "left"}, id="line"),
+             spec("wrong_way", {"zone": zone, "direction": [1, 0], "min_distance": 0.05}, id="ww"),
+             spec("dwell", {"zone": zone, "threshold_s": 1.0}, id="dw")]
+    engine = RuleEngine(rules, "cam1")
+    kinds = set()
+    for k in range(30):
+        shown = [track(1, 0.8 - 0.02 * k, 0.5), track(2, 0.3, 0.3), track(3, 0.2 + 0.02 * k, 0.7, tsu=k % 5 == 4)]
+        kinds |= {e.kind for e in engine.update(frame(0.2 * k, *shown))}
+    assert {"wrong_way", "dwell"} <= kinds and engine.count_buckets()
+    assert {name: set(public[name].signatures) for name in compiled} == compiled
