@@ -46,7 +46,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from smartcity.core.vision import Detection, Track
+from smartcity.core.vision import Detection, Track, TrackColumns
 from smartcity.tracking import kalman, kernels
 from smartcity.tracking.assignment import TIE, FloatArray, IntArray, iou_matrix, linear_assignment
 from smartcity.tracking.config import TrackerConfig
@@ -104,10 +104,12 @@ class ByteTracker:
         self._frame_size: tuple[int, int] | None = None
         # class -> index of its group in config.class_groups (association stays within a group)
         self._group_of = {c: k for k, group in enumerate(self.config.class_groups) for c in group}
+        self._columns: TrackColumns | None = None
 
     def reset(self) -> None:
         """Forget every track and the frame timing; ids keep counting up."""
         self._tracks = TrackTable()
+        self._columns = None
         self._mean, self._cov = kalman.empty()
         self._obs = np.zeros((0, 4))
         self._since_obs = np.zeros(0)
@@ -424,15 +426,24 @@ class ByteTracker:
 
     def _snapshot(self, t: float) -> list[Track]:
         if not len(self._tracks):
+            self._columns = None
             return []
         # tuples zipped from columns: cheaper than a tuple made of each row's list
-        x1, y1, x2, y2 = kalman.states_to_boxes(self._mean).T.tolist()
+        box_array = kalman.states_to_boxes(self._mean)
+        x1, y1, x2, y2 = box_array.T.tolist()
         per_second = 1.0 / self._nominal_dt if self._nominal_dt else 0.0
         vx, vy = (self._mean[:, 4:6] * per_second).T.tolist()
         boxes: list[tuple[float, float, float, float]] = list(zip(x1, y1, x2, y2, strict=True))
         velocities: list[tuple[float, float]] = list(zip(vx, vy, strict=True))
         # New tracks are appended with increasing ids, so the list is already sorted by id.
-        return self._tracks.snapshot(t, boxes, velocities)
+        tracks, self._columns = self._tracks.snapshot(t, boxes, velocities, box_array)
+        return tracks
+
+    @property
+    def columns(self) -> TrackColumns | None:
+        """The tracks the last `update` or `coast` returned, as columns (for `FrameTracks.columns`);
+        None when it returned none."""
+        return self._columns
 
     def _assign(self, cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
         """Matching step; a subclass may swap it (the benchmark's greedy baseline does)."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from smartcity.core.vision import Attributes, Box, Detection, Keypoints, Track
+from smartcity.core.vision import Attributes, Box, Detection, Keypoints, Track, TrackColumns
 
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
@@ -161,15 +161,24 @@ class TrackTable:
         alive: BoolArray = matched | (self.misses <= limit)
         return alive
 
-    def snapshot(self, t: float, boxes: list[Box], velocities: list[tuple[float, float]]) -> list[Track]:
-        """One Track per row, with these boxes and velocities (rows in order)."""
-        return [
-            make_track(i, v.cls, b, s, t, h, a, c, m, vel, kp, at)
-            for i, v, b, s, h, a, c, m, vel, kp, at in zip(
-                self.ids.tolist(), self.votes, boxes, self.score.tolist(), self.hits.tolist(), self.age.tolist(),
+    def snapshot(
+        self, t: float, boxes: list[Box], velocities: list[tuple[float, float]], box_array: FloatArray
+    ) -> tuple[list[Track], TrackColumns]:
+        """One Track per row, with these boxes (`box_array` as an (N, 4) array) and velocities (rows in
+        order); and the same as columns."""
+        ids = self.ids.tolist()
+        classes = [v.cls for v in self.votes]
+        tracks = [
+            make_track(i, cls, b, s, t, h, a, c, m, vel, kp, at)
+            for i, cls, b, s, h, a, c, m, vel, kp, at in zip(
+                ids, classes, boxes, self.score.tolist(), self.hits.tolist(), self.age.tolist(),
                 self.confirmed.tolist(), self.misses.tolist(), velocities, self.keypoints, self.attributes,
             )
         ]
+        # copies: the table updates its arrays in place on the next frame
+        columns = TrackColumns(tracks, ids, classes, box_array, self.score.copy(), self.misses.copy(),
+                               self.confirmed.copy(), self.hits.copy())
+        return tracks, columns
 
 
 __all__ = ["CLASS_VOTE_WINDOW", "ClassVote", "TrackTable", "make_track"]
