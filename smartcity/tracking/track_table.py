@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -66,8 +67,9 @@ _TRACK_FIELDS = (
 if tuple(Track.__slots__) != _TRACK_FIELDS:  # pragma: no cover - caught by the tests on any change
     raise ImportError(f"Track's fields changed: {Track.__slots__}; update smartcity.tracking.track_table")
 _new = object.__new__
+_SETTERS = tuple(getattr(Track, name).__set__ for name in _TRACK_FIELDS)
 (_s_id, _s_cls, _s_box, _s_score, _s_t, _s_hits, _s_age, _s_confirmed, _s_misses, _s_velocity, _s_keypoints,
- _s_attributes) = (getattr(Track, name).__set__ for name in _TRACK_FIELDS)
+ _s_attributes) = _SETTERS
 
 
 def make_track(
@@ -168,13 +170,13 @@ class TrackTable:
         order); and the same as columns."""
         ids = self.ids.tolist()
         classes = [v.cls for v in self.votes]
-        tracks = [
-            make_track(i, cls, b, s, t, h, a, c, m, vel, kp, at)
-            for i, cls, b, s, h, a, c, m, vel, kp, at in zip(
-                ids, classes, boxes, self.score.tolist(), self.hits.tolist(), self.age.tolist(),
-                self.confirmed.tolist(), self.misses.tolist(), velocities, self.keypoints, self.attributes,
-            )
-        ]
+        # as make_track, a field at a time over all rows: the loops run in C (`any` drains each map)
+        tracks: list[Track] = list(map(_new, repeat(Track, len(ids))))
+        for put, values in zip(_SETTERS, (
+            ids, classes, boxes, self.score.tolist(), repeat(t), self.hits.tolist(), self.age.tolist(),
+            self.confirmed.tolist(), self.misses.tolist(), velocities, self.keypoints, self.attributes,
+        ), strict=True):
+            any(map(put, tracks, values))
         # copies: the table updates its arrays in place on the next frame
         columns = TrackColumns(tracks, ids, classes, box_array, self.score.copy(), self.misses.copy(),
                                self.confirmed.copy(), self.hits.copy())
