@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
+from smartcity.analytics import kernels
 from smartcity.analytics.counts import CountAggregator
 from smartcity.analytics.geometry import BoolArray, FloatArray, Polygon, PolygonSet
 from smartcity.analytics.signal import SignalColour
@@ -272,27 +273,15 @@ class SlotTable:
             codes = np.array(
                 [code_of[c] if c in code_of else self.vocab.code(c) for c in classes], dtype=np.intp,
             )
-            f = slots[fresh]
-            if len(f):
-                dt = t - self.last_t[f]
-                ok = np.isfinite(dt) & (dt > 1e-6)
-                safe_dt = np.where(ok, dt, 1.0)
-                gxf, gyf = gx[fresh], gy[fresh]
-                a = np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0)
-                vx, vy = self.vx[f], self.vy[f]
-                # velocity smoothed towards the one implied by the move since the slot was last seen
-                self.vx[f] = vx + a * ((gxf - self.x[f]) / safe_dt - vx)
-                self.vy[f] = vy + a * ((gyf - self.y[f]) / safe_dt - vy)
-                self.x[f] = gxf
-                self.y[f] = gyf
-                self.bw[f] = bw[fresh]
-                self.bh[f] = bh[fresh]
-                self.last_t[f] = t
-                self.seen[f] += 1
-            self.code[slots] = codes
-            seen = self.seen[slots]
-            hits = np.maximum(hits_a, seen)
-            confirmed |= seen >= 3  # a re-linked track is as old as its slot
+            # the slots of tracks detected now move, their velocity smoothed towards the one implied by the
+            # move since the slot was last seen (the smoothing's exp stays numpy's: the same bits as before)
+            safe_dt, ok = kernels.slot_gaps(slots, fresh, t, self.last_t)
+            a = np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0)
+            # a re-linked track is as old as its slot: hits and confirmed count the slot's sightings
+            hits = kernels.slot_motion(
+                slots, fresh, gx, gy, bw, bh, codes, hits_a, confirmed, t, a, safe_dt, self.last_t, self.x, self.y,
+                self.vx, self.vy, self.bw, self.bh, self.seen, self.code,
+            )
         else:
             ground = np.zeros((2, 0))
             gx = gy = bw = bh = conf = np.zeros(0)

@@ -191,6 +191,64 @@ def stillness_update(
     return moved, still
 
 
+@njit(cache=True, nogil=True)
+def slot_gaps(slots: np.ndarray, fresh: np.ndarray, t: float, last_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SlotTable.view's first step: for the tracks detected in this frame (`fresh`, in order), the time
+    since their slot was last seen (1.0 where unknown or not positive) and whether it is known (> 1e-6 s)."""
+    n = 0
+    for i in range(slots.shape[0]):
+        if fresh[i]:
+            n += 1
+    safe_dt = np.empty(n)
+    ok = np.empty(n, dtype=np.bool_)
+    k = 0
+    for i in range(slots.shape[0]):
+        if fresh[i]:
+            dt = t - last_t[slots[i]]
+            good = math.isfinite(dt) and dt > 1e-6
+            ok[k] = good
+            safe_dt[k] = dt if good else 1.0
+            k += 1
+    return safe_dt, ok
+
+
+@njit(cache=True, nogil=True)
+def slot_motion(  # noqa: PLR0913 - one flat call: the frame's arrays and the slot table's
+    slots: np.ndarray, fresh: np.ndarray, gx: np.ndarray, gy: np.ndarray, bw: np.ndarray, bh: np.ndarray,
+    codes: np.ndarray, hits_in: np.ndarray, confirmed: np.ndarray, t: float, a: np.ndarray, safe_dt: np.ndarray,
+    last_t: np.ndarray, x: np.ndarray, y: np.ndarray, vx: np.ndarray, vy: np.ndarray, sbw: np.ndarray,
+    sbh: np.ndarray, seen: np.ndarray, code: np.ndarray,
+) -> np.ndarray:
+    """SlotTable.view's second step: the slots of tracks detected in this frame (`fresh`; `a` and `safe_dt`
+    theirs, in order) move to their ground point, their velocity smoothed by `a` towards the one the move
+    implies, and count one more sighting; every slot takes its track's class code. Returns the tracks'
+    hits (at least their slot's sightings); `confirmed` gains those seen three times (in place)."""
+    k = 0
+    for i in range(slots.shape[0]):
+        if fresh[i]:
+            s = slots[i]
+            dt = safe_dt[k]
+            old_vx, old_vy = vx[s], vy[s]
+            vx[s] = old_vx + a[k] * ((gx[i] - x[s]) / dt - old_vx)
+            vy[s] = old_vy + a[k] * ((gy[i] - y[s]) / dt - old_vy)
+            x[s] = gx[i]
+            y[s] = gy[i]
+            sbw[s] = bw[i]
+            sbh[s] = bh[i]
+            last_t[s] = t
+            seen[s] += 1
+            k += 1
+    hits = np.empty(slots.shape[0], dtype=np.intp)
+    for i in range(slots.shape[0]):
+        s = slots[i]
+        code[s] = codes[i]
+        n_seen = seen[s]
+        hits[i] = max(hits_in[i], n_seen)
+        if n_seen >= 3:
+            confirmed[i] = True
+    return hits
+
+
 def warm_up() -> None:
     """Compile every kernel of this module for the argument types the rules pass (and store them in
     numba's cache): see smartcity.tracking.kernels.warm_up."""
@@ -201,3 +259,6 @@ def warm_up() -> None:
                    0.0, 2, np.zeros(10))
     zone_stay_step(b, b, i, f.copy(), f.copy(), 0.0, 1.5)
     stillness_update(i, i, f, f, f.copy(), f.copy(), f.copy(), 0.0, 1.0, np.ones(1), np.zeros(0, dtype=np.bool_))
+    slot_gaps(i, b, 0.0, f)
+    slot_motion(i, b, f, f, f, f, i, i, b.copy(), 0.0, f, f, f.copy(), f.copy(), f.copy(), f.copy(), f.copy(),
+                f.copy(), f.copy(), i.copy(), i.copy())
