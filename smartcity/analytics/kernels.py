@@ -192,6 +192,35 @@ def stillness_update(
 
 
 @njit(cache=True, nogil=True)
+def dwell_still_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the rule's state and parameters
+    idx: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, bw: np.ndarray, hits: np.ndarray,
+    ax: np.ndarray, ay: np.ndarray, since: np.ndarray, fired: np.ndarray, t: float, aspect: float,
+    still_radius: float, threshold: float, min_age: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """DwellRule's frame with a still radius (see there), for its tracks `idx` in the zone: the anchors
+    (stillness_update, a radius of `still_radius` box widths, boxes narrower than 1e-3 counted as that;
+    slots that fired keep theirs). Returns which tracks are due (still for `threshold` s, `min_age` hits,
+    not fired yet), and the positions (into `idx`) of those due or anchored now."""
+    n = idx.shape[0]
+    radius = np.empty(n)
+    keep = np.empty(n, dtype=np.bool_)
+    for k in range(n):
+        b = bw[idx[k]]
+        radius[k] = still_radius * (b if (b >= 1e-3 or b != b) else 1e-3)  # np.maximum: NaN stays NaN
+        keep[k] = fired[slots[idx[k]]]
+    moved, still = stillness_update(idx, slots, gx, gy, ax, ay, since, t, aspect, radius, keep)
+    due = np.empty(n, dtype=np.bool_)
+    noted = np.empty(n, dtype=np.intp)
+    m = 0
+    for k in range(n):
+        due[k] = not fired[slots[idx[k]]] and still[k] >= threshold and hits[idx[k]] >= min_age
+        if due[k] or moved[k]:
+            noted[m] = k
+            m += 1
+    return due, noted[:m]
+
+
+@njit(cache=True, nogil=True)
 def slot_gaps(slots: np.ndarray, fresh: np.ndarray, t: float, last_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """SlotTable.view's first step: for the tracks detected in this frame (`fresh`, in order), the time
     since their slot was last seen (1.0 where unknown or not positive) and whether it is known (> 1e-6 s)."""
@@ -259,6 +288,7 @@ def warm_up() -> None:
                    0.0, 2, np.zeros(10))
     zone_stay_step(b, b, i, f.copy(), f.copy(), 0.0, 1.5)
     stillness_update(i, i, f, f, f.copy(), f.copy(), f.copy(), 0.0, 1.0, np.ones(1), np.zeros(0, dtype=np.bool_))
+    dwell_still_step(i, i, f, f, f, i, f.copy(), f.copy(), f.copy(), b.copy(), 0.0, 1.0, 0.5, 30.0, 3)
     slot_gaps(i, b, 0.0, f)
     slot_motion(i, b, f, f, f, f, i, i, b.copy(), 0.0, f, f, f.copy(), f.copy(), f.copy(), f.copy(), f.copy(),
                 f.copy(), f.copy(), i.copy(), i.copy())

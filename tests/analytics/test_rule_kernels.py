@@ -279,6 +279,42 @@ def test_slot_motion_equals_the_numpy_reference(seed: int) -> None:
     assert (ref["vx"] != 0).any() and (ref["seen"] >= 3).any()
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_dwell_still_step_equals_the_numpy_reference(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    cap = 64
+    ref = {"ax": np.full(cap, np.nan), "ay": np.full(cap, np.nan), "since": np.full(cap, np.nan),
+           "fired": np.zeros(cap, dtype=bool)}
+    got = {k: v.copy() for k, v in ref.items()}
+    pos = rng.random((cap, 2))
+    due_seen = 0
+    for frame_no in range(80):
+        t = 0.2 * frame_no
+        pos += rng.normal(0, 0.004, pos.shape) * (np.arange(cap) % 3 == 0)[:, None]  # a third move
+        slots = rng.permutation(cap)[: int(rng.integers(5, 40))].astype(np.intp)
+        n = len(slots)
+        gx, gy = pos[slots, 0].copy(), pos[slots, 1].copy()
+        bw = rng.uniform(0.0, 0.02, n)
+        bw[rng.random(n) < 0.1] = np.nan
+        hits = rng.integers(1, 6, n).astype(np.intp)
+        idx = np.flatnonzero(rng.random(n) < 0.7)
+        s = slots[idx]
+        # the reference: DwellRule's numpy code around stillness_update
+        radius = 0.5 * np.maximum(bw[idx], 1e-3)
+        moved, still = kernels.stillness_update(idx, slots, gx, gy, ref["ax"], ref["ay"], ref["since"], t, 0.6,
+                                                radius, ref["fired"][s])
+        want_due = ~ref["fired"][s] & (still >= 2.0) & (hits[idx] >= 3)
+        want_noted = np.flatnonzero(want_due | moved)
+        due, noted = kernels.dwell_still_step(idx, slots, gx, gy, bw, hits, got["ax"], got["ay"], got["since"],
+                                              got["fired"], t, 0.6, 0.5, 2.0, 3)
+        assert due.tolist() == want_due.tolist() and noted.tolist() == want_noted.tolist()
+        for k in ("ax", "ay", "since"):
+            np.testing.assert_array_equal(got[k], ref[k])
+        ref["fired"][s[want_due]] = got["fired"][s[due]] = True
+        due_seen += int(want_due.sum())
+    assert due_seen > 0
+
+
 def test_warm_up_compiles_what_the_rules_call() -> None:
     """After warm_up, rules of every kernel on a scene compile nothing more (warm_up passes their types)."""
     kernels.warm_up()
