@@ -173,8 +173,8 @@ class ByteTracker:
             usable = np.zeros(0, dtype=bool)
         high = usable & (scores >= cfg.high_score)
         low = usable & (scores >= cfg.low_score) & ~high
-        high_idx = np.flatnonzero(high)
-        low_idx = np.flatnonzero(low)
+        high_idx = high.nonzero()[0]
+        low_idx = low.nonzero()[0]
 
         det_of_track = np.full(n_tracks, -1, dtype=np.intp)
         unmatched_high = high_idx
@@ -185,7 +185,7 @@ class ByteTracker:
             )
             # One cost matrix for both stages (every track against every high and low box): a pair's
             # cost depends only on its track and its box, and one call costs half as much as two.
-            considered = np.flatnonzero(high | low)
+            considered = (high | low).nonzero()[0]
             apart = self._apart(detections, considered)
             cost = self._cost(predicted, boxes[considered], gate, young, apart, self._obs[:, :2])
             is_high = high[considered]
@@ -201,16 +201,16 @@ class ByteTracker:
                 rows, cols = self._assign(cost[:, is_high], COST_LIMIT)
                 det_of_track[rows] = high_idx[cols]
             # ByteTrack's second stage: weak boxes only extend tracks seen on the previous frame.
-            candidates = np.flatnonzero((det_of_track < 0) & seen_last_frame) if stage else _NO_ROWS  # 0: done
+            candidates = ((det_of_track < 0) & seen_last_frame).nonzero()[0] if stage else _NO_ROWS  # 0: done
             if candidates.size and low_idx.size:
-                rows, cols = self._assign(cost[np.ix_(candidates, np.flatnonzero(~is_high))], COST_LIMIT)
+                rows, cols = self._assign(cost[np.ix_(candidates, (~is_high).nonzero()[0])], COST_LIMIT)
                 det_of_track[candidates[rows]] = low_idx[cols]
             taken = np.zeros(len(scores), dtype=bool)
             taken[det_of_track[det_of_track >= 0]] = True
             unmatched_high = high_idx[~taken[high_idx]]
             # OC-SORT's recovery stage: a track whose prediction drifted (it stopped, or turned while
             # unseen) may still overlap a detection with its last observed box.
-            lost = np.flatnonzero((det_of_track < 0) & ~seen_last_frame)
+            lost = ((det_of_track < 0) & ~seen_last_frame).nonzero()[0]
             if lost.size and unmatched_high.size:
                 last_boxes = kalman.states_to_boxes(self._obs[lost])
                 iou = self._iou(last_boxes, boxes[unmatched_high])
@@ -222,7 +222,7 @@ class ByteTracker:
             # Recovery along the path: a moving object hidden for several frames (behind a bus, far
             # from the camera) comes out short of its constant-velocity prediction and smaller or
             # larger than when it was lost (perspective), outside both gates above.
-            lost = np.flatnonzero((det_of_track < 0) & ~seen_last_frame & (self._since_obs >= PATH_MIN_GAP))
+            lost = ((det_of_track < 0) & ~seen_last_frame & (self._since_obs >= PATH_MIN_GAP)).nonzero()[0]
             if lost.size and unmatched_high.size:
                 cost = self._path_cost(lost, mean, boxes[unmatched_high])
                 if apart is not None:
