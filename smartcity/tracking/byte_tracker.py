@@ -164,7 +164,14 @@ class ByteTracker:
                 self._mean, self._obs, self._since_obs = self._mean[stay], self._obs[stay], self._since_obs[stay]
 
         if detections:
-            boxes = np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
+            # one flat list, converted once: a third of the cost of an array made of one tuple per box
+            flat: list[float] = []
+            put = flat.extend
+            for d in detections:
+                put(d.box)
+            if len(flat) != 4 * len(detections):
+                raise ValueError("every detection's box must have 4 numbers (x1, y1, x2, y2)")
+            boxes = np.array(flat, dtype=np.float64).reshape(-1, 4)
             scores = np.array([d.score for d in detections], dtype=np.float64)
             usable = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
         else:
