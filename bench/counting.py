@@ -422,7 +422,8 @@ def tracker_speed(n_frames: int, repeats: int = 3) -> dict[str, Any]:
                 start = time.perf_counter()
             t = f / 10.0
             tracks = tracker.update(frame_dets, t, (int(WIDTH), int(HEIGHT)))
-            engine.update(FrameTracks("speed", t, int(WIDTH), int(HEIGHT), tuple(tracks)))
+            engine.update(FrameTracks("speed", t, int(WIDTH), int(HEIGHT), tuple(tracks),
+                                      columns=getattr(tracker, "columns", None)))
         return n_frames / (time.perf_counter() - start)
 
     best = {"ours": 0.0, "naive": 0.0}

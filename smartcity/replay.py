@@ -88,7 +88,8 @@ class CameraReplay:
         """Track one analysed frame and run the rules on it: (live tracks, rule events)."""
         tracks = self.tracker.update(record.detections, record.t, (record.width, record.height))
         frame = FrameTracks(
-            camera_id=record.camera, t=record.t, width=record.width, height=record.height, tracks=tuple(tracks)
+            camera_id=record.camera, t=record.t, width=record.width, height=record.height, tracks=tuple(tracks),
+            columns=self.tracker.columns,
         )
         return tracks, self.engine.update(frame)
 

@@ -312,7 +312,7 @@ class CameraPipeline:
         self.stats.last_tracks = len(tracks)
         ft = FrameTracks(
             camera_id=self.camera_id, t=frame.t, width=frame.width, height=frame.height, tracks=tracks,
-            detections=None if detected is None else tuple(detected),
+            detections=None if detected is None else tuple(detected), columns=self.tracker.columns,
         )
         clips = self.clips
         if clips is not None:

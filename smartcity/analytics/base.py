@@ -22,13 +22,14 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
+from smartcity.analytics import kernels
 from smartcity.analytics.counts import CountAggregator
 from smartcity.analytics.geometry import BoolArray, FloatArray, Polygon, PolygonSet
 from smartcity.analytics.signal import SignalColour
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.errors import ValidationFailed
 from smartcity.core.events import RuleEvent, Severity
-from smartcity.core.vision import Detection, FrameTracks, Track
+from smartcity.core.vision import Detection, FrameTracks, Track, TrackColumns
 
 IntArray = npt.NDArray[np.intp]
 
@@ -151,6 +152,25 @@ class FrameView:
         return len(self.tracks)
 
 
+def _columns_of(
+    tracks: tuple[Track, ...], columns: TrackColumns | None
+) -> tuple[FloatArray, FloatArray, BoolArray, BoolArray, IntArray, list[str]]:
+    """(boxes (n, 4), scores, detected in this frame, confirmed, hits, classes) of the tracks: the
+    tracker's columns when given (`confirmed` a copy the caller may change), else read off the tracks."""
+    if columns is not None:
+        return (columns.boxes, columns.score, columns.misses == 0, columns.confirmed.copy(), columns.hits,
+                columns.classes)
+    # one flat list, converted once: cheaper than a tuple per track
+    flat: list[float] = []
+    put = flat.extend
+    for tr in tracks:
+        put(tr.box)
+        put((tr.score, tr.time_since_update, tr.confirmed, tr.hits))
+    rows = np.array(flat, dtype=np.float64).reshape(len(tracks), 8)
+    return (rows[:, :4], rows[:, 4], rows[:, 5] == 0, rows[:, 6] != 0, rows[:, 7].astype(np.intp),
+            [tr.cls for tr in tracks])
+
+
 class SlotTable:
     """Maps tracker ids to slots, re-linking a re-found object to the slot of its lost track."""
 
@@ -207,7 +227,10 @@ class SlotTable:
         kept: list[Track] = []
         slots_l: list[int] = []
         unknown: list[int] = []
-        ids = [tr.track_id for tr in frame.tracks]
+        columns = frame.columns
+        if columns is not None and not columns.describes(frame.tracks):
+            columns = None  # another tracker's, or built for other Track objects
+        ids = columns.ids if columns is not None else [tr.track_id for tr in frame.tracks]
         if retired and not retired.isdisjoint(ids):
             for tr in frame.tracks:
                 tid = tr.track_id
@@ -231,70 +254,40 @@ class SlotTable:
                 keep = [i for i in range(len(kept)) if i not in drop]
                 kept = [kept[i] for i in keep]
                 slots_l = [slots_l[i] for i in keep]
-        tracks = tuple(kept)
+        tracks = frame.tracks if len(kept) == len(frame.tracks) else tuple(kept)
         n = len(tracks)
+        if n != len(frame.tracks):
+            columns = None  # some tracks were dropped: read the ones kept
         slots = np.array(slots_l, dtype=np.intp)
         if n:
-            # one flat list, converted once: cheaper than a tuple per track
-            flat: list[float] = []
-            put = flat.extend
-            for tr in tracks:
-                put(tr.box)
-                put((tr.score, tr.time_since_update, tr.confirmed, tr.hits))
-            rows = np.array(flat, dtype=np.float64).reshape(n, 8)
+            box, conf, fresh, confirmed, hits_a, classes = _columns_of(tracks, columns)
             # ground points as the rows of one (2, n) array: the zone tests take them stacked
             ground = np.empty((2, n))
-            np.add(rows[:, 0], rows[:, 2], out=ground[0])
+            np.add(box[:, 0], box[:, 2], out=ground[0])
             ground[0] *= 0.5 / w
-            np.multiply(rows[:, 3], 1.0 / h, out=ground[1])
+            np.multiply(box[:, 3], 1.0 / h, out=ground[1])
             gx, gy = ground
-            bw = (rows[:, 2] - rows[:, 0]) * (1.0 / w)
-            bh = (rows[:, 3] - rows[:, 1]) * (1.0 / h)
-            conf = rows[:, 4]
-            fresh = rows[:, 5] == 0
-            confirmed = rows[:, 6] != 0
-            hits_a = rows[:, 7].astype(np.intp)
+            bw = (box[:, 2] - box[:, 0]) * (1.0 / w)
+            bh = (box[:, 3] - box[:, 1]) * (1.0 / h)
             code_of = self.vocab.codes
             codes = np.array(
-                [code_of[tr.cls] if tr.cls in code_of else self.vocab.code(tr.cls) for tr in tracks],
-                dtype=np.intp,
+                [code_of[c] if c in code_of else self.vocab.code(c) for c in classes], dtype=np.intp,
             )
-            f = slots[fresh]
-            if len(f):
-                dt = t - self.last_t[f]
-                ok = np.isfinite(dt) & (dt > 1e-6)
-                safe_dt = np.where(ok, dt, 1.0)
-                gxf, gyf = gx[fresh], gy[fresh]
-                a = np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0)
-                vx, vy = self.vx[f], self.vy[f]
-                # velocity smoothed towards the one implied by the move since the slot was last seen
-                self.vx[f] = vx + a * ((gxf - self.x[f]) / safe_dt - vx)
-                self.vy[f] = vy + a * ((gyf - self.y[f]) / safe_dt - vy)
-                self.x[f] = gxf
-                self.y[f] = gyf
-                self.bw[f] = bw[fresh]
-                self.bh[f] = bh[fresh]
-                self.last_t[f] = t
-                self.seen[f] += 1
-            self.code[slots] = codes
-            seen = self.seen[slots]
-            hits = np.maximum(hits_a, seen)
-            confirmed |= seen >= 3  # a re-linked track is as old as its slot
+            # the slots of tracks detected now move, their velocity smoothed towards the one implied by the
+            # move since the slot was last seen (the smoothing's exp stays numpy's: the same bits as before)
+            safe_dt, ok = kernels.slot_gaps(slots, fresh, t, self.last_t)
+            a = np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0)
+            # a re-linked track is as old as its slot: hits and confirmed count the slot's sightings
+            hits = kernels.slot_motion(
+                slots, fresh, gx, gy, bw, bh, codes, hits_a, confirmed, t, a, safe_dt, self.last_t, self.x, self.y,
+                self.vx, self.vy, self.bw, self.bh, self.seen, self.code,
+            )
         else:
             ground = np.zeros((2, 0))
             gx = gy = bw = bh = conf = np.zeros(0)
             fresh = confirmed = np.zeros(0, dtype=bool)
             codes = hits = np.zeros(0, dtype=np.intp)
-        freed: list[int] = []
-        if len(self.track_of_slot) > n:
-            present = set(slots_l)
-            limit = t - self.relink.max_gap_s
-            for s in [s for s in self.track_of_slot if s not in present and self.last_t[s] < limit]:
-                tid = self.track_of_slot.pop(s)
-                if sot.get(tid) == s:
-                    del sot[tid]
-                freed.append(s)
-                self.free.append(s)
+        freed = self._release(slots_l, t) if len(self.track_of_slot) > n else []
         if len(retired) > 1000:  # ids of long-gone tracks: the tracker never reuses ids
             retired.clear()
         view = FrameView(
@@ -305,6 +298,22 @@ class SlotTable:
         )
         self._asked = view.asked
         return view
+
+    def _release(self, slots_l: list[int], t: float) -> list[int]:
+        """Free the slots of objects not in this frame (`slots_l`) and unseen too long; returns them."""
+        sot = self.slot_of_track
+        # slots unseen for too long, in the dict's order (one array comparison, then the few left)
+        held = np.fromiter(self.track_of_slot, dtype=np.intp, count=len(self.track_of_slot))
+        stale: list[int] = held[self.last_t[held] < t - self.relink.max_gap_s].tolist()
+        if stale:
+            present = set(slots_l)
+            stale = [s for s in stale if s not in present]
+        for s in stale:
+            tid = self.track_of_slot.pop(s)
+            if sot.get(tid) == s:
+                del sot[tid]
+            self.free.append(s)
+        return stale
 
     def _zones_asked(self) -> PolygonSet | None:
         """The zones asked about on the last frame as one set (rebuilt when the rules ask about others).
@@ -485,7 +494,8 @@ class Rule:
         if self._standalone is None:
             self._standalone = SlotTable(self.vocab)
         if frame.t != t:
-            frame = FrameTracks(frame.camera_id, t, frame.width, frame.height, frame.tracks, frame.detections)
+            frame = FrameTracks(frame.camera_id, t, frame.width, frame.height, frame.tracks, frame.detections,
+                                frame.columns)
         return self.step(self._standalone.view(frame))
 
     def step(self, view: FrameView) -> list[RuleEvent]:

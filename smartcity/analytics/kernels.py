@@ -191,6 +191,93 @@ def stillness_update(
     return moved, still
 
 
+@njit(cache=True, nogil=True)
+def dwell_still_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the rule's state and parameters
+    idx: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, bw: np.ndarray, hits: np.ndarray,
+    ax: np.ndarray, ay: np.ndarray, since: np.ndarray, fired: np.ndarray, t: float, aspect: float,
+    still_radius: float, threshold: float, min_age: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """DwellRule's frame with a still radius (see there), for its tracks `idx` in the zone: the anchors
+    (stillness_update, a radius of `still_radius` box widths, boxes narrower than 1e-3 counted as that;
+    slots that fired keep theirs). Returns which tracks are due (still for `threshold` s, `min_age` hits,
+    not fired yet), and the positions (into `idx`) of those due or anchored now."""
+    n = idx.shape[0]
+    radius = np.empty(n)
+    keep = np.empty(n, dtype=np.bool_)
+    for k in range(n):
+        b = bw[idx[k]]
+        radius[k] = still_radius * (b if (b >= 1e-3 or b != b) else 1e-3)  # np.maximum: NaN stays NaN
+        keep[k] = fired[slots[idx[k]]]
+    moved, still = stillness_update(idx, slots, gx, gy, ax, ay, since, t, aspect, radius, keep)
+    due = np.empty(n, dtype=np.bool_)
+    noted = np.empty(n, dtype=np.intp)
+    m = 0
+    for k in range(n):
+        due[k] = not fired[slots[idx[k]]] and still[k] >= threshold and hits[idx[k]] >= min_age
+        if due[k] or moved[k]:
+            noted[m] = k
+            m += 1
+    return due, noted[:m]
+
+
+@njit(cache=True, nogil=True)
+def slot_gaps(slots: np.ndarray, fresh: np.ndarray, t: float, last_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SlotTable.view's first step: for the tracks detected in this frame (`fresh`, in order), the time
+    since their slot was last seen (1.0 where unknown or not positive) and whether it is known (> 1e-6 s)."""
+    n = 0
+    for i in range(slots.shape[0]):
+        if fresh[i]:
+            n += 1
+    safe_dt = np.empty(n)
+    ok = np.empty(n, dtype=np.bool_)
+    k = 0
+    for i in range(slots.shape[0]):
+        if fresh[i]:
+            dt = t - last_t[slots[i]]
+            good = math.isfinite(dt) and dt > 1e-6
+            ok[k] = good
+            safe_dt[k] = dt if good else 1.0
+            k += 1
+    return safe_dt, ok
+
+
+@njit(cache=True, nogil=True)
+def slot_motion(  # noqa: PLR0913 - one flat call: the frame's arrays and the slot table's
+    slots: np.ndarray, fresh: np.ndarray, gx: np.ndarray, gy: np.ndarray, bw: np.ndarray, bh: np.ndarray,
+    codes: np.ndarray, hits_in: np.ndarray, confirmed: np.ndarray, t: float, a: np.ndarray, safe_dt: np.ndarray,
+    last_t: np.ndarray, x: np.ndarray, y: np.ndarray, vx: np.ndarray, vy: np.ndarray, sbw: np.ndarray,
+    sbh: np.ndarray, seen: np.ndarray, code: np.ndarray,
+) -> np.ndarray:
+    """SlotTable.view's second step: the slots of tracks detected in this frame (`fresh`; `a` and `safe_dt`
+    theirs, in order) move to their ground point, their velocity smoothed by `a` towards the one the move
+    implies, and count one more sighting; every slot takes its track's class code. Returns the tracks'
+    hits (at least their slot's sightings); `confirmed` gains those seen three times (in place)."""
+    k = 0
+    for i in range(slots.shape[0]):
+        if fresh[i]:
+            s = slots[i]
+            dt = safe_dt[k]
+            old_vx, old_vy = vx[s], vy[s]
+            vx[s] = old_vx + a[k] * ((gx[i] - x[s]) / dt - old_vx)
+            vy[s] = old_vy + a[k] * ((gy[i] - y[s]) / dt - old_vy)
+            x[s] = gx[i]
+            y[s] = gy[i]
+            sbw[s] = bw[i]
+            sbh[s] = bh[i]
+            last_t[s] = t
+            seen[s] += 1
+            k += 1
+    hits = np.empty(slots.shape[0], dtype=np.intp)
+    for i in range(slots.shape[0]):
+        s = slots[i]
+        code[s] = codes[i]
+        n_seen = seen[s]
+        hits[i] = max(hits_in[i], n_seen)
+        if n_seen >= 3:
+            confirmed[i] = True
+    return hits
+
+
 def warm_up() -> None:
     """Compile every kernel of this module for the argument types the rules pass (and store them in
     numba's cache): see smartcity.tracking.kernels.warm_up."""
@@ -201,3 +288,7 @@ def warm_up() -> None:
                    0.0, 2, np.zeros(10))
     zone_stay_step(b, b, i, f.copy(), f.copy(), 0.0, 1.5)
     stillness_update(i, i, f, f, f.copy(), f.copy(), f.copy(), 0.0, 1.0, np.ones(1), np.zeros(0, dtype=np.bool_))
+    dwell_still_step(i, i, f, f, f, i, f.copy(), f.copy(), f.copy(), b.copy(), 0.0, 1.0, 0.5, 30.0, 3)
+    slot_gaps(i, b, 0.0, f)
+    slot_motion(i, b, f, f, f, f, i, i, b.copy(), 0.0, f, f, f.copy(), f.copy(), f.copy(), f.copy(), f.copy(),
+                f.copy(), f.copy(), i.copy(), i.copy())

@@ -8,8 +8,14 @@ classifier); the tracker hands the latest matched detection's to its track.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import operator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 Box = tuple[float, float, float, float]
 AttributeValue = str | float
@@ -103,6 +109,30 @@ class Track:
         return ((x1 + x2) / 2.0, y2)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class TrackColumns:
+    """The tracks a tracker returned, as the columns it holds them in, row for row: the rule engine
+    reads these instead of the attributes of every Track object (`FrameTracks.columns`).
+
+    `tracks` are the Track objects described; columns given with other objects are ignored
+    (`describes`). The arrays are the tracker's copies: nobody writes to them.
+    """
+
+    tracks: Sequence[Track]
+    ids: list[int]
+    classes: list[str]
+    boxes: npt.NDArray[np.float64]  # (n, 4) x1, y1, x2, y2
+    score: npt.NDArray[np.float64]
+    misses: npt.NDArray[np.intp]  # time_since_update
+    confirmed: npt.NDArray[np.bool_]
+    hits: npt.NDArray[np.intp]
+
+    def describes(self, tracks: Sequence[Track]) -> bool:
+        """Whether these columns are those of exactly these Track objects, in this order."""
+        mine = self.tracks
+        return len(mine) == len(tracks) and all(map(operator.is_, mine, tracks))
+
+
 @dataclass(frozen=True, slots=True)
 class FrameTracks:
     """All tracks of one camera at one analysed frame."""
@@ -115,6 +145,9 @@ class FrameTracks:
     # the detector's boxes of this frame at every score it kept (also those too weak to start a
     # track: a pixel rule masks them out); None: the detector did not run on this frame
     detections: tuple[Detection, ...] | None = None
+    # the tracker's columns of `tracks` (ByteTracker.columns), if at hand: the rule engine then reads
+    # no Track object's attributes
+    columns: TrackColumns | None = field(default=None, compare=False, repr=False)
 
 
 def letterbox_fit(width: int, height: int, size: tuple[int, int]) -> tuple[int, int]:

@@ -46,7 +46,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from smartcity.core.vision import Detection, Track
+from smartcity.core.vision import Detection, Track, TrackColumns
 from smartcity.tracking import kalman, kernels
 from smartcity.tracking.assignment import TIE, FloatArray, IntArray, iou_matrix, linear_assignment
 from smartcity.tracking.config import TrackerConfig
@@ -104,10 +104,12 @@ class ByteTracker:
         self._frame_size: tuple[int, int] | None = None
         # class -> index of its group in config.class_groups (association stays within a group)
         self._group_of = {c: k for k, group in enumerate(self.config.class_groups) for c in group}
+        self._columns: TrackColumns | None = None
 
     def reset(self) -> None:
         """Forget every track and the frame timing; ids keep counting up."""
         self._tracks = TrackTable()
+        self._columns = None
         self._mean, self._cov = kalman.empty()
         self._obs = np.zeros((0, 4))
         self._since_obs = np.zeros(0)
@@ -162,7 +164,14 @@ class ByteTracker:
                 self._mean, self._obs, self._since_obs = self._mean[stay], self._obs[stay], self._since_obs[stay]
 
         if detections:
-            boxes = np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
+            # one flat list, converted once: a third of the cost of an array made of one tuple per box
+            flat: list[float] = []
+            put = flat.extend
+            for d in detections:
+                put(d.box)
+            if len(flat) != 4 * len(detections):
+                raise ValueError("every detection's box must have 4 numbers (x1, y1, x2, y2)")
+            boxes = np.array(flat, dtype=np.float64).reshape(-1, 4)
             scores = np.array([d.score for d in detections], dtype=np.float64)
             usable = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
         else:
@@ -171,8 +180,8 @@ class ByteTracker:
             usable = np.zeros(0, dtype=bool)
         high = usable & (scores >= cfg.high_score)
         low = usable & (scores >= cfg.low_score) & ~high
-        high_idx = np.flatnonzero(high)
-        low_idx = np.flatnonzero(low)
+        high_idx = high.nonzero()[0]
+        low_idx = low.nonzero()[0]
 
         det_of_track = np.full(n_tracks, -1, dtype=np.intp)
         unmatched_high = high_idx
@@ -183,7 +192,7 @@ class ByteTracker:
             )
             # One cost matrix for both stages (every track against every high and low box): a pair's
             # cost depends only on its track and its box, and one call costs half as much as two.
-            considered = np.flatnonzero(high | low)
+            considered = (high | low).nonzero()[0]
             apart = self._apart(detections, considered)
             cost = self._cost(predicted, boxes[considered], gate, young, apart, self._obs[:, :2])
             is_high = high[considered]
@@ -199,16 +208,16 @@ class ByteTracker:
                 rows, cols = self._assign(cost[:, is_high], COST_LIMIT)
                 det_of_track[rows] = high_idx[cols]
             # ByteTrack's second stage: weak boxes only extend tracks seen on the previous frame.
-            candidates = np.flatnonzero((det_of_track < 0) & seen_last_frame) if stage else _NO_ROWS  # 0: done
+            candidates = ((det_of_track < 0) & seen_last_frame).nonzero()[0] if stage else _NO_ROWS  # 0: done
             if candidates.size and low_idx.size:
-                rows, cols = self._assign(cost[np.ix_(candidates, np.flatnonzero(~is_high))], COST_LIMIT)
+                rows, cols = self._assign(cost[np.ix_(candidates, (~is_high).nonzero()[0])], COST_LIMIT)
                 det_of_track[candidates[rows]] = low_idx[cols]
             taken = np.zeros(len(scores), dtype=bool)
             taken[det_of_track[det_of_track >= 0]] = True
             unmatched_high = high_idx[~taken[high_idx]]
             # OC-SORT's recovery stage: a track whose prediction drifted (it stopped, or turned while
             # unseen) may still overlap a detection with its last observed box.
-            lost = np.flatnonzero((det_of_track < 0) & ~seen_last_frame)
+            lost = ((det_of_track < 0) & ~seen_last_frame).nonzero()[0]
             if lost.size and unmatched_high.size:
                 last_boxes = kalman.states_to_boxes(self._obs[lost])
                 iou = self._iou(last_boxes, boxes[unmatched_high])
@@ -220,7 +229,7 @@ class ByteTracker:
             # Recovery along the path: a moving object hidden for several frames (behind a bus, far
             # from the camera) comes out short of its constant-velocity prediction and smaller or
             # larger than when it was lost (perspective), outside both gates above.
-            lost = np.flatnonzero((det_of_track < 0) & ~seen_last_frame & (self._since_obs >= PATH_MIN_GAP))
+            lost = ((det_of_track < 0) & ~seen_last_frame & (self._since_obs >= PATH_MIN_GAP)).nonzero()[0]
             if lost.size and unmatched_high.size:
                 cost = self._path_cost(lost, mean, boxes[unmatched_high])
                 if apart is not None:
@@ -424,15 +433,24 @@ class ByteTracker:
 
     def _snapshot(self, t: float) -> list[Track]:
         if not len(self._tracks):
+            self._columns = None
             return []
         # tuples zipped from columns: cheaper than a tuple made of each row's list
-        x1, y1, x2, y2 = kalman.states_to_boxes(self._mean).T.tolist()
+        box_array = kalman.states_to_boxes(self._mean)
+        x1, y1, x2, y2 = box_array.T.tolist()
         per_second = 1.0 / self._nominal_dt if self._nominal_dt else 0.0
         vx, vy = (self._mean[:, 4:6] * per_second).T.tolist()
         boxes: list[tuple[float, float, float, float]] = list(zip(x1, y1, x2, y2, strict=True))
         velocities: list[tuple[float, float]] = list(zip(vx, vy, strict=True))
         # New tracks are appended with increasing ids, so the list is already sorted by id.
-        return self._tracks.snapshot(t, boxes, velocities)
+        tracks, self._columns = self._tracks.snapshot(t, boxes, velocities, box_array)
+        return tracks
+
+    @property
+    def columns(self) -> TrackColumns | None:
+        """The tracks the last `update` or `coast` returned, as columns (for `FrameTracks.columns`);
+        None when it returned none."""
+        return self._columns
 
     def _assign(self, cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
         """Matching step; a subclass may swap it (the benchmark's greedy baseline does)."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
 
-from smartcity.core.vision import Attributes, Box, Detection, Keypoints, Track
+from smartcity.core.vision import Attributes, Box, Detection, Keypoints, Track, TrackColumns
 
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
@@ -66,8 +67,9 @@ _TRACK_FIELDS = (
 if tuple(Track.__slots__) != _TRACK_FIELDS:  # pragma: no cover - caught by the tests on any change
     raise ImportError(f"Track's fields changed: {Track.__slots__}; update smartcity.tracking.track_table")
 _new = object.__new__
+_SETTERS = tuple(getattr(Track, name).__set__ for name in _TRACK_FIELDS)
 (_s_id, _s_cls, _s_box, _s_score, _s_t, _s_hits, _s_age, _s_confirmed, _s_misses, _s_velocity, _s_keypoints,
- _s_attributes) = (getattr(Track, name).__set__ for name in _TRACK_FIELDS)
+ _s_attributes) = _SETTERS
 
 
 def make_track(
@@ -161,15 +163,24 @@ class TrackTable:
         alive: BoolArray = matched | (self.misses <= limit)
         return alive
 
-    def snapshot(self, t: float, boxes: list[Box], velocities: list[tuple[float, float]]) -> list[Track]:
-        """One Track per row, with these boxes and velocities (rows in order)."""
-        return [
-            make_track(i, v.cls, b, s, t, h, a, c, m, vel, kp, at)
-            for i, v, b, s, h, a, c, m, vel, kp, at in zip(
-                self.ids.tolist(), self.votes, boxes, self.score.tolist(), self.hits.tolist(), self.age.tolist(),
-                self.confirmed.tolist(), self.misses.tolist(), velocities, self.keypoints, self.attributes,
-            )
-        ]
+    def snapshot(
+        self, t: float, boxes: list[Box], velocities: list[tuple[float, float]], box_array: FloatArray
+    ) -> tuple[list[Track], TrackColumns]:
+        """One Track per row, with these boxes (`box_array` as an (N, 4) array) and velocities (rows in
+        order); and the same as columns."""
+        ids = self.ids.tolist()
+        classes = [v.cls for v in self.votes]
+        # as make_track, a field at a time over all rows: the loops run in C (`any` drains each map)
+        tracks: list[Track] = list(map(_new, repeat(Track, len(ids))))
+        for put, values in zip(_SETTERS, (
+            ids, classes, boxes, self.score.tolist(), repeat(t), self.hits.tolist(), self.age.tolist(),
+            self.confirmed.tolist(), self.misses.tolist(), velocities, self.keypoints, self.attributes,
+        ), strict=True):
+            any(map(put, tracks, values))
+        # copies: the table updates its arrays in place on the next frame
+        columns = TrackColumns(tracks, ids, classes, box_array, self.score.copy(), self.misses.copy(),
+                               self.confirmed.copy(), self.hits.copy())
+        return tracks, columns
 
 
 __all__ = ["CLASS_VOTE_WINDOW", "ClassVote", "TrackTable", "make_track"]

@@ -3,14 +3,17 @@ exactly what each rule computes alone."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from analytics_helpers import frame, spec, track
+from analytics_helpers import CAM, H, W, frame, spec, track
 
 from smartcity.analytics import RuleEngine
 from smartcity.analytics.base import ClassVocab, FrameView, SlotTable
 from smartcity.core.events import RuleEvent
+from smartcity.core.vision import Detection, FrameTracks
+from smartcity.tracking import ByteTracker
 
 
 def view_of(points: list[tuple[float, float, float]]) -> FrameView:
@@ -73,3 +76,52 @@ def test_engine_with_shared_frame_state_equals_each_rule_on_its_own() -> None:
     counts = sorted((b.rule_id, b.direction, b.n) for b in together.count_buckets())
     assert len({rule_id for rule_id, _, _ in counts}) == 4  # every counting line counted
     assert counts == sorted((b.rule_id, b.direction, b.n) for engine in singles for b in engine.count_buckets())
+
+
+def _tracked_frames(n_frames: int) -> list[tuple[FrameTracks, FrameTracks]]:
+    """A tracker's frames, with and without its columns: objects crossing, some missed for a few frames,
+    one lost for good and replaced by a new one, classes flickering."""
+    rng = np.random.default_rng(3)
+    tracker = ByteTracker()
+    start = rng.uniform(50, 900, (14, 2))
+    vel = rng.normal(0, 6, (14, 2))
+    out = []
+    for f in range(n_frames):
+        dets = []
+        for k in range(14):
+            if (k % 5 == 1 and 8 <= f % 30 < 11) or (k == 3 and f > 25):
+                continue  # missed a while; object 3 leaves for good
+            x, y = start[k] + vel[k] * f + rng.normal(0, 1.5, 2)
+            cls = "truck" if k % 4 == 0 and f % 7 == 0 else ("car" if k % 3 else "person")
+            dets.append(Detection(box=(x, y, x + 40, y + 60), cls=cls, score=float(rng.uniform(0.3, 0.95))))
+        t = f / 5.0
+        tracks = tuple(tracker.update(dets, t, (W, H)))
+        out.append((FrameTracks(CAM, t, W, H, tracks), FrameTracks(CAM, t, W, H, tracks, columns=tracker.columns)))
+    return out
+
+
+def _view_fields(view: FrameView) -> list[Any]:
+    return [view.tracks, view.slots.tolist(), view.codes.tolist(), view.conf.tolist(), view.gx.tolist(),
+            view.gy.tolist(), view.bw.tolist(), view.bh.tolist(), view.fresh.tolist(), view.hits.tolist(),
+            view.confirmed.tolist(), view.new_slots, view.freed_slots, view.capacity]
+
+
+def test_view_from_the_trackers_columns_equals_the_view_read_off_its_tracks() -> None:
+    plain, columnar = SlotTable(ClassVocab()), SlotTable(ClassVocab())
+    frames = _tracked_frames(60)
+    assert sum(ft.columns is not None for _, ft in frames) > 50
+    for without, with_columns in frames:
+        assert _view_fields(columnar.view(with_columns)) == _view_fields(plain.view(without))
+
+
+def test_columns_of_other_track_objects_are_ignored() -> None:
+    _, given = _tracked_frames(3)[-1]
+    assert given.columns is not None and len(given.tracks) > 1
+    # equal in number, but other objects (one moved): the view reads them, not the columns
+    other = (*given.tracks[:-1], replace(given.tracks[-1], box=(10.0, 20.0, 50.0, 90.0)))
+    mixed = FrameTracks(CAM, given.t, W, H, other, columns=given.columns)
+    plain = FrameTracks(CAM, given.t, W, H, other)
+    assert _view_fields(SlotTable(ClassVocab()).view(mixed)) == _view_fields(SlotTable(ClassVocab()).view(plain))
+    assert given.columns.describes(given.tracks)
+    assert not given.columns.describes(other)
+    assert not given.columns.describes(given.tracks[:-1])

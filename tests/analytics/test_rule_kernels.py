@@ -223,6 +223,98 @@ def test_zone_stay_and_stillness_equal_the_numpy_reference(seed: int) -> None:
     assert ended > 0 and anchored > 0
 
 
+def _ref_slot_motion(slots: np.ndarray, fresh: np.ndarray, gx: FloatArray, gy: FloatArray, bw: FloatArray,
+                     bh: FloatArray, codes: np.ndarray, hits_in: np.ndarray, confirmed: np.ndarray, t: float,
+                     st: dict[str, np.ndarray]) -> np.ndarray:
+    f = slots[fresh]
+    if len(f):
+        dt = t - st["last_t"][f]
+        ok = np.isfinite(dt) & (dt > 1e-6)
+        safe_dt = np.where(ok, dt, 1.0)
+        gxf, gyf = gx[fresh], gy[fresh]
+        a = np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0)
+        vx, vy = st["vx"][f], st["vy"][f]
+        st["vx"][f] = vx + a * ((gxf - st["x"][f]) / safe_dt - vx)
+        st["vy"][f] = vy + a * ((gyf - st["y"][f]) / safe_dt - vy)
+        st["x"][f] = gxf
+        st["y"][f] = gyf
+        st["bw"][f] = bw[fresh]
+        st["bh"][f] = bh[fresh]
+        st["last_t"][f] = t
+        st["seen"][f] += 1
+    st["code"][slots] = codes
+    seen = st["seen"][slots]
+    confirmed |= seen >= 3
+    out: np.ndarray = np.maximum(hits_in, seen)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_slot_motion_equals_the_numpy_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    cap = 64
+    ref = {"last_t": np.full(cap, -math.inf), "x": np.zeros(cap), "y": np.zeros(cap), "vx": np.zeros(cap),
+           "vy": np.zeros(cap), "bw": np.zeros(cap), "bh": np.zeros(cap), "seen": np.zeros(cap, dtype=np.intp),
+           "code": np.full(cap, -1, dtype=np.intp)}
+    got = {k: v.copy() for k, v in ref.items()}
+    for frame_no in range(60):
+        t = 0.2 * frame_no if frame_no % 9 else 0.2 * (frame_no - 1)  # now and then the same time again
+        slots = rng.permutation(cap)[: int(rng.integers(0, 40))].astype(np.intp)
+        n = len(slots)
+        fresh = rng.random(n) < 0.8
+        gx, gy, bw, bh = (rng.random(n) for _ in range(4))
+        codes = rng.integers(0, 5, n).astype(np.intp)
+        hits_in = rng.integers(1, 6, n).astype(np.intp)
+        confirmed = rng.random(n) < 0.3
+        want_confirmed = confirmed.copy()
+        want = _ref_slot_motion(slots, fresh, gx, gy, bw, bh, codes, hits_in, want_confirmed, t, ref)
+        safe_dt, ok = kernels.slot_gaps(slots, fresh, t, got["last_t"])
+        a = np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0)
+        hits = kernels.slot_motion(slots, fresh, gx, gy, bw, bh, codes, hits_in, confirmed, t, a, safe_dt,
+                                   got["last_t"], got["x"], got["y"], got["vx"], got["vy"], got["bw"], got["bh"],
+                                   got["seen"], got["code"])
+        assert hits.tolist() == want.tolist() and confirmed.tolist() == want_confirmed.tolist()
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
+    assert (ref["vx"] != 0).any() and (ref["seen"] >= 3).any()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_dwell_still_step_equals_the_numpy_reference(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    cap = 64
+    ref = {"ax": np.full(cap, np.nan), "ay": np.full(cap, np.nan), "since": np.full(cap, np.nan),
+           "fired": np.zeros(cap, dtype=bool)}
+    got = {k: v.copy() for k, v in ref.items()}
+    pos = rng.random((cap, 2))
+    due_seen = 0
+    for frame_no in range(80):
+        t = 0.2 * frame_no
+        pos += rng.normal(0, 0.004, pos.shape) * (np.arange(cap) % 3 == 0)[:, None]  # a third move
+        slots = rng.permutation(cap)[: int(rng.integers(5, 40))].astype(np.intp)
+        n = len(slots)
+        gx, gy = pos[slots, 0].copy(), pos[slots, 1].copy()
+        bw = rng.uniform(0.0, 0.02, n)
+        bw[rng.random(n) < 0.1] = np.nan
+        hits = rng.integers(1, 6, n).astype(np.intp)
+        idx = np.flatnonzero(rng.random(n) < 0.7)
+        s = slots[idx]
+        # the reference: DwellRule's numpy code around stillness_update
+        radius = 0.5 * np.maximum(bw[idx], 1e-3)
+        moved, still = kernels.stillness_update(idx, slots, gx, gy, ref["ax"], ref["ay"], ref["since"], t, 0.6,
+                                                radius, ref["fired"][s])
+        want_due = ~ref["fired"][s] & (still >= 2.0) & (hits[idx] >= 3)
+        want_noted = np.flatnonzero(want_due | moved)
+        due, noted = kernels.dwell_still_step(idx, slots, gx, gy, bw, hits, got["ax"], got["ay"], got["since"],
+                                              got["fired"], t, 0.6, 0.5, 2.0, 3)
+        assert due.tolist() == want_due.tolist() and noted.tolist() == want_noted.tolist()
+        for k in ("ax", "ay", "since"):
+            np.testing.assert_array_equal(got[k], ref[k])
+        ref["fired"][s[want_due]] = got["fired"][s[due]] = True
+        due_seen += int(want_due.sum())
+    assert due_seen > 0
+
+
 def test_warm_up_compiles_what_the_rules_call() -> None:
     """After warm_up, rules of every kernel on a scene compile nothing more (warm_up passes their types)."""
     kernels.warm_up()

@@ -50,3 +50,22 @@ def test_step_counts_hits_and_misses_and_ends_tracks_by_their_own_limit() -> Non
         assert alive.all()
     alive = table.step(np.array([-1, -1]), [], np.zeros(0), min_hits=2, max_age=5, tentative_max_age=0)
     assert not alive.any()
+
+
+def test_snapshot_builds_each_row_as_the_dataclass_would_and_its_columns() -> None:
+    table = TrackTable()
+    kp = (Keypoint(1.0, 2.0, 0.9),)
+    table.add(5, [Detection((0.0, 0.0, 10.0, 10.0), "car", 0.9, keypoints=kp), _det("bus", 0.6)], confirmed=False)
+    table.step(np.array([-1, 0]), [_det("bus", 0.7)], np.array([0.7]), min_hits=2, max_age=5, tentative_max_age=3)
+    boxes = [(1.0, 2.0, 3.0, 4.0), (5.0, 6.0, 7.0, 9.5)]
+    tracks, columns = table.snapshot(2.5, boxes, [(0.5, -0.5), (1.0, 0.0)], np.array(boxes))
+    assert tracks == [
+        Track(5, "car", boxes[0], 0.9, 2.5, 1, 2, False, 1, (0.5, -0.5), kp),
+        Track(6, "bus", boxes[1], 0.7, 2.5, 2, 2, True, 0, (1.0, 0.0)),
+    ]
+    assert columns.describes(tracks) and columns.ids == [5, 6] and columns.classes == ["car", "bus"]
+    assert columns.hits.tolist() == [1, 2] and columns.misses.tolist() == [1, 0]
+    assert columns.confirmed.tolist() == [False, True] and columns.score.tolist() == [0.9, 0.7]
+    # the table's next frame leaves the columns of this one as they were
+    table.step(np.array([-1, -1]), [], np.zeros(0), min_hits=2, max_age=5, tentative_max_age=3)
+    assert columns.hits.tolist() == [1, 2] and columns.misses.tolist() == [1, 0]

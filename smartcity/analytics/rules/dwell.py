@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 from pydantic import Field
 
+from smartcity.analytics import kernels
 from smartcity.analytics.base import ClassVocab, FrameView, Rule, track_payload
 from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.classes import VEHICLES
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import Params, PolygonParam
 from smartcity.analytics.registry import register_rule
-from smartcity.analytics.rules._presence import Stillness, ZoneStay
+from smartcity.analytics.rules._presence import Stillness, ZoneStay, aspect
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.events import RuleEvent, Severity
 
@@ -65,17 +65,19 @@ class DwellRule(Rule):
         if not len(idx):
             return out
         if self.still is None or p.still_radius is None:
-            start = frame.started
             since = st.entered
             stayed = view.t - since[s]
+            due = ~st.fired[s] & (stayed >= p.threshold_s) & (view.hits[idx] >= p.min_track_age)
+            noted = _nz(due | frame.started)
         else:
-            # Moving on (beyond the radius from where it stopped) starts the stay again, unless it
-            # already alerted: then the stay goes on until the object leaves.
-            radius = p.still_radius * np.maximum(view.bw[idx], 1e-3)
-            start, stayed = self.still.update(view, idx, radius, keep=st.fired[s])
+            # Moving on (beyond the radius from where it stopped, in box widths) starts the stay again,
+            # unless it already alerted: then the stay goes on until the object leaves.
             since = self.still.st.since
-        due = ~st.fired[s] & (stayed >= p.threshold_s) & (view.hits[idx] >= p.min_track_age)
-        for k in _nz(due | start):
+            due, noted = kernels.dwell_still_step(
+                idx, view.slots, view.gx, view.gy, view.bw, view.hits, self.still.st.ax, self.still.st.ay, since,
+                st.fired, float(view.t), aspect(view), p.still_radius, p.threshold_s, p.min_track_age,
+            )
+        for k in noted:
             i, slot = int(idx[k]), int(s[k])
             tr = view.tracks[i]
             self.who[slot] = (tr.track_id, tr.cls, float(view.gx[i]), float(view.gy[i]))
