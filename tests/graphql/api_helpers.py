@@ -8,6 +8,7 @@ import contextlib
 import json
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,21 @@ async def subscribe(ws: Any, sub_id: str, query: str, variables: dict[str, Any] 
     msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
     assert msg["type"] == "connection_ack", msg
     await ws.send(json.dumps({"id": sub_id, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}}))
+
+
+def graphql_subscriptions(server: Server) -> int:
+    """How many GraphQL subscriptions the server's bus holds now."""
+    return sum(1 for sub in server.bus.subscriptions if sub.name.startswith("graphql:"))
+
+
+async def until_subscribed(server: Server, count: int, limit_s: float = 30) -> None:
+    """Wait until the server holds `count` GraphQL subscriptions. An event published before a
+    subscription reaches the bus is not the subscriber's; a fixed 0.3 s sleep lost the first events
+    under load, and the read then timed out."""
+    deadline = time.monotonic() + limit_s
+    while graphql_subscriptions(server) < count:
+        assert time.monotonic() < deadline, f"{graphql_subscriptions(server)} of {count} subscriptions after {limit_s} s"
+        await asyncio.sleep(0.05)
 
 
 async def next_message(ws: Any, limit_s: float = 10) -> dict[str, Any]:

@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 import websockets
-from api_helpers import PASSWORD, USERS, Client, connect_ws, next_message, running_server, subscribe
+from api_helpers import (
+    PASSWORD,
+    USERS,
+    Client,
+    connect_ws,
+    graphql_subscriptions,
+    next_message,
+    running_server,
+    subscribe,
+    until_subscribed,
+)
 
 from smartcity.app import Server
 from smartcity.core.events import CameraHealth, CameraState, RuleEvent
@@ -168,7 +178,7 @@ async def test_subscriptions_are_scoped_and_need_a_token(api: tuple[str, Server,
     admin = await connect_ws(base, clients["admin"].token)
     await subscribe(police, "1", q)
     await subscribe(admin, "1", q)
-    await asyncio.sleep(0.3)
+    await until_subscribed(server, 2)
     for seq, cam in enumerate(["cam-t", "cam-p", "cam-t", "cam-p"], start=1):
         await server.bus.publish(CameraHealth(camera_id=cam, t=time.time(), group="g", state=CameraState.ONLINE, seq=seq))
     got_police = [(await next_message(police))["payload"]["data"]["cameraStatus"] for _ in range(2)]
@@ -197,7 +207,7 @@ async def test_slow_subscriber_is_closed_without_slowing_others(api: tuple[str, 
     fast = await connect_ws(base, clients["police-op"].token)
     await subscribe(slow, "s", q)
     await subscribe(fast, "f", q)
-    await asyncio.sleep(0.3)
+    await until_subscribed(server, 2)
     n = 3000
     received: list[str] = []
 
@@ -258,7 +268,7 @@ async def test_incident_matrix_and_scoped_incident_stream(api: tuple[str, Server
     q = "subscription { incidents { id kind state cameraIds } }"
     await subscribe(police_ws, "i", q)
     await subscribe(tech_ws, "i", q)
-    await asyncio.sleep(0.3)
+    await until_subscribed(server, 2)
     for cam in ("cam-t", "cam-p"):
         await server.bus.publish(
             RuleEvent(camera_id=cam, t=time.time(), rule_id=f"park-{cam}", rule_type="dwell", kind="dwell", object_class="car", track_id=7)
@@ -283,8 +293,9 @@ async def test_incident_matrix_and_scoped_incident_stream(api: tuple[str, Server
     for user, expected in (("police-viewer", "NotAuthorized"), ("tech-op", "NotFoundError"), ("anonymous", "NotAuthorized")):
         assert (await clients[user].gql(ack, id=incident))["data"]["acknowledgeIncident"]["__typename"] == expected, user
     watcher = await connect_ws(base, clients["police-viewer"].token)
+    subscribed = graphql_subscriptions(server)
     await subscribe(watcher, "w", "subscription { incidents { id state acknowledgedBy comment } }")
-    await asyncio.sleep(0.3)
+    await until_subscribed(server, subscribed + 1)
     res = (await clients["police-op"].gql(ack, id=incident))["data"]["acknowledgeIncident"]
     assert res == {"__typename": "IncidentType", "state": "acknowledged", "acknowledgedBy": "police-op", "comment": "patrol sent"}
     live = (await next_message(watcher, 15))["payload"]["data"]["incidents"]

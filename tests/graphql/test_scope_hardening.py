@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from api_helpers import Api, Client, connect_ws, next_message, running_server, subscribe
+from api_helpers import Api, Client, connect_ws, next_message, running_server, subscribe, until_subscribed
 
 from smartcity.core.events import (
     CameraHealth,
@@ -112,7 +112,7 @@ async def test_a_scoped_user_sees_only_their_part_of_an_incident(api: Api) -> No
     await subscribe(watcher, "i", "subscription { incidents { id cameraIds eventIds ruleId count } }")
     alerts = await connect_ws(base, clients["police-viewer"].token)
     await subscribe(alerts, "a", "subscription { alerts { incidentId cameraIds } }")
-    await asyncio.sleep(0.3)
+    await until_subscribed(server, 2)
     try:
         iid, ev_p, ev_t = await _spanning_incident(api)
         part = {"id": iid, "cameraIds": ["cam-p"], "eventIds": [ev_p.event_id], "ruleId": None, "count": 1}

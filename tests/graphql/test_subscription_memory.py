@@ -3,11 +3,10 @@ needed (smartcity.graphql.executor; found by bench/soak.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import time
 
-from api_helpers import Api, connect_ws, next_message, subscribe
+from api_helpers import Api, connect_ws, next_message, subscribe, until_subscribed
 from graphql import build_schema, parse
 from graphql.execution.collect_fields import CollectedFields
 from graphql.execution.executor import Executor
@@ -37,11 +36,11 @@ async def _send_and_read(api: Api, ws: object, n: int, start: int) -> list[str]:
 
 
 async def test_subscription_memory_stays_flat_over_events(api: Api) -> None:
-    base, _, clients = api
+    base, server, clients = api
     ws = await connect_ws(base, clients["admin"].token)
     try:
         await subscribe(ws, "1", "subscription { events { id kind cameraId } }")
-        await asyncio.sleep(0.3)
+        await until_subscribed(server, 1)
         assert await _send_and_read(api, ws, 20, 0) == [f"k{i}" for i in range(20)]
         before = live(CollectedFields)
         assert await _send_and_read(api, ws, 300, 20) == [f"k{i}" for i in range(20, 320)]
