@@ -170,16 +170,28 @@ def sparse_assignment(cost: np.ndarray, cost_limit: float, tie: float) -> tuple[
             solved[g] = _two_sided(cost, cost_limit, tie, g, group_of, n_rows[g] == 2, rows2[g, 0], rows2[g, 1],
                                    cols2[g, 0], cols2[g, 1], col_of_row)
     # the groups left to the solver, labelled 0, 1, ... in the order of their first node
-    new_label = np.full(n_groups, -1, dtype=np.intp)
-    k = 0
     for node in range(n + m):
         g = group_of[node]
         if g >= 0 and not solved[g]:
-            if new_label[g] < 0:
-                new_label[g] = k
+            pending[node] = g
+    return (col_of_row, *_labels_in_order(pending, n_groups))
+
+
+@njit(cache=True, nogil=True)
+def _labels_in_order(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, int]:
+    """Each node's key (0 <= key < n_keys, or -1 for none) relabelled 0, 1, ... in the order of the key's
+    first node, -1 kept; and the number of labels."""
+    label = np.full(n_keys, -1, dtype=np.intp)
+    out = np.full(key.shape[0], -1, dtype=np.intp)
+    k = 0
+    for node in range(key.shape[0]):
+        c = key[node]
+        if c >= 0:
+            if label[c] < 0:
+                label[c] = k
                 k += 1
-            pending[node] = new_label[g]
-    return col_of_row, pending, k
+            out[node] = label[c]
+    return out, k
 
 
 @njit(cache=True, nogil=True)
@@ -210,17 +222,11 @@ def _lone_pairs_and_groups(cost: np.ndarray, cost_limit: float) -> tuple[np.ndar
                     a, b = _find(parent, i), _find(parent, n + j)
                     if a != b:
                         parent[a] = b
-    label = np.full(n + m, -1, dtype=np.intp)
-    group_of = np.full(n + m, -1, dtype=np.intp)
-    n_groups = 0
+    root_of = np.full(n + m, -1, dtype=np.intp)
     for node in range(n + m):
         if contested[node]:
-            root = _find(parent, node)
-            if label[root] < 0:
-                label[root] = n_groups
-                n_groups += 1
-            group_of[node] = label[root]
-    return col_of_row, group_of, n_groups
+            root_of[node] = _find(parent, node)
+    return (col_of_row, *_labels_in_order(root_of, n + m))
 
 
 @njit(cache=True, nogil=True)
