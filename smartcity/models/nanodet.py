@@ -92,7 +92,6 @@ class NanoDetNet(nn.Module):
         self.graph = GraphModule(graph)
         _, _, height, width = graph.input_shape
         self.input_size = (height, width)
-        self.any_size = self.graph.any_size
         bins = 4 * (REG_MAX + 1)
         cls_out: dict[int, int] = {}
         reg_out: dict[int, int] = {}
@@ -119,6 +118,11 @@ class NanoDetNet(nn.Module):
         self.register_buffer("mean", torch.tensor(MEAN_BGR).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(STD_BGR).view(1, 3, 1, 1))
         self.register_buffer("bins", torch.arange(REG_MAX + 1, dtype=torch.float32))
+
+    @property
+    def any_size(self) -> bool:
+        """The graph runs on any input size (its resizes are scales of their inputs)."""
+        return self.graph.any_size
 
     def anchors(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """`[N, 2]` anchor points (cell centres, input pixels) and `[N, 1]` strides for the input's
