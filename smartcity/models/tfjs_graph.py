@@ -567,11 +567,8 @@ def _run_resize(args: list[torch.Tensor], p: dict[str, Any]) -> torch.Tensor:
     # a scale (whole or half: the same sampling as the size it replaces) keeps the graph free of the
     # traced input size; with half-pixel centres, scale_factor maps output to input pixels exactly as
     # the size did
-    if "scale" in p:
-        out = F.interpolate(_nchw(args[0]), scale_factor=p["scale"], mode="bilinear", align_corners=False)
-    else:
-        out = F.interpolate(_nchw(args[0]), size=tuple(p["size"]), mode="bilinear", align_corners=False)
-    return _nhwc(out)
+    target: dict[str, Any] = {"scale_factor": p["scale"]} if "scale" in p else {"size": tuple(p["size"])}
+    return _nhwc(F.interpolate(_nchw(args[0]), mode="bilinear", align_corners=False, **target))
 
 
 _RUN: dict[str, Callable[[list[torch.Tensor], dict[str, Any]], torch.Tensor | tuple[torch.Tensor, ...]]] = {
