@@ -107,7 +107,7 @@ def test_serve_health_graphql_subscription_and_clean_sigterm(
     token = login.json()["data"]["login"]["token"]
     auth = {"authorization": f"Bearer {token}"}
     health = httpx.get(f"{base}/healthz", headers=auth, timeout=5).json()  # an admin: the details
-    assert health["status"] == "healthy"
+    assert health["status"] == "healthy", health  # which part is not, when it fails
     assert health["database"] == {"ok": True, "revision": head_revision(), "dialect": "sqlite"}
     actors = health["actors"]
     assert isinstance(actors, dict)
