@@ -16,7 +16,8 @@ samples, rss_mib_start, rss_mib_end, rss_slope_mib_per_h (each by kind), subscri
 live_frames, client_failures, loadavg_end.
 
 The server runs through bench/soak_server.py (its live views on loopback); `--trace-dir DIR`
-also writes tracemalloc snapshots of it there (diagnostic: not for the figures).
+also has the server and its camera-group and inference actors write tracemalloc snapshots and
+censuses there (smartcity/core/memtrace.py; diagnostic: not for the figures).
 """
 
 from __future__ import annotations
@@ -306,13 +307,15 @@ def main() -> None:
     ap.add_argument(
         "--trace-dir",
         type=Path,
-        help="diagnostic: run the server under tracemalloc (bench/soak_server.py), snapshots in this folder",
+        help="diagnostic: the server and its actors under tracemalloc (smartcity/core/memtrace.py), snapshots in this folder",
     )
     args = ap.parse_args()
     if args.warmup_minutes >= args.minutes:
         ap.error("--warmup-minutes must be shorter than --minutes")
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
+    # the server runs in a temporary folder: the checkout's models (`smartcity models install`)
+    env.setdefault("SMARTCITY_MODEL_DIR", str(root / "models"))
     env.pop("SMARTCITY_CONFIG", None)
     # stopped by a signal (also SIGINT under nohup, which ignores it): stop the server and its Ray
     signal.signal(signal.SIGTERM, _interrupt)
@@ -324,7 +327,7 @@ def main() -> None:
         prepare(work, cfg, env)
         with (work / "server.log").open("wb") as log:
             if args.trace_dir is not None:
-                env["SOAK_TRACE_DIR"] = str(args.trace_dir.resolve())
+                env["SMARTCITY_MEMTRACE_DIR"] = str(args.trace_dir.resolve())
             proc = subprocess.Popen(  # the server, its live views on loopback (bench/soak_server.py)
                 [sys.executable, str(root / "bench" / "soak_server.py"), "demo", "--config", str(cfg)],
                 cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,

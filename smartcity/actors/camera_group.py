@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from smartcity.actors.motion import MotionConfig
 from smartcity.actors.pg_outbox import OutboxFenced, OutboxUnavailable
 from smartcity.actors.spool import EventSpool, SpoolFull
+from smartcity.core import memtrace
 from smartcity.core.aio import cancel_and_wait
 from smartcity.core.events import CameraHealth, CameraState, Event, EventEnvelope
 from smartcity.core.privacy_config import PrivacyConfig, ViewMode
@@ -167,6 +168,7 @@ class CameraGroup:
     """The actor's logic; every public method is async and called through Ray."""
 
     def __init__(self, group: str, cameras: Sequence[CameraSpec], options: GroupOptions) -> None:
+        memtrace.start_from_env("camera_group")  # diagnostic, off unless SMARTCITY_MEMTRACE_DIR is set
         self.group = group
         self.options = options
         self.specs = {c.id: c for c in cameras}

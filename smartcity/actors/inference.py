@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from smartcity.core import memtrace
 from smartcity.core.aio import cancel_and_wait, wait_for
 from smartcity.core.vision import Attributes, Box, Detection
 from smartcity.models.registry import create_classifier, create_detector, create_pose_model, parse_models
@@ -148,6 +149,7 @@ class Inference:
     """The actor's logic (usable in-process without Ray for tests and the naive baseline)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
+        memtrace.start_from_env("inference")  # diagnostic, off unless SMARTCITY_MEMTRACE_DIR is set
         self.config = InferenceConfig.model_validate(config)
         cfg = self.config
         models = parse_models(cfg.models if cfg.models is not None else [{**cfg.detector, "role": "detect"}])
