@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Seconds between two trims of the actor's heap (memtrace.trim_heap): the freed frame buffers that
+# glibc would otherwise keep, fragmented, go back to the system.
+HEAP_TRIM_EVERY_S = 60.0
+
 
 @dataclass(frozen=True, slots=True)
 class CameraSpec:
@@ -553,8 +557,12 @@ class CameraGroup:
     async def _health_loop(self) -> None:
         interval = self.options.health_interval_s
         tick = min(interval, 0.5)
+        trimmed = time.monotonic()
         while True:
             now = time.monotonic()
+            if now - trimmed >= HEAP_TRIM_EVERY_S:  # free heap pages back to the system (memtrace.trim_heap)
+                trimmed = now
+                await asyncio.to_thread(memtrace.trim_heap)
             due: list[Event] = []
             for cam_id in sorted(self.specs):
                 src = self.sources.get(cam_id)

@@ -49,6 +49,24 @@ def glibc_heap() -> dict[str, int] | None:
     return {"in_use": int(info.uordblks), "free": int(info.fordblks), "mmapped": int(info.hblkhd)}
 
 
+def trim_heap() -> bool:
+    """Hand the free pages of glibc's heap back to the system (`malloc_trim(0)`); False off glibc.
+
+    A process that decodes and analyses frames frees and allocates buffers of many sizes all the time;
+    glibc keeps what it freed inside its arenas, fragmented, and the process's RSS creeps up by a few
+    MiB per hour though nothing is live (bench/soak.py measured it in the camera-group actor). Run
+    off the event loop: it holds the allocator's locks while it walks the heap (milliseconds)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        fn = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_size_t]
+    fn.restype = ctypes.c_int
+    fn(0)
+    return True
+
+
 def rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
