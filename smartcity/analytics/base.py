@@ -116,6 +116,7 @@ class FrameView:
     zone_rows: BoolArray | None = None
     asked: list[Polygon] = field(default_factory=list)  # zones asked about in this frame, in order
     picks: dict[int, tuple[BoolArray, IntArray, IntArray, FloatArray, FloatArray]] = field(default_factory=dict)
+    ids: IntArray | None = None  # the tracks' ids, made on first use (`track_ids`)
 
     def pick(self, mask: BoolArray) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
         """The tracks in `mask`: their indices, slots and ground points (gx, gy), shared within the frame
@@ -127,6 +128,13 @@ class FrameView:
         slots, gx, gy = self.slots[idx], self.gx[idx], self.gy[idx]
         self.picks[id(mask)] = (mask, idx, slots, gx, gy)
         return idx, slots, gx, gy
+
+    def track_ids(self) -> IntArray:
+        """The tracks' ids as an array (made once per frame, for the kernels that note who was where)."""
+        ids = self.ids
+        if ids is None:
+            ids = self.ids = np.array([tr.track_id for tr in self.tracks], dtype=np.intp)
+        return ids
 
     def inside(self, zone: Polygon) -> BoolArray:
         """Which tracks have their ground point in `zone` (computed once per zone and frame)."""
@@ -402,6 +410,25 @@ class SlotTable:
             if d <= limit and d < best_d:
                 best, best_d = s, d
         return best
+
+
+class Scratch:
+    """Output arrays that a kernel fills in place, returning how many places it filled: one set per
+    user, grown with the frame. A compiled function that returns arrays boxes each one, which costs
+    about as much as the rest of a small kernel call."""
+
+    def __init__(self, *dtypes: npt.DTypeLike) -> None:
+        self._dtypes = dtypes
+        self.size = 0
+        self.arrays: tuple[npt.NDArray[Any], ...] = ()
+        self.fit(64)
+
+    def fit(self, n: int) -> tuple[npt.NDArray[Any], ...]:
+        """The arrays, at least `n` long (their contents are left over from earlier calls)."""
+        if n > self.size:
+            self.size = max(n, 2 * self.size)
+            self.arrays = tuple(np.empty(self.size, dtype=d) for d in self._dtypes)
+        return self.arrays
 
 
 class SlotArrays:

@@ -16,18 +16,17 @@ from numba import njit
 def wrong_way_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the rule's state and parameters
     sel: np.ndarray, zone: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, hits: np.ndarray,
     ax: np.ndarray, ay: np.ndarray, fired: np.ndarray, ux: float, uy: float, min_distance: float, min_age: int,
-    cos_max: float,
-) -> tuple[np.ndarray, np.ndarray]:
+    cos_max: float, out_i: np.ndarray, out_back: np.ndarray,
+) -> int:
     """WrongWayRule's frame (see there): per slot, the anchor `ax, ay` (the furthest point reached along
     the allowed direction `ux, uy` in the zone; NaN once out of it) and `fired`, updated in place.
-    Returns the tracks (indices, in order) that moved back at least `min_distance` from their anchor,
-    within `cos_max` of straight back, for the first time, and how far back each went."""
+    Writes the tracks (indices, in order) that moved back at least `min_distance` from their anchor,
+    within `cos_max` of straight back, for the first time, and how far back each went, to the first
+    places of `out_i` and `out_back` (as long as the frame's tracks at least), and returns how many."""
     n = sel.shape[0]
     for i in range(n):  # leaving the zone forgets the progress
         if sel[i] and not zone[i]:
             ax[slots[i]] = np.nan
-    out_i = np.empty(n, dtype=np.intp)
-    out_back = np.empty(n)
     k = 0
     for i in range(n):
         if not (sel[i] and zone[i]):
@@ -47,7 +46,7 @@ def wrong_way_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the ru
             out_i[k] = i
             out_back[k] = back
             k += 1
-    return out_i[:k], out_back[:k]
+    return k
 
 
 @njit(cache=True, nogil=True)
@@ -55,18 +54,16 @@ def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the li
     idx: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, bw: np.ndarray, bh: np.ndarray,
     hits: np.ndarray, side: np.ndarray, px: np.ndarray, py: np.ndarray, pt: np.ndarray, pend: np.ndarray,
     pend_t: np.ndarray, pend_x: np.ndarray, t: float, margin: float, min_age: int, line: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    out_i: np.ndarray, out_dir: np.ndarray, out_t: np.ndarray, out_u: np.ndarray,
+) -> int:
     """Crossings.step's frame (see there) for the selected tracks `idx` (indices into the frame's ground
     points `gx, gy` and normalised box sizes `bw, bh`; `slots` theirs): updates the per-slot state in
-    place and returns the crossings confirmed now as (track index, direction +1/-1, crossing time,
-    fraction along the line). `line`: ax, ay, bx, by, nx, ny (the unit normal), the band `h`, the share
+    place and writes the crossings confirmed now as (track index, direction +1/-1, crossing time,
+    fraction along the line) to the first places of `out_i, out_dir, out_t, out_u` (as long as `idx` at
+    least); returns how many. `line`: ax, ay, bx, by, nx, ny (the unit normal), the band `h`, the share
     of the box's extent across the line the band spans at least (0: none), |nx| and |ny|."""
     n = idx.shape[0]
     h, share, ex, ey = line[6], line[7], line[8], line[9]
-    out_i = np.empty(n, dtype=np.intp)
-    out_dir = np.empty(n, dtype=np.int8)
-    out_t = np.empty(n)
-    out_u = np.empty(n)
     k_out = 0
     for k in range(n):
         i, slot = idx[k], slots[k]
@@ -99,7 +96,7 @@ def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the li
         px[slot] = gx[i]
         py[slot] = gy[i]
         pt[slot] = t
-    return out_i[:k_out], out_dir[:k_out], out_t[:k_out], out_u[:k_out]
+    return k_out
 
 
 @njit(cache=True, nogil=True)
@@ -125,14 +122,14 @@ def _projection(x: float, y: float, line: np.ndarray) -> float:
 @njit(cache=True, nogil=True)
 def zone_stay_step(
     sel: np.ndarray, zone: np.ndarray, slots: np.ndarray, entered: np.ndarray, last: np.ndarray, t: float,
-    exit_grace_s: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    exit_grace_s: float, gone: np.ndarray, idx: np.ndarray, inside: np.ndarray, started: np.ndarray,
+) -> tuple[int, int]:
     """ZoneStay.step's frame (see there): the per-slot `entered` and `last` (seen inside) updated in place.
-    Returns the slots of selected tracks outside the zone whose stay ended (unseen inside for
-    `exit_grace_s`), the selected tracks inside (indices, in order), their slots, and which of them
-    entered now."""
+    Writes the slots of selected tracks outside the zone whose stay ended (unseen inside for
+    `exit_grace_s`) to `gone`, and the selected tracks inside (indices, in order), their slots and which
+    of them entered now to `idx`, `inside` and `started` (each as long as the frame's tracks at least);
+    returns how many are gone and how many inside."""
     n = sel.shape[0]
-    gone = np.empty(n, dtype=np.intp)
     n_gone = 0
     for i in range(n):
         if sel[i] and not zone[i]:
@@ -140,21 +137,19 @@ def zone_stay_step(
             if not math.isnan(entered[s]) and t - last[s] >= exit_grace_s:
                 gone[n_gone] = s
                 n_gone += 1
-    idx = np.empty(n, dtype=np.intp)
-    started = np.empty(n, dtype=np.bool_)
     k = 0
     for i in range(n):
         if sel[i] and zone[i]:
             idx[k] = i
+            inside[k] = slots[i]
             started[k] = math.isnan(entered[slots[i]])
             k += 1
-    inside = slots[idx[:k]]
     for j in range(k):
         if started[j]:
             entered[inside[j]] = t
     for j in range(k):
         last[inside[j]] = t
-    return gone[:n_gone], idx[:k], inside, started[:k]
+    return n_gone, k
 
 
 @njit(cache=True, nogil=True)
@@ -194,13 +189,16 @@ def stillness_update(
 @njit(cache=True, nogil=True)
 def dwell_still_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the rule's state and parameters
     idx: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, bw: np.ndarray, hits: np.ndarray,
-    ax: np.ndarray, ay: np.ndarray, since: np.ndarray, fired: np.ndarray, t: float, aspect: float,
-    still_radius: float, threshold: float, min_age: int,
-) -> tuple[np.ndarray, np.ndarray]:
+    ids: np.ndarray, codes: np.ndarray, ax: np.ndarray, ay: np.ndarray, since: np.ndarray, fired: np.ndarray,
+    who_id: np.ndarray, who_code: np.ndarray, who_x: np.ndarray, who_y: np.ndarray, t: float, aspect: float,
+    still_radius: float, threshold: float, min_age: int, due: np.ndarray,
+) -> int:
     """DwellRule's frame with a still radius (see there), for its tracks `idx` in the zone: the anchors
     (stillness_update, a radius of `still_radius` box widths, boxes narrower than 1e-3 counted as that;
-    slots that fired keep theirs). Returns which tracks are due (still for `threshold` s, `min_age` hits,
-    not fired yet), and the positions (into `idx`) of those due or anchored now."""
+    slots that fired keep theirs). The tracks due (still for `threshold` s, `min_age` hits, not fired
+    yet) or anchored now note their track id, class code and ground point (`ids`, `codes`, `gx, gy`) in
+    their slot's `who_*`. Writes the positions (into `idx`) of those due to `due` (as long as `idx` at
+    least) and returns how many."""
     n = idx.shape[0]
     radius = np.empty(n)
     keep = np.empty(n, dtype=np.bool_)
@@ -209,15 +207,53 @@ def dwell_still_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the 
         radius[k] = still_radius * (b if (b >= 1e-3 or b != b) else 1e-3)  # np.maximum: NaN stays NaN
         keep[k] = fired[slots[idx[k]]]
     moved, still = stillness_update(idx, slots, gx, gy, ax, ay, since, t, aspect, radius, keep)
-    due = np.empty(n, dtype=np.bool_)
-    noted = np.empty(n, dtype=np.intp)
     m = 0
     for k in range(n):
-        due[k] = not fired[slots[idx[k]]] and still[k] >= threshold and hits[idx[k]] >= min_age
-        if due[k] or moved[k]:
-            noted[m] = k
+        i = idx[k]
+        s = slots[i]
+        is_due = not fired[s] and still[k] >= threshold and hits[i] >= min_age
+        if is_due or moved[k]:
+            who_id[s] = ids[i]
+            who_code[s] = codes[i]
+            who_x[s] = gx[i]
+            who_y[s] = gy[i]
+        if is_due:
+            due[m] = k
             m += 1
-    return due, noted[:m]
+    return m
+
+
+@njit(cache=True, nogil=True)
+def note_stays(
+    idx: np.ndarray, inside: np.ndarray, hits: np.ndarray, ids: np.ndarray, codes: np.ndarray, gx: np.ndarray,
+    gy: np.ndarray, min_age: int, mature: np.ndarray, who_id: np.ndarray, who_code: np.ndarray, who_x: np.ndarray,
+    who_y: np.ndarray,
+) -> None:
+    """ZonePassageRule's frame after ZoneStay.step: the slots `inside` of the tracks `idx` in the zone
+    become `mature` once a track has `min_age` hits, and note the track's id, class code and ground
+    point in `who_*` (as last seen inside)."""
+    for k in range(idx.shape[0]):
+        i, s = idx[k], inside[k]
+        if hits[i] >= min_age:
+            mature[s] = True
+        who_id[s] = ids[i]
+        who_code[s] = codes[i]
+        who_x[s] = gx[i]
+        who_y[s] = gy[i]
+
+
+@njit(cache=True, nogil=True)
+def count_selected(
+    table: np.ndarray, codes: np.ndarray, conf: np.ndarray, min_conf: float, confirmed: np.ndarray, zone: np.ndarray,
+) -> int:
+    """How many confirmed tracks of the classes in `table` (by class code) have a confidence of at least
+    `min_conf` and are in the zone (`zone` per track; empty: wherever they are)."""
+    anywhere = zone.shape[0] == 0
+    n = 0
+    for i in range(codes.shape[0]):
+        if table[codes[i]] and conf[i] >= min_conf and confirmed[i] and (anywhere or zone[i]):
+            n += 1
+    return n
 
 
 @njit(cache=True, nogil=True)
@@ -283,12 +319,15 @@ def warm_up() -> None:
     numba's cache): see smartcity.tracking.kernels.warm_up."""
     b, i, f = np.zeros(2, dtype=np.bool_), np.zeros(2, dtype=np.intp), np.zeros(2)
     s8 = np.zeros(2, dtype=np.int8)
-    wrong_way_step(b, b, i, f, f, i, f.copy(), f.copy(), b.copy(), 1.0, 0.0, 0.1, 3, 0.5)
+    wrong_way_step(b, b, i, f, f, i, f.copy(), f.copy(), b.copy(), 1.0, 0.0, 0.1, 3, 0.5, i.copy(), f.copy())
     crossings_step(i, i, f, f, f, f, i, s8.copy(), f.copy(), f.copy(), f.copy(), s8.copy(), f.copy(), f.copy(), 0.0,
-                   0.0, 2, np.zeros(10))
-    zone_stay_step(b, b, i, f.copy(), f.copy(), 0.0, 1.5)
+                   0.0, 2, np.zeros(10), i.copy(), s8.copy(), f.copy(), f.copy())
+    zone_stay_step(b, b, i, f.copy(), f.copy(), 0.0, 1.5, i.copy(), i.copy(), i.copy(), b.copy())
     stillness_update(i, i, f, f, f.copy(), f.copy(), f.copy(), 0.0, 1.0, np.ones(1), np.zeros(0, dtype=np.bool_))
-    dwell_still_step(i, i, f, f, f, i, f.copy(), f.copy(), f.copy(), b.copy(), 0.0, 1.0, 0.5, 30.0, 3)
+    dwell_still_step(i, i, f, f, f, i, i, i, f.copy(), f.copy(), f.copy(), b.copy(), i.copy(), i.copy(), f.copy(),
+                     f.copy(), 0.0, 1.0, 0.5, 30.0, 3, i.copy())
+    note_stays(i, i, i, i, i, f, f, 2, b.copy(), i.copy(), i.copy(), f.copy(), f.copy())
+    count_selected(b, i, f, 0.5, b, b)
     slot_gaps(i, b, 0.0, f)
     slot_motion(i, b, f, f, f, f, i, i, b.copy(), 0.0, f, f, f.copy(), f.copy(), f.copy(), f.copy(), f.copy(),
                 f.copy(), f.copy(), i.copy(), i.copy())

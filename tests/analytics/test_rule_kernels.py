@@ -120,9 +120,10 @@ def test_wrong_way_step_equals_the_numpy_reference(seed: int) -> None:
     for slots, gx, gy, hits, sel in _frames(seed):
         zone = (gx > 0.2) & (gy < 0.8)
         want = _ref_wrong_way(sel, zone, slots, gx, gy, hits, ref, ux, uy, 0.03, 3, math.cos(math.radians(50)))
-        hit, back = kernels.wrong_way_step(sel, zone, slots, gx, gy, hits, got["ax"], got["ay"], got["fired"],
-                                           ux, uy, 0.03, 3, math.cos(math.radians(50)))
-        assert list(zip(hit.tolist(), back.tolist())) == want
+        hit, back = np.full(len(slots) + 3, -7, dtype=np.intp), np.full(len(slots) + 3, np.nan)
+        k = kernels.wrong_way_step(sel, zone, slots, gx, gy, hits, got["ax"], got["ay"], got["fired"],
+                                   ux, uy, 0.03, 3, math.cos(math.radians(50)), hit, back)
+        assert list(zip(hit[:k].tolist(), back[:k].tolist())) == want
         for k in ref:
             np.testing.assert_array_equal(got[k], ref[k])
         fired += len(want)
@@ -154,9 +155,11 @@ def test_crossings_step_equals_the_numpy_reference(seed: int) -> None:
         idx = sel.nonzero()[0]
         s, x, y = slots[idx], gx[idx], gy[idx]
         want = _ref_crossings(idx, s, x, y, d_all, new_all, hits, ref, t, margin, 2, line)
-        out = kernels.crossings_step(idx, s, gx, gy, bw, bh, hits, got["side"], got["px"], got["py"], got["pt"],
-                                     got["pend"], got["pend_t"], got["pend_x"], t, margin, 2, line)
-        assert list(zip(*(o.tolist() for o in out))) == want
+        out = (np.empty(len(idx), dtype=np.intp), np.empty(len(idx), dtype=np.int8), np.empty(len(idx)),
+               np.empty(len(idx)))
+        k = kernels.crossings_step(idx, s, gx, gy, bw, bh, hits, got["side"], got["px"], got["py"], got["pt"],
+                                   got["pend"], got["pend_t"], got["pend_x"], t, margin, 2, line, *out)
+        assert list(zip(*(o[:k].tolist() for o in out))) == want
         for k in ref:
             np.testing.assert_array_equal(got[k], ref[k])
         crossings += len(want)
@@ -200,10 +203,13 @@ def test_zone_stay_and_stillness_equal_the_numpy_reference(seed: int) -> None:
         t = f / 5.0
         zone = (gx > 0.3) & (gx < 0.9)
         gone, idx, s, started = _ref_zone_stay(sel, zone, slots, ref, t, 1.5)
-        out = kernels.zone_stay_step(sel, zone, slots, got["entered"], got["last"], t, 1.5)
-        assert out[0].tolist() == gone
+        n = len(slots)
+        out = (np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp),
+               np.empty(n, dtype=bool))
+        n_gone, k = kernels.zone_stay_step(sel, zone, slots, got["entered"], got["last"], t, 1.5, *out)
+        assert out[0][:n_gone].tolist() == gone
         for a, b in zip(out[1:], (idx, s, started), strict=True):
-            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a[:k], b)
         ended += len(gone)
         # stillness of the tracks in the zone: one radius for all, or one each with some kept anchors
         per_track = seed % 2 == 1
@@ -286,6 +292,8 @@ def test_dwell_still_step_equals_the_numpy_reference(seed: int) -> None:
     ref = {"ax": np.full(cap, np.nan), "ay": np.full(cap, np.nan), "since": np.full(cap, np.nan),
            "fired": np.zeros(cap, dtype=bool)}
     got = {k: v.copy() for k, v in ref.items()}
+    who = {"id": np.full(cap, -1, dtype=np.intp), "code": np.full(cap, -1, dtype=np.intp), "x": np.full(cap, np.nan),
+           "y": np.full(cap, np.nan)}
     pos = rng.random((cap, 2))
     due_seen = 0
     for frame_no in range(80):
@@ -305,12 +313,21 @@ def test_dwell_still_step_equals_the_numpy_reference(seed: int) -> None:
                                                 radius, ref["fired"][s])
         want_due = ~ref["fired"][s] & (still >= 2.0) & (hits[idx] >= 3)
         want_noted = np.flatnonzero(want_due | moved)
-        due, noted = kernels.dwell_still_step(idx, slots, gx, gy, bw, hits, got["ax"], got["ay"], got["since"],
-                                              got["fired"], t, 0.6, 0.5, 2.0, 3)
-        assert due.tolist() == want_due.tolist() and noted.tolist() == want_noted.tolist()
+        # who the noted tracks are, in their slots
+        ids, codes = 1000 + slots, rng.integers(0, 5, n).astype(np.intp)
+        want_who = {k: v.copy() for k, v in who.items()}
+        ns, ni = s[want_noted], idx[want_noted]
+        want_who["id"][ns], want_who["code"][ns], want_who["x"][ns], want_who["y"][ns] = ids[ni], codes[ni], gx[ni], gy[ni]
+        due = np.full(len(idx) + 2, -5, dtype=np.intp)
+        n_due = kernels.dwell_still_step(idx, slots, gx, gy, bw, hits, ids, codes, got["ax"], got["ay"], got["since"],
+                                         got["fired"], who["id"], who["code"], who["x"], who["y"], t, 0.6, 0.5, 2.0, 3,
+                                         due)
+        assert due[:n_due].tolist() == np.flatnonzero(want_due).tolist()
         for k in ("ax", "ay", "since"):
             np.testing.assert_array_equal(got[k], ref[k])
-        ref["fired"][s[want_due]] = got["fired"][s[due]] = True
+        for k in who:
+            np.testing.assert_array_equal(who[k], want_who[k])
+        ref["fired"][s[want_due]] = got["fired"][s[due[:n_due]]] = True
         due_seen += int(want_due.sum())
     assert due_seen > 0
 
