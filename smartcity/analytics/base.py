@@ -117,6 +117,7 @@ class FrameView:
     asked: list[Polygon] = field(default_factory=list)  # zones asked about in this frame, in order
     picks: dict[int, tuple[BoolArray, IntArray, IntArray, FloatArray, FloatArray]] = field(default_factory=dict)
     ids: IntArray | None = None  # the tracks' ids, made on first use (`track_ids`)
+    slot_rows: dict[int, int] | None = None  # made on first use (`slot_index`)
 
     def pick(self, mask: BoolArray) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
         """The tracks in `mask`: their indices, slots and ground points (gx, gy), shared within the frame
@@ -135,6 +136,15 @@ class FrameView:
         if ids is None:
             ids = self.ids = np.array([tr.track_id for tr in self.tracks], dtype=np.intp)
         return ids
+
+    def slot_index(self) -> dict[int, int]:
+        """The track (index) of each slot in this frame (made once per frame)."""
+        rows = self.slot_rows
+        if rows is None:
+            sl = self.slots.tolist()
+            # built backwards: a slot listed twice keeps its first track, as a search from the front would
+            rows = self.slot_rows = dict(zip(reversed(sl), range(len(sl) - 1, -1, -1), strict=True))
+        return rows
 
     def inside(self, zone: Polygon) -> BoolArray:
         """Which tracks have their ground point in `zone` (computed once per zone and frame)."""
@@ -550,6 +560,16 @@ class Rule:
             if len(table) < len(self.vocab.names):
                 table = self._table = self.vocab.table(self.classes)
             mask = view.masks[key] = table[view.codes] & (view.conf >= self.spec.min_confidence) & view.fresh
+        return mask
+
+    def selected_of(self, view: FrameView, names: frozenset[str]) -> BoolArray:
+        """`selected` for other classes: tracks of `names`, above the rule's confidence, detected now."""
+        key = (names, self.spec.min_confidence)
+        mask = view.masks.get(key)
+        if mask is None:  # shared within a frame with the rules that select alike
+            mask = view.masks[key] = (
+                self.class_table(names)[view.codes] & (view.conf >= self.spec.min_confidence) & view.fresh
+            )
         return mask
 
     def class_table(self, names: frozenset[str]) -> BoolArray:

@@ -187,6 +187,34 @@ def stillness_update(
 
 
 @njit(cache=True, nogil=True)
+def still_in_zone(
+    idx: np.ndarray, zone: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, ax: np.ndarray,
+    ay: np.ndarray, since: np.ndarray, t: float, aspect: float, radius: float, min_still: float, out_i: np.ndarray,
+    out_still: np.ndarray,
+) -> int:
+    """stillness_update (one radius for all, no anchor kept) for the tracks `idx` that are in the zone
+    (`zone` per track). Writes those still for `min_still` s at least (track indices, in order) and how
+    long each has been still to `out_i` and `out_still` (as long as `idx` at least); returns how many."""
+    m = 0
+    for k in range(idx.shape[0]):
+        i = idx[k]
+        if not zone[i]:
+            continue
+        s = slots[i]
+        a_x = ax[s]
+        if math.isnan(a_x) or math.hypot(gx[i] - a_x, (gy[i] - ay[s]) * aspect) > radius:
+            ax[s] = gx[i]
+            ay[s] = gy[i]
+            since[s] = t
+        still = t - since[s]
+        if still >= min_still:
+            out_i[m] = i
+            out_still[m] = still
+            m += 1
+    return m
+
+
+@njit(cache=True, nogil=True)
 def dwell_still_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the rule's state and parameters
     idx: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, bw: np.ndarray, hits: np.ndarray,
     ids: np.ndarray, codes: np.ndarray, ax: np.ndarray, ay: np.ndarray, since: np.ndarray, fired: np.ndarray,
@@ -327,6 +355,7 @@ def warm_up() -> None:
     dwell_still_step(i, i, f, f, f, i, i, i, f.copy(), f.copy(), f.copy(), b.copy(), i.copy(), i.copy(), f.copy(),
                      f.copy(), 0.0, 1.0, 0.5, 30.0, 3, i.copy())
     note_stays(i, i, i, i, i, f, f, 2, b.copy(), i.copy(), i.copy(), f.copy(), f.copy())
+    still_in_zone(i, b, i, f, f, f.copy(), f.copy(), f.copy(), 0.0, 1.0, 0.03, 5.0, i.copy(), f.copy())
     count_selected(b, i, f, 0.5, b, b)
     slot_gaps(i, b, 0.0, f)
     slot_motion(i, b, f, f, f, f, i, i, b.copy(), 0.0, f, f, f.copy(), f.copy(), f.copy(), f.copy(), f.copy(),

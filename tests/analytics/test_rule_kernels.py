@@ -229,6 +229,31 @@ def test_zone_stay_and_stillness_equal_the_numpy_reference(seed: int) -> None:
     assert ended > 0 and anchored > 0
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_still_in_zone_equals_the_numpy_reference(seed: int) -> None:
+    """DumpingRule's stillness in its zone: select, keep those in the zone, update their anchors, and
+    list the ones still long enough, as its numpy code did."""
+    cap = 64
+    ref = {"ax": np.full(cap, np.nan), "ay": np.full(cap, np.nan), "since": np.full(cap, np.nan)}
+    got = {k: v.copy() for k, v in ref.items()}
+    listed = 0
+    for f, (slots, gx, gy, _, sel) in enumerate(_frames(seed)):
+        t = f / 5.0
+        zone = (gx > 0.2) & (gy > 0.1)
+        idx = sel.nonzero()[0]
+        inz = idx[zone[idx]]
+        _, still = _ref_stillness(inz, slots, gx, gy, ref, t, 0.5625, 0.03, None)
+        want = [(int(inz[k]), float(still[k])) for k in (still >= 1.0).nonzero()[0]]
+        out_i, out_still = np.full(len(idx) + 1, -3, dtype=np.intp), np.full(len(idx) + 1, np.nan)
+        m = kernels.still_in_zone(idx, zone, slots, gx, gy, got["ax"], got["ay"], got["since"], t, 0.5625, 0.03, 1.0,
+                                  out_i, out_still)
+        assert list(zip(out_i[:m].tolist(), out_still[:m].tolist(), strict=True)) == want
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
+        listed += m
+    assert listed > 0
+
+
 def _ref_slot_motion(slots: np.ndarray, fresh: np.ndarray, gx: FloatArray, gy: FloatArray, bw: FloatArray,
                      bh: FloatArray, codes: np.ndarray, hits_in: np.ndarray, confirmed: np.ndarray, t: float,
                      st: dict[str, np.ndarray]) -> np.ndarray:
