@@ -279,26 +279,21 @@ class SlotTable:
         slots = np.array(slots_l, dtype=np.intp)
         if n:
             box, conf, fresh, confirmed, hits_a, classes = _columns_of(tracks, columns)
-            # ground points as the rows of one (2, n) array: the zone tests take them stacked
-            ground = np.empty((2, n))
-            np.add(box[:, 0], box[:, 2], out=ground[0])
-            ground[0] *= 0.5 / w
-            np.multiply(box[:, 3], 1.0 / h, out=ground[1])
-            gx, gy = ground
-            bw = (box[:, 2] - box[:, 0]) * (1.0 / w)
-            bh = (box[:, 3] - box[:, 1]) * (1.0 / h)
+            # ground points as the rows of one (2, n) array (the zone tests take them stacked), box sizes,
+            # and the time since each slot of a track detected now was last seen
+            geo, gaps, exponent = kernels.frame_ground(box, 0.5 / w, 1.0 / w, 1.0 / h, slots, fresh, t, self.last_t)
+            ground = geo[:2]
+            gx, gy, bw, bh = geo
             code_of = self.vocab.codes
             codes = np.array(
                 [code_of[c] if c in code_of else self.vocab.code(c) for c in classes], dtype=np.intp,
             )
             # the slots of tracks detected now move, their velocity smoothed towards the one implied by the
-            # move since the slot was last seen (the smoothing's exp stays numpy's: the same bits as before)
-            safe_dt, ok = kernels.slot_gaps(slots, fresh, t, self.last_t)
-            a = np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0)
+            # move since the slot was last seen (the smoothing's exp stays numpy's: the same bits as before);
             # a re-linked track is as old as its slot: hits and confirmed count the slot's sightings
             hits = kernels.slot_motion(
-                slots, fresh, gx, gy, bw, bh, codes, hits_a, confirmed, t, a, safe_dt, self.last_t, self.x, self.y,
-                self.vx, self.vy, self.bw, self.bh, self.seen, self.code,
+                slots, fresh, gx, gy, bw, bh, codes, hits_a, confirmed, t, np.exp(exponent), gaps, self.last_t,
+                self.x, self.y, self.vx, self.vy, self.bw, self.bh, self.seen, self.code,
             )
         else:
             ground = np.zeros((2, 0))

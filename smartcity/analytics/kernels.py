@@ -285,45 +285,62 @@ def count_selected(
 
 
 @njit(cache=True, nogil=True)
-def slot_gaps(slots: np.ndarray, fresh: np.ndarray, t: float, last_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """SlotTable.view's first step: for the tracks detected in this frame (`fresh`, in order), the time
-    since their slot was last seen (1.0 where unknown or not positive) and whether it is known (> 1e-6 s)."""
-    n = 0
-    for i in range(slots.shape[0]):
+def frame_ground(
+    box: np.ndarray, half_w: float, inv_w: float, inv_h: float, slots: np.ndarray, fresh: np.ndarray, t: float,
+    last_t: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SlotTable.view's first step. Returns the tracks' (rows of `box`: x1, y1, x2, y2) ground points and
+    box sizes normalised, as the rows of one (4, n) array: (x1 + x2) * half_w, y2 * inv_h, (x2 - x1) * inv_w,
+    (y2 - y1) * inv_h; for the tracks detected in this frame (`fresh`, in order), as the rows of a (2, m)
+    array, the time since their slot was last seen (1.0 where unknown or not positive) and whether it is
+    known (> 1e-6 s; 1.0 or 0.0); and minus that time over 0.7 s, whose exp smooths their velocity."""
+    n = slots.shape[0]
+    geo = np.empty((4, n))
+    m = 0
+    for i in range(n):
+        x1, y1, x2, y2 = box[i, 0], box[i, 1], box[i, 2], box[i, 3]
+        geo[0, i] = (x1 + x2) * half_w
+        geo[1, i] = y2 * inv_h
+        geo[2, i] = (x2 - x1) * inv_w
+        geo[3, i] = (y2 - y1) * inv_h
         if fresh[i]:
-            n += 1
-    safe_dt = np.empty(n)
-    ok = np.empty(n, dtype=np.bool_)
+            m += 1
+    gaps = np.empty((2, m))
+    exponent = np.empty(m)
     k = 0
-    for i in range(slots.shape[0]):
+    for i in range(n):
         if fresh[i]:
             dt = t - last_t[slots[i]]
             good = math.isfinite(dt) and dt > 1e-6
-            ok[k] = good
-            safe_dt[k] = dt if good else 1.0
+            safe = dt if good else 1.0
+            gaps[0, k] = safe
+            gaps[1, k] = 1.0 if good else 0.0
+            exponent[k] = -safe / 0.7
             k += 1
-    return safe_dt, ok
+    return geo, gaps, exponent
 
 
 @njit(cache=True, nogil=True)
 def slot_motion(  # noqa: PLR0913 - one flat call: the frame's arrays and the slot table's
     slots: np.ndarray, fresh: np.ndarray, gx: np.ndarray, gy: np.ndarray, bw: np.ndarray, bh: np.ndarray,
-    codes: np.ndarray, hits_in: np.ndarray, confirmed: np.ndarray, t: float, a: np.ndarray, safe_dt: np.ndarray,
+    codes: np.ndarray, hits_in: np.ndarray, confirmed: np.ndarray, t: float, decay: np.ndarray, gaps: np.ndarray,
     last_t: np.ndarray, x: np.ndarray, y: np.ndarray, vx: np.ndarray, vy: np.ndarray, sbw: np.ndarray,
     sbh: np.ndarray, seen: np.ndarray, code: np.ndarray,
 ) -> np.ndarray:
-    """SlotTable.view's second step: the slots of tracks detected in this frame (`fresh`; `a` and `safe_dt`
-    theirs, in order) move to their ground point, their velocity smoothed by `a` towards the one the move
-    implies, and count one more sighting; every slot takes its track's class code. Returns the tracks'
+    """SlotTable.view's second step: the slots of tracks detected in this frame (`fresh`; in order, `gaps`
+    theirs from frame_ground and `decay` the exp of its exponent) move to their ground point, their velocity
+    smoothed by a = 1 - decay (0 where the gap is unknown) towards the one the move implies, and count one
+    more sighting; every slot takes its track's class code. Returns the tracks'
     hits (at least their slot's sightings); `confirmed` gains those seen three times (in place)."""
     k = 0
     for i in range(slots.shape[0]):
         if fresh[i]:
             s = slots[i]
-            dt = safe_dt[k]
+            dt = gaps[0, k]
+            a = 1.0 - decay[k] if gaps[1, k] != 0.0 else 0.0
             old_vx, old_vy = vx[s], vy[s]
-            vx[s] = old_vx + a[k] * ((gx[i] - x[s]) / dt - old_vx)
-            vy[s] = old_vy + a[k] * ((gy[i] - y[s]) / dt - old_vy)
+            vx[s] = old_vx + a * ((gx[i] - x[s]) / dt - old_vx)
+            vy[s] = old_vy + a * ((gy[i] - y[s]) / dt - old_vy)
             x[s] = gx[i]
             y[s] = gy[i]
             sbw[s] = bw[i]
@@ -357,6 +374,8 @@ def warm_up() -> None:
     note_stays(i, i, i, i, i, f, f, 2, b.copy(), i.copy(), i.copy(), f.copy(), f.copy())
     still_in_zone(i, b, i, f, f, f.copy(), f.copy(), f.copy(), 0.0, 1.0, 0.03, 5.0, i.copy(), f.copy())
     count_selected(b, i, f, 0.5, b, b)
-    slot_gaps(i, b, 0.0, f)
-    slot_motion(i, b, f, f, f, f, i, i, b.copy(), 0.0, f, f, f.copy(), f.copy(), f.copy(), f.copy(), f.copy(),
-                f.copy(), f.copy(), i.copy(), i.copy())
+    box = np.zeros((2, 4))
+    frame_ground(box, 0.5, 1.0, 1.0, i, b, 0.0, f)
+    frame_ground(np.zeros((2, 8))[:, :4], 0.5, 1.0, 1.0, i, b, 0.0, f)  # boxes read off Track objects
+    slot_motion(i, b, f, f, f, f, i, i, b.copy(), 0.0, f, box.T.copy(), f.copy(), f.copy(), f.copy(), f.copy(),
+                f.copy(), f.copy(), f.copy(), i.copy(), i.copy())

@@ -298,10 +298,22 @@ def test_slot_motion_equals_the_numpy_reference(seed: int) -> None:
         hits_in = rng.integers(1, 6, n).astype(np.intp)
         confirmed = rng.random(n) < 0.3
         want_confirmed = confirmed.copy()
+        # boxes whose ground points and sizes in a frame of w x h are gx, gy, bw, bh (give or take the last bit)
+        w, h = 1280.0, 720.0
+        box = np.stack((gx * w - bw * w / 2, gy * h - bh * h, gx * w + bw * w / 2, gy * h), axis=1)
+        if seed % 2:
+            box = np.hstack((box, box))[:, :4]  # not contiguous, as when read off Track objects
+        geo, gaps, exponent = kernels.frame_ground(box, 0.5 / w, 1.0 / w, 1.0 / h, slots, fresh, t, got["last_t"])
+        # the numpy code SlotTable.view had before the kernel
+        ground = np.empty((2, n))
+        np.add(box[:, 0], box[:, 2], out=ground[0])
+        ground[0] *= 0.5 / w
+        np.multiply(box[:, 3], 1.0 / h, out=ground[1])
+        want_geo = np.vstack((ground, (box[:, 2] - box[:, 0]) * (1.0 / w), (box[:, 3] - box[:, 1]) * (1.0 / h)))
+        np.testing.assert_array_equal(geo, want_geo)
+        gx, gy, bw, bh = geo
         want = _ref_slot_motion(slots, fresh, gx, gy, bw, bh, codes, hits_in, want_confirmed, t, ref)
-        safe_dt, ok = kernels.slot_gaps(slots, fresh, t, got["last_t"])
-        a = np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0)
-        hits = kernels.slot_motion(slots, fresh, gx, gy, bw, bh, codes, hits_in, confirmed, t, a, safe_dt,
+        hits = kernels.slot_motion(slots, fresh, gx, gy, bw, bh, codes, hits_in, confirmed, t, np.exp(exponent), gaps,
                                    got["last_t"], got["x"], got["y"], got["vx"], got["vy"], got["bw"], got["bh"],
                                    got["seen"], got["code"])
         assert hits.tolist() == want.tolist() and confirmed.tolist() == want_confirmed.tolist()
