@@ -359,6 +359,26 @@ def slot_motion(  # noqa: PLR0913 - one flat call: the frame's arrays and the sl
     return hits
 
 
+@njit(cache=True, nogil=True)
+def all_halfplanes(dots: np.ndarray, offsets: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """PolygonSet.contains_xy's test after its matrix product: for each polygon (whose half-planes are the
+    rows of `dots` from `starts[k]` to the next start) and point (column), whether every dot >= its
+    offset (`offsets`: (rows, 1)). Returns (polygons, points) booleans."""
+    n_poly, n_rows, n = starts.shape[0], dots.shape[0], dots.shape[1]
+    out = np.empty((n_poly, n), dtype=np.bool_)
+    for k in range(n_poly):
+        lo = starts[k]
+        hi = starts[k + 1] if k + 1 < n_poly else n_rows
+        for i in range(n):
+            inside = True
+            for j in range(lo, hi):
+                if not dots[j, i] >= offsets[j, 0]:
+                    inside = False
+                    break
+            out[k, i] = inside
+    return out
+
+
 def warm_up() -> None:
     """Compile every kernel of this module for the argument types the rules pass (and store them in
     numba's cache): see smartcity.tracking.kernels.warm_up."""
@@ -374,6 +394,7 @@ def warm_up() -> None:
     note_stays(i, i, i, i, i, f, f, 2, b.copy(), i.copy(), i.copy(), f.copy(), f.copy())
     still_in_zone(i, b, i, f, f, f.copy(), f.copy(), f.copy(), 0.0, 1.0, 0.03, 5.0, i.copy(), f.copy())
     count_selected(b, i, f, 0.5, b, b)
+    all_halfplanes(np.zeros((2, 2)), np.zeros((2, 1)), np.zeros(1, dtype=np.intp))
     box = np.zeros((2, 4))
     frame_ground(box, 0.5, 1.0, 1.0, i, b, 0.0, f)
     frame_ground(np.zeros((2, 8))[:, :4], 0.5, 1.0, 1.0, i, b, 0.0, f)  # boxes read off Track objects

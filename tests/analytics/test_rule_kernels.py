@@ -386,3 +386,24 @@ def test_warm_up_compiles_what_the_rules_call() -> None:
         kinds |= {e.kind for e in engine.update(frame(0.2 * k, *shown))}
     assert {"wrong_way", "dwell"} <= kinds and engine.count_buckets()
     assert {name: set(public[name].signatures) for name in compiled} == compiled
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_all_halfplanes_equals_the_numpy_reduction(seed: int) -> None:
+    """PolygonSet.contains_xy's comparisons and per-polygon reduction, against the numpy code it had,
+    with points exactly on an edge (dot == offset) and NaN among them."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(3, 8, int(rng.integers(1, 6)))
+    starts = np.cumsum(np.concatenate(([0], sizes[:-1]))).astype(np.intp)
+    dots = rng.normal(size=(int(sizes.sum()), 0 if seed == 0 else int(rng.integers(20, 40)))) + 1.5
+    offsets = rng.normal(size=(len(dots), 1)) * 0.2
+    if dots.shape[1]:
+        dots[rng.random(dots.shape) < 0.1] = np.nan
+        on_edge = rng.random(dots.shape) < 0.1
+        dots[on_edge] = np.broadcast_to(offsets, dots.shape)[on_edge]
+    want = np.logical_and.reduceat(dots >= offsets, starts, axis=0)
+    got = kernels.all_halfplanes(dots, offsets, starts)
+    assert got.dtype == bool and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    if dots.shape[1]:
+        assert want.any() and not want.all()
