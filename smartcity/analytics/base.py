@@ -351,6 +351,9 @@ class SlotTable:
         taken = {s for i, s in enumerate(slots_l) if s >= 0 and kept[i].time_since_update == 0}
         index_of_slot = {s: i for i, s in enumerate(slots_l) if s >= 0}
         drop: set[int] = set()
+        # the slots' state as lists, read per candidate by _relink (a list item costs a fraction of a numpy
+        # scalar): made on the first relink; a slot allocated or relinked meanwhile is taken, no candidate
+        state: _SlotState | None = None
         for i in unknown:
             tr = kept[i]
             s: int | None = None
@@ -358,8 +361,14 @@ class SlotTable:
                 x1, y1, x2, y2 = tr.box
                 cands = [c for c in self.track_of_slot if c not in taken]
                 if cands:
+                    if state is None:
+                        state = _SlotState(
+                            self.code.tolist(), self.last_t.tolist(), self.seen.tolist(), self.bw.tolist(),
+                            self.bh.tolist(), self.vx.tolist(), self.vy.tolist(), self.x.tolist(), self.y.tolist(),
+                        )
                     s = self._relink(
-                        cands, self.vocab.code(tr.cls), (x1 + x2) * 0.5 / w, y2 / h, (x2 - x1) / w, (y2 - y1) / h, t
+                        cands, self.vocab.code(tr.cls), (x1 + x2) * 0.5 / w, y2 / h, (x2 - x1) / w, (y2 - y1) / h, t,
+                        state,
                     )
             if s is None:
                 s = self._allocate()
@@ -383,9 +392,9 @@ class SlotTable:
         return drop
 
     def _relink(
-        self, orphans: list[int], code: int, x: float, y: float, bw: float, bh: float, t: float
+        self, orphans: list[int], code: int, x: float, y: float, bw: float, bh: float, t: float, st: _SlotState
     ) -> int | None:
-        """The lost slot a new track continues, if one is kinematically plausible.
+        """The lost slot a new track continues, if one is kinematically plausible (`st`: the slots' state).
 
         Only an object seen at least twice (a one-frame fragment has no trustworthy velocity), of
         the same class and a similar size, whose predicted position is near enough (a radius that
@@ -397,24 +406,39 @@ class SlotTable:
             return None
         best, best_d = None, math.inf
         for s in orphans:
-            if self.code[s] != code or not math.isfinite(self.last_t[s]) or self.seen[s] < 2:
+            if st.code[s] != code or not math.isfinite(st.last_t[s]) or st.seen[s] < 2:
                 continue
-            gap = t - self.last_t[s]
+            gap = t - st.last_t[s]
             if gap <= 0 or gap > self.relink.max_gap_s:
                 continue
-            ow, oh = self.bw[s], self.bh[s]
+            ow, oh = st.bw[s], st.bh[s]
             if min(ow, oh, bw, bh) > 0 and max(bw / ow, ow / bw, bh / oh, oh / bh) > MAX_RELINK_SIZE_RATIO:
                 continue
-            tx, ty = self.vx[s] * gap, self.vy[s] * gap
+            tx, ty = st.vx[s] * gap, st.vy[s] * gap
             travel = math.hypot(tx, ty)
             size = max(ow, oh)
-            if travel > 0.5 * size and (x - self.x[s]) * tx + (y - self.y[s]) * ty < 0:
+            if travel > 0.5 * size and (x - st.x[s]) * tx + (y - st.y[s]) * ty < 0:
                 continue  # found behind where it was heading
-            d = math.hypot(self.x[s] + tx - x, self.y[s] + ty - y)
+            d = math.hypot(st.x[s] + tx - x, st.y[s] + ty - y)
             limit = min(self.relink.radius, 0.75 * size) + self.relink.radius_per_travel * travel
             if d <= limit and d < best_d:
                 best, best_d = s, d
         return best
+
+
+@dataclass(frozen=True, slots=True)
+class _SlotState:
+    """The slot table's per-slot arrays that re-linking reads, as lists (SlotTable._assign)."""
+
+    code: list[int]
+    last_t: list[float]
+    seen: list[int]
+    bw: list[float]
+    bh: list[float]
+    vx: list[float]
+    vy: list[float]
+    x: list[float]
+    y: list[float]
 
 
 class Scratch:
