@@ -578,7 +578,8 @@ class Rule:
             table = self._table
             if len(table) < len(self.vocab.names):
                 table = self._table = self.vocab.table(self.classes)
-            mask = view.masks[key] = table[view.codes] & (view.conf >= self.spec.min_confidence) & view.fresh
+            mask = view.masks[key] = kernels.selection(table, view.codes, view.conf, self.spec.min_confidence,
+                                                       view.fresh)
         return mask
 
     def selected_of(self, view: FrameView, names: frozenset[str]) -> BoolArray:
@@ -586,9 +587,8 @@ class Rule:
         key = (names, self.spec.min_confidence)
         mask = view.masks.get(key)
         if mask is None:  # shared within a frame with the rules that select alike
-            mask = view.masks[key] = (
-                self.class_table(names)[view.codes] & (view.conf >= self.spec.min_confidence) & view.fresh
-            )
+            mask = view.masks[key] = kernels.selection(self.class_table(names), view.codes, view.conf,
+                                                       self.spec.min_confidence, view.fresh)
         return mask
 
     def class_table(self, names: frozenset[str]) -> BoolArray:

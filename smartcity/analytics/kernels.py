@@ -271,6 +271,17 @@ def note_stays(
 
 
 @njit(cache=True, nogil=True)
+def selection(table: np.ndarray, codes: np.ndarray, conf: np.ndarray, min_conf: float, fresh: np.ndarray) -> np.ndarray:
+    """Rule.selected's mask: tracks of the classes in `table` (by class code), with a confidence of at
+    least `min_conf`, detected in this frame (`fresh`)."""
+    n = codes.shape[0]
+    out = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        out[i] = table[codes[i]] and conf[i] >= min_conf and fresh[i]
+    return out
+
+
+@njit(cache=True, nogil=True)
 def count_selected(
     table: np.ndarray, codes: np.ndarray, conf: np.ndarray, min_conf: float, confirmed: np.ndarray, zone: np.ndarray,
 ) -> int:
@@ -393,7 +404,10 @@ def warm_up() -> None:
                      f.copy(), 0.0, 1.0, 0.5, 30.0, 3, i.copy())
     note_stays(i, i, i, i, i, f, f, 2, b.copy(), i.copy(), i.copy(), f.copy(), f.copy())
     still_in_zone(i, b, i, f, f, f.copy(), f.copy(), f.copy(), 0.0, 1.0, 0.03, 5.0, i.copy(), f.copy())
-    count_selected(b, i, f, 0.5, b, b)
+    strided = np.zeros((2, 2))[:, 0]  # a column of the rows read off Track objects (no tracker columns)
+    for conf in (f, strided):
+        count_selected(b, i, conf, 0.5, b, b)
+        selection(b, i, conf, 0.5, b)
     all_halfplanes(np.zeros((2, 2)), np.zeros((2, 1)), np.zeros(1, dtype=np.intp))
     box = np.zeros((2, 4))
     frame_ground(box, 0.5, 1.0, 1.0, i, b, 0.0, f)

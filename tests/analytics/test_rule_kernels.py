@@ -407,3 +407,20 @@ def test_all_halfplanes_equals_the_numpy_reduction(seed: int) -> None:
     np.testing.assert_array_equal(got, want)
     if dots.shape[1]:
         assert want.any() and not want.all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_selection_equals_the_numpy_mask(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 0 if seed == 0 else 50
+    table = rng.random(7) < 0.5
+    codes = rng.integers(0, 7, n).astype(np.intp)
+    conf = rng.random(n)
+    conf[: n // 5] = 0.4  # exactly at the threshold
+    fresh = rng.random(n) < 0.8
+    want = table[codes] & (conf >= 0.4) & fresh
+    got = kernels.selection(table, codes, conf, 0.4, fresh)
+    assert got.dtype == bool
+    np.testing.assert_array_equal(got, want)
+    if n:
+        assert want.any() and not want.all()
