@@ -49,7 +49,7 @@ class StayFrame:
     `ended`: slots whose stay ended (their object left or is gone; a freed slot is listed even if
     it had no stay); their per-slot state is readable until `ZoneStay.release`. `idx`: the
     selected tracks in the zone (indices into the view), `slots` theirs, `started` which of them
-    entered now.
+    entered now: views of the stay's output buffers, valid until its next step.
     """
 
     ended: list[int]
