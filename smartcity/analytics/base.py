@@ -116,6 +116,8 @@ class FrameView:
     zone_rows: BoolArray | None = None
     asked: list[Polygon] = field(default_factory=list)  # zones asked about in this frame, in order
     picks: dict[int, tuple[BoolArray, IntArray, IntArray, FloatArray, FloatArray]] = field(default_factory=dict)
+    ids: IntArray | None = None  # the tracks' ids, made on first use (`track_ids`)
+    slot_rows: dict[int, int] | None = None  # made on first use (`slot_index`)
 
     def pick(self, mask: BoolArray) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
         """The tracks in `mask`: their indices, slots and ground points (gx, gy), shared within the frame
@@ -127,6 +129,22 @@ class FrameView:
         slots, gx, gy = self.slots[idx], self.gx[idx], self.gy[idx]
         self.picks[id(mask)] = (mask, idx, slots, gx, gy)
         return idx, slots, gx, gy
+
+    def track_ids(self) -> IntArray:
+        """The tracks' ids as an array (made once per frame, for the kernels that note who was where)."""
+        ids = self.ids
+        if ids is None:
+            ids = self.ids = np.array([tr.track_id for tr in self.tracks], dtype=np.intp)
+        return ids
+
+    def slot_index(self) -> dict[int, int]:
+        """The track (index) of each slot in this frame (made once per frame)."""
+        rows = self.slot_rows
+        if rows is None:
+            sl = self.slots.tolist()
+            # built backwards: a slot listed twice keeps its first track, as a search from the front would
+            rows = self.slot_rows = dict(zip(reversed(sl), range(len(sl) - 1, -1, -1), strict=True))
+        return rows
 
     def inside(self, zone: Polygon) -> BoolArray:
         """Which tracks have their ground point in `zone` (computed once per zone and frame)."""
@@ -261,26 +279,21 @@ class SlotTable:
         slots = np.array(slots_l, dtype=np.intp)
         if n:
             box, conf, fresh, confirmed, hits_a, classes = _columns_of(tracks, columns)
-            # ground points as the rows of one (2, n) array: the zone tests take them stacked
-            ground = np.empty((2, n))
-            np.add(box[:, 0], box[:, 2], out=ground[0])
-            ground[0] *= 0.5 / w
-            np.multiply(box[:, 3], 1.0 / h, out=ground[1])
-            gx, gy = ground
-            bw = (box[:, 2] - box[:, 0]) * (1.0 / w)
-            bh = (box[:, 3] - box[:, 1]) * (1.0 / h)
+            # ground points as the rows of one (2, n) array (the zone tests take them stacked), box sizes,
+            # and the time since each slot of a track detected now was last seen
+            geo, gaps, exponent = kernels.frame_ground(box, 0.5 / w, 1.0 / w, 1.0 / h, slots, fresh, t, self.last_t)
+            ground = geo[:2]
+            gx, gy, bw, bh = geo
             code_of = self.vocab.codes
             codes = np.array(
                 [code_of[c] if c in code_of else self.vocab.code(c) for c in classes], dtype=np.intp,
             )
             # the slots of tracks detected now move, their velocity smoothed towards the one implied by the
-            # move since the slot was last seen (the smoothing's exp stays numpy's: the same bits as before)
-            safe_dt, ok = kernels.slot_gaps(slots, fresh, t, self.last_t)
-            a = np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0)
+            # move since the slot was last seen (the smoothing's exp stays numpy's: the same bits as before);
             # a re-linked track is as old as its slot: hits and confirmed count the slot's sightings
             hits = kernels.slot_motion(
-                slots, fresh, gx, gy, bw, bh, codes, hits_a, confirmed, t, a, safe_dt, self.last_t, self.x, self.y,
-                self.vx, self.vy, self.bw, self.bh, self.seen, self.code,
+                slots, fresh, gx, gy, bw, bh, codes, hits_a, confirmed, t, np.exp(exponent), gaps, self.last_t,
+                self.x, self.y, self.vx, self.vy, self.bw, self.bh, self.seen, self.code,
             )
         else:
             ground = np.zeros((2, 0))
@@ -338,6 +351,9 @@ class SlotTable:
         taken = {s for i, s in enumerate(slots_l) if s >= 0 and kept[i].time_since_update == 0}
         index_of_slot = {s: i for i, s in enumerate(slots_l) if s >= 0}
         drop: set[int] = set()
+        # the slots' state as lists, read per candidate by _relink (a list item costs a fraction of a numpy
+        # scalar): made on the first relink; a slot allocated or relinked meanwhile is taken, no candidate
+        state: _SlotState | None = None
         for i in unknown:
             tr = kept[i]
             s: int | None = None
@@ -345,8 +361,14 @@ class SlotTable:
                 x1, y1, x2, y2 = tr.box
                 cands = [c for c in self.track_of_slot if c not in taken]
                 if cands:
+                    if state is None:
+                        state = _SlotState(
+                            self.code.tolist(), self.last_t.tolist(), self.seen.tolist(), self.bw.tolist(),
+                            self.bh.tolist(), self.vx.tolist(), self.vy.tolist(), self.x.tolist(), self.y.tolist(),
+                        )
                     s = self._relink(
-                        cands, self.vocab.code(tr.cls), (x1 + x2) * 0.5 / w, y2 / h, (x2 - x1) / w, (y2 - y1) / h, t
+                        cands, self.vocab.code(tr.cls), (x1 + x2) * 0.5 / w, y2 / h, (x2 - x1) / w, (y2 - y1) / h, t,
+                        state,
                     )
             if s is None:
                 s = self._allocate()
@@ -370,9 +392,9 @@ class SlotTable:
         return drop
 
     def _relink(
-        self, orphans: list[int], code: int, x: float, y: float, bw: float, bh: float, t: float
+        self, orphans: list[int], code: int, x: float, y: float, bw: float, bh: float, t: float, st: _SlotState
     ) -> int | None:
-        """The lost slot a new track continues, if one is kinematically plausible.
+        """The lost slot a new track continues, if one is kinematically plausible (`st`: the slots' state).
 
         Only an object seen at least twice (a one-frame fragment has no trustworthy velocity), of
         the same class and a similar size, whose predicted position is near enough (a radius that
@@ -384,24 +406,58 @@ class SlotTable:
             return None
         best, best_d = None, math.inf
         for s in orphans:
-            if self.code[s] != code or not math.isfinite(self.last_t[s]) or self.seen[s] < 2:
+            if st.code[s] != code or not math.isfinite(st.last_t[s]) or st.seen[s] < 2:
                 continue
-            gap = t - self.last_t[s]
+            gap = t - st.last_t[s]
             if gap <= 0 or gap > self.relink.max_gap_s:
                 continue
-            ow, oh = self.bw[s], self.bh[s]
+            ow, oh = st.bw[s], st.bh[s]
             if min(ow, oh, bw, bh) > 0 and max(bw / ow, ow / bw, bh / oh, oh / bh) > MAX_RELINK_SIZE_RATIO:
                 continue
-            tx, ty = self.vx[s] * gap, self.vy[s] * gap
+            tx, ty = st.vx[s] * gap, st.vy[s] * gap
             travel = math.hypot(tx, ty)
             size = max(ow, oh)
-            if travel > 0.5 * size and (x - self.x[s]) * tx + (y - self.y[s]) * ty < 0:
+            if travel > 0.5 * size and (x - st.x[s]) * tx + (y - st.y[s]) * ty < 0:
                 continue  # found behind where it was heading
-            d = math.hypot(self.x[s] + tx - x, self.y[s] + ty - y)
+            d = math.hypot(st.x[s] + tx - x, st.y[s] + ty - y)
             limit = min(self.relink.radius, 0.75 * size) + self.relink.radius_per_travel * travel
             if d <= limit and d < best_d:
                 best, best_d = s, d
         return best
+
+
+@dataclass(frozen=True, slots=True)
+class _SlotState:
+    """The slot table's per-slot arrays that re-linking reads, as lists (SlotTable._assign)."""
+
+    code: list[int]
+    last_t: list[float]
+    seen: list[int]
+    bw: list[float]
+    bh: list[float]
+    vx: list[float]
+    vy: list[float]
+    x: list[float]
+    y: list[float]
+
+
+class Scratch:
+    """Output arrays that a kernel fills in place, returning how many places it filled: one set per
+    user, grown with the frame. A compiled function that returns arrays boxes each one, which costs
+    about as much as the rest of a small kernel call."""
+
+    def __init__(self, *dtypes: npt.DTypeLike) -> None:
+        self._dtypes = dtypes
+        self.size = 0
+        self.arrays: tuple[npt.NDArray[Any], ...] = ()
+        self.fit(64)
+
+    def fit(self, n: int) -> tuple[npt.NDArray[Any], ...]:
+        """The arrays, at least `n` long (their contents are left over from earlier calls)."""
+        if n > self.size:
+            self.size = max(n, 2 * self.size)
+            self.arrays = tuple(np.empty(self.size, dtype=d) for d in self._dtypes)
+        return self.arrays
 
 
 class SlotArrays:
@@ -522,7 +578,17 @@ class Rule:
             table = self._table
             if len(table) < len(self.vocab.names):
                 table = self._table = self.vocab.table(self.classes)
-            mask = view.masks[key] = table[view.codes] & (view.conf >= self.spec.min_confidence) & view.fresh
+            mask = view.masks[key] = kernels.selection(table, view.codes, view.conf, self.spec.min_confidence,
+                                                       view.fresh)
+        return mask
+
+    def selected_of(self, view: FrameView, names: frozenset[str]) -> BoolArray:
+        """`selected` for other classes: tracks of `names`, above the rule's confidence, detected now."""
+        key = (names, self.spec.min_confidence)
+        mask = view.masks.get(key)
+        if mask is None:  # shared within a frame with the rules that select alike
+            mask = view.masks[key] = kernels.selection(self.class_table(names), view.codes, view.conf,
+                                                       self.spec.min_confidence, view.fresh)
         return mask
 
     def class_table(self, names: frozenset[str]) -> BoolArray:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from smartcity.analytics import kernels
+
 Point = tuple[float, float]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -376,5 +378,7 @@ class PolygonSet:
         equals `polygons[k].contains_xy(xy)`."""
         if not self.polygons:
             return np.zeros((0, xy.shape[1]), dtype=bool)
-        out: BoolArray = np.logical_and.reduceat(self.normals @ xy >= self.offsets, self.starts, axis=0)
+        # the product stays numpy's (BLAS may fuse its multiply-adds: a kernel's own sums could differ in
+        # the last bit); the comparisons and the reduction per polygon are one kernel call
+        out: BoolArray = kernels.all_halfplanes(self.normals @ xy, self.offsets, self.starts)
         return out

@@ -120,9 +120,10 @@ def test_wrong_way_step_equals_the_numpy_reference(seed: int) -> None:
     for slots, gx, gy, hits, sel in _frames(seed):
         zone = (gx > 0.2) & (gy < 0.8)
         want = _ref_wrong_way(sel, zone, slots, gx, gy, hits, ref, ux, uy, 0.03, 3, math.cos(math.radians(50)))
-        hit, back = kernels.wrong_way_step(sel, zone, slots, gx, gy, hits, got["ax"], got["ay"], got["fired"],
-                                           ux, uy, 0.03, 3, math.cos(math.radians(50)))
-        assert list(zip(hit.tolist(), back.tolist())) == want
+        hit, back = np.full(len(slots) + 3, -7, dtype=np.intp), np.full(len(slots) + 3, np.nan)
+        k = kernels.wrong_way_step(sel, zone, slots, gx, gy, hits, got["ax"], got["ay"], got["fired"],
+                                   ux, uy, 0.03, 3, math.cos(math.radians(50)), hit, back)
+        assert list(zip(hit[:k].tolist(), back[:k].tolist())) == want
         for k in ref:
             np.testing.assert_array_equal(got[k], ref[k])
         fired += len(want)
@@ -154,9 +155,11 @@ def test_crossings_step_equals_the_numpy_reference(seed: int) -> None:
         idx = sel.nonzero()[0]
         s, x, y = slots[idx], gx[idx], gy[idx]
         want = _ref_crossings(idx, s, x, y, d_all, new_all, hits, ref, t, margin, 2, line)
-        out = kernels.crossings_step(idx, s, gx, gy, bw, bh, hits, got["side"], got["px"], got["py"], got["pt"],
-                                     got["pend"], got["pend_t"], got["pend_x"], t, margin, 2, line)
-        assert list(zip(*(o.tolist() for o in out))) == want
+        out = (np.empty(len(idx), dtype=np.intp), np.empty(len(idx), dtype=np.int8), np.empty(len(idx)),
+               np.empty(len(idx)))
+        k = kernels.crossings_step(idx, s, gx, gy, bw, bh, hits, got["side"], got["px"], got["py"], got["pt"],
+                                   got["pend"], got["pend_t"], got["pend_x"], t, margin, 2, line, *out)
+        assert list(zip(*(o[:k].tolist() for o in out))) == want
         for k in ref:
             np.testing.assert_array_equal(got[k], ref[k])
         crossings += len(want)
@@ -200,10 +203,13 @@ def test_zone_stay_and_stillness_equal_the_numpy_reference(seed: int) -> None:
         t = f / 5.0
         zone = (gx > 0.3) & (gx < 0.9)
         gone, idx, s, started = _ref_zone_stay(sel, zone, slots, ref, t, 1.5)
-        out = kernels.zone_stay_step(sel, zone, slots, got["entered"], got["last"], t, 1.5)
-        assert out[0].tolist() == gone
+        n = len(slots)
+        out = (np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp), np.empty(n, dtype=np.intp),
+               np.empty(n, dtype=bool))
+        n_gone, k = kernels.zone_stay_step(sel, zone, slots, got["entered"], got["last"], t, 1.5, *out)
+        assert out[0][:n_gone].tolist() == gone
         for a, b in zip(out[1:], (idx, s, started), strict=True):
-            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a[:k], b)
         ended += len(gone)
         # stillness of the tracks in the zone: one radius for all, or one each with some kept anchors
         per_track = seed % 2 == 1
@@ -221,6 +227,31 @@ def test_zone_stay_and_stillness_equal_the_numpy_reference(seed: int) -> None:
         for k in ref:
             np.testing.assert_array_equal(got[k], ref[k])
     assert ended > 0 and anchored > 0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_still_in_zone_equals_the_numpy_reference(seed: int) -> None:
+    """DumpingRule's stillness in its zone: select, keep those in the zone, update their anchors, and
+    list the ones still long enough, as its numpy code did."""
+    cap = 64
+    ref = {"ax": np.full(cap, np.nan), "ay": np.full(cap, np.nan), "since": np.full(cap, np.nan)}
+    got = {k: v.copy() for k, v in ref.items()}
+    listed = 0
+    for f, (slots, gx, gy, _, sel) in enumerate(_frames(seed)):
+        t = f / 5.0
+        zone = (gx > 0.2) & (gy > 0.1)
+        idx = sel.nonzero()[0]
+        inz = idx[zone[idx]]
+        _, still = _ref_stillness(inz, slots, gx, gy, ref, t, 0.5625, 0.03, None)
+        want = [(int(inz[k]), float(still[k])) for k in (still >= 1.0).nonzero()[0]]
+        out_i, out_still = np.full(len(idx) + 1, -3, dtype=np.intp), np.full(len(idx) + 1, np.nan)
+        m = kernels.still_in_zone(idx, zone, slots, gx, gy, got["ax"], got["ay"], got["since"], t, 0.5625, 0.03, 1.0,
+                                  out_i, out_still)
+        assert list(zip(out_i[:m].tolist(), out_still[:m].tolist(), strict=True)) == want
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
+        listed += m
+    assert listed > 0
 
 
 def _ref_slot_motion(slots: np.ndarray, fresh: np.ndarray, gx: FloatArray, gy: FloatArray, bw: FloatArray,
@@ -267,10 +298,22 @@ def test_slot_motion_equals_the_numpy_reference(seed: int) -> None:
         hits_in = rng.integers(1, 6, n).astype(np.intp)
         confirmed = rng.random(n) < 0.3
         want_confirmed = confirmed.copy()
+        # boxes whose ground points and sizes in a frame of w x h are gx, gy, bw, bh (give or take the last bit)
+        w, h = 1280.0, 720.0
+        box = np.stack((gx * w - bw * w / 2, gy * h - bh * h, gx * w + bw * w / 2, gy * h), axis=1)
+        if seed % 2:
+            box = np.hstack((box, box))[:, :4]  # not contiguous, as when read off Track objects
+        geo, gaps, exponent = kernels.frame_ground(box, 0.5 / w, 1.0 / w, 1.0 / h, slots, fresh, t, got["last_t"])
+        # the numpy code SlotTable.view had before the kernel
+        ground = np.empty((2, n))
+        np.add(box[:, 0], box[:, 2], out=ground[0])
+        ground[0] *= 0.5 / w
+        np.multiply(box[:, 3], 1.0 / h, out=ground[1])
+        want_geo = np.vstack((ground, (box[:, 2] - box[:, 0]) * (1.0 / w), (box[:, 3] - box[:, 1]) * (1.0 / h)))
+        np.testing.assert_array_equal(geo, want_geo)
+        gx, gy, bw, bh = geo
         want = _ref_slot_motion(slots, fresh, gx, gy, bw, bh, codes, hits_in, want_confirmed, t, ref)
-        safe_dt, ok = kernels.slot_gaps(slots, fresh, t, got["last_t"])
-        a = np.where(ok, 1.0 - np.exp(-safe_dt / 0.7), 0.0)
-        hits = kernels.slot_motion(slots, fresh, gx, gy, bw, bh, codes, hits_in, confirmed, t, a, safe_dt,
+        hits = kernels.slot_motion(slots, fresh, gx, gy, bw, bh, codes, hits_in, confirmed, t, np.exp(exponent), gaps,
                                    got["last_t"], got["x"], got["y"], got["vx"], got["vy"], got["bw"], got["bh"],
                                    got["seen"], got["code"])
         assert hits.tolist() == want.tolist() and confirmed.tolist() == want_confirmed.tolist()
@@ -286,6 +329,8 @@ def test_dwell_still_step_equals_the_numpy_reference(seed: int) -> None:
     ref = {"ax": np.full(cap, np.nan), "ay": np.full(cap, np.nan), "since": np.full(cap, np.nan),
            "fired": np.zeros(cap, dtype=bool)}
     got = {k: v.copy() for k, v in ref.items()}
+    who = {"id": np.full(cap, -1, dtype=np.intp), "code": np.full(cap, -1, dtype=np.intp), "x": np.full(cap, np.nan),
+           "y": np.full(cap, np.nan)}
     pos = rng.random((cap, 2))
     due_seen = 0
     for frame_no in range(80):
@@ -305,12 +350,21 @@ def test_dwell_still_step_equals_the_numpy_reference(seed: int) -> None:
                                                 radius, ref["fired"][s])
         want_due = ~ref["fired"][s] & (still >= 2.0) & (hits[idx] >= 3)
         want_noted = np.flatnonzero(want_due | moved)
-        due, noted = kernels.dwell_still_step(idx, slots, gx, gy, bw, hits, got["ax"], got["ay"], got["since"],
-                                              got["fired"], t, 0.6, 0.5, 2.0, 3)
-        assert due.tolist() == want_due.tolist() and noted.tolist() == want_noted.tolist()
+        # who the noted tracks are, in their slots
+        ids, codes = 1000 + slots, rng.integers(0, 5, n).astype(np.intp)
+        want_who = {k: v.copy() for k, v in who.items()}
+        ns, ni = s[want_noted], idx[want_noted]
+        want_who["id"][ns], want_who["code"][ns], want_who["x"][ns], want_who["y"][ns] = ids[ni], codes[ni], gx[ni], gy[ni]
+        due = np.full(len(idx) + 2, -5, dtype=np.intp)
+        n_due = kernels.dwell_still_step(idx, slots, gx, gy, bw, hits, ids, codes, got["ax"], got["ay"], got["since"],
+                                         got["fired"], who["id"], who["code"], who["x"], who["y"], t, 0.6, 0.5, 2.0, 3,
+                                         due)
+        assert due[:n_due].tolist() == np.flatnonzero(want_due).tolist()
         for k in ("ax", "ay", "since"):
             np.testing.assert_array_equal(got[k], ref[k])
-        ref["fired"][s[want_due]] = got["fired"][s[due]] = True
+        for k in who:
+            np.testing.assert_array_equal(who[k], want_who[k])
+        ref["fired"][s[want_due]] = got["fired"][s[due[:n_due]]] = True
         due_seen += int(want_due.sum())
     assert due_seen > 0
 
@@ -332,3 +386,41 @@ def test_warm_up_compiles_what_the_rules_call() -> None:
         kinds |= {e.kind for e in engine.update(frame(0.2 * k, *shown))}
     assert {"wrong_way", "dwell"} <= kinds and engine.count_buckets()
     assert {name: set(public[name].signatures) for name in compiled} == compiled
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_all_halfplanes_equals_the_numpy_reduction(seed: int) -> None:
+    """PolygonSet.contains_xy's comparisons and per-polygon reduction, against the numpy code it had,
+    with points exactly on an edge (dot == offset) and NaN among them."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(3, 8, int(rng.integers(1, 6)))
+    starts = np.cumsum(np.concatenate(([0], sizes[:-1]))).astype(np.intp)
+    dots = rng.normal(size=(int(sizes.sum()), 0 if seed == 0 else int(rng.integers(20, 40)))) + 1.5
+    offsets = rng.normal(size=(len(dots), 1)) * 0.2
+    if dots.shape[1]:
+        dots[rng.random(dots.shape) < 0.1] = np.nan
+        on_edge = rng.random(dots.shape) < 0.1
+        dots[on_edge] = np.broadcast_to(offsets, dots.shape)[on_edge]
+    want = np.logical_and.reduceat(dots >= offsets, starts, axis=0)
+    got = kernels.all_halfplanes(dots, offsets, starts)
+    assert got.dtype == bool and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    if dots.shape[1]:
+        assert want.any() and not want.all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_selection_equals_the_numpy_mask(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 0 if seed == 0 else 50
+    table = rng.random(7) < 0.5
+    codes = rng.integers(0, 7, n).astype(np.intp)
+    conf = rng.random(n)
+    conf[: n // 5] = 0.4  # exactly at the threshold
+    fresh = rng.random(n) < 0.8
+    want = table[codes] & (conf >= 0.4) & fresh
+    got = kernels.selection(table, codes, conf, 0.4, fresh)
+    assert got.dtype == bool
+    np.testing.assert_array_equal(got, want)
+    if n:
+        assert want.any() and not want.all()

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import ValidationInfo
 
 from smartcity.analytics import kernels
-from smartcity.analytics.base import FrameView, SlotArrays
+from smartcity.analytics.base import FrameView, Scratch, SlotArrays
 from smartcity.analytics.geometry import BoolArray, GeometryError, Line
 
 
@@ -59,6 +59,7 @@ class Crossings:
             side=(0, np.int8), px=(np.nan, np.float64), py=(np.nan, np.float64), pt=(np.nan, np.float64),
             pend=(0, np.int8), pend_t=(np.nan, np.float64), pend_x=(np.nan, np.float64),
         )
+        self._out = Scratch(np.intp, np.int8, np.float64, np.float64)  # the kernel's crossings
 
     def step(self, view: FrameView, sel: BoolArray) -> list[tuple[int, int, float, float]]:
         """(track index, direction +1/-1, crossing time, along-line fraction) of crossings now confirmed."""
@@ -68,13 +69,14 @@ class Crossings:
         idx, s, _, _ = view.pick(sel)
         if not len(idx):
             return []
-        hit, direction, t_cross, u = kernels.crossings_step(
+        hit, direction, t_cross, u = out = self._out.fit(len(idx))
+        k = kernels.crossings_step(
             idx, s, view.gx, view.gy, view.bw, view.bh, view.hits, st.side, st.px, st.py, st.pt, st.pend,
-            st.pend_t, st.pend_x, float(view.t), self.margin, self.min_age, self._line,
+            st.pend_t, st.pend_x, float(view.t), self.margin, self.min_age, self._line, *out,
         )
-        if not len(hit):
+        if not k:
             return []
-        return list(zip(hit.tolist(), direction.tolist(), t_cross.tolist(), u.tolist(), strict=True))
+        return list(zip(hit[:k].tolist(), direction[:k].tolist(), t_cross[:k].tolist(), u[:k].tolist(), strict=True))
 
     def reset(self) -> None:
         self.st.reset(list(range(self.st.capacity)))

@@ -18,10 +18,23 @@ from typing import Any
 import numpy as np
 
 from smartcity.analytics import kernels
-from smartcity.analytics.base import FrameView, IntArray, SlotArrays
+from smartcity.analytics.base import FrameView, IntArray, Scratch, SlotArrays
 from smartcity.analytics.geometry import BoolArray, FloatArray, Polygon
 
 _NO_KEEP: BoolArray = np.zeros(0, dtype=bool)  # Stillness.update's kernel: no track keeps its anchor
+
+# ZoneStay fills for who an object in a stay is, as a rule last noted it: track id (-1: not noted),
+# class code and ground point (kernels write them; `who` reads them back)
+WHO = {"who_id": (-1, np.intp), "who_code": (-1, np.intp), "who_x": (np.nan, np.float64),
+       "who_y": (np.nan, np.float64)}
+
+
+def who(st: SlotArrays, view: FrameView, slot: int) -> tuple[int, str, float, float] | None:
+    """Track id, class and ground point noted in `st`'s WHO arrays for a slot (None: nothing noted)."""
+    tid = int(st.who_id[slot])
+    if tid < 0:
+        return None
+    return tid, view.vocab.names[int(st.who_code[slot])], float(st.who_x[slot]), float(st.who_y[slot])
 
 
 def aspect(view: FrameView) -> float:
@@ -36,7 +49,7 @@ class StayFrame:
     `ended`: slots whose stay ended (their object left or is gone; a freed slot is listed even if
     it had no stay); their per-slot state is readable until `ZoneStay.release`. `idx`: the
     selected tracks in the zone (indices into the view), `slots` theirs, `started` which of them
-    entered now.
+    entered now: views of the stay's output buffers, valid until its next step.
     """
 
     ended: list[int]
@@ -53,6 +66,7 @@ class ZoneStay:
         self.zone = zone
         self.exit_grace_s = exit_grace_s
         self.st = SlotArrays(entered=(np.nan, np.float64), last=(np.nan, np.float64), **fills)
+        self._out = Scratch(np.intp, np.intp, np.intp, np.bool_)  # the kernel's gone, idx, slots, started
 
     def step(self, view: FrameView, sel: BoolArray) -> StayFrame:
         """Advance the stays with the tracks selected in this frame (tracks not selected, e.g.
@@ -62,12 +76,13 @@ class ZoneStay:
         # a slot freed this frame is never one allocated in it: the reset does not touch it
         ended = list(view.freed_slots)
         st.reset(view.new_slots)
-        gone, idx, s, started = kernels.zone_stay_step(
-            sel, view.inside(self.zone), view.slots, st.entered, st.last, float(view.t), self.exit_grace_s
+        gone, idx, s, started = out = self._out.fit(len(sel))
+        n_gone, k = kernels.zone_stay_step(
+            sel, view.inside(self.zone), view.slots, st.entered, st.last, float(view.t), self.exit_grace_s, *out
         )
-        if len(gone):
-            ended.extend(gone.tolist())
-        return StayFrame(ended, idx, s, started)
+        if n_gone:
+            ended.extend(gone[:n_gone].tolist())
+        return StayFrame(ended, idx[:k], s[:k], started[:k])
 
     def release(self, slots: list[int]) -> None:
         """Forget the ended stays (after the rule has read what it needs of them)."""

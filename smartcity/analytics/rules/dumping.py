@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from pydantic import Field
 
-from smartcity.analytics.base import ClassVocab, FrameView, Rule, track_payload
-from smartcity.analytics.base import nonzero_index as _nz
+from smartcity.analytics import kernels
+from smartcity.analytics.base import ClassVocab, FrameView, Rule, Scratch, track_payload
 from smartcity.analytics.classes import DISCARDED, VEHICLES
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import ClassNames, Params, PolygonParam
@@ -71,6 +72,7 @@ class DumpingRule(Rule):
         self.done: list[_Stop] = []  # vehicles gone, waiting for an object
         self.seen_static: list[tuple[float, float, float, float]] = []  # x, y, first static t, last t
         self.judged: set[int] = set()
+        self._out = Scratch(np.intp, np.float64)  # the still kernel's tracks
 
     def step(self, view: FrameView) -> list[RuleEvent]:
         p: DumpingParams = self.params
@@ -98,22 +100,26 @@ class DumpingRule(Rule):
         """Open a stop for each vehicle standing still in the zone; close those that moved off."""
         p: DumpingParams = self.params
         t = view.t
-        vi = _nz(self.selected(view))
+        vi, _, _, _ = view.pick(self.selected(view))
         if len(vi):
-            vi = vi[view.inside(self.zone)[vi]]
-        if len(vi):
-            _, still = self.vstill.update(view, vi, p.static_radius * 2)
-            for k in _nz(still >= p.stop_s):
-                slot = int(view.slots[vi[k]])
+            anchors = self.vstill.st
+            hit, still = self._out.fit(len(vi))
+            m = kernels.still_in_zone(vi, view.inside(self.zone), view.slots, view.gx, view.gy, anchors.ax,
+                                      anchors.ay, anchors.since, float(t), a, p.static_radius * 2, p.stop_s, hit,
+                                      still)
+            for i, still_for in zip(hit[:m].tolist(), still[:m].tolist(), strict=True):
+                slot = int(view.slots[i])
                 if slot not in self.stops:
-                    tr = view.tracks[int(vi[k])]
-                    self.stops[slot] = _Stop(slot, tr.track_id, tr.cls, float(view.gx[vi[k]]),
-                                             float(view.gy[vi[k]]), t - float(still[k]))
+                    tr = view.tracks[i]
+                    self.stops[slot] = _Stop(slot, tr.track_id, tr.cls, float(view.gx[i]), float(view.gy[i]),
+                                             t - still_for)
+        if not self.stops:
+            return
+        row_of = view.slot_index()
         for slot, stop in list(self.stops.items()):
-            hit = _nz(view.slots == slot)
-            if not len(hit):
+            i = row_of.get(slot)
+            if i is None:
                 continue  # unseen this frame: the slot table frees the slot if the vehicle is gone
-            i = int(hit[0])
             if math.hypot(view.gx[i] - stop.x, (view.gy[i] - stop.y) * a) > p.static_radius * 4:
                 stop.left_at = t
                 self.done.append(self.stops.pop(slot))
@@ -122,32 +128,32 @@ class DumpingRule(Rule):
         """Judge each object that has stood still long enough: dumped by a vehicle gone, or there before."""
         p: DumpingParams = self.params
         t = view.t
-        om = self.class_table(self.objects)[view.codes] & view.fresh & (view.conf >= self.spec.min_confidence)
-        oi = _nz(om)
-        if len(oi):
-            oi = oi[view.inside(self.zone)[oi]]
-        if len(oi):
-            _, still = self.ostill.update(view, oi, p.static_radius)
-            for k in _nz(still >= p.object_static_s):
-                i = int(oi[k])
-                slot = int(view.slots[i])
-                if slot in self.judged:
-                    continue
-                x, y = float(view.gx[i]), float(view.gy[i])
-                first_seen = float(view.first_seen[slot])
-                static_since = t - float(still[k])
-                if self._dumped(out, view, i, x, y, first_seen, a):
-                    self.judged.add(slot)
-                    self._remember(x, y, static_since, t, a)
-                    continue
-                waiting = any(
-                    st.arrived_at <= first_seen + 1.0
-                    and math.hypot(st.x - x, (st.y - y) * a) <= p.radius
-                    for st in self.stops.values()
-                )
-                if not waiting:
-                    self.judged.add(slot)
-                    self._remember(x, y, static_since, t, a)
+        oi, _, _, _ = view.pick(self.selected_of(view, self.objects))
+        if not len(oi):
+            return
+        anchors = self.ostill.st
+        hit, still = self._out.fit(len(oi))
+        m = kernels.still_in_zone(oi, view.inside(self.zone), view.slots, view.gx, view.gy, anchors.ax, anchors.ay,
+                                  anchors.since, float(t), a, p.static_radius, p.object_static_s, hit, still)
+        for i, still_for in zip(hit[:m].tolist(), still[:m].tolist(), strict=True):
+            slot = int(view.slots[i])
+            if slot in self.judged:
+                continue
+            x, y = float(view.gx[i]), float(view.gy[i])
+            first_seen = float(view.first_seen[slot])
+            static_since = t - still_for
+            if self._dumped(out, view, i, x, y, first_seen, a):
+                self.judged.add(slot)
+                self._remember(x, y, static_since, t, a)
+                continue
+            waiting = any(
+                st.arrived_at <= first_seen + 1.0
+                and math.hypot(st.x - x, (st.y - y) * a) <= p.radius
+                for st in self.stops.values()
+            )
+            if not waiting:
+                self.judged.add(slot)
+                self._remember(x, y, static_since, t, a)
 
     def _remember(self, x: float, y: float, since: float, t: float, a: float) -> None:
         for j, (mx, my, ms, _) in enumerate(self.seen_static):

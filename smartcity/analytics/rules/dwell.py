@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 from pydantic import Field
 
 from smartcity.analytics import kernels
-from smartcity.analytics.base import ClassVocab, FrameView, Rule, track_payload
+from smartcity.analytics.base import ClassVocab, FrameView, Rule, Scratch, track_payload
 from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.classes import VEHICLES
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import Params, PolygonParam
 from smartcity.analytics.registry import register_rule
-from smartcity.analytics.rules._presence import Stillness, ZoneStay, aspect
+from smartcity.analytics.rules._presence import WHO, Stillness, ZoneStay, aspect, who
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.events import RuleEvent, Severity
 
@@ -46,11 +47,12 @@ class DwellRule(Rule):
     def __init__(self, spec: RuleSpec, vocab: ClassVocab | None = None) -> None:
         super().__init__(spec, vocab)
         p: DwellParams = self.params
-        self.stay = ZoneStay(Polygon.of(p.zone), p.exit_grace_s, fired=(False, bool))
+        # with the track id, class and ground point of each object in a stay, as when it stopped or
+        # alerted (WHO)
+        self.stay = ZoneStay(Polygon.of(p.zone), p.exit_grace_s, fired=(False, bool), **WHO)
         # with still_radius: where and since when the object stopped (else the time it entered counts)
         self.still = Stillness() if p.still_radius is not None else None
-        # track id, class and ground point of each object in a stay, as when it stopped or alerted
-        self.who: dict[int, tuple[int, str, float, float]] = {}
+        self._due = Scratch(np.intp)  # the still kernel's tracks due
 
     def step(self, view: FrameView) -> list[RuleEvent]:
         p: DwellParams = self.params
@@ -67,36 +69,43 @@ class DwellRule(Rule):
         if self.still is None or p.still_radius is None:
             since = st.entered
             stayed = view.t - since[s]
-            due = ~st.fired[s] & (stayed >= p.threshold_s) & (view.hits[idx] >= p.min_track_age)
-            noted = _nz(due | frame.started)
+            due_of = ~st.fired[s] & (stayed >= p.threshold_s) & (view.hits[idx] >= p.min_track_age)
+            for k in _nz(due_of | frame.started).tolist():
+                i, slot = int(idx[k]), int(s[k])
+                tr = view.tracks[i]
+                st.who_id[slot], st.who_code[slot] = tr.track_id, view.codes[i]
+                st.who_x[slot], st.who_y[slot] = view.gx[i], view.gy[i]
+            due = _nz(due_of)
         else:
             # Moving on (beyond the radius from where it stopped, in box widths) starts the stay again,
-            # unless it already alerted: then the stay goes on until the object leaves.
+            # unless it already alerted: then the stay goes on until the object leaves. The kernel notes
+            # who each object is when it stops or alerts.
             since = self.still.st.since
-            due, noted = kernels.dwell_still_step(
-                idx, view.slots, view.gx, view.gy, view.bw, view.hits, self.still.st.ax, self.still.st.ay, since,
-                st.fired, float(view.t), aspect(view), p.still_radius, p.threshold_s, p.min_track_age,
+            (due,) = self._due.fit(len(idx))
+            n_due = kernels.dwell_still_step(
+                idx, view.slots, view.gx, view.gy, view.bw, view.hits, view.track_ids(), view.codes,
+                self.still.st.ax, self.still.st.ay, since, st.fired, st.who_id, st.who_code, st.who_x, st.who_y,
+                float(view.t), aspect(view), p.still_radius, p.threshold_s, p.min_track_age, due,
             )
-        for k in noted:
+            due = due[:n_due]
+        for k in due.tolist():
             i, slot = int(idx[k]), int(s[k])
             tr = view.tracks[i]
-            self.who[slot] = (tr.track_id, tr.cls, float(view.gx[i]), float(view.gy[i]))
-            if due[k]:
-                st.fired[slot] = True
-                entered = float(st.entered[slot])
-                self.emit(out, view, view.t, "dwell", track_id=tr.track_id, object_class=tr.cls,
-                          payload=track_payload(view, i, entered_at=entered, stopped_at=float(since[slot]),
-                                                dwell_s=round(view.t - entered, 3)))
+            st.fired[slot] = True
+            entered = float(st.entered[slot])
+            self.emit(out, view, view.t, "dwell", track_id=tr.track_id, object_class=tr.cls,
+                      payload=track_payload(view, i, entered_at=entered, stopped_at=float(since[slot]),
+                                            dwell_s=round(view.t - entered, 3)))
         return out
 
     def _end(self, out: list[RuleEvent], view: FrameView, slots: list[int]) -> None:
         st = self.stay.st
         for slot in slots:
-            who = self.who.pop(slot, None)
-            if not st.fired[slot] or who is None:
+            seen = who(st, view, slot)
+            if not st.fired[slot] or seen is None:
                 continue
             entered, last = float(st.entered[slot]), float(st.last[slot])
-            tid, cls, x, y = who
+            tid, cls, x, y = seen
             self.emit(out, view, last, "dwell_ended", track_id=tid, object_class=cls,
                       payload={"x": round(x, 4), "y": round(y, 4), "entered_at": entered, "left_at": last,
                                "dwell_s": round(last - entered, 3)})
@@ -108,4 +117,3 @@ class DwellRule(Rule):
         self.stay.reset()
         if self.still is not None:
             self.still.reset()
-        self.who.clear()

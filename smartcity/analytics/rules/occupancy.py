@@ -5,14 +5,16 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field, field_validator
 
+from smartcity.analytics import kernels
 from smartcity.analytics.base import ClassVocab, FrameView, Rule
-from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.classes import PEOPLE
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import Params, PolygonParam
 from smartcity.analytics.registry import register_rule
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.events import RuleEvent, Severity
+
+_ANYWHERE = np.zeros(0, dtype=bool)  # count_selected: no zone
 
 
 class OccupancyParams(Params):
@@ -59,9 +61,10 @@ class OccupancyRule(Rule):
     def step(self, view: FrameView) -> list[RuleEvent]:
         p: OccupancyParams = self.params
         table = self.class_table(self.classes)
-        m = table[view.codes] & (view.conf >= self.spec.min_confidence) & view.confirmed
-        idx = _nz(m)
-        n = int(np.count_nonzero(view.inside(self.zone)[idx])) if len(idx) else 0
+        # the zone is asked about only when someone is selected (as it always was: the zones asked
+        # about in a frame are those the slot table tests together in the next)
+        args = (table, view.codes, view.conf, self.spec.min_confidence, view.confirmed)
+        n = kernels.count_selected(*args, view.inside(self.zone)) if kernels.count_selected(*args, _ANYWHERE) else 0
         self.count = n
         t = view.t
         out: list[RuleEvent] = []

@@ -6,12 +6,13 @@ import math
 
 from pydantic import Field
 
+from smartcity.analytics import kernels
 from smartcity.analytics.base import ClassVocab, FrameView, Rule
 from smartcity.analytics.classes import ROAD_USERS
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import Params, PolygonParam
 from smartcity.analytics.registry import register_rule
-from smartcity.analytics.rules._presence import ZoneStay
+from smartcity.analytics.rules._presence import WHO, ZoneStay, who
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.events import RuleEvent, Severity
 
@@ -36,30 +37,25 @@ class ZonePassageRule(Rule):
     def __init__(self, spec: RuleSpec, vocab: ClassVocab | None = None) -> None:
         super().__init__(spec, vocab)
         p: ZonePassageParams = self.params
-        self.stay = ZoneStay(Polygon.of(p.zone), p.exit_grace_s, mature=(False, bool))
-        # track id, class and ground point of each object in a stay, as last seen inside
-        self.who: dict[int, tuple[int, str, float, float]] = {}
+        # with the track id, class and ground point of each object in a stay, as last seen inside (WHO)
+        self.stay = ZoneStay(Polygon.of(p.zone), p.exit_grace_s, mature=(False, bool), **WHO)
 
     def step(self, view: FrameView) -> list[RuleEvent]:
         p: ZonePassageParams = self.params
         st = self.stay.st
         frame = self.stay.step(view, self.selected(view))
         if len(frame.idx):
-            st.mature[frame.slots] |= view.hits[frame.idx] >= p.min_track_age
-            tracks, last_seen = view.tracks, self.who
-            for i, slot, x, y in zip(frame.idx.tolist(), frame.slots.tolist(), view.gx[frame.idx].tolist(),
-                                     view.gy[frame.idx].tolist(), strict=True):
-                tr = tracks[i]
-                last_seen[slot] = (tr.track_id, tr.cls, x, y)
+            kernels.note_stays(frame.idx, frame.slots, view.hits, view.track_ids(), view.codes, view.gx, view.gy,
+                               p.min_track_age, st.mature, st.who_id, st.who_code, st.who_x, st.who_y)
         out: list[RuleEvent] = []
         if not frame.ended:
             return out
         for slot in frame.ended:
             since, last = float(st.entered[slot]), float(st.last[slot])
-            who = self.who.pop(slot, None)
-            if math.isnan(since) or who is None or not st.mature[slot] or last - since < p.min_inside_s:
+            seen = who(st, view, slot)
+            if math.isnan(since) or seen is None or not st.mature[slot] or last - since < p.min_inside_s:
                 continue
-            tid, cls, x, y = who
+            tid, cls, x, y = seen
             self.emit(out, view, last, "passage", track_id=tid, object_class=cls,
                       payload={"x": round(x, 4), "y": round(y, 4), "entered_at": since, "left_at": last,
                                "duration_s": round(last - since, 3)})
@@ -68,4 +64,3 @@ class ZonePassageRule(Rule):
 
     def reset(self) -> None:
         self.stay.reset()
-        self.who.clear()
