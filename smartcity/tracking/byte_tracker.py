@@ -104,11 +104,14 @@ class ByteTracker:
         self._frame_size: tuple[int, int] | None = None
         # class -> index of its group in config.class_groups (association stays within a group)
         self._group_of = {c: k for k, group in enumerate(self.config.class_groups) for c in group}
+        # group of each class code of the track table's names (-1: in no group), grown with them
+        self._group_code: IntArray = np.zeros(0, dtype=np.intp)
         self._columns: TrackColumns | None = None
 
     def reset(self) -> None:
         """Forget every track and the frame timing; ids keep counting up."""
         self._tracks = TrackTable()
+        self._group_code = np.zeros(0, dtype=np.intp)
         self._columns = None
         self._mean, self._cov = kalman.empty()
         self._obs = np.zeros((0, 4))
@@ -149,19 +152,23 @@ class ByteTracker:
         tracks = self._tracks
         n_tracks = len(tracks)
 
-        seen_last_frame, mean, cov = self._predict(step)
-        self._since_obs += step
-        if frame_size is not None and n_tracks:
-            # A lost track predicted out of the picture has left it: kept, it would take the box
-            # of the next object entering where it left (a bus gone west took a car coming east).
-            cx, cy = mean[:, 0], mean[:, 1]
-            left = ~seen_last_frame & ((cx < 0) | (cx > frame_size[0]) | (cy < 0) | (cy > frame_size[1]))
-            if left.any():
-                stay = ~left
-                tracks.keep(stay)
-                n_tracks = len(tracks)
-                mean, cov, seen_last_frame = mean[stay], cov[stay], seen_last_frame[stay]
-                self._mean, self._obs, self._since_obs = self._mean[stay], self._obs[stay], self._since_obs[stay]
+        # the Kalman prediction (a lost track stops growing or shrinking), and which lost tracks it moved
+        # out of the picture
+        noise = max(step, 0.0)
+        seen_last_frame, mean, cov, left = kernels.start_frame(
+            self._mean, self._cov, tracks.misses, self._since_obs, float(step), kalman.STD_POSITION**2 * noise,
+            cfg.velocity_noise**2 * noise, kalman.MIN_SIZE, frame_size is not None,
+            float(frame_size[0]) if frame_size is not None else 0.0,
+            float(frame_size[1]) if frame_size is not None else 0.0,
+        )
+        # A lost track predicted out of the picture has left it: kept, it would take the box
+        # of the next object entering where it left (a bus gone west took a car coming east).
+        if n_tracks and left.any():
+            stay = ~left
+            tracks.keep(stay)
+            n_tracks = len(tracks)
+            mean, cov, seen_last_frame = mean[stay], cov[stay], seen_last_frame[stay]
+            self._mean, self._obs, self._since_obs = self._mean[stay], self._obs[stay], self._since_obs[stay]
 
         if detections:
             # one flat list, converted once: a third of the cost of an array made of one tuple per box
@@ -174,10 +181,12 @@ class ByteTracker:
             boxes = np.array(flat, dtype=np.float64).reshape(-1, 4)
             scores = np.array([d.score for d in detections], dtype=np.float64)
             usable = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
+            det_codes = np.array(tracks.codes([d.cls for d in detections]), dtype=np.intp)
         else:
             boxes = np.zeros((0, 4))
             scores = np.zeros(0)
             usable = np.zeros(0, dtype=bool)
+            det_codes = _NO_ROWS
         high = usable & (scores >= cfg.high_score)
         low = usable & (scores >= cfg.low_score) & ~high
         high_idx = high.nonzero()[0]
@@ -193,7 +202,7 @@ class ByteTracker:
             # One cost matrix for both stages (every track against every high and low box): a pair's
             # cost depends only on its track and its box, and one call costs half as much as two.
             considered = (high | low).nonzero()[0]
-            apart = self._apart(detections, considered)
+            apart = self._apart(det_codes[considered])
             cost = self._cost(predicted, boxes[considered], gate, young, apart, self._obs[:, :2])
             is_high = high[considered]
             # Both stages in one compiled call when they need no solver (the common case) and no subclass
@@ -244,7 +253,8 @@ class ByteTracker:
             kernels.correct_matched(mean, cov, self._obs, self._since_obs, tracks.hits, det_of_track, boxes,
                                     kalman.STD_POSITION**2, kalman.MIN_SIZE, REFOUND_GAP)
 
-        keep = tracks.step(det_of_track, detections, scores, cfg.min_hits, cfg.max_age, cfg.tentative_max_age)
+        keep = tracks.step(det_of_track, detections, scores, cfg.min_hits, cfg.max_age, cfg.tentative_max_age,
+                           codes=det_codes)
         if not keep.all():
             tracks.keep(keep)
             mean = mean[keep]
@@ -269,20 +279,22 @@ class ByteTracker:
         self._cov = cov
         return self._snapshot(t)
 
-    def _apart(self, detections: Sequence[Detection], which: IntArray | None = None) -> npt.NDArray[np.bool_] | None:
-        """(tracks, detections or those of `which`): pairs whose classes lie in different `class_groups`
+    def _apart(self, det_codes: IntArray) -> npt.NDArray[np.bool_] | None:
+        """(tracks, detections of these class codes): pairs whose classes lie in different `class_groups`
         (never matched); None when no pair does."""
-        group_of = self._group_of
-        if not group_of or not detections:
+        if not self._group_of or not det_codes.size:
             return None
-        t_groups = [group_of.get(v.cls, -1) for v in self._tracks.votes]
-        d_groups = [group_of.get(d.cls, -1) for d in detections]
-        if len({*t_groups, *d_groups, -1}) <= 2:  # one group at most (a class in none is never kept apart)
+        n_names = len(self._tracks.names)
+        if self._group_code.size < n_names:  # classes seen for the first time
+            group_of = self._group_of
+            more = [group_of.get(c, -1) for c in self._tracks.names[self._group_code.size:]]
+            self._group_code = np.concatenate([self._group_code, np.array(more, dtype=np.intp)])
+        tg = self._group_code[self._tracks.cls]
+        dg = self._group_code[det_codes]
+        grouped = np.concatenate([tg, dg])
+        grouped = grouped[grouped >= 0]
+        if not grouped.size or grouped.min() == grouped.max():  # one group at most (a class in none is never kept apart)
             return None
-        tg = np.array(t_groups, dtype=np.intp)
-        dg = np.array(d_groups, dtype=np.intp)
-        if which is not None:
-            dg = dg[which]
         apart = tg[:, None] != dg[None, :]
         # a class in no group is never kept apart (most frames have none: no mask to apply)
         if np.count_nonzero(tg < 0):

@@ -328,6 +328,32 @@ def kalman_predict(
 
 
 @njit(cache=True, nogil=True)
+def start_frame(  # noqa: PLR0913 - one flat call: the tracks' arrays and the frame's settings
+    mean: np.ndarray, cov: np.ndarray, misses: np.ndarray, since_obs: np.ndarray, step: float,
+    q_position: float, q_velocity: float, min_size: float, with_frame: bool, frame_w: float, frame_h: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The tracker's first steps on a frame, in one call: a lost track stops growing or shrinking
+    (`mean`'s size velocities zeroed in place), every track moves `step` frames forward
+    (kalman_predict), `since_obs` grows by `step` (in place); returns (seen on the last frame, means,
+    covariances, lost tracks predicted out of the picture, when `with_frame`)."""
+    n = mean.shape[0]
+    seen = np.empty(n, dtype=np.bool_)
+    for r in range(n):
+        seen[r] = misses[r] == 0
+        if not seen[r]:
+            mean[r, 6] = 0.0
+            mean[r, 7] = 0.0
+        since_obs[r] += step
+    new_mean, new_cov = kalman_predict(mean, cov, step, q_position, q_velocity, min_size)
+    left = np.zeros(n, dtype=np.bool_)
+    if with_frame:
+        for r in range(n):
+            cx, cy = new_mean[r, 0], new_mean[r, 1]
+            left[r] = not seen[r] and (cx < 0 or cx > frame_w or cy < 0 or cy > frame_h)
+    return seen, new_mean, new_cov, left
+
+
+@njit(cache=True, nogil=True)
 def kalman_update(
     mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray, r_position: float, min_size: float,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -466,6 +492,50 @@ def byte_stages(
     return col, 0
 
 
+@njit(cache=True, nogil=True)
+def class_votes(  # noqa: PLR0913 - one flat call: the votes' arrays, row for row with the tracks
+    rows: np.ndarray, codes: np.ndarray, cls: np.ndarray, ring: np.ndarray, n_votes: np.ndarray,
+    head: np.ndarray, counts: np.ndarray, stamp: np.ndarray, next_stamp: int,
+) -> int:
+    """Row `rows[k]` votes for class `codes[k]`: the track's class is the majority over its last
+    `ring.shape[1]` votes (a ring from `head`, `n_votes` long), and switches only when another class
+    has strictly more votes; among classes with as many, the one that entered the window first
+    (`stamp`, set when its count rises from 0). Returns the next stamp."""
+    window = ring.shape[1]
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        c = codes[k]
+        n = n_votes[r]
+        cur = cls[r]
+        if c == cur and counts[r, c] == n:  # unanimous so far: only the window's length can change
+            if n < window:
+                ring[r, (head[r] + n) % window] = c
+                n_votes[r] = n + 1
+                counts[r, c] = n + 1
+            continue
+        if n == window:  # the oldest vote leaves the window
+            old = ring[r, head[r]]
+            counts[r, old] -= 1
+            ring[r, head[r]] = c
+            head[r] = (head[r] + 1) % window
+        else:
+            ring[r, (head[r] + n) % window] = c
+            n_votes[r] = n + 1
+        if counts[r, c] == 0:
+            stamp[r, c] = next_stamp
+            next_stamp += 1
+        counts[r, c] += 1
+        current = counts[r, cur]
+        best, best_stamp, best_c = 0, 0, -1
+        for j in range(counts.shape[1]):
+            m = counts[r, j]
+            if m > best or (m == best and m > 0 and stamp[r, j] < best_stamp):
+                best, best_stamp, best_c = m, stamp[r, j], j
+        if best > current:
+            cls[r] = best_c
+    return next_stamp
+
+
 def warm_up() -> None:
     """Compile every kernel of this module for the argument types the tracker passes (and store them in
     numba's cache): a process that imports the tracker on a fresh install otherwise compiles them on
@@ -480,6 +550,9 @@ def warm_up() -> None:
     sparse_assignment(np.asfortranarray(cost), 1.0, 1e-6)
     byte_stages(cost, np.ones(2, dtype=np.bool_), np.ones(2, dtype=np.bool_), 1.0, 1e-6)
     kalman_predict(mean, cov, 1.0, 0.1, 0.1, 1e-3)
+    start_frame(mean.copy(), cov, i, np.ones(2), 1.0, 0.1, 0.1, 1e-3, True, 640.0, 480.0)
     kalman_update(mean, cov, f, 0.1, 1e-3)
     association_inputs(mean, mean, np.ones(2), i, 1e-3, 1.0, 1.0, 0.5, 0.05)
     correct_matched(mean, cov, f.copy(), np.ones(2), i, np.full(2, -1, dtype=np.intp), f, 0.1, 1e-3, 1.5)
+    ring, counts = np.zeros((2, 15), dtype=np.intp), np.zeros((2, 4), dtype=np.intp)
+    class_votes(i, i, i.copy(), ring, i.copy(), i.copy(), counts, np.zeros((2, 4), dtype=np.int64), 1)
