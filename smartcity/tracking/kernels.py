@@ -536,6 +536,46 @@ def class_votes(  # noqa: PLR0913 - one flat call: the votes' arrays, row for ro
     return next_stamp
 
 
+@njit(cache=True, nogil=True)
+def table_step(  # noqa: PLR0913 - one flat call: the track table's arrays, row for row
+    det_of_track: np.ndarray, scores: np.ndarray, codes: np.ndarray, age: np.ndarray, hits: np.ndarray,
+    misses: np.ndarray, confirmed: np.ndarray, score: np.ndarray, min_hits: int, max_age: int,
+    tentative_max_age: int, cls: np.ndarray, ring: np.ndarray, n_votes: np.ndarray, head: np.ndarray,
+    counts: np.ndarray, stamp: np.ndarray, next_stamp: int,
+) -> tuple[np.ndarray, int]:
+    """TrackTable.step's counters, in place: row r took detection `det_of_track[r]` (>= 0) or missed
+    the frame; a matched row votes for its detection's class (class_votes). Returns (rows that live
+    on, the next vote stamp)."""
+    n = det_of_track.shape[0]
+    n_matched = 0
+    for r in range(n):
+        if det_of_track[r] >= 0:
+            n_matched += 1
+    rows = np.empty(n_matched, dtype=np.intp)
+    taken = np.empty(n_matched, dtype=np.intp)
+    alive = np.empty(n, dtype=np.bool_)
+    k = 0
+    for r in range(n):
+        age[r] += 1
+        d = det_of_track[r]
+        if d >= 0:
+            hits[r] += 1
+            misses[r] = 0
+            score[r] = scores[d]
+            if hits[r] >= min_hits:
+                confirmed[r] = True
+            rows[k] = r
+            taken[k] = codes[d]
+            k += 1
+        else:
+            misses[r] += 1
+        # a track seen twice has a velocity: it waits as long as a confirmed one
+        limit = max_age if confirmed[r] or hits[r] >= 2 else tentative_max_age
+        alive[r] = d >= 0 or misses[r] <= limit
+    next_stamp = class_votes(rows, taken, cls, ring, n_votes, head, counts, stamp, next_stamp)
+    return alive, next_stamp
+
+
 def warm_up() -> None:
     """Compile every kernel of this module for the argument types the tracker passes (and store them in
     numba's cache): a process that imports the tracker on a fresh install otherwise compiles them on
@@ -556,3 +596,5 @@ def warm_up() -> None:
     correct_matched(mean, cov, f.copy(), np.ones(2), i, np.full(2, -1, dtype=np.intp), f, 0.1, 1e-3, 1.5)
     ring, counts = np.zeros((2, 15), dtype=np.intp), np.zeros((2, 4), dtype=np.intp)
     class_votes(i, i, i.copy(), ring, i.copy(), i.copy(), counts, np.zeros((2, 4), dtype=np.int64), 1)
+    table_step(np.full(2, -1, dtype=np.intp), np.ones(2), i, i.copy(), i.copy(), i.copy(), b.copy(), np.ones(2), 1, 30,
+               2, i.copy(), ring, i.copy(), i.copy(), counts, np.zeros((2, 4), dtype=np.int64), 1)

@@ -162,33 +162,23 @@ class TrackTable:
         (`codes`: the detections' class codes, if the caller has them). Returns which rows live on (a
         track seen once ends after `tentative_max_age` misses in a row, one seen twice or more, which has
         a velocity, after `max_age`)."""
-        self.age += 1
-        matched = det_of_track >= 0
-        rows = matched.nonzero()[0]
-        dets = det_of_track[rows]
-        self.hits[rows] += 1
-        self.misses += 1
-        self.misses[rows] = 0
-        self.score[rows] = scores[dets]
-        self.confirmed |= matched & (self.hits >= min_hits)
-        taken = [detections[i] for i in dets.tolist()]
-        taken_codes = np.array(self.codes([d.cls for d in taken]), dtype=np.intp) if codes is None else codes[dets]
-        self._next_stamp = kernels.class_votes(
-            rows, taken_codes, self.cls, self.vote_ring, self.n_votes, self.vote_head, self.vote_counts, self.vote_stamp,
-            self._next_stamp,
+        if codes is None:
+            codes = np.array(self.codes([d.cls for d in detections]), dtype=np.intp)
+        alive: BoolArray
+        alive, self._next_stamp = kernels.table_step(
+            det_of_track, scores, codes, self.age, self.hits, self.misses, self.confirmed, self.score, min_hits,
+            max_age, tentative_max_age, self.cls, self.vote_ring, self.n_votes, self.vote_head, self.vote_counts,
+            self.vote_stamp, self._next_stamp,
         )
-        rich_taken = _count_rich([d.keypoints for d in taken], [d.attributes for d in taken])
-        if rich_taken or self._rich:  # else every row holds the defaults and keeps them
+        if self._rich or any(d.keypoints or d.attributes is not NO_ATTRIBUTES for d in detections):
+            # else every row holds the empty defaults and keeps them
             keypoints, attributes = self.keypoints, self.attributes
-            for k, d in zip(rows.tolist(), taken):
+            rows = (det_of_track >= 0).nonzero()[0]
+            for k, i in zip(rows.tolist(), det_of_track[rows].tolist()):
+                d = detections[i]
                 keypoints[k] = d.keypoints
                 attributes[k] = d.attributes
             self._rich = _count_rich(keypoints, attributes)
-        # a track seen twice has a velocity: its prediction bridges a detector's gap as well as a
-        # confirmed track's does (a bus entering the picture, missed for four frames, came back
-        # as a new track past the counting line)
-        limit = np.where(self.confirmed | (self.hits >= 2), max_age, tentative_max_age)
-        alive: BoolArray = matched | (self.misses <= limit)
         return alive
 
     def snapshot(
