@@ -180,17 +180,13 @@ class ByteTracker:
                 raise ValueError("every detection's box must have 4 numbers (x1, y1, x2, y2)")
             boxes = np.array(flat, dtype=np.float64).reshape(-1, 4)
             scores = np.array([d.score for d in detections], dtype=np.float64)
-            usable = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
             det_codes = np.array(tracks.codes([d.cls for d in detections]), dtype=np.intp)
         else:
             boxes = np.zeros((0, 4))
             scores = np.zeros(0)
-            usable = np.zeros(0, dtype=bool)
             det_codes = _NO_ROWS
-        high = usable & (scores >= cfg.high_score)
-        low = usable & (scores >= cfg.low_score) & ~high
-        high_idx = high.nonzero()[0]
-        low_idx = low.nonzero()[0]
+        # usable boxes (finite numbers) by score: high ones, low ones, both (in order) and which are high
+        high_idx, low_idx, considered, is_high = kernels.split_detections(boxes, scores, cfg.high_score, cfg.low_score)
 
         det_of_track = np.full(n_tracks, -1, dtype=np.intp)
         unmatched_high = high_idx
@@ -201,10 +197,8 @@ class ByteTracker:
             )
             # One cost matrix for both stages (every track against every high and low box): a pair's
             # cost depends only on its track and its box, and one call costs half as much as two.
-            considered = (high | low).nonzero()[0]
             apart = self._apart(det_codes[considered])
             cost = self._cost(predicted, boxes[considered], gate, young, apart, self._obs[:, :2])
-            is_high = high[considered]
             # Both stages in one compiled call when they need no solver (the common case) and no subclass
             # swaps the matching step; else, from the stage that needs it, as below.
             stage = 1

@@ -576,6 +576,46 @@ def table_step(  # noqa: PLR0913 - one flat call: the track table's arrays, row 
     return alive, next_stamp
 
 
+@njit(cache=True, nogil=True)
+def split_detections(
+    boxes: np.ndarray, scores: np.ndarray, high_score: float, low_score: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The usable detections (finite box and score) by score: (indices of the high ones, >= `high_score`;
+    of the low ones, in [`low_score`, `high_score`); of both, in order; whether each of those is high)."""
+    n = scores.shape[0]
+    kind = np.zeros(n, dtype=np.int8)  # 0: neither, 1: low, 2: high
+    n_high = n_low = 0
+    for i in range(n):
+        s = scores[i]
+        if not (math.isfinite(s) and math.isfinite(boxes[i, 0]) and math.isfinite(boxes[i, 1])
+                and math.isfinite(boxes[i, 2]) and math.isfinite(boxes[i, 3])):
+            continue
+        if s >= high_score:
+            kind[i] = 2
+            n_high += 1
+        elif s >= low_score:
+            kind[i] = 1
+            n_low += 1
+    high_idx = np.empty(n_high, dtype=np.intp)
+    low_idx = np.empty(n_low, dtype=np.intp)
+    considered = np.empty(n_high + n_low, dtype=np.intp)
+    is_high = np.empty(n_high + n_low, dtype=np.bool_)
+    h = lo = c = 0
+    for i in range(n):
+        if kind[i] == 0:
+            continue
+        considered[c] = i
+        is_high[c] = kind[i] == 2
+        c += 1
+        if kind[i] == 2:
+            high_idx[h] = i
+            h += 1
+        else:
+            low_idx[lo] = i
+            lo += 1
+    return high_idx, low_idx, considered, is_high
+
+
 def warm_up() -> None:
     """Compile every kernel of this module for the argument types the tracker passes (and store them in
     numba's cache): a process that imports the tracker on a fresh install otherwise compiles them on
@@ -590,6 +630,7 @@ def warm_up() -> None:
     sparse_assignment(np.asfortranarray(cost), 1.0, 1e-6)
     byte_stages(cost, np.ones(2, dtype=np.bool_), np.ones(2, dtype=np.bool_), 1.0, 1e-6)
     kalman_predict(mean, cov, 1.0, 0.1, 0.1, 1e-3)
+    split_detections(f, np.ones(2), 0.5, 0.1)
     start_frame(mean.copy(), cov, i, np.ones(2), 1.0, 0.1, 0.1, 1e-3, True, 640.0, 480.0)
     kalman_update(mean, cov, f, 0.1, 1e-3)
     association_inputs(mean, mean, np.ones(2), i, 1e-3, 1.0, 1.0, 0.5, 0.05)
