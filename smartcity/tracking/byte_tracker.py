@@ -205,8 +205,7 @@ class ByteTracker:
             if type(self)._assign is ByteTracker._assign:
                 col, stage = kernels.byte_stages(cost, is_high, seen_last_frame, COST_LIMIT, TIE)
                 if stage != 1:
-                    took = col >= 0
-                    det_of_track[took] = considered[col[took]]
+                    det_of_track = kernels.detections_of_columns(col, considered)
             if stage == 1 and high_idx.size:
                 rows, cols = self._assign(cost[:, is_high], COST_LIMIT)
                 det_of_track[rows] = high_idx[cols]
@@ -215,24 +214,26 @@ class ByteTracker:
             if candidates.size and low_idx.size:
                 rows, cols = self._assign(cost[np.ix_(candidates, (~is_high).nonzero()[0])], COST_LIMIT)
                 det_of_track[candidates[rows]] = low_idx[cols]
-            taken = np.zeros(len(scores), dtype=bool)
-            taken[det_of_track[det_of_track >= 0]] = True
-            unmatched_high = high_idx[~taken[high_idx]]
+            # high boxes no track took; unmatched tracks lost before this frame, and those lost for a while
+            unmatched_high, lost, lost_long = kernels.leftovers(
+                det_of_track, seen_last_frame, self._since_obs, high_idx, len(scores), PATH_MIN_GAP
+            )
             # OC-SORT's recovery stage: a track whose prediction drifted (it stopped, or turned while
             # unseen) may still overlap a detection with its last observed box.
-            lost = ((det_of_track < 0) & ~seen_last_frame).nonzero()[0]
             if lost.size and unmatched_high.size:
                 last_boxes = kalman.states_to_boxes(self._obs[lost])
                 iou = self._iou(last_boxes, boxes[unmatched_high])
                 if apart is not None:
                     iou[apart[np.ix_(lost, np.searchsorted(considered, unmatched_high))]] = 0.0
                 rows, cols = self._assign(1.0 - iou, 1.0 - cfg.match_iou + 1e-9)
-                det_of_track[lost[rows]] = unmatched_high[cols]
-                unmatched_high = np.delete(unmatched_high, cols)
+                if rows.size:
+                    det_of_track[lost[rows]] = unmatched_high[cols]
+                    unmatched_high = np.delete(unmatched_high, cols)
+                    lost_long = lost_long[det_of_track[lost_long] < 0]
             # Recovery along the path: a moving object hidden for several frames (behind a bus, far
             # from the camera) comes out short of its constant-velocity prediction and smaller or
             # larger than when it was lost (perspective), outside both gates above.
-            lost = ((det_of_track < 0) & ~seen_last_frame & (self._since_obs >= PATH_MIN_GAP)).nonzero()[0]
+            lost = lost_long
             if lost.size and unmatched_high.size:
                 cost = self._path_cost(lost, mean, boxes[unmatched_high])
                 if apart is not None:
@@ -283,19 +284,8 @@ class ByteTracker:
             group_of = self._group_of
             more = [group_of.get(c, -1) for c in self._tracks.names[self._group_code.size:]]
             self._group_code = np.concatenate([self._group_code, np.array(more, dtype=np.intp)])
-        tg = self._group_code[self._tracks.cls]
-        dg = self._group_code[det_codes]
-        grouped = np.concatenate([tg, dg])
-        grouped = grouped[grouped >= 0]
-        if not grouped.size or grouped.min() == grouped.max():  # one group at most (a class in none is never kept apart)
-            return None
-        apart = tg[:, None] != dg[None, :]
-        # a class in no group is never kept apart (most frames have none: no mask to apply)
-        if np.count_nonzero(tg < 0):
-            apart &= (tg >= 0)[:, None]
-        if np.count_nonzero(dg < 0):
-            apart &= (dg >= 0)[None, :]
-        return apart if np.count_nonzero(apart) else None
+        apart, found = kernels.apart_pairs(self._tracks.cls, det_codes, self._group_code)
+        return apart if found else None
 
     def _path_cost(self, lost: IntArray, mean: FloatArray, boxes: FloatArray) -> FloatArray:
         """Cost in [0, 1) of pairs (lost moving track, detection) where the detection lies on the track's

@@ -616,6 +616,75 @@ def split_detections(
     return high_idx, low_idx, considered, is_high
 
 
+@njit(cache=True, nogil=True)
+def apart_pairs(track_codes: np.ndarray, det_codes: np.ndarray, group_code: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(tracks, detections) pairs whose class codes lie in different class groups (`group_code`: the
+    group of each code, -1 for none; a class in no group is never kept apart), and whether any is."""
+    n, m = track_codes.shape[0], det_codes.shape[0]
+    apart = np.zeros((n, m), dtype=np.bool_)
+    found = False
+    for j in range(m):
+        dg = group_code[det_codes[j]]
+        if dg < 0:
+            continue
+        for i in range(n):
+            tg = group_code[track_codes[i]]
+            if tg >= 0 and tg != dg:
+                apart[i, j] = True
+                found = True
+    return apart, found
+
+
+@njit(cache=True, nogil=True)
+def detections_of_columns(col: np.ndarray, considered: np.ndarray) -> np.ndarray:
+    """Per track, the detection its cost-matrix column `col` (-1: none) stands for (`considered[col]`)."""
+    out = np.full(col.shape[0], -1, dtype=np.intp)
+    for r in range(col.shape[0]):
+        if col[r] >= 0:
+            out[r] = considered[col[r]]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def leftovers(
+    det_of_track: np.ndarray, seen: np.ndarray, since_obs: np.ndarray, high_idx: np.ndarray, n_dets: int,
+    path_min_gap: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """After the two stages: (high detections no track took, in order; unmatched tracks not seen on the
+    last frame; those of them unseen for at least `path_min_gap` frames)."""
+    taken = np.zeros(n_dets, dtype=np.bool_)
+    n_lost = n_path = 0
+    for r in range(det_of_track.shape[0]):
+        d = det_of_track[r]
+        if d >= 0:
+            taken[d] = True
+        elif not seen[r]:
+            n_lost += 1
+            if since_obs[r] >= path_min_gap:
+                n_path += 1
+    n_free = 0
+    for k in range(high_idx.shape[0]):
+        if not taken[high_idx[k]]:
+            n_free += 1
+    free = np.empty(n_free, dtype=np.intp)
+    j = 0
+    for k in range(high_idx.shape[0]):
+        if not taken[high_idx[k]]:
+            free[j] = high_idx[k]
+            j += 1
+    lost = np.empty(n_lost, dtype=np.intp)
+    path = np.empty(n_path, dtype=np.intp)
+    a = b = 0
+    for r in range(det_of_track.shape[0]):
+        if det_of_track[r] < 0 and not seen[r]:
+            lost[a] = r
+            a += 1
+            if since_obs[r] >= path_min_gap:
+                path[b] = r
+                b += 1
+    return free, lost, path
+
+
 def warm_up() -> None:
     """Compile every kernel of this module for the argument types the tracker passes (and store them in
     numba's cache): a process that imports the tracker on a fresh install otherwise compiles them on
@@ -631,6 +700,9 @@ def warm_up() -> None:
     byte_stages(cost, np.ones(2, dtype=np.bool_), np.ones(2, dtype=np.bool_), 1.0, 1e-6)
     kalman_predict(mean, cov, 1.0, 0.1, 0.1, 1e-3)
     split_detections(f, np.ones(2), 0.5, 0.1)
+    apart_pairs(i, i, i)
+    detections_of_columns(i, i)
+    leftovers(np.full(2, -1, dtype=np.intp), b, np.ones(2), i, 2, 3.0)
     start_frame(mean.copy(), cov, i, np.ones(2), 1.0, 0.1, 0.1, 1e-3, True, 640.0, 480.0)
     kalman_update(mean, cov, f, 0.1, 1e-3)
     association_inputs(mean, mean, np.ones(2), i, 1e-3, 1.0, 1.0, 0.5, 0.05)

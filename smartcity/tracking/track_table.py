@@ -29,40 +29,19 @@ FloatArray = npt.NDArray[np.float64]
 CLASS_VOTE_WINDOW = 15
 
 
-# A frame builds one Track per live track. Track is a frozen dataclass, whose generated __init__
-# goes through object.__setattr__ once per field; setting the slots through their descriptors
-# builds the same value in about half the time.
-_TRACK_FIELDS = (
-    "track_id", "cls", "box", "score", "t", "hits", "age", "confirmed", "time_since_update", "velocity",
-    "keypoints", "attributes",
-)
-if tuple(Track.__slots__) != _TRACK_FIELDS:  # pragma: no cover - caught by the tests on any change
-    raise ImportError(f"Track's fields changed: {Track.__slots__}; update smartcity.tracking.track_table")
-_new = object.__new__
-_SETTERS = tuple(getattr(Track, name).__set__ for name in _TRACK_FIELDS)
-(_s_id, _s_cls, _s_box, _s_score, _s_t, _s_hits, _s_age, _s_confirmed, _s_misses, _s_velocity, _s_keypoints,
- _s_attributes) = _SETTERS
+# A frame builds one Track (a named tuple) per live track, in one C call from a row of columns.
+_new_tuple = tuple.__new__
 
 
 def make_track(
     track_id: int, cls: str, box: Box, score: float, t: float, hits: int, age: int, confirmed: bool,
     time_since_update: int, velocity: tuple[float, float], keypoints: Keypoints, attributes: Attributes,
 ) -> Track:
-    """Track(track_id, cls, ...) built without its __init__ (equal to it)."""
-    tr: Track = _new(Track)
-    _s_id(tr, track_id)
-    _s_cls(tr, cls)
-    _s_box(tr, box)
-    _s_score(tr, score)
-    _s_t(tr, t)
-    _s_hits(tr, hits)
-    _s_age(tr, age)
-    _s_confirmed(tr, confirmed)
-    _s_misses(tr, time_since_update)
-    _s_velocity(tr, velocity)
-    _s_keypoints(tr, keypoints)
-    _s_attributes(tr, attributes)
-    return tr
+    """Track(track_id, cls, ...) built as the track table builds them (equal to it)."""
+    track: Track = _new_tuple(
+        Track, (track_id, cls, box, score, t, hits, age, confirmed, time_since_update, velocity, keypoints, attributes)
+    )
+    return track
 
 
 class TrackTable:
@@ -188,13 +167,11 @@ class TrackTable:
         order); and the same as columns."""
         ids = self.ids.tolist()
         classes = self.classes()
-        # as make_track, a field at a time over all rows: the loops run in C (`any` drains each map)
-        tracks: list[Track] = list(map(_new, repeat(Track, len(ids))))
-        for put, values in zip(_SETTERS, (
+        rows = zip(
             ids, classes, boxes, self.score.tolist(), repeat(t), self.hits.tolist(), self.age.tolist(),
-            self.confirmed.tolist(), self.misses.tolist(), velocities, self.keypoints, self.attributes,
-        ), strict=True):
-            any(map(put, tracks, values))
+            self.confirmed.tolist(), self.misses.tolist(), velocities, self.keypoints, self.attributes, strict=False,
+        )
+        tracks: list[Track] = list(map(_new_tuple, repeat(Track), rows))
         # copies: the table updates its arrays in place on the next frame
         columns = TrackColumns(tracks, ids, classes, box_array, self.score.copy(), self.misses.copy(),
                                self.confirmed.copy(), self.hits.copy())
