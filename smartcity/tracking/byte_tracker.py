@@ -432,10 +432,9 @@ class ByteTracker:
             self._columns = None
             return []
         # tuples zipped from columns: cheaper than a tuple made of each row's list
-        box_array = kalman.states_to_boxes(self._mean)
-        x1, y1, x2, y2 = box_array.T.tolist()
         per_second = 1.0 / self._nominal_dt if self._nominal_dt else 0.0
-        vx, vy = (self._mean[:, 4:6] * per_second).T.tolist()
+        box_array, rows = kernels.boxes_and_velocities(self._mean, per_second, kalman.MIN_SIZE)
+        x1, y1, x2, y2, vx, vy = rows.tolist()
         boxes: list[tuple[float, float, float, float]] = list(zip(x1, y1, x2, y2, strict=True))
         velocities: list[tuple[float, float]] = list(zip(vx, vy, strict=True))
         # New tracks are appended with increasing ids, so the list is already sorted by id.

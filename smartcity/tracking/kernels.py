@@ -685,6 +685,25 @@ def leftovers(
     return free, lost, path
 
 
+@njit(cache=True, nogil=True)
+def boxes_and_velocities(mean: np.ndarray, per_second: float, min_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """The tracks' boxes (N, 4) x1, y1, x2, y2 (kalman.states_to_boxes), and the same with the
+    velocities in pixels per second as rows (6, N): x1, y1, x2, y2, vx, vy."""
+    n = mean.shape[0]
+    boxes = np.empty((n, 4))
+    rows = np.empty((6, n))
+    for r in range(n):
+        hw = max(mean[r, 2], min_size) * 0.5
+        hh = max(mean[r, 3], min_size) * 0.5
+        boxes[r, 0] = rows[0, r] = mean[r, 0] - hw
+        boxes[r, 1] = rows[1, r] = mean[r, 1] - hh
+        boxes[r, 2] = rows[2, r] = mean[r, 0] + hw
+        boxes[r, 3] = rows[3, r] = mean[r, 1] + hh
+        rows[4, r] = mean[r, 4] * per_second
+        rows[5, r] = mean[r, 5] * per_second
+    return boxes, rows
+
+
 def warm_up() -> None:
     """Compile every kernel of this module for the argument types the tracker passes (and store them in
     numba's cache): a process that imports the tracker on a fresh install otherwise compiles them on
@@ -701,6 +720,7 @@ def warm_up() -> None:
     kalman_predict(mean, cov, 1.0, 0.1, 0.1, 1e-3)
     split_detections(f, np.ones(2), 0.5, 0.1)
     apart_pairs(i, i, i)
+    boxes_and_velocities(mean, 5.0, 1e-3)
     detections_of_columns(i, i)
     leftovers(np.full(2, -1, dtype=np.intp), b, np.ones(2), i, 2, 3.0)
     start_frame(mean.copy(), cov, i, np.ones(2), 1.0, 0.1, 0.1, 1e-3, True, 640.0, 480.0)
