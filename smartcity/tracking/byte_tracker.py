@@ -104,11 +104,14 @@ class ByteTracker:
         self._frame_size: tuple[int, int] | None = None
         # class -> index of its group in config.class_groups (association stays within a group)
         self._group_of = {c: k for k, group in enumerate(self.config.class_groups) for c in group}
+        # group of each class code of the track table's names (-1: in no group), grown with them
+        self._group_code: IntArray = np.zeros(0, dtype=np.intp)
         self._columns: TrackColumns | None = None
 
     def reset(self) -> None:
         """Forget every track and the frame timing; ids keep counting up."""
         self._tracks = TrackTable()
+        self._group_code = np.zeros(0, dtype=np.intp)
         self._columns = None
         self._mean, self._cov = kalman.empty()
         self._obs = np.zeros((0, 4))
@@ -149,19 +152,23 @@ class ByteTracker:
         tracks = self._tracks
         n_tracks = len(tracks)
 
-        seen_last_frame, mean, cov = self._predict(step)
-        self._since_obs += step
-        if frame_size is not None and n_tracks:
-            # A lost track predicted out of the picture has left it: kept, it would take the box
-            # of the next object entering where it left (a bus gone west took a car coming east).
-            cx, cy = mean[:, 0], mean[:, 1]
-            left = ~seen_last_frame & ((cx < 0) | (cx > frame_size[0]) | (cy < 0) | (cy > frame_size[1]))
-            if left.any():
-                stay = ~left
-                tracks.keep(stay)
-                n_tracks = len(tracks)
-                mean, cov, seen_last_frame = mean[stay], cov[stay], seen_last_frame[stay]
-                self._mean, self._obs, self._since_obs = self._mean[stay], self._obs[stay], self._since_obs[stay]
+        # the Kalman prediction (a lost track stops growing or shrinking), and which lost tracks it moved
+        # out of the picture
+        noise = max(step, 0.0)
+        seen_last_frame, mean, cov, left = kernels.start_frame(
+            self._mean, self._cov, tracks.misses, self._since_obs, float(step), kalman.STD_POSITION**2 * noise,
+            cfg.velocity_noise**2 * noise, kalman.MIN_SIZE, frame_size is not None,
+            float(frame_size[0]) if frame_size is not None else 0.0,
+            float(frame_size[1]) if frame_size is not None else 0.0,
+        )
+        # A lost track predicted out of the picture has left it: kept, it would take the box
+        # of the next object entering where it left (a bus gone west took a car coming east).
+        if n_tracks and left.any():
+            stay = ~left
+            tracks.keep(stay)
+            n_tracks = len(tracks)
+            mean, cov, seen_last_frame = mean[stay], cov[stay], seen_last_frame[stay]
+            self._mean, self._obs, self._since_obs = self._mean[stay], self._obs[stay], self._since_obs[stay]
 
         if detections:
             # one flat list, converted once: a third of the cost of an array made of one tuple per box
@@ -173,15 +180,13 @@ class ByteTracker:
                 raise ValueError("every detection's box must have 4 numbers (x1, y1, x2, y2)")
             boxes = np.array(flat, dtype=np.float64).reshape(-1, 4)
             scores = np.array([d.score for d in detections], dtype=np.float64)
-            usable = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
+            det_codes = np.array(tracks.codes([d.cls for d in detections]), dtype=np.intp)
         else:
             boxes = np.zeros((0, 4))
             scores = np.zeros(0)
-            usable = np.zeros(0, dtype=bool)
-        high = usable & (scores >= cfg.high_score)
-        low = usable & (scores >= cfg.low_score) & ~high
-        high_idx = high.nonzero()[0]
-        low_idx = low.nonzero()[0]
+            det_codes = _NO_ROWS
+        # usable boxes (finite numbers) by score: high ones, low ones, both (in order) and which are high
+        high_idx, low_idx, considered, is_high = kernels.split_detections(boxes, scores, cfg.high_score, cfg.low_score)
 
         det_of_track = np.full(n_tracks, -1, dtype=np.intp)
         unmatched_high = high_idx
@@ -192,18 +197,15 @@ class ByteTracker:
             )
             # One cost matrix for both stages (every track against every high and low box): a pair's
             # cost depends only on its track and its box, and one call costs half as much as two.
-            considered = (high | low).nonzero()[0]
-            apart = self._apart(detections, considered)
+            apart = self._apart(det_codes[considered])
             cost = self._cost(predicted, boxes[considered], gate, young, apart, self._obs[:, :2])
-            is_high = high[considered]
             # Both stages in one compiled call when they need no solver (the common case) and no subclass
             # swaps the matching step; else, from the stage that needs it, as below.
             stage = 1
             if type(self)._assign is ByteTracker._assign:
                 col, stage = kernels.byte_stages(cost, is_high, seen_last_frame, COST_LIMIT, TIE)
                 if stage != 1:
-                    took = col >= 0
-                    det_of_track[took] = considered[col[took]]
+                    det_of_track = kernels.detections_of_columns(col, considered)
             if stage == 1 and high_idx.size:
                 rows, cols = self._assign(cost[:, is_high], COST_LIMIT)
                 det_of_track[rows] = high_idx[cols]
@@ -212,24 +214,26 @@ class ByteTracker:
             if candidates.size and low_idx.size:
                 rows, cols = self._assign(cost[np.ix_(candidates, (~is_high).nonzero()[0])], COST_LIMIT)
                 det_of_track[candidates[rows]] = low_idx[cols]
-            taken = np.zeros(len(scores), dtype=bool)
-            taken[det_of_track[det_of_track >= 0]] = True
-            unmatched_high = high_idx[~taken[high_idx]]
+            # high boxes no track took; unmatched tracks lost before this frame, and those lost for a while
+            unmatched_high, lost, lost_long = kernels.leftovers(
+                det_of_track, seen_last_frame, self._since_obs, high_idx, len(scores), PATH_MIN_GAP
+            )
             # OC-SORT's recovery stage: a track whose prediction drifted (it stopped, or turned while
             # unseen) may still overlap a detection with its last observed box.
-            lost = ((det_of_track < 0) & ~seen_last_frame).nonzero()[0]
             if lost.size and unmatched_high.size:
                 last_boxes = kalman.states_to_boxes(self._obs[lost])
                 iou = self._iou(last_boxes, boxes[unmatched_high])
                 if apart is not None:
                     iou[apart[np.ix_(lost, np.searchsorted(considered, unmatched_high))]] = 0.0
                 rows, cols = self._assign(1.0 - iou, 1.0 - cfg.match_iou + 1e-9)
-                det_of_track[lost[rows]] = unmatched_high[cols]
-                unmatched_high = np.delete(unmatched_high, cols)
+                if rows.size:
+                    det_of_track[lost[rows]] = unmatched_high[cols]
+                    unmatched_high = np.delete(unmatched_high, cols)
+                    lost_long = lost_long[det_of_track[lost_long] < 0]
             # Recovery along the path: a moving object hidden for several frames (behind a bus, far
             # from the camera) comes out short of its constant-velocity prediction and smaller or
             # larger than when it was lost (perspective), outside both gates above.
-            lost = ((det_of_track < 0) & ~seen_last_frame & (self._since_obs >= PATH_MIN_GAP)).nonzero()[0]
+            lost = lost_long
             if lost.size and unmatched_high.size:
                 cost = self._path_cost(lost, mean, boxes[unmatched_high])
                 if apart is not None:
@@ -244,7 +248,8 @@ class ByteTracker:
             kernels.correct_matched(mean, cov, self._obs, self._since_obs, tracks.hits, det_of_track, boxes,
                                     kalman.STD_POSITION**2, kalman.MIN_SIZE, REFOUND_GAP)
 
-        keep = tracks.step(det_of_track, detections, scores, cfg.min_hits, cfg.max_age, cfg.tentative_max_age)
+        keep = tracks.step(det_of_track, detections, scores, cfg.min_hits, cfg.max_age, cfg.tentative_max_age,
+                           codes=det_codes)
         if not keep.all():
             tracks.keep(keep)
             mean = mean[keep]
@@ -269,27 +274,18 @@ class ByteTracker:
         self._cov = cov
         return self._snapshot(t)
 
-    def _apart(self, detections: Sequence[Detection], which: IntArray | None = None) -> npt.NDArray[np.bool_] | None:
-        """(tracks, detections or those of `which`): pairs whose classes lie in different `class_groups`
+    def _apart(self, det_codes: IntArray) -> npt.NDArray[np.bool_] | None:
+        """(tracks, detections of these class codes): pairs whose classes lie in different `class_groups`
         (never matched); None when no pair does."""
-        group_of = self._group_of
-        if not group_of or not detections:
+        if not self._group_of or not det_codes.size:
             return None
-        t_groups = [group_of.get(v.cls, -1) for v in self._tracks.votes]
-        d_groups = [group_of.get(d.cls, -1) for d in detections]
-        if len({*t_groups, *d_groups, -1}) <= 2:  # one group at most (a class in none is never kept apart)
-            return None
-        tg = np.array(t_groups, dtype=np.intp)
-        dg = np.array(d_groups, dtype=np.intp)
-        if which is not None:
-            dg = dg[which]
-        apart = tg[:, None] != dg[None, :]
-        # a class in no group is never kept apart (most frames have none: no mask to apply)
-        if np.count_nonzero(tg < 0):
-            apart &= (tg >= 0)[:, None]
-        if np.count_nonzero(dg < 0):
-            apart &= (dg >= 0)[None, :]
-        return apart if np.count_nonzero(apart) else None
+        n_names = len(self._tracks.names)
+        if self._group_code.size < n_names:  # classes seen for the first time
+            group_of = self._group_of
+            more = [group_of.get(c, -1) for c in self._tracks.names[self._group_code.size:]]
+            self._group_code = np.concatenate([self._group_code, np.array(more, dtype=np.intp)])
+        apart, found = kernels.apart_pairs(self._tracks.cls, det_codes, self._group_code)
+        return apart if found else None
 
     def _path_cost(self, lost: IntArray, mean: FloatArray, boxes: FloatArray) -> FloatArray:
         """Cost in [0, 1) of pairs (lost moving track, detection) where the detection lies on the track's
@@ -436,10 +432,9 @@ class ByteTracker:
             self._columns = None
             return []
         # tuples zipped from columns: cheaper than a tuple made of each row's list
-        box_array = kalman.states_to_boxes(self._mean)
-        x1, y1, x2, y2 = box_array.T.tolist()
         per_second = 1.0 / self._nominal_dt if self._nominal_dt else 0.0
-        vx, vy = (self._mean[:, 4:6] * per_second).T.tolist()
+        box_array, rows = kernels.boxes_and_velocities(self._mean, per_second, kalman.MIN_SIZE)
+        x1, y1, x2, y2, vx, vy = rows.tolist()
         boxes: list[tuple[float, float, float, float]] = list(zip(x1, y1, x2, y2, strict=True))
         velocities: list[tuple[float, float]] = list(zip(vx, vy, strict=True))
         # New tracks are appended with increasing ids, so the list is already sorted by id.

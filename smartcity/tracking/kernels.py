@@ -51,6 +51,10 @@ def cost_matrix(  # noqa: PLR0913 - one flat call: every argument is one of the 
         young_i = young[i]
         g = gate[i]
         limit = gate_margin * g
+        # a pair that neither overlaps nor lies near the gate is forbidden without the divisions below:
+        # the test is looser than theirs by far more than their rounding (never a pair they would allow)
+        quick = match_iou > 0.0 and not (young_i and (cut_x or cut_y))
+        reach = limit * (1.0 + 1e-9)
         for j in range(m):
             b0, b1, b2, b3 = boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3]
             if with_iou:
@@ -61,8 +65,11 @@ def cost_matrix(  # noqa: PLR0913 - one flat call: every argument is one of the 
                 ih = min(p3, b3) - max(p1, b1)
                 ih = max(ih, 0.0)
                 inter = iw * ih
-                union = area_p + (b2 - b0) * (b3 - b1) - inter
-                iou = inter / union if union > 0.0 else 0.0
+                if inter == 0.0:
+                    iou = 0.0
+                else:
+                    union = area_p + (b2 - b0) * (b3 - b1) - inter
+                    iou = inter / union if union > 0.0 else 0.0
             dw = max(b2 - b0, 1.0)
             dh = max(b3 - b1, 1.0)
             ox = b0 + b2 - p0 - p2
@@ -74,6 +81,9 @@ def cost_matrix(  # noqa: PLR0913 - one flat call: every argument is one of the 
                 back = min(max(back, 0.0), along_short)
                 ox += back * bx
                 oy += back * by
+            if quick and iou < match_iou and (abs(ox) > reach * (pw + dw) or abs(oy) > reach * (ph + dh)):
+                cost[i, j] = forbidden
+                continue
             dx = ox / (pw + dw)
             dy = oy / (ph + dh)
             rw = max(pw / dw, dw / pw)
@@ -328,6 +338,32 @@ def kalman_predict(
 
 
 @njit(cache=True, nogil=True)
+def start_frame(  # noqa: PLR0913 - one flat call: the tracks' arrays and the frame's settings
+    mean: np.ndarray, cov: np.ndarray, misses: np.ndarray, since_obs: np.ndarray, step: float,
+    q_position: float, q_velocity: float, min_size: float, with_frame: bool, frame_w: float, frame_h: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The tracker's first steps on a frame, in one call: a lost track stops growing or shrinking
+    (`mean`'s size velocities zeroed in place), every track moves `step` frames forward
+    (kalman_predict), `since_obs` grows by `step` (in place); returns (seen on the last frame, means,
+    covariances, lost tracks predicted out of the picture, when `with_frame`)."""
+    n = mean.shape[0]
+    seen = np.empty(n, dtype=np.bool_)
+    for r in range(n):
+        seen[r] = misses[r] == 0
+        if not seen[r]:
+            mean[r, 6] = 0.0
+            mean[r, 7] = 0.0
+        since_obs[r] += step
+    new_mean, new_cov = kalman_predict(mean, cov, step, q_position, q_velocity, min_size)
+    left = np.zeros(n, dtype=np.bool_)
+    if with_frame:
+        for r in range(n):
+            cx, cy = new_mean[r, 0], new_mean[r, 1]
+            left[r] = not seen[r] and (cx < 0 or cx > frame_w or cy < 0 or cy > frame_h)
+    return seen, new_mean, new_cov, left
+
+
+@njit(cache=True, nogil=True)
 def kalman_update(
     mean: np.ndarray, cov: np.ndarray, measurements: np.ndarray, r_position: float, min_size: float,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -466,6 +502,218 @@ def byte_stages(
     return col, 0
 
 
+@njit(cache=True, nogil=True)
+def class_votes(  # noqa: PLR0913 - one flat call: the votes' arrays, row for row with the tracks
+    rows: np.ndarray, codes: np.ndarray, cls: np.ndarray, ring: np.ndarray, n_votes: np.ndarray,
+    head: np.ndarray, counts: np.ndarray, stamp: np.ndarray, next_stamp: int,
+) -> int:
+    """Row `rows[k]` votes for class `codes[k]`: the track's class is the majority over its last
+    `ring.shape[1]` votes (a ring from `head`, `n_votes` long), and switches only when another class
+    has strictly more votes; among classes with as many, the one that entered the window first
+    (`stamp`, set when its count rises from 0). Returns the next stamp."""
+    window = ring.shape[1]
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        c = codes[k]
+        n = n_votes[r]
+        cur = cls[r]
+        if c == cur and counts[r, c] == n:  # unanimous so far: only the window's length can change
+            if n < window:
+                ring[r, (head[r] + n) % window] = c
+                n_votes[r] = n + 1
+                counts[r, c] = n + 1
+            continue
+        if n == window:  # the oldest vote leaves the window
+            old = ring[r, head[r]]
+            counts[r, old] -= 1
+            ring[r, head[r]] = c
+            head[r] = (head[r] + 1) % window
+        else:
+            ring[r, (head[r] + n) % window] = c
+            n_votes[r] = n + 1
+        if counts[r, c] == 0:
+            stamp[r, c] = next_stamp
+            next_stamp += 1
+        counts[r, c] += 1
+        current = counts[r, cur]
+        best, best_stamp, best_c = 0, 0, -1
+        for j in range(counts.shape[1]):
+            m = counts[r, j]
+            if m > best or (m == best and m > 0 and stamp[r, j] < best_stamp):
+                best, best_stamp, best_c = m, stamp[r, j], j
+        if best > current:
+            cls[r] = best_c
+    return next_stamp
+
+
+@njit(cache=True, nogil=True)
+def table_step(  # noqa: PLR0913 - one flat call: the track table's arrays, row for row
+    det_of_track: np.ndarray, scores: np.ndarray, codes: np.ndarray, age: np.ndarray, hits: np.ndarray,
+    misses: np.ndarray, confirmed: np.ndarray, score: np.ndarray, min_hits: int, max_age: int,
+    tentative_max_age: int, cls: np.ndarray, ring: np.ndarray, n_votes: np.ndarray, head: np.ndarray,
+    counts: np.ndarray, stamp: np.ndarray, next_stamp: int,
+) -> tuple[np.ndarray, int]:
+    """TrackTable.step's counters, in place: row r took detection `det_of_track[r]` (>= 0) or missed
+    the frame; a matched row votes for its detection's class (class_votes). Returns (rows that live
+    on, the next vote stamp)."""
+    n = det_of_track.shape[0]
+    n_matched = 0
+    for r in range(n):
+        if det_of_track[r] >= 0:
+            n_matched += 1
+    rows = np.empty(n_matched, dtype=np.intp)
+    taken = np.empty(n_matched, dtype=np.intp)
+    alive = np.empty(n, dtype=np.bool_)
+    k = 0
+    for r in range(n):
+        age[r] += 1
+        d = det_of_track[r]
+        if d >= 0:
+            hits[r] += 1
+            misses[r] = 0
+            score[r] = scores[d]
+            if hits[r] >= min_hits:
+                confirmed[r] = True
+            rows[k] = r
+            taken[k] = codes[d]
+            k += 1
+        else:
+            misses[r] += 1
+        # a track seen twice has a velocity: it waits as long as a confirmed one
+        limit = max_age if confirmed[r] or hits[r] >= 2 else tentative_max_age
+        alive[r] = d >= 0 or misses[r] <= limit
+    next_stamp = class_votes(rows, taken, cls, ring, n_votes, head, counts, stamp, next_stamp)
+    return alive, next_stamp
+
+
+@njit(cache=True, nogil=True)
+def split_detections(
+    boxes: np.ndarray, scores: np.ndarray, high_score: float, low_score: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The usable detections (finite box and score) by score: (indices of the high ones, >= `high_score`;
+    of the low ones, in [`low_score`, `high_score`); of both, in order; whether each of those is high)."""
+    n = scores.shape[0]
+    kind = np.zeros(n, dtype=np.int8)  # 0: neither, 1: low, 2: high
+    n_high = n_low = 0
+    for i in range(n):
+        s = scores[i]
+        if not (math.isfinite(s) and math.isfinite(boxes[i, 0]) and math.isfinite(boxes[i, 1])
+                and math.isfinite(boxes[i, 2]) and math.isfinite(boxes[i, 3])):
+            continue
+        if s >= high_score:
+            kind[i] = 2
+            n_high += 1
+        elif s >= low_score:
+            kind[i] = 1
+            n_low += 1
+    high_idx = np.empty(n_high, dtype=np.intp)
+    low_idx = np.empty(n_low, dtype=np.intp)
+    considered = np.empty(n_high + n_low, dtype=np.intp)
+    is_high = np.empty(n_high + n_low, dtype=np.bool_)
+    h = lo = c = 0
+    for i in range(n):
+        if kind[i] == 0:
+            continue
+        considered[c] = i
+        is_high[c] = kind[i] == 2
+        c += 1
+        if kind[i] == 2:
+            high_idx[h] = i
+            h += 1
+        else:
+            low_idx[lo] = i
+            lo += 1
+    return high_idx, low_idx, considered, is_high
+
+
+@njit(cache=True, nogil=True)
+def apart_pairs(track_codes: np.ndarray, det_codes: np.ndarray, group_code: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(tracks, detections) pairs whose class codes lie in different class groups (`group_code`: the
+    group of each code, -1 for none; a class in no group is never kept apart), and whether any is."""
+    n, m = track_codes.shape[0], det_codes.shape[0]
+    apart = np.zeros((n, m), dtype=np.bool_)
+    found = False
+    for j in range(m):
+        dg = group_code[det_codes[j]]
+        if dg < 0:
+            continue
+        for i in range(n):
+            tg = group_code[track_codes[i]]
+            if tg >= 0 and tg != dg:
+                apart[i, j] = True
+                found = True
+    return apart, found
+
+
+@njit(cache=True, nogil=True)
+def detections_of_columns(col: np.ndarray, considered: np.ndarray) -> np.ndarray:
+    """Per track, the detection its cost-matrix column `col` (-1: none) stands for (`considered[col]`)."""
+    out = np.full(col.shape[0], -1, dtype=np.intp)
+    for r in range(col.shape[0]):
+        if col[r] >= 0:
+            out[r] = considered[col[r]]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def leftovers(
+    det_of_track: np.ndarray, seen: np.ndarray, since_obs: np.ndarray, high_idx: np.ndarray, n_dets: int,
+    path_min_gap: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """After the two stages: (high detections no track took, in order; unmatched tracks not seen on the
+    last frame; those of them unseen for at least `path_min_gap` frames)."""
+    taken = np.zeros(n_dets, dtype=np.bool_)
+    n_lost = n_path = 0
+    for r in range(det_of_track.shape[0]):
+        d = det_of_track[r]
+        if d >= 0:
+            taken[d] = True
+        elif not seen[r]:
+            n_lost += 1
+            if since_obs[r] >= path_min_gap:
+                n_path += 1
+    n_free = 0
+    for k in range(high_idx.shape[0]):
+        if not taken[high_idx[k]]:
+            n_free += 1
+    free = np.empty(n_free, dtype=np.intp)
+    j = 0
+    for k in range(high_idx.shape[0]):
+        if not taken[high_idx[k]]:
+            free[j] = high_idx[k]
+            j += 1
+    lost = np.empty(n_lost, dtype=np.intp)
+    path = np.empty(n_path, dtype=np.intp)
+    a = b = 0
+    for r in range(det_of_track.shape[0]):
+        if det_of_track[r] < 0 and not seen[r]:
+            lost[a] = r
+            a += 1
+            if since_obs[r] >= path_min_gap:
+                path[b] = r
+                b += 1
+    return free, lost, path
+
+
+@njit(cache=True, nogil=True)
+def boxes_and_velocities(mean: np.ndarray, per_second: float, min_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """The tracks' boxes (N, 4) x1, y1, x2, y2 (kalman.states_to_boxes), and the same with the
+    velocities in pixels per second as rows (6, N): x1, y1, x2, y2, vx, vy."""
+    n = mean.shape[0]
+    boxes = np.empty((n, 4))
+    rows = np.empty((6, n))
+    for r in range(n):
+        hw = max(mean[r, 2], min_size) * 0.5
+        hh = max(mean[r, 3], min_size) * 0.5
+        boxes[r, 0] = rows[0, r] = mean[r, 0] - hw
+        boxes[r, 1] = rows[1, r] = mean[r, 1] - hh
+        boxes[r, 2] = rows[2, r] = mean[r, 0] + hw
+        boxes[r, 3] = rows[3, r] = mean[r, 1] + hh
+        rows[4, r] = mean[r, 4] * per_second
+        rows[5, r] = mean[r, 5] * per_second
+    return boxes, rows
+
+
 def warm_up() -> None:
     """Compile every kernel of this module for the argument types the tracker passes (and store them in
     numba's cache): a process that imports the tracker on a fresh install otherwise compiles them on
@@ -480,6 +728,16 @@ def warm_up() -> None:
     sparse_assignment(np.asfortranarray(cost), 1.0, 1e-6)
     byte_stages(cost, np.ones(2, dtype=np.bool_), np.ones(2, dtype=np.bool_), 1.0, 1e-6)
     kalman_predict(mean, cov, 1.0, 0.1, 0.1, 1e-3)
+    split_detections(f, np.ones(2), 0.5, 0.1)
+    apart_pairs(i, i, i)
+    boxes_and_velocities(mean, 5.0, 1e-3)
+    detections_of_columns(i, i)
+    leftovers(np.full(2, -1, dtype=np.intp), b, np.ones(2), i, 2, 3.0)
+    start_frame(mean.copy(), cov, i, np.ones(2), 1.0, 0.1, 0.1, 1e-3, True, 640.0, 480.0)
     kalman_update(mean, cov, f, 0.1, 1e-3)
     association_inputs(mean, mean, np.ones(2), i, 1e-3, 1.0, 1.0, 0.5, 0.05)
     correct_matched(mean, cov, f.copy(), np.ones(2), i, np.full(2, -1, dtype=np.intp), f, 0.1, 1e-3, 1.5)
+    ring, counts = np.zeros((2, 15), dtype=np.intp), np.zeros((2, 4), dtype=np.intp)
+    class_votes(i, i, i.copy(), ring, i.copy(), i.copy(), counts, np.zeros((2, 4), dtype=np.int64), 1)
+    table_step(np.full(2, -1, dtype=np.intp), np.ones(2), i, i.copy(), i.copy(), i.copy(), b.copy(), np.ones(2), 1, 30,
+               2, i.copy(), ring, i.copy(), i.copy(), counts, np.zeros((2, 4), dtype=np.int64), 1)

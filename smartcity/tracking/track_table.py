@@ -1,21 +1,25 @@
 """The bookkeeping of a tracker's live tracks as parallel arrays (pure: no I/O).
 
 Counters and flags (id, hits, age, frames missed, confirmed, score) are numpy arrays, so a frame
-updates all tracks with a few array operations instead of a Python loop over track objects; only
-what is a Python value by nature (the class vote, keypoints and attributes) stays in lists. The
-tracker keeps the Kalman states beside it, row for row, and filters both with the same masks.
+updates all tracks with a few array operations instead of a Python loop over track objects. So is
+the class vote: a track's class is the majority over its last CLASS_VOTE_WINDOW detections, with
+hysteresis (another class must have strictly more votes; between classes with as many, the one
+that entered the window first), kept as class codes in a ring per track and counted by one compiled
+call per frame (kernels.class_votes). Only what is a Python value by nature (keypoints and
+attributes) stays in lists. The tracker keeps the Kalman states beside it, row for row, and filters
+both with the same masks.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
 
-from smartcity.core.vision import Attributes, Box, Detection, Keypoints, Track, TrackColumns
+from smartcity.core.vision import NO_ATTRIBUTES, Attributes, Box, Detection, Keypoints, Track, TrackColumns
+from smartcity.tracking import kernels
 
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
@@ -25,72 +29,19 @@ FloatArray = npt.NDArray[np.float64]
 CLASS_VOTE_WINDOW = 15
 
 
-class ClassVote:
-    """A track's class: the majority over its last CLASS_VOTE_WINDOW detections, with hysteresis."""
-
-    __slots__ = ("cls", "counts", "votes")
-
-    def __init__(self, cls: str) -> None:
-        self.cls = cls
-        self.votes: deque[str] = deque([cls], maxlen=CLASS_VOTE_WINDOW)
-        self.counts: dict[str, int] = {cls: 1}
-
-    def vote(self, cls: str) -> None:
-        n = len(self.votes)
-        if cls == self.cls and self.counts[cls] == n:
-            # Unanimous so far (the common case): only the window's length can change.
-            if n < CLASS_VOTE_WINDOW:
-                self.votes.append(cls)
-                self.counts[cls] = n + 1
-            return
-        if n == CLASS_VOTE_WINDOW:
-            old = self.votes[0]
-            self.counts[old] -= 1
-            if self.counts[old] == 0:
-                del self.counts[old]
-        self.votes.append(cls)
-        self.counts[cls] = self.counts.get(cls, 0) + 1
-        # Hysteresis: the current class stays unless another one has strictly more votes.
-        current = self.counts.get(self.cls, 0)
-        best_cls, best = max(self.counts.items(), key=lambda kv: kv[1])
-        if best > current:
-            self.cls = best_cls
-
-
-# A frame builds one Track per live track. Track is a frozen dataclass, whose generated __init__
-# goes through object.__setattr__ once per field; setting the slots through their descriptors
-# builds the same value in about half the time.
-_TRACK_FIELDS = (
-    "track_id", "cls", "box", "score", "t", "hits", "age", "confirmed", "time_since_update", "velocity",
-    "keypoints", "attributes",
-)
-if tuple(Track.__slots__) != _TRACK_FIELDS:  # pragma: no cover - caught by the tests on any change
-    raise ImportError(f"Track's fields changed: {Track.__slots__}; update smartcity.tracking.track_table")
-_new = object.__new__
-_SETTERS = tuple(getattr(Track, name).__set__ for name in _TRACK_FIELDS)
-(_s_id, _s_cls, _s_box, _s_score, _s_t, _s_hits, _s_age, _s_confirmed, _s_misses, _s_velocity, _s_keypoints,
- _s_attributes) = _SETTERS
+# A frame builds one Track (a named tuple) per live track, in one C call from a row of columns.
+_new_tuple = tuple.__new__
 
 
 def make_track(
     track_id: int, cls: str, box: Box, score: float, t: float, hits: int, age: int, confirmed: bool,
     time_since_update: int, velocity: tuple[float, float], keypoints: Keypoints, attributes: Attributes,
 ) -> Track:
-    """Track(track_id, cls, ...) built without its __init__ (equal to it)."""
-    tr: Track = _new(Track)
-    _s_id(tr, track_id)
-    _s_cls(tr, cls)
-    _s_box(tr, box)
-    _s_score(tr, score)
-    _s_t(tr, t)
-    _s_hits(tr, hits)
-    _s_age(tr, age)
-    _s_confirmed(tr, confirmed)
-    _s_misses(tr, time_since_update)
-    _s_velocity(tr, velocity)
-    _s_keypoints(tr, keypoints)
-    _s_attributes(tr, attributes)
-    return tr
+    """Track(track_id, cls, ...) built as the track table builds them (equal to it)."""
+    track: Track = _new_tuple(
+        Track, (track_id, cls, box, score, t, hits, age, confirmed, time_since_update, velocity, keypoints, attributes)
+    )
+    return track
 
 
 class TrackTable:
@@ -103,25 +54,58 @@ class TrackTable:
         self.misses: IntArray = np.zeros(0, dtype=np.intp)  # frames missed in a row (time_since_update)
         self.confirmed: BoolArray = np.zeros(0, dtype=bool)
         self.score: FloatArray = np.zeros(0)
-        self.votes: list[ClassVote] = []
+        # the class vote: class codes (of `names`) of each track's last votes in a ring from `vote_head`,
+        # `n_votes` long; per class code, its votes in the window and when it entered it
+        self.names: list[str] = []
+        self._code_of: dict[str, int] = {}
+        self.cls: IntArray = np.zeros(0, dtype=np.intp)
+        self.vote_ring: IntArray = np.zeros((0, CLASS_VOTE_WINDOW), dtype=np.intp)
+        self.n_votes: IntArray = np.zeros(0, dtype=np.intp)
+        self.vote_head: IntArray = np.zeros(0, dtype=np.intp)
+        self.vote_counts: IntArray = np.zeros((0, 4), dtype=np.intp)
+        self.vote_stamp: npt.NDArray[np.int64] = np.zeros((0, 4), dtype=np.int64)
+        self._next_stamp = 0
         # what a second-stage model saw in the latest matched detection's box (kept while lost)
         self.keypoints: list[Keypoints] = []
         self.attributes: list[Attributes] = []
+        self._rich = 0  # rows whose keypoints or attributes are not the empty defaults
 
     def __len__(self) -> int:
-        return len(self.votes)
+        return len(self.ids)
 
     def classes(self) -> list[str]:
-        return [v.cls for v in self.votes]
+        names = self.names
+        return [names[c] for c in self.cls.tolist()]
+
+    def codes(self, classes: Sequence[str]) -> list[int]:
+        """The class codes of these class names (a new name takes the next code)."""
+        code_of = self._code_of
+        return [code_of[c] if c in code_of else self._new_code(c) for c in classes]
+
+    def _new_code(self, cls: str) -> int:
+        code = len(self.names)
+        self.names.append(cls)
+        self._code_of[cls] = code
+        if code >= self.vote_counts.shape[1]:  # room for more classes
+            more = np.zeros((self.vote_counts.shape[0], self.vote_counts.shape[1]), dtype=np.intp)
+            self.vote_counts = np.concatenate([self.vote_counts, more], axis=1)
+            self.vote_stamp = np.concatenate([self.vote_stamp, more.astype(np.int64)], axis=1)
+        return code
 
     def keep(self, mask: BoolArray) -> None:
         """Drop the rows where `mask` is false."""
         self.ids, self.hits, self.age = self.ids[mask], self.hits[mask], self.age[mask]
         self.misses, self.confirmed, self.score = self.misses[mask], self.confirmed[mask], self.score[mask]
-        flags = mask.tolist()
-        self.votes = [v for v, k in zip(self.votes, flags) if k]
-        self.keypoints = [v for v, k in zip(self.keypoints, flags) if k]
-        self.attributes = [v for v, k in zip(self.attributes, flags) if k]
+        self.cls, self.vote_ring, self.n_votes = self.cls[mask], self.vote_ring[mask], self.n_votes[mask]
+        self.vote_head, self.vote_counts, self.vote_stamp = self.vote_head[mask], self.vote_counts[mask], self.vote_stamp[mask]
+        if self._rich:
+            flags = mask.tolist()
+            self.keypoints = [v for v, k in zip(self.keypoints, flags) if k]
+            self.attributes = [v for v, k in zip(self.attributes, flags) if k]
+            self._rich = _count_rich(self.keypoints, self.attributes)
+        else:  # all rows hold the defaults
+            n = self.ids.shape[0]
+            del self.keypoints[n:], self.attributes[n:]
 
     def add(self, first_id: int, detections: Sequence[Detection], confirmed: bool) -> None:
         """Start a track per detection, with ids from `first_id` up."""
@@ -132,35 +116,48 @@ class TrackTable:
         self.misses = np.concatenate([self.misses, np.zeros(n, dtype=np.intp)])
         self.confirmed = np.concatenate([self.confirmed, np.full(n, confirmed)])
         self.score = np.concatenate([self.score, [float(d.score) for d in detections]])
-        self.votes.extend(ClassVote(d.cls) for d in detections)
+        codes = np.array(self.codes([d.cls for d in detections]), dtype=np.intp)
+        ring = np.zeros((n, CLASS_VOTE_WINDOW), dtype=np.intp)
+        ring[:, 0] = codes
+        counts = np.zeros((n, self.vote_counts.shape[1]), dtype=np.intp)
+        stamp = np.zeros((n, self.vote_counts.shape[1]), dtype=np.int64)
+        rows = np.arange(n)
+        counts[rows, codes] = 1
+        stamp[rows, codes] = np.arange(self._next_stamp, self._next_stamp + n)
+        self._next_stamp += n
+        self.cls = np.concatenate([self.cls, codes])
+        self.vote_ring = np.concatenate([self.vote_ring, ring])
+        self.n_votes = np.concatenate([self.n_votes, np.ones(n, dtype=np.intp)])
+        self.vote_head = np.concatenate([self.vote_head, np.zeros(n, dtype=np.intp)])
+        self.vote_counts = np.concatenate([self.vote_counts, counts])
+        self.vote_stamp = np.concatenate([self.vote_stamp, stamp])
         self.keypoints.extend(d.keypoints for d in detections)
         self.attributes.extend(d.attributes for d in detections)
+        self._rich += _count_rich([d.keypoints for d in detections], [d.attributes for d in detections])
 
     def step(self, det_of_track: IntArray, detections: Sequence[Detection], scores: FloatArray, min_hits: int,
-             max_age: int, tentative_max_age: int) -> BoolArray:
-        """One frame: rows with `det_of_track >= 0` took that detection, the others missed the frame.
-        Returns which rows live on (a track seen once ends after `tentative_max_age` misses in a row, one
-        seen twice or more, which has a velocity, after `max_age`)."""
-        self.age += 1
-        matched = det_of_track >= 0
-        rows = matched.nonzero()[0]
-        dets = det_of_track[rows]
-        self.hits[rows] += 1
-        self.misses += 1
-        self.misses[rows] = 0
-        self.score[rows] = scores[dets]
-        self.confirmed |= matched & (self.hits >= min_hits)
-        votes, keypoints, attributes = self.votes, self.keypoints, self.attributes
-        for k, i in zip(rows.tolist(), dets.tolist()):
-            d = detections[i]
-            keypoints[k] = d.keypoints
-            attributes[k] = d.attributes
-            votes[k].vote(d.cls)
-        # a track seen twice has a velocity: its prediction bridges a detector's gap as well as a
-        # confirmed track's does (a bus entering the picture, missed for four frames, came back
-        # as a new track past the counting line)
-        limit = np.where(self.confirmed | (self.hits >= 2), max_age, tentative_max_age)
-        alive: BoolArray = matched | (self.misses <= limit)
+             max_age: int, tentative_max_age: int, *, codes: IntArray | None = None) -> BoolArray:
+        """One frame: rows with `det_of_track >= 0` took that detection, the others missed the frame
+        (`codes`: the detections' class codes, if the caller has them). Returns which rows live on (a
+        track seen once ends after `tentative_max_age` misses in a row, one seen twice or more, which has
+        a velocity, after `max_age`)."""
+        if codes is None:
+            codes = np.array(self.codes([d.cls for d in detections]), dtype=np.intp)
+        alive: BoolArray
+        alive, self._next_stamp = kernels.table_step(
+            det_of_track, scores, codes, self.age, self.hits, self.misses, self.confirmed, self.score, min_hits,
+            max_age, tentative_max_age, self.cls, self.vote_ring, self.n_votes, self.vote_head, self.vote_counts,
+            self.vote_stamp, self._next_stamp,
+        )
+        if self._rich or any(d.keypoints or d.attributes is not NO_ATTRIBUTES for d in detections):
+            # else every row holds the empty defaults and keeps them
+            keypoints, attributes = self.keypoints, self.attributes
+            rows = (det_of_track >= 0).nonzero()[0]
+            for k, i in zip(rows.tolist(), det_of_track[rows].tolist()):
+                d = detections[i]
+                keypoints[k] = d.keypoints
+                attributes[k] = d.attributes
+            self._rich = _count_rich(keypoints, attributes)
         return alive
 
     def snapshot(
@@ -169,18 +166,21 @@ class TrackTable:
         """One Track per row, with these boxes (`box_array` as an (N, 4) array) and velocities (rows in
         order); and the same as columns."""
         ids = self.ids.tolist()
-        classes = [v.cls for v in self.votes]
-        # as make_track, a field at a time over all rows: the loops run in C (`any` drains each map)
-        tracks: list[Track] = list(map(_new, repeat(Track, len(ids))))
-        for put, values in zip(_SETTERS, (
+        classes = self.classes()
+        rows = zip(
             ids, classes, boxes, self.score.tolist(), repeat(t), self.hits.tolist(), self.age.tolist(),
-            self.confirmed.tolist(), self.misses.tolist(), velocities, self.keypoints, self.attributes,
-        ), strict=True):
-            any(map(put, tracks, values))
+            self.confirmed.tolist(), self.misses.tolist(), velocities, self.keypoints, self.attributes, strict=False,
+        )
+        tracks: list[Track] = list(map(_new_tuple, repeat(Track), rows))
         # copies: the table updates its arrays in place on the next frame
         columns = TrackColumns(tracks, ids, classes, box_array, self.score.copy(), self.misses.copy(),
                                self.confirmed.copy(), self.hits.copy())
         return tracks, columns
 
 
-__all__ = ["CLASS_VOTE_WINDOW", "ClassVote", "TrackTable", "make_track"]
+def _count_rich(keypoints: Sequence[Keypoints], attributes: Sequence[Attributes]) -> int:
+    """How many rows hold keypoints or attributes other than the empty defaults."""
+    return sum(1 for kp, at in zip(keypoints, attributes) if kp or at is not NO_ATTRIBUTES)
+
+
+__all__ = ["CLASS_VOTE_WINDOW", "TrackTable", "make_track"]

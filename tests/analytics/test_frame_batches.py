@@ -3,7 +3,6 @@ exactly what each rule computes alone."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -118,7 +117,7 @@ def test_columns_of_other_track_objects_are_ignored() -> None:
     _, given = _tracked_frames(3)[-1]
     assert given.columns is not None and len(given.tracks) > 1
     # equal in number, but other objects (one moved): the view reads them, not the columns
-    other = (*given.tracks[:-1], replace(given.tracks[-1], box=(10.0, 20.0, 50.0, 90.0)))
+    other = (*given.tracks[:-1], given.tracks[-1]._replace(box=(10.0, 20.0, 50.0, 90.0)))
     mixed = FrameTracks(CAM, given.t, W, H, other, columns=given.columns)
     plain = FrameTracks(CAM, given.t, W, H, other)
     assert _view_fields(SlotTable(ClassVocab()).view(mixed)) == _view_fields(SlotTable(ClassVocab()).view(plain))
