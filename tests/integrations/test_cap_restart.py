@@ -121,7 +121,9 @@ async def test_confirm_after_a_restart_releases_the_deferred_alert_at_once(
 async def test_confirm_first_delay_that_ended_while_down_goes_out_at_start(
     db: Database, endpoint: CapReceiver, twilio_server: LoopbackTwilio
 ) -> None:
-    delay_s = 1.0
+    # long enough that the deferred deliveries are seen before the delay ends, even on a loaded machine
+    # (at 1 s, a run at load 10 saw them sent before it looked)
+    delay_s = 4.0
     cfg = cap_config(
         endpoint.url, twilio_server.base_url, default_policy={"mode": "confirm_first", "confirm_within_s": delay_s}
     )
