@@ -46,7 +46,7 @@ from smartcity.actors.ray_node import (
 from smartcity.actors.runtime import GroupSpec, Reconciler, rule_json
 from smartcity.cluster import ClusterFeed, LeaderElection, Term
 from smartcity.cluster.connect import connector, default_server_id
-from smartcity.core import netpolicy
+from smartcity.core import memtrace, netpolicy
 from smartcity.core.accesslog import redact_access_log
 from smartcity.core.aio import cancel_and_wait, wait_for
 from smartcity.core.bus import EventBus, Overflow, Subscription
@@ -149,13 +149,16 @@ async def collect_garbage(
     full_every_s: float = GC_FULL_EVERY_S,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Forever: collect generations 0-1 every `young_every_s`, and all three every `full_every_s`."""
+    """Forever: collect generations 0-1 every `young_every_s`, and all three every `full_every_s`;
+    then hand the heap's free pages back to the system (memtrace.trim_heap: a soak at 73b562a had the
+    server's RSS creep 5.7 MiB/h while its heap in use stayed flat and the free space inside grew)."""
     per_full = max(1, round(full_every_s / young_every_s))
     k = 0
     while True:
         await sleep(young_every_s)
         k += 1
         gc.collect(2 if k % per_full == 0 else 1)
+        await asyncio.to_thread(memtrace.trim_heap)
 
 
 PERSISTED = (CameraHealth, DetectionSummary, RuleEvent, CountBucket, Incident)
