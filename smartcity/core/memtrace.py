@@ -17,6 +17,7 @@ Tracing slows a process and adds its own memory: a traced run's RSS is not a fig
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import os
 import sys
@@ -37,12 +38,20 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """glibc, loaded once; None where there is none."""
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
 def glibc_heap() -> dict[str, int] | None:
     """glibc's malloc statistics (bytes): `in_use`, `free` inside the heap, `mmapped`; None off glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        fn = libc.mallinfo2
-    except (OSError, AttributeError):
+    libc = _libc()
+    fn = getattr(libc, "mallinfo2", None)
+    if fn is None:
         return None
     fn.restype = _MallInfo2
     info = fn()
@@ -56,10 +65,9 @@ def trim_heap() -> bool:
     glibc keeps what it freed inside its arenas, fragmented, and the process's RSS creeps up by a few
     MiB per hour though nothing is live (bench/soak.py measured it in the camera-group actor). Run
     off the event loop: it holds the allocator's locks while it walks the heap (milliseconds)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        fn = libc.malloc_trim
-    except (OSError, AttributeError):
+    libc = _libc()
+    fn = getattr(libc, "malloc_trim", None)
+    if fn is None:
         return False
     fn.argtypes = [ctypes.c_size_t]
     fn.restype = ctypes.c_int
