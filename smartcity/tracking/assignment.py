@@ -1,5 +1,6 @@
 """Box overlap and bipartite assignment used by the tracker: vectorised IoU, an exact
-min-cost assignment with a cost limit (scipy's shortest augmenting path solver) and a greedy one.
+min-cost assignment with a cost limit (shortest augmenting paths, compiled: kernels.min_cost_matching
+gives scipy's linear_sum_assignment's answer without a call into scipy per group) and a greedy one.
 
 Tracking cost matrices are sparse (most track/detection pairs are far apart), so
 `linear_assignment` first takes the pairs that are each other's only candidate, which every
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linear_sum_assignment
 
 from smartcity.tracking import kernels
 
@@ -23,7 +23,7 @@ IntArray = npt.NDArray[np.intp]
 # Stands for "not allowed" in the padded cost matrix. Finite so that potentials stay
 # finite; large enough that the solver never picks it while a cheaper perfect matching
 # (every row and column left unmatched at cost_limit / 2) always exists.
-_FORBIDDEN = 1e6
+FORBIDDEN = 1e6
 
 
 def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -49,31 +49,6 @@ def iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
     return masked
 
 
-def _solve_with_limit(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
-    """Exact assignment where a pair costs `cost[i, j]` (allowed only below `cost_limit`)
-    and leaving a row or a column unmatched costs `cost_limit / 2`; returns the matched (rows, cols).
-
-    This is the objective ByteTrack uses (lapjv with `extend_cost` and `cost_limit`):
-    a strong pair is never given up to match two weak ones. Solved as a square problem of
-    size rows + columns with one dummy partner per row and per column.
-    """
-    n, m = cost.shape
-    size = n + m
-    allowed = cost < cost_limit
-    big = np.full((size, size), _FORBIDDEN)
-    np.copyto(big[:n, :m], cost, where=allowed)
-    half = cost_limit / 2.0
-    flat = big.reshape(-1)  # a view: the diagonals of the two off blocks as strided slices
-    flat[m : m + n * (size + 1) : size + 1] = half  # row i unmatched: (i, m + i)
-    flat[n * size : n * size + m * (size + 1) : size + 1] = half  # column j unmatched: (n + j, j)
-    big[n:, m:] = 0.0
-    rows, cols = linear_sum_assignment(big)
-    real = (rows < n) & (cols < m)
-    rows, cols = rows[real], cols[real]
-    ok = allowed[rows, cols]
-    return rows[ok], cols[ok]
-
-
 def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
     """Optimal matching of rows to columns of `cost` where only pairs below `cost_limit` may
     match and each unmatched row or column costs `cost_limit / 2`.
@@ -85,20 +60,14 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
     independent groups (connected components of the bipartite graph of allowed pairs): one with a
     single row or column takes its cheapest pair, one with two rows or two columns is solved by
     enumerating its matchings unless its best two come within TIE of each other (kernels.
-    sparse_assignment); the solver takes the rest.
+    sparse_assignment); the solver takes the rest (kernels.solve_pending: each group as a square problem
+    with a dummy partner per row and per column, as ByteTrack's lapjv with `extend_cost` sets it: a strong
+    pair is never given up to match two weak ones). All of it is one compiled call.
     """
     n, m = cost.shape
     if n == 0 or m == 0:
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    col_of_row: IntArray
-    pending: IntArray
-    col_of_row, pending, n_pending = kernels.sparse_assignment(cost, float(cost_limit), TIE)
-    for g in range(n_pending):
-        members = np.flatnonzero(pending == g)
-        sub_rows = members[members < n]
-        sub_cols = members[members >= n] - n
-        i_sub, j_sub = _solve_with_limit(cost[np.ix_(sub_rows, sub_cols)], cost_limit)
-        col_of_row[sub_rows[i_sub]] = sub_cols[j_sub]
+    col_of_row: IntArray = kernels.assignment(cost, float(cost_limit), TIE, FORBIDDEN)
     rows = np.flatnonzero(col_of_row >= 0)
     return rows, col_of_row[rows]
 

@@ -48,7 +48,7 @@ import numpy.typing as npt
 
 from smartcity.core.vision import Detection, Track, TrackColumns
 from smartcity.tracking import kalman, kernels
-from smartcity.tracking.assignment import TIE, FloatArray, IntArray, iou_matrix, linear_assignment
+from smartcity.tracking.assignment import FORBIDDEN, TIE, FloatArray, IntArray, iou_matrix, linear_assignment
 from smartcity.tracking.config import TrackerConfig
 from smartcity.tracking.track_table import TrackTable
 
@@ -199,21 +199,20 @@ class ByteTracker:
             # cost depends only on its track and its box, and one call costs half as much as two.
             apart = self._apart(det_codes[considered])
             cost = self._cost(predicted, boxes[considered], gate, young, apart, self._obs[:, :2])
-            # Both stages in one compiled call when they need no solver (the common case) and no subclass
-            # swaps the matching step; else, from the stage that needs it, as below.
-            stage = 1
+            # Both stages in one compiled call, unless a subclass swaps the matching step.
             if type(self)._assign is ByteTracker._assign:
-                col, stage = kernels.byte_stages(cost, is_high, seen_last_frame, COST_LIMIT, TIE)
-                if stage != 1:
-                    det_of_track = kernels.detections_of_columns(col, considered)
-            if stage == 1 and high_idx.size:
-                rows, cols = self._assign(cost[:, is_high], COST_LIMIT)
-                det_of_track[rows] = high_idx[cols]
-            # ByteTrack's second stage: weak boxes only extend tracks seen on the previous frame.
-            candidates = ((det_of_track < 0) & seen_last_frame).nonzero()[0] if stage else _NO_ROWS  # 0: done
-            if candidates.size and low_idx.size:
-                rows, cols = self._assign(cost[np.ix_(candidates, (~is_high).nonzero()[0])], COST_LIMIT)
-                det_of_track[candidates[rows]] = low_idx[cols]
+                det_of_track = kernels.detections_of_columns(
+                    kernels.byte_stages(cost, is_high, seen_last_frame, COST_LIMIT, TIE, FORBIDDEN), considered
+                )
+            else:
+                if high_idx.size:
+                    rows, cols = self._assign(cost[:, is_high], COST_LIMIT)
+                    det_of_track[rows] = high_idx[cols]
+                # ByteTrack's second stage: weak boxes only extend tracks seen on the previous frame.
+                candidates = ((det_of_track < 0) & seen_last_frame).nonzero()[0]
+                if candidates.size and low_idx.size:
+                    rows, cols = self._assign(cost[np.ix_(candidates, (~is_high).nonzero()[0])], COST_LIMIT)
+                    det_of_track[candidates[rows]] = low_idx[cols]
             # high boxes no track took; unmatched tracks lost before this frame, and those lost for a while
             unmatched_high, lost, lost_long = kernels.leftovers(
                 det_of_track, seen_last_frame, self._since_obs, high_idx, len(scores), PATH_MIN_GAP

@@ -303,6 +303,167 @@ def _two_sided(
     return True
 
 
+@njit(cache=True, nogil=True)
+def _cheapest_path(
+    cost: np.ndarray,
+    start: int,
+    u: np.ndarray,
+    v: np.ndarray,
+    path: np.ndarray,
+    row_of: np.ndarray,
+    dist: np.ndarray,
+    row_seen: np.ndarray,
+    col_seen: np.ndarray,
+    todo: np.ndarray,
+) -> tuple[int, float]:
+    """One Dijkstra search of the shortest augmenting path method (Crouse 2016) from the free row
+    `start` over reduced costs: (the free column it ends at, its length). Columns are scanned from the
+    last to the first and, among equally near ones, a free column wins, as in scipy's
+    linear_sum_assignment: the same matching comes out on ties."""
+    m = cost.shape[1]
+    n_todo = m
+    for k in range(m):
+        todo[k] = m - 1 - k
+    row_seen[:] = False
+    col_seen[:] = False
+    dist[:] = np.inf
+    reach = 0.0
+    i = start
+    while True:
+        row_seen[i] = True
+        pick, nearest = -1, np.inf
+        for k in range(n_todo):
+            j = todo[k]
+            d = reach + cost[i, j] - u[i] - v[j]
+            if d < dist[j]:
+                path[j] = i
+                dist[j] = d
+            if dist[j] < nearest or (dist[j] == nearest and row_of[j] == -1):
+                nearest = dist[j]
+                pick = k
+        reach = nearest
+        j = todo[pick]
+        col_seen[j] = True
+        n_todo -= 1
+        todo[pick] = todo[n_todo]
+        if row_of[j] == -1:
+            return j, reach
+        i = row_of[j]
+
+
+@njit(cache=True, nogil=True)
+def min_cost_matching(cost: np.ndarray) -> np.ndarray:
+    """The column of each row in a minimum-cost assignment of a finite (n, m) cost matrix, n <= m,
+    by shortest augmenting paths: the answer of scipy's linear_sum_assignment (1.17: same method, same
+    arithmetic, same choices among equals; tests/tracking compares them), without the call."""
+    n, m = cost.shape
+    if n > m:
+        raise ValueError("min_cost_matching needs no more rows than columns")
+    u = np.zeros(n)
+    v = np.zeros(m)
+    dist = np.empty(m)
+    path = np.full(m, -1, dtype=np.intp)
+    col_of = np.full(n, -1, dtype=np.intp)
+    row_of = np.full(m, -1, dtype=np.intp)
+    row_seen = np.zeros(n, dtype=np.bool_)
+    col_seen = np.zeros(m, dtype=np.bool_)
+    todo = np.empty(m, dtype=np.intp)
+    for start in range(n):
+        sink, reach = _cheapest_path(cost, start, u, v, path, row_of, dist, row_seen, col_seen, todo)
+        u[start] += reach
+        for i in range(n):
+            if row_seen[i] and i != start:
+                u[i] += reach - dist[col_of[i]]
+        for j in range(m):
+            if col_seen[j]:
+                v[j] -= reach - dist[j]
+        # flip the path's pairs, from its free column back to the new row
+        j = sink
+        while True:
+            i = path[j]
+            row_of[j] = i
+            col_of[i], j = j, col_of[i]
+            if i == start:
+                break
+    return col_of
+
+
+@njit(cache=True, nogil=True)
+def _solve_group(
+    cost: np.ndarray,
+    cost_limit: float,
+    forbidden: float,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    col_of_row: np.ndarray,
+) -> None:
+    """One group of competing pairs (rows x cols of `cost`) solved exactly: a pair costs its cost (allowed
+    only below `cost_limit`), an unmatched row or column `cost_limit / 2` (assignment._solve_with_limit:
+    the square problem with a dummy partner per row and per column); writes the matched pairs."""
+    n, m = rows.shape[0], cols.shape[0]
+    size = n + m
+    half = cost_limit / 2.0
+    big = np.full((size, size), forbidden)
+    for a in range(n):
+        for b in range(m):
+            c = cost[rows[a], cols[b]]
+            if c < cost_limit:
+                big[a, b] = c
+        big[a, m + a] = half
+    for b in range(m):
+        big[n + b, b] = half
+        for k in range(m, size):
+            big[n + b, k] = 0.0
+    col_of = min_cost_matching(big)
+    for a in range(n):
+        b = col_of[a]
+        if b < m and cost[rows[a], cols[b]] < cost_limit:
+            col_of_row[rows[a]] = cols[b]
+
+
+@njit(cache=True, nogil=True)
+def solve_pending(
+    cost: np.ndarray,
+    cost_limit: float,
+    forbidden: float,
+    col_of_row: np.ndarray,
+    pending: np.ndarray,
+    n_pending: int,
+) -> None:
+    """The groups sparse_assignment left (`pending`: each node's group label or -1, rows then columns),
+    each solved by _solve_group into `col_of_row`."""
+    n = cost.shape[0]
+    for g in range(n_pending):
+        n_rows = n_cols = 0
+        for node in range(pending.shape[0]):
+            if pending[node] == g:
+                if node < n:
+                    n_rows += 1
+                else:
+                    n_cols += 1
+        rows = np.empty(n_rows, dtype=np.intp)
+        cols = np.empty(n_cols, dtype=np.intp)
+        a = b = 0
+        for node in range(pending.shape[0]):
+            if pending[node] == g:
+                if node < n:
+                    rows[a] = node
+                    a += 1
+                else:
+                    cols[b] = node - n
+                    b += 1
+        _solve_group(cost, cost_limit, forbidden, rows, cols, col_of_row)
+
+
+@njit(cache=True, nogil=True)
+def assignment(cost: np.ndarray, cost_limit: float, tie: float, forbidden: float) -> np.ndarray:
+    """assignment.linear_assignment in one call: the column of each row or -1."""
+    col_of_row, pending, n_pending = sparse_assignment(cost, cost_limit, tie)
+    if n_pending:
+        solve_pending(cost, cost_limit, forbidden, col_of_row, pending, n_pending)
+    return col_of_row
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _squared_size(mean: np.ndarray, r: int) -> tuple[float, float]:
     """Squared width and height of state `r`, at least 1: the scale of its x-like and y-like noises."""
@@ -469,21 +630,23 @@ def _correct_row(
 
 @njit(cache=True, nogil=True)
 def byte_stages(
-    cost: np.ndarray, is_high: np.ndarray, seen_last_frame: np.ndarray, cost_limit: float, tie: float,
-) -> tuple[np.ndarray, int]:
+    cost: np.ndarray,
+    is_high: np.ndarray,
+    seen_last_frame: np.ndarray,
+    cost_limit: float,
+    tie: float,
+    forbidden: float,
+) -> np.ndarray:
     """ByteTrack's two association stages on one cost matrix (tracks x considered detections): the high
     columns matched to every track, then the other columns to the tracks left over that were seen on
-    the previous frame, each stage as linear_assignment solves it without the solver
-    (sparse_assignment). Returns (column matched to each track or -1, stage left to the solver: 0 for
-    none, 1 for the first, whose result is then not given, 2 for the second)."""
+    the previous frame, each stage as linear_assignment solves it (`assignment`). Returns the column
+    matched to each track or -1."""
     n = cost.shape[0]
     col = np.full(n, -1, dtype=np.intp)
     high_cols = np.flatnonzero(is_high)
     low_cols = np.flatnonzero(~is_high)
     if high_cols.shape[0]:
-        col_of_row, _, n_pending = sparse_assignment(np.ascontiguousarray(cost[:, high_cols]), cost_limit, tie)
-        if n_pending:
-            return col, 1
+        col_of_row = assignment(np.ascontiguousarray(cost[:, high_cols]), cost_limit, tie, forbidden)
         for r in range(n):
             if col_of_row[r] >= 0:
                 col[r] = high_cols[col_of_row[r]]
@@ -493,13 +656,11 @@ def byte_stages(
         for a in range(candidates.shape[0]):
             for b in range(low_cols.shape[0]):
                 sub[a, b] = cost[candidates[a], low_cols[b]]
-        col_of_row, _, n_pending = sparse_assignment(sub, cost_limit, tie)
-        if n_pending:
-            return col, 2
+        col_of_row = assignment(sub, cost_limit, tie, forbidden)
         for a in range(candidates.shape[0]):
             if col_of_row[a] >= 0:
                 col[candidates[a]] = low_cols[col_of_row[a]]
-    return col, 0
+    return col
 
 
 @njit(cache=True, nogil=True)
@@ -726,7 +887,10 @@ def warm_up() -> None:
                 640.0, 480.0, 0.01, 0.7, 1.01, 0.3, 2.0, 2.0)
     sparse_assignment(cost, 1.0, 1e-6)
     sparse_assignment(np.asfortranarray(cost), 1.0, 1e-6)
-    byte_stages(cost, np.ones(2, dtype=np.bool_), np.ones(2, dtype=np.bool_), 1.0, 1e-6)
+    byte_stages(cost, np.ones(2, dtype=np.bool_), np.ones(2, dtype=np.bool_), 1.0, 1e-6, 1e6)
+    for c in (cost, np.asfortranarray(cost)):
+        assignment(c, 1.0, 1e-6, 1e6)
+    min_cost_matching(cost)
     kalman_predict(mean, cov, 1.0, 0.1, 0.1, 1e-3)
     split_detections(f, np.ones(2), 0.5, 0.1)
     apart_pairs(i, i, i)

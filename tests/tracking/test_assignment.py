@@ -6,14 +6,14 @@ import itertools
 
 import numpy as np
 import pytest
+from assignment_reference import TIE_REFERENCE as _TIE
+from assignment_reference import components, reference_linear_assignment, solve_with_limit
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.optimize import linear_sum_assignment
 
 from smartcity.tracking import kernels
 from smartcity.tracking.assignment import (
-    FloatArray,
-    IntArray,
-    _solve_with_limit,
     greedy_assignment,
     iou_matrix,
     linear_assignment,
@@ -162,13 +162,13 @@ def _solver_per_group(cost: np.ndarray, limit: float) -> tuple[list[int], list[i
     per_row, per_col = np.bincount(rr, minlength=n), np.bincount(cc, minlength=m)
     alone = (per_row[rr] == 1) & (per_col[cc] == 1)
     pairs = list(zip(rr[alone].tolist(), cc[alone].tolist()))
-    for sub_rows, sub_cols in _components(rr[~alone].tolist(), cc[~alone].tolist(), n, m):
+    for sub_rows, sub_cols in components(rr[~alone].tolist(), cc[~alone].tolist(), n, m):
         if len(sub_rows) == 1:
             pairs.append((sub_rows[0], sub_cols[int(cost[sub_rows[0], sub_cols].argmin())]))
         elif len(sub_cols) == 1:
             pairs.append((sub_rows[int(cost[sub_rows, sub_cols[0]].argmin())], sub_cols[0]))
         else:
-            i, j = _solve_with_limit(cost[sub_rows][:, sub_cols], limit)
+            i, j = solve_with_limit(cost[sub_rows][:, sub_cols], limit)
             pairs += [(sub_rows[a], sub_cols[b]) for a, b in zip(i.tolist(), j.tolist())]
     pairs.sort()
     return [i for i, _ in pairs], [j for _, j in pairs]
@@ -229,120 +229,34 @@ def test_linear_assignment_equals_the_pure_python_reference(
     if duplicates and m > 1:
         cost[:, 1] = cost[:, 0]
     rows, cols = linear_assignment(cost, 0.7)
-    want_rows, want_cols = _reference_linear_assignment(cost, 0.7)
+    want_rows, want_cols = reference_linear_assignment(cost, 0.7)
     assert (rows.tolist(), cols.tolist()) == (want_rows.tolist(), want_cols.tolist())
     assert rows.dtype == np.intp and cols.dtype == np.intp
 
 
-# ------------------------------------------------------------------ the reference: linear_assignment before the kernel
+@settings(max_examples=300, deadline=None)
+@given(
+    n=st.integers(1, 9),
+    extra=st.integers(0, 4),
+    seed=st.integers(0, 2**31),
+    levels=st.sampled_from([0, 2, 3, 10]),
+    negative=st.booleans(),
+)
+def test_min_cost_matching_gives_scipys_answer(
+    n: int, extra: int, seed: int, levels: int, negative: bool
+) -> None:
+    """The compiled solver returns scipy's matching, not only one of equal cost: on ties (few cost
+    levels) too, and on costs whose sums round (negative tenths), where the order of operations decides."""
+    rng = np.random.default_rng(seed)
+    cost = rng.random((n, n + extra))
+    if levels:
+        cost = np.round(cost * levels) / levels
+    if negative:
+        cost = np.round(cost, 1) * 3 - 1
+    _, want = linear_sum_assignment(cost)
+    assert kernels.min_cost_matching(cost).tolist() == want.tolist()
 
 
-def _reference_linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, IntArray]:
-    """linear_assignment in pure Python and numpy, before kernels.sparse_assignment (the reference it is
-    checked against). Optimal matching of rows to columns of `cost` where only pairs below `cost_limit` may
-    match and each unmatched row or column costs `cost_limit / 2`.
-
-    Returns `(rows, cols)`: matched index pairs, sorted by row.
-    """
-    n, m = cost.shape
-    if n == 0 or m == 0:
-        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    rr, cc = (cost < cost_limit).nonzero()  # row-major: sorted by row
-    per_row = np.bincount(rr, minlength=n)
-    per_col = np.bincount(cc, minlength=m)
-    # A pair that is each other's only candidate is in every optimal solution: matching it
-    # costs less than cost_limit, leaving both out costs exactly cost_limit.
-    alone = (per_row[rr] == 1) & (per_col[cc] == 1)
-    if np.count_nonzero(alone) == alone.size:  # no competition at all: already sorted by row
-        return rr, cc
-    rest = ~alone
-    r_rest, c_rest = rr[rest], cc[rest]
-    rest_rows, rest_cols = r_rest.tolist(), c_rest.tolist()
-    pair_cost = dict(zip(zip(rest_rows, rest_cols), cost[r_rest, c_rest].tolist()))
-    # the groups' matches as Python ints (a group is a few pairs: no array per group)
-    more_rows: list[int] = []
-    more_cols: list[int] = []
-    for sub_rows, sub_cols in _components(rest_rows, rest_cols, n, m):
-        # One side has a single member: its cheapest allowed partner is optimal, since every
-        # partner is allowed and the others stay unmatched either way (the first on a tie, as argmin).
-        if len(sub_rows) == 1:
-            i = sub_rows[0]
-            more_rows.append(i)
-            more_cols.append(min(sub_cols, key=lambda j: pair_cost[i, j]))
-        elif len(sub_cols) == 1:
-            j = sub_cols[0]
-            more_rows.append(min(sub_rows, key=lambda i: pair_cost[i, j]))
-            more_cols.append(j)
-        elif (pairs := _two_sided(sub_rows, sub_cols, pair_cost, cost_limit)) is not None:
-            more_rows.extend(i for i, _ in pairs)
-            more_cols.extend(j for _, j in pairs)
-        else:
-            i_sub, j_sub = _solve_with_limit(cost[sub_rows][:, sub_cols], cost_limit)
-            more_rows.extend(sub_rows[k] for k in i_sub.tolist())
-            more_cols.extend(sub_cols[k] for k in j_sub.tolist())
-    r = np.concatenate([rr[alone], np.array(more_rows, dtype=np.intp)])
-    c = np.concatenate([cc[alone], np.array(more_cols, dtype=np.intp)])
-    order = np.argsort(r, kind="stable")
-    return r[order], c[order]
-
-
-# Two matchings whose objectives differ by less than this are a tie left to the solver: its floating
-# point answer on the padded matrix is exact to far better than this, so above it both agree.
-_TIE = 1e-6
-
-
-def _two_sided(
-    rows: list[int], cols: list[int], pair_cost: dict[tuple[int, int], float], cost_limit: float
-) -> list[tuple[int, int]] | None:
-    """The optimal matching of a group with two rows or two columns (the common competition: two
-    tracks near one or two detections), by enumerating its matchings; None for a larger group or when
-    the best two come within _TIE of each other. A matched pair changes the objective by
-    cost - cost_limit from leaving both unmatched."""
-    options: list[tuple[float, list[tuple[int, int]]]]
-    if len(rows) == 2:
-        a, b = rows
-        first = [(j, pair_cost[a, j] - cost_limit) for j in cols if (a, j) in pair_cost]
-        second = [(j, pair_cost[b, j] - cost_limit) for j in cols if (b, j) in pair_cost]
-        options = [(va, [(a, ja)]) for ja, va in first] + [(vb, [(b, jb)]) for jb, vb in second]
-        options += [(va + vb, [(a, ja), (b, jb)]) for ja, va in first for jb, vb in second if ja != jb]
-    elif len(cols) == 2:
-        a, b = cols
-        first = [(i, pair_cost[i, a] - cost_limit) for i in rows if (i, a) in pair_cost]
-        second = [(i, pair_cost[i, b] - cost_limit) for i in rows if (i, b) in pair_cost]
-        options = [(va, [(ia, a)]) for ia, va in first] + [(vb, [(ib, b)]) for ib, vb in second]
-        options += [(va + vb, sorted([(ia, a), (ib, b)])) for ia, va in first for ib, vb in second if ia != ib]
-    else:
-        return None
-    options.sort(key=lambda o: o[0])
-    if len(options) > 1 and options[1][0] - options[0][0] < _TIE:
-        return None
-    return options[0][1]
-
-
-def _components(
-    pair_rows: list[int], pair_cols: list[int], n_rows: int, n_cols: int
-) -> list[tuple[list[int], list[int]]]:
-    """Connected groups of the bipartite graph of allowed pairs (union-find; nodes are rows
-    0..n_rows-1 and columns n_rows..), each with its rows and columns in increasing order, groups
-    in the order of their smallest node. Each group is an independent assignment problem."""
-    parent = list(range(n_rows + n_cols))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for i, j in zip(pair_rows, pair_cols):
-        a, b = find(i), find(n_rows + j)
-        if a != b:
-            parent[a] = b
-    groups: dict[int, tuple[list[int], list[int]]] = {}
-    for node in sorted({*pair_rows, *(n_rows + j for j in pair_cols)}):
-        rows, cols = groups.setdefault(find(node), ([], []))
-        if node < n_rows:
-            rows.append(node)
-        else:
-            cols.append(node - n_rows)
-    return list(groups.values())
-
+def test_min_cost_matching_refuses_more_rows_than_columns() -> None:
+    with pytest.raises(ValueError, match="no more rows than columns"):
+        kernels.min_cost_matching(np.zeros((3, 2)))
