@@ -266,7 +266,8 @@ class ByteTracker:
             cov = np.concatenate([cov, new_cov])
             self._obs = np.concatenate([self._obs, measured])
             self._since_obs = np.concatenate([self._since_obs, np.zeros(starters.size)])
-            tracks.add(self._next_id, [detections[i] for i in starters.tolist()], cfg.min_hits <= 1)
+            tracks.add(self._next_id, [detections[i] for i in starters.tolist()], cfg.min_hits <= 1,
+                       codes=det_codes[starters], scores=scores[starters])
             self._next_id += starters.size
 
         self._mean = mean

@@ -748,6 +748,65 @@ def table_step(  # noqa: PLR0913 - one flat call: the track table's arrays, row 
 
 
 @njit(cache=True, nogil=True)
+def table_add(  # noqa: PLR0913 - one flat call: the track table's arrays, row for row
+    ids: np.ndarray, hits: np.ndarray, age: np.ndarray, misses: np.ndarray, confirmed: np.ndarray,
+    score: np.ndarray, cls: np.ndarray, ring: np.ndarray, n_votes: np.ndarray, head: np.ndarray,
+    counts: np.ndarray, stamp: np.ndarray, first_id: int, new_scores: np.ndarray, new_codes: np.ndarray,
+    start_confirmed: bool, next_stamp: int,
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+    np.ndarray, np.ndarray, np.ndarray,
+]:
+    """The track table's arrays with a row appended per new track (ids from `first_id` up, seen once, its
+    detection's score and class code as its first vote, stamped from `next_stamp` on in order)."""
+    n, k = ids.shape[0], new_codes.shape[0]
+    total = n + k
+    out_ids = np.empty(total, dtype=ids.dtype)
+    out_hits = np.empty(total, dtype=hits.dtype)
+    out_age = np.empty(total, dtype=age.dtype)
+    out_misses = np.empty(total, dtype=misses.dtype)
+    out_confirmed = np.empty(total, dtype=confirmed.dtype)
+    out_score = np.empty(total, dtype=score.dtype)
+    out_cls = np.empty(total, dtype=cls.dtype)
+    out_ring = np.zeros((total, ring.shape[1]), dtype=ring.dtype)
+    out_n_votes = np.empty(total, dtype=n_votes.dtype)
+    out_head = np.empty(total, dtype=head.dtype)
+    out_counts = np.zeros((total, counts.shape[1]), dtype=counts.dtype)
+    out_stamp = np.zeros((total, stamp.shape[1]), dtype=stamp.dtype)
+    out_ids[:n] = ids
+    out_hits[:n] = hits
+    out_age[:n] = age
+    out_misses[:n] = misses
+    out_confirmed[:n] = confirmed
+    out_score[:n] = score
+    out_cls[:n] = cls
+    out_ring[:n] = ring
+    out_n_votes[:n] = n_votes
+    out_head[:n] = head
+    out_counts[:n] = counts
+    out_stamp[:n] = stamp
+    for a in range(k):
+        r = n + a
+        code = new_codes[a]
+        out_ids[r] = first_id + a
+        out_hits[r] = 1
+        out_age[r] = 1
+        out_misses[r] = 0
+        out_confirmed[r] = start_confirmed
+        out_score[r] = new_scores[a]
+        out_cls[r] = code
+        out_ring[r, 0] = code
+        out_n_votes[r] = 1
+        out_head[r] = 0
+        out_counts[r, code] = 1
+        out_stamp[r, code] = next_stamp + a
+    return (
+        out_ids, out_hits, out_age, out_misses, out_confirmed, out_score, out_cls, out_ring, out_n_votes, out_head,
+        out_counts, out_stamp,
+    )
+
+
+@njit(cache=True, nogil=True)
 def split_detections(
     boxes: np.ndarray, scores: np.ndarray, high_score: float, low_score: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -903,5 +962,7 @@ def warm_up() -> None:
     correct_matched(mean, cov, f.copy(), np.ones(2), i, np.full(2, -1, dtype=np.intp), f, 0.1, 1e-3, 1.5)
     ring, counts = np.zeros((2, 15), dtype=np.intp), np.zeros((2, 4), dtype=np.intp)
     class_votes(i, i, i.copy(), ring, i.copy(), i.copy(), counts, np.zeros((2, 4), dtype=np.int64), 1)
+    table_add(i, i, i, i, b, np.ones(2), i, ring, i, i, counts, np.zeros((2, 4), dtype=np.int64), 3, np.ones(2), i,
+              True, 1)
     table_step(np.full(2, -1, dtype=np.intp), np.ones(2), i, i.copy(), i.copy(), i.copy(), b.copy(), np.ones(2), 1, 30,
                2, i.copy(), ring, i.copy(), i.copy(), counts, np.zeros((2, 4), dtype=np.int64), 1)

@@ -107,30 +107,26 @@ class TrackTable:
             n = self.ids.shape[0]
             del self.keypoints[n:], self.attributes[n:]
 
-    def add(self, first_id: int, detections: Sequence[Detection], confirmed: bool) -> None:
-        """Start a track per detection, with ids from `first_id` up."""
+    def add(
+        self, first_id: int, detections: Sequence[Detection], confirmed: bool, *, codes: IntArray | None = None,
+        scores: FloatArray | None = None,
+    ) -> None:
+        """Start a track per detection, with ids from `first_id` up (`codes` and `scores`: the detections'
+        class codes and scores, if the caller has them)."""
         n = len(detections)
-        self.ids = np.concatenate([self.ids, np.arange(first_id, first_id + n, dtype=np.intp)])
-        self.hits = np.concatenate([self.hits, np.ones(n, dtype=np.intp)])
-        self.age = np.concatenate([self.age, np.ones(n, dtype=np.intp)])
-        self.misses = np.concatenate([self.misses, np.zeros(n, dtype=np.intp)])
-        self.confirmed = np.concatenate([self.confirmed, np.full(n, confirmed)])
-        self.score = np.concatenate([self.score, [float(d.score) for d in detections]])
-        codes = np.array(self.codes([d.cls for d in detections]), dtype=np.intp)
-        ring = np.zeros((n, CLASS_VOTE_WINDOW), dtype=np.intp)
-        ring[:, 0] = codes
-        counts = np.zeros((n, self.vote_counts.shape[1]), dtype=np.intp)
-        stamp = np.zeros((n, self.vote_counts.shape[1]), dtype=np.int64)
-        rows = np.arange(n)
-        counts[rows, codes] = 1
-        stamp[rows, codes] = np.arange(self._next_stamp, self._next_stamp + n)
+        if codes is None:
+            codes = np.array(self.codes([d.cls for d in detections]), dtype=np.intp)
+        if scores is None:
+            scores = np.array([float(d.score) for d in detections], dtype=np.float64)
+        (
+            self.ids, self.hits, self.age, self.misses, self.confirmed, self.score, self.cls, self.vote_ring,
+            self.n_votes, self.vote_head, self.vote_counts, self.vote_stamp,
+        ) = kernels.table_add(
+            self.ids, self.hits, self.age, self.misses, self.confirmed, self.score, self.cls, self.vote_ring,
+            self.n_votes, self.vote_head, self.vote_counts, self.vote_stamp, first_id, scores, codes, confirmed,
+            self._next_stamp,
+        )
         self._next_stamp += n
-        self.cls = np.concatenate([self.cls, codes])
-        self.vote_ring = np.concatenate([self.vote_ring, ring])
-        self.n_votes = np.concatenate([self.n_votes, np.ones(n, dtype=np.intp)])
-        self.vote_head = np.concatenate([self.vote_head, np.zeros(n, dtype=np.intp)])
-        self.vote_counts = np.concatenate([self.vote_counts, counts])
-        self.vote_stamp = np.concatenate([self.vote_stamp, stamp])
         self.keypoints.extend(d.keypoints for d in detections)
         self.attributes.extend(d.attributes for d in detections)
         self._rich += _count_rich([d.keypoints for d in detections], [d.attributes for d in detections])
