@@ -747,6 +747,22 @@ def table_step(  # noqa: PLR0913 - one flat call: the track table's arrays, row 
     return alive, next_stamp
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _grown(a: np.ndarray, k: int) -> np.ndarray:
+    """A copy of the 1-D `a` with room for `k` more values (not set)."""
+    out = np.empty(a.shape[0] + k, dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _grown_rows(a: np.ndarray, k: int) -> np.ndarray:
+    """A copy of the 2-D `a` with `k` more rows of zeros."""
+    out = np.zeros((a.shape[0] + k, a.shape[1]), dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
 @njit(cache=True, nogil=True)
 def table_add(  # noqa: PLR0913 - one flat call: the track table's arrays, row for row
     ids: np.ndarray, hits: np.ndarray, age: np.ndarray, misses: np.ndarray, confirmed: np.ndarray,
@@ -760,31 +776,10 @@ def table_add(  # noqa: PLR0913 - one flat call: the track table's arrays, row f
     """The track table's arrays with a row appended per new track (ids from `first_id` up, seen once, its
     detection's score and class code as its first vote, stamped from `next_stamp` on in order)."""
     n, k = ids.shape[0], new_codes.shape[0]
-    total = n + k
-    out_ids = np.empty(total, dtype=ids.dtype)
-    out_hits = np.empty(total, dtype=hits.dtype)
-    out_age = np.empty(total, dtype=age.dtype)
-    out_misses = np.empty(total, dtype=misses.dtype)
-    out_confirmed = np.empty(total, dtype=confirmed.dtype)
-    out_score = np.empty(total, dtype=score.dtype)
-    out_cls = np.empty(total, dtype=cls.dtype)
-    out_ring = np.zeros((total, ring.shape[1]), dtype=ring.dtype)
-    out_n_votes = np.empty(total, dtype=n_votes.dtype)
-    out_head = np.empty(total, dtype=head.dtype)
-    out_counts = np.zeros((total, counts.shape[1]), dtype=counts.dtype)
-    out_stamp = np.zeros((total, stamp.shape[1]), dtype=stamp.dtype)
-    out_ids[:n] = ids
-    out_hits[:n] = hits
-    out_age[:n] = age
-    out_misses[:n] = misses
-    out_confirmed[:n] = confirmed
-    out_score[:n] = score
-    out_cls[:n] = cls
-    out_ring[:n] = ring
-    out_n_votes[:n] = n_votes
-    out_head[:n] = head
-    out_counts[:n] = counts
-    out_stamp[:n] = stamp
+    out_ids, out_hits, out_age, out_misses = _grown(ids, k), _grown(hits, k), _grown(age, k), _grown(misses, k)
+    out_confirmed, out_score, out_cls = _grown(confirmed, k), _grown(score, k), _grown(cls, k)
+    out_n_votes, out_head = _grown(n_votes, k), _grown(head, k)
+    out_ring, out_counts, out_stamp = _grown_rows(ring, k), _grown_rows(counts, k), _grown_rows(stamp, k)
     for a in range(k):
         r = n + a
         code = new_codes[a]
