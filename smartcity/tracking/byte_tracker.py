@@ -200,7 +200,8 @@ class ByteTracker:
             apart = self._apart(det_codes[considered])
             cost = self._cost(predicted, boxes[considered], gate, young, apart, self._obs[:, :2])
             # Both stages in one compiled call, unless a subclass swaps the matching step.
-            if type(self)._assign is ByteTracker._assign:
+            compiled_assign = type(self)._assign is ByteTracker._assign
+            if compiled_assign:
                 det_of_track = kernels.detections_of_columns(
                     kernels.byte_stages(cost, is_high, seen_last_frame, COST_LIMIT, TIE, FORBIDDEN), considered
                 )
@@ -219,7 +220,12 @@ class ByteTracker:
             )
             # OC-SORT's recovery stage: a track whose prediction drifted (it stopped, or turned while
             # unseen) may still overlap a detection with its last observed box.
-            if lost.size and unmatched_high.size:
+            if lost.size and unmatched_high.size and type(self)._iou is ByteTracker._iou and compiled_assign:
+                unmatched_high, lost_long = kernels.recover_by_overlap(
+                    self._obs, lost, boxes, unmatched_high, _NONE_BOOL_2D if apart is None else apart, considered,
+                    det_of_track, lost_long, kalman.MIN_SIZE, 1.0 - cfg.match_iou + 1e-9, TIE, FORBIDDEN,
+                )
+            elif lost.size and unmatched_high.size:
                 last_boxes = kalman.states_to_boxes(self._obs[lost])
                 iou = self._iou(last_boxes, boxes[unmatched_high])
                 if apart is not None:

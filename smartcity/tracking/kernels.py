@@ -911,6 +911,47 @@ def leftovers(
 
 
 @njit(cache=True, nogil=True)
+def recover_by_overlap(  # noqa: PLR0913 - one flat call: the stage's arrays and settings
+    obs: np.ndarray, lost: np.ndarray, boxes: np.ndarray, free: np.ndarray, apart: np.ndarray,
+    considered: np.ndarray, det_of_track: np.ndarray, path: np.ndarray, min_size: float, cost_limit: float,
+    tie: float, forbidden: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """OC-SORT's recovery stage (see ByteTracker.update) in one call: the `lost` tracks' last observed
+    boxes (`obs` states) matched to the `free` high detections by IoU (cost 1 - IoU below `cost_limit`;
+    `apart`: (tracks, considered detections) pairs never matched, or (0, 0)), written into `det_of_track`.
+    Returns (the free detections left, in order; the `path` tracks still unmatched). Same operations as
+    kalman.states_to_boxes and assignment.iou_matrix, in the same order."""
+    n_lost, n_free = lost.shape[0], free.shape[0]
+    with_apart = apart.shape[0] > 0
+    cost = np.empty((n_lost, n_free))
+    for a in range(n_lost):
+        r = lost[a]
+        hw = max(obs[r, 2], min_size) * 0.5
+        hh = max(obs[r, 3], min_size) * 0.5
+        ax1, ay1, ax2, ay2 = obs[r, 0] - hw, obs[r, 1] - hh, obs[r, 0] + hw, obs[r, 1] + hh
+        area_a = (ax2 - ax1) * (ay2 - ay1)
+        for b in range(n_free):
+            d = free[b]
+            bx1, by1, bx2, by2 = boxes[d, 0], boxes[d, 1], boxes[d, 2], boxes[d, 3]
+            iw = max(min(ax2, bx2) - max(ax1, bx1), 0.0)
+            ih = max(min(ay2, by2) - max(ay1, by1), 0.0)
+            inter = iw * ih
+            union = area_a + (bx2 - bx1) * (by2 - by1)
+            union -= inter
+            iou = inter / union if union > 0.0 else 0.0
+            if with_apart and apart[r, np.searchsorted(considered, d)]:
+                iou = 0.0
+            cost[a, b] = 1.0 - iou
+    col = assignment(cost, cost_limit, tie, forbidden)
+    taken = np.zeros(n_free, dtype=np.bool_)
+    for a in range(n_lost):
+        if col[a] >= 0:
+            det_of_track[lost[a]] = free[col[a]]
+            taken[col[a]] = True
+    return free[~taken], path[det_of_track[path] < 0]
+
+
+@njit(cache=True, nogil=True)
 def boxes_and_velocities(mean: np.ndarray, per_second: float, min_size: float) -> tuple[np.ndarray, np.ndarray]:
     """The tracks' boxes (N, 4) x1, y1, x2, y2 (kalman.states_to_boxes), and the same with the
     velocities in pixels per second as rows (6, N): x1, y1, x2, y2, vx, vy."""
@@ -949,6 +990,8 @@ def warm_up() -> None:
     split_detections(f, np.ones(2), 0.5, 0.1)
     apart_pairs(i, i, i)
     boxes_and_velocities(mean, 5.0, 1e-3)
+    for apart in (np.zeros((0, 0), dtype=np.bool_), np.zeros((2, 2), dtype=np.bool_)):
+        recover_by_overlap(mean, i, f, i, apart, i, i.copy(), i, 1e-3, 0.7, 1e-6, 1e6)
     detections_of_columns(i, i)
     leftovers(np.full(2, -1, dtype=np.intp), b, np.ones(2), i, 2, 3.0)
     start_frame(mean.copy(), cov, i, np.ones(2), 1.0, 0.1, 0.1, 1e-3, True, 640.0, 480.0)

@@ -318,6 +318,40 @@ def test_byte_stages_equal_the_two_assignments_of_the_reference() -> None:
     assert solved >= 10  # the solver's groups were reached, not only the enumerated ones
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_recover_by_overlap_equals_the_numpy_stage(seed: int) -> None:
+    """OC-SORT's recovery stage in one kernel against the code it replaced: last observed boxes, IoU
+    matrix, pairs of apart classes cleared, the reference assignment on 1 - IoU, then the leftovers."""
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(1, 30)), int(rng.integers(1, 30))
+    obs = _states(rng, n)[:, :4]
+    obs[rng.random(n) < 0.1, 2] = 0.0  # sizes under MIN_SIZE
+    boxes = _near(rng, kalman.states_to_boxes(obs), m)
+    considered = np.sort(rng.choice(m, size=int(rng.integers(1, m + 1)), replace=False)).astype(np.intp)
+    free = considered[rng.random(len(considered)) < 0.7]
+    lost = np.flatnonzero(rng.random(n) < 0.6).astype(np.intp)
+    path = lost[rng.random(len(lost)) < 0.5]
+    apart = rng.random((n, len(considered))) < 0.2 if seed % 2 else np.zeros((0, 0), dtype=bool)
+    limit = 1.0 - 0.3 + 1e-9
+    want = np.full(n, -1, dtype=np.intp)
+    want_free, want_path = free.copy(), path.copy()
+    if len(lost) and len(free):
+        iou = iou_matrix(kalman.states_to_boxes(obs[lost]), boxes[free])
+        if apart.size:
+            iou[apart[np.ix_(lost, np.searchsorted(considered, free))]] = 0.0
+        rows, cols = reference_linear_assignment(1.0 - iou, limit)
+        want[lost[rows]] = free[cols]
+        want_free = np.delete(free, cols)
+        want_path = path[want[path] < 0]
+    got = np.full(n, -1, dtype=np.intp)
+    got_free, got_path = kernels.recover_by_overlap(
+        obs, lost, boxes, free, apart, considered, got, path, MIN_SIZE, limit, TIE, FORBIDDEN
+    )
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_free, want_free)
+    np.testing.assert_array_equal(got_path, want_path)
+
+
 def test_warm_up_compiles_what_the_tracker_calls() -> None:
     """After warm_up, a tracker running a scene (births, matches, misses, objects leaving the picture)
     compiles nothing more: the types warm_up passes are the tracker's."""
