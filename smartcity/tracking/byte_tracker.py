@@ -38,8 +38,8 @@ keypoints and attributes of the latest detection matched to it (kept while it is
 
 from __future__ import annotations
 
+import bisect
 import math
-import statistics
 from collections import deque
 from collections.abc import Sequence
 
@@ -97,6 +97,7 @@ class ByteTracker:
         self._mean, self._cov = kalman.empty()
         self._last_t: float | None = None
         self._intervals: deque[float] = deque(maxlen=INTERVAL_WINDOW)
+        self._sorted_intervals: list[float] = []  # the same, sorted (for their median)
         self._nominal_dt: float | None = None
         # Last observed box (cx, cy, w, h) of each track and the frames elapsed since.
         self._obs: FloatArray = np.zeros((0, 4))
@@ -118,6 +119,7 @@ class ByteTracker:
         self._since_obs = np.zeros(0)
         self._last_t = None
         self._intervals.clear()
+        self._sorted_intervals.clear()
         self._nominal_dt = None
 
     def _steps_since_last(self, t: float) -> float:
@@ -130,9 +132,21 @@ class ByteTracker:
         if interval <= 0.0:
             # Repeated or backwards timestamp (a camera clock reset): call it one frame.
             return 1.0
-        self._intervals.append(interval)
-        self._nominal_dt = statistics.median(self._intervals)
+        self._nominal_dt = self._median_interval(interval)
         return min(interval / self._nominal_dt, MAX_STEP)
+
+    def _median_interval(self, interval: float) -> float:
+        """The median of the last INTERVAL_WINDOW intervals with this one (statistics.median's value: the
+        middle one, or the mean of the middle two), from a sorted copy kept beside them."""
+        window, ordered = self._intervals, self._sorted_intervals
+        if len(window) == window.maxlen:
+            ordered.remove(window[0])
+        window.append(interval)
+        bisect.insort(ordered, interval)
+        n = len(ordered)
+        if n % 2:
+            return ordered[n // 2]
+        return (ordered[n // 2 - 1] + ordered[n // 2]) / 2
 
     # the two association stages, births and deaths read as one pass per frame; the steps that
     # stand alone (gating, edge cuts, duplicates, snapshots) are methods already
@@ -155,7 +169,7 @@ class ByteTracker:
         # the Kalman prediction (a lost track stops growing or shrinking), and which lost tracks it moved
         # out of the picture
         noise = max(step, 0.0)
-        seen_last_frame, mean, cov, left = kernels.start_frame(
+        seen_last_frame, mean, cov, left, n_left = kernels.start_frame(
             self._mean, self._cov, tracks.misses, self._since_obs, float(step), kalman.STD_POSITION**2 * noise,
             cfg.velocity_noise**2 * noise, kalman.MIN_SIZE, frame_size is not None,
             float(frame_size[0]) if frame_size is not None else 0.0,
@@ -163,7 +177,7 @@ class ByteTracker:
         )
         # A lost track predicted out of the picture has left it: kept, it would take the box
         # of the next object entering where it left (a bus gone west took a car coming east).
-        if n_tracks and left.any():
+        if n_left:
             stay = ~left
             tracks.keep(stay)
             n_tracks = len(tracks)

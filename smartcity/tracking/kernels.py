@@ -502,11 +502,11 @@ def kalman_predict(
 def start_frame(  # noqa: PLR0913 - one flat call: the tracks' arrays and the frame's settings
     mean: np.ndarray, cov: np.ndarray, misses: np.ndarray, since_obs: np.ndarray, step: float,
     q_position: float, q_velocity: float, min_size: float, with_frame: bool, frame_w: float, frame_h: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """The tracker's first steps on a frame, in one call: a lost track stops growing or shrinking
     (`mean`'s size velocities zeroed in place), every track moves `step` frames forward
     (kalman_predict), `since_obs` grows by `step` (in place); returns (seen on the last frame, means,
-    covariances, lost tracks predicted out of the picture, when `with_frame`)."""
+    covariances, lost tracks predicted out of the picture, when `with_frame`, and how many they are)."""
     n = mean.shape[0]
     seen = np.empty(n, dtype=np.bool_)
     for r in range(n):
@@ -517,11 +517,13 @@ def start_frame(  # noqa: PLR0913 - one flat call: the tracks' arrays and the fr
         since_obs[r] += step
     new_mean, new_cov = kalman_predict(mean, cov, step, q_position, q_velocity, min_size)
     left = np.zeros(n, dtype=np.bool_)
+    n_left = 0
     if with_frame:
         for r in range(n):
             cx, cy = new_mean[r, 0], new_mean[r, 1]
             left[r] = not seen[r] and (cx < 0 or cx > frame_w or cy < 0 or cy > frame_h)
-    return seen, new_mean, new_cov, left
+            n_left += left[r]
+    return seen, new_mean, new_cov, left, n_left
 
 
 @njit(cache=True, nogil=True)

@@ -624,3 +624,24 @@ def test_a_track_seen_twice_bridges_a_gap_of_the_detector() -> None:
             dets.append(Detection(lone.box(f), "car", 0.9))
         out = tracker.update(dets, f / FPS, (1280, 720))
     assert [(t.track_id, t.hits, t.time_since_update) for t in out] == [(1, 4, 0)]
+
+
+def test_nominal_interval_is_the_median_of_the_last_window_of_intervals() -> None:
+    """The frame interval the tracker steps by is statistics.median of its last INTERVAL_WINDOW intervals
+    (kept sorted beside them), through repeats, drops, jitter and a camera clock reset."""
+    import statistics
+
+    from smartcity.tracking.byte_tracker import INTERVAL_WINDOW
+
+    rng = np.random.default_rng(5)
+    tracker = ByteTracker()
+    t, seen = 0.0, []
+    for k in range(300):
+        last = t
+        t = t + float(rng.choice([0.2, 0.2, 0.4, 0.1, 0.2 + rng.normal(0, 0.01)])) if k != 150 else 0.0
+        tracker.update([], t)  # k == 150: a clock reset, one frame, no interval kept
+        if k and k != 150:
+            seen.append(t - last)
+            assert tracker._nominal_dt == statistics.median(seen[-INTERVAL_WINDOW:])
+    tracker.reset()
+    assert tracker._nominal_dt is None and not tracker._sorted_intervals
