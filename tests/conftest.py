@@ -104,12 +104,13 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     """Fail an async test that leaves asyncio tasks pending on its loop."""
     yield
     current = asyncio.current_task()
-    for _ in range(20):
+    # up to 5 s: a library's own teardown (aiortc closing its transports) runs late on a loaded machine
+    for _ in range(100):
         pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
         if not pending:
             return
         await asyncio.sleep(0.05)
-    names = sorted(t.get_name() for t in pending)
+    names = sorted(f"{t.get_name()} ({getattr(t.get_coro(), '__qualname__', '?')})" for t in pending)
     for t in pending:
         t.cancel()
     pytest.fail(f"asyncio tasks left running: {names}")

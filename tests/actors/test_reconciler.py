@@ -109,7 +109,7 @@ async def test_killed_actor_is_restarted_and_no_event_is_lost_or_duplicated(harn
         st = h.rec.status().get("g1")
         return bool(st and st.alive)
 
-    await wait_for(online, 10, "actor alive")
+    await wait_for(online, 30, "actor alive")
     handle = h.rec.handle("g1")
     pid_before = (await handle.ping.remote()).pid
     killed_at = time.time()
@@ -120,7 +120,8 @@ async def test_killed_actor_is_restarted_and_no_event_is_lost_or_duplicated(harn
         return bool(st.starts >= 2 and st.alive)
 
     t0 = time.monotonic()
-    await wait_for(restarted, 10, "reconciler to restart the killed actor")
+    # a restart takes about a second; a loaded machine (CI beside other jobs) has taken over 10
+    await wait_for(restarted, 60, "reconciler to restart the killed actor")
     restart_s = time.monotonic() - t0
     assert h.rec.restarts == 1
     pid_after = (await h.rec.handle("g1").ping.remote()).pid
