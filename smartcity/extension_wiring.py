@@ -5,16 +5,18 @@ schema with their fields."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-
-import strawberry
-from starlette.requests import Request
+from typing import TYPE_CHECKING
 
 from smartcity.core.config import Settings
 from smartcity.extensions import Caller, ExtensionPlan, GraphQLParts, parse_extensions, registered
-from smartcity.extensions.host import ExtensionHost
-from smartcity.graphql.auth import Principal
-from smartcity.graphql.schema import SchemaParts, make_schema
 from smartcity.storage.db import MigrationBranch
+
+if TYPE_CHECKING:  # the API's modules are imported where they are used: `smartcity migrate` needs none
+    import strawberry
+    from starlette.requests import Request
+
+    from smartcity.extensions.host import ExtensionHost
+    from smartcity.graphql.auth import Principal
 
 
 def extension_branches(plan: ExtensionPlan) -> tuple[list[MigrationBranch], list[MigrationBranch]]:
@@ -27,6 +29,8 @@ def extension_branches(plan: ExtensionPlan) -> tuple[list[MigrationBranch], list
 
 def extension_schema(settings: Settings, parts: Sequence[GraphQLParts]) -> strawberry.Schema:
     """The API schema with the extensions' fields (raises SchemaConflict on a name taken)."""
+    from smartcity.graphql.schema import SchemaParts, make_schema
+
     extra = [SchemaParts(p.query, p.mutation, p.subscription) for p in parts]
     return make_schema(introspection=settings.server.introspection, parts=extra)
 
@@ -34,6 +38,7 @@ def extension_schema(settings: Settings, parts: Sequence[GraphQLParts]) -> straw
 def extension_host(settings: Settings, principal: Callable[[Request], Awaitable[Principal | None]]) -> ExtensionHost:
     """The configured extensions (raises ConfigError on an invalid entry), not started yet;
     `principal`: the API caller of a request, as the plain HTTP routes check it."""
+    from smartcity.extensions.host import ExtensionHost
 
     async def caller(request: Request) -> Caller | None:
         p = await principal(request)
