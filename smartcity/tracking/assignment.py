@@ -60,7 +60,7 @@ def linear_assignment(cost: FloatArray, cost_limit: float) -> tuple[IntArray, In
     independent groups (connected components of the bipartite graph of allowed pairs): one with a
     single row or column takes its cheapest pair, one with two rows or two columns is solved by
     enumerating its matchings unless its best two come within TIE of each other (kernels.
-    sparse_assignment); the solver takes the rest (kernels.solve_pending: each group as a square problem
+    sparse_assignment); the solver takes the rest (kernels._solve_pending: each group as a square problem
     with a dummy partner per row and per column, as ByteTrack's lapjv with `extend_cost` sets it: a strong
     pair is never given up to match two weak ones). All of it is one compiled call.
     """

@@ -42,6 +42,7 @@ import bisect
 import math
 from collections import deque
 from collections.abc import Sequence
+from operator import attrgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -82,6 +83,7 @@ DUPLICATE_EDGE = 0.12
 # "none" for the cost kernel's optional arrays (no IoU given, no pair kept apart, no origins)
 _NONE_2D: FloatArray = np.zeros((0, 0))
 _NONE_BOOL_2D: npt.NDArray[np.bool_] = np.zeros((0, 0), dtype=bool)
+_SCORE, _CLS = attrgetter("score"), attrgetter("cls")
 _NONE_XY: FloatArray = np.zeros((0, 2))
 _NO_ROWS: IntArray = np.zeros(0, dtype=np.intp)
 
@@ -193,8 +195,8 @@ class ByteTracker:
             if len(flat) != 4 * len(detections):
                 raise ValueError("every detection's box must have 4 numbers (x1, y1, x2, y2)")
             boxes = np.array(flat, dtype=np.float64).reshape(-1, 4)
-            scores = np.array([d.score for d in detections], dtype=np.float64)
-            det_codes = np.array(tracks.codes([d.cls for d in detections]), dtype=np.intp)
+            scores = np.fromiter(map(_SCORE, detections), np.float64, len(detections))
+            det_codes = np.fromiter(tracks.codes(map(_CLS, detections)), np.intp, len(detections))
         else:
             boxes = np.zeros((0, 4))
             scores = np.zeros(0)

@@ -422,7 +422,7 @@ def _solve_group(
 
 
 @njit(cache=True, nogil=True)
-def solve_pending(
+def _solve_pending(
     cost: np.ndarray,
     cost_limit: float,
     forbidden: float,
@@ -460,7 +460,7 @@ def assignment(cost: np.ndarray, cost_limit: float, tie: float, forbidden: float
     """assignment.linear_assignment in one call: the column of each row or -1."""
     col_of_row, pending, n_pending = sparse_assignment(cost, cost_limit, tie)
     if n_pending:
-        solve_pending(cost, cost_limit, forbidden, col_of_row, pending, n_pending)
+        _solve_pending(cost, cost_limit, forbidden, col_of_row, pending, n_pending)
     return col_of_row
 
 

@@ -12,7 +12,7 @@ both with the same masks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import repeat
 
 import numpy as np
@@ -74,10 +74,9 @@ class TrackTable:
         return len(self.ids)
 
     def classes(self) -> list[str]:
-        names = self.names
-        return [names[c] for c in self.cls.tolist()]
+        return list(map(self.names.__getitem__, self.cls.tolist()))
 
-    def codes(self, classes: Sequence[str]) -> list[int]:
+    def codes(self, classes: Iterable[str]) -> list[int]:
         """The class codes of these class names (a new name takes the next code)."""
         code_of = self._code_of
         return [code_of[c] if c in code_of else self._new_code(c) for c in classes]
