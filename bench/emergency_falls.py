@@ -62,7 +62,7 @@ from smartcity.analytics import RuleEngine, RuleSpec, validate_rule  # noqa: E40
 from smartcity.core.events import RuleEvent  # noqa: E402
 from smartcity.core.vision import Detection, FrameTracks  # noqa: E402
 from smartcity.models.install import default_model_dir, install_default_model  # noqa: E402
-from smartcity.models.movenet import MoveNetConfig, MoveNetPose, people_from_rows  # noqa: E402
+from smartcity.models.movenet import MoveNetConfig, MoveNetPose, covering, people_from_rows  # noqa: E402
 from smartcity.models.pose_install import install_pose_model  # noqa: E402
 from smartcity.models.registry import create_detector  # noqa: E402
 from smartcity.models.roles import Detector  # noqa: E402
@@ -148,8 +148,11 @@ class Models:
     def __init__(self, pose_config: MoveNetConfig, detector: dict[str, Any] | None = None) -> None:
         self.detector: Detector = create_detector({"type": "darknet", **(detector or {})})
         self.pose = MoveNetPose(pose_config)
-        # what the cached outputs depend on (find_min_score and found_score only filter them later)
-        outputs_config = pose_config.model_dump(mode="json", exclude={"find_min_score", "found_score"})
+        # what the cached outputs depend on (find_min_score, cover_score and found_score only filter
+        # them later)
+        outputs_config = pose_config.model_dump(
+            mode="json", exclude={"find_min_score", "cover_score", "found_score"}
+        )
         # the default's key predates the --detector option (caches filled before it stay valid)
         detector_key: Any = detector if detector else "darknet-default"
         self.key = hashlib.sha256(
@@ -209,8 +212,9 @@ def run_rules(frames: list[FrameOutput], pose_config: MoveNetConfig, variant: st
     events: list[RuleEvent] = []
     for f in frames:
         dets = list(f.detections)
-        if variant != "no_finder":
-            boxes = [d.box for d in dets if d.cls == "person"]
+        if variant != "no_finder":  # as MoveNetPose.pose_and_find, given the detector's scores
+            people = [d for d in dets if d.cls == "person"]
+            boxes = covering([d.box for d in people], [d.score for d in people], pose_config)
             dets.extend(people_from_rows(f.frame_rows, f.width, f.height, boxes, pose_config))
         if variant == "box_only":
             dets = [dataclasses.replace(d, keypoints=()) for d in dets]
