@@ -26,11 +26,15 @@ Model outputs per clip can be kept with `--cache DIR` (keyed by clip, fps and th
 so that a rule change reruns in seconds; the timings then come from the run that filled the cache.
 
 Usage: python bench/emergency_falls.py [--quick] [--fps F] [--cache DIR] [--activities 1,2] [--trials 1,2]
-    [--cached-only]
+    [--cached-only] [--detector JSON]
 --quick: trial 1 of activities 1-5 and 9-11 (8 clips) and vtest. Last line: JSON.
 --cached-only: score the clips whose model outputs are in --cache and list the others in
 `not_run`; on a shared machine several runs with --activities/--trials fill one cache in
 parallel, and this run scores them together (the timings are those of the filling runs).
+--detector: overrides of the detector's config, e.g. '{"runtime": "torch"}': the default engine
+differs by machine (onnxruntime on a plain CPU, torch in bfloat16 with AMX, torch in fp16 on a
+GPU, the last two on a letterboxed input), and its boxes with it; a rule must not hang on one
+engine's rounding. The default's outputs keep their cache key.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ from smartcity.analytics import RuleEngine, RuleSpec, validate_rule  # noqa: E40
 from smartcity.core.events import RuleEvent  # noqa: E402
 from smartcity.core.vision import Detection, FrameTracks  # noqa: E402
 from smartcity.models.install import default_model_dir, install_default_model  # noqa: E402
-from smartcity.models.movenet import MoveNetConfig, MoveNetPose, people_from_rows  # noqa: E402
+from smartcity.models.movenet import MoveNetConfig, MoveNetPose, covering, people_from_rows  # noqa: E402
 from smartcity.models.pose_install import install_pose_model  # noqa: E402
 from smartcity.models.registry import create_detector  # noqa: E402
 from smartcity.models.roles import Detector  # noqa: E402
@@ -141,13 +145,18 @@ def frames_at(path: Path, fps: float, max_s: float | None) -> Iterator[tuple[flo
 
 
 class Models:
-    def __init__(self, pose_config: MoveNetConfig) -> None:
-        self.detector: Detector = create_detector({"type": "darknet"})
+    def __init__(self, pose_config: MoveNetConfig, detector: dict[str, Any] | None = None) -> None:
+        self.detector: Detector = create_detector({"type": "darknet", **(detector or {})})
         self.pose = MoveNetPose(pose_config)
-        # what the cached outputs depend on (find_min_score and found_score only filter them later)
-        outputs_config = pose_config.model_dump(mode="json", exclude={"find_min_score", "found_score"})
+        # what the cached outputs depend on (find_min_score, cover_score and found_score only filter
+        # them later)
+        outputs_config = pose_config.model_dump(
+            mode="json", exclude={"find_min_score", "cover_score", "found_score"}
+        )
+        # the default's key predates the --detector option (caches filled before it stay valid)
+        detector_key: Any = detector if detector else "darknet-default"
         self.key = hashlib.sha256(
-            json.dumps(["darknet-default", outputs_config], sort_keys=True).encode()
+            json.dumps([detector_key, outputs_config], sort_keys=True).encode()
         ).hexdigest()[:12]
 
     def run(self, t: float, image: np.ndarray) -> FrameOutput:
@@ -203,8 +212,9 @@ def run_rules(frames: list[FrameOutput], pose_config: MoveNetConfig, variant: st
     events: list[RuleEvent] = []
     for f in frames:
         dets = list(f.detections)
-        if variant != "no_finder":
-            boxes = [d.box for d in dets if d.cls == "person"]
+        if variant != "no_finder":  # as MoveNetPose.pose_and_find, given the detector's scores
+            people = [d for d in dets if d.cls == "person"]
+            boxes = covering([d.box for d in people], [d.score for d in people], pose_config)
             dets.extend(people_from_rows(f.frame_rows, f.width, f.height, boxes, pose_config))
         if variant == "box_only":
             dets = [dataclasses.replace(d, keypoints=()) for d in dets]
@@ -264,6 +274,7 @@ def run_falls(
     activities: frozenset[int] | None = None,
     trials: frozenset[int] | None = None,
     cached_only: bool = False,
+    detector: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The figures of falls and people down (see the module docstring); null figures and a note
     when the footage is absent. Installs the default detector and the pose model if missing."""
@@ -278,7 +289,7 @@ def run_falls(
     install_pose_model(default_model_dir())
     torch.set_num_threads(1)
     pose_config = MoveNetConfig()
-    models = Models(pose_config)
+    models = Models(pose_config, detector)
     clip_list = clips(quick, activities, trials)
     not_run: list[str] = []
     if cached_only and cache is not None:  # score what earlier runs (several at once) left in the cache
@@ -318,7 +329,8 @@ def run_falls(
             "fps": fps,
             "vtest_s": round(vtest_s, 1),
             "rules": RULES,
-            "detector": "yolov3-tiny (default, score >= 0.25)",
+            "detector": "yolov3-tiny (default, score >= 0.25)"
+            + (f", {json.dumps(detector, sort_keys=True)}" if detector else ""),
             "pose": pose_config.model_dump(mode="json", exclude={"model"}),
             "threads": 1,
             "cached": cache is not None,
@@ -336,7 +348,16 @@ def main() -> None:
     )
     ap.add_argument("--trials", type=_ints, default=None, help="only these trials (1,2,3)")
     ap.add_argument(
-        "--cached-only", action="store_true", help="score only the clips whose outputs are in --cache (listed in not_run)"
+        "--cached-only",
+        action="store_true",
+        help="score only the clips whose outputs are in --cache (listed in not_run)",
+    )
+    ap.add_argument(
+        "--detector",
+        type=json.loads,
+        default=None,
+        help='detector config overrides as JSON, e.g. \'{"runtime": "torch", "bf16": true}\' (what a CPU with '
+        "AMX runs by default; a GPU runs torch in fp16): the rules must not hang on one engine's rounding",
     )
     args = ap.parse_args()
     figures = run_falls(
@@ -346,6 +367,7 @@ def main() -> None:
         activities=args.activities,
         trials=args.trials,
         cached_only=args.cached_only,
+        detector=args.detector,
     )
     print(json.dumps(figures))
 

@@ -39,7 +39,9 @@ class InferenceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_batch: int = Field(8, description="Largest batch run in one forward pass (per model).", ge=1, le=256)
-    max_wait_ms: float = Field(10.0, description="How long a request waits for others to join its batch.", ge=0, le=1000)
+    max_wait_ms: float = Field(
+        10.0, description="How long a request waits for others to join its batch.", ge=0, le=1000
+    )
     num_cpus: float = Field(1.0, description="CPUs reserved for the inference actor.", ge=0, le=256)
     num_gpus: float = Field(0.0, description="GPUs reserved for the inference actor (0 = CPU).", ge=0, le=16)
     detector: dict[str, Any] = Field(
@@ -48,7 +50,10 @@ class InferenceConfig(BaseModel):
         "when `models` is not given. Default: NanoDet-g (`smartcity models install --model nanodet-g`).",
     )
     models: list[dict[str, Any]] | None = Field(
-        None, description="Every model with its role (analysis.models); default: `detector`.", min_length=1, max_length=16
+        None,
+        description="Every model with its role (analysis.models); default: `detector`.",
+        min_length=1,
+        max_length=16,
     )
     warm_up: bool = Field(
         True,
@@ -75,7 +80,9 @@ class BatchStats:
 class Batcher(Generic[Req, Res]):
     """Gathers the requests for one model into batches and runs `run` on each, off the loop."""
 
-    def __init__(self, name: str, run: Callable[[list[Req]], list[Res]], max_batch: int, max_wait_s: float) -> None:
+    def __init__(
+        self, name: str, run: Callable[[list[Req]], list[Res]], max_batch: int, max_wait_s: float
+    ) -> None:
         self.name = name
         self._run = run
         self.max_batch = max_batch
@@ -143,6 +150,9 @@ class Batcher(Generic[Req, Res]):
 
 # One second-stage request: a frame and the boxes to look at in it.
 _Regions = tuple[np.ndarray, tuple[Box, ...]]
+# The pose request adds the detector's score of each box (a people-finding pose model lets a weak
+# box leave the person it half-sees to be found: see movenet's `cover_score`).
+_PoseRegions = tuple[np.ndarray, tuple[Box, ...], tuple[float, ...]]
 
 
 class Inference:
@@ -156,12 +166,14 @@ class Inference:
         self.detector: Detector = create_detector(models.detect)
         self.models: dict[ModelRole, object] = {ModelRole.DETECT: self.detector}
         wait_s = cfg.max_wait_ms / 1000.0
-        self._detect = Batcher[np.ndarray, list[Detection]]("detect", self.detector.detect, cfg.max_batch, wait_s)
+        self._detect = Batcher[np.ndarray, list[Detection]](
+            "detect", self.detector.detect, cfg.max_batch, wait_s
+        )
         if cfg.warm_up:
             warm_up(self.detector, cfg.max_batch)
         # second stage: per role, the classes it looks at and its batcher
         self.apply_to: dict[ModelRole, frozenset[str]] = {}
-        self._pose: Batcher[_Regions, PoseFound] | None = None
+        self._pose: Batcher[_PoseRegions, PoseFound] | None = None
         self._classify: Batcher[_Regions, list[Attributes]] | None = None
         pose_entry, classify_entry = models.get(ModelRole.POSE), models.get(ModelRole.CLASSIFY)
         if pose_entry is not None:
@@ -207,7 +219,9 @@ class Inference:
         """Detections of one frame (boxes in its own pixel coordinates)."""
         return await self._detect.submit(image)
 
-    async def refine(self, image: np.ndarray, detections: list[Detection], roles: Iterable[str]) -> list[Detection]:
+    async def refine(
+        self, image: np.ndarray, detections: list[Detection], roles: Iterable[str]
+    ) -> list[Detection]:
         """`detections` of `image` with what the second-stage models of `roles` found in the boxes
         of the classes each looks at (keypoints for pose, attributes for classify); a role with no
         model configured leaves them as they are."""
@@ -222,7 +236,7 @@ class Inference:
                 continue
             request: _Regions = (image, tuple(out[i].box for i in picked))
             if role is ModelRole.POSE and self._pose is not None:
-                found = await self._pose.submit(request)
+                found = await self._pose.submit((*request, tuple(out[i].score for i in picked)))
                 for i, kp in zip(picked, found.keypoints, strict=True):
                     out[i] = dataclasses.replace(out[i], keypoints=kp)
                 out.extend(found.people)  # people the detector missed (lying on the ground...)
@@ -257,11 +271,11 @@ def warm_up(detector: Detector, batch: int) -> bool:
     return True
 
 
-def _pose_run(model: PoseModel) -> Callable[[list[_Regions]], list[PoseFound]]:
-    def run(batch: list[_Regions]) -> list[PoseFound]:
-        frames, boxes = [image for image, _ in batch], [b for _, b in batch]
+def _pose_run(model: PoseModel) -> Callable[[list[_PoseRegions]], list[PoseFound]]:
+    def run(batch: list[_PoseRegions]) -> list[PoseFound]:
+        frames, boxes = [image for image, _, _ in batch], [b for _, b, _ in batch]
         if isinstance(model, PersonFinder):
-            return model.pose_and_find(frames, boxes)
+            return model.pose_and_find(frames, boxes, [scores for _, _, scores in batch])
         return [PoseFound(tuple(k)) for k in model.pose(frames, boxes)]
 
     return run

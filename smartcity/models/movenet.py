@@ -16,6 +16,10 @@ allocation. Keypoints come back in pixels of the frame, in COCO order (`COCO_KEY
 The frame-wide pass (`find_people`, `PersonFinder`): YOLOv3-tiny misses most people lying on the
 floor, which is what fall rules look for; MoveNet, run once on the whole frame, finds them. The
 people it finds that no detector box covers join the frame's detections, with their keypoints.
+Only a box the detector scored at least `cover_score` covers: the detector often sees part of a
+person lying (the legs, at 0.25-0.35) where the frame-wide pass sees all of them, and such a box
+starts no track, so hiding the person behind it loses them (UP-Fall activity 3, trial 3: 3 s of
+a fallen person under a weak box, no track, the fall missed).
 """
 
 from __future__ import annotations
@@ -88,6 +92,13 @@ class MoveNetConfig(BaseModel):
     find_min_score: float = Field(
         0.2, description="Least pose score of a person the frame-wide pass reports.", ge=0, le=1
     )
+    cover_score: float = Field(
+        0.45,
+        description="Least detector score of a box that hides a person the frame-wide pass finds under it (the "
+        "tracker's default new_track_score: a weaker box starts no track of the person it half-sees).",
+        ge=0,
+        le=1,
+    )
     found_score: float = Field(
         0.5,
         description="Detection score given to the people the frame-wide pass reports (MoveNet's pose score is "
@@ -125,13 +136,23 @@ class MoveNetPose:
         )
         self.calls = 0
 
-    def pose_and_find(self, frames: Sequence[Image], boxes: Sequence[Sequence[Box]]) -> list[PoseFound]:
+    def pose_and_find(
+        self,
+        frames: Sequence[Image],
+        boxes: Sequence[Sequence[Box]],
+        scores: Sequence[Sequence[float]] | None = None,
+    ) -> list[PoseFound]:
         keypoints = self.pose(frames, boxes)
         if self._frames is None:
             return [PoseFound(tuple(k)) for k in keypoints]
+        if scores is not None and len(scores) != len(boxes):
+            raise ModelError(f"pose_and_find: {len(boxes)} box lists but {len(scores)} score lists")
         return [
-            PoseFound(tuple(k), self._find(frame, frame_boxes))
-            for frame, frame_boxes, k in zip(frames, boxes, keypoints)
+            PoseFound(
+                tuple(k),
+                self._find(frame, covering(frame_boxes, None if scores is None else scores[i], self.config)),
+            )
+            for i, (frame, frame_boxes, k) in enumerate(zip(frames, boxes, keypoints))
         ]
 
     def _find(self, frame: Image, boxes: Sequence[Box]) -> tuple[Detection, ...]:
@@ -173,6 +194,16 @@ class MoveNetPose:
         if best is None:
             return ()
         return _keypoints(best, ox, oy, side, w, h)
+
+
+def covering(boxes: Sequence[Box], scores: Sequence[float] | None, cfg: MoveNetConfig) -> list[Box]:
+    """The boxes that hide a person the frame-wide pass finds under them: those the detector
+    scored at least `cover_score` (every box when the scores are not given)."""
+    if scores is None:
+        return list(boxes)
+    if len(scores) != len(boxes):
+        raise ModelError(f"{len(boxes)} boxes but {len(scores)} scores")
+    return [b for b, s in zip(boxes, scores) if s >= cfg.cover_score]
 
 
 def people_from_rows(

@@ -94,8 +94,15 @@ class PersonFinder(Protocol):
     people lying on the ground (YOLOv3-tiny: most frames of a fallen person in UP-Fall); a camera
     watched for falls needs them, so the pipeline adds those people to the frame's detections."""
 
-    def pose_and_find(self, frames: Sequence[Image], boxes: Sequence[Sequence[Box]]) -> list[PoseFound]:
-        """Per frame: keypoints per box given, and the people no given box covers."""
+    def pose_and_find(
+        self,
+        frames: Sequence[Image],
+        boxes: Sequence[Sequence[Box]],
+        scores: Sequence[Sequence[float]] | None = None,
+    ) -> list[PoseFound]:
+        """Per frame: keypoints per box given, and the people no given box covers (`scores`: the
+        detector's score of each box; the model may let a weak box, which the tracker would not
+        follow, leave the person it half-sees to be found)."""
         ...
 
 

@@ -42,7 +42,12 @@ class DimFinder:
     def pose(self, frames: Sequence[Image], boxes: Sequence[Sequence[Box]]) -> list[list[Keypoints]]:
         return [[() for _ in b] for b in boxes]
 
-    def pose_and_find(self, frames: Sequence[Image], boxes: Sequence[Sequence[Box]]) -> list[PoseFound]:
+    def pose_and_find(
+        self,
+        frames: Sequence[Image],
+        boxes: Sequence[Sequence[Box]],
+        scores: Sequence[Sequence[float]] | None = None,
+    ) -> list[PoseFound]:
         out = []
         for frame, frame_boxes in zip(frames, boxes):
             self.frames += 1

@@ -20,12 +20,19 @@ def person(
     tid: int, t: float, posture: str, *, x: float = 500.0, score: float = 0.9, kp: bool = True
 ) -> Track:
     """A person at horizontal position x (pixels of a 1000x1000 frame): standing (box 100x300,
-    torso vertical), sitting (box 150x170, torso vertical, hips low), bending (box 200x200, torso
-    horizontal, hips high) or lying (box 320x90 on the floor, torso horizontal)."""
+    torso vertical), sitting (box 150x170, torso vertical, hips low), sitting_legs_unseen (on the
+    floor, box 120x170, the legs' keypoints too weak to count), bending (box 200x200, torso
+    horizontal, hips high), legs_up (on the back, feet raised above the hips, box 300x170) or
+    lying (box 320x90 on the floor, torso horizontal)."""
+    ankle: tuple[float, float] | None
     if posture == "standing":
         box, shoulder, hip, ankle = (x - 50, 500, x + 50, 800), (x, 560), (x, 660), (x, 790)
     elif posture == "sitting":
         box, shoulder, hip, ankle = (x - 75, 630, x + 75, 800), (x, 650), (x, 760), (x + 60, 790)
+    elif posture == "sitting_legs_unseen":
+        box, shoulder, hip, ankle = (x - 60, 630, x + 60, 800), (x, 660), (x, 780), None
+    elif posture == "legs_up":
+        box, shoulder, hip, ankle = (x - 150, 630, x + 150, 800), (x - 130, 785), (x, 790), (x + 70, 640)
     elif posture == "bending":
         box, shoulder, hip, ankle = (x - 100, 600, x + 100, 800), (x - 80, 640), (x + 20, 650), (x + 30, 790)
     elif posture == "lying":
@@ -38,7 +45,9 @@ def person(
     else:
         raise ValueError(posture)
     points: list[Keypoint] = [Keypoint(0.0, 0.0, 0.0)] * 17
-    for i, (px, py) in ((5, shoulder), (6, shoulder), (11, hip), (12, hip), (15, ankle), (16, ankle)):
+    seen = [(5, shoulder), (6, shoulder), (11, hip), (12, hip)]
+    seen += [(15, ankle), (16, ankle)] if ankle is not None else []
+    for i, (px, py) in seen:
         points[i] = Keypoint(float(px), float(py), 0.8)
     x1, y1, x2, y2 = (float(v) for v in box)
     return Track(
@@ -78,7 +87,9 @@ DOWN = spec("person_down", {"down_s": 4.0})
     [
         ("standing", Posture.UPRIGHT),
         ("sitting", Posture.OTHER),
+        ("sitting_legs_unseen", Posture.OTHER),
         ("bending", Posture.OTHER),
+        ("legs_up", Posture.LYING),
         ("lying", Posture.LYING),
     ],
 )
@@ -158,3 +169,42 @@ def test_a_lying_person_found_again_under_a_new_id_continues_the_episode() -> No
         (8.0, 14.0, [(1, "lying"), (2, "lying")]),
     ]
     assert [(e.track_id, round(e.t, 1)) for e in run(script, FALL, x={1: 300.0, 2: 380.0})] == [(1, 5.0)]
+
+
+def test_the_legs_angle_tells_feet_under_the_hips_from_feet_raised_above_them() -> None:
+    p = PostureParams()
+    bending, legs_up = read_posture(person(1, 0.0, "bending"), p), read_posture(person(1, 0.0, "legs_up"), p)
+    # both: a horizontal torso and legs ~25 degrees off the vertical; bending stands on them
+    assert bending.legs_angle is not None and bending.legs_angle < 10
+    assert legs_up.legs_angle is not None and legs_up.legs_angle > 150
+    assert bending.posture is Posture.OTHER and legs_up.posture is Posture.LYING
+
+
+def test_a_fall_backwards_with_the_legs_in_the_air_is_a_fall() -> None:
+    # UP-Fall activity 3, trial 1: on the back with the feet raised above the hips for a while
+    # before they come down; lying from the moment of landing, not from when the legs come down
+    script = [(0.0, 2.0, [(1, "standing")]), (2.0, 4.0, [(1, "legs_up")]), (4.0, 9.0, [(1, "lying")])]
+    events = run(script, FALL)
+    assert [(e.kind, round(e.t, 1)) for e in events] == [("fall", 5.0)]
+    assert events[0].payload["fall_s"] == pytest.approx(0.2)
+
+
+def test_sitting_on_the_floor_with_the_legs_unseen_is_not_the_upright_the_fall_is_measured_from() -> None:
+    # UP-Fall activity 3, trial 1 (detector on torch): in mid-fall the person sits on the floor for
+    # a frame, the legs' keypoints too weak to count; read as upright, that reading was the fall's
+    # start and the hips' drop from it was nil
+    script = [
+        (0.0, 2.0, [(1, "standing")]),
+        (2.0, 2.4, [(1, "sitting_legs_unseen")]),
+        (2.4, 8.0, [(1, "lying")]),
+    ]
+    events = run(script, FALL)
+    assert [e.kind for e in events] == ["fall"]
+    assert events[0].payload["fall_s"] == pytest.approx(0.6)
+    # lying down on purpose, through seconds of sitting with the legs unseen: still no fall
+    script = [
+        (0.0, 2.0, [(1, "standing")]),
+        (2.0, 5.0, [(1, "sitting_legs_unseen")]),
+        (5.0, 11.0, [(1, "lying")]),
+    ]
+    assert [e.kind for e in run(script, FALL, DOWN)] == ["person_down"]

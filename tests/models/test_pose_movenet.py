@@ -148,24 +148,29 @@ def test_the_frame_wide_pass_finds_the_person_lying_on_the_floor(
     assert len(person.keypoints) == 17
 
 
+def _inference(pose_dir: Path, model_dir: Path) -> Inference:
+    """The inference actor's logic with the default detector and the movenet pose model."""
+    return Inference(
+        {
+            "models": [
+                {
+                    "role": "detect",
+                    "type": "darknet",
+                    "cfg": str(model_dir / "yolov3-tiny.cfg"),
+                    "weights": str(model_dir / "yolov3-tiny.weights"),
+                    "names_file": str(model_dir / "coco.names"),
+                },
+                {"role": "pose", "type": "movenet", "model": str(pose_dir / "movenet.tflite")},
+            ]
+        }
+    )
+
+
 def test_inference_adds_found_people_even_when_the_detector_saw_nobody(
     pose_dir: Path, model_dir: Path, fallen_frame: np.ndarray
 ) -> None:
     async def scenario() -> list[Detection]:
-        inference = Inference(
-            {
-                "models": [
-                    {
-                        "role": "detect",
-                        "type": "darknet",
-                        "cfg": str(model_dir / "yolov3-tiny.cfg"),
-                        "weights": str(model_dir / "yolov3-tiny.weights"),
-                        "names_file": str(model_dir / "coco.names"),
-                    },
-                    {"role": "pose", "type": "movenet", "model": str(pose_dir / "movenet.tflite")},
-                ]
-            }
-        )
+        inference = _inference(pose_dir, model_dir)
         try:
             return await inference.refine(fallen_frame, [], ["pose"])
         finally:
@@ -173,3 +178,27 @@ def test_inference_adds_found_people_even_when_the_detector_saw_nobody(
 
     refined = asyncio.run(scenario())
     assert [d.cls for d in refined] == ["person"] and len(refined[0].keypoints) == 17
+
+
+def test_a_weak_detector_box_over_part_of_the_lying_person_does_not_hide_them(
+    pose_dir: Path, model_dir: Path, movenet: MoveNetPose, fallen_frame: np.ndarray
+) -> None:
+    # UP-Fall activity 3, trial 3: the detector boxed half of the fallen subject at 0.25-0.35, too
+    # weak to start a track, and that box hid the whole person the frame-wide pass found
+    [alone] = movenet.pose_and_find([fallen_frame], [[]])[0].people
+    x1, y1, x2, y2 = alone.box
+    half = ((x1 + x2) / 2, y1, x2, y2)  # IoU 0.5 with the person found
+    weak, strong = movenet.config.cover_score - 0.1, movenet.config.cover_score + 0.1
+    assert [p.box for p in movenet.pose_and_find([fallen_frame], [[half]], [[weak]])[0].people] == [alone.box]
+    assert movenet.pose_and_find([fallen_frame], [[half]], [[strong]])[0].people == ()
+    assert movenet.pose_and_find([fallen_frame], [[half]])[0].people == ()  # no scores: every box covers
+
+    async def scenario() -> list[Detection]:  # the inference actor passes the detector's scores on
+        inference = _inference(pose_dir, model_dir)
+        try:
+            return await inference.refine(fallen_frame, [Detection(half, "person", weak)], ["pose"])
+        finally:
+            await inference.close()
+
+    refined = asyncio.run(scenario())
+    assert [(d.box, d.score) for d in refined] == [(half, weak), (alone.box, movenet.config.found_score)]

@@ -8,9 +8,16 @@ Signals, and why each:
 - box aspect (width / height): a person lying across the view has a wide box. It needs no
   keypoint, so it decides when the keypoints are too weak, with a stricter threshold; a person
   bending over to pick something up has a square box and a tilted torso, and is neither.
-- legs angle: hips to ankles (or knees), from vertical. A person bending over has a horizontal
-  torso on vertical legs; lying needs the legs down too when they are seen.
+- legs angle: hips to ankles (or knees), in degrees from straight down the picture: 0 with the
+  feet under the hips, 90 with them level, up to 180 with them above the hips. A person bending
+  over stands on the feet under a horizontal torso; lying needs the legs away from straight down
+  when they are seen, and legs raised above the hips (someone fallen on the back, legs in the
+  air) are not legs one stands on. Upright needs them near straight down.
 - hip height: the fall rules compare it before and after (vertical drop, in body heights).
+
+When the legs are not seen, a vertical torso is shared by a person standing and one sitting on the
+floor (the hips then low in a squat box): only the box tells them apart, so upright then asks the
+same narrow box as when no keypoint is seen at all.
 
 Keypoints are COCO's 17 (`smartcity.models.movenet.COCO_KEYPOINTS`): shoulders 5-6, hips 11-12,
 knees 13-14, ankles 15-16.
@@ -47,8 +54,8 @@ class PostureParams(Params):
     )
     upright_angle: float = Field(
         30.0,
-        description="Torso (and legs, when seen) at most this many degrees from vertical reads as upright: a "
-        "person sitting on the floor has a vertical torso on horizontal legs.",
+        description="Torso (and legs, when seen) at most this many degrees from vertical (the legs: from "
+        "straight down) reads as upright: a person sitting on the floor has a vertical torso on horizontal legs.",
         ge=0,
         le=60,
     )
@@ -62,12 +69,17 @@ class PostureParams(Params):
         le=10,
     )
     upright_aspect: float = Field(
-        0.75, description="Most box width/height of an upright person.", gt=0, le=10
+        0.75,
+        description="Most box width/height of an upright person whose legs are seen; 0.8 times this when they "
+        "are not (the box alone then tells standing from sitting on the floor).",
+        gt=0,
+        le=10,
     )
     lying_legs_angle: float = Field(
         45.0,
         description="When the legs are seen (hips to ankles, else knees), at least this many degrees from "
-        "vertical for lying: a person bending over has a horizontal torso on vertical legs.",
+        "straight down for lying: a person bending over stands on the legs under a horizontal torso "
+        "(legs raised above the hips, as after a fall on the back, are over 90).",
         ge=0,
         le=90,
     )
@@ -77,7 +89,7 @@ class PostureParams(Params):
 class PostureReading:
     posture: Posture
     torso_angle: float | None  # degrees from vertical; None when the torso is not seen
-    legs_angle: float | None  # degrees from vertical; None when the legs are not seen
+    legs_angle: float | None  # degrees from straight down (0-180); None when the legs are not seen
     aspect: float  # box width / height
     hip_y: float  # pixels: hips' midpoint, else the box's vertical centre
     height: float  # box height in pixels
@@ -91,14 +103,21 @@ def _mid(track: Track, a: int, b: int, min_score: float) -> tuple[float, float] 
     return (sum(p.x for p in pts) / len(pts), sum(p.y for p in pts) / len(pts))
 
 
-def _angle(a: tuple[float, float] | None, b: tuple[float, float] | None) -> float | None:
-    """Degrees from the vertical of the line from a to b (None when either is unseen)."""
+def _down_angle(a: tuple[float, float] | None, b: tuple[float, float] | None) -> float | None:
+    """Degrees between the line from a to b and straight down the picture: 0 with b under a, 90
+    level, 180 with b above a (None when either is unseen)."""
     if a is None or b is None:
         return None
     dx, dy = b[0] - a[0], b[1] - a[1]
     if math.hypot(dx, dy) <= 1e-6:
         return None
-    return math.degrees(math.atan2(abs(dx), abs(dy)))
+    return math.degrees(math.atan2(abs(dx), dy))
+
+
+def _angle(a: tuple[float, float] | None, b: tuple[float, float] | None) -> float | None:
+    """Degrees from the vertical of the line from a to b, either way up (None when either is unseen)."""
+    down = _down_angle(a, b)
+    return None if down is None else min(down, 180.0 - down)
 
 
 def read_posture(track: Track, p: PostureParams) -> PostureReading:
@@ -109,18 +128,19 @@ def read_posture(track: Track, p: PostureParams) -> PostureReading:
     hips = _mid(track, L_HIP, R_HIP, p.keypoint_score)
     angle = _angle(shoulders, hips)
     feet = _mid(track, L_ANKLE, R_ANKLE, p.keypoint_score) or _mid(track, L_KNEE, R_KNEE, p.keypoint_score)
-    legs = _angle(hips, feet)
+    legs = _down_angle(hips, feet)
     hip_y = hips[1] if hips is not None else (y1 + y2) / 2.0
+    narrow = aspect <= p.upright_aspect * 0.8  # standing, by the box alone
     if angle is None:
         posture = (
             Posture.LYING if aspect >= p.lying_aspect_alone
-            else Posture.UPRIGHT if aspect <= p.upright_aspect * 0.8
+            else Posture.UPRIGHT if narrow
             else Posture.OTHER
         )  # fmt: skip
     elif angle >= p.lying_angle and aspect >= p.lying_aspect and (legs is None or legs >= p.lying_legs_angle):
         posture = Posture.LYING
-    elif (
-        angle <= p.upright_angle and aspect <= p.upright_aspect and (legs is None or legs <= p.upright_angle)
+    elif angle <= p.upright_angle and (
+        narrow if legs is None else aspect <= p.upright_aspect and legs <= p.upright_angle
     ):
         posture = Posture.UPRIGHT
     else:
