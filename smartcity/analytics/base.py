@@ -104,6 +104,10 @@ class FrameView:
     vocab: ClassVocab
     capacity: int
     first_seen: FloatArray  # per slot (index with `slots`)
+    # the same arrays as the rows the kernels take: geo (float64) gx, gy, bw, bh; ints (intp) slots, codes,
+    # track ids, hits (kernels.GX ... BH, kernels.SLOT ... HITS)
+    geo: FloatArray
+    ints: IntArray
     new_slots: list[int] = field(default_factory=list)
     freed_slots: list[int] = field(default_factory=list)
     image: npt.NDArray[np.uint8] | None = None
@@ -116,7 +120,6 @@ class FrameView:
     zone_rows: BoolArray | None = None
     asked: list[Polygon] = field(default_factory=list)  # zones asked about in this frame, in order
     picks: dict[int, tuple[BoolArray, IntArray, IntArray, FloatArray, FloatArray]] = field(default_factory=dict)
-    ids: IntArray | None = None  # the tracks' ids, made on first use (`track_ids`)
     slot_rows: dict[int, int] | None = None  # made on first use (`slot_index`)
 
     def pick(self, mask: BoolArray) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
@@ -131,10 +134,8 @@ class FrameView:
         return idx, slots, gx, gy
 
     def track_ids(self) -> IntArray:
-        """The tracks' ids as an array (made once per frame, for the kernels that note who was where)."""
-        ids = self.ids
-        if ids is None:
-            ids = self.ids = np.array([tr.track_id for tr in self.tracks], dtype=np.intp)
+        """The tracks' ids as an array (for the kernels that note who was where)."""
+        ids: IntArray = self.ints[kernels.TRACK_ID]
         return ids
 
     def slot_index(self) -> dict[int, int]:
@@ -196,14 +197,11 @@ class SlotTable:
         self.vocab = vocab
         self.relink = relink or RelinkConfig()
         self.capacity = 64
-        self.last_t = np.full(self.capacity, -math.inf)
-        self.x = np.zeros(self.capacity)
-        self.y = np.zeros(self.capacity)
-        self.vx = np.zeros(self.capacity)
-        self.vy = np.zeros(self.capacity)
-        self.first_seen = np.zeros(self.capacity)
-        self.bw = np.zeros(self.capacity)
-        self.bh = np.zeros(self.capacity)
+        # the slots' floats, one row each (kernels.LAST_T ... FIRST_SEEN: slot_motion takes them as one
+        # array), and the rows by name
+        self.state = np.zeros((kernels.FIRST_SEEN + 1, self.capacity))
+        self.state[kernels.LAST_T] = -math.inf
+        self._name_rows()
         self.code = np.full(self.capacity, -1, dtype=np.intp)
         self.seen = np.zeros(self.capacity, dtype=np.intp)
         self.track_of_slot: dict[int, int] = {}
@@ -211,21 +209,28 @@ class SlotTable:
         self.free: list[int] = list(range(self.capacity - 1, -1, -1))
         self.retired: set[int] = set()
         self.relinks = 0
+        # no slot held was last seen before this (a lower bound): `view` skips `_release` until one may be stale
+        self._oldest_seen = -math.inf
         # zones the rules asked about on the last frame (FrameView.inside): tested together next frame
         self._asked: list[Polygon] = []
         self._asked_ids: set[int] = set()
         self._zone_set: PolygonSet | None = None
 
+    def _name_rows(self) -> None:
+        st = self.state
+        self.last_t, self.x, self.y, self.vx, self.vy, self.bw, self.bh, self.first_seen = (
+            st[kernels.LAST_T], st[kernels.X], st[kernels.Y], st[kernels.VX], st[kernels.VY], st[kernels.SBW],
+            st[kernels.SBH], st[kernels.FIRST_SEEN],
+        )
+
     def _grow(self) -> None:
         old = self.capacity
         self.capacity *= 2
-        for name, fill in (
-            ("last_t", -math.inf), ("x", 0.0), ("y", 0.0), ("vx", 0.0), ("vy", 0.0), ("first_seen", 0.0),
-            ("bw", 0.0), ("bh", 0.0),
-        ):
-            arr = np.full(self.capacity, fill)
-            arr[:old] = getattr(self, name)
-            setattr(self, name, arr)
+        state = np.zeros((kernels.FIRST_SEEN + 1, self.capacity))
+        state[kernels.LAST_T] = -math.inf
+        state[:, :old] = self.state
+        self.state = state
+        self._name_rows()
         for name, ifill in (("code", -1), ("seen", 0)):
             iarr = np.full(self.capacity, ifill, dtype=np.intp)
             iarr[:old] = getattr(self, name)
@@ -276,38 +281,41 @@ class SlotTable:
         n = len(tracks)
         if n != len(frame.tracks):
             columns = None  # some tracks were dropped: read the ones kept
-        slots = np.array(slots_l, dtype=np.intp)
+            ids = [tr.track_id for tr in tracks]
+        # slots, class codes, track ids and (below) hits as the rows of one array, ground points and box
+        # sizes as the first rows of another (the zone tests take the ground points stacked)
+        ints = np.empty((4, n), dtype=np.intp)
+        ints[kernels.SLOT] = slots_l
+        ints[kernels.TRACK_ID] = ids
+        work = np.empty((7, n))
         if n:
             box, conf, fresh, confirmed, hits_a, classes = _columns_of(tracks, columns)
-            # ground points as the rows of one (2, n) array (the zone tests take them stacked), box sizes,
-            # and the time since each slot of a track detected now was last seen
-            geo, gaps, exponent = kernels.frame_ground(box, 0.5 / w, 1.0 / w, 1.0 / h, slots, fresh, t, self.last_t)
-            ground = geo[:2]
-            gx, gy, bw, bh = geo
             code_of = self.vocab.codes
-            codes = np.array(
-                [code_of[c] if c in code_of else self.vocab.code(c) for c in classes], dtype=np.intp,
-            )
+            ints[kernels.CODE] = [code_of[c] if c in code_of else self.vocab.code(c) for c in classes]
+            # with the time since each slot of a track detected now was last seen
+            m = kernels.frame_ground(box, 0.5 / w, 1.0 / w, 1.0 / h, ints[kernels.SLOT], fresh, t, self.last_t, work)
             # the slots of tracks detected now move, their velocity smoothed towards the one implied by the
             # move since the slot was last seen (the smoothing's exp stays numpy's: the same bits as before);
             # a re-linked track is as old as its slot: hits and confirmed count the slot's sightings
-            hits = kernels.slot_motion(
-                slots, fresh, gx, gy, bw, bh, codes, hits_a, confirmed, t, np.exp(exponent), gaps, self.last_t,
-                self.x, self.y, self.vx, self.vy, self.bw, self.bh, self.seen, self.code,
-            )
+            kernels.slot_motion(ints, fresh, work, hits_a, confirmed, t, np.exp(work[6, :m]), self.state, self.seen,
+                                self.code)
         else:
-            ground = np.zeros((2, 0))
-            gx = gy = bw = bh = conf = np.zeros(0)
+            conf = np.zeros(0)
             fresh = confirmed = np.zeros(0, dtype=bool)
-            codes = hits = np.zeros(0, dtype=np.intp)
-        freed = self._release(slots_l, t) if len(self.track_of_slot) > n else []
+        geo = work[:4]
+        gx, gy, bw, bh = geo
+        freed = (
+            self._release(slots_l, t)
+            if len(self.track_of_slot) > n and self._oldest_seen < t - self.relink.max_gap_s else []
+        )
         if len(retired) > 1000:  # ids of long-gone tracks: the tracker never reuses ids
             retired.clear()
         view = FrameView(
             camera_id=frame.camera_id, t=t, width=frame.width, height=frame.height, tracks=tracks,
-            slots=slots, codes=codes, conf=conf, gx=gx, gy=gy, bw=bw, bh=bh, fresh=fresh, hits=hits,
-            confirmed=confirmed, vocab=self.vocab, capacity=self.capacity, first_seen=self.first_seen,
-            new_slots=new_slots, freed_slots=freed, image=image, detections=frame.detections, xy=ground, zone_set=self._zones_asked(),
+            slots=ints[kernels.SLOT], codes=ints[kernels.CODE], conf=conf, gx=gx, gy=gy, bw=bw, bh=bh, fresh=fresh,
+            hits=ints[kernels.HITS], confirmed=confirmed, vocab=self.vocab, capacity=self.capacity,
+            first_seen=self.first_seen, geo=geo, ints=ints, new_slots=new_slots, freed_slots=freed, image=image,
+            detections=frame.detections, xy=work[:2], zone_set=self._zones_asked(),
         )
         self._asked = view.asked
         return view
@@ -317,10 +325,19 @@ class SlotTable:
         sot = self.slot_of_track
         # slots unseen for too long, in the dict's order (one array comparison, then the few left)
         held = np.fromiter(self.track_of_slot, dtype=np.intp, count=len(self.track_of_slot))
-        stale: list[int] = held[self.last_t[held] < t - self.relink.max_gap_s].tolist()
+        last_t = self.last_t[held]
+        old = last_t < t - self.relink.max_gap_s
+        stale: list[int] = held[old].tolist()
+        n_old = len(stale)
         if stale:
             present = set(slots_l)
             stale = [s for s in stale if s not in present]
+        # when the slots still held were last seen, at the earliest: none goes stale before then + max_gap_s
+        if len(stale) < n_old:  # some old slots are in the frame (unseen, predicted): they still count
+            self._oldest_seen = float(last_t.min())
+        else:
+            rest = last_t[~old]
+            self._oldest_seen = float(rest.min()) if len(rest) else math.inf
         for s in stale:
             tid = self.track_of_slot.pop(s)
             if sot.get(tid) == s:
@@ -351,9 +368,10 @@ class SlotTable:
         taken = {s for i, s in enumerate(slots_l) if s >= 0 and kept[i].time_since_update == 0}
         index_of_slot = {s: i for i, s in enumerate(slots_l) if s >= 0}
         drop: set[int] = set()
-        # the slots' state as lists, read per candidate by _relink (a list item costs a fraction of a numpy
-        # scalar): made on the first relink; a slot allocated or relinked meanwhile is taken, no candidate
-        state: _SlotState | None = None
+        # the candidates' state as Python numbers, read by _relink (a list item costs a fraction of a numpy
+        # scalar): made on the first relink for the slots not taken then; a slot allocated or relinked
+        # meanwhile is taken, no candidate
+        state: dict[int, _SlotState] | None = None
         for i in unknown:
             tr = kept[i]
             s: int | None = None
@@ -362,10 +380,9 @@ class SlotTable:
                 cands = [c for c in self.track_of_slot if c not in taken]
                 if cands:
                     if state is None:
-                        state = _SlotState(
-                            self.code.tolist(), self.last_t.tolist(), self.seen.tolist(), self.bw.tolist(),
-                            self.bh.tolist(), self.vx.tolist(), self.vy.tolist(), self.x.tolist(), self.y.tolist(),
-                        )
+                        at = np.array(cands, dtype=np.intp)
+                        state = dict(zip(cands, zip(self.code[at].tolist(), self.seen[at].tolist(),
+                                                    self.state[:, at].T.tolist(), strict=True), strict=True))
                     s = self._relink(
                         cands, self.vocab.code(tr.cls), (x1 + x2) * 0.5 / w, y2 / h, (x2 - x1) / w, (y2 - y1) / h, t,
                         state,
@@ -378,6 +395,8 @@ class SlotTable:
                 self.vx[s] = self.vy[s] = 0.0
                 self.x[s] = self.y[s] = self.bw[s] = self.bh[s] = 0.0
                 self.last_t[s] = -math.inf
+                # seen now (the frame's motion step sets last_t), or not yet: never seen, it may go stale
+                self._oldest_seen = min(self._oldest_seen, t if tr.time_since_update == 0 else -math.inf)
             else:
                 old = self.track_of_slot[s]
                 sot.pop(old, None)
@@ -392,9 +411,10 @@ class SlotTable:
         return drop
 
     def _relink(
-        self, orphans: list[int], code: int, x: float, y: float, bw: float, bh: float, t: float, st: _SlotState
+        self, orphans: list[int], code: int, x: float, y: float, bw: float, bh: float, t: float,
+        state: dict[int, _SlotState],
     ) -> int | None:
-        """The lost slot a new track continues, if one is kinematically plausible (`st`: the slots' state).
+        """The lost slot a new track continues, if one is kinematically plausible (`state`: the orphans').
 
         Only an object seen at least twice (a one-frame fragment has no trustworthy velocity), of
         the same class and a similar size, whose predicted position is near enough (a radius that
@@ -406,39 +426,28 @@ class SlotTable:
             return None
         best, best_d = None, math.inf
         for s in orphans:
-            if st.code[s] != code or not math.isfinite(st.last_t[s]) or st.seen[s] < 2:
+            s_code, s_seen, (last_t, sx, sy, vx, vy, ow, oh, _) = state[s]  # rows kernels.LAST_T ... FIRST_SEEN
+            if s_code != code or not math.isfinite(last_t) or s_seen < 2:
                 continue
-            gap = t - st.last_t[s]
+            gap = t - last_t
             if gap <= 0 or gap > self.relink.max_gap_s:
                 continue
-            ow, oh = st.bw[s], st.bh[s]
             if min(ow, oh, bw, bh) > 0 and max(bw / ow, ow / bw, bh / oh, oh / bh) > MAX_RELINK_SIZE_RATIO:
                 continue
-            tx, ty = st.vx[s] * gap, st.vy[s] * gap
+            tx, ty = vx * gap, vy * gap
             travel = math.hypot(tx, ty)
             size = max(ow, oh)
-            if travel > 0.5 * size and (x - st.x[s]) * tx + (y - st.y[s]) * ty < 0:
+            if travel > 0.5 * size and (x - sx) * tx + (y - sy) * ty < 0:
                 continue  # found behind where it was heading
-            d = math.hypot(st.x[s] + tx - x, st.y[s] + ty - y)
+            d = math.hypot(sx + tx - x, sy + ty - y)
             limit = min(self.relink.radius, 0.75 * size) + self.relink.radius_per_travel * travel
             if d <= limit and d < best_d:
                 best, best_d = s, d
         return best
 
 
-@dataclass(frozen=True, slots=True)
-class _SlotState:
-    """The slot table's per-slot arrays that re-linking reads, as lists (SlotTable._assign)."""
-
-    code: list[int]
-    last_t: list[float]
-    seen: list[int]
-    bw: list[float]
-    bh: list[float]
-    vx: list[float]
-    vy: list[float]
-    x: list[float]
-    y: list[float]
+# a relink candidate's class code, sightings and floats (SlotTable.state's column: kernels.LAST_T ... FIRST_SEEN)
+_SlotState = tuple[int, int, list[float]]
 
 
 class Scratch:
@@ -578,8 +587,8 @@ class Rule:
             table = self._table
             if len(table) < len(self.vocab.names):
                 table = self._table = self.vocab.table(self.classes)
-            mask = view.masks[key] = kernels.selection(table, view.codes, view.conf, self.spec.min_confidence,
-                                                       view.fresh)
+            mask = view.masks[key] = np.empty(len(view.codes), dtype=bool)
+            kernels.selection(table, view.codes, view.conf, self.spec.min_confidence, view.fresh, mask)
         return mask
 
     def selected_of(self, view: FrameView, names: frozenset[str]) -> BoolArray:
@@ -587,8 +596,9 @@ class Rule:
         key = (names, self.spec.min_confidence)
         mask = view.masks.get(key)
         if mask is None:  # shared within a frame with the rules that select alike
-            mask = view.masks[key] = kernels.selection(self.class_table(names), view.codes, view.conf,
-                                                       self.spec.min_confidence, view.fresh)
+            mask = view.masks[key] = np.empty(len(view.codes), dtype=bool)
+            kernels.selection(self.class_table(names), view.codes, view.conf, self.spec.min_confidence, view.fresh,
+                              mask)
         return mask
 
     def class_table(self, names: frozenset[str]) -> BoolArray:

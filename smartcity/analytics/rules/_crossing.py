@@ -59,24 +59,28 @@ class Crossings:
             side=(0, np.int8), px=(np.nan, np.float64), py=(np.nan, np.float64), pt=(np.nan, np.float64),
             pend=(0, np.int8), pend_t=(np.nan, np.float64), pend_x=(np.nan, np.float64),
         )
-        self._out = Scratch(np.intp, np.int8, np.float64, np.float64)  # the kernel's crossings
+        self._out = Scratch(np.intp)  # the kernel's crossings: track indices...
+        self._out_f = np.empty((3, 64))  # ...and (direction, time, fraction along the line) in the columns
 
     def step(self, view: FrameView, sel: BoolArray) -> list[tuple[int, int, float, float]]:
         """(track index, direction +1/-1, crossing time, along-line fraction) of crossings now confirmed."""
         st = self.st
         st.ensure(view.capacity)
-        st.reset(view.new_slots)
-        idx, s, _, _ = view.pick(sel)
-        if not len(idx):
-            return []
-        hit, direction, t_cross, u = out = self._out.fit(len(idx))
+        if view.new_slots:
+            st.reset(view.new_slots)
+        n = len(sel)
+        (hit,) = self._out.fit(n)
+        out_f = self._out_f
+        if out_f.shape[1] < n:
+            out_f = self._out_f = np.empty((3, len(hit)))
         k = kernels.crossings_step(
-            idx, s, view.gx, view.gy, view.bw, view.bh, view.hits, st.side, st.px, st.py, st.pt, st.pend,
-            st.pend_t, st.pend_x, float(view.t), self.margin, self.min_age, self._line, *out,
+            sel, view.geo, view.ints, st.side, st.px, st.py, st.pt, st.pend, st.pend_t, st.pend_x, float(view.t),
+            self.margin, self.min_age, self._line, hit, out_f,
         )
         if not k:
             return []
-        return list(zip(hit[:k].tolist(), direction[:k].tolist(), t_cross[:k].tolist(), u[:k].tolist(), strict=True))
+        direction, t_cross, u = out_f[:, :k].tolist()
+        return [(i, int(d), tc, uu) for i, d, tc, uu in zip(hit[:k].tolist(), direction, t_cross, u, strict=True)]
 
     def reset(self) -> None:
         self.st.reset(list(range(self.st.capacity)))

@@ -68,14 +68,23 @@ class ZoneStay:
         self.st = SlotArrays(entered=(np.nan, np.float64), last=(np.nan, np.float64), **fills)
         self._out = Scratch(np.intp, np.intp, np.intp, np.bool_)  # the kernel's gone, idx, slots, started
 
-    def step(self, view: FrameView, sel: BoolArray) -> StayFrame:
-        """Advance the stays with the tracks selected in this frame (tracks not selected, e.g.
-        unseen, neither extend nor end a stay)."""
+    def begin(self, view: FrameView) -> tuple[list[int], IntArray]:
+        """`step`'s start, for the rules whose kernel steps the stays itself (kernels.dwell_step,
+        zone_passage_step): room for every slot, new slots in no stay. Returns the slots freed in this
+        frame (their stays ended) and a buffer for the kernel's `gone` (as long as the frame's tracks)."""
         st = self.st
         st.ensure(view.capacity)
         # a slot freed this frame is never one allocated in it: the reset does not touch it
         ended = list(view.freed_slots)
-        st.reset(view.new_slots)
+        if view.new_slots:
+            st.reset(view.new_slots)
+        return ended, self._out.fit(len(view.slots))[0]
+
+    def step(self, view: FrameView, sel: BoolArray) -> StayFrame:
+        """Advance the stays with the tracks selected in this frame (tracks not selected, e.g.
+        unseen, neither extend nor end a stay)."""
+        st = self.st
+        ended, _ = self.begin(view)
         gone, idx, s, started = out = self._out.fit(len(sel))
         n_gone, k = kernels.zone_stay_step(
             sel, view.inside(self.zone), view.slots, st.entered, st.last, float(view.t), self.exit_grace_s, *out

@@ -104,9 +104,8 @@ class DumpingRule(Rule):
         if len(vi):
             anchors = self.vstill.st
             hit, still = self._out.fit(len(vi))
-            m = kernels.still_in_zone(vi, view.inside(self.zone), view.slots, view.gx, view.gy, anchors.ax,
-                                      anchors.ay, anchors.since, float(t), a, p.static_radius * 2, p.stop_s, hit,
-                                      still)
+            m = kernels.still_in_zone(vi, view.inside(self.zone), view.geo, view.ints, anchors.ax, anchors.ay,
+                                      anchors.since, float(t), a, p.static_radius * 2, p.stop_s, hit, still)
             for i, still_for in zip(hit[:m].tolist(), still[:m].tolist(), strict=True):
                 slot = int(view.slots[i])
                 if slot not in self.stops:
@@ -133,7 +132,7 @@ class DumpingRule(Rule):
             return
         anchors = self.ostill.st
         hit, still = self._out.fit(len(oi))
-        m = kernels.still_in_zone(oi, view.inside(self.zone), view.slots, view.gx, view.gy, anchors.ax, anchors.ay,
+        m = kernels.still_in_zone(oi, view.inside(self.zone), view.geo, view.ints, anchors.ax, anchors.ay,
                                   anchors.since, float(t), a, p.static_radius, p.object_static_s, hit, still)
         for i, still_for in zip(hit[:m].tolist(), still[:m].tolist(), strict=True):
             slot = int(view.slots[i])

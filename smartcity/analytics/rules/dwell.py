@@ -9,7 +9,7 @@ from smartcity.analytics import kernels
 from smartcity.analytics.base import ClassVocab, FrameView, Rule, Scratch, track_payload
 from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.classes import VEHICLES
-from smartcity.analytics.geometry import Polygon
+from smartcity.analytics.geometry import FloatArray, Polygon
 from smartcity.analytics.params import Params, PolygonParam
 from smartcity.analytics.registry import register_rule
 from smartcity.analytics.rules._presence import WHO, Stillness, ZoneStay, aspect, who
@@ -58,15 +58,13 @@ class DwellRule(Rule):
         p: DwellParams = self.params
         st = self.stay.st
         out: list[RuleEvent] = []
-        if self.still is not None:
-            self.still.sync(view)
-        frame = self.stay.step(view, self.selected(view))
-        if frame.ended:
-            self._end(out, view, frame.ended)
-        idx, s = frame.idx, frame.slots
-        if not len(idx):
-            return out
         if self.still is None or p.still_radius is None:
+            frame = self.stay.step(view, self.selected(view))
+            if frame.ended:
+                self._end(out, view, frame.ended)
+            idx, s = frame.idx, frame.slots
+            if not len(idx):
+                return out
             since = st.entered
             stayed = view.t - since[s]
             due_of = ~st.fired[s] & (stayed >= p.threshold_s) & (view.hits[idx] >= p.min_track_age)
@@ -75,28 +73,40 @@ class DwellRule(Rule):
                 tr = view.tracks[i]
                 st.who_id[slot], st.who_code[slot] = tr.track_id, view.codes[i]
                 st.who_x[slot], st.who_y[slot] = view.gx[i], view.gy[i]
-            due = _nz(due_of)
-        else:
-            # Moving on (beyond the radius from where it stopped, in box widths) starts the stay again,
-            # unless it already alerted: then the stay goes on until the object leaves. The kernel notes
-            # who each object is when it stops or alerts.
-            since = self.still.st.since
-            (due,) = self._due.fit(len(idx))
-            n_due = kernels.dwell_still_step(
-                idx, view.slots, view.gx, view.gy, view.bw, view.hits, view.track_ids(), view.codes,
-                self.still.st.ax, self.still.st.ay, since, st.fired, st.who_id, st.who_code, st.who_x, st.who_y,
-                float(view.t), aspect(view), p.still_radius, p.threshold_s, p.min_track_age, due,
-            )
-            due = due[:n_due]
-        for k in due.tolist():
-            i, slot = int(idx[k]), int(s[k])
+            self._alert(out, view, idx[_nz(due_of)].tolist(), since)
+            return out
+        # Moving on (beyond the radius from where it stopped, in box widths) starts the stay again,
+        # unless it already alerted: then the stay goes on until the object leaves. One kernel steps the
+        # stays and the anchors, and notes who each object is when it stops or alerts.
+        still = self.still
+        still.sync(view)
+        ended, gone = self.stay.begin(view)
+        sel = self.selected(view)
+        (due,) = self._due.fit(len(sel))
+        n_gone, n_due = kernels.dwell_step(
+            sel, view.inside(self.stay.zone), view.geo, view.ints, st.entered, st.last, st.fired, st.who_id,
+            st.who_code, st.who_x, st.who_y, still.st.ax, still.st.ay, still.st.since, float(view.t),
+            self.stay.exit_grace_s, aspect(view), p.still_radius, p.threshold_s, p.min_track_age, gone, due,
+        )
+        if n_gone:
+            ended.extend(gone[:n_gone].tolist())
+        if ended:
+            self._end(out, view, ended)
+        if n_due:
+            self._alert(out, view, due[:n_due].tolist(), still.st.since)
+        return out
+
+    def _alert(self, out: list[RuleEvent], view: FrameView, due: list[int], since: FloatArray) -> None:
+        """The tracks `due` (indices) passed the threshold: they fire (`since`: per slot, when their time began)."""
+        st = self.stay.st
+        for i in due:
+            slot = int(view.slots[i])
             tr = view.tracks[i]
             st.fired[slot] = True
             entered = float(st.entered[slot])
             self.emit(out, view, view.t, "dwell", track_id=tr.track_id, object_class=tr.cls,
                       payload=track_payload(view, i, entered_at=entered, stopped_at=float(since[slot]),
                                             dwell_s=round(view.t - entered, 3)))
-        return out
 
     def _end(self, out: list[RuleEvent], view: FrameView, slots: list[int]) -> None:
         st = self.stay.st

@@ -50,12 +50,13 @@ class WrongWayRule(Rule):
     def step(self, view: FrameView) -> list[RuleEvent]:
         st = self.st
         st.ensure(view.capacity)
-        st.reset(view.new_slots)
+        if view.new_slots:
+            st.reset(view.new_slots)
         p: WrongWayParams = self.params
         hit, back = self._out.fit(len(view.slots))
         k = kernels.wrong_way_step(
-            self.selected(view), view.inside(self.zone), view.slots, view.gx, view.gy, view.hits, st.ax, st.ay,
-            st.fired, self.ux, self.uy, p.min_distance, p.min_track_age, self.cos_max, hit, back,
+            self.selected(view), view.inside(self.zone), view.geo, view.ints, st.ax, st.ay, st.fired, self.ux,
+            self.uy, p.min_distance, p.min_track_age, self.cos_max, hit, back,
         )
         out: list[RuleEvent] = []
         if not k:

@@ -42,15 +42,20 @@ class ZonePassageRule(Rule):
 
     def step(self, view: FrameView) -> list[RuleEvent]:
         p: ZonePassageParams = self.params
-        st = self.stay.st
-        frame = self.stay.step(view, self.selected(view))
-        if len(frame.idx):
-            kernels.note_stays(frame.idx, frame.slots, view.hits, view.track_ids(), view.codes, view.gx, view.gy,
-                               p.min_track_age, st.mature, st.who_id, st.who_code, st.who_x, st.who_y)
+        stay = self.stay
+        st = stay.st
+        ended, gone = stay.begin(view)
+        # the stays, and who is in each (noted as last seen inside), in one call
+        n_gone = kernels.zone_passage_step(
+            self.selected(view), view.inside(stay.zone), view.geo, view.ints, st.entered, st.last, st.mature,
+            st.who_id, st.who_code, st.who_x, st.who_y, float(view.t), stay.exit_grace_s, p.min_track_age, gone,
+        )
+        if n_gone:
+            ended.extend(gone[:n_gone].tolist())
         out: list[RuleEvent] = []
-        if not frame.ended:
+        if not ended:
             return out
-        for slot in frame.ended:
+        for slot in ended:
             since, last = float(st.entered[slot]), float(st.last[slot])
             seen = who(st, view, slot)
             if math.isnan(since) or seen is None or not st.mature[slot] or last - since < p.min_inside_s:
@@ -59,7 +64,7 @@ class ZonePassageRule(Rule):
             self.emit(out, view, last, "passage", track_id=tid, object_class=cls,
                       payload={"x": round(x, 4), "y": round(y, 4), "entered_at": since, "left_at": last,
                                "duration_s": round(last - since, 3)})
-        self.stay.release(frame.ended)
+        stay.release(ended)
         return out
 
     def reset(self) -> None:
