@@ -16,6 +16,7 @@ import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, ClassVar
 
 import numpy as np
@@ -113,6 +114,7 @@ class FrameView:
     image: npt.NDArray[np.uint8] | None = None
     detections: tuple[Detection, ...] | None = None  # FrameTracks.detections
     masks: dict[tuple[frozenset[str], float], BoolArray] = field(default_factory=dict)
+    selected_n: dict[int, int] = field(default_factory=dict)  # how many each of `masks` holds, by its id
     zones: dict[int, BoolArray] = field(default_factory=dict)
     xy: FloatArray | None = None  # (2, n) ground points (gx and gy are its rows), built on first use if not given
     # the zones the rules asked about on the previous frame, tested together on the first ask
@@ -132,6 +134,11 @@ class FrameView:
         slots, gx, gy = self.slots[idx], self.gx[idx], self.gy[idx]
         self.picks[id(mask)] = (mask, idx, slots, gx, gy)
         return idx, slots, gx, gy
+
+    def n_selected(self, mask: BoolArray) -> int:
+        """How many tracks `mask` holds (counted when `Rule.selected` or `selected_of` made it)."""
+        n = self.selected_n.get(id(mask))
+        return int(np.count_nonzero(mask)) if n is None else n
 
     def track_ids(self) -> IntArray:
         """The tracks' ids as an array (for the kernels that note who was where)."""
@@ -268,7 +275,7 @@ class SlotTable:
                 slots_l.append(s)
         else:  # the common case, as the loop above in three passes that cost less than it
             kept = list(frame.tracks)
-            slots_l = [sot.get(tid, -1) for tid in ids]
+            slots_l = list(map(sot.get, ids, repeat(-1, len(ids))))
             unknown = [i for i, s in enumerate(slots_l) if s < 0]
         new_slots: list[int] = []
         if unknown:
@@ -290,8 +297,10 @@ class SlotTable:
         work = np.empty((7, n))
         if n:
             box, conf, fresh, confirmed, hits_a, classes = _columns_of(tracks, columns)
-            code_of = self.vocab.codes
-            ints[kernels.CODE] = [code_of[c] if c in code_of else self.vocab.code(c) for c in classes]
+            try:
+                ints[kernels.CODE] = list(map(self.vocab.codes.__getitem__, classes))
+            except KeyError:  # a class new to the vocabulary
+                ints[kernels.CODE] = list(map(self.vocab.code, classes))
             # with the time since each slot of a track detected now was last seen
             m = kernels.frame_ground(box, 0.5 / w, 1.0 / w, 1.0 / h, ints[kernels.SLOT], fresh, t, self.last_t, work)
             # the slots of tracks detected now move, their velocity smoothed towards the one implied by the
@@ -303,7 +312,7 @@ class SlotTable:
             conf = np.zeros(0)
             fresh = confirmed = np.zeros(0, dtype=bool)
         geo = work[:4]
-        gx, gy, bw, bh = geo
+        gx, gy, bw, bh = geo[0], geo[1], geo[2], geo[3]  # (indexing: cheaper than unpacking the rows)
         freed = (
             self._release(slots_l, t)
             if len(self.track_of_slot) > n and self._oldest_seen < t - self.relink.max_gap_s else []
@@ -368,10 +377,7 @@ class SlotTable:
         taken = {s for i, s in enumerate(slots_l) if s >= 0 and kept[i].time_since_update == 0}
         index_of_slot = {s: i for i, s in enumerate(slots_l) if s >= 0}
         drop: set[int] = set()
-        # the candidates' state as Python numbers, read by _relink (a list item costs a fraction of a numpy
-        # scalar): made on the first relink for the slots not taken then; a slot allocated or relinked
-        # meanwhile is taken, no candidate
-        state: dict[int, _SlotState] | None = None
+        rl = self.relink
         for i in unknown:
             tr = kept[i]
             s: int | None = None
@@ -379,14 +385,17 @@ class SlotTable:
                 x1, y1, x2, y2 = tr.box
                 cands = [c for c in self.track_of_slot if c not in taken]
                 if cands:
-                    if state is None:
-                        at = np.array(cands, dtype=np.intp)
-                        state = dict(zip(cands, zip(self.code[at].tolist(), self.seen[at].tolist(),
-                                                    self.state[:, at].T.tolist(), strict=True), strict=True))
-                    s = self._relink(
-                        cands, self.vocab.code(tr.cls), (x1 + x2) * 0.5 / w, y2 / h, (x2 - x1) / w, (y2 - y1) / h, t,
-                        state,
-                    )
+                    code, x, y = self.vocab.code(tr.cls), (x1 + x2) * 0.5 / w, y2 / h
+                    # the few a cheap compiled test cannot rule out (it keeps every slot _relink may pick), with
+                    # their state as Python numbers (a list item costs a fraction of a numpy scalar)
+                    at = np.array(cands, dtype=np.intp)
+                    k = kernels.relink_candidates(at, code, x, y, t, self.state, self.code, self.seen, rl.max_gap_s,
+                                                  rl.radius, rl.radius_per_travel)
+                    if k:
+                        near = at[:k]
+                        state = dict(zip(near.tolist(), zip(self.code[near].tolist(), self.seen[near].tolist(),
+                                                            self.state[:, near].T.tolist(), strict=True), strict=True))
+                        s = self._relink(list(state), code, x, y, (x2 - x1) / w, (y2 - y1) / h, t, state)
             if s is None:
                 s = self._allocate()
                 new_slots.append(s)
@@ -469,41 +478,82 @@ class Scratch:
         return self.arrays
 
 
+class ScratchRows:
+    """Like Scratch, for a kernel that writes its outputs to the rows of one 2-d array (one argument
+    where it would take one array per row: numba unboxes every array argument, ~0.1 us each)."""
+
+    def __init__(self, rows: int, dtype: npt.DTypeLike = np.float64) -> None:
+        self.array: npt.NDArray[Any] = np.empty((rows, 64), dtype=dtype)
+
+    def fit(self, n: int) -> npt.NDArray[Any]:
+        """The array, with `n` columns at least (their contents are left over from earlier calls)."""
+        a = self.array
+        if a.shape[1] < n:
+            a = self.array = np.empty((a.shape[0], max(n, 2 * a.shape[1])), dtype=a.dtype)
+        return a
+
+
 class SlotArrays:
-    """Per-slot state of one rule: named numpy arrays that grow with the slot table."""
+    """Per-slot state of one rule: named numpy arrays that grow with the slot table.
+
+    The arrays of one dtype are the rows of one 2-d array (`rows_of`), in the order given: a kernel takes
+    them as one argument (numba unboxes every array argument, ~0.1 us each), and a reset is one store per
+    dtype. `row[name]` is the row of each array in its dtype's.
+    """
 
     def __init__(self, **fills: tuple[float | int | bool, Any]) -> None:
-        self._fills = fills
+        by_dtype: dict[np.dtype[Any], list[str]] = {}
+        for name, (_, dtype) in fills.items():
+            by_dtype.setdefault(np.dtype(dtype), []).append(name)
+        # (dtype, names, fill per row) of each dtype
+        self._groups = [(dt, names, np.array([fills[n][0] for n in names], dtype=dt)) for dt, names in by_dtype.items()]
+        self.row = {name: k for _, names, _ in self._groups for k, name in enumerate(names)}
         self.capacity = 0
         self.arrays: dict[str, npt.NDArray[Any]] = {}
-        self._pairs: list[tuple[npt.NDArray[Any], float | int | bool]] = []  # (array, fill), for reset
+        self._matrix_of: dict[str, npt.NDArray[Any]] = {}
+        self._pairs: list[tuple[npt.NDArray[Any], npt.NDArray[Any]]] = []  # (matrix, fill per row), for reset
         self.ensure(64)
 
     def ensure(self, capacity: int) -> None:
         if capacity <= self.capacity:
             return
-        for name, (fill, dtype) in self._fills.items():
-            arr = np.full(capacity, fill, dtype=dtype)
-            if name in self.arrays:
-                arr[: self.capacity] = self.arrays[name]
-            self.arrays[name] = arr
-            setattr(self, name, arr)
+        pairs = []
+        for dt, names, fill in self._groups:
+            m = np.empty((len(names), capacity), dtype=dt)
+            m[:] = fill[:, None]
+            if self.capacity:
+                m[:, : self.capacity] = self._matrix_of[names[0]]
+            for k, name in enumerate(names):
+                self._matrix_of[name] = m
+                self.arrays[name] = m[k]
+                setattr(self, name, m[k])
+            pairs.append((m, fill))
         self.capacity = capacity
-        self._pairs = [(self.arrays[name], fill) for name, (fill, _) in self._fills.items()]
+        self._pairs = pairs
+
+    def rows_of(self, name: str) -> npt.NDArray[Any]:
+        """The 2-d array whose row `row[name]` is the array `name` (all arrays of its dtype)."""
+        return self._matrix_of[name]
+
+    def expect_rows(self, **rows: int) -> None:
+        """Check that the arrays are the rows a kernel reads them from (`name=row`)."""
+        wrong = {name: self.row.get(name) for name, k in rows.items() if self.row.get(name) != k}
+        if wrong:
+            raise ValueError(f"slot arrays in other rows than the kernel reads: {wrong} (expected {rows})")
 
     def reset(self, slots: list[int]) -> None:
-        # every rule resets the slots allocated in a frame, often one: a scalar store per array is
-        # cheaper than converting the list to indices for each array
+        # every rule resets the slots allocated in a frame, often one: a column store per dtype is
+        # cheaper than converting the list to indices
         if not slots:
             return
         if len(slots) == 1:
             slot = slots[0]
-            for arr, fill in self._pairs:
-                arr[slot] = fill
+            for m, fill in self._pairs:
+                m[:, slot] = fill
             return
         idx = np.asarray(slots, dtype=np.intp)
-        for arr, fill in self._pairs:
-            arr[idx] = fill
+        for m, fill in self._pairs:
+            m[:, idx] = fill[:, None]
 
     def __getattr__(self, name: str) -> Any:  # only reached for arrays (set with setattr above)
         raise AttributeError(name)
@@ -588,7 +638,8 @@ class Rule:
             if len(table) < len(self.vocab.names):
                 table = self._table = self.vocab.table(self.classes)
             mask = view.masks[key] = np.empty(len(view.codes), dtype=bool)
-            kernels.selection(table, view.codes, view.conf, self.spec.min_confidence, view.fresh, mask)
+            view.selected_n[id(mask)] = kernels.selection(table, view.codes, view.conf, self.spec.min_confidence,
+                                                          view.fresh, mask)
         return mask
 
     def selected_of(self, view: FrameView, names: frozenset[str]) -> BoolArray:
@@ -597,8 +648,8 @@ class Rule:
         mask = view.masks.get(key)
         if mask is None:  # shared within a frame with the rules that select alike
             mask = view.masks[key] = np.empty(len(view.codes), dtype=bool)
-            kernels.selection(self.class_table(names), view.codes, view.conf, self.spec.min_confidence, view.fresh,
-                              mask)
+            view.selected_n[id(mask)] = kernels.selection(self.class_table(names), view.codes, view.conf,
+                                                          self.spec.min_confidence, view.fresh, mask)
         return mask
 
     def class_table(self, names: frozenset[str]) -> BoolArray:

@@ -138,11 +138,13 @@ def test_wrong_way_step_equals_the_numpy_reference(seed: int) -> None:
     for slots, gx, gy, hits, sel in _frames(seed):
         zone = (gx > 0.2) & (gy < 0.8)
         want = _ref_wrong_way(sel, zone, slots, gx, gy, hits, ref, ux, uy, 0.03, 3, math.cos(math.radians(50)))
-        hit, back = np.full(len(slots) + 3, -7, dtype=np.intp), np.full(len(slots) + 3, np.nan)
+        out = np.full((2, len(slots) + 3), np.nan)
         geo, ints = _packed(slots, gx, gy, hits=hits)
-        k = kernels.wrong_way_step(sel, zone, geo, ints, got["ax"], got["ay"], got["fired"],
-                                   ux, uy, 0.03, 3, math.cos(math.radians(50)), hit, back)
-        assert list(zip(hit[:k].tolist(), back[:k].tolist())) == want
+        anchor, flags = np.vstack((got["ax"], got["ay"])), got["fired"][None, :].copy()
+        k = kernels.wrong_way_step(sel, zone, geo, ints, anchor, flags, ux, uy, 0.03, 3, math.cos(math.radians(50)),
+                                   out)
+        got["ax"], got["ay"], got["fired"] = anchor[kernels.AX], anchor[kernels.AY], flags[kernels.FLAG]
+        assert [(int(i), back) for i, back in zip(*out[:, :k].tolist(), strict=True)] == want
         for k in ref:
             np.testing.assert_array_equal(got[k], ref[k])
         fired += len(want)
@@ -174,12 +176,18 @@ def test_crossings_step_equals_the_numpy_reference(seed: int) -> None:
         idx = sel.nonzero()[0]
         s, x, y = slots[idx], gx[idx], gy[idx]
         want = _ref_crossings(idx, s, x, y, d_all, new_all, hits, ref, t, margin, 2, line)
-        out_i, out_f = np.full(len(slots) + 1, -5, dtype=np.intp), np.full((3, len(slots) + 1), np.nan)
+        out = np.full((4, len(slots) + 1), np.nan)
         geo, ints = _packed(slots, gx, gy, bw, bh, hits)
-        k = kernels.crossings_step(sel, geo, ints, got["side"], got["px"], got["py"], got["pt"], got["pend"],
-                                   got["pend_t"], got["pend_x"], t, margin, 2, line, out_i, out_f)
-        direction, t_cross, u = out_f[:, :k].tolist()
-        assert list(zip(out_i[:k].tolist(), map(int, direction), t_cross, u, strict=True)) == want
+        # the state as Crossings keeps it: the float64 arrays and the int8 ones as the rows of one array each
+        floats = np.vstack([got[k] for k in ("px", "py", "pt", "pend_t", "pend_x")])
+        sides = np.vstack((got["side"], got["pend"]))
+        k = kernels.crossings_step(sel, geo, ints, floats, sides, t, margin, 2, line, out)
+        for name, row in (("px", kernels.PX), ("py", kernels.PY), ("pt", kernels.PT), ("pend_t", kernels.PEND_T),
+                          ("pend_x", kernels.PEND_X)):
+            got[name] = floats[row]
+        got["side"], got["pend"] = sides[kernels.SIDE], sides[kernels.PEND]
+        i, direction, t_cross, u = out[:, :k].tolist()
+        assert list(zip(map(int, i), map(int, direction), t_cross, u, strict=True)) == want
         for k in ref:
             np.testing.assert_array_equal(got[k], ref[k])
         crossings += len(want)
@@ -264,11 +272,12 @@ def test_still_in_zone_equals_the_numpy_reference(seed: int) -> None:
         inz = idx[zone[idx]]
         _, still = _ref_stillness(inz, slots, gx, gy, ref, t, 0.5625, 0.03, None)
         want = [(int(inz[k]), float(still[k])) for k in (still >= 1.0).nonzero()[0]]
-        out_i, out_still = np.full(len(idx) + 1, -3, dtype=np.intp), np.full(len(idx) + 1, np.nan)
+        out = np.full((2, len(slots) + 1), np.nan)
         geo, ints = _packed(slots, gx, gy)
-        m = kernels.still_in_zone(idx, zone, geo, ints, got["ax"], got["ay"], got["since"], t, 0.5625, 0.03, 1.0,
-                                  out_i, out_still)
-        assert list(zip(out_i[:m].tolist(), out_still[:m].tolist(), strict=True)) == want
+        anchor = np.vstack((got["ax"], got["ay"], got["since"]))
+        m = kernels.still_in_zone(sel, zone, geo, ints, anchor, t, 0.5625, 0.03, 1.0, out)
+        got["ax"], got["ay"], got["since"] = anchor[kernels.AX], anchor[kernels.AY], anchor[kernels.SINCE]
+        assert [(int(i), still) for i, still in zip(*out[:, :m].tolist(), strict=True)] == want
         for k in ref:
             np.testing.assert_array_equal(got[k], ref[k])
         listed += m
@@ -372,6 +381,30 @@ def _forget(states: tuple[dict[str, np.ndarray], ...], slots: list[int], **fills
             st[k][slots] = fill
 
 
+# DwellRule's state as dwell_step reads it: each row of names (in kernels' row order) one array
+_STAY_ROWS = (("entered", "last", "who_x", "who_y"), ("who_id", "who_code"))
+_DWELL_ROWS = (*_STAY_ROWS, ("fired",), ("ax", "ay", "since"))
+
+
+def test_the_rules_keep_their_state_in_the_rows_the_kernels_read() -> None:
+    """SlotArrays puts the arrays of one dtype in the rows of one array, in the order given: the rules'
+    state against kernels' row numbers (and a layout they do not read is refused)."""
+    from smartcity.analytics.base import SlotArrays
+    from smartcity.analytics.rules._presence import WHO, ZoneStay
+
+    st = ZoneStay(None, 1.0, fired=(False, bool), **WHO).st  # type: ignore[arg-type]
+    for names in _DWELL_ROWS[:3]:
+        assert [st.row[n] for n in names] == list(range(len(names)))
+        assert all(st.rows_of(n)[st.row[n]] is not None for n in names)
+    st.ensure(200)
+    st.who_x[150] = 0.5
+    assert st.rows_of("who_x")[kernels.WHO_X, 150] == 0.5 and st.fired.dtype == bool and st.who_id.dtype == np.intp
+    st.reset([150])
+    assert np.isnan(st.who_x[150])
+    with pytest.raises(ValueError, match="other rows"):
+        SlotArrays(a=(0.0, np.float64), b=(0.0, np.float64)).expect_rows(b=0)
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_dwell_step_equals_the_numpy_reference(seed: int) -> None:
     """DwellRule's frame with a still radius in one call: the zone stays, then the anchors (a radius of
@@ -406,17 +439,18 @@ def test_dwell_step_equals_the_numpy_reference(seed: int) -> None:
         ns, ni = s[noted], idx[noted]
         ref["who_id"][ns], ref["who_code"][ns], ref["who_x"][ns], ref["who_y"][ns] = ids[ni], codes[ni], gx[ni], gy[ni]
         geo, ints = _packed(slots, gx, gy, bw, hits=hits, codes=codes, ids=ids)
-        out_gone, due = np.full(n + 1, -4, dtype=np.intp), np.full(n + 1, -5, dtype=np.intp)
-        n_gone, n_due = kernels.dwell_step(
-            sel, zone, geo, ints, got["entered"], got["last"], got["fired"], got["who_id"], got["who_code"],
-            got["who_x"], got["who_y"], got["ax"], got["ay"], got["since"], t, 1.5, 0.6, 0.5, 2.0, 3, out_gone, due,
-        )
-        assert out_gone[:n_gone].tolist() == gone
-        assert due[:n_due].tolist() == idx[want_due].tolist()
+        out = np.full((2, n + 1), -4, dtype=np.intp)
+        floats, who_ids, fired, anchor = (np.vstack([got[k] for k in names]) for names in _DWELL_ROWS)
+        n_gone, n_due = kernels.dwell_step(sel, zone, geo, ints, floats, who_ids, fired, anchor, t, 1.5, 0.6, 0.5, 2.0,
+                                           3, out)
+        for rows, names in zip((floats, who_ids, fired, anchor), _DWELL_ROWS, strict=True):
+            got.update(zip(names, rows, strict=True))
+        assert out[0, :n_gone].tolist() == gone
+        assert out[1, :n_due].tolist() == idx[want_due].tolist()
         for k in ref:
             np.testing.assert_array_equal(got[k], ref[k])
         # the rule: the tracks due fire, the stays that ended are forgotten
-        ref["fired"][s[want_due]] = got["fired"][slots[due[:n_due]]] = True
+        ref["fired"][s[want_due]] = got["fired"][slots[out[1, :n_due]]] = True
         _forget((ref, got), gone, **fills)
         due_seen += n_due
         ended += n_gone
@@ -444,9 +478,10 @@ def test_zone_passage_step_equals_the_numpy_reference(seed: int) -> None:
         ref["who_id"][s], ref["who_code"][s], ref["who_x"][s], ref["who_y"][s] = ids[idx], codes[idx], gx[idx], gy[idx]
         geo, ints = _packed(slots, gx, gy, hits=hits, codes=codes, ids=ids)
         out_gone = np.full(len(slots) + 1, -4, dtype=np.intp)
-        n_gone = kernels.zone_passage_step(sel, zone, geo, ints, got["entered"], got["last"], got["mature"],
-                                           got["who_id"], got["who_code"], got["who_x"], got["who_y"], t, 1.0, 2,
-                                           out_gone)
+        floats, who_ids, mature = (np.vstack([got[k] for k in names]) for names in (*_STAY_ROWS, ("mature",)))
+        n_gone = kernels.zone_passage_step(sel, zone, geo, ints, floats, who_ids, mature, t, 1.0, 2, out_gone)
+        for rows, names in zip((floats, who_ids, mature), (*_STAY_ROWS, ("mature",)), strict=True):
+            got.update(zip(names, rows, strict=True))
         assert out_gone[:n_gone].tolist() == gone
         for k in ref:
             np.testing.assert_array_equal(got[k], ref[k])

@@ -6,7 +6,7 @@ import numpy as np
 from pydantic import Field
 
 from smartcity.analytics import kernels
-from smartcity.analytics.base import ClassVocab, FrameView, Rule, Scratch, track_payload
+from smartcity.analytics.base import ClassVocab, FrameView, Rule, ScratchRows, track_payload
 from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.classes import VEHICLES
 from smartcity.analytics.geometry import FloatArray, Polygon
@@ -52,7 +52,8 @@ class DwellRule(Rule):
         self.stay = ZoneStay(Polygon.of(p.zone), p.exit_grace_s, fired=(False, bool), **WHO)
         # with still_radius: where and since when the object stopped (else the time it entered counts)
         self.still = Stillness() if p.still_radius is not None else None
-        self._due = Scratch(np.intp)  # the still kernel's tracks due
+        self.stay.st.expect_rows(fired=kernels.FLAG)
+        self._out = ScratchRows(2, np.intp)  # the kernel's stays that ended (slots) and tracks due
 
     def step(self, view: FrameView) -> list[RuleEvent]:
         p: DwellParams = self.params
@@ -80,20 +81,20 @@ class DwellRule(Rule):
         # stays and the anchors, and notes who each object is when it stops or alerts.
         still = self.still
         still.sync(view)
-        ended, gone = self.stay.begin(view)
+        ended = self.stay.begin(view)
         sel = self.selected(view)
-        (due,) = self._due.fit(len(sel))
+        gone_due = self._out.fit(len(sel))
         n_gone, n_due = kernels.dwell_step(
-            sel, view.inside(self.stay.zone), view.geo, view.ints, st.entered, st.last, st.fired, st.who_id,
-            st.who_code, st.who_x, st.who_y, still.st.ax, still.st.ay, still.st.since, float(view.t),
-            self.stay.exit_grace_s, aspect(view), p.still_radius, p.threshold_s, p.min_track_age, gone, due,
+            sel, view.inside(self.stay.zone), view.geo, view.ints, st.rows_of("entered"), st.rows_of("who_id"),
+            st.rows_of("fired"), still.st.rows_of("ax"), float(view.t), self.stay.exit_grace_s, aspect(view),
+            p.still_radius, p.threshold_s, p.min_track_age, gone_due,
         )
         if n_gone:
-            ended.extend(gone[:n_gone].tolist())
+            ended.extend(gone_due[0, :n_gone].tolist())
         if ended:
             self._end(out, view, ended)
         if n_due:
-            self._alert(out, view, due[:n_due].tolist(), still.st.since)
+            self._alert(out, view, gone_due[1, :n_due].tolist(), still.st.since)
         return out
 
     def _alert(self, out: list[RuleEvent], view: FrameView, due: list[int], since: FloatArray) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from pydantic import Field
 
 from smartcity.analytics import kernels
-from smartcity.analytics.base import ClassVocab, FrameView, Rule
+from smartcity.analytics.base import ClassVocab, FrameView, Rule, Scratch
 from smartcity.analytics.classes import ROAD_USERS
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import Params, PolygonParam
@@ -39,16 +40,19 @@ class ZonePassageRule(Rule):
         p: ZonePassageParams = self.params
         # with the track id, class and ground point of each object in a stay, as last seen inside (WHO)
         self.stay = ZoneStay(Polygon.of(p.zone), p.exit_grace_s, mature=(False, bool), **WHO)
+        self.stay.st.expect_rows(mature=kernels.FLAG)
+        self._gone = Scratch(np.intp)  # the kernel's stays that ended
 
     def step(self, view: FrameView) -> list[RuleEvent]:
         p: ZonePassageParams = self.params
         stay = self.stay
         st = stay.st
-        ended, gone = stay.begin(view)
+        ended = stay.begin(view)
+        (gone,) = self._gone.fit(len(view.slots))
         # the stays, and who is in each (noted as last seen inside), in one call
         n_gone = kernels.zone_passage_step(
-            self.selected(view), view.inside(stay.zone), view.geo, view.ints, st.entered, st.last, st.mature,
-            st.who_id, st.who_code, st.who_x, st.who_y, float(view.t), stay.exit_grace_s, p.min_track_age, gone,
+            self.selected(view), view.inside(stay.zone), view.geo, view.ints, st.rows_of("entered"),
+            st.rows_of("who_id"), st.rows_of("mature"), float(view.t), stay.exit_grace_s, p.min_track_age, gone,
         )
         if n_gone:
             ended.extend(gone[:n_gone].tolist())
