@@ -545,3 +545,42 @@ def test_selection_equals_the_numpy_mask(seed: int) -> None:
     np.testing.assert_array_equal(got, want)
     if n:
         assert want.any() and not want.all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_relink_candidates_keep_every_slot_relink_may_pick(seed: int) -> None:
+    """SlotTable._relink on the candidates relink_candidates keeps picks what it picks on all of them."""
+    from smartcity.analytics.base import ClassVocab, SlotTable
+
+    rng = np.random.default_rng(300 + seed)
+    table = SlotTable(ClassVocab())
+    cap, t = table.capacity, 100.0
+    st = table.state
+    st[kernels.X], st[kernels.Y] = rng.random(cap), rng.random(cap)
+    st[kernels.VX], st[kernels.VY] = rng.normal(0, 0.05, cap), rng.normal(0, 0.05, cap)
+    st[kernels.SBW], st[kernels.SBH] = rng.uniform(0.01, 0.1, cap), rng.uniform(0.01, 0.1, cap)
+    st[kernels.LAST_T] = t - rng.uniform(-0.5, 7.0, cap)
+    st[kernels.LAST_T, rng.random(cap) < 0.05] = -math.inf
+    table.code[:] = rng.integers(0, 3, cap)
+    table.seen[:] = rng.integers(0, 6, cap)
+    rl = table.relink
+    cands = list(range(cap))
+    everything = {s: (int(table.code[s]), int(table.seen[s]), st[:, s].tolist()) for s in cands}
+    picked = kept_total = 0
+    for _ in range(300):
+        s0 = int(rng.choice(np.flatnonzero(np.isfinite(st[kernels.LAST_T]))))
+        gap = t - st[kernels.LAST_T, s0]
+        # near where some slot is predicted to be, or anywhere
+        x = st[kernels.X, s0] + st[kernels.VX, s0] * gap + rng.normal(0, 0.03) if rng.random() < 0.7 else rng.random()
+        y = st[kernels.Y, s0] + st[kernels.VY, s0] * gap + rng.normal(0, 0.03)
+        code, bw, bh = int(rng.integers(0, 3)), rng.uniform(0.01, 0.1), rng.uniform(0.01, 0.1)
+        want = table._relink(cands, code, x, y, bw, bh, t, everything)
+        at = np.array(cands, dtype=np.intp)
+        k = kernels.relink_candidates(at, code, x, y, t, st, table.code, table.seen, rl.max_gap_s, rl.radius,
+                                      rl.radius_per_travel)
+        kept = at[:k].tolist()
+        assert kept == [s for s in cands if s in set(kept)]  # in their order
+        assert table._relink(kept, code, x, y, bw, bh, t, everything) == want
+        picked += want is not None
+        kept_total += k
+    assert picked > 0 and kept_total < 300 * cap / 4  # it finds some, and keeps few
