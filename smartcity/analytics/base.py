@@ -542,14 +542,14 @@ class SlotArrays:
             raise ValueError(f"slot arrays in other rows than the kernel reads: {wrong} (expected {rows})")
 
     def reset(self, slots: list[int]) -> None:
-        # every rule resets the slots allocated in a frame, often one: a column store per dtype is
-        # cheaper than converting the list to indices
+        # every rule resets the slots allocated in a frame, often one or two: a column store per slot and
+        # dtype costs a tenth of a fancy-indexed store
         if not slots:
             return
-        if len(slots) == 1:
-            slot = slots[0]
-            for m, fill in self._pairs:
-                m[:, slot] = fill
+        if len(slots) <= 8:
+            for slot in slots:
+                for m, fill in self._pairs:
+                    m[:, slot] = fill
             return
         idx = np.asarray(slots, dtype=np.intp)
         for m, fill in self._pairs:

@@ -115,8 +115,11 @@ class Stillness:
 
     def sync(self, view: FrameView) -> None:
         """Follow the slot table: room for every slot, new slots start unanchored."""
-        self.st.ensure(view.capacity)
-        self.st.reset(view.new_slots)
+        st = self.st
+        if st.capacity < view.capacity:
+            st.ensure(view.capacity)
+        if view.new_slots:
+            st.reset(view.new_slots)
 
     def update(
         self, view: FrameView, idx: IntArray, radius: float | FloatArray, keep: BoolArray | None = None

@@ -105,7 +105,7 @@ class DumpingRule(Rule):
             still = self._out.fit(len(sel))
             m = kernels.still_in_zone(sel, view.inside(self.zone), view.geo, view.ints, self.vstill.st.rows_of("ax"),
                                       float(t), a, p.static_radius * 2, p.stop_s, still)
-            for at, still_for in zip(*still[:, :m].tolist(), strict=True):
+            for at, still_for in zip(*still[:, :m].tolist(), strict=True) if m else ():
                 row = int(at)
                 slot = int(view.slots[row])
                 if slot not in self.stops:
