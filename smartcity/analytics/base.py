@@ -56,6 +56,13 @@ class ClassVocab:
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
         self.names: list[str] = []
+        self._keys: dict[tuple[frozenset[str], float], tuple[frozenset[str], float]] = {}
+
+    def selection_key(self, names: frozenset[str], min_confidence: float) -> tuple[frozenset[str], float]:
+        """The one key object of a selection (FrameView.masks): rules that select alike look their mask up
+        with the same object, which a dict finds without comparing the sets of names."""
+        key = (names, min_confidence)
+        return self._keys.setdefault(key, key)
 
     def code(self, name: str) -> int:
         c = self.codes.get(name)
@@ -598,7 +605,7 @@ class Rule:
         self.vocab = vocab or ClassVocab()
         self.classes = frozenset(spec.effective_classes())
         self._table: BoolArray = self.vocab.table(self.classes)
-        self._selection = (self.classes, spec.min_confidence)  # the key of its mask in FrameView.masks
+        self._selection = self.vocab.selection_key(self.classes, spec.min_confidence)  # its FrameView.masks key
         self._last_alert: dict[str, float] = {}
         self._tables: dict[frozenset[str], BoolArray] = {}
         self._standalone: SlotTable | None = None
