@@ -112,8 +112,10 @@ class DwellRule(Rule):
     def _end(self, out: list[RuleEvent], view: FrameView, slots: list[int]) -> None:
         st = self.stay.st
         for slot in slots:
+            if not st.fired[slot]:  # (most stays that end never alerted: who they were is not needed)
+                continue
             seen = who(st, view, slot)
-            if not st.fired[slot] or seen is None:
+            if seen is None:
                 continue
             entered, last = float(st.entered[slot]), float(st.last[slot])
             tid, cls, x, y = seen

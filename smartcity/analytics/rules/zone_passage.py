@@ -61,8 +61,10 @@ class ZonePassageRule(Rule):
             return out
         for slot in ended:
             since, last = float(st.entered[slot]), float(st.last[slot])
+            if math.isnan(since) or not st.mature[slot] or last - since < p.min_inside_s:
+                continue
             seen = who(st, view, slot)
-            if math.isnan(since) or seen is None or not st.mature[slot] or last - since < p.min_inside_s:
+            if seen is None:
                 continue
             tid, cls, x, y = seen
             self.emit(out, view, last, "passage", track_id=tid, object_class=cls,
