@@ -499,7 +499,9 @@ def test_warm_up_compiles_what_the_rules_call() -> None:
     zone = [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
     rules = [spec("line_count", {"line": [[0.5, 0.05], [0.5, 0.95]], "in_direction": "left"}, id="line"),
              spec("wrong_way", {"zone": zone, "direction": [1, 0], "min_distance": 0.05}, id="ww"),
-             spec("dwell", {"zone": zone, "threshold_s": 1.0}, id="dw")]
+             spec("dwell", {"zone": zone, "threshold_s": 1.0}, id="dw"),
+             spec("zone_passage", {"zone": zone}, id="zp"),
+             spec("dumping", {"zone": zone, "stop_s": 1.0}, id="dump")]
     engine = RuleEngine(rules, "cam1")
     kinds = set()
     for k in range(30):
