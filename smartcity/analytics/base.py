@@ -518,13 +518,16 @@ class SlotArrays:
         self.capacity = 0
         self.arrays: dict[str, npt.NDArray[Any]] = {}
         self._matrix_of: dict[str, npt.NDArray[Any]] = {}
-        self._pairs: list[tuple[npt.NDArray[Any], npt.NDArray[Any]]] = []  # (matrix, fill per row), for reset
+        # for reset: (array, fill per row) of the dtypes with many arrays, (array, fill) of the others' arrays
+        self._columns: list[tuple[npt.NDArray[Any], npt.NDArray[Any]]] = []
+        self._scalars: list[tuple[npt.NDArray[Any], Any]] = []
         self.ensure(64)
 
     def ensure(self, capacity: int) -> None:
         if capacity <= self.capacity:
             return
-        pairs = []
+        columns: list[tuple[npt.NDArray[Any], npt.NDArray[Any]]] = []
+        scalars: list[tuple[npt.NDArray[Any], Any]] = []
         for dt, names, fill in self._groups:
             m = np.empty((len(names), capacity), dtype=dt)
             m[:] = fill[:, None]
@@ -534,9 +537,13 @@ class SlotArrays:
                 self._matrix_of[name] = m
                 self.arrays[name] = m[k]
                 setattr(self, name, m[k])
-            pairs.append((m, fill))
+            # a store of one column costs about as much as four scalar stores
+            if len(names) > 4:
+                columns.append((m, fill))
+            else:
+                scalars.extend(zip(m, fill.tolist(), strict=True))
         self.capacity = capacity
-        self._pairs = pairs
+        self._columns, self._scalars = columns, scalars
 
     def rows_of(self, name: str) -> npt.NDArray[Any]:
         """The 2-d array whose row `row[name]` is the array `name` (all arrays of its dtype)."""
@@ -549,18 +556,22 @@ class SlotArrays:
             raise ValueError(f"slot arrays in other rows than the kernel reads: {wrong} (expected {rows})")
 
     def reset(self, slots: list[int]) -> None:
-        # every rule resets the slots allocated in a frame, often one or two: a column store per slot and
-        # dtype costs a tenth of a fancy-indexed store
+        # every rule resets the slots allocated in a frame, often one or two: stores per slot cost a tenth
+        # of a fancy-indexed store
         if not slots:
             return
         if len(slots) <= 8:
             for slot in slots:
-                for m, fill in self._pairs:
+                for m, fill in self._columns:
                     m[:, slot] = fill
+                for arr, value in self._scalars:
+                    arr[slot] = value
             return
         idx = np.asarray(slots, dtype=np.intp)
-        for m, fill in self._pairs:
+        for m, fill in self._columns:
             m[:, idx] = fill[:, None]
+        for arr, value in self._scalars:
+            arr[idx] = value
 
     def __getattr__(self, name: str) -> Any:  # only reached for arrays (set with setattr above)
         raise AttributeError(name)
