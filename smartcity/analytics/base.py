@@ -12,6 +12,7 @@ tracks and many rules to a few vectorised operations, or one compiled kernel
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from collections.abc import Callable
@@ -45,9 +46,19 @@ def nonzero_index(mask: BoolArray) -> IntArray:
     return mask.nonzero()[0]
 
 
+_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
+
+
 def event_id(camera_id: str, rule_id: str, track_id: int | None, kind: str, t: float) -> str:
-    """Deterministic id of one rule occurrence: a replay or a redelivery makes the same id."""
-    return uuid.uuid5(EVENT_NAMESPACE, f"{camera_id}/{rule_id}/{track_id}/{kind}/{round(t * 1000)}").hex
+    """Deterministic id of one rule occurrence: a replay or a redelivery makes the same id.
+
+    uuid.uuid5(EVENT_NAMESPACE, name).hex, without the UUID object (a third of its cost): the name's
+    SHA-1 after the namespace's bytes, its first 16 bytes with the version (5) and variant bits set."""
+    name = f"{camera_id}/{rule_id}/{track_id}/{kind}/{round(t * 1000)}"
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return digest.hex()
 
 
 class ClassVocab:

@@ -586,3 +586,18 @@ def test_relink_candidates_keep_every_slot_relink_may_pick(seed: int) -> None:
         picked += want is not None
         kept_total += k
     assert picked > 0 and kept_total < 300 * cap / 4  # it finds some, and keeps few
+
+
+def test_event_id_is_uuid5_of_the_occurrence() -> None:
+    """event_id makes the uuid5 hex it always made (ids already stored must match a replay's)."""
+    import uuid
+
+    from smartcity.analytics.base import EVENT_NAMESPACE, event_id
+
+    rng = np.random.default_rng(5)
+    for k in range(500):
+        cam, rule, kind = f"cam-{k % 7}", f"rülé{k}", ("crossing", "dwell", "passage")[k % 3]
+        track = None if k % 11 == 0 else int(rng.integers(0, 10**9))
+        t = float(rng.uniform(0, 2e9)) if k % 5 else float(k)
+        want = uuid.uuid5(EVENT_NAMESPACE, f"{cam}/{rule}/{track}/{kind}/{round(t * 1000)}").hex
+        assert event_id(cam, rule, track, kind, t) == want
