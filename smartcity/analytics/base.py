@@ -515,8 +515,8 @@ class SlotArrays:
     """Per-slot state of one rule: named numpy arrays that grow with the slot table.
 
     The arrays of one dtype are the rows of one 2-d array (`rows_of`), in the order given: a kernel takes
-    them as one argument (numba unboxes every array argument, ~0.1 us each), and a reset is one store per
-    dtype. `row[name]` is the row of each array in its dtype's.
+    them as one argument (numba unboxes every array argument, ~0.1 us each). `row[name]` is the row of each
+    array in its dtype's; `matrices` holds the 2-d arrays in the order their dtypes first appear.
     """
 
     def __init__(self, **fills: tuple[float | int | bool, Any]) -> None:
@@ -555,16 +555,21 @@ class SlotArrays:
                 scalars.extend(zip(m, fill.tolist(), strict=True))
         self.capacity = capacity
         self._columns, self._scalars = columns, scalars
+        self.matrices = tuple(self._matrix_of[names[0]] for _, names, _ in self._groups)
 
     def rows_of(self, name: str) -> npt.NDArray[Any]:
         """The 2-d array whose row `row[name]` is the array `name` (all arrays of its dtype)."""
         return self._matrix_of[name]
 
-    def expect_rows(self, **rows: int) -> None:
-        """Check that the arrays are the rows a kernel reads them from (`name=row`)."""
+    def expect_rows(self, *matrices: str, **rows: int) -> None:
+        """Check that the arrays are the rows a kernel reads them from (`name=row`), and that `matrices`
+        holds the arrays named in `matrices` in that order (one name per 2-d array)."""
         wrong = {name: self.row.get(name) for name, k in rows.items() if self.row.get(name) != k}
         if wrong:
             raise ValueError(f"slot arrays in other rows than the kernel reads: {wrong} (expected {rows})")
+        given = [self._matrix_of.get(name) for name in matrices]
+        if matrices and (len(given) != len(self.matrices) or any(a is not b for a, b in zip(given, self.matrices))):
+            raise ValueError(f"slot arrays in another order than the kernel reads: {matrices}")
 
     def reset(self, slots: list[int]) -> None:
         # every rule resets the slots allocated in a frame, often one or two: stores per slot cost a tenth

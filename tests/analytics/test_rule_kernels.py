@@ -403,6 +403,9 @@ def test_the_rules_keep_their_state_in_the_rows_the_kernels_read() -> None:
     assert np.isnan(st.who_x[150])
     with pytest.raises(ValueError, match="other rows"):
         SlotArrays(a=(0.0, np.float64), b=(0.0, np.float64)).expect_rows(b=0)
+    st.expect_rows("entered", "fired", "who_id")  # the 2-d arrays in the order their dtypes first appear
+    with pytest.raises(ValueError, match="another order"):
+        st.expect_rows("entered", "who_id", "fired")
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -60,7 +60,8 @@ class Crossings:
             pend=(0, np.int8), pend_t=(np.nan, np.float64), pend_x=(np.nan, np.float64),
         )
         k = kernels
-        self.st.expect_rows(px=k.PX, py=k.PY, pt=k.PT, pend_t=k.PEND_T, pend_x=k.PEND_X, side=k.SIDE, pend=k.PEND)
+        self.st.expect_rows("side", "px", px=k.PX, py=k.PY, pt=k.PT, pend_t=k.PEND_T, pend_x=k.PEND_X, side=k.SIDE,
+                            pend=k.PEND)
         self._out = ScratchRows(4)  # the kernel's crossings: track index, direction, time, fraction along
 
     def step(self, view: FrameView, sel: BoolArray) -> list[tuple[int, int, float, float]]:
@@ -71,8 +72,9 @@ class Crossings:
         if view.new_slots:
             st.reset(view.new_slots)
         out = self._out.fit(len(sel))
-        k = kernels.crossings_step(sel, view.geo, view.ints, st.rows_of("px"), st.rows_of("side"), float(view.t),
-                                   self.margin, self.min_age, self._line, out)
+        sides, floats = st.matrices  # (side, pend), (px ... pend_x)
+        k = kernels.crossings_step(sel, view.geo, view.ints, floats, sides, float(view.t), self.margin, self.min_age,
+                                   self._line, out)
         if not k:
             return []
         hit, direction, t_cross, u = out[:, :k].tolist()

@@ -111,7 +111,7 @@ class Stillness:
 
     def __init__(self) -> None:
         self.st = SlotArrays(ax=(np.nan, np.float64), ay=(np.nan, np.float64), since=(np.nan, np.float64))
-        self.st.expect_rows(ax=kernels.AX, ay=kernels.AY, since=kernels.SINCE)
+        self.st.expect_rows("ax", ax=kernels.AX, ay=kernels.AY, since=kernels.SINCE)
 
     def sync(self, view: FrameView) -> None:
         """Follow the slot table: room for every slot, new slots start unanchored."""

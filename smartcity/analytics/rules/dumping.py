@@ -103,7 +103,7 @@ class DumpingRule(Rule):
         sel = self.selected(view)
         if view.n_selected(sel):
             still = self._out.fit(len(sel))
-            m = kernels.still_in_zone(sel, view.inside(self.zone), view.geo, view.ints, self.vstill.st.rows_of("ax"),
+            m = kernels.still_in_zone(sel, view.inside(self.zone), view.geo, view.ints, self.vstill.st.matrices[0],
                                       float(t), a, p.static_radius * 2, p.stop_s, still)
             for at, still_for in zip(*still[:, :m].tolist(), strict=True) if m else ():
                 row = int(at)
@@ -131,7 +131,7 @@ class DumpingRule(Rule):
         if not view.n_selected(sel):
             return
         still = self._out.fit(len(sel))
-        m = kernels.still_in_zone(sel, view.inside(self.zone), view.geo, view.ints, self.ostill.st.rows_of("ax"),
+        m = kernels.still_in_zone(sel, view.inside(self.zone), view.geo, view.ints, self.ostill.st.matrices[0],
                                   float(t), a, p.static_radius, p.object_static_s, still)
         for at, still_for in zip(*still[:, :m].tolist(), strict=True):
             i = int(at)

@@ -52,7 +52,7 @@ class DwellRule(Rule):
         self.stay = ZoneStay(Polygon.of(p.zone), p.exit_grace_s, fired=(False, bool), **WHO)
         # with still_radius: where and since when the object stopped (else the time it entered counts)
         self.still = Stillness() if p.still_radius is not None else None
-        self.stay.st.expect_rows(fired=kernels.FLAG)
+        self.stay.st.expect_rows("entered", "fired", "who_id", fired=kernels.FLAG)
         self._out = ScratchRows(2, np.intp)  # the kernel's stays that ended (slots) and tracks due
 
     def step(self, view: FrameView) -> list[RuleEvent]:
@@ -84,10 +84,11 @@ class DwellRule(Rule):
         ended = self.stay.begin(view)
         sel = self.selected(view)
         gone_due = self._out.fit(len(sel))
+        floats, fired, ids = st.matrices  # (entered, last, who_x, who_y), (fired,), (who_id, who_code)
         n_gone, n_due = kernels.dwell_step(
-            sel, view.inside(self.stay.zone), view.geo, view.ints, st.rows_of("entered"), st.rows_of("who_id"),
-            st.rows_of("fired"), still.st.rows_of("ax"), float(view.t), self.stay.exit_grace_s, aspect(view),
-            p.still_radius, p.threshold_s, p.min_track_age, gone_due,
+            sel, view.inside(self.stay.zone), view.geo, view.ints, floats, ids, fired, still.st.matrices[0],
+            float(view.t), self.stay.exit_grace_s, aspect(view), p.still_radius, p.threshold_s, p.min_track_age,
+            gone_due,
         )
         if n_gone:
             ended.extend(gone_due[0, :n_gone].tolist())

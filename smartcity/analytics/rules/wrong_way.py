@@ -45,7 +45,7 @@ class WrongWayRule(Rule):
         self.ux, self.uy = p.direction[0] / n, p.direction[1] / n
         self.cos_max = math.cos(math.radians(p.max_angle_deg))
         self.st = SlotArrays(ax=(np.nan, np.float64), ay=(np.nan, np.float64), fired=(False, bool))
-        self.st.expect_rows(ax=kernels.AX, ay=kernels.AY, fired=kernels.FLAG)
+        self.st.expect_rows("ax", "fired", ax=kernels.AX, ay=kernels.AY, fired=kernels.FLAG)
         self._out = ScratchRows(2)  # the kernel's alerts: track index, distance back
 
     def step(self, view: FrameView) -> list[RuleEvent]:
@@ -56,9 +56,10 @@ class WrongWayRule(Rule):
             st.reset(view.new_slots)
         p: WrongWayParams = self.params
         alerts = self._out.fit(len(view.slots))
+        anchor, fired = st.matrices  # (ax, ay), (fired,)
         k = kernels.wrong_way_step(
-            self.selected(view), view.inside(self.zone), view.geo, view.ints, st.rows_of("ax"), st.rows_of("fired"),
-            self.ux, self.uy, p.min_distance, p.min_track_age, self.cos_max, alerts,
+            self.selected(view), view.inside(self.zone), view.geo, view.ints, anchor, fired, self.ux, self.uy,
+            p.min_distance, p.min_track_age, self.cos_max, alerts,
         )
         out: list[RuleEvent] = []
         if not k:

@@ -40,7 +40,7 @@ class ZonePassageRule(Rule):
         p: ZonePassageParams = self.params
         # with the track id, class and ground point of each object in a stay, as last seen inside (WHO)
         self.stay = ZoneStay(Polygon.of(p.zone), p.exit_grace_s, mature=(False, bool), **WHO)
-        self.stay.st.expect_rows(mature=kernels.FLAG)
+        self.stay.st.expect_rows("entered", "mature", "who_id", mature=kernels.FLAG)
         self._gone = Scratch(np.intp)  # the kernel's stays that ended
 
     def step(self, view: FrameView) -> list[RuleEvent]:
@@ -49,10 +49,11 @@ class ZonePassageRule(Rule):
         st = stay.st
         ended = stay.begin(view)
         (gone,) = self._gone.fit(len(view.slots))
+        floats, mature, ids = st.matrices  # (entered, last, who_x, who_y), (mature,), (who_id, who_code)
         # the stays, and who is in each (noted as last seen inside), in one call
         n_gone = kernels.zone_passage_step(
-            self.selected(view), view.inside(stay.zone), view.geo, view.ints, st.rows_of("entered"),
-            st.rows_of("who_id"), st.rows_of("mature"), float(view.t), stay.exit_grace_s, p.min_track_age, gone,
+            self.selected(view), view.inside(stay.zone), view.geo, view.ints, floats, ids, mature, float(view.t),
+            stay.exit_grace_s, p.min_track_age, gone,
         )
         if n_gone:
             ended.extend(gone[:n_gone].tolist())
