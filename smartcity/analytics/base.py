@@ -236,6 +236,9 @@ class SlotTable:
         self.relinks = 0
         # no slot held was last seen before this (a lower bound): `view` skips `_release` until one may be stale
         self._oldest_seen = -math.inf
+        # the last frame's track classes and their codes (a frame's are most often the same)
+        self._classes: list[str] = []
+        self._codes: IntArray = np.zeros(0, dtype=np.intp)
         # zones the rules asked about on the last frame (FrameView.inside): tested together next frame
         self._asked: list[Polygon] = []
         self._asked_ids: set[int] = set()
@@ -315,10 +318,14 @@ class SlotTable:
         work = np.empty((7, n))
         if n:
             box, conf, fresh, confirmed, hits_a, classes = _columns_of(tracks, columns)
-            try:
-                ints[kernels.CODE] = list(map(self.vocab.codes.__getitem__, classes))
-            except KeyError:  # a class new to the vocabulary
-                ints[kernels.CODE] = list(map(self.vocab.code, classes))
+            if classes == self._classes:  # the same classes as the last frame's tracks (the common case)
+                ints[kernels.CODE] = self._codes
+            else:
+                try:
+                    ints[kernels.CODE] = list(map(self.vocab.codes.__getitem__, classes))
+                except KeyError:  # a class new to the vocabulary
+                    ints[kernels.CODE] = list(map(self.vocab.code, classes))
+                self._classes, self._codes = list(classes), ints[kernels.CODE].copy()
             # with the time since each slot of a track detected now was last seen
             m = kernels.frame_ground(box, 0.5 / w, 1.0 / w, 1.0 / h, ints[kernels.SLOT], fresh, t, self.last_t, work)
             # the slots of tracks detected now move, their velocity smoothed towards the one implied by the
