@@ -12,10 +12,12 @@ tracks and many rules to a few vectorised operations, or one compiled kernel
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,9 +46,19 @@ def nonzero_index(mask: BoolArray) -> IntArray:
     return mask.nonzero()[0]
 
 
+_NAMESPACE_BYTES = EVENT_NAMESPACE.bytes
+
+
 def event_id(camera_id: str, rule_id: str, track_id: int | None, kind: str, t: float) -> str:
-    """Deterministic id of one rule occurrence: a replay or a redelivery makes the same id."""
-    return uuid.uuid5(EVENT_NAMESPACE, f"{camera_id}/{rule_id}/{track_id}/{kind}/{round(t * 1000)}").hex
+    """Deterministic id of one rule occurrence: a replay or a redelivery makes the same id.
+
+    uuid.uuid5(EVENT_NAMESPACE, name).hex, without the UUID object (a third of its cost): the name's
+    SHA-1 after the namespace's bytes, its first 16 bytes with the version (5) and variant bits set."""
+    name = f"{camera_id}/{rule_id}/{track_id}/{kind}/{round(t * 1000)}"
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return digest.hex()
 
 
 class ClassVocab:
@@ -55,6 +67,13 @@ class ClassVocab:
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
         self.names: list[str] = []
+        self._keys: dict[tuple[frozenset[str], float], tuple[frozenset[str], float]] = {}
+
+    def selection_key(self, names: frozenset[str], min_confidence: float) -> tuple[frozenset[str], float]:
+        """The one key object of a selection (FrameView.masks): rules that select alike look their mask up
+        with the same object, which a dict finds without comparing the sets of names."""
+        key = (names, min_confidence)
+        return self._keys.setdefault(key, key)
 
     def code(self, name: str) -> int:
         c = self.codes.get(name)
@@ -104,11 +123,16 @@ class FrameView:
     vocab: ClassVocab
     capacity: int
     first_seen: FloatArray  # per slot (index with `slots`)
+    # the same arrays as the rows the kernels take: geo (float64) gx, gy, bw, bh; ints (intp) slots, codes,
+    # track ids, hits (kernels.GX ... BH, kernels.SLOT ... HITS)
+    geo: FloatArray
+    ints: IntArray
     new_slots: list[int] = field(default_factory=list)
     freed_slots: list[int] = field(default_factory=list)
     image: npt.NDArray[np.uint8] | None = None
     detections: tuple[Detection, ...] | None = None  # FrameTracks.detections
     masks: dict[tuple[frozenset[str], float], BoolArray] = field(default_factory=dict)
+    selected_n: dict[int, int] = field(default_factory=dict)  # how many each of `masks` holds, by its id
     zones: dict[int, BoolArray] = field(default_factory=dict)
     xy: FloatArray | None = None  # (2, n) ground points (gx and gy are its rows), built on first use if not given
     # the zones the rules asked about on the previous frame, tested together on the first ask
@@ -116,7 +140,6 @@ class FrameView:
     zone_rows: BoolArray | None = None
     asked: list[Polygon] = field(default_factory=list)  # zones asked about in this frame, in order
     picks: dict[int, tuple[BoolArray, IntArray, IntArray, FloatArray, FloatArray]] = field(default_factory=dict)
-    ids: IntArray | None = None  # the tracks' ids, made on first use (`track_ids`)
     slot_rows: dict[int, int] | None = None  # made on first use (`slot_index`)
 
     def pick(self, mask: BoolArray) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
@@ -130,11 +153,14 @@ class FrameView:
         self.picks[id(mask)] = (mask, idx, slots, gx, gy)
         return idx, slots, gx, gy
 
+    def n_selected(self, mask: BoolArray) -> int:
+        """How many tracks `mask` holds (counted when `Rule.selected` or `selected_of` made it)."""
+        n = self.selected_n.get(id(mask))
+        return int(np.count_nonzero(mask)) if n is None else n
+
     def track_ids(self) -> IntArray:
-        """The tracks' ids as an array (made once per frame, for the kernels that note who was where)."""
-        ids = self.ids
-        if ids is None:
-            ids = self.ids = np.array([tr.track_id for tr in self.tracks], dtype=np.intp)
+        """The tracks' ids as an array (for the kernels that note who was where)."""
+        ids: IntArray = self.ints[kernels.TRACK_ID]
         return ids
 
     def slot_index(self) -> dict[int, int]:
@@ -196,14 +222,11 @@ class SlotTable:
         self.vocab = vocab
         self.relink = relink or RelinkConfig()
         self.capacity = 64
-        self.last_t = np.full(self.capacity, -math.inf)
-        self.x = np.zeros(self.capacity)
-        self.y = np.zeros(self.capacity)
-        self.vx = np.zeros(self.capacity)
-        self.vy = np.zeros(self.capacity)
-        self.first_seen = np.zeros(self.capacity)
-        self.bw = np.zeros(self.capacity)
-        self.bh = np.zeros(self.capacity)
+        # the slots' floats, one row each (kernels.LAST_T ... FIRST_SEEN: slot_motion takes them as one
+        # array), and the rows by name
+        self.state = np.zeros((kernels.FIRST_SEEN + 1, self.capacity))
+        self.state[kernels.LAST_T] = -math.inf
+        self._name_rows()
         self.code = np.full(self.capacity, -1, dtype=np.intp)
         self.seen = np.zeros(self.capacity, dtype=np.intp)
         self.track_of_slot: dict[int, int] = {}
@@ -211,21 +234,31 @@ class SlotTable:
         self.free: list[int] = list(range(self.capacity - 1, -1, -1))
         self.retired: set[int] = set()
         self.relinks = 0
+        # no slot held was last seen before this (a lower bound): `view` skips `_release` until one may be stale
+        self._oldest_seen = -math.inf
+        # the last frame's track classes and their codes (a frame's are most often the same)
+        self._classes: list[str] = []
+        self._codes: IntArray = np.zeros(0, dtype=np.intp)
         # zones the rules asked about on the last frame (FrameView.inside): tested together next frame
         self._asked: list[Polygon] = []
         self._asked_ids: set[int] = set()
         self._zone_set: PolygonSet | None = None
 
+    def _name_rows(self) -> None:
+        st = self.state
+        self.last_t, self.x, self.y, self.vx, self.vy, self.bw, self.bh, self.first_seen = (
+            st[kernels.LAST_T], st[kernels.X], st[kernels.Y], st[kernels.VX], st[kernels.VY], st[kernels.SBW],
+            st[kernels.SBH], st[kernels.FIRST_SEEN],
+        )
+
     def _grow(self) -> None:
         old = self.capacity
         self.capacity *= 2
-        for name, fill in (
-            ("last_t", -math.inf), ("x", 0.0), ("y", 0.0), ("vx", 0.0), ("vy", 0.0), ("first_seen", 0.0),
-            ("bw", 0.0), ("bh", 0.0),
-        ):
-            arr = np.full(self.capacity, fill)
-            arr[:old] = getattr(self, name)
-            setattr(self, name, arr)
+        state = np.zeros((kernels.FIRST_SEEN + 1, self.capacity))
+        state[kernels.LAST_T] = -math.inf
+        state[:, :old] = self.state
+        self.state = state
+        self._name_rows()
         for name, ifill in (("code", -1), ("seen", 0)):
             iarr = np.full(self.capacity, ifill, dtype=np.intp)
             iarr[:old] = getattr(self, name)
@@ -263,7 +296,7 @@ class SlotTable:
                 slots_l.append(s)
         else:  # the common case, as the loop above in three passes that cost less than it
             kept = list(frame.tracks)
-            slots_l = [sot.get(tid, -1) for tid in ids]
+            slots_l = list(map(sot.get, ids, repeat(-1, len(ids))))
             unknown = [i for i, s in enumerate(slots_l) if s < 0]
         new_slots: list[int] = []
         if unknown:
@@ -276,38 +309,47 @@ class SlotTable:
         n = len(tracks)
         if n != len(frame.tracks):
             columns = None  # some tracks were dropped: read the ones kept
-        slots = np.array(slots_l, dtype=np.intp)
+            ids = [tr.track_id for tr in tracks]
+        # slots, class codes, track ids and (below) hits as the rows of one array, ground points and box
+        # sizes as the first rows of another (the zone tests take the ground points stacked)
+        ints = np.empty((4, n), dtype=np.intp)
+        ints[kernels.SLOT] = slots_l
+        ints[kernels.TRACK_ID] = ids
+        work = np.empty((7, n))
         if n:
             box, conf, fresh, confirmed, hits_a, classes = _columns_of(tracks, columns)
-            # ground points as the rows of one (2, n) array (the zone tests take them stacked), box sizes,
-            # and the time since each slot of a track detected now was last seen
-            geo, gaps, exponent = kernels.frame_ground(box, 0.5 / w, 1.0 / w, 1.0 / h, slots, fresh, t, self.last_t)
-            ground = geo[:2]
-            gx, gy, bw, bh = geo
-            code_of = self.vocab.codes
-            codes = np.array(
-                [code_of[c] if c in code_of else self.vocab.code(c) for c in classes], dtype=np.intp,
-            )
+            if classes == self._classes:  # the same classes as the last frame's tracks (the common case)
+                ints[kernels.CODE] = self._codes
+            else:
+                try:
+                    ints[kernels.CODE] = list(map(self.vocab.codes.__getitem__, classes))
+                except KeyError:  # a class new to the vocabulary
+                    ints[kernels.CODE] = list(map(self.vocab.code, classes))
+                self._classes, self._codes = list(classes), ints[kernels.CODE].copy()
+            # with the time since each slot of a track detected now was last seen
+            m = kernels.frame_ground(box, 0.5 / w, 1.0 / w, 1.0 / h, ints[kernels.SLOT], fresh, t, self.last_t, work)
             # the slots of tracks detected now move, their velocity smoothed towards the one implied by the
             # move since the slot was last seen (the smoothing's exp stays numpy's: the same bits as before);
             # a re-linked track is as old as its slot: hits and confirmed count the slot's sightings
-            hits = kernels.slot_motion(
-                slots, fresh, gx, gy, bw, bh, codes, hits_a, confirmed, t, np.exp(exponent), gaps, self.last_t,
-                self.x, self.y, self.vx, self.vy, self.bw, self.bh, self.seen, self.code,
-            )
+            kernels.slot_motion(ints, fresh, work, hits_a, confirmed, t, np.exp(work[6, :m]), self.state, self.seen,
+                                self.code)
         else:
-            ground = np.zeros((2, 0))
-            gx = gy = bw = bh = conf = np.zeros(0)
+            conf = np.zeros(0)
             fresh = confirmed = np.zeros(0, dtype=bool)
-            codes = hits = np.zeros(0, dtype=np.intp)
-        freed = self._release(slots_l, t) if len(self.track_of_slot) > n else []
+        geo = work[:4]
+        gx, gy, bw, bh = geo[0], geo[1], geo[2], geo[3]  # (indexing: cheaper than unpacking the rows)
+        freed = (
+            self._release(slots_l, t)
+            if len(self.track_of_slot) > n and self._oldest_seen < t - self.relink.max_gap_s else []
+        )
         if len(retired) > 1000:  # ids of long-gone tracks: the tracker never reuses ids
             retired.clear()
         view = FrameView(
             camera_id=frame.camera_id, t=t, width=frame.width, height=frame.height, tracks=tracks,
-            slots=slots, codes=codes, conf=conf, gx=gx, gy=gy, bw=bw, bh=bh, fresh=fresh, hits=hits,
-            confirmed=confirmed, vocab=self.vocab, capacity=self.capacity, first_seen=self.first_seen,
-            new_slots=new_slots, freed_slots=freed, image=image, detections=frame.detections, xy=ground, zone_set=self._zones_asked(),
+            slots=ints[kernels.SLOT], codes=ints[kernels.CODE], conf=conf, gx=gx, gy=gy, bw=bw, bh=bh, fresh=fresh,
+            hits=ints[kernels.HITS], confirmed=confirmed, vocab=self.vocab, capacity=self.capacity,
+            first_seen=self.first_seen, geo=geo, ints=ints, new_slots=new_slots, freed_slots=freed, image=image,
+            detections=frame.detections, xy=work[:2], zone_set=self._zones_asked(),
         )
         self._asked = view.asked
         return view
@@ -317,10 +359,19 @@ class SlotTable:
         sot = self.slot_of_track
         # slots unseen for too long, in the dict's order (one array comparison, then the few left)
         held = np.fromiter(self.track_of_slot, dtype=np.intp, count=len(self.track_of_slot))
-        stale: list[int] = held[self.last_t[held] < t - self.relink.max_gap_s].tolist()
+        last_t = self.last_t[held]
+        old = last_t < t - self.relink.max_gap_s
+        stale: list[int] = held[old].tolist()
+        n_old = len(stale)
         if stale:
             present = set(slots_l)
             stale = [s for s in stale if s not in present]
+        # when the slots still held were last seen, at the earliest: none goes stale before then + max_gap_s
+        if len(stale) < n_old:  # some old slots are in the frame (unseen, predicted): they still count
+            self._oldest_seen = float(last_t.min())
+        else:
+            rest = last_t[~old]
+            self._oldest_seen = float(rest.min()) if len(rest) else math.inf
         for s in stale:
             tid = self.track_of_slot.pop(s)
             if sot.get(tid) == s:
@@ -351,9 +402,7 @@ class SlotTable:
         taken = {s for i, s in enumerate(slots_l) if s >= 0 and kept[i].time_since_update == 0}
         index_of_slot = {s: i for i, s in enumerate(slots_l) if s >= 0}
         drop: set[int] = set()
-        # the slots' state as lists, read per candidate by _relink (a list item costs a fraction of a numpy
-        # scalar): made on the first relink; a slot allocated or relinked meanwhile is taken, no candidate
-        state: _SlotState | None = None
+        rl = self.relink
         for i in unknown:
             tr = kept[i]
             s: int | None = None
@@ -361,15 +410,17 @@ class SlotTable:
                 x1, y1, x2, y2 = tr.box
                 cands = [c for c in self.track_of_slot if c not in taken]
                 if cands:
-                    if state is None:
-                        state = _SlotState(
-                            self.code.tolist(), self.last_t.tolist(), self.seen.tolist(), self.bw.tolist(),
-                            self.bh.tolist(), self.vx.tolist(), self.vy.tolist(), self.x.tolist(), self.y.tolist(),
-                        )
-                    s = self._relink(
-                        cands, self.vocab.code(tr.cls), (x1 + x2) * 0.5 / w, y2 / h, (x2 - x1) / w, (y2 - y1) / h, t,
-                        state,
-                    )
+                    code, x, y = self.vocab.code(tr.cls), (x1 + x2) * 0.5 / w, y2 / h
+                    # the few a cheap compiled test cannot rule out (it keeps every slot _relink may pick), with
+                    # their state as Python numbers (a list item costs a fraction of a numpy scalar)
+                    at = np.array(cands, dtype=np.intp)
+                    k = kernels.relink_candidates(at, code, x, y, t, self.state, self.code, self.seen, rl.max_gap_s,
+                                                  rl.radius, rl.radius_per_travel)
+                    if k:
+                        near = at[:k]
+                        state = dict(zip(near.tolist(), zip(self.code[near].tolist(), self.seen[near].tolist(),
+                                                            self.state[:, near].T.tolist(), strict=True), strict=True))
+                        s = self._relink(list(state), code, x, y, (x2 - x1) / w, (y2 - y1) / h, t, state)
             if s is None:
                 s = self._allocate()
                 new_slots.append(s)
@@ -378,6 +429,8 @@ class SlotTable:
                 self.vx[s] = self.vy[s] = 0.0
                 self.x[s] = self.y[s] = self.bw[s] = self.bh[s] = 0.0
                 self.last_t[s] = -math.inf
+                # seen now (the frame's motion step sets last_t), or not yet: never seen, it may go stale
+                self._oldest_seen = min(self._oldest_seen, t if tr.time_since_update == 0 else -math.inf)
             else:
                 old = self.track_of_slot[s]
                 sot.pop(old, None)
@@ -392,9 +445,10 @@ class SlotTable:
         return drop
 
     def _relink(
-        self, orphans: list[int], code: int, x: float, y: float, bw: float, bh: float, t: float, st: _SlotState
+        self, orphans: list[int], code: int, x: float, y: float, bw: float, bh: float, t: float,
+        state: dict[int, _SlotState],
     ) -> int | None:
-        """The lost slot a new track continues, if one is kinematically plausible (`st`: the slots' state).
+        """The lost slot a new track continues, if one is kinematically plausible (`state`: the orphans').
 
         Only an object seen at least twice (a one-frame fragment has no trustworthy velocity), of
         the same class and a similar size, whose predicted position is near enough (a radius that
@@ -406,39 +460,28 @@ class SlotTable:
             return None
         best, best_d = None, math.inf
         for s in orphans:
-            if st.code[s] != code or not math.isfinite(st.last_t[s]) or st.seen[s] < 2:
+            s_code, s_seen, (last_t, sx, sy, vx, vy, ow, oh, _) = state[s]  # rows kernels.LAST_T ... FIRST_SEEN
+            if s_code != code or not math.isfinite(last_t) or s_seen < 2:
                 continue
-            gap = t - st.last_t[s]
+            gap = t - last_t
             if gap <= 0 or gap > self.relink.max_gap_s:
                 continue
-            ow, oh = st.bw[s], st.bh[s]
             if min(ow, oh, bw, bh) > 0 and max(bw / ow, ow / bw, bh / oh, oh / bh) > MAX_RELINK_SIZE_RATIO:
                 continue
-            tx, ty = st.vx[s] * gap, st.vy[s] * gap
+            tx, ty = vx * gap, vy * gap
             travel = math.hypot(tx, ty)
             size = max(ow, oh)
-            if travel > 0.5 * size and (x - st.x[s]) * tx + (y - st.y[s]) * ty < 0:
+            if travel > 0.5 * size and (x - sx) * tx + (y - sy) * ty < 0:
                 continue  # found behind where it was heading
-            d = math.hypot(st.x[s] + tx - x, st.y[s] + ty - y)
+            d = math.hypot(sx + tx - x, sy + ty - y)
             limit = min(self.relink.radius, 0.75 * size) + self.relink.radius_per_travel * travel
             if d <= limit and d < best_d:
                 best, best_d = s, d
         return best
 
 
-@dataclass(frozen=True, slots=True)
-class _SlotState:
-    """The slot table's per-slot arrays that re-linking reads, as lists (SlotTable._assign)."""
-
-    code: list[int]
-    last_t: list[float]
-    seen: list[int]
-    bw: list[float]
-    bh: list[float]
-    vx: list[float]
-    vy: list[float]
-    x: list[float]
-    y: list[float]
+# a relink candidate's class code, sightings and floats (SlotTable.state's column: kernels.LAST_T ... FIRST_SEEN)
+_SlotState = tuple[int, int, list[float]]
 
 
 class Scratch:
@@ -460,41 +503,98 @@ class Scratch:
         return self.arrays
 
 
+class ScratchRows:
+    """Like Scratch, for a kernel that writes its outputs to the rows of one 2-d array (one argument
+    where it would take one array per row: numba unboxes every array argument, ~0.1 us each)."""
+
+    def __init__(self, rows: int, dtype: npt.DTypeLike = np.float64) -> None:
+        self.array: npt.NDArray[Any] = np.empty((rows, 64), dtype=dtype)
+
+    def fit(self, n: int) -> npt.NDArray[Any]:
+        """The array, with `n` columns at least (their contents are left over from earlier calls)."""
+        a = self.array
+        if a.shape[1] < n:
+            a = self.array = np.empty((a.shape[0], max(n, 2 * a.shape[1])), dtype=a.dtype)
+        return a
+
+
 class SlotArrays:
-    """Per-slot state of one rule: named numpy arrays that grow with the slot table."""
+    """Per-slot state of one rule: named numpy arrays that grow with the slot table.
+
+    The arrays of one dtype are the rows of one 2-d array (`rows_of`), in the order given: a kernel takes
+    them as one argument (numba unboxes every array argument, ~0.1 us each). `row[name]` is the row of each
+    array in its dtype's; `matrices` holds the 2-d arrays in the order their dtypes first appear.
+    """
 
     def __init__(self, **fills: tuple[float | int | bool, Any]) -> None:
-        self._fills = fills
+        by_dtype: dict[np.dtype[Any], list[str]] = {}
+        for name, (_, dtype) in fills.items():
+            by_dtype.setdefault(np.dtype(dtype), []).append(name)
+        # (dtype, names, fill per row) of each dtype
+        self._groups = [(dt, names, np.array([fills[n][0] for n in names], dtype=dt)) for dt, names in by_dtype.items()]
+        self.row = {name: k for _, names, _ in self._groups for k, name in enumerate(names)}
         self.capacity = 0
         self.arrays: dict[str, npt.NDArray[Any]] = {}
-        self._pairs: list[tuple[npt.NDArray[Any], float | int | bool]] = []  # (array, fill), for reset
+        self._matrix_of: dict[str, npt.NDArray[Any]] = {}
+        # for reset: (array, fill per row) of the dtypes with many arrays, (array, fill) of the others' arrays
+        self._columns: list[tuple[npt.NDArray[Any], npt.NDArray[Any]]] = []
+        self._scalars: list[tuple[npt.NDArray[Any], Any]] = []
         self.ensure(64)
 
     def ensure(self, capacity: int) -> None:
         if capacity <= self.capacity:
             return
-        for name, (fill, dtype) in self._fills.items():
-            arr = np.full(capacity, fill, dtype=dtype)
-            if name in self.arrays:
-                arr[: self.capacity] = self.arrays[name]
-            self.arrays[name] = arr
-            setattr(self, name, arr)
+        columns: list[tuple[npt.NDArray[Any], npt.NDArray[Any]]] = []
+        scalars: list[tuple[npt.NDArray[Any], Any]] = []
+        for dt, names, fill in self._groups:
+            m = np.empty((len(names), capacity), dtype=dt)
+            m[:] = fill[:, None]
+            if self.capacity:
+                m[:, : self.capacity] = self._matrix_of[names[0]]
+            for k, name in enumerate(names):
+                self._matrix_of[name] = m
+                self.arrays[name] = m[k]
+                setattr(self, name, m[k])
+            # a store of one column costs about as much as four scalar stores
+            if len(names) > 4:
+                columns.append((m, fill))
+            else:
+                scalars.extend(zip(m, fill.tolist(), strict=True))
         self.capacity = capacity
-        self._pairs = [(self.arrays[name], fill) for name, (fill, _) in self._fills.items()]
+        self._columns, self._scalars = columns, scalars
+        self.matrices = tuple(self._matrix_of[names[0]] for _, names, _ in self._groups)
+
+    def rows_of(self, name: str) -> npt.NDArray[Any]:
+        """The 2-d array whose row `row[name]` is the array `name` (all arrays of its dtype)."""
+        return self._matrix_of[name]
+
+    def expect_rows(self, *matrices: str, **rows: int) -> None:
+        """Check that the arrays are the rows a kernel reads them from (`name=row`), and that `matrices`
+        holds the arrays named in `matrices` in that order (one name per 2-d array)."""
+        wrong = {name: self.row.get(name) for name, k in rows.items() if self.row.get(name) != k}
+        if wrong:
+            raise ValueError(f"slot arrays in other rows than the kernel reads: {wrong} (expected {rows})")
+        given = [self._matrix_of.get(name) for name in matrices]
+        if matrices and (len(given) != len(self.matrices) or any(a is not b for a, b in zip(given, self.matrices))):
+            raise ValueError(f"slot arrays in another order than the kernel reads: {matrices}")
 
     def reset(self, slots: list[int]) -> None:
-        # every rule resets the slots allocated in a frame, often one: a scalar store per array is
-        # cheaper than converting the list to indices for each array
+        # every rule resets the slots allocated in a frame, often one or two: stores per slot cost a tenth
+        # of a fancy-indexed store
         if not slots:
             return
-        if len(slots) == 1:
-            slot = slots[0]
-            for arr, fill in self._pairs:
-                arr[slot] = fill
+        if len(slots) <= 8:
+            for slot in slots:
+                for m, fill in self._columns:
+                    m[:, slot] = fill
+                for arr, value in self._scalars:
+                    arr[slot] = value
             return
         idx = np.asarray(slots, dtype=np.intp)
-        for arr, fill in self._pairs:
-            arr[idx] = fill
+        for m, fill in self._columns:
+            m[:, idx] = fill[:, None]
+        for arr, value in self._scalars:
+            arr[idx] = value
 
     def __getattr__(self, name: str) -> Any:  # only reached for arrays (set with setattr above)
         raise AttributeError(name)
@@ -539,7 +639,7 @@ class Rule:
         self.vocab = vocab or ClassVocab()
         self.classes = frozenset(spec.effective_classes())
         self._table: BoolArray = self.vocab.table(self.classes)
-        self._selection = (self.classes, spec.min_confidence)  # the key of its mask in FrameView.masks
+        self._selection = self.vocab.selection_key(self.classes, spec.min_confidence)  # its FrameView.masks key
         self._last_alert: dict[str, float] = {}
         self._tables: dict[frozenset[str], BoolArray] = {}
         self._standalone: SlotTable | None = None
@@ -578,8 +678,9 @@ class Rule:
             table = self._table
             if len(table) < len(self.vocab.names):
                 table = self._table = self.vocab.table(self.classes)
-            mask = view.masks[key] = kernels.selection(table, view.codes, view.conf, self.spec.min_confidence,
-                                                       view.fresh)
+            mask = view.masks[key] = np.empty(len(view.codes), dtype=bool)
+            view.selected_n[id(mask)] = kernels.selection(table, view.codes, view.conf, self.spec.min_confidence,
+                                                          view.fresh, mask)
         return mask
 
     def selected_of(self, view: FrameView, names: frozenset[str]) -> BoolArray:
@@ -587,8 +688,9 @@ class Rule:
         key = (names, self.spec.min_confidence)
         mask = view.masks.get(key)
         if mask is None:  # shared within a frame with the rules that select alike
-            mask = view.masks[key] = kernels.selection(self.class_table(names), view.codes, view.conf,
-                                                       self.spec.min_confidence, view.fresh)
+            mask = view.masks[key] = np.empty(len(view.codes), dtype=bool)
+            view.selected_n[id(mask)] = kernels.selection(self.class_table(names), view.codes, view.conf,
+                                                          self.spec.min_confidence, view.fresh, mask)
         return mask
 
     def class_table(self, names: frozenset[str]) -> BoolArray:

@@ -380,5 +380,6 @@ class PolygonSet:
             return np.zeros((0, xy.shape[1]), dtype=bool)
         # the product stays numpy's (BLAS may fuse its multiply-adds: a kernel's own sums could differ in
         # the last bit); the comparisons and the reduction per polygon are one kernel call
-        out: BoolArray = kernels.all_halfplanes(self.normals @ xy, self.offsets, self.starts)
+        out: BoolArray = np.empty((len(self.polygons), xy.shape[1]), dtype=bool)
+        kernels.all_halfplanes(self.normals @ xy, self.offsets, self.starts, out)
         return out

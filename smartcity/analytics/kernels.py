@@ -11,19 +11,35 @@ import math
 import numpy as np
 from numba import njit
 
+# The frame's arrays as the kernels take them (FrameView.geo and FrameView.ints): rows of one array per
+# dtype, so that a kernel call passes two arrays where it passed eight (numba unboxes every array argument,
+# ~0.1 us each: a rule's glue cost more than its arithmetic)
+GX, GY, BW, BH = 0, 1, 2, 3  # rows of geo (float64): ground point and box size, normalised
+SLOT, CODE, TRACK_ID, HITS = 0, 1, 2, 3  # rows of ints (intp): slot, class code, track id, hits
+# rows of the rules' per-slot state as kernels take it (SlotArrays.rows_of: the arrays of one dtype, in the
+# order the rule declares them; the rules check theirs with SlotArrays.expect_rows)
+PX, PY, PT, PEND_T, PEND_X = range(5)  # Crossings, float64 (its last sighting, the crossing pending)
+SIDE, PEND = 0, 1  # Crossings, int8
+AX, AY, SINCE = 0, 1, 2  # an anchor (Stillness; wrong_way's has no SINCE), float64
+ENTERED, LAST, WHO_X, WHO_Y = range(4)  # a ZoneStay with WHO, float64
+WHO_ID, WHO_CODE = 0, 1  # a ZoneStay with WHO, intp
+FLAG = 0  # a rule's one bool per slot (fired, mature)
+
 
 @njit(cache=True, nogil=True)
 def wrong_way_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the rule's state and parameters
-    sel: np.ndarray, zone: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, hits: np.ndarray,
-    ax: np.ndarray, ay: np.ndarray, fired: np.ndarray, ux: float, uy: float, min_distance: float, min_age: int,
-    cos_max: float, out_i: np.ndarray, out_back: np.ndarray,
+    sel: np.ndarray, zone: np.ndarray, geo: np.ndarray, ints: np.ndarray, anchor: np.ndarray, fired: np.ndarray,
+    ux: float, uy: float, min_distance: float, min_age: int, cos_max: float, out: np.ndarray,
 ) -> int:
-    """WrongWayRule's frame (see there): per slot, the anchor `ax, ay` (the furthest point reached along
-    the allowed direction `ux, uy` in the zone; NaN once out of it) and `fired`, updated in place.
-    Writes the tracks (indices, in order) that moved back at least `min_distance` from their anchor,
-    within `cos_max` of straight back, for the first time, and how far back each went, to the first
-    places of `out_i` and `out_back` (as long as the frame's tracks at least), and returns how many."""
+    """WrongWayRule's frame (see there): per slot, the anchor (rows AX, AY of `anchor`: the furthest point
+    reached along the allowed direction `ux, uy` in the zone; NaN once out of it) and `fired` (row FLAG),
+    updated in place. Writes the tracks (indices, in order) that moved back at least `min_distance` from
+    their anchor, within `cos_max` of straight back, for the first time, and how far back each went, to
+    the first columns of the rows of `out` (2, as long as the frame's tracks at least), and returns how
+    many. `geo`, `ints`: the frame's rows (FrameView.geo, FrameView.ints)."""
     n = sel.shape[0]
+    slots = ints[SLOT]
+    ax, ay, done = anchor[AX], anchor[AY], fired[FLAG]
     for i in range(n):  # leaving the zone forgets the progress
         if sel[i] and not zone[i]:
             ax[slots[i]] = np.nan
@@ -32,7 +48,7 @@ def wrong_way_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the ru
         if not (sel[i] and zone[i]):
             continue
         s = slots[i]
-        x, y = gx[i], gy[i]
+        x, y = geo[GX, i], geo[GY, i]
         a_x, a_y = ax[s], ay[s]
         dx = x - a_x
         dy = y - a_y
@@ -41,35 +57,39 @@ def wrong_way_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the ru
             ax[s], ay[s] = x, y
         # measured from the anchor before it moved: a track re-anchored now went forward (or had none)
         back = -ahead
-        if back >= min_distance and not fired[s] and hits[i] >= min_age and back >= cos_max * math.hypot(dx, dy):
-            fired[s] = True
-            out_i[k] = i
-            out_back[k] = back
+        if back >= min_distance and not done[s] and ints[HITS, i] >= min_age and back >= cos_max * math.hypot(dx, dy):
+            done[s] = True
+            out[0, k] = i
+            out[1, k] = back
             k += 1
     return k
 
 
 @njit(cache=True, nogil=True)
 def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the line's state and parameters
-    idx: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, bw: np.ndarray, bh: np.ndarray,
-    hits: np.ndarray, side: np.ndarray, px: np.ndarray, py: np.ndarray, pt: np.ndarray, pend: np.ndarray,
-    pend_t: np.ndarray, pend_x: np.ndarray, t: float, margin: float, min_age: int, line: np.ndarray,
-    out_i: np.ndarray, out_dir: np.ndarray, out_t: np.ndarray, out_u: np.ndarray,
+    sel: np.ndarray, geo: np.ndarray, ints: np.ndarray, floats: np.ndarray, sides: np.ndarray, t: float,
+    margin: float, min_age: int, line: np.ndarray, out: np.ndarray,
 ) -> int:
-    """Crossings.step's frame (see there) for the selected tracks `idx` (indices into the frame's ground
-    points `gx, gy` and normalised box sizes `bw, bh`; `slots` theirs): updates the per-slot state in
-    place and writes the crossings confirmed now as (track index, direction +1/-1, crossing time,
-    fraction along the line) to the first places of `out_i, out_dir, out_t, out_u` (as long as `idx` at
-    least); returns how many. `line`: ax, ay, bx, by, nx, ny (the unit normal), the band `h`, the share
-    of the box's extent across the line the band spans at least (0: none), |nx| and |ny|."""
-    n = idx.shape[0]
+    """Crossings.step's frame (see there) for the selected tracks (`sel`, in order; `geo`, `ints`: the
+    frame's rows, FrameView.geo and FrameView.ints): updates the per-slot state (`floats` rows PX ...
+    PEND_X, `sides` rows SIDE and PEND) in place and writes the crossings confirmed now as (track index,
+    direction +1/-1, crossing time, fraction along the line) to the first columns of the rows of `out`
+    (4, as long as the frame's tracks at least); returns how many. `line`: ax, ay, bx, by, nx, ny (the unit
+    normal), the band `h`, the share of the box's extent across the line the band spans at least (0:
+    none), |nx| and |ny|."""
+    n = sel.shape[0]
+    px, py, pt, pend_t, pend_x = floats[PX], floats[PY], floats[PT], floats[PEND_T], floats[PEND_X]
+    side, pend = sides[SIDE], sides[PEND]
     h, share, ex, ey = line[6], line[7], line[8], line[9]
     k_out = 0
-    for k in range(n):
-        i, slot = idx[k], slots[k]
+    for i in range(n):
+        if not sel[i]:
+            continue
+        slot = ints[SLOT, i]
+        x, y = geo[GX, i], geo[GY, i]
         # signed distance, and the side with the hysteresis band (+1, -1, or 0 inside it)
-        d = (gx[i] - line[0]) * line[4] + (gy[i] - line[1]) * line[5]
-        band = max(h, share * (ex * bw[i] + ey * bh[i])) if share > 0 else h
+        d = (x - line[0]) * line[4] + (y - line[1]) * line[5]
+        band = max(h, share * (ex * geo[BW, i] + ey * geo[BH, i])) if share > 0 else h
         nk = np.int8(d > band) - np.int8(d < -band)
         prev = side[slot]
         if prev == 0:  # first seen (or inside the band so far): the side its ground point is on
@@ -77,7 +97,7 @@ def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the li
         flip = nk * prev < 0
         if flip or pend[slot] != 0:
             if flip:
-                u, f = _along(px[slot], py[slot], gx[i], gy[i], line)
+                u, f = _along(px[slot], py[slot], x, y, line)
                 if -margin <= u <= 1.0 + margin:
                     if pend[slot] == -nk:  # went back before maturing: a flicker
                         pend[slot] = 0
@@ -87,14 +107,16 @@ def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the li
                         pend[slot] = nk
                         pend_t[slot] = t if math.isnan(t0) else t0 + min(1.0, max(0.0, f)) * (t - t0)
                         pend_x[slot] = u
-            if pend[slot] != 0 and hits[i] >= min_age and (nk == 0 or nk == pend[slot]):
-                out_i[k_out], out_dir[k_out] = i, pend[slot]
-                out_t[k_out], out_u[k_out] = pend_t[slot], pend_x[slot]
+            if pend[slot] != 0 and ints[HITS, i] >= min_age and (nk == 0 or nk == pend[slot]):
+                out[0, k_out] = i
+                out[1, k_out] = pend[slot]
+                out[2, k_out] = pend_t[slot]
+                out[3, k_out] = pend_x[slot]
                 k_out += 1
                 pend[slot] = 0
         side[slot] = nk if nk != 0 else prev
-        px[slot] = gx[i]
-        py[slot] = gy[i]
+        px[slot] = x
+        py[slot] = y
         pt[slot] = t
     return k_out
 
@@ -119,6 +141,23 @@ def _projection(x: float, y: float, line: np.ndarray) -> float:
     return u
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _stays_ended(
+    sel: np.ndarray, zone: np.ndarray, slots: np.ndarray, entered: np.ndarray, last: np.ndarray, t: float,
+    exit_grace_s: float, gone: np.ndarray,
+) -> int:
+    """zone_stay_step's first part: the slots of selected tracks outside the zone whose stay ended
+    (unseen inside for `exit_grace_s`), written to `gone`; returns how many."""
+    n_gone = 0
+    for i in range(sel.shape[0]):
+        if sel[i] and not zone[i]:
+            s = slots[i]
+            if not math.isnan(entered[s]) and t - last[s] >= exit_grace_s:
+                gone[n_gone] = s
+                n_gone += 1
+    return n_gone
+
+
 @njit(cache=True, nogil=True)
 def zone_stay_step(
     sel: np.ndarray, zone: np.ndarray, slots: np.ndarray, entered: np.ndarray, last: np.ndarray, t: float,
@@ -130,13 +169,7 @@ def zone_stay_step(
     of them entered now to `idx`, `inside` and `started` (each as long as the frame's tracks at least);
     returns how many are gone and how many inside."""
     n = sel.shape[0]
-    n_gone = 0
-    for i in range(n):
-        if sel[i] and not zone[i]:
-            s = slots[i]
-            if not math.isnan(entered[s]) and t - last[s] >= exit_grace_s:
-                gone[n_gone] = s
-                n_gone += 1
+    n_gone = _stays_ended(sel, zone, slots, entered, last, t, exit_grace_s, gone)
     k = 0
     for i in range(n):
         if sel[i] and zone[i]:
@@ -188,97 +221,135 @@ def stillness_update(
 
 @njit(cache=True, nogil=True)
 def still_in_zone(
-    idx: np.ndarray, zone: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, ax: np.ndarray,
-    ay: np.ndarray, since: np.ndarray, t: float, aspect: float, radius: float, min_still: float, out_i: np.ndarray,
-    out_still: np.ndarray,
+    sel: np.ndarray, zone: np.ndarray, geo: np.ndarray, ints: np.ndarray, anchor: np.ndarray, t: float, aspect: float,
+    radius: float, min_still: float, out: np.ndarray,
 ) -> int:
-    """stillness_update (one radius for all, no anchor kept) for the tracks `idx` that are in the zone
-    (`zone` per track). Writes those still for `min_still` s at least (track indices, in order) and how
-    long each has been still to `out_i` and `out_still` (as long as `idx` at least); returns how many."""
+    """stillness_update (one radius for all, no anchor kept; `anchor`: rows AX, AY, SINCE) for the selected
+    tracks (`sel`) that are in the zone (`zone` per track; `geo`, `ints`: the frame's rows). Writes those
+    still for `min_still` s at least (track indices, in order) and how long each has been still to the
+    first columns of the rows of `out` (2, as long as the frame's tracks at least); returns how many."""
+    ax, ay, since = anchor[AX], anchor[AY], anchor[SINCE]
     m = 0
-    for k in range(idx.shape[0]):
-        i = idx[k]
-        if not zone[i]:
+    for i in range(sel.shape[0]):
+        if not (sel[i] and zone[i]):
             continue
-        s = slots[i]
+        s = ints[SLOT, i]
         a_x = ax[s]
-        if math.isnan(a_x) or math.hypot(gx[i] - a_x, (gy[i] - ay[s]) * aspect) > radius:
-            ax[s] = gx[i]
-            ay[s] = gy[i]
+        x, y = geo[GX, i], geo[GY, i]
+        if math.isnan(a_x) or math.hypot(x - a_x, (y - ay[s]) * aspect) > radius:
+            ax[s] = x
+            ay[s] = y
             since[s] = t
         still = t - since[s]
         if still >= min_still:
-            out_i[m] = i
-            out_still[m] = still
+            out[0, m] = i
+            out[1, m] = still
             m += 1
     return m
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _stay_on(entered: np.ndarray, last: np.ndarray, s: int, t: float) -> None:
+    """The stay in slot `s` goes on at `t` (it starts if there was none)."""
+    if math.isnan(entered[s]):
+        entered[s] = t
+    last[s] = t
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _note(floats: np.ndarray, ids: np.ndarray, s: int, ints: np.ndarray, i: int, x: float, y: float) -> None:
+    """Slot `s` notes who track `i` is (its track id and class code in `ints`, to rows WHO_ID and WHO_CODE
+    of `ids`) and where (x, y, to rows WHO_X and WHO_Y of `floats`)."""
+    ids[WHO_ID, s] = ints[TRACK_ID, i]
+    ids[WHO_CODE, s] = ints[CODE, i]
+    floats[WHO_X, s] = x
+    floats[WHO_Y, s] = y
+
+
 @njit(cache=True, nogil=True)
-def dwell_still_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the rule's state and parameters
-    idx: np.ndarray, slots: np.ndarray, gx: np.ndarray, gy: np.ndarray, bw: np.ndarray, hits: np.ndarray,
-    ids: np.ndarray, codes: np.ndarray, ax: np.ndarray, ay: np.ndarray, since: np.ndarray, fired: np.ndarray,
-    who_id: np.ndarray, who_code: np.ndarray, who_x: np.ndarray, who_y: np.ndarray, t: float, aspect: float,
-    still_radius: float, threshold: float, min_age: int, due: np.ndarray,
-) -> int:
-    """DwellRule's frame with a still radius (see there), for its tracks `idx` in the zone: the anchors
-    (stillness_update, a radius of `still_radius` box widths, boxes narrower than 1e-3 counted as that;
-    slots that fired keep theirs). The tracks due (still for `threshold` s, `min_age` hits, not fired
-    yet) or anchored now note their track id, class code and ground point (`ids`, `codes`, `gx, gy`) in
-    their slot's `who_*`. Writes the positions (into `idx`) of those due to `due` (as long as `idx` at
-    least) and returns how many."""
-    n = idx.shape[0]
-    radius = np.empty(n)
-    keep = np.empty(n, dtype=np.bool_)
-    for k in range(n):
-        b = bw[idx[k]]
-        radius[k] = still_radius * (b if (b >= 1e-3 or b != b) else 1e-3)  # np.maximum: NaN stays NaN
-        keep[k] = fired[slots[idx[k]]]
-    moved, still = stillness_update(idx, slots, gx, gy, ax, ay, since, t, aspect, radius, keep)
+def dwell_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the rule's state and parameters
+    sel: np.ndarray, zone: np.ndarray, geo: np.ndarray, ints: np.ndarray, floats: np.ndarray, ids: np.ndarray,
+    fired: np.ndarray, anchor: np.ndarray, t: float, exit_grace_s: float, aspect: float, still_radius: float,
+    threshold: float, min_age: int, out: np.ndarray,
+) -> tuple[int, int]:
+    """DwellRule's frame with a still radius (see there): zone_stay_step's stays (rows ENTERED, LAST of
+    `floats`; the slots whose stay ended to row 0 of `out`), then for the selected tracks in the zone, in
+    order, the anchors (`anchor` rows AX, AY, SINCE: stillness_update, a radius of `still_radius` box
+    widths, boxes narrower than 1e-3 counted as that; slots that fired, row FLAG of `fired`, keep theirs).
+    The tracks due (still for `threshold` s, `min_age` hits, not fired yet) or anchored now note who they
+    are (WHO rows of `floats` and `ids`). Writes the tracks due (indices) to row 1 of `out` (2, as long as
+    the frame's tracks at least) and returns how many are gone and how many due (`geo`, `ints`: the
+    frame's rows).
+
+    Tracks of one frame have distinct slots (SlotTable.view), so each track's stay and anchor are
+    updated in turn where the separate kernels updated all stays, then all anchors."""
+    slots = ints[SLOT]
+    entered, last, done = floats[ENTERED], floats[LAST], fired[FLAG]
+    ax, ay, since = anchor[AX], anchor[AY], anchor[SINCE]
+    n_gone = _stays_ended(sel, zone, slots, entered, last, t, exit_grace_s, out[0])
+    due = out[1]
     m = 0
-    for k in range(n):
-        i = idx[k]
+    for i in range(sel.shape[0]):
+        if not (sel[i] and zone[i]):
+            continue
         s = slots[i]
-        is_due = not fired[s] and still[k] >= threshold and hits[i] >= min_age
-        if is_due or moved[k]:
-            who_id[s] = ids[i]
-            who_code[s] = codes[i]
-            who_x[s] = gx[i]
-            who_y[s] = gy[i]
+        _stay_on(entered, last, s, t)
+        b = geo[BW, i]
+        radius = still_radius * (b if (b >= 1e-3 or b != b) else 1e-3)  # np.maximum: NaN stays NaN
+        x, y = geo[GX, i], geo[GY, i]
+        a_x = ax[s]
+        far = math.hypot(x - a_x, (y - ay[s]) * aspect) > radius and not done[s]
+        moved = math.isnan(a_x) or far
+        if moved:
+            ax[s] = x
+            ay[s] = y
+            since[s] = t
+        is_due = not done[s] and t - since[s] >= threshold and ints[HITS, i] >= min_age
+        if is_due or moved:
+            _note(floats, ids, s, ints, i, x, y)
         if is_due:
-            due[m] = k
+            due[m] = i
             m += 1
-    return m
+    return n_gone, m
 
 
 @njit(cache=True, nogil=True)
-def note_stays(
-    idx: np.ndarray, inside: np.ndarray, hits: np.ndarray, ids: np.ndarray, codes: np.ndarray, gx: np.ndarray,
-    gy: np.ndarray, min_age: int, mature: np.ndarray, who_id: np.ndarray, who_code: np.ndarray, who_x: np.ndarray,
-    who_y: np.ndarray,
-) -> None:
-    """ZonePassageRule's frame after ZoneStay.step: the slots `inside` of the tracks `idx` in the zone
-    become `mature` once a track has `min_age` hits, and note the track's id, class code and ground
-    point in `who_*` (as last seen inside)."""
-    for k in range(idx.shape[0]):
-        i, s = idx[k], inside[k]
-        if hits[i] >= min_age:
-            mature[s] = True
-        who_id[s] = ids[i]
-        who_code[s] = codes[i]
-        who_x[s] = gx[i]
-        who_y[s] = gy[i]
+def zone_passage_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the rule's state and parameters
+    sel: np.ndarray, zone: np.ndarray, geo: np.ndarray, ints: np.ndarray, floats: np.ndarray, ids: np.ndarray,
+    mature: np.ndarray, t: float, exit_grace_s: float, min_age: int, gone: np.ndarray,
+) -> int:
+    """ZonePassageRule's frame: zone_stay_step's stays (rows ENTERED, LAST of `floats`; the slots whose stay
+    ended to `gone`, as long as the frame's tracks at least), then the slots of the selected tracks in the
+    zone become mature (row FLAG of `mature`) once a track has `min_age` hits and note who is there (WHO
+    rows of `floats` and `ids`, as last seen inside). Returns how many stays ended (`geo`, `ints`: the
+    frame's rows)."""
+    slots = ints[SLOT]
+    entered, last, ripe = floats[ENTERED], floats[LAST], mature[FLAG]
+    n_gone = _stays_ended(sel, zone, slots, entered, last, t, exit_grace_s, gone)
+    for i in range(sel.shape[0]):
+        if not (sel[i] and zone[i]):
+            continue
+        s = slots[i]
+        _stay_on(entered, last, s, t)
+        if ints[HITS, i] >= min_age:
+            ripe[s] = True
+        _note(floats, ids, s, ints, i, geo[GX, i], geo[GY, i])
+    return n_gone
 
 
 @njit(cache=True, nogil=True)
-def selection(table: np.ndarray, codes: np.ndarray, conf: np.ndarray, min_conf: float, fresh: np.ndarray) -> np.ndarray:
-    """Rule.selected's mask: tracks of the classes in `table` (by class code), with a confidence of at
-    least `min_conf`, detected in this frame (`fresh`)."""
-    n = codes.shape[0]
-    out = np.empty(n, dtype=np.bool_)
-    for i in range(n):
-        out[i] = table[codes[i]] and conf[i] >= min_conf and fresh[i]
-    return out
+def selection(
+    table: np.ndarray, codes: np.ndarray, conf: np.ndarray, min_conf: float, fresh: np.ndarray, out: np.ndarray,
+) -> int:
+    """Rule.selected's mask, written to `out`: tracks of the classes in `table` (by class code), with a
+    confidence of at least `min_conf`, detected in this frame (`fresh`); returns how many. (Filled in
+    place: a kernel that returns a new array boxes it, which costs more than the loop.)"""
+    k = 0
+    for i in range(codes.shape[0]):
+        yes = table[codes[i]] and conf[i] >= min_conf and fresh[i]
+        out[i] = yes
+        k += yes
+    return k
 
 
 @njit(cache=True, nogil=True)
@@ -295,122 +366,153 @@ def count_selected(
     return n
 
 
+# rows of SlotTable.state (float64, one column per slot)
+LAST_T, X, Y, VX, VY, SBW, SBH, FIRST_SEEN = range(8)
+
+
 @njit(cache=True, nogil=True)
 def frame_ground(
     box: np.ndarray, half_w: float, inv_w: float, inv_h: float, slots: np.ndarray, fresh: np.ndarray, t: float,
-    last_t: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """SlotTable.view's first step. Returns the tracks' (rows of `box`: x1, y1, x2, y2) ground points and
-    box sizes normalised, as the rows of one (4, n) array: (x1 + x2) * half_w, y2 * inv_h, (x2 - x1) * inv_w,
-    (y2 - y1) * inv_h; for the tracks detected in this frame (`fresh`, in order), as the rows of a (2, m)
-    array, the time since their slot was last seen (1.0 where unknown or not positive) and whether it is
-    known (> 1e-6 s; 1.0 or 0.0); and minus that time over 0.7 s, whose exp smooths their velocity."""
+    last_t: np.ndarray, work: np.ndarray,
+) -> int:
+    """SlotTable.view's first step, written to the rows of `work` (7, n): the tracks' (rows of `box`: x1, y1,
+    x2, y2) ground points and box sizes normalised, (x1 + x2) * half_w, y2 * inv_h, (x2 - x1) * inv_w,
+    (y2 - y1) * inv_h (rows 0 to 3); for the tracks detected in this frame (`fresh`, in order; the first
+    places of rows 4 to 6), the time since their slot was last seen (1.0 where unknown or not positive),
+    whether it is known (> 1e-6 s; 1.0 or 0.0), and minus that time over 0.7 s, whose exp smooths their
+    velocity. Returns how many tracks are fresh."""
     n = slots.shape[0]
-    geo = np.empty((4, n))
-    m = 0
     for i in range(n):
         x1, y1, x2, y2 = box[i, 0], box[i, 1], box[i, 2], box[i, 3]
-        geo[0, i] = (x1 + x2) * half_w
-        geo[1, i] = y2 * inv_h
-        geo[2, i] = (x2 - x1) * inv_w
-        geo[3, i] = (y2 - y1) * inv_h
-        if fresh[i]:
-            m += 1
-    gaps = np.empty((2, m))
-    exponent = np.empty(m)
+        work[0, i] = (x1 + x2) * half_w
+        work[1, i] = y2 * inv_h
+        work[2, i] = (x2 - x1) * inv_w
+        work[3, i] = (y2 - y1) * inv_h
     k = 0
     for i in range(n):
         if fresh[i]:
             dt = t - last_t[slots[i]]
             good = math.isfinite(dt) and dt > 1e-6
             safe = dt if good else 1.0
-            gaps[0, k] = safe
-            gaps[1, k] = 1.0 if good else 0.0
-            exponent[k] = -safe / 0.7
+            work[4, k] = safe
+            work[5, k] = 1.0 if good else 0.0
+            work[6, k] = -safe / 0.7
             k += 1
-    return geo, gaps, exponent
+    return k
 
 
 @njit(cache=True, nogil=True)
-def slot_motion(  # noqa: PLR0913 - one flat call: the frame's arrays and the slot table's
-    slots: np.ndarray, fresh: np.ndarray, gx: np.ndarray, gy: np.ndarray, bw: np.ndarray, bh: np.ndarray,
-    codes: np.ndarray, hits_in: np.ndarray, confirmed: np.ndarray, t: float, decay: np.ndarray, gaps: np.ndarray,
-    last_t: np.ndarray, x: np.ndarray, y: np.ndarray, vx: np.ndarray, vy: np.ndarray, sbw: np.ndarray,
-    sbh: np.ndarray, seen: np.ndarray, code: np.ndarray,
-) -> np.ndarray:
-    """SlotTable.view's second step: the slots of tracks detected in this frame (`fresh`; in order, `gaps`
-    theirs from frame_ground and `decay` the exp of its exponent) move to their ground point, their velocity
-    smoothed by a = 1 - decay (0 where the gap is unknown) towards the one the move implies, and count one
-    more sighting; every slot takes its track's class code. Returns the tracks'
-    hits (at least their slot's sightings); `confirmed` gains those seen three times (in place)."""
+def slot_motion(
+    ints: np.ndarray, fresh: np.ndarray, work: np.ndarray, hits_in: np.ndarray, confirmed: np.ndarray, t: float,
+    decay: np.ndarray, state: np.ndarray, seen: np.ndarray, code: np.ndarray,
+) -> None:
+    """SlotTable.view's second step: the slots (`ints`' SLOT row) of tracks detected in this frame (`fresh`;
+    in order, their gaps in rows 4 and 5 of `work` from frame_ground and `decay` the exp of its row 6) move
+    to their ground point (`work`'s rows 0 to 3), their velocity smoothed by a = 1 - decay (0 where the gap
+    is unknown) towards the one the move implies, and count one more sighting; every slot takes its track's
+    class code (the CODE row). Writes the tracks' hits (at least their slot's sightings) to the HITS row;
+    `confirmed` gains those seen three times (in place). `state`: SlotTable.state (rows LAST_T ... SBH)."""
+    slots = ints[SLOT]
     k = 0
     for i in range(slots.shape[0]):
         if fresh[i]:
             s = slots[i]
-            dt = gaps[0, k]
-            a = 1.0 - decay[k] if gaps[1, k] != 0.0 else 0.0
-            old_vx, old_vy = vx[s], vy[s]
-            vx[s] = old_vx + a * ((gx[i] - x[s]) / dt - old_vx)
-            vy[s] = old_vy + a * ((gy[i] - y[s]) / dt - old_vy)
-            x[s] = gx[i]
-            y[s] = gy[i]
-            sbw[s] = bw[i]
-            sbh[s] = bh[i]
-            last_t[s] = t
+            dt = work[4, k]
+            a = 1.0 - decay[k] if work[5, k] != 0.0 else 0.0
+            old_vx, old_vy = state[VX, s], state[VY, s]
+            gx, gy = work[0, i], work[1, i]
+            state[VX, s] = old_vx + a * ((gx - state[X, s]) / dt - old_vx)
+            state[VY, s] = old_vy + a * ((gy - state[Y, s]) / dt - old_vy)
+            state[X, s] = gx
+            state[Y, s] = gy
+            state[SBW, s] = work[2, i]
+            state[SBH, s] = work[3, i]
+            state[LAST_T, s] = t
             seen[s] += 1
             k += 1
-    hits = np.empty(slots.shape[0], dtype=np.intp)
     for i in range(slots.shape[0]):
         s = slots[i]
-        code[s] = codes[i]
+        code[s] = ints[CODE, i]
         n_seen = seen[s]
-        hits[i] = max(hits_in[i], n_seen)
+        ints[HITS, i] = max(hits_in[i], n_seen)
         if n_seen >= 3:
             confirmed[i] = True
-    return hits
 
 
 @njit(cache=True, nogil=True)
-def all_halfplanes(dots: np.ndarray, offsets: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def all_halfplanes(dots: np.ndarray, offsets: np.ndarray, starts: np.ndarray, out: np.ndarray) -> None:
     """PolygonSet.contains_xy's test after its matrix product: for each polygon (whose half-planes are the
     rows of `dots` from `starts[k]` to the next start) and point (column), whether every dot >= its
-    offset (`offsets`: (rows, 1)). Returns (polygons, points) booleans."""
+    offset (`offsets`: (rows, 1)), written to `out` (polygons, points). Row by row over all points (a
+    loop the compiler vectorises) rather than point by point with an early exit."""
     n_poly, n_rows, n = starts.shape[0], dots.shape[0], dots.shape[1]
-    out = np.empty((n_poly, n), dtype=np.bool_)
     for k in range(n_poly):
         lo = starts[k]
         hi = starts[k + 1] if k + 1 < n_poly else n_rows
+        inside = out[k]
         for i in range(n):
-            inside = True
-            for j in range(lo, hi):
-                if not dots[j, i] >= offsets[j, 0]:
-                    inside = False
-                    break
-            out[k, i] = inside
-    return out
+            inside[i] = True
+        for j in range(lo, hi):
+            offset = offsets[j, 0]
+            dot = dots[j]
+            for i in range(n):
+                inside[i] &= dot[i] >= offset
+
+
+@njit(cache=True, nogil=True)
+def relink_candidates(  # noqa: PLR0913 - one flat call: the new track, the slot table's arrays and parameters
+    cands: np.ndarray, code: int, x: float, y: float, t: float, state: np.ndarray, codes: np.ndarray,
+    seen: np.ndarray, max_gap_s: float, radius: float, radius_per_travel: float,
+) -> int:
+    """SlotTable._relink's candidates (slots) that it may pick for a new track of class `code` at ground
+    point (x, y) at `t`, moved to the front of `cands` in their order; returns how many. The same tests
+    as there on class, sightings and gap, and a distance test that can only keep more (hypot's bounds:
+    at least each coordinate's magnitude, at most their sum): _relink's own arithmetic then decides,
+    bit for bit as before."""
+    k = 0
+    for j in range(cands.shape[0]):
+        s = cands[j]
+        last_t = state[LAST_T, s]
+        if codes[s] != code or not math.isfinite(last_t) or seen[s] < 2:
+            continue
+        gap = t - last_t
+        if gap <= 0 or gap > max_gap_s:
+            continue
+        tx, ty = state[VX, s] * gap, state[VY, s] * gap
+        # _relink's limit, min(radius, ...) + radius_per_travel * hypot(tx, ty), is at most this
+        limit_bound = radius + radius_per_travel * ((abs(tx) + abs(ty)) * (1.0 + 1e-9))
+        # and its distance, hypot(dx, dy), at least |dx| and at least |dy| (NaN: kept, _relink decides)
+        if abs(state[X, s] + tx - x) > limit_bound or abs(state[Y, s] + ty - y) > limit_bound:
+            continue
+        cands[k] = s
+        k += 1
+    return k
 
 
 def warm_up() -> None:
     """Compile every kernel of this module for the argument types the rules pass (and store them in
     numba's cache): see smartcity.tracking.kernels.warm_up."""
     b, i, f = np.zeros(2, dtype=np.bool_), np.zeros(2, dtype=np.intp), np.zeros(2)
-    s8 = np.zeros(2, dtype=np.int8)
-    wrong_way_step(b, b, i, f, f, i, f.copy(), f.copy(), b.copy(), 1.0, 0.0, 0.1, 3, 0.5, i.copy(), f.copy())
-    crossings_step(i, i, f, f, f, f, i, s8.copy(), f.copy(), f.copy(), f.copy(), s8.copy(), f.copy(), f.copy(), 0.0,
-                   0.0, 2, np.zeros(10), i.copy(), s8.copy(), f.copy(), f.copy())
+    work = np.zeros((7, 2))
+    geo, ints = work[:4], np.zeros((4, 2), dtype=np.intp)  # FrameView.geo (rows of the view's work) and .ints
+    flags = np.zeros((1, 2), dtype=np.bool_)
+    wrong_way_step(b, b, geo, ints, np.zeros((2, 2)), flags, 1.0, 0.0, 0.1, 3, 0.5, np.zeros((2, 2)))
+    crossings_step(b, geo, ints, np.zeros((5, 2)), np.zeros((2, 2), dtype=np.int8), 0.0, 0.0, 2, np.zeros(10),
+                   np.zeros((4, 2)))
     zone_stay_step(b, b, i, f.copy(), f.copy(), 0.0, 1.5, i.copy(), i.copy(), i.copy(), b.copy())
     stillness_update(i, i, f, f, f.copy(), f.copy(), f.copy(), 0.0, 1.0, np.ones(1), np.zeros(0, dtype=np.bool_))
-    dwell_still_step(i, i, f, f, f, i, i, i, f.copy(), f.copy(), f.copy(), b.copy(), i.copy(), i.copy(), f.copy(),
-                     f.copy(), 0.0, 1.0, 0.5, 30.0, 3, i.copy())
-    note_stays(i, i, i, i, i, f, f, 2, b.copy(), i.copy(), i.copy(), f.copy(), f.copy())
-    still_in_zone(i, b, i, f, f, f.copy(), f.copy(), f.copy(), 0.0, 1.0, 0.03, 5.0, i.copy(), f.copy())
+    stays, who_ids = np.zeros((4, 2)), np.zeros((2, 2), dtype=np.intp)  # a ZoneStay with WHO
+    dwell_step(b, b, geo, ints, stays, who_ids, flags, np.zeros((3, 2)), 0.0, 1.5, 1.0, 0.5, 30.0, 3,
+               np.zeros((2, 2), dtype=np.intp))
+    zone_passage_step(b, b, geo, ints, stays, who_ids, flags, 0.0, 1.0, 2, i.copy())
+    still_in_zone(b, b, geo, ints, np.zeros((3, 2)), 0.0, 1.0, 0.03, 5.0, np.zeros((2, 2)))
     strided = np.zeros((2, 2))[:, 0]  # a column of the rows read off Track objects (no tracker columns)
     for conf in (f, strided):
         count_selected(b, i, conf, 0.5, b, b)
-        selection(b, i, conf, 0.5, b)
-    all_halfplanes(np.zeros((2, 2)), np.zeros((2, 1)), np.zeros(1, dtype=np.intp))
-    box = np.zeros((2, 4))
-    frame_ground(box, 0.5, 1.0, 1.0, i, b, 0.0, f)
-    frame_ground(np.zeros((2, 8))[:, :4], 0.5, 1.0, 1.0, i, b, 0.0, f)  # boxes read off Track objects
-    slot_motion(i, b, f, f, f, f, i, i, b.copy(), 0.0, f, box.T.copy(), f.copy(), f.copy(), f.copy(), f.copy(),
-                f.copy(), f.copy(), f.copy(), i.copy(), i.copy())
+        selection(b, ints[CODE], conf, 0.5, b, b.copy())
+    all_halfplanes(np.zeros((2, 2)), np.zeros((2, 1)), np.zeros(1, dtype=np.intp), np.zeros((1, 2), dtype=np.bool_))
+    state = np.zeros((8, 2))
+    for box in (np.zeros((2, 4)), np.zeros((2, 8))[:, :4]):  # the tracker's boxes, or read off Track objects
+        frame_ground(box, 0.5, 1.0, 1.0, ints[SLOT], b, 0.0, state[LAST_T], work)
+    slot_motion(ints, b, work, i, b.copy(), 0.0, f, state, i.copy(), i.copy())
+    relink_candidates(i.copy(), 0, 0.5, 0.5, 1.0, state, i, i, 6.0, 0.05, 0.25)

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import ValidationInfo
 
 from smartcity.analytics import kernels
-from smartcity.analytics.base import FrameView, Scratch, SlotArrays
+from smartcity.analytics.base import FrameView, ScratchRows, SlotArrays
 from smartcity.analytics.geometry import BoolArray, GeometryError, Line
 
 
@@ -59,24 +59,26 @@ class Crossings:
             side=(0, np.int8), px=(np.nan, np.float64), py=(np.nan, np.float64), pt=(np.nan, np.float64),
             pend=(0, np.int8), pend_t=(np.nan, np.float64), pend_x=(np.nan, np.float64),
         )
-        self._out = Scratch(np.intp, np.int8, np.float64, np.float64)  # the kernel's crossings
+        k = kernels
+        self.st.expect_rows("side", "px", px=k.PX, py=k.PY, pt=k.PT, pend_t=k.PEND_T, pend_x=k.PEND_X, side=k.SIDE,
+                            pend=k.PEND)
+        self._out = ScratchRows(4)  # the kernel's crossings: track index, direction, time, fraction along
 
     def step(self, view: FrameView, sel: BoolArray) -> list[tuple[int, int, float, float]]:
         """(track index, direction +1/-1, crossing time, along-line fraction) of crossings now confirmed."""
         st = self.st
-        st.ensure(view.capacity)
-        st.reset(view.new_slots)
-        idx, s, _, _ = view.pick(sel)
-        if not len(idx):
-            return []
-        hit, direction, t_cross, u = out = self._out.fit(len(idx))
-        k = kernels.crossings_step(
-            idx, s, view.gx, view.gy, view.bw, view.bh, view.hits, st.side, st.px, st.py, st.pt, st.pend,
-            st.pend_t, st.pend_x, float(view.t), self.margin, self.min_age, self._line, *out,
-        )
+        if st.capacity < view.capacity:
+            st.ensure(view.capacity)
+        if view.new_slots:
+            st.reset(view.new_slots)
+        out = self._out.fit(len(sel))
+        sides, floats = st.matrices  # (side, pend), (px ... pend_x)
+        k = kernels.crossings_step(sel, view.geo, view.ints, floats, sides, float(view.t), self.margin, self.min_age,
+                                   self._line, out)
         if not k:
             return []
-        return list(zip(hit[:k].tolist(), direction[:k].tolist(), t_cross[:k].tolist(), u[:k].tolist(), strict=True))
+        hit, direction, t_cross, u = out[:, :k].tolist()
+        return [(int(i), int(d), tc, uu) for i, d, tc, uu in zip(hit, direction, t_cross, u, strict=True)]
 
     def reset(self) -> None:
         self.st.reset(list(range(self.st.capacity)))

@@ -67,15 +67,29 @@ class ZoneStay:
         self.exit_grace_s = exit_grace_s
         self.st = SlotArrays(entered=(np.nan, np.float64), last=(np.nan, np.float64), **fills)
         self._out = Scratch(np.intp, np.intp, np.intp, np.bool_)  # the kernel's gone, idx, slots, started
+        if set(WHO) <= set(fills):  # the rows the kernels that note who is in a stay read
+            k = kernels
+            self.st.expect_rows(entered=k.ENTERED, last=k.LAST, who_x=k.WHO_X, who_y=k.WHO_Y, who_id=k.WHO_ID,
+                                who_code=k.WHO_CODE)
+
+    def begin(self, view: FrameView) -> list[int]:
+        """`step`'s start, for the rules whose kernel steps the stays itself (kernels.dwell_step,
+        zone_passage_step): room for every slot, new slots in no stay. Returns the slots freed in this
+        frame (their stays ended)."""
+        st = self.st
+        if st.capacity < view.capacity:
+            st.ensure(view.capacity)
+        # a slot freed this frame is never one allocated in it: the reset does not touch it
+        ended = list(view.freed_slots)
+        if view.new_slots:
+            st.reset(view.new_slots)
+        return ended
 
     def step(self, view: FrameView, sel: BoolArray) -> StayFrame:
         """Advance the stays with the tracks selected in this frame (tracks not selected, e.g.
         unseen, neither extend nor end a stay)."""
         st = self.st
-        st.ensure(view.capacity)
-        # a slot freed this frame is never one allocated in it: the reset does not touch it
-        ended = list(view.freed_slots)
-        st.reset(view.new_slots)
+        ended = self.begin(view)
         gone, idx, s, started = out = self._out.fit(len(sel))
         n_gone, k = kernels.zone_stay_step(
             sel, view.inside(self.zone), view.slots, st.entered, st.last, float(view.t), self.exit_grace_s, *out
@@ -97,11 +111,15 @@ class Stillness:
 
     def __init__(self) -> None:
         self.st = SlotArrays(ax=(np.nan, np.float64), ay=(np.nan, np.float64), since=(np.nan, np.float64))
+        self.st.expect_rows("ax", ax=kernels.AX, ay=kernels.AY, since=kernels.SINCE)
 
     def sync(self, view: FrameView) -> None:
         """Follow the slot table: room for every slot, new slots start unanchored."""
-        self.st.ensure(view.capacity)
-        self.st.reset(view.new_slots)
+        st = self.st
+        if st.capacity < view.capacity:
+            st.ensure(view.capacity)
+        if view.new_slots:
+            st.reset(view.new_slots)
 
     def update(
         self, view: FrameView, idx: IntArray, radius: float | FloatArray, keep: BoolArray | None = None

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 from pydantic import Field
 
 from smartcity.analytics import kernels
-from smartcity.analytics.base import ClassVocab, FrameView, Rule, Scratch, track_payload
+from smartcity.analytics.base import ClassVocab, FrameView, Rule, ScratchRows, track_payload
 from smartcity.analytics.classes import DISCARDED, VEHICLES
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import ClassNames, Params, PolygonParam
@@ -72,7 +71,8 @@ class DumpingRule(Rule):
         self.done: list[_Stop] = []  # vehicles gone, waiting for an object
         self.seen_static: list[tuple[float, float, float, float]] = []  # x, y, first static t, last t
         self.judged: set[int] = set()
-        self._out = Scratch(np.intp, np.float64)  # the still kernel's tracks
+        self.vstill.st.expect_rows(ax=kernels.AX, ay=kernels.AY, since=kernels.SINCE)
+        self._out = ScratchRows(2)  # the still kernel's tracks: index, how long still
 
     def step(self, view: FrameView) -> list[RuleEvent]:
         p: DumpingParams = self.params
@@ -100,18 +100,17 @@ class DumpingRule(Rule):
         """Open a stop for each vehicle standing still in the zone; close those that moved off."""
         p: DumpingParams = self.params
         t = view.t
-        vi, _, _, _ = view.pick(self.selected(view))
-        if len(vi):
-            anchors = self.vstill.st
-            hit, still = self._out.fit(len(vi))
-            m = kernels.still_in_zone(vi, view.inside(self.zone), view.slots, view.gx, view.gy, anchors.ax,
-                                      anchors.ay, anchors.since, float(t), a, p.static_radius * 2, p.stop_s, hit,
-                                      still)
-            for i, still_for in zip(hit[:m].tolist(), still[:m].tolist(), strict=True):
-                slot = int(view.slots[i])
+        sel = self.selected(view)
+        if view.n_selected(sel):
+            still = self._out.fit(len(sel))
+            m = kernels.still_in_zone(sel, view.inside(self.zone), view.geo, view.ints, self.vstill.st.matrices[0],
+                                      float(t), a, p.static_radius * 2, p.stop_s, still)
+            for at, still_for in zip(*still[:, :m].tolist(), strict=True) if m else ():
+                row = int(at)
+                slot = int(view.slots[row])
                 if slot not in self.stops:
-                    tr = view.tracks[i]
-                    self.stops[slot] = _Stop(slot, tr.track_id, tr.cls, float(view.gx[i]), float(view.gy[i]),
+                    tr = view.tracks[row]
+                    self.stops[slot] = _Stop(slot, tr.track_id, tr.cls, float(view.gx[row]), float(view.gy[row]),
                                              t - still_for)
         if not self.stops:
             return
@@ -128,14 +127,14 @@ class DumpingRule(Rule):
         """Judge each object that has stood still long enough: dumped by a vehicle gone, or there before."""
         p: DumpingParams = self.params
         t = view.t
-        oi, _, _, _ = view.pick(self.selected_of(view, self.objects))
-        if not len(oi):
+        sel = self.selected_of(view, self.objects)
+        if not view.n_selected(sel):
             return
-        anchors = self.ostill.st
-        hit, still = self._out.fit(len(oi))
-        m = kernels.still_in_zone(oi, view.inside(self.zone), view.slots, view.gx, view.gy, anchors.ax, anchors.ay,
-                                  anchors.since, float(t), a, p.static_radius, p.object_static_s, hit, still)
-        for i, still_for in zip(hit[:m].tolist(), still[:m].tolist(), strict=True):
+        still = self._out.fit(len(sel))
+        m = kernels.still_in_zone(sel, view.inside(self.zone), view.geo, view.ints, self.ostill.st.matrices[0],
+                                  float(t), a, p.static_radius, p.object_static_s, still)
+        for at, still_for in zip(*still[:, :m].tolist(), strict=True):
+            i = int(at)
             slot = int(view.slots[i])
             if slot in self.judged:
                 continue

@@ -6,10 +6,10 @@ import numpy as np
 from pydantic import Field
 
 from smartcity.analytics import kernels
-from smartcity.analytics.base import ClassVocab, FrameView, Rule, Scratch, track_payload
+from smartcity.analytics.base import ClassVocab, FrameView, Rule, ScratchRows, track_payload
 from smartcity.analytics.base import nonzero_index as _nz
 from smartcity.analytics.classes import VEHICLES
-from smartcity.analytics.geometry import Polygon
+from smartcity.analytics.geometry import FloatArray, Polygon
 from smartcity.analytics.params import Params, PolygonParam
 from smartcity.analytics.registry import register_rule
 from smartcity.analytics.rules._presence import WHO, Stillness, ZoneStay, aspect, who
@@ -52,21 +52,20 @@ class DwellRule(Rule):
         self.stay = ZoneStay(Polygon.of(p.zone), p.exit_grace_s, fired=(False, bool), **WHO)
         # with still_radius: where and since when the object stopped (else the time it entered counts)
         self.still = Stillness() if p.still_radius is not None else None
-        self._due = Scratch(np.intp)  # the still kernel's tracks due
+        self.stay.st.expect_rows("entered", "fired", "who_id", fired=kernels.FLAG)
+        self._out = ScratchRows(2, np.intp)  # the kernel's stays that ended (slots) and tracks due
 
     def step(self, view: FrameView) -> list[RuleEvent]:
         p: DwellParams = self.params
         st = self.stay.st
         out: list[RuleEvent] = []
-        if self.still is not None:
-            self.still.sync(view)
-        frame = self.stay.step(view, self.selected(view))
-        if frame.ended:
-            self._end(out, view, frame.ended)
-        idx, s = frame.idx, frame.slots
-        if not len(idx):
-            return out
         if self.still is None or p.still_radius is None:
+            frame = self.stay.step(view, self.selected(view))
+            if frame.ended:
+                self._end(out, view, frame.ended)
+            idx, s = frame.idx, frame.slots
+            if not len(idx):
+                return out
             since = st.entered
             stayed = view.t - since[s]
             due_of = ~st.fired[s] & (stayed >= p.threshold_s) & (view.hits[idx] >= p.min_track_age)
@@ -75,34 +74,49 @@ class DwellRule(Rule):
                 tr = view.tracks[i]
                 st.who_id[slot], st.who_code[slot] = tr.track_id, view.codes[i]
                 st.who_x[slot], st.who_y[slot] = view.gx[i], view.gy[i]
-            due = _nz(due_of)
-        else:
-            # Moving on (beyond the radius from where it stopped, in box widths) starts the stay again,
-            # unless it already alerted: then the stay goes on until the object leaves. The kernel notes
-            # who each object is when it stops or alerts.
-            since = self.still.st.since
-            (due,) = self._due.fit(len(idx))
-            n_due = kernels.dwell_still_step(
-                idx, view.slots, view.gx, view.gy, view.bw, view.hits, view.track_ids(), view.codes,
-                self.still.st.ax, self.still.st.ay, since, st.fired, st.who_id, st.who_code, st.who_x, st.who_y,
-                float(view.t), aspect(view), p.still_radius, p.threshold_s, p.min_track_age, due,
-            )
-            due = due[:n_due]
-        for k in due.tolist():
-            i, slot = int(idx[k]), int(s[k])
+            self._alert(out, view, idx[_nz(due_of)].tolist(), since)
+            return out
+        # Moving on (beyond the radius from where it stopped, in box widths) starts the stay again,
+        # unless it already alerted: then the stay goes on until the object leaves. One kernel steps the
+        # stays and the anchors, and notes who each object is when it stops or alerts.
+        still = self.still
+        still.sync(view)
+        ended = self.stay.begin(view)
+        sel = self.selected(view)
+        gone_due = self._out.fit(len(sel))
+        floats, fired, ids = st.matrices  # (entered, last, who_x, who_y), (fired,), (who_id, who_code)
+        n_gone, n_due = kernels.dwell_step(
+            sel, view.inside(self.stay.zone), view.geo, view.ints, floats, ids, fired, still.st.matrices[0],
+            float(view.t), self.stay.exit_grace_s, aspect(view), p.still_radius, p.threshold_s, p.min_track_age,
+            gone_due,
+        )
+        if n_gone:
+            ended.extend(gone_due[0, :n_gone].tolist())
+        if ended:
+            self._end(out, view, ended)
+        if n_due:
+            self._alert(out, view, gone_due[1, :n_due].tolist(), still.st.since)
+        return out
+
+    def _alert(self, out: list[RuleEvent], view: FrameView, due: list[int], since: FloatArray) -> None:
+        """The tracks `due` (indices) passed the threshold: they fire (`since`: per slot, when their time began)."""
+        st = self.stay.st
+        for i in due:
+            slot = int(view.slots[i])
             tr = view.tracks[i]
             st.fired[slot] = True
             entered = float(st.entered[slot])
             self.emit(out, view, view.t, "dwell", track_id=tr.track_id, object_class=tr.cls,
                       payload=track_payload(view, i, entered_at=entered, stopped_at=float(since[slot]),
                                             dwell_s=round(view.t - entered, 3)))
-        return out
 
     def _end(self, out: list[RuleEvent], view: FrameView, slots: list[int]) -> None:
         st = self.stay.st
         for slot in slots:
+            if not st.fired[slot]:  # (most stays that end never alerted: who they were is not needed)
+                continue
             seen = who(st, view, slot)
-            if not st.fired[slot] or seen is None:
+            if seen is None:
                 continue
             entered, last = float(st.entered[slot]), float(st.last[slot])
             tid, cls, x, y = seen

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from smartcity.analytics import kernels
-from smartcity.analytics.base import ClassVocab, FrameView, Rule, Scratch, SlotArrays, track_payload
+from smartcity.analytics.base import ClassVocab, FrameView, Rule, ScratchRows, SlotArrays, track_payload
 from smartcity.analytics.classes import VEHICLES
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import DirectionParam, Params, PolygonParam
@@ -45,22 +45,27 @@ class WrongWayRule(Rule):
         self.ux, self.uy = p.direction[0] / n, p.direction[1] / n
         self.cos_max = math.cos(math.radians(p.max_angle_deg))
         self.st = SlotArrays(ax=(np.nan, np.float64), ay=(np.nan, np.float64), fired=(False, bool))
-        self._out = Scratch(np.intp, np.float64)  # the kernel's alerts
+        self.st.expect_rows("ax", "fired", ax=kernels.AX, ay=kernels.AY, fired=kernels.FLAG)
+        self._out = ScratchRows(2)  # the kernel's alerts: track index, distance back
 
     def step(self, view: FrameView) -> list[RuleEvent]:
         st = self.st
-        st.ensure(view.capacity)
-        st.reset(view.new_slots)
+        if st.capacity < view.capacity:
+            st.ensure(view.capacity)
+        if view.new_slots:
+            st.reset(view.new_slots)
         p: WrongWayParams = self.params
-        hit, back = self._out.fit(len(view.slots))
+        alerts = self._out.fit(len(view.slots))
+        anchor, fired = st.matrices  # (ax, ay), (fired,)
         k = kernels.wrong_way_step(
-            self.selected(view), view.inside(self.zone), view.slots, view.gx, view.gy, view.hits, st.ax, st.ay,
-            st.fired, self.ux, self.uy, p.min_distance, p.min_track_age, self.cos_max, hit, back,
+            self.selected(view), view.inside(self.zone), view.geo, view.ints, anchor, fired, self.ux, self.uy,
+            p.min_distance, p.min_track_age, self.cos_max, alerts,
         )
         out: list[RuleEvent] = []
         if not k:
             return out
-        for i, distance in zip(hit[:k].tolist(), back[:k].tolist()):
+        for at, distance in zip(*alerts[:, :k].tolist(), strict=True):
+            i = int(at)
             tr = view.tracks[i]
             self.emit(out, view, view.t, "wrong_way", track_id=tr.track_id, object_class=tr.cls,
                       payload=track_payload(view, i, distance=round(distance, 4)))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from pydantic import Field
 
 from smartcity.analytics import kernels
-from smartcity.analytics.base import ClassVocab, FrameView, Rule
+from smartcity.analytics.base import ClassVocab, FrameView, Rule, Scratch
 from smartcity.analytics.classes import ROAD_USERS
 from smartcity.analytics.geometry import Polygon
 from smartcity.analytics.params import Params, PolygonParam
@@ -39,27 +40,38 @@ class ZonePassageRule(Rule):
         p: ZonePassageParams = self.params
         # with the track id, class and ground point of each object in a stay, as last seen inside (WHO)
         self.stay = ZoneStay(Polygon.of(p.zone), p.exit_grace_s, mature=(False, bool), **WHO)
+        self.stay.st.expect_rows("entered", "mature", "who_id", mature=kernels.FLAG)
+        self._gone = Scratch(np.intp)  # the kernel's stays that ended
 
     def step(self, view: FrameView) -> list[RuleEvent]:
         p: ZonePassageParams = self.params
-        st = self.stay.st
-        frame = self.stay.step(view, self.selected(view))
-        if len(frame.idx):
-            kernels.note_stays(frame.idx, frame.slots, view.hits, view.track_ids(), view.codes, view.gx, view.gy,
-                               p.min_track_age, st.mature, st.who_id, st.who_code, st.who_x, st.who_y)
+        stay = self.stay
+        st = stay.st
+        ended = stay.begin(view)
+        (gone,) = self._gone.fit(len(view.slots))
+        floats, mature, ids = st.matrices  # (entered, last, who_x, who_y), (mature,), (who_id, who_code)
+        # the stays, and who is in each (noted as last seen inside), in one call
+        n_gone = kernels.zone_passage_step(
+            self.selected(view), view.inside(stay.zone), view.geo, view.ints, floats, ids, mature, float(view.t),
+            stay.exit_grace_s, p.min_track_age, gone,
+        )
+        if n_gone:
+            ended.extend(gone[:n_gone].tolist())
         out: list[RuleEvent] = []
-        if not frame.ended:
+        if not ended:
             return out
-        for slot in frame.ended:
+        for slot in ended:
             since, last = float(st.entered[slot]), float(st.last[slot])
+            if math.isnan(since) or not st.mature[slot] or last - since < p.min_inside_s:
+                continue
             seen = who(st, view, slot)
-            if math.isnan(since) or seen is None or not st.mature[slot] or last - since < p.min_inside_s:
+            if seen is None:
                 continue
             tid, cls, x, y = seen
             self.emit(out, view, last, "passage", track_id=tid, object_class=cls,
                       payload={"x": round(x, 4), "y": round(y, 4), "entered_at": since, "left_at": last,
                                "duration_s": round(last - since, 3)})
-        self.stay.release(frame.ended)
+        stay.release(ended)
         return out
 
     def reset(self) -> None:
