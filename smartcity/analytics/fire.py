@@ -4,7 +4,8 @@ No permissively licensed fire model exists, so this combines the cues the litera
 each cheap and each rejecting a different look-alike:
 
 - fire: a flame colour model (red over green over blue, bright, red well above blue) on a
-  working copy of the frame (about 200 px wide), on pixels the learnt background does not
+  working copy of the frame (about 200 px wide), the drift of the scene's median colour undone
+  first (a sunset tints every surface orange, a flame is a local light), on pixels the learnt background does not
   explain (an orange wall is learnt); *flicker*: the flame-coloured mask flips from frame to
   frame with a change of brightness (an orange van or jacket keeps its mask, noise crossing a
   colour threshold changes no brightness); persistence of both in the same grid cell over a
@@ -45,6 +46,15 @@ class DetectorTuning:
     red_minus_blue: float = 80.0
     luma_min: float = 130.0
     fire_change_min: float = 20.0  # |luma - background| of a flame pixel
+    # the colour test sees the frame with the change of the scene's illuminant taken out: a sunset
+    # or sodium lamps at dusk tint every surface orange together (a red tape, a white van turn
+    # flame-coloured), which moves the median colour of the picture; a flame is a local light and
+    # does not (the median, not the mean: a fire filling a third of the picture leaves it). The
+    # reference is the camera's own median colour learnt over `illuminant_time_s` (a grass or
+    # brick scene keeps its colours: only the change is undone), per-channel gains bounded to
+    # `illuminant_max_gain`. 0 s: off.
+    illuminant_time_s: float = 1800.0
+    illuminant_max_gain: float = 2.0
     # fire cell: fraction of flame-coloured pixels, fraction whose mask flipped since last frame
     fire_fraction: float = 0.04
     flicker_fraction: float = 0.012
@@ -200,8 +210,27 @@ class FireSmokeDetector:
         self._bg_sat: F32 | None = None  # per cell saturation
         self._prev_luma: F32 | None = None
         self._seen = 0
+        self._fps = fps
+        self._ref_colour: F32 | None = None  # the camera's median colour, learnt slowly
         self._smoke_rows: deque[float] = deque(maxlen=max(2, round(smoke_window_s * fps)))
         self._smoke_sizes: deque[int] = deque(maxlen=max(2, round(smoke_window_s * fps)))
+
+    def _illuminant_corrected(self, img: F32) -> tuple[F32, F32, F32]:
+        """The red, green and blue planes of `img` with the drift of its median colour from the
+        camera's learnt one undone."""
+        tu = self.tuning
+        r, g, b = img[..., 0], img[..., 1], img[..., 2]
+        if tu.illuminant_time_s <= 0:
+            return r, g, b
+        med = np.maximum(np.median(img[::4, ::4].reshape(-1, 3), axis=0).astype(np.float32), 1.0)
+        if self._ref_colour is None:
+            self._ref_colour = med
+        gains = self._ref_colour / med
+        # a change of brightness alone is no tint; the channels the tint suppressed are lifted back
+        # rather than the one it raised dimmed: that one is often clipped at 255 on a flame
+        gains = np.clip(gains / gains.min(), 1.0, tu.illuminant_max_gain).astype(np.float32)
+        self._ref_colour += (med - self._ref_colour) / np.float32(tu.illuminant_time_s * self._fps)
+        return r * gains[0], g * gains[1], b * gains[2]
 
     def _fire_cells(
         self, img: F32, luma: F32, change: F32, keep: BoolGrid | None, step: F32
@@ -209,7 +238,7 @@ class FireSmokeDetector:
         """(cells showing flickering flame now, cells holding flame pixels now, cells whose flame
         pixels changed both ways now)."""
         tu = self.tuning
-        r, g, b = img[..., 0], img[..., 1], img[..., 2]
+        r, g, b = self._illuminant_corrected(img)
         colour = (r >= tu.red_min) & (g >= tu.green_min) & (r >= g) & (g >= b) & (r - b >= tu.red_minus_blue)
         colour &= luma >= tu.luma_min
         # flame-coloured pixels that the background does not explain (an orange wall is learnt)
@@ -280,7 +309,9 @@ class FireSmokeDetector:
             & (ncc >= tu.smoke_structure_min)
             & (activity >= tu.smoke_activity_min)
         )
-        dark_grey = (sat <= tu.smoke_saturation_max) & (luma >= tu.smoke_dark_luma_min) & (luma <= tu.smoke_luma[1])
+        dark_grey = (
+            (sat <= tu.smoke_saturation_max) & (luma >= tu.smoke_dark_luma_min) & (luma <= tu.smoke_luma[1])
+        )
         thick = (
             (paler | (self._bg_sat <= tu.smoke_grey_background))
             & (_cells(dark_grey, c) >= tu.smoke_fraction)
@@ -302,7 +333,7 @@ class FireSmokeDetector:
         img = reduce(image, self.tuning.work_width)
         luma = (0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]).astype(np.float32)
         if self._bg is None or self._bg.shape != luma.shape:
-            self._bg, self._prev_flame, self._seen = luma.copy(), None, 0
+            self._bg, self._prev_flame, self._seen, self._ref_colour = luma.copy(), None, 0, None
         self._seen += 1
         delta = luma - self._bg
         # a camera's gain or the sun changes the whole picture: only local change counts
