@@ -5,12 +5,14 @@ each cheap and each rejecting a different look-alike:
 
 - fire: a flame colour model (red over green over blue, bright, red well above blue) on a
   working copy of the frame (about 200 px wide), the drift of the scene's median colour undone
-  first (a sunset tints every surface orange, a flame is a local light), on pixels the learnt background does not
-  explain (an orange wall is learnt); *flicker*: the flame-coloured mask flips from frame to
-  frame with a change of brightness (an orange van or jacket keeps its mask, noise crossing a
-  colour threshold changes no brightness); persistence of both in the same grid cell over a
-  window (a walker in an orange coat leaves the cell). Pixels of detected people and vehicles
-  keep their previous state (a passer-by makes no flicker).
+  first (a sunset tints every surface orange, a flame is a local light), on pixels the learnt
+  background does not explain (an orange wall is learnt); *flicker*: the flame-coloured mask
+  flips from frame to frame with a change of brightness (an orange van or jacket keeps its mask,
+  noise crossing a colour threshold changes no brightness); persistence of both in the same grid
+  cell over a window (a walker in an orange coat leaves the cell), with at least a quarter of a
+  cell of flame pixels around the cell at its fullest (a handful of flickering pixels is a
+  surface whose colour sits on the thresholds: a lit tape, a ripple's brightest rows). Pixels of
+  detected people and vehicles keep their previous state (a passer-by makes no flicker).
 - smoke: grey, mid-brightness cells that show the background's own structure (correlated with
   it) at a lower contrast and paler colours (a veil over it, unlike an object that appeared or
   left), stirring from frame to frame (a ghost of something that left stays still), persisting
@@ -72,6 +74,12 @@ class DetectorTuning:
     # brightens here while it darkens there; a lamp, a beacon or a gain change goes all one way
     fire_mixed: float = 0.12
     fire_mixed_share: float = 0.2  # of the fire window's frames (a flame may brighten all at once)
+    # flame pixels, in cells, that the cell and its 8 neighbours hold at the fullest frame of the
+    # fire window: a flame large enough to be judged (about a cell, see the module docstring) shows
+    # a quarter of a cell of them at least; the flicker of a handful of pixels is a surface whose
+    # colour sits on the colour test's thresholds (a red stripe of a tape under a beating lamp,
+    # the brightest rows of a rippling reflection on a wet road)
+    fire_body: float = 0.25
     # smoke pixel and cell
     smoke_saturation_max: float = 0.22
     smoke_luma: tuple[float, float] = (70.0, 230.0)
@@ -203,6 +211,7 @@ class FireSmokeDetector:
         self._fire = _Persistence(max(2, round(fire_window_s * fps)))
         self._present = _Persistence(max(2, round(fire_window_s * fps)))
         self._mixed = _Persistence(max(2, round(fire_window_s * fps)))
+        self._bodies: deque[F32] = deque(maxlen=max(2, round(fire_window_s * fps)))
         self._smoke = _Persistence(max(2, round(smoke_window_s * fps)))
         self._prev_flame: BoolGrid | None = None
         self._prev_colour: BoolGrid | None = None
@@ -234,9 +243,9 @@ class FireSmokeDetector:
 
     def _fire_cells(
         self, img: F32, luma: F32, change: F32, keep: BoolGrid | None, step: F32
-    ) -> tuple[BoolGrid, BoolGrid, BoolGrid]:
+    ) -> tuple[BoolGrid, BoolGrid, BoolGrid, F32]:
         """(cells showing flickering flame now, cells holding flame pixels now, cells whose flame
-        pixels changed both ways now)."""
+        pixels changed both ways now, each cell's share of flame pixels)."""
         tu = self.tuning
         r, g, b = self._illuminant_corrected(img)
         colour = (r >= tu.red_min) & (g >= tu.green_min) & (r >= g) & (g >= b) & (r - b >= tu.red_minus_blue)
@@ -268,7 +277,7 @@ class FireSmokeDetector:
         if tu.fire_mc_flips > 0 and prev_colour is not None and out.any():
             # on the colour mask alone: the background test does not move with a vehicle
             out &= _shifted_flips(colour, prev_colour, tu.cell, tu.motion_search) >= tu.fire_mc_flips * frac
-        return out, present, mixed
+        return out, present, mixed, frac
 
     def _smoke_cells(self, img: F32, luma: F32, delta: F32, activity: F32) -> BoolGrid:
         """Grey cells that show the background's structure at a lower contrast (semi-transparent
@@ -354,9 +363,10 @@ class FireSmokeDetector:
         step = np.abs(signed_step)
         self._prev_luma = luma
         if self.fire_on:
-            fire_now, present, mixed = self._fire_cells(img, luma, change, keep, signed_step)
+            fire_now, present, mixed, frac = self._fire_cells(img, luma, change, keep, signed_step)
         else:
             fire_now = present = mixed = np.zeros((1, 1), dtype=bool)
+            frac = np.zeros((1, 1), dtype=np.float32)
         warm = self._seen * self.tuning.background_alpha >= 1.0  # the background has settled
         if warm and self.smoke_on:
             # smoke drifts and billows: a cell that stays still is a ghost of something that left;
@@ -379,6 +389,7 @@ class FireSmokeDetector:
         fire_share = self._fire.push(fire_now)
         steady = self._present.push(present) >= self.tuning.fire_steady
         steady &= self._mixed.push(mixed) >= self.tuning.fire_mixed_share
+        steady &= self._body(frac) >= self.tuning.fire_body
         smoke_share = self._smoke.push(smoke_now)
         fire = _region((fire_share >= self.fire_persistence) & steady) if self._present.full else None
         smoke_grid = smoke_share >= self.smoke_persistence
@@ -390,6 +401,21 @@ class FireSmokeDetector:
         if smoke is not None and not self._rising_or_growing():
             smoke = None
         return Observation(t, fire, smoke, int(fire_now.sum()), int(smoke_now.sum()))
+
+    def _body(self, frac: F32) -> F32:
+        """Per cell, the most flame pixels (in cells) it and its 8 neighbours held in one frame of
+        the fire window."""
+        p = np.pad(frac, 1)
+        h, w = frac.shape
+        near = np.zeros_like(frac)
+        for dy in range(3):
+            for dx in range(3):
+                near += p[dy : dy + h, dx : dx + w]
+        if self._bodies and self._bodies[0].shape != near.shape:
+            self._bodies.clear()
+        self._bodies.append(near)
+        out: F32 = np.max(np.stack(self._bodies), axis=0)
+        return out
 
     def _rising_or_growing(self) -> bool:
         """Smoke drifts upwards or spreads: its rows' mean moves up or its area grows."""

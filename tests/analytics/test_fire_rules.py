@@ -268,3 +268,23 @@ def test_a_sunset_makes_no_fire_of_a_fluttering_tape_and_hides_no_flame() -> Non
     # is clipped at 255: the tint is undone by lifting green and blue, not by dimming red)
     found = fire_regions(sunset_scene(np.random.default_rng(7), with_flame=True))
     assert found and found[0].x1 <= 260 / W and found[0].x2 >= 220 / W and found[0].y2 >= 150 / H
+
+
+def test_a_handful_of_flickering_flame_coloured_pixels_is_no_fire_a_small_flame_is() -> None:
+    # the brightest points of a rippling reflection or a lit tape's stripe: 6 of 12 pixels of one
+    # cell flame-coloured at random each frame, a flicker by every other cue, never the quarter of
+    # a cell of flame pixels that a flame large enough to be judged shows
+    rng = np.random.default_rng(8)
+    frames = scene(rng, 90)
+    spots = [(150 + 2 * (i // 4), 200 + 2 * (i % 4)) for i in range(12)]
+    for img in frames[40:]:
+        for i in rng.permutation(12)[:6]:
+            img[spots[i]] = (250, 170, 60)
+    assert fire_regions(frames) == []
+    assert fire_regions(frames, DetectorTuning(fire_body=0.0)) != []
+    # a flame of about one cell (the smallest the detector is meant to see) alerts
+    frames = scene(rng, 90)
+    for img in frames[40:]:
+        flame(img, rng, 200, 150, 10)
+    found = fire_regions(frames)
+    assert found and found[0].x1 <= 210 / W and found[0].x2 >= 200 / W
