@@ -134,18 +134,23 @@ def _cells(mask: npt.NDArray[np.floating] | BoolGrid, cell: int) -> F32:
     return out
 
 
-def _shifted_flips(now: BoolGrid, prev: BoolGrid, cell: int, search: int) -> F32:
+def _shifted_flips(now: BoolGrid, prev: BoolGrid, cell: int, search: int, where: BoolGrid) -> F32:
     """Per cell, the share of pixels that differ between `now` and `prev` shifted by the best
-    translation of up to `search` pixels (the same shift for the cell: a rigid motion)."""
+    translation of up to `search` pixels (the same shift for the cell: a rigid motion). Measured
+    on the cells of `where` (their bounding box: the rest of the picture is not asked; 1.0 there)."""
+    best: F32 = np.ones(where.shape, dtype=np.float32)
+    ys, xs = np.nonzero(where)
+    if len(ys) == 0:
+        return best
+    gy0, gy1, gx0, gx1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    y0, y1, x0, x1 = gy0 * cell, gy1 * cell, gx0 * cell, gx1 * cell
     p = np.pad(prev, search)
-    h, w = now.shape
-    best: F32 | None = None
+    here = now[y0:y1, x0:x1]
+    box = best[gy0:gy1, gx0:gx1]
     for dy in range(-search, search + 1):
         for dx in range(-search, search + 1):
-            moved = p[search + dy : search + dy + h, search + dx : search + dx + w]
-            d = _cells(now ^ moved, cell)
-            best = d if best is None else np.minimum(best, d)
-    assert best is not None
+            moved = p[search + dy + y0 : search + dy + y1, search + dx + x0 : search + dx + x1]
+            np.minimum(box, _cells(here ^ moved, cell), out=box)
     return best
 
 
@@ -276,7 +281,9 @@ class FireSmokeDetector:
             mixed &= np.minimum(up, down) >= tu.fire_mixed * np.maximum(up + down, 1e-6)
         if tu.fire_mc_flips > 0 and prev_colour is not None and out.any():
             # on the colour mask alone: the background test does not move with a vehicle
-            out &= _shifted_flips(colour, prev_colour, tu.cell, tu.motion_search) >= tu.fire_mc_flips * frac
+            out &= (
+                _shifted_flips(colour, prev_colour, tu.cell, tu.motion_search, out) >= tu.fire_mc_flips * frac
+            )
         return out, present, mixed, frac
 
     def _smoke_cells(self, img: F32, luma: F32, delta: F32, activity: F32) -> BoolGrid:
