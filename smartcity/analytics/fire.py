@@ -4,12 +4,15 @@ No permissively licensed fire model exists, so this combines the cues the litera
 each cheap and each rejecting a different look-alike:
 
 - fire: a flame colour model (red over green over blue, bright, red well above blue) on a
-  working copy of the frame (about 200 px wide), on pixels the learnt background does not
-  explain (an orange wall is learnt); *flicker*: the flame-coloured mask flips from frame to
-  frame with a change of brightness (an orange van or jacket keeps its mask, noise crossing a
-  colour threshold changes no brightness); persistence of both in the same grid cell over a
-  window (a walker in an orange coat leaves the cell). Pixels of detected people and vehicles
-  keep their previous state (a passer-by makes no flicker).
+  working copy of the frame (about 200 px wide), the drift of the scene's median colour undone
+  first (a sunset tints every surface orange, a flame is a local light), on pixels the learnt
+  background does not explain (an orange wall is learnt); *flicker*: the flame-coloured mask
+  flips from frame to frame with a change of brightness (an orange van or jacket keeps its mask,
+  noise crossing a colour threshold changes no brightness); persistence of both in the same grid
+  cell over a window (a walker in an orange coat leaves the cell), with at least a quarter of a
+  cell of flame pixels around the cell at its fullest (a handful of flickering pixels is a
+  surface whose colour sits on the thresholds: a lit tape, a ripple's brightest rows). Pixels of
+  detected people and vehicles keep their previous state (a passer-by makes no flicker).
 - smoke: grey, mid-brightness cells that show the background's own structure (correlated with
   it) at a lower contrast and paler colours (a veil over it, unlike an object that appeared or
   left), stirring from frame to frame (a ghost of something that left stays still), persisting
@@ -45,6 +48,15 @@ class DetectorTuning:
     red_minus_blue: float = 80.0
     luma_min: float = 130.0
     fire_change_min: float = 20.0  # |luma - background| of a flame pixel
+    # the colour test sees the frame with the change of the scene's illuminant taken out: a sunset
+    # or sodium lamps at dusk tint every surface orange together (a red tape, a white van turn
+    # flame-coloured), which moves the median colour of the picture; a flame is a local light and
+    # does not (the median, not the mean: a fire filling a third of the picture leaves it). The
+    # reference is the camera's own median colour learnt over `illuminant_time_s` (a grass or
+    # brick scene keeps its colours: only the change is undone), per-channel gains bounded to
+    # `illuminant_max_gain`. 0 s: off.
+    illuminant_time_s: float = 1800.0
+    illuminant_max_gain: float = 2.0
     # fire cell: fraction of flame-coloured pixels, fraction whose mask flipped since last frame
     fire_fraction: float = 0.04
     flicker_fraction: float = 0.012
@@ -62,6 +74,12 @@ class DetectorTuning:
     # brightens here while it darkens there; a lamp, a beacon or a gain change goes all one way
     fire_mixed: float = 0.12
     fire_mixed_share: float = 0.2  # of the fire window's frames (a flame may brighten all at once)
+    # flame pixels, in cells, that the cell and its 8 neighbours hold at the fullest frame of the
+    # fire window: a flame large enough to be judged (about a cell, see the module docstring) shows
+    # a quarter of a cell of them at least; the flicker of a handful of pixels is a surface whose
+    # colour sits on the colour test's thresholds (a red stripe of a tape under a beating lamp,
+    # the brightest rows of a rippling reflection on a wet road)
+    fire_body: float = 0.25
     # smoke pixel and cell
     smoke_saturation_max: float = 0.22
     smoke_luma: tuple[float, float] = (70.0, 230.0)
@@ -116,18 +134,23 @@ def _cells(mask: npt.NDArray[np.floating] | BoolGrid, cell: int) -> F32:
     return out
 
 
-def _shifted_flips(now: BoolGrid, prev: BoolGrid, cell: int, search: int) -> F32:
+def _shifted_flips(now: BoolGrid, prev: BoolGrid, cell: int, search: int, where: BoolGrid) -> F32:
     """Per cell, the share of pixels that differ between `now` and `prev` shifted by the best
-    translation of up to `search` pixels (the same shift for the cell: a rigid motion)."""
+    translation of up to `search` pixels (the same shift for the cell: a rigid motion). Measured
+    on the cells of `where` (their bounding box: the rest of the picture is not asked; 1.0 there)."""
+    best: F32 = np.ones(where.shape, dtype=np.float32)
+    ys, xs = np.nonzero(where)
+    if len(ys) == 0:
+        return best
+    gy0, gy1, gx0, gx1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    y0, y1, x0, x1 = gy0 * cell, gy1 * cell, gx0 * cell, gx1 * cell
     p = np.pad(prev, search)
-    h, w = now.shape
-    best: F32 | None = None
+    here = now[y0:y1, x0:x1]
+    box = best[gy0:gy1, gx0:gx1]
     for dy in range(-search, search + 1):
         for dx in range(-search, search + 1):
-            moved = p[search + dy : search + dy + h, search + dx : search + dx + w]
-            d = _cells(now ^ moved, cell)
-            best = d if best is None else np.minimum(best, d)
-    assert best is not None
+            moved = p[search + dy + y0 : search + dy + y1, search + dx + x0 : search + dx + x1]
+            np.minimum(box, _cells(here ^ moved, cell), out=box)
     return best
 
 
@@ -193,6 +216,7 @@ class FireSmokeDetector:
         self._fire = _Persistence(max(2, round(fire_window_s * fps)))
         self._present = _Persistence(max(2, round(fire_window_s * fps)))
         self._mixed = _Persistence(max(2, round(fire_window_s * fps)))
+        self._bodies: deque[F32] = deque(maxlen=max(2, round(fire_window_s * fps)))
         self._smoke = _Persistence(max(2, round(smoke_window_s * fps)))
         self._prev_flame: BoolGrid | None = None
         self._prev_colour: BoolGrid | None = None
@@ -200,16 +224,35 @@ class FireSmokeDetector:
         self._bg_sat: F32 | None = None  # per cell saturation
         self._prev_luma: F32 | None = None
         self._seen = 0
+        self._fps = fps
+        self._ref_colour: F32 | None = None  # the camera's median colour, learnt slowly
         self._smoke_rows: deque[float] = deque(maxlen=max(2, round(smoke_window_s * fps)))
         self._smoke_sizes: deque[int] = deque(maxlen=max(2, round(smoke_window_s * fps)))
 
-    def _fire_cells(
-        self, img: F32, luma: F32, change: F32, keep: BoolGrid | None, step: F32
-    ) -> tuple[BoolGrid, BoolGrid, BoolGrid]:
-        """(cells showing flickering flame now, cells holding flame pixels now, cells whose flame
-        pixels changed both ways now)."""
+    def _illuminant_corrected(self, img: F32) -> tuple[F32, F32, F32]:
+        """The red, green and blue planes of `img` with the drift of its median colour from the
+        camera's learnt one undone."""
         tu = self.tuning
         r, g, b = img[..., 0], img[..., 1], img[..., 2]
+        if tu.illuminant_time_s <= 0:
+            return r, g, b
+        med = np.maximum(np.median(img[::4, ::4].reshape(-1, 3), axis=0).astype(np.float32), 1.0)
+        if self._ref_colour is None:
+            self._ref_colour = med
+        gains = self._ref_colour / med
+        # a change of brightness alone is no tint; the channels the tint suppressed are lifted back
+        # rather than the one it raised dimmed: that one is often clipped at 255 on a flame
+        gains = np.clip(gains / gains.min(), 1.0, tu.illuminant_max_gain).astype(np.float32)
+        self._ref_colour += (med - self._ref_colour) / np.float32(tu.illuminant_time_s * self._fps)
+        return r * gains[0], g * gains[1], b * gains[2]
+
+    def _fire_cells(
+        self, img: F32, luma: F32, change: F32, keep: BoolGrid | None, step: F32
+    ) -> tuple[BoolGrid, BoolGrid, BoolGrid, F32]:
+        """(cells showing flickering flame now, cells holding flame pixels now, cells whose flame
+        pixels changed both ways now, each cell's share of flame pixels)."""
+        tu = self.tuning
+        r, g, b = self._illuminant_corrected(img)
         colour = (r >= tu.red_min) & (g >= tu.green_min) & (r >= g) & (g >= b) & (r - b >= tu.red_minus_blue)
         colour &= luma >= tu.luma_min
         # flame-coloured pixels that the background does not explain (an orange wall is learnt)
@@ -238,8 +281,10 @@ class FireSmokeDetector:
             mixed &= np.minimum(up, down) >= tu.fire_mixed * np.maximum(up + down, 1e-6)
         if tu.fire_mc_flips > 0 and prev_colour is not None and out.any():
             # on the colour mask alone: the background test does not move with a vehicle
-            out &= _shifted_flips(colour, prev_colour, tu.cell, tu.motion_search) >= tu.fire_mc_flips * frac
-        return out, present, mixed
+            out &= (
+                _shifted_flips(colour, prev_colour, tu.cell, tu.motion_search, out) >= tu.fire_mc_flips * frac
+            )
+        return out, present, mixed, frac
 
     def _smoke_cells(self, img: F32, luma: F32, delta: F32, activity: F32) -> BoolGrid:
         """Grey cells that show the background's structure at a lower contrast (semi-transparent
@@ -280,7 +325,9 @@ class FireSmokeDetector:
             & (ncc >= tu.smoke_structure_min)
             & (activity >= tu.smoke_activity_min)
         )
-        dark_grey = (sat <= tu.smoke_saturation_max) & (luma >= tu.smoke_dark_luma_min) & (luma <= tu.smoke_luma[1])
+        dark_grey = (
+            (sat <= tu.smoke_saturation_max) & (luma >= tu.smoke_dark_luma_min) & (luma <= tu.smoke_luma[1])
+        )
         thick = (
             (paler | (self._bg_sat <= tu.smoke_grey_background))
             & (_cells(dark_grey, c) >= tu.smoke_fraction)
@@ -302,7 +349,7 @@ class FireSmokeDetector:
         img = reduce(image, self.tuning.work_width)
         luma = (0.299 * img[..., 0] + 0.587 * img[..., 1] + 0.114 * img[..., 2]).astype(np.float32)
         if self._bg is None or self._bg.shape != luma.shape:
-            self._bg, self._prev_flame, self._seen = luma.copy(), None, 0
+            self._bg, self._prev_flame, self._seen, self._ref_colour = luma.copy(), None, 0, None
         self._seen += 1
         delta = luma - self._bg
         # a camera's gain or the sun changes the whole picture: only local change counts
@@ -323,9 +370,10 @@ class FireSmokeDetector:
         step = np.abs(signed_step)
         self._prev_luma = luma
         if self.fire_on:
-            fire_now, present, mixed = self._fire_cells(img, luma, change, keep, signed_step)
+            fire_now, present, mixed, frac = self._fire_cells(img, luma, change, keep, signed_step)
         else:
             fire_now = present = mixed = np.zeros((1, 1), dtype=bool)
+            frac = np.zeros((1, 1), dtype=np.float32)
         warm = self._seen * self.tuning.background_alpha >= 1.0  # the background has settled
         if warm and self.smoke_on:
             # smoke drifts and billows: a cell that stays still is a ghost of something that left;
@@ -348,6 +396,7 @@ class FireSmokeDetector:
         fire_share = self._fire.push(fire_now)
         steady = self._present.push(present) >= self.tuning.fire_steady
         steady &= self._mixed.push(mixed) >= self.tuning.fire_mixed_share
+        steady &= self._body(frac) >= self.tuning.fire_body
         smoke_share = self._smoke.push(smoke_now)
         fire = _region((fire_share >= self.fire_persistence) & steady) if self._present.full else None
         smoke_grid = smoke_share >= self.smoke_persistence
@@ -359,6 +408,21 @@ class FireSmokeDetector:
         if smoke is not None and not self._rising_or_growing():
             smoke = None
         return Observation(t, fire, smoke, int(fire_now.sum()), int(smoke_now.sum()))
+
+    def _body(self, frac: F32) -> F32:
+        """Per cell, the most flame pixels (in cells) it and its 8 neighbours held in one frame of
+        the fire window."""
+        p = np.pad(frac, 1)
+        h, w = frac.shape
+        near = np.zeros_like(frac)
+        for dy in range(3):
+            for dx in range(3):
+                near += p[dy : dy + h, dx : dx + w]
+        if self._bodies and self._bodies[0].shape != near.shape:
+            self._bodies.clear()
+        self._bodies.append(near)
+        out: F32 = np.max(np.stack(self._bodies), axis=0)
+        return out
 
     def _rising_or_growing(self) -> bool:
         """Smoke drifts upwards or spreads: its rows' mean moves up or its area grows."""

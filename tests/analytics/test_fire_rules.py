@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from smartcity.analytics import RuleEngine
+from smartcity.analytics.fire import DetectorTuning, FireSmokeDetector, Region
 from smartcity.analytics.spec import RuleSpec
 from smartcity.core.events import RuleEvent
 from smartcity.core.vision import FrameTracks
@@ -231,3 +232,59 @@ def test_thick_dark_smoke_rising_over_grass_alerts() -> None:
     assert [e.kind for e in events] == ["smoke"]
     x1, y1, x2, y2 = events[0].payload["box"]
     assert x1 <= 170 / W and x2 >= 150 / W and y2 >= 150 / H and events[0].t >= 12.0
+
+
+def sunset(img: np.ndarray, a: float) -> None:
+    """The whole picture tinted orange (strength `a`, as bench/emergency_scenes.py draws a sunset)."""
+    out = img * (1.0 + a * np.array([0.3, 0.02, -0.35])) + a * np.array([60.0, 15.0, 0.0])
+    img[:] = np.clip(out, 0, 255).astype(np.uint8)
+
+
+def sunset_scene(rng: np.random.Generator, with_flame: bool) -> list[np.ndarray]:
+    """A red-and-white tape fluttering (each stripe red or white at random) while the sun sets
+    over 4 s from 8 s (its white stripes turn flame-coloured); with a flame from 15 s."""
+    frames = scene(rng, 110)
+    for k, img in enumerate(frames):
+        for j, red in enumerate(rng.random(12) < 0.5):
+            img[120:126, 60 + 6 * j : 66 + 6 * j] = (200, 40, 40) if red else (225, 225, 225)
+        if with_flame and k >= 75:
+            flame(img, rng, 220, 150, 40)
+        sunset(img, 0.8 * min(1.0, max(0.0, (k - 40) / 20)))
+    return frames
+
+
+def fire_regions(frames: list[np.ndarray], tuning: DetectorTuning | None = None) -> list[Region]:
+    det = FireSmokeDetector(fps=FPS, smoke=False, tuning=tuning)
+    return [r for k, img in enumerate(frames) if (r := det.update(img, k / FPS).fire) is not None]
+
+
+def test_a_sunset_makes_no_fire_of_a_fluttering_tape_and_hides_no_flame() -> None:
+    # the tint moves the picture's median colour: the colour test undoes that change, so the white
+    # stripes are white again; without it they flicker flame-coloured and alert
+    tape = sunset_scene(np.random.default_rng(7), with_flame=False)
+    assert fire_regions(tape) == []
+    assert fire_regions(tape, DetectorTuning(illuminant_time_s=0.0)) != []
+    # a flame in the same light is still flame-coloured once the tint is undone (its red channel
+    # is clipped at 255: the tint is undone by lifting green and blue, not by dimming red)
+    found = fire_regions(sunset_scene(np.random.default_rng(7), with_flame=True))
+    assert found and found[0].x1 <= 260 / W and found[0].x2 >= 220 / W and found[0].y2 >= 150 / H
+
+
+def test_a_handful_of_flickering_flame_coloured_pixels_is_no_fire_a_small_flame_is() -> None:
+    # the brightest points of a rippling reflection or a lit tape's stripe: 6 of 12 pixels of one
+    # cell flame-coloured at random each frame, a flicker by every other cue, never the quarter of
+    # a cell of flame pixels that a flame large enough to be judged shows
+    rng = np.random.default_rng(8)
+    frames = scene(rng, 90)
+    spots = [(150 + 2 * (i // 4), 200 + 2 * (i % 4)) for i in range(12)]
+    for img in frames[40:]:
+        for i in rng.permutation(12)[:6]:
+            img[spots[i]] = (250, 170, 60)
+    assert fire_regions(frames) == []
+    assert fire_regions(frames, DetectorTuning(fire_body=0.0)) != []
+    # a flame of about one cell (the smallest the detector is meant to see) alerts
+    frames = scene(rng, 90)
+    for img in frames[40:]:
+        flame(img, rng, 200, 150, 10)
+    found = fire_regions(frames)
+    assert found and found[0].x1 <= 210 / W and found[0].x2 >= 200 / W
