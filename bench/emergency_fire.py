@@ -302,7 +302,8 @@ def run_stream(
         dets = detections.get(video, index, img, mirror) if k % detections.every == 0 or pose else None
         if dets is not None and pose is not None:
             people = [d for d in dets if d.cls == "person"]
-            [found] = pose.pose_and_find([img], [[d.box for d in people]])
+            # as the inference actor does: the boxes' scores decide which of them hide a person found frame-wide
+            [found] = pose.pose_and_find([img], [[d.box for d in people]], [[d.score for d in people]])
             dets = [replace(d, keypoints=kp) for d, kp in zip(people, found.keypoints, strict=True)]
             dets += [d for d in detections.get(video, index, img, mirror) if d.cls != "person"]
             dets += list(found.people)
