@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import gc
 import logging
 import os
@@ -124,11 +123,8 @@ def _mallopt(env: str, param: int, value: int) -> bool:
     it at exec is given (it wins); False where not glibc."""
     if os.environ.get(env) or not sys.platform.startswith("linux"):
         return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(param, value))
-    except (OSError, AttributeError):  # musl and others: no mallopt
-        return False
+    fn = getattr(memtrace.libc(), "mallopt", None)  # musl and others: no mallopt
+    return fn is not None and bool(fn(param, value))
 
 
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:

@@ -39,8 +39,9 @@ class _MallInfo2(ctypes.Structure):
 
 
 @functools.cache
-def _libc() -> ctypes.CDLL | None:
-    """glibc, loaded once; None where there is none."""
+def libc() -> ctypes.CDLL | None:
+    """glibc, loaded once for the process (the heap census, the trim, app.py's mallopt); None where
+    there is none."""
     try:
         return ctypes.CDLL("libc.so.6")
     except OSError:
@@ -49,8 +50,7 @@ def _libc() -> ctypes.CDLL | None:
 
 def glibc_heap() -> dict[str, int] | None:
     """glibc's malloc statistics (bytes): `in_use`, `free` inside the heap, `mmapped`; None off glibc."""
-    libc = _libc()
-    fn = getattr(libc, "mallinfo2", None)
+    fn = getattr(libc(), "mallinfo2", None)
     if fn is None:
         return None
     fn.restype = _MallInfo2
@@ -65,8 +65,7 @@ def trim_heap() -> bool:
     glibc keeps what it freed inside its arenas, fragmented, and the process's RSS creeps up by a few
     MiB per hour though nothing is live (bench/soak.py measured it in the camera-group actor). Run
     off the event loop: it holds the allocator's locks while it walks the heap (milliseconds)."""
-    libc = _libc()
-    fn = getattr(libc, "malloc_trim", None)
+    fn = getattr(libc(), "malloc_trim", None)
     if fn is None:
         return False
     fn.argtypes = [ctypes.c_size_t]
