@@ -204,7 +204,7 @@ class ByteTracker:
         # usable boxes (finite numbers) by score: high ones, low ones, both (in order) and which are high
         high_idx, low_idx, considered, is_high = kernels.split_detections(boxes, scores, cfg.high_score, cfg.low_score)
 
-        det_of_track = np.full(n_tracks, -1, dtype=np.intp)
+        det_of_track = _NO_ROWS  # no track: nothing to match (read, never written)
         unmatched_high = high_idx
         if n_tracks:
             predicted, gate, young = kernels.association_inputs(
@@ -222,6 +222,7 @@ class ByteTracker:
                     kernels.byte_stages(cost, is_high, seen_last_frame, COST_LIMIT, TIE, FORBIDDEN), considered
                 )
             else:
+                det_of_track = np.full(n_tracks, -1, dtype=np.intp)
                 if high_idx.size:
                     rows, cols = self._assign(cost[:, is_high], COST_LIMIT)
                     det_of_track[rows] = high_idx[cols]

@@ -17,6 +17,21 @@ import numpy as np
 from numba import njit
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _box_iou(
+    ax1: float, ay1: float, ax2: float, ay2: float, area_a: float, bx1: float, by1: float, bx2: float, by2: float
+) -> float:
+    """IoU of box a (its area given) and box b, as assignment.iou_matrix computes it for one pair (no
+    overlap or an empty union: 0)."""
+    iw = max(min(ax2, bx2) - max(ax1, bx1), 0.0)
+    ih = max(min(ay2, by2) - max(ay1, by1), 0.0)
+    inter = iw * ih
+    if inter == 0.0:
+        return 0.0
+    union = area_a + (bx2 - bx1) * (by2 - by1) - inter
+    return inter / union if union > 0.0 else 0.0
+
+
 @njit(cache=True, nogil=True)
 def cost_matrix(  # noqa: PLR0913 - one flat call: every argument is one of the cost's inputs
     predicted: np.ndarray, boxes: np.ndarray, iou_in: np.ndarray, gate: np.ndarray, young: np.ndarray,
@@ -57,19 +72,7 @@ def cost_matrix(  # noqa: PLR0913 - one flat call: every argument is one of the 
         reach = limit * (1.0 + 1e-9)
         for j in range(m):
             b0, b1, b2, b3 = boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3]
-            if with_iou:
-                iou = iou_in[i, j]
-            else:
-                iw = min(p2, b2) - max(p0, b0)
-                iw = max(iw, 0.0)
-                ih = min(p3, b3) - max(p1, b1)
-                ih = max(ih, 0.0)
-                inter = iw * ih
-                if inter == 0.0:
-                    iou = 0.0
-                else:
-                    union = area_p + (b2 - b0) * (b3 - b1) - inter
-                    iou = inter / union if union > 0.0 else 0.0
+            iou = iou_in[i, j] if with_iou else _box_iou(p0, p1, p2, p3, area_p, b0, b1, b2, b3)
             dw = max(b2 - b0, 1.0)
             dh = max(b3 - b1, 1.0)
             ox = b0 + b2 - p0 - p2
@@ -398,8 +401,9 @@ def _solve_group(
     col_of_row: np.ndarray,
 ) -> None:
     """One group of competing pairs (rows x cols of `cost`) solved exactly: a pair costs its cost (allowed
-    only below `cost_limit`), an unmatched row or column `cost_limit / 2` (assignment._solve_with_limit:
-    the square problem with a dummy partner per row and per column); writes the matched pairs."""
+    only below `cost_limit`), an unmatched row or column `cost_limit / 2`, as the square problem with a
+    dummy partner per row and per column (tests/assignment_reference.py keeps it on scipy); writes the
+    matched pairs."""
     n, m = rows.shape[0], cols.shape[0]
     size = n + m
     half = cost_limit / 2.0
@@ -934,13 +938,7 @@ def recover_by_overlap(  # noqa: PLR0913 - one flat call: the stage's arrays and
         area_a = (ax2 - ax1) * (ay2 - ay1)
         for b in range(n_free):
             d = free[b]
-            bx1, by1, bx2, by2 = boxes[d, 0], boxes[d, 1], boxes[d, 2], boxes[d, 3]
-            iw = max(min(ax2, bx2) - max(ax1, bx1), 0.0)
-            ih = max(min(ay2, by2) - max(ay1, by1), 0.0)
-            inter = iw * ih
-            union = area_a + (bx2 - bx1) * (by2 - by1)
-            union -= inter
-            iou = inter / union if union > 0.0 else 0.0
+            iou = _box_iou(ax1, ay1, ax2, ay2, area_a, boxes[d, 0], boxes[d, 1], boxes[d, 2], boxes[d, 3])
             if with_apart and apart[r, np.searchsorted(considered, d)]:
                 iou = 0.0
             cost[a, b] = 1.0 - iou
