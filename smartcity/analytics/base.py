@@ -139,19 +139,7 @@ class FrameView:
     zone_set: PolygonSet | None = None
     zone_rows: BoolArray | None = None
     asked: list[Polygon] = field(default_factory=list)  # zones asked about in this frame, in order
-    picks: dict[int, tuple[BoolArray, IntArray, IntArray, FloatArray, FloatArray]] = field(default_factory=dict)
     slot_rows: dict[int, int] | None = None  # made on first use (`slot_index`)
-
-    def pick(self, mask: BoolArray) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
-        """The tracks in `mask`: their indices, slots and ground points (gx, gy), shared within the frame
-        by the rules that select alike (`selected` hands them the same mask). Read-only."""
-        hit = self.picks.get(id(mask))
-        if hit is not None and hit[0] is mask:  # the entry holds the mask: its id is not reused meanwhile
-            return hit[1], hit[2], hit[3], hit[4]
-        idx = mask.nonzero()[0]
-        slots, gx, gy = self.slots[idx], self.gx[idx], self.gy[idx]
-        self.picks[id(mask)] = (mask, idx, slots, gx, gy)
-        return idx, slots, gx, gy
 
     def n_selected(self, mask: BoolArray) -> int:
         """How many tracks `mask` holds (counted when `Rule.selected` or `selected_of` made it)."""

@@ -1,4 +1,4 @@
-"""What the rules of a camera share within a frame (FrameView.pick, the zones tested together) gives
+"""What the rules of a camera share within a frame (selection masks, the zones tested together) gives
 exactly what each rule computes alone."""
 
 from __future__ import annotations
@@ -13,24 +13,6 @@ from smartcity.analytics.base import ClassVocab, FrameView, SlotTable
 from smartcity.core.events import RuleEvent
 from smartcity.core.vision import Detection, FrameTracks
 from smartcity.tracking import ByteTracker
-
-
-def view_of(points: list[tuple[float, float, float]]) -> FrameView:
-    tracks = [track(i + 1, x, y, size=size) for i, (x, y, size) in enumerate(points)]
-    return SlotTable(ClassVocab()).view(frame(1.0, *tracks))
-
-
-def test_pick_is_shared_by_the_same_mask_only() -> None:
-    view = view_of([(0.1, 0.2, 0.05), (0.5, 0.6, 0.05), (0.9, 0.3, 0.05)])
-    mask = np.array([True, False, True])
-    idx, slots, gx, gy = view.pick(mask)
-    np.testing.assert_array_equal(idx, [0, 2])
-    np.testing.assert_array_equal(slots, view.slots[[0, 2]])
-    np.testing.assert_array_equal(gx, view.gx[[0, 2]])
-    np.testing.assert_array_equal(gy, view.gy[[0, 2]])
-    assert view.pick(mask)[0] is idx
-    other = np.array([False, True, False])  # an equal-length mask of its own
-    np.testing.assert_array_equal(view.pick(other)[0], [1])
 
 
 def _scene_rules() -> list[Any]:
