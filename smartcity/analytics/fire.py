@@ -134,6 +134,17 @@ def _cells(mask: npt.NDArray[np.floating] | BoolGrid, cell: int) -> F32:
     return out
 
 
+def _around(grid: F32) -> F32:
+    """Per cell, the sum of `grid` over the cell and its 8 neighbours (nothing outside the grid)."""
+    p = np.pad(grid, 1)
+    h, w = grid.shape
+    out = np.zeros_like(grid)
+    for dy in range(3):
+        for dx in range(3):
+            out += p[dy : dy + h, dx : dx + w]
+    return out
+
+
 def _shifted_flips(now: BoolGrid, prev: BoolGrid, cell: int, search: int, where: BoolGrid) -> F32:
     """Per cell, the share of pixels that differ between `now` and `prev` shifted by the best
     translation of up to `search` pixels (the same shift for the cell: a rigid motion). Measured
@@ -382,12 +393,8 @@ class FireSmokeDetector:
             activity -= np.float32(np.median(activity))
             smoke_now = self._smoke_cells(img, luma, delta - np.float32(np.median(delta[::4, ::4])), activity)
             if keep is not None:  # nor next to a detected person (a dark coat spills over its box)
-                hidden = np.pad(_cells(keep, self.tuning.cell) < 1.0, 1)
-                near = np.zeros_like(smoke_now)
-                for dy in (0, 1, 2):
-                    for dx in (0, 1, 2):
-                        near |= hidden[dy : dy + near.shape[0], dx : dx + near.shape[1]]
-                smoke_now &= ~near
+                hidden = (_cells(keep, self.tuning.cell) < 1.0).astype(np.float32)
+                smoke_now &= _around(hidden) == 0
             if fire_now.shape == smoke_now.shape:
                 smoke_now &= ~fire_now
         else:
@@ -412,12 +419,7 @@ class FireSmokeDetector:
     def _body(self, frac: F32) -> F32:
         """Per cell, the most flame pixels (in cells) it and its 8 neighbours held in one frame of
         the fire window."""
-        p = np.pad(frac, 1)
-        h, w = frac.shape
-        near = np.zeros_like(frac)
-        for dy in range(3):
-            for dx in range(3):
-                near += p[dy : dy + h, dx : dx + w]
+        near = _around(frac)
         if self._bodies and self._bodies[0].shape != near.shape:
             self._bodies.clear()
         self._bodies.append(near)
