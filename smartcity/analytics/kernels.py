@@ -20,6 +20,8 @@ SLOT, CODE, TRACK_ID, HITS = 0, 1, 2, 3  # rows of ints (intp): slot, class code
 # order the rule declares them; the rules check theirs with SlotArrays.expect_rows)
 PX, PY, PT, PEND_T, PEND_X = range(5)  # Crossings, float64 (its last sighting, the crossing pending)
 SIDE, PEND = 0, 1  # Crossings, int8
+H_T, H_U, H_TID, H_CODE = range(4)  # Crossings' crossing behind a nearer object, float64 (HIDDEN: int8)
+HIDDEN = 0
 AX, AY, SINCE = 0, 1, 2  # an anchor (Stillness; wrong_way's has no SINCE), float64
 ENTERED, LAST, WHO_X, WHO_Y = range(4)  # a ZoneStay with WHO, float64
 WHO_ID, WHO_CODE = 0, 1  # a ZoneStay with WHO, intp
@@ -119,6 +121,77 @@ def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the li
         py[slot] = y
         pt[slot] = t
     return k_out
+
+
+@njit(cache=True, nogil=True)
+def hidden_crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the line's state and parameters
+    table: np.ndarray, min_conf: float, geo: np.ndarray, ints: np.ndarray, conf: np.ndarray, fresh: np.ndarray,
+    floats: np.ndarray, sides: np.ndarray, hfloats: np.ndarray, hsides: np.ndarray, t: float, margin: float,
+    min_hits: int, line: np.ndarray, max_lost_s: float, min_covered: float,
+) -> int:
+    """Crossings.step's second part (after crossings_step, whose state `floats` and `sides` it reads): a
+    track of the classes in `table` lost for at most `max_lost_s` since the line's last sighting of its
+    slot, seen at least `min_hits` times, whose predicted ground point is now clearly across the line
+    (past the band, within the margin) while nearer objects detected now cover at least `min_covered` of
+    its predicted box, is noted as having crossed behind them (`hsides` row HIDDEN: the direction;
+    `hfloats` rows H_T ... H_CODE: when, where along the line, its track id and class code). A slot
+    detected now drops its note (crossings_step has counted it if it came out across; it did not cross
+    if it came out on its side). Returns how many notes were made."""
+    n = geo.shape[1]
+    px, py, pt = floats[PX], floats[PY], floats[PT]
+    side = sides[SIDE]
+    hidden = hsides[HIDDEN]
+    h, share, ex, ey = line[6], line[7], line[8], line[9]
+    made = 0
+    for i in range(n):
+        slot = ints[SLOT, i]
+        if fresh[i]:
+            hidden[slot] = 0
+            continue
+        if hidden[slot] != 0 or side[slot] == 0 or math.isnan(pt[slot]) or t - pt[slot] > max_lost_s:
+            continue
+        if ints[HITS, i] < min_hits or not table[ints[CODE, i]] or conf[i] < min_conf:
+            continue
+        x, y = geo[GX, i], geo[GY, i]
+        d = (x - line[0]) * line[4] + (y - line[1]) * line[5]
+        band = max(h, share * (ex * geo[BW, i] + ey * geo[BH, i])) if share > 0 else h
+        nk = np.int8(d > band) - np.int8(d < -band)
+        if nk * side[slot] >= 0:
+            continue
+        u, f = _along(px[slot], py[slot], x, y, line)
+        if not -margin <= u <= 1.0 + margin:
+            continue
+        if _covered_by_nearer(i, geo, fresh) < min_covered:
+            continue
+        hidden[slot] = nk
+        hfloats[H_T, slot] = pt[slot] + min(1.0, max(0.0, f)) * (t - pt[slot])
+        hfloats[H_U, slot] = u
+        hfloats[H_TID, slot] = ints[TRACK_ID, i]
+        hfloats[H_CODE, slot] = ints[CODE, i]
+        made += 1
+    return made
+
+
+@njit(cache=True, nogil=True)
+def _covered_by_nearer(i: int, geo: np.ndarray, fresh: np.ndarray) -> float:
+    """Share of track i's box covered by the boxes of tracks detected now whose ground point is lower in
+    the picture (nearer the camera, so in front of it); overlaps between those boxes count twice, capped
+    at 1."""
+    w, hh = geo[BW, i], geo[BH, i]
+    area = w * hh
+    if area <= 0.0:
+        return 0.0
+    x1, x2, y1, y2 = geo[GX, i] - 0.5 * w, geo[GX, i] + 0.5 * w, geo[GY, i] - hh, geo[GY, i]
+    covered = 0.0
+    for j in range(geo.shape[1]):
+        if j == i or not fresh[j] or geo[GY, j] <= y2:
+            continue
+        ow = min(x2, geo[GX, j] + 0.5 * geo[BW, j]) - max(x1, geo[GX, j] - 0.5 * geo[BW, j])
+        oh = min(y2, geo[GY, j]) - max(y1, geo[GY, j] - geo[BH, j])
+        if ow > 0.0 and oh > 0.0:
+            covered += ow * oh
+    share: float = min(1.0, covered / area)
+    return share
 
 
 @njit(cache=True, nogil=True)
@@ -510,6 +583,8 @@ def warm_up() -> None:
     for conf in (f, strided):
         count_selected(b, i, conf, 0.5, b, b)
         selection(b, ints[CODE], conf, 0.5, b, b.copy())
+        hidden_crossings_step(b, 0.5, geo, ints, conf, b, np.zeros((5, 2)), np.zeros((2, 2), dtype=np.int8),
+                              np.zeros((4, 2)), np.zeros((1, 2), dtype=np.int8), 0.0, 0.0, 2, np.zeros(10), 0.6, 0.5)
     all_halfplanes(np.zeros((2, 2)), np.zeros((2, 1)), np.zeros(1, dtype=np.intp), np.zeros((1, 2), dtype=np.bool_))
     state = np.zeros((8, 2))
     for box in (np.zeros((2, 4)), np.zeros((2, 8))[:, :4]):  # the tracker's boxes, or read off Track objects

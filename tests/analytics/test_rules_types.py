@@ -151,6 +151,54 @@ def test_vehicle_waiting_on_the_line_counts_once() -> None:
     assert totals(eng) == {("car", "in"): 1}
 
 
+def _behind_the_bus(outcome: str, *, bus: bool = True, hidden_s: float | None = None) -> dict[tuple[str, str], int]:
+    """A car drives towards the line (x = 0.5) and is lost as it passes behind a bus parked nearer the
+    camera (lower in the picture), its prediction crossing the line; then `outcome`: it never comes
+    out under its id (re-found as a new track far on), comes out on its own side, or across."""
+    params = {**LINE, "emit_events": True, **({} if hidden_s is None else {"hidden_s": hidden_s})}
+    eng = RuleEngine([spec("line_count", params)], CAM)
+    parked = [track(9, 0.5, 0.62, "bus", size=0.25, t=0.1 * k) for k in range(120)] if bus else []
+    seen = [track(1, 0.40 + 0.02 * k, 0.5, t=0.1 * k, hits=k + 1) for k in range(5)]  # up to x = 0.48
+    lost = [track(1, 0.50 + 0.02 * k, 0.5, t=0.5 + 0.1 * k, hits=5, tsu=k + 1) for k in range(3)]  # predicted
+    after: list[Track] = []
+    if outcome == "new track":  # far on, where no relink reaches (gap 1 s, 0.3 past the prediction)
+        after = [track(2, 0.95, 0.5, t=1.3 + 0.1 * k, hits=k + 1) for k in range(3)]
+    elif outcome == "own side":  # it had stopped behind the bus
+        after = [track(1, 0.47, 0.5, t=0.8 + 0.1 * k, hits=6 + k) for k in range(30)]
+    elif outcome == "across":
+        after = [track(1, 0.58 + 0.02 * k, 0.5, t=0.8 + 0.1 * k, hits=6 + k) for k in range(10)]
+    run(eng, frames_of(parked, seen, lost, after, [track(5, 0.1, 0.9, "person", t=0.1 * k) for k in range(120)]))
+    return totals(eng)
+
+
+def test_line_count_counts_a_car_that_crosses_behind_a_nearer_bus_once() -> None:
+    """Lost behind the bus as its prediction crosses, the car is counted when its slot is released
+    (it came out as another track further on), once; as a crossing seen if it comes out across
+    under its id; not at all if it comes out on its own side."""
+    assert _behind_the_bus("new track") == {("car", "in"): 1}
+    assert _behind_the_bus("across") == {("car", "in"): 1}
+    assert _behind_the_bus("own side") == {}
+
+
+def test_line_count_counts_no_hidden_crossing_without_a_nearer_object_or_when_off() -> None:
+    """Nothing in front of it (a detector miss, not an occlusion), or `hidden_s` 0: a lost car's
+    prediction is not believed."""
+    assert _behind_the_bus("new track", bus=False) == {}
+    assert _behind_the_bus("new track", hidden_s=0.0) == {}
+
+
+def test_line_count_hidden_crossing_event_says_so_and_keeps_its_time() -> None:
+    eng = RuleEngine([spec("line_count", {**LINE, "emit_events": True})], CAM)
+    parked = [track(9, 0.5, 0.62, "bus", size=0.25, t=0.1 * k) for k in range(120)]
+    seen = [track(1, 0.40 + 0.02 * k, 0.5, t=0.1 * k, hits=k + 1) for k in range(5)]
+    lost = [track(1, 0.50 + 0.02 * k, 0.5, t=0.5 + 0.1 * k, hits=5, tsu=k + 1) for k in range(3)]
+    events = [e for e in run(eng, frames_of(parked, seen, lost)) if e.kind == "crossing"]
+    assert [(e.track_id, e.object_class, e.payload["direction"], e.payload["hidden"]) for e in events] == [
+        (1, "car", "in", True)]
+    # crossed between its last sighting (x 0.48 at 0.4 s) and its prediction past the band (0.52 at 0.6 s)
+    assert 0.4 < events[0].t <= 0.6
+
+
 def test_wrong_way() -> None:
     eng = RuleEngine([spec("wrong_way", {"zone": ZONE, "direction": [1, 0], "min_distance": 0.1})], CAM)
     ev = run(eng, frames_of(walk(1, 0.3, 0.7, 30),  # right way

@@ -4,6 +4,16 @@ Crossings use the box's ground point with a hysteresis band around the line: a t
 only changes once it is clearly on the other side, so a box that flickers across the line is
 counted once. A crossing by a track younger than `min_track_age` frames is held pending and
 counted when the track matures (false positives never do).
+
+With `hidden_s`, a crossing made behind a nearer object is counted too: a low camera looks along
+the road, so a vehicle that has just entered the picture is covered by the one following it for a
+second or two, and one leaving the junction passes behind the queue waiting on the other side.
+It was seen moving towards the line, is lost as its predicted box goes behind objects detected
+nearer the camera, and its prediction crosses the line within `hidden_s` of its last sighting. The
+crossing is noted, not counted: if the object comes out on its own side (it stopped behind the
+bus) the note is dropped; if it comes out across under the same slot, the crossing is counted as
+any other; if it never comes out under that slot (it re-appears as a new track further on, or
+leaves the picture hidden) the note is counted when the slot is released, at the time it crossed.
 """
 
 from __future__ import annotations
@@ -45,8 +55,17 @@ class Crossings:
     takes the side its ground point is on (it may have been born on the line).
     """
 
-    def __init__(self, line: Line, hysteresis: float, margin: float, min_age: int, box_share: float = 0.0) -> None:
+    def __init__(
+        self, line: Line, hysteresis: float, margin: float, min_age: int, box_share: float = 0.0,
+        hidden_s: float = 0.0, hidden_covered: float = 0.5,
+    ) -> None:
         self.line = line
+        self.hidden_s = hidden_s  # 0: crossings behind nearer objects are not counted (see the module docstring)
+        self.hidden_covered = hidden_covered
+        self.hidden = SlotArrays(side=(0, np.int8), t=(np.nan, np.float64), u=(np.nan, np.float64),
+                                 tid=(-1.0, np.float64), code=(-1.0, np.float64))
+        self.hidden.expect_rows("side", "t", side=kernels.HIDDEN, t=kernels.H_T, u=kernels.H_U, tid=kernels.H_TID,
+                                code=kernels.H_CODE)
         self.h = hysteresis
         self.box_share = box_share
         self.nx, self.ny = abs(line.normal[0]), abs(line.normal[1])
@@ -63,9 +82,16 @@ class Crossings:
         self.st.expect_rows("side", "px", px=k.PX, py=k.PY, pt=k.PT, pend_t=k.PEND_T, pend_x=k.PEND_X, side=k.SIDE,
                             pend=k.PEND)
         self._out = ScratchRows(4)  # the kernel's crossings: track index, direction, time, fraction along
+        # crossings behind nearer objects counted on the last step: slot, direction, time, fraction along,
+        # track id, class code
+        self.released: list[tuple[int, int, float, float, int, int]] = []
 
-    def step(self, view: FrameView, sel: BoolArray) -> list[tuple[int, int, float, float]]:
-        """(track index, direction +1/-1, crossing time, along-line fraction) of crossings now confirmed."""
+    def step(self, view: FrameView, sel: BoolArray, table: BoolArray | None = None,
+             min_conf: float = 0.0) -> list[tuple[int, int, float, float]]:
+        """(track index, direction +1/-1, crossing time, along-line fraction) of crossings now confirmed.
+
+        `table` (by class code) and `min_conf`: the tracks whose crossings behind nearer objects count
+        (`hidden_s`); those confirmed now are in `released`."""
         st = self.st
         if st.capacity < view.capacity:
             st.ensure(view.capacity)
@@ -75,10 +101,35 @@ class Crossings:
         sides, floats = st.matrices  # (side, pend), (px ... pend_x)
         k = kernels.crossings_step(sel, view.geo, view.ints, floats, sides, float(view.t), self.margin, self.min_age,
                                    self._line, out)
+        self.released = []
+        if self.hidden_s > 0 and table is not None:
+            self._hidden(view, floats, sides, table, min_conf)
         if not k:
             return []
         hit, direction, t_cross, u = out[:, :k].tolist()
         return [(int(i), int(d), tc, uu) for i, d, tc, uu in zip(hit, direction, t_cross, u, strict=True)]
 
+    def _hidden(self, view: FrameView, floats: np.ndarray, sides: np.ndarray, table: BoolArray,
+                min_conf: float) -> None:
+        """Note the crossings made behind nearer objects now; count those of the slots released now
+        (`released`: slot, direction, crossing time, along-line fraction, track id, class code)."""
+        hd = self.hidden
+        if hd.capacity < view.capacity:
+            hd.ensure(view.capacity)
+        if view.new_slots:
+            hd.reset(view.new_slots)
+        hsides, hfloats = hd.matrices
+        for s in view.freed_slots:  # a slot released now is not in the frame: its note is final
+            d = int(hsides[kernels.HIDDEN, s])
+            if d:
+                self.released.append((s, d, float(hfloats[kernels.H_T, s]), float(hfloats[kernels.H_U, s]),
+                                      int(hfloats[kernels.H_TID, s]), int(hfloats[kernels.H_CODE, s])))
+                hsides[kernels.HIDDEN, s] = 0
+        if len(view.codes):
+            kernels.hidden_crossings_step(table, min_conf, view.geo, view.ints, view.conf, view.fresh, floats, sides,
+                                          hfloats, hsides, float(view.t), self.margin, max(2, self.min_age),
+                                          self._line, self.hidden_s, self.hidden_covered)
+
     def reset(self) -> None:
         self.st.reset(list(range(self.st.capacity)))
+        self.hidden.reset(list(range(self.hidden.capacity)))

@@ -41,6 +41,18 @@ class LineCountParams(Params):
         ge=0,
         le=0.5,
     )
+    hidden_s: float = Field(
+        2.0,
+        description="A track lost behind objects detected nearer the camera whose predicted path crosses the line "
+        "within this many seconds of its last sighting counts as crossing (unless it comes out on its own side); "
+        "0: only crossings seen count. A low camera looks along the road: a vehicle that has just entered the "
+        "picture is covered by the one behind it, one leaving passes behind the queue on the other side.",
+        ge=0,
+        le=5,
+    )
+    hidden_covered: float = Field(
+        0.5, description="Share of the lost track's predicted box the nearer objects must cover.", gt=0, le=1
+    )
     emit_events: bool = Field(False, description="Also emit one event per crossing (counts are always kept).")
     in_name: str = Field("in", description="Name of the 'in' direction in counts.", min_length=1, max_length=32)
     out_name: str = Field("out", description="Name of the 'out' direction in counts.", min_length=1, max_length=32)
@@ -69,19 +81,31 @@ class LineCountRule(Rule):
         super().__init__(spec, vocab, counts=counts)
         p: LineCountParams = self.params
         self.line = Line.of(p.line, p.in_direction)
-        self.crossings = Crossings(self.line, p.hysteresis, p.margin, p.min_track_age, p.hysteresis_box)
+        self.crossings = Crossings(self.line, p.hysteresis, p.margin, p.min_track_age, p.hysteresis_box,
+                                   p.hidden_s, p.hidden_covered)
 
     def step(self, view: FrameView) -> list[RuleEvent]:
         out: list[RuleEvent] = []
-        p: LineCountParams = self.params
-        for i, direction, t_cross, u in self.crossings.step(view, self.selected(view)):
+        crossings = self.crossings
+        sel = self.selected(view)
+        if len(self._table) < len(self.vocab.names):  # (selected may have found its mask made by another rule)
+            self._table = self.vocab.table(self.classes)
+        seen = crossings.step(view, sel, self._table, self.spec.min_confidence)
+        for i, direction, t_cross, u in seen:
             tr = view.tracks[i]
-            name = p.in_name if direction > 0 else p.out_name
-            self.counts.add(self.spec.id, tr.cls, name, t_cross)
-            if p.emit_events:
-                self.emit(out, view, t_cross, "crossing", track_id=tr.track_id, object_class=tr.cls,
-                          payload=on_line(self.line, u, direction=name, along=round(u, 3)))
+            self._count(out, view, direction, t_cross, u, tr.track_id, tr.cls, {})
+        for _, direction, t_cross, u, track_id, code in crossings.released:
+            self._count(out, view, direction, t_cross, u, track_id, self.vocab.names[code], {"hidden": True})
         return out
+
+    def _count(self, out: list[RuleEvent], view: FrameView, direction: int, t_cross: float, u: float,
+               track_id: int, cls: str, extra: dict[str, Any]) -> None:
+        p: LineCountParams = self.params
+        name = p.in_name if direction > 0 else p.out_name
+        self.counts.add(self.spec.id, cls, name, t_cross)
+        if p.emit_events:
+            self.emit(out, view, t_cross, "crossing", track_id=track_id, object_class=cls,
+                      payload=on_line(self.line, u, direction=name, along=round(u, 3), **extra))
 
     def reset(self) -> None:
         self.crossings.reset()
