@@ -18,10 +18,9 @@ GX, GY, BW, BH = 0, 1, 2, 3  # rows of geo (float64): ground point and box size,
 SLOT, CODE, TRACK_ID, HITS = 0, 1, 2, 3  # rows of ints (intp): slot, class code, track id, hits
 # rows of the rules' per-slot state as kernels take it (SlotArrays.rows_of: the arrays of one dtype, in the
 # order the rule declares them; the rules check theirs with SlotArrays.expect_rows)
-PX, PY, PT, PEND_T, PEND_X = range(5)  # Crossings, float64 (its last sighting, the crossing pending)
-SIDE, PEND = 0, 1  # Crossings, int8
-H_T, H_U, H_TID, H_CODE = range(4)  # Crossings' crossing behind a nearer object, float64 (HIDDEN: int8)
-HIDDEN = 0
+# Crossings, float64: its last sighting, the crossing pending, the crossing behind a nearer object noted
+PX, PY, PT, PEND_T, PEND_X, H_T, H_U, H_TID, H_CODE = range(9)
+SIDE, PEND, HIDDEN = 0, 1, 2  # Crossings, int8
 AX, AY, SINCE = 0, 1, 2  # an anchor (Stillness; wrong_way's has no SINCE), float64
 ENTERED, LAST, WHO_X, WHO_Y = range(4)  # a ZoneStay with WHO, float64
 WHO_ID, WHO_CODE = 0, 1  # a ZoneStay with WHO, intp
@@ -70,7 +69,8 @@ def wrong_way_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the ru
 @njit(cache=True, nogil=True)
 def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the line's state and parameters
     sel: np.ndarray, geo: np.ndarray, ints: np.ndarray, floats: np.ndarray, sides: np.ndarray, t: float,
-    margin: float, min_age: int, line: np.ndarray, out: np.ndarray,
+    margin: float, min_age: int, line: np.ndarray, out: np.ndarray, table: np.ndarray, min_conf: float,
+    conf: np.ndarray, fresh: np.ndarray, max_lost_s: float, min_covered: float,
 ) -> int:
     """Crossings.step's frame (see there) for the selected tracks (`sel`, in order; `geo`, `ints`: the
     frame's rows, FrameView.geo and FrameView.ints): updates the per-slot state (`floats` rows PX ...
@@ -78,7 +78,16 @@ def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the li
     direction +1/-1, crossing time, fraction along the line) to the first columns of the rows of `out`
     (4, as long as the frame's tracks at least); returns how many. `line`: ax, ay, bx, by, nx, ny (the unit
     normal), the band `h`, the share of the box's extent across the line the band spans at least (0:
-    none), |nx| and |ny|."""
+    none), |nx| and |ny|.
+
+    With `max_lost_s` > 0, crossings behind nearer objects are noted (rows HIDDEN of `sides`: the
+    direction; H_T ... H_CODE of `floats`: when, where along the line, the track id and class code): a
+    track of the classes in `table` (by class code) with a confidence of at least `min_conf`, not
+    detected now (`fresh`), lost for at most `max_lost_s` since its slot's last sighting, seen at least
+    twice and `min_age` times, whose predicted ground point is clearly across the line (past the band,
+    within the margin) while tracks detected now nearer the camera cover at least `min_covered` of its
+    predicted box. A slot detected now drops its note (the loop above counted it if it came out across;
+    it did not cross if it came out on its own side)."""
     n = sel.shape[0]
     px, py, pt, pend_t, pend_x = floats[PX], floats[PY], floats[PT], floats[PEND_T], floats[PEND_X]
     side, pend = sides[SIDE], sides[PEND]
@@ -86,8 +95,13 @@ def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the li
     k_out = 0
     for i in range(n):
         if not sel[i]:
+            if max_lost_s > 0.0:
+                _note_hidden(i, geo, ints, floats, sides, t, margin, min_age, line, table, min_conf, conf, fresh,
+                             max_lost_s, min_covered)
             continue
         slot = ints[SLOT, i]
+        if max_lost_s > 0.0:
+            sides[HIDDEN, slot] = 0
         x, y = geo[GX, i], geo[GY, i]
         # signed distance, and the side with the hysteresis band (+1, -1, or 0 inside it)
         d = (x - line[0]) * line[4] + (y - line[1]) * line[5]
@@ -123,53 +137,38 @@ def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the li
     return k_out
 
 
-@njit(cache=True, nogil=True)
-def hidden_crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the line's state and parameters
-    table: np.ndarray, min_conf: float, geo: np.ndarray, ints: np.ndarray, conf: np.ndarray, fresh: np.ndarray,
-    floats: np.ndarray, sides: np.ndarray, hfloats: np.ndarray, hsides: np.ndarray, t: float, margin: float,
-    min_hits: int, line: np.ndarray, max_lost_s: float, min_covered: float,
-) -> int:
-    """Crossings.step's second part (after crossings_step, whose state `floats` and `sides` it reads): a
-    track of the classes in `table` lost for at most `max_lost_s` since the line's last sighting of its
-    slot, seen at least `min_hits` times, whose predicted ground point is now clearly across the line
-    (past the band, within the margin) while nearer objects detected now cover at least `min_covered` of
-    its predicted box, is noted as having crossed behind them (`hsides` row HIDDEN: the direction;
-    `hfloats` rows H_T ... H_CODE: when, where along the line, its track id and class code). A slot
-    detected now drops its note (crossings_step has counted it if it came out across; it did not cross
-    if it came out on its side). Returns how many notes were made."""
-    n = geo.shape[1]
-    px, py, pt = floats[PX], floats[PY], floats[PT]
-    side = sides[SIDE]
-    hidden = hsides[HIDDEN]
-    h, share, ex, ey = line[6], line[7], line[8], line[9]
-    made = 0
-    for i in range(n):
-        slot = ints[SLOT, i]
-        if fresh[i]:
-            hidden[slot] = 0
-            continue
-        if hidden[slot] != 0 or side[slot] == 0 or math.isnan(pt[slot]) or t - pt[slot] > max_lost_s:
-            continue
-        if ints[HITS, i] < min_hits or not table[ints[CODE, i]] or conf[i] < min_conf:
-            continue
-        x, y = geo[GX, i], geo[GY, i]
-        d = (x - line[0]) * line[4] + (y - line[1]) * line[5]
-        band = max(h, share * (ex * geo[BW, i] + ey * geo[BH, i])) if share > 0 else h
-        nk = np.int8(d > band) - np.int8(d < -band)
-        if nk * side[slot] >= 0:
-            continue
-        u, f = _along(px[slot], py[slot], x, y, line)
-        if not -margin <= u <= 1.0 + margin:
-            continue
-        if _covered_by_nearer(i, geo, fresh) < min_covered:
-            continue
-        hidden[slot] = nk
-        hfloats[H_T, slot] = pt[slot] + min(1.0, max(0.0, f)) * (t - pt[slot])
-        hfloats[H_U, slot] = u
-        hfloats[H_TID, slot] = ints[TRACK_ID, i]
-        hfloats[H_CODE, slot] = ints[CODE, i]
-        made += 1
-    return made
+@njit(cache=True, nogil=True, inline="always")
+def _note_hidden(  # noqa: PLR0913 - crossings_step's state and parameters
+    i: int, geo: np.ndarray, ints: np.ndarray, floats: np.ndarray, sides: np.ndarray, t: float, margin: float,
+    min_age: int, line: np.ndarray, table: np.ndarray, min_conf: float, conf: np.ndarray, fresh: np.ndarray,
+    max_lost_s: float, min_covered: float,
+) -> None:
+    """crossings_step for a track it does not count (see there): a note of its crossing behind nearer
+    objects, or the note of its slot dropped if it was detected now."""
+    slot = ints[SLOT, i]
+    if fresh[i]:  # detected, not selected (its score or class this frame): its slot is not hidden
+        sides[HIDDEN, slot] = 0
+        return
+    pt = floats[PT, slot]
+    prev = sides[SIDE, slot]
+    if sides[HIDDEN, slot] != 0 or prev == 0 or math.isnan(pt) or t - pt > max_lost_s:
+        return
+    if ints[HITS, i] < max(2, min_age) or not table[ints[CODE, i]] or conf[i] < min_conf:
+        return
+    x, y = geo[GX, i], geo[GY, i]
+    d = (x - line[0]) * line[4] + (y - line[1]) * line[5]
+    band = max(line[6], line[7] * (line[8] * geo[BW, i] + line[9] * geo[BH, i])) if line[7] > 0 else line[6]
+    nk = np.int8(d > band) - np.int8(d < -band)
+    if nk * prev >= 0:
+        return
+    u, f = _along(floats[PX, slot], floats[PY, slot], x, y, line)
+    if not -margin <= u <= 1.0 + margin or _covered_by_nearer(i, geo, fresh) < min_covered:
+        return
+    sides[HIDDEN, slot] = nk
+    floats[H_T, slot] = pt + min(1.0, max(0.0, f)) * (t - pt)
+    floats[H_U, slot] = u
+    floats[H_TID, slot] = ints[TRACK_ID, i]
+    floats[H_CODE, slot] = ints[CODE, i]
 
 
 @njit(cache=True, nogil=True)
@@ -570,8 +569,9 @@ def warm_up() -> None:
     geo, ints = work[:4], np.zeros((4, 2), dtype=np.intp)  # FrameView.geo (rows of the view's work) and .ints
     flags = np.zeros((1, 2), dtype=np.bool_)
     wrong_way_step(b, b, geo, ints, np.zeros((2, 2)), flags, 1.0, 0.0, 0.1, 3, 0.5, np.zeros((2, 2)))
-    crossings_step(b, geo, ints, np.zeros((5, 2)), np.zeros((2, 2), dtype=np.int8), 0.0, 0.0, 2, np.zeros(10),
-                   np.zeros((4, 2)))
+    for conf in (f, np.zeros((2, 2))[:, 0]):  # the tracker's scores, or read off Track objects
+        crossings_step(b, geo, ints, np.zeros((9, 2)), np.zeros((3, 2), dtype=np.int8), 0.0, 0.0, 2, np.zeros(10),
+                       np.zeros((4, 2)), b, 0.5, conf, b, 0.6, 0.5)
     zone_stay_step(b, b, i, f.copy(), f.copy(), 0.0, 1.5, i.copy(), i.copy(), i.copy(), b.copy())
     stillness_update(i, i, f, f, f.copy(), f.copy(), f.copy(), 0.0, 1.0, np.ones(1), np.zeros(0, dtype=np.bool_))
     stays, who_ids = np.zeros((4, 2)), np.zeros((2, 2), dtype=np.intp)  # a ZoneStay with WHO
@@ -583,8 +583,6 @@ def warm_up() -> None:
     for conf in (f, strided):
         count_selected(b, i, conf, 0.5, b, b)
         selection(b, ints[CODE], conf, 0.5, b, b.copy())
-        hidden_crossings_step(b, 0.5, geo, ints, conf, b, np.zeros((5, 2)), np.zeros((2, 2), dtype=np.int8),
-                              np.zeros((4, 2)), np.zeros((1, 2), dtype=np.int8), 0.0, 0.0, 2, np.zeros(10), 0.6, 0.5)
     all_halfplanes(np.zeros((2, 2)), np.zeros((2, 1)), np.zeros(1, dtype=np.intp), np.zeros((1, 2), dtype=np.bool_))
     state = np.zeros((8, 2))
     for box in (np.zeros((2, 4)), np.zeros((2, 8))[:, :4]):  # the tracker's boxes, or read off Track objects

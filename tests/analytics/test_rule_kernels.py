@@ -179,9 +179,10 @@ def test_crossings_step_equals_the_numpy_reference(seed: int) -> None:
         out = np.full((4, len(slots) + 1), np.nan)
         geo, ints = _packed(slots, gx, gy, bw, bh, hits)
         # the state as Crossings keeps it: the float64 arrays and the int8 ones as the rows of one array each
-        floats = np.vstack([got[k] for k in ("px", "py", "pt", "pend_t", "pend_x")])
-        sides = np.vstack((got["side"], got["pend"]))
-        k = kernels.crossings_step(sel, geo, ints, floats, sides, t, margin, 2, line, out)
+        floats = np.vstack([got[k] for k in ("px", "py", "pt", "pend_t", "pend_x")] + [np.full(cap, np.nan)] * 4)
+        sides = np.vstack((got["side"], got["pend"], np.zeros(cap, dtype=np.int8)))
+        no = np.zeros(0, dtype=bool)  # crossings behind nearer objects off (max_lost_s 0), as red_light has them
+        k = kernels.crossings_step(sel, geo, ints, floats, sides, t, margin, 2, line, out, no, 0.0, bw, sel, 0.0, 0.5)
         for name, row in (("px", kernels.PX), ("py", kernels.PY), ("pt", kernels.PT), ("pend_t", kernels.PEND_T),
                           ("pend_x", kernels.PEND_X)):
             got[name] = floats[row]

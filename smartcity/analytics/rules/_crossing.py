@@ -62,10 +62,6 @@ class Crossings:
         self.line = line
         self.hidden_s = hidden_s  # 0: crossings behind nearer objects are not counted (see the module docstring)
         self.hidden_covered = hidden_covered
-        self.hidden = SlotArrays(side=(0, np.int8), t=(np.nan, np.float64), u=(np.nan, np.float64),
-                                 tid=(-1.0, np.float64), code=(-1.0, np.float64))
-        self.hidden.expect_rows("side", "t", side=kernels.HIDDEN, t=kernels.H_T, u=kernels.H_U, tid=kernels.H_TID,
-                                code=kernels.H_CODE)
         self.h = hysteresis
         self.box_share = box_share
         self.nx, self.ny = abs(line.normal[0]), abs(line.normal[1])
@@ -74,13 +70,17 @@ class Crossings:
         # the line and its band for the kernel
         self._line = np.array([*line.a, *line.b, *line.normal, hysteresis, box_share, self.nx, self.ny],
                               dtype=np.float64)
+        # per slot: the side, the last sighting, the crossing pending, the crossing behind nearer objects noted
+        # (direction h_side; time, fraction along, track id and class code)
         self.st = SlotArrays(
             side=(0, np.int8), px=(np.nan, np.float64), py=(np.nan, np.float64), pt=(np.nan, np.float64),
-            pend=(0, np.int8), pend_t=(np.nan, np.float64), pend_x=(np.nan, np.float64),
+            pend=(0, np.int8), pend_t=(np.nan, np.float64), pend_x=(np.nan, np.float64), h_side=(0, np.int8),
+            h_t=(np.nan, np.float64), h_u=(np.nan, np.float64), h_tid=(-1.0, np.float64), h_code=(-1.0, np.float64),
         )
         k = kernels
-        self.st.expect_rows("side", "px", px=k.PX, py=k.PY, pt=k.PT, pend_t=k.PEND_T, pend_x=k.PEND_X, side=k.SIDE,
-                            pend=k.PEND)
+        self.st.expect_rows("side", "px", px=k.PX, py=k.PY, pt=k.PT, pend_t=k.PEND_T, pend_x=k.PEND_X, h_t=k.H_T,
+                            h_u=k.H_U, h_tid=k.H_TID, h_code=k.H_CODE, side=k.SIDE, pend=k.PEND, h_side=k.HIDDEN)
+        self._no_classes = np.zeros(0, dtype=bool)
         self._out = ScratchRows(4)  # the kernel's crossings: track index, direction, time, fraction along
         # crossings behind nearer objects counted on the last step: slot, direction, time, fraction along,
         # track id, class code
@@ -91,45 +91,30 @@ class Crossings:
         """(track index, direction +1/-1, crossing time, along-line fraction) of crossings now confirmed.
 
         `table` (by class code) and `min_conf`: the tracks whose crossings behind nearer objects count
-        (`hidden_s`); those confirmed now are in `released`."""
+        (`hidden_s`); those counted now are in `released`."""
         st = self.st
         if st.capacity < view.capacity:
             st.ensure(view.capacity)
         if view.new_slots:
             st.reset(view.new_slots)
         out = self._out.fit(len(sel))
-        sides, floats = st.matrices  # (side, pend), (px ... pend_x)
-        k = kernels.crossings_step(sel, view.geo, view.ints, floats, sides, float(view.t), self.margin, self.min_age,
-                                   self._line, out)
+        sides, floats = st.matrices  # (side, pend, h_side), (px ... h_code)
+        hidden = self.hidden_s if table is not None else 0.0
         self.released = []
-        if self.hidden_s > 0 and table is not None:
-            self._hidden(view, floats, sides, table, min_conf)
+        if hidden > 0 and view.freed_slots:  # a slot released now is not in the frame: its note is final
+            for s in view.freed_slots:
+                d = int(sides[kernels.HIDDEN, s])
+                if d:
+                    self.released.append((s, d, float(floats[kernels.H_T, s]), float(floats[kernels.H_U, s]),
+                                          int(floats[kernels.H_TID, s]), int(floats[kernels.H_CODE, s])))
+                    sides[kernels.HIDDEN, s] = 0
+        k = kernels.crossings_step(sel, view.geo, view.ints, floats, sides, float(view.t), self.margin, self.min_age,
+                                   self._line, out, self._no_classes if table is None else table, min_conf, view.conf,
+                                   view.fresh, hidden, self.hidden_covered)
         if not k:
             return []
         hit, direction, t_cross, u = out[:, :k].tolist()
         return [(int(i), int(d), tc, uu) for i, d, tc, uu in zip(hit, direction, t_cross, u, strict=True)]
 
-    def _hidden(self, view: FrameView, floats: np.ndarray, sides: np.ndarray, table: BoolArray,
-                min_conf: float) -> None:
-        """Note the crossings made behind nearer objects now; count those of the slots released now
-        (`released`: slot, direction, crossing time, along-line fraction, track id, class code)."""
-        hd = self.hidden
-        if hd.capacity < view.capacity:
-            hd.ensure(view.capacity)
-        if view.new_slots:
-            hd.reset(view.new_slots)
-        hsides, hfloats = hd.matrices
-        for s in view.freed_slots:  # a slot released now is not in the frame: its note is final
-            d = int(hsides[kernels.HIDDEN, s])
-            if d:
-                self.released.append((s, d, float(hfloats[kernels.H_T, s]), float(hfloats[kernels.H_U, s]),
-                                      int(hfloats[kernels.H_TID, s]), int(hfloats[kernels.H_CODE, s])))
-                hsides[kernels.HIDDEN, s] = 0
-        if len(view.codes):
-            kernels.hidden_crossings_step(table, min_conf, view.geo, view.ints, view.conf, view.fresh, floats, sides,
-                                          hfloats, hsides, float(view.t), self.margin, max(2, self.min_age),
-                                          self._line, self.hidden_s, self.hidden_covered)
-
     def reset(self) -> None:
         self.st.reset(list(range(self.st.capacity)))
-        self.hidden.reset(list(range(self.hidden.capacity)))
