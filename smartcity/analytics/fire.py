@@ -20,7 +20,8 @@ each cheap and each rejecting a different look-alike:
   stirring from frame to frame (a ghost of something that left stays still), persisting in place
   over a longer window, and rising: the cell's texture drifts upwards in most of the frames it
   is seen in (buoyancy; a steady plume's outline stays in place while its billows rise, a
-  vehicle or a walker does not drift up frame after frame), or the candidates' area grows.
+  vehicle or a walker does not drift up frame after frame). Growth is no cue of its own: a
+  vehicle entering the picture grows too.
 
 `FireSmokeDetector.update(image, t)` returns what it sees in this frame; the `fire` and `smoke`
 rules (analytics/rules/fire.py) turn that into events. Each cue's thresholds are in
@@ -112,8 +113,7 @@ class DetectorTuning:
     # it rose in at least `smoke_rising_share` of the frames it was a candidate in the smoke
     # window, i.e. more often than not: a vehicle or a swaying tree moves sideways or both ways,
     # a walker going away from the camera shows as much change that is no drift (limbs, the
-    # ghost it leaves) and rises in a third of its frames or fewer. 0: no drift test (the region
-    # must grow).
+    # ghost it leaves) and rises in a third of its frames or fewer. 0: no drift test.
     smoke_drift_min: float = 0.2
     smoke_rising_share: float = 0.5
     background_alpha: float = 0.02  # per analysed frame (never slower under a detection: no lock-in)
@@ -299,7 +299,6 @@ class FireSmokeDetector:
         self._fps = fps
         self._ref_colour: F32 | None = None  # the camera's median colour, learnt slowly
         self._rising = _Persistence(max(2, round(smoke_window_s * fps)))  # candidate cells drifting up
-        self._smoke_sizes: deque[int] = deque(maxlen=max(2, round(smoke_window_s * fps)))
 
     def _illuminant_corrected(self, img: F32) -> tuple[F32, F32, F32]:
         """The red, green and blue planes of `img` with the drift of its median colour from the
@@ -482,8 +481,6 @@ class FireSmokeDetector:
         else:
             up_share = self._rising.push(np.zeros_like(smoke_now))
         fire = _region((fire_share >= self.fire_persistence) & steady) if self._present.full else None
-        if smoke_now.any():
-            self._smoke_sizes.append(int(smoke_now.sum()))
         smoke = self._smoke_region(smoke_share, up_share) if self._smoke.full else None
         return Observation(t, fire, smoke, int(fire_now.sum()), int(smoke_now.sum()))
 
@@ -499,23 +496,10 @@ class FireSmokeDetector:
 
     def _smoke_region(self, present: F32, rising: F32) -> Region | None:
         """The persistent smoke cells (`present`: each cell's share of the smoke window it was a
-        candidate) that drift upwards (`rising`: its share of frames it was one drifting up), or,
-        where the candidates' area grows, all the persistent ones; None under `smoke_min_cells`."""
+        candidate) that drift upwards (`rising`: its share of the window it was one drifting up);
+        None under `smoke_min_cells`. Growth is no cue of its own: a vehicle entering the picture
+        grows too, and a growing plume rises."""
         grid = present >= self.smoke_persistence
-        share = self.tuning.smoke_rising_share
-        if share > 0 and rising.shape == grid.shape:
-            up = grid & (rising >= share * present)
-            if up.sum() >= self.smoke_min_cells:
-                return _region(up)
-        if grid.sum() >= self.smoke_min_cells and self._growing():
-            return _region(grid)
-        return None
-
-    def _growing(self) -> bool:
-        """Smoke spreads: the candidate cells' area in the second half of the smoke window is a
-        quarter larger than in the first."""
-        if len(self._smoke_sizes) < 4:
-            return False
-        half = len(self._smoke_sizes) // 2
-        sizes = list(self._smoke_sizes)
-        return float(np.mean(sizes[half:])) > 1.25 * float(np.mean(sizes[:half]))
+        if self.tuning.smoke_rising_share > 0 and rising.shape == grid.shape:
+            grid &= rising >= self.tuning.smoke_rising_share * present
+        return _region(grid) if grid.sum() >= self.smoke_min_cells else None
