@@ -3,7 +3,8 @@ camera's detector masking people and vehicles out of the pixel detector, ByteTra
 analysed frames per second on
 
 - positives: real flame and smoke footage with alpha masks composited into vtest.avi and the road
-  clip at known places and times (from 12 s: the background model settles first), and the real
+  clip at known places and times (from 12 s: the background model settles first; the smoke clips'
+  colour is premultiplied by their alpha and is added as it is), and the real
   FURG fire clip house6.mp4 (per-frame flame boxes). A positive is found when its rule alerts with
   a box touching the truth box of the last 3 s; any other alert is false.
 - negatives: vtest.avi and the road clip as they are, and hours of negative camera time made of

@@ -185,13 +185,13 @@ def _shifted_flips(now: BoolGrid, prev: BoolGrid, cell: int, search: int, where:
     return best
 
 
-def _cell_means(img: F32, cell: int) -> F32:
-    """Per cell, the mean red, green and blue (gh x gw x 3)."""
-    h, w = img.shape[:2]
+def _cell_means(planes: F32, cell: int) -> F32:
+    """Per cell, the mean of each plane of `planes` (h x w x n, e.g. red, green and blue): gh x gw x n."""
+    h, w, n = planes.shape
     gh, gw = h // cell, w // cell
     # rows first, then columns: two contiguous reductions (one over both axes is several times slower)
-    rows = img[: gh * cell, : gw * cell].reshape(gh, cell, gw * cell, 3).sum(axis=1, dtype=np.float32)
-    out: F32 = rows.reshape(gh, gw, cell, 3).sum(axis=2) / np.float32(cell * cell)
+    rows = planes[: gh * cell, : gw * cell].reshape(gh, cell, gw * cell, n).sum(axis=1, dtype=np.float32)
+    out: F32 = rows.reshape(gh, gw, cell, n).sum(axis=2) / np.float32(cell * cell)
     return out
 
 
@@ -215,8 +215,8 @@ def _vertical_drift(now: F32, prev: F32, cell: int, where: BoolGrid) -> F32:
     gy = 0.5 * (mean[2:, 1:-1] - mean[:-2, 1:-1])
     gx = 0.5 * (mean[1:-1, 2:] - mean[1:-1, :-2])
     dt = now[y0:y1, x0:x1] - prev[y0:y1, x0:x1]
-    sxx, syy, sxy = _cells(gx * gx, cell), _cells(gy * gy, cell), _cells(gx * gy, cell)
-    sxt, syt = _cells(gx * dt, cell), _cells(gy * dt, cell)
+    sums = _cell_means(np.stack([gx * gx, gy * gy, gx * gy, gx * dt, gy * dt], axis=-1), cell)
+    sxx, syy, sxy, sxt, syt = (sums[..., i] for i in range(5))
     # damped (a gradient of one level a pixel is noise): a cell textured one way only (an edge)
     # gives the motion across it and none along it, a flat cell none
     lam = np.float32(1.0) + np.float32(0.01) * (sxx + syy)
