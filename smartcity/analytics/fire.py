@@ -475,12 +475,8 @@ class FireSmokeDetector:
         steady &= self._mixed.push(mixed) >= self.tuning.fire_mixed_share
         steady &= self._body(frac) >= self.tuning.fire_body
         smoke_share = self._smoke.push(smoke_now)
-        if smoke_now.any() and self.tuning.smoke_rising_share > 0:
-            drift = _vertical_drift(luma, prev_luma, self.tuning.cell, smoke_now)
-            up_share = self._rising.push(smoke_now & (drift <= -self.tuning.smoke_drift_min))
-        else:
-            up_share = self._rising.push(np.zeros_like(smoke_now))
         fire = _region((fire_share >= self.fire_persistence) & steady) if self._present.full else None
+        up_share = self._rising.push(self._drifting_up(luma, prev_luma, smoke_now))
         smoke = self._smoke_region(smoke_share, up_share) if self._smoke.full else None
         return Observation(t, fire, smoke, int(fire_now.sum()), int(smoke_now.sum()))
 
@@ -492,6 +488,14 @@ class FireSmokeDetector:
             self._bodies.clear()
         self._bodies.append(near)
         out: F32 = np.max(np.stack(self._bodies), axis=0)
+        return out
+
+    def _drifting_up(self, luma: F32, prev_luma: F32, smoke_now: BoolGrid) -> BoolGrid:
+        """The smoke cells of this frame whose texture moved up since the last one."""
+        if not smoke_now.any() or self.tuning.smoke_rising_share <= 0:
+            return np.zeros_like(smoke_now)
+        drift = _vertical_drift(luma, prev_luma, self.tuning.cell, smoke_now)
+        out: BoolGrid = smoke_now & (drift <= -self.tuning.smoke_drift_min)
         return out
 
     def _smoke_region(self, present: F32, rising: F32) -> Region | None:
