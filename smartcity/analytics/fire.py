@@ -15,8 +15,13 @@ each cheap and each rejecting a different look-alike:
   detected people and vehicles keep their previous state (a passer-by makes no flicker).
 - smoke: grey, mid-brightness cells that show the background's own structure (correlated with
   it) at a lower contrast and paler colours (a veil over it, unlike an object that appeared or
-  left), stirring from frame to frame (a ghost of something that left stays still), persisting
-  in place over a longer window, in a region that grows or drifts upwards.
+  left), or grey cells drained of the background's colour whose brightness or colour clearly
+  changed (thick smoke: grey smoke over grass of the same brightness changes only the colour);
+  stirring from frame to frame (a ghost of something that left stays still), persisting in place
+  over a longer window, and rising: the cell's texture drifts upwards in most of the frames it
+  is seen in (buoyancy; a steady plume's outline stays in place while its billows rise, a
+  vehicle or a walker does not drift up frame after frame). Growth is no cue of its own: a
+  vehicle entering the picture grows too.
 
 `FireSmokeDetector.update(image, t)` returns what it sees in this frame; the `fire` and `smoke`
 rules (analytics/rules/fire.py) turn that into events. Each cue's thresholds are in
@@ -96,6 +101,21 @@ class DetectorTuning:
     smoke_opaque_diff: float = 12.0
     smoke_opaque_activity: float = 3.0
     smoke_grey_background: float = 0.0  # a background this pale cannot turn paler: not asked
+    # the clear change of thick smoke is one of colour as well as of brightness: grey smoke over
+    # grass or a red wall of the same brightness changes no luma, only the colour (the cell's mean
+    # red, green or blue moves by `smoke_opaque_diff` from the background's)
+    smoke_colour_change: bool = True
+    # smoke is buoyant: its texture drifts upwards from frame to frame, and keeps doing so, even
+    # where the plume as a whole stays in place (a chimney's or a fire's steady column, whose
+    # outline neither rises nor grows). Per candidate cell and frame, the vertical motion of its
+    # texture since the last frame (one gradient-based estimate per cell) counts as rising from
+    # `smoke_drift_min` working px upwards (less: the camera's noise). A cell is rising smoke when
+    # it rose in at least `smoke_rising_share` of the frames it was a candidate in the smoke
+    # window, i.e. more often than not: a vehicle or a swaying tree moves sideways or both ways,
+    # a walker going away from the camera shows as much change that is no drift (limbs, the
+    # ghost it leaves) and rises in a third of its frames or fewer. 0: no drift test.
+    smoke_drift_min: float = 0.2
+    smoke_rising_share: float = 0.5
     background_alpha: float = 0.02  # per analysed frame (never slower under a detection: no lock-in)
 
 
@@ -163,6 +183,46 @@ def _shifted_flips(now: BoolGrid, prev: BoolGrid, cell: int, search: int, where:
             moved = p[search + dy + y0 : search + dy + y1, search + dx + x0 : search + dx + x1]
             np.minimum(box, _cells(here ^ moved, cell), out=box)
     return best
+
+
+def _cell_means(planes: F32, cell: int) -> F32:
+    """Per cell, the mean of each plane of `planes` (h x w x n, e.g. red, green and blue): gh x gw x n."""
+    h, w, n = planes.shape
+    gh, gw = h // cell, w // cell
+    # rows first, then columns: two contiguous reductions (one over both axes is several times slower)
+    rows = planes[: gh * cell, : gw * cell].reshape(gh, cell, gw * cell, n).sum(axis=1, dtype=np.float32)
+    out: F32 = rows.reshape(gh, gw, cell, n).sum(axis=2) / np.float32(cell * cell)
+    return out
+
+
+def _vertical_drift(now: F32, prev: F32, cell: int, where: BoolGrid) -> F32:
+    """Per cell, the vertical motion of the texture from `prev` to `now` in working px per frame
+    (negative: upwards), from the least-squares fit of the brightness change to the cell's
+    gradients in both directions (Lucas-Kanade over the cell: a sideways motion is not read as a
+    vertical one); 0 where the cell has no texture to follow. Measured on the cells of `where`
+    (their bounding box; 0 elsewhere)."""
+    out: F32 = np.zeros(where.shape, dtype=np.float32)
+    ys, xs = np.nonzero(where)
+    if len(ys) == 0:
+        return out
+    gy0, gy1, gx0, gx1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    y0, y1, x0, x1 = gy0 * cell, gy1 * cell, gx0 * cell, gx1 * cell
+    # one pixel of margin for the central differences (edge pixels repeated at the picture's edge)
+    py0, py1, px0, px1 = max(0, y0 - 1), min(now.shape[0], y1 + 1), max(0, x0 - 1), min(now.shape[1], x1 + 1)
+    mean = 0.5 * (now[py0:py1, px0:px1] + prev[py0:py1, px0:px1])
+    pad = ((int(y0 == py0), int(y1 == py1)), (int(x0 == px0), int(x1 == px1)))
+    mean = np.pad(mean, pad, mode="edge")
+    gy = 0.5 * (mean[2:, 1:-1] - mean[:-2, 1:-1])
+    gx = 0.5 * (mean[1:-1, 2:] - mean[1:-1, :-2])
+    dt = now[y0:y1, x0:x1] - prev[y0:y1, x0:x1]
+    sums = _cell_means(np.stack([gx * gx, gy * gy, gx * gy, gx * dt, gy * dt], axis=-1), cell)
+    sxx, syy, sxy, sxt, syt = (sums[..., i] for i in range(5))
+    # damped (a gradient of one level a pixel is noise): a cell textured one way only (an edge)
+    # gives the motion across it and none along it, a flat cell none
+    lam = np.float32(1.0) + np.float32(0.01) * (sxx + syy)
+    sxx, syy = sxx + lam, syy + lam
+    out[gy0:gy1, gx0:gx1] = -(sxx * syt - sxy * sxt) / (sxx * syy - sxy * sxy)
+    return out
 
 
 def _region(grid: BoolGrid) -> Region | None:
@@ -233,12 +293,12 @@ class FireSmokeDetector:
         self._prev_colour: BoolGrid | None = None
         self._bg: F32 | None = None  # per working pixel luma
         self._bg_sat: F32 | None = None  # per cell saturation
+        self._bg_rgb: F32 | None = None  # per cell mean colour
         self._prev_luma: F32 | None = None
         self._seen = 0
         self._fps = fps
         self._ref_colour: F32 | None = None  # the camera's median colour, learnt slowly
-        self._smoke_rows: deque[float] = deque(maxlen=max(2, round(smoke_window_s * fps)))
-        self._smoke_sizes: deque[int] = deque(maxlen=max(2, round(smoke_window_s * fps)))
+        self._rising = _Persistence(max(2, round(smoke_window_s * fps)))  # candidate cells drifting up
 
     def _illuminant_corrected(self, img: F32) -> tuple[F32, F32, F32]:
         """The red, green and blue planes of `img` with the drift of its median colour from the
@@ -327,6 +387,16 @@ class FireSmokeDetector:
             self._bg_sat = sat_c
         # smoke veils the colours behind it; a ghost of something that left does not
         paler = self._bg_sat - sat_c >= tu.smoke_desaturation
+        changed = diff >= tu.smoke_opaque_diff
+        if tu.smoke_colour_change:
+            rgb_c = _cell_means(img, c)
+            if self._bg_rgb is None or self._bg_rgb.shape != rgb_c.shape:
+                self._bg_rgb = rgb_c
+            shift = rgb_c - self._bg_rgb
+            # a camera's gain or white balance shifts every cell's colour: only a local change counts
+            shift -= np.median(shift.reshape(-1, 3), axis=0).astype(np.float32)
+            changed |= np.abs(shift).max(axis=2) >= tu.smoke_opaque_diff
+            self._bg_rgb += tu.background_alpha * (rgb_c - self._bg_rgb)
         veil = (
             paler
             & (_cells(grey, c) >= tu.smoke_fraction)
@@ -342,7 +412,7 @@ class FireSmokeDetector:
         thick = (
             (paler | (self._bg_sat <= tu.smoke_grey_background))
             & (_cells(dark_grey, c) >= tu.smoke_fraction)
-            & (diff >= tu.smoke_opaque_diff)
+            & changed
             & (activity >= tu.smoke_opaque_activity)
         )
         self._bg_sat += tu.background_alpha * (sat_c - self._bg_sat)
@@ -406,14 +476,8 @@ class FireSmokeDetector:
         steady &= self._body(frac) >= self.tuning.fire_body
         smoke_share = self._smoke.push(smoke_now)
         fire = _region((fire_share >= self.fire_persistence) & steady) if self._present.full else None
-        smoke_grid = smoke_share >= self.smoke_persistence
-        smoke = _region(smoke_grid) if self._smoke.full and smoke_grid.sum() >= self.smoke_min_cells else None
-        if smoke_now.any():
-            ys = np.nonzero(smoke_now)[0]
-            self._smoke_rows.append(float(ys.mean()))
-            self._smoke_sizes.append(int(smoke_now.sum()))
-        if smoke is not None and not self._rising_or_growing():
-            smoke = None
+        up_share = self._rising.push(self._drifting_up(luma, prev_luma, smoke_now))
+        smoke = self._smoke_region(smoke_share, up_share) if self._smoke.full else None
         return Observation(t, fire, smoke, int(fire_now.sum()), int(smoke_now.sum()))
 
     def _body(self, frac: F32) -> F32:
@@ -426,13 +490,20 @@ class FireSmokeDetector:
         out: F32 = np.max(np.stack(self._bodies), axis=0)
         return out
 
-    def _rising_or_growing(self) -> bool:
-        """Smoke drifts upwards or spreads: its rows' mean moves up or its area grows."""
-        if len(self._smoke_rows) < 4:
-            return False
-        half = len(self._smoke_rows) // 2
-        rows = list(self._smoke_rows)
-        sizes = list(self._smoke_sizes)
-        rising = float(np.mean(rows[half:])) < float(np.mean(rows[:half])) - 0.5
-        growing = float(np.mean(sizes[half:])) > 1.25 * float(np.mean(sizes[:half]))
-        return rising or growing
+    def _drifting_up(self, luma: F32, prev_luma: F32, smoke_now: BoolGrid) -> BoolGrid:
+        """The smoke cells of this frame whose texture moved up since the last one."""
+        if not smoke_now.any() or self.tuning.smoke_rising_share <= 0:
+            return np.zeros_like(smoke_now)
+        drift = _vertical_drift(luma, prev_luma, self.tuning.cell, smoke_now)
+        out: BoolGrid = smoke_now & (drift <= -self.tuning.smoke_drift_min)
+        return out
+
+    def _smoke_region(self, present: F32, rising: F32) -> Region | None:
+        """The persistent smoke cells (`present`: each cell's share of the smoke window it was a
+        candidate) that drift upwards (`rising`: its share of the window it was one drifting up);
+        None under `smoke_min_cells`. Growth is no cue of its own: a vehicle entering the picture
+        grows too, and a growing plume rises."""
+        grid = present >= self.smoke_persistence
+        if self.tuning.smoke_rising_share > 0 and rising.shape == grid.shape:
+            grid &= rising >= self.tuning.smoke_rising_share * present
+        return _region(grid) if grid.sum() >= self.smoke_min_cells else None
