@@ -3,8 +3,8 @@ camera's detector masking people and vehicles out of the pixel detector, ByteTra
 analysed frames per second on
 
 - positives: real flame and smoke footage with alpha masks composited into vtest.avi and the road
-  clip at known places and times (from 12 s: the background model settles first; the smoke clips'
-  colour is premultiplied by their alpha and is added as it is), and the real
+  clip at known places and times (from 12 s: the background model settles first; the clips' colour
+  is premultiplied by their alpha and is added as it is), and the real
   FURG fire clip house6.mp4 (per-frame flame boxes). A positive is found when its rule alerts with
   a box touching the truth box of the last 3 s; any other alert is false.
 - negatives: vtest.avi and the road clip as they are, and hours of negative camera time made of
@@ -79,10 +79,11 @@ class Case:
     duration_s: float = 28.0  # frames read from the video
     loop: bool = True  # the overlay back and forth until end_s (flames); else played once (smoke rises)
     held_out: bool = False  # never run while thresholds were chosen
-    # the overlay's colour is premultiplied by its alpha (rendered over black: the smoke clips' thin
-    # parts fade to black with their alpha), so it is added to the background as it is; blending it
-    # once more by alpha draws a thin veil of smoke as a dark shadow with a black rim
-    premultiplied: bool = False
+    # the overlay's colour is premultiplied by its alpha (rendered over black: the flame and smoke clips'
+    # thin parts fade to black with their alpha, their brightness in proportion to it), so it is added
+    # to the background as it is; blending it once more by alpha draws a thin veil of smoke as a dark
+    # shadow with a black rim, and a flame's translucent edges darker than the scene behind them
+    premultiplied: bool = True
 
 
 def data_available() -> bool:
@@ -204,10 +205,7 @@ def fire_cases(quick: bool) -> list[Case]:
             place = (vtest_places if video == VTEST else road_places)[p]
             scene = "vtest" if video == VTEST else "road"
             pos.append(
-                Case(
-                    f"smoke-{i}.{scene}.{p}", video, "smoke", f"smoke-{i}", place, 0.3, loop=False, held_out=i == 1,
-                    premultiplied=True,
-                )
+                Case(f"smoke-{i}.{scene}.{p}", video, "smoke", f"smoke-{i}", place, 0.3, loop=False, held_out=i == 1)
             )
     pos.append(Case("house6", FIRE / "house6.mp4", "fire", start_s=0.0, end_s=30.0, duration_s=30.0))
     return pos
