@@ -663,13 +663,17 @@ class Rule:
         key = self._selection
         mask = view.masks.get(key)
         if mask is None:  # rules with the same classes and confidence share it within a frame
-            table = self._table
-            if len(table) < len(self.vocab.names):
-                table = self._table = self.vocab.table(self.classes)
             mask = view.masks[key] = np.empty(len(view.codes), dtype=bool)
-            view.selected_n[id(mask)] = kernels.selection(table, view.codes, view.conf, self.spec.min_confidence,
-                                                          view.fresh, mask)
+            view.selected_n[id(mask)] = kernels.selection(self.own_table(), view.codes, view.conf,
+                                                          self.spec.min_confidence, view.fresh, mask)
         return mask
+
+    def own_table(self) -> BoolArray:
+        """Boolean lookup by class code of the rule's classes, as long as the vocabulary (the engine may
+        have coded classes new to it since)."""
+        if len(self._table) < len(self.vocab.names):
+            self._table = self.vocab.table(self.classes)
+        return self._table
 
     def selected_of(self, view: FrameView, names: frozenset[str]) -> BoolArray:
         """`selected` for other classes: tracks of `names`, above the rule's confidence, detected now."""

@@ -91,7 +91,6 @@ def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the li
     n = sel.shape[0]
     px, py, pt, pend_t, pend_x = floats[PX], floats[PY], floats[PT], floats[PEND_T], floats[PEND_X]
     side, pend = sides[SIDE], sides[PEND]
-    h, share, ex, ey = line[6], line[7], line[8], line[9]
     k_out = 0
     for i in range(n):
         if not sel[i]:
@@ -103,10 +102,7 @@ def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the li
         if max_lost_s > 0.0:
             sides[HIDDEN, slot] = 0
         x, y = geo[GX, i], geo[GY, i]
-        # signed distance, and the side with the hysteresis band (+1, -1, or 0 inside it)
-        d = (x - line[0]) * line[4] + (y - line[1]) * line[5]
-        band = max(h, share * (ex * geo[BW, i] + ey * geo[BH, i])) if share > 0 else h
-        nk = np.int8(d > band) - np.int8(d < -band)
+        d, nk = _side(geo, i, line)
         prev = side[slot]
         if prev == 0:  # first seen (or inside the band so far): the side its ground point is on
             prev = np.int8(np.sign(d))
@@ -138,6 +134,17 @@ def crossings_step(  # noqa: PLR0913 - one flat call: the frame's arrays, the li
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _side(geo: np.ndarray, i: int, line: np.ndarray) -> tuple[float, np.int8]:
+    """Track i's ground point against crossings_step's `line`: its signed distance, and its side with
+    the hysteresis band (+1, -1, or 0 inside it: the band is `h`, or `share` of the box's extent across
+    the line where that is wider)."""
+    d: float = (geo[GX, i] - line[0]) * line[4] + (geo[GY, i] - line[1]) * line[5]
+    h, share = line[6], line[7]
+    band = max(h, share * (line[8] * geo[BW, i] + line[9] * geo[BH, i])) if share > 0 else h
+    return d, np.int8(d > band) - np.int8(d < -band)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _note_hidden(  # noqa: PLR0913 - crossings_step's state and parameters
     i: int, geo: np.ndarray, ints: np.ndarray, floats: np.ndarray, sides: np.ndarray, t: float, margin: float,
     min_age: int, line: np.ndarray, table: np.ndarray, min_conf: float, conf: np.ndarray, fresh: np.ndarray,
@@ -155,13 +162,10 @@ def _note_hidden(  # noqa: PLR0913 - crossings_step's state and parameters
         return
     if ints[HITS, i] < max(2, min_age) or not table[ints[CODE, i]] or conf[i] < min_conf:
         return
-    x, y = geo[GX, i], geo[GY, i]
-    d = (x - line[0]) * line[4] + (y - line[1]) * line[5]
-    band = max(line[6], line[7] * (line[8] * geo[BW, i] + line[9] * geo[BH, i])) if line[7] > 0 else line[6]
-    nk = np.int8(d > band) - np.int8(d < -band)
+    nk = _side(geo, i, line)[1]
     if nk * prev >= 0:
         return
-    u, f = _along(floats[PX, slot], floats[PY, slot], x, y, line)
+    u, f = _along(floats[PX, slot], floats[PY, slot], geo[GX, i], geo[GY, i], line)
     if not -margin <= u <= 1.0 + margin or _covered_by_nearer(i, geo, fresh) < min_covered:
         return
     sides[HIDDEN, slot] = nk

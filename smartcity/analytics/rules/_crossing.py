@@ -82,9 +82,9 @@ class Crossings:
                             h_u=k.H_U, h_tid=k.H_TID, h_code=k.H_CODE, side=k.SIDE, pend=k.PEND, h_side=k.HIDDEN)
         self._no_classes = np.zeros(0, dtype=bool)
         self._out = ScratchRows(4)  # the kernel's crossings: track index, direction, time, fraction along
-        # crossings behind nearer objects counted on the last step: slot, direction, time, fraction along,
-        # track id, class code
-        self.released: list[tuple[int, int, float, float, int, int]] = []
+        # crossings behind nearer objects counted on the last step: direction, time, fraction along, track id,
+        # class code
+        self.released: list[tuple[int, float, float, int, int]] = []
 
     def step(self, view: FrameView, sel: BoolArray, table: BoolArray | None = None,
              min_conf: float = 0.0) -> list[tuple[int, int, float, float]]:
@@ -105,7 +105,7 @@ class Crossings:
             for s in view.freed_slots:
                 d = int(sides[kernels.HIDDEN, s])
                 if d:
-                    self.released.append((s, d, float(floats[kernels.H_T, s]), float(floats[kernels.H_U, s]),
+                    self.released.append((d, float(floats[kernels.H_T, s]), float(floats[kernels.H_U, s]),
                                           int(floats[kernels.H_TID, s]), int(floats[kernels.H_CODE, s])))
                     sides[kernels.HIDDEN, s] = 0
         k = kernels.crossings_step(sel, view.geo, view.ints, floats, sides, float(view.t), self.margin, self.min_age,

@@ -87,14 +87,11 @@ class LineCountRule(Rule):
     def step(self, view: FrameView) -> list[RuleEvent]:
         out: list[RuleEvent] = []
         crossings = self.crossings
-        sel = self.selected(view)
-        if len(self._table) < len(self.vocab.names):  # (selected may have found its mask made by another rule)
-            self._table = self.vocab.table(self.classes)
-        seen = crossings.step(view, sel, self._table, self.spec.min_confidence)
+        seen = crossings.step(view, self.selected(view), self.own_table(), self.spec.min_confidence)
         for i, direction, t_cross, u in seen:
             tr = view.tracks[i]
             self._count(out, view, direction, t_cross, u, tr.track_id, tr.cls, {})
-        for _, direction, t_cross, u, track_id, code in crossings.released:
+        for direction, t_cross, u, track_id, code in crossings.released:
             self._count(out, view, direction, t_cross, u, track_id, self.vocab.names[code], {"hidden": True})
         return out
 
