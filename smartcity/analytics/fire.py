@@ -165,16 +165,27 @@ def _around(grid: F32) -> F32:
     return out
 
 
+_Bounds = tuple[int, int, int, int]  # y0, y1, x0, x1 (ends excluded)
+
+
+def _cells_box(where: BoolGrid, cell: int) -> tuple[_Bounds, _Bounds] | None:
+    """The bounding box of the cells of `where`, in cells and in working pixels; None if it holds none."""
+    ys, xs = np.nonzero(where)
+    if len(ys) == 0:
+        return None
+    gy0, gy1, gx0, gx1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    return (gy0, gy1, gx0, gx1), (gy0 * cell, gy1 * cell, gx0 * cell, gx1 * cell)
+
+
 def _shifted_flips(now: BoolGrid, prev: BoolGrid, cell: int, search: int, where: BoolGrid) -> F32:
     """Per cell, the share of pixels that differ between `now` and `prev` shifted by the best
     translation of up to `search` pixels (the same shift for the cell: a rigid motion). Measured
     on the cells of `where` (their bounding box: the rest of the picture is not asked; 1.0 there)."""
     best: F32 = np.ones(where.shape, dtype=np.float32)
-    ys, xs = np.nonzero(where)
-    if len(ys) == 0:
+    box_of = _cells_box(where, cell)
+    if box_of is None:
         return best
-    gy0, gy1, gx0, gx1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-    y0, y1, x0, x1 = gy0 * cell, gy1 * cell, gx0 * cell, gx1 * cell
+    (gy0, gy1, gx0, gx1), (y0, y1, x0, x1) = box_of
     p = np.pad(prev, search)
     here = now[y0:y1, x0:x1]
     box = best[gy0:gy1, gx0:gx1]
@@ -202,11 +213,10 @@ def _vertical_drift(now: F32, prev: F32, cell: int, where: BoolGrid) -> F32:
     vertical one); 0 where the cell has no texture to follow. Measured on the cells of `where`
     (their bounding box; 0 elsewhere)."""
     out: F32 = np.zeros(where.shape, dtype=np.float32)
-    ys, xs = np.nonzero(where)
-    if len(ys) == 0:
+    box_of = _cells_box(where, cell)
+    if box_of is None:
         return out
-    gy0, gy1, gx0, gx1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-    y0, y1, x0, x1 = gy0 * cell, gy1 * cell, gx0 * cell, gx1 * cell
+    (gy0, gy1, gx0, gx1), (y0, y1, x0, x1) = box_of
     # one pixel of margin for the central differences (edge pixels repeated at the picture's edge)
     py0, py1, px0, px1 = max(0, y0 - 1), min(now.shape[0], y1 + 1), max(0, x0 - 1), min(now.shape[1], x1 + 1)
     mean = 0.5 * (now[py0:py1, px0:px1] + prev[py0:py1, px0:px1])
