@@ -223,8 +223,9 @@ def log(msg: str) -> None:
 class Detections:
     """The camera detector's output per source frame (video, index), run on every `every`-th
     analysed frame of a stream (the tracker predicts in between, as the pipeline's motion gate
-    does) and shared by every stream made of that source (composites, looped negatives: their
-    drawn objects are not boxed). `path`: a pickle kept between runs (detector named in it)."""
+    does) and shared by every stream made of that source (looped negatives: their drawn objects
+    are not boxed, the worst case); a positive is its own source (its detector sees the composited
+    fire). `path`: a pickle kept between runs (detector named in it)."""
 
     def __init__(self, detector: Detector | None, name: str, path: Path | None = None, every: int = 2) -> None:
         self.detector, self.name, self.path, self.every = detector, name, path, every
@@ -362,8 +363,12 @@ def score(s: Stream) -> tuple[RuleEvent | None, int, bool, int]:
 
 
 def positive_items(case: Case) -> Iterator[Item]:
+    """The case's frames, each to be shown to the camera's detector as composited: in the street the
+    detector sees the fire too, and may box it (a rising fireball as a person, a burning car as a
+    car), and the fire rule masks what it boxes. The detections are kept under the case's name."""
+    source = Path("composited") / case.name
     for k, (t, img, truth) in enumerate(frames(case, FPS)):
-        yield t, img, truth, case.video, k, False
+        yield t, img, truth, source, k, False
 
 
 def negative_items(cam: NegativeCamera, source: list[Frame], video: Path) -> Iterator[Item]:

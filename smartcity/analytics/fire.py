@@ -12,7 +12,9 @@ each cheap and each rejecting a different look-alike:
   cell over a window (a walker in an orange coat leaves the cell), with at least a quarter of a
   cell of flame pixels around the cell at its fullest (a handful of flickering pixels is a
   surface whose colour sits on the thresholds: a lit tape, a ripple's brightest rows). Pixels of
-  detected people and vehicles keep their previous state (a passer-by makes no flicker).
+  detected people and vehicles keep their previous state (a passer-by makes no flicker), unless
+  flame pixels fill a good part of the box: then the detector was shown the fire itself (it boxes
+  a rising fireball as a person), and masking it would hide the fire.
 - smoke: grey, mid-brightness cells that show the background's own structure (correlated with
   it) at a lower contrast and paler colours (a veil over it, unlike an object that appeared or
   left), or grey cells drained of the background's colour whose brightness or colour clearly
@@ -116,6 +118,11 @@ class DetectorTuning:
     # ghost it leaves) and rises in a third of its frames or fewer. 0: no drift test.
     smoke_drift_min: float = 0.2
     smoke_rising_share: float = 0.5
+    # a detected person or vehicle whose box is this share flame pixels or more is not masked out of
+    # the fire cue: the detector was shown the fire (a rising fireball is boxed as a person, a car
+    # ablaze as a car) and masking it would hide the fire itself; a red coat or an orange van fills
+    # less of its box with pixels that changed from the background. 0: boxes always masked.
+    unmask_flame: float = 0.08
     background_alpha: float = 0.02  # per analysed frame (never slower under a detection: no lock-in)
 
 
@@ -328,7 +335,7 @@ class FireSmokeDetector:
         return r * gains[0], g * gains[1], b * gains[2]
 
     def _fire_cells(
-        self, img: F32, luma: F32, change: F32, keep: BoolGrid | None, step: F32
+        self, img: F32, luma: F32, change: F32, keep: BoolGrid | None, step: F32, rects: Sequence[_Bounds] = ()
     ) -> tuple[BoolGrid, BoolGrid, BoolGrid, F32]:
         """(cells showing flickering flame now, cells holding flame pixels now, cells whose flame
         pixels changed both ways now, each cell's share of flame pixels)."""
@@ -341,6 +348,8 @@ class FireSmokeDetector:
         prev, prev_colour = self._prev_flame, self._prev_colour
         moved = np.abs(step) >= tu.flip_luma_min
         if prev is not None and prev_colour is not None and prev.shape == flame.shape:
+            if keep is not None and tu.unmask_flame > 0:
+                keep = self._unmasked(flame, rects)
             if keep is not None:  # hidden pixels keep their state: a passer-by makes no flicker
                 flame = np.where(keep, flame, prev)
                 colour = np.where(keep, colour, prev_colour)
@@ -366,6 +375,15 @@ class FireSmokeDetector:
                 _shifted_flips(colour, prev_colour, tu.cell, tu.motion_search, out) >= tu.fire_mc_flips * frac
             )
         return out, present, mixed, frac
+
+    def _unmasked(self, flame: BoolGrid, rects: Sequence[_Bounds]) -> BoolGrid:
+        """The pixels left to the fire cue: outside every box, except those mostly flame."""
+        keep = np.ones(flame.shape, dtype=bool)
+        for y0, y1, x0, x1 in rects:
+            inside = flame[y0:y1, x0:x1]
+            if inside.size and float(inside.mean()) < self.tuning.unmask_flame:
+                keep[y0:y1, x0:x1] = False
+        return keep
 
     def _smoke_cells(self, img: F32, luma: F32, delta: F32, activity: F32) -> BoolGrid:
         """Grey cells that show the background's structure at a lower contrast (semi-transparent
@@ -445,15 +463,15 @@ class FireSmokeDetector:
         delta = luma - self._bg
         # a camera's gain or the sun changes the whole picture: only local change counts
         change = np.abs(delta - np.float32(np.median(delta[::4, ::4])))
+        rects: list[_Bounds] = []
+        keep: BoolGrid | None = None
         if exclude:
             h, w = luma.shape
             keep = np.ones((h, w), dtype=bool)
             for x1, y1, x2, y2 in exclude[:MAX_EXCLUDED]:
-                keep[
-                    max(0, int(y1 * h)) : int(np.ceil(y2 * h)), max(0, int(x1 * w)) : int(np.ceil(x2 * w))
-                ] = False
-        else:
-            keep = None
+                rect = (max(0, int(y1 * h)), int(np.ceil(y2 * h)), max(0, int(x1 * w)), int(np.ceil(x2 * w)))
+                keep[rect[0] : rect[1], rect[2] : rect[3]] = False
+                rects.append(rect)
         prev_luma = (
             self._prev_luma if self._prev_luma is not None and self._prev_luma.shape == luma.shape else luma
         )
@@ -461,7 +479,7 @@ class FireSmokeDetector:
         step = np.abs(signed_step)
         self._prev_luma = luma
         if self.fire_on:
-            fire_now, present, mixed, frac = self._fire_cells(img, luma, change, keep, signed_step)
+            fire_now, present, mixed, frac = self._fire_cells(img, luma, change, keep, signed_step, rects)
         else:
             fire_now = present = mixed = np.zeros((1, 1), dtype=bool)
             frac = np.zeros((1, 1), dtype=np.float32)
