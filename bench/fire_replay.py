@@ -14,7 +14,7 @@ the last 3 s; any other alert false), next to the defaults in the same run:
 
 The last line is JSON: recall and false alerts per camera-hour of the overrides and of the
 defaults, and the streams where they differ. Recording the full set takes about 15 minutes and
-4 GB; a replay of it about a minute on 2 cores.
+2.5 GB; a replay of it about a minute on 2 cores.
 """
 
 from __future__ import annotations
