@@ -184,6 +184,14 @@ def _cells_box(where: BoolGrid, cell: int) -> tuple[_Bounds, _Bounds] | None:
     return (gy0, gy1, gx0, gx1), (gy0 * cell, gy1 * cell, gx0 * cell, gx1 * cell)
 
 
+def _outside(shape: tuple[int, ...], rects: Sequence[_Bounds]) -> BoolGrid:
+    """The pixels of a working frame of `shape` outside every one of `rects`."""
+    keep = np.ones(shape, dtype=bool)
+    for y0, y1, x0, x1 in rects:
+        keep[y0:y1, x0:x1] = False
+    return keep
+
+
 def _shifted_flips(now: BoolGrid, prev: BoolGrid, cell: int, search: int, where: BoolGrid) -> F32:
     """Per cell, the share of pixels that differ between `now` and `prev` shifted by the best
     translation of up to `search` pixels (the same shift for the cell: a rigid motion). Measured
@@ -349,7 +357,7 @@ class FireSmokeDetector:
         moved = np.abs(step) >= tu.flip_luma_min
         if prev is not None and prev_colour is not None and prev.shape == flame.shape:
             if keep is not None and tu.unmask_flame > 0:
-                keep = self._unmasked(flame, rects)
+                keep = self._unmasked(flame, keep, rects)
             if keep is not None:  # hidden pixels keep their state: a passer-by makes no flicker
                 flame = np.where(keep, flame, prev)
                 colour = np.where(keep, colour, prev_colour)
@@ -376,14 +384,15 @@ class FireSmokeDetector:
             )
         return out, present, mixed, frac
 
-    def _unmasked(self, flame: BoolGrid, rects: Sequence[_Bounds]) -> BoolGrid:
-        """The pixels left to the fire cue: outside every box, except those mostly flame."""
-        keep = np.ones(flame.shape, dtype=bool)
-        for y0, y1, x0, x1 in rects:
-            inside = flame[y0:y1, x0:x1]
-            if inside.size and float(inside.mean()) < self.tuning.unmask_flame:
-                keep[y0:y1, x0:x1] = False
-        return keep
+    def _unmasked(self, flame: BoolGrid, keep: BoolGrid, rects: Sequence[_Bounds]) -> BoolGrid:
+        """The pixels left to the fire cue: `keep` (outside every box of `rects`), or, where boxes are
+        mostly flame, outside the other boxes only."""
+        masked = [
+            (y0, y1, x0, x1)
+            for y0, y1, x0, x1 in rects
+            if not (inside := flame[y0:y1, x0:x1]).size or float(inside.mean()) < self.tuning.unmask_flame
+        ]
+        return keep if len(masked) == len(rects) else _outside(flame.shape, masked)
 
     def _smoke_cells(self, img: F32, luma: F32, delta: F32, activity: F32) -> BoolGrid:
         """Grey cells that show the background's structure at a lower contrast (semi-transparent
@@ -463,15 +472,12 @@ class FireSmokeDetector:
         delta = luma - self._bg
         # a camera's gain or the sun changes the whole picture: only local change counts
         change = np.abs(delta - np.float32(np.median(delta[::4, ::4])))
-        rects: list[_Bounds] = []
-        keep: BoolGrid | None = None
-        if exclude:
-            h, w = luma.shape
-            keep = np.ones((h, w), dtype=bool)
-            for x1, y1, x2, y2 in exclude[:MAX_EXCLUDED]:
-                rect = (max(0, int(y1 * h)), int(np.ceil(y2 * h)), max(0, int(x1 * w)), int(np.ceil(x2 * w)))
-                keep[rect[0] : rect[1], rect[2] : rect[3]] = False
-                rects.append(rect)
+        h, w = luma.shape
+        rects = [
+            (max(0, int(y1 * h)), int(np.ceil(y2 * h)), max(0, int(x1 * w)), int(np.ceil(x2 * w)))
+            for x1, y1, x2, y2 in exclude[:MAX_EXCLUDED]
+        ]
+        keep = _outside((h, w), rects) if rects else None
         prev_luma = (
             self._prev_luma if self._prev_luma is not None and self._prev_luma.shape == luma.shape else luma
         )
