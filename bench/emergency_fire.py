@@ -342,24 +342,34 @@ def touches(box: Sequence[float], truth: Box | None, margin: float = 0.05) -> bo
     return x1 <= truth[2] + margin and truth[0] - margin <= x2 and y1 <= truth[3] + margin and truth[1] - margin <= y2
 
 
-def _shown(s: Stream, t: float) -> list[Box]:
-    return [b for tt, b in s.truths if b is not None and t - WINDOW_S <= tt <= t]
+def _hits(truths: Sequence[tuple[float, Box | None]], t: float, box: Sequence[float]) -> bool:
+    """`box`, alerted at `t`, touches what the stream showed in the last WINDOW_S seconds."""
+    return any(touches(box, b) for tt, b in truths if b is not None and t - WINDOW_S <= tt <= t)
+
+
+def judge(
+    kind: str, truths: Sequence[tuple[float, Box | None]], alerts: Sequence[tuple[str, float, Sequence[float]]]
+) -> tuple[int | None, int]:
+    """(index of the first of `alerts` (kind, t, box) that found the stream's positive of `kind`, or
+    None; how many were false)."""
+    found, false = None, 0
+    for i, (k, t, box) in enumerate(alerts):
+        if k not in ("fire", "smoke"):
+            false += 1
+            continue
+        hit = _hits(truths, t, box)
+        if hit and k == kind:
+            found = i if found is None else found
+        elif not hit:  # a fire alert on the burning base of a smoke overlay is right, not found
+            false += 1
+    return found, false
 
 
 def score(s: Stream) -> tuple[RuleEvent | None, int, bool, int]:
     """(the alert that found the positive, false alerts, the peer found it, the peer's false alerts)."""
-    found, false = None, 0
-    for ev in s.alerts:
-        if ev.kind not in ("fire", "smoke"):
-            false += 1
-            continue
-        hit = any(touches(ev.payload.get("box", (0, 0, 0, 0)), b) for b in _shown(s, ev.t))
-        if hit and ev.kind == s.kind:
-            found = found or ev
-        elif not hit:  # a fire alert on the burning base of a smoke overlay is right, not found
-            false += 1
-    peer_hits = [any(touches(box, b) for b in _shown(s, t)) for t, box in s.peer_alerts]
-    return found, false, any(peer_hits) and s.kind == "fire", peer_hits.count(False)
+    found, false = judge(s.kind, s.truths, [(e.kind, e.t, e.payload.get("box", (0, 0, 0, 0))) for e in s.alerts])
+    peer_hits = [_hits(s.truths, t, box) for t, box in s.peer_alerts]
+    return None if found is None else s.alerts[found], false, any(peer_hits) and s.kind == "fire", peer_hits.count(False)
 
 
 def positive_items(case: Case) -> Iterator[Item]:

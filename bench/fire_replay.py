@@ -97,9 +97,8 @@ def record(out: Path, quick: bool, cache: Path | None) -> None:
     )
 
 
-def _frames(path: Path) -> Iterator[tuple[float, Any, list[Any]]]:
-    with path.open("rb") as fh:
-        meta = pickle.load(fh)  # written by `record`
+def _frames(path: Path, meta: dict[str, Any]) -> Iterator[tuple[float, Any, list[Any]]]:
+    """The recorded stream `path` (its `meta`, as `record` wrote it): (t, working frame, masked boxes)."""
     frames = np.load(path.with_suffix(".npy"), mmap_mode="r")
     for i, t in enumerate(meta["t"]):
         yield t, np.asarray(frames[i]), meta["boxes"][i]
@@ -109,10 +108,10 @@ def replay_stream(args: tuple[Path, dict[str, Any]]) -> dict[str, Any]:
     """One stream's alerts under `overrides`, scored as the bench scores them."""
     path, overrides = args
     with path.open("rb") as fh:
-        meta = pickle.load(fh)
+        meta = pickle.load(fh)  # written by `record`
     det = FireSmokeDetector(fps=ef.FPS, tuning=replace(DetectorTuning(), **overrides), smoke=False)
     active, last_seen, alerts = False, -np.inf, []
-    for t, img, boxes in _frames(path):
+    for t, img, boxes in _frames(path, meta):
         region = det.update(img, t, boxes).fire
         if region is None:
             active = active and t - last_seen < REARM_S
@@ -121,17 +120,12 @@ def replay_stream(args: tuple[Path, dict[str, Any]]) -> dict[str, Any]:
         if not active:
             active = True
             alerts.append((t, (region.x1, region.y1, region.x2, region.y2)))
-    truths = meta["truths"]
-    found, false = False, 0
-    for t, box in alerts:
-        hit = any(ef.touches(box, b) for tt, b in truths if b is not None and t - ef.WINDOW_S <= tt <= t)
-        found = found or (hit and meta["kind"] == "fire")
-        false += not hit
+    found, false = ef.judge(meta["kind"], meta["truths"], [("fire", t, box) for t, box in alerts])
     return {
         "name": meta["name"],
         "kind": meta["kind"],
         "seconds": meta["seconds"],
-        "found": found,
+        "found": found is not None,
         "false": false,
         "alerts": [round(t, 1) for t, _ in alerts],
     }
