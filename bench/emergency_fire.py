@@ -283,7 +283,7 @@ def peer_detector() -> FireSmokeDetector:
     """Flame colour and persistence only (no background, no flicker, no motion cue)."""
     tuning = DetectorTuning(
         fire_change_min=0.0, flicker_fraction=0.0, flicker_ratio=0.0, flip_luma_min=0.0, fire_steady=0.0,
-        fire_mc_flips=0.0, fire_mixed=0.0, illuminant_time_s=0.0, fire_body=0.0,
+        fire_mc_flips=0.0, fire_mixed=0.0, illuminant_time_s=0.0, fire_body=0.0, rigid_max=0.0, banded_row=0.0,
     )
     return FireSmokeDetector(fps=FPS, tuning=tuning, smoke=False)
 

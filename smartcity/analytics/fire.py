@@ -11,7 +11,11 @@ each cheap and each rejecting a different look-alike:
   noise crossing a colour threshold changes no brightness); persistence of both in the same grid
   cell over a window (a walker in an orange coat leaves the cell), with at least a quarter of a
   cell of flame pixels around the cell at its fullest (a handful of flickering pixels is a
-  surface whose colour sits on the thresholds: a lit tape, a ripple's brightest rows). Pixels of
+  surface whose colour sits on the thresholds: a lit tape, a ripple's brightest rows); no
+  translation of the last frame explains the change (a vehicle, even one too fast for the flicker's
+  motion compensation, is a moving rigid shape; a flame is a new shape every frame); and the change
+  is not banded in rows over the window (a lamp's reflection on rippling water breaks into rows
+  that shift one by one). Pixels of
   detected people and vehicles keep their previous state (a passer-by makes no flicker), unless
   flame pixels fill a good part of the box: then the detector was shown the fire itself (it boxes
   a rising fireball as a person), and masking it would hide the fire.
@@ -123,6 +127,20 @@ class DetectorTuning:
     # ablaze as a car) and masking it would hide the fire itself; a red coat or an orange van fills
     # less of its box with pixels that changed from the background. 0: boxes always masked.
     unmask_flame: float = 0.08
+    # a moving object: a flickering cell whose change (with its 8 neighbours) a translation of the
+    # last frame explains (up to `rigid_x` working px sideways, `rigid_y` up or down: a vehicle,
+    # however fast, at 5 frames a second), leaving under `rigid_max` of the change, is no flame; a
+    # flame's change is a new shape every frame. The vertical search stays short: a rising fireball
+    # is a translation upwards. 0: off.
+    rigid_max: float = 0.6
+    rigid_x: int = 12
+    rigid_y: int = 2
+    # a reflection on rippling water (a lamp's streak on a wet road) breaks into rows that shift and
+    # dim one by one: over the fire window, a cell whose change is alike along rows (correlation of
+    # neighbouring pixels' change >= `banded_row`) and clearly less so along columns (by
+    # `banded_gap`) is no flame, whose tongues change in patches both ways. 0: off.
+    banded_row: float = 0.8
+    banded_gap: float = 0.4
     background_alpha: float = 0.02  # per analysed frame (never slower under a detection: no lock-in)
 
 
@@ -209,6 +227,60 @@ def _shifted_flips(now: BoolGrid, prev: BoolGrid, cell: int, search: int, where:
             moved = p[search + dy + y0 : search + dy + y1, search + dx + x0 : search + dx + x1]
             np.minimum(box, _cells(here ^ moved, cell), out=box)
     return best
+
+
+def _bin2(a: F32) -> F32:
+    """`a` at half resolution (the mean of each 2 x 2 block; a partial last row or column dropped)."""
+    h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
+    out: F32 = 0.25 * (a[0:h:2, 0:w:2] + a[1:h:2, 0:w:2] + a[0:h:2, 1:w:2] + a[1:h:2, 1:w:2])
+    return out
+
+
+def _rigid(now: F32, prev: F32, cell: int, sx: int, sy: int, where: BoolGrid) -> F32:
+    """Per cell of `where`, the brightness change over the cell and its 8 neighbours left after the
+    best translation of `prev` (up to `sx` working px sideways, `sy` up or down; searched at half
+    resolution), as a share of the change without one: near 0 for a moving rigid object (a vehicle,
+    whatever its speed), about 1 for a change no motion explains (a flame). 1.0 elsewhere."""
+    out: F32 = np.ones(where.shape, dtype=np.float32)
+    box_of = _cells_box(where, cell)
+    if box_of is None:
+        return out
+    gh, gw = where.shape
+    (gy0, gy1, gx0, gx1), _ = box_of
+    gy0, gy1, gx0, gx1 = max(0, gy0 - 1), min(gh, gy1 + 1), max(0, gx0 - 1), min(gw, gx1 + 1)
+    c, sx, sy = cell // 2, max(1, sx // 2), max(1, sy // 2)
+    y0, y1, x0, x1 = gy0 * c, gy1 * c, gx0 * c, gx1 * c
+    half_prev = _bin2(prev)
+    p = np.pad(half_prev, ((sy, sy), (sx, sx)), mode="edge")
+    here = _bin2(now)[y0:y1, x0:x1]
+    base = _around(_cells(np.abs(here - half_prev[y0:y1, x0:x1]), c))
+    best = base.copy()
+    for dy in range(-sy, sy + 1):
+        for dx in range(-sx, sx + 1):
+            moved = p[sy + dy + y0 : sy + dy + y1, sx + dx + x0 : sx + dx + x1]
+            np.minimum(best, _around(_cells(np.abs(here - moved), c)), out=best)
+    out[gy0:gy1, gx0:gx1] = best / np.maximum(base, np.float32(1.0))
+    return out
+
+
+def _banding(step: F32, zone: BoolGrid, cell: int) -> F32:
+    """Per cell (with its 8 neighbours), the sums behind the likeness of the brightness change `step`
+    between neighbouring pixels of `zone`: along a row (planes 0-2: sum of a*b, a*a, b*b over the
+    pairs), then along a column (planes 3-5). gh x gw x 6."""
+    full = np.zeros(zone.shape + (6,), dtype=np.float32)
+    for k, (a, b, both) in enumerate(
+        [
+            (step[:, 1:], step[:, :-1], zone[:, 1:] & zone[:, :-1]),
+            (step[1:, :], step[:-1, :], zone[1:, :] & zone[:-1, :]),
+        ]
+    ):
+        sub = full[: a.shape[0], : a.shape[1]]
+        sub[..., 3 * k] = np.where(both, a * b, 0.0)
+        sub[..., 3 * k + 1] = np.where(both, a * a, 0.0)
+        sub[..., 3 * k + 2] = np.where(both, b * b, 0.0)
+    sums = _cell_means(full, cell)
+    out: F32 = np.stack([_around(sums[..., i]) for i in range(6)], axis=-1)
+    return out
 
 
 def _cell_means(planes: F32, cell: int) -> F32:
@@ -312,6 +384,8 @@ class FireSmokeDetector:
         self._fire = _Persistence(max(2, round(fire_window_s * fps)))
         self._present = _Persistence(max(2, round(fire_window_s * fps)))
         self._mixed = _Persistence(max(2, round(fire_window_s * fps)))
+        self._bandings: deque[F32] = deque(maxlen=max(2, round(fire_window_s * fps)))
+        self._banding_now: F32 | None = None
         self._bodies: deque[F32] = deque(maxlen=max(2, round(fire_window_s * fps)))
         self._smoke = _Persistence(max(2, round(smoke_window_s * fps)))
         self._prev_flame: BoolGrid | None = None
@@ -343,7 +417,14 @@ class FireSmokeDetector:
         return r * gains[0], g * gains[1], b * gains[2]
 
     def _fire_cells(
-        self, img: F32, luma: F32, change: F32, keep: BoolGrid | None, step: F32, rects: Sequence[_Bounds] = ()
+        self,
+        img: F32,
+        luma: F32,
+        change: F32,
+        keep: BoolGrid | None,
+        step: F32,
+        rects: Sequence[_Bounds] = (),
+        prev_luma: F32 | None = None,
     ) -> tuple[BoolGrid, BoolGrid, BoolGrid, F32]:
         """(cells showing flickering flame now, cells holding flame pixels now, cells whose flame
         pixels changed both ways now, each cell's share of flame pixels)."""
@@ -372,8 +453,10 @@ class FireSmokeDetector:
         flicker = (flips >= tu.flicker_fraction) & (flips >= tu.flicker_ratio * frac)
         out: BoolGrid = present & flicker
         mixed: BoolGrid = present.copy()
+        zone = flame | prev if prev is not None else flame
+        if tu.banded_row > 0:
+            self._banding_now = _banding(step, zone, tu.cell)
         if tu.fire_mixed > 0 and present.any():
-            zone = flame | prev if prev is not None else flame
             up = _cells(zone & (step >= tu.flip_luma_min), tu.cell)
             down = _cells(zone & (step <= -tu.flip_luma_min), tu.cell)
             mixed &= np.minimum(up, down) >= tu.fire_mixed * np.maximum(up + down, 1e-6)
@@ -382,6 +465,8 @@ class FireSmokeDetector:
             out &= (
                 _shifted_flips(colour, prev_colour, tu.cell, tu.motion_search, out) >= tu.fire_mc_flips * frac
             )
+        if tu.rigid_max > 0 and prev_luma is not None and out.any():
+            out &= _rigid(luma, prev_luma, tu.cell, tu.rigid_x, tu.rigid_y, out) >= tu.rigid_max
         return out, present, mixed, frac
 
     def _unmasked(self, flame: BoolGrid, keep: BoolGrid, rects: Sequence[_Bounds]) -> BoolGrid:
@@ -485,7 +570,9 @@ class FireSmokeDetector:
         step = np.abs(signed_step)
         self._prev_luma = luma
         if self.fire_on:
-            fire_now, present, mixed, frac = self._fire_cells(img, luma, change, keep, signed_step, rects)
+            fire_now, present, mixed, frac = self._fire_cells(
+                img, luma, change, keep, signed_step, rects, prev_luma
+            )
         else:
             fire_now = present = mixed = np.zeros((1, 1), dtype=bool)
             frac = np.zeros((1, 1), dtype=np.float32)
@@ -508,11 +595,26 @@ class FireSmokeDetector:
         steady = self._present.push(present) >= self.tuning.fire_steady
         steady &= self._mixed.push(mixed) >= self.tuning.fire_mixed_share
         steady &= self._body(frac) >= self.tuning.fire_body
+        if self.tuning.banded_row > 0 and self._banding_now is not None:
+            steady &= ~self._banded(self._banding_now)
         smoke_share = self._smoke.push(smoke_now)
         fire = _region((fire_share >= self.fire_persistence) & steady) if self._present.full else None
         up_share = self._rising.push(self._drifting_up(luma, prev_luma, smoke_now))
         smoke = self._smoke_region(smoke_share, up_share) if self._smoke.full else None
         return Observation(t, fire, smoke, int(fire_now.sum()), int(smoke_now.sum()))
+
+    def _banded(self, sums: F32) -> BoolGrid:
+        """Per cell, whether its change over the fire window was alike along rows and not along
+        columns (a reflection on rippling water: rows shifted and dimmed one by one)."""
+        if self._bandings and self._bandings[0].shape != sums.shape:
+            self._bandings.clear()
+        self._bandings.append(sums)
+        w = np.sum(np.stack(self._bandings), axis=0)
+        eps = np.float32(1e-6)
+        along = w[..., 0] / np.sqrt(np.maximum(w[..., 1] * w[..., 2], eps))
+        across = w[..., 3] / np.sqrt(np.maximum(w[..., 4] * w[..., 5], eps))
+        out: BoolGrid = (along >= self.tuning.banded_row) & (along - across >= self.tuning.banded_gap)
+        return out
 
     def _body(self, frac: F32) -> F32:
         """Per cell, the most flame pixels (in cells) it and its 8 neighbours held in one frame of

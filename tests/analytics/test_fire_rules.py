@@ -393,3 +393,44 @@ def test_opaque_grey_smoke_as_bright_as_the_grass_alerts_by_its_change_of_colour
     found = smoke_at(DetectorTuning())
     assert found and 12.0 <= found[0] <= 16.0
     assert smoke_at(DetectorTuning(smoke_colour_change=False)) == []  # brightness alone: unchanged
+
+
+def test_a_fast_vehicle_with_a_flickering_body_is_explained_by_its_motion() -> None:
+    # an unboxed orange van driving off at 12 px a frame (too fast for the flicker's motion compensation):
+    # its body's texture sits on the colour test's thresholds, so its flame mask changes in every
+    # cell it covers; a translation of the last frame explains the change, so it is no fire
+    rng = np.random.default_rng(11)
+    frames = scene(rng, 90)
+    for img in frames:  # its lane: asphalt
+        img[130:200] = np.clip(105 + rng.integers(-3, 4, size=(70, W, 3)), 0, 255).astype(np.uint8)
+    body = np.stack(
+        [np.full((40, 120), 235), rng.integers(50, 170, (40, 120)), rng.integers(20, 60, (40, 120))], -1
+    ).astype(np.uint8)
+    for k, img in enumerate(frames):  # parked from the start, then drives off
+        x = 12 * max(0, k - 30)
+        hi = min(W, x + 120)
+        if hi > x:
+            img[150:190, x:hi] = body[:, : hi - x]
+    assert fire_regions(frames) == []
+    assert fire_regions(frames, DetectorTuning(rigid_max=0.0)) != []
+    # a flame beside its lane still alerts
+    for img in frames[40:]:
+        flame(img, rng, 40, 60, 30)
+    found = fire_regions(frames)
+    assert found and found[0].x1 <= 70 / W and found[0].y2 >= 60 / H
+
+
+def test_a_lamps_reflection_rippling_on_a_wet_road_is_no_fire() -> None:
+    # an orange streak whose rows shift sideways and dim at random every frame: its change is alike
+    # along rows and not along columns, unlike a flame's patches
+    rng = np.random.default_rng(12)
+    frames = scene(rng, 90)
+    yy, xx = np.mgrid[0:60, 0:24].astype(np.float32)
+    for k, img in enumerate(frames[30:], start=30):
+        shift = 4.0 * np.sin(yy[:, :1] + 1.3 * k) + rng.normal(0, 2.0, (60, 1))
+        along = rng.uniform(0.4, 1.0, (60, 1)) * (1.1 - yy[:, :1] / 60)
+        a = (np.exp(-(((xx - 12 - shift) / 5.0) ** 2)) * np.clip(along, 0, 1))[..., None]
+        region = img[150:210, 100:124].astype(np.float32)
+        img[150:210, 100:124] = (region * (1 - a) + np.array([250, 150, 50]) * a).astype(np.uint8)
+    assert fire_regions(frames) == []
+    assert fire_regions(frames, DetectorTuning(banded_row=0.0)) != []
