@@ -15,7 +15,8 @@ each cheap and each rejecting a different look-alike:
   translation of the last frame explains the change (a vehicle, even one too fast for the flicker's
   motion compensation, is a moving rigid shape; a flame is a new shape every frame); and the change
   is not banded in rows over the window (a lamp's reflection on rippling water breaks into rows
-  that shift one by one). Pixels of
+  that shift one by one), nor at a place where it was banded often in the last minute (a
+  reflection stays under its lamp, and its random ripples pass for a flame's now and then). Pixels of
   detected people and vehicles keep their previous state (a passer-by makes no flicker), unless
   flame pixels fill a good part of the box: then the detector was shown the fire itself (it boxes
   a rising fireball as a person), and masking it would hide the fire.
@@ -141,6 +142,11 @@ class DetectorTuning:
     # `banded_gap`) is no flame, whose tongues change in patches both ways. 0: off.
     banded_row: float = 0.8
     banded_gap: float = 0.4
+    # a place where that banding was seen in `banded_memory_frames` frames or more of the last
+    # `banded_memory_s` seconds is a known reflection: its random ripples will sooner or later pass
+    # for a flame's over one window (a flame shows the banding in under 1 % of its frames). 0: off.
+    banded_memory_s: float = 60.0
+    banded_memory_frames: int = 10
     background_alpha: float = 0.02  # per analysed frame (never slower under a detection: no lock-in)
 
 
@@ -386,6 +392,7 @@ class FireSmokeDetector:
         self._mixed = _Persistence(max(2, round(fire_window_s * fps)))
         self._bandings: deque[F32] = deque(maxlen=max(2, round(fire_window_s * fps)))
         self._banding_now: F32 | None = None
+        self._banded_long = _Persistence(max(2, round(self.tuning.banded_memory_s * fps)))
         self._bodies: deque[F32] = deque(maxlen=max(2, round(fire_window_s * fps)))
         self._smoke = _Persistence(max(2, round(smoke_window_s * fps)))
         self._prev_flame: BoolGrid | None = None
@@ -596,7 +603,11 @@ class FireSmokeDetector:
         steady &= self._mixed.push(mixed) >= self.tuning.fire_mixed_share
         steady &= self._body(frac) >= self.tuning.fire_body
         if self.tuning.banded_row > 0 and self._banding_now is not None:
-            steady &= ~self._banded(self._banding_now)
+            banded = self._banded(self._banding_now)
+            steady &= ~banded
+            if self.tuning.banded_memory_s > 0:
+                seen = self._banded_long.push(banded) * np.float32(self._banded_long.window)
+                steady &= seen < self.tuning.banded_memory_frames - 0.5  # counts, summed in float
         smoke_share = self._smoke.push(smoke_now)
         fire = _region((fire_share >= self.fire_persistence) & steady) if self._present.full else None
         up_share = self._rising.push(self._drifting_up(luma, prev_luma, smoke_now))
