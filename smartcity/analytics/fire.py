@@ -177,22 +177,24 @@ def reduce(image: npt.NDArray[np.uint8], work_width: int) -> F32:
 
 
 def _cells(mask: npt.NDArray[np.floating] | BoolGrid, cell: int) -> F32:
-    """Mean of `mask` over each cell x cell block (the grid drops a partial last row/column)."""
-    h, w = mask.shape
+    """Mean of `mask` over each cell x cell block of its last two axes (the grid drops a partial
+    last row/column); leading axes, if any, are kept (a stack of planes)."""
+    *lead, h, w = mask.shape
     gh, gw = h // cell, w // cell
-    m = mask[: gh * cell, : gw * cell].astype(np.float32)
-    out: F32 = m.reshape(gh, cell, gw, cell).mean(axis=(1, 3), dtype=np.float32)
+    m = mask[..., : gh * cell, : gw * cell].astype(np.float32)
+    out: F32 = m.reshape(*lead, gh, cell, gw, cell).mean(axis=(-3, -1), dtype=np.float32)
     return out
 
 
 def _around(grid: F32) -> F32:
-    """Per cell, the sum of `grid` over the cell and its 8 neighbours (nothing outside the grid)."""
-    p = np.pad(grid, 1)
-    h, w = grid.shape
+    """Per cell, the sum of `grid` over the cell and its 8 neighbours (nothing outside the grid),
+    over its last two axes."""
+    h, w = grid.shape[-2:]
+    p = np.pad(grid, [(0, 0)] * (grid.ndim - 2) + [(1, 1), (1, 1)])
     out = np.zeros_like(grid)
     for dy in range(3):
         for dx in range(3):
-            out += p[dy : dy + h, dx : dx + w]
+            out += p[..., dy : dy + h, dx : dx + w]
     return out
 
 
@@ -260,11 +262,14 @@ def _rigid(now: F32, prev: F32, cell: int, sx: int, sy: int, where: BoolGrid) ->
     p = np.pad(half_prev, ((sy, sy), (sx, sx)), mode="edge")
     here = _bin2(now)[y0:y1, x0:x1]
     base = _around(_cells(np.abs(here - half_prev[y0:y1, x0:x1]), c))
-    best = base.copy()
-    for dy in range(-sy, sy + 1):
-        for dx in range(-sx, sx + 1):
-            moved = p[sy + dy + y0 : sy + dy + y1, sx + dx + x0 : sx + dx + x1]
-            np.minimum(best, _around(_cells(np.abs(here - moved), c)), out=best)
+    shifted = np.stack(
+        [
+            p[sy + dy + y0 : sy + dy + y1, sx + dx + x0 : sx + dx + x1]
+            for dy in range(-sy, sy + 1)
+            for dx in range(-sx, sx + 1)
+        ]
+    )
+    best = np.minimum(base, _around(_cells(np.abs(here - shifted), c)).min(axis=0))
     out[gy0:gy1, gx0:gx1] = best / np.maximum(base, np.float32(1.0))
     return out
 
@@ -285,7 +290,7 @@ def _banding(step: F32, zone: BoolGrid, cell: int) -> F32:
         sub[..., 3 * k + 1] = np.where(both, a * a, 0.0)
         sub[..., 3 * k + 2] = np.where(both, b * b, 0.0)
     sums = _cell_means(full, cell)
-    out: F32 = np.stack([_around(sums[..., i]) for i in range(6)], axis=-1)
+    out: F32 = np.moveaxis(_around(np.moveaxis(sums, -1, 0)), 0, -1)
     return out
 
 
