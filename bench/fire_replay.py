@@ -11,6 +11,7 @@ the last 3 s; any other alert false), next to the defaults in the same run:
 
     python bench/fire_replay.py record /tmp/fire-rec [--quick]
     python bench/fire_replay.py replay /tmp/fire-rec '{"fire_body": 0.3}'
+    python bench/fire_replay.py episodes /tmp/fire-rec ['{"rigid_max": 0}']  # where the regions are
 
 The last line is JSON: recall and false alerts per camera-hour of the overrides and of the
 defaults, and the streams where they differ. Recording the full set takes about 15 minutes and
@@ -131,6 +132,57 @@ def replay_stream(args: tuple[Path, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def episodes_stream(args: tuple[Path, dict[str, Any], float]) -> dict[str, Any]:
+    """One stream's fire regions under `overrides`, grouped into episodes (region frames less than
+    `gap` seconds apart): where every alert of the stream comes from, and how much evidence it had."""
+    path, overrides, gap = args
+    with path.open("rb") as fh:
+        meta = pickle.load(fh)  # written by `record`
+    det = FireSmokeDetector(fps=ef.FPS, tuning=replace(DetectorTuning(), **overrides), smoke=False)
+    out: list[dict[str, Any]] = []
+    for t, img, boxes in _frames(path, meta):
+        r = det.update(img, t, boxes).fire
+        if r is None:
+            continue
+        box = (round(r.x1, 3), round(r.y1, 3), round(r.x2, 3), round(r.y2, 3))
+        if out and t - out[-1]["end"] < gap:
+            ep = out[-1]
+            ep["end"], ep["frames"], ep["max_cells"] = (
+                round(t, 2),
+                ep["frames"] + 1,
+                max(ep["max_cells"], r.cells),
+            )
+        else:
+            out.append(
+                {"start": round(t, 2), "end": round(t, 2), "frames": 1, "max_cells": r.cells, "box": box}
+            )
+        if meta["kind"] == "fire":
+            out[-1]["on_truth"] = out[-1].get("on_truth", False) or ef._hits(meta["truths"], t, box)
+    return {"name": meta["name"], "kind": meta["kind"], "held_out": meta["held_out"], "episodes": out}
+
+
+def episodes(directory: Path, overrides: dict[str, Any], workers: int, gap: float = 10.0) -> dict[str, Any]:
+    """Every stream's episodes of fire regions under `overrides`, and the region frames of the
+    negatives and of the positives (a cue that thins the first and keeps the second is worth a look
+    even when no alert changes: one passing frame is one alert)."""
+    DetectorTuning(**overrides)  # a misspelt name fails here, naming it
+    paths = sorted(directory.glob("*.pkl"))
+    if not paths:
+        raise SystemExit(f"{directory}: nothing recorded (run `record` first)")
+    with ProcessPoolExecutor(workers) as pool:
+        rows = list(pool.map(episodes_stream, [(p, overrides, gap) for p in paths]))
+
+    def frames(kind: str) -> int:
+        return sum(e["frames"] for r in rows if r["kind"] == kind for e in r["episodes"])
+
+    return {
+        "overrides": overrides,
+        "negative_region_frames": frames("none"),
+        "positive_region_frames": frames("fire"),
+        "streams": {r["name"]: r["episodes"] for r in rows if r["episodes"]},
+    }
+
+
 def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
     pos = [r for r in rows if r["kind"] == "fire"]
     neg = [r for r in rows if r["kind"] == "none"]
@@ -172,11 +224,20 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("dir", type=Path)
     rep.add_argument("overrides", nargs="?", default="{}")
     rep.add_argument("--workers", type=int, default=2)
+    epi = sub.add_parser(
+        "episodes", help="every stream's episodes of fire regions under DetectorTuning overrides"
+    )
+    epi.add_argument("dir", type=Path)
+    epi.add_argument("overrides", nargs="?", default="{}")
+    epi.add_argument("--gap", type=float, default=10.0, help="seconds without a region that end an episode")
+    epi.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
     if args.cmd == "record":
         if not ef.data_available():
             raise SystemExit(f"{ef.FIRE} or {ef.VTEST} absent: nothing to record")
         record(args.dir, args.quick, args.cache)
+    elif args.cmd == "episodes":
+        print(json.dumps(episodes(args.dir, json.loads(args.overrides), args.workers, args.gap)))
     else:
         print(json.dumps(replay(args.dir, json.loads(args.overrides), args.workers)))
 

@@ -49,13 +49,19 @@ def _record(
         pickle.dump(meta, fh)
 
 
-def test_a_recorded_flame_replays_to_the_live_alert_and_scores_found(tmp_path: Path) -> None:
-    rng = np.random.default_rng(3)
+def _flame_and_plain(d: Path, seed: int) -> list[float]:
+    """Records a flame from frame 50 ("pos") and a plain scene ("neg") under `d`; the times at which
+    the live detector shows a fire region on the flame."""
+    rng = np.random.default_rng(seed)
     fire = _scene(rng, 100, 50)
-    _record(tmp_path, "pos", "fire", fire, (120 / W, 100 / H, 150 / W, 130 / H), 50)
-    _record(tmp_path, "neg", "none", _scene(rng, 100, None), None, 0)
+    _record(d, "pos", "fire", fire, (120 / W, 100 / H, 150 / W, 130 / H), 50)
+    _record(d, "neg", "none", _scene(rng, 100, None), None, 0)
     live = FireSmokeDetector(fps=FPS, smoke=False)
-    first = next(k for k, img in enumerate(fire) if live.update(img, k / FPS).fire is not None)
+    return [k / FPS for k, img in enumerate(fire) if live.update(img, k / FPS).fire is not None]
+
+
+def test_a_recorded_flame_replays_to_the_live_alert_and_scores_found(tmp_path: Path) -> None:
+    first = _flame_and_plain(tmp_path, 3)[0] * FPS
 
     row = fire_replay.replay_stream((tmp_path / "pos.pkl", {}))
     assert row["found"] and row["false"] == 0 and row["alerts"] == [round(first / FPS, 1)]
@@ -67,3 +73,14 @@ def test_a_recorded_flame_replays_to_the_live_alert_and_scores_found(tmp_path: P
 def test_a_misspelt_tuning_name_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="fire_bodyy"):
         fire_replay.replay(tmp_path, {"fire_bodyy": 1.0}, workers=1)
+
+
+def test_episodes_group_the_fire_regions_and_count_them_per_kind(tmp_path: Path) -> None:
+    seen = _flame_and_plain(tmp_path, 4)
+    out = fire_replay.episodes(tmp_path, {}, workers=1)
+    [ep] = out["streams"]["pos"]
+    assert ep["start"] == round(seen[0], 2) and ep["end"] == round(seen[-1], 2) and ep["frames"] == len(seen)
+    assert ep["on_truth"] and "neg" not in out["streams"]
+    assert out["positive_region_frames"] == len(seen) and out["negative_region_frames"] == 0
+    # a gap shorter than the frame interval splits every frame into an episode of its own
+    assert len(fire_replay.episodes(tmp_path, {}, workers=1, gap=0.1)["streams"]["pos"]) == len(seen)
