@@ -396,7 +396,6 @@ class FireSmokeDetector:
         self._present = _Persistence(max(2, round(fire_window_s * fps)))
         self._mixed = _Persistence(max(2, round(fire_window_s * fps)))
         self._bandings: deque[F32] = deque(maxlen=max(2, round(fire_window_s * fps)))
-        self._banding_now: F32 | None = None
         self._banded_long = _Persistence(max(2, round(self.tuning.banded_memory_s * fps)))
         self._bodies: deque[F32] = deque(maxlen=max(2, round(fire_window_s * fps)))
         self._smoke = _Persistence(max(2, round(smoke_window_s * fps)))
@@ -435,11 +434,12 @@ class FireSmokeDetector:
         change: F32,
         keep: BoolGrid | None,
         step: F32,
-        rects: Sequence[_Bounds] = (),
-        prev_luma: F32 | None = None,
-    ) -> tuple[BoolGrid, BoolGrid, BoolGrid, F32]:
+        rects: Sequence[_Bounds],
+        prev_luma: F32,
+    ) -> tuple[BoolGrid, BoolGrid, BoolGrid, F32, F32 | None]:
         """(cells showing flickering flame now, cells holding flame pixels now, cells whose flame
-        pixels changed both ways now, each cell's share of flame pixels)."""
+        pixels changed both ways now, each cell's share of flame pixels, the sums behind the banding
+        of the change of flame pixels now (see `_banding`; None when that cue is off))."""
         tu = self.tuning
         r, g, b = self._illuminant_corrected(img)
         colour = (r >= tu.red_min) & (g >= tu.green_min) & (r >= g) & (g >= b) & (r - b >= tu.red_minus_blue)
@@ -466,8 +466,10 @@ class FireSmokeDetector:
         out: BoolGrid = present & flicker
         mixed: BoolGrid = present.copy()
         zone = flame | prev if prev is not None else flame
-        if tu.banded_row > 0:
-            self._banding_now = _banding(step, zone, tu.cell)
+        banding = None
+        if tu.banded_row > 0:  # with no flame pixel, every sum is 0
+            gh, gw = zone.shape[0] // tu.cell, zone.shape[1] // tu.cell
+            banding = _banding(step, zone, tu.cell) if zone.any() else np.zeros((gh, gw, 6), np.float32)
         if tu.fire_mixed > 0 and present.any():
             up = _cells(zone & (step >= tu.flip_luma_min), tu.cell)
             down = _cells(zone & (step <= -tu.flip_luma_min), tu.cell)
@@ -477,9 +479,9 @@ class FireSmokeDetector:
             out &= (
                 _shifted_flips(colour, prev_colour, tu.cell, tu.motion_search, out) >= tu.fire_mc_flips * frac
             )
-        if tu.rigid_max > 0 and prev_luma is not None and out.any():
+        if tu.rigid_max > 0 and out.any():
             out &= _rigid(luma, prev_luma, tu.cell, tu.rigid_x, tu.rigid_y, out) >= tu.rigid_max
-        return out, present, mixed, frac
+        return out, present, mixed, frac, banding
 
     def _unmasked(self, flame: BoolGrid, keep: BoolGrid, rects: Sequence[_Bounds]) -> BoolGrid:
         """The pixels left to the fire cue: `keep` (outside every box of `rects`), or, where boxes are
@@ -582,12 +584,12 @@ class FireSmokeDetector:
         step = np.abs(signed_step)
         self._prev_luma = luma
         if self.fire_on:
-            fire_now, present, mixed, frac = self._fire_cells(
+            fire_now, present, mixed, frac, banding = self._fire_cells(
                 img, luma, change, keep, signed_step, rects, prev_luma
             )
         else:
             fire_now = present = mixed = np.zeros((1, 1), dtype=bool)
-            frac = np.zeros((1, 1), dtype=np.float32)
+            frac, banding = np.zeros((1, 1), dtype=np.float32), None
         warm = self._seen * self.tuning.background_alpha >= 1.0  # the background has settled
         if warm and self.smoke_on:
             # smoke drifts and billows: a cell that stays still is a ghost of something that left;
@@ -607,8 +609,8 @@ class FireSmokeDetector:
         steady = self._present.push(present) >= self.tuning.fire_steady
         steady &= self._mixed.push(mixed) >= self.tuning.fire_mixed_share
         steady &= self._body(frac) >= self.tuning.fire_body
-        if self.tuning.banded_row > 0 and self._banding_now is not None:
-            banded = self._banded(self._banding_now)
+        if banding is not None:
+            banded = self._banded(banding)
             steady &= ~banded
             if self.tuning.banded_memory_s > 0:
                 seen = self._banded_long.push(banded) * np.float32(self._banded_long.window)
