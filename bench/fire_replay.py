@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import emergency_fire as ef  # noqa: E402
 
 from smartcity.analytics import fire as fire_mod  # noqa: E402
-from smartcity.analytics.fire import DetectorTuning, FireSmokeDetector  # noqa: E402
+from smartcity.analytics.fire import DetectorTuning, FireSmokeDetector, Region  # noqa: E402
 
 REARM_S = 120.0  # the rule's default
 
@@ -105,15 +105,35 @@ def _frames(path: Path, meta: dict[str, Any]) -> Iterator[tuple[float, Any, list
         yield t, np.asarray(frames[i]), meta["boxes"][i]
 
 
+def _regions(
+    path: Path, overrides: dict[str, Any]
+) -> tuple[dict[str, Any], Iterator[tuple[float, Region | None]]]:
+    """The recorded stream `path`'s meta (as `record` wrote it), and the fire region of each of its
+    frames under `overrides`, lazily."""
+    with path.open("rb") as fh:
+        meta = pickle.load(fh)
+    det = FireSmokeDetector(fps=ef.FPS, tuning=replace(DetectorTuning(), **overrides), smoke=False)
+    return meta, ((t, det.update(img, t, boxes).fire) for t, img, boxes in _frames(path, meta))
+
+
+def _per_stream(
+    directory: Path, overrides: dict[str, Any], work: Any, workers: int, *extra: Any
+) -> list[Any]:
+    """`work((path, overrides, *extra))` for every stream recorded under `directory`, in `workers`
+    processes."""
+    DetectorTuning(**overrides)  # a misspelt name fails here, naming it
+    paths = sorted(directory.glob("*.pkl"))
+    if not paths:
+        raise SystemExit(f"{directory}: nothing recorded (run `record` first)")
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(work, [(p, overrides, *extra) for p in paths]))
+
+
 def replay_stream(args: tuple[Path, dict[str, Any]]) -> dict[str, Any]:
     """One stream's alerts under `overrides`, scored as the bench scores them."""
-    path, overrides = args
-    with path.open("rb") as fh:
-        meta = pickle.load(fh)  # written by `record`
-    det = FireSmokeDetector(fps=ef.FPS, tuning=replace(DetectorTuning(), **overrides), smoke=False)
+    meta, regions = _regions(*args)
     active, last_seen, alerts = False, -np.inf, []
-    for t, img, boxes in _frames(path, meta):
-        region = det.update(img, t, boxes).fire
+    for t, region in regions:
         if region is None:
             active = active and t - last_seen < REARM_S
             continue
@@ -136,12 +156,9 @@ def episodes_stream(args: tuple[Path, dict[str, Any], float]) -> dict[str, Any]:
     """One stream's fire regions under `overrides`, grouped into episodes (region frames less than
     `gap` seconds apart): where every alert of the stream comes from, and how much evidence it had."""
     path, overrides, gap = args
-    with path.open("rb") as fh:
-        meta = pickle.load(fh)  # written by `record`
-    det = FireSmokeDetector(fps=ef.FPS, tuning=replace(DetectorTuning(), **overrides), smoke=False)
+    meta, regions = _regions(path, overrides)
     out: list[dict[str, Any]] = []
-    for t, img, boxes in _frames(path, meta):
-        r = det.update(img, t, boxes).fire
+    for t, r in regions:
         if r is None:
             continue
         box = (round(r.x1, 3), round(r.y1, 3), round(r.x2, 3), round(r.y2, 3))
@@ -165,12 +182,7 @@ def episodes(directory: Path, overrides: dict[str, Any], workers: int, gap: floa
     """Every stream's episodes of fire regions under `overrides`, and the region frames of the
     negatives and of the positives (a cue that thins the first and keeps the second is worth a look
     even when no alert changes: one passing frame is one alert)."""
-    DetectorTuning(**overrides)  # a misspelt name fails here, naming it
-    paths = sorted(directory.glob("*.pkl"))
-    if not paths:
-        raise SystemExit(f"{directory}: nothing recorded (run `record` first)")
-    with ProcessPoolExecutor(workers) as pool:
-        rows = list(pool.map(episodes_stream, [(p, overrides, gap) for p in paths]))
+    rows = _per_stream(directory, overrides, episodes_stream, workers, gap)
 
     def frames(kind: str) -> int:
         return sum(e["frames"] for r in rows if r["kind"] == kind for e in r["episodes"])
@@ -198,13 +210,8 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def replay(directory: Path, overrides: dict[str, Any], workers: int) -> dict[str, Any]:
-    DetectorTuning(**overrides)  # a misspelt name fails here, naming it
-    paths = sorted(directory.glob("*.pkl"))
-    if not paths:
-        raise SystemExit(f"{directory}: nothing recorded (run `record` first)")
-    with ProcessPoolExecutor(workers) as pool:
-        ours = list(pool.map(replay_stream, [(p, overrides) for p in paths]))
-        base = list(pool.map(replay_stream, [(p, {}) for p in paths]))
+    ours = _per_stream(directory, overrides, replay_stream, workers)
+    base = _per_stream(directory, {}, replay_stream, workers)
     differ = {
         a["name"]: {"overrides": a["alerts"], "defaults": b["alerts"]}
         for a, b in zip(ours, base, strict=True)
